@@ -1,0 +1,135 @@
+# vmsan — build, install, test.
+#   make                      build the helpers
+#   make check                run the whole test suite (bats)
+#   make lint                 shellcheck, mandoc -Tlint, cppcheck
+#   make bench                run bench/ (results: BENCHMARKS.md)
+#   make install              PREFIX=/usr/local DESTDIR= LIBEXECDIR=$(PREFIX)/libexec/vmsan
+#   make DEVELOPER=1          -Werror and stricter warnings
+#   make SANITIZE=address,undefined
+.SUFFIXES:
+
+VERSION := $(shell sed -n 's/^VMSAN_VERSION=//p' bin/vmsan)
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec/vmsan
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR ?= $(DATADIR)/zsh/vendor-completions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+# Overridable as a whole; the warnings and includes below are always added.
+CFLAGS ?= -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
+	-fstack-clash-protection -fcf-protection -fPIE
+LDFLAGS ?= -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--as-needed
+
+WARN = -Wall -Wextra -Wformat=2 -Wformat-security -Wshadow -Wpointer-arith \
+	-Wstrict-prototypes -Wmissing-prototypes -Wvla
+ifeq ($(DEVELOPER),1)
+WARN += -Werror -Wcast-align -Wwrite-strings -Wundef -Wnull-dereference \
+	-Wimplicit-fallthrough -Wold-style-definition -Wno-error=format-nonliteral
+endif
+ifneq ($(SANITIZE),)
+SAN_FLAGS = -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson libnftnl libmnl 2>/dev/null)
+JANSSON_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
+NFT_LIBS := $(shell $(PKG_CONFIG) --libs libnftnl libmnl 2>/dev/null || echo -lnftnl -lmnl)
+
+ALL_CFLAGS = -std=gnu11 $(WARN) $(DEPS_CFLAGS) -DVMSAN_VERSION='"$(VERSION)"' \
+	-Ilibexec $(SAN_FLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
+
+LIB_SRC = libexec/lib/reply.c libexec/lib/request.c libexec/lib/helper.c \
+	libexec/lib/validate.c libexec/lib/state.c
+LIB_OBJ = $(LIB_SRC:.c=.o)
+LIB = libexec/lib/libvmsan.a
+
+HELPERS = libexec/vmsan-state libexec/vmsan-probe
+TESTBINS = tests/unit/test-validate tests/unit/test-request
+SCRIPTS = bin/vmsan $(filter-out %.c %.o %.a,$(wildcard libexec/vmsan-*)) \
+	libexec/lib/common.sh install.sh .ci/run tests/run bench/run bench/*.sh
+MAN1 = share/man/man1/vmsan.1
+MAN7 = share/man/man7/vmsan.7
+MAN8 = share/man/man8/vmsan-state.8 share/man/man8/vmsan-probe.8
+
+all: $(HELPERS)
+
+# Rebuild everything when the flags change (DEVELOPER, SANITIZE, CFLAGS).
+FLAGS_STAMP = .build-flags
+$(FLAGS_STAMP): FORCE
+	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
+		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
+
+%.o: %.c libexec/lib/vmsan.h $(FLAGS_STAMP)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $(LIB_OBJ)
+
+libexec/vmsan-state: libexec/vmsan-state.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
+
+libexec/vmsan-probe: libexec/vmsan-probe.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
+
+tests/unit/%: tests/unit/%.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
+
+check: all $(TESTBINS)
+	tests/run
+
+lint:
+	shellcheck -x $(SCRIPTS)
+	shellcheck -s bash tests/*.bats tests/*.bash completions/vmsan.bash
+	mandoc -Tlint -Wwarning $(MAN1) $(MAN7) $(MAN8)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+		--std=c11 --inline-suppr -Ilibexec libexec/*.c libexec/lib/*.c tests/unit/*.c
+
+bench: all
+	bench/run
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/lib \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) \
+		$(DESTDIR)$(DATADIR)/vmsan
+	sed -e 's|^libexecdir=.*|libexecdir=$(LIBEXECDIR)|' \
+	    -e 's|^datadir=.*|datadir=$(DATADIR)/vmsan|' bin/vmsan > $(DESTDIR)$(BINDIR)/vmsan.tmp
+	chmod 755 $(DESTDIR)$(BINDIR)/vmsan.tmp
+	mv -f $(DESTDIR)$(BINDIR)/vmsan.tmp $(DESTDIR)$(BINDIR)/vmsan
+	for f in libexec/vmsan-*; do \
+		case $$f in *.c|*.o) continue;; esac; \
+		if [ -L "$$f" ]; then ln -sf "$$(readlink "$$f")" "$(DESTDIR)$(LIBEXECDIR)/$${f#libexec/}"; \
+		else install -m 755 "$$f" "$(DESTDIR)$(LIBEXECDIR)/"; fi; \
+	done
+	install -m 644 libexec/lib/common.sh $(DESTDIR)$(LIBEXECDIR)/lib/
+	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/
+	install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 completions/vmsan.bash $(DESTDIR)$(BASHCOMPDIR)/vmsan
+	install -m 644 completions/_vmsan $(DESTDIR)$(ZSHCOMPDIR)/_vmsan
+	install -m 644 completions/vmsan.fish $(DESTDIR)$(FISHCOMPDIR)/vmsan.fish
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/vmsan
+	rm -rf $(DESTDIR)$(LIBEXECDIR)
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
+	      $(addprefix $(DESTDIR)$(MANDIR)/man7/,$(notdir $(MAN7))) \
+	      $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/vmsan $(DESTDIR)$(ZSHCOMPDIR)/_vmsan \
+	      $(DESTDIR)$(FISHCOMPDIR)/vmsan.fish
+	-rmdir $(DESTDIR)$(DATADIR)/vmsan 2>/dev/null
+
+clean:
+	rm -f $(HELPERS) $(TESTBINS) $(LIB) $(FLAGS_STAMP) \
+		libexec/*.o libexec/lib/*.o tests/unit/*.o
+
+FORCE:
+.PHONY: all check lint bench install uninstall clean FORCE
+.PRECIOUS: tests/unit/%.o

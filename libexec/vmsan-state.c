@@ -1,0 +1,439 @@
+/* vmsan-state: the VM record store ($VMSAN_DIR/vms/<id>.json).
+ *
+ * Unprivileged.  Every write is atomic (temp file, fsync, rename, directory
+ * fsync) and made under an flock on vms/<id>.lock, so concurrent creates
+ * and updates cannot lose each other's changes.  Status is derived on read:
+ * a record that says "running" whose process is gone reads as "error".
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/vmsan.h"
+
+#define MAX_IDS 4096
+
+static const char *const reserved_keys[] = {"id", "schemaVersion", "createdAt"};
+
+static void now_utc(char *buf, size_t n)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* A pid without its start time could later name someone else's process. */
+static void stamp_pid(json_t *rec)
+{
+	json_t *pid = json_object_get(rec, "pid");
+
+	if (json_is_integer(pid) && !json_object_get(rec, "pidStartTime")) {
+		long long st = proc_start_time((long)json_integer_value(pid));
+
+		json_object_set_new(rec, "pidStartTime", st >= 0 ? json_integer(st) : json_null());
+	}
+	if (json_is_null(pid))
+		json_object_del(rec, "pidStartTime");
+}
+
+static json_t *with_record(json_t *rec)
+{
+	return json_pack("{s:o}", "record", rec);
+}
+
+static int open_state(struct state *st, bool create, struct verr *e)
+{
+	return state_open(st, create, e);
+}
+
+static json_t *op_dir(struct jr *r, struct verr *e)
+{
+	struct state st = {.vmsfd = -1};
+	bool create = false;
+	json_t *reply = NULL;
+
+	jr_bool(r, "create", JR_OPTIONAL, &create);
+	if (jr_end(r))
+		return NULL;
+	if (open_state(&st, create, e) == 0)
+		reply = json_pack("{s:s, s:s, s:b}", "dir", st.dir, "vms", st.vms, "exists", 1);
+	else if (e->code && strcmp(e->code, "ERR_STATE_DIR_MISSING") == 0) {
+		*e = (struct verr){0};
+		reply = json_pack("{s:s, s:s, s:b}", "dir", st.dir, "vms", st.vms, "exists", 0);
+	}
+	state_release(&st);
+	return reply;
+}
+
+static json_t *op_get(struct jr *r, struct verr *e)
+{
+	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
+	struct state st = {.vmsfd = -1};
+	json_t *rec = NULL;
+
+	if (jr_end(r) || open_state(&st, false, e))
+		goto out;
+	rec = state_load(&st, id, e);
+	if (rec)
+		state_derive_status(rec);
+out:
+	state_release(&st);
+	return rec ? with_record(rec) : NULL;
+}
+
+static bool is_reserved(const char *key)
+{
+	for (size_t i = 0; i < sizeof(reserved_keys) / sizeof(*reserved_keys); i++)
+		if (strcmp(key, reserved_keys[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Caller-supplied fields: an object, without the keys only we may set. */
+static int check_fields(json_t *fields, const char *what, struct verr *e)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(fields, key, v) {
+		if (is_reserved(key)) {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", NULL,
+				 "request.%s.%s is set by vmsan-state and cannot be given",
+				 what, key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static json_t *op_new(struct jr *r, struct verr *e)
+{
+	json_t *fields = jr_object(r, "record", JR_OPTIONAL);
+	struct state st = {.vmsfd = -1};
+	json_t *rec = NULL;
+	char when[32], id[16];
+
+	if (jr_end(r) || (fields && check_fields(fields, "record", e)) ||
+	    open_state(&st, true, e))
+		goto out;
+	now_utc(when, sizeof(when));
+	for (int tries = 0; tries < 16; tries++) {
+		unsigned char rnd[4];
+
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+			verr_sys(e, "ERR_RANDOM", NULL, "cannot get random bytes for a VM id");
+			goto out;
+		}
+		snprintf(id, sizeof(id), "vm-%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+		rec = fields ? json_deep_copy(fields) : json_object();
+		json_object_set_new(rec, "id", json_string(id));
+		json_object_set_new(rec, "schemaVersion", json_integer(VMSAN_SCHEMA_VERSION));
+		json_object_set_new(rec, "createdAt", json_string(when));
+		if (!json_object_get(rec, "status"))
+			json_object_set_new(rec, "status", json_string("creating"));
+		stamp_pid(rec);
+		if (state_store(&st, id, rec, true, e) == 0)
+			goto out;
+		json_decref(rec);
+		rec = NULL;
+		if (strcmp(e->code, "ERR_VM_EXISTS") != 0)
+			goto out;
+		*e = (struct verr){0};      /* id taken: draw another */
+	}
+	verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_ID", NULL, "could not find a free VM id in 16 tries");
+out:
+	state_release(&st);
+	return rec ? with_record(rec) : NULL;
+}
+
+static json_t *op_put(struct jr *r, struct verr *e)
+{
+	json_t *rec = jr_object(r, "record", JR_REQUIRED);
+	struct state st = {.vmsfd = -1};
+	const char *id;
+	char why[256];
+	int lock = -1;
+	json_t *reply = NULL;
+
+	if (jr_end(r))
+		return NULL;
+	id = json_string_value(json_object_get(rec, "id"));
+	if (!id || valid_vm_id(id, why, sizeof(why)) != 0) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", NULL,
+			 "request.record.id: %s", id ? why : "missing or not a string");
+		return NULL;
+	}
+	if (open_state(&st, true, e) || (lock = state_lock(&st, id, e)) < 0)
+		goto out;
+	rec = json_deep_copy(rec);
+	stamp_pid(rec);
+	if (state_store(&st, id, rec, false, e) == 0)
+		reply = with_record(json_incref(rec));
+	json_decref(rec);
+out:
+	if (lock >= 0)
+		close(lock);
+	state_release(&st);
+	return reply;
+}
+
+/* Shallow merge under the VM's lock; "expectStatus" makes it a
+ * compare-and-swap on the recorded status. */
+static json_t *op_update(struct jr *r, struct verr *e)
+{
+	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
+	json_t *set = jr_object(r, "set", JR_OPTIONAL);
+	json_t *unset = jr_array(r, "unset", JR_OPTIONAL, 64);
+	const char *expect = jr_string(r, "expectStatus", JR_OPTIONAL, NULL);
+	struct state st = {.vmsfd = -1};
+	json_t *rec = NULL, *reply = NULL, *v;
+	const char *cur;
+	size_t i;
+	int lock = -1;
+
+	if (jr_end(r) || (set && check_fields(set, "set", e)))
+		return NULL;
+	json_array_foreach(unset, i, v) {
+		if (!json_is_string(v) || is_reserved(json_string_value(v))) {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", NULL,
+				 "request.unset[%zu]: expected the name of a field vmsan-state does not own", i);
+			return NULL;
+		}
+	}
+	if (open_state(&st, false, e) || (lock = state_lock(&st, id, e)) < 0)
+		goto out;
+	rec = state_load(&st, id, e);
+	if (!rec)
+		goto out;
+	cur = json_string_value(json_object_get(rec, "status"));
+	if (expect && strcmp(cur, expect) != 0) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_STATUS", NULL,
+			 "VM %s is %s, not %s", id, cur, expect);
+		goto out;
+	}
+	if (set)
+		json_object_update(rec, set);
+	json_array_foreach(unset, i, v)
+		json_object_del(rec, json_string_value(v));
+	if (set && json_object_get(set, "pid"))
+		json_object_del(rec, "pidStartTime");
+	stamp_pid(rec);
+	if (state_store(&st, id, rec, false, e) == 0) {
+		state_derive_status(rec);
+		reply = with_record(json_incref(rec));
+	}
+out:
+	json_decref(rec);
+	if (lock >= 0)
+		close(lock);
+	state_release(&st);
+	return reply;
+}
+
+static json_t *op_delete(struct jr *r, struct verr *e)
+{
+	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
+	struct state st = {.vmsfd = -1};
+	json_t *reply = NULL;
+	char name[80];
+	int lock = -1;
+	bool existed;
+
+	if (jr_end(r))
+		return NULL;
+	if (open_state(&st, false, e)) {
+		if (e->code && strcmp(e->code, "ERR_STATE_DIR_MISSING") == 0) {
+			*e = (struct verr){0};
+			return json_pack("{s:s, s:b}", "id", id, "deleted", 0);
+		}
+		goto out;
+	}
+	if ((lock = state_lock(&st, id, e)) < 0)
+		goto out;
+	snprintf(name, sizeof(name), "%s.json", id);
+	existed = faccessat(st.vmsfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	if (state_remove(&st, id, e) == 0)
+		reply = json_pack("{s:s, s:b}", "id", id, "deleted", existed);
+out:
+	if (lock >= 0)
+		close(lock);
+	state_release(&st);
+	return reply;
+}
+
+static int by_created_desc(const void *a, const void *b)
+{
+	json_t *ra = *(json_t *const *)a, *rb = *(json_t *const *)b;
+	int c = strcmp(json_string_value(json_object_get(rb, "createdAt")),
+		       json_string_value(json_object_get(ra, "createdAt")));
+
+	return c ? c : strcmp(json_string_value(json_object_get(ra, "id")),
+			      json_string_value(json_object_get(rb, "id")));
+}
+
+static void add_error(json_t *errors, const char *file, const char *id, const struct verr *e)
+{
+	json_array_append_new(errors, json_pack("{s:s, s:s?, s:s, s:s}", "file", file,
+						"id", id, "code", e->code, "message", e->message));
+}
+
+static json_t *op_list(struct jr *r, struct verr *e)
+{
+	json_t *ids = jr_array(r, "ids", JR_OPTIONAL, MAX_IDS);
+	struct state st = {.vmsfd = -1};
+	json_t *vms = json_array(), *errors = json_array(), *reply = NULL, *v;
+	json_t **recs = NULL;
+	size_t n = 0, cap = 0, i;
+	DIR *d = NULL;
+	struct dirent *de;
+
+	if (jr_end(r))
+		goto out;
+	json_array_foreach(ids, i, v) {
+		char why[256];
+
+		if (!json_is_string(v) || valid_vm_id(json_string_value(v), why, sizeof(why))) {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_VM_ID", "VM ids look like vm-1a2b3c4d; see 'vmsan list'",
+				 "request.ids[%zu]: %s", i, json_is_string(v) ? why : "expected a string");
+			goto out;
+		}
+	}
+	if (open_state(&st, false, e)) {
+		if (!e->code || strcmp(e->code, "ERR_STATE_DIR_MISSING") != 0)
+			goto out;
+		*e = (struct verr){0};          /* no state yet: no VMs */
+		json_array_foreach(ids, i, v) {
+			struct verr nf = {0};
+
+			verr_set(&nf, 1, "ERR_VM_NOT_FOUND", NULL, "VM not found: %s", json_string_value(v));
+			add_error(errors, "", json_string_value(v), &nf);
+		}
+		reply = json_pack("{s:o, s:o, s:s}", "vms", vms, "errors", errors, "dir", st.vms);
+		vms = errors = NULL;
+		goto out;
+	}
+	if (ids) {
+		json_array_foreach(ids, i, v) {
+			struct verr le = {0};
+			const char *id = json_string_value(v);
+			json_t *rec = state_load(&st, id, &le);
+			char file[96];
+
+			snprintf(file, sizeof(file), "%s.json", id);
+			if (!rec) {
+				add_error(errors, file, id, &le);
+				continue;
+			}
+			if (n == cap && !(recs = reallocarray(recs, cap = cap ? cap * 2 : 64, sizeof(*recs))))
+				goto nomem;
+			recs[n++] = rec;
+		}
+	} else {
+		int dfd = dup(st.vmsfd);
+
+		d = dfd >= 0 ? fdopendir(dfd) : NULL;
+		if (!d) {
+			verr_sys(e, "ERR_STATE_READ", NULL, "cannot read %s", st.vms);
+			goto out;
+		}
+		while ((de = readdir(d))) {
+			size_t len = strlen(de->d_name);
+			char id[80], why[256];
+			struct verr le = {0};
+			json_t *rec;
+
+			if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json"))
+				continue;
+			if (len - 5 >= sizeof(id)) {
+				verr_set(&le, 1, "ERR_STATE_CORRUPT", NULL, "file name is not a VM id");
+				add_error(errors, de->d_name, NULL, &le);
+				continue;
+			}
+			memcpy(id, de->d_name, len - 5);
+			id[len - 5] = '\0';
+			if (valid_vm_id(id, why, sizeof(why))) {
+				verr_set(&le, 1, "ERR_STATE_CORRUPT", NULL, "file name is not a VM id: %s", why);
+				add_error(errors, de->d_name, NULL, &le);
+				continue;
+			}
+			rec = state_load(&st, id, &le);
+			if (!rec) {
+				add_error(errors, de->d_name, id, &le);
+				continue;
+			}
+			if (n == cap && !(recs = reallocarray(recs, cap = cap ? cap * 2 : 64, sizeof(*recs))))
+				goto nomem;
+			recs[n++] = rec;
+		}
+	}
+	if (n)
+		qsort(recs, n, sizeof(*recs), by_created_desc);
+	for (i = 0; i < n; i++) {
+		state_derive_status(recs[i]);
+		json_array_append_new(vms, recs[i]);
+	}
+	n = 0;
+	reply = json_pack("{s:o, s:o, s:s}", "vms", vms, "errors", errors, "dir", st.vms);
+	vms = errors = NULL;
+	goto out;
+nomem:
+	verr_set(e, VMSAN_EXIT_SYS, "ERR_NOMEM", NULL, "out of memory listing VMs");
+out:
+	for (i = 0; i < n; i++)
+		json_decref(recs[i]);
+	free(recs);
+	if (d)
+		closedir(d);
+	json_decref(vms);
+	json_decref(errors);
+	state_release(&st);
+	return reply;
+}
+
+static const struct helper_op ops[] = {
+	{"dir", op_dir},
+	{"new", op_new},
+	{"get", op_get},
+	{"put", op_put},
+	{"update", op_update},
+	{"delete", op_delete},
+	{"list", op_list},
+};
+
+static const struct helper helper = {
+	.name = "vmsan-state",
+	.summary = "plumbing: read and write VM records (JSON request on stdin)",
+	.usage =
+	"usage: vmsan-state [OP] [--verbose] < request.json\n"
+	"\n"
+	"The VM record store under $VMSAN_DIR/vms.  One JSON request on stdin,\n"
+	"one JSON reply on stdout.  The op is the request's \"op\" or OP.\n"
+	"\n"
+	"  {\"op\":\"dir\", \"create\":BOOL}           where the state lives\n"
+	"  {\"op\":\"new\", \"record\":{...}}          new VM id and record\n"
+	"  {\"op\":\"get\", \"id\":ID}                 one record, status derived\n"
+	"  {\"op\":\"put\", \"record\":{\"id\":ID,...}}  replace a whole record\n"
+	"  {\"op\":\"update\", \"id\":ID, \"set\":{...}, \"unset\":[...],\n"
+	"   \"expectStatus\":S}                     merge fields under the VM's lock\n"
+	"  {\"op\":\"delete\", \"id\":ID}              remove (idempotent)\n"
+	"  {\"op\":\"list\", \"ids\":[ID...]}           records, newest first, plus errors\n"
+	"\n"
+	"Exit status: 0 ok, 1 refused or failed, 100 bad request, 111 system error.\n"
+	"See vmsan-state(8).\n",
+	.ops = ops,
+	.nops = sizeof(ops) / sizeof(*ops),
+};
+
+int main(int argc, char **argv)
+{
+	return helper_main(&helper, argc, argv);
+}
