@@ -55,6 +55,19 @@ static int open_state(struct state *st, bool create, struct verr *e)
 	return state_open(st, create, e);
 }
 
+/* For ops on one VM: no state directory yet means no such VM. */
+static int open_for_vm(struct state *st, const char *id, struct verr *e)
+{
+	if (state_open(st, false, e) == 0)
+		return 0;
+	if (e->code && strcmp(e->code, "ERR_STATE_DIR_MISSING") == 0) {
+		*e = (struct verr){0};
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_FOUND", "run 'vmsan list' to see your VMs",
+			 "VM not found: %s", id);
+	}
+	return -1;
+}
+
 static json_t *op_dir(struct jr *r, struct verr *e)
 {
 	struct state st = {.vmsfd = -1};
@@ -80,7 +93,7 @@ static json_t *op_get(struct jr *r, struct verr *e)
 	struct state st = {.vmsfd = -1};
 	json_t *rec = NULL;
 
-	if (jr_end(r) || open_state(&st, false, e))
+	if (jr_end(r) || open_for_vm(&st, id, e))
 		goto out;
 	rec = state_load(&st, id, e);
 	if (rec)
@@ -209,7 +222,7 @@ static json_t *op_update(struct jr *r, struct verr *e)
 			return NULL;
 		}
 	}
-	if (open_state(&st, false, e) || (lock = state_lock(&st, id, e)) < 0)
+	if (open_for_vm(&st, id, e) || (lock = state_lock(&st, id, e)) < 0)
 		goto out;
 	rec = state_load(&st, id, e);
 	if (!rec)

@@ -8,7 +8,9 @@
 #   # Complete: --flag --other      (words for shell completion)
 #   # Complete-ids: yes             (also complete VM ids)
 
-: "${VMSAN_LIBEXECDIR:?run this through vmsan}"
+# Run directly (not through bin/vmsan), a command finds its neighbours.
+VMSAN_LIBEXECDIR=${VMSAN_LIBEXECDIR:-${0%/*}}
+VMSAN_VERSION=${VMSAN_VERSION:-unknown}
 VMSAN_JSON=${VMSAN_JSON:-0}
 VMSAN_VERBOSE=${VMSAN_VERBOSE:-0}
 vmsan_cmd=${0##*/vmsan-}

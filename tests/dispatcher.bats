@@ -1,0 +1,150 @@
+#!/usr/bin/env bats
+# bin/vmsan: flags, help, unknown commands, exit statuses, dash.
+load test_helper
+
+@test "--version prints the version, alone or with --json" {
+	run "$VMSAN" --version
+	[ "$status" -eq 0 ]
+	assert_eq "$output" "vmsan $(sed -n 's/^VMSAN_VERSION=//p' "$VMSAN")"
+	run "$VMSAN" --version --json
+	[ "$status" -eq 0 ]
+	assert_one_json "$output"
+	[ "$(echo "$output" | jq -r .version)" != null ]
+}
+
+@test "no command, --help and 'help' print the same command list" {
+	run "$VMSAN"
+	[ "$status" -eq 0 ]
+	local plain=$output
+	assert_contains "$plain" "list (ls)"
+	assert_contains "$plain" "doctor"
+	assert_contains "$plain" "Plumbing"
+	assert_contains "$plain" "  state "
+	run "$VMSAN" --help
+	assert_eq "$output" "$plain"
+	run "$VMSAN" help
+	assert_eq "$output" "$plain"
+}
+
+@test "help COMMAND, COMMAND --help and --help COMMAND agree" {
+	run "$VMSAN" help list
+	[ "$status" -eq 0 ]
+	local h=$output
+	assert_contains "$h" "usage: vmsan list"
+	run "$VMSAN" list --help
+	assert_eq "$output" "$h"
+	run "$VMSAN" --help list
+	assert_eq "$output" "$h"
+}
+
+@test "help --json lists every command with a summary" {
+	run "$VMSAN" help --json
+	[ "$status" -eq 0 ]
+	assert_one_json "$output"
+	[ "$(echo "$output" | jq -r '.commands[] | select(.name == "list") | .aliases[0]')" = ls ]
+	[ "$(echo "$output" | jq '[.commands[] | select(.summary == "")] | length')" = 0 ]
+}
+
+@test "an unknown command gets one line and exit 100" {
+	run --separate-stderr "$VMSAN" frobnicate
+	[ "$status" -eq 100 ]
+	assert_eq "$stderr" "vmsan: no such command 'frobnicate'"
+	assert_eq "$output" ""
+}
+
+@test "an unknown command with --json prints one JSON error document" {
+	run --separate-stderr "$VMSAN" --json frobnicate
+	[ "$status" -eq 100 ]
+	assert_one_json "$output"
+	[ "$(echo "$output" | jq -r .error.code)" = ERR_USAGE ]
+	assert_eq "$stderr" "vmsan: no such command 'frobnicate'"
+}
+
+@test "command names that are not names are refused, not run" {
+	for bad in '../vmsan-list' 'a;b' 'LIST' '-x' 'list/..'; do
+		run --separate-stderr "$VMSAN" "$bad"
+		[ "$status" -eq 100 ] || { echo "status $status for $bad"; false; }
+	done
+}
+
+@test "an unknown global option is an error before any command runs" {
+	run --separate-stderr "$VMSAN" --frob list
+	[ "$status" -eq 100 ]
+	assert_eq "$stderr" "vmsan: unknown option '--frob'"
+}
+
+@test "an unknown option to a command is an error with exit 100" {
+	run --separate-stderr "$VMSAN" list --frob
+	[ "$status" -eq 100 ]
+	assert_contains "$stderr" "unknown option '--frob'"
+	run --separate-stderr "$VMSAN" --json list --frob
+	[ "$status" -eq 100 ]
+	assert_one_json "$output"
+}
+
+@test "global flags work before and after the command" {
+	run "$VMSAN" --json list
+	[ "$status" -eq 0 ]
+	local before=$output
+	assert_eq "$before" "[]"
+	run "$VMSAN" list --json
+	assert_eq "$output" "$before"
+}
+
+@test "exit statuses pass through and arguments after -- are untouched" {
+	mkdir -p "$TEST_TMP/libexec"
+	cat >"$TEST_TMP/libexec/vmsan-probe42" <<'SH'
+#!/bin/sh
+printf '%s|' "$@"
+echo "json=$VMSAN_JSON"
+exit 42
+SH
+	chmod +x "$TEST_TMP/libexec/vmsan-probe42"
+	VMSAN_LIBEXECDIR=$TEST_TMP/libexec run "$VMSAN" probe42 a --json -- --json 'b c'
+	[ "$status" -eq 42 ]
+	assert_eq "$output" "a|--|--json|b c|json=1"
+}
+
+@test "the dispatcher runs under dash" {
+	require_cmd dash
+	run dash "$VMSAN" --version
+	[ "$status" -eq 0 ]
+	run dash "$VMSAN" list --json
+	[ "$status" -eq 0 ]
+	assert_eq "$output" "[]"
+	run dash "$VMSAN" nosuch
+	[ "$status" -eq 100 ]
+}
+
+@test "every command answers --summary, --help and --complete" {
+	for f in "$LIBEXEC"/vmsan-*; do
+		case $f in *.c | *.o) continue ;; esac
+		[ -x "$f" ] || continue
+		run "$f" --summary
+		[ "$status" -eq 0 ] && [ -n "$output" ] && [ "${#lines[@]}" -eq 1 ] ||
+			{ echo "bad --summary from $f: $output"; false; }
+		run "$f" --help
+		[ "$status" -eq 0 ] && assert_contains "$output" "usage:" ||
+			{ echo "bad --help from $f"; false; }
+		VMSAN_LIBEXECDIR=$LIBEXEC run "$f" --complete
+		[ "$status" -eq 0 ] || { echo "bad --complete from $f"; false; }
+	done
+}
+
+@test "--json output is exactly one JSON document for every front-door command" {
+	for args in "--version" "help" "list" "list vm-00000000" "doctor" "nosuch" "list --bad"; do
+		# shellcheck disable=SC2086
+		run --separate-stderr "$VMSAN" --json $args
+		assert_one_json "$output" || { echo "for: vmsan --json $args"; false; }
+	done
+}
+
+@test "completion scripts ask the commands themselves" {
+	run bash -c "source '$TOP/completions/vmsan.bash'; PATH='$TOP/bin':\$PATH
+		COMP_WORDS=(vmsan li); COMP_CWORD=1; _vmsan; printf '%s\n' \"\${COMPREPLY[@]}\""
+	[ "$status" -eq 0 ]
+	assert_eq "$output" "list"
+	run bash -c "source '$TOP/completions/vmsan.bash'; PATH='$TOP/bin':\$PATH
+		COMP_WORDS=(vmsan doctor --j); COMP_CWORD=2; _vmsan; printf '%s\n' \"\${COMPREPLY[@]}\""
+	assert_eq "$output" "--json"
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bats
+# vmsan doctor: real probes, clear fixes, exit 1 only for required failures.
+load test_helper
+
+teardown_extra() {
+	ip netns del "vmsan-test-doc-$$" 2>/dev/null || true
+}
+
+@test "--json: one document, every check shaped {name, ok, required, status, detail, fix}" {
+	run --separate-stderr "$VMSAN" doctor --json
+	assert_one_json "$output"
+	echo "$output" | jq -e '.checks | length >= 14' >/dev/null
+	echo "$output" | jq -e 'all(.checks[]; has("name") and has("ok") and has("required")
+		and (.status | IN("pass", "warn", "fail", "skip")) and (.detail | length > 0) and has("fix"))' >/dev/null
+	# Every problem comes with a fix.
+	echo "$output" | jq -e 'all(.checks[] | select(.status != "pass"); .fix | length > 0)' >/dev/null
+	for name in kvm firecracker qemu vmm kernel base-image nftables tun ip-forward \
+		host-firewall cgroup-v2 sudoers state-dir disk; do
+		echo "$output" | jq -e --arg n "$name" 'any(.checks[]; .name == $n)' >/dev/null ||
+			{ echo "missing check $name"; false; }
+	done
+	# Counts add up, and the exit status follows the required checks.
+	echo "$output" | jq -e '.summary.total == (.checks | length)
+		and .summary.passed + .summary.warnings + .summary.failed + .summary.skipped == .summary.total' >/dev/null
+	if echo "$output" | jq -e '.summary.failed > 0' >/dev/null; then
+		[ "$status" -eq 1 ]
+	else
+		[ "$status" -eq 0 ]
+	fi
+}
+
+@test "it says which VMM create will use, and why" {
+	run --separate-stderr "$VMSAN" doctor --json
+	vmm=$(echo "$output" | jq -r .vmm.name)
+	[[ $vmm =~ ^(firecracker|qemu|none)$ ]]
+	[ -n "$(echo "$output" | jq -r .vmm.reason)" ]
+	if [ "$vmm" = none ]; then
+		[ "$(echo "$output" | jq -r '.checks[] | select(.name == "vmm") | .status')" = fail ]
+	fi
+	run --separate-stderr "$VMSAN" doctor
+	assert_contains "$output" "VMM: $vmm"
+}
+
+@test "without any VMM in PATH the required vmm check fails and doctor exits 1" {
+	mkdir -p "$TEST_TMP/bin"
+	for t in jq sed tr cat awk df id stat grep head sh dash env readlink mktemp rm mkdir; do
+		p=$(command -v "$t") && ln -s "$p" "$TEST_TMP/bin/$t"
+	done
+	PATH=$TEST_TMP/bin run --separate-stderr "$VMSAN" doctor --json
+	[ "$status" -eq 1 ]
+	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "vmm") | .status')" = fail ]
+	[ "$(echo "$output" | jq -r .vmm.name)" = none ]
+	[ "$(echo "$output" | jq -r .ok)" = false ]
+}
+
+@test "human output marks each check and ends with a result line" {
+	run --separate-stderr "$VMSAN" doctor
+	[ "${lines[0]}" = "vmsan doctor" ]
+	assert_contains "$output" "✓ nftables"
+	[[ ${lines[-1]} =~ ^Result:\ [0-9]+\ passed,\ [0-9]+\ warnings,\ [0-9]+\ failed,\ [0-9]+\ not\ checked$ ]]
+	# A failed check is marked ✗ and followed by its fix.
+	echo "$output" | grep -A1 '✗' | grep -q 'fix:' || echo "$output" | grep -vq '✗'
+}
+
+@test "the kernel and base image checks find what is installed" {
+	run --separate-stderr "$VMSAN" doctor --json
+	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "kernel") | .status')" = fail ]
+	mkdir -p "$VMSAN_DIR/kernels" "$VMSAN_DIR/images"
+	chmod 700 "$VMSAN_DIR"
+	: >"$VMSAN_DIR/kernels/vmlinux-6.1-test"
+	: >"$VMSAN_DIR/images/base.ext4"
+	run --separate-stderr "$VMSAN" doctor --json
+	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "kernel") | .detail')" = "$VMSAN_DIR/kernels/vmlinux-6.1-test" ]
+	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "base-image") | .status')" = pass ]
+}
+
+@test "a bad state dir is a failed required check with its fix" {
+	mkdir -p "$VMSAN_DIR"
+	chmod 777 "$VMSAN_DIR"
+	run --separate-stderr "$VMSAN" doctor --json
+	[ "$status" -eq 1 ]
+	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "state-dir") | .status')" = fail ]
+	assert_contains "$(echo "$output" | jq -r '.checks[] | select(.name == "state-dir") | .fix')" "chmod 700"
+}
+
+@test "the nftables probe commits for real and leaves no table or namespace" {
+	require_root
+	ns=vmsan-test-doc-$$
+	ip netns add "$ns"
+	before_ns=$(ip netns list | sort)
+	run --separate-stderr ip netns exec "$ns" "$VMSAN" doctor --json
+	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "nftables") | .status')" = pass ]
+	[ "$(ip netns list | sort)" = "$before_ns" ]
+	# The probe ran in its own namespace: the one it was started in is untouched.
+	[ -z "$(ip netns exec "$ns" nft list tables)" ]
+	[ -z "$(nft list tables | grep vmsan_probe || true)" ]
+}
+
+@test "a forward chain with policy drop (Docker-style) is reported with a fix" {
+	require_root
+	require_cmd nft
+	ns=vmsan-test-doc-$$
+	ip netns add "$ns"
+	run --separate-stderr ip netns exec "$ns" "$VMSAN" doctor --json
+	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "host-firewall") | .status')" = pass ]
+	ip netns exec "$ns" nft 'add table ip filter; add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }'
+	run --separate-stderr ip netns exec "$ns" "$VMSAN" doctor --json
+	fw=$(echo "$output" | jq -c '.checks[] | select(.name == "host-firewall")')
+	[ "$(echo "$fw" | jq -r .status)" = warn ]
+	assert_contains "$(echo "$fw" | jq -r .detail)" "ip filter FORWARD"
+	assert_contains "$(echo "$fw" | jq -r .fix)" "vms+"
+}
+
+@test "ip forwarding off is reported (in a fresh namespace, where it is off)" {
+	require_root
+	ns=vmsan-test-doc-$$
+	ip netns add "$ns"
+	run --separate-stderr ip netns exec "$ns" "$VMSAN" doctor --json
+	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "ip-forward") | .status')" = warn ]
+	ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
+	run --separate-stderr ip netns exec "$ns" "$VMSAN" doctor --json
+	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "ip-forward") | .status')" = pass ]
+}
+
+@test "as an unprivileged user, root-only probes are 'not checked', not failed" {
+	require_root
+	chmod 755 "$TEST_TMP"
+	mkdir -p "$TEST_TMP/nobody"
+	chown nobody "$TEST_TMP/nobody"
+	run --separate-stderr setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		env HOME="$TEST_TMP/nobody" VMSAN_DIR="$TEST_TMP/nobody/state" "$VMSAN" doctor --json
+	assert_one_json "$output"
+	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "host-firewall") | .status')" = skip ]
+	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "nftables") | .status')" = pass ]
+	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "sudoers") | .status')" = fail ]
+}
