@@ -293,6 +293,29 @@ static int by_created_desc(const void *a, const void *b)
 			      json_string_value(json_object_get(rb, "id")));
 }
 
+struct recs {
+	json_t **v;
+	size_t n, cap;
+};
+
+/* Takes rec; on failure it is released and the list stays as it was. */
+static int recs_push(struct recs *rs, json_t *rec)
+{
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 64;
+		json_t **v = reallocarray(rs->v, cap, sizeof(*v));
+
+		if (!v) {
+			json_decref(rec);
+			return -1;
+		}
+		rs->v = v;
+		rs->cap = cap;
+	}
+	rs->v[rs->n++] = rec;
+	return 0;
+}
+
 static void add_error(json_t *errors, const char *file, const char *id, const struct verr *e)
 {
 	json_array_append_new(errors, json_pack("{s:s, s:s?, s:s, s:s}", "file", file,
@@ -304,8 +327,8 @@ static json_t *op_list(struct jr *r, struct verr *e)
 	json_t *ids = jr_array(r, "ids", JR_OPTIONAL, MAX_IDS);
 	struct state st = {.vmsfd = -1};
 	json_t *vms = json_array(), *errors = json_array(), *reply = NULL, *v;
-	json_t **recs = NULL;
-	size_t n = 0, cap = 0, i;
+	struct recs rs = {0};
+	size_t i;
 	DIR *d = NULL;
 	struct dirent *de;
 
@@ -346,9 +369,8 @@ static json_t *op_list(struct jr *r, struct verr *e)
 				add_error(errors, file, id, &le);
 				continue;
 			}
-			if (n == cap && !(recs = reallocarray(recs, cap = cap ? cap * 2 : 64, sizeof(*recs))))
+			if (recs_push(&rs, rec) != 0)
 				goto nomem;
-			recs[n++] = rec;
 		}
 	} else {
 		int dfd = dup(st.vmsfd);
@@ -383,27 +405,26 @@ static json_t *op_list(struct jr *r, struct verr *e)
 				add_error(errors, de->d_name, id, &le);
 				continue;
 			}
-			if (n == cap && !(recs = reallocarray(recs, cap = cap ? cap * 2 : 64, sizeof(*recs))))
+			if (recs_push(&rs, rec) != 0)
 				goto nomem;
-			recs[n++] = rec;
 		}
 	}
-	if (n)
-		qsort(recs, n, sizeof(*recs), by_created_desc);
-	for (i = 0; i < n; i++) {
-		state_derive_status(recs[i]);
-		json_array_append_new(vms, recs[i]);
+	if (rs.n)
+		qsort(rs.v, rs.n, sizeof(*rs.v), by_created_desc);
+	for (i = 0; i < rs.n; i++) {
+		state_derive_status(rs.v[i]);
+		json_array_append_new(vms, rs.v[i]);
 	}
-	n = 0;
+	rs.n = 0;
 	reply = json_pack("{s:o, s:o, s:s}", "vms", vms, "errors", errors, "dir", st.vms);
 	vms = errors = NULL;
 	goto out;
 nomem:
 	verr_set(e, VMSAN_EXIT_SYS, "ERR_NOMEM", NULL, "out of memory listing VMs");
 out:
-	for (i = 0; i < n; i++)
-		json_decref(recs[i]);
-	free(recs);
+	for (i = 0; i < rs.n; i++)
+		json_decref(rs.v[i]);
+	free(rs.v);
 	if (d)
 		closedir(d);
 	json_decref(vms);

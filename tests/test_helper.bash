@@ -3,6 +3,7 @@ bats_require_minimum_version 1.5.0
 # HOME, VMSAN_DIR and every path live under the test's own temp dir.
 
 TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+# shellcheck disable=SC2034 # used by the suites that load this file
 VMSAN=$TOP/bin/vmsan
 LIBEXEC=$TOP/libexec
 
