@@ -49,7 +49,7 @@ LIB_SRC = libexec/lib/reply.c libexec/lib/request.c libexec/lib/helper.c \
 LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
 
-HELPERS = libexec/vmsan-state libexec/vmsan-probe
+HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list
 TESTBINS = tests/unit/test-validate tests/unit/test-request
 # Every shell file: the ones with a #! line, and the sourced library.
 SCRIPTS = $(shell grep -l '^\#!/bin/sh' bin/* libexec/vmsan-* install.sh .ci/run \
@@ -74,6 +74,9 @@ $(LIB): $(LIB_OBJ)
 	$(AR) rcs $@ $(LIB_OBJ)
 
 libexec/vmsan-state: libexec/vmsan-state.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
+
+libexec/vmsan-list: libexec/vmsan-list.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
 
 libexec/vmsan-probe: libexec/vmsan-probe.o $(LIB)

@@ -6,7 +6,6 @@
  * a record that says "running" whose process is gone reads as "error".
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,8 +16,6 @@
 #include <unistd.h>
 
 #include "lib/vmsan.h"
-
-#define MAX_IDS 4096
 
 static const char *const reserved_keys[] = {"id", "schemaVersion", "createdAt"};
 
@@ -283,154 +280,15 @@ out:
 	return reply;
 }
 
-static int by_created_desc(const void *a, const void *b)
-{
-	json_t *ra = *(json_t *const *)a, *rb = *(json_t *const *)b;
-	int c = strcmp(json_string_value(json_object_get(rb, "createdAt")),
-		       json_string_value(json_object_get(ra, "createdAt")));
-
-	return c ? c : strcmp(json_string_value(json_object_get(ra, "id")),
-			      json_string_value(json_object_get(rb, "id")));
-}
-
-struct recs {
-	json_t **v;
-	size_t n, cap;
-};
-
-/* Takes rec; on failure it is released and the list stays as it was. */
-static int recs_push(struct recs *rs, json_t *rec)
-{
-	if (rs->n == rs->cap) {
-		size_t cap = rs->cap ? rs->cap * 2 : 64;
-		json_t **v = reallocarray(rs->v, cap, sizeof(*v));
-
-		if (!v) {
-			json_decref(rec);
-			return -1;
-		}
-		rs->v = v;
-		rs->cap = cap;
-	}
-	rs->v[rs->n++] = rec;
-	return 0;
-}
-
-static void add_error(json_t *errors, const char *file, const char *id, const struct verr *e)
-{
-	json_array_append_new(errors, json_pack("{s:s, s:s?, s:s, s:s}", "file", file,
-						"id", id, "code", e->code, "message", e->message));
-}
-
 static json_t *op_list(struct jr *r, struct verr *e)
 {
-	json_t *ids = jr_array(r, "ids", JR_OPTIONAL, MAX_IDS);
+	json_t *ids = jr_array(r, "ids", JR_OPTIONAL, 4096);
 	struct state st = {.vmsfd = -1};
-	json_t *vms = json_array(), *errors = json_array(), *reply = NULL, *v;
-	struct recs rs = {0};
-	size_t i;
-	DIR *d = NULL;
-	struct dirent *de;
+	json_t *vms = NULL, *errors = NULL;
 
-	if (jr_end(r))
-		goto out;
-	json_array_foreach(ids, i, v) {
-		char why[256];
-
-		if (!json_is_string(v) || valid_vm_id(json_string_value(v), why, sizeof(why))) {
-			verr_set(e, VMSAN_EXIT_USAGE, "ERR_VM_ID", "VM ids look like vm-1a2b3c4d; see 'vmsan list'",
-				 "request.ids[%zu]: %s", i, json_is_string(v) ? why : "expected a string");
-			goto out;
-		}
-	}
-	if (open_state(&st, false, e)) {
-		if (!e->code || strcmp(e->code, "ERR_STATE_DIR_MISSING") != 0)
-			goto out;
-		*e = (struct verr){0};          /* no state yet: no VMs */
-		json_array_foreach(ids, i, v) {
-			struct verr nf = {0};
-
-			verr_set(&nf, 1, "ERR_VM_NOT_FOUND", NULL, "VM not found: %s", json_string_value(v));
-			add_error(errors, "", json_string_value(v), &nf);
-		}
-		reply = json_pack("{s:o, s:o, s:s}", "vms", vms, "errors", errors, "dir", st.vms);
-		vms = errors = NULL;
-		goto out;
-	}
-	if (ids) {
-		json_array_foreach(ids, i, v) {
-			struct verr le = {0};
-			const char *id = json_string_value(v);
-			json_t *rec = state_load(&st, id, &le);
-			char file[96];
-
-			snprintf(file, sizeof(file), "%s.json", id);
-			if (!rec) {
-				add_error(errors, file, id, &le);
-				continue;
-			}
-			if (recs_push(&rs, rec) != 0)
-				goto nomem;
-		}
-	} else {
-		int dfd = dup(st.vmsfd);
-
-		d = dfd >= 0 ? fdopendir(dfd) : NULL;
-		if (!d) {
-			verr_sys(e, "ERR_STATE_READ", NULL, "cannot read %s", st.vms);
-			goto out;
-		}
-		while ((de = readdir(d))) {
-			size_t len = strlen(de->d_name);
-			char id[80], why[256];
-			struct verr le = {0};
-			json_t *rec;
-
-			if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json"))
-				continue;
-			if (len - 5 >= sizeof(id)) {
-				verr_set(&le, 1, "ERR_STATE_CORRUPT", NULL, "file name is not a VM id");
-				add_error(errors, de->d_name, NULL, &le);
-				continue;
-			}
-			memcpy(id, de->d_name, len - 5);
-			id[len - 5] = '\0';
-			if (valid_vm_id(id, why, sizeof(why))) {
-				verr_set(&le, 1, "ERR_STATE_CORRUPT", NULL, "file name is not a VM id: %s", why);
-				add_error(errors, de->d_name, NULL, &le);
-				continue;
-			}
-			rec = state_load(&st, id, &le);
-			if (!rec) {
-				add_error(errors, de->d_name, id, &le);
-				continue;
-			}
-			if (recs_push(&rs, rec) != 0)
-				goto nomem;
-		}
-	}
-	if (rs.n)
-		qsort(rs.v, rs.n, sizeof(*rs.v), by_created_desc);
-	for (i = 0; i < rs.n; i++) {
-		state_derive_status(rs.v[i]);
-		json_array_append_new(vms, rs.v[i]);
-	}
-	rs.n = 0;
-	reply = json_pack("{s:o, s:o, s:s}", "vms", vms, "errors", errors, "dir", st.vms);
-	vms = errors = NULL;
-	goto out;
-nomem:
-	verr_set(e, VMSAN_EXIT_SYS, "ERR_NOMEM", NULL, "out of memory listing VMs");
-out:
-	for (i = 0; i < rs.n; i++)
-		json_decref(rs.v[i]);
-	free(rs.v);
-	if (d)
-		closedir(d);
-	json_decref(vms);
-	json_decref(errors);
-	state_release(&st);
-	return reply;
+	if (jr_end(r) || state_list(&st, ids, &vms, &errors, e) != 0)
+		return NULL;
+	return json_pack("{s:o, s:o, s:s}", "vms", vms, "errors", errors, "dir", st.vms);
 }
 
 static const struct helper_op ops[] = {

@@ -1,5 +1,6 @@
 /* VM records: $VMSAN_DIR/vms/<id>.json, written atomically, read safely. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -431,4 +432,141 @@ dead:
 	json_object_set_new(rec, "recordedStatus", json_string(status));
 	json_object_set_new(rec, "status", json_string("error"));
 	json_object_set_new(rec, "statusReason", json_string(reason));
+}
+
+static int by_created_desc(const void *a, const void *b)
+{
+	json_t *ra = *(json_t *const *)a, *rb = *(json_t *const *)b;
+	int c = strcmp(json_string_value(json_object_get(rb, "createdAt")),
+		       json_string_value(json_object_get(ra, "createdAt")));
+
+	return c ? c : strcmp(json_string_value(json_object_get(ra, "id")),
+			      json_string_value(json_object_get(rb, "id")));
+}
+
+static void add_error(json_t *errors, const char *file, const char *id, const struct verr *e)
+{
+	json_array_append_new(errors, json_pack("{s:s, s:s?, s:s, s:s}", "file", file,
+						"id", id, "code", e->code, "message", e->message));
+}
+
+/* Loads one record into the list, or its failure into errors. */
+static int collect(struct state *st, const char *id, const char *file,
+		   json_t *vms, json_t *errors)
+{
+	struct verr le = {0};
+	json_t *rec = state_load(st, id, &le);
+
+	if (!rec) {
+		add_error(errors, file, id, &le);
+		return 0;
+	}
+	return json_array_append_new(vms, rec);
+}
+
+static int collect_dir(struct state *st, json_t *vms, json_t *errors, struct verr *e)
+{
+	int dfd = dup(st->vmsfd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		verr_sys(e, "ERR_STATE_READ", NULL, "cannot read %s", st->vms);
+		return -1;
+	}
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		char id[80], why[256];
+		struct verr le = {0};
+
+		if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json"))
+			continue;
+		snprintf(id, sizeof(id), "%.*s", (int)(len - 5), de->d_name);
+		if (len - 5 >= sizeof(id) || valid_vm_id(id, why, sizeof(why))) {
+			verr_set(&le, VMSAN_EXIT_FAIL, "ERR_STATE_CORRUPT", NULL,
+				 "file name is not a VM id");
+			add_error(errors, de->d_name, NULL, &le);
+			continue;
+		}
+		if (collect(st, id, de->d_name, vms, errors) != 0) {
+			closedir(d);
+			verr_set(e, VMSAN_EXIT_SYS, "ERR_NOMEM", NULL, "out of memory listing VMs");
+			return -1;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+int state_list(struct state *st, json_t *ids, json_t **vms_out, json_t **errors_out,
+	       struct verr *e)
+{
+	json_t *vms = json_array(), *errors = json_array(), *v;
+	size_t i, n;
+	json_t **sorted = NULL;
+
+	json_array_foreach(ids, i, v) {
+		char why[256];
+
+		if (!json_is_string(v) || valid_vm_id(json_string_value(v), why, sizeof(why))) {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_VM_ID",
+				 "VM ids look like vm-1a2b3c4d; see 'vmsan list'",
+				 "request.ids[%zu]: %s", i, json_is_string(v) ? why : "expected a string");
+			goto fail;
+		}
+	}
+	if (state_open(st, false, e) != 0) {
+		if (!e->code || strcmp(e->code, "ERR_STATE_DIR_MISSING") != 0)
+			goto fail;
+		*e = (struct verr){0};          /* no state yet: no VMs */
+		json_array_foreach(ids, i, v) {
+			struct verr nf = {0};
+
+			verr_set(&nf, VMSAN_EXIT_FAIL, "ERR_VM_NOT_FOUND", NULL, "VM not found: %s",
+				 json_string_value(v));
+			add_error(errors, "", json_string_value(v), &nf);
+		}
+		goto done;
+	}
+	if (ids) {
+		json_array_foreach(ids, i, v) {
+			char file[96];
+
+			snprintf(file, sizeof(file), "%s.json", json_string_value(v));
+			if (collect(st, json_string_value(v), file, vms, errors) != 0)
+				goto nomem;
+		}
+	} else if (collect_dir(st, vms, errors, e) != 0) {
+		goto fail;
+	}
+	/* Newest first; status derived from what runs now. */
+	n = json_array_size(vms);
+	if (n) {
+		sorted = calloc(n, sizeof(*sorted));
+		if (!sorted)
+			goto nomem;
+		json_array_foreach(vms, i, v)
+			sorted[i] = json_incref(v);
+		qsort(sorted, n, sizeof(*sorted), by_created_desc);
+		json_array_clear(vms);
+		for (i = 0; i < n; i++) {
+			state_derive_status(sorted[i]);
+			json_array_append_new(vms, sorted[i]);
+		}
+		free(sorted);
+	}
+done:
+	state_release(st);
+	*vms_out = vms;
+	*errors_out = errors;
+	return 0;
+nomem:
+	verr_set(e, VMSAN_EXIT_SYS, "ERR_NOMEM", NULL, "out of memory listing VMs");
+fail:
+	state_release(st);
+	json_decref(vms);
+	json_decref(errors);
+	return -1;
 }

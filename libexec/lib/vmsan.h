@@ -157,6 +157,11 @@ int state_store(struct state *st, const char *id, json_t *rec, bool exclusive,
 int state_remove(struct state *st, const char *id, struct verr *e);
 /* flock on vms/<id>.lock; returns an fd to close, or -1. */
 int state_lock(struct state *st, const char *id, struct verr *e);
+/* All records (ids NULL) or the named ones, newest first, status derived;
+ * what could not be read goes to errors as {file, id, code, message}.
+ * No state directory yet is no VMs.  Opens and releases st itself. */
+int state_list(struct state *st, json_t *ids, json_t **vms, json_t **errors,
+	       struct verr *e);
 /* Checks a record's shape; fills why. */
 int state_check_record(json_t *rec, const char *id, char *why, size_t n);
 /* Fills "status" from what is alive now; keeps "recordedStatus" if it differs. */
