@@ -54,4 +54,4 @@ for n in 0 100 1000; do
 done
 hf "env VMSAN_DIR=$work/s1000 $vmsan list"
 hf "env VMSAN_DIR=$work/s1000 $state list"
-BENCH_RUNS=5 hf "env VMSAN_DIR=$work/s0 $vmsan doctor --json"
+BENCH_RUNS=5 hf -i "env VMSAN_DIR=$work/s0 $vmsan doctor --json"

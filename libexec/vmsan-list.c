@@ -234,8 +234,11 @@ int main(int argc, char **argv)
 		rc = VMSAN_EXIT_FAIL;
 	}
 	if (json) {
-		json_dumpf(vms, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
-		putchar('\n');
+		char *text = json_dumps(vms, JSON_COMPACT | JSON_ENSURE_ASCII);
+
+		if (!text || puts(text) == EOF)
+			rc = VMSAN_EXIT_SYS;
+		free(text);
 	} else if (json_array_size(vms) == 0) {
 		puts("No VMs found.");
 	} else {
