@@ -157,8 +157,11 @@ static int fail(bool json, const struct verr *e)
 
 		if (e->fix[0])
 			json_object_set_new(err, "fix", json_string(e->fix));
-		json_dumpf(json_pack("{s:b, s:o}", "ok", 0, "error", err), stdout, JSON_COMPACT);
+		json_t *doc = json_pack("{s:b, s:o}", "ok", 0, "error", err);
+
+		json_dumpf(doc, stdout, JSON_COMPACT);
 		putchar('\n');
+		json_decref(doc);
 	}
 	fprintf(stderr, "vmsan list: %s\n", e->message);
 	if (e->fix[0])
@@ -184,22 +187,23 @@ int main(int argc, char **argv)
 			dashdash = true;
 		} else if (!dashdash && strcmp(s, "--help") == 0) {
 			fputs(usage, stdout);
-			return 0;
+			goto out;
 		} else if (!dashdash && strcmp(s, "--summary") == 0) {
 			puts("list VMs and their status");
-			return 0;
+			goto out;
 		} else if (!dashdash && strcmp(s, "--complete") == 0) {
 			puts("--json");
 			if (state_list(&st, NULL, &vms, &errors, &e) == 0)
 				json_array_foreach(vms, i, err)
 					puts(str_or(err, "id", ""));
-			return 0;
+			goto out;
 		} else if (!dashdash && strcmp(s, "--json") == 0) {
 			json = true;
 		} else if (!dashdash && s[0] == '-') {
 			verr_set(&e, VMSAN_EXIT_USAGE, "ERR_USAGE", "see 'vmsan list --help'",
 				 "unknown option '%.64s'", s);
-			return fail(json, &e);
+			rc = fail(json, &e);
+			goto out;
 		} else {
 			json_array_append_new(ids, json_string(s));
 		}
