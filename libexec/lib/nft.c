@@ -1,0 +1,1069 @@
+/* The closed ruleset language of nft.h: check, render, apply. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
+#include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/rtnetlink.h>
+#include <netinet/in.h>
+#include <net/if.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+
+#include "nft.h"
+
+#define MAX_RULES 512
+#define MAX_MATCH 12
+
+#define BAD(...) (verr_set(e, VMSAN_EXIT_USAGE, "ERR_RULESET", NULL, __VA_ARGS__), -1)
+
+static const char *const hooks[] = {"prerouting", "input", "forward", "output", "postrouting"};
+static const int hooknums[] = {NF_INET_PRE_ROUTING, NF_INET_LOCAL_IN, NF_INET_FORWARD,
+			       NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING};
+
+static int index_of(const char *s, const char *const *list, size_t n)
+{
+	for (size_t i = 0; s && i < n; i++)
+		if (strcmp(s, list[i]) == 0)
+			return (int)i;
+	return -1;
+}
+#define INDEX_OF(s, list) index_of(s, list, sizeof(list) / sizeof(*list))
+
+static bool good_name(const char *s, size_t max)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* Interface names in rules: ours ("vms" prefix) or, in the host table, the
+ * loopback; prefixes must be ours. */
+static bool good_ifname(const char *s)
+{
+	char why[128];
+
+	return s && (strcmp(s, "lo") == 0 || valid_ifname(s, why, sizeof(why)) == 0);
+}
+
+static json_t *find_named(json_t *arr, const char *name)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(arr, i, v)
+		if (json_is_string(json_object_get(v, "name")) &&
+		    strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
+			return v;
+	return NULL;
+}
+
+static int check_port(json_t *v, const char *where, struct verr *e)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
+		return BAD("%s: expected a port 1-65535", where);
+	return 0;
+}
+
+static int check_ipv4(json_t *v, const char *where, struct verr *e)
+{
+	unsigned a;
+
+	if (!json_is_string(v) || parse_ipv4(json_string_value(v), &a) != 0)
+		return BAD("%s: expected an IPv4 address", where);
+	return 0;
+}
+
+static int check_sets(json_t *sets, struct verr *e)
+{
+	size_t i, k;
+	json_t *s, *el;
+
+	json_array_foreach(sets, i, s) {
+		struct jr r;
+		char path[64];
+		const char *name, *key, *data;
+		json_t *elems;
+
+		snprintf(path, sizeof(path), "ruleset.sets[%zu]", i);
+		if (!json_is_object(s))
+			return BAD("%s: expected an object", path);
+		jr_init(&r, s, path, e);
+		name = jr_string(&r, "name", JR_REQUIRED, NULL);
+		key = jr_string(&r, "key", JR_REQUIRED, NULL);
+		data = jr_string(&r, "data", JR_REQUIRED, NULL);
+		elems = jr_array(&r, "elements", JR_OPTIONAL, 1024);
+		if (jr_end(&r))
+			return -1;
+		if (!good_name(name, 31))
+			return BAD("%s.name: '%s' is not a set name ([a-z0-9_], 1-31)", path, name);
+		if (strcmp(key, "inet_service") != 0)
+			return BAD("%s.key: only inet_service keys are supported", path);
+		if (strcmp(data, "ipv4_addr") != 0 && strcmp(data, "inet_service") != 0)
+			return BAD("%s.data: expected ipv4_addr or inet_service", path);
+		json_array_foreach(elems, k, el) {
+			char where[96];
+
+			snprintf(where, sizeof(where), "%s.elements[%zu]", path, k);
+			if (!json_is_array(el) || json_array_size(el) != 2)
+				return BAD("%s: expected [key, data]", where);
+			if (check_port(json_array_get(el, 0), where, e) ||
+			    (strcmp(data, "ipv4_addr") == 0 ? check_ipv4(json_array_get(el, 1), where, e) :
+			     check_port(json_array_get(el, 1), where, e)))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int check_chains(json_t *chains, struct verr *e)
+{
+	static const char *const types[] = {"filter", "nat"};
+	static const char *const policies[] = {"accept", "drop"};
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(chains, i, c) {
+		struct jr r;
+		char path[64];
+		const char *name, *type, *hook, *policy;
+		long long prio;
+
+		snprintf(path, sizeof(path), "ruleset.chains[%zu]", i);
+		if (!json_is_object(c))
+			return BAD("%s: expected an object", path);
+		jr_init(&r, c, path, e);
+		name = jr_string(&r, "name", JR_REQUIRED, NULL);
+		type = jr_string(&r, "type", JR_REQUIRED, NULL);
+		hook = jr_string(&r, "hook", JR_REQUIRED, NULL);
+		jr_int(&r, "priority", JR_REQUIRED, -400, 400, &prio);
+		policy = jr_string(&r, "policy", JR_OPTIONAL, NULL);
+		if (jr_end(&r))
+			return -1;
+		if (!good_name(name, 31))
+			return BAD("%s.name: '%s' is not a chain name", path, name);
+		if (INDEX_OF(type, types) < 0)
+			return BAD("%s.type: expected filter or nat", path);
+		if (INDEX_OF(hook, hooks) < 0)
+			return BAD("%s.hook: '%s' is not a hook", path, hook);
+		if (policy && INDEX_OF(policy, policies) < 0)
+			return BAD("%s.policy: expected accept or drop", path);
+		if (policy && strcmp(type, "nat") == 0 && strcmp(policy, "accept") != 0)
+			return BAD("%s.policy: a nat chain cannot drop", path);
+	}
+	return 0;
+}
+
+static const char *const ct_states[] = {"invalid", "established", "related", "new"};
+static const char *const protos[] = {"tcp", "udp", "icmp"};
+
+static int check_match(json_t *m, const char *where, bool *have_l4, struct verr *e)
+{
+	const char *k;
+	json_t *v;
+	char why[160];
+	size_t i;
+
+	if (!json_is_object(m) || json_object_size(m) != 1)
+		return BAD("%s: expected an object with one key", where);
+	json_object_foreach(m, k, v) {
+		const char *s = json_string_value(v);
+
+		if (!strcmp(k, "iif") || !strcmp(k, "oif") || !strcmp(k, "iif_not") ||
+		    !strcmp(k, "oif_not")) {
+			if (!good_ifname(s))
+				return BAD("%s.%s: not one of our interface names", where, k);
+		} else if (!strcmp(k, "iif_prefix") || !strcmp(k, "oif_prefix") ||
+			   !strcmp(k, "oif_prefix_not")) {
+			if (!s || strcmp(s, "vms") != 0)
+				return BAD("%s.%s: the only interface prefix is 'vms'", where, k);
+		} else if (!strcmp(k, "saddr") || !strcmp(k, "daddr") || !strcmp(k, "saddr_not") ||
+			   !strcmp(k, "daddr_not")) {
+			if (!s || valid_cidr(s, why, sizeof(why)))
+				return BAD("%s.%s: %s", where, k, s ? why : "expected a CIDR string");
+		} else if (!strcmp(k, "proto") || !strcmp(k, "proto_not")) {
+			if (INDEX_OF(s, protos) < 0)
+				return BAD("%s.%s: expected tcp, udp or icmp", where, k);
+			if (!strcmp(k, "proto") && strcmp(s, "icmp"))
+				*have_l4 = true;
+		} else if (!strcmp(k, "dport")) {
+			if (!*have_l4)
+				return BAD("%s: dport needs a proto tcp or udp match before it", where);
+			if (check_port(v, where, e))
+				return -1;
+		} else if (!strcmp(k, "ct_state")) {
+			json_t *st;
+
+			if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 4)
+				return BAD("%s.ct_state: expected a list of states", where);
+			json_array_foreach(v, i, st)
+				if (INDEX_OF(json_string_value(st), ct_states) < 0)
+					return BAD("%s.ct_state[%zu]: not a conntrack state", where, i);
+		} else if (!strcmp(k, "ct_status")) {
+			if (!s || strcmp(s, "dnat"))
+				return BAD("%s.ct_status: only 'dnat' is supported", where);
+		} else if (!strcmp(k, "ct_dir")) {
+			if (!s || (strcmp(s, "original") && strcmp(s, "reply")))
+				return BAD("%s.ct_dir: expected original or reply", where);
+		} else if (!strcmp(k, "daddr_local")) {
+			if (!json_is_true(v))
+				return BAD("%s.daddr_local: expected true", where);
+		} else {
+			return BAD("%s: unknown matcher '%s'", where, k);
+		}
+	}
+	return 0;
+}
+
+static int check_verdict(json_t *v, json_t *chain, json_t *sets, const char *where,
+			 bool have_l4, struct verr *e)
+{
+	const char *type = json_string_value(json_object_get(chain, "type"));
+	const char *hook = json_string_value(json_object_get(chain, "hook"));
+	const char *s = json_string_value(v);
+	struct jr r;
+	const char *addr, *map;
+	long long port;
+	json_t *pm, *set;
+
+	if (s) {
+		if (!strcmp(s, "accept") || !strcmp(s, "drop"))
+			return 0;
+		if (!strcmp(s, "masquerade")) {
+			if (strcmp(type, "nat") || strcmp(hook, "postrouting"))
+				return BAD("%s: masquerade belongs in a nat postrouting chain", where);
+			return 0;
+		}
+		return BAD("%s: unknown verdict '%s'", where, s);
+	}
+	if (!json_is_object(v))
+		return BAD("%s: expected a verdict", where);
+	if (strcmp(type, "nat"))
+		return BAD("%s: nat verdicts belong in a nat chain", where);
+	jr_init(&r, v, where, e);
+	addr = jr_string(&r, "snat", JR_OPTIONAL, valid_ipv4);
+	if (addr) {
+		if (jr_end(&r))
+			return -1;
+		if (strcmp(hook, "postrouting"))
+			return BAD("%s: snat belongs in postrouting", where);
+		return 0;
+	}
+	addr = jr_string(&r, "dnat", JR_OPTIONAL, valid_ipv4);
+	map = jr_string(&r, "dnat_map", JR_OPTIONAL, NULL);
+	jr_int(&r, "port", JR_OPTIONAL, 1, 65535, &port);
+	pm = jr_any(&r, "port_map", JR_OPTIONAL);
+	if (jr_end(&r))
+		return -1;
+	if (strcmp(hook, "prerouting") && strcmp(hook, "output"))
+		return BAD("%s: dnat belongs in prerouting or output", where);
+	if (!addr == !map)
+		return BAD("%s: expected exactly one of dnat, dnat_map or snat", where);
+	if ((map || pm) && !have_l4)
+		return BAD("%s: a map by port needs a proto tcp or udp match", where);
+	if (map) {
+		set = find_named(sets, map);
+		if (!set || strcmp(json_string_value(json_object_get(set, "data")), "ipv4_addr"))
+			return BAD("%s.dnat_map: no inet_service : ipv4_addr map '%s'", where, map);
+	}
+	if (pm) {
+		set = json_is_string(pm) ? find_named(sets, json_string_value(pm)) : NULL;
+		if (!set || strcmp(json_string_value(json_object_get(set, "data")), "inet_service"))
+			return BAD("%s.port_map: no inet_service : inet_service map", where);
+	}
+	return 0;
+}
+
+int nft_ruleset_check(json_t *rs, struct verr *e)
+{
+	struct jr r;
+	const char *table, *family;
+	json_t *sets, *chains, *rules, *rule;
+	size_t i, k;
+
+	if (!json_is_object(rs))
+		return BAD("ruleset: expected an object");
+	jr_init(&r, rs, "ruleset", e);
+	family = jr_string(&r, "family", JR_REQUIRED, NULL);
+	table = jr_string(&r, "table", JR_REQUIRED, NULL);
+	sets = jr_array(&r, "sets", JR_OPTIONAL, 16);
+	chains = jr_array(&r, "chains", JR_REQUIRED, 16);
+	rules = jr_array(&r, "rules", JR_REQUIRED, MAX_RULES);
+	if (jr_end(&r))
+		return -1;
+	if (strcmp(family, "ip"))
+		return BAD("ruleset.family: only 'ip' is supported");
+	if (!good_name(table, 31) || strncmp(table, "vmsan", 5))
+		return BAD("ruleset.table: '%s' is not ours (names start with 'vmsan')", table);
+	if (check_sets(sets, e) || check_chains(chains, e))
+		return -1;
+	json_array_foreach(rules, i, rule) {
+		char where[64];
+		const char *cname;
+		json_t *chain, *match, *m;
+		bool have_l4 = false;
+
+		snprintf(where, sizeof(where), "ruleset.rules[%zu]", i);
+		if (!json_is_object(rule))
+			return BAD("%s: expected an object", where);
+		jr_init(&r, rule, where, e);
+		cname = jr_string(&r, "chain", JR_REQUIRED, NULL);
+		match = jr_array(&r, "match", JR_OPTIONAL, MAX_MATCH);
+		jr_any(&r, "verdict", JR_REQUIRED);
+		if (jr_end(&r))
+			return -1;
+		chain = find_named(chains, cname);
+		if (!chain)
+			return BAD("%s.chain: no chain '%s'", where, cname);
+		json_array_foreach(match, k, m) {
+			char mw[96];
+
+			snprintf(mw, sizeof(mw), "%s.match[%zu]", where, k);
+			if (check_match(m, mw, &have_l4, e))
+				return -1;
+		}
+		snprintf(where + strlen(where), sizeof(where) - strlen(where), ".verdict");
+		if (check_verdict(json_object_get(rule, "verdict"), chain, sets, where, have_l4, e))
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- rendering as nft(8) text --------------------------------------- */
+
+struct buf {
+	char *s;
+	size_t len, cap;
+};
+
+static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if (b->s && b->len + (size_t)n < b->cap) {
+			b->len += (size_t)n;
+			return;
+		}
+		b->cap = (b->cap + (size_t)n + 1) * 2;
+		b->s = realloc(b->s, b->cap);
+		if (!b->s)
+			return;
+	}
+}
+
+static void render_match(struct buf *b, json_t *m)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	json_object_foreach(m, k, v) {
+		const char *s = json_string_value(v);
+
+		if (!strcmp(k, "iif")) put(b, "iifname \"%s\" ", s);
+		else if (!strcmp(k, "oif")) put(b, "oifname \"%s\" ", s);
+		else if (!strcmp(k, "iif_not")) put(b, "iifname != \"%s\" ", s);
+		else if (!strcmp(k, "oif_not")) put(b, "oifname != \"%s\" ", s);
+		else if (!strcmp(k, "iif_prefix")) put(b, "iifname \"%s*\" ", s);
+		else if (!strcmp(k, "oif_prefix")) put(b, "oifname \"%s*\" ", s);
+		else if (!strcmp(k, "oif_prefix_not")) put(b, "oifname != \"%s*\" ", s);
+		else if (!strcmp(k, "saddr")) put(b, "ip saddr %s ", s);
+		else if (!strcmp(k, "daddr")) put(b, "ip daddr %s ", s);
+		else if (!strcmp(k, "saddr_not")) put(b, "ip saddr != %s ", s);
+		else if (!strcmp(k, "daddr_not")) put(b, "ip daddr != %s ", s);
+		else if (!strcmp(k, "proto")) put(b, "meta l4proto %s ", s);
+		else if (!strcmp(k, "proto_not")) put(b, "meta l4proto != %s ", s);
+		else if (!strcmp(k, "dport")) put(b, "th dport %lld ", json_integer_value(v));
+		else if (!strcmp(k, "ct_status")) put(b, "ct status %s ", s);
+		else if (!strcmp(k, "ct_dir")) put(b, "ct direction %s ", s);
+		else if (!strcmp(k, "daddr_local")) put(b, "fib daddr type local ");
+		else if (!strcmp(k, "ct_state")) {
+			json_t *st;
+
+			put(b, "ct state ");
+			json_array_foreach(v, i, st)
+				put(b, "%s%s", i ? "," : "", json_string_value(st));
+			put(b, " ");
+		}
+	}
+}
+
+static void render_verdict(struct buf *b, json_t *v)
+{
+	if (json_is_string(v)) {
+		put(b, "%s", json_string_value(v));
+	} else if (json_object_get(v, "snat")) {
+		put(b, "snat to %s", json_string_value(json_object_get(v, "snat")));
+	} else if (json_object_get(v, "dnat_map")) {
+		put(b, "dnat to th dport map @%s", json_string_value(json_object_get(v, "dnat_map")));
+	} else {
+		const char *a = json_string_value(json_object_get(v, "dnat"));
+		json_t *p = json_object_get(v, "port"), *pm = json_object_get(v, "port_map");
+
+		if (pm)
+			put(b, "dnat to %s : th dport map @%s", a, json_string_value(pm));
+		else if (p)
+			put(b, "dnat to %s:%lld", a, json_integer_value(p));
+		else
+			put(b, "dnat to %s", a);
+	}
+}
+
+char *nft_ruleset_render(json_t *rs)
+{
+	struct buf b = {0};
+	json_t *c, *r, *s, *el;
+	size_t i, k;
+
+	put(&b, "table %s %s {\n", json_string_value(json_object_get(rs, "family")),
+	    json_string_value(json_object_get(rs, "table")));
+	json_array_foreach(json_object_get(rs, "sets"), i, s) {
+		put(&b, "\tmap %s {\n\t\ttype %s : %s\n", json_string_value(json_object_get(s, "name")),
+		    json_string_value(json_object_get(s, "key")),
+		    json_string_value(json_object_get(s, "data")));
+		if (json_array_size(json_object_get(s, "elements"))) {
+			put(&b, "\t\telements = { ");
+			json_array_foreach(json_object_get(s, "elements"), k, el) {
+				json_t *d = json_array_get(el, 1);
+
+				put(&b, "%s%lld : ", k ? ", " : "", json_integer_value(json_array_get(el, 0)));
+				if (json_is_string(d))
+					put(&b, "%s", json_string_value(d));
+				else
+					put(&b, "%lld", json_integer_value(d));
+			}
+			put(&b, " }\n");
+		}
+		put(&b, "\t}\n");
+	}
+	json_array_foreach(json_object_get(rs, "chains"), i, c) {
+		const char *name = json_string_value(json_object_get(c, "name"));
+		const char *pol = json_string_value(json_object_get(c, "policy"));
+
+		put(&b, "\tchain %s {\n\t\ttype %s hook %s priority %lld;%s%s%s\n", name,
+		    json_string_value(json_object_get(c, "type")),
+		    json_string_value(json_object_get(c, "hook")),
+		    json_integer_value(json_object_get(c, "priority")),
+		    pol ? " policy " : "", pol ? pol : "", pol ? ";" : "");
+		json_array_foreach(json_object_get(rs, "rules"), k, r) {
+			json_t *m;
+			size_t j;
+
+			if (strcmp(json_string_value(json_object_get(r, "chain")), name))
+				continue;
+			put(&b, "\t\t");
+			json_array_foreach(json_object_get(r, "match"), j, m)
+				render_match(&b, m);
+			render_verdict(&b, json_object_get(r, "verdict"));
+			put(&b, "\n");
+		}
+		put(&b, "\t}\n");
+	}
+	put(&b, "}\n");
+	return b.s;
+}
+
+/* ---- netlink ----------------------------------------------------------- */
+
+enum { REG1 = NFT_REG32_00, REG2 = NFT_REG32_01 };
+
+static struct nftnl_expr *expr(const char *name)
+{
+	return nftnl_expr_alloc(name);
+}
+
+static void add_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *x = expr("cmp");
+
+	nftnl_expr_set_u32(x, NFTNL_EXPR_CMP_SREG, REG1);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_CMP_OP, op);
+	nftnl_expr_set(x, NFTNL_EXPR_CMP_DATA, data, len);
+	nftnl_rule_add_expr(r, x);
+}
+
+static void add_meta(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
+{
+	struct nftnl_expr *x = expr("meta");
+
+	nftnl_expr_set_u32(x, NFTNL_EXPR_META_KEY, key);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_META_DREG, dreg);
+	nftnl_rule_add_expr(r, x);
+}
+
+static void add_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len,
+			uint32_t dreg)
+{
+	struct nftnl_expr *x = expr("payload");
+
+	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_BASE, base);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_LEN, len);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+	nftnl_rule_add_expr(r, x);
+}
+
+static void add_bitwise(struct nftnl_rule *r, uint32_t len, const void *mask)
+{
+	struct nftnl_expr *x = expr("bitwise");
+	uint32_t zero = 0;
+
+	nftnl_expr_set_u32(x, NFTNL_EXPR_BITWISE_SREG, REG1);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_BITWISE_DREG, REG1);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_BITWISE_LEN, len);
+	nftnl_expr_set(x, NFTNL_EXPR_BITWISE_MASK, mask, len);
+	nftnl_expr_set(x, NFTNL_EXPR_BITWISE_XOR, &zero, len);
+	nftnl_rule_add_expr(r, x);
+}
+
+static void add_immediate_data(struct nftnl_rule *r, uint32_t dreg, const void *data, uint32_t len)
+{
+	struct nftnl_expr *x = expr("immediate");
+
+	nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_DREG, dreg);
+	nftnl_expr_set(x, NFTNL_EXPR_IMM_DATA, data, len);
+	nftnl_rule_add_expr(r, x);
+}
+
+static void add_verdict_code(struct nftnl_rule *r, uint32_t verdict)
+{
+	struct nftnl_expr *x = expr("immediate");
+
+	nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_VERDICT, verdict);
+	nftnl_rule_add_expr(r, x);
+}
+
+static void add_ifname(struct nftnl_rule *r, uint32_t key, const char *name, size_t len, bool neq)
+{
+	char buf[IFNAMSIZ] = {0};
+
+	/* A whole name compares all IFNAMSIZ bytes; a prefix only its own. */
+	memcpy(buf, name, strlen(name));
+	add_meta(r, key, REG1);
+	add_cmp(r, neq ? NFT_CMP_NEQ : NFT_CMP_EQ, buf, (uint32_t)(len ? len : IFNAMSIZ));
+}
+
+static void add_addr(struct nftnl_rule *r, uint32_t off, const char *cidr, bool neq)
+{
+	unsigned a = 0, p = 32;
+	char why[8];
+	uint32_t net, mask;
+
+	parse_cidr(cidr, &a, &p, why, sizeof(why));
+	net = htonl(a);
+	mask = htonl(p ? 0xffffffffu << (32 - p) : 0);
+	add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, off, 4, REG1);
+	if (p < 32)
+		add_bitwise(r, 4, &mask);
+	add_cmp(r, neq ? NFT_CMP_NEQ : NFT_CMP_EQ, &net, 4);
+}
+
+static uint8_t proto_num(const char *s)
+{
+	return !strcmp(s, "tcp") ? IPPROTO_TCP : !strcmp(s, "udp") ? IPPROTO_UDP : IPPROTO_ICMP;
+}
+
+static void add_match(struct nftnl_rule *r, json_t *m)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	json_object_foreach(m, k, v) {
+		const char *s = json_string_value(v);
+
+		if (!strcmp(k, "iif")) add_ifname(r, NFT_META_IIFNAME, s, 0, false);
+		else if (!strcmp(k, "oif")) add_ifname(r, NFT_META_OIFNAME, s, 0, false);
+		else if (!strcmp(k, "iif_not")) add_ifname(r, NFT_META_IIFNAME, s, 0, true);
+		else if (!strcmp(k, "oif_not")) add_ifname(r, NFT_META_OIFNAME, s, 0, true);
+		else if (!strcmp(k, "iif_prefix")) add_ifname(r, NFT_META_IIFNAME, s, strlen(s), false);
+		else if (!strcmp(k, "oif_prefix")) add_ifname(r, NFT_META_OIFNAME, s, strlen(s), false);
+		else if (!strcmp(k, "oif_prefix_not")) add_ifname(r, NFT_META_OIFNAME, s, strlen(s), true);
+		else if (!strcmp(k, "saddr")) add_addr(r, 12, s, false);
+		else if (!strcmp(k, "daddr")) add_addr(r, 16, s, false);
+		else if (!strcmp(k, "saddr_not")) add_addr(r, 12, s, true);
+		else if (!strcmp(k, "daddr_not")) add_addr(r, 16, s, true);
+		else if (!strcmp(k, "proto") || !strcmp(k, "proto_not")) {
+			uint8_t p = proto_num(s);
+
+			add_meta(r, NFT_META_L4PROTO, REG1);
+			add_cmp(r, strcmp(k, "proto") ? NFT_CMP_NEQ : NFT_CMP_EQ, &p, 1);
+		} else if (!strcmp(k, "dport")) {
+			uint16_t port = htons((uint16_t)json_integer_value(v));
+
+			add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, REG1);
+			add_cmp(r, NFT_CMP_EQ, &port, 2);
+		} else if (!strcmp(k, "ct_state") || !strcmp(k, "ct_status")) {
+			struct nftnl_expr *x = expr("ct");
+			uint32_t mask = 0, zero = 0;
+			json_t *st;
+
+			nftnl_expr_set_u32(x, NFTNL_EXPR_CT_KEY, strcmp(k, "ct_state") ? NFT_CT_STATUS : NFT_CT_STATE);
+			nftnl_expr_set_u32(x, NFTNL_EXPR_CT_DREG, REG1);
+			nftnl_rule_add_expr(r, x);
+			if (!strcmp(k, "ct_status")) {
+				mask = IPS_DST_NAT;
+			} else {
+				json_array_foreach(v, i, st) {
+					const char *n = json_string_value(st);
+
+					mask |= !strcmp(n, "invalid") ? NF_CT_STATE_INVALID_BIT :
+						!strcmp(n, "established") ? NF_CT_STATE_BIT(IP_CT_ESTABLISHED) :
+						!strcmp(n, "related") ? NF_CT_STATE_BIT(IP_CT_RELATED) :
+						NF_CT_STATE_BIT(IP_CT_NEW);
+				}
+			}
+			add_bitwise(r, 4, &mask);
+			add_cmp(r, NFT_CMP_NEQ, &zero, 4);
+		} else if (!strcmp(k, "ct_dir")) {
+			struct nftnl_expr *x = expr("ct");
+			uint8_t dir = strcmp(s, "reply") ? IP_CT_DIR_ORIGINAL : IP_CT_DIR_REPLY;
+
+			nftnl_expr_set_u32(x, NFTNL_EXPR_CT_KEY, NFT_CT_DIRECTION);
+			nftnl_expr_set_u32(x, NFTNL_EXPR_CT_DREG, REG1);
+			nftnl_rule_add_expr(r, x);
+			add_cmp(r, NFT_CMP_EQ, &dir, 1);
+		} else if (!strcmp(k, "daddr_local")) {
+			struct nftnl_expr *x = expr("fib");
+			uint32_t local = RTN_LOCAL;
+
+			nftnl_expr_set_u32(x, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+			nftnl_expr_set_u32(x, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+			nftnl_expr_set_u32(x, NFTNL_EXPR_FIB_DREG, REG1);
+			nftnl_rule_add_expr(r, x);
+			add_cmp(r, NFT_CMP_EQ, &local, 4);
+		}
+	}
+}
+
+static void add_lookup(struct nftnl_rule *r, const char *set, uint32_t dreg)
+{
+	struct nftnl_expr *x = expr("lookup");
+
+	add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, REG1);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_LOOKUP_SREG, REG1);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_LOOKUP_DREG, dreg);
+	nftnl_expr_set_str(x, NFTNL_EXPR_LOOKUP_SET, set);
+	nftnl_rule_add_expr(r, x);
+}
+
+static void add_nat(struct nftnl_rule *r, uint32_t type, int areg, int preg)
+{
+	struct nftnl_expr *x = expr("nat");
+
+	nftnl_expr_set_u32(x, NFTNL_EXPR_NAT_TYPE, type);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+	if (areg)
+		nftnl_expr_set_u32(x, NFTNL_EXPR_NAT_REG_ADDR_MIN, (uint32_t)areg);
+	if (preg)
+		nftnl_expr_set_u32(x, NFTNL_EXPR_NAT_REG_PROTO_MIN, (uint32_t)preg);
+	nftnl_rule_add_expr(r, x);
+}
+
+static void add_verdict(struct nftnl_rule *r, json_t *v)
+{
+	const char *s = json_string_value(v);
+	unsigned a;
+	uint32_t addr;
+
+	if (s) {
+		if (!strcmp(s, "accept")) add_verdict_code(r, NF_ACCEPT);
+		else if (!strcmp(s, "drop")) add_verdict_code(r, NF_DROP);
+		else nftnl_rule_add_expr(r, expr("masq"));
+		return;
+	}
+	if (json_object_get(v, "snat")) {
+		parse_ipv4(json_string_value(json_object_get(v, "snat")), &a);
+		addr = htonl(a);
+		add_immediate_data(r, REG1, &addr, 4);
+		add_nat(r, NFT_NAT_SNAT, REG1, 0);
+	} else if (json_object_get(v, "dnat_map")) {
+		add_lookup(r, json_string_value(json_object_get(v, "dnat_map")), REG1);
+		add_nat(r, NFT_NAT_DNAT, REG1, 0);
+	} else {
+		json_t *p = json_object_get(v, "port"), *pm = json_object_get(v, "port_map");
+
+		parse_ipv4(json_string_value(json_object_get(v, "dnat")), &a);
+		addr = htonl(a);
+		if (pm) {
+			add_lookup(r, json_string_value(pm), REG2);
+			add_immediate_data(r, REG1, &addr, 4);
+			add_nat(r, NFT_NAT_DNAT, REG1, REG2);
+		} else {
+			add_immediate_data(r, REG1, &addr, 4);
+			if (p) {
+				uint16_t port = htons((uint16_t)json_integer_value(p));
+
+				add_immediate_data(r, REG2, &port, 2);
+			}
+			add_nat(r, NFT_NAT_DNAT, REG1, p ? REG2 : 0);
+		}
+	}
+}
+
+struct batch {
+	char *buf;
+	struct mnl_nlmsg_batch *b;
+	uint32_t seq;
+};
+
+static int batch_init(struct batch *bt)
+{
+	bt->buf = malloc(1 << 20);
+	if (!bt->buf)
+		return -1;
+	bt->b = mnl_nlmsg_batch_start(bt->buf, 1 << 20);
+	bt->seq = (uint32_t)time(NULL);
+	nftnl_batch_begin(mnl_nlmsg_batch_current(bt->b), bt->seq++);
+	mnl_nlmsg_batch_next(bt->b);
+	return 0;
+}
+
+static struct nlmsghdr *batch_msg(struct batch *bt, uint16_t type, uint16_t flags)
+{
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type,
+						     NFPROTO_IPV4, flags | NLM_F_ACK, bt->seq++);
+	return nlh;
+}
+
+static void batch_next(struct batch *bt)
+{
+	mnl_nlmsg_batch_next(bt->b);
+}
+
+static void batch_free(struct batch *bt)
+{
+	if (bt->b)
+		mnl_nlmsg_batch_stop(bt->b);
+	free(bt->buf);
+}
+
+/* Sends the batch and reads every ack; the kernel applies all or none. */
+static int batch_send(struct batch *bt, struct verr *e)
+{
+	struct mnl_socket *nl;
+	char rbuf[32768];
+	struct timeval tv = {.tv_sec = 10};
+	uint32_t first = 0, pending;
+	ssize_t n;
+	int rc = 0, err = 0;
+
+	nftnl_batch_end(mnl_nlmsg_batch_current(bt->b), bt->seq++);
+	mnl_nlmsg_batch_next(bt->b);
+	nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		verr_sys(e, "ERR_NETLINK", NULL, "cannot open a netfilter netlink socket");
+		if (nl)
+			mnl_socket_close(nl);
+		return -1;
+	}
+	setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)first;
+	/* Messages between begin and end each ask for an ack. */
+	pending = 0;
+	{
+		struct nlmsghdr *h = (struct nlmsghdr *)mnl_nlmsg_batch_head(bt->b);
+		size_t left = mnl_nlmsg_batch_size(bt->b);
+
+		while (mnl_nlmsg_ok(h, (int)left)) {
+			if (h->nlmsg_flags & NLM_F_ACK)
+				pending++;
+			h = mnl_nlmsg_next(h, (int *)&left);
+		}
+	}
+	if (mnl_socket_sendto(nl, mnl_nlmsg_batch_head(bt->b), mnl_nlmsg_batch_size(bt->b)) < 0) {
+		verr_sys(e, "ERR_NETLINK", NULL, "cannot send nftables batch");
+		mnl_socket_close(nl);
+		return -1;
+	}
+	while (pending > 0 && (n = mnl_socket_recvfrom(nl, rbuf, sizeof(rbuf))) > 0) {
+		struct nlmsghdr *h = (struct nlmsghdr *)rbuf;
+		int left = (int)n;
+
+		while (mnl_nlmsg_ok(h, left)) {
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				struct nlmsgerr *me = mnl_nlmsg_get_payload(h);
+
+				if (me->error && !err)
+					err = -me->error;
+				pending--;
+			}
+			h = mnl_nlmsg_next(h, &left);
+		}
+		if (err)
+			break;
+	}
+	if (err) {
+		errno = err;
+		verr_sys(e, "ERR_NFT_APPLY", NULL, "nftables rejected the batch (nothing was applied)");
+		rc = -1;
+	} else if (pending) {
+		verr_sys(e, "ERR_NFT_APPLY", NULL, "no answer from nftables");
+		rc = -1;
+	}
+	mnl_socket_close(nl);
+	return rc;
+}
+
+static void msg_table(struct batch *bt, const char *name, uint16_t type, uint16_t flags)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
+	nftnl_table_nlmsg_build_payload(batch_msg(bt, type, flags), t);
+	batch_next(bt);
+	nftnl_table_free(t);
+}
+
+static void put_u16_key(struct nftnl_set_elem *el, uint16_t attr, unsigned port)
+{
+	uint16_t p = htons((uint16_t)port);
+
+	nftnl_set_elem_set(el, attr, &p, sizeof(p));
+}
+
+static void msg_sets(struct batch *bt, const char *table, json_t *sets)
+{
+	size_t i, k;
+	json_t *s, *el;
+	uint32_t id = 1;
+
+	json_array_foreach(sets, i, s) {
+		struct nftnl_set *set = nftnl_set_alloc();
+		bool addr = !strcmp(json_string_value(json_object_get(s, "data")), "ipv4_addr");
+		json_t *elems = json_object_get(s, "elements");
+
+		nftnl_set_set_str(set, NFTNL_SET_TABLE, table);
+		nftnl_set_set_str(set, NFTNL_SET_NAME, json_string_value(json_object_get(s, "name")));
+		nftnl_set_set_u32(set, NFTNL_SET_FAMILY, NFPROTO_IPV4);
+		nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, 13);   /* inet_service */
+		nftnl_set_set_u32(set, NFTNL_SET_KEY_LEN, 2);
+		nftnl_set_set_u32(set, NFTNL_SET_DATA_TYPE, addr ? 7 : 13);
+		nftnl_set_set_u32(set, NFTNL_SET_DATA_LEN, addr ? 4 : 2);
+		nftnl_set_set_u32(set, NFTNL_SET_FLAGS, NFT_SET_MAP);
+		nftnl_set_set_u32(set, NFTNL_SET_ID, id++);
+		nftnl_set_nlmsg_build_payload(batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE), set);
+		batch_next(bt);
+		if (json_array_size(elems)) {
+			json_array_foreach(elems, k, el) {
+				struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+				json_t *d = json_array_get(el, 1);
+
+				put_u16_key(e, NFTNL_SET_ELEM_KEY, (unsigned)json_integer_value(json_array_get(el, 0)));
+				if (addr) {
+					unsigned a;
+					uint32_t na;
+
+					parse_ipv4(json_string_value(d), &a);
+					na = htonl(a);
+					nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, &na, 4);
+				} else {
+					put_u16_key(e, NFTNL_SET_ELEM_DATA, (unsigned)json_integer_value(d));
+				}
+				nftnl_set_elem_add(set, e);
+			}
+			nftnl_set_elems_nlmsg_build_payload(batch_msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE), set);
+			batch_next(bt);
+		}
+		nftnl_set_free(set);
+	}
+}
+
+static void msg_chains(struct batch *bt, const char *table, json_t *chains)
+{
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(chains, i, c) {
+		struct nftnl_chain *ch = nftnl_chain_alloc();
+		const char *pol = json_string_value(json_object_get(c, "policy"));
+
+		nftnl_chain_set_str(ch, NFTNL_CHAIN_TABLE, table);
+		nftnl_chain_set_str(ch, NFTNL_CHAIN_NAME, json_string_value(json_object_get(c, "name")));
+		nftnl_chain_set_str(ch, NFTNL_CHAIN_TYPE, json_string_value(json_object_get(c, "type")));
+		nftnl_chain_set_u32(ch, NFTNL_CHAIN_HOOKNUM,
+				    (uint32_t)hooknums[INDEX_OF(json_string_value(json_object_get(c, "hook")), hooks)]);
+		nftnl_chain_set_s32(ch, NFTNL_CHAIN_PRIO, (int32_t)json_integer_value(json_object_get(c, "priority")));
+		if (pol)
+			nftnl_chain_set_u32(ch, NFTNL_CHAIN_POLICY, strcmp(pol, "drop") ? NF_ACCEPT : NF_DROP);
+		nftnl_chain_nlmsg_build_payload(batch_msg(bt, NFT_MSG_NEWCHAIN, NLM_F_CREATE), ch);
+		batch_next(bt);
+		nftnl_chain_free(ch);
+	}
+}
+
+static void msg_rules(struct batch *bt, const char *table, json_t *rules)
+{
+	size_t i, k;
+	json_t *r, *m;
+
+	json_array_foreach(rules, i, r) {
+		struct nftnl_rule *rule = nftnl_rule_alloc();
+
+		nftnl_rule_set_str(rule, NFTNL_RULE_TABLE, table);
+		nftnl_rule_set_str(rule, NFTNL_RULE_CHAIN, json_string_value(json_object_get(r, "chain")));
+		nftnl_rule_set_u32(rule, NFTNL_RULE_FAMILY, NFPROTO_IPV4);
+		json_array_foreach(json_object_get(r, "match"), k, m)
+			add_match(rule, m);
+		add_verdict(rule, json_object_get(r, "verdict"));
+		nftnl_rule_nlmsg_build_payload(batch_msg(bt, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND), rule);
+		batch_next(bt);
+		nftnl_rule_free(rule);
+	}
+}
+
+int nft_table_exists(const char *name, struct verr *e)
+{
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
+	char buf[8192];
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nlmsghdr *nlh;
+	ssize_t n;
+	int rc = -1;
+
+	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		verr_sys(e, "ERR_NETLINK", NULL, "cannot open a netfilter netlink socket");
+		goto out;
+	}
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_IPV4, NLM_F_ACK, 1);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0 ||
+	    (n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) <= 0) {
+		verr_sys(e, "ERR_NETLINK", NULL, "cannot query nftables");
+		goto out;
+	}
+	nlh = (struct nlmsghdr *)buf;
+	if (nlh->nlmsg_type == NLMSG_ERROR) {
+		int err = -((struct nlmsgerr *)mnl_nlmsg_get_payload(nlh))->error;
+
+		if (err == ENOENT) {
+			rc = 0;
+		} else {
+			errno = err;
+			verr_sys(e, "ERR_NETLINK", NULL, "cannot query table %s", name);
+		}
+	} else {
+		rc = 1;
+	}
+out:
+	if (nl)
+		mnl_socket_close(nl);
+	nftnl_table_free(t);
+	return rc;
+}
+
+int nft_ruleset_apply(json_t *rs, bool keep_if_exists, struct verr *e)
+{
+	const char *table = json_string_value(json_object_get(rs, "table"));
+	struct batch bt = {0};
+	int rc;
+
+	if (keep_if_exists) {
+		rc = nft_table_exists(table, e);
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
+	}
+	if (batch_init(&bt) != 0) {
+		verr_sys(e, "ERR_NOMEM", NULL, "cannot allocate a batch");
+		return -1;
+	}
+	/* add + delete + add: replaces the table whether or not it existed,
+	 * in the same transaction as its new contents. */
+	msg_table(&bt, table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+	msg_table(&bt, table, NFT_MSG_DELTABLE, 0);
+	msg_table(&bt, table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+	msg_sets(&bt, table, json_object_get(rs, "sets"));
+	msg_chains(&bt, table, json_object_get(rs, "chains"));
+	msg_rules(&bt, table, json_object_get(rs, "rules"));
+	rc = batch_send(&bt, e);
+	batch_free(&bt);
+	return rc;
+}
+
+int nft_table_delete(const char *name, struct verr *e)
+{
+	struct batch bt = {0};
+	int rc = nft_table_exists(name, e);
+
+	if (rc <= 0)
+		return rc;
+	if (batch_init(&bt) != 0) {
+		verr_sys(e, "ERR_NOMEM", NULL, "cannot allocate a batch");
+		return -1;
+	}
+	msg_table(&bt, name, NFT_MSG_DELTABLE, 0);
+	rc = batch_send(&bt, e);
+	batch_free(&bt);
+	return rc;
+}
+
+int nft_map_port_addr(const char *table, const char *set, unsigned port, const char *addr,
+		      bool add, struct verr *e)
+{
+	struct batch bt = {0};
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nftnl_set_elem *el = nftnl_set_elem_alloc();
+	unsigned a = 0;
+	uint32_t na;
+	int rc;
+
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, set);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_IPV4);
+	put_u16_key(el, NFTNL_SET_ELEM_KEY, port);
+	if (add) {
+		parse_ipv4(addr, &a);
+		na = htonl(a);
+		nftnl_set_elem_set(el, NFTNL_SET_ELEM_DATA, &na, 4);
+	}
+	nftnl_set_elem_add(s, el);
+	if (batch_init(&bt) != 0) {
+		nftnl_set_free(s);
+		verr_sys(e, "ERR_NOMEM", NULL, "cannot allocate a batch");
+		return -1;
+	}
+	nftnl_set_elems_nlmsg_build_payload(
+		batch_msg(&bt, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
+			  add ? NLM_F_CREATE | NLM_F_EXCL : 0), s);
+	batch_next(&bt);
+	rc = batch_send(&bt, e);
+	batch_free(&bt);
+	nftnl_set_free(s);
+	if (rc != 0 && !add && e->message[0] && strstr(e->message, "No such file")) {
+		*e = (struct verr){0};
+		rc = 0;
+	}
+	return rc;
+}

@@ -1,0 +1,49 @@
+/* A small, closed ruleset language between vmsan-nftables (which compiles
+ * policies into it) and vmsan-net (which applies it as one netlink batch).
+ *
+ * vmsan-net runs as root and trusts nothing in it: every table, chain, set,
+ * interface name, address and port is validated here, and each matcher maps
+ * to a fixed sequence of nftables expressions.  There is no way to express
+ * anything else.
+ *
+ *   {"family":"ip", "table":"vmsan...", "sets":[SET...],
+ *    "chains":[{"name","type":"filter|nat","hook":"prerouting|input|
+ *               forward|output|postrouting","priority":N,"policy":"accept|drop"}],
+ *    "rules":[{"chain":NAME, "match":[MATCH...], "verdict":VERDICT}]}
+ *
+ *   SET    {"name", "key":"inet_service", "data":"ipv4_addr|inet_service",
+ *           "elements":[[KEY, DATA]...]}          (a map; ports are integers)
+ *   MATCH  {"iif":IF} {"oif":IF} {"iif_not":IF} {"oif_not":IF}
+ *          {"iif_prefix":"vms"} {"oif_prefix":"vms"} {"oif_prefix_not":"vms"}
+ *          {"saddr":CIDR} {"daddr":CIDR} {"saddr_not":CIDR} {"daddr_not":CIDR}
+ *          {"proto":"tcp|udp|icmp"} {"proto_not":...}  {"dport":PORT}
+ *          {"ct_state":["new","established","related","invalid"]}
+ *          {"ct_status":"dnat"} {"ct_dir":"original|reply"} {"daddr_local":true}
+ *   VERDICT "accept" | "drop" | "masquerade" | {"snat":IP}
+ *          | {"dnat":IP, "port":PORT} | {"dnat_map":SET}        (addr by dport)
+ *          | {"dnat":IP, "port_map":SET}                        (port by dport)
+ */
+#ifndef VMSAN_NFT_H
+#define VMSAN_NFT_H
+
+#include "vmsan.h"
+
+/* Validates a ruleset completely (shape, names, values, references). */
+int nft_ruleset_check(json_t *rs, struct verr *e);
+/* Renders a (checked) ruleset as nft(8) syntax. Caller frees. */
+char *nft_ruleset_render(json_t *rs);
+/* Applies a (checked) ruleset in the current network namespace in one
+ * batch: the table is created if absent, deleted and created again, so it
+ * is replaced whole or not at all.  With keep_if_exists, an existing table
+ * is left alone (the shared host table). */
+int nft_ruleset_apply(json_t *rs, bool keep_if_exists, struct verr *e);
+/* Deletes table NAME (family ip) if it exists. */
+int nft_table_delete(const char *name, struct verr *e);
+/* 1 if table NAME exists, 0 if not, -1 on error. */
+int nft_table_exists(const char *name, struct verr *e);
+/* Adds or deletes one element port -> addr of an inet_service : ipv4_addr
+ * map; deleting an absent element succeeds. */
+int nft_map_port_addr(const char *table, const char *set, unsigned port,
+		      const char *addr, bool add, struct verr *e);
+
+#endif
