@@ -36,8 +36,9 @@ ifneq ($(SANITIZE),)
 SAN_FLAGS = -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
-DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson libnftnl libmnl 2>/dev/null)
+DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson libnftnl libmnl libnl-route-3.0 2>/dev/null)
 JANSSON_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
+NL_LIBS := $(shell $(PKG_CONFIG) --libs libnl-route-3.0 2>/dev/null || echo -lnl-route-3 -lnl-3)
 NFT_LIBS := $(shell $(PKG_CONFIG) --libs libnftnl libmnl 2>/dev/null || echo -lnftnl -lmnl)
 
 ALL_CFLAGS = -std=gnu11 $(WARN) $(DEPS_CFLAGS) -DVMSAN_VERSION='"$(VERSION)"' \
@@ -45,11 +46,11 @@ ALL_CFLAGS = -std=gnu11 $(WARN) $(DEPS_CFLAGS) -DVMSAN_VERSION='"$(VERSION)"' \
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRC = libexec/lib/reply.c libexec/lib/request.c libexec/lib/helper.c \
-	libexec/lib/validate.c libexec/lib/state.c
+	libexec/lib/validate.c libexec/lib/state.c libexec/lib/nft.c libexec/lib/netplan.c
 LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
 
-HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list
+HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list libexec/vmsan-nftables libexec/vmsan-net
 TESTBINS = tests/unit/test-validate tests/unit/test-request
 # Every shell file: the ones with a #! line, and the sourced library.
 SCRIPTS = $(shell grep -l '^\#!/bin/sh' bin/* libexec/vmsan-* install.sh .ci/run \
@@ -66,7 +67,7 @@ $(FLAGS_STAMP): FORCE
 	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
 		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
 
-%.o: %.c libexec/lib/vmsan.h $(FLAGS_STAMP)
+%.o: %.c libexec/lib/vmsan.h libexec/lib/nft.h libexec/lib/netplan.h $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)
@@ -79,11 +80,17 @@ libexec/vmsan-state: libexec/vmsan-state.o $(LIB)
 libexec/vmsan-list: libexec/vmsan-list.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
 
+libexec/vmsan-nftables: libexec/vmsan-nftables.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
+
+libexec/vmsan-net: libexec/vmsan-net.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NL_LIBS) $(NFT_LIBS) $(JANSSON_LIBS)
+
 libexec/vmsan-probe: libexec/vmsan-probe.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
 
 tests/unit/%: tests/unit/%.o $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
 
 check: all $(TESTBINS)
 	tests/run

@@ -1,0 +1,34 @@
+/* The network plan every VM shares.
+ *
+ * Inside each VM's namespace everything is the same: the TAP vmstap0 is
+ * 172.16.0.1/30, the guest 172.16.0.2, the uplink veth vmsnet0.  Only the
+ * uplink's address differs: slot N owns 198.18.0.0/15's Nth /30, host end
+ * .1 (interface vmsh<N>), namespace end .2.  The namespace masquerades the
+ * guest behind its uplink address and DNATs the agent port and published
+ * ports to the guest, so a snapshot restores into any slot, and 32768
+ * slots fit.
+ */
+#ifndef VMSAN_NETPLAN_H
+#define VMSAN_NETPLAN_H
+
+#include "vmsan.h"
+
+#define NET_TAP "vmstap0"
+#define NET_UPLINK "vmsnet0"
+#define NET_HOST_PREFIX "vmsh"
+#define NET_TAP_ADDR "172.16.0.1"
+#define NET_GUEST_ADDR "172.16.0.2"
+#define NET_GUEST_CIDR "172.16.0.2/32"
+#define NET_LINK_PREFIXLEN 30
+#define NET_POOL "198.18.0.0/15"
+#define NET_POOL_BASE 0xc6120000u      /* 198.18.0.0 */
+#define NET_SLOTS 32768
+#define NET_TABLE "vmsan"
+#define NET_PUB_MAP "pub"
+
+/* The shared table of the namespace vmsan-net runs in ("the host"). */
+json_t *netplan_host_ruleset(void);
+/* Host-side addresses of a slot, dotted. */
+void netplan_slot_addrs(unsigned slot, char host[16], char ns[16]);
+
+#endif

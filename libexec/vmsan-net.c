@@ -1,0 +1,802 @@
+/* vmsan-net: a VM's network, as root.  One of the two helpers the sudoers
+ * rule allows.
+ *
+ *   setup        slot, namespace vmsan-<id>, veth vmsh<slot> <-> vmsnet0,
+ *                TAP vmstap0, addresses, routes, forwarding, shaping, the
+ *                shared host table, the VM's ruleset, published ports
+ *   apply-rules  replace the VM's ruleset atomically (live policy change)
+ *   teardown     remove all of it; idempotent
+ *   verify       list every leftover for an id
+ *
+ * It trusts nothing in its request: the id is validated before it names
+ * anything, rulesets pass nft_ruleset_check(), published host ports below
+ * 1024 need a root caller, and nftables work touches only tables named
+ * vmsan.  It works in whatever network namespace it is started in (that
+ * namespace is "the host"), and creates runtime state under /run/vmsan.
+ * Everything a failed setup made is removed before it replies.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/veth.h>
+#include <netlink/route/qdisc.h>
+#include <netlink/route/qdisc/tbf.h>
+#include <netlink/route/route.h>
+
+#include "lib/netplan.h"
+#include "lib/nft.h"
+
+#define RUN_DIR "/run/vmsan"
+#define NET_DIR RUN_DIR "/net"
+#define NETNS_DIR "/run/netns"
+#define SLOT_MAP RUN_DIR "/slots"
+#define HOST_LOCK RUN_DIR "/host.lock"
+
+struct vmnet {
+	char id[64];
+	char netns[80];          /* vmsan-<id> */
+	char nspath[128];        /* /run/netns/vmsan-<id> */
+	long slot;               /* -1: none */
+	char host_if[IFNAMSIZ];
+	char host_addr[16], ns_addr[16];
+	json_t *ports;           /* host ports published, [P...] */
+};
+
+static int orig_ns = -1;     /* the namespace we started in: "the host" */
+
+/* ---- small utilities ---------------------------------------------------- */
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+static int enter_ns(const char *path, struct verr *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+		verr_sys(e, "ERR_NETNS", NULL, "cannot enter network namespace %s", path);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static void leave_ns(void)
+{
+	if (setns(orig_ns, CLONE_NEWNET) != 0)
+		abort();        /* continuing in the wrong namespace is worse */
+}
+
+static struct nl_sock *rt_sock(struct verr *e)
+{
+	struct nl_sock *sk = nl_socket_alloc();
+
+	if (!sk || nl_connect(sk, NETLINK_ROUTE) != 0) {
+		verr_set(e, VMSAN_EXIT_SYS, "ERR_NETLINK", NULL, "cannot open a route netlink socket");
+		if (sk)
+			nl_socket_free(sk);
+		return NULL;
+	}
+	return sk;
+}
+
+static int nlerr(struct verr *e, int err, const char *what, const char *name)
+{
+	verr_set(e, VMSAN_EXIT_SYS, "ERR_NETLINK", NULL, "cannot %s %s: %s", what, name,
+		 nl_geterror(err));
+	return -1;
+}
+
+static int link_index(struct nl_sock *sk, const char *name)
+{
+	struct rtnl_link *l = NULL;
+	int idx = 0;
+
+	if (rtnl_link_get_kernel(sk, 0, name, &l) == 0) {
+		idx = rtnl_link_get_ifindex(l);
+		rtnl_link_put(l);
+	}
+	return idx;
+}
+
+static int link_up(struct nl_sock *sk, const char *name, struct verr *e)
+{
+	struct rtnl_link *l = NULL, *change = rtnl_link_alloc();
+	int err = rtnl_link_get_kernel(sk, 0, name, &l);
+
+	if (err == 0) {
+		rtnl_link_set_flags(change, IFF_UP);
+		err = rtnl_link_change(sk, l, change, 0);
+	}
+	rtnl_link_put(change);
+	if (l)
+		rtnl_link_put(l);
+	return err ? nlerr(e, err, "bring up", name) : 0;
+}
+
+static int add_addr(struct nl_sock *sk, const char *ifname, const char *addr, int plen,
+		    struct verr *e)
+{
+	struct rtnl_addr *a = rtnl_addr_alloc();
+	struct nl_addr *local = NULL;
+	char cidr[32];
+	int err;
+
+	snprintf(cidr, sizeof(cidr), "%s/%d", addr, plen);
+	err = nl_addr_parse(cidr, AF_INET, &local);
+	if (!err) {
+		rtnl_addr_set_ifindex(a, link_index(sk, ifname));
+		rtnl_addr_set_local(a, local);
+		err = rtnl_addr_add(sk, a, 0);
+	}
+	if (local)
+		nl_addr_put(local);
+	rtnl_addr_put(a);
+	return err ? nlerr(e, err, "add address to", ifname) : 0;
+}
+
+static int add_default_route(struct nl_sock *sk, const char *ifname, const char *gw,
+			     struct verr *e)
+{
+	struct rtnl_route *rt = rtnl_route_alloc();
+	struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
+	struct nl_addr *dst = NULL, *via = NULL;
+	int err = nl_addr_parse("0.0.0.0/0", AF_INET, &dst);
+
+	if (!err)
+		err = nl_addr_parse(gw, AF_INET, &via);
+	if (!err) {
+		rtnl_route_set_family(rt, AF_INET);
+		rtnl_route_set_dst(rt, dst);
+		rtnl_route_nh_set_ifindex(nh, link_index(sk, ifname));
+		rtnl_route_nh_set_gateway(nh, via);
+		rtnl_route_add_nexthop(rt, nh);
+		nh = NULL;
+		err = rtnl_route_add(sk, rt, NLM_F_CREATE | NLM_F_EXCL);
+	}
+	if (nh)
+		rtnl_route_nh_free(nh);
+	if (dst)
+		nl_addr_put(dst);
+	if (via)
+		nl_addr_put(via);
+	rtnl_route_put(rt);
+	return err ? nlerr(e, err, "add default route via", gw) : 0;
+}
+
+/* Token bucket on an interface's egress: rate in bytes/s. */
+static int shape(struct nl_sock *sk, const char *ifname, long long mbit, struct verr *e)
+{
+	struct rtnl_qdisc *q = rtnl_qdisc_alloc();
+	int rate = (int)(mbit * 1000000 / 8), burst = rate / 100 > 32768 ? rate / 100 : 32768;
+	int err;
+
+	rtnl_tc_set_ifindex(TC_CAST(q), link_index(sk, ifname));
+	rtnl_tc_set_parent(TC_CAST(q), TC_H_ROOT);
+	err = rtnl_tc_set_kind(TC_CAST(q), "tbf");
+	if (!err) {
+		rtnl_qdisc_tbf_set_rate(q, rate, burst, 0);
+		err = rtnl_qdisc_tbf_set_limit_by_latency(q, 50000);   /* 50 ms, in microseconds */
+	}
+	if (!err)
+		err = rtnl_qdisc_add(sk, q, NLM_F_CREATE | NLM_F_REPLACE);
+	rtnl_qdisc_put(q);
+	return err ? nlerr(e, err, "shape", ifname) : 0;
+}
+
+/* ---- runtime records and slots ----------------------------------------- */
+
+static void vmnet_init(struct vmnet *v, const char *id)
+{
+	memset(v, 0, sizeof(*v));
+	snprintf(v->id, sizeof(v->id), "%s", id);
+	snprintf(v->netns, sizeof(v->netns), "vmsan-%s", id);
+	snprintf(v->nspath, sizeof(v->nspath), NETNS_DIR "/%s", v->netns);
+	v->slot = -1;
+}
+
+static void vmnet_set_slot(struct vmnet *v, long slot)
+{
+	v->slot = slot;
+	snprintf(v->host_if, sizeof(v->host_if), NET_HOST_PREFIX "%ld", slot);
+	netplan_slot_addrs((unsigned)slot, v->host_addr, v->ns_addr);
+}
+
+static int ensure_dirs(struct verr *e)
+{
+	if ((mkdir(RUN_DIR, 0755) && errno != EEXIST) || (mkdir(NET_DIR, 0700) && errno != EEXIST)) {
+		verr_sys(e, "ERR_RUNTIME", NULL, "cannot create " NET_DIR);
+		return -1;
+	}
+	return 0;
+}
+
+static int lock_file(const char *path, struct verr *e)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+		verr_sys(e, "ERR_RUNTIME", NULL, "cannot lock %s", path);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A bitmap of NET_SLOTS bits under an flock: O(slots/8) bytes per
+ * allocation, whatever is in use; two setups never share a slot. */
+static long slot_take(const char *id, struct verr *e)
+{
+	unsigned char map[NET_SLOTS / 8];
+	int fd = lock_file(SLOT_MAP, e);
+	ssize_t n;
+	long slot = -1;
+
+	(void)id;
+	if (fd < 0)
+		return -1;
+	memset(map, 0, sizeof(map));
+	n = pread(fd, map, sizeof(map), 0);
+	if (n < 0) {
+		verr_sys(e, "ERR_RUNTIME", NULL, "cannot read " SLOT_MAP);
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(map) && slot < 0; i++)
+		if (map[i] != 0xff)
+			for (int b = 0; b < 8; b++)
+				if (!(map[i] & (1 << b))) {
+					slot = (long)(i * 8 + (size_t)b);
+					map[i] |= (unsigned char)(1 << b);
+					break;
+				}
+	if (slot < 0) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NETWORK_SLOTS_EXHAUSTED",
+			 "remove VMs you no longer need", "all %d network slots are in use", NET_SLOTS);
+	} else if (pwrite(fd, &map[slot / 8], 1, slot / 8) != 1) {
+		verr_sys(e, "ERR_RUNTIME", NULL, "cannot write " SLOT_MAP);
+		slot = -1;
+	}
+out:
+	close(fd);
+	return slot;
+}
+
+static void slot_free(long slot)
+{
+	struct verr e = {0};
+	unsigned char byte = 0;
+	int fd;
+
+	if (slot < 0 || slot >= NET_SLOTS || (fd = lock_file(SLOT_MAP, &e)) < 0)
+		return;
+	if (pread(fd, &byte, 1, slot / 8) == 1) {
+		byte &= (unsigned char)~(1 << (slot % 8));
+		if (pwrite(fd, &byte, 1, slot / 8) != 1)
+			fprintf(stderr, "vmsan-net: cannot free slot %ld\n", slot);
+	}
+	close(fd);
+}
+
+static int record_path(char *buf, size_t n, const char *id)
+{
+	return snprintf(buf, n, NET_DIR "/%s.json", id) < (int)n ? 0 : -1;
+}
+
+static int record_write(const struct vmnet *v, struct verr *e)
+{
+	char path[160], tmp[170];
+	json_t *rec = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:O}", "id", v->id, "netns", v->netns,
+				"slot", (int)v->slot, "hostIf", v->host_if, "hostAddr", v->host_addr,
+				"nsAddr", v->ns_addr, "ports", v->ports ? v->ports : json_array());
+	int rc;
+
+	record_path(path, sizeof(path), v->id);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	rc = json_dump_file(rec, tmp, JSON_COMPACT);
+	json_decref(rec);
+	if (rc != 0 || rename(tmp, path) != 0) {
+		unlink(tmp);
+		verr_sys(e, "ERR_RUNTIME", NULL, "cannot write %s", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Fills v from the runtime record, if there is one (0: none). */
+static int record_read(struct vmnet *v)
+{
+	char path[160];
+	json_t *rec, *slot;
+
+	record_path(path, sizeof(path), v->id);
+	rec = json_load_file(path, 0, NULL);
+	if (!rec)
+		return 0;
+	slot = json_object_get(rec, "slot");
+	if (json_is_integer(slot) && json_integer_value(slot) >= 0 &&
+	    json_integer_value(slot) < NET_SLOTS)
+		vmnet_set_slot(v, (long)json_integer_value(slot));
+	if (json_is_array(json_object_get(rec, "ports")))
+		v->ports = json_incref(json_object_get(rec, "ports"));
+	json_decref(rec);
+	return 1;
+}
+
+/* ---- the namespace --------------------------------------------------- */
+
+/* As iproute2 does: /run/netns is a shared mount, so a namespace bound
+ * there is visible to every mount namespace that shares it. */
+static int netns_dir(struct verr *e)
+{
+	if (mkdir(NETNS_DIR, 0755) && errno != EEXIST)
+		goto fail;
+	if (mount("", NETNS_DIR, "none", MS_SHARED | MS_REC, NULL) == 0)
+		return 0;
+	if (errno != EINVAL)
+		goto fail;
+	if (mount(NETNS_DIR, NETNS_DIR, "none", MS_BIND | MS_REC, NULL) == 0 &&
+	    mount("", NETNS_DIR, "none", MS_SHARED | MS_REC, NULL) == 0)
+		return 0;
+fail:
+	verr_sys(e, "ERR_NETNS", NULL, "cannot prepare " NETNS_DIR);
+	return -1;
+}
+
+static int netns_create(struct vmnet *v, struct verr *e)
+{
+	int fd;
+
+	if (netns_dir(e))
+		return -1;
+	fd = open(v->nspath, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_NETNS_EXISTS",
+				 "run vmsan-net teardown for this id first",
+				 "network namespace %s already exists", v->netns);
+		else
+			verr_sys(e, "ERR_NETNS", NULL, "cannot create %s", v->nspath);
+		return -1;
+	}
+	close(fd);
+	if (unshare(CLONE_NEWNET) != 0) {
+		verr_sys(e, "ERR_NETNS", NULL, "cannot create a network namespace");
+		unlink(v->nspath);
+		return -1;
+	}
+	if (mount("/proc/self/ns/net", v->nspath, "none", MS_BIND, NULL) != 0) {
+		verr_sys(e, "ERR_NETNS", NULL, "cannot bind %s", v->nspath);
+		leave_ns();
+		unlink(v->nspath);
+		return -1;
+	}
+	leave_ns();
+	return 0;
+}
+
+static int netns_exists(const struct vmnet *v)
+{
+	return access(v->nspath, F_OK) == 0;
+}
+
+static void netns_delete(const struct vmnet *v)
+{
+	if (umount2(v->nspath, MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+		fprintf(stderr, "vmsan-net: cannot unmount %s: %s\n", v->nspath, strerror(errno));
+	unlink(v->nspath);
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+static int make_tap(const char *name, long owner, struct verr *e)
+{
+	struct ifreq ifr = {0};
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		verr_sys(e, "ERR_TAP", "check 'vmsan doctor' (tun)", "cannot open /dev/net/tun");
+		return -1;
+	}
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (ioctl(fd, TUNSETIFF, &ifr) != 0 || ioctl(fd, TUNSETPERSIST, 1) != 0 ||
+	    (owner >= 0 && ioctl(fd, TUNSETOWNER, owner) != 0)) {
+		verr_sys(e, "ERR_TAP", NULL, "cannot create TAP %s", name);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int host_side(struct vmnet *v, struct verr *e)
+{
+	struct nl_sock *sk = rt_sock(e);
+	struct rtnl_link *veth = NULL, *peer;
+	int nsfd = -1, err, rc = -1;
+
+	if (!sk)
+		return -1;
+	nsfd = open(v->nspath, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0) {
+		verr_sys(e, "ERR_NETNS", NULL, "cannot open %s", v->nspath);
+		goto out;
+	}
+	/* The peer is born inside the VM's namespace: its fixed name never
+	 * meets another VM's. */
+	veth = rtnl_link_veth_alloc();
+	peer = rtnl_link_veth_get_peer(veth);
+	rtnl_link_set_name(veth, v->host_if);
+	rtnl_link_set_name(peer, NET_UPLINK);
+	rtnl_link_set_ns_fd(peer, nsfd);
+	rtnl_link_put(peer);
+	err = rtnl_link_add(sk, veth, NLM_F_CREATE | NLM_F_EXCL);
+	if (err) {
+		nlerr(e, err, "create veth", v->host_if);
+		goto out;
+	}
+	if (add_addr(sk, v->host_if, v->host_addr, NET_LINK_PREFIXLEN, e) || link_up(sk, v->host_if, e))
+		goto out;
+	rc = 0;
+out:
+	if (veth)
+		rtnl_link_veth_release(veth);
+	if (nsfd >= 0)
+		close(nsfd);
+	nl_socket_free(sk);
+	return rc;
+}
+
+static int ns_side(struct vmnet *v, long owner, long long mbit, json_t *ruleset, struct verr *e)
+{
+	struct nl_sock *sk;
+	int rc = -1;
+
+	if (enter_ns(v->nspath, e))
+		return -1;
+	sk = rt_sock(e);
+	if (!sk)
+		goto out;
+	if (link_up(sk, "lo", e) || link_up(sk, NET_UPLINK, e) ||
+	    add_addr(sk, NET_UPLINK, v->ns_addr, NET_LINK_PREFIXLEN, e) ||
+	    add_default_route(sk, NET_UPLINK, v->host_addr, e) ||
+	    make_tap(NET_TAP, owner, e) ||
+	    add_addr(sk, NET_TAP, NET_TAP_ADDR, NET_LINK_PREFIXLEN, e) || link_up(sk, NET_TAP, e))
+		goto out;
+	if (write_file("/proc/sys/net/ipv4/ip_forward", "1") != 0) {
+		verr_sys(e, "ERR_SYSCTL", NULL, "cannot enable forwarding in %s", v->netns);
+		goto out;
+	}
+	/* Both directions: the TAP's egress is the guest's download, the
+	 * uplink's egress its upload. */
+	if (mbit && (shape(sk, NET_TAP, mbit, e) || shape(sk, NET_UPLINK, mbit, e)))
+		goto out;
+	if (nft_ruleset_apply(ruleset, false, e))
+		goto out;
+	rc = 0;
+out:
+	if (sk)
+		nl_socket_free(sk);
+	leave_ns();
+	return rc;
+}
+
+static int host_table(struct verr *e)
+{
+	json_t *rs = netplan_host_ruleset();
+	int lock, rc = -1;
+
+	if (nft_ruleset_check(rs, e) == 0 && (lock = lock_file(HOST_LOCK, e)) >= 0) {
+		rc = nft_ruleset_apply(rs, true, e);
+		close(lock);
+	}
+	json_decref(rs);
+	if (rc == 0 && write_file("/proc/sys/net/ipv4/ip_forward", "1") != 0) {
+		verr_sys(e, "ERR_SYSCTL", NULL, "cannot enable IPv4 forwarding");
+		rc = -1;
+	}
+	return rc;
+}
+
+static bool caller_is_root(void)
+{
+	const char *su = getenv("SUDO_UID");
+
+	return !su || strcmp(su, "0") == 0;
+}
+
+/* Published host ports: validated, and < 1024 only for a root caller. */
+static json_t *host_ports(json_t *ports, struct verr *e)
+{
+	json_t *out = json_array(), *p;
+	size_t i, k;
+
+	json_array_foreach(ports, i, p) {
+		long long n = json_is_integer(p) ? json_integer_value(p) : 0;
+
+		if (n < 1 || n > 65535) {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", NULL,
+				 "request.publishedPorts[%zu]: expected a port 1-65535", i);
+			goto fail;
+		}
+		if (n < 1024 && !caller_is_root()) {
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_PORT_PRIVILEGED", "publish a port of 1024 or more",
+				 "request.publishedPorts[%zu]: only root may publish port %lld", i, n);
+			goto fail;
+		}
+		for (k = 0; k < json_array_size(out); k++)
+			if (json_integer_value(json_array_get(out, k)) == n) {
+				verr_set(e, VMSAN_EXIT_USAGE, "ERR_PORT_DUPLICATE", NULL,
+					 "request.publishedPorts[%zu]: port %lld is listed twice", i, n);
+				goto fail;
+			}
+		json_array_append_new(out, json_integer(n));
+	}
+	return out;
+fail:
+	json_decref(out);
+	return NULL;
+}
+
+static void teardown(struct vmnet *v);
+
+static json_t *op_setup(struct jr *r, struct verr *e)
+{
+	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
+	json_t *ruleset = jr_object(r, "ruleset", JR_REQUIRED);
+	json_t *ports = jr_array(r, "publishedPorts", JR_OPTIONAL, 64);
+	long long mbit = 0, owner = -1;
+	struct vmnet v;
+	size_t i;
+	json_t *p, *reply = NULL;
+	char mac[18];
+
+	jr_int(r, "bandwidthMbit", JR_OPTIONAL, 1, 100000, &mbit);
+	jr_int(r, "tapOwner", JR_OPTIONAL, 0, INT_MAX, &owner);
+	if (jr_end(r) || nft_ruleset_check(ruleset, e))
+		return NULL;
+	if (strcmp(json_string_value(json_object_get(ruleset, "table")), NET_TABLE)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_RULESET", NULL, "ruleset.table must be '%s'", NET_TABLE);
+		return NULL;
+	}
+	vmnet_init(&v, id);
+	v.ports = host_ports(ports, e);
+	if (!v.ports || ensure_dirs(e))
+		goto fail_early;
+	{
+		char path[160];
+
+		record_path(path, sizeof(path), id);
+		if (access(path, F_OK) == 0 || netns_exists(&v)) {
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_NETNS_EXISTS", "run vmsan-net teardown for this id first",
+				 "the network of %s is already set up", id);
+			goto fail_early;
+		}
+	}
+	vmnet_set_slot(&v, slot_take(id, e));
+	if (v.slot < 0)
+		goto fail_early;
+	/* From here on, the record says what to undo. */
+	if (record_write(&v, e) || host_table(e) || netns_create(&v, e) || host_side(&v, e) ||
+	    ns_side(&v, owner, mbit, ruleset, e))
+		goto fail;
+	json_array_foreach(v.ports, i, p) {
+		if (nft_map_port_addr(NET_TABLE, NET_PUB_MAP, (unsigned)json_integer_value(p),
+				      v.ns_addr, true, e)) {
+			if (e->message[0] && strstr(e->message, "File exists")) {
+				snprintf(e->message, sizeof(e->message),
+					 "host port %lld is already published by another VM",
+					 json_integer_value(p));
+				e->code = "ERR_PORT_CONFLICT";
+				e->exit = VMSAN_EXIT_FAIL;
+			}
+			/* Only ports this VM owns may be removed on the way out. */
+			while (json_array_size(v.ports) > i)
+				json_array_remove(v.ports, i);
+			record_write(&v, &(struct verr){0});
+			goto fail;
+		}
+	}
+	snprintf(mac, sizeof(mac), "06:00:ac:10:00:02");
+	reply = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O}",
+			  "netns", v.netns, "slot", (int)v.slot, "hostIf", v.host_if,
+			  "hostAddr", v.host_addr, "agentAddr", v.ns_addr, "tap", NET_TAP,
+			  "guestIp", NET_GUEST_ADDR, "gatewayIp", NET_TAP_ADDR, "mac", mac,
+			  "prefixLen", NET_LINK_PREFIXLEN, "publishedPorts", v.ports);
+	json_decref(v.ports);
+	return reply;
+fail:
+	teardown(&v);
+fail_early:
+	json_decref(v.ports);
+	return NULL;
+}
+
+/* ---- teardown and verify ------------------------------------------------ */
+
+static void teardown(struct vmnet *v)
+{
+	struct verr ignore = {0};
+	size_t i;
+	json_t *p;
+	char path[160];
+
+	json_array_foreach(v->ports, i, p)
+		nft_map_port_addr(NET_TABLE, NET_PUB_MAP, (unsigned)json_integer_value(p),
+				  NULL, false, &ignore);
+	/* Deleting the namespace takes the TAP, the uplink, its veth peer on
+	 * the host, the qdiscs and the VM's table with it. */
+	if (netns_exists(v))
+		netns_delete(v);
+	if (v->slot >= 0) {
+		struct nl_sock *sk = rt_sock(&ignore);
+		struct rtnl_link *l = NULL;
+
+		if (sk && rtnl_link_get_kernel(sk, 0, v->host_if, &l) == 0) {
+			rtnl_link_delete(sk, l);
+			rtnl_link_put(l);
+		}
+		if (sk)
+			nl_socket_free(sk);
+		slot_free(v->slot);
+	}
+	record_path(path, sizeof(path), v->id);
+	unlink(path);
+}
+
+static json_t *op_teardown(struct jr *r, struct verr *e)
+{
+	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
+	struct vmnet v;
+	int had;
+
+	(void)e;
+	if (jr_end(r))
+		return NULL;
+	vmnet_init(&v, id);
+	had = record_read(&v) || netns_exists(&v);
+	teardown(&v);
+	json_decref(v.ports);
+	return json_pack("{s:s, s:b}", "id", id, "removed", had);
+}
+
+static json_t *leftovers(const char *id, struct verr *e)
+{
+	struct vmnet v;
+	json_t *left = json_array();
+	struct nl_sock *sk;
+	char path[160];
+
+	vmnet_init(&v, id);
+	record_path(path, sizeof(path), id);
+	if (record_read(&v))
+		json_array_append_new(left, json_sprintf("runtime record %s", path));
+	if (netns_exists(&v))
+		json_array_append_new(left, json_sprintf("network namespace %s", v.netns));
+	sk = rt_sock(e);
+	if (sk && v.slot >= 0 && link_index(sk, v.host_if))
+		json_array_append_new(left, json_sprintf("interface %s", v.host_if));
+	if (sk)
+		nl_socket_free(sk);
+	if (v.slot >= 0) {
+		unsigned char byte = 0;
+		int fd = open(SLOT_MAP, O_RDONLY | O_CLOEXEC);
+
+		if (fd >= 0 && pread(fd, &byte, 1, v.slot / 8) == 1 && (byte & (1 << (v.slot % 8))))
+			json_array_append_new(left, json_sprintf("slot %ld", v.slot));
+		if (fd >= 0)
+			close(fd);
+	}
+	json_decref(v.ports);
+	return left;
+}
+
+static json_t *op_verify(struct jr *r, struct verr *e)
+{
+	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
+	json_t *left;
+
+	if (jr_end(r))
+		return NULL;
+	left = leftovers(id, e);
+	return json_pack("{s:s, s:b, s:o}", "id", id, "clean", json_array_size(left) == 0,
+			 "leftovers", left);
+}
+
+static json_t *op_apply_rules(struct jr *r, struct verr *e)
+{
+	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
+	json_t *ruleset = jr_object(r, "ruleset", JR_REQUIRED);
+	struct vmnet v;
+	int rc;
+
+	if (jr_end(r) || nft_ruleset_check(ruleset, e))
+		return NULL;
+	if (strcmp(json_string_value(json_object_get(ruleset, "table")), NET_TABLE)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_RULESET", NULL, "ruleset.table must be '%s'", NET_TABLE);
+		return NULL;
+	}
+	vmnet_init(&v, id);
+	if (!netns_exists(&v)) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "set the network up first",
+			 "%s has no network namespace", id);
+		return NULL;
+	}
+	if (enter_ns(v.nspath, e))
+		return NULL;
+	rc = nft_ruleset_apply(ruleset, false, e);
+	leave_ns();
+	return rc ? NULL : json_pack("{s:s, s:b}", "id", id, "applied", 1);
+}
+
+static const struct helper_op ops[] = {
+	{"setup", op_setup},
+	{"teardown", op_teardown},
+	{"apply-rules", op_apply_rules},
+	{"verify", op_verify},
+};
+
+static const struct helper helper = {
+	.name = "vmsan-net",
+	.summary = "plumbing (root): a VM's network namespace, links, rules",
+	.usage =
+	"usage: vmsan-net OP [--verbose] < request.json\n"
+	"\n"
+	"  {\"op\":\"setup\", \"id\":ID, \"ruleset\":RULESET, \"publishedPorts\":[P...],\n"
+	"   \"bandwidthMbit\":N, \"tapOwner\":UID}\n"
+	"  {\"op\":\"apply-rules\", \"id\":ID, \"ruleset\":RULESET}\n"
+	"  {\"op\":\"teardown\", \"id\":ID}            idempotent\n"
+	"  {\"op\":\"verify\", \"id\":ID}              leftovers, if any\n"
+	"\n"
+	"RULESET is the \"ruleset\" of vmsan-nftables compile.  Runs as root (through\n"
+	"the sudoers rule install.sh writes).  See vmsan-net(8).\n",
+	.ops = ops,
+	.nops = sizeof(ops) / sizeof(*ops),
+};
+
+int main(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (argv[i][0] == '-')
+			return helper_main(&helper, argc, argv);     /* --help etc. */
+	if (geteuid() != 0) {
+		struct verr e = {0};
+
+		vmsan_prog = helper.name;
+		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_PERMISSION", "run it through vmsan (sudo), or as root",
+			 "vmsan-net needs root");
+		return reply_error(&e);
+	}
+	orig_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (orig_ns < 0)
+		return VMSAN_EXIT_SYS;
+	return helper_main(&helper, argc, argv);
+}
