@@ -30,6 +30,7 @@ static json_t *rule(const char *chain_name, json_t *verdict, ...)
 	return json_pack("{s:s, s:o, s:o}", "chain", chain_name, "match", m, "verdict", verdict);
 }
 
+#define END ((json_t *)NULL)   /* a typed sentinel for the variadic list */
 #define M(k, v) json_pack("{s:s}", k, v)
 #define V(s) json_string(s)
 
@@ -42,31 +43,31 @@ json_t *netplan_host_ruleset(void)
 		"family", "ip", "table", NET_TABLE,
 		"sets", "name", NET_PUB_MAP, "key", "inet_service", "data", "ipv4_addr",
 		"chains",
-		chain("prerouting", "nat", "prerouting", -100, NULL),
-		chain("output", "nat", "output", -100, NULL),
-		chain("postrouting", "nat", "postrouting", 100, NULL),
+		chain("prerouting", "nat", "prerouting", -100, END),
+		chain("output", "nat", "output", -100, END),
+		chain("postrouting", "nat", "postrouting", 100, END),
 		chain("input", "filter", "input", -10, "accept"),
 		chain("forward", "filter", "forward", -10, "accept"),
 		"rules",
 		/* Published ports: any local address, from outside and from the host. */
 		rule("prerouting", json_pack("{s:s}", "dnat_map", NET_PUB_MAP),
-		     json_pack("{s:b}", "daddr_local", 1), M("proto", "tcp"), NULL),
+		     json_pack("{s:b}", "daddr_local", 1), M("proto", "tcp"), END),
 		rule("output", json_pack("{s:s}", "dnat_map", NET_PUB_MAP),
-		     json_pack("{s:b}", "daddr_local", 1), M("proto", "tcp"), NULL),
+		     json_pack("{s:b}", "daddr_local", 1), M("proto", "tcp"), END),
 		/* VM traffic leaves through whatever route the host has. */
 		rule("postrouting", V("masquerade"), M("saddr", NET_POOL),
-		     M("oif_prefix_not", "vms"), NULL),
+		     M("oif_prefix_not", "vms"), END),
 		/* Guests reach no host address or port, only answer the host. */
-		rule("input", V("accept"), M("iif_prefix", "vms"), ct_back, NULL),
-		rule("input", V("drop"), M("iif_prefix", "vms"), NULL),
+		rule("input", V("accept"), M("iif_prefix", "vms"), ct_back, END),
+		rule("input", V("drop"), M("iif_prefix", "vms"), END),
 		/* VMs never reach each other. */
-		rule("forward", V("drop"), M("iif_prefix", "vms"), M("oif_prefix", "vms"), NULL),
+		rule("forward", V("drop"), M("iif_prefix", "vms"), M("oif_prefix", "vms"), END),
 		/* Into a VM: replies, and published ports we DNATed; nothing else,
 		 * so only the host itself reaches an agent. */
-		rule("forward", V("accept"), M("oif_prefix", "vms"), ct_back2, NULL),
-		rule("forward", V("accept"), M("oif_prefix", "vms"), M("ct_status", "dnat"), NULL),
-		rule("forward", V("drop"), M("oif_prefix", "vms"), NULL),
-		rule("forward", V("accept"), M("iif_prefix", "vms"), NULL));
+		rule("forward", V("accept"), M("oif_prefix", "vms"), ct_back2, END),
+		rule("forward", V("accept"), M("oif_prefix", "vms"), M("ct_status", "dnat"), END),
+		rule("forward", V("drop"), M("oif_prefix", "vms"), END),
+		rule("forward", V("accept"), M("iif_prefix", "vms"), END));
 }
 
 void netplan_slot_addrs(unsigned slot, char host[16], char ns[16])
