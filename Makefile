@@ -51,7 +51,7 @@ LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
 
 HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list libexec/vmsan-nftables libexec/vmsan-net
-TESTBINS = tests/unit/test-validate tests/unit/test-request
+TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump
 # Every shell file: the ones with a #! line, and the sourced library.
 SCRIPTS = $(shell grep -l '^\#!/bin/sh' bin/* libexec/vmsan-* install.sh .ci/run \
 	tests/run bench/* 2>/dev/null) libexec/lib/common.sh
@@ -88,6 +88,9 @@ libexec/vmsan-net: libexec/vmsan-net.o $(LIB)
 
 libexec/vmsan-probe: libexec/vmsan-probe.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
+
+tests/tools/tap-pump: tests/tools/tap-pump.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $<
 
 tests/unit/%: tests/unit/%.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
@@ -143,7 +146,7 @@ uninstall:
 
 clean:
 	rm -f $(HELPERS) $(TESTBINS) $(LIB) $(FLAGS_STAMP) \
-		libexec/*.o libexec/lib/*.o tests/unit/*.o
+		libexec/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o
 
 FORCE:
 .PHONY: all check lint bench install uninstall clean FORCE

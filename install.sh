@@ -62,7 +62,8 @@ if [ $deps = 1 ]; then
 	# nftables (for inspection; vmsan itself talks netlink), sudo.
 	pkgs="build-essential pkg-config libjansson-dev libnftnl-dev libmnl-dev
 		libnl-3-dev libnl-route-3-dev jq skopeo e2fsprogs iproute2 nftables sudo"
-	[ $dev = 0 ] || pkgs="$pkgs bats dash shellcheck mandoc cppcheck hyperfine util-linux"
+	[ $dev = 0 ] || pkgs="$pkgs bats dash shellcheck mandoc cppcheck hyperfine util-linux
+		socat dnsmasq-base iputils-ping netcat-openbsd"
 	missing=
 	for p in $pkgs; do
 		dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

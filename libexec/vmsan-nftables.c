@@ -156,7 +156,10 @@ static json_t *op_compile(struct jr *r, struct verr *e)
 	R("forward", "drop", "[{s:s}]", "daddr", NET_POOL);
 	json_array_foreach(denied, i, x)
 		R("forward", "drop", "[{s:s}]", "daddr", json_string_value(x));
-	if (!strcmp(eff, "allow-all"))
+	/* custom without an allow list allows what it does not deny (the
+	 * original treats custom without lists as allow-all, and allow-all
+	 * with a deny list becomes custom). */
+	if (!strcmp(eff, "allow-all") || (!strcmp(eff, "custom") && !json_array_size(allowed)))
 		json_array_append_new(rules, rule("forward", "accept", json_array()));
 	else if (!strcmp(eff, "custom"))
 		json_array_foreach(allowed, i, x)

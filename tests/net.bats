@@ -1,0 +1,239 @@
+#!/usr/bin/env bats
+# vmsan-net and vmsan-nftables with real packets: a guest namespace attached
+# to the VM's TAP, a fake internet behind the test host.  Each test shows
+# that what must pass passes and what must not pass does not.
+load test_helper
+load net_helper
+
+setup_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	export TOP LIBEXEC
+	net_fixture_up
+}
+
+teardown_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	net_fixture_down
+}
+
+setup_extra() {
+	require_root
+	[ -x "$PUMP" ] || { echo "build tests/tools/tap-pump (make check does)"; return 1; }
+}
+
+teardown_extra() {
+	local n
+	for n in 1 2; do
+		[ -e "/run/netns/vtg${NET_SFX}$n" ] || continue
+		kill $(ip netns pids "vtg${NET_SFX}$n") 2>/dev/null || true
+		ip netns del "vtg${NET_SFX}$n"
+		echo "{\"op\":\"teardown\",\"id\":\"vm-7e57000$n\"}" | nsx "$H" "$LIBEXEC/vmsan-net" >/dev/null
+	done
+	return 0
+}
+
+get() { # get N ADDR PORT: a TCP request from guest N
+	tcp_get in_guest "$1" nc -w 2 "$2" "$3" </dev/null
+}
+
+udp() { # udp N ADDR PORT
+	echo x | nsx "vtg${NET_SFX}$1" socat -T 1 - "UDP4:$2:$3" 2>/dev/null || true
+}
+
+dns() { # dns N SERVER [tcp]: the answer's address bytes, hex
+	if [ "${3:-}" = tcp ]; then
+		{ printf '\x00\x1e'; dns_query_bytes; } | nsx "vtg${NET_SFX}$1" socat -T 1 - "TCP4:$2:53" 2>/dev/null |
+			od -An -tx1 | tr -d ' \n' | tail -c 8
+	else
+		dns_query_bytes | nsx "vtg${NET_SFX}$1" socat -T 1 - "UDP4:$2:53" 2>/dev/null |
+			od -An -tx1 | tr -d ' \n' | tail -c 8
+	fi
+}
+
+@test "allow-all: TCP out works; ICMP, plain UDP, DoT and foreign DNS do not" {
+	vm_up 1 '{"policy":"allow-all","dnsResolvers":["192.0.2.53"]}'
+	assert_eq "$(get 1 192.0.2.10 80)" "hello-from-192.0.2.10"
+	assert_eq "$(get 1 192.0.2.20 80)" "hello-from-192.0.2.20"
+	run in_guest 1 ping -c 1 -W 1 192.0.2.10
+	[ "$status" -ne 0 ]
+	assert_eq "$(udp 1 192.0.2.10 5000)" ""
+	assert_eq "$(get 1 192.0.2.10 853)" ""
+	# DNS: the configured resolver answers, over UDP and TCP; another does not.
+	assert_eq "$(dns 1 192.0.2.53)" "c000020a"
+	assert_eq "$(dns 1 192.0.2.53 tcp)" "c000020a"
+	assert_eq "$(dns 1 192.0.2.54)" ""
+	assert_eq "$(dns 1 192.0.2.54 tcp)" ""
+}
+
+@test "the control: the same probes pass when sent from the host itself" {
+	# Shows the listeners answer, so the drops above are the policy's.
+	run nsx "$H" ping -c 1 -W 1 192.0.2.10
+	[ "$status" -eq 0 ]
+	assert_eq "$(echo x | nsx "$H" socat -T 1 - UDP4:192.0.2.10:5000)" "udp-192.0.2.10"
+	assert_eq "$(tcp_get nsx "$H" nc -w 2 192.0.2.10 853 </dev/null)" "dot-192.0.2.10"
+	assert_eq "$(dns_query_bytes | nsx "$H" socat -T 1 - UDP4:192.0.2.54:53 | od -An -tx1 | tr -d ' \n' | tail -c 8)" "c000020a"
+}
+
+@test "deny-all: nothing goes out, not even DNS" {
+	vm_up 1 '{"policy":"deny-all","dnsResolvers":["192.0.2.53"]}'
+	assert_eq "$(get 1 192.0.2.10 80)" ""
+	assert_eq "$(dns 1 192.0.2.53)" ""
+	run in_guest 1 ping -c 1 -W 1 192.0.2.10
+	[ "$status" -ne 0 ]
+}
+
+@test "custom: allowed CIDRs pass, the rest does not, denied wins" {
+	vm_up 1 '{"policy":"custom","allowedCidrs":["192.0.2.0/24"],"deniedCidrs":["192.0.2.20/32"]}'
+	assert_eq "$(get 1 192.0.2.10 80)" "hello-from-192.0.2.10"
+	assert_eq "$(get 1 192.0.2.20 80)" ""
+	assert_eq "$(get 1 203.0.113.254 80)" ""
+}
+
+@test "a guest reaches no host address or port, nor its own namespace" {
+	vm_up 1 '{"policy":"allow-all"}'
+	# The host's service, on its outside address and on the VM link.
+	assert_eq "$(tcp_get nsx "$H" nc -w 2 203.0.113.1 2222 </dev/null)" "host-service"
+	assert_eq "$(get 1 203.0.113.1 2222)" ""
+	assert_eq "$(get 1 198.18.0.1 2222)" ""
+	assert_eq "$(get 1 172.16.0.1 2222)" ""
+	run in_guest 1 ping -c 1 -W 1 172.16.0.1
+	[ "$status" -ne 0 ]
+}
+
+@test "guests cannot reach each other" {
+	vm_up 1 '{"policy":"allow-all","agentPort":7000}'
+	vm_up 2 '{"policy":"allow-all","agentPort":7000}'
+	in_guest 1 socat TCP4-LISTEN:7000,reuseaddr,fork SYSTEM:'echo agent-1' &
+	sleep 0.2
+	a1=$(jq -r .agentAddr "$BATS_TEST_TMPDIR/s1.json")
+	# The host reaches VM 1's agent; VM 2 does not.
+	assert_eq "$(tcp_get nsx "$H" nc -w 2 "$a1" 7000 </dev/null)" "agent-1"
+	assert_eq "$(get 2 "$a1" 7000)" ""
+}
+
+@test "the agent port is reachable from the host only, not from outside" {
+	vm_up 1 '{"policy":"deny-all","agentPort":7000}'
+	in_guest 1 socat TCP4-LISTEN:7000,reuseaddr,fork SYSTEM:'echo agent' &
+	sleep 0.2
+	a1=$(jq -r .agentAddr "$BATS_TEST_TMPDIR/s1.json")
+	assert_eq "$(tcp_get nsx "$H" nc -w 2 "$a1" 7000 </dev/null)" "agent"
+	nsx "$I" ip route add 198.18.0.0/15 via 203.0.113.1
+	out=$(tcp_get nsx "$I" nc -w 2 "$a1" 7000 </dev/null)
+	nsx "$I" ip route del 198.18.0.0/15 via 203.0.113.1
+	assert_eq "$out" ""
+}
+
+@test "a spoofed source address is dropped" {
+	vm_up 1 '{"policy":"allow-all"}'
+	in_guest 1 ip addr add 10.9.9.9/32 dev eth0
+	assert_eq "$(tcp_get in_guest 1 nc -w 2 -s 10.9.9.9 192.0.2.10 80 </dev/null)" ""
+	assert_eq "$(tcp_get in_guest 1 nc -w 2 -s 172.16.0.2 192.0.2.10 80 </dev/null)" "hello-from-192.0.2.10"
+}
+
+@test "published ports reach the guest from outside and from the host, even under deny-all" {
+	vm_up 1 '{"policy":"deny-all","publishedPorts":[{"hostPort":8080,"guestPort":80}]}'
+	in_guest 1 socat TCP4-LISTEN:80,reuseaddr,fork SYSTEM:'echo published' &
+	sleep 0.2
+	assert_eq "$(tcp_get nsx "$I" nc -w 2 203.0.113.1 8080 </dev/null)" "published"
+	assert_eq "$(tcp_get nsx "$H" nc -w 2 203.0.113.1 8080 </dev/null)" "published"
+	# Unpublished ports stay closed.
+	assert_eq "$(tcp_get nsx "$I" nc -w 2 203.0.113.1 8081 </dev/null)" ""
+}
+
+@test "a port published by another VM is refused and the failed setup leaves nothing" {
+	vm_up 1 '{"policy":"allow-all","publishedPorts":[{"hostPort":8080}]}'
+	run vm_up 2 '{"policy":"allow-all","publishedPorts":[{"hostPort":8080}]}'
+	[ "$status" -ne 0 ]
+	assert_contains "$(cat "$BATS_TEST_TMPDIR/s2.json")" "host port 8080 is already published by another VM"
+	run nsx "$H" "$LIBEXEC/vmsan-net" verify <<<'{"id":"vm-7e570002"}'
+	[ "$(echo "$output" | jq .clean)" = true ]
+	# VM 1 keeps its port.
+	nsx "$H" nft list map ip vmsan pub | grep -q '8080 : 198.18.'
+}
+
+@test "a live policy change cuts an established flow to a newly denied address" {
+	vm_up 1 '{"policy":"allow-all"}'
+	nsd "$I" socat TCP4-LISTEN:9000,bind=192.0.2.10,reuseaddr SYSTEM:'while sleep 0.2; do echo tick; done'
+	sleep 0.2
+	in_guest 1 timeout 6 nc 192.0.2.10 9000 </dev/null >"$BATS_TEST_TMPDIR/flow" &
+	sleep 1
+	[ -s "$BATS_TEST_TMPDIR/flow" ]
+	echo '{"policy":"custom","deniedCidrs":["192.0.2.10/32"]}' | "$LIBEXEC/vmsan-nftables" compile |
+		jq -c '{op:"apply-rules", id:"vm-7e570001", ruleset:.ruleset}' | nsx "$H" "$LIBEXEC/vmsan-net"
+	sleep 0.5
+	before=$(wc -l <"$BATS_TEST_TMPDIR/flow")
+	sleep 1.5
+	after=$(wc -l <"$BATS_TEST_TMPDIR/flow")
+	[ "$after" -le $((before + 1)) ]
+	assert_eq "$(get 1 192.0.2.10 80)" ""
+	assert_eq "$(get 1 192.0.2.20 80)" "hello-from-192.0.2.20"
+}
+
+@test "bandwidth is shaped in both directions" {
+	vm_up 1 '{"policy":"allow-all"}'
+	echo '{"policy":"allow-all"}' | "$LIBEXEC/vmsan-nftables" compile |
+		jq -c '{op:"setup", id:"vm-7e570009", ruleset:.ruleset, bandwidthMbit:50}' |
+		nsx "$H" "$LIBEXEC/vmsan-net" >/dev/null
+	run nsx "$H" ip netns exec vmsan-vm-7e570009 tc qdisc show
+	echo '{"op":"teardown","id":"vm-7e570009"}' | nsx "$H" "$LIBEXEC/vmsan-net" >/dev/null
+	echo "$output" | grep -q 'tbf .* dev vmstap0 .*rate 50Mbit'
+	echo "$output" | grep -q 'tbf .* dev vmsnet0 .*rate 50Mbit'
+}
+
+@test "20 parallel setups get 20 distinct slots, and all tear down clean" {
+	rs=$(echo '{"policy":"allow-all"}' | "$LIBEXEC/vmsan-nftables" compile | jq -c .ruleset)
+	for i in $(seq 10 29); do
+		echo "{\"op\":\"setup\",\"id\":\"vm-7e5700$i\",\"ruleset\":$rs}" |
+			nsx "$H" "$LIBEXEC/vmsan-net" >"$BATS_TEST_TMPDIR/p$i" &
+	done
+	wait
+	[ "$(cat "$BATS_TEST_TMPDIR"/p* | jq -r .slot | sort -u | wc -l)" -eq 20 ]
+	[ "$(cat "$BATS_TEST_TMPDIR"/p* | jq -r .ok | sort -u)" = true ]
+	for i in $(seq 10 29); do
+		echo "{\"op\":\"teardown\",\"id\":\"vm-7e5700$i\"}" | nsx "$H" "$LIBEXEC/vmsan-net" >/dev/null &
+	done
+	wait
+	for i in $(seq 10 29); do
+		run nsx "$H" "$LIBEXEC/vmsan-net" verify <<<"{\"id\":\"vm-7e5700$i\"}"
+		[ "$(echo "$output" | jq .clean)" = true ] || { echo "$output"; false; }
+	done
+	[ -z "$(ip netns list | grep vmsan-vm-7e5700 || true)" ]
+	[ -z "$(nsx "$H" ip -br link | grep vmsh || true)" ]
+}
+
+@test "teardown is idempotent and verify reports every leftover" {
+	vm_up 1 '{"policy":"allow-all"}'
+	run nsx "$H" "$LIBEXEC/vmsan-net" verify <<<'{"id":"vm-7e570001"}'
+	[ "$(echo "$output" | jq '.leftovers | length')" -eq 4 ]
+	kill $(ip netns pids "vtg${NET_SFX}1") 2>/dev/null || true
+	run nsx "$H" "$LIBEXEC/vmsan-net" teardown <<<'{"id":"vm-7e570001"}'
+	[ "$(echo "$output" | jq .removed)" = true ]
+	run nsx "$H" "$LIBEXEC/vmsan-net" teardown <<<'{"id":"vm-7e570001"}'
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | jq .removed)" = false ]
+	run nsx "$H" "$LIBEXEC/vmsan-net" verify <<<'{"id":"vm-7e570001"}'
+	[ "$(echo "$output" | jq .clean)" = true ]
+}
+
+@test "vmsan-net refuses bad input and applies nothing" {
+	rs=$(echo '{"policy":"allow-all"}' | "$LIBEXEC/vmsan-nftables" compile | jq -c .ruleset)
+	for id in '../x' 'A B' "$(printf 'a%.0s' $(seq 70))" ''; do
+		run nsx "$H" "$LIBEXEC/vmsan-net" <<<"$(jq -cn --arg id "$id" --argjson rs "$rs" '{op:"setup", id:$id, ruleset:$rs}')"
+		[ "$status" -eq 100 ] || { echo "id '$id': $output"; false; }
+	done
+	# A ruleset for someone else's table, or with an unknown matcher.
+	bad=$(echo "$rs" | jq -c '.table = "filter"')
+	run nsx "$H" "$LIBEXEC/vmsan-net" <<<"{\"op\":\"setup\",\"id\":\"vm-7e570001\",\"ruleset\":$bad}"
+	[ "$status" -eq 100 ]
+	assert_contains "$output" "is not ours"
+	bad=$(echo "$rs" | jq -c '.rules[0].match = [{"goto":"x"}]')
+	run nsx "$H" "$LIBEXEC/vmsan-net" <<<"{\"op\":\"setup\",\"id\":\"vm-7e570001\",\"ruleset\":$bad}"
+	[ "$status" -eq 100 ]
+	assert_contains "$output" "unknown matcher 'goto'"
+	[ ! -e /run/netns/vmsan-vm-7e570001 ]
+	[ ! -e /run/vmsan/net/vm-7e570001.json ]
+	# Not root: refused before reading anything.
+	run setpriv --reuid=nobody --regid=nogroup --clear-groups "$LIBEXEC/vmsan-net" setup </dev/null
+	[ "$status" -eq 1 ]
+	assert_contains "$output" "vmsan-net needs root"
+}

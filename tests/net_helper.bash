@@ -1,0 +1,103 @@
+# A host and a fake internet, in namespaces this suite creates and removes.
+# Nothing here sends a packet off the machine: the "internet" is a
+# namespace behind the test host's default route, with listeners on
+# documentation addresses (RFC 5737) that exist only inside it.
+#
+#   host  (H): eth0 203.0.113.1/24, default via 203.0.113.254; vmsan-net runs here
+#   inet  (I): eth0 203.0.113.254/24; on lo: 192.0.2.10 (web), 192.0.2.20 (other),
+#              192.0.2.53 (DNS: dnsmasq), 192.0.2.54 (a second, "rogue" DNS)
+#   guest (G): eth0 172.16.0.2/30 via 172.16.0.1, attached to the VM's TAP by tap-pump
+
+PUMP=$TOP/tests/tools/tap-pump
+
+# nsx NS CMD...: run in a namespace, for at most 5 s.
+nsx() { local ns=$1; shift; timeout 5 nsenter --net="/run/netns/$ns" "$@"; }
+# nsd NS CMD...: a daemon in a namespace, for the whole suite.
+nsd() { local ns=$1; shift; nsenter --net="/run/netns/$ns" "$@" </dev/null >/dev/null 2>&1 & }
+
+net_fixture_up() {
+	export NET_SFX=$$
+	export H=vth$NET_SFX I=vti$NET_SFX
+	ip netns add "$H"
+	ip netns add "$I"
+	ip link add "vtH$NET_SFX" type veth peer name "vtI$NET_SFX"
+	ip link set "vtH$NET_SFX" netns "$H"
+	ip link set "vtI$NET_SFX" netns "$I"
+	nsx "$H" ip link set "vtH$NET_SFX" name eth0
+	nsx "$I" ip link set "vtI$NET_SFX" name eth0
+	nsx "$H" sh -c 'ip link set lo up && ip link set eth0 up &&
+		ip addr add 203.0.113.1/24 dev eth0 && ip route add default via 203.0.113.254'
+	nsx "$I" sh -c 'ip link set lo up && ip link set eth0 up &&
+		ip addr add 203.0.113.254/24 dev eth0 &&
+		for a in 192.0.2.10 192.0.2.20 192.0.2.53 192.0.2.54; do ip addr add $a/32 dev lo; done'
+	local d=$BATS_FILE_TMPDIR
+	for a in 192.0.2.10 192.0.2.20; do
+		nsd "$I" socat "TCP4-LISTEN:80,bind=$a,reuseaddr,fork" "SYSTEM:echo hello-from-$a"
+		nsd "$I" socat "TCP4-LISTEN:853,bind=$a,reuseaddr,fork" "SYSTEM:echo dot-$a"
+		nsd "$I" socat "UDP4-RECVFROM:5000,bind=$a,fork" "SYSTEM:echo udp-$a"
+	done
+	# The test host's own service: guests must never reach it.
+	nsd "$H" socat "TCP4-LISTEN:2222,reuseaddr,fork" "SYSTEM:echo host-service"
+	for a in 192.0.2.53 192.0.2.54; do
+		nsd "$I" dnsmasq --no-resolv --no-hosts --no-daemon --bind-interfaces \
+			--listen-address="$a" --interface=lo --pid-file= --user=root \
+			--address=/example.test/192.0.2.10 --log-facility="$d/dns-$a.log"
+	done
+	sleep 0.3
+}
+
+net_fixture_down() {
+	local ns
+	for ns in $(ip netns list | awk '{print $1}' | grep -E "^(vtg$NET_SFX|vmsan-vm-7e57)" || true); do
+		kill $(ip netns pids "$ns") 2>/dev/null || true
+	done
+	for ns in "$H" "$I"; do
+		kill $(ip netns pids "$ns") 2>/dev/null || true
+	done
+	sleep 0.1
+	for id in $(ls /run/vmsan/net 2>/dev/null | sed -n 's/^\(vm-7e57[0-9a-f]*\)\.json$/\1/p'); do
+		echo "{\"op\":\"teardown\",\"id\":\"$id\"}" | nsx "$H" "$LIBEXEC/vmsan-net" >/dev/null || true
+	done
+	for ns in $(ip netns list | awk '{print $1}' | grep -E "^vtg$NET_SFX" || true); do
+		ip netns del "$ns"
+	done
+	ip netns del "$H" 2>/dev/null || true
+	ip netns del "$I" 2>/dev/null || true
+}
+
+# vm_up N POLICY-JSON [PORTS-JSON]: network for VM vm-7e57000N with that
+# policy, and a guest namespace vtg<sfx>N attached to its TAP.
+vm_up() {
+	local n=$1 policy=$2 ports=${3:-[]} id=vm-7e57000$1 g=vtg${NET_SFX}$1
+	echo "$policy" | "$LIBEXEC/vmsan-nftables" compile >"$BATS_TEST_TMPDIR/c$n.json" || return 1
+	jq -c --arg id "$id" --argjson p "$ports" \
+		'{op:"setup", id:$id, ruleset:.ruleset, publishedPorts:[.publishedPorts[][0]]}' \
+		"$BATS_TEST_TMPDIR/c$n.json" | nsx "$H" "$LIBEXEC/vmsan-net" >"$BATS_TEST_TMPDIR/s$n.json" ||
+		{ cat "$BATS_TEST_TMPDIR/s$n.json" >&2; return 1; }
+	ip netns add "$g"
+	ip link add "vtgw$NET_SFX$n" type veth peer name "vtge$NET_SFX$n"
+	ip link set "vtgw$NET_SFX$n" netns "$g"
+	ip link set "vtge$NET_SFX$n" netns "$g"
+	nsx "$g" sh -c "ip link set lo up && ip link set vtgw$NET_SFX$n name wire && ip link set wire up &&
+		ip link set vtge$NET_SFX$n name eth0 && ip link set eth0 up &&
+		ip addr add 172.16.0.2/30 dev eth0 && ip route add default via 172.16.0.1"
+	"$PUMP" "vmsan-$id" vmstap0 "$g" wire >"$BATS_TEST_TMPDIR/pump$n" 2>&1 &
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		grep -q ready "$BATS_TEST_TMPDIR/pump$n" && return 0
+		sleep 0.05
+	done
+	cat "$BATS_TEST_TMPDIR/pump$n" >&2
+	return 1
+}
+
+# in_guest N CMD...: run in VM N's guest namespace.
+in_guest() { local n=$1; shift; nsx "vtg${NET_SFX}$n" "$@"; }
+
+# tcp_get CMD...: what it printed, or nothing if it failed.
+tcp_get() { "$@" 2>/dev/null || true; }
+
+# dns_query SERVER: an A query for example.test over UDP; prints the
+# answer's last four bytes (the address) in hex, if an answer came.
+dns_query_bytes() {
+	printf '\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x04test\x00\x00\x01\x00\x01'
+}
