@@ -22,13 +22,8 @@ setup_extra() {
 }
 
 teardown_extra() {
-	local n
-	for n in 1 2; do
-		[ -e "/run/netns/vtg${NET_SFX}$n" ] || continue
-		kill $(ip netns pids "vtg${NET_SFX}$n") 2>/dev/null || true
-		ip netns del "vtg${NET_SFX}$n"
-		echo "{\"op\":\"teardown\",\"id\":\"vm-7e57000$n\"}" | nsx "$H" "$LIBEXEC/vmsan-net" >/dev/null
-	done
+	vm_down 1
+	vm_down 2
 	return 0
 }
 
@@ -205,7 +200,7 @@ dns() { # dns N SERVER [tcp]: the answer's address bytes, hex
 	vm_up 1 '{"policy":"allow-all"}'
 	run nsx "$H" "$LIBEXEC/vmsan-net" verify <<<'{"id":"vm-7e570001"}'
 	[ "$(echo "$output" | jq '.leftovers | length')" -eq 4 ]
-	kill $(ip netns pids "vtg${NET_SFX}1") 2>/dev/null || true
+	kill "$(cat "$BATS_TEST_TMPDIR/pump1.pid")"
 	run nsx "$H" "$LIBEXEC/vmsan-net" teardown <<<'{"id":"vm-7e570001"}'
 	[ "$(echo "$output" | jq .removed)" = true ]
 	run nsx "$H" "$LIBEXEC/vmsan-net" teardown <<<'{"id":"vm-7e570001"}'

@@ -10,6 +10,20 @@
 
 PUMP=$TOP/tests/tools/tap-pump
 
+kill_ns_pids() { ip netns pids "$1" 2>/dev/null | xargs -r kill 2>/dev/null || true; }
+
+# vm_down N: stop VM N's pump and guest, tear its network down.
+vm_down() {
+	local n=$1
+	[ ! -f "$BATS_TEST_TMPDIR/pump$n.pid" ] || kill "$(cat "$BATS_TEST_TMPDIR/pump$n.pid")" 2>/dev/null || true
+	kill_ns_pids "vmsan-vm-7e57000$n"
+	if [ -e "/run/netns/vtg${NET_SFX}$n" ]; then
+		kill_ns_pids "vtg${NET_SFX}$n"
+		ip netns del "vtg${NET_SFX}$n"
+	fi
+	echo "{\"op\":\"teardown\",\"id\":\"vm-7e57000$n\"}" | nsx "$H" "$LIBEXEC/vmsan-net" >/dev/null
+}
+
 # nsx NS CMD...: run in a namespace, for at most 5 s.
 nsx() { local ns=$1; shift; timeout 5 nsenter --net="/run/netns/$ns" "$@"; }
 # nsd NS CMD...: a daemon in a namespace, for the whole suite.
@@ -27,6 +41,7 @@ net_fixture_up() {
 	nsx "$I" ip link set "vtI$NET_SFX" name eth0
 	nsx "$H" sh -c 'ip link set lo up && ip link set eth0 up &&
 		ip addr add 203.0.113.1/24 dev eth0 && ip route add default via 203.0.113.254'
+	# shellcheck disable=SC2016 # $a belongs to the inner shell
 	nsx "$I" sh -c 'ip link set lo up && ip link set eth0 up &&
 		ip addr add 203.0.113.254/24 dev eth0 &&
 		for a in 192.0.2.10 192.0.2.20 192.0.2.53 192.0.2.54; do ip addr add $a/32 dev lo; done'
@@ -49,13 +64,16 @@ net_fixture_up() {
 net_fixture_down() {
 	local ns
 	for ns in $(ip netns list | awk '{print $1}' | grep -E "^(vtg$NET_SFX|vmsan-vm-7e57)" || true); do
-		kill $(ip netns pids "$ns") 2>/dev/null || true
+		kill_ns_pids "$ns"
 	done
 	for ns in "$H" "$I"; do
-		kill $(ip netns pids "$ns") 2>/dev/null || true
+		kill_ns_pids "$ns"
 	done
 	sleep 0.1
-	for id in $(ls /run/vmsan/net 2>/dev/null | sed -n 's/^\(vm-7e57[0-9a-f]*\)\.json$/\1/p'); do
+	for f in /run/vmsan/net/vm-7e57*.json; do
+		[ -e "$f" ] || continue
+		id=${f##*/}
+		id=${id%.json}
 		echo "{\"op\":\"teardown\",\"id\":\"$id\"}" | nsx "$H" "$LIBEXEC/vmsan-net" >/dev/null || true
 	done
 	for ns in $(ip netns list | awk '{print $1}' | grep -E "^vtg$NET_SFX" || true); do
@@ -82,6 +100,9 @@ vm_up() {
 		ip link set vtge$NET_SFX$n name eth0 && ip link set eth0 up &&
 		ip addr add 172.16.0.2/30 dev eth0 && ip route add default via 172.16.0.1"
 	"$PUMP" "vmsan-$id" vmstap0 "$g" wire >"$BATS_TEST_TMPDIR/pump$n" 2>&1 &
+	# After setns the pump lives in the VM's namespace, not the guest's:
+	# it is stopped by pid.
+	echo $! >"$BATS_TEST_TMPDIR/pump$n.pid"
 	for _ in 1 2 3 4 5 6 7 8 9 10; do
 		grep -q ready "$BATS_TEST_TMPDIR/pump$n" && return 0
 		sleep 0.05

@@ -1,0 +1,68 @@
+#!/usr/bin/env bats
+# vmsan-nftables: the policy compiler.  Golden outputs, nft(8) accepting
+# what it renders, the semantics in the rule list, and bad input.
+load test_helper
+
+compile() { "$LIBEXEC/vmsan-nftables" compile "$@"; }
+
+@test "golden: compiled rulesets are exactly as reviewed" {
+	for g in custom deny-all; do
+		diff -u "$TOP/tests/golden/$g.nft" <(compile --format nft <"$TOP/tests/golden/$g.json")
+	done
+	diff -u "$TOP/tests/golden/host.nft" <("$LIBEXEC/vmsan-nftables" host --format nft </dev/null)
+}
+
+@test "nft(8) accepts the rendered text, and the JSON applies to the same rules" {
+	require_root
+	require_cmd nft
+	for g in custom deny-all; do
+		unshare -n nft -c -f "$TOP/tests/golden/$g.nft"
+	done
+	unshare -n nft -c -f "$TOP/tests/golden/host.nft"
+}
+
+@test "policy semantics: promotion to custom, denied before allowed, DNS only for resolvers" {
+	run compile <<<'{"policy":"allow-all","allowedCidrs":["10.0.0.0/8"]}'
+	[ "$(echo "$output" | jq -r .policy)" = custom ]
+	run compile <<<'{"policy":"custom"}'
+	[ "$(echo "$output" | jq -r .policy)" = custom ]
+	rules=$(compile --format nft <<<'{"policy":"custom","allowedCidrs":["10.0.0.0/8"],"deniedCidrs":["10.1.0.0/16"]}')
+	deny=$(echo "$rules" | grep -n 'ip daddr 10.1.0.0/16 drop' | cut -d: -f1)
+	allow=$(echo "$rules" | grep -n 'ip daddr 10.0.0.0/8 accept' | cut -d: -f1)
+	[ "$deny" -lt "$allow" ]
+	# No blanket accept before the policy: every accept in forward is scoped.
+	echo "$rules" | sed -n '/chain forward/,/}/p' | grep -n 'accept' | head -3 | grep -q 'vmsnet0'
+	# deny-all: no DNS accept at all.
+	run compile --format nft <<<'{"policy":"deny-all","dnsResolvers":["192.0.2.53"]}'
+	run ! grep -q "dport 53 accept" <<<"$output"
+}
+
+@test "bad policies are refused with a clear error and exit 100" {
+	while IFS='|' read -r req msg; do
+		run --separate-stderr compile <<<"$req"
+		[ "$status" -eq 100 ] || { echo "status $status for $req"; false; }
+		assert_contains "$(echo "$output" | jq -r .error.message)" "$msg"
+	done <<'CASES'
+{"policy":"allow-all","allowedCidrs":["10.0.0.0/33"]}|prefix length 33 is more than 32
+{"policy":"allow-all","deniedCidrs":["300.1.1.1/8"]}|is not an IPv4 CIDR
+{"policy":"allow-all","allowedCidrs":["::/0"]}|is not an IPv4 CIDR
+{"policy":"allow-all","allowedCidrs":["10.0.0.1/8"]}|did you mean 10.0.0.0/8
+{"policy":"allow-all","publishedPorts":[{"hostPort":0}]}|out of range
+{"policy":"allow-all","publishedPorts":[{"hostPort":70000}]}|out of range
+{"policy":"allow-all","publishedPorts":[{"hostPort":10053}]}|reserved for vmsan
+{"policy":"allow-all","publishedPorts":[{"hostPort":10500}]}|reserved for vmsan
+{"policy":"allow-all","publishedPorts":[{"hostPort":8080},{"hostPort":8080}]}|published twice
+{"policy":"allow-all","agentPort":9119,"publishedPorts":[{"hostPort":9119}]}|reserved for vmsan
+{"policy":"allow-al"}|'allow-al' is not a policy
+{"policy":"deny-all","allowedCidrs":["10.0.0.0/8"]}|deny-all cannot be combined
+{"policy":"allow-all","dnsResolvers":["8.8.8"]}|is not an IPv4 address
+{"policy":"allow-all","colour":"red"}|unknown field 'colour'
+CASES
+}
+
+@test "ports just outside the reserved ranges are accepted" {
+	for p in 10052 10335 10442 10698 8080; do
+		run compile <<<"{\"policy\":\"allow-all\",\"publishedPorts\":[{\"hostPort\":$p}]}"
+		[ "$status" -eq 0 ] || { echo "port $p: $output"; false; }
+	done
+}
