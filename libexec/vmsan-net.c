@@ -437,6 +437,8 @@ static int make_tap(const char *name, long owner, struct verr *e)
 	return 0;
 }
 
+static void delete_link(const char *name);
+
 static int host_side(struct vmnet *v, struct verr *e)
 {
 	struct nl_sock *sk = rt_sock(e);
@@ -454,6 +456,10 @@ static int host_side(struct vmnet *v, struct verr *e)
 	 * meets another VM's. */
 	veth = rtnl_link_veth_alloc();
 	peer = rtnl_link_veth_get_peer(veth);
+	/* The slot is ours (the bitmap says so): a vmsh<slot> still present
+	 * belongs to a namespace the kernel is still destroying. */
+	if (link_index(sk, v->host_if))
+		delete_link(v->host_if);
 	rtnl_link_set_name(veth, v->host_if);
 	rtnl_link_set_name(peer, NET_UPLINK);
 	rtnl_link_set_ns_fd(peer, nsfd);
@@ -566,6 +572,18 @@ fail:
 	return NULL;
 }
 
+/* A VM's ruleset: valid, and for the one table a VM namespace holds. */
+static int check_vm_ruleset(json_t *ruleset, struct verr *e)
+{
+	if (nft_ruleset_check(ruleset, e))
+		return -1;
+	if (strcmp(json_string_value(json_object_get(ruleset, "table")), NET_TABLE)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_RULESET", NULL, "ruleset.table must be '%s'", NET_TABLE);
+		return -1;
+	}
+	return 0;
+}
+
 static void teardown(struct vmnet *v);
 
 static json_t *op_setup(struct jr *r, struct verr *e)
@@ -581,12 +599,8 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 
 	jr_int(r, "bandwidthMbit", JR_OPTIONAL, 1, 100000, &mbit);
 	jr_int(r, "tapOwner", JR_OPTIONAL, 0, INT_MAX, &owner);
-	if (jr_end(r) || nft_ruleset_check(ruleset, e))
+	if (jr_end(r) || check_vm_ruleset(ruleset, e))
 		return NULL;
-	if (strcmp(json_string_value(json_object_get(ruleset, "table")), NET_TABLE)) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_RULESET", NULL, "ruleset.table must be '%s'", NET_TABLE);
-		return NULL;
-	}
 	vmnet_init(&v, id);
 	v.ports = host_ports(ports, e);
 	if (!v.ports || ensure_dirs(e))
@@ -642,9 +656,24 @@ fail_early:
 
 /* ---- teardown and verify ------------------------------------------------ */
 
+static void delete_link(const char *name)
+{
+	struct verr ignore = {0};
+	struct nl_sock *sk = rt_sock(&ignore);
+	struct rtnl_link *l = NULL;
+
+	if (sk && rtnl_link_get_kernel(sk, 0, name, &l) == 0) {
+		rtnl_link_delete(sk, l);
+		rtnl_link_put(l);
+	}
+	if (sk)
+		nl_socket_free(sk);
+}
+
 static void teardown(struct vmnet *v)
 {
 	struct verr ignore = {0};
+	bool had_ns;
 	size_t i;
 	json_t *p;
 	char path[160];
@@ -654,18 +683,16 @@ static void teardown(struct vmnet *v)
 				  NULL, false, &ignore);
 	/* Deleting the namespace takes the TAP, the uplink, its veth peer on
 	 * the host, the qdiscs and the VM's table with it. */
-	if (netns_exists(v))
+	had_ns = netns_exists(v);
+	if (had_ns)
 		netns_delete(v);
+	/* When the namespace existed, its destruction (asynchronous, in the
+	 * kernel) takes the veth pair with it; deleting the host end here
+	 * would only wait for the same RCU grace periods.  Without it (a
+	 * half-made setup), delete a host end that is there. */
 	if (v->slot >= 0) {
-		struct nl_sock *sk = rt_sock(&ignore);
-		struct rtnl_link *l = NULL;
-
-		if (sk && rtnl_link_get_kernel(sk, 0, v->host_if, &l) == 0) {
-			rtnl_link_delete(sk, l);
-			rtnl_link_put(l);
-		}
-		if (sk)
-			nl_socket_free(sk);
+		if (!had_ns)
+			delete_link(v->host_if);
 		slot_free(v->slot);
 	}
 	record_path(path, sizeof(path), v->id);
@@ -738,12 +765,8 @@ static json_t *op_apply_rules(struct jr *r, struct verr *e)
 	struct vmnet v;
 	int rc;
 
-	if (jr_end(r) || nft_ruleset_check(ruleset, e))
+	if (jr_end(r) || check_vm_ruleset(ruleset, e))
 		return NULL;
-	if (strcmp(json_string_value(json_object_get(ruleset, "table")), NET_TABLE)) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_RULESET", NULL, "ruleset.table must be '%s'", NET_TABLE);
-		return NULL;
-	}
 	vmnet_init(&v, id);
 	if (!netns_exists(&v)) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "set the network up first",

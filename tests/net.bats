@@ -193,6 +193,12 @@ dns() { # dns N SERVER [tcp]: the answer's address bytes, hex
 		[ "$(echo "$output" | jq .clean)" = true ] || { echo "$output"; false; }
 	done
 	[ -z "$(ip netns list | grep vmsan-vm-7e5700 || true)" ]
+	# The kernel releases a deleted namespace, and the veth with it,
+	# asynchronously: the host ends must be gone within a moment.
+	for _ in $(seq 40); do
+		[ -n "$(nsx "$H" ip -br link | grep vmsh || true)" ] || break
+		sleep 0.05
+	done
 	[ -z "$(nsx "$H" ip -br link | grep vmsh || true)" ]
 }
 
