@@ -51,7 +51,8 @@ LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
 
 HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list libexec/vmsan-nftables libexec/vmsan-net
-TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump
+TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump \
+	tests/tools/connect-rate
 # Every shell file: the ones with a #! line, and the sourced library.
 SCRIPTS = $(shell grep -l '^\#!/bin/sh' bin/* libexec/vmsan-* install.sh .ci/run \
 	tests/run bench/* 2>/dev/null) libexec/lib/common.sh
@@ -90,7 +91,7 @@ libexec/vmsan-net: libexec/vmsan-net.o $(LIB)
 libexec/vmsan-probe: libexec/vmsan-probe.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
 
-tests/tools/tap-pump: tests/tools/tap-pump.o
+tests/tools/%: tests/tools/%.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $<
 
 tests/unit/%: tests/unit/%.o $(LIB)
@@ -110,7 +111,7 @@ lint:
 		--std=c11 --inline-suppr -Ilibexec --include=/usr/include/jansson.h \
 		--suppress=missingIncludeSystem libexec/*.c libexec/lib/*.c tests/unit/*.c
 
-bench: all
+bench: all $(TESTBINS)
 	bench/run
 
 install: all
