@@ -186,15 +186,6 @@ static json_t *op_compile(struct jr *r, struct verr *e)
 		json_decref(rs);
 		goto fail;
 	}
-	if (want_nft) {
-		char *text = nft_ruleset_render(rs);
-
-		fputs(text ? text : "", stdout);
-		free(text);
-		json_decref(rs);
-		json_decref(pub);
-		exit(0);
-	}
 	reply = json_pack("{s:s, s:o, s:o}", "policy", eff, "ruleset", rs,
 			  "publishedPorts", pub);
 	return reply;
@@ -214,15 +205,23 @@ static json_t *op_host(struct jr *r, struct verr *e)
 		json_decref(rs);
 		return NULL;
 	}
-	if (want_nft) {
-		char *text = nft_ruleset_render(rs);
-
-		fputs(text ? text : "", stdout);
-		free(text);
-		json_decref(rs);
-		exit(0);
-	}
 	return json_pack("{s:o}", "ruleset", rs);
+}
+
+/* --format nft: the ruleset as nft(8) text instead of the JSON reply. */
+static int print_reply(json_t *reply)
+{
+	char *text;
+	int rc = VMSAN_EXIT_OK;
+
+	if (!want_nft)
+		return reply_ok(reply);
+	text = nft_ruleset_render(json_object_get(reply, "ruleset"));
+	if (!text || fputs(text, stdout) == EOF || fflush(stdout) == EOF)
+		rc = VMSAN_EXIT_SYS;
+	free(text);
+	json_decref(reply);
+	return rc;
 }
 
 static const struct helper_op ops[] = {
@@ -248,6 +247,7 @@ static const struct helper helper = {
 	"Exit status: 0 ok, 1 failed, 100 bad request.  See vmsan-nftables(8).\n",
 	.ops = ops,
 	.nops = sizeof(ops) / sizeof(*ops),
+	.print = print_reply,
 };
 
 int main(int argc, char **argv)

@@ -119,7 +119,7 @@ int helper_main(const struct helper *h, int argc, char **argv)
 	reply = hop->fn(&r, &e);
 out:
 	if (reply)
-		rc = reply_ok(reply);
+		rc = h->print ? h->print(reply) : reply_ok(reply);
 	else {
 		if (!verr_isset(&e))
 			verr_set(&e, VMSAN_EXIT_FAIL, "ERR_INTERNAL", NULL,

@@ -97,7 +97,9 @@ struct helper {
 	const char *usage;       /* --help text */
 	const struct helper_op *ops;
 	size_t nops;
-	bool no_stdin;           /* ops take no request body */
+	/* Optional: writes a successful reply instead of reply_ok (for a
+	 * helper with another output format); returns the exit status. */
+	int (*print)(json_t *reply);
 };
 
 extern const char *vmsan_prog;
