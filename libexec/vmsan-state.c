@@ -47,21 +47,14 @@ static json_t *with_record(json_t *rec)
 	return json_pack("{s:o}", "record", rec);
 }
 
-static int open_state(struct state *st, bool create, struct verr *e)
-{
-	return state_open(st, create, e);
-}
-
 /* For ops on one VM: no state directory yet means no such VM. */
 static int open_for_vm(struct state *st, const char *id, struct verr *e)
 {
 	if (state_open(st, false, e) == 0)
 		return 0;
-	if (e->code && strcmp(e->code, "ERR_STATE_DIR_MISSING") == 0) {
-		*e = (struct verr){0};
+	if (verr_take(e, "ERR_STATE_DIR_MISSING"))
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_FOUND", "run 'vmsan list' to see your VMs",
 			 "VM not found: %s", id);
-	}
 	return -1;
 }
 
@@ -74,12 +67,10 @@ static json_t *op_dir(struct jr *r, struct verr *e)
 	jr_bool(r, "create", JR_OPTIONAL, &create);
 	if (jr_end(r))
 		return NULL;
-	if (open_state(&st, create, e) == 0)
+	if (state_open(&st, create, e) == 0)
 		reply = json_pack("{s:s, s:s, s:b}", "dir", st.dir, "vms", st.vms, "exists", 1);
-	else if (e->code && strcmp(e->code, "ERR_STATE_DIR_MISSING") == 0) {
-		*e = (struct verr){0};
+	else if (verr_take(e, "ERR_STATE_DIR_MISSING"))
 		reply = json_pack("{s:s, s:s, s:b}", "dir", st.dir, "vms", st.vms, "exists", 0);
-	}
 	state_release(&st);
 	return reply;
 }
@@ -133,7 +124,7 @@ static json_t *op_new(struct jr *r, struct verr *e)
 	char when[32], id[16];
 
 	if (jr_end(r) || (fields && check_fields(fields, "record", e)) ||
-	    open_state(&st, true, e))
+	    state_open(&st, true, e))
 		goto out;
 	now_utc(when, sizeof(when));
 	for (int tries = 0; tries < 16; tries++) {
@@ -155,9 +146,9 @@ static json_t *op_new(struct jr *r, struct verr *e)
 			goto out;
 		json_decref(rec);
 		rec = NULL;
-		if (strcmp(e->code, "ERR_VM_EXISTS") != 0)
+		if (!verr_take(e, "ERR_VM_EXISTS"))
 			goto out;
-		*e = (struct verr){0};      /* id taken: draw another */
+		/* id taken: draw another */
 	}
 	verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_ID", NULL, "could not find a free VM id in 16 tries");
 out:
@@ -182,7 +173,7 @@ static json_t *op_put(struct jr *r, struct verr *e)
 			 "request.record.id: %s", id ? why : "missing or not a string");
 		return NULL;
 	}
-	if (open_state(&st, true, e) || (lock = state_lock(&st, id, e)) < 0)
+	if (state_open(&st, true, e) || (lock = state_lock(&st, id, e)) < 0)
 		goto out;
 	rec = json_deep_copy(rec);
 	stamp_pid(rec);
@@ -260,11 +251,9 @@ static json_t *op_delete(struct jr *r, struct verr *e)
 
 	if (jr_end(r))
 		return NULL;
-	if (open_state(&st, false, e)) {
-		if (e->code && strcmp(e->code, "ERR_STATE_DIR_MISSING") == 0) {
-			*e = (struct verr){0};
+	if (state_open(&st, false, e)) {
+		if (verr_take(e, "ERR_STATE_DIR_MISSING"))
 			return json_pack("{s:s, s:b}", "id", id, "deleted", 0);
-		}
 		goto out;
 	}
 	if ((lock = state_lock(&st, id, e)) < 0)

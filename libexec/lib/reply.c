@@ -39,6 +39,14 @@ void verr_sys(struct verr *e, const char *code, const char *fix,
 	verr_set(e, VMSAN_EXIT_SYS, code, fix, "%s: %s", buf, strerror(saved));
 }
 
+bool verr_take(struct verr *e, const char *code)
+{
+	if (!e->code || strcmp(e->code, code) != 0)
+		return false;
+	*e = (struct verr){0};
+	return true;
+}
+
 void vmsan_debug(const char *fmt, ...)
 {
 	va_list ap;

@@ -532,9 +532,9 @@ int state_list(struct state *st, json_t *ids, json_t **vms_out, json_t **errors_
 		}
 	}
 	if (state_open(st, false, e) != 0) {
-		if (!e->code || strcmp(e->code, "ERR_STATE_DIR_MISSING") != 0)
+		if (!verr_take(e, "ERR_STATE_DIR_MISSING"))
 			goto fail;
-		*e = (struct verr){0};          /* no state yet: no VMs */
+		/* no state yet: no VMs */
 		json_array_foreach(ids, i, v) {
 			struct verr nf = {0};
 

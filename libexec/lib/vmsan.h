@@ -36,6 +36,9 @@ void verr_set(struct verr *e, int exit, const char *code, const char *fix,
 void verr_sys(struct verr *e, const char *code, const char *fix,
 	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static inline bool verr_isset(const struct verr *e) { return e->code != NULL; }
+/* If e holds error `code`, clear it and return true: for callers to whom
+ * that error is an expected answer (no state directory yet = no VMs). */
+bool verr_take(struct verr *e, const char *code);
 
 /* ---- requests -------------------------------------------------------- */
 
