@@ -253,14 +253,13 @@ static int lock_file(const char *path, struct verr *e)
 
 /* A bitmap of NET_SLOTS bits under an flock: O(slots/8) bytes per
  * allocation, whatever is in use; two setups never share a slot. */
-static long slot_take(const char *id, struct verr *e)
+static long slot_take(struct verr *e)
 {
 	unsigned char map[NET_SLOTS / 8];
 	int fd = lock_file(SLOT_MAP, e);
 	ssize_t n;
 	long slot = -1;
 
-	(void)id;
 	if (fd < 0)
 		return -1;
 	memset(map, 0, sizeof(map));
@@ -592,10 +591,10 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 	json_t *ruleset = jr_object(r, "ruleset", JR_REQUIRED);
 	json_t *ports = jr_array(r, "publishedPorts", JR_OPTIONAL, 64);
 	long long mbit = 0, owner = -1;
+	long slot;
 	struct vmnet v;
 	size_t i;
 	json_t *p, *reply = NULL;
-	char mac[18];
 
 	jr_int(r, "bandwidthMbit", JR_OPTIONAL, 1, 100000, &mbit);
 	jr_int(r, "tapOwner", JR_OPTIONAL, 0, INT_MAX, &owner);
@@ -615,9 +614,10 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 			goto fail_early;
 		}
 	}
-	vmnet_set_slot(&v, slot_take(id, e));
-	if (v.slot < 0)
+	slot = slot_take(e);
+	if (slot < 0)
 		goto fail_early;
+	vmnet_set_slot(&v, slot);
 	/* From here on, the record says what to undo. */
 	if (record_write(&v, e) || host_table(e) || netns_create(&v, e) || host_side(&v, e) ||
 	    ns_side(&v, owner, mbit, ruleset, e))
@@ -625,13 +625,10 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 	json_array_foreach(v.ports, i, p) {
 		if (nft_map_port_addr(NET_TABLE, NET_PUB_MAP, (unsigned)json_integer_value(p),
 				      v.ns_addr, true, e)) {
-			if (e->message[0] && strstr(e->message, "File exists")) {
-				snprintf(e->message, sizeof(e->message),
+			if (verr_take(e, "ERR_NFT_EXISTS"))
+				verr_set(e, VMSAN_EXIT_FAIL, "ERR_PORT_CONFLICT", "publish another host port",
 					 "host port %lld is already published by another VM",
 					 json_integer_value(p));
-				e->code = "ERR_PORT_CONFLICT";
-				e->exit = VMSAN_EXIT_FAIL;
-			}
 			/* Only ports this VM owns may be removed on the way out. */
 			while (json_array_size(v.ports) > i)
 				json_array_remove(v.ports, i);
@@ -639,11 +636,10 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 			goto fail;
 		}
 	}
-	snprintf(mac, sizeof(mac), "06:00:ac:10:00:02");
 	reply = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O}",
 			  "netns", v.netns, "slot", (int)v.slot, "hostIf", v.host_if,
 			  "hostAddr", v.host_addr, "agentAddr", v.ns_addr, "tap", NET_TAP,
-			  "guestIp", NET_GUEST_ADDR, "gatewayIp", NET_TAP_ADDR, "mac", mac,
+			  "guestIp", NET_GUEST_ADDR, "gatewayIp", NET_TAP_ADDR, "mac", NET_GUEST_MAC,
 			  "prefixLen", NET_LINK_PREFIXLEN, "publishedPorts", v.ports);
 	json_decref(v.ports);
 	return reply;

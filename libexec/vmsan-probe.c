@@ -30,7 +30,7 @@
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
 
-#include "lib/vmsan.h"
+#include "lib/nft.h"
 
 #define PROBE_TABLE "vmsan_probe"
 
@@ -281,13 +281,9 @@ static json_t *op_forward_policy(struct jr *r, struct verr *e)
 
 	if (jr_end(r))
 		return NULL;
-	nl = mnl_socket_open(NETLINK_NETFILTER);
-	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		verr_sys(e, "ERR_NETLINK", NULL, "cannot open a netfilter netlink socket");
-		if (nl)
-			mnl_socket_close(nl);
+	nl = nft_socket(e);
+	if (!nl)
 		return NULL;
-	}
 	portid = mnl_socket_get_portid(nl);
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, NFPROTO_UNSPEC, NLM_F_DUMP, 1);
 	d.drops = json_array();

@@ -19,6 +19,7 @@
 #define NET_TAP_ADDR "172.16.0.1"
 #define NET_GUEST_ADDR "172.16.0.2"
 #define NET_GUEST_CIDR "172.16.0.2/32"
+#define NET_GUEST_MAC "06:00:ac:10:00:02"     /* locally administered */
 #define NET_LINK_PREFIXLEN 30
 #define NET_POOL "198.18.0.0/15"
 #define NET_POOL_BASE 0xc6120000u      /* 198.18.0.0 */

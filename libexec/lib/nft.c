@@ -736,6 +736,7 @@ struct batch {
 	char *buf;
 	struct mnl_nlmsg_batch *b;
 	uint32_t seq;
+	uint32_t acks;          /* messages that asked for an ack */
 };
 
 static int batch_init(struct batch *bt)
@@ -752,9 +753,9 @@ static int batch_init(struct batch *bt)
 
 static struct nlmsghdr *batch_msg(struct batch *bt, uint16_t type, uint16_t flags)
 {
-	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type,
-						     NFPROTO_IPV4, flags | NLM_F_ACK, bt->seq++);
-	return nlh;
+	bt->acks++;
+	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, NFPROTO_IPV4,
+				     flags | NLM_F_ACK, bt->seq++);
 }
 
 static void batch_next(struct batch *bt)
@@ -769,39 +770,35 @@ static void batch_free(struct batch *bt)
 	free(bt->buf);
 }
 
+struct mnl_socket *nft_socket(struct verr *e)
+{
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
+	struct timeval tv = {.tv_sec = 10};
+
+	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		verr_sys(e, "ERR_NETLINK", NULL, "cannot open a netfilter netlink socket");
+		if (nl)
+			mnl_socket_close(nl);
+		return NULL;
+	}
+	setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return nl;
+}
+
 /* Sends the batch and reads every ack; the kernel applies all or none. */
 static int batch_send(struct batch *bt, struct verr *e)
 {
 	struct mnl_socket *nl;
 	char rbuf[32768];
-	struct timeval tv = {.tv_sec = 10};
-	uint32_t first = 0, pending;
+	uint32_t pending = bt->acks;
 	ssize_t n;
 	int rc = 0, err = 0;
 
 	nftnl_batch_end(mnl_nlmsg_batch_current(bt->b), bt->seq++);
 	mnl_nlmsg_batch_next(bt->b);
-	nl = mnl_socket_open(NETLINK_NETFILTER);
-	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		verr_sys(e, "ERR_NETLINK", NULL, "cannot open a netfilter netlink socket");
-		if (nl)
-			mnl_socket_close(nl);
+	nl = nft_socket(e);
+	if (!nl)
 		return -1;
-	}
-	setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)first;
-	/* Messages between begin and end each ask for an ack. */
-	pending = 0;
-	{
-		struct nlmsghdr *h = (struct nlmsghdr *)mnl_nlmsg_batch_head(bt->b);
-		size_t left = mnl_nlmsg_batch_size(bt->b);
-
-		while (mnl_nlmsg_ok(h, (int)left)) {
-			if (h->nlmsg_flags & NLM_F_ACK)
-				pending++;
-			h = mnl_nlmsg_next(h, (int *)&left);
-		}
-	}
 	if (mnl_socket_sendto(nl, mnl_nlmsg_batch_head(bt->b), mnl_nlmsg_batch_size(bt->b)) < 0) {
 		verr_sys(e, "ERR_NETLINK", NULL, "cannot send nftables batch");
 		mnl_socket_close(nl);
@@ -825,8 +822,10 @@ static int batch_send(struct batch *bt, struct verr *e)
 			break;
 	}
 	if (err) {
+		/* The two answers callers act on get codes of their own. */
 		errno = err;
-		verr_sys(e, "ERR_NFT_APPLY", NULL, "nftables rejected the batch (nothing was applied)");
+		verr_sys(e, err == EEXIST ? "ERR_NFT_EXISTS" : err == ENOENT ? "ERR_NFT_NOENT" :
+			 "ERR_NFT_APPLY", NULL, "nftables rejected the batch (nothing was applied)");
 		rc = -1;
 	} else if (pending) {
 		verr_sys(e, "ERR_NFT_APPLY", NULL, "no answer from nftables");
@@ -945,17 +944,15 @@ static void msg_rules(struct batch *bt, const char *table, json_t *rules)
 
 int nft_table_exists(const char *name, struct verr *e)
 {
-	struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
+	struct mnl_socket *nl = nft_socket(e);
 	char buf[8192];
 	struct nftnl_table *t = nftnl_table_alloc();
 	struct nlmsghdr *nlh;
 	ssize_t n;
 	int rc = -1;
 
-	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		verr_sys(e, "ERR_NETLINK", NULL, "cannot open a netfilter netlink socket");
+	if (!nl)
 		goto out;
-	}
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_IPV4, NLM_F_ACK, 1);
 	nftnl_table_nlmsg_build_payload(nlh, t);
@@ -1061,9 +1058,7 @@ int nft_map_port_addr(const char *table, const char *set, unsigned port, const c
 	rc = batch_send(&bt, e);
 	batch_free(&bt);
 	nftnl_set_free(s);
-	if (rc != 0 && !add && e->message[0] && strstr(e->message, "No such file")) {
-		*e = (struct verr){0};
-		rc = 0;
-	}
+	if (rc != 0 && !add && verr_take(e, "ERR_NFT_NOENT"))
+		rc = 0;         /* already gone */
 	return rc;
 }

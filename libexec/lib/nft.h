@@ -28,6 +28,11 @@
 
 #include "vmsan.h"
 
+struct mnl_socket;
+/* A bound NETLINK_NETFILTER socket with a 10 s receive timeout, or NULL
+ * with e set. */
+struct mnl_socket *nft_socket(struct verr *e);
+
 /* Validates a ruleset completely (shape, names, values, references). */
 int nft_ruleset_check(json_t *rs, struct verr *e);
 /* Renders a (checked) ruleset as nft(8) syntax. Caller frees. */
