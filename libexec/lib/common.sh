@@ -6,7 +6,6 @@
 #   # Summary: one line for `vmsan help`
 #   # Usage: vmsan cmd [...]        (and the "# " lines after it)
 #   # Complete: --flag --other      (words for shell completion)
-#   # Complete-ids: yes             (also complete VM ids)
 
 # Run directly (not through bin/vmsan), a command finds its neighbours.
 VMSAN_LIBEXECDIR=${VMSAN_LIBEXECDIR:-${0%/*}}
@@ -39,11 +38,6 @@ vmsan_usage() {
 
 vmsan_complete() {
 	sed -n 's/^# Complete: //p' "$0" | tr ' ' '\n'
-	if grep -q '^# Complete-ids: yes' "$0"; then
-		"$VMSAN_LIBEXECDIR/vmsan-state" list </dev/null 2>/dev/null |
-			jq -r '.vms[]?.id' 2>/dev/null
-	fi
-	return 0
 }
 
 # vmsan_error CODE MESSAGE [FIX]: report one error in the current mode.
@@ -64,44 +58,6 @@ vmsan_die() {
 
 vmsan_usage_error() {
 	vmsan_die ERR_USAGE "$1" "see 'vmsan $vmsan_cmd --help'" 100
-}
-
-# vmsan_fail REPLY STATUS: a helper failed; pass its error on and exit
-# with its status.
-vmsan_fail() {
-	if [ "$VMSAN_JSON" = 1 ] && printf '%s' "$1" | jq -e '.error' >/dev/null 2>&1; then
-		printf '%s\n' "$1"
-	elif [ "$VMSAN_JSON" = 1 ]; then
-		vmsan_error ERR_HELPER "a helper failed without a reply (exit $2)"
-	fi
-	printf '%s' "$1" | jq -r --arg cmd "$vmsan_cmd" \
-		'"vmsan \($cmd): \(.error.message)" + (if .error.fix then "\n  fix: \(.error.fix)" else "" end)' \
-		>&2 2>/dev/null || printf 'vmsan %s: a helper failed (exit %s)\n' "$vmsan_cmd" "$2" >&2
-	exit "$2"
-}
-
-# vmsan_helper NAME [OP]: run an unprivileged helper with stdin as request.
-vmsan_helper() {
-	_h=$1
-	shift
-	if [ "$VMSAN_VERBOSE" = 1 ]; then
-		"$VMSAN_LIBEXECDIR/$_h" --verbose "$@"
-	else
-		"$VMSAN_LIBEXECDIR/$_h" "$@"
-	fi
-}
-
-# vmsan_priv NAME [OP]: run one of the two root helpers (vmsan-net,
-# vmsan-fc), through the sudoers rule unless we are root already.
-vmsan_priv() {
-	_h=$1
-	shift
-	case $_h in vmsan-net | vmsan-fc) ;; *) vmsan_die ERR_INTERNAL "vmsan_priv: $_h is not a root helper" ;; esac
-	if [ "$(id -u)" = 0 ]; then
-		"$VMSAN_LIBEXECDIR/$_h" "$@"
-	else
-		sudo -n "$VMSAN_LIBEXECDIR/$_h" "$@"
-	fi
 }
 
 # Colours only for a terminal, and never when NO_COLOR is set.
