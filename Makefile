@@ -36,21 +36,26 @@ ifneq ($(SANITIZE),)
 SAN_FLAGS = -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
-DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson libnftnl libmnl libnl-route-3.0 2>/dev/null)
+DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson libnftnl libmnl libnl-route-3.0 \
+	libarchive ext2fs libcrypto libzstd zlib 2>/dev/null)
 JANSSON_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
 NL_LIBS := $(shell $(PKG_CONFIG) --libs libnl-route-3.0 2>/dev/null || echo -lnl-route-3 -lnl-3)
 NFT_LIBS := $(shell $(PKG_CONFIG) --libs libnftnl libmnl 2>/dev/null || echo -lnftnl -lmnl)
+IMG_LIBS := $(shell $(PKG_CONFIG) --libs libarchive ext2fs com_err libcrypto libzstd zlib 2>/dev/null || \
+	echo -larchive -lext2fs -lcom_err -lcrypto -lzstd -lz) -lpthread
 
 ALL_CFLAGS = -std=gnu11 $(WARN) $(DEPS_CFLAGS) -DVMSAN_VERSION='"$(VERSION)"' \
 	-Ilibexec $(SAN_FLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRC = libexec/lib/reply.c libexec/lib/request.c libexec/lib/helper.c \
-	libexec/lib/validate.c libexec/lib/state.c libexec/lib/nft.c libexec/lib/netplan.c
+	libexec/lib/validate.c libexec/lib/state.c libexec/lib/nft.c libexec/lib/netplan.c \
+	libexec/lib/ext4.c libexec/lib/layer.c
 LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
 
-HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list libexec/vmsan-nftables libexec/vmsan-net
+HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list libexec/vmsan-nftables libexec/vmsan-net \
+	libexec/vmsan-rootfs
 TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump \
 	tests/tools/connect-rate
 # Every shell file: the ones with a #! line, and the sourced library.
@@ -69,7 +74,8 @@ $(FLAGS_STAMP): FORCE
 	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
 		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
 
-%.o: %.c libexec/lib/vmsan.h libexec/lib/nft.h libexec/lib/netplan.h $(FLAGS_STAMP)
+%.o: %.c libexec/lib/vmsan.h libexec/lib/nft.h libexec/lib/netplan.h libexec/lib/ext4.h \
+	libexec/lib/layer.h $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)
@@ -87,6 +93,9 @@ libexec/vmsan-nftables: libexec/vmsan-nftables.o $(LIB)
 
 libexec/vmsan-net: libexec/vmsan-net.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NL_LIBS) $(NFT_LIBS) $(JANSSON_LIBS)
+
+libexec/vmsan-rootfs: libexec/vmsan-rootfs.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(IMG_LIBS) $(JANSSON_LIBS)
 
 libexec/vmsan-probe: libexec/vmsan-probe.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)

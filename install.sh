@@ -59,11 +59,16 @@ fi
 
 if [ $deps = 1 ]; then
 	# Build: compiler and -dev libraries.  Run: jq, skopeo, e2fsprogs,
-	# nftables (for inspection; vmsan itself talks netlink), sudo.
+	# nftables (for inspection; vmsan itself talks netlink), sudo, and
+	# busybox-static for the offline base image.
 	pkgs="build-essential pkg-config libjansson-dev libnftnl-dev libmnl-dev
-		libnl-3-dev libnl-route-3-dev jq skopeo e2fsprogs iproute2 nftables sudo"
+		libnl-3-dev libnl-route-3-dev libarchive-dev libext2fs-dev libssl-dev
+		libzstd-dev zlib1g-dev jq skopeo e2fsprogs busybox-static iproute2 nftables sudo"
+	# Tests: a registry on 127.0.0.1 (docker-registry), zstd to make zstd
+	# layers, attr/libcap2-bin for xattrs and file capabilities.
 	[ $dev = 0 ] || pkgs="$pkgs bats dash shellcheck mandoc cppcheck hyperfine util-linux
-		socat dnsmasq-base iputils-ping netcat-openbsd"
+		socat dnsmasq-base iputils-ping netcat-openbsd tcpdump bc curl docker-registry zstd
+		attr libcap2-bin"
 	missing=
 	for p in $pkgs; do
 		dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
