@@ -309,6 +309,8 @@ struct ref {
 	char skopeo[4200];      /* what skopeo is given */
 	bool docker;            /* a registry (TLS and auth options apply) */
 	char registry[256];
+	char layout[PATH_MAX];  /* oci: a local layout, read in place */
+	char tag[256];
 };
 
 static int is_name_char(char ch)
@@ -640,9 +642,10 @@ struct build {
 	double t0;
 };
 
-/* Applies the layers listed by a manifest in tmp/blobs; fills rec. */
-static int build_from_manifest(struct build *b, json_t *manifest, json_t *config,
-			       json_t *rec, struct verr *e)
+/* Applies the layers listed by a manifest, blob <hex> being the file
+ * <blobs><hex>; fills rec. */
+static int build_from_manifest(struct build *b, const char *blobs, json_t *manifest,
+			       json_t *config, json_t *rec, struct verr *e)
 {
 	json_t *layers = json_object_get(manifest, "layers");
 	json_t *diffs = json_object_get(json_object_get(config, "rootfs"), "diff_ids");
@@ -674,7 +677,7 @@ static int build_from_manifest(struct build *b, json_t *manifest, json_t *config
 			goto fail;
 		}
 		char path[PATH_MAX], label[64];
-		bfmt(path, sizeof(path), "%s/blobs/%s", b->tmp, dg + 7);
+		bfmt(path, sizeof(path), "%s%s", blobs, dg + 7);
 		snprintf(label, sizeof(label), "layer %zu/%zu", i + 1, nl);
 		struct layer l = { path, dg, diff, label };
 		struct verr le = { 0 };
@@ -911,6 +914,80 @@ static const char *runtime_default(const char *rt)
 
 static json_t *op_base(struct cache *c, const char *busybox, uint64_t disk, struct verr *e);
 
+/* An OCI layout on this machine is read in place (no copy): the manifest
+ * for tag (or the only one), through an index to linux/amd64 if need be.
+ * Every blob's digest is still checked as it is read. */
+static int oci_layout_manifest(const struct ref *r, char *path, size_t n, char digest[72],
+			       struct verr *e)
+{
+	char p[PATH_MAX];
+	bfmt(p, sizeof(p), "%s/index.json", r->layout);
+	json_t *idx = load_json(p, e), *pick = NULL;
+	if (!idx) {
+		if (verr_take(e, "ERR_NOENT"))
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_NOT_FOUND", "check the path",
+				 "%s is not an OCI image layout (no index.json)", r->layout);
+		return -1;
+	}
+	for (int depth = 0; depth < 3; depth++) {
+		json_t *ms = json_object_get(idx, "manifests"), *m;
+		size_t i, nm = 0;
+		pick = NULL;
+		json_array_foreach(ms, i, m) {
+			const char *name = json_string_value(json_object_get(
+				json_object_get(m, "annotations"), "org.opencontainers.image.ref.name"));
+			json_t *pl = json_object_get(m, "platform");
+			bool ok = depth == 0 ? (r->tag[0] ? name && strcmp(name, r->tag) == 0 : true)
+				  : (!pl || (json_equal(json_object_get(pl, "os"), json_string("linux")) &&
+					     json_equal(json_object_get(pl, "architecture"), json_string("amd64"))));
+			if (ok) {
+				pick = m;
+				nm++;
+			}
+		}
+		if (nm != 1) {
+			if (nm)
+				verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_REF",
+					 "name the image with oci:PATH:TAG",
+					 "%s holds %zu images: which one?", r->layout, nm);
+			else
+				verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_NOT_FOUND", "check the tag",
+					 "%s has no image%s%s%s", r->layout,
+					 r->tag[0] ? " tagged '" : "", r->tag, r->tag[0] ? "'" : "");
+			json_decref(idx);
+			return -1;
+		}
+		const char *d = json_string_value(json_object_get(pick, "digest"));
+		const char *mt = json_string_value(json_object_get(pick, "mediaType"));
+		if (!d || strncmp(d, "sha256:", 7) != 0 || !valid_hex64(d + 7)) {
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_MANIFEST", NULL,
+				 "%s: a manifest without a sha256 digest", r->layout);
+			json_decref(idx);
+			return -1;
+		}
+		bfmt(path, n, "%s/blobs/sha256/%s", r->layout, d + 7);
+		if (sha256_file(path, digest, e) < 0 || strcmp(digest, d) != 0) {
+			if (!verr_isset(e))
+				verr_set(e, VMSAN_EXIT_FAIL, "ERR_DIGEST_MISMATCH",
+					 "the layout is damaged; copy the image again",
+					 "%s: manifest %s does not match its digest", r->layout, d);
+			json_decref(idx);
+			return -1;
+		}
+		bool is_index = mt && (strcmp(mt, "application/vnd.oci.image.index.v1+json") == 0 ||
+				       strcmp(mt, "application/vnd.docker.distribution.manifest.list.v2+json") == 0);
+		json_decref(idx);
+		if (!is_index)
+			return 0;
+		if (!(idx = load_json(path, e)))
+			return -1;
+	}
+	json_decref(idx);
+	verr_set(e, VMSAN_EXIT_FAIL, "ERR_MANIFEST", NULL, "%s: indexes nested too deeply",
+		 r->layout);
+	return -1;
+}
+
 static json_t *do_pull(struct cache *c, const char *refstr, const struct pull_opts *o,
 		       bool force, uint64_t disk, struct verr *e)
 {
@@ -941,16 +1018,22 @@ static json_t *do_pull(struct cache *c, const char *refstr, const struct pull_op
 	sweep_tmp(c);
 	if (new_build(&b, c, disk ? disk : DEFAULT_DISK, e) < 0)
 		goto fail;
-	char blobs[PATH_MAX], p[PATH_MAX];
-	bfmt(blobs, sizeof(blobs), "%s/blobs", b.tmp);
-	if (progress_on)
-		fprintf(stderr, "pulling %s\n", r.canon);
-	if (skopeo_copy(&r, o, blobs, e) < 0)
-		goto fail;
-	bfmt(p, sizeof(p), "%s/manifest.json", blobs);
-	char digest[72];
-	if (sha256_file(p, digest, e) < 0)
-		goto fail;
+	char blobs[PATH_MAX], p[PATH_MAX], digest[72];
+	if (r.layout[0]) {
+		bfmt(blobs, sizeof(blobs), "%s/blobs/sha256/", r.layout);
+		if (oci_layout_manifest(&r, p, sizeof(p), digest, e) < 0)
+			goto fail;
+	} else {
+		bfmt(blobs, sizeof(blobs), "%s/blobs", b.tmp);
+		if (progress_on)
+			fprintf(stderr, "pulling %s\n", r.canon);
+		if (skopeo_copy(&r, o, blobs, e) < 0)
+			goto fail;
+		bfmt(p, sizeof(p), "%s/manifest.json", blobs);
+		if (sha256_file(p, digest, e) < 0)
+			goto fail;
+		bfmt(blobs, sizeof(blobs), "%s/blobs/", b.tmp);
+	}
 	json_t *manifest = load_json(p, e);
 	if (!manifest)
 		goto fail;
@@ -976,7 +1059,7 @@ static json_t *do_pull(struct cache *c, const char *refstr, const struct pull_op
 		json_decref(manifest);
 		goto fail;
 	}
-	bfmt(p, sizeof(p), "%s/%s", blobs, cfgd + 7);
+	bfmt(p, sizeof(p), "%s%s", blobs, cfgd + 7);
 	char cdig[72];
 	json_t *config = NULL;
 	if (sha256_file(p, cdig, e) < 0 || strcmp(cdig, cfgd) != 0) {
@@ -999,7 +1082,7 @@ static json_t *do_pull(struct cache *c, const char *refstr, const struct pull_op
 			"architecture", json_object_get(config, "architecture"),
 			"builtAt", when, "builder", "vmsan-rootfs " VMSAN_VERSION);
 	json_object_set_new(rec, "format", json_integer(IMAGE_FORMAT));
-	int brc = build_from_manifest(&b, manifest, config, rec, e);
+	int brc = build_from_manifest(&b, blobs, manifest, config, rec, e);
 	json_decref(manifest);
 	json_decref(config);
 	if (brc < 0 || publish(&b, digest + 7, rec, e) < 0 ||

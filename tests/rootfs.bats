@@ -277,6 +277,19 @@ build_semantics_image() {
 	assert_eq "$(jq -r .error.code <<<"$output")" ERR_DIGEST_MISMATCH
 	assert_cache_clean
 	[ -z "$(ls "$VMSAN_DIR/images" | grep -E '^[0-9a-f]{64}$')" ]
+	# The same through a registry whose stored blob went bad: skopeo sees it.
+	require_cmd docker-registry
+	oci_image "$TEST_TMP/good" v1 '{}' "$TEST_TMP/a.tar"
+	registry_start
+	push "$TEST_TMP/good" v1 test/bad:v1
+	# skopeo compresses the layer on push: the largest blob is the layer.
+	data=$(find "$REG_DIR/data" -path "*/blobs/sha256/*/data" -printf '%s %p\n' |
+		sort -rn | head -1 | cut -d' ' -f2)
+	[ "$(stat -c %s "$data")" -gt 50000 ]
+	printf 'X' | dd of="$data" bs=1 seek=5000 conv=notrunc status=none
+	run -1 rootfs pull "{\"ref\":\"$REG/test/bad:v1\",\"tlsVerify\":false}"
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_DIGEST_MISMATCH
+	assert_cache_clean
 }
 
 @test "bad input: a layer naming ../../etc/passwd is refused and writes nothing" {

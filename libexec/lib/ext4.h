@@ -51,6 +51,7 @@ struct e4_entry {
 	const char *target;     /* symlink target, or hardlink's image path */
 	bool hardlink;
 	uint64_t size;          /* regular files */
+	bool sparse;            /* data comes with holes (read() offsets jump) */
 	const struct e4_xattr *xattrs;
 	size_t nxattrs;
 	e4_read_fn read;        /* regular files */

@@ -339,6 +339,7 @@ static int apply_entry(struct e4 *w, struct archive *a, struct archive_entry *ae
 		break;
 	case AE_IFREG:
 		ent.size = (uint64_t)archive_entry_size(ae);
+		ent.sparse = archive_entry_sparse_count(ae) > 0;
 		break;
 	default:
 		break;
