@@ -406,3 +406,39 @@ build_semantics_image() {
 	script -qec "$ROOTFS pull <'$TEST_TMP/req' 2>'$TEST_TMP/tty-err' >'$TEST_TMP/out'" /dev/null >/dev/null
 	assert_one_json "$(cat "$TEST_TMP/out")"
 }
+
+@test "vmsan images: pull, ls (table and --json), inspect, rm, prune, bad subcommand" {
+	run -0 "$VMSAN" images pull --runtime base
+	assert_contains "$output" "vmsan/base sha256:"
+	run -0 "$VMSAN" images
+	assert_contains "${lines[0]}" "IMAGE"
+	assert_contains "${lines[1]}" "vmsan/base"
+	run -0 "$VMSAN" --json images
+	assert_one_json "$output"
+	assert_eq "$(jq -r '.[0].refs[0]' <<<"$output")" vmsan/base
+	run -0 "$VMSAN" images inspect vmsan/base --json
+	assert_eq "$(jq -c .config.cmd <<<"$output")" '["/bin/sh"]'
+	run -1 "$VMSAN" --json images rm nope:1
+	assert_one_json "$output"
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_IMAGE_NOT_FOUND
+	run -100 "$VMSAN" images bogus
+	assert_contains "$output" "no such images command"
+	run -100 "$VMSAN" images pull
+	run -0 "$VMSAN" images rm vmsan/base
+	assert_contains "$output" "removed sha256:"
+	run -0 "$VMSAN" --json images
+	assert_eq "$output" "[]"
+}
+
+@test "vmsan images pull: VMSAN_INSECURE_REGISTRIES turns TLS off for the listed registry only" {
+	require_cmd docker-registry
+	mkdir -p "$TEST_TMP/t/etc" && echo x >"$TEST_TMP/t/etc/x"
+	tar_layer "$TEST_TMP/t" "$TEST_TMP/a.tgz" gzip
+	oci_image "$TEST_TMP/oci" v1 '{}' "$TEST_TMP/a.tgz"
+	registry_start
+	push "$TEST_TMP/oci" v1 test/x:v1
+	run -1 "$VMSAN" images pull "$REG/test/x:v1"
+	assert_contains "$output" "does not speak TLS"
+	VMSAN_INSECURE_REGISTRIES="other:1,$REG" run -0 "$VMSAN" --json images pull "$REG/test/x:v1"
+	assert_eq "$(jq -r .cached <<<"$output")" false
+}
