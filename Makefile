@@ -64,7 +64,8 @@ SCRIPTS = $(shell grep -l '^\#!/bin/sh' bin/* libexec/vmsan-* install.sh .ci/run
 MAN1 = share/man/man1/vmsan.1
 MAN7 = share/man/man7/vmsan.7
 MAN8 = share/man/man8/vmsan-state.8 share/man/man8/vmsan-probe.8 \
-	share/man/man8/vmsan-net.8 share/man/man8/vmsan-nftables.8
+	share/man/man8/vmsan-net.8 share/man/man8/vmsan-nftables.8 \
+	share/man/man8/vmsan-rootfs.8
 
 all: $(HELPERS)
 
@@ -114,7 +115,7 @@ lint:
 	# Bats sets $$stderr and runs each test in a subshell (SC2154, SC2030/1);
 	# tests list directories of names they made themselves (SC2010, SC2143).
 	shellcheck -s bash -e SC2154,SC2030,SC2031,SC2010,SC2143 \
-		tests/*.bats tests/*.bash completions/vmsan.bash
+		tests/*.bats tests/*.bash completions/vmsan.bash $(shell grep -l '^\#!/bin/bash' bench/*)
 	mandoc -Tlint -Wwarning $(MAN1) $(MAN7) $(MAN8)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--std=c11 --inline-suppr -Ilibexec --include=/usr/include/jansson.h \

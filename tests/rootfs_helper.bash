@@ -107,8 +107,10 @@ assert_cache_clean() {
 	for d in "$VMSAN_DIR"/images/*/; do
 		[ -d "$d" ] || continue
 		case ${d%/} in */refs|*/tmp) continue ;; esac
-		[ -f "$d/image.json" ] && [ -f "$d/rootfs.ext4" ] ||
-			{ echo "incomplete image dir $d" >&2; return 1; }
+		if [ ! -f "$d/image.json" ] || [ ! -f "$d/rootfs.ext4" ]; then
+			echo "incomplete image dir $d" >&2
+			return 1
+		fi
 	done
 }
 
@@ -134,8 +136,8 @@ registry_start() {
 		EOF
 		docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/log" 2>&1 &
 		REG_PID=$!
-		local i
-		for i in $(seq 50); do
+		local _
+		for _ in $(seq 50); do
 			if curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1; then
 				REG=127.0.0.1:$port
 				return 0
