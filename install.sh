@@ -130,4 +130,15 @@ mv -f "$tmp" "$sudoers"
 trap - EXIT
 
 say "installed: $prefix/bin/vmsan (helpers in $libexecdir); sudoers: $sudoers"
-"$prefix/bin/vmsan" doctor || say "vmsan doctor reports problems above; each comes with a fix"
+# The base image, built offline from busybox-static into the cache of the
+# user who ran install.sh (not root's, when run through sudo).
+as_user() {
+	if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+		sudo -u "$SUDO_USER" -H "$@"
+	else
+		"$@"
+	fi
+}
+as_user "$prefix/bin/vmsan" images pull --runtime base ||
+	say "could not build the base image; 'vmsan images pull --runtime base' says why"
+as_user "$prefix/bin/vmsan" doctor || say "vmsan doctor reports problems above; each comes with a fix"

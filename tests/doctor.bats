@@ -68,7 +68,9 @@ teardown_extra() {
 	mkdir -p "$VMSAN_DIR/kernels" "$VMSAN_DIR/images"
 	chmod 700 "$VMSAN_DIR"
 	: >"$VMSAN_DIR/kernels/vmlinux-6.1-test"
-	: >"$VMSAN_DIR/images/base.ext4"
+	run --separate-stderr "$VMSAN" doctor --json
+	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "base-image") | .status')" = fail ]
+	"$VMSAN" images pull --runtime base
 	run --separate-stderr "$VMSAN" doctor --json
 	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "kernel") | .detail')" = "$VMSAN_DIR/kernels/vmlinux-6.1-test" ]
 	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "base-image") | .status')" = pass ]
