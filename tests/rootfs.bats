@@ -403,8 +403,59 @@ build_semantics_image() {
 	rootfs remove "{\"images\":[\"oci:$TEST_TMP/oci:v1\"]}" >/dev/null
 	# A terminal: progress lines, and stdout is still just the reply.
 	printf '%s' "$body" >"$TEST_TMP/req"
-	script -qec "$ROOTFS pull <'$TEST_TMP/req' 2>'$TEST_TMP/tty-err' >'$TEST_TMP/out'" /dev/null >/dev/null
+	script -qec "$ROOTFS pull <'$TEST_TMP/req' >'$TEST_TMP/out'" "$TEST_TMP/typescript" >/dev/null
 	assert_one_json "$(cat "$TEST_TMP/out")"
+	grep -q 'building rootfs: .* MiB .*%' "$TEST_TMP/typescript"
+}
+
+@test "untrusted layers: absolute names stay inside, symlinks never lead out of the image" {
+	require_cmd debugfs
+	# Layer 1: symlinks that point far outside the root, absolutely and by "..".
+	mkdir -p "$TEST_TMP/l1"
+	ln -s ../../../../../../tmp "$TEST_TMP/l1/up"
+	ln -s /etc "$TEST_TMP/l1/abs"
+	tar_layer "$TEST_TMP/l1" "$TEST_TMP/l1.tgz" gzip
+	# Layer 2: members written through them, and an absolute member name.
+	mkdir -p "$TEST_TMP/l2/up" "$TEST_TMP/l2/abs"
+	echo a >"$TEST_TMP/l2/up/vmsan-escape-$$"
+	echo b >"$TEST_TMP/l2/abs/vmsan-escape-$$"
+	tar --format=posix -C "$TEST_TMP/l2" -cf "$TEST_TMP/l2.tar" ./up/vmsan-escape-$$ \
+		./abs/vmsan-escape-$$
+	mkdir -p "$TEST_TMP/l3/srv"
+	echo c >"$TEST_TMP/l3/srv/rooted"
+	tar -C "$TEST_TMP/l3" -cPf "$TEST_TMP/l3.tar" --transform='s,^,/,' srv/rooted
+	tar -tPf "$TEST_TMP/l3.tar" | grep -qx /srv/rooted
+	oci_image "$TEST_TMP/oci" v1 '{}' "$TEST_TMP/l1.tgz" "$TEST_TMP/l2.tar" "$TEST_TMP/l3.tar"
+	run -0 rootfs pull "{\"ref\":\"oci:$TEST_TMP/oci:v1\"}"
+	img=$(jq -r .path <<<"$output")
+	# "up" resolves to the image's /tmp, "abs" to the image's /etc.
+	run -0 dfs "$img" "cat /tmp/vmsan-escape-$$"
+	assert_eq "$output" a
+	run -0 dfs "$img" "cat /etc/vmsan-escape-$$"
+	assert_eq "$output" b
+	run -0 dfs "$img" 'cat /srv/rooted'
+	assert_eq "$output" c
+	[ ! -e "/tmp/vmsan-escape-$$" ] && [ ! -e "/etc/vmsan-escape-$$" ]
+	run -0 e2fsck -fn "$img"
+}
+
+@test "oci-archive: and runtime overrides (VMSAN_RUNTIME_NODE22) go through the same cache" {
+	require_cmd docker-registry
+	mkdir -p "$TEST_TMP/t/etc" && echo arch >"$TEST_TMP/t/etc/x"
+	tar_layer "$TEST_TMP/t" "$TEST_TMP/a.tgz" gzip
+	oci_image "$TEST_TMP/oci" v1 '{}' "$TEST_TMP/a.tgz"
+	tar -C "$TEST_TMP/oci" -cf "$TEST_TMP/img.tar" .
+	run -0 rootfs pull "{\"ref\":\"oci-archive:$TEST_TMP/img.tar:v1\"}"
+	digest=$(jq -r .digest <<<"$output")
+	run -0 dfs "$(jq -r .path <<<"$output")" 'cat /etc/x'
+	assert_eq "$output" arch
+	registry_start
+	push "$TEST_TMP/oci" v1 runtimes/node:22
+	VMSAN_RUNTIME_NODE22=$REG/runtimes/node:22 run -0 rootfs pull '{"runtime":"node22","tlsVerify":false}'
+	assert_eq "$(jq -r .runtime <<<"$output")" node22
+	assert_eq "$(jq -r .ref <<<"$output")" "$REG/runtimes/node:22"
+	assert_eq "$(jq -r .digest <<<"$output")" "$digest"
+	assert_eq "$(jq -r .cached <<<"$output")" true
 }
 
 @test "vmsan images: pull, ls (table and --json), inspect, rm, prune, bad subcommand" {
