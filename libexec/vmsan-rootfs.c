@@ -482,6 +482,10 @@ static void classify_pull_error(const struct ref *r, char *out, struct verr *e)
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_DIGEST_MISMATCH",
 			 "the registry served damaged data; retry, and report it to its owner",
 			 "pulling %s: %s", r->canon, msg);
+	} else if (strcasestr(msg, "x509:") || strcasestr(msg, "certificate")) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_REGISTRY_TLS",
+			 "trust the registry's CA: pass --cert-dir DIR holding its ca.crt",
+			 "cannot verify registry %s: %s", r->registry, msg);
 	} else if (strcasestr(msg, "server gave HTTP response to HTTPS client")) {
 		snprintf(fix, sizeof(fix), "for a plain-HTTP registry pass --insecure-registry "
 			 "or add %s to VMSAN_INSECURE_REGISTRIES", r->registry);
@@ -505,12 +509,13 @@ static void classify_pull_error(const struct ref *r, char *out, struct verr *e)
 struct pull_opts {
 	bool tls_verify;
 	const char *auth_file;
+	const char *cert_dir;
 };
 
 static int skopeo_copy(const struct ref *r, const struct pull_opts *o,
 		       const char *dest, struct verr *e)
 {
-	char dst[PATH_MAX + 8], auth[PATH_MAX + 32];
+	char dst[PATH_MAX + 8], auth[PATH_MAX + 32], certs[PATH_MAX + 32];
 	const char *argv[16];
 	int n = 0;
 	snprintf(dst, sizeof(dst), "dir:%s", dest);
@@ -523,6 +528,10 @@ static int skopeo_copy(const struct ref *r, const struct pull_opts *o,
 	if (r->docker && o->auth_file) {
 		snprintf(auth, sizeof(auth), "--src-authfile=%s", o->auth_file);
 		argv[n++] = auth;
+	}
+	if (r->docker && o->cert_dir) {
+		snprintf(certs, sizeof(certs), "--src-cert-dir=%s", o->cert_dir);
+		argv[n++] = certs;
 	}
 	argv[n++] = r->skopeo;
 	argv[n++] = dst;
@@ -1107,6 +1116,7 @@ static json_t *op_pull(struct jr *r, struct verr *e)
 	const char *ref = jr_string(r, "ref", JR_OPTIONAL, NULL);
 	const char *rt = jr_string(r, "runtime", JR_OPTIONAL, NULL);
 	const char *auth = jr_string(r, "authFile", JR_OPTIONAL, valid_path);
+	const char *certs = jr_string(r, "certDir", JR_OPTIONAL, valid_path);
 	if (jr_bool(r, "pull", JR_OPTIONAL, &force) < 0 ||
 	    jr_bool(r, "tlsVerify", JR_OPTIONAL, &tls) < 0 ||
 	    jr_bool(r, "progress", JR_OPTIONAL, &prog) < 0 || read_disk(r, &disk) < 0 ||
@@ -1122,7 +1132,7 @@ static json_t *op_pull(struct jr *r, struct verr *e)
 	if (cache_open(&c, true, e) < 0)
 		return NULL;
 	json_t *out = NULL;
-	struct pull_opts o = { tls, auth };
+	struct pull_opts o = { tls, auth, certs };
 	if (rt) {
 		char env[64], *q;
 		snprintf(env, sizeof(env), "VMSAN_RUNTIME_%s", rt);
@@ -1752,7 +1762,7 @@ static const struct helper helper = {
 	"and keeps them in $VMSAN_DIR/images by manifest digest.\n"
 	"\n"
 	"  {\"op\":\"pull\", \"ref\":REF | \"runtime\":RT, \"pull\":BOOL, \"tlsVerify\":BOOL,\n"
-	"   \"authFile\":PATH, \"diskSize\":\"10G\", \"progress\":BOOL}\n"
+	"   \"authFile\":PATH, \"certDir\":DIR, \"diskSize\":\"10G\", \"progress\":BOOL}\n"
 	"                                  the image's disk, built unless cached\n"
 	"  {\"op\":\"base\", \"busybox\":PATH, \"diskSize\":SIZE}\n"
 	"                                  the offline base image (busybox-static)\n"

@@ -493,3 +493,37 @@ build_semantics_image() {
 	VMSAN_INSECURE_REGISTRIES="other:1,$REG" run -0 "$VMSAN" --json images pull "$REG/test/x:v1"
 	assert_eq "$(jq -r .cached <<<"$output")" false
 }
+
+@test "a registry with TLS and a password: its CA through certDir, credentials through auth files" {
+	require_cmd docker-registry
+	require_cmd openssl
+	require_cmd htpasswd
+	export XDG_RUNTIME_DIR=$TEST_TMP/xdg
+	mkdir -p "$XDG_RUNTIME_DIR" "$TEST_TMP/t/etc"
+	echo private >"$TEST_TMP/t/etc/x"
+	tar_layer "$TEST_TMP/t" "$TEST_TMP/a.tgz" gzip
+	oci_image "$TEST_TMP/oci" v1 '{}' "$TEST_TMP/a.tgz"
+	registry_start tls
+	skopeo copy --quiet --dest-cert-dir "$REG_CERTS" --dest-creds "vmsan:$REG_PASS" \
+		"oci:$TEST_TMP/oci:v1" "docker://$REG/test/private:v1"
+	# A CA nobody told us about: refused, with the fix.
+	run -1 rootfs pull "{\"ref\":\"$REG/test/private:v1\"}"
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_REGISTRY_TLS
+	assert_contains "$(jq -r .error.fix <<<"$output")" "cert-dir"
+	# The CA, but no credentials.
+	run -1 rootfs pull "{\"ref\":\"$REG/test/private:v1\",\"certDir\":\"$REG_CERTS\"}"
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_REGISTRY_AUTH
+	assert_cache_clean
+	# Credentials in a file named by the request.
+	printf '{"auths":{"%s":{"auth":"%s"}}}' "$REG" "$(printf 'vmsan:%s' "$REG_PASS" | base64 -w0)" \
+		>"$TEST_TMP/auth.json"
+	run -0 rootfs pull "{\"ref\":\"$REG/test/private:v1\",\"certDir\":\"$REG_CERTS\",\"authFile\":\"$TEST_TMP/auth.json\"}"
+	digest=$(jq -r .digest <<<"$output")
+	run -0 dfs "$(jq -r .path <<<"$output")" 'cat /etc/x'
+	assert_eq "$output" private
+	# Credentials where skopeo looks by itself (skopeo login writes there).
+	mkdir -p "$XDG_RUNTIME_DIR/containers"
+	cp "$TEST_TMP/auth.json" "$XDG_RUNTIME_DIR/containers/auth.json"
+	run -0 rootfs pull "{\"ref\":\"$REG/test/private:v1\",\"certDir\":\"$REG_CERTS\",\"pull\":true}"
+	assert_eq "$(jq -r .digest <<<"$output")" "$digest"
+}

@@ -116,11 +116,34 @@ assert_cache_clean() {
 
 # ---- a registry on 127.0.0.1 ----------------------------------------
 
+# registry_start [tls]: with "tls", HTTPS with a self-signed certificate
+# for 127.0.0.1 (its CA in $REG_CERTS/ca.crt) and htpasswd auth for
+# user "vmsan", password in $REG_PASS.
 registry_start() {
 	require_cmd docker-registry || return 1
-	local port
+	local port tls=${1:-}
 	REG_DIR=$TEST_TMP/registry
 	mkdir -p "$REG_DIR/data"
+	local extra='' scheme=http
+	if [ "$tls" = tls ]; then
+		require_cmd openssl || return 1
+		require_cmd htpasswd || return 1
+		REG_CERTS=$REG_DIR/certs
+		REG_PASS=pw-$$-$RANDOM
+		mkdir -p "$REG_CERTS"
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+			-addext subjectAltName=IP:127.0.0.1 -keyout "$REG_DIR/key.pem" \
+			-out "$REG_CERTS/ca.crt" 2>/dev/null
+		htpasswd -Bbn vmsan "$REG_PASS" >"$REG_DIR/htpasswd"
+		extra="  tls:
+	    certificate: $REG_CERTS/ca.crt
+	    key: $REG_DIR/key.pem
+	auth:
+	  htpasswd:
+	    realm: vmsan-test
+	    path: $REG_DIR/htpasswd"
+		scheme=https
+	fi
 	for port in $(shuf -i 20000-40000 -n 20); do
 		cat >"$REG_DIR/config.yml" <<-EOF
 		version: 0.1
@@ -134,11 +157,13 @@ registry_start() {
 		http:
 		  addr: 127.0.0.1:$port
 		EOF
+		[ -z "$extra" ] || printf '%s\n' "$extra" | sed 's/^\t//' >>"$REG_DIR/config.yml"
 		docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/log" 2>&1 &
 		REG_PID=$!
 		local _
 		for _ in $(seq 50); do
-			if curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1; then
+			if curl -sS -o /dev/null --cacert "${REG_CERTS:-$REG_DIR}/ca.crt" \
+				"$scheme://127.0.0.1:$port/v2/" 2>/dev/null; then
 				REG=127.0.0.1:$port
 				return 0
 			fi
