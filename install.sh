@@ -65,9 +65,11 @@ if [ $deps = 1 ]; then
 		libnl-3-dev libnl-route-3-dev libarchive-dev libext2fs-dev libssl-dev
 		libzstd-dev zlib1g-dev jq skopeo e2fsprogs busybox-static iproute2 nftables sudo"
 	# Tests: a registry on 127.0.0.1 (docker-registry), zstd to make zstd
-	# layers, attr/libcap2-bin for xattrs and file capabilities.
+	# layers, attr/libcap2-bin for xattrs and file capabilities, openssl and
+	# apache2-utils (htpasswd) for a registry with TLS and a password.
 	[ $dev = 0 ] || pkgs="$pkgs bats dash shellcheck mandoc cppcheck hyperfine util-linux
 		socat dnsmasq-base iputils-ping netcat-openbsd tcpdump bc curl docker-registry zstd
+		openssl apache2-utils
 		attr libcap2-bin"
 	missing=
 	for p in $pkgs; do
