@@ -346,6 +346,10 @@ static int parse_ref(const char *in, struct ref *r, struct verr *e)
 		bfmt(r->canon, sizeof(r->canon), "%.*s%s%s%s", (int)(rest - in), in,
 			 real, colon ? ":" : "", colon ? colon + 1 : "");
 		snprintf(r->skopeo, sizeof(r->skopeo), "%s", r->canon);
+		if (strncmp(in, "oci:", 4) == 0) {     /* read in place, no copy */
+			bfmt(r->layout, sizeof(r->layout), "%s", real);
+			bfmt(r->tag, sizeof(r->tag), "%s", colon ? colon + 1 : "");
+		}
 		return 0;
 	}
 	if (strncmp(in, "docker://", 9) == 0)
