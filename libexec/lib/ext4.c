@@ -50,11 +50,19 @@ static const char *e4_code_full = "ERR_DISK_FULL";
 
 /* ---- errors ---------------------------------------------------------- */
 
+/* The image's own space (blocks, inodes, directory or xattr room) ran
+ * out: the caller can name a bigger disk size. */
 static bool is_full_err(errcode_t rc)
 {
 	return rc == EXT2_ET_BLOCK_ALLOC_FAIL || rc == EXT2_ET_INODE_ALLOC_FAIL ||
-	       rc == EXT2_ET_DIR_NO_SPACE || rc == EXT2_ET_EA_NO_SPACE ||
-	       rc == ENOSPC;
+	       rc == EXT2_ET_DIR_NO_SPACE || rc == EXT2_ET_EA_NO_SPACE;
+}
+
+/* The file system holding the image file ran out: unix_io passes the
+ * write's errno, or reports a short write. */
+static bool is_host_full_err(errcode_t rc)
+{
+	return rc == ENOSPC || rc == EDQUOT || rc == EXT2_ET_SHORT_WRITE;
 }
 
 static int fail(struct verr *e, errcode_t rc, const char *what, const char *path)
@@ -63,6 +71,11 @@ static int fail(struct verr *e, errcode_t rc, const char *what, const char *path
 		verr_set(e, VMSAN_EXIT_FAIL, e4_code_full,
 			 "give the image a larger disk size",
 			 "the disk image is full while writing /%s", path);
+	else if (is_host_full_err(rc))
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NO_SPACE",
+			 "free space where VMSAN_DIR lives, or point VMSAN_DIR elsewhere",
+			 "no space left for the image file while writing /%s: %s", path,
+			 error_message(rc));
 	else
 		verr_set(e, VMSAN_EXIT_SYS, "ERR_EXT4",
 			 "this is a bug or a damaged image file; remove it and retry",
@@ -206,6 +219,7 @@ struct e4 *e4_open(const char *path, struct verr *e)
 		verr_sys(e, "ERR_NOMEM", NULL, "allocating the image writer");
 		return NULL;
 	}
+	initialize_ext2_error_table();  /* error_message() names EXT2_ET_* */
 	w->nbuckets = 4096;
 	w->tab = calloc(w->nbuckets, sizeof(*w->tab));
 	errcode_t rc = ext2fs_open2(path, NULL, EXT2_FLAG_RW | EXT2_FLAG_64BITS,
