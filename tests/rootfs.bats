@@ -61,6 +61,11 @@ make_layer2() {
 	tar --format=posix -C "$t" -rf "$TEST_TMP/layer2.tar" ./hardsrc ./hardlink
 	# "via" is a symlink in layer 1: the member via/file must land in real/.
 	tar --format=posix -C "$t" -rf "$TEST_TMP/layer2.tar" ./via/file
+	# A whiteout in a directory no layer has, without that directory's own
+	# member: it removes nothing and must not create the directory.
+	mkdir -p "$TEST_TMP/l2ghost/ghost"
+	: >"$TEST_TMP/l2ghost/ghost/.wh.nothing"
+	tar --format=posix -C "$TEST_TMP/l2ghost" -rf "$TEST_TMP/layer2.tar" ./ghost/.wh.nothing
 	# Keep only the link record of hardlink (its target is layer 1's file).
 	tar --delete -f "$TEST_TMP/layer2.tar" ./hardsrc
 	# d2f comes back as a file in the same layer, after its whiteout.
@@ -120,6 +125,8 @@ build_semantics_image() {
 	[[ $output != *gone* ]]
 	run -0 dfs "$img" 'cat /etc/motd'
 	assert_eq "$output" hello
+	run -0 dfs "$img" 'ls /'
+	[[ $output != *ghost* ]]
 	# Opaque: the lower children are gone, the upper one is there.
 	run -0 dfs "$img" 'ls /opaque'
 	assert_contains "$output" "new"
@@ -275,6 +282,8 @@ build_semantics_image() {
 	printf 'X' | dd of="$TEST_TMP/oci/blobs/sha256/$d" bs=1 seek=5000 conv=notrunc status=none
 	run -1 rootfs pull "{\"ref\":\"oci:$TEST_TMP/oci:v1\"}"
 	assert_eq "$(jq -r .error.code <<<"$output")" ERR_DIGEST_MISMATCH
+	# A local layout is read in place: our own check caught it, not skopeo's.
+	assert_contains "$(jq -r .error.message <<<"$output")" "layer 1/1: digest mismatch"
 	assert_cache_clean
 	[ -z "$(ls "$VMSAN_DIR/images" | grep -E '^[0-9a-f]{64}$')" ]
 	# The same through a registry whose stored blob went bad: skopeo sees it.

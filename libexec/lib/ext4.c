@@ -41,7 +41,7 @@ struct e4 {
 	char *buf;              /* one block, for ext2fs_punch */
 	char *wbuf;             /* WBUF bytes: file data on its way out */
 	struct ext2fs_extent *ext;  /* a file's extents, while writing it */
-	size_t next;
+	size_t next, ext_cap;
 };
 
 #define WBUF (1u << 20)
@@ -371,7 +371,7 @@ static void names_free(struct names *ns)
 }
 
 static int remove_entry(struct e4 *w, ext2_ino_t parent, struct node *x,
-			const char *path, bool only_lower, struct verr *e);
+			const char *path, struct verr *e);
 
 /* Remove dir's children (those of lower layers only, if asked). */
 static int clear_children(struct e4 *w, ext2_ino_t dir, const char *path,
@@ -388,22 +388,19 @@ static int clear_children(struct e4 *w, ext2_ino_t dir, const char *path,
 		struct node *x = find(w, dir, ns.v[i], strlen(ns.v[i]));
 		if (!x || (only_lower && x->layer == w->layer))
 			continue;
-		ret = remove_entry(w, dir, x, path, only_lower, e);
+		ret = remove_entry(w, dir, x, path, e);
 	}
 	names_free(&ns);
 	return ret;
 }
 
 static int remove_entry(struct e4 *w, ext2_ino_t parent, struct node *x,
-			const char *path, bool only_lower, struct verr *e)
+			const char *path, struct verr *e)
 {
 	ext2_ino_t ino = x->ino;
 	bool dir = x->type == EXT2_FT_DIR;
-	if (dir) {
-		if (clear_children(w, ino, path, false, e) < 0)
-			return -1;
-	}
-	(void)only_lower;
+	if (dir && clear_children(w, ino, path, false, e) < 0)
+		return -1;
 	errcode_t rc = ext2fs_unlink(w->fs, parent, x->name, ino, 0);
 	if (rc)
 		return fail(e, rc, "unlinking", path);
@@ -457,11 +454,12 @@ static int new_dir(struct e4 *w, ext2_ino_t parent, const char *name,
 		   ext2_ino_t *ino, const char *path, struct verr *e);
 
 /*
- * Resolve the directory that holds path's last component, creating
- * missing directories, following symlinks inside the image.  On success
- * *dir is that directory and *base points into path at the last name.
+ * Resolve the directory that holds path's last component, following
+ * symlinks inside the image and creating missing directories if create is
+ * set.  On success (0) *dir is that directory and *base points into path
+ * at the last name; 1 means a parent is missing and create was not set.
  */
-static int resolve_parent(struct e4 *w, const char *path, ext2_ino_t *dir,
+static int resolve_parent(struct e4 *w, const char *path, bool create, ext2_ino_t *dir,
 			  const char **base, struct verr *e)
 {
 	const char *last = strrchr(path, '/');
@@ -507,6 +505,10 @@ static int resolve_parent(struct e4 *w, const char *path, ext2_ino_t *dir,
 		}
 		memcpy(name, p, len);
 		name[len] = '\0';
+		if (!x && !create) {
+			ret = 1;
+			goto out;
+		}
 		if (!x) {
 			ext2_ino_t ino;
 			if (new_dir(w, stack[depth], name, &ino, path, e) < 0)
@@ -660,14 +662,16 @@ static int load_extents(struct e4 *w, ext2_ino_t ino, struct ext2_inode *in,
 		op = EXT2_EXTENT_NEXT_LEAF;
 		if (!(x.e_flags & EXT2_EXTENT_FLAGS_LEAF))
 			continue;
-		if ((w->next & (w->next - 1)) == 0 && w->next >= 16) {
-			void *n = realloc(w->ext, 2 * w->next * sizeof(*w->ext));
+		if (w->next == w->ext_cap) {
+			size_t cap = w->ext_cap ? 2 * w->ext_cap : 16;
+			void *n = realloc(w->ext, cap * sizeof(*w->ext));
 			if (!n) {
 				ext2fs_extent_free(h);
 				verr_sys(e, "ERR_NOMEM", NULL, "mapping /%s", path);
 				return -1;
 			}
 			w->ext = n;
+			w->ext_cap = cap;
 		}
 		w->ext[w->next++] = x;
 	}
@@ -711,10 +715,6 @@ static int write_fast(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
 	struct ext2_inode in;
 	errcode_t rc;
 	if (!w->wbuf && !(w->wbuf = malloc(WBUF))) {
-		verr_sys(e, "ERR_NOMEM", NULL, "writing /%s", ent->path);
-		return -1;
-	}
-	if (!w->ext && !(w->ext = malloc(16 * sizeof(*w->ext)))) {
 		verr_sys(e, "ERR_NOMEM", NULL, "writing /%s", ent->path);
 		return -1;
 	}
@@ -905,9 +905,10 @@ static int hard_link(struct e4 *w, ext2_ino_t dir, const char *name,
 {
 	ext2_ino_t tdir;
 	const char *tbase;
-	if (resolve_parent(w, ent->target, &tdir, &tbase, e) < 0)
+	int rc0 = resolve_parent(w, ent->target, false, &tdir, &tbase, e);
+	if (rc0 < 0)
 		return -1;
-	struct node *t = find(w, tdir, tbase, strlen(tbase));
+	struct node *t = rc0 ? NULL : find(w, tdir, tbase, strlen(tbase));
 	if (!t || t->type == EXT2_FT_DIR) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT",
 			 "the layer is malformed; rebuild the image",
@@ -944,7 +945,7 @@ int e4_put(struct e4 *w, const struct e4_entry *ent, struct verr *e)
 	}
 	ext2_ino_t dir;
 	const char *name;
-	if (resolve_parent(w, ent->path, &dir, &name, e) < 0)
+	if (resolve_parent(w, ent->path, true, &dir, &name, e) < 0)
 		return -1;
 	if (strlen(name) > EXT2_NAME_LEN) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
@@ -957,7 +958,7 @@ int e4_put(struct e4 *w, const struct e4_entry *ent, struct verr *e)
 		w->files++;
 		return update_dir(w, x->ino, ent, e);
 	}
-	if (x && remove_entry(w, dir, x, ent->path, false, e) < 0)
+	if (x && remove_entry(w, dir, x, ent->path, e) < 0)
 		return -1;
 	w->files++;
 	if (ent->hardlink)
@@ -969,13 +970,13 @@ int e4_remove(struct e4 *w, const char *path, bool only_lower, struct verr *e)
 {
 	ext2_ino_t dir;
 	const char *name;
-	/* Resolving creates missing parents: look without creating first. */
-	if (resolve_parent(w, path, &dir, &name, e) < 0)
-		return -1;
+	int rc = resolve_parent(w, path, false, &dir, &name, e);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;    /* no parent: nothing to remove */
 	struct node *x = find(w, dir, name, strlen(name));
 	if (!x || (only_lower && x->layer == w->layer))
 		return 0;
-	return remove_entry(w, dir, x, path, only_lower, e);
+	return remove_entry(w, dir, x, path, e);
 }
 
 int e4_clear_dir(struct e4 *w, const char *path, struct verr *e)
@@ -984,8 +985,9 @@ int e4_clear_dir(struct e4 *w, const char *path, struct verr *e)
 	if (path[0]) {
 		ext2_ino_t parent;
 		const char *name;
-		if (resolve_parent(w, path, &parent, &name, e) < 0)
-			return -1;
+		int rc = resolve_parent(w, path, false, &parent, &name, e);
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
 		struct node *x = find(w, parent, name, strlen(name));
 		if (!x || x->type != EXT2_FT_DIR)
 			return 0;
