@@ -88,6 +88,16 @@ build_semantics_image() {
 		"$TEST_TMP/layer1.tgz" "$TEST_TMP/layer2.tzst" "$TEST_TMP/empty.tar.gz"
 }
 
+# Builds the semantics image, pulls it, sets $img to its ext4 file.
+pull_semantics_image() {
+	require_root
+	require_cmd debugfs
+	require_cmd setcap
+	build_semantics_image
+	img=$(rootfs pull "{\"ref\":\"oci:$TEST_TMP/oci:v1\"}" | jq -er .path)
+	[ -f "$img" ]
+}
+
 @test "base: built offline from busybox-static, cached on the second call" {
 	require_cmd debugfs
 	run -0 rootfs pull '{"runtime":"base"}'
@@ -112,12 +122,7 @@ build_semantics_image() {
 }
 
 @test "layers: whiteouts, opaque dirs, hard links across layers, replacements, symlinked parents" {
-	require_root
-	require_cmd debugfs
-	require_cmd setcap
-	build_semantics_image
-	run -0 rootfs pull "{\"ref\":\"oci:$TEST_TMP/oci:v1\"}"
-	img=$(jq -r .path <<<"$output")
+	pull_semantics_image
 	run -0 e2fsck -fn "$img"
 	# Whiteout: gone; its sibling kept.
 	run -0 dfs "$img" 'ls /etc'
@@ -150,12 +155,7 @@ build_semantics_image() {
 }
 
 @test "layers: owners, modes, setuid, symlinks, devices, xattrs, capabilities, odd names" {
-	require_root
-	require_cmd debugfs
-	require_cmd setcap
-	build_semantics_image
-	run -0 rootfs pull "{\"ref\":\"oci:$TEST_TMP/oci:v1\"}"
-	img=$(jq -r .path <<<"$output")
+	pull_semantics_image
 	run -0 dfs "$img" 'stat /owned'
 	assert_contains "$output" "User:  1234   Group:  5678"
 	run -0 dfs "$img" 'stat /keep'
