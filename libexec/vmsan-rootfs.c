@@ -1641,6 +1641,25 @@ static int drop_image(const struct cache *c, json_t *img, bool untag, struct ver
 	return 0;
 }
 
+/* The reply of remove and prune.  A failure after some images went is
+ * still a failure, and says which went. */
+static json_t *removal_reply(json_t *removed, json_t *reply, struct verr *e)
+{
+	if (verr_isset(e)) {
+		size_t n = json_array_size(removed);
+		size_t l = strlen(e->message);
+		if (n)
+			snprintf(e->message + l, sizeof(e->message) - l,
+				 " (after removing %zu image(s), the last %s)", n,
+				 json_string_value(json_array_get(removed, n - 1)));
+		json_decref(removed);
+		json_decref(reply);
+		return NULL;
+	}
+	json_object_set_new(reply, "removed", removed);
+	return reply;
+}
+
 static json_t *op_remove(struct jr *r, struct verr *e)
 {
 	bool force = false;
@@ -1698,11 +1717,7 @@ out:
 	if (lk >= 0)
 		close(lk);
 	state_release(&c.st);
-	if (verr_isset(e) && json_array_size(removed) == 0) {
-		json_decref(removed);
-		return NULL;
-	}
-	return json_pack("{s:o}", "removed", removed);
+	return removal_reply(removed, json_object(), e);
 }
 
 static json_t *op_prune(struct jr *r, struct verr *e)
@@ -1740,11 +1755,7 @@ static json_t *op_prune(struct jr *r, struct verr *e)
 	if (lk >= 0)
 		close(lk);
 	state_release(&c.st);
-	if (verr_isset(e) && json_array_size(removed) == 0) {
-		json_decref(removed);
-		return NULL;
-	}
-	return json_pack("{s:o, s:I}", "removed", removed, "freedBytes", (json_int_t)freed);
+	return removal_reply(removed, json_pack("{s:I}", "freedBytes", (json_int_t)freed), e);
 }
 
 static const struct helper_op ops[] = {
