@@ -1,0 +1,784 @@
+/* vmsan-agent: the in-guest agent.  HTTP/1.1 (+ WebSocket) on TCP.
+ *
+ * One thread per connection, one per PTY session.  The token is read from
+ * a root-only file (or, once, from VMSAN_AGENT_TOKEN, which is then
+ * removed); the agent's own environment is cleared at start so nothing it
+ * was given reaches a child.  SIGHUP re-reads the token file.
+ */
+#define _GNU_SOURCE
+#include "agent.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef VMSAN_VERSION
+#define VMSAN_VERSION "dev"
+#endif
+
+struct config cfg = {
+	.listen_addr = "0.0.0.0",
+	.port = 9119,
+	.token_file = "/run/vmsan/agent.token",
+	.env_file = "/run/vmsan/agent.env",
+	.max_upload = 1ULL << 30,
+	.max_execs = 64,
+	.max_sessions = 8,
+	.max_subscribers = 8,
+	.session_grace = 60,
+};
+
+#define TOKEN_MAX 256
+static char token[TOKEN_MAX + 1];
+static size_t token_len;
+static pthread_mutex_t token_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int reload_token;
+static atomic_int nconns;
+#define MAX_CONNS 512
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void ts_now(char out[64])
+{
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec);
+}
+
+/* One JSON line on stderr: {"ts","level","msg",<fields>}.  fmt gives the
+ * remaining members, already JSON (callers escape strings with buf_jstr). */
+void logj(const char *level, const char *msg, const char *fmt, ...)
+{
+	if (cfg.quiet && strcmp(level, "error") != 0)
+		return;
+	char ts[64], rest[2048] = "";
+	ts_now(ts);
+	if (fmt && *fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		rest[0] = ',';
+		vsnprintf(rest + 1, sizeof rest - 1, fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_lock(&log_mu);
+	fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"%s}\n", ts, level, msg, rest);
+	fflush(stderr);
+	pthread_mutex_unlock(&log_mu);
+}
+
+void random_hex(char *out, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char b[64];
+	size_t need = (n + 1) / 2;
+	if (need > sizeof b)
+		need = sizeof b;
+	if (getrandom(b, need, 0) != (ssize_t)need) {
+		/* The kernel's CSPRNG failing is not something to paper over. */
+		logj("error", "getrandom failed", NULL);
+		abort();
+	}
+	for (size_t i = 0; i < n; i++)
+		out[i] = hex[(b[i / 2] >> (i % 2 ? 0 : 4)) & 15];
+	out[n] = 0;
+}
+
+/* ---- token ----------------------------------------------------------- */
+
+static int token_check_chars(const char *t, size_t n)
+{
+	if (n < 16 || n > TOKEN_MAX)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)t[i] <= 0x20 || (unsigned char)t[i] >= 0x7f)
+			return -1;
+	return 0;
+}
+
+static int token_load(const char *env_token)
+{
+	char t[TOKEN_MAX + 2];
+	size_t n;
+	if (env_token) {
+		n = strlen(env_token);
+		if (n > TOKEN_MAX)
+			return -1;
+		memcpy(t, env_token, n);
+	} else {
+		int fd = open(cfg.token_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			return -1;
+		ssize_t r = read(fd, t, sizeof t - 1);
+		close(fd);
+		if (r < 0)
+			return -1;
+		n = (size_t)r;
+		while (n && (t[n - 1] == '\n' || t[n - 1] == '\r'))
+			n--;
+	}
+	if (token_check_chars(t, n) < 0)
+		return -2;
+	pthread_mutex_lock(&token_mu);
+	memcpy(token, t, n);
+	token[n] = 0;
+	token_len = n;
+	pthread_mutex_unlock(&token_mu);
+	explicit_bzero(t, sizeof t);
+	return 0;
+}
+
+/* Constant time in the length of the presented token and ours. */
+static bool token_ok(const char *got, size_t n)
+{
+	if (atomic_exchange(&reload_token, 0)) {
+		if (token_load(NULL) == 0)
+			logj("info", "token reloaded", NULL);
+		else
+			logj("error", "token reload failed; keeping the old token", NULL);
+	}
+	pthread_mutex_lock(&token_mu);
+	unsigned diff = (unsigned)(n ^ token_len);
+	for (size_t i = 0; i < TOKEN_MAX; i++) {
+		unsigned char a = i < n ? (unsigned char)got[i] : 0;
+		unsigned char b = i < token_len ? (unsigned char)token[i] : 0;
+		diff |= (unsigned)(a ^ b);
+	}
+	pthread_mutex_unlock(&token_mu);
+	return diff == 0 && n > 0;
+}
+
+static void on_sighup(int sig)
+{
+	(void)sig;
+	atomic_store(&reload_token, 1);
+}
+
+/* 0 ok; else the status to refuse with (401 missing, 403 wrong). */
+static int authorize(const struct http_head *hd, const char *query, bool allow_query)
+{
+	char v[TOKEN_MAX + 32];
+	ssize_t n = http_header(hd, "authorization", v, sizeof v);
+	if (n >= 7 && strncasecmp(v, "Bearer ", 7) == 0)
+		return token_ok(v + 7, (size_t)n - 7) ? 0 : 403;
+	if (n >= 0)
+		return 401;
+	if (allow_query && query) {
+		n = http_query(query, "token", v, sizeof v);
+		if (n >= 0)
+			return token_ok(v, (size_t)n) ? 0 : 403;
+	}
+	return 401;
+}
+
+/* ---- connection I/O -------------------------------------------------- */
+
+int conn_send(struct conn *c, const void *p, size_t n)
+{
+	const char *s = p;
+	while (n) {
+		ssize_t w = send(c->fd, s, n, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int conn_sendv(struct conn *c, struct iovec *iov, int cnt)
+{
+	while (cnt) {
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		while (cnt && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+/* Read more bytes into rbuf; 0 on EOF, -1 on error. */
+static ssize_t conn_fill(struct conn *c)
+{
+	if (c->rpos == c->rlen)
+		c->rpos = c->rlen = 0;
+	if (c->rlen == CONN_BUF) {
+		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+		c->rlen -= c->rpos;
+		c->rpos = 0;
+		if (c->rlen == CONN_BUF)
+			return -1;
+	}
+	for (;;) {
+		ssize_t r = recv(c->fd, c->rbuf + c->rlen, CONN_BUF - c->rlen, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r > 0)
+			c->rlen += (size_t)r;
+		return r;
+	}
+}
+
+void body_init(struct body *b, struct conn *c, const struct http_head *hd)
+{
+	memset(b, 0, sizeof *b);
+	b->c = c;
+	b->kind = hd->body;
+	b->left = hd->content_length;
+	b->done = hd->body == BODY_NONE;
+}
+
+ssize_t body_read_some(struct body *b, void *buf, size_t n)
+{
+	struct conn *c = b->c;
+	if (b->done && !b->dlen)
+		return 0;
+	if (b->kind == BODY_LENGTH) {
+		if (c->rpos == c->rlen) {
+			ssize_t r = conn_fill(c);
+			if (r <= 0) {
+				c->close_after = true;
+				return -1;
+			}
+		}
+		size_t k = c->rlen - c->rpos;
+		if (k > n)
+			k = n;
+		if (k > b->left)
+			k = (size_t)b->left;
+		memcpy(buf, c->rbuf + c->rpos, k);
+		c->rpos += k;
+		b->left -= k;
+		b->total += k;
+		if (!b->left)
+			b->done = true;
+		return (ssize_t)k;
+	}
+	/* chunked */
+	if (!b->dlen && !b->ch.done) {
+		if (c->rpos == c->rlen) {
+			ssize_t r = conn_fill(c);
+			if (r <= 0) {
+				c->close_after = true;
+				return -1;
+			}
+		}
+		size_t out;
+		ssize_t used = chunked_decode(&b->ch, c->rbuf + c->rpos, c->rlen - c->rpos, &out);
+		if (used < 0) {
+			c->close_after = true;
+			return -1;
+		}
+		b->dptr = c->rbuf + c->rpos;
+		b->dlen = out;
+		c->rpos += (size_t)used;
+		if (b->ch.done)
+			b->done = true;
+	}
+	if (!b->dlen)
+		return b->done ? 0 : -2;
+	size_t k = b->dlen < n ? b->dlen : n;
+	memcpy(buf, b->dptr, k);
+	b->dptr += k;
+	b->dlen -= k;
+	b->total += k;
+	return (ssize_t)k;
+}
+
+ssize_t body_read(struct body *b, void *buf, size_t n)
+{
+	for (;;) {
+		ssize_t r = body_read_some(b, buf, n);
+		if (r != -2)
+			return r;
+	}
+}
+
+/* Discard what is left of a body (bounded), so the connection can serve
+ * the next request; else mark it for closing. */
+static void body_drain(struct body *b)
+{
+	char tmp[16384];
+	uint64_t budget = 1 << 20;
+	while (!b->done || b->dlen) {
+		ssize_t r = body_read(b, tmp, sizeof tmp);
+		if (r <= 0 || (uint64_t)r > budget) {
+			b->c->close_after = true;
+			return;
+		}
+		budget -= (uint64_t)r;
+	}
+}
+
+static int send_head(struct conn *c, int status, const char *ctype, long long len, const char *extra)
+{
+	char h[1024];
+	int n = snprintf(h, sizeof h, "HTTP/1.1 %d %s\r\n%s%s%s", status, http_reason(status),
+			 ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "");
+	if (len >= 0)
+		n += snprintf(h + n, sizeof h - (size_t)n, "Content-Length: %lld\r\n", len);
+	else
+		n += snprintf(h + n, sizeof h - (size_t)n, "Transfer-Encoding: chunked\r\n");
+	n += snprintf(h + n, sizeof h - (size_t)n, "%s%s\r\n", c->close_after ? "Connection: close\r\n" : "",
+		      extra ? extra : "");
+	return conn_send(c, h, (size_t)n);
+}
+
+int respond(struct conn *c, int status, const char *ctype, const char *body, size_t len)
+{
+	char h[512];
+	int n = snprintf(h, sizeof h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
+			 status, http_reason(status), ctype, len, c->close_after ? "Connection: close\r\n" : "");
+	struct iovec iov[2] = { { h, (size_t)n }, { (void *)body, len } };
+	return conn_sendv(c, iov, len ? 2 : 1);
+}
+
+int respond_error(struct conn *c, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	struct buf b = { 0 };
+	buf_puts(&b, "{\"error\":");
+	buf_jstr(&b, msg, strlen(msg));
+	buf_puts(&b, "}\n");
+	int r = respond(c, status, "application/json", b.p ? b.p : "", b.len);
+	buf_free(&b);
+	return r;
+}
+
+int stream_begin(struct conn *c, int status, const char *ctype)
+{
+	c->streaming = true;
+	return send_head(c, status, ctype, -1, "Cache-Control: no-store\r\n");
+}
+
+int stream_chunk(struct conn *c, const void *p, size_t n)
+{
+	if (!n)
+		return 0;
+	char h[24];
+	int hl = snprintf(h, sizeof h, "%zx\r\n", n);
+	struct iovec iov[3] = { { h, (size_t)hl }, { (void *)p, n }, { "\r\n", 2 } };
+	return conn_sendv(c, iov, 3);
+}
+
+int stream_end(struct conn *c)
+{
+	c->streaming = false;
+	return conn_send(c, "0\r\n\r\n", 5);
+}
+
+struct jv *read_json_body(struct conn *c, struct body *b, struct jarena *a, struct buf *raw)
+{
+	char err[160];
+	for (;;) {
+		if (buf_reserve(raw, 65536) < 0) {
+			respond_error(c, 500, "out of memory");
+			return NULL;
+		}
+		ssize_t r = body_read(b, raw->p + raw->len, 65536);
+		if (r < 0) {
+			c->close_after = true;
+			respond_error(c, 400, "malformed request body");
+			return NULL;
+		}
+		if (r == 0)
+			break;
+		raw->len += (size_t)r;
+		if (raw->len > (1 << 20)) {
+			c->close_after = true;
+			respond_error(c, 413, "request body over 1 MiB");
+			return NULL;
+		}
+	}
+	if (!raw->len) {
+		respond_error(c, 400, "a JSON request body is required");
+		return NULL;
+	}
+	size_t end;
+	struct jv *v = json_parse(raw->p, raw->len, &end, a, err, sizeof err);
+	if (!v) {
+		respond_error(c, 400, "invalid JSON: %s", err);
+		return NULL;
+	}
+	while (end < raw->len && strchr(" \t\r\n", raw->p[end]))
+		end++;
+	if (end != raw->len) {
+		respond_error(c, 400, "invalid JSON: trailing data after the value");
+		return NULL;
+	}
+	if (v->t != J_OBJ) {
+		respond_error(c, 400, "the request body must be a JSON object");
+		return NULL;
+	}
+	return v;
+}
+
+/* ---- routing --------------------------------------------------------- */
+
+static void log_request(struct conn *c, const struct http_head *hd, const char *path,
+			int status, struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double ms = (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+	struct buf p = { 0 };
+	buf_jstr(&p, path, strlen(path));
+	logj("info", "request", "\"method\":\"%s\",\"path\":%s,\"status\":%d,\"durationMs\":%.3f,\"remote\":\"%s\"",
+	     hd->method, p.p ? p.p : "\"\"", status, ms, c->peer);
+	buf_free(&p);
+}
+
+/* Returns false when the connection must close. */
+static bool serve_one(struct conn *c)
+{
+	struct http_head hd;
+	ssize_t hl;
+	for (;;) {
+		hl = http_parse_head(c->rbuf + c->rpos, c->rlen - c->rpos, true, &hd);
+		if (hl != 0)
+			break;
+		if (c->rlen - c->rpos >= HTTP_HEAD_MAX) {
+			hl = -431;
+			break;
+		}
+		ssize_t r = conn_fill(c);
+		if (r <= 0)
+			return false;
+	}
+	if (hl < 0) {
+		int st = (int)-hl;
+		c->close_after = true;
+		respond_error(c, st, "%s", st == 431 ? "request head over 16 KiB or too many headers"
+				  : st == 505 ? "only HTTP/1.x is spoken here"
+				  : st == 501 ? "unsupported Transfer-Encoding (only chunked)"
+				  : "malformed HTTP request");
+		logj("warn", "bad request", "\"status\":%d,\"remote\":\"%s\"", st, c->peer);
+		return false;
+	}
+	/* The head's strings point into rbuf; copy the target, then move on. */
+	char target[HTTP_TARGET_MAX];
+	snprintf(target, sizeof target, "%s", hd.target);
+	char *query = strchr(target, '?');
+	if (query)
+		*query++ = 0;
+	char path[HTTP_TARGET_MAX];
+	snprintf(path, sizeof path, "%s", target);
+	if (http_pct_decode(path) < 0) {
+		c->close_after = true;
+		respond_error(c, 400, "bad percent-encoding in the path");
+		return false;
+	}
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* Header values stay valid until rbuf moves: handlers read the ones
+	 * they need before reading the body (conn_fill compacts only when
+	 * the buffer is full, and rpos moves past the head first). */
+	c->rpos += (size_t)hl;
+	if (!hd.keep_alive)
+		c->close_after = true;
+	struct body b;
+	body_init(&b, c, &hd);
+
+	bool is_get = !strcmp(hd.method, "GET"), is_post = !strcmp(hd.method, "POST");
+	int status = 200;
+	bool audit = false;
+
+	if (!strcmp(path, "/health")) {
+		if (!is_get)
+			status = 405, respond_error(c, 405, "use GET");
+		else {
+			static const char ok[] = "{\"status\":\"ok\",\"version\":\"" VMSAN_VERSION "\"}\n";
+			respond(c, 200, "application/json", ok, sizeof ok - 1);
+		}
+		body_drain(&b);
+		return !c->close_after;
+	}
+
+	bool ws = !strncmp(path, "/ws/", 4);
+	int auth = authorize(&hd, query, ws);
+	if (auth) {
+		c->close_after = true;   /* do not read an unauthenticated body */
+		respond_error(c, auth, auth == 401 ? "missing authorization" : "invalid token");
+		log_request(c, &hd, path, auth, &t0);
+		return false;
+	}
+	if (hd.expect_continue && !ws)
+		conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+
+	if (!strcmp(path, "/exec")) {
+		audit = true;
+		if (!is_post)
+			status = 405, respond_error(c, 405, "use POST");
+		else
+			handle_exec(c, &hd, &b);
+	} else if (!strncmp(path, "/exec/", 6) && strlen(path) > 11 &&
+		   !strcmp(path + strlen(path) - 5, "/kill")) {
+		audit = true;
+		char id[64];
+		size_t il = strlen(path) - 11;
+		snprintf(id, sizeof id, "%.*s", (int)(il < sizeof id ? il : sizeof id - 1), path + 6);
+		if (!is_post)
+			status = 405, respond_error(c, 405, "use POST");
+		else
+			handle_exec_kill(c, &b, id);
+	} else if (!strcmp(path, "/files/write")) {
+		audit = true;
+		if (!is_post)
+			status = 405, respond_error(c, 405, "use POST");
+		else
+			handle_files_write(c, &hd, &b, query);
+	} else if (!strcmp(path, "/files/read")) {
+		audit = true;
+		if (!is_post)
+			status = 405, respond_error(c, 405, "use POST");
+		else
+			handle_files_read(c, &b);
+	} else if (!strcmp(path, "/ws/shell") || !strncmp(path, "/ws/shell/", 10)) {
+		audit = true;
+		const char *sid = path[9] == '/' ? path + 10 : NULL;
+		if (!is_get) {
+			status = 405;
+			respond_error(c, 405, "use GET with a WebSocket upgrade");
+		} else if (handle_ws_shell(c, &hd, sid, query)) {
+			log_request(c, &hd, path, 101, &t0);
+			return false;   /* the session owns the socket now */
+		}
+	} else if (!strcmp(path, "/shell/sessions")) {
+		if (!is_get)
+			status = 405, respond_error(c, 405, "use GET");
+		else
+			handle_sessions_list(c);
+	} else if (!strncmp(path, "/shell/sessions/", 16) && strlen(path) > 21 &&
+		   !strcmp(path + strlen(path) - 5, "/kill")) {
+		char sid[64];
+		size_t il = strlen(path) - 21;
+		snprintf(sid, sizeof sid, "%.*s", (int)(il < sizeof sid ? il : sizeof sid - 1), path + 16);
+		if (!is_post)
+			status = 405, respond_error(c, 405, "use POST");
+		else
+			handle_session_kill(c, sid);
+	} else {
+		status = 404;
+		respond_error(c, 404, "no such endpoint: %s", path);
+	}
+	if (audit)
+		log_request(c, &hd, path, status, &t0);
+	if (c->streaming)
+		return false;
+	body_drain(&b);
+	return !c->close_after;
+}
+
+static void *conn_thread(void *arg)
+{
+	struct conn *c = arg;
+	while (serve_one(c))
+		;
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->rbuf);
+	free(c);
+	atomic_fetch_sub(&nconns, 1);
+	return NULL;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: vmsan-agent [--listen ADDR] [--port N] [--token-file FILE]\n"
+"                   [--env-file FILE] [--default-user USER] [--max-upload BYTES]\n"
+"                   [--max-execs N] [--max-sessions N] [--session-grace SECONDS] [--quiet]\n"
+"\n"
+"The vmsan guest agent: exec, PTY shells and file transfer over HTTP/1.1 and\n"
+"WebSocket on ADDR:N (default 0.0.0.0:9119).  The bearer token is read from\n"
+"FILE (default /run/vmsan/agent.token; re-read on SIGHUP) or, if that is\n"
+"absent, from VMSAN_AGENT_TOKEN, which is then removed from the environment.\n"
+"A token on the command line is refused: every process could read it.\n");
+}
+
+static int num_arg(const char *opt, const char *v, long long lo, long long hi, long long *out)
+{
+	char *end;
+	errno = 0;
+	long long x = v ? strtoll(v, &end, 10) : 0;
+	if (!v || errno || end == v || *end || x < lo || x > hi) {
+		fprintf(stderr, "vmsan-agent: %s wants a number from %lld to %lld\n", opt, lo, hi);
+		return -1;
+	}
+	*out = x;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	long long v;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+#define STR_OPT(name, field) \
+		if (!strcmp(a, name)) { \
+			if (!val || strlen(val) >= sizeof cfg.field) { \
+				fprintf(stderr, "vmsan-agent: %s needs a value\n", name); return 2; } \
+			snprintf(cfg.field, sizeof cfg.field, "%s", val); i++; continue; }
+#define NUM_OPT(name, field, lo, hi) \
+		if (!strcmp(a, name)) { \
+			if (num_arg(name, val, lo, hi, &v) < 0) return 2; \
+			cfg.field = (__typeof__(cfg.field))v; i++; continue; }
+		STR_OPT("--listen", listen_addr)
+		STR_OPT("--token-file", token_file)
+		STR_OPT("--env-file", env_file)
+		STR_OPT("--default-user", default_user)
+		NUM_OPT("--port", port, 1, 65535)
+		NUM_OPT("--max-upload", max_upload, 1, 1LL << 50)
+		NUM_OPT("--max-execs", max_execs, 1, 4096)
+		NUM_OPT("--max-sessions", max_sessions, 1, 256)
+		NUM_OPT("--session-grace", session_grace, 0, 86400)
+		if (!strcmp(a, "--quiet")) {
+			cfg.quiet = true;
+			continue;
+		}
+		if (!strcmp(a, "--token")) {
+			fprintf(stderr, "vmsan-agent: --token is refused: a token on the command line is "
+				"readable by every process; use --token-file FILE (mode 0600)\n");
+			return 2;
+		}
+		if (!strcmp(a, "--version")) {
+			printf("vmsan-agent %s\n", VMSAN_VERSION);
+			return 0;
+		}
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return 0;
+		}
+		fprintf(stderr, "vmsan-agent: unknown option %s\n", a);
+		usage(stderr);
+		return 2;
+	}
+
+	const char *envtok = getenv("VMSAN_AGENT_TOKEN");
+	int tr = token_load(NULL);
+	if (tr == -1 && envtok)
+		tr = token_load(envtok);
+	/* Nothing the agent was started with is passed on to children. */
+	if (clearenv() != 0) {
+		fprintf(stderr, "vmsan-agent: clearenv failed\n");
+		return 1;
+	}
+	if (tr == -2) {
+		fprintf(stderr, "vmsan-agent: the token must be 16 to 256 printable characters\n");
+		return 1;
+	}
+	if (tr < 0) {
+		fprintf(stderr, "vmsan-agent: no token: %s is missing and VMSAN_AGENT_TOKEN is not set\n",
+			cfg.token_file);
+		return 1;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa = { .sa_handler = on_sighup, .sa_flags = SA_RESTART };
+	sigaction(SIGHUP, &sa, NULL);
+
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)cfg.port) };
+	if (inet_pton(AF_INET, cfg.listen_addr, &sin.sin_addr) != 1) {
+		fprintf(stderr, "vmsan-agent: --listen wants an IPv4 address, not '%s'\n", cfg.listen_addr);
+		return 2;
+	}
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (ls < 0 || bind(ls, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(ls, 128) < 0) {
+		fprintf(stderr, "vmsan-agent: cannot listen on %s:%d: %s\n", cfg.listen_addr, cfg.port,
+			strerror(errno));
+		return 1;
+	}
+	exec_init();
+	shell_init();
+	logj("info", "listening", "\"addr\":\"%s\",\"port\":%d,\"version\":\"%s\"", cfg.listen_addr,
+	     cfg.port, VMSAN_VERSION);
+
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 512 * 1024);
+	for (;;) {
+		struct sockaddr_in peer;
+		socklen_t pl = sizeof peer;
+		int fd = accept4(ls, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			logj("error", "accept failed", "\"errno\":%d", errno);
+			poll(NULL, 0, 100);   /* EMFILE and friends: back off */
+			continue;
+		}
+		if (atomic_fetch_add(&nconns, 1) >= MAX_CONNS) {
+			atomic_fetch_sub(&nconns, 1);
+			static const char body[] = "{\"error\":\"too many connections\"}\n";
+			char busy[256];
+			int bn = snprintf(busy, sizeof busy, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+					  "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+					  sizeof body - 1, body);
+			(void)!send(fd, busy, (size_t)bn, MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(fd);
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		struct timeval tv = { .tv_sec = 300 };
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+		struct conn *c = calloc(1, sizeof *c);
+		if (c)
+			c->rbuf = malloc(CONN_BUF);
+		if (!c || !c->rbuf) {
+			free(c);
+			close(fd);
+			atomic_fetch_sub(&nconns, 1);
+			continue;
+		}
+		c->fd = fd;
+		char ip[INET_ADDRSTRLEN] = "?";
+		inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
+		snprintf(c->peer, sizeof c->peer, "%s:%u", ip, ntohs(peer.sin_port));
+		pthread_t t;
+		if (pthread_create(&t, &attr, conn_thread, c) != 0) {
+			close(fd);
+			free(c->rbuf);
+			free(c);
+			atomic_fetch_sub(&nconns, 1);
+		}
+	}
+}

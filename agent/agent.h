@@ -1,0 +1,113 @@
+/* vmsan-agent internals shared by its source files. */
+#ifndef VMSAN_AGENT_H
+#define VMSAN_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "http.h"
+#include "json.h"
+
+#define CONN_BUF (256 * 1024)
+
+struct conn {
+	int fd;
+	char *rbuf;
+	size_t rpos, rlen;       /* unread bytes are rbuf[rpos..rlen) */
+	char peer[64];
+	bool close_after;        /* framing lost: close after this response */
+	bool streaming;          /* a chunked response is open */
+};
+
+struct body {
+	struct conn *c;
+	enum http_body kind;
+	uint64_t left;           /* BODY_LENGTH */
+	struct chunked ch;
+	char *dptr;              /* decoded chunk bytes not yet returned */
+	size_t dlen;
+	bool done;
+	uint64_t total;
+};
+
+struct config {
+	char listen_addr[64];
+	int port;
+	char token_file[256];
+	char env_file[256];
+	char default_user[64];
+	uint64_t max_upload;
+	int max_execs;
+	int max_sessions;
+	int max_subscribers;
+	int session_grace;       /* seconds */
+	bool quiet;
+};
+extern struct config cfg;
+
+/* agent.c */
+void body_init(struct body *b, struct conn *c, const struct http_head *hd);
+/* Blocking read of body data: >0 bytes, 0 end, -1 error (framing lost). */
+ssize_t body_read(struct body *b, void *buf, size_t n);
+/* At most one read(2); -2 when nothing decoded yet (call again later). */
+ssize_t body_read_some(struct body *b, void *buf, size_t n);
+int conn_send(struct conn *c, const void *p, size_t n);
+int respond(struct conn *c, int status, const char *ctype, const char *body, size_t len);
+int respond_error(struct conn *c, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int stream_begin(struct conn *c, int status, const char *ctype);
+int stream_chunk(struct conn *c, const void *p, size_t n);
+int stream_end(struct conn *c);
+void logj(const char *level, const char *msg, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void ts_now(char out[64]);
+/* Fill a random lowercase hex id of n chars. */
+void random_hex(char *out, size_t n);
+
+/* user.c */
+struct user {
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[64];
+	int ngroups;
+	char name[64];
+	char home[512];
+	char shell[256];
+};
+/* name, "uid" or "uid:gid"; NULL/"" means the default user.  Returns 0 or
+ * -1 with why filled. */
+int user_resolve(const char *spec, struct user *u, char *why, size_t n);
+/* Build the child's environment: the image's defaults, the user's
+ * HOME/USER/LOGNAME/SHELL, then the request's pairs; PATH as given by the
+ * request, else the image's, else the standard one.  NULL-terminated,
+ * malloc'd strings. */
+char **env_build(const struct user *u, const struct jv *reqenv, const char *term,
+		 char *why, size_t n);
+void env_free(char **env);
+const char *env_get(char *const *env, const char *key);
+/* Find cmd in PATH (when it has no '/'); -1 with errno. */
+int path_search(const char *cmd, const char *path, char *out, size_t outlen);
+int parse_signal(const struct jv *v, int *sig);
+const char *signal_name(int sig);
+
+/* exec.c */
+void handle_exec(struct conn *c, struct http_head *hd, struct body *b);
+void handle_exec_kill(struct conn *c, struct body *b, const char *id);
+void exec_init(void);
+
+/* files.c */
+void handle_files_write(struct conn *c, struct http_head *hd, struct body *b, const char *query);
+void handle_files_read(struct conn *c, struct body *b);
+/* Read a whole small JSON body (<= 1 MiB); replies the error itself. */
+struct jv *read_json_body(struct conn *c, struct body *b, struct jarena *a, struct buf *raw);
+
+/* shell.c */
+void shell_init(void);
+/* Takes over c->fd on success (returns true). */
+bool handle_ws_shell(struct conn *c, struct http_head *hd, const char *sid, const char *query);
+void handle_sessions_list(struct conn *c);
+void handle_session_kill(struct conn *c, const char *sid);
+
+#endif

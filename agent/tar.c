@@ -1,0 +1,946 @@
+/* Tar reader, safe extractor and pax writer (POSIX.1-2001 ustar/pax,
+ * plus GNU ././@LongLink names on input). */
+#define _GNU_SOURCE
+#include "tar.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define BLK 512
+#define PAX_MAX (1u << 20)
+#define NAME_MAX_LEN 4096
+#define XBUF (1 << 16)
+
+/* ---- reader ---------------------------------------------------------- */
+
+void tar_reader_init(struct tar_reader *t, tar_read_fn rd, void *ctx)
+{
+	memset(t, 0, sizeof *t);
+	t->rd = rd;
+	t->ctx = ctx;
+}
+
+static int terr(struct tar_reader *t, int kind, const char *msg)
+{
+	snprintf(t->err, sizeof t->err, "%s (at byte %llu of the archive)", msg,
+		 (unsigned long long)t->consumed);
+	t->errkind = kind;
+	return -1;
+}
+
+static int read_full(struct tar_reader *t, void *buf, size_t n, bool eof_ok)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = t->rd(t->ctx, (char *)buf + got, n - got);
+		if (r < 0)
+			return terr(t, TAR_E_SOURCE, "reading the archive failed");
+		if (r == 0) {
+			if (eof_ok && got == 0)
+				return 0;
+			return terr(t, TAR_E_FORMAT, "archive is truncated");
+		}
+		got += (size_t)r;
+		t->consumed += (uint64_t)r;
+	}
+	return 1;
+}
+
+static int skip(struct tar_reader *t, uint64_t n)
+{
+	char buf[4096];
+	while (n) {
+		size_t k = n > sizeof buf ? sizeof buf : (size_t)n;
+		if (read_full(t, buf, k, false) < 0)
+			return -1;
+		n -= k;
+	}
+	return 0;
+}
+
+/* Octal (NUL/space terminated) or base-256 numeric field. */
+static int num_field(const char *f, size_t n, long long *out)
+{
+	unsigned char c0 = (unsigned char)f[0];
+	if (c0 & 0x80) {
+		if (c0 != 0x80 || n > 9 + 8)
+			return -1;      /* negative or absurdly large */
+		unsigned long long v = 0;
+		for (size_t i = 1; i < n; i++) {
+			if (v >> 55)
+				return -1;
+			v = v << 8 | (unsigned char)f[i];
+		}
+		if (v > (unsigned long long)INT64_MAX)
+			return -1;
+		*out = (long long)v;
+		return 0;
+	}
+	size_t i = 0;
+	while (i < n && f[i] == ' ')
+		i++;
+	unsigned long long v = 0;
+	size_t digits = 0;
+	for (; i < n && f[i] >= '0' && f[i] <= '7'; i++, digits++)
+		v = v * 8 + (unsigned)(f[i] - '0');
+	for (; i < n; i++)
+		if (f[i] != ' ' && f[i] != 0)
+			return -1;
+	if (digits > 21)
+		return -1;
+	*out = (long long)v;
+	return 0;
+}
+
+static char *fielddup(const char *f, size_t n)
+{
+	size_t l = strnlen(f, n);
+	char *s = malloc(l + 1);
+	if (s) {
+		memcpy(s, f, l);
+		s[l] = 0;
+	}
+	return s;
+}
+
+struct pending { char *path, *link; bool has_size, has_uid, has_gid, has_mtime;
+		 long long size, uid, gid, mtime; };
+
+static void pending_free(struct pending *p)
+{
+	free(p->path);
+	free(p->link);
+	memset(p, 0, sizeof *p);
+}
+
+static int parse_decimal(const char *s, size_t n, long long *out)
+{
+	long long v = 0;
+	size_t i = 0;
+	if (n == 0)
+		return -1;
+	for (; i < n && s[i] != '.'; i++) {
+		if (s[i] < '0' || s[i] > '9' || v > (INT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;     /* a fraction (mtime) is dropped */
+	return 0;
+}
+
+static int parse_pax(struct tar_reader *t, char *d, size_t n, struct pending *p)
+{
+	size_t i = 0;
+	while (i < n) {
+		size_t len = 0, j = i;
+		while (j < n && d[j] >= '0' && d[j] <= '9' && len < PAX_MAX)
+			len = len * 10 + (size_t)(d[j++] - '0');
+		if (j >= n || d[j] != ' ' || len < (j - i) + 3 || i + len > n || d[i + len - 1] != '\n')
+			return terr(t, TAR_E_FORMAT, "malformed pax extended header");
+		char *kv = d + j + 1, *endp = d + i + len - 1;
+		char *eq = memchr(kv, '=', (size_t)(endp - kv));
+		if (!eq)
+			return terr(t, TAR_E_FORMAT, "malformed pax record");
+		size_t kl = (size_t)(eq - kv), vl = (size_t)(endp - eq - 1);
+		const char *v = eq + 1;
+		if (memchr(v, 0, vl))
+			return terr(t, TAR_E_FORMAT, "NUL in a pax value");
+		char **dst = NULL;
+		if (kl == 4 && !memcmp(kv, "path", 4))
+			dst = &p->path;
+		else if (kl == 8 && !memcmp(kv, "linkpath", 8))
+			dst = &p->link;
+		if (dst) {
+			free(*dst);
+			if (!(*dst = fielddup(v, vl)))
+				return terr(t, TAR_E_IO, "out of memory");
+		} else if (kl == 4 && !memcmp(kv, "size", 4)) {
+			if (parse_decimal(v, vl, &p->size) < 0)
+				return terr(t, TAR_E_FORMAT, "bad pax size");
+			p->has_size = true;
+		} else if (kl == 3 && !memcmp(kv, "uid", 3)) {
+			if (parse_decimal(v, vl, &p->uid) < 0)
+				return terr(t, TAR_E_FORMAT, "bad pax uid");
+			p->has_uid = true;
+		} else if (kl == 3 && !memcmp(kv, "gid", 3)) {
+			if (parse_decimal(v, vl, &p->gid) < 0)
+				return terr(t, TAR_E_FORMAT, "bad pax gid");
+			p->has_gid = true;
+		} else if (kl == 5 && !memcmp(kv, "mtime", 5)) {
+			if (vl && v[0] != '-' && parse_decimal(v, vl, &p->mtime) == 0)
+				p->has_mtime = true;
+		}
+		i += len;
+	}
+	return 0;
+}
+
+static int read_blob(struct tar_reader *t, long long size, char **out)
+{
+	if (size < 0 || size > PAX_MAX)
+		return terr(t, TAR_E_FORMAT, "extended header too large");
+	size_t padded = ((size_t)size + BLK - 1) & ~(size_t)(BLK - 1);
+	char *d = malloc(padded + 1);
+	if (!d)
+		return terr(t, TAR_E_IO, "out of memory");
+	if (padded && read_full(t, d, padded, false) < 0) {
+		free(d);
+		return -1;
+	}
+	d[size] = 0;
+	*out = d;
+	return 0;
+}
+
+int tar_next(struct tar_reader *t, struct tar_entry **ep)
+{
+	struct pending p = { 0 };
+	char h[BLK];
+
+	if (skip(t, t->left + t->pad) < 0)
+		return -1;
+	t->left = t->pad = 0;
+	free(t->e.path);
+	free(t->e.link);
+	memset(&t->e, 0, sizeof t->e);
+
+	for (;;) {
+		int r = read_full(t, h, BLK, true);
+		if (r < 0)
+			goto fail;
+		if (r == 0) {       /* EOF without the end blocks: accept */
+			pending_free(&p);
+			return 0;
+		}
+		bool zero = true;
+		for (int i = 0; i < BLK && zero; i++)
+			zero = h[i] == 0;
+		if (zero) {
+			pending_free(&p);
+			return 0;   /* the second zero block is not required */
+		}
+		long long chk, want = 0;
+		if (num_field(h + 148, 8, &chk) < 0) {
+			terr(t, TAR_E_FORMAT, "not a tar archive (bad header checksum field)");
+			goto fail;
+		}
+		for (int i = 0; i < BLK; i++)
+			want += (i >= 148 && i < 156) ? ' ' : (unsigned char)h[i];
+		if (chk != want) {
+			terr(t, TAR_E_FORMAT, "not a tar archive (header checksum mismatch)");
+			goto fail;
+		}
+		long long size, mode, uid, gid, mtime;
+		if (num_field(h + 124, 12, &size) < 0 || num_field(h + 100, 8, &mode) < 0 ||
+		    num_field(h + 108, 8, &uid) < 0 || num_field(h + 116, 8, &gid) < 0 ||
+		    num_field(h + 136, 12, &mtime) < 0) {
+			terr(t, TAR_E_FORMAT, "bad numeric field in a tar header");
+			goto fail;
+		}
+		char type = h[156];
+		if (type == 'x' || type == 'g' || type == 'L' || type == 'K') {
+			char *d = NULL;
+			if (read_blob(t, size, &d) < 0)
+				goto fail;
+			if (type == 'x')
+				r = parse_pax(t, d, (size_t)size, &p);
+			else if (type == 'L' || type == 'K') {
+				char **dst = type == 'L' ? &p.path : &p.link;
+				free(*dst);
+				*dst = fielddup(d, (size_t)size);
+				r = *dst ? 0 : terr(t, TAR_E_IO, "out of memory");
+			}
+			free(d);
+			if (r < 0)
+				goto fail;
+			continue;
+		}
+		struct tar_entry *e = &t->e;
+		if (p.path) {
+			e->path = p.path;
+			p.path = NULL;
+		} else {
+			char name[257];
+			size_t pl = 0;
+			if (!memcmp(h + 257, "ustar", 5) && h[345]) {
+				pl = strnlen(h + 345, 155);
+				memcpy(name, h + 345, pl);
+				name[pl++] = '/';
+			}
+			size_t nl = strnlen(h, 100);
+			memcpy(name + pl, h, nl);
+			name[pl + nl] = 0;
+			e->path = strdup(name);
+		}
+		if (p.link) {
+			e->link = p.link;
+			p.link = NULL;
+		} else
+			e->link = fielddup(h + 157, 100);
+		if (!e->path || !e->link) {
+			terr(t, TAR_E_IO, "out of memory");
+			goto fail;
+		}
+		if (strlen(e->path) > NAME_MAX_LEN || strlen(e->link) > NAME_MAX_LEN) {
+			terr(t, TAR_E_FORMAT, "name longer than 4096 bytes");
+			goto fail;
+		}
+		e->type = type ? type : '0';
+		if (e->type == '7')
+			e->type = '0';
+		e->mode = (unsigned)mode & 07777;
+		e->uid = p.has_uid ? p.uid : uid;
+		e->gid = p.has_gid ? p.gid : gid;
+		e->mtime = p.has_mtime ? p.mtime : mtime;
+		e->size = (uint64_t)(p.has_size ? p.size : size);
+		/* Only files carry data; a link, dir or device with a size
+		 * has that much to skip (which is what GNU tar does). */
+		t->left = e->size;
+		t->pad = (BLK - (e->size % BLK)) % BLK;
+		if (e->type != '0')
+			e->size = 0;
+		pending_free(&p);
+		*ep = e;
+		return 1;
+	}
+fail:
+	pending_free(&p);
+	return -1;
+}
+
+ssize_t tar_data(struct tar_reader *t, void *buf, size_t n)
+{
+	if (t->e.type != '0' || !t->left)
+		return 0;
+	if (n > t->left)
+		n = (size_t)t->left;
+	ssize_t r = t->rd(t->ctx, buf, n);
+	if (r < 0) {
+		terr(t, TAR_E_SOURCE, "reading the archive failed");
+		return -1;
+	}
+	if (r == 0) {
+		terr(t, TAR_E_FORMAT, "archive is truncated");
+		return -1;
+	}
+	t->left -= (uint64_t)r;
+	t->consumed += (uint64_t)r;
+	return r;
+}
+
+void tar_reader_free(struct tar_reader *t)
+{
+	free(t->e.path);
+	free(t->e.link);
+	memset(&t->e, 0, sizeof t->e);
+}
+
+/* ---- extractor ------------------------------------------------------- */
+
+int tar_clean_path(const char *in, char *out, size_t outlen)
+{
+	size_t o = 0;
+	const char *p = in;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		const char *s = p;
+		while (*p && *p != '/')
+			p++;
+		size_t l = (size_t)(p - s);
+		if (l == 0 || (l == 1 && s[0] == '.'))
+			continue;
+		if (l == 2 && s[0] == '.' && s[1] == '.')
+			return -1;
+		if (o + l + 2 > outlen)
+			return -1;
+		if (o)
+			out[o++] = '/';
+		memcpy(out + o, s, l);
+		o += l;
+	}
+	out[o] = 0;
+	return 0;
+}
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+struct vm_open_how { uint64_t flags, mode, resolve; };
+#define V_RESOLVE_NO_MAGICLINKS 0x02
+#define V_RESOLVE_BENEATH 0x08
+
+static int openat2_supported = -1;
+
+/* Open a directory at relative path rel beneath rootfd, never leaving it.
+ * With openat2 symlinks inside the tree are followed while they stay
+ * beneath; without it, no symlink is followed at all. */
+static int open_beneath(int rootfd, const char *rel, int flags)
+{
+	if (!*rel)
+		return openat(rootfd, ".", flags | O_CLOEXEC);
+	if (openat2_supported != 0) {
+		struct vm_open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC),
+			.resolve = V_RESOLVE_BENEATH | V_RESOLVE_NO_MAGICLINKS };
+		long fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof how);
+		if (fd >= 0 || errno != ENOSYS) {
+			openat2_supported = 1;
+			return (int)fd;
+		}
+		openat2_supported = 0;
+	}
+	char tmp[NAME_MAX_LEN + 1];
+	snprintf(tmp, sizeof tmp, "%s", rel);
+	int fd = openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	for (char *c = strtok(tmp, "/"); c && fd >= 0;) {
+		char *next = strtok(NULL, "/");
+		int nfd = openat(fd, c, (next ? O_PATH | O_DIRECTORY : flags) | O_NOFOLLOW | O_CLOEXEC);
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		fd = nfd;
+		c = next;
+	}
+	return fd;
+}
+
+struct xctx {
+	const struct tar_extract_opts *o;
+	char *err;
+	size_t errlen;
+	char dirpath[NAME_MAX_LEN + 1];   /* cached parent directory */
+	int dirfd;
+	char *buf;
+	struct dmode { char *path; unsigned mode; int64_t mtime; } *dirs;
+	size_t ndirs, capdirs;
+};
+
+static int xerr(struct xctx *x, int kind, const char *path, const char *what)
+{
+	snprintf(x->err, x->errlen, "%s: %s", path, what);
+	return kind;
+}
+
+static int xsys(struct xctx *x, const char *path, const char *what)
+{
+	char m[200];
+	if (errno == EXDEV || errno == ELOOP)
+		return xerr(x, TAR_E_ESCAPE, path,
+			    "path escapes the target directory (through a symlink)");
+	snprintf(m, sizeof m, "%s: %s", what, strerror(errno));
+	return xerr(x, errno == ENOSPC || errno == EDQUOT ? TAR_E_LIMIT : TAR_E_IO, path, m);
+}
+
+/* fd of the directory holding rel's last component, creating missing
+ * parents (0755) beneath the root. */
+static int parent_fd(struct xctx *x, const char *rel, const char **base)
+{
+	const char *slash = strrchr(rel, '/');
+	size_t dl = slash ? (size_t)(slash - rel) : 0;
+	*base = slash ? slash + 1 : rel;
+	if (x->dirfd >= 0 && strlen(x->dirpath) == dl && !memcmp(x->dirpath, rel, dl))
+		return x->dirfd;
+	if (x->dirfd >= 0)
+		close(x->dirfd);
+	x->dirfd = -1;
+	memcpy(x->dirpath, rel, dl);
+	x->dirpath[dl] = 0;
+	int fd = open_beneath(x->o->rootfd, x->dirpath, O_PATH | O_DIRECTORY);
+	if (fd < 0 && errno == ENOENT) {
+		/* Create each missing component. */
+		char part[NAME_MAX_LEN + 1];
+		for (size_t i = 0; i <= dl; i++) {
+			if (i < dl && x->dirpath[i] != '/')
+				continue;
+			memcpy(part, x->dirpath, i);
+			part[i] = 0;
+			const char *slash2 = strrchr(part, '/');
+			char pp[NAME_MAX_LEN + 1];
+			size_t ppl = slash2 ? (size_t)(slash2 - part) : 0;
+			memcpy(pp, part, ppl);
+			pp[ppl] = 0;
+			int pfd = open_beneath(x->o->rootfd, pp, O_PATH | O_DIRECTORY);
+			if (pfd < 0)
+				return -1;
+			int r = mkdirat(pfd, slash2 ? slash2 + 1 : part, 0755);
+			int saved = errno;
+			close(pfd);
+			if (r < 0 && saved != EEXIST) {
+				errno = saved;
+				return -1;
+			}
+		}
+		fd = open_beneath(x->o->rootfd, x->dirpath, O_PATH | O_DIRECTORY);
+	}
+	if (fd < 0)
+		return -1;
+	x->dirfd = fd;
+	return fd;
+}
+
+static unsigned final_mode(struct xctx *x, unsigned mode)
+{
+	return x->o->strip_special_bits ? mode & 0777 : mode & 07777;
+}
+
+static void owner(struct xctx *x, int fd, const char *name, const struct tar_entry *e)
+{
+	long long u = -1, g = -1;
+	if (x->o->preserve_owner) {
+		u = e->uid;
+		g = e->gid;
+	} else if (x->o->chown_uid >= 0) {
+		u = x->o->chown_uid;
+		g = x->o->chown_gid;
+	}
+	if (u < 0)
+		return;
+	/* Errors ignored as tar does for a non-root extractor. */
+	if (name)
+		(void)!fchownat(fd, name, (uid_t)u, (gid_t)g, AT_SYMLINK_NOFOLLOW);
+	else
+		(void)!fchown(fd, (uid_t)u, (gid_t)g);
+}
+
+static int x_file(struct xctx *x, struct tar_reader *t, const struct tar_entry *e,
+		  int pfd, const char *base, const char *rel, struct tar_stats *st)
+{
+	int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == ELOOP || errno == ETXTBSY)) {
+		/* A symlink (or busy binary) in the way is replaced, not followed. */
+		if (unlinkat(pfd, base, 0) == 0)
+			fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	}
+	if (fd < 0)
+		return xsys(x, rel, "cannot create file");
+	char *buf = x->buf;
+	for (;;) {
+		ssize_t n = tar_data(t, buf, XBUF);
+		if (n < 0) {
+			close(fd);
+			snprintf(x->err, x->errlen, "%s", t->err);
+			return t->errkind;
+		}
+		if (n == 0)
+			break;
+		st->bytes += (uint64_t)n;
+		if (x->o->max_bytes && st->bytes > x->o->max_bytes) {
+			close(fd);
+			snprintf(x->err, x->errlen, "upload exceeds the limit of %llu bytes",
+				 (unsigned long long)x->o->max_bytes);
+			return TAR_E_LIMIT;
+		}
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(fd, buf + off, (size_t)(n - off));
+			if (w < 0) {
+				int r = xsys(x, rel, "write failed");
+				close(fd);
+				return r;
+			}
+			off += w;
+		}
+	}
+	owner(x, fd, NULL, e);
+	fchmod(fd, final_mode(x, e->mode));
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = e->mtime } };
+	futimens(fd, ts);
+	if (close(fd) < 0)
+		return xsys(x, rel, "close failed");
+	st->files++;
+	return TAR_OK;
+}
+
+int tar_extract(struct tar_reader *t, const struct tar_extract_opts *o,
+		struct tar_stats *st, char *err, size_t errlen)
+{
+	struct xctx x = { .o = o, .err = err, .errlen = errlen, .dirfd = -1 };
+	char rel[NAME_MAX_LEN + 2], lrel[NAME_MAX_LEN + 2];
+	struct tar_entry *e;
+	uint64_t n = 0;
+	int r = TAR_OK;
+	memset(st, 0, sizeof *st);
+	err[0] = 0;
+	if (!(x.buf = malloc(XBUF))) {
+		snprintf(err, errlen, "out of memory");
+		return TAR_E_IO;
+	}
+
+	for (;;) {
+		int k = tar_next(t, &e);
+		if (k < 0) {
+			snprintf(err, errlen, "%s", t->err);
+			r = t->errkind;
+			break;
+		}
+		if (k == 0)
+			break;
+		if (o->max_entries && ++n > o->max_entries) {
+			snprintf(err, errlen, "more than %llu entries", (unsigned long long)o->max_entries);
+			r = TAR_E_LIMIT;
+			break;
+		}
+		if (tar_clean_path(e->path, rel, sizeof rel) < 0) {
+			r = xerr(&x, TAR_E_ESCAPE, e->path, "path traversal (\"..\") is not allowed");
+			break;
+		}
+		if (!rel[0]) {          /* "./" : the target itself */
+			if (e->type == '5')
+				continue;
+			r = xerr(&x, TAR_E_FORMAT, e->path, "entry has an empty name");
+			break;
+		}
+		const char *base;
+		int pfd = parent_fd(&x, rel, &base);
+		if (pfd < 0) {
+			r = xsys(&x, rel, "cannot open parent directory");
+			break;
+		}
+		switch (e->type) {
+		case '0':
+			r = x_file(&x, t, e, pfd, base, rel, st);
+			break;
+		case '5': {
+			if (mkdirat(pfd, base, 0700) < 0) {
+				struct stat sb;
+				if (errno != EEXIST || fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+				    !S_ISDIR(sb.st_mode)) {
+					r = errno == EEXIST ? xerr(&x, TAR_E_IO, rel, "exists and is not a directory")
+							    : xsys(&x, rel, "cannot create directory");
+					break;
+				}
+			}
+			owner(&x, pfd, base, e);
+			if (x.ndirs == x.capdirs) {
+				size_t cap = x.capdirs ? x.capdirs * 2 : 64;
+				void *nd = realloc(x.dirs, cap * sizeof *x.dirs);
+				if (!nd) {
+					r = xerr(&x, TAR_E_IO, rel, "out of memory");
+					break;
+				}
+				x.dirs = nd;
+				x.capdirs = cap;
+			}
+			x.dirs[x.ndirs].path = strdup(rel);
+			x.dirs[x.ndirs].mode = final_mode(&x, e->mode);
+			x.dirs[x.ndirs++].mtime = e->mtime;
+			st->dirs++;
+			break;
+		}
+		case '2': {
+			struct stat sb;
+			if (symlinkat(e->link, pfd, base) < 0 &&
+			    (errno != EEXIST || fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+			     S_ISDIR(sb.st_mode) || unlinkat(pfd, base, 0) < 0 ||
+			     symlinkat(e->link, pfd, base) < 0)) {
+				r = xsys(&x, rel, "cannot create symlink");
+				break;
+			}
+			owner(&x, pfd, base, e);
+			st->symlinks++;
+			break;
+		}
+		case '1': {
+			if (tar_clean_path(e->link, lrel, sizeof lrel) < 0 || !lrel[0]) {
+				r = xerr(&x, TAR_E_ESCAPE, e->link, "hard link target escapes the target directory");
+				break;
+			}
+			const char *lslash = strrchr(lrel, '/');
+			char ldir[NAME_MAX_LEN + 2];
+			size_t ldl = lslash ? (size_t)(lslash - lrel) : 0;
+			memcpy(ldir, lrel, ldl);
+			ldir[ldl] = 0;
+			int lfd = open_beneath(o->rootfd, ldir, O_PATH | O_DIRECTORY);
+			if (lfd < 0) {
+				r = xsys(&x, e->link, "hard link target not found");
+				break;
+			}
+			unlinkat(pfd, base, 0);
+			int lr = linkat(lfd, lslash ? lslash + 1 : lrel, pfd, base, 0);
+			int saved = errno;
+			close(lfd);
+			if (lr < 0) {
+				errno = saved;
+				r = xsys(&x, rel, "cannot create hard link");
+				break;
+			}
+			st->hardlinks++;
+			break;
+		}
+		case '3': case '4': case '6':
+			if (o->devices) {
+				mode_t m = e->type == '3' ? S_IFCHR : e->type == '4' ? S_IFBLK : S_IFIFO;
+				if (mknodat(pfd, base, m | (e->mode & 0777), 0) < 0) {
+					r = xsys(&x, rel, "cannot create node");
+					break;
+				}
+			} else
+				st->skipped++;
+			break;
+		default:
+			st->skipped++;
+			break;
+		}
+		if (r != TAR_OK)
+			break;
+	}
+	/* Directory modes last, deepest first, so a read-only directory
+	 * does not stop its own contents from being written. */
+	for (size_t i = x.ndirs; i-- > 0;) {
+		if (r == TAR_OK) {
+			int fd = open_beneath(o->rootfd, x.dirs[i].path, O_RDONLY | O_DIRECTORY);
+			if (fd >= 0) {
+				fchmod(fd, x.dirs[i].mode);
+				struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = x.dirs[i].mtime } };
+				futimens(fd, ts);
+				close(fd);
+			}
+		}
+		free(x.dirs[i].path);
+	}
+	free(x.dirs);
+	free(x.buf);
+	if (x.dirfd >= 0)
+		close(x.dirfd);
+	return r;
+}
+
+/* ---- writer ---------------------------------------------------------- */
+
+static void octal(char *f, size_t n, unsigned long long v)
+{
+	f[n - 1] = 0;
+	for (size_t i = n - 1; i-- > 0;) {
+		f[i] = (char)('0' + (v & 7));
+		v >>= 3;
+	}
+}
+
+static int pax_rec(char *out, size_t cap, size_t *len, const char *key, const char *val)
+{
+	size_t body = strlen(key) + strlen(val) + 3;   /* ' ' '=' '\n' */
+	size_t digits = 1, tot;
+	for (;;) {
+		tot = body + digits;
+		size_t d = 1;
+		for (size_t v = tot; v >= 10; v /= 10)
+			d++;
+		if (d == digits)
+			break;
+		digits = d;
+	}
+	if (*len + tot + 1 > cap)
+		return -1;
+	*len += (size_t)snprintf(out + *len, cap - *len, "%zu %s=%s\n", tot, key, val);
+	return 0;
+}
+
+static int emit_header(tar_write_fn wr, void *ctx, const char *name, const char *link,
+		       char type, const struct stat *sb, uint64_t size)
+{
+	char h[BLK];
+	char pax[2 * NAME_MAX_LEN + 256];
+	size_t paxlen = 0;
+	size_t nl = strlen(name), ll = link ? strlen(link) : 0;
+
+	if (nl > 100 && pax_rec(pax, sizeof pax, &paxlen, "path", name) < 0)
+		return -1;
+	if (ll > 100 && pax_rec(pax, sizeof pax, &paxlen, "linkpath", link) < 0)
+		return -1;
+	char num[32];
+	if (size > 077777777777ULL) {
+		snprintf(num, sizeof num, "%llu", (unsigned long long)size);
+		pax_rec(pax, sizeof pax, &paxlen, "size", num);
+	}
+	if (sb->st_uid > 07777777) {
+		snprintf(num, sizeof num, "%u", (unsigned)sb->st_uid);
+		pax_rec(pax, sizeof pax, &paxlen, "uid", num);
+	}
+	if (sb->st_gid > 07777777) {
+		snprintf(num, sizeof num, "%u", (unsigned)sb->st_gid);
+		pax_rec(pax, sizeof pax, &paxlen, "gid", num);
+	}
+	if (paxlen) {
+		struct stat psb = { .st_mode = 0644 };
+		char pname[100];
+		snprintf(pname, sizeof pname, "PaxHeaders/%.80s", strrchr(name, '/') ? strrchr(name, '/') + 1 : name);
+		if (emit_header(wr, ctx, pname, NULL, 'x', &psb, paxlen) < 0)
+			return -1;
+		size_t padded = (paxlen + BLK - 1) & ~(size_t)(BLK - 1);
+		memset(pax + paxlen, 0, padded - paxlen);
+		if (wr(ctx, pax, padded) < 0)
+			return -1;
+	}
+	memset(h, 0, sizeof h);
+	memcpy(h, name, nl > 100 ? 100 : nl);
+	octal(h + 100, 8, sb->st_mode & 07777);
+	octal(h + 108, 8, sb->st_uid > 07777777 ? 0 : sb->st_uid);
+	octal(h + 116, 8, sb->st_gid > 07777777 ? 0 : sb->st_gid);
+	octal(h + 124, 12, size > 077777777777ULL ? 0 : size);
+	octal(h + 136, 12, sb->st_mtime < 0 ? 0 : (unsigned long long)sb->st_mtime & 077777777777ULL);
+	h[156] = type;
+	if (link)
+		memcpy(h + 157, link, ll > 100 ? 100 : ll);
+	memcpy(h + 257, "ustar", 6);
+	memcpy(h + 263, "00", 2);
+	if (type == '3' || type == '4') {
+		octal(h + 329, 8, major(sb->st_rdev));
+		octal(h + 337, 8, minor(sb->st_rdev));
+	}
+	memset(h + 148, ' ', 8);
+	unsigned sum = 0;
+	for (int i = 0; i < BLK; i++)
+		sum += (unsigned char)h[i];
+	octal(h + 148, 7, sum);
+	h[155] = ' ';
+	return wr(ctx, h, BLK);
+}
+
+static int werr(char *err, size_t n, const char *path, const char *what)
+{
+	snprintf(err, n, "%s: %s: %s", path, what, strerror(errno));
+	return TAR_E_IO;
+}
+
+struct wctx { tar_write_fn wr; void *ctx; struct tar_stats *st; char *err; size_t errlen; char *buf; };
+
+static int write_one(struct wctx *w, int dirfd, const char *name, const char *arc, bool follow, int depth)
+{
+	tar_write_fn wr = w->wr;
+	void *ctx = w->ctx;
+	struct tar_stats *st = w->st;
+	char *err = w->err;
+	size_t errlen = w->errlen;
+	struct stat sb;
+	if (depth > 512) {
+		snprintf(err, errlen, "%s: directory tree too deep", arc);
+		return TAR_E_IO;
+	}
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW));
+	if (fd < 0 && (errno == ELOOP || errno == ENXIO || errno == EACCES || errno == EPERM))
+		fd = openat(dirfd, name, O_PATH | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
+	if (fd < 0)
+		return werr(err, errlen, arc, "cannot open");
+	if (fstat(fd, &sb) < 0) {
+		close(fd);
+		return werr(err, errlen, arc, "cannot stat");
+	}
+	int r = TAR_OK;
+	if (S_ISREG(sb.st_mode)) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl & O_PATH) {
+			close(fd);
+			errno = EACCES;
+			return werr(err, errlen, arc, "cannot read");
+		}
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+		if (emit_header(wr, ctx, arc, NULL, '0', &sb, (uint64_t)sb.st_size) < 0)
+			r = TAR_E_SOURCE;
+		char *buf = w->buf;
+		const size_t bufsz = XBUF;
+		uint64_t left = (uint64_t)sb.st_size;
+		while (r == TAR_OK && left) {
+			ssize_t n = read(fd, buf, left < bufsz ? (size_t)left : bufsz);
+			if (n < 0) {
+				r = werr(err, errlen, arc, "read failed");
+				break;
+			}
+			if (n == 0) {   /* shrank while we read: pad with zeros */
+				memset(buf, 0, bufsz);
+				n = (ssize_t)(left < bufsz ? left : bufsz);
+			}
+			if (wr(ctx, buf, (size_t)n) < 0)
+				r = TAR_E_SOURCE;
+			left -= (uint64_t)n;
+			st->bytes += (uint64_t)n;
+		}
+		size_t pad = (BLK - (size_t)(sb.st_size % BLK)) % BLK;
+		if (r == TAR_OK && pad) {
+			memset(buf, 0, pad);
+			if (wr(ctx, buf, pad) < 0)
+				r = TAR_E_SOURCE;
+		}
+		st->files++;
+	} else if (S_ISDIR(sb.st_mode)) {
+		char *child = malloc(NAME_MAX_LEN + 2);
+		if (!child) {
+			close(fd);
+			snprintf(err, errlen, "out of memory");
+			return TAR_E_IO;
+		}
+		snprintf(child, NAME_MAX_LEN + 2, "%s/", arc);
+		if (emit_header(wr, ctx, child, NULL, '5', &sb, 0) < 0)
+			r = TAR_E_SOURCE;
+		st->dirs++;
+		int dfd = dup(fd);
+		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+		if (!d) {
+			free(child);
+			close(fd);
+			return werr(err, errlen, arc, "cannot list directory");
+		}
+		struct dirent *de;
+		while (r == TAR_OK && (de = readdir(d))) {
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			if ((size_t)snprintf(child, NAME_MAX_LEN + 2, "%s/%s", arc, de->d_name) >= NAME_MAX_LEN + 1) {
+				snprintf(err, errlen, "%s: name longer than 4096 bytes", arc);
+				r = TAR_E_IO;
+				break;
+			}
+			r = write_one(w, fd, de->d_name, child, false, depth + 1);
+		}
+		closedir(d);
+		free(child);
+	} else if (S_ISLNK(sb.st_mode)) {
+		char *target = malloc(NAME_MAX_LEN + 1);
+		ssize_t n = target ? readlinkat(fd, "", target, NAME_MAX_LEN) : -1;
+		if (n < 0)
+			r = werr(err, errlen, arc, "cannot read link");
+		else {
+			target[n] = 0;
+			if (emit_header(wr, ctx, arc, target, '2', &sb, 0) < 0)
+				r = TAR_E_SOURCE;
+			st->symlinks++;
+		}
+		free(target);
+	} else {
+		char type = S_ISCHR(sb.st_mode) ? '3' : S_ISBLK(sb.st_mode) ? '4' : S_ISFIFO(sb.st_mode) ? '6' : 0;
+		if (type) {
+			if (emit_header(wr, ctx, arc, NULL, type, &sb, 0) < 0)
+				r = TAR_E_SOURCE;
+		} else
+			st->skipped++;   /* sockets */
+	}
+	close(fd);
+	if (r == TAR_E_SOURCE && !err[0])
+		snprintf(err, errlen, "the receiver went away");
+	return r;
+}
+
+int tar_write_path(int dirfd, const char *name, const char *arcname, bool follow_top,
+		   tar_write_fn wr, void *ctx, struct tar_stats *st, char *err, size_t errlen)
+{
+	err[0] = 0;
+	struct wctx w = { wr, ctx, st, err, errlen, malloc(XBUF) };
+	if (!w.buf) {
+		snprintf(err, errlen, "out of memory");
+		return TAR_E_IO;
+	}
+	int r = write_one(&w, dirfd, name, arcname, follow_top, 0);
+	free(w.buf);
+	return r;
+}
+
+int tar_write_end(tar_write_fn wr, void *ctx)
+{
+	static const char z[2 * BLK];
+	return wr(ctx, z, sizeof z);
+}
