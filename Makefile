@@ -55,7 +55,25 @@ LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
 
 HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list libexec/vmsan-nftables libexec/vmsan-net \
-	libexec/vmsan-rootfs
+	libexec/vmsan-rootfs libexec/vmsan-agentctl
+
+# The wire-protocol code shared by the guest agent and the host client.
+PROTO_SRC = agent/http.c agent/ws.c agent/json.c agent/tar.c
+PROTO_OBJ = $(PROTO_SRC:.c=.o)
+PROTO_H = agent/http.h agent/ws.h agent/json.h agent/tar.h
+
+# Guest binaries: static, built with musl when musl-gcc is there (small,
+# and no NSS), else with the system libc.  zlib (inflate only) is linked
+# from its static archive; its two headers are reached through agent/.inc
+# so musl's include path does not take in glibc's headers.
+MUSL_CC ?= $(shell command -v musl-gcc 2>/dev/null)
+GUEST_CC = $(if $(MUSL_CC),$(MUSL_CC),$(CC))
+ZLIB_A ?= $(shell $(CC) -print-file-name=libz.a)
+ZLIB_INC ?= /usr/include
+GUEST_CFLAGS = -std=gnu11 $(WARN) -Os -static -s -fstack-protector-strong -isystem agent/.inc \
+	-DVMSAN_VERSION='"$(VERSION)"'
+AGENT_SRC = agent/agent.c agent/exec.c agent/files.c agent/shell.c agent/user.c $(PROTO_SRC)
+GUEST = agent/vmsan-agent
 TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump \
 	tests/tools/connect-rate
 # Every shell file: the ones with a #! line, and the sourced library.
@@ -67,7 +85,7 @@ MAN8 = share/man/man8/vmsan-state.8 share/man/man8/vmsan-probe.8 \
 	share/man/man8/vmsan-net.8 share/man/man8/vmsan-nftables.8 \
 	share/man/man8/vmsan-rootfs.8
 
-all: $(HELPERS)
+all: $(HELPERS) $(GUEST)
 
 # Rebuild everything when the flags change (DEVELOPER, SANITIZE, CFLAGS).
 FLAGS_STAMP = .build-flags
@@ -76,8 +94,21 @@ $(FLAGS_STAMP): FORCE
 		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
 
 %.o: %.c libexec/lib/vmsan.h libexec/lib/nft.h libexec/lib/netplan.h libexec/lib/ext4.h \
-	libexec/lib/layer.h $(FLAGS_STAMP)
+	libexec/lib/layer.h $(PROTO_H) $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+agent/%.o: agent/%.c $(PROTO_H) agent/agent.h $(FLAGS_STAMP)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+agent/.inc/zlib.h:
+	mkdir -p agent/.inc
+	ln -sf $(ZLIB_INC)/zlib.h $(ZLIB_INC)/zconf.h agent/.inc/
+
+agent/vmsan-agent: $(AGENT_SRC) $(PROTO_H) agent/agent.h agent/.inc/zlib.h $(FLAGS_STAMP)
+	$(GUEST_CC) $(GUEST_CFLAGS) -o $@ $(AGENT_SRC) $(ZLIB_A) -lpthread
+
+libexec/vmsan-agentctl: libexec/vmsan-agentctl.o $(PROTO_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(PROTO_OBJ) $(LIB) $(JANSSON_LIBS)
 
 $(LIB): $(LIB_OBJ)
 	rm -f $@
@@ -157,8 +188,9 @@ uninstall:
 	-rmdir $(DESTDIR)$(DATADIR)/vmsan 2>/dev/null
 
 clean:
-	rm -f $(HELPERS) $(TESTBINS) $(LIB) $(FLAGS_STAMP) \
-		libexec/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o
+	rm -f $(HELPERS) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) \
+		libexec/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o agent/*.o
+	rm -rf agent/.inc
 
 FORCE:
 .PHONY: all check lint bench install uninstall clean FORCE

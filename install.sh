@@ -63,14 +63,16 @@ if [ $deps = 1 ]; then
 	# busybox-static for the offline base image.
 	pkgs="build-essential pkg-config libjansson-dev libnftnl-dev libmnl-dev
 		libnl-3-dev libnl-route-3-dev libarchive-dev libext2fs-dev libssl-dev
-		libzstd-dev zlib1g-dev jq skopeo e2fsprogs busybox-static iproute2 nftables sudo"
+		libzstd-dev zlib1g-dev musl-tools jq skopeo e2fsprogs busybox-static iproute2 nftables sudo"
 	# Tests: a registry on 127.0.0.1 (docker-registry), zstd to make zstd
 	# layers, attr/libcap2-bin for xattrs and file capabilities, openssl and
 	# apache2-utils (htpasswd) for a registry with TLS and a password.
 	[ $dev = 0 ] || pkgs="$pkgs bats dash shellcheck mandoc cppcheck hyperfine util-linux
 		socat dnsmasq-base iputils-ping netcat-openbsd tcpdump bc curl docker-registry zstd
 		openssl apache2-utils
-		attr libcap2-bin"
+		attr libcap2-bin tmux clang libclang-rt-14-dev openssh-server openssh-client"
+	# The WebSocket tests drive the agent with node's ws package as well.
+	[ $dev = 0 ] || command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 	missing=
 	for p in $pkgs; do
 		dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

@@ -393,7 +393,7 @@ int stream_chunk(struct conn *c, const void *p, size_t n)
 		return 0;
 	char h[24];
 	int hl = snprintf(h, sizeof h, "%zx\r\n", n);
-	struct iovec iov[3] = { { h, (size_t)hl }, { (void *)p, n }, { "\r\n", 2 } };
+	struct iovec iov[3] = { { h, (size_t)hl }, { (void *)p, n }, { (char *)"\r\n", 2 } };
 	return conn_sendv(c, iov, 3);
 }
 

@@ -176,8 +176,8 @@ static ssize_t pump_output(struct ostream *os, uint8_t *buf, size_t cap, struct 
 struct spawn_err { int stage; int err; };
 enum { STAGE_EXEC = 1, STAGE_CHDIR, STAGE_CREDS, STAGE_FDS };
 
-static void child(const struct user *u, const char *cwd, const char *path, char **argv,
-		  char **envp, int in, int out, int err, int rep)
+static void child(const struct user *u, const char *cwd, bool cwd_explicit, const char *path,
+		  char **argv, char **envp, int in, int out, int err, int rep)
 {
 	struct spawn_err se = { 0, 0 };
 	sigset_t none;
@@ -201,7 +201,9 @@ static void child(const struct user *u, const char *cwd, const char *path, char 
 		se.stage = STAGE_CREDS;
 		goto fail;
 	}
-	if (chdir(cwd) < 0) {
+	/* A home that does not exist is not worth failing for (login(1)
+	 * agrees); a directory the caller asked for is. */
+	if (chdir(cwd) < 0 && (cwd_explicit || chdir("/") < 0)) {
 		se.stage = STAGE_CHDIR;
 		goto fail;
 	}
@@ -395,7 +397,7 @@ void handle_exec(struct conn *c, struct http_head *hd, struct body *b)
 	}
 	pid_t pid = fork();
 	if (pid == 0)
-		child(&u, cwd, path, argv, envp, want_stdin ? pin[0] : devnull,
+		child(&u, cwd, cwdv != NULL, path, argv, envp, want_stdin ? pin[0] : devnull,
 		      detached ? devnull : pout[1], detached ? devnull : perr[1], rep[1]);
 	int fork_errno = errno;
 	close(devnull);

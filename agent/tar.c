@@ -558,6 +558,21 @@ static int x_file(struct xctx *x, struct tar_reader *t, const struct tar_entry *
 	return TAR_OK;
 }
 
+/* Apply top_from -> top_to to a cleaned path in place. */
+static int rename_top(const struct tar_extract_opts *o, char *rel, size_t cap)
+{
+	if (!o->top_from || !strcmp(o->top_from, "."))
+		return 0;
+	size_t fl = strlen(o->top_from), tl = strlen(o->top_to), rl = strlen(rel);
+	if (strncmp(rel, o->top_from, fl) || (rel[fl] && rel[fl] != '/'))
+		return -1;
+	if (rl - fl + tl + 1 > cap)
+		return -1;
+	memmove(rel + tl, rel + fl, rl - fl + 1);
+	memcpy(rel, o->top_to, tl);
+	return 0;
+}
+
 int tar_extract(struct tar_reader *t, const struct tar_extract_opts *o,
 		struct tar_stats *st, char *err, size_t errlen)
 {
@@ -589,6 +604,10 @@ int tar_extract(struct tar_reader *t, const struct tar_extract_opts *o,
 		}
 		if (tar_clean_path(e->path, rel, sizeof rel) < 0) {
 			r = xerr(&x, TAR_E_ESCAPE, e->path, "path traversal (\"..\") is not allowed");
+			break;
+		}
+		if (rel[0] && rename_top(o, rel, sizeof rel) < 0) {
+			r = xerr(&x, TAR_E_ESCAPE, e->path, "entry outside the requested path");
 			break;
 		}
 		if (!rel[0]) {          /* "./" : the target itself */
@@ -648,7 +667,8 @@ int tar_extract(struct tar_reader *t, const struct tar_extract_opts *o,
 			break;
 		}
 		case '1': {
-			if (tar_clean_path(e->link, lrel, sizeof lrel) < 0 || !lrel[0]) {
+			if (tar_clean_path(e->link, lrel, sizeof lrel) < 0 || !lrel[0] ||
+			    rename_top(o, lrel, sizeof lrel) < 0) {
 				r = xerr(&x, TAR_E_ESCAPE, e->link, "hard link target escapes the target directory");
 				break;
 			}

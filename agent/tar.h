@@ -51,6 +51,9 @@ struct tar_extract_opts {
 	uint64_t max_bytes;      /* file data; 0 = no limit */
 	uint64_t max_entries;    /* 0 = no limit */
 	bool devices;            /* create device nodes and fifos (else skip) */
+	/* When set, every entry must be top_from or under it, and is
+	 * written as top_to instead (download under another name). */
+	const char *top_from, *top_to;
 };
 
 struct tar_stats { uint64_t files, dirs, symlinks, hardlinks, skipped, bytes; };
