@@ -1,0 +1,456 @@
+#!/usr/bin/env bats
+# vmsan-agent and vmsan-agentctl, with the agent as a process in a network
+# namespace this suite creates (no VM needed), driven by vmsan-agentctl and
+# by independent clients: curl, node's ws, nc.
+
+load test_helper
+load agent_helper
+
+setup_extra() {
+	require_root
+	agent_up
+}
+
+teardown_extra() {
+	agent_down
+}
+
+@test "agent: health needs no token and names the version" {
+	run in_ns curl -sf "http://127.0.0.1:$PORT/health"
+	[ "$status" -eq 0 ]
+	assert_eq "$(echo "$output" | jq -r .status)" ok
+	assert_eq "$(echo "$output" | jq -r .version)" "$(sed -n 's/^VMSAN_VERSION=//p' "$TOP/bin/vmsan")"
+	run "$AGENT" --version
+	assert_contains "$output" "vmsan-agent "
+}
+
+@test "agent: the binary is static and under 1 MiB" {
+	run file -L "$AGENT"
+	assert_contains "$output" "statically linked"
+	[ "$(stat -c %s "$AGENT")" -lt 1048576 ]
+}
+
+@test "exec: exit codes, including death by a signal" {
+	run ctl exec -- sh -c 'exit 7'
+	assert_eq "$status" 7
+	run ctl exec -- true
+	assert_eq "$status" 0
+	run ctl exec -- sh -c 'kill -TERM $$'
+	assert_eq "$status" 143
+	run ctl --json exec -- sh -c 'kill -KILL $$'
+	assert_eq "$status" 137
+	assert_eq "$(echo "$output" | jq -r .signal)" SIGKILL
+	assert_eq "$(echo "$output" | jq -r .exitCode)" 137
+}
+
+@test "exec: a missing command is 127, a directory 126, with a clear message" {
+	run ctl exec -- no-such-command-here
+	assert_eq "$status" 127
+	assert_contains "$output" "no-such-command-here: command not found"
+	run ctl exec -- /tmp
+	assert_eq "$status" 126
+	assert_contains "$output" "cannot execute /tmp"
+	assert_agent_serving
+}
+
+@test "exec: 10 MB of output arrives complete and in order, text and binary" {
+	run bash -c "'$CTL' --help >/dev/null; nsenter --net=/run/netns/$AG_NS '$CTL' --agent 127.0.0.1:$PORT --token-file '$TOKEN_FILE' exec -- seq 1 1400000 | sha256sum"
+	assert_eq "$output" "$(seq 1 1400000 | sha256sum)"
+	[ "$(seq 1 1400000 | wc -c)" -gt 10000000 ]
+	head -c 10485760 /dev/urandom >"$TEST_TMP/blob"
+	run bash -c "nsenter --net=/run/netns/$AG_NS '$CTL' --agent 127.0.0.1:$PORT --token-file '$TOKEN_FILE' exec -- cat '$TEST_TMP/blob' | sha256sum"
+	assert_eq "$output" "$(sha256sum <"$TEST_TMP/blob")"
+}
+
+@test "exec: output is streamed as it is produced, stdout and stderr interleaved in order" {
+	# Each line is written 100 ms after the previous one, alternating fds.
+	api POST /exec -N -d '{"cmd":"sh","args":["-c","for i in 1 2 3; do echo o$i; sleep 0.1; echo e$i >&2; sleep 0.1; done"]}' \
+		>"$TEST_TMP/events"
+	run jq -r 'select(.type=="stdout" or .type=="stderr") | .type + ":" + .data' "$TEST_TMP/events"
+	assert_eq "$output" "$(printf 'stdout:o1\n\nstderr:e1\n\nstdout:o2\n\nstderr:e2\n\nstdout:o3\n\nstderr:e3\n')"
+	# Streamed: the first output event is ~500 ms older than the exit.
+	t0=$(jq -r 'select(.type=="stdout") | .ts' "$TEST_TMP/events" | head -1)
+	t1=$(jq -r 'select(.type=="exit") | .ts' "$TEST_TMP/events")
+	gap=$(( $(date -d "$t1" +%s%N) - $(date -d "$t0" +%s%N) ))
+	[ "$gap" -gt 400000000 ]
+	assert_eq "$(jq -r 'select(.type=="started") | .id' "$TEST_TMP/events" | grep -cE '^[0-9a-f]{16}$')" 1
+}
+
+@test "exec: stdin is streamed to the command (-i), 5 MB intact" {
+	head -c 5000000 /dev/urandom >"$TEST_TMP/in"
+	run bash -c "nsenter --net=/run/netns/$AG_NS '$CTL' --agent 127.0.0.1:$PORT --token-file '$TOKEN_FILE' exec -i -- sha256sum <'$TEST_TMP/in'"
+	assert_eq "${output%% *}" "$(sha256sum <"$TEST_TMP/in" | cut -d' ' -f1)"
+	# and with curl: the JSON object, then the stdin bytes
+	printf '{"cmd":"tr","args":["a-z","A-Z"],"stdin":true}hello' >"$TEST_TMP/req"
+	run api POST /exec -N -T "$TEST_TMP/req"
+	assert_eq "$(echo "$output" | jq -r 'select(.type=="stdout") | .data')" HELLO
+	# stdin bytes without "stdin":true are refused, not ignored
+	printf '{"cmd":"cat"}trailing' >"$TEST_TMP/req2"
+	run api POST /exec -T "$TEST_TMP/req2"
+	assert_contains "$output" 'set \"stdin\":true'
+}
+
+@test "exec: --timeout kills the whole process group and exits 124" {
+	run ctl exec --timeout 0.5 -- sh -c 'sleep 1001 & sleep 1002'
+	assert_eq "$status" 124
+	assert_contains "$output" "timed out after 500 ms"
+	sleep 0.2
+	run pgrep -f 'sleep 100[12]'
+	assert_eq "$status" 1
+	api POST /exec -d '{"cmd":"sleep","args":["5"],"timeoutMs":200}' >"$TEST_TMP/ev"
+	assert_eq "$(jq -r .type "$TEST_TMP/ev" | tr '\n' ' ')" "started timeout exit "
+	assert_eq "$(jq -r 'select(.type=="exit") | .timedOut' "$TEST_TMP/ev")" true
+}
+
+@test "exec: kill with a signal reaches the command; unknown ids are 404" {
+	api POST /exec -N -d '{"cmd":"sh","args":["-c","trap \"echo got-term; exit 3\" TERM; sleep 1003 & wait"]}' \
+		>"$TEST_TMP/ev" &
+	local curl_pid=$! id=
+	for _ in $(seq 50); do
+		id=$(jq -r 'select(.type=="started") | .id' "$TEST_TMP/ev" 2>/dev/null) && [ -n "$id" ] && break
+		sleep 0.05
+	done
+	[ -n "$id" ]
+	sleep 0.2
+	run ctl kill --signal TERM "$id"
+	[ "$status" -eq 0 ]
+	assert_contains "$output" SIGTERM
+	wait "$curl_pid"
+	assert_eq "$(jq -r 'select(.type=="stdout") | .data' "$TEST_TMP/ev")" got-term
+	assert_eq "$(jq -r 'select(.type=="exit") | .exitCode' "$TEST_TMP/ev")" 3
+	run ctl kill 0123456789abcdef
+	assert_eq "$status" 1
+	assert_contains "$output" "command not found"
+	run ctl kill --signal NOPE 0123456789abcdef
+	assert_contains "$output" "signal must be"
+}
+
+@test "exec: 50 concurrent commands all complete with their own output and status" {
+	local i
+	for i in $(seq 50); do
+		( in_ns "$CTL" --agent "127.0.0.1:$PORT" --token-file "$TOKEN_FILE" \
+			exec -- sh -c 'sleep 0.5; echo "n$0"; exit $(($0 % 5))' "$i" >"$TEST_TMP/c$i" 2>&1
+		  echo $? >"$TEST_TMP/s$i" ) &
+	done
+	wait
+	for i in $(seq 50); do
+		assert_eq "$(cat "$TEST_TMP/c$i")" "n$i"
+		assert_eq "$(cat "$TEST_TMP/s$i")" "$((i % 5))"
+	done
+}
+
+@test "exec: env, workdir, user (from /etc/passwd) and --sudo" {
+	run ctl exec -e FOO=bar -e 'SPACED=a b' -- sh -c 'echo "$FOO|$SPACED|$HOME|$USER"'
+	assert_eq "$output" "bar|a b|/root|root"
+	run ctl exec -w /tmp -- pwd
+	assert_eq "$output" /tmp
+	run ctl exec --user nobody -- id -u
+	assert_eq "$output" 65534
+	run ctl exec --user nobody --sudo -- id -u
+	assert_eq "$output" 0
+	run ctl exec -e PATH=/nowhere -- ls
+	assert_eq "$status" 127
+	run ctl exec --user no-such-user -- id
+	assert_eq "$status" 1
+	assert_contains "$output" "unknown user 'no-such-user'"
+	run ctl exec -w relative -- pwd
+	assert_eq "$status" 100
+	run ctl exec --env NOEQUALS -- true
+	assert_eq "$status" 100
+}
+
+@test "exec: the token reaches no child's environment and no log line" {
+	agent_down
+	# Given through the environment as well, the worst case.
+	AG_NS=vmsan-tag$$-${BATS_TEST_NUMBER}b
+	ip netns add "$AG_NS"
+	in_ns ip link set lo up
+	TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	printf '%s' "$TOKEN" >"$TOKEN_FILE"
+	VMSAN_AGENT_TOKEN=$TOKEN in_ns "$AGENT" --token-file /nonexistent >"$AG_LOG" 2>&1 &
+	AG_PID=$!
+	for _ in $(seq 100); do in_ns curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.05; done
+	run ctl exec -- sh -c 'env; cat /proc/$$/environ | tr "\0" "\n"'
+	[ "$status" -eq 0 ]
+	[ -n "$output" ]
+	if printf '%s' "$output" | grep -q "$TOKEN"; then false; fi
+	if printf '%s' "$output" | grep -q VMSAN_AGENT_TOKEN; then false; fi
+	if tr '\0' '\n' </proc/"$AG_PID"/environ | grep -q "$TOKEN"; then false; fi
+	run ctl exec -- true
+	if grep -q "$TOKEN" "$AG_LOG"; then false; fi
+	grep -q '"path":"/exec"' "$AG_LOG"
+	# and on the command line it is refused outright
+	run "$AGENT" --token "$TOKEN"
+	assert_eq "$status" 2
+	assert_contains "$output" "--token-file"
+}
+
+@test "auth: wrong and missing tokens are refused; the agent keeps serving" {
+	run in_ns curl -s -o /dev/null -w '%{http_code}' -d '{"cmd":"true"}' "http://127.0.0.1:$PORT/exec"
+	assert_eq "$output" 401
+	run in_ns curl -s -w ' %{http_code}' -H "Authorization: Bearer x$TOKEN" -d '{"cmd":"true"}' "http://127.0.0.1:$PORT/exec"
+	assert_eq "$output" '{"error":"invalid token"} 403'
+	printf 'wrong-token-0123456789' >"$TEST_TMP/bad"
+	run in_ns "$CTL" --agent "127.0.0.1:$PORT" --token-file "$TEST_TMP/bad" exec -- true
+	assert_eq "$status" 1
+	assert_contains "$output" "403"
+	assert_contains "$output" "fix:"
+	run in_ns node "$WSC" "ws://127.0.0.1:$PORT/ws/shell" --token "x$TOKEN"
+	assert_contains "$output" "http 403"
+	assert_agent_serving
+}
+
+@test "http: malformed requests, oversize heads and bad framing get 4xx; the agent keeps serving" {
+	printf 'GARBAGE\r\n\r\n' >"$TEST_TMP/r1"
+	assert_eq "$(raw_http "$TEST_TMP/r1")" "HTTP/1.1 400 Bad Request"
+	{ printf 'GET /health HTTP/1.1\r\nX-Big: '; head -c 20000 /dev/zero | tr '\0' a; printf '\r\n\r\n'; } >"$TEST_TMP/r2"
+	assert_eq "$(raw_http "$TEST_TMP/r2")" "HTTP/1.1 431 Request Header Fields Too Large"
+	printf 'POST /exec HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n' >"$TEST_TMP/r3"
+	assert_eq "$(raw_http "$TEST_TMP/r3")" "HTTP/1.1 400 Bad Request"
+	printf 'GET /health HTTP/2.0\r\n\r\n' >"$TEST_TMP/r4"
+	assert_eq "$(raw_http "$TEST_TMP/r4")" "HTTP/1.1 505 HTTP Version Not Supported"
+	printf 'POST /exec HTTP/1.1\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n' "$TOKEN" >"$TEST_TMP/r5"
+	assert_eq "$(raw_http "$TEST_TMP/r5")" "HTTP/1.1 400 Bad Request"
+	run api POST /exec -d '{"cmd":"true","bogus":1}'
+	assert_contains "$output" "unknown field 'bogus'"
+	run api POST /exec -d '{"cmd":'
+	assert_contains "$output" "invalid JSON"
+	run api GET /nope
+	assert_contains "$output" "no such endpoint"
+	assert_agent_serving
+}
+
+@test "shell: a WebSocket frame over 64 KiB is refused with 1009; the agent keeps serving" {
+	run in_ns node "$WSC" "ws://127.0.0.1:$PORT/ws/shell?shell=/bin/sh" --token "$TOKEN" --big 70000
+	assert_contains "$output" "close 1009 message too big"
+	assert_agent_serving
+}
+
+@test "shell: an independent client (node ws) runs commands; two subscribers share a session" {
+	run in_ns node "$WSC" "ws://127.0.0.1:$PORT/ws/shell?shell=/bin/sh" --query-token --token "$TOKEN" \
+		--send 'echo m$((6*7))k; ' --send $'echo done\n' --expect m42k
+	assert_contains "$output" matched
+	sid=$(echo "$output" | sed -n 's/^session //p')
+	[ "${#sid}" -eq 32 ]
+	# Two subscribers on one session: both see what either types.
+	in_ns node "$WSC" "ws://127.0.0.1:$PORT/ws/shell/$sid" --token "$TOKEN" --expect shared-x --stay --wait 3000 \
+		>"$TEST_TMP/sub1" &
+	local p1=$!
+	sleep 0.5
+	run api GET /shell/sessions
+	assert_eq "$(echo "$output" | jq -r ".[] | select(.sessionId==\"$sid\") | .subscriberCount")" 1
+	run in_ns node "$WSC" "ws://127.0.0.1:$PORT/ws/shell/$sid" --token "$TOKEN" --send $'echo shared-$((2*0))x\n' \
+		--expect shared-0x
+	assert_contains "$output" matched
+	wait "$p1"
+	grep -q '^matched' "$TEST_TMP/sub1"
+	run api POST "/shell/sessions/$sid/kill"
+	assert_eq "$output" '{"ok":true}'
+	sleep 0.3
+	run api GET /shell/sessions
+	assert_eq "$(echo "$output" | jq length)" 0
+	run in_ns node "$WSC" "ws://127.0.0.1:$PORT/ws/shell/$sid" --token "$TOKEN"
+	assert_contains "$output" "http 404"
+}
+
+@test "shell: a PTY under tmux: keys, screen, resize, detach and re-attach" {
+	require_cmd tmux
+	local sock=$TEST_TMP/tmux.sock run="nsenter --net=/run/netns/$AG_NS $CTL --agent 127.0.0.1:$PORT --token-file $TOKEN_FILE"
+	tmux -S "$sock" new-session -d -x 100 -y 30 "$run shell --shell /bin/sh; echo EXIT=\$?; sleep 30"
+	screen() { tmux -S "$sock" capture-pane -p; }
+	wait_screen() {
+		for _ in $(seq 60); do screen | grep -q "$1" && return 0; sleep 0.05; done
+		screen >&2
+		return 1
+	}
+	tmux -S "$sock" send-keys 'echo hello-$((6*7)); stty size' Enter
+	wait_screen hello-42
+	wait_screen '30 100'
+	tmux -S "$sock" resize-window -x 120 -y 40
+	sleep 0.2
+	tmux -S "$sock" send-keys 'stty size; echo marker-one' Enter
+	wait_screen '40 120'
+	sid=$(api GET /shell/sessions | jq -r '.[0].sessionId')
+	[ "${#sid}" -eq 32 ]
+	# Detach by killing the client: the session survives.
+	tmux -S "$sock" kill-server
+	sleep 0.3
+	run api GET /shell/sessions
+	assert_eq "$(echo "$output" | jq -r '.[0].subscriberCount')" 0
+	tmux -S "$sock" new-session -d -x 120 -y 40 "$run shell --session $sid; echo EXIT=\$?; sleep 30"
+	wait_screen marker-one          # replayed from the session's scrollback
+	tmux -S "$sock" send-keys 'exit 5' Enter
+	wait_screen EXIT=5
+	tmux -S "$sock" kill-server
+}
+
+@test "shell: bad shells, users and unknown sessions are refused clearly" {
+	run in_ns node "$WSC" "ws://127.0.0.1:$PORT/ws/shell?shell=/usr/bin/python3" --token "$TOKEN"
+	assert_contains "$output" "http 400"
+	run api GET /ws/shell -H 'Upgrade: websocket' -H 'Connection: Upgrade' -H 'Sec-WebSocket-Version: 13' \
+		-H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' --get --data-urlencode shell=/bin/nosh
+	assert_contains "$output" "shell not allowed"
+	run api GET /ws/shell -H 'Upgrade: websocket' -H 'Connection: Upgrade' -H 'Sec-WebSocket-Version: 13' \
+		-H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' --get --data-urlencode user=ghost
+	assert_contains "$output" "unknown user 'ghost'"
+	run api GET /ws/shell
+	assert_contains "$output" "needs a WebSocket upgrade"
+	run ctl shell --session nothex
+	assert_eq "$status" 100
+	assert_agent_serving
+}
+
+@test "files: a 200 MB random file goes up and comes back with the same sha256" {
+	head -c 209715200 /dev/urandom >"$TEST_TMP/big"
+	want=$(sha256sum <"$TEST_TMP/big" | cut -d' ' -f1)
+	run ctl upload --dest "$TEST_TMP/remote" "$TEST_TMP/big"
+	[ "$status" -eq 0 ]
+	assert_eq "$(sha256sum <"$TEST_TMP/remote/big" | cut -d' ' -f1)" "$want"
+	mkdir "$TEST_TMP/back"
+	run ctl download --dest "$TEST_TMP/back/" "$TEST_TMP/remote/big"
+	[ "$status" -eq 0 ]
+	assert_eq "$(sha256sum <"$TEST_TMP/back/big" | cut -d' ' -f1)" "$want"
+	# raw read of one file, as the original's client does it
+	api POST /files/read -d "{\"path\":\"$TEST_TMP/remote/big\"}" -o "$TEST_TMP/raw"
+	assert_eq "$(sha256sum <"$TEST_TMP/raw" | cut -d' ' -f1)" "$want"
+}
+
+@test "files: a tree with odd names, modes and symlinks round-trips exactly" {
+	local t=$TEST_TMP/tree
+	mkdir -p "$t/sub dir/deeper" "$t/ünï cødé"
+	printf 'a' >"$t/with space"
+	printf 'b' >"$t/new
+line"
+	printf 'c' >"$t/ünï cødé/ファイル"
+	printf 'd' >"$t/sub dir/deeper/$(printf 'x%.0s' $(seq 150))"
+	printf '#!/bin/sh\n' >"$t/run.sh"
+	chmod 750 "$t/run.sh"
+	chmod 700 "$t/sub dir/deeper"
+	ln -s "with space" "$t/link"
+	listing() { (cd "$1" && find . -printf '%P|%y|%m|%l|%s\n' | LC_ALL=C sort); }
+	run ctl upload --dest "$TEST_TMP/r" "$t"
+	[ "$status" -eq 0 ]
+	assert_eq "$(listing "$TEST_TMP/r/tree")" "$(listing "$t")"
+	run ctl download --dest "$TEST_TMP/copy" "$TEST_TMP/r/tree"
+	[ "$status" -eq 0 ]
+	assert_eq "$(listing "$TEST_TMP/copy")" "$(listing "$t")"
+	assert_eq "$(cat "$TEST_TMP/copy/new
+line")" b
+	# upload with curl and a gzip'd tar, as the original's client sends it
+	tar -C "$t" -czf "$TEST_TMP/up.tgz" .
+	run api POST /files/write -H "X-Extract-Dir: $TEST_TMP/viacurl" --data-binary @"$TEST_TMP/up.tgz"
+	assert_eq "$(echo "$output" | jq .filesWritten)" 5
+	assert_eq "$(listing "$TEST_TMP/viacurl")" "$(listing "$t")"
+	# ownership: to a named user, or preserved from the archive
+	run ctl upload --user nobody --dest "$TEST_TMP/own" "$t/run.sh"
+	assert_eq "$(stat -c %U "$TEST_TMP/own/run.sh")" nobody
+}
+
+@test "files: path escapes in uploads are refused and write nothing outside" {
+	mkdir -p "$TEST_TMP/src" "$TEST_TMP/outside" "$TEST_TMP/dst"
+	echo pwned >"$TEST_TMP/src/f"
+	# 1. a ".." member
+	tar -C "$TEST_TMP/src" -P --transform 's,^,../,' -cf "$TEST_TMP/dotdot.tar" f
+	tar -tf "$TEST_TMP/dotdot.tar" | grep -qx '../f'
+	run api POST /files/write -H "X-Extract-Dir: $TEST_TMP/dst" --data-binary @"$TEST_TMP/dotdot.tar"
+	assert_contains "$output" "path traversal"
+	[ ! -e "$TEST_TMP/f" ]
+	# 2. a symlink out, then a file through it
+	mkdir -p "$TEST_TMP/s1" "$TEST_TMP/s2/l"
+	ln -s "$TEST_TMP/outside" "$TEST_TMP/s1/l"
+	echo pwned >"$TEST_TMP/s2/l/file"
+	tar -C "$TEST_TMP/s1" -cf "$TEST_TMP/sym.tar" l
+	tar -C "$TEST_TMP/s2" -rf "$TEST_TMP/sym.tar" l/file
+	run api POST /files/write -H "X-Extract-Dir: $TEST_TMP/dst" --data-binary @"$TEST_TMP/sym.tar"
+	assert_contains "$output" "escapes the target directory"
+	[ ! -e "$TEST_TMP/outside/file" ]
+	# 3. a relative or dotted extract dir
+	run api POST /files/write -H "X-Extract-Dir: relative" --data-binary @"$TEST_TMP/sym.tar"
+	assert_contains "$output" "must be absolute"
+	run api POST /files/read -d '{"path":"/tmp/../etc/passwd"}'
+	assert_contains "$output" "path traversal"
+	assert_agent_serving
+}
+
+@test "files: a download from a hostile guest cannot write outside the destination" {
+	# A fake agent that answers every request with a crafted archive:
+	# entries outside the name asked for, "..", and a symlink to follow.
+	mkdir -p "$TEST_TMP/evil/x" "$TEST_TMP/outside" "$TEST_TMP/dl"
+	echo pwned >"$TEST_TMP/evil/x/f"
+	tar -C "$TEST_TMP/evil" -P --transform 's,^x/f$,../../outside/f,' -cf "$TEST_TMP/a.tar" x/f
+	make_reply() {
+		{ printf 'HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nContent-Length: %s\r\nConnection: close\r\n\r\n' \
+			"$(stat -c %s "$1")"; cat "$1"; } >"$1.http"
+	}
+	make_reply "$TEST_TMP/a.tar"
+	serve() { in_ns sh -c "nc -l -q 1 127.0.0.1 9200 <'$1' >/dev/null" & sleep 0.3; }
+	serve "$TEST_TMP/a.tar.http"
+	run in_ns "$CTL" --agent 127.0.0.1:9200 --token-file "$TOKEN_FILE" download --dest "$TEST_TMP/dl/" /x
+	assert_eq "$status" 1
+	assert_contains "$output" "nothing outside it was written"
+	[ ! -e "$TEST_TMP/outside/f" ]
+	# a symlink planted in the archive, then a file through it
+	mkdir -p "$TEST_TMP/e1" "$TEST_TMP/e2/x/l"
+	ln -s "$TEST_TMP/outside" "$TEST_TMP/e1/x"
+	mkdir -p "$TEST_TMP/e1b/x" && ln -s "$TEST_TMP/outside" "$TEST_TMP/e1b/x/l"
+	echo pwned >"$TEST_TMP/e2/x/l/g"
+	tar -C "$TEST_TMP/e1b" -cf "$TEST_TMP/b.tar" x x/l
+	tar -C "$TEST_TMP/e2" -rf "$TEST_TMP/b.tar" x/l/g
+	make_reply "$TEST_TMP/b.tar"
+	serve "$TEST_TMP/b.tar.http"
+	run in_ns "$CTL" --agent 127.0.0.1:9200 --token-file "$TOKEN_FILE" download --dest "$TEST_TMP/dl/" /x
+	assert_eq "$status" 1
+	[ ! -e "$TEST_TMP/outside/g" ]
+	# a setuid file arrives without its setuid bit
+	mkdir -p "$TEST_TMP/e3/x"
+	printf 'x' >"$TEST_TMP/e3/x/suid"
+	chmod 4755 "$TEST_TMP/e3/x/suid"
+	tar -C "$TEST_TMP/e3" -cf "$TEST_TMP/c.tar" x
+	make_reply "$TEST_TMP/c.tar"
+	serve "$TEST_TMP/c.tar.http"
+	run in_ns "$CTL" --agent 127.0.0.1:9200 --token-file "$TOKEN_FILE" download --dest "$TEST_TMP/dl2/" /x
+	[ "$status" -eq 0 ]
+	assert_eq "$(stat -c %a "$TEST_TMP/dl2/x/suid")" 755
+}
+
+@test "files: the upload size limit is enforced while streaming; the agent keeps serving" {
+	agent_down
+	agent_up --max-upload 1048576
+	head -c 3000000 /dev/urandom >"$TEST_TMP/toobig"
+	run ctl upload --dest "$TEST_TMP/lim" "$TEST_TMP/toobig"
+	assert_eq "$status" 1
+	assert_contains "$output" "413"
+	assert_contains "$output" "limit of 1048576 bytes"
+	# what was written stops at the limit
+	[ "$(stat -c %s "$TEST_TMP/lim/toobig")" -le 1048576 ]
+	assert_agent_serving
+}
+
+@test "files: download of a missing path is a clear error; bad --dest is refused" {
+	run ctl download /no/such/file
+	assert_eq "$status" 1
+	assert_contains "$output" "file not found on VM: /no/such/file"
+	run ctl upload --dest relative/dir "$TOKEN_FILE"
+	assert_eq "$status" 100
+	run ctl upload /no/such/local/file
+	assert_eq "$status" 1
+	assert_contains "$output" "cannot upload /no/such/local/file"
+}
+
+@test "agentctl: --json replies are one JSON document; bad usage exits 100" {
+	run ctl --json exec -- sh -c 'echo out; echo err >&2; exit 3'
+	assert_eq "$status" 3
+	assert_one_json "$output"
+	assert_eq "$(echo "$output" | jq -r .stdout)" out
+	assert_eq "$(echo "$output" | jq -r .stderr)" err
+	run ctl --json exec -- printf 'a\377b'
+	assert_eq "$(echo "$output" | jq -r .stdoutB64 | base64 -d | od -An -tx1 | tr -d ' ')" 61ff62
+	run ctl --json download /nope
+	assert_one_json "$output"
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_REMOTE_NOT_FOUND
+	run ctl exec
+	assert_eq "$status" 100
+	run "$CTL" exec -- true
+	assert_eq "$status" 100
+	assert_contains "$output" "--vm ID"
+}
