@@ -493,6 +493,7 @@ void handle_exec(struct conn *c, struct http_head *hd, struct body *b)
 			if (r > 0) {
 				pend = inbuf;
 				pendlen = (size_t)r;
+				body_eof = b->done && !b->dlen;
 			} else if (r == 0)
 				body_eof = true;
 			else if (r == -1)
@@ -560,6 +561,9 @@ void handle_exec(struct conn *c, struct http_head *hd, struct body *b)
 				break;
 			wait = left;
 		}
+		/* Body bytes already in our buffer make no poll event: go round. */
+		if (want_body && (c->rpos < c->rlen || b->dlen))
+			wait = 0;
 		if (pidfd < 0 && !exited) {   /* no pidfd: poll for exit */
 			if (wait < 0 || wait > 20)
 				wait = 20;
@@ -592,6 +596,7 @@ void handle_exec(struct conn *c, struct http_head *hd, struct body *b)
 				if (r > 0) {
 					pend = inbuf;
 					pendlen = (size_t)r;
+					body_eof = b->done && !b->dlen;
 				} else if (r == 0)
 					body_eof = true;
 				else if (r == -1)
