@@ -44,7 +44,7 @@ teardown_extra() {
 }
 
 @test "exec: a missing command is 127, a directory 126, with a clear message" {
-	run ctl exec -- no-such-command-here
+	run -127 ctl exec -- no-such-command-here
 	assert_eq "$status" 127
 	assert_contains "$output" "no-such-command-here: command not found"
 	run ctl exec -- /tmp
@@ -126,13 +126,16 @@ teardown_extra() {
 }
 
 @test "exec: 50 concurrent commands all complete with their own output and status" {
-	local i
+	local i pids=
 	for i in $(seq 50); do
-		( in_ns "$CTL" --agent "127.0.0.1:$PORT" --token-file "$TOKEN_FILE" \
-			exec -- sh -c 'sleep 0.5; echo "n$0"; exit $(($0 % 5))' "$i" >"$TEST_TMP/c$i" 2>&1
-		  echo $? >"$TEST_TMP/s$i" ) &
+		( rc=0
+		  in_ns "$CTL" --agent "127.0.0.1:$PORT" --token-file "$TOKEN_FILE" \
+			exec -- sh -c 'sleep 0.5; echo "n$0"; exit $(($0 % 5))' "$i" >"$TEST_TMP/c$i" 2>&1 || rc=$?
+		  echo "$rc" >"$TEST_TMP/s$i" ) &
+		pids="$pids $!"
 	done
-	wait
+	# shellcheck disable=SC2086 # a list of pids
+	wait $pids
 	for i in $(seq 50); do
 		assert_eq "$(cat "$TEST_TMP/c$i")" "n$i"
 		assert_eq "$(cat "$TEST_TMP/s$i")" "$((i % 5))"
@@ -148,7 +151,7 @@ teardown_extra() {
 	assert_eq "$output" 65534
 	run ctl exec --user nobody --sudo -- id -u
 	assert_eq "$output" 0
-	run ctl exec -e PATH=/nowhere -- ls
+	run -127 ctl exec -e PATH=/nowhere -- ls
 	assert_eq "$status" 127
 	run ctl exec --user no-such-user -- id
 	assert_eq "$status" 1
@@ -188,8 +191,9 @@ teardown_extra() {
 @test "auth: wrong and missing tokens are refused; the agent keeps serving" {
 	run in_ns curl -s -o /dev/null -w '%{http_code}' -d '{"cmd":"true"}' "http://127.0.0.1:$PORT/exec"
 	assert_eq "$output" 401
-	run in_ns curl -s -w ' %{http_code}' -H "Authorization: Bearer x$TOKEN" -d '{"cmd":"true"}' "http://127.0.0.1:$PORT/exec"
-	assert_eq "$output" '{"error":"invalid token"} 403'
+	run in_ns curl -s -w '%{http_code}' -H "Authorization: Bearer x$TOKEN" -d '{"cmd":"true"}' "http://127.0.0.1:$PORT/exec"
+	assert_eq "$output" '{"error":"invalid token"}
+403'
 	printf 'wrong-token-0123456789' >"$TEST_TMP/bad"
 	run in_ns "$CTL" --agent "127.0.0.1:$PORT" --token-file "$TEST_TMP/bad" exec -- true
 	assert_eq "$status" 1
@@ -233,7 +237,7 @@ teardown_extra() {
 	sid=$(echo "$output" | sed -n 's/^session //p')
 	[ "${#sid}" -eq 32 ]
 	# Two subscribers on one session: both see what either types.
-	in_ns node "$WSC" "ws://127.0.0.1:$PORT/ws/shell/$sid" --token "$TOKEN" --expect shared-x --stay --wait 3000 \
+	in_ns node "$WSC" "ws://127.0.0.1:$PORT/ws/shell/$sid" --token "$TOKEN" --expect shared-0x --stay --wait 3000 \
 		>"$TEST_TMP/sub1" &
 	local p1=$!
 	sleep 0.5
