@@ -138,8 +138,24 @@ tests/tools/%: tests/tools/%.o
 tests/unit/%: tests/unit/%.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
 
-check: all $(TESTBINS)
+# libFuzzer targets for the parsers that face untrusted bytes (clang).
+FUZZ_CC ?= clang
+FUZZERS = tests/fuzz/fuzz-http tests/fuzz/fuzz-ws tests/fuzz/fuzz-tar
+FUZZ_SECONDS ?= 60
+tests/fuzz/fuzz-%: tests/fuzz/fuzz-%.c agent/%.c $(PROTO_H)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< agent/$*.c
+
+# Each target for FUZZ_SECONDS, from an empty corpus kept in tests/fuzz/corpus.
+fuzz: $(FUZZERS)
+	for f in $(FUZZERS); do mkdir -p tests/fuzz/corpus/$${f##*/}; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=70000 tests/fuzz/corpus/$${f##*/} || exit 1; done
+
+check: all $(TESTBINS) $(FUZZERS) tests/tools/node_modules/ws
 	tests/run
+
+# node's ws package (npm registry), an independent client for the tests.
+tests/tools/node_modules/ws: tests/tools/package.json tests/tools/package-lock.json
+	cd tests/tools && npm ci --no-audit --no-fund --silent
 
 lint:
 	shellcheck -x $(SCRIPTS)
@@ -150,7 +166,8 @@ lint:
 	mandoc -Tlint -Wwarning $(MAN1) $(MAN7) $(MAN8)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--std=c11 --inline-suppr -Ilibexec --include=/usr/include/jansson.h \
-		--suppress=missingIncludeSystem libexec/*.c libexec/lib/*.c tests/unit/*.c
+		--suppress=missingIncludeSystem libexec/*.c libexec/lib/*.c tests/unit/*.c \
+		agent/*.c tests/fuzz/*.c
 
 bench: all $(TESTBINS)
 	bench/run
@@ -188,10 +205,10 @@ uninstall:
 	-rmdir $(DESTDIR)$(DATADIR)/vmsan 2>/dev/null
 
 clean:
-	rm -f $(HELPERS) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) \
+	rm -f $(HELPERS) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) $(FUZZERS) \
 		libexec/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o agent/*.o
 	rm -rf agent/.inc
 
 FORCE:
-.PHONY: all check lint bench install uninstall clean FORCE
+.PHONY: all check lint bench install uninstall clean fuzz FORCE
 .PRECIOUS: tests/unit/%.o

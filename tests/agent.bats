@@ -267,6 +267,7 @@ teardown_extra() {
 		screen >&2
 		return 1
 	}
+	wait_screen '^#'                # the shell's prompt: it reads input now
 	tmux -S "$sock" send-keys 'echo hello-$((6*7)); stty size' Enter
 	wait_screen hello-42
 	wait_screen '30 100'
@@ -387,7 +388,10 @@ line")" b
 			"$(stat -c %s "$1")"; cat "$1"; } >"$1.http"
 	}
 	make_reply "$TEST_TMP/a.tar"
-	serve() { in_ns sh -c "nc -l -q 1 127.0.0.1 9200 <'$1' >/dev/null" & sleep 0.3; }
+	serve() {
+		in_ns socat TCP4-LISTEN:9200,bind=127.0.0.1,reuseaddr "SYSTEM:sleep 0.2; cat '$1'" &
+		sleep 0.3
+	}
 	serve "$TEST_TMP/a.tar.http"
 	run in_ns "$CTL" --agent 127.0.0.1:9200 --token-file "$TOKEN_FILE" download --dest "$TEST_TMP/dl/" /x
 	assert_eq "$status" 1
