@@ -359,7 +359,7 @@ void handle_files_read(struct conn *c, struct body *b)
 		goto out;
 	}
 	stream_begin(c, 200, "application/x-tar");
-	struct tar_stats st;
+	struct tar_stats st = { 0 };
 	int r = tar_write_path(dfd, name, name, true, sink_write, &k, &st, why, sizeof why);
 	if (r == TAR_OK && tar_write_end(sink_write, &k) == 0 && sink_flush(&k) == 0)
 		stream_end(c);

@@ -148,8 +148,6 @@ ssize_t http_parse_head(char *buf, size_t len, bool is_request, struct http_head
 	bool conn_close = false, conn_keep = false, conn_upgrade = false, up_ws = false;
 	line = eol + 2;
 	while (line < end + 2) {
-		if (line == end + 2)
-			break;
 		eol = memchr(line, '\r', (size_t)(end + 2 - line));
 		if (!eol || eol[1] != '\n')
 			return -400;

@@ -3,6 +3,8 @@
 # namespace this suite creates (no VM needed), driven by vmsan-agentctl and
 # by independent clients: curl, node's ws, nc.
 
+# Remote commands are single-quoted on purpose: the guest expands them.
+# shellcheck disable=SC2016
 load test_helper
 load agent_helper
 

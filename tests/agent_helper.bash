@@ -3,6 +3,7 @@
 
 AGENT=$TOP/agent/vmsan-agent
 CTL=$TOP/libexec/vmsan-agentctl
+# shellcheck disable=SC2034 # used by agent.bats
 WSC=$TOP/tests/tools/ws-client.js
 PORT=9119
 
@@ -23,8 +24,7 @@ agent_up() {
 	in_ns "$AGENT" --token-file "$TOKEN_FILE" --env-file "$TEST_TMP/no-env" "$@" \
 		</dev/null >"$AG_LOG" 2>&1 &
 	AG_PID=$!
-	local i
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		in_ns curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && return 0
 		kill -0 "$AG_PID" 2>/dev/null || { cat "$AG_LOG" >&2; return 1; }
 		sleep 0.05
