@@ -74,7 +74,7 @@ GUEST_CFLAGS = -std=gnu11 $(WARN) -Os -static -s -fstack-protector-strong -isyst
 	-DVMSAN_VERSION='"$(VERSION)"'
 AGENT_SRC = agent/agent.c agent/exec.c agent/files.c agent/shell.c agent/user.c $(PROTO_SRC)
 GUEST = agent/vmsan-agent
-TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump \
+TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump tests/tools/exec-rtt \
 	tests/tools/connect-rate
 # Every shell file: the ones with a #! line, and the sourced library.
 SCRIPTS = $(shell grep -l '^\#!/bin/sh' bin/* libexec/vmsan-* install.sh .ci/run \

@@ -1332,6 +1332,13 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
 			return 0;
+		} else if (!strcmp(argv[i], "--summary")) {
+			puts("plumbing: talk to a VM's guest agent (exec, shell, files)");
+			return 0;
+		} else if (!strcmp(argv[i], "--complete")) {
+			puts("health\nexec\nkill\nshell\nsessions\nsession-kill\nupload\ndownload\n"
+			     "--vm\n--agent\n--token-file\n--json\n--help\n--summary\n--version");
+			return 0;
 		} else if (!strcmp(argv[i], "--version")) {
 			printf("vmsan-agentctl %s\n", VMSAN_VERSION);
 			return 0;
