@@ -605,16 +605,69 @@ static bool serve_one(struct conn *c)
 	return !c->close_after;
 }
 
+/* Connections are served by a pool of threads that outlive them: a new
+ * thread, its stack and a 256 KiB read buffer per connection cost a
+ * clone, several mmaps and, on the way out, munmaps whose TLB shootdowns
+ * stall every other thread.  Up to POOL_IDLE_MAX workers wait for the
+ * next connection, each for at most POOL_IDLE_SECS; busy ones are
+ * limited only by MAX_CONNS. */
+#define POOL_IDLE_MAX 4
+#define POOL_IDLE_SECS 30
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
+static int pool_idle;              /* workers waiting in pool_next() */
+static struct conn *pool_handoff;  /* a connection for one of them */
+
+/* Wait for the next connection to serve; NULL when this worker should
+ * end (idle too long, or enough others are waiting). */
+static struct conn *pool_next(void)
+{
+	struct conn *c = NULL;
+	pthread_mutex_lock(&pool_mu);
+	if (pool_idle < POOL_IDLE_MAX) {
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += POOL_IDLE_SECS;
+		pool_idle++;
+		while (!pool_handoff)
+			if (pthread_cond_timedwait(&pool_cv, &pool_mu, &dl) == ETIMEDOUT)
+				break;
+		c = pool_handoff;
+		pool_handoff = NULL;
+		pool_idle--;
+	}
+	pthread_mutex_unlock(&pool_mu);
+	return c;
+}
+
+/* Hand a connection to an idle worker; false if none is waiting. */
+static bool pool_give(struct conn *c)
+{
+	bool given = false;
+	pthread_mutex_lock(&pool_mu);
+	if (pool_idle > 0 && !pool_handoff) {
+		pool_handoff = c;
+		given = true;
+		pthread_cond_signal(&pool_cv);
+	}
+	pthread_mutex_unlock(&pool_mu);
+	return given;
+}
+
 static void *conn_thread(void *arg)
 {
 	struct conn *c = arg;
-	while (serve_one(c))
-		;
-	if (c->fd >= 0)
-		close(c->fd);
-	free(c->rbuf);
-	free(c);
-	atomic_fetch_sub(&nconns, 1);
+	char *rbuf = c->rbuf;
+	do {
+		c->rbuf = rbuf;
+		while (serve_one(c))
+			;
+		if (c->fd >= 0)
+			close(c->fd);
+		free(c);
+		atomic_fetch_sub(&nconns, 1);
+	} while ((c = pool_next()) != NULL);
+	free(rbuf);
 	return NULL;
 }
 
@@ -761,10 +814,7 @@ int main(int argc, char **argv)
 		struct timeval tv = { .tv_sec = 300 };
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 		struct conn *c = calloc(1, sizeof *c);
-		if (c)
-			c->rbuf = malloc(CONN_BUF);
-		if (!c || !c->rbuf) {
-			free(c);
+		if (!c) {
 			close(fd);
 			atomic_fetch_sub(&nconns, 1);
 			continue;
@@ -773,8 +823,10 @@ int main(int argc, char **argv)
 		char ip[INET_ADDRSTRLEN] = "?";
 		inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
 		snprintf(c->peer, sizeof c->peer, "%s:%u", ip, ntohs(peer.sin_port));
+		if (pool_give(c))
+			continue;
 		pthread_t t;
-		if (pthread_create(&t, &attr, conn_thread, c) != 0) {
+		if (!(c->rbuf = malloc(CONN_BUF)) || pthread_create(&t, &attr, conn_thread, c) != 0) {
 			close(fd);
 			free(c->rbuf);
 			free(c);

@@ -45,6 +45,19 @@ teardown_extra() {
 	assert_eq "$(echo "$output" | jq -r .exitCode)" 137
 }
 
+@test "exec: commands start with no blocked or ignored signals and in their own session" {
+	# The agent ignores SIGPIPE and handles SIGHUP; neither may leak.
+	run ctl exec -- sh -c 'grep -E "^Sig(Blk|Ign):" /proc/self/status; ps -o sid= -p $$; echo $$'
+	assert_eq "$status" 0
+	assert_contains "$output" "SigBlk:	0000000000000000"
+	assert_contains "$output" "SigIgn:	0000000000000000"
+	# sid == pid of the shell: setsid() ran in the child
+	local sid pid
+	sid=$(echo "$output" | sed -n 3p | tr -d ' ')
+	pid=$(echo "$output" | sed -n 4p)
+	assert_eq "$sid" "$pid"
+}
+
 @test "exec: a missing command is 127, a directory 126, with a clear message" {
 	run -127 ctl exec -- no-such-command-here
 	assert_eq "$status" 127

@@ -1,8 +1,12 @@
 /* exec-rtt: latency of running a command, two ways, N times each.
  *   exec-rtt spawn N PATH            fork + execve + waitpid, locally
+ *   exec-rtt posix-spawn N PATH      posix_spawn (vfork-like) + waitpid
  *   exec-rtt agent N HOST PORT TOKEN PATH
  *                                    POST /exec to vmsan-agent on a new
  *                                    TCP connection, until the exit event
+ *   exec-rtt health N HOST PORT TOKEN
+ *                                    GET /health on a new TCP connection
+ *                                    (the HTTP part of the round trip)
  * Prints p50 and p99 in microseconds as JSON.  For bench/agent.sh. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -13,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <spawn.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,9 +37,10 @@ static int cmp(const void *a, const void *b)
 static double one_agent(const char *host, int port, const char *token, const char *path)
 {
 	char req[1024], body[512], buf[65536];
-	int bl = snprintf(body, sizeof body, "{\"cmd\":\"%s\"}", path);
-	int rl = snprintf(req, sizeof req, "POST /exec HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-			  "Content-Length: %d\r\nConnection: close\r\n\r\n%s", token, bl, body);
+	int bl = snprintf(body, sizeof body, "{\"cmd\":\"%s\"}", path ? path : "");
+	int rl = path ? snprintf(req, sizeof req, "POST /exec HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+				 "Content-Length: %d\r\nConnection: close\r\n\r\n%s", token, bl, body)
+		      : snprintf(req, sizeof req, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
 	inet_pton(AF_INET, host, &sin.sin_addr);
 	double t0 = now_us();
@@ -51,24 +57,33 @@ static double one_agent(const char *host, int port, const char *token, const cha
 			break;
 		got += (size_t)r;
 		buf[got] = 0;
-		if (strstr(buf, "\"type\":\"exit\""))
+		if (path && strstr(buf, "\"type\":\"exit\""))
 			break;
 	}
 	double t1 = now_us();
 	close(fd);
-	if (!strstr(buf, "\"exitCode\":0")) {
+	if (!path && strncmp(buf, "HTTP/1.1 200", 12)) {
+		fprintf(stderr, "exec-rtt: /health failed: %s\n", buf);
+		exit(1);
+	}
+	if (path && !strstr(buf, "\"exitCode\":0")) {
 		fprintf(stderr, "exec-rtt: no exit 0 in: %s\n", buf);
 		exit(1);
 	}
 	return t1 - t0;
 }
 
-static double one_spawn(const char *path)
+static double one_spawn(const char *path, int use_posix_spawn)
 {
+	char *argv[] = { (char *)path, NULL }, *envp[] = { NULL };
 	double t0 = now_us();
-	pid_t p = fork();
-	if (p == 0) {
-		char *argv[] = { (char *)path, NULL }, *envp[] = { NULL };
+	pid_t p;
+	if (use_posix_spawn) {
+		if (posix_spawn(&p, path, NULL, NULL, argv, envp) != 0) {
+			perror("exec-rtt: posix_spawn");
+			exit(1);
+		}
+	} else if ((p = fork()) == 0) {
 		execve(path, argv, envp);
 		_exit(127);
 	}
@@ -80,16 +95,18 @@ static double one_spawn(const char *path)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: exec-rtt spawn N PATH | agent N HOST PORT TOKEN PATH\n");
+		fprintf(stderr, "usage: exec-rtt spawn|posix-spawn N PATH | agent N HOST PORT TOKEN PATH | health N HOST PORT TOKEN\n");
 		return 2;
 	}
 	int n = atoi(argv[2]);
-	int agent = !strcmp(argv[1], "agent");
-	if (n < 1 || (agent && argc < 7))
+	int agent = !strcmp(argv[1], "agent"), health = !strcmp(argv[1], "health");
+	if (n < 1 || (agent && argc < 7) || (health && argc < 6))
 		return 2;
 	double *v = calloc((size_t)n, sizeof *v);
 	for (int i = 0; i < n + n / 10; i++) {   /* the first tenth warms up */
-		double d = agent ? one_agent(argv[3], atoi(argv[4]), argv[5], argv[6]) : one_spawn(argv[3]);
+		double d = agent    ? one_agent(argv[3], atoi(argv[4]), argv[5], argv[6])
+			   : health ? one_agent(argv[3], atoi(argv[4]), argv[5], NULL)
+				    : one_spawn(argv[3], !strcmp(argv[1], "posix-spawn"));
 		if (i >= n / 10)
 			v[i - n / 10] = d;
 	}
