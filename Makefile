@@ -73,7 +73,7 @@ ZLIB_INC ?= /usr/include
 GUEST_CFLAGS = -std=gnu11 $(WARN) -Os -static -s -fstack-protector-strong -isystem agent/.inc \
 	-DVMSAN_VERSION='"$(VERSION)"'
 AGENT_SRC = agent/agent.c agent/exec.c agent/files.c agent/shell.c agent/user.c $(PROTO_SRC)
-GUEST = agent/vmsan-agent
+GUEST = agent/vmsan-agent agent/vmsan-init
 TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump tests/tools/exec-rtt \
 	tests/tools/connect-rate
 # Every shell file: the ones with a #! line, and the sourced library.
@@ -83,7 +83,8 @@ MAN1 = share/man/man1/vmsan.1
 MAN7 = share/man/man7/vmsan.7
 MAN8 = share/man/man8/vmsan-state.8 share/man/man8/vmsan-probe.8 \
 	share/man/man8/vmsan-net.8 share/man/man8/vmsan-nftables.8 \
-	share/man/man8/vmsan-rootfs.8
+	share/man/man8/vmsan-rootfs.8 share/man/man8/vmsan-agent.8 \
+	share/man/man8/vmsan-agentctl.8 share/man/man8/vmsan-init.8
 
 all: $(HELPERS) $(GUEST)
 
@@ -106,6 +107,9 @@ agent/.inc/zlib.h:
 
 agent/vmsan-agent: $(AGENT_SRC) $(PROTO_H) agent/agent.h agent/.inc/zlib.h $(FLAGS_STAMP)
 	$(GUEST_CC) $(GUEST_CFLAGS) -o $@ $(AGENT_SRC) $(ZLIB_A) -lpthread
+
+agent/vmsan-init: agent/init.c $(FLAGS_STAMP)
+	$(GUEST_CC) $(GUEST_CFLAGS) -o $@ agent/init.c
 
 libexec/vmsan-agentctl: libexec/vmsan-agentctl.o $(PROTO_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(PROTO_OBJ) $(LIB) $(JANSSON_LIBS)
@@ -187,6 +191,8 @@ install: all
 		else install -m 755 "$$f" "$(DESTDIR)$(LIBEXECDIR)/"; fi; \
 	done
 	install -m 644 libexec/lib/common.sh $(DESTDIR)$(LIBEXECDIR)/lib/
+	install -d $(DESTDIR)$(LIBEXECDIR)/guest
+	install -m 755 $(GUEST) $(DESTDIR)$(LIBEXECDIR)/guest/
 	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/
 	install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/

@@ -19,6 +19,7 @@ struct conn {
 	char peer[64];
 	bool close_after;        /* framing lost: close after this response */
 	bool streaming;          /* a chunked response is open */
+	bool more;               /* send the next bytes with MSG_MORE */
 };
 
 struct body {
@@ -93,6 +94,7 @@ int parse_signal(const struct jv *v, int *sig);
 const char *signal_name(int sig);
 
 /* exec.c */
+void exec_worker_exit(void);   /* frees what a worker kept for handle_exec */
 void handle_exec(struct conn *c, struct http_head *hd, struct body *b);
 void handle_exec_kill(struct conn *c, struct body *b, const char *id);
 void exec_init(void);

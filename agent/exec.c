@@ -276,11 +276,23 @@ static int64_t now_ms(void)
 
 static const char *known[] = { "cmd", "args", "cwd", "env", "timeoutMs", "detached", "user", "stdin", NULL };
 
+static _Thread_local struct buf raw_keep;   /* see handle_exec */
+
+void exec_worker_exit(void)
+{
+	buf_free(&raw_keep);
+}
+
 void handle_exec(struct conn *c, struct http_head *hd, struct body *b)
 {
 	(void)hd;
 	struct jarena a = { 0 };
-	struct buf raw = { 0 };
+	/* The request buffer stays with the worker thread between requests
+	 * (up to 1 MiB): a fresh 128 KiB one would be mapped and unmapped
+	 * by malloc each time. */
+	struct buf raw = raw_keep;
+	raw.len = 0;
+	raw_keep = (struct buf){ 0 };
 	struct jv *req = NULL;
 	size_t jend = 0;
 	char err[200];
@@ -703,7 +715,10 @@ out:
 	free(argv);
 	env_free(envp);
 	json_free(&a);
-	buf_free(&raw);
+	if (raw.cap <= (1 << 20))
+		raw_keep = raw;
+	else
+		buf_free(&raw);
 }
 
 void handle_exec_kill(struct conn *c, struct body *b, const char *id)

@@ -2,20 +2,24 @@
 # Guest agent (issue 5), with vmsan-agent as a process in a throwaway
 # network namespace and every client in the same namespace (loopback):
 #  1. exec round trip of /bin/true (p50, p99 over RUNS): POST /exec on a new
-#     TCP connection until the exit event, against fork+execve+wait of the
-#     same binary here (both by tests/tools/exec-rtt); then whole commands: vmsan-agentctl exec, ssh to an sshd in the namespace,
-#     and /bin/true itself, each in a shell loop;
+#     TCP connection until the exit event, against spawning the same binary
+#     here with fork+execve+wait and with posix_spawn (vfork-like, as the
+#     agent does), and GET /health for the HTTP part alone; the four are
+#     interleaved run by run (tests/tools/exec-rtt all), once free to use
+#     both CPUs and once with agent and client pinned to one;
+#     then whole commands under hyperfine: /bin/true, vmsan-agentctl exec,
+#     and ssh to an sshd in the same namespace;
 #  2. upload and download of SIZE_MB of random data through the agent
 #     (tar over HTTP, to/from files on the same disk) against raw TCP:
 #     cat FILE | nc into nc -l > FILE;
 #  3. the agent's binary size and idle RSS.
-# Needs root, nc (openbsd), sshd, bc, jq.  Prints Markdown.
+# Needs root, nc (openbsd), sshd, hyperfine, bc, jq.  Prints Markdown.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 agent=$top/agent/vmsan-agent
 ctl=$top/libexec/vmsan-agentctl
 rtt=$top/tests/tools/exec-rtt
-runs=${BENCH_RUNS:-1000}
+runs=${BENCH_RUNS:-500}
 size_mb=${BENCH_SIZE_MB:-1024}
 NS=vbench-agent$$
 work=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/vmsan-bench.XXXXXX")
@@ -25,6 +29,7 @@ in_ns() { nsenter --net="/run/netns/$NS" "$@"; }
 cleanup() {
 	ip netns pids "$NS" 2>/dev/null | xargs -r kill 2>/dev/null || true
 	ip netns del "$NS" 2>/dev/null || true
+	umount "$work/t" 2>/dev/null || true
 	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -38,14 +43,21 @@ in_ns "$agent" --token-file "$work/token" --env-file /nonexistent --quiet </dev/
 agent_pid=$!
 for _ in $(seq 100); do in_ns curl -sf http://127.0.0.1:9119/health >/dev/null 2>&1 && break; sleep 0.05; done
 sleep 1
-rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$agent_pid/status")
+# The agent's own pid ($! is the shell running in_ns).
+find_agent() { for p in $(ip netns pids "$NS"); do [ "$(cat "/proc/$p/comm")" = vmsan-agent ] && echo "$p"; done; }
+rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$(find_agent)/status")
 size=$(stat -c %s "$agent")
 
 # 1. exec round trip
-spawn=$("$rtt" spawn "$runs" /bin/true)
-viaagent=$(in_ns "$rtt" agent "$runs" 127.0.0.1 9119 "$token" /bin/true)
-p50s=$(echo "$spawn" | jq .p50_us); p99s=$(echo "$spawn" | jq .p99_us)
-p50a=$(echo "$viaagent" | jq .p50_us); p99a=$(echo "$viaagent" | jq .p99_us)
+rtt_all=$(in_ns "$rtt" all "$runs" 127.0.0.1 9119 "$token" /bin/true)
+kill "$(find_agent)"
+wait "$agent_pid" 2>/dev/null || true
+in_ns taskset -c 0 "$agent" --token-file "$work/token" --env-file /nonexistent --quiet </dev/null >/dev/null 2>&1 &
+agent_pid=$!
+for _ in $(seq 100); do in_ns curl -sf http://127.0.0.1:9119/health >/dev/null 2>&1 && break; sleep 0.05; done
+rtt_pin=$(in_ns taskset -c 0 "$rtt" all "$runs" 127.0.0.1 9119 "$token" /bin/true)
+v() { echo "$1" | jq ".$2"; }
+add() { echo "$(v "$1" "agent_exec.$2") - $(v "$1" "$3.$2")" | bc; }
 
 # sshd in the namespace, key-only, on 2222
 mkdir -p "$work/ssh"
@@ -67,41 +79,74 @@ PidFile $work/ssh/pid
 MaxStartups 100
 CONF
 in_ns /usr/sbin/sshd -f "$work/ssh/sshd_config"
-sshcmd="ssh -q -p 2222 -i $work/ssh/user -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes root@127.0.0.1 true"
-in_ns sh -c "$sshcmd"   # one to check it works
+nsx="nsenter --net=/run/netns/$NS"
+sshcmd="$nsx ssh -q -p 2222 -i $work/ssh/user -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes root@127.0.0.1 true"
+$sshcmd </dev/null   # one to check it works
 hf=$work/hf.json
-# Whole commands, each run R times in a row; mean in ms.
-loop_ms() {
-	r=$1
-	shift
-	s=$(date +%s%N)
-	i=0
-	while [ $i -lt "$r" ]; do in_ns "$@" >/dev/null 2>&1 || exit 1; i=$((i + 1)); done
-	e=$(date +%s%N)
-	echo "scale=2; ($e - $s) / 1000000 / $r" | bc
-}
-hr=${BENCH_HF_RUNS:-100}
-t_true=$(loop_ms "$hr" /bin/true)
-t_ctl=$(loop_ms "$hr" "$ctl" --agent 127.0.0.1:9119 --token-file "$work/token" exec -- /bin/true)
-# shellcheck disable=SC2086 # the ssh command line is words
-t_ssh=$(loop_ms "$hr" $sshcmd)
+hr=${BENCH_HF_RUNS:-30}
+hyperfine -N --style none --warmup 3 --runs "$hr" --export-json "$hf" \
+	"$nsx /bin/true" \
+	"$nsx $ctl --agent 127.0.0.1:9119 --token-file $work/token exec -- /bin/true" \
+	"$sshcmd" >/dev/null
+ms() { jq ".results[$1].median * 1000 * 100 | round / 100" "$hf"; }
+t_true=$(ms 0)
+t_ctl=$(ms 1)
+t_ssh=$(ms 2)
 
-# 2. transfer
-head -c $((size_mb * 1048576)) /dev/urandom >"$work/src"
-sync
-secs() { s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo "scale=3; ($e - $s) / 1000000000" | bc; }
-rm -f "$work/nc-dst"
-in_ns sh -c "nc -l 127.0.0.1 9300 >'$work/nc-dst'" &
-sleep 0.3
-t_nc_up=$(secs in_ns sh -c "cat '$work/src' | nc -N 127.0.0.1 9300")
-wait
-cmp -s "$work/src" "$work/nc-dst"
-rm -f "$work/nc-dst"
-t_up=$(secs in_ns "$ctl" --agent 127.0.0.1:9119 --token-file "$work/token" upload --dest "$work/up" "$work/src")
-cmp -s "$work/src" "$work/up/src"
-mkdir "$work/down"
-t_down=$(secs in_ns "$ctl" --agent 127.0.0.1:9119 --token-file "$work/token" download --dest "$work/down/" "$work/up/src")
-cmp -s "$work/src" "$work/down/src"
+# 2. transfer, file to file on a tmpfs (the disk's writeback would be
+# measured otherwise); each way three times, the fastest kept; a raw
+# transfer is timed until the receiver has written the last byte.
+mkdir "$work/t"
+mount -t tmpfs -o size=$((size_mb * 4 + 64))m vbench "$work/t"
+head -c $((size_mb * 1048576)) /dev/urandom >"$work/t/src"
+now() { date +%s%N; }
+el() { echo "scale=3; ($2 - $1) / 1000000000" | bc; }
+corrupt() { echo "bench/agent.sh: a transfer arrived corrupted" >&2; kill "$$"; }
+best() { printf '%s\n' "$@" | sort -n | head -n 1; }
+raw_nc() {
+	rm -f "$work/t/dst"
+	in_ns sh -c "nc -l 127.0.0.1 9300 >'$work/t/dst'" &
+	rx=$!
+	sleep 0.3
+	s=$(now)
+	in_ns sh -c "nc -N 127.0.0.1 9300 <'$work/t/src'"
+	wait "$rx"
+	el "$s" "$(now)"
+	cmp -s "$work/t/src" "$work/t/dst" || corrupt
+}
+raw_socat() {
+	rm -f "$work/t/dst"
+	in_ns socat -u -b 262144 TCP-LISTEN:9301,bind=127.0.0.1,reuseaddr "CREATE:$work/t/dst" &
+	rx=$!
+	sleep 0.3
+	s=$(now)
+	in_ns socat -u -b 262144 "OPEN:$work/t/src" TCP:127.0.0.1:9301
+	wait "$rx"
+	el "$s" "$(now)"
+	cmp -s "$work/t/src" "$work/t/dst" || corrupt
+}
+up() {
+	rm -rf "$work/t/up"
+	s=$(now)
+	in_ns "$ctl" --agent 127.0.0.1:9119 --token-file "$work/token" upload --dest "$work/t/up" "$work/t/src" >/dev/null
+	el "$s" "$(now)"
+	cmp -s "$work/t/src" "$work/t/up/src" || corrupt
+}
+down() {
+	rm -rf "$work/t/down"
+	mkdir "$work/t/down"
+	s=$(now)
+	in_ns "$ctl" --agent 127.0.0.1:9119 --token-file "$work/token" download --dest "$work/t/down/" "$work/t/src" >/dev/null
+	el "$s" "$(now)"
+	cmp -s "$work/t/src" "$work/t/down/src" || corrupt
+}
+t_nc_up=$(best "$(raw_nc)" "$(raw_nc)" "$(raw_nc)")
+t_socat=$(best "$(raw_socat)" "$(raw_socat)" "$(raw_socat)")
+t_up=$(best "$(up)" "$(up)" "$(up)")
+rm -rf "$work/t/up"
+t_down=$(best "$(down)" "$(down)" "$(down)")
+raw=$(best "$t_socat" "$t_nc_up")
+rss_after=$(awk '/^VmRSS/ {print $2}' "/proc/$(find_agent)/status")
 mbps() { echo "scale=0; $size_mb / $1" | bc; }
 pct() { echo "scale=0; 100 * $2 / $1" | bc; }
 
@@ -111,29 +156,52 @@ cat <<MD
 $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r); agent and clients in one
 network namespace over loopback (the agent as a process, no VM).
 
+Round trips, the four interleaved run by run ($runs each, after a tenth
+more to warm up), agent and client free to use both CPUs:
+
 | exec of /bin/true | p50 | p99 |
 |---|---|---|
-| fork+execve+wait here (the spawn cost) | ${p50s} µs | ${p99s} µs |
-| POST /exec to vmsan-agent, new TCP connection, until the exit event | ${p50a} µs | ${p99a} µs |
-| **agent's addition** | **$(echo "$p50a - $p50s" | bc) µs** | $(echo "$p99a - $p99s" | bc) µs |
+| fork+execve+wait here | $(v "$rtt_all" fork_exec.p50_us) µs | $(v "$rtt_all" fork_exec.p99_us) µs |
+| posix_spawn+wait here (vfork-like, as the agent spawns) | $(v "$rtt_all" posix_spawn.p50_us) µs | $(v "$rtt_all" posix_spawn.p99_us) µs |
+| POST /exec to vmsan-agent, new TCP connection, until the exit event | $(v "$rtt_all" agent_exec.p50_us) µs | $(v "$rtt_all" agent_exec.p99_us) µs |
+| GET /health, new TCP connection (the HTTP part alone) | $(v "$rtt_all" agent_health.p50_us) µs | $(v "$rtt_all" agent_health.p99_us) µs |
+| **agent's addition over posix_spawn (p50 difference)** | **$(add "$rtt_all" p50_us posix_spawn) µs** | |
+| agent's addition over fork+execve (p50 difference) | $(add "$rtt_all" p50_us fork_exec) µs | |
 
-| whole command, run from a shell loop (mean; includes nsenter) | ms |
+The same with agent, client and commands pinned to one CPU (no cross-CPU
+wakeups):
+
+| exec of /bin/true, one CPU | p50 | p99 |
+|---|---|---|
+| fork+execve+wait here | $(v "$rtt_pin" fork_exec.p50_us) µs | $(v "$rtt_pin" fork_exec.p99_us) µs |
+| posix_spawn+wait here | $(v "$rtt_pin" posix_spawn.p50_us) µs | $(v "$rtt_pin" posix_spawn.p99_us) µs |
+| POST /exec to vmsan-agent | $(v "$rtt_pin" agent_exec.p50_us) µs | $(v "$rtt_pin" agent_exec.p99_us) µs |
+| GET /health | $(v "$rtt_pin" agent_health.p50_us) µs | $(v "$rtt_pin" agent_health.p99_us) µs |
+| **agent's addition over posix_spawn (p50 difference)** | **$(add "$rtt_pin" p50_us posix_spawn) µs** | |
+
+| whole command under hyperfine (median of $hr; each through nsenter) | ms |
 |---|---|
 | /bin/true | $t_true |
 | vmsan-agentctl exec -- /bin/true | $t_ctl |
 | ssh (ed25519 key, sshd in the namespace) true | $t_ssh |
 
-vmsan-agentctl is $(echo "scale=1; $t_ssh / $t_ctl" | bc)x faster than ssh for the same job.
+vmsan-agentctl exec is $(echo "scale=1; $t_ssh / $t_ctl" | bc)x faster than ssh for the same job.
 
 | transfer of ${size_mb} MiB random data | s | MiB/s | of raw TCP |
 |---|---|---|---|
-| cat FILE \| nc (raw TCP) | $t_nc_up | $(mbps "$t_nc_up") | 100% |
-| vmsan upload (tar over HTTP, chunked) | $t_up | $(mbps "$t_up") | $(pct "$t_up" "$t_nc_up")% |
-| vmsan download (tar over HTTP, chunked) | $t_down | $(mbps "$t_down") | $(pct "$t_down" "$t_nc_up")% |
+| cat FILE \| nc -N (raw TCP, openbsd nc) | $t_nc_up | $(mbps "$t_nc_up") | $(pct "$t_nc_up" "$raw")% |
+| socat -b 262144 FILE to TCP (raw TCP, big buffers) | $t_socat | $(mbps "$t_socat") | $(pct "$t_socat" "$raw")% |
+| vmsan upload (tar over HTTP, chunked) | $t_up | $(mbps "$t_up") | $(pct "$t_up" "$raw")% |
+| vmsan download (tar over HTTP, chunked) | $t_down | $(mbps "$t_down") | $(pct "$t_down" "$raw")% |
+
+Each time is the fastest of three, from the client's start until the last
+byte is in the destination file, tmpfs to tmpfs; "of raw TCP" is against
+the faster of the two raw transfers.
 
 | footprint | |
 |---|---|
 | vmsan-agent static binary (musl, stripped) | $size bytes |
-| idle RSS | $rss_kib KiB |
+| idle RSS after start | $rss_kib KiB |
+| idle RSS after this benchmark (pooled workers kept) | $rss_after KiB |
 
 MD

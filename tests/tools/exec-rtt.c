@@ -4,6 +4,8 @@
  *   exec-rtt agent N HOST PORT TOKEN PATH
  *                                    POST /exec to vmsan-agent on a new
  *                                    TCP connection, until the exit event
+ *   exec-rtt all N HOST PORT TOKEN PATH
+ *                                    all four of these, interleaved
  *   exec-rtt health N HOST PORT TOKEN
  *                                    GET /health on a new TCP connection
  *                                    (the HTTP part of the round trip)
@@ -92,13 +94,47 @@ static double one_spawn(const char *path, int use_posix_spawn)
 	return now_us() - t0;
 }
 
+static void report(const char *name, double *v, int n, int last)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp);
+	printf("\"%s\":{\"n\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f}%s", name, n, v[n / 2], v[(n * 99) / 100],
+	       last ? "" : ",");
+}
+
+/* exec-rtt all N HOST PORT TOKEN PATH: the four, interleaved run by run
+ * so that they share whatever the machine is doing at the time. */
+static int all(int n, const char *host, int port, const char *token, const char *path)
+{
+	double *v[4];
+	for (int k = 0; k < 4; k++)
+		v[k] = calloc((size_t)n, sizeof(double));
+	for (int i = 0; i < n + n / 10; i++) {
+		double d[4] = { one_spawn(path, 0), one_spawn(path, 1), one_agent(host, port, token, path),
+				one_agent(host, port, token, NULL) };
+		if (i >= n / 10)
+			for (int k = 0; k < 4; k++)
+				v[k][i - n / 10] = d[k];
+	}
+	printf("{");
+	report("fork_exec", v[0], n, 0);
+	report("posix_spawn", v[1], n, 0);
+	report("agent_exec", v[2], n, 0);
+	report("agent_health", v[3], n, 1);
+	printf("}\n");
+	for (int k = 0; k < 4; k++)
+		free(v[k]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: exec-rtt spawn|posix-spawn N PATH | agent N HOST PORT TOKEN PATH | health N HOST PORT TOKEN\n");
+		fprintf(stderr, "usage: exec-rtt spawn|posix-spawn N PATH | all N HOST PORT TOKEN PATH | agent N HOST PORT TOKEN PATH | health N HOST PORT TOKEN\n");
 		return 2;
 	}
 	int n = atoi(argv[2]);
+	if (!strcmp(argv[1], "all"))
+		return n < 1 || argc < 7 ? 2 : all(n, argv[3], atoi(argv[4]), argv[5], argv[6]);
 	int agent = !strcmp(argv[1], "agent"), health = !strcmp(argv[1], "health");
 	if (n < 1 || (agent && argc < 7) || (health && argc < 6))
 		return 2;

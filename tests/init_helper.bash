@@ -1,0 +1,121 @@
+# vmsan-init as PID 1 of a new PID, mount and UTS namespace, inside a
+# network namespace of the test's own: the VM disk and the image disk are
+# real ext4 file systems on loop devices, the VM's link is a veth whose
+# other end sits in a second namespace standing for the host.
+
+INIT=$TOP/agent/vmsan-init
+AGENT=$TOP/agent/vmsan-agent
+CTL=$TOP/libexec/vmsan-agentctl
+GUEST_IP=10.250.0.2
+HOST_IP=10.250.0.1
+
+in_host() { nsenter --net="/run/netns/$IN_HOST" "$@"; }
+in_guest() { nsenter --net="/run/netns/$IN_GUEST" "$@"; }
+ctl() { in_host "$CTL" --agent "$GUEST_IP:9119" --token-file "$TOKEN_FILE" "$@"; }
+
+# busybox_image DIR: a busybox-only root: no libc, no shell but busybox's.
+busybox_image() {
+	local d=$1 bb
+	bb=$(command -v busybox)
+	mkdir -p "$d/bin" "$d/etc" "$d/root" "$d/tmp" "$d/home/app"
+	cp "$bb" "$d/bin/busybox"
+	for a in sh ls cat echo ps sleep kill mount id env grep sed stat sync true false wc head tr hostname; do
+		ln -s busybox "$d/bin/$a"
+	done
+	printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n' >"$d/etc/passwd"
+	printf 'root:x:0:\napp:x:1000:\n' >"$d/etc/group"
+	# the link systemd-resolved images carry: init must replace it
+	ln -s ../run/systemd/resolve/stub-resolv.conf "$d/etc/resolv.conf"
+	chown 1000:1000 "$d/home/app"
+	chmod 1777 "$d/tmp"
+}
+
+# vm_disk DIR: the VM's own disk as the host lays it out.
+vm_disk() {
+	local d=$1
+	mkdir -p "$d/vmsan" "$d/upper" "$d/work"
+	cp "$INIT" "$d/vmsan/init"
+	cp "$AGENT" "$d/vmsan/vmsan-agent"
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/vmsan/agent.token"
+	chmod 600 "$d/vmsan/agent.token"
+	printf 'IMAGE_VAR=from-the-image\nPATH=/usr/local/bin:/usr/bin:/bin\n' >"$d/vmsan/agent.env"
+	chmod 600 "$d/vmsan/agent.env"
+}
+
+# guest_up [CMDLINE WORDS...]: make both disks, the namespaces and start
+# init with the words added to its command line; waits for the agent
+# unless NO_WAIT=1.
+guest_up() {
+	require_root
+	require_cmd busybox
+	IN_HOST=vmsan-ih$$-$BATS_TEST_NUMBER
+	IN_GUEST=vmsan-ig$$-$BATS_TEST_NUMBER
+	busybox_image "$TEST_TMP/image"
+	mke2fs -q -t ext4 -d "$TEST_TMP/image" "$TEST_TMP/image.ext4" 16M
+	# shellcheck disable=SC2034 # compared by init.bats
+	IMG_SUM=$(sha256sum "$TEST_TMP/image.ext4" | cut -d' ' -f1)
+	vm_disk "$TEST_TMP/vmdisk"
+	mke2fs -q -t ext4 -d "$TEST_TMP/vmdisk" "$TEST_TMP/vm.ext4" 32M
+	TOKEN_FILE=$TEST_TMP/token
+	cp "$TEST_TMP/vmdisk/vmsan/agent.token" "$TOKEN_FILE"
+	LOWER_DEV=$(losetup -f --show -r "$TEST_TMP/image.ext4")
+	VM_DEV=$(losetup -f --show "$TEST_TMP/vm.ext4")
+	mkdir "$TEST_TMP/root"
+	mount "$VM_DEV" "$TEST_TMP/root"
+	ip netns add "$IN_HOST"
+	ip netns add "$IN_GUEST"
+	ip -n "$IN_HOST" link add vh type veth peer name eth0 netns "$IN_GUEST"
+	ip -n "$IN_HOST" addr add "$HOST_IP/30" dev vh
+	ip -n "$IN_HOST" link set vh up
+	ip -n "$IN_HOST" link set lo up
+	CONSOLE=$TEST_TMP/console.log
+	in_guest unshare --pid --mount --uts --fork --kill-child \
+		"$INIT" --root "$TEST_TMP/root" --cmdline "vmsan.lower=$LOWER_DEV vmsan.hostname=guest1 \
+vmsan.ip=$GUEST_IP/30 vmsan.gw=$HOST_IP vmsan.dns=$HOST_IP vmsan.stop_timeout=1 $*" \
+		</dev/null >"$CONSOLE" 2>&1 &
+	INIT_WRAP=$!
+	[ "${NO_WAIT:-0}" = 1 ] || wait_agent
+}
+
+wait_agent() {
+	for _ in $(seq 200); do
+		in_host curl -sf --max-time 1 "http://$GUEST_IP:9119/health" >/dev/null 2>&1 && return 0
+		kill -0 "$INIT_WRAP" 2>/dev/null || { cat "$CONSOLE" >&2; return 1; }
+		sleep 0.05
+	done
+	echo "the agent did not come up; console:" >&2
+	cat "$CONSOLE" >&2
+	return 1
+}
+
+# The PID, as the host sees it, of the init in the guest namespace.
+init_pid() {
+	local p
+	for p in $(ip netns pids "$IN_GUEST" 2>/dev/null); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = vmsan-init ] && { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# Wait (up to 10 s) for init's namespace to end; its wrapper's status.
+wait_init_gone() {
+	local i
+	for i in $(seq 200); do
+		kill -0 "$INIT_WRAP" 2>/dev/null || break
+		sleep 0.05
+	done
+	[ "$i" -lt 200 ] || return 1
+	wait "$INIT_WRAP"
+}
+
+guest_down() {
+	[ -n "${IN_GUEST:-}" ] || return 0
+	[ -z "${INIT_WRAP:-}" ] || kill -9 "$INIT_WRAP" 2>/dev/null || true
+	ip netns pids "$IN_GUEST" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+	sleep 0.1
+	ip netns del "$IN_GUEST" 2>/dev/null || true
+	ip netns del "$IN_HOST" 2>/dev/null || true
+	umount "$TEST_TMP/root" 2>/dev/null || true
+	[ -z "${VM_DEV:-}" ] || losetup -d "$VM_DEV" 2>/dev/null || true
+	[ -z "${LOWER_DEV:-}" ] || losetup -d "$LOWER_DEV" 2>/dev/null || true
+}
