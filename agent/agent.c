@@ -18,11 +18,13 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -678,6 +680,20 @@ static void *conn_thread(void *arg)
 	return NULL;
 }
 
+/* Signals ignored by whoever started us would be ignored by every command
+ * we run (execve keeps SIG_IGN).  Back to the default, all of them, with
+ * the raw syscall: libc refuses the ones it reserves (32-34 in musl),
+ * which glibc programs use. */
+static void unignore_signals(void)
+{
+	struct ksa { void *handler; unsigned long flags; void *restorer; uint64_t mask; };
+	for (int sig = 1; sig <= 64; sig++) {
+		struct ksa old, dfl = { .handler = SIG_DFL };
+		if (syscall(SYS_rt_sigaction, sig, NULL, &old, 8) == 0 && old.handler == SIG_IGN)
+			syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+	}
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -769,6 +785,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	unignore_signals();
 	signal(SIGPIPE, SIG_IGN);
 	struct sigaction sa = { .sa_handler = on_sighup, .sa_flags = SA_RESTART };
 	sigaction(SIGHUP, &sa, NULL);

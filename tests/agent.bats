@@ -46,7 +46,12 @@ teardown_extra() {
 }
 
 @test "exec: commands start with no blocked or ignored signals and in their own session" {
-	# The agent ignores SIGPIPE and handles SIGHUP; neither may leak.
+	# The agent ignores SIGPIPE and handles SIGHUP; neither may leak, and
+	# neither may what the agent's own parent ignored (here USR1 and 34).
+	agent_down
+	trap '' USR1 34
+	agent_up
+	trap - USR1 34
 	run ctl exec -- sh -c 'grep -E "^Sig(Blk|Ign):" /proc/self/status; ps -o sid= -p $$; echo $$'
 	assert_eq "$status" 0
 	assert_contains "$output" "SigBlk:	0000000000000000"
