@@ -49,8 +49,10 @@ teardown_extra() {
 	# The agent ignores SIGPIPE and handles SIGHUP; neither may leak, and
 	# neither may what the agent's own parent ignored (here USR1 and 34).
 	agent_down
+	# shellcheck disable=SC2172 # 34 is a real-time signal libc reserves
 	trap '' USR1 34
 	agent_up
+	# shellcheck disable=SC2172
 	trap - USR1 34
 	run ctl exec -- sh -c 'grep -E "^Sig(Blk|Ign):" /proc/self/status; ps -o sid= -p $$; echo $$'
 	assert_eq "$status" 0
