@@ -178,3 +178,25 @@ nameserver $HOST_IP"
 	assert_contains "$con" "stopping the VM"
 	[ -z "$(ip netns pids "$IN_GUEST")" ]
 }
+
+@test "init: a glibc image with no busybox (dash, coreutils and their libraries only)" {
+	require_cmd dash
+	IMAGE=glibc guest_up
+	run ctl exec -- sh -c 'echo "$0 on $(hostname)"; cat /etc/resolv.conf; id -u'
+	assert_eq "$status" 0
+	assert_eq "$output" "sh on guest1
+nameserver $HOST_IP
+0"
+	run ctl exec -- env
+	assert_contains "$output" "IMAGE_VAR=from-the-image"
+}
+
+@test "init: a musl image (a dynamic musl program and musl's loader, no shell at all)" {
+	require_cmd musl-gcc
+	IMAGE=musl guest_up
+	run ctl exec -- /bin/hello
+	assert_eq "$status" 0
+	assert_eq "$output" "musl-dynamic pid1=1"
+	run -127 ctl exec -- /bin/sh -c true
+	assert_contains "$output" "No such file or directory"
+}

@@ -30,6 +30,46 @@ busybox_image() {
 	chmod 1777 "$d/tmp"
 }
 
+# with_libs DIR BINARY...: copy each binary and the shared libraries
+# ldd names for it into DIR, at the same paths.
+with_libs() {
+	local d=$1 b l
+	shift
+	for b in "$@"; do
+		mkdir -p "$d/$(dirname "$b")"
+		cp -L "$b" "$d/$b"
+		for l in $(ldd "$b" | grep -o '/[^ ]*'); do
+			mkdir -p "$d/$(dirname "$l")"
+			[ -e "$d/$l" ] || cp -L "$l" "$d/$l"
+		done
+	done
+}
+
+# glibc_image DIR: dash as /bin/sh and a few coreutils with glibc, nothing
+# else (no busybox).
+glibc_image() {
+	local d=$1
+	mkdir -p "$d/bin" "$d/etc" "$d/root" "$d/tmp"
+	with_libs "$d" /bin/dash /bin/cat /usr/bin/env /usr/bin/id /bin/hostname
+	ln -s dash "$d/bin/sh"
+	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$d/etc/passwd"
+	printf 'root:x:0:\n' >"$d/etc/group"
+	chmod 1777 "$d/tmp"
+}
+
+# musl_image DIR: a dynamically linked musl program and musl's loader, as
+# in Alpine; no shell at all.
+musl_image() {
+	local d=$1
+	mkdir -p "$d/bin" "$d/etc" "$d/root" "$d/lib"
+	printf '#include <stdio.h>\n#include <unistd.h>\nint main(void){printf("musl-dynamic pid1=%%d\\n", getppid() > 0);return 0;}\n' \
+		>"$TEST_TMP/hello.c"
+	musl-gcc -o "$d/bin/hello" "$TEST_TMP/hello.c"
+	cp -L /lib/ld-musl-x86_64.so.1 "$d/lib/ld-musl-x86_64.so.1"
+	printf 'root:x:0:0:root:/root:/bin/hello\n' >"$d/etc/passwd"
+	printf 'root:x:0:\n' >"$d/etc/group"
+}
+
 # vm_disk DIR: the VM's own disk as the host lays it out.
 vm_disk() {
 	local d=$1
@@ -50,7 +90,7 @@ guest_up() {
 	require_cmd busybox
 	IN_HOST=vmsan-ih$$-$BATS_TEST_NUMBER
 	IN_GUEST=vmsan-ig$$-$BATS_TEST_NUMBER
-	busybox_image "$TEST_TMP/image"
+	"${IMAGE:-busybox}_image" "$TEST_TMP/image"
 	mke2fs -q -t ext4 -d "$TEST_TMP/image" "$TEST_TMP/image.ext4" 16M
 	# shellcheck disable=SC2034 # compared by init.bats
 	IMG_SUM=$(sha256sum "$TEST_TMP/image.ext4" | cut -d' ' -f1)
