@@ -86,7 +86,7 @@ MAN8 = share/man/man8/vmsan-state.8 share/man/man8/vmsan-probe.8 \
 	share/man/man8/vmsan-rootfs.8 share/man/man8/vmsan-agent.8 \
 	share/man/man8/vmsan-agentctl.8 share/man/man8/vmsan-init.8
 
-all: $(HELPERS) $(GUEST)
+all: $(HELPERS) $(GUEST) libexec/guest/vmsan-agent libexec/guest/vmsan-init
 
 # Rebuild everything when the flags change (DEVELOPER, SANITIZE, CFLAGS).
 FLAGS_STAMP = .build-flags
@@ -107,6 +107,12 @@ agent/.inc/zlib.h:
 
 agent/vmsan-agent: $(AGENT_SRC) $(PROTO_H) agent/agent.h agent/.inc/zlib.h $(FLAGS_STAMP)
 	$(GUEST_CC) $(GUEST_CFLAGS) -o $@ $(AGENT_SRC) $(ZLIB_A) -lpthread
+
+# In the source tree the guest binaries are found where they are installed:
+# $(LIBEXECDIR)/guest.
+libexec/guest/%: agent/%
+	mkdir -p libexec/guest
+	ln -sf ../../$< $@
 
 agent/vmsan-init: agent/init.c $(FLAGS_STAMP)
 	$(GUEST_CC) $(GUEST_CFLAGS) -o $@ agent/init.c
@@ -213,7 +219,7 @@ uninstall:
 clean:
 	rm -f $(HELPERS) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) $(FUZZERS) \
 		libexec/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o agent/*.o
-	rm -rf agent/.inc
+	rm -rf agent/.inc libexec/guest
 
 FORCE:
 .PHONY: all check lint bench install uninstall clean fuzz FORCE

@@ -14,7 +14,7 @@ teardown_extra() {
 		and (.status | IN("pass", "warn", "fail", "skip")) and (.detail | length > 0) and has("fix"))' >/dev/null
 	# Every problem comes with a fix.
 	echo "$output" | jq -e 'all(.checks[] | select(.status != "pass"); .fix | length > 0)' >/dev/null
-	for name in kvm firecracker qemu vmm kernel base-image nftables tun ip-forward \
+	for name in kvm firecracker qemu vmm kernel guest base-image nftables tun ip-forward \
 		host-firewall cgroup-v2 sudoers state-dir disk; do
 		echo "$output" | jq -e --arg n "$name" 'any(.checks[]; .name == $n)' >/dev/null ||
 			{ echo "missing check $name"; false; }
@@ -74,6 +74,24 @@ teardown_extra() {
 	run --separate-stderr "$VMSAN" doctor --json
 	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "kernel") | .detail')" = "$VMSAN_DIR/kernels/vmlinux-6.1-test" ]
 	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "base-image") | .status')" = pass ]
+}
+
+@test "the guest check runs vmsan-init and vmsan-agent and wants this version" {
+	run --separate-stderr "$VMSAN" doctor --json
+	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "guest") | .status')" = pass ]
+	# a libexec whose guest binaries are missing, then stale
+	cp -a "$LIBEXEC" "$TEST_TMP/libexec"
+	rm "$TEST_TMP/libexec/guest/vmsan-agent"
+	VMSAN_LIBEXECDIR=$TEST_TMP/libexec run --separate-stderr "$VMSAN" doctor --json
+	local g
+	g=$(echo "$output" | jq -c '.checks[] | select(.name == "guest")')
+	[ "$(echo "$g" | jq -r .status)" = fail ]
+	assert_contains "$(echo "$g" | jq -r .detail)" "vmsan-agent: missing or not runnable"
+	assert_contains "$(echo "$g" | jq -r .fix)" "make install"
+	printf '#!/bin/sh\necho vmsan-agent 0.0.1\n' >"$TEST_TMP/libexec/guest/vmsan-agent"
+	chmod 755 "$TEST_TMP/libexec/guest/vmsan-agent"
+	VMSAN_LIBEXECDIR=$TEST_TMP/libexec run --separate-stderr "$VMSAN" doctor --json
+	assert_contains "$output" "vmsan-agent: vmsan-agent 0.0.1 (want"
 }
 
 @test "a bad state dir is a failed required check with its fix" {
