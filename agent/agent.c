@@ -613,60 +613,109 @@ static bool serve_one(struct conn *c)
 	return !c->close_after;
 }
 
-/* Connections are served by a pool of threads that outlive them: a new
- * thread, its stack and a 256 KiB read buffer per connection cost a
- * clone, several mmaps and, on the way out, munmaps whose TLB shootdowns
- * stall every other thread.  Up to POOL_IDLE_MAX workers wait for the
- * next connection, each for at most POOL_IDLE_SECS; busy ones are
- * limited only by MAX_CONNS. */
+/* Connections are served by threads that outlive them: a new thread, its
+ * stack and a 256 KiB read buffer per connection cost a clone, several
+ * mmaps and, on the way out, munmaps whose TLB shootdowns stall every
+ * other thread.  Idle threads wait in accept() themselves (leader and
+ * followers), so a connection is served by the thread the kernel woke for
+ * it, with no hand-off to another thread.  Whenever the last waiting
+ * thread takes a connection it starts another, so one is always waiting.
+ * Up to POOL_IDLE_MAX wait; an extra one ends after POOL_IDLE_SECS idle.
+ * The main thread is one of them and never ends. */
 #define POOL_IDLE_MAX 4
 #define POOL_IDLE_SECS 30
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
-static int pool_idle;              /* workers waiting in pool_next() */
-static struct conn *pool_handoff;  /* a connection for one of them */
+static int pool_waiting;   /* threads in accept_conn() */
+static int listen_fd;
+static pthread_attr_t worker_attr;
 
-/* Wait for the next connection to serve; NULL when this worker should
- * end (idle too long, or enough others are waiting). */
-static struct conn *pool_next(void)
+static void *worker(void *arg);
+
+static void start_worker(void)
 {
-	struct conn *c = NULL;
-	pthread_mutex_lock(&pool_mu);
-	if (pool_idle < POOL_IDLE_MAX) {
-		struct timespec dl;
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_sec += POOL_IDLE_SECS;
-		pool_idle++;
-		while (!pool_handoff)
-			if (pthread_cond_timedwait(&pool_cv, &pool_mu, &dl) == ETIMEDOUT)
-				break;
-		c = pool_handoff;
-		pool_handoff = NULL;
-		pool_idle--;
-	}
-	pthread_mutex_unlock(&pool_mu);
-	return c;
+	pthread_t t;
+	if (pthread_create(&t, &worker_attr, worker, NULL) != 0)
+		logj("error", "cannot start a worker thread", "\"errno\":%d", errno);
 }
 
-/* Hand a connection to an idle worker; false if none is waiting. */
-static bool pool_give(struct conn *c)
+static void refuse_busy(int fd)
 {
-	bool given = false;
-	pthread_mutex_lock(&pool_mu);
-	if (pool_idle > 0 && !pool_handoff) {
-		pool_handoff = c;
-		given = true;
-		pthread_cond_signal(&pool_cv);
-	}
-	pthread_mutex_unlock(&pool_mu);
-	return given;
+	static const char body[] = "{\"error\":\"too many connections\"}\n";
+	char busy[256];
+	int bn = snprintf(busy, sizeof busy, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+			  "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			  sizeof body - 1, body);
+	(void)!send(fd, busy, (size_t)bn, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
 }
 
-static void *conn_thread(void *arg)
+/* The next connection for this thread; NULL when it should end. */
+static struct conn *accept_conn(bool permanent)
 {
-	struct conn *c = arg;
-	char *rbuf = c->rbuf;
-	do {
+	pthread_mutex_lock(&pool_mu);
+	if (!permanent && pool_waiting >= POOL_IDLE_MAX) {
+		pthread_mutex_unlock(&pool_mu);
+		return NULL;
+	}
+	pool_waiting++;
+	pthread_mutex_unlock(&pool_mu);
+	for (;;) {
+		struct sockaddr_in peer;
+		socklen_t pl = sizeof peer;
+		/* SO_RCVTIMEO on the listening socket bounds the wait */
+		int fd = accept4(listen_fd, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if ((errno == EAGAIN || errno == EWOULDBLOCK) && !permanent) {
+				pthread_mutex_lock(&pool_mu);
+				pool_waiting--;
+				pthread_mutex_unlock(&pool_mu);
+				return NULL;   /* idle too long; the main thread stays */
+			}
+			if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN && errno != EWOULDBLOCK) {
+				logj("error", "accept failed", "\"errno\":%d", errno);
+				poll(NULL, 0, 100);   /* EMFILE and friends: back off */
+			}
+			continue;
+		}
+		pthread_mutex_lock(&pool_mu);
+		bool last = --pool_waiting == 0;
+		pthread_mutex_unlock(&pool_mu);
+		if (last)
+			start_worker();
+		if (atomic_fetch_add(&nconns, 1) >= MAX_CONNS) {
+			atomic_fetch_sub(&nconns, 1);
+			refuse_busy(fd);
+		} else {
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+			struct timeval tv = { .tv_sec = 300 };
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+			struct conn *c = calloc(1, sizeof *c);
+			if (c) {
+				c->fd = fd;
+				char ip[INET_ADDRSTRLEN] = "?";
+				inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
+				snprintf(c->peer, sizeof c->peer, "%s:%u", ip, ntohs(peer.sin_port));
+				return c;
+			}
+			close(fd);
+			atomic_fetch_sub(&nconns, 1);
+		}
+		pthread_mutex_lock(&pool_mu);
+		pool_waiting++;
+		pthread_mutex_unlock(&pool_mu);
+	}
+}
+
+static void serve_loop(bool permanent)
+{
+	char *rbuf = malloc(CONN_BUF);
+	struct conn *c;
+	if (!rbuf) {
+		logj("error", "out of memory for a worker", "\"bytes\":%d", CONN_BUF);
+		return;
+	}
+	while ((c = accept_conn(permanent)) != NULL) {
 		c->rbuf = rbuf;
 		while (serve_one(c))
 			;
@@ -674,9 +723,15 @@ static void *conn_thread(void *arg)
 			close(c->fd);
 		free(c);
 		atomic_fetch_sub(&nconns, 1);
-	} while ((c = pool_next()) != NULL);
+	}
 	free(rbuf);
 	exec_worker_exit();
+}
+
+static void *worker(void *arg)
+{
+	(void)arg;
+	serve_loop(false);
 	return NULL;
 }
 
@@ -808,53 +863,14 @@ int main(int argc, char **argv)
 	logj("info", "listening", "\"addr\":\"%s\",\"port\":%d,\"version\":\"%s\"", cfg.listen_addr,
 	     cfg.port, VMSAN_VERSION);
 
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 512 * 1024);
+	struct timeval idle = { .tv_sec = POOL_IDLE_SECS };
+	setsockopt(ls, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof idle);
+	listen_fd = ls;
+	pthread_attr_init(&worker_attr);
+	pthread_attr_setdetachstate(&worker_attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&worker_attr, 512 * 1024);
 	for (;;) {
-		struct sockaddr_in peer;
-		socklen_t pl = sizeof peer;
-		int fd = accept4(ls, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			logj("error", "accept failed", "\"errno\":%d", errno);
-			poll(NULL, 0, 100);   /* EMFILE and friends: back off */
-			continue;
-		}
-		if (atomic_fetch_add(&nconns, 1) >= MAX_CONNS) {
-			atomic_fetch_sub(&nconns, 1);
-			static const char body[] = "{\"error\":\"too many connections\"}\n";
-			char busy[256];
-			int bn = snprintf(busy, sizeof busy, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-					  "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-					  sizeof body - 1, body);
-			(void)!send(fd, busy, (size_t)bn, MSG_NOSIGNAL | MSG_DONTWAIT);
-			close(fd);
-			continue;
-		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		struct timeval tv = { .tv_sec = 300 };
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-		struct conn *c = calloc(1, sizeof *c);
-		if (!c) {
-			close(fd);
-			atomic_fetch_sub(&nconns, 1);
-			continue;
-		}
-		c->fd = fd;
-		char ip[INET_ADDRSTRLEN] = "?";
-		inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
-		snprintf(c->peer, sizeof c->peer, "%s:%u", ip, ntohs(peer.sin_port));
-		if (pool_give(c))
-			continue;
-		pthread_t t;
-		if (!(c->rbuf = malloc(CONN_BUF)) || pthread_create(&t, &attr, conn_thread, c) != 0) {
-			close(fd);
-			free(c->rbuf);
-			free(c);
-			atomic_fetch_sub(&nconns, 1);
-		}
+		serve_loop(true);   /* returns only when out of memory */
+		poll(NULL, 0, 1000);
 	}
 }
