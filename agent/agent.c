@@ -688,8 +688,10 @@ static struct conn *accept_conn(bool permanent)
 		} else {
 			int one = 1;
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-			struct timeval tv = { .tv_sec = 300 };
+			struct timeval tv = { .tv_sec = 300 }, none = { 0 };
 			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+			/* accepted sockets inherit the listener's accept timeout */
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
 			struct conn *c = calloc(1, sizeof *c);
 			if (c) {
 				c->fd = fd;

@@ -17,7 +17,9 @@
 #define BLK 512
 #define PAX_MAX (1u << 20)
 #define NAME_MAX_LEN 4096
-#define XBUF (1 << 16)
+/* File data moves in pieces this big: 256 KiB, like the connection
+ * buffer, so that a large file costs few read and write calls. */
+#define XBUF (1 << 18)
 
 /* ---- reader ---------------------------------------------------------- */
 
