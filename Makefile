@@ -78,7 +78,7 @@ TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump
 	tests/tools/connect-rate
 # Every shell file: the ones with a #! line, and the sourced library.
 SCRIPTS = $(shell grep -l '^\#!/bin/sh' bin/* libexec/vmsan-* install.sh .ci/run \
-	tests/run bench/* 2>/dev/null) libexec/lib/common.sh
+	tests/run bench/* share/vmsan/kernel/build 2>/dev/null) libexec/lib/common.sh
 MAN1 = share/man/man1/vmsan.1
 MAN7 = share/man/man7/vmsan.7
 MAN8 = share/man/man8/vmsan-state.8 share/man/man8/vmsan-probe.8 \
@@ -222,5 +222,10 @@ clean:
 	rm -rf agent/.inc libexec/guest
 
 FORCE:
-.PHONY: all check lint bench install uninstall clean fuzz FORCE
+# The guest kernel, from Debian's linux-source, cached outside the tree
+# (share/vmsan/kernel/build says where and how).
+kernel:
+	share/vmsan/kernel/build share/vmsan/kernels
+
+.PHONY: all check lint bench install uninstall clean fuzz kernel FORCE
 .PRECIOUS: tests/unit/%.o
