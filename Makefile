@@ -160,7 +160,7 @@ fuzz: $(FUZZERS)
 	for f in $(FUZZERS); do mkdir -p tests/fuzz/corpus/$${f##*/}; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=70000 tests/fuzz/corpus/$${f##*/} || exit 1; done
 
-check: all $(TESTBINS) $(FUZZERS) tests/tools/node_modules/ws
+check: all $(TESTBINS) $(FUZZERS) tests/tools/node_modules/ws kernel
 	tests/run
 
 # node's ws package (npm registry), an independent client for the tests.

@@ -60,10 +60,12 @@ fi
 if [ $deps = 1 ]; then
 	# Build: compiler and -dev libraries.  Run: jq, skopeo, e2fsprogs,
 	# nftables (for inspection; vmsan itself talks netlink), sudo, and
-	# busybox-static for the offline base image.
+	# busybox-static for the offline base image; QEMU, and Debian's
+	# kernel source with what building it needs, for the guest kernel.
 	pkgs="build-essential pkg-config libjansson-dev libnftnl-dev libmnl-dev
 		libnl-3-dev libnl-route-3-dev libarchive-dev libext2fs-dev libssl-dev
-		libzstd-dev zlib1g-dev musl-tools jq skopeo e2fsprogs busybox-static iproute2 nftables sudo"
+		libzstd-dev zlib1g-dev musl-tools jq skopeo e2fsprogs busybox-static iproute2 nftables sudo
+		qemu-system-x86 linux-source-6.1 flex bison bc libelf-dev"
 	# Tests: a registry on 127.0.0.1 (docker-registry), zstd to make zstd
 	# layers, attr/libcap2-bin for xattrs and file capabilities, openssl and
 	# apache2-utils (htpasswd) for a registry with TLS and a password.

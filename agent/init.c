@@ -95,6 +95,7 @@ static struct config cfg = {
 	.prefix = -1, .port = 9119, .stop_timeout = 5,
 };
 static bool test_mode;
+static int vmdisk_fd = -1;      /* the VM disk's root, for the read-only remount at the end */
 static dev_t test_lower_rdev;   /* test mode: the host's node for vmsan.lower */
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -409,6 +410,9 @@ static void switch_root(void)
 	if (copy_file("/vmsan/agent.env", NEWROOT RUNDIR "/agent.env", 0600) < 0 && errno != ENOENT)
 		say("cannot copy /vmsan/agent.env: %s", strerror(errno));
 
+	/* Out of sight after the switch, but still to be remounted read-only
+	 * at the end so that the next boot finds it clean. */
+	vmdisk_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	do_mount("/dev", NEWROOT "/dev", NULL, MS_MOVE, NULL, true);
 	if (chdir(NEWROOT) < 0)
 		fatal("chdir %s: %s", NEWROOT, strerror(errno));
@@ -612,7 +616,14 @@ static void shutdown_now(int code)
 	static const char *mps[] = { "/tmp", "/dev/shm", "/dev/pts", "/sys/fs/cgroup", "/sys" };
 	for (size_t i = 0; i < sizeof mps / sizeof mps[0]; i++)
 		umount2(mps[i], MNT_DETACH);
-	mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL);
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0 && errno != EINVAL)
+		say("remount / read-only: %s", strerror(errno));
+	if (vmdisk_fd >= 0) {
+		char p[64];
+		snprintf(p, sizeof p, "/proc/self/fd/%d", vmdisk_fd);
+		if (mount(NULL, p, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+			say("remount the VM disk read-only: %s", strerror(errno));
+	}
 	sync();
 	say("%s (exit %d)", cfg.poweroff ? "power off" : "reboot", code);
 	reboot(cfg.poweroff ? RB_POWER_OFF : RB_AUTOBOOT);

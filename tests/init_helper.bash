@@ -19,7 +19,7 @@ busybox_image() {
 	bb=$(command -v busybox)
 	mkdir -p "$d/bin" "$d/etc" "$d/root" "$d/tmp" "$d/home/app"
 	cp "$bb" "$d/bin/busybox"
-	for a in sh ls cat echo ps sleep kill mount id env grep sed stat sync true false wc head tr hostname; do
+	for a in sh ls cat echo ps sleep kill mount id env grep sed stat sync true false wc head tr hostname sha256sum; do
 		ln -s busybox "$d/bin/$a"
 	done
 	printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n' >"$d/etc/passwd"
@@ -158,4 +158,74 @@ guest_down() {
 	umount "$TEST_TMP/root" 2>/dev/null || true
 	[ -z "${VM_DEV:-}" ] || losetup -d "$VM_DEV" 2>/dev/null || true
 	[ -z "${LOWER_DEV:-}" ] || losetup -d "$LOWER_DEV" 2>/dev/null || true
+}
+
+# ---- the same guest under QEMU (microvm, TCG here) with our kernel --------
+
+# The guest kernel: $VMSAN_KERNEL, else the newest one `make kernel` left.
+guest_kernel() {
+	local k=${VMSAN_KERNEL:-}
+	if [ -z "$k" ]; then
+		for f in "$TOP"/share/vmsan/kernels/vmlinux-*; do [ -f "$f" ] && k=$f; done
+	fi
+	[ -n "$k" ] && [ -f "$k" ] && { echo "$k"; return 0; }
+	if [ "${VMSAN_TEST_MUST_RUN:-0}" = 1 ]; then
+		echo "no guest kernel: run 'make kernel' (VMSAN_TEST_MUST_RUN=1 forbids skipping)" >&2
+		return 1
+	fi
+	skip "no guest kernel (make kernel)"
+}
+
+# qemu_up: boot the disks made by qemu_disks in QEMU inside a namespace of
+# the test's own, the host end of the TAP at $HOST_IP; waits for the agent.
+qemu_disks() {
+	busybox_image "$TEST_TMP/image"
+	mke2fs -q -t ext4 -d "$TEST_TMP/image" "$TEST_TMP/image.ext4" 16M
+	vm_disk "$TEST_TMP/vmdisk"
+	mke2fs -q -t ext4 -d "$TEST_TMP/vmdisk" "$TEST_TMP/vm.ext4" 64M
+	TOKEN_FILE=$TEST_TMP/token
+	cp "$TEST_TMP/vmdisk/vmsan/agent.token" "$TOKEN_FILE"
+}
+
+qemu_up() {
+	require_root
+	require_cmd qemu-system-x86_64
+	local kernel
+	kernel=$(guest_kernel)
+	IN_HOST=${IN_HOST:-vmsan-qh$$-$BATS_TEST_NUMBER}
+	if [ ! -e "/run/netns/$IN_HOST" ]; then
+		ip netns add "$IN_HOST"
+		ip -n "$IN_HOST" link set lo up
+		ip -n "$IN_HOST" tuntap add dev tap0 mode tap
+		ip -n "$IN_HOST" addr add "$HOST_IP/30" dev tap0
+		ip -n "$IN_HOST" link set tap0 up
+	fi
+	CONSOLE=$TEST_TMP/console.log
+	in_host qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=on,acpi=off -no-reboot \
+		-m 256 -cpu max -nodefaults -no-user-config -display none \
+		-serial "file:$CONSOLE" -kernel "$kernel" \
+		-append "console=ttyS0 reboot=t panic=-1 root=/dev/vda rw init=/vmsan/init \
+tsc_early_khz=2100000 vmsan.lower=/dev/vdb vmsan.hostname=guest1 vmsan.ip=$GUEST_IP/30 \
+vmsan.gw=$HOST_IP vmsan.dns=$HOST_IP" \
+		-drive "id=vm,file=$TEST_TMP/vm.ext4,format=raw,if=none" -device virtio-blk-device,drive=vm \
+		-drive "id=img,file=$TEST_TMP/image.ext4,format=raw,if=none,readonly=on" \
+		-device virtio-blk-device,drive=img \
+		-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0 \
+		</dev/null >"$TEST_TMP/qemu.log" 2>&1 &
+	INIT_WRAP=$!
+	IN_GUEST=
+	local i
+	for i in $(seq 600); do
+		in_host curl -sf --max-time 1 "http://$GUEST_IP:9119/health" >/dev/null 2>&1 && return 0
+		kill -0 "$INIT_WRAP" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "the guest's agent did not come up; console:" >&2
+	cat "$CONSOLE" "$TEST_TMP/qemu.log" >&2
+	return 1
+}
+
+qemu_down() {
+	[ -z "${INIT_WRAP:-}" ] || kill -9 "$INIT_WRAP" 2>/dev/null || true
+	[ -z "${IN_HOST:-}" ] || ip netns del "$IN_HOST" 2>/dev/null || true
 }
