@@ -55,7 +55,7 @@ LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
 
 HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list libexec/vmsan-nftables libexec/vmsan-net \
-	libexec/vmsan-rootfs libexec/vmsan-agentctl
+	libexec/vmsan-rootfs libexec/vmsan-agentctl libexec/vmsan-fc
 
 # The wire-protocol code shared by the guest agent and the host client.
 PROTO_SRC = agent/http.c agent/ws.c agent/json.c agent/tar.c
@@ -84,7 +84,7 @@ MAN7 = share/man/man7/vmsan.7
 MAN8 = share/man/man8/vmsan-state.8 share/man/man8/vmsan-probe.8 \
 	share/man/man8/vmsan-net.8 share/man/man8/vmsan-nftables.8 \
 	share/man/man8/vmsan-rootfs.8 share/man/man8/vmsan-agent.8 \
-	share/man/man8/vmsan-agentctl.8 share/man/man8/vmsan-init.8
+	share/man/man8/vmsan-agentctl.8 share/man/man8/vmsan-init.8 share/man/man8/vmsan-fc.8
 
 all: $(HELPERS) $(GUEST) libexec/guest/vmsan-agent libexec/guest/vmsan-init
 
@@ -116,6 +116,9 @@ libexec/guest/%: agent/%
 
 agent/vmsan-init: agent/init.c $(FLAGS_STAMP)
 	$(GUEST_CC) $(GUEST_CFLAGS) -o $@ agent/init.c
+
+libexec/vmsan-fc: libexec/vmsan-fc.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
 
 libexec/vmsan-agentctl: libexec/vmsan-agentctl.o $(PROTO_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(PROTO_OBJ) $(LIB) $(JANSSON_LIBS)

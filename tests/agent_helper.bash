@@ -22,7 +22,7 @@ agent_up() {
 	TOKEN=$(cat "$TOKEN_FILE")
 	AG_LOG=$TEST_TMP/agent.log
 	in_ns "$AGENT" --token-file "$TOKEN_FILE" --env-file "$TEST_TMP/no-env" "$@" \
-		</dev/null >"$AG_LOG" 2>&1 &
+		</dev/null >"$AG_LOG" 2>&1 3>&- &
 	AG_PID=$!
 	for _ in $(seq 100); do
 		in_ns curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && return 0

@@ -112,7 +112,7 @@ guest_up() {
 	in_guest unshare --pid --mount --uts --fork --kill-child \
 		"$INIT" --root "$TEST_TMP/root" --cmdline "vmsan.lower=$LOWER_DEV vmsan.hostname=guest1 \
 vmsan.ip=$GUEST_IP/30 vmsan.gw=$HOST_IP vmsan.dns=$HOST_IP vmsan.stop_timeout=1 $*" \
-		</dev/null >"$CONSOLE" 2>&1 &
+		</dev/null >"$CONSOLE" 2>&1 3>&- &
 	INIT_WRAP=$!
 	[ "${NO_WAIT:-0}" = 1 ] || wait_agent
 }
@@ -211,7 +211,7 @@ vmsan.gw=$HOST_IP vmsan.dns=$HOST_IP" \
 		-drive "id=img,file=$TEST_TMP/image.ext4,format=raw,if=none,readonly=on" \
 		-device virtio-blk-device,drive=img \
 		-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0 \
-		</dev/null >"$TEST_TMP/qemu.log" 2>&1 &
+		</dev/null >"$TEST_TMP/qemu.log" 2>&1 3>&- &
 	INIT_WRAP=$!
 	IN_GUEST=
 	local i
@@ -225,7 +225,16 @@ vmsan.gw=$HOST_IP vmsan.dns=$HOST_IP" \
 	return 1
 }
 
+# $INIT_WRAP is the shell running in_host, not QEMU: everything in the
+# namespace goes.
 qemu_down() {
 	[ -z "${INIT_WRAP:-}" ] || kill -9 "$INIT_WRAP" 2>/dev/null || true
-	[ -z "${IN_HOST:-}" ] || ip netns del "$IN_HOST" 2>/dev/null || true
+	[ -n "${IN_HOST:-}" ] || return 0
+	ip netns pids "$IN_HOST" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+	local _
+	for _ in $(seq 50); do
+		[ -z "$(ip netns pids "$IN_HOST" 2>/dev/null)" ] && break
+		sleep 0.1
+	done
+	ip netns del "$IN_HOST" 2>/dev/null || true
 }

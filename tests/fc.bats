@@ -1,0 +1,170 @@
+#!/usr/bin/env bats
+# vmsan-fc: the plan for both VMMs (no privileges), and QEMU started,
+# stopped and killed for real, as an unprivileged uid in a namespace with
+# the TAP handed over as a descriptor.
+
+load test_helper
+load init_helper
+
+FC=$TOP/libexec/vmsan-fc
+
+fc() { "$FC" "$@"; }
+
+# req [JQ-FILTER]: a plan/start request, edited by the filter.
+req() {
+	jq -nc --arg k "${KERNEL:-/k/vmlinux}" --arg t "${TEST_TMP}" "{op:\"plan\", id:\"vm-1a2b3c4d\", vmm:\"qemu\",
+		kernel:\$k, vmDisk:(\$t + \"/vm.ext4\"), imageDisk:(\$t + \"/image.ext4\"), runDir:(\$t + \"/run\"),
+		uid:65534, gid:65534, accel:\"tcg\",
+		network:{netns:\"${IN_HOST:-vmsan-x}\", tap:\"vmstap0\", mac:\"06:00:ac:10:00:02\",
+			guestIp:\"$GUEST_IP\", gatewayIp:\"$HOST_IP\", prefixLen:30, dns:[\"$HOST_IP\"]}} | ${1:-.}"
+}
+
+fcreq() {
+	req '.vmm = "firecracker" | .firecracker = {binary:"/opt/fc/firecracker", jailer:"/opt/fc/jailer", chrootBase:"/srv/jail"} | del(.accel)'"${1:+ | $1}"
+}
+
+teardown_extra() {
+	if [ -f "$TEST_TMP/start.json" ]; then
+		jq '{op:"kill", pid, startTime}' "$TEST_TMP/start.json" | "$FC" kill >/dev/null 2>&1 || true
+	fi
+	qemu_down
+}
+
+@test "fc plan: QEMU microvm, the same two disks and kernel command line, TAP as a descriptor" {
+	run fc plan <<<"$(req)"
+	assert_eq "$status" 0
+	local argv
+	argv=$(echo "$output" | jq -r '.argv | join(" ")')
+	assert_contains "$argv" "qemu-system-x86_64 -name vmsan-vm-1a2b3c4d,process=vmsan-vm-1a2b3c4d"
+	assert_contains "$argv" "-machine microvm,x-option-roms=off,rtc=on,acpi=off -accel tcg -cpu max"
+	assert_contains "$argv" "-nodefaults -no-user-config -display none -no-reboot"
+	assert_contains "$argv" "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+	assert_contains "$argv" "-drive id=vm,file=$TEST_TMP/vm.ext4,format=raw,if=none"
+	assert_contains "$argv" "-drive id=image,file=$TEST_TMP/image.ext4,format=raw,if=none,readonly=on"
+	assert_contains "$argv" "-netdev tap,id=net0,fd=3 -device virtio-net-device,netdev=net0,mac=06:00:ac:10:00:02"
+	assert_contains "$argv" "-qmp unix:$TEST_TMP/run/qmp.sock,server=on,wait=off"
+	[[ $argv != *-daemonize* ]]
+	assert_eq "$(echo "$output" | jq -r .kernelCmdline)" "console=ttyS0 reboot=t panic=-1 root=/dev/vda rw init=/vmsan/init tsc_early_khz=2100000 vmsan.lower=/dev/vdb vmsan.hostname=vm-1a2b3c4d vmsan.port=9119 vmsan.ip=$GUEST_IP/30 vmsan.gw=$HOST_IP vmsan.dns=$HOST_IP"
+	# KVM: host CPU, no TSC override; no image disk: the VM disk alone
+	run fc plan <<<"$(req '.accel = "kvm" | del(.imageDisk) | .vcpus = 4 | .memoryMib = 1024')"
+	argv=$(echo "$output" | jq -r '.argv | join(" ")')
+	assert_contains "$argv" "-accel kvm -cpu host -smp 4 -m 1024"
+	[[ $argv != *id=image* ]]
+	assert_eq "$(echo "$output" | jq -r .kernelCmdline | grep -c tsc_early_khz)" 0
+	assert_contains "$(echo "$output" | jq -r .kernelCmdline)" "vmsan.lower=none"
+}
+
+@test "fc plan: Firecracker under its jailer, the documented API calls in order, seccomp left on" {
+	run fc plan <<<"$(fcreq '.vcpus = 2 | .memoryMib = 512')"
+	assert_eq "$status" 0
+	assert_eq "$(echo "$output" | jq -r '.jailer | join(" ")')" "/opt/fc/jailer --id vm-1a2b3c4d --exec-file /opt/fc/firecracker --uid 65534 --gid 65534 --chroot-base-dir /srv/jail --netns /run/netns/${IN_HOST:-vmsan-x} --new-pid-ns --cgroup-version 2 --cgroup cpu.max=200000 100000 --cgroup memory.max=603979776 --daemonize -- --api-sock /run/firecracker.socket"
+	assert_eq "$(echo "$output" | jq -r .chroot)" /srv/jail/firecracker/vm-1a2b3c4d/root
+	assert_eq "$(echo "$output" | jq -c '[.api[] | .method + " " + .path]')" \
+		'["PUT /logger","PUT /serial","PUT /boot-source","PUT /drives/vm","PUT /drives/image","PUT /machine-config","PUT /network-interfaces/eth0","PUT /entropy","PUT /actions"]'
+	assert_eq "$(echo "$output" | jq -c '.api[3].body')" \
+		'{"drive_id":"vm","path_on_host":"vm.ext4","is_root_device":true,"is_read_only":false,"cache_type":"Unsafe","io_engine":"Sync"}'
+	assert_eq "$(echo "$output" | jq -c '.api[4].body.is_read_only')" true
+	assert_eq "$(echo "$output" | jq -c '.api[5].body')" '{"vcpu_count":2,"mem_size_mib":512,"smt":false,"track_dirty_pages":false}'
+	assert_eq "$(echo "$output" | jq -c '.api[8].body')" '{"action_type":"InstanceStart"}'
+	local cmdline
+	cmdline=$(echo "$output" | jq -r '.api[2].body.boot_args')
+	assert_contains "$cmdline" "reboot=k panic=-1 root=/dev/vda rw init=/vmsan/init pci=off"
+	[[ $cmdline != *tsc_early_khz* ]]
+	[[ "$(echo "$output" | jq -r '.jailer | join(" ")')" != *no-seccomp* ]]
+}
+
+@test "fc: bad requests are refused with the field named, nothing started" {
+	local bad
+	for bad in '.uid = 0' '.gid = 0' '.vmm = "kvmtool"' '.kernel = "vmlinux"' '.vmDisk = "/a/../b"' \
+		'.vcpus = 33' '.memoryMib = 10' '.network.mac = "01:00:00:00:00:01"' '.network.mac = "zz"' \
+		'.network.tap = "eth0"' '.network.netns = "../x"' '.network.guestIp = "300.1.1.1"' \
+		'.network.dns = ["8.8.8.8","1.1.1.1","9.9.9.9","4.4.4.4"]' '.id = "../etc"' '.accel = "hvf"' \
+		'.bogus = 1' '.vmDisk = "/a,b"'; do
+		run fc plan <<<"$(req "$bad")"
+		[ "$status" -eq 100 ] || { echo "accepted: $bad"; false; }
+		assert_eq "$(echo "$output" | jq -r .error.code)" ERR_REQUEST_FIELD
+	done
+	run fc plan <<<"$(fcreq '.vcpus = 3')"
+	assert_eq "$status" 100
+	assert_contains "$output" "1 or an even number"
+	run fc plan <<<"$(req '.vmm = "firecracker"')"
+	assert_eq "$status" 100
+	assert_contains "$output" "request.firecracker"
+}
+
+@test "fc start: QEMU boots the guest as an unprivileged uid; status, stop (QMP quit), kill" {
+	require_root
+	KERNEL=$(guest_kernel)
+	qemu_disks
+	mkdir "$TEST_TMP/run"
+	chown 65534:65534 "$TEST_TMP/run" "$TEST_TMP/vm.ext4"
+	chmod 755 "$TEST_TMP"
+	IN_HOST=vmsan-fh$$
+	ip netns add "$IN_HOST"
+	ip -n "$IN_HOST" link set lo up
+	ip -n "$IN_HOST" tuntap add dev vmstap0 mode tap
+	ip -n "$IN_HOST" addr add "$HOST_IP/30" dev vmstap0
+	ip -n "$IN_HOST" link set vmstap0 up
+	run fc start <<<"$(req '.op = "start"')"
+	assert_eq "$status" 0
+	echo "$output" >"$TEST_TMP/start.json"
+	local pid st
+	pid=$(echo "$output" | jq .pid)
+	st=$(echo "$output" | jq .startTime)
+	# the VMM runs as the uid asked for, not root, with its name set
+	assert_eq "$(stat -c %U "/proc/$pid")" nobody
+	assert_eq "$(cat "/proc/$pid/comm")" vmsan-vm-1a2b3c
+	local _
+	for _ in $(seq 600); do
+		in_host curl -sf --max-time 1 "http://$GUEST_IP:9119/health" >/dev/null 2>&1 && break
+		sleep 0.05
+	done
+	run ctl exec -- hostname
+	assert_eq "$output" vm-1a2b3c4d
+	run fc status <<<"{\"pid\":$pid,\"startTime\":$st}"
+	assert_eq "$(echo "$output" | jq .running)" true
+	# a guest that does not power off: QMP quit after the timeout
+	run fc stop <<<"{\"vmm\":\"qemu\",\"pid\":$pid,\"startTime\":$st,\"qmpSocket\":\"$TEST_TMP/run/qmp.sock\",\"timeoutSec\":1}"
+	assert_eq "$status" 0
+	assert_eq "$(echo "$output" | jq -r .how)" quit
+	run fc status <<<"{\"pid\":$pid,\"startTime\":$st}"
+	assert_eq "$(echo "$output" | jq .running)" false
+	# again, and this time killed
+	run fc start <<<"$(req '.op = "start"')"
+	assert_eq "$status" 0
+	echo "$output" >"$TEST_TMP/start.json"
+	pid=$(echo "$output" | jq .pid)
+	st=$(echo "$output" | jq .startTime)
+	run fc kill <<<"{\"pid\":$pid,\"startTime\":$st}"
+	assert_eq "$(echo "$output" | jq -c '[.wasRunning, .running]')" "[true,false]"
+	# a stale pid/start time is never signalled
+	run fc kill <<<"{\"pid\":$pid,\"startTime\":$st}"
+	assert_eq "$(echo "$output" | jq .wasRunning)" false
+}
+
+@test "fc start: a VMM that cannot start is a clear error and leaves nothing running" {
+	require_root
+	KERNEL=$(guest_kernel)
+	qemu_disks
+	mkdir "$TEST_TMP/run"
+	chown 65534:65534 "$TEST_TMP/run" "$TEST_TMP/vm.ext4"
+	chmod 755 "$TEST_TMP"
+	IN_HOST=vmsan-fh$$
+	ip netns add "$IN_HOST"
+	# no TAP in the namespace
+	run fc start <<<"$(req '.op = "start"')"
+	assert_eq "$status" 1
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_VMM_START
+	assert_contains "$output" "cannot open TAP vmstap0 in $IN_HOST"
+	# a kernel QEMU cannot load
+	ip -n "$IN_HOST" tuntap add dev vmstap0 mode tap
+	: >"$TEST_TMP/empty-kernel"
+	chmod 644 "$TEST_TMP/empty-kernel"
+	run fc start <<<"$(req ".op = \"start\" | .kernel = \"$TEST_TMP/empty-kernel\"")"
+	assert_eq "$status" 1
+	assert_contains "$output" "QEMU did not start"
+	[ -z "$(pgrep -f "process=vmsan-vm-1a2b3c4d" || true)" ]
+	# and without root
+	run setpriv --reuid 65534 --regid 65534 --clear-groups "$FC" start <<<"$(req '.op = "start"')"
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_PERMISSION
+}
