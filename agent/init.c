@@ -560,11 +560,12 @@ static void start_agent(const sigset_t *orig)
 	if (pid == 0) {
 		sigprocmask(SIG_SETMASK, orig, NULL);
 		setsid();
-		char *argv[] = { "vmsan-agent", "--port", port, "--token-file", RUNDIR "/agent.token",
-				 "--env-file", RUNDIR "/agent.env", NULL };
-		char *envp[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-				 "HOME=/root", NULL };
-		execve(RUNDIR "/vmsan-agent", argv, envp);
+		const char *argv[] = { "vmsan-agent", "--port", port, "--token-file", RUNDIR "/agent.token",
+				       "--env-file", RUNDIR "/agent.env", NULL };
+		const char *envp[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+				       "HOME=/root", NULL };
+		/* execve does not write to them: the casts only drop const */
+		execve(RUNDIR "/vmsan-agent", (char *const *)argv, (char *const *)envp);
 		say("cannot run %s/vmsan-agent: %s", RUNDIR, strerror(errno));
 		_exit(127);
 	}

@@ -477,7 +477,8 @@ static void exec_vmm(const struct vmcfg *c, json_t *argv, int errfd)
 	char **av = calloc(n + 1, sizeof *av);
 	for (size_t i = 0; av && i < n; i++)
 		av[i] = (char *)json_string_value(json_array_get(argv, i));
-	char *envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", NULL };
+	static char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin";
+	char *envp[] = { path_env, NULL };
 	int devnull = open("/dev/null", O_RDWR);
 	if (devnull >= 0) {
 		dup2(devnull, 0);
