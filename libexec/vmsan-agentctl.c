@@ -1295,6 +1295,9 @@ out:
 
 /* ---- main ------------------------------------------------------------ */
 
+/* fail() for exec's option errors, which also drops the env object. */
+#define exec_fail(env, ...) (json_decref(env), fail(__VA_ARGS__))
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -1427,13 +1430,13 @@ int main(int argc, char **argv)
 			case 'e': {
 				const char *eq = strchr(optarg, '=');
 				if (!eq || eq == optarg)
-					return fail(VMSAN_EXIT_USAGE, "ERR_VALIDATION_ENV", "write --env NAME=VALUE",
+					return exec_fail(o.env, VMSAN_EXIT_USAGE, "ERR_VALIDATION_ENV", "write --env NAME=VALUE",
 						    "--env '%s' is not NAME=VALUE", optarg);
 				char name[256];
 				snprintf(name, sizeof name, "%.*s", (int)(eq - optarg), optarg);
 				json_object_set_new(o.env, name, json_string(eq + 1));
 				if (!json_object_get(o.env, name))
-					return fail(VMSAN_EXIT_USAGE, "ERR_VALIDATION_ENV", NULL,
+					return exec_fail(o.env, VMSAN_EXIT_USAGE, "ERR_VALIDATION_ENV", NULL,
 						    "--env %s: the value is not valid UTF-8", name);
 				break;
 			}
@@ -1450,28 +1453,28 @@ int main(int argc, char **argv)
 				double secs = strtod(optarg, &end);
 				(void)why;
 				if (end == optarg || *end || secs <= 0 || secs > 86400 * 365)
-					return fail(VMSAN_EXIT_USAGE, "ERR_VALIDATION_TIMEOUT", "give seconds, such as 30 or 0.5",
+					return exec_fail(o.env, VMSAN_EXIT_USAGE, "ERR_VALIDATION_TIMEOUT", "give seconds, such as 30 or 0.5",
 						    "--timeout '%s' is not a number of seconds", optarg);
 				ms = (unsigned long long)(secs * 1000 + 0.5);
 				o.timeout_ms = (long long)(ms ? ms : 1);
 				break;
 			}
 			default:
-				return fail(VMSAN_EXIT_USAGE, "ERR_USAGE", "see vmsan exec --help", "unknown option %s",
+				return exec_fail(o.env, VMSAN_EXIT_USAGE, "ERR_USAGE", "see vmsan exec --help", "unknown option %s",
 					    av[optind - 1]);
 			}
 		}
 		if (optind >= ac)
-			return fail(VMSAN_EXIT_USAGE, "ERR_USAGE", "usage: vmsan exec ID [--] CMD [ARG...]",
+			return exec_fail(o.env, VMSAN_EXIT_USAGE, "ERR_USAGE", "usage: vmsan exec ID [--] CMD [ARG...]",
 				    "no command given");
 		if (o.workdir && o.workdir[0] != '/')
-			return fail(VMSAN_EXIT_USAGE, "ERR_VALIDATION_WORKDIR", NULL,
+			return exec_fail(o.env, VMSAN_EXIT_USAGE, "ERR_VALIDATION_WORKDIR", NULL,
 				    "--workdir must be an absolute path in the guest, not '%s'", o.workdir);
 		o.argv = av + optind;
 		o.argc = ac - optind;
 		if (o.tty) {
 			if (o.detach || json_out || o.timeout_ms || json_object_size(o.env))
-				return fail(VMSAN_EXIT_USAGE, "ERR_USAGE", NULL,
+				return exec_fail(o.env, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL,
 					    "-t cannot be combined with --detach, --json, --timeout or --env");
 			json_t *argvj = json_array();
 			for (int k = 0; k < o.argc; k++)
@@ -1482,7 +1485,7 @@ int main(int argc, char **argv)
 			return rc;
 		}
 		if (o.detach && o.interactive)
-			return fail(VMSAN_EXIT_USAGE, "ERR_USAGE", NULL, "--detach cannot be combined with -i");
+			return exec_fail(o.env, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL, "--detach cannot be combined with -i");
 		rc = run_exec(&t, &o);
 		json_decref(o.env);
 		return rc;
