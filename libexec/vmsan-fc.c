@@ -509,17 +509,35 @@ static bool qmp_expect(int fd, const char *want)
 	}
 }
 
-/* QEMU answers QMP commands only once its main loop runs, i.e. once every
- * device is set up: a reply to query-status means started. */
-static bool qmp_ready(int fd)
+/* A connection to QEMU's QMP socket, past the greeting and the
+ * capabilities negotiation, with replies awaited up to timeout seconds;
+ * -1 if any step fails. */
+static int qmp_open(const char *sock, int timeout)
 {
-	struct timeval tv = { .tv_sec = 10 };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(sock) >= sizeof sa.sun_path)
+		return -1;
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	struct timeval tv = { .tv_sec = timeout };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	static const char caps[] = "{\"execute\":\"qmp_capabilities\"}\n";
-	static const char qs[] = "{\"execute\":\"query-status\"}\n";
-	return qmp_expect(fd, "\"QMP\"") && write(fd, caps, sizeof caps - 1) == (ssize_t)sizeof caps - 1 &&
-	       qmp_expect(fd, "\"return\"") && write(fd, qs, sizeof qs - 1) == (ssize_t)sizeof qs - 1 &&
-	       qmp_expect(fd, "\"running\"");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || !qmp_expect(fd, "\"QMP\"") ||
+	    write(fd, caps, sizeof caps - 1) != (ssize_t)sizeof caps - 1 || !qmp_expect(fd, "\"return\"")) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Send one command; true when the reply contains want. */
+static bool qmp_call(int fd, const char *cmd, const char *want)
+{
+	char req[128];
+	int n = snprintf(req, sizeof req, "{\"execute\":\"%s\"}\n", cmd);
+	return write(fd, req, (size_t)n) == n && qmp_expect(fd, want);
 }
 
 static json_t *start_qemu(const struct vmcfg *c, struct verr *e)
@@ -600,17 +618,15 @@ static json_t *start_qemu(const struct vmcfg *c, struct verr *e)
 	run_path(c, "qmp.sock", qmp, sizeof qmp);
 	bool up = false;
 	for (int i = 0; i < 1000 && !up; i++) {
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-		if (strlen(qmp) >= sizeof sa.sun_path)
-			break;
-		memcpy(sa.sun_path, qmp, strlen(qmp) + 1);
-		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
-			up = qmp_ready(fd);   /* the socket exists before QEMU is done */
-		if (fd >= 0)
+		/* The socket exists before QEMU is done: it answers commands
+		 * only once its main loop runs, every device set up. */
+		int fd = qmp_open(qmp, 10);
+		if (fd >= 0) {
+			up = qmp_call(fd, "query-status", "\"running\"");
 			close(fd);
+		}
 		if (!up) {
-			if (proc_start_time(qpid) != qstart || kill(qpid, 0) < 0)
+			if (proc_start_time(qpid) != qstart)   /* gone (or not ours) */
 				break;
 			char statpath[64];
 			snprintf(statpath, sizeof statpath, "/proc/%d/stat", (int)qpid);
@@ -728,27 +744,13 @@ static json_t *op_status(struct jr *r, struct verr *e)
 	return json_pack("{s:I, s:b}", "pid", (json_int_t)p.pid, "running", alive(&p));
 }
 
-/* QMP: greeting, qmp_capabilities, then one command; best effort. */
+/* One QMP command on a fresh connection; best effort. */
 static int qmp_command(const char *sock, const char *cmd)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(sock) >= sizeof sa.sun_path)
+	int fd = qmp_open(sock, 2);
+	if (fd < 0)
 		return -1;
-	memcpy(sa.sun_path, sock, strlen(sock) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	struct timeval tv = { .tv_sec = 2 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	char req[128];
-	int n = snprintf(req, sizeof req, "{\"execute\":\"%s\"}\n", cmd);
-	static const char caps[] = "{\"execute\":\"qmp_capabilities\"}\n";
-	int rc = qmp_expect(fd, "\"QMP\"") && write(fd, caps, sizeof caps - 1) == (ssize_t)sizeof caps - 1 &&
-			 qmp_expect(fd, "\"return\"") && write(fd, req, (size_t)n) == n && qmp_expect(fd, "\"return\"")
-		 ? 0 : -1;
+	int rc = qmp_call(fd, cmd, "\"return\"") ? 0 : -1;
 	close(fd);
 	return rc;
 }
