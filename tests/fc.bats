@@ -10,28 +10,14 @@ FC=$TOP/libexec/vmsan-fc
 
 fc() { "$FC" "$@"; }
 
-# req [JQ-FILTER]: a plan/start request, edited by the filter.
-req() {
-	jq -nc --arg k "${KERNEL:-/k/vmlinux}" --arg t "${TEST_TMP}" "{op:\"plan\", id:\"vm-1a2b3c4d\", vmm:\"qemu\",
-		kernel:\$k, vmDisk:(\$t + \"/vm.ext4\"), imageDisk:(\$t + \"/image.ext4\"), runDir:(\$t + \"/run\"),
-		uid:65534, gid:65534, accel:\"tcg\",
-		network:{netns:\"${IN_HOST:-vmsan-x}\", tap:\"vmstap0\", mac:\"06:00:ac:10:00:02\",
-			guestIp:\"$GUEST_IP\", gatewayIp:\"$HOST_IP\", prefixLen:30, dns:[\"$HOST_IP\"]}} | ${1:-.}"
-}
-
 fcreq() {
-	req '.vmm = "firecracker" | .firecracker = {binary:"/opt/fc/firecracker", jailer:"/opt/fc/jailer", chrootBase:"/srv/jail"} | del(.accel)'"${1:+ | $1}"
+	fc_request '.vmm = "firecracker" | .firecracker = {binary:"/opt/fc/firecracker", jailer:"/opt/fc/jailer", chrootBase:"/srv/jail"} | del(.accel)'"${1:+ | $1}"
 }
 
-teardown_extra() {
-	if [ -f "$TEST_TMP/start.json" ]; then
-		jq '{op:"kill", pid, startTime}' "$TEST_TMP/start.json" | "$FC" kill >/dev/null 2>&1 || true
-	fi
-	qemu_down
-}
+teardown_extra() { qemu_down; }
 
 @test "fc plan: QEMU microvm, the same two disks and kernel command line, TAP as a descriptor" {
-	run fc plan <<<"$(req)"
+	run fc plan <<<"$(fc_request)"
 	assert_eq "$status" 0
 	local argv
 	argv=$(echo "$output" | jq -r '.argv | join(" ")')
@@ -46,7 +32,7 @@ teardown_extra() {
 	[[ $argv != *-daemonize* ]]
 	assert_eq "$(echo "$output" | jq -r .kernelCmdline)" "console=ttyS0 reboot=t panic=-1 root=/dev/vda rw init=/vmsan/init tsc_early_khz=2100000 vmsan.lower=/dev/vdb vmsan.hostname=vm-1a2b3c4d vmsan.port=9119 vmsan.ip=$GUEST_IP/30 vmsan.gw=$HOST_IP vmsan.dns=$HOST_IP"
 	# KVM: host CPU, no TSC override; no image disk: the VM disk alone
-	run fc plan <<<"$(req '.accel = "kvm" | del(.imageDisk) | .vcpus = 4 | .memoryMib = 1024')"
+	run fc plan <<<"$(fc_request '.accel = "kvm" | del(.imageDisk) | .vcpus = 4 | .memoryMib = 1024')"
 	argv=$(echo "$output" | jq -r '.argv | join(" ")')
 	assert_contains "$argv" "-accel kvm -cpu host -smp 4 -m 1024"
 	[[ $argv != *id=image* ]]
@@ -80,45 +66,31 @@ teardown_extra() {
 		'.network.tap = "eth0"' '.network.netns = "../x"' '.network.guestIp = "300.1.1.1"' \
 		'.network.dns = ["8.8.8.8","1.1.1.1","9.9.9.9","4.4.4.4"]' '.id = "../etc"' '.accel = "hvf"' \
 		'.bogus = 1' '.vmDisk = "/a,b"'; do
-		run fc plan <<<"$(req "$bad")"
+		run fc plan <<<"$(fc_request "$bad")"
 		[ "$status" -eq 100 ] || { echo "accepted: $bad"; false; }
 		assert_eq "$(echo "$output" | jq -r .error.code)" ERR_REQUEST_FIELD
 	done
 	run fc plan <<<"$(fcreq '.vcpus = 3')"
 	assert_eq "$status" 100
 	assert_contains "$output" "1 or an even number"
-	run fc plan <<<"$(req '.vmm = "firecracker"')"
+	run fc plan <<<"$(fc_request '.vmm = "firecracker"')"
 	assert_eq "$status" 100
 	assert_contains "$output" "request.firecracker"
 }
 
 @test "fc start: QEMU boots the guest as an unprivileged uid; status, stop (QMP quit), kill" {
-	require_root
-	KERNEL=$(guest_kernel)
-	qemu_disks
-	mkdir "$TEST_TMP/run"
-	chown 65534:65534 "$TEST_TMP/run" "$TEST_TMP/vm.ext4"
-	chmod 755 "$TEST_TMP"
-	IN_HOST=vmsan-fh$$
-	ip netns add "$IN_HOST"
-	ip -n "$IN_HOST" link set lo up
-	ip -n "$IN_HOST" tuntap add dev vmstap0 mode tap
-	ip -n "$IN_HOST" addr add "$HOST_IP/30" dev vmstap0
-	ip -n "$IN_HOST" link set vmstap0 up
-	run fc start <<<"$(req '.op = "start"')"
+	vmm_prepare
+	run fc start <<<"$(fc_request '.op = "start"')"
 	assert_eq "$status" 0
-	echo "$output" >"$TEST_TMP/start.json"
 	local pid st
 	pid=$(echo "$output" | jq .pid)
 	st=$(echo "$output" | jq .startTime)
 	# the VMM runs as the uid asked for, not root, with its name set
 	assert_eq "$(stat -c %U "/proc/$pid")" nobody
 	assert_eq "$(cat "/proc/$pid/comm")" vmsan-vm-1a2b3c
-	local _
-	for _ in $(seq 600); do
-		in_host curl -sf --max-time 1 "http://$GUEST_IP:9119/health" >/dev/null 2>&1 && break
-		sleep 0.05
-	done
+	# shellcheck disable=SC2034 # the process wait_agent watches
+	INIT_WRAP=$pid
+	wait_agent
 	run ctl exec -- hostname
 	assert_eq "$output" vm-1a2b3c4d
 	run fc status <<<"{\"pid\":$pid,\"startTime\":$st}"
@@ -130,9 +102,8 @@ teardown_extra() {
 	run fc status <<<"{\"pid\":$pid,\"startTime\":$st}"
 	assert_eq "$(echo "$output" | jq .running)" false
 	# again, and this time killed
-	run fc start <<<"$(req '.op = "start"')"
+	run fc start <<<"$(fc_request '.op = "start"')"
 	assert_eq "$status" 0
-	echo "$output" >"$TEST_TMP/start.json"
 	pid=$(echo "$output" | jq .pid)
 	st=$(echo "$output" | jq .startTime)
 	run fc kill <<<"{\"pid\":$pid,\"startTime\":$st}"
@@ -143,16 +114,9 @@ teardown_extra() {
 }
 
 @test "fc start: a VMM that cannot start is a clear error and leaves nothing running" {
-	require_root
-	KERNEL=$(guest_kernel)
-	qemu_disks
-	mkdir "$TEST_TMP/run"
-	chown 65534:65534 "$TEST_TMP/run" "$TEST_TMP/vm.ext4"
-	chmod 755 "$TEST_TMP"
-	IN_HOST=vmsan-fh$$
-	ip netns add "$IN_HOST"
+	vmm_prepare notap
 	# no TAP in the namespace
-	run fc start <<<"$(req '.op = "start"')"
+	run fc start <<<"$(fc_request '.op = "start"')"
 	assert_eq "$status" 1
 	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_VMM_START
 	assert_contains "$output" "cannot open TAP vmstap0 in $IN_HOST"
@@ -160,11 +124,11 @@ teardown_extra() {
 	ip -n "$IN_HOST" tuntap add dev vmstap0 mode tap
 	: >"$TEST_TMP/empty-kernel"
 	chmod 644 "$TEST_TMP/empty-kernel"
-	run fc start <<<"$(req ".op = \"start\" | .kernel = \"$TEST_TMP/empty-kernel\"")"
+	run fc start <<<"$(fc_request ".op = \"start\" | .kernel = \"$TEST_TMP/empty-kernel\"")"
 	assert_eq "$status" 1
 	assert_contains "$output" "QEMU did not start"
 	[ -z "$(pgrep -f "process=vmsan-vm-1a2b3c4d" || true)" ]
 	# and without root
-	run setpriv --reuid 65534 --regid 65534 --clear-groups "$FC" start <<<"$(req '.op = "start"')"
+	run setpriv --reuid 65534 --regid 65534 --clear-groups "$FC" start <<<"$(fc_request '.op = "start"')"
 	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_PERMISSION
 }

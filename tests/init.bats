@@ -164,11 +164,7 @@ nameserver $HOST_IP"
 	ip netns add "$IN_HOST"
 	VM_DEV=$(losetup -f --show "$TEST_TMP/vm.ext4")
 	mount "$VM_DEV" "$TEST_TMP/root"
-	in_guest unshare --pid --mount --uts --fork --kill-child \
-		"$INIT" --root "$TEST_TMP/root" --cmdline "vmsan.lower=/dev/vmsan-no-such-disk" \
-		</dev/null >"$CONSOLE" 2>&1 &
-	# shellcheck disable=SC2034 # read by wait_init_gone and guest_down
-	INIT_WRAP=$!
+	start_init "vmsan.lower=/dev/vmsan-no-such-disk"
 	local st=0
 	wait_init_gone || st=$?
 	assert_eq "$st" 129

@@ -82,6 +82,28 @@ vm_disk() {
 	chmod 600 "$d/vmsan/agent.env"
 }
 
+# make_disks: the image disk ($IMAGE: busybox, glibc or musl) and the VM's
+# own disk as the host lays it out; TOKEN_FILE holds the agent's token.
+make_disks() {
+	"${IMAGE:-busybox}_image" "$TEST_TMP/image"
+	mke2fs -q -t ext4 -d "$TEST_TMP/image" "$TEST_TMP/image.ext4" 16M
+	# shellcheck disable=SC2034 # compared by init.bats
+	IMG_SUM=$(sha256sum "$TEST_TMP/image.ext4" | cut -d' ' -f1)
+	vm_disk "$TEST_TMP/vmdisk"
+	mke2fs -q -t ext4 -d "$TEST_TMP/vmdisk" "$TEST_TMP/vm.ext4" 64M
+	TOKEN_FILE=$TEST_TMP/token
+	cp "$TEST_TMP/vmdisk/vmsan/agent.token" "$TOKEN_FILE"
+}
+
+# start_init CMDLINE: init as PID 1 of a new PID, mount and UTS namespace
+# in $IN_GUEST, on the VM disk mounted at $TEST_TMP/root.
+start_init() {
+	CONSOLE=$TEST_TMP/console.log
+	in_guest unshare --pid --mount --uts --fork --kill-child \
+		"$INIT" --root "$TEST_TMP/root" --cmdline "$1" </dev/null >"$CONSOLE" 2>&1 3>&- &
+	INIT_WRAP=$!
+}
+
 # guest_up [CMDLINE WORDS...]: make both disks, the namespaces and start
 # init with the words added to its command line; waits for the agent
 # unless NO_WAIT=1.
@@ -90,14 +112,7 @@ guest_up() {
 	require_cmd busybox
 	IN_HOST=vmsan-ih$$-$BATS_TEST_NUMBER
 	IN_GUEST=vmsan-ig$$-$BATS_TEST_NUMBER
-	"${IMAGE:-busybox}_image" "$TEST_TMP/image"
-	mke2fs -q -t ext4 -d "$TEST_TMP/image" "$TEST_TMP/image.ext4" 16M
-	# shellcheck disable=SC2034 # compared by init.bats
-	IMG_SUM=$(sha256sum "$TEST_TMP/image.ext4" | cut -d' ' -f1)
-	vm_disk "$TEST_TMP/vmdisk"
-	mke2fs -q -t ext4 -d "$TEST_TMP/vmdisk" "$TEST_TMP/vm.ext4" 32M
-	TOKEN_FILE=$TEST_TMP/token
-	cp "$TEST_TMP/vmdisk/vmsan/agent.token" "$TOKEN_FILE"
+	make_disks
 	LOWER_DEV=$(losetup -f --show -r "$TEST_TMP/image.ext4")
 	VM_DEV=$(losetup -f --show "$TEST_TMP/vm.ext4")
 	mkdir "$TEST_TMP/root"
@@ -108,23 +123,22 @@ guest_up() {
 	ip -n "$IN_HOST" addr add "$HOST_IP/30" dev vh
 	ip -n "$IN_HOST" link set vh up
 	ip -n "$IN_HOST" link set lo up
-	CONSOLE=$TEST_TMP/console.log
-	in_guest unshare --pid --mount --uts --fork --kill-child \
-		"$INIT" --root "$TEST_TMP/root" --cmdline "vmsan.lower=$LOWER_DEV vmsan.hostname=guest1 \
-vmsan.ip=$GUEST_IP/30 vmsan.gw=$HOST_IP vmsan.dns=$HOST_IP vmsan.stop_timeout=1 $*" \
-		</dev/null >"$CONSOLE" 2>&1 3>&- &
-	INIT_WRAP=$!
+	start_init "vmsan.lower=$LOWER_DEV vmsan.hostname=guest1 vmsan.ip=$GUEST_IP/30 vmsan.gw=$HOST_IP \
+vmsan.dns=$HOST_IP vmsan.stop_timeout=1 $*"
 	[ "${NO_WAIT:-0}" = 1 ] || wait_agent
 }
 
+# wait_agent: until the guest's agent answers from $IN_HOST, as long as
+# $INIT_WRAP (init's wrapper, or the VMM) lives; shows the console (and
+# $VMM_LOG) if it does not come up.
 wait_agent() {
-	for _ in $(seq 200); do
+	for _ in $(seq 600); do
 		in_host curl -sf --max-time 1 "http://$GUEST_IP:9119/health" >/dev/null 2>&1 && return 0
-		kill -0 "$INIT_WRAP" 2>/dev/null || { cat "$CONSOLE" >&2; return 1; }
+		kill -0 "$INIT_WRAP" 2>/dev/null || break
 		sleep 0.05
 	done
-	echo "the agent did not come up; console:" >&2
-	cat "$CONSOLE" >&2
+	echo "the guest's agent did not come up; console:" >&2
+	cat "$CONSOLE" ${VMM_LOG:+"$VMM_LOG"} >&2
 	return 1
 }
 
@@ -176,59 +190,50 @@ guest_kernel() {
 	skip "no guest kernel (make kernel)"
 }
 
-# qemu_up: boot the disks made by qemu_disks in QEMU inside a namespace of
-# the test's own, the host end of the TAP at $HOST_IP; waits for the agent.
-qemu_disks() {
-	busybox_image "$TEST_TMP/image"
-	mke2fs -q -t ext4 -d "$TEST_TMP/image" "$TEST_TMP/image.ext4" 16M
-	vm_disk "$TEST_TMP/vmdisk"
-	mke2fs -q -t ext4 -d "$TEST_TMP/vmdisk" "$TEST_TMP/vm.ext4" 64M
-	TOKEN_FILE=$TEST_TMP/token
-	cp "$TEST_TMP/vmdisk/vmsan/agent.token" "$TOKEN_FILE"
+# fc_request [JQ-FILTER]: a vmsan-fc plan/start request for the disks
+# make_disks makes, edited by the filter.
+fc_request() {
+	jq -nc --arg k "${KERNEL:-/k/vmlinux}" --arg t "$TEST_TMP" --arg ns "${IN_HOST:-vmsan-x}" \
+		--arg g "$GUEST_IP" --arg h "$HOST_IP" '{op:"plan", id:"vm-1a2b3c4d", vmm:"qemu",
+		kernel:$k, vmDisk:($t + "/vm.ext4"), imageDisk:($t + "/image.ext4"), runDir:($t + "/run"),
+		uid:65534, gid:65534, accel:"tcg",
+		network:{netns:$ns, tap:"vmstap0", mac:"06:00:ac:10:00:02",
+			guestIp:$g, gatewayIp:$h, prefixLen:30, dns:[$h]}}' | jq -c "${1:-.}"
 }
 
-qemu_up() {
+# vmm_prepare [notap]: disks, a run directory for the VMM's uid (nobody)
+# and the namespace $IN_HOST with the TAP vmstap0 (unless notap).
+vmm_prepare() {
 	require_root
 	require_cmd qemu-system-x86_64
-	local kernel
-	kernel=$(guest_kernel)
-	IN_HOST=${IN_HOST:-vmsan-qh$$-$BATS_TEST_NUMBER}
-	if [ ! -e "/run/netns/$IN_HOST" ]; then
-		ip netns add "$IN_HOST"
-		ip -n "$IN_HOST" link set lo up
-		ip -n "$IN_HOST" tuntap add dev tap0 mode tap
-		ip -n "$IN_HOST" addr add "$HOST_IP/30" dev tap0
-		ip -n "$IN_HOST" link set tap0 up
-	fi
-	CONSOLE=$TEST_TMP/console.log
-	in_host qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=on,acpi=off -no-reboot \
-		-m 256 -cpu max -nodefaults -no-user-config -display none \
-		-serial "file:$CONSOLE" -kernel "$kernel" \
-		-append "console=ttyS0 reboot=t panic=-1 root=/dev/vda rw init=/vmsan/init \
-tsc_early_khz=2100000 vmsan.lower=/dev/vdb vmsan.hostname=guest1 vmsan.ip=$GUEST_IP/30 \
-vmsan.gw=$HOST_IP vmsan.dns=$HOST_IP" \
-		-drive "id=vm,file=$TEST_TMP/vm.ext4,format=raw,if=none" -device virtio-blk-device,drive=vm \
-		-drive "id=img,file=$TEST_TMP/image.ext4,format=raw,if=none,readonly=on" \
-		-device virtio-blk-device,drive=img \
-		-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0 \
-		</dev/null >"$TEST_TMP/qemu.log" 2>&1 3>&- &
-	INIT_WRAP=$!
-	IN_GUEST=
-	local i
-	for i in $(seq 600); do
-		in_host curl -sf --max-time 1 "http://$GUEST_IP:9119/health" >/dev/null 2>&1 && return 0
-		kill -0 "$INIT_WRAP" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "the guest's agent did not come up; console:" >&2
-	cat "$CONSOLE" "$TEST_TMP/qemu.log" >&2
-	return 1
+	KERNEL=$(guest_kernel)
+	make_disks
+	mkdir -p "$TEST_TMP/run"
+	chown 65534:65534 "$TEST_TMP/run" "$TEST_TMP/vm.ext4"
+	chmod 755 "$TEST_TMP"
+	CONSOLE=$TEST_TMP/run/console.log
+	VMM_LOG=$TEST_TMP/run/vmm.log
+	IN_HOST=vmsan-qh$$-$BATS_TEST_NUMBER
+	ip netns add "$IN_HOST"
+	ip -n "$IN_HOST" link set lo up
+	[ "${1:-}" != notap ] || return 0
+	ip -n "$IN_HOST" tuntap add dev vmstap0 mode tap
+	ip -n "$IN_HOST" addr add "$HOST_IP/30" dev vmstap0
+	ip -n "$IN_HOST" link set vmstap0 up
 }
 
-# $INIT_WRAP is the shell running in_host, not QEMU: everything in the
-# namespace goes.
+# qemu_up [JQ-FILTER]: boot what vmm_prepare made through vmsan-fc (QEMU
+# microvm, TCG here); its reply in $TEST_TMP/start.json; waits for the
+# agent.
+qemu_up() {
+	"$TOP/libexec/vmsan-fc" start <<<"$(fc_request ".op = \"start\"${1:+ | $1}")" >"$TEST_TMP/start.json" ||
+		{ cat "$TEST_TMP/start.json" >&2; return 1; }
+	INIT_WRAP=$(jq .pid "$TEST_TMP/start.json")
+	wait_agent
+}
+
+# Everything in the namespace goes (QEMU, and anything it left).
 qemu_down() {
-	[ -z "${INIT_WRAP:-}" ] || kill -9 "$INIT_WRAP" 2>/dev/null || true
 	[ -n "${IN_HOST:-}" ] || return 0
 	ip netns pids "$IN_HOST" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
 	local _

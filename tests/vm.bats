@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # vmsan-init and vmsan-agent in a real guest: QEMU's microvm machine (TCG on
-# machines without KVM) booting our kernel (make kernel) with the VM disk as
-# root and the image disk read-only, a TAP in a namespace of the test's own.
+# machines without KVM), started by vmsan-fc, booting our kernel (make
+# kernel) with the VM disk as root and the image disk read-only, a TAP in a
+# namespace of the test's own.
 
 load test_helper
 load init_helper
@@ -9,8 +10,8 @@ load init_helper
 teardown_extra() { qemu_down; }
 
 @test "vm: a real guest boots to a serving agent; exec, files, clean stop, same disk again" {
-	qemu_disks
-	qemu_up
+	vmm_prepare
+	qemu_up '.hostname = "guest1"'
 	run ctl exec -- sh -c 'tr "\0" " " </proc/1/cmdline; echo; hostname; uname -r; grep -c "^overlay / " /proc/mounts'
 	assert_eq "$status" 0
 	assert_eq "${lines[0]}" "/vmsan/init "
@@ -37,7 +38,7 @@ teardown_extra() { qemu_down; }
 	assert_eq "$status" 0
 	assert_eq "$(debugfs -R 'cat /upper/root/kept' "$TEST_TMP/vm.ext4" 2>/dev/null)" kept
 	# and the next boot of the same disks sees it
-	qemu_up
+	qemu_up '.hostname = "guest1"'
 	run ctl exec -- cat /root/kept
 	assert_eq "$output" kept
 	run ctl exec -- sha256sum /root/blob
