@@ -183,7 +183,6 @@ struct child_args {
 	bool cwd_explicit;
 	char **argv, **envp;
 	int in, out, err, rep;
-	sigset_t mask;   /* the thread's mask before spawning */
 };
 
 /* Runs in the new process, which shares the agent's memory until execve
@@ -245,12 +244,12 @@ static pid_t spawn(struct child_args *a)
 	/* The child's stack lives on this thread's stack: this thread does
 	 * not run again until the child has called execve or exited. */
 	char stack[16384] __attribute__((aligned(16)));
-	sigset_t all;
+	sigset_t all, mask;
 	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &a->mask);
+	pthread_sigmask(SIG_SETMASK, &all, &mask);
 	pid_t pid = clone(child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, a);
 	int e = errno;
-	pthread_sigmask(SIG_SETMASK, &a->mask, NULL);
+	pthread_sigmask(SIG_SETMASK, &mask, NULL);
 	errno = e;
 	return pid;
 }
