@@ -1521,7 +1521,9 @@ int main(int argc, char **argv)
 		static const struct option lo[] = { { "dest", required_argument, 0, 'd' },
 			{ "user", required_argument, 0, 'u' }, { "preserve-owner", no_argument, 0, 'p' }, { 0, 0, 0, 0 } };
 		int c;
-		while ((c = getopt_long(ac, av, "+d:u:", lo, NULL)) != -1) {
+		/* Options may follow the paths (the usage puts --dest last); no
+		 * command follows them to protect, unlike exec's. */
+		while ((c = getopt_long(ac, av, "d:u:", lo, NULL)) != -1) {
 			if (c == 'd')
 				dest = optarg;
 			else if (c == 'u')
@@ -1540,7 +1542,7 @@ int main(int argc, char **argv)
 		const char *dest = NULL;
 		static const struct option lo[] = { { "dest", required_argument, 0, 'd' }, { 0, 0, 0, 0 } };
 		int c;
-		while ((c = getopt_long(ac, av, "+d:", lo, NULL)) != -1) {
+		while ((c = getopt_long(ac, av, "d:", lo, NULL)) != -1) {   /* options anywhere, as upload */
 			if (c == 'd')
 				dest = optarg;
 			else

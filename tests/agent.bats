@@ -484,3 +484,39 @@ line")" b
 	assert_eq "$status" 100
 	assert_contains "$output" "--vm ID"
 }
+
+@test "porcelain: vmsan exec, upload and download find the agent through the VM's record and token file" {
+	# The agent stands in for the VM's process: the record names it, so the
+	# VM reads as running (the contract vmsan create writes: agent.addr,
+	# agent.port and vms/<id>.token, mode 0600).
+	local apid id
+	apid=$(for p in $(ip netns pids "$AG_NS"); do
+		[ "$(cat "/proc/$p/comm")" = vmsan-agent ] && echo "$p"; done)
+	[ -n "$apid" ]
+	id=$(new_vm "{\"status\":\"running\",\"pid\":$apid,\"pidStartTime\":$(awk '{print $22}' "/proc/$apid/stat"),
+		\"agent\":{\"addr\":\"127.0.0.1\",\"port\":$PORT}}")
+	install -m 600 "$TOKEN_FILE" "$VMSAN_DIR/vms/$id.token"
+	run in_ns "$VMSAN" exec "$id" -- sh -c 'echo from-the-vm; exit 3'
+	assert_eq "$status" 3
+	assert_eq "$output" from-the-vm
+	run in_ns "$VMSAN" --json exec "$id" -- echo hi
+	assert_eq "$(echo "$output" | jq -c '[.exitCode, .stdout]')" '[0,"hi\n"]'
+	echo payload >"$TEST_TMP/up.txt"
+	in_ns "$VMSAN" upload "$id" "$TEST_TMP/up.txt" --dest "$TEST_TMP/guest" >/dev/null
+	mkdir "$TEST_TMP/back"
+	in_ns "$VMSAN" download "$id" "$TEST_TMP/guest/up.txt" --dest "$TEST_TMP/back/" >/dev/null
+	assert_eq "$(cat "$TEST_TMP/back/up.txt")" payload
+	# an unknown VM, a VM whose process is gone, a missing token: clear errors
+	run in_ns "$VMSAN" exec vm-00000000 -- true
+	assert_eq "$status" 1
+	assert_contains "$output" "VM not found: vm-00000000"
+	rm "$VMSAN_DIR/vms/$id.token"
+	run in_ns "$VMSAN" exec "$id" -- true
+	assert_eq "$status" 1
+	assert_contains "$output" "cannot read the agent token of $id"
+	local dead
+	dead=$(new_vm '{"status":"running","pid":4194304,"agent":{"addr":"127.0.0.1","port":9119}}')
+	run in_ns "$VMSAN" exec "$dead" -- true
+	assert_eq "$status" 1
+	assert_contains "$output" "is error, not running"
+}
