@@ -41,6 +41,9 @@
 #include <unistd.h>
 
 #define QEMU_BIN "qemu-system-x86_64"
+/* The descriptors QEMU is started with, and its fd sets. */
+enum { FD_TAP = 3, FD_VM_RW, FD_VM_RO, FD_IMAGE, FD_CONSOLE, FD_QMP, FD_COUNT };
+enum { SET_VM = 1, SET_IMAGE, SET_CONSOLE };
 #define AGENT_PORT_DEFAULT 9119
 
 struct vmcfg {
@@ -223,7 +226,7 @@ static void run_path(const struct vmcfg *c, const char *name, char *out, size_t 
 
 static json_t *qemu_argv(const struct vmcfg *c)
 {
-	char buf[PATH_MAX + 256], cmdline[2048], p[PATH_MAX];
+	char buf[PATH_MAX + 256], cmdline[2048];
 	json_t *a = json_array();
 #define ADD(s) json_array_append_new(a, json_string(s))
 #define ADDF(...) (snprintf(buf, sizeof buf, __VA_ARGS__), ADD(buf))
@@ -247,21 +250,34 @@ static json_t *qemu_argv(const struct vmcfg *c)
 	ADD("-no-reboot");
 	ADD("-sandbox");
 	ADD("on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+	/* QEMU opens nothing by name but the kernel: vmsan-fc opens the
+	 * disks, the console file and the QMP socket (checking they are the
+	 * caller's) and passes descriptors, so the VMM's uid needs no access
+	 * to any of the caller's files. */
+	ADD("-add-fd");
+	ADDF("fd=%d,set=%d,opaque=console", FD_CONSOLE, SET_CONSOLE);
 	ADD("-serial");
-	run_path(c, "console.log", p, sizeof p);
-	ADDF("file:%s", p);
+	ADDF("file:/dev/fdset/%d", SET_CONSOLE);
 	ADD("-kernel");
 	ADD(c->kernel);
 	ADD("-append");
 	kernel_cmdline(c, cmdline, sizeof cmdline);
 	ADD(cmdline);
+	/* The block layer probes read-only before it opens read-write: the
+	 * set holds a descriptor of each access mode. */
+	ADD("-add-fd");
+	ADDF("fd=%d,set=%d,opaque=vm-rw", FD_VM_RW, SET_VM);
+	ADD("-add-fd");
+	ADDF("fd=%d,set=%d,opaque=vm-ro", FD_VM_RO, SET_VM);
 	ADD("-drive");
-	ADDF("id=vm,file=%s,format=raw,if=none,discard=unmap", c->vm_disk);
+	ADDF("id=vm,file=/dev/fdset/%d,format=raw,if=none,discard=unmap", SET_VM);
 	ADD("-device");
 	ADD("virtio-blk-device,drive=vm");
 	if (c->image_disk) {
+		ADD("-add-fd");
+		ADDF("fd=%d,set=%d,opaque=image-ro", FD_IMAGE, SET_IMAGE);
 		ADD("-drive");
-		ADDF("id=image,file=%s,format=raw,if=none,readonly=on", c->image_disk);
+		ADDF("id=image,file=/dev/fdset/%d,format=raw,if=none,readonly=on", SET_IMAGE);
 		ADD("-device");
 		ADD("virtio-blk-device,drive=image");
 	}
@@ -269,16 +285,14 @@ static json_t *qemu_argv(const struct vmcfg *c)
 		/* vmsan-fc opens the TAP (as root, in the namespace) and hands
 		 * QEMU the descriptor: QEMU needs no access to /dev/net/tun. */
 		ADD("-netdev");
-		ADD("tap,id=net0,fd=3");
+		ADDF("tap,id=net0,fd=%d", FD_TAP);
 		ADD("-device");
 		ADDF("virtio-net-device,netdev=net0,mac=%s", c->mac);
 	}
-	ADD("-qmp");
-	run_path(c, "qmp.sock", p, sizeof p);
-	ADDF("unix:%s,server=on,wait=off", p);
-	ADD("-pidfile");
-	run_path(c, "vmm.pid", p, sizeof p);
-	ADD(p);
+	ADD("-chardev");
+	ADDF("socket,id=qmp,fd=%d,server=on,wait=off", FD_QMP);
+	ADD("-mon");
+	ADD("chardev=qmp,mode=control");
 	/* No -daemonize: its fork is what -sandbox spawn=deny forbids.
 	 * vmsan-fc detaches QEMU itself. */
 #undef ADD
@@ -405,27 +419,110 @@ static json_t *op_plan(struct jr *r, struct verr *e)
 
 /* ---- start (QEMU) ------------------------------------------------------ */
 
-static int read_pidfile(const char *path, long *pid)
+/* Who asked: root, or the user root acts for under sudo. */
+struct caller {
+	uid_t uid;
+	gid_t gid;
+	bool root;
+};
+
+static void get_caller(struct caller *who)
 {
-	char buf[32] = "";
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	const char *su = getenv("SUDO_UID"), *sg = getenv("SUDO_GID");
+	who->uid = getuid();
+	who->gid = getgid();
+	if (who->uid == 0 && su && sg) {
+		char *e1, *e2;
+		long u = strtol(su, &e1, 10), g = strtol(sg, &e2, 10);
+		if (*su && !*e1 && *sg && !*e2 && u > 0 && g >= 0) {
+			who->uid = (uid_t)u;
+			who->gid = (gid_t)g;
+		}
+	}
+	who->root = who->uid == 0;
+}
+
+/* Opens path for the caller: a regular file (or directory, for dirs) that
+ * is theirs, never through a symlink in the last component. */
+static int open_owned(const struct caller *who, const char *what, const char *path, int flags,
+		      bool dir, struct verr *e)
+{
+	int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+	struct stat st;
+	if (fd < 0) {
+		verr_sys(e, "ERR_FILE", NULL, "cannot open %s %s", what, path);
 		return -1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
+	}
+	if (fstat(fd, &st) < 0 || (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
+		close(fd);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_FILE", NULL, "%s %s is not a %s", what, path,
+			 dir ? "directory" : "regular file");
 		return -1;
-	buf[n] = 0;
-	char *end;
-	long v = strtol(buf, &end, 10);
-	if (v <= 0 || (*end && *end != '\n'))
+	}
+	if (!who->root && st.st_uid != who->uid) {
+		close(fd);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_PERMISSION", "use your own files",
+			 "%s %s belongs to uid %u, not to you (uid %u)", what, path, (unsigned)st.st_uid,
+			 (unsigned)who->uid);
 		return -1;
-	*pid = v;
+	}
+	return fd;
+}
+
+/* A file in the run directory, created for the caller. */
+static int run_file(const struct caller *who, int dirfd, const char *name, int flags, struct verr *e)
+{
+	int fd = openat(dirfd, name, flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || fchown(fd, who->uid, who->gid) < 0) {
+		verr_sys(e, "ERR_RUN_DIR", NULL, "cannot create %s in the run directory", name);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* What QEMU is handed, opened by us: fds[FD_x], -1 where unused. */
+static int open_vmm_files(const struct vmcfg *c, const struct caller *who, int fds[FD_COUNT], int *dirfd,
+			  struct verr *e)
+{
+	for (int i = 0; i < FD_COUNT; i++)
+		fds[i] = -1;
+	*dirfd = open_owned(who, "runDir", c->run_dir, O_RDONLY, true, e);
+	if (*dirfd < 0)
+		return -1;
+	if ((fds[FD_VM_RW] = open_owned(who, "vmDisk", c->vm_disk, O_RDWR, false, e)) < 0 ||
+	    (fds[FD_VM_RO] = open_owned(who, "vmDisk", c->vm_disk, O_RDONLY, false, e)) < 0 ||
+	    (c->image_disk && (fds[FD_IMAGE] = open_owned(who, "imageDisk", c->image_disk, O_RDONLY, false, e)) < 0) ||
+	    (fds[FD_CONSOLE] = run_file(who, *dirfd, "console.log", O_WRONLY | O_APPEND, e)) < 0)
+		return -1;
+	/* The QMP socket: bound by us (root's, 0600), listened on by QEMU. */
+	char path[64];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(path, sizeof path, "/proc/self/fd/%d/qmp.sock", *dirfd);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	unlinkat(*dirfd, "qmp.sock", 0);
+	fds[FD_QMP] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	mode_t old = umask(077);
+	int rc = fds[FD_QMP] < 0 ? -1 : bind(fds[FD_QMP], (struct sockaddr *)&sa, sizeof sa);
+	umask(old);
+	if (rc < 0 || listen(fds[FD_QMP], 4) < 0) {
+		verr_sys(e, "ERR_RUN_DIR", NULL, "cannot make the QMP socket in %s", c->run_dir);
+		return -1;
+	}
 	return 0;
 }
 
-/* The VMM's process: into the namespace, down to the uid, then exec. */
-static void exec_vmm(const struct vmcfg *c, json_t *argv, int errfd)
+static void close_fds(int fds[FD_COUNT])
+{
+	for (int i = 0; i < FD_COUNT; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/* The VMM's process: into the namespace, down to the uid, then exec with
+ * the descriptors in place. */
+static void exec_vmm(const struct vmcfg *c, json_t *argv, int fds[FD_COUNT], int errfd)
 {
 	char msg[256];
 	if (c->netns) {
@@ -454,22 +551,33 @@ static void exec_vmm(const struct vmcfg *c, json_t *argv, int errfd)
 				 c->netns ? c->netns : "", strerror(errno));
 			goto fail;
 		}
-		/* fd 3, open across exec (dup2 onto itself would keep CLOEXEC) */
-		if (tfd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(tfd, 3) < 0) {
-			snprintf(msg, sizeof msg, "TAP descriptor: %s", strerror(errno));
+		fds[FD_TAP] = tfd;
+	}
+	/* Every descriptor out of the way first, then each onto its number
+	 * (dup2 leaves the copy open across exec). */
+	for (int i = FD_TAP; i < FD_COUNT; i++) {
+		if (fds[i] < 0)
+			continue;
+		int hi = fcntl(fds[i], F_DUPFD_CLOEXEC, 64);
+		if (hi < 0) {
+			snprintf(msg, sizeof msg, "descriptor: %s", strerror(errno));
 			goto fail;
 		}
-		if (tfd != 3)
-			close(tfd);
+		fds[i] = hi;
 	}
+	for (int i = FD_TAP; i < FD_COUNT; i++)
+		if (fds[i] >= 0 && dup2(fds[i], i) < 0) {
+			snprintf(msg, sizeof msg, "descriptor %d: %s", i, strerror(errno));
+			goto fail;
+		}
 	gid_t g = (gid_t)c->gid;
 	if (setgroups(1, &g) < 0 || setresgid(g, g, g) < 0 || setresuid((uid_t)c->uid, (uid_t)c->uid,
 									(uid_t)c->uid) < 0) {
 		snprintf(msg, sizeof msg, "cannot become uid %lld gid %lld: %s", c->uid, c->gid, strerror(errno));
 		goto fail;
 	}
-	if (chdir(c->run_dir) < 0) {
-		snprintf(msg, sizeof msg, "cannot enter %s as uid %lld: %s", c->run_dir, c->uid, strerror(errno));
+	if (chdir("/") < 0) {
+		snprintf(msg, sizeof msg, "chdir /: %s", strerror(errno));
 		goto fail;
 	}
 	umask(077);
@@ -540,150 +648,156 @@ static bool qmp_call(int fd, const char *cmd, const char *want)
 	return write(fd, req, (size_t)n) == n && qmp_expect(fd, want);
 }
 
-static json_t *start_qemu(const struct vmcfg *c, struct verr *e)
+/* The last line of a log file, for an error message. */
+static void log_tail(int dirfd, const char *name, char *out, size_t n)
 {
-	char pidfile[PATH_MAX], log[PATH_MAX];
-	run_path(c, "vmm.pid", pidfile, sizeof pidfile);
+	char tail[512] = "";
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		off_t end = lseek(fd, 0, SEEK_END);
+		lseek(fd, end > (off_t)sizeof tail - 1 ? end - (off_t)sizeof tail + 1 : 0, SEEK_SET);
+		ssize_t tn = read(fd, tail, sizeof tail - 1);
+		tail[tn > 0 ? tn : 0] = 0;
+		close(fd);
+	}
+	char *nl = tail[0] ? strrchr(tail, '\n') : NULL;
+	if (nl && !nl[1])
+		*nl = 0;
+	const char *last = strrchr(tail, '\n') ? strrchr(tail, '\n') + 1 : tail;
+	snprintf(out, n, "%s", last[0] ? last : "no message");
+}
+
+static bool zombie(pid_t pid)
+{
+	char statpath[64], buf[512];
+	snprintf(statpath, sizeof statpath, "/proc/%d/stat", (int)pid);
+	int fd = open(statpath, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	const char *p = strrchr(buf, ')');
+	return !p || p[1] != ' ' || p[2] == 'Z';
+}
+
+static json_t *start_qemu(const struct vmcfg *c, const struct caller *who, struct verr *e)
+{
+	int fds[FD_COUNT], dirfd = -1, lfd = -1, pe[2] = { -1, -1 }, pp[2] = { -1, -1 };
+	json_t *argv = NULL;
+	char qmp[PATH_MAX], log[PATH_MAX];
+	run_path(c, "qmp.sock", qmp, sizeof qmp);
 	run_path(c, "vmm.log", log, sizeof log);
-	struct stat st;
-	if (stat(c->run_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_RUN_DIR", "create it, owned by the VMM's uid",
-			 "runDir %s is not a directory", c->run_dir);
-		return NULL;
-	}
-	if (read_pidfile(pidfile, &(long){ 0 }) == 0 && unlink(pidfile) < 0) {
-		verr_sys(e, "ERR_RUN_DIR", NULL, "cannot remove the old %s", pidfile);
-		return NULL;
-	}
-	json_t *argv = qemu_argv(c);
-	int pe[2];
-	if (pipe2(pe, O_CLOEXEC) < 0) {
-		json_decref(argv);
+	if (open_vmm_files(c, who, fds, &dirfd, e) < 0)
+		goto fail;
+	/* QEMU's own messages go to vmm.log. */
+	if ((lfd = run_file(who, dirfd, "vmm.log", O_WRONLY | O_APPEND, e)) < 0)
+		goto fail;
+	unlinkat(dirfd, "vmm.pid", 0);
+	if (pipe2(pe, O_CLOEXEC) < 0 || pipe2(pp, O_CLOEXEC) < 0) {
 		verr_sys(e, "ERR_SYSTEM", NULL, "pipe");
-		return NULL;
+		goto fail;
 	}
-	/* QEMU's own messages (before and after it daemonizes) go to vmm.log. */
-	int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (lfd >= 0 && fchown(lfd, (uid_t)c->uid, (gid_t)c->gid) < 0) {
-		close(lfd);
-		lfd = -1;
-	}
+	argv = qemu_argv(c);
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* Detach: an intermediate process starts a session, forks QEMU and
 	 * exits, so QEMU belongs to no one's session and init reaps it. */
-	int pp[2];
-	if (pipe2(pp, O_CLOEXEC) < 0) {
-		close(pe[0]);
-		close(pe[1]);
-		json_decref(argv);
-		verr_sys(e, "ERR_SYSTEM", NULL, "pipe");
-		return NULL;
-	}
 	pid_t mid = fork();
 	if (mid == 0) {
 		setsid();
 		pid_t q = fork();
 		if (q == 0) {
-			close(pe[0]);
-			close(pp[0]);
-			close(pp[1]);
-			if (lfd >= 0)
-				dup2(lfd, 2);
-			exec_vmm(c, argv, pe[1]);
+			dup2(lfd, 2);
+			exec_vmm(c, argv, fds, pe[1]);
 		}
 		(void)!write(pp[1], &q, sizeof q);
 		_exit(q < 0);
 	}
 	close(pe[1]);
 	close(pp[1]);
-	if (lfd >= 0)
-		close(lfd);
+	pe[1] = pp[1] = -1;
+	/* QEMU has its copies: ours of the listening QMP socket would keep it
+	 * answering connections nobody serves if QEMU died. */
+	close_fds(fds);
 	pid_t qpid = -1;
 	if (mid < 0 || read(pp[0], &qpid, sizeof qpid) != (ssize_t)sizeof qpid || qpid <= 0) {
-		close(pp[0]);
-		close(pe[0]);
 		if (mid > 0)
 			waitpid(mid, NULL, 0);
-		json_decref(argv);
 		verr_sys(e, "ERR_SYSTEM", NULL, "fork");
-		return NULL;
+		goto fail;
 	}
-	close(pp[0]);
 	waitpid(mid, NULL, 0);
 	long long qstart = proc_start_time(qpid);
-	/* Started once its QMP socket accepts a connection; failed if it is
-	 * gone first (exec_vmm's message, or QEMU's last log line). */
-	char qmp[PATH_MAX];
-	run_path(c, "qmp.sock", qmp, sizeof qmp);
+	/* Started once QMP answers query-status with "running": QEMU is in
+	 * its main loop with every device set up.  Failed if it is gone
+	 * first (exec_vmm's message, or QEMU's last log line). */
 	bool up = false;
 	for (int i = 0; i < 1000 && !up; i++) {
-		/* The socket exists before QEMU is done: it answers commands
-		 * only once its main loop runs, every device set up. */
 		int fd = qmp_open(qmp, 10);
 		if (fd >= 0) {
 			up = qmp_call(fd, "query-status", "\"running\"");
 			close(fd);
 		}
 		if (!up) {
-			if (proc_start_time(qpid) != qstart)   /* gone (or not ours) */
-				break;
-			char statpath[64];
-			snprintf(statpath, sizeof statpath, "/proc/%d/stat", (int)qpid);
-			FILE *f = fopen(statpath, "re");
-			char state = 0;
-			if (f) {
-				if (fscanf(f, "%*d %*s %c", &state) != 1)
-					state = 0;
-				fclose(f);
-			}
-			if (state == 'Z')
+			if (proc_start_time(qpid) != qstart || zombie(qpid))
 				break;
 			poll(NULL, 0, 10);
 		}
 	}
-	char msg[256] = "";
-	int fl = fcntl(pe[0], F_GETFL);
-	fcntl(pe[0], F_SETFL, fl | O_NONBLOCK);
+	char msg[512] = "";
+	fcntl(pe[0], F_SETFL, fcntl(pe[0], F_GETFL) | O_NONBLOCK);
 	ssize_t mn = read(pe[0], msg, sizeof msg - 1);
-	close(pe[0]);
 	if (mn > 0) {
 		msg[mn] = 0;
-		json_decref(argv);
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see vmsan doctor", "%s", msg);
-		return NULL;
+		goto fail;
 	}
-	long vmm_pid = 0;
-	if (!up || read_pidfile(pidfile, &vmm_pid) < 0 || vmm_pid != qpid) {
-		if (up)
-			kill(qpid, SIGKILL);
-		char tail[512] = "";
-		int fd = open(log, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			off_t end = lseek(fd, 0, SEEK_END);
-			lseek(fd, end > (off_t)sizeof tail - 1 ? end - (off_t)sizeof tail + 1 : 0, SEEK_SET);
-			ssize_t tn = read(fd, tail, sizeof tail - 1);
-			tail[tn > 0 ? tn : 0] = 0;
-			close(fd);
-		}
-		char *nl = tail[0] ? strrchr(tail, '\n') : NULL;
-		if (nl && !nl[1])
-			*nl = 0;
-		const char *last = strrchr(tail, '\n') ? strrchr(tail, '\n') + 1 : tail;
-		json_decref(argv);
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log", "QEMU did not start: %s",
-			 last[0] ? last : "no message");
-		return NULL;
+	if (!up) {
+		kill(qpid, SIGKILL);
+		log_tail(dirfd, "vmm.log", msg, sizeof msg);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log", "QEMU did not start: %s", msg);
+		goto fail;
 	}
+	/* QEMU writes no pid file (it may open nothing): we do. */
+	int pf = run_file(who, dirfd, "vmm.pid", O_WRONLY | O_TRUNC, e);
+	if (pf < 0) {
+		kill(qpid, SIGKILL);
+		goto fail;
+	}
+	dprintf(pf, "%d\n", (int)qpid);
+	close(pf);
 	struct timespec t1;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 	char console[PATH_MAX];
 	run_path(c, "console.log", console, sizeof console);
-	return json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:f, s:o}", "vmm", "qemu", "accel",
-			 c->kvm ? "kvm" : "tcg", "pid", (json_int_t)vmm_pid, "startTime",
-			 (json_int_t)proc_start_time(vmm_pid), "console", console, "qmpSocket", qmp, "log", log,
-			 "startMs", ms, "argv", argv);
+	close(dirfd);
+	close(lfd);
+	close(pe[0]);
+	close(pp[0]);
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:f, s:o}", "vmm", "qemu", "accel",
+			 c->kvm ? "kvm" : "tcg", "pid", (json_int_t)qpid, "startTime", (json_int_t)qstart,
+			 "uid", (json_int_t)c->uid, "gid", (json_int_t)c->gid, "console", console, "qmpSocket",
+			 qmp, "log", log, "startMs", ms, "argv", argv);
+fail:
+	close_fds(fds);
+	int keep = errno;
+	if (dirfd >= 0) {
+		unlinkat(dirfd, "qmp.sock", 0);
+		close(dirfd);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (pe[i] >= 0)
+			close(pe[i]);
+		if (pp[i] >= 0)
+			close(pp[i]);
+	}
+	if (lfd >= 0)
+		close(lfd);
+	json_decref(argv);
+	errno = keep;
+	return NULL;
 }
 
 static json_t *op_start(struct jr *r, struct verr *e)
@@ -696,20 +810,30 @@ static json_t *op_start(struct jr *r, struct verr *e)
 			 "vmsan-fc start needs root");
 		return NULL;
 	}
+	struct caller who;
+	get_caller(&who);
+	/* A user's VMM runs as that user: sudo must not make it anyone else. */
+	if (!who.root && ((uid_t)c.uid != who.uid || (gid_t)c.gid != who.gid)) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_PERMISSION", "give your own uid and gid",
+			 "the VMM of uid %u runs as %u:%u, not %lld:%lld", (unsigned)who.uid, (unsigned)who.uid,
+			 (unsigned)who.gid, c.uid, c.gid);
+		return NULL;
+	}
 	if (!strcmp(c.vmm, "firecracker")) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NOT_IMPLEMENTED", "use vmm qemu",
 			 "starting Firecracker is not built yet (vmsan-fc plan shows what it will do)");
 		return NULL;
 	}
-	return start_qemu(&c, e);
+	return start_qemu(&c, &who, e);
 }
 
 /* ---- status, stop, kill ------------------------------------------------ */
 
-struct proc { long long pid, start; };
+struct proc { long long pid, start; const char *id; };
 
 static int read_proc(struct jr *r, struct proc *p)
 {
+	p->id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
 	jr_int(r, "pid", JR_REQUIRED, 2, INT_MAX, &p->pid);
 	jr_int(r, "startTime", JR_REQUIRED, 0, LLONG_MAX, &p->start);
 	return verr_isset(r->e) ? -1 : 0;
@@ -719,6 +843,37 @@ static int read_proc(struct jr *r, struct proc *p)
 static bool alive(const struct proc *p)
 {
 	return proc_start_time((long)p->pid) == p->start;
+}
+
+/* Root signals only what is this VM's VMM, and for a user only their own:
+ * its argv names vmsan-<id> (QEMU's -name; the jailer's --id) and it runs
+ * as the caller (any uid but 0 for root).  Sets e when it is not. */
+static bool our_vmm(const struct proc *p, const struct caller *who, struct verr *e)
+{
+	char path[64], buf[8192], qemu_name[160];
+	snprintf(path, sizeof path, "/proc/%lld/cmdline", p->pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+	if (fd >= 0)
+		close(fd);
+	struct stat st;
+	snprintf(path, sizeof path, "/proc/%lld", p->pid);
+	if (n <= 0 || stat(path, &st) < 0)
+		return false;   /* gone: nothing to signal */
+	buf[n] = 0;
+	snprintf(qemu_name, sizeof qemu_name, "vmsan-%s,process=vmsan-%s", p->id, p->id);
+	bool named = false;
+	for (char *a = buf, *prev = NULL; a < buf + n; prev = a, a += strlen(a) + 1)
+		if ((prev && !strcmp(prev, "-name") && !strcmp(a, qemu_name)) ||
+		    (prev && !strcmp(prev, "--id") && !strcmp(a, p->id)))
+			named = true;
+	if (!named || st.st_uid == 0 || (!who->root && st.st_uid != who->uid)) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NOT_VMM", "give the pid and start time vmsan-fc start replied",
+			 "process %lld is not the VMM of %s%s", p->pid, p->id,
+			 named && !who->root ? " that you own" : "");
+		return false;
+	}
+	return true;
 }
 
 static bool wait_gone(const struct proc *p, double seconds)
@@ -771,8 +926,12 @@ static json_t *op_stop(struct jr *r, struct verr *e)
 			 "stopping Firecracker (SendCtrlAltDel) is not built yet");
 		return NULL;
 	}
+	struct caller who;
+	get_caller(&who);
 	if (!alive(&p))
 		how = "not running";
+	else if (!our_vmm(&p, &who, e))
+		return NULL;
 	else if (!wait_gone(&p, (double)timeout)) {
 		/* The guest did not power off in time: ask QEMU to quit, then
 		 * kill it. */
@@ -791,7 +950,11 @@ static json_t *op_kill(struct jr *r, struct verr *e)
 	struct proc p;
 	if (read_proc(r, &p) || jr_end(r))
 		return NULL;
+	struct caller who;
+	get_caller(&who);
 	bool was = alive(&p);
+	if (was && !our_vmm(&p, &who, e))
+		return NULL;
 	if (was && kill((pid_t)p.pid, SIGKILL) < 0 && errno != ESRCH) {
 		verr_sys(e, "ERR_SYSTEM", NULL, "kill %lld", p.pid);
 		return NULL;
@@ -819,8 +982,9 @@ static const struct helper helper = {
 	"   \"vcpus\":N, \"memoryMib\":N, \"accel\":\"auto\"|\"kvm\"|\"tcg\", \"agentPort\":N,\n"
 	"   \"network\":{\"netns\",\"tap\",\"mac\",\"guestIp\",\"gatewayIp\",\"prefixLen\",\"dns\":[...]},\n"
 	"   \"firecracker\":{\"binary\",\"jailer\",\"chrootBase\"}}\n"
-	"  {\"op\":\"status\"|\"kill\", \"pid\":N, \"startTime\":T}\n"
-	"  {\"op\":\"stop\", \"vmm\":V, \"pid\":N, \"startTime\":T, \"qmpSocket\":PATH, \"timeoutSec\":S}\n"
+	"  {\"op\":\"status\"|\"kill\", \"id\":ID, \"pid\":N, \"startTime\":T}\n"
+	"  {\"op\":\"stop\", \"id\":ID, \"vmm\":V, \"pid\":N, \"startTime\":T, \"qmpSocket\":PATH,\n"
+	"   \"timeoutSec\":S}\n"
 	"\n"
 	"plan needs no privileges; the rest run as root (the sudoers rule install.sh\n"
 	"writes), and the VMM itself as uid:gid, never root.  See vmsan-fc(8).\n",

@@ -25,10 +25,13 @@ teardown_extra() { qemu_down; }
 	assert_contains "$argv" "-machine microvm,x-option-roms=off,rtc=on,acpi=off -accel tcg -cpu max"
 	assert_contains "$argv" "-nodefaults -no-user-config -display none -no-reboot"
 	assert_contains "$argv" "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
-	assert_contains "$argv" "-drive id=vm,file=$TEST_TMP/vm.ext4,format=raw,if=none"
-	assert_contains "$argv" "-drive id=image,file=$TEST_TMP/image.ext4,format=raw,if=none,readonly=on"
+	# QEMU opens no file of the caller's: descriptors in fd sets
+	assert_contains "$argv" "-add-fd fd=4,set=1,opaque=vm-rw -add-fd fd=5,set=1,opaque=vm-ro -drive id=vm,file=/dev/fdset/1,format=raw,if=none"
+	assert_contains "$argv" "-add-fd fd=6,set=2,opaque=image-ro -drive id=image,file=/dev/fdset/2,format=raw,if=none,readonly=on"
+	assert_contains "$argv" "-add-fd fd=7,set=3,opaque=console -serial file:/dev/fdset/3"
 	assert_contains "$argv" "-netdev tap,id=net0,fd=3 -device virtio-net-device,netdev=net0,mac=06:00:ac:10:00:02"
-	assert_contains "$argv" "-qmp unix:$TEST_TMP/run/qmp.sock,server=on,wait=off"
+	assert_contains "$argv" "-chardev socket,id=qmp,fd=8,server=on,wait=off -mon chardev=qmp,mode=control"
+	[[ $argv != *"$TEST_TMP"* ]]
 	[[ $argv != *-daemonize* ]]
 	assert_eq "$(echo "$output" | jq -r .kernelCmdline)" "console=ttyS0 reboot=t panic=-1 root=/dev/vda rw init=/vmsan/init tsc_early_khz=2100000 vmsan.lower=/dev/vdb vmsan.hostname=vm-1a2b3c4d vmsan.port=9119 vmsan.ip=$GUEST_IP/30 vmsan.gw=$HOST_IP vmsan.dns=$HOST_IP"
 	# KVM: host CPU, no TSC override; no image disk: the VM disk alone
@@ -93,23 +96,43 @@ teardown_extra() { qemu_down; }
 	wait_agent
 	run ctl exec -- hostname
 	assert_eq "$output" vm-1a2b3c4d
-	run fc status <<<"{\"pid\":$pid,\"startTime\":$st}"
+	run fc status <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
 	assert_eq "$(echo "$output" | jq .running)" true
+	# QEMU got descriptors, and the files stay root's: it opened none
+	assert_eq "$(stat -c %U "$TEST_TMP/vm.ext4" "$TEST_TMP/run")" "root
+root"
+	assert_eq "$(cat "$TEST_TMP/run/vmm.pid")" "$pid"
+	[ -S "$TEST_TMP/run/qmp.sock" ]
+	# kill and stop signal only this VM's VMM
+	run fc kill <<<"{\"id\":\"vm-99999999\",\"pid\":$pid,\"startTime\":$st}"
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_NOT_VMM
+	sleep 60 3>&- &
+	local sl=$!
+	run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$sl,\"startTime\":$(awk '{print $22}' "/proc/$sl/stat")}"
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_NOT_VMM
+	run fc stop <<<"{\"id\":\"vm-1a2b3c4d\",\"vmm\":\"qemu\",\"pid\":$sl,\"startTime\":$(awk '{print $22}' "/proc/$sl/stat"),\"timeoutSec\":0}"
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_NOT_VMM
+	kill -0 "$sl"
+	kill "$sl"
+	# a user acting through sudo cannot signal a VMM that is not theirs
+	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_NOT_VMM
+	assert_contains "$output" "that you own"
 	# a guest that does not power off: QMP quit after the timeout
-	run fc stop <<<"{\"vmm\":\"qemu\",\"pid\":$pid,\"startTime\":$st,\"qmpSocket\":\"$TEST_TMP/run/qmp.sock\",\"timeoutSec\":1}"
+	run fc stop <<<"{\"id\":\"vm-1a2b3c4d\",\"vmm\":\"qemu\",\"pid\":$pid,\"startTime\":$st,\"qmpSocket\":\"$TEST_TMP/run/qmp.sock\",\"timeoutSec\":1}"
 	assert_eq "$status" 0
 	assert_eq "$(echo "$output" | jq -r .how)" quit
-	run fc status <<<"{\"pid\":$pid,\"startTime\":$st}"
+	run fc status <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
 	assert_eq "$(echo "$output" | jq .running)" false
 	# again, and this time killed
 	run fc start <<<"$(fc_request '.op = "start"')"
 	assert_eq "$status" 0
 	pid=$(echo "$output" | jq .pid)
 	st=$(echo "$output" | jq .startTime)
-	run fc kill <<<"{\"pid\":$pid,\"startTime\":$st}"
+	run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
 	assert_eq "$(echo "$output" | jq -c '[.wasRunning, .running]')" "[true,false]"
 	# a stale pid/start time is never signalled
-	run fc kill <<<"{\"pid\":$pid,\"startTime\":$st}"
+	run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
 	assert_eq "$(echo "$output" | jq .wasRunning)" false
 }
 
@@ -127,6 +150,20 @@ teardown_extra() { qemu_down; }
 	run fc start <<<"$(fc_request ".op = \"start\" | .kernel = \"$TEST_TMP/empty-kernel\"")"
 	assert_eq "$status" 1
 	assert_contains "$output" "QEMU did not start"
+	[ -z "$(pgrep -f "process=vmsan-vm-1a2b3c4d" || true)" ]
+	# a user acting through sudo: the VMM runs as them, on their files
+	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fc_request '.op = "start"')"
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_PERMISSION
+	assert_contains "$output" "runs as 4242:4242"
+	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fc_request '.op = "start" | .uid = 4242 | .gid = 4242')"
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_PERMISSION
+	assert_contains "$output" "runDir $TEST_TMP/run belongs to uid 0"
+	chown 4242:4242 "$TEST_TMP/run"
+	ln -s /etc/shadow "$TEST_TMP/evil.ext4"
+	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fc_request ".op = \"start\" | .uid = 4242 | .gid = 4242 | .vmDisk = \"$TEST_TMP/evil.ext4\"")"
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_FILE
+	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fc_request '.op = "start" | .uid = 4242 | .gid = 4242')"
+	assert_contains "$output" "vmDisk $TEST_TMP/vm.ext4 belongs to uid 0"
 	[ -z "$(pgrep -f "process=vmsan-vm-1a2b3c4d" || true)" ]
 	# and without root
 	run setpriv --reuid 65534 --regid 65534 --clear-groups "$FC" start <<<"$(fc_request '.op = "start"')"

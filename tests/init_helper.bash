@@ -201,7 +201,8 @@ fc_request() {
 			guestIp:$g, gatewayIp:$h, prefixLen:30, dns:[$h]}}' | jq -c "${1:-.}"
 }
 
-# vmm_prepare [notap]: disks, a run directory for the VMM's uid (nobody)
+# vmm_prepare [notap]: disks, a run directory (root's: vmsan-fc opens
+# what QEMU uses and the VMM's uid, nobody, needs access to none of it)
 # and the namespace $IN_HOST with the TAP vmstap0 (unless notap).
 vmm_prepare() {
 	require_root
@@ -209,8 +210,6 @@ vmm_prepare() {
 	KERNEL=$(guest_kernel)
 	make_disks
 	mkdir -p "$TEST_TMP/run"
-	chown 65534:65534 "$TEST_TMP/run" "$TEST_TMP/vm.ext4"
-	chmod 755 "$TEST_TMP"
 	CONSOLE=$TEST_TMP/run/console.log
 	VMM_LOG=$TEST_TMP/run/vmm.log
 	IN_HOST=vmsan-qh$$-$BATS_TEST_NUMBER

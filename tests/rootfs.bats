@@ -279,7 +279,7 @@ pull_semantics_image() {
 	oci_image "$TEST_TMP/oci" v1 '{}' "$TEST_TMP/a.tar"
 	# Flip one byte inside the file data of the stored blob.
 	d=$(sha "$TEST_TMP/a.tar")
-	printf 'X' | dd of="$TEST_TMP/oci/blobs/sha256/$d" bs=1 seek=5000 conv=notrunc status=none
+	corrupt "$TEST_TMP/oci/blobs/sha256/$d" 5000
 	run -1 rootfs pull "{\"ref\":\"oci:$TEST_TMP/oci:v1\"}"
 	assert_eq "$(jq -r .error.code <<<"$output")" ERR_DIGEST_MISMATCH
 	# A local layout is read in place: our own check caught it, not skopeo's.
@@ -295,7 +295,7 @@ pull_semantics_image() {
 	data=$(find "$REG_DIR/data" -path "*/blobs/sha256/*/data" -printf '%s %p\n' |
 		sort -rn | head -1 | cut -d' ' -f2)
 	[ "$(stat -c %s "$data")" -gt 50000 ]
-	printf 'X' | dd of="$data" bs=1 seek=5000 conv=notrunc status=none
+	corrupt "$data" 5000
 	run -1 rootfs pull "{\"ref\":\"$REG/test/bad:v1\",\"tlsVerify\":false}"
 	assert_eq "$(jq -r .error.code <<<"$output")" ERR_DIGEST_MISMATCH
 	assert_cache_clean

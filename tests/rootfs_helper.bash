@@ -15,6 +15,16 @@ rootfs() {
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
+# corrupt FILE OFFSET: change the byte at OFFSET to a different value
+# (writing a fixed byte leaves the file whole when it was already that one).
+corrupt() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "\\$(printf '%03o' $(((b + 1) % 256)))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+	[ "$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')" = $(((b + 1) % 256)) ]
+}
+
 # The sha256 of a layer's uncompressed tar.
 diff_id() {
 	case $(head -c4 "$1" | od -An -tx1 | tr -d ' \n') in
