@@ -587,6 +587,20 @@ static bool serve_one(struct conn *c)
 			log_request(c, &hd, path, 101, &t0);
 			return false;   /* the session owns the socket now */
 		}
+	} else if (!strcmp(path, "/shutdown")) {
+		audit = true;
+		if (!is_post)
+			status = 405, respond_error(c, 405, "use POST");
+		else if (!cfg.init_shutdown)
+			status = 501, respond_error(c, 501, "this agent was not started by vmsan-init");
+		else {
+			/* Answer first: the stop takes the agent down with it. */
+			static const char ok[] = "{\"status\":\"stopping\"}\n";
+			respond(c, 202, "application/json", ok, sizeof ok - 1);
+			status = 202;
+			c->close_after = true;
+			kill(1, SIGTERM);
+		}
 	} else if (!strcmp(path, "/shell/sessions")) {
 		if (!is_get)
 			status = 405, respond_error(c, 405, "use GET");
@@ -757,12 +771,15 @@ static void usage(FILE *f)
 "usage: vmsan-agent [--listen ADDR] [--port N] [--token-file FILE]\n"
 "                   [--env-file FILE] [--default-user USER] [--max-upload BYTES]\n"
 "                   [--max-execs N] [--max-sessions N] [--session-grace SECONDS] [--quiet]\n"
+"                   [--init-shutdown]\n"
 "\n"
 "The vmsan guest agent: exec, PTY shells and file transfer over HTTP/1.1 and\n"
 "WebSocket on ADDR:N (default 0.0.0.0:9119).  The bearer token is read from\n"
 "FILE (default /run/vmsan/agent.token; re-read on SIGHUP) or, if that is\n"
 "absent, from VMSAN_AGENT_TOKEN, which is then removed from the environment.\n"
-"A token on the command line is refused: every process could read it.\n");
+"A token on the command line is refused: every process could read it.\n"
+"--init-shutdown (vmsan-init passes it) lets POST /shutdown ask PID 1 to stop\n"
+"the VM; without it /shutdown answers 501.\n");
 }
 
 static int num_arg(const char *opt, const char *v, long long lo, long long hi, long long *out)
@@ -803,6 +820,10 @@ int main(int argc, char **argv)
 		NUM_OPT("--session-grace", session_grace, 0, 86400)
 		if (!strcmp(a, "--quiet")) {
 			cfg.quiet = true;
+			continue;
+		}
+		if (!strcmp(a, "--init-shutdown")) {
+			cfg.init_shutdown = true;
 			continue;
 		}
 		if (!strcmp(a, "--token")) {

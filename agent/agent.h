@@ -45,6 +45,7 @@ struct config {
 	int max_subscribers;
 	int session_grace;       /* seconds */
 	bool quiet;
+	bool init_shutdown;      /* POST /shutdown signals PID 1 (vmsan-init) */
 };
 extern struct config cfg;
 

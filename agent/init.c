@@ -561,7 +561,7 @@ static void start_agent(const sigset_t *orig)
 		sigprocmask(SIG_SETMASK, orig, NULL);
 		setsid();
 		const char *argv[] = { "vmsan-agent", "--port", port, "--token-file", RUNDIR "/agent.token",
-				       "--env-file", RUNDIR "/agent.env", NULL };
+				       "--env-file", RUNDIR "/agent.env", "--init-shutdown", NULL };
 		const char *envp[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 				       "HOME=/root", NULL };
 		/* execve does not write to them: the casts only drop const */

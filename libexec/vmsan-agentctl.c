@@ -387,7 +387,7 @@ static int simple_request(const struct target *t, const char *method, const char
 		rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "%s: no valid answer from the agent", what);
 		goto out;
 	}
-	if (h->status != 200) {
+	if (h->status / 100 != 2) {
 		rc = agent_error(h, what);
 		goto out;
 	}
@@ -1304,6 +1304,7 @@ static void usage(FILE *f)
 "usage: vmsan-agentctl [--json] (--vm ID | --agent HOST:PORT --token-file FILE) COMMAND ...\n"
 "\n"
 "  health\n"
+"  shutdown             ask vmsan-init to stop the VM (processes stopped, disks synced)\n"
 "  exec [-i] [-t] [-e K=V]... [-w DIR] [-u USER | --sudo] [--timeout SECONDS] [--detach] [--] CMD [ARG...]\n"
 "  kill EXEC_ID [--signal SIG]\n"
 "  shell [--session ID] [--shell PATH] [-u USER]\n"
@@ -1339,7 +1340,7 @@ int main(int argc, char **argv)
 			puts("plumbing: talk to a VM's guest agent (exec, shell, files)");
 			return 0;
 		} else if (!strcmp(argv[i], "--complete")) {
-			puts("health\nexec\nkill\nshell\nsessions\nsession-kill\nupload\ndownload\n"
+			puts("health\nshutdown\nexec\nkill\nshell\nsessions\nsession-kill\nupload\ndownload\n"
 			     "--vm\n--agent\n--token-file\n--json\n--help\n--summary\n--version");
 			return 0;
 		} else if (!strcmp(argv[i], "--version")) {
@@ -1388,6 +1389,11 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "sessions"))
 		return simple_request(&t, "GET", "/shell/sessions", NULL, "sessions");
+	if (!strcmp(cmd, "shutdown")) {
+		if (ac != 1)
+			return fail(VMSAN_EXIT_USAGE, "ERR_USAGE", NULL, "shutdown takes no arguments");
+		return simple_request(&t, "POST", "/shutdown", "", "shutdown");
+	}
 	if (!strcmp(cmd, "session-kill") || !strcmp(cmd, "kill")) {
 		const char *sig = NULL;
 		static const struct option lo[] = { { "signal", required_argument, 0, 's' }, { 0, 0, 0, 0 } };

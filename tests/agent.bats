@@ -226,6 +226,16 @@ teardown_extra() {
 	assert_agent_serving
 }
 
+@test "http: /shutdown is refused (501) unless vmsan-init started the agent; needs the token" {
+	run api POST /shutdown
+	assert_contains "$output" "not started by vmsan-init"
+	run ctl shutdown
+	assert_eq "$status" 1
+	assert_contains "$output" "501"
+	assert_eq "$(in_ns curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$PORT/shutdown")" 401
+	assert_agent_serving
+}
+
 @test "http: malformed requests, oversize heads and bad framing get 4xx; the agent keeps serving" {
 	printf 'GARBAGE\r\n\r\n' >"$TEST_TMP/r1"
 	assert_eq "$(raw_http "$TEST_TMP/r1")" "HTTP/1.1 400 Bad Request"

@@ -132,6 +132,17 @@ nameserver $HOST_IP"
 	[ -z "$(ip netns pids "$IN_GUEST")" ]
 }
 
+@test "init: the agent's /shutdown (vmsan-agentctl shutdown) stops the VM like SIGTERM" {
+	guest_up
+	run ctl shutdown
+	assert_eq "$status" 0
+	assert_contains "$output" stopping
+	local st=0
+	wait_init_gone || st=$?
+	assert_eq "$st" 129
+	assert_contains "$(cat "$CONSOLE")" "Terminated received"
+}
+
 @test "init: SIGUSR2 (busybox poweroff) and ctrl-alt-del's SIGINT stop it too" {
 	guest_up vmsan.off=poweroff
 	kill -USR2 "$(init_pid)"
