@@ -55,7 +55,10 @@ LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
 
 HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list libexec/vmsan-nftables libexec/vmsan-net \
-	libexec/vmsan-rootfs libexec/vmsan-agentctl libexec/vmsan-fc
+	libexec/vmsan-rootfs libexec/vmsan-agentctl libexec/vmsan-fc libexec/vmsan-vm
+# vmsan-vm is the life-cycle porcelain, one binary under each command's name.
+VM_CMDS = create start stop rm remove run gc
+VM_LINKS = $(addprefix libexec/vmsan-,$(VM_CMDS))
 
 # The wire-protocol code shared by the guest agent and the host client.
 PROTO_SRC = agent/http.c agent/ws.c agent/json.c agent/tar.c
@@ -86,7 +89,10 @@ MAN8 = share/man/man8/vmsan-state.8 share/man/man8/vmsan-probe.8 \
 	share/man/man8/vmsan-rootfs.8 share/man/man8/vmsan-agent.8 \
 	share/man/man8/vmsan-agentctl.8 share/man/man8/vmsan-init.8 share/man/man8/vmsan-fc.8
 
-all: $(HELPERS) $(GUEST) libexec/guest/vmsan-agent libexec/guest/vmsan-init
+all: $(HELPERS) $(GUEST) libexec/guest/vmsan-agent libexec/guest/vmsan-init $(VM_LINKS)
+
+$(VM_LINKS):
+	ln -sf vmsan-vm $@
 
 # Rebuild everything when the flags change (DEVELOPER, SANITIZE, CFLAGS).
 FLAGS_STAMP = .build-flags
@@ -128,6 +134,9 @@ $(LIB): $(LIB_OBJ)
 	$(AR) rcs $@ $(LIB_OBJ)
 
 libexec/vmsan-state: libexec/vmsan-state.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
+
+libexec/vmsan-vm: libexec/vmsan-vm.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
 
 libexec/vmsan-list: libexec/vmsan-list.o $(LIB)
@@ -220,7 +229,7 @@ uninstall:
 	-rmdir $(DESTDIR)$(DATADIR)/vmsan 2>/dev/null
 
 clean:
-	rm -f $(HELPERS) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) $(FUZZERS) \
+	rm -f $(HELPERS) $(VM_LINKS) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) $(FUZZERS) \
 		libexec/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o agent/*.o
 	rm -rf agent/.inc libexec/guest
 

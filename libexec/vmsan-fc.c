@@ -59,6 +59,7 @@ struct vmcfg {
 	const char *fc_bin, *jailer_bin, *chroot_base;
 	/* resolved */
 	bool kvm;
+	long long kvm_gid;      /* /dev/kvm's group, given to the VMM; -1: none */
 };
 
 /* ---- validation -------------------------------------------------------- */
@@ -110,6 +111,24 @@ static int valid_netns(const char *s, char *why, size_t n)
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
 			return snprintf(why, n, "namespace '%.64s': lowercase letters, digits and '-' only", s), -1;
 	return 0;
+}
+
+/* Whether the VMM's uid can open /dev/kvm: as its owner, as others, or
+ * through the device's group (not root's), which the VMM then gets as a
+ * supplementary group. */
+static bool kvm_for(struct vmcfg *c)
+{
+	struct stat st;
+	c->kvm_gid = -1;
+	if (stat("/dev/kvm", &st) < 0 || !S_ISCHR(st.st_mode))
+		return false;
+	if ((st.st_mode & 06) == 06 || ((long long)st.st_uid == c->uid && (st.st_mode & 0600) == 0600))
+		return true;
+	if ((st.st_mode & 060) == 060 && st.st_gid != 0) {
+		c->kvm_gid = (long long)st.st_gid;
+		return true;
+	}
+	return false;
 }
 
 static int read_cfg(struct jr *r, struct vmcfg *c, struct verr *e)
@@ -187,7 +206,7 @@ static int read_cfg(struct jr *r, struct vmcfg *c, struct verr *e)
 		c->hostname = c->id;
 	if (!c->accel)
 		c->accel = "auto";
-	c->kvm = !strcmp(c->accel, "kvm") || (!strcmp(c->accel, "auto") && access("/dev/kvm", R_OK | W_OK) == 0);
+	c->kvm = !strcmp(c->accel, "kvm") || (!strcmp(c->accel, "auto") && kvm_for(c));
 	return 0;
 }
 
@@ -570,8 +589,8 @@ static void exec_vmm(const struct vmcfg *c, json_t *argv, int fds[FD_COUNT], int
 			snprintf(msg, sizeof msg, "descriptor %d: %s", i, strerror(errno));
 			goto fail;
 		}
-	gid_t g = (gid_t)c->gid;
-	if (setgroups(1, &g) < 0 || setresgid(g, g, g) < 0 || setresuid((uid_t)c->uid, (uid_t)c->uid,
+	gid_t g = (gid_t)c->gid, groups[2] = { (gid_t)c->gid, (gid_t)c->kvm_gid };
+	if (setgroups(c->kvm && c->kvm_gid >= 0 ? 2 : 1, groups) < 0 || setresgid(g, g, g) < 0 || setresuid((uid_t)c->uid, (uid_t)c->uid,
 									(uid_t)c->uid) < 0) {
 		snprintf(msg, sizeof msg, "cannot become uid %lld gid %lld: %s", c->uid, c->gid, strerror(errno));
 		goto fail;

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1545,6 +1546,142 @@ static json_t *sorted(json_t *arr)
 	return out;
 }
 
+/* ---- a VM's own disk -------------------------------------------------- */
+
+/* Copies a host file into the image (the guest binaries). */
+static int put_file(struct e4 *w, const char *path, mode_t mode, const char *src, struct verr *e)
+{
+	int fd = open(src, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		verr_sys(e, "ERR_GUEST_MISSING", "build it (make) or reinstall vmsan", "cannot read %s", src);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	struct filebuf *fb = malloc(sizeof(*fb));
+	int rc = -1;
+	if (fb) {
+		fb->fd = fd;
+		fb->off = 0;
+		struct e4_entry ent = { .path = path, .mode = S_IFREG | mode, .size = (uint64_t)sb.st_size,
+					.read = file_read, .read_ctx = fb, .mtime = sb.st_mtime };
+		rc = e4_put(w, &ent, e);
+	}
+	free(fb);
+	close(fd);
+	return rc;
+}
+
+/* vms/<id>/disk.ext4: the VM's writable disk, which vmsan-init boots from
+ * (/vmsan/init, the agent, its token and the image's environment) and
+ * whose /upper and /work it lays over the image's read-only disk.  A new
+ * sparse file whatever the image's size: its cost is mke2fs's on an empty
+ * file plus the two guest binaries.  The token also goes to vms/<id>.token
+ * (0600), where vmsan-agentctl --vm finds it. */
+static json_t *op_vmdisk(struct jr *r, struct verr *e)
+{
+	double t0 = now_s();
+	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
+	const char *image = jr_string(r, "image", JR_OPTIONAL, NULL);
+	const char *guest = jr_string(r, "guestDir", JR_REQUIRED, valid_path);
+	uint64_t disk;
+	if (read_disk(r, &disk) < 0 || jr_end(r))
+		return NULL;
+	if (!disk)
+		disk = DEFAULT_DISK;
+	if (image && (strncmp(image, "sha256:", 7) || !valid_hex64(image + 7))) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION", "give the digest vmsan-rootfs pull replied",
+			 "image: '%.80s' is not a sha256: digest", image);
+		return NULL;
+	}
+	struct cache c;
+	if (cache_open(&c, true, e) < 0)
+		return NULL;
+	json_t *env = NULL, *rec = NULL, *out = NULL;
+	struct e4 *w = NULL;
+	char dir[PATH_MAX], path[PATH_MAX], tok[PATH_MAX], token[65], text[8192];
+	bool made_disk = false, made_tok = false;
+	if (image) {
+		if (!(rec = load_image(&c, image + 7, e)))
+			goto fail;
+		env = json_object_get(json_object_get(rec, "config"), "env");
+	}
+	bfmt(dir, sizeof(dir), "%s/%s", c.st.vms, id);
+	bfmt(path, sizeof(path), "%s/disk.ext4", dir);
+	bfmt(tok, sizeof(tok), "%s/%s.token", c.st.vms, id);
+	if (mkdir_own(&c, dir, e) < 0)
+		goto fail;
+	if (access(path, F_OK) == 0 || access(tok, F_OK) == 0) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_EXISTS", "remove the VM first (vmsan rm -f)",
+			 "%s already has a disk or a token", id);
+		goto fail;
+	}
+	/* The token: 32 random bytes, as hex. */
+	unsigned char raw[32];
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		verr_sys(e, "ERR_SYSTEM", NULL, "getrandom");
+		goto fail;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(token + 2 * i, 3, "%02x", raw[i]);
+	made_disk = true;
+	if (e4_mkfs(path, disk, true, "vmsan-vm", e) < 0 || chmod(path, 0600) < 0 || !(w = e4_open(path, e)))
+		goto fail;
+	own(&c, path);
+	size_t k = 0;
+	json_t *x;
+	size_t i;
+	json_array_foreach(env, i, x) {
+		const char *v = json_string_value(x);
+		if (v && !strchr(v, '\n') && k + strlen(v) + 2 < sizeof(text))
+			k += (size_t)snprintf(text + k, sizeof(text) - k, "%s\n", v);
+	}
+	text[k] = 0;
+	char init[PATH_MAX], agent[PATH_MAX];
+	bfmt(init, sizeof(init), "%s/vmsan-init", guest);
+	bfmt(agent, sizeof(agent), "%s/vmsan-agent", guest);
+	struct e4_entry d1 = { .path = "vmsan", .mode = S_IFDIR | 0700 };
+	struct e4_entry d2 = { .path = "upper", .mode = S_IFDIR | 0755 };
+	struct e4_entry d3 = { .path = "work", .mode = S_IFDIR | 0700 };
+	if (e4_put(w, &d1, e) || e4_put(w, &d2, e) || e4_put(w, &d3, e) ||
+	    put_file(w, "vmsan/init", 0755, init, e) || put_file(w, "vmsan/vmsan-agent", 0755, agent, e) ||
+	    put_text(w, "vmsan/agent.token", 0600, token, e) || put_text(w, "vmsan/agent.env", 0600, text, e))
+		goto fail;
+	int rc = e4_close(w, e);
+	w = NULL;
+	if (rc < 0)
+		goto fail;
+	int fd = open(tok, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		verr_sys(e, "ERR_IO", NULL, "cannot create %s", tok);
+		goto fail;
+	}
+	made_tok = true;
+	own(&c, tok);
+	if (write(fd, token, 64) != 64 || fsync(fd) != 0) {
+		close(fd);
+		verr_sys(e, "ERR_IO", NULL, "cannot write %s", tok);
+		goto fail;
+	}
+	close(fd);
+	out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:f}", "id", id, "dir", dir, "disk", path, "tokenFile", tok,
+			"diskSize", (json_int_t)disk, "seconds", now_s() - t0);
+fail:
+	if (w)
+		e4_abort(w);
+	if (!out) {
+		if (made_disk)
+			unlink(path);
+		if (made_tok)
+			unlink(tok);
+	}
+	explicit_bzero(token, sizeof(token));
+	json_decref(rec);
+	state_release(&c.st);
+	return out;
+}
+
 static json_t *op_list(struct jr *r, struct verr *e)
 {
 	if (jr_end(r))
@@ -1761,6 +1898,7 @@ static json_t *op_prune(struct jr *r, struct verr *e)
 static const struct helper_op ops[] = {
 	{ "pull", op_pull },
 	{ "base", op_build_base },
+	{ "vmdisk", op_vmdisk },
 	{ "inspect", op_inspect },
 	{ "list", op_list },
 	{ "remove", op_remove },
@@ -1785,6 +1923,9 @@ static const struct helper helper = {
 	"  {\"op\":\"list\"}                          all cached images\n"
 	"  {\"op\":\"remove\", \"images\":[REF|DIGEST...], \"force\":BOOL}\n"
 	"  {\"op\":\"prune\", \"all\":BOOL}           unreferenced (all: unused) images\n"
+	"  {\"op\":\"vmdisk\", \"id\":ID, \"guestDir\":DIR, \"image\":DIGEST, \"diskSize\":SIZE}\n"
+	"                                  a VM's writable disk vms/ID/disk.ext4 (vmsan-init,\n"
+	"                                  the agent, a new token, also in vms/ID.token)\n"
 	"\n"
 	"REF: docker://, oci:PATH[:TAG], oci-archive:PATH[:TAG], or a registry\n"
 	"reference (alpine:3.20 = docker.io/library/alpine:3.20).  Runtimes: base\n"
