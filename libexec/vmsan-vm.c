@@ -208,6 +208,16 @@ static void call_quiet(const char *helper, const char *op, json_t *req, bool roo
 	json_decref(r);
 }
 
+/* For tests of interrupted creates: VMSAN_CREATE_PAUSE=STEP stops this
+ * process (SIGSTOP) just before STEP (image, disk, network, vmm, boot,
+ * running), so a test can kill it there.  Documented in vmsan(1). */
+static void pause_at(const char *step)
+{
+	const char *p = getenv("VMSAN_CREATE_PAUSE");
+	if (p && !strcmp(p, step))
+		raise(SIGSTOP);
+}
+
 /* ---- small things -------------------------------------------------------- */
 
 static const char *jstr(json_t *o, const char *k)
@@ -537,6 +547,7 @@ static int boot_vm(struct state *st, const char *id, json_t *rec, struct boot *b
 	if (!compiled)
 		return -1;
 	b->t_policy = now_ms() - t;
+	pause_at("network");
 	t = now_ms();
 	json_t *hostports = json_array(), *p;
 	size_t i;
@@ -567,6 +578,7 @@ static int boot_vm(struct state *st, const char *id, json_t *rec, struct boot *b
 		"prefixLen", jint(b->net, "prefixLen", 30), "dns", json_object_get(nw, "dns"));
 	if (jstr(img, "path"))
 		json_object_set_new(start, "imageDisk", json_string(jstr(img, "path")));
+	pause_at("vmm");
 	say("VMM: starting %s", jstr(rec, "vmm"));
 	b->vmm = call("fc", "start", start, true, e);
 	if (!b->vmm)
@@ -588,6 +600,7 @@ static int boot_vm(struct state *st, const char *id, json_t *rec, struct boot *b
 	json_decref(upd);
 	if (rc < 0)
 		return -1;
+	pause_at("boot");
 	t = now_ms();
 	say("boot: waiting for the guest agent");
 	if (wait_agent(jstr(b->net, "agentAddr"), AGENT_PORT, jint(b->vmm, "pid", 0), jint(b->vmm, "startTime", 0),
@@ -915,6 +928,7 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 	say("%s: record made", id);
 
 	/* 2. the image's disk (pulled and built unless cached) */
+	pause_at("image");
 	t = now_ms();
 	json_t *preq = o.image ? json_pack("{s:s}", "ref", o.image) :
 				 json_pack("{s:s}", "runtime", o.runtime ? o.runtime : "base");
@@ -928,6 +942,7 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 	json_object_set_new(timing, "imageMs", json_real(now_ms() - t));
 
 	/* 3. the VM's own disk and token */
+	pause_at("disk");
 	t = now_ms();
 	char guest[PATH_MAX + 8];
 	snprintf(guest, sizeof guest, "%s/guest", libexec);
@@ -962,6 +977,7 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 	json_object_set_new(timing, "bootMs", json_real(b.t_boot));
 
 	/* 7. running */
+	pause_at("running");
 	t = now_ms();
 	if (o.timeout && arm_timer(&st, id, o.timeout, &e) < 0)
 		goto fail;
@@ -1173,7 +1189,8 @@ static int do_stop(const char *id, long long grace)
 	json_t *rec = open_vm(&st, id, &lock, &e);
 	if (!rec)
 		return report(&e);
-	const char *was = jstr(rec, "status");
+	char was[16];
+	snprintf(was, sizeof was, "%s", jstr(rec, "status"));
 	int rc = 0;
 	if (!strcmp(was, "stopped")) {
 		/* idempotent */

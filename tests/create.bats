@@ -1,0 +1,284 @@
+#!/usr/bin/env bats
+# vmsan create / start / stop / rm / run / gc end to end: real guests under
+# QEMU (microvm, TCG here), real namespaces, rules and packets.  vmsan runs
+# in a test "host" namespace whose default route leads to a fake internet
+# (net_helper.bash): nothing leaves the machine, and the guests' resolver
+# is the fake internet's dnsmasq.
+
+bats_require_minimum_version 1.5.0
+load test_helper
+load net_helper
+load init_helper
+
+setup_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	command -v qemu-system-x86_64 >/dev/null || return 0
+	TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+	export TOP
+	net_fixture_up
+	nsx "$H" sysctl -qw net.ipv4.ip_forward=1
+	# One state dir for the suite: the base image is built once.
+	export VMSAN_DIR=$BATS_FILE_TMPDIR/state
+	export VMSAN_DNS=192.0.2.53
+	"$TOP/bin/vmsan" images pull --runtime base >/dev/null
+}
+
+teardown_file() {
+	[ -n "${H:-}" ] || return 0
+	# whatever a failed test left: VMs in this state dir, then the fixture
+	local f
+	for f in "$VMSAN_DIR"/vms/vm-*.json; do
+		[ -e "$f" ] || continue
+		f=${f##*/}
+		vmsan rm -f "${f%.json}" >/dev/null 2>&1 || true
+	done
+	net_fixture_down
+}
+
+setup() {
+	require_root
+	require_cmd qemu-system-x86_64
+	guest_kernel >/dev/null
+	TEST_TMP=$(mktemp -d /tmp/vmsan-test.XXXXXX)
+}
+
+# A failed test's VM goes with it, so the next test starts clean.
+teardown() {
+	[ -z "${ID:-}" ] || vmsan rm -f "$ID" >/dev/null 2>&1 || true
+	rm -rf "$TEST_TMP"
+}
+
+# vmsan ARGS...: the CLI, run in the test host namespace.
+vmsan() { nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" "$@"; }
+
+# create ARGS...: a VM; its id in $ID.
+create() {
+	local out
+	out=$(vmsan create --json "$@") || { echo "$out" >&2; return 1; }
+	ID=$(jq -r .vm.id <<<"$out")
+	echo "$out" >"$TEST_TMP/create.json"
+}
+
+# Nothing of VM $1 is left: record, files, token, namespace, runtime
+# record, VMM process.
+assert_gone() {
+	local id=$1
+	[ ! -e "$VMSAN_DIR/vms/$id.json" ] || { echo "record left" >&2; return 1; }
+	[ ! -e "$VMSAN_DIR/vms/$id" ] || { echo "VM dir left" >&2; return 1; }
+	[ ! -e "$VMSAN_DIR/vms/$id.token" ] || { echo "token left" >&2; return 1; }
+	[ ! -e "/run/netns/vmsan-$id" ] || { echo "netns left" >&2; return 1; }
+	[ ! -e "/run/vmsan/net/$id.json" ] || { echo "net record left" >&2; return 1; }
+	[ -z "$(pgrep -f "process=vmsan-$id" || true)" ] || { echo "VMM left" >&2; return 1; }
+	local out
+	out=$(echo "{\"id\":\"$id\"}" | nsx "$H" "$TOP/libexec/vmsan-net" verify)
+	assert_eq "$(jq .clean <<<"$out")" true
+}
+
+@test "create: a base VM answers exec in its own namespace; egress allowed, host unreachable; files; stop, start (same disk), rm leaves nothing" {
+	create --runtime base
+	jq -e '.vm.status == "running" and .vm.network.netns == "vmsan-" + .vm.id' "$TEST_TMP/create.json"
+	# the breakdown names every step
+	for k in recordMs imageMs diskMs policyMs networkMs vmmStartMs bootMs totalMs controlPlaneMs; do
+		jq -e ".timing.$k > 0" "$TEST_TMP/create.json" >/dev/null || { echo "no $k" >&2; false; }
+	done
+	run vmsan exec "$ID" -- hostname
+	assert_eq "$output" "$ID"
+	# the fake internet, by address and by name through the resolver
+	run vmsan exec "$ID" -- nc -w 3 192.0.2.10 80
+	assert_eq "$output" hello-from-192.0.2.10
+	run vmsan exec "$ID" -- nslookup example.test
+	assert_contains "$output" 192.0.2.10
+	# the host's own service is not reachable from the guest
+	run vmsan exec "$ID" -- nc -w 2 203.0.113.1 2222
+	[[ $output != *host-service* ]]
+	# files both ways
+	head -c 3000000 /dev/urandom >"$TEST_TMP/blob"
+	vmsan upload "$ID" "$TEST_TMP/blob" --dest /root
+	vmsan download "$ID" /root/blob --dest "$TEST_TMP/back"
+	assert_eq "$(sha256sum <"$TEST_TMP/back")" "$(sha256sum <"$TEST_TMP/blob")"
+	# stop: the guest powers off, the network goes, the disk stays
+	run vmsan stop "$ID" --json
+	assert_eq "$status" 0
+	assert_eq "$(jq -r .status <<<"$output")" stopped
+	[ ! -e "/run/netns/vmsan-$ID" ]
+	[ -z "$(pgrep -f "process=vmsan-$ID" || true)" ]
+	assert_eq "$(vmsan list --json | jq -r --arg id "$ID" '.[] | select(.id == $id) | .status')" stopped
+	# start: the same disk
+	run vmsan start "$ID" --json
+	assert_eq "$status" 0
+	run vmsan exec "$ID" -- sha256sum /root/blob
+	assert_contains "$output" "$(sha256sum <"$TEST_TMP/blob" | cut -d' ' -f1)"
+	# rm refuses a running VM, rm -f removes everything
+	run vmsan rm "$ID"
+	assert_eq "$status" 1
+	assert_contains "$output" "use rm -f"
+	run vmsan rm -f "$ID" --json
+	assert_eq "$status" 0
+	assert_eq "$(jq -c .removed <<<"$output")" "[\"$ID\"]"
+	assert_gone "$ID"
+}
+
+@test "create: deny-all reaches nothing, yet its published port answers from outside the host" {
+	create --network-policy deny-all --publish-port 8080:80
+	vmsan exec "$ID" --detach -- nc -ll -p 80 -e echo hello-from-guest >/dev/null
+	run vmsan exec "$ID" -- nc -w 2 192.0.2.10 80
+	[[ $output != *hello-from* ]]
+	run vmsan exec "$ID" -- nslookup example.test
+	[[ $output != *192.0.2.10* ]]
+	# from the fake internet, through the test host's address
+	local got=""
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		got=$(nsx "$I" nc -w 2 203.0.113.1 8080 </dev/null || true)
+		[ -n "$got" ] && break
+		sleep 0.2
+	done
+	assert_eq "$got" hello-from-guest
+	# a second VM cannot publish the same port: a clear error, nothing left
+	local before
+	before=$(ls "$VMSAN_DIR/vms")
+	run --separate-stderr vmsan create --json --publish-port 8080
+	assert_eq "$status" 1
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_PORT_CONFLICT
+	assert_eq "$(ls "$VMSAN_DIR/vms")" "$before"
+	vmsan rm -f "$ID" >/dev/null
+	assert_gone "$ID"
+}
+
+@test "create --from-image: an image from the registry on 127.0.0.1 boots with the agent and its environment" {
+	require_cmd docker-registry
+	load rootfs_helper
+	busybox_image "$TEST_TMP/img"
+	tar_layer "$TEST_TMP/img" "$TEST_TMP/layer.tar" gzip
+	oci_image "$TEST_TMP/oci" v1 '{"Env":["PATH=/bin:/usr/bin","GREETING=from-the-image"]}' "$TEST_TMP/layer.tar"
+	registry_start
+	push "$TEST_TMP/oci" v1 test/bb:v1
+	# the registry listens in the root namespace: pull there, create from the cache
+	VMSAN_INSECURE_REGISTRIES=$REG "$TOP/bin/vmsan" images pull "$REG/test/bb:v1" >/dev/null
+	registry_stop
+	create --from-image "$REG/test/bb:v1" --network-policy deny-all
+	assert_eq "$(jq -r .vm.image.ref "$TEST_TMP/create.json")" "$REG/test/bb:v1"
+	run vmsan exec "$ID" -- sh -c 'echo $GREETING'
+	assert_eq "$output" from-the-image
+	vmsan rm -f "$ID" >/dev/null
+	assert_gone "$ID"
+}
+
+@test "create: bad input is refused before anything is made, with the flag named" {
+	local before
+	before=$(ls "$VMSAN_DIR/vms" 2>/dev/null || true)
+	run vmsan create --vcpus 0
+	assert_eq "$status" 100
+	assert_contains "$output" "--vcpus"
+	run vmsan create --memory 64
+	assert_eq "$status" 100
+	assert_contains "$output" "--memory"
+	run --separate-stderr vmsan create --json --network-policy open
+	assert_eq "$status" 100
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_POLICY
+	run --separate-stderr vmsan create --json --publish-port 10060
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_PORT_RESERVED
+	run --separate-stderr vmsan create --json --publish-port 70000
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VALIDATION_PORT
+	run --separate-stderr vmsan create --json --network-policy deny-all --allowed-cidr 192.0.2.0/24
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_POLICY_CONFLICT
+	run --separate-stderr vmsan create --json --allowed-domain example.test
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_NOT_ENFORCED
+	run --separate-stderr vmsan create --json --timeout 5x
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VALIDATION_DURATION
+	run --separate-stderr vmsan create --json --bandwidth fast
+	assert_eq "$status" 100
+	run --separate-stderr vmsan create --json --runtime base --from-image alpine
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VALIDATION_FLAGS
+	run --separate-stderr vmsan create --json --vmm kvmtool
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VALIDATION_VMM
+	run --separate-stderr vmsan create --json --from-image "oci:$TEST_TMP/nothing:v1"
+	assert_eq "$status" 1
+	run vmsan start vm-00000000
+	assert_eq "$status" 1
+	assert_contains "$output" "VM not found"
+	run vmsan rm ../etc
+	assert_eq "$status" 100
+	assert_eq "$(ls "$VMSAN_DIR/vms" 2>/dev/null || true)" "$before"
+	[ -z "$(ip netns list | grep -E '^vmsan-vm-' || true)" ]
+}
+
+@test "create: a VMM that fails (a kernel it cannot load) is undone: no record, disk, namespace or process" {
+	: >"$TEST_TMP/bad-kernel"
+	chmod 644 "$TEST_TMP/bad-kernel"
+	chmod 755 "$TEST_TMP"
+	local before
+	before=$(ls "$VMSAN_DIR/vms")
+	run --separate-stderr vmsan create --json --kernel "$TEST_TMP/bad-kernel"
+	assert_eq "$status" 1
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VMM_START
+	assert_eq "$(ls "$VMSAN_DIR/vms")" "$before"
+	[ -z "$(ip netns list | grep -E '^vmsan-vm-' || true)" ]
+	[ -z "$(pgrep -f 'process=vmsan-vm-' || true)" ]
+}
+
+@test "create killed (SIGKILL) at each step: gc --dry-run reports it, gc removes everything" {
+	local step pid id
+	for step in image disk network vmm boot running; do
+		VMSAN_CREATE_PAUSE=$step vmsan create --json >"$TEST_TMP/out" 2>&1 3>&- &
+		pid=$!
+		# wait for the SIGSTOP it gives itself before that step
+		id=""
+		for _ in $(seq 300); do
+			[ "$(ps -o stat= -p "$(pgrep -P "$pid" -f vmsan-create || echo 0)" 2>/dev/null | cut -c1)" = T ] && break
+			sleep 0.05
+		done
+		local child
+		child=$(pgrep -P "$pid" -f vmsan-create)
+		kill -9 "$child"
+		wait "$pid" || true
+		id=$(ls "$VMSAN_DIR/vms" | grep -E '^vm-[0-9a-f]{8}\.json$' | sed 's/\.json$//' |
+			while read -r v; do jq -e '.status == "creating"' "$VMSAN_DIR/vms/$v.json" >/dev/null && echo "$v"; done || true)
+		[ -n "$id" ] || { echo "no record for step $step" >&2; false; }
+		run vmsan gc --dry-run --json
+		assert_eq "$(jq -r --arg id "$id" '.found[] | select(.id == $id) | .action' <<<"$output")" remove
+		run vmsan doctor
+		assert_contains "$output" "$id"
+		run vmsan gc --json
+		assert_eq "$status" 0
+		assert_gone "$id"
+	done
+}
+
+@test "--timeout stops the VM when it expires and tears its network down" {
+	create --timeout 4s --network-policy deny-all
+	jq -e '.vm.timeoutAt != null' "$TEST_TMP/create.json" >/dev/null
+	local st=""
+	for _ in $(seq 100); do
+		st=$(jq -r .status "$VMSAN_DIR/vms/$ID.json")
+		[ "$st" = stopped ] && break
+		sleep 0.1
+	done
+	assert_eq "$st" stopped
+	assert_eq "$(jq -r .stopReason "$VMSAN_DIR/vms/$ID.json")" timeout
+	[ ! -e "/run/netns/vmsan-$ID" ]
+	[ -z "$(pgrep -f "process=vmsan-$ID" || true)" ]
+	vmsan rm "$ID" >/dev/null
+	assert_gone "$ID"
+}
+
+@test "operations on one VM are serialized by its lock; vmsan run --rm returns the command's status" {
+	create --network-policy deny-all
+	# hold the VM's lock: stop waits for it (and must not inherit it)
+	exec {fd}>>"$VMSAN_DIR/vms/$ID.lock"
+	flock "$fd"
+	vmsan stop "$ID" >"$TEST_TMP/stop.out" 2>&1 3>&- {fd}>&- &
+	local sp=$!
+	sleep 1
+	kill -0 "$sp"
+	assert_eq "$(jq -r .status "$VMSAN_DIR/vms/$ID.json")" running
+	exec {fd}>&-
+	wait "$sp"
+	assert_eq "$(jq -r .status "$VMSAN_DIR/vms/$ID.json")" stopped
+	vmsan rm "$ID" >/dev/null
+	assert_gone "$ID"
+	# run: create, exec, remove
+	run vmsan run --rm --network-policy deny-all base -- sh -c 'echo in-the-vm; exit 7'
+	assert_eq "$status" 7
+	assert_contains "$output" in-the-vm
+	[ -z "$(ls "$VMSAN_DIR/vms" | grep -E '\.json$' || true)" ]
+}
