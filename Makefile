@@ -214,6 +214,12 @@ install: all
 	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/
 	install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
+	# the guest kernel, when one was built (make kernel)
+	for k in share/vmsan/kernels/vmlinux-*; do \
+		[ -f "$$k" ] || continue; \
+		install -d $(DESTDIR)$(DATADIR)/vmsan/kernels; \
+		install -m 644 "$$k" $(DESTDIR)$(DATADIR)/vmsan/kernels/; \
+	done
 	install -m 644 completions/vmsan.bash $(DESTDIR)$(BASHCOMPDIR)/vmsan
 	install -m 644 completions/_vmsan $(DESTDIR)$(ZSHCOMPDIR)/_vmsan
 	install -m 644 completions/vmsan.fish $(DESTDIR)$(FISHCOMPDIR)/vmsan.fish
@@ -226,6 +232,7 @@ uninstall:
 	      $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/vmsan $(DESTDIR)$(ZSHCOMPDIR)/_vmsan \
 	      $(DESTDIR)$(FISHCOMPDIR)/vmsan.fish
+	rm -rf $(DESTDIR)$(DATADIR)/vmsan/kernels
 	-rmdir $(DESTDIR)$(DATADIR)/vmsan 2>/dev/null
 
 clean:
@@ -239,5 +246,7 @@ FORCE:
 kernel:
 	share/vmsan/kernel/build share/vmsan/kernels
 
-.PHONY: all check lint bench install uninstall clean fuzz kernel FORCE
+install-kernel: kernel install
+
+.PHONY: all check lint bench install uninstall clean fuzz kernel install-kernel FORCE
 .PRECIOUS: tests/unit/%.o

@@ -157,6 +157,7 @@ assert_gone() {
 	registry_stop
 	create --from-image "$REG/test/bb:v1" --network-policy deny-all
 	assert_eq "$(jq -r .vm.image.ref "$TEST_TMP/create.json")" "$REG/test/bb:v1"
+	# shellcheck disable=SC2016 # expanded by the guest's shell
 	run vmsan exec "$ID" -- sh -c 'echo $GREETING'
 	assert_eq "$output" from-the-image
 	vmsan rm -f "$ID" >/dev/null

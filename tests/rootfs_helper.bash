@@ -20,6 +20,7 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
 corrupt() {
 	local b
 	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	# shellcheck disable=SC2059 # the format is the octal escape of the byte
 	printf "\\$(printf '%03o' $(((b + 1) % 256)))" |
 		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 	[ "$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')" = $(((b + 1) % 256)) ]
