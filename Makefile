@@ -55,9 +55,10 @@ LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
 
 HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list libexec/vmsan-nftables libexec/vmsan-net \
-	libexec/vmsan-rootfs libexec/vmsan-agentctl libexec/vmsan-fc libexec/vmsan-vm
-# vmsan-vm is the life-cycle porcelain, one binary under each command's name.
-VM_CMDS = create start stop rm remove run gc
+	libexec/vmsan-rootfs libexec/vmsan-agentctl libexec/vmsan-fc libexec/vmsan-create
+# vmsan-create (vmsan-vm.c) is the life-cycle porcelain: one binary, also
+# under each of these names.
+VM_CMDS = start stop rm remove run gc
 VM_LINKS = $(addprefix libexec/vmsan-,$(VM_CMDS))
 
 # The wire-protocol code shared by the guest agent and the host client.
@@ -92,7 +93,7 @@ MAN8 = share/man/man8/vmsan-state.8 share/man/man8/vmsan-probe.8 \
 all: $(HELPERS) $(GUEST) libexec/guest/vmsan-agent libexec/guest/vmsan-init $(VM_LINKS)
 
 $(VM_LINKS):
-	ln -sf vmsan-vm $@
+	ln -sf vmsan-create $@
 
 # Rebuild everything when the flags change (DEVELOPER, SANITIZE, CFLAGS).
 FLAGS_STAMP = .build-flags
@@ -136,7 +137,7 @@ $(LIB): $(LIB_OBJ)
 libexec/vmsan-state: libexec/vmsan-state.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
 
-libexec/vmsan-vm: libexec/vmsan-vm.o $(LIB)
+libexec/vmsan-create: libexec/vmsan-vm.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
 
 libexec/vmsan-list: libexec/vmsan-list.o $(LIB)

@@ -17,7 +17,9 @@ runs=${BENCH_RUNS:-10}
 H=vbench-create$$
 work=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/vmsan-bench.XXXXXX")
 [ "$(id -u)" = 0 ] || { echo "bench/create.sh: needs root" >&2; exit 1; }
-export VMSAN_DIR=$work/state VMSAN_DNS=192.0.2.53
+VMSAN_DIR="$work/state"
+VMSAN_DNS=192.0.2.53
+export VMSAN_DIR VMSAN_DNS
 vmsan() { nsenter --net="/run/netns/$H" "$top/bin/vmsan" "$@"; }
 
 cleanup() {
@@ -60,7 +62,7 @@ mkdir -p "$big"
 head -c 1073741824 /dev/urandom >"$big/data"
 mke2fs -q -t ext4 -d "$big" "$work/big.ext4" 1200M
 rm -f "$big/data"
-base_img=$(ls "$VMSAN_DIR"/images/*/rootfs.ext4 | head -1)
+base_img=$(find "$VMSAN_DIR"/images -name rootfs.ext4 | head -1)
 ms() { s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo "($e - $s) / 1000000" | bc -l; }
 vmdisk() {
 	echo "{\"id\":\"vm-b0000000\",\"guestDir\":\"$top/libexec/guest\"}" | "$top/libexec/vmsan-rootfs" vmdisk

@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1573,12 +1575,91 @@ static int put_file(struct e4 *w, const char *path, mode_t mode, const char *src
 	return rc;
 }
 
+#define TOKEN_HOLDER "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* Builds the template of a VM disk: everything but the token, which is a
+ * placeholder of the same length whose data block is found once, so each
+ * VM's copy only has it overwritten in place. */
+static int build_template(const struct cache *c, const char *tpl, const char *init, const char *agent,
+			  const char *env, uint64_t disk, uint64_t *tok_off, struct verr *e)
+{
+	char tmp[PATH_MAX], meta[PATH_MAX];
+	bfmt(tmp, sizeof(tmp), "%s.%d.tmp", tpl, (int)getpid());
+	struct e4 *w = NULL;
+	if (e4_mkfs(tmp, disk, true, "vmsan-vm", e) < 0 || !(w = e4_open(tmp, e)))
+		goto fail;
+	struct e4_entry d1 = { .path = "vmsan", .mode = S_IFDIR | 0700 };
+	struct e4_entry d2 = { .path = "upper", .mode = S_IFDIR | 0755 };
+	struct e4_entry d3 = { .path = "work", .mode = S_IFDIR | 0700 };
+	if (e4_put(w, &d1, e) || e4_put(w, &d2, e) || e4_put(w, &d3, e) ||
+	    put_file(w, "vmsan/init", 0755, init, e) || put_file(w, "vmsan/vmsan-agent", 0755, agent, e) ||
+	    put_text(w, "vmsan/agent.token", 0600, TOKEN_HOLDER, e) || put_text(w, "vmsan/agent.env", 0600, env, e))
+		goto fail;
+	int rc = e4_close(w, e);
+	w = NULL;
+	if (rc < 0 || e4_data_offset(tmp, "vmsan/agent.token", tok_off, e) < 0)
+		goto fail;
+	/* the offset beside it, then the template: present means complete */
+	bfmt(meta, sizeof(meta), "%s.offset", tpl);
+	FILE *f = fopen(meta, "we");
+	if (!f || fprintf(f, "%llu\n", (unsigned long long)*tok_off) < 0 || fclose(f) != 0) {
+		verr_sys(e, "ERR_IO", NULL, "cannot write %s", meta);
+		goto fail;
+	}
+	own(c, meta);
+	own(c, tmp);
+	if (rename(tmp, tpl) < 0) {
+		verr_sys(e, "ERR_IO", NULL, "cannot rename %s", tmp);
+		goto fail;
+	}
+	return 0;
+fail:
+	if (w)
+		e4_abort(w);
+	unlink(tmp);
+	return -1;
+}
+
+/* Copies a sparse file: a reflink where the file system has them, else
+ * its data extents only. */
+static int copy_sparse(int in, int out, uint64_t size, struct verr *e)
+{
+	if (ioctl(out, FICLONE, in) == 0)
+		return 0;
+	off_t pos = 0, end = (off_t)size;
+	while (pos < end) {
+		off_t data = lseek(in, pos, SEEK_DATA);
+		if (data < 0)
+			break;   /* ENXIO: only a hole is left */
+		off_t hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			hole = end;
+		loff_t ri = data, ro = data;
+		while (ri < hole) {
+			ssize_t n = copy_file_range(in, &ri, out, &ro, (size_t)(hole - ri), 0);
+			if (n <= 0) {
+				verr_sys(e, n == 0 ? "ERR_IO" : (errno == ENOSPC || errno == EDQUOT ? "ERR_NO_SPACE" : "ERR_IO"),
+					 NULL, "copying the VM disk template");
+				return -1;
+			}
+		}
+		pos = hole;
+	}
+	if (ftruncate(out, (off_t)size) < 0) {
+		verr_sys(e, "ERR_IO", NULL, "sizing the VM disk");
+		return -1;
+	}
+	return 0;
+}
+
 /* vms/<id>/disk.ext4: the VM's writable disk, which vmsan-init boots from
  * (/vmsan/init, the agent, its token and the image's environment) and
- * whose /upper and /work it lays over the image's read-only disk.  A new
- * sparse file whatever the image's size: its cost is mke2fs's on an empty
- * file plus the two guest binaries.  The token also goes to vms/<id>.token
- * (0600), where vmsan-agentctl --vm finds it. */
+ * whose /upper and /work it lays over the image's read-only disk.  Its
+ * cost does not depend on the image: a template per (size, image
+ * environment, guest binaries) is made once in images/vmdisk/, and each VM
+ * gets a sparse copy (a reflink where possible) with its own token written
+ * over the placeholder.  The token also goes to vms/<id>.token (0600),
+ * where vmsan-agentctl --vm finds it. */
 static json_t *op_vmdisk(struct jr *r, struct verr *e)
 {
 	double t0 = now_s();
@@ -1599,77 +1680,117 @@ static json_t *op_vmdisk(struct jr *r, struct verr *e)
 	if (cache_open(&c, true, e) < 0)
 		return NULL;
 	json_t *env = NULL, *rec = NULL, *out = NULL;
-	struct e4 *w = NULL;
-	char dir[PATH_MAX], path[PATH_MAX], tok[PATH_MAX], token[65], text[8192];
-	bool made_disk = false, made_tok = false;
+	char dir[PATH_MAX], path[PATH_MAX], tok[PATH_MAX], tpl[PATH_MAX], token[65], text[8192];
+	bool made_disk = false, made_tok = false, template_hit = true;
+	int in = -1, fd = -1;
 	if (image) {
 		if (!(rec = load_image(&c, image + 7, e)))
 			goto fail;
 		env = json_object_get(json_object_get(rec, "config"), "env");
 	}
-	bfmt(dir, sizeof(dir), "%s/%s", c.st.vms, id);
-	bfmt(path, sizeof(path), "%s/disk.ext4", dir);
-	bfmt(tok, sizeof(tok), "%s/%s.token", c.st.vms, id);
-	if (mkdir_own(&c, dir, e) < 0)
-		goto fail;
-	if (access(path, F_OK) == 0 || access(tok, F_OK) == 0) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_EXISTS", "remove the VM first (vmsan rm -f)",
-			 "%s already has a disk or a token", id);
-		goto fail;
-	}
-	/* The token: 32 random bytes, as hex. */
-	unsigned char raw[32];
-	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
-		verr_sys(e, "ERR_SYSTEM", NULL, "getrandom");
-		goto fail;
-	}
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(token + 2 * i, 3, "%02x", raw[i]);
-	made_disk = true;
-	if (e4_mkfs(path, disk, true, "vmsan-vm", e) < 0 || chmod(path, 0600) < 0 || !(w = e4_open(path, e)))
-		goto fail;
-	own(&c, path);
-	size_t k = 0;
+	size_t k = 0, i;
 	json_t *x;
-	size_t i;
 	json_array_foreach(env, i, x) {
 		const char *v = json_string_value(x);
 		if (v && !strchr(v, '\n') && k + strlen(v) + 2 < sizeof(text))
 			k += (size_t)snprintf(text + k, sizeof(text) - k, "%s\n", v);
 	}
 	text[k] = 0;
-	char init[PATH_MAX], agent[PATH_MAX];
+	/* The template's key: size, environment, and the guest binaries. */
+	char init[PATH_MAX], agent[PATH_MAX], key[PATH_MAX + 9000], hex[72];
 	bfmt(init, sizeof(init), "%s/vmsan-init", guest);
 	bfmt(agent, sizeof(agent), "%s/vmsan-agent", guest);
-	struct e4_entry d1 = { .path = "vmsan", .mode = S_IFDIR | 0700 };
-	struct e4_entry d2 = { .path = "upper", .mode = S_IFDIR | 0755 };
-	struct e4_entry d3 = { .path = "work", .mode = S_IFDIR | 0700 };
-	if (e4_put(w, &d1, e) || e4_put(w, &d2, e) || e4_put(w, &d3, e) ||
-	    put_file(w, "vmsan/init", 0755, init, e) || put_file(w, "vmsan/vmsan-agent", 0755, agent, e) ||
-	    put_text(w, "vmsan/agent.token", 0600, token, e) || put_text(w, "vmsan/agent.env", 0600, text, e))
+	struct stat si, sa;
+	if (stat(init, &si) < 0 || stat(agent, &sa) < 0) {
+		verr_sys(e, "ERR_GUEST_MISSING", "build it (make) or reinstall vmsan", "cannot find %s",
+			 access(init, F_OK) ? init : agent);
 		goto fail;
-	int rc = e4_close(w, e);
-	w = NULL;
-	if (rc < 0)
+	}
+	int kl = snprintf(key, sizeof(key), "%llu\n%s\n%llu.%llu.%lld.%lld.%ld\n%llu.%llu.%lld.%lld.%ld\n",
+			  (unsigned long long)disk, text, (unsigned long long)si.st_dev,
+			  (unsigned long long)si.st_ino, (long long)si.st_size, (long long)si.st_mtim.tv_sec,
+			  si.st_mtim.tv_nsec, (unsigned long long)sa.st_dev, (unsigned long long)sa.st_ino,
+			  (long long)sa.st_size, (long long)sa.st_mtim.tv_sec, sa.st_mtim.tv_nsec);
+	sha256_hex(key, (size_t)kl, hex);
+	bfmt(tpl, sizeof(tpl), "%s/vmdisk", c.dir);
+	if (mkdir_own(&c, tpl, e) < 0)
 		goto fail;
-	int fd = open(tok, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	bfmt(tpl, sizeof(tpl), "%s/vmdisk/%.32s.ext4", c.dir, hex + 7);
+	uint64_t tok_off = 0;
+	{
+		char meta[PATH_MAX + 8];
+		bfmt(meta, sizeof(meta), "%s.offset", tpl);
+		FILE *f = access(tpl, F_OK) == 0 ? fopen(meta, "re") : NULL;
+		unsigned long long o = 0;
+		if (!f || fscanf(f, "%llu", &o) != 1 || !o) {
+			template_hit = false;
+			if (build_template(&c, tpl, init, agent, text, disk, &tok_off, e) < 0) {
+				if (f)
+					fclose(f);
+				goto fail;
+			}
+		} else {
+			tok_off = o;
+		}
+		if (f)
+			fclose(f);
+	}
+	bfmt(dir, sizeof(dir), "%s/%s", c.st.vms, id);
+	bfmt(path, sizeof(path), "%s/disk.ext4", dir);
+	bfmt(tok, sizeof(tok), "%s/%s.token", c.st.vms, id);
+	if (mkdir_own(&c, dir, e) < 0)
+		goto fail;
+	/* The token: 32 random bytes, as hex. */
+	unsigned char raw[32];
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		verr_sys(e, "ERR_SYSTEM", NULL, "getrandom");
+		goto fail;
+	}
+	for (i = 0; i < sizeof(raw); i++)
+		snprintf(token + 2 * i, 3, "%02x", raw[i]);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
-		verr_sys(e, "ERR_IO", NULL, "cannot create %s", tok);
+		if (errno == EEXIST)
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_EXISTS", "remove the VM first (vmsan rm -f)",
+				 "%s already has a disk", id);
+		else
+			verr_sys(e, "ERR_IO", NULL, "cannot create %s", path);
+		goto fail;
+	}
+	made_disk = true;
+	own(&c, path);
+	in = open(tpl, O_RDONLY | O_CLOEXEC);
+	char holder[64];
+	if (in < 0 || copy_sparse(in, fd, disk, e) < 0 || pread(fd, holder, 64, (off_t)tok_off) != 64 ||
+	    memcmp(holder, TOKEN_HOLDER, 64) != 0 || pwrite(fd, token, 64, (off_t)tok_off) != 64) {
+		if (!verr_isset(e))
+			verr_set(e, VMSAN_EXIT_SYS, "ERR_IO", "remove images/vmdisk/ to rebuild the template",
+				 "the VM disk template %s is not as it was made", tpl);
+		goto fail;
+	}
+	close(fd);
+	fd = open(tok, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_EXISTS", "remove the VM first (vmsan rm -f)",
+				 "%s already has a token", id);
+		else
+			verr_sys(e, "ERR_IO", NULL, "cannot create %s", tok);
 		goto fail;
 	}
 	made_tok = true;
 	own(&c, tok);
-	if (write(fd, token, 64) != 64 || fsync(fd) != 0) {
-		close(fd);
+	if (write(fd, token, 64) != 64) {
 		verr_sys(e, "ERR_IO", NULL, "cannot write %s", tok);
 		goto fail;
 	}
-	close(fd);
-	out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:f}", "id", id, "dir", dir, "disk", path, "tokenFile", tok,
-			"diskSize", (json_int_t)disk, "seconds", now_s() - t0);
+	out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:f}", "id", id, "dir", dir, "disk", path, "tokenFile",
+			tok, "diskSize", (json_int_t)disk, "templateHit", template_hit, "seconds", now_s() - t0);
 fail:
-	if (w)
-		e4_abort(w);
+	if (fd >= 0)
+		close(fd);
+	if (in >= 0)
+		close(in);
 	if (!out) {
 		if (made_disk)
 			unlink(path);

@@ -1454,7 +1454,7 @@ int main(int argc, char **argv)
 		if (!strcmp(cmds[which].name, cmd))
 			break;
 	if (which == sizeof cmds / sizeof *cmds) {
-		fprintf(stderr, "vmsan-vm: run me as vmsan-create, -start, -stop, -rm, -run or -gc\n");
+		fprintf(stderr, "vmsan-create: run me as vmsan-create, -start, -stop, -rm, -run or -gc\n");
 		return VMSAN_EXIT_USAGE;
 	}
 	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {

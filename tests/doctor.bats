@@ -137,6 +137,8 @@ teardown_extra() {
 	require_root
 	ns=vmsan-test-doc-$$
 	ip netns add "$ns"
+	# a new namespace inherits the host's IPv4 settings (devconf_inherit_init_net=0)
+	ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=0
 	run --separate-stderr ip netns exec "$ns" "$VMSAN" doctor --json
 	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "ip-forward") | .status')" = warn ]
 	ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1

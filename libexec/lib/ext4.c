@@ -995,3 +995,23 @@ int e4_clear_dir(struct e4 *w, const char *path, struct verr *e)
 	}
 	return clear_children(w, dir, path, true, e);
 }
+
+int e4_data_offset(const char *img, const char *path, uint64_t *off, struct verr *e)
+{
+	ext2_filsys fs = NULL;
+	initialize_ext2_error_table();
+	errcode_t rc = ext2fs_open2(img, NULL, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
+	if (rc)
+		return fail(e, rc, "opening image", img);
+	ext2_ino_t ino;
+	blk64_t pblk = 0;
+	rc = ext2fs_namei(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, path, &ino);
+	if (!rc)
+		rc = ext2fs_bmap2(fs, ino, NULL, NULL, 0, 0, NULL, &pblk);
+	if (!rc && !pblk)
+		rc = EXT2_ET_BAD_BLOCK_NUM;
+	if (!rc)
+		*off = (uint64_t)pblk * fs->blocksize;
+	ext2fs_close_free(&fs);
+	return rc ? fail(e, rc, "finding the data of", path) : 0;
+}

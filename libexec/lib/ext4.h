@@ -71,6 +71,10 @@ int e4_remove(struct e4 *w, const char *path, bool only_lower, struct verr *e);
 int e4_clear_dir(struct e4 *w, const char *path, struct verr *e);
 void e4_layer_begin(struct e4 *w);
 
+/* Byte offset in img of the first data block of the regular file path
+ * (image path), for rewriting its first bytes in place. */
+int e4_data_offset(const char *img, const char *path, uint64_t *off, struct verr *e);
+
 struct e4_usage {
 	uint64_t blocks_used, blocks_total, block_size;
 	uint64_t inodes_used, inodes_total;
