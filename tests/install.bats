@@ -37,7 +37,7 @@ load test_helper
 	require_cmd visudo
 	p=$TEST_TMP/prefix g=vmsantest$$
 	chmod 755 "$TEST_TMP"
-	run "$TOP/install.sh" --no-deps --prefix "$p" --sudoers "$TEST_TMP/sudoers" --group "$g"
+	run "$TOP/install.sh" --no-deps --no-demo --prefix "$p" --sudoers "$TEST_TMP/sudoers" --group "$g"
 	[ -f "$TEST_TMP/sudoers" ]
 	visudo -cqf "$TEST_TMP/sudoers"
 	[ "$(stat -c %a "$TEST_TMP/sudoers")" = 440 ]
@@ -48,7 +48,7 @@ load test_helper
 	[ -z "$(find "$p" -perm /6000)" ]
 	# Idempotent: a second run gives the same result.
 	cp "$TEST_TMP/sudoers" "$TEST_TMP/sudoers.first"
-	run "$TOP/install.sh" --no-deps --prefix "$p" --sudoers "$TEST_TMP/sudoers" --group "$g"
+	run "$TOP/install.sh" --no-deps --no-demo --prefix "$p" --sudoers "$TEST_TMP/sudoers" --group "$g"
 	cmp "$TEST_TMP/sudoers" "$TEST_TMP/sudoers.first"
 	run "$TOP/install.sh" --uninstall --prefix "$p" --sudoers "$TEST_TMP/sudoers" --group "$g"
 	[ "$status" -eq 0 ]
@@ -62,7 +62,7 @@ load test_helper
 	chmod 755 "$TEST_TMP"
 	mkdir -p "$TEST_TMP/userprefix"
 	chown nobody "$TEST_TMP/userprefix"
-	run "$TOP/install.sh" --no-deps --prefix "$TEST_TMP/userprefix" --sudoers "$TEST_TMP/sudoers" --group vmsantest$$
+	run "$TOP/install.sh" --no-deps --no-demo --prefix "$TEST_TMP/userprefix" --sudoers "$TEST_TMP/sudoers" --group vmsantest$$
 	[ "$status" -ne 0 ]
 	assert_contains "$output" "is not owned by root: refusing to write a sudoers rule"
 	[ ! -e "$TEST_TMP/sudoers" ]

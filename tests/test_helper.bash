@@ -6,6 +6,9 @@ TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 # shellcheck disable=SC2034 # used by the suites that load this file
 VMSAN=$TOP/bin/vmsan
 LIBEXEC=$TOP/libexec
+# The guest kernel's build cache stays the real one when HOME moves: a
+# test that runs install.sh must not rebuild the kernel.
+export VMSAN_KERNEL_CACHE=${VMSAN_KERNEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vmsan/kernel}
 
 setup() {
 	export LC_ALL=C
