@@ -27,6 +27,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -819,6 +820,241 @@ fail:
 	return NULL;
 }
 
+/* ---- start (Firecracker) ----------------------------------------------- */
+
+/* One request on Firecracker's API socket; the HTTP status (fault message
+ * in fault), or -1 when the socket does not answer. */
+static int fc_http(const char *sock, const char *method, const char *path, const char *body, char *fault,
+		   size_t fn)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(sock) >= sizeof sa.sun_path)
+		return -1;
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	struct timeval tv = { .tv_sec = 10 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	char head[512], resp[4096];
+	size_t bl = body ? strlen(body) : 0;
+	int hn = snprintf(head, sizeof head,
+			  "%s %s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
+			  "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", method, path, bl);
+	int status = -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && write(fd, head, (size_t)hn) == hn &&
+	    (!bl || write(fd, body, bl) == (ssize_t)bl)) {
+		size_t got = 0;
+		while (got < sizeof resp - 1) {
+			ssize_t r = read(fd, resp + got, sizeof resp - 1 - got);
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+			resp[got] = 0;
+			char *end = strstr(resp, "\r\n\r\n");
+			if (end) {
+				const char *cl = strcasestr(resp, "content-length:");
+				size_t want = cl ? (size_t)atol(cl + 15) : 0;
+				if (got >= (size_t)(end + 4 - resp) + want)
+					break;
+			}
+		}
+		resp[got] = 0;
+		if (got > 12 && !strncmp(resp, "HTTP/1.1 ", 9))
+			status = atoi(resp + 9);
+		const char *fm = strstr(resp, "\"fault_message\"");
+		snprintf(fault, fn, "%s", fm ? fm : "");
+	}
+	close(fd);
+	return status;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof p, "%s", path);
+	for (char *s = p + 1; *s; s++)
+		if (*s == '/') {
+			*s = 0;
+			if (mkdir(p, mode) < 0 && errno != EEXIST)
+				return -1;
+			*s = '/';
+		}
+	return mkdir(p, mode) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Links the file open as fd into the jail as name (the very file that was
+ * checked, whatever its path now names). */
+static int jail_link(int fd, const char *root, const char *name, struct verr *e)
+{
+	char from[64], to[PATH_MAX];
+	snprintf(from, sizeof from, "/proc/self/fd/%d", fd);
+	snprintf(to, sizeof to, "%s/%s", root, name);
+	unlink(to);
+	if (linkat(AT_FDCWD, from, AT_FDCWD, to, AT_SYMLINK_FOLLOW) < 0) {
+		if (errno == EXDEV)
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_JAIL", "put the jail base on the file system of VMSAN_DIR",
+				 "cannot hard-link %s into the jail: another file system", name);
+		else
+			verr_sys(e, "ERR_JAIL", NULL, "cannot link %s into the jail", name);
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *start_firecracker(const struct vmcfg *c, const struct caller *who, struct verr *e)
+{
+	int fds[FD_COUNT], dirfd = -1, kfd = -1;
+	char root[PATH_MAX], sock[PATH_MAX + 32], pidf[PATH_MAX + 32], fault[512] = "";
+	json_t *calls = NULL, *jail = NULL;
+	pid_t fpid = -1;
+	for (int i = 0; i < FD_COUNT; i++)
+		fds[i] = -1;
+	if (access(c->jailer_bin, X_OK) < 0 || access(c->fc_bin, X_OK) < 0) {
+		verr_sys(e, "ERR_MISSING_TOOL", "install Firecracker and its jailer, or use vmm qemu",
+			 "cannot run %s", access(c->jailer_bin, X_OK) < 0 ? c->jailer_bin : c->fc_bin);
+		return NULL;
+	}
+	if ((dirfd = open_owned(who, "runDir", c->run_dir, O_RDONLY, true, e)) < 0 ||
+	    (fds[FD_VM_RW] = open_owned(who, "vmDisk", c->vm_disk, O_RDWR, false, e)) < 0 ||
+	    (c->image_disk && (fds[FD_IMAGE] = open_owned(who, "imageDisk", c->image_disk, O_RDONLY, false, e)) < 0))
+		goto fail;
+	kfd = open(c->kernel, O_RDONLY | O_CLOEXEC);
+	if (kfd < 0) {
+		verr_sys(e, "ERR_FILE", NULL, "cannot open kernel %s", c->kernel);
+		goto fail;
+	}
+	/* The jail root, with the kernel and disks hard-linked in: the jailer
+	 * chroots Firecracker there as uid:gid, which must be able to use
+	 * them (the VM disk is handed to that uid when root owns it). */
+	fc_chroot(c, root, sizeof root);
+	if (mkdir_p(root, 0755) < 0) {
+		verr_sys(e, "ERR_JAIL", NULL, "cannot create %s", root);
+		goto fail;
+	}
+	if (jail_link(kfd, root, "vmlinux", e) < 0 || jail_link(fds[FD_VM_RW], root, "vm.ext4", e) < 0 ||
+	    (c->image_disk && jail_link(fds[FD_IMAGE], root, "image.ext4", e) < 0))
+		goto fail;
+	if (who->root && fchown(fds[FD_VM_RW], (uid_t)c->uid, (gid_t)c->gid) < 0) {
+		verr_sys(e, "ERR_JAIL", NULL, "cannot give the VM disk to uid %lld", c->uid);
+		goto fail;
+	}
+	int lfd = run_file(who, dirfd, "vmm.log", O_WRONLY | O_APPEND, e);
+	if (lfd < 0)
+		goto fail;
+	jail = fc_jailer_argv(c);
+	size_t n = json_array_size(jail);
+	const char **av = calloc(n + 1, sizeof *av);
+	for (size_t i = 0; av && i < n; i++)
+		av[i] = json_string_value(json_array_get(jail, i));
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, lfd, 2);
+	pid_t jp;
+	static char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin";
+	char *envp[] = { path_env, NULL };
+	/* the fakes the tests use read these; Firecracker's jailer ignores them */
+	char spec_env[PATH_MAX + 16] = "", log_env[PATH_MAX + 16] = "", jlog_env[PATH_MAX + 20] = "";
+	char *envx[5] = { path_env, NULL, NULL, NULL, NULL };
+	int ne = 1;
+	if (getenv("FAKE_FC_SPEC")) {
+		snprintf(spec_env, sizeof spec_env, "FAKE_FC_SPEC=%s", getenv("FAKE_FC_SPEC"));
+		envx[ne++] = spec_env;
+		if (getenv("FAKE_FC_LOG")) {
+			snprintf(log_env, sizeof log_env, "FAKE_FC_LOG=%s", getenv("FAKE_FC_LOG"));
+			envx[ne++] = log_env;
+		}
+		if (getenv("FAKE_JAILER_LOG")) {
+			snprintf(jlog_env, sizeof jlog_env, "FAKE_JAILER_LOG=%s", getenv("FAKE_JAILER_LOG"));
+			envx[ne++] = jlog_env;
+		}
+	}
+	int rc = av ? posix_spawn(&jp, av[0], &fa, NULL, (char *const *)av, ne > 1 ? envx : envp) : ENOMEM;
+	posix_spawn_file_actions_destroy(&fa);
+	free(av);
+	close(lfd);
+	int st = 0;
+	if (rc == 0)
+		while (waitpid(jp, &st, 0) < 0 && errno == EINTR)
+			;
+	if (rc || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		char msg[512];
+		log_tail(dirfd, "vmm.log", msg, sizeof msg);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log", "the jailer failed: %s",
+			 rc ? strerror(rc) : msg);
+		goto fail;
+	}
+	/* --daemonize: the jailer has left; its pid file names Firecracker. */
+	snprintf(pidf, sizeof pidf, "%s/%s.pid", root, strrchr(c->fc_bin, '/') + 1);
+	snprintf(sock, sizeof sock, "%s/run/firecracker.socket", root);
+	for (int i = 0; i < 500; i++) {
+		char buf[32] = "";
+		int pf = open(pidf, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (pf >= 0) {
+			ssize_t r = read(pf, buf, sizeof buf - 1);
+			close(pf);
+			buf[r > 0 ? r : 0] = 0;
+			fpid = (pid_t)atoi(buf);
+		}
+		struct stat ss;
+		if (fpid > 1 && stat(sock, &ss) == 0 && S_ISSOCK(ss.st_mode))
+			break;
+		poll(NULL, 0, 10);
+	}
+	if (fpid <= 1 || proc_start_time(fpid) < 0) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log",
+			 "Firecracker did not come up (no pid file or API socket in %s)", root);
+		goto fail;
+	}
+	long long fstart = proc_start_time(fpid);
+	/* The API calls, in order; the first refusal ends it. */
+	calls = fc_calls(c);
+	size_t i;
+	json_t *call;
+	json_array_foreach(calls, i, call) {
+		char *body = json_dumps(json_object_get(call, "body"), JSON_COMPACT);
+		int code = fc_http(sock, json_string_value(json_object_get(call, "method")),
+				   json_string_value(json_object_get(call, "path")), body, fault, sizeof fault);
+		free(body);
+		if (code < 200 || code > 299) {
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log",
+				 "Firecracker refused %s %s (HTTP %d): %s", json_string_value(json_object_get(call, "method")),
+				 json_string_value(json_object_get(call, "path")), code, fault[0] ? fault : "no answer");
+			kill(fpid, SIGKILL);
+			goto fail;
+		}
+	}
+	int pf = run_file(who, dirfd, "vmm.pid", O_WRONLY | O_TRUNC, e);
+	if (pf < 0) {
+		kill(fpid, SIGKILL);
+		goto fail;
+	}
+	dprintf(pf, "%d\n", (int)fpid);
+	close(pf);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	close(dirfd);
+	close(kfd);
+	close_fds(fds);
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:f, s:o, s:o}", "vmm", "firecracker", "accel",
+			 "kvm", "pid", (json_int_t)fpid, "startTime", fstart, "uid", (json_int_t)c->uid, "gid",
+			 (json_int_t)c->gid, "chroot", root, "apiSocket", sock, "startMs", ms, "jailer", jail, "api",
+			 calls);
+fail:
+	if (dirfd >= 0)
+		close(dirfd);
+	if (kfd >= 0)
+		close(kfd);
+	close_fds(fds);
+	json_decref(calls);
+	json_decref(jail);
+	return NULL;
+}
+
 static json_t *op_start(struct jr *r, struct verr *e)
 {
 	struct vmcfg c;
@@ -838,11 +1074,8 @@ static json_t *op_start(struct jr *r, struct verr *e)
 			 (unsigned)who.gid, c.uid, c.gid);
 		return NULL;
 	}
-	if (!strcmp(c.vmm, "firecracker")) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NOT_IMPLEMENTED", "use vmm qemu",
-			 "starting Firecracker is not built yet (vmsan-fc plan shows what it will do)");
-		return NULL;
-	}
+	if (!strcmp(c.vmm, "firecracker"))
+		return start_firecracker(&c, &who, e);
 	return start_qemu(&c, &who, e);
 }
 
@@ -936,26 +1169,27 @@ static json_t *op_stop(struct jr *r, struct verr *e)
 	read_proc(r, &p);
 	const char *vmm = jr_string(r, "vmm", JR_REQUIRED, valid_vmm);
 	const char *qmp = jr_string(r, "qmpSocket", JR_OPTIONAL, valid_abspath);
+	const char *api = jr_string(r, "apiSocket", JR_OPTIONAL, valid_abspath);
 	jr_int(r, "timeoutSec", JR_OPTIONAL, 0, 3600, &timeout);
 	if (jr_end(r))
 		return NULL;
 	const char *how = "exited";
-	if (!strcmp(vmm, "firecracker")) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NOT_IMPLEMENTED", "use kill",
-			 "stopping Firecracker (SendCtrlAltDel) is not built yet");
-		return NULL;
-	}
+	bool fc = !strcmp(vmm, "firecracker");
 	struct caller who;
 	get_caller(&who);
 	if (!alive(&p))
 		how = "not running";
 	else if (!our_vmm(&p, &who, e))
 		return NULL;
-	else if (!wait_gone(&p, (double)timeout)) {
+	else if (fc && api && (fc_http(api, "PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}",
+				       (char[256]){ 0 }, 256) / 100 == 2) && wait_gone(&p, (double)timeout)) {
+		/* Firecracker's ctrl-alt-del: vmsan-init powers off, the VMM exits */
+		how = "ctrl-alt-del";
+	} else if (fc || !wait_gone(&p, (double)timeout)) {
 		/* The guest did not power off in time: ask QEMU to quit, then
 		 * kill it. */
 		how = "quit";
-		if (!qmp || qmp_command(qmp, "quit") < 0 || !wait_gone(&p, 3)) {
+		if (fc || !qmp || qmp_command(qmp, "quit") < 0 || !wait_gone(&p, 3)) {
 			how = "killed";
 			kill((pid_t)p.pid, SIGKILL);
 			wait_gone(&p, 5);

@@ -169,3 +169,87 @@ root"
 	run setpriv --reuid 65534 --regid 65534 --clear-groups "$FC" start <<<"$(fc_request '.op = "start"')"
 	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_PERMISSION
 }
+
+# fc_fake: Firecracker and its jailer as the test stand-ins (the API socket
+# checks every request against Firecracker's own API specification).
+fc_fake() {
+	FC_SPEC=${FIRECRACKER_API_SPEC:-$TOP/../shared/reference/firecracker-api.yaml}
+	[ -f "$FC_SPEC" ] || skip "Firecracker's API specification is not at $FC_SPEC (set FIRECRACKER_API_SPEC)"
+	python3 -c 'import yaml' 2>/dev/null || skip "python3-yaml is needed by the fake API socket"
+	mkdir -p "$TEST_TMP/fcbin" "$TEST_TMP/jail"
+	cp "$TOP/tests/tools/fake-firecracker" "$TEST_TMP/fcbin/firecracker"
+	cp "$TOP/tests/tools/fake-jailer" "$TEST_TMP/fcbin/jailer"
+	chmod 755 "$TEST_TMP" "$TEST_TMP/fcbin" "$TEST_TMP/fcbin"/*
+	export FAKE_FC_SPEC=$FC_SPEC FAKE_FC_LOG=$TEST_TMP/api.log FAKE_JAILER_LOG=$TEST_TMP/jailer.log
+	# Firecracker runs as nobody: its log must be writable by it
+	: >"$FAKE_FC_LOG"
+	chmod 666 "$FAKE_FC_LOG"
+}
+
+fcstart() {
+	fc_request ".op = \"start\" | .vmm = \"firecracker\" | del(.accel) | .vcpus = 2 | .memoryMib = 512
+		| .firecracker = {binary:\"$TEST_TMP/fcbin/firecracker\", jailer:\"$TEST_TMP/fcbin/jailer\",
+		chrootBase:\"$TEST_TMP/jail\"}${1:+ | $1}"
+}
+
+@test "fc start (Firecracker): the jailer's command line, every API call valid against the spec and in order; stop is ctrl-alt-del" {
+	vmm_prepare
+	fc_fake
+	run fc start <<<"$(fcstart)"
+	assert_eq "$status" 0
+	local pid st
+	pid=$(jq .pid <<<"$output")
+	st=$(jq .startTime <<<"$output")
+	# the jailer got exactly the planned command line
+	assert_eq "$(jq -c . "$TEST_TMP/jailer.log")" "$(fc plan <<<"$(fcstart '.op = "plan"')" | jq -c '.jailer[1:]')"
+	# the kernel and disks are in the jail (hard links: the same files)
+	local root=$TEST_TMP/jail/firecracker/vm-1a2b3c4d/root
+	assert_eq "$(stat -c %i "$root/vm.ext4")" "$(stat -c %i "$TEST_TMP/vm.ext4")"
+	assert_eq "$(stat -c %i "$root/image.ext4")" "$(stat -c %i "$TEST_TMP/image.ext4")"
+	[ -f "$root/vmlinux" ]
+	# every call accepted by the spec checker, in the documented order
+	assert_eq "$(jq -s -c '[.[] | .method + " " + .path]' "$TEST_TMP/api.log")" \
+		'["PUT /logger","PUT /serial","PUT /boot-source","PUT /drives/vm","PUT /drives/image","PUT /machine-config","PUT /network-interfaces/eth0","PUT /entropy","PUT /actions"]'
+	assert_eq "$(jq -s -c '[.[] | .status] | unique' "$TEST_TMP/api.log")" "[204]"
+	# Firecracker runs as the uid asked for, in the VM's namespace
+	assert_eq "$(stat -c %u "/proc/$pid")" 65534
+	assert_eq "$(readlink "/proc/$pid/ns/net")" "$(ip netns exec "$IN_HOST" readlink /proc/self/ns/net)"
+	assert_eq "$(cat "$TEST_TMP/run/vmm.pid")" "$pid"
+	run fc status <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+	assert_eq "$(jq .running <<<"$output")" true
+	# stop: SendCtrlAltDel, and the VMM ends
+	run fc stop <<<"{\"id\":\"vm-1a2b3c4d\",\"vmm\":\"firecracker\",\"pid\":$pid,\"startTime\":$st,\"apiSocket\":\"$root/run/firecracker.socket\",\"timeoutSec\":5}"
+	assert_eq "$status" 0
+	assert_eq "$(jq -r .how <<<"$output")" ctrl-alt-del
+	assert_eq "$(tail -1 "$TEST_TMP/api.log" | jq -c .body)" '{"action_type":"SendCtrlAltDel"}'
+}
+
+@test "fc start (Firecracker): the fake socket refuses what the spec refuses, and a refusal stops start cleanly" {
+	vmm_prepare
+	fc_fake
+	# the checker itself: an unknown field, a wrong type, a bad enum, a path id mismatch
+	"$TEST_TMP/fcbin/firecracker" --id t --api-sock "$TEST_TMP/t.sock" 3>&- &
+	local fp=$!
+	for _ in $(seq 50); do [ -S "$TEST_TMP/t.sock" ] && break; sleep 0.05; done
+	put() { curl -s -o /dev/null -w '%{http_code}' --unix-socket "$TEST_TMP/t.sock" -X PUT -d "$2" "http://localhost$1"; }
+	assert_eq "$(put /machine-config '{"vcpu_count":2,"mem_size_mib":256,"bogus":1}')" 400
+	assert_eq "$(put /machine-config '{"vcpu_count":"2","mem_size_mib":256}')" 400
+	assert_eq "$(put /drives/vm '{"drive_id":"vm","is_root_device":true,"cache_type":"Fast"}')" 400
+	assert_eq "$(put /drives/vm '{"drive_id":"other","is_root_device":true}')" 400
+	assert_eq "$(put /actions '{"action_type":"InstanceStart"}')" 400
+	assert_eq "$(put /machine-config '{"vcpu_count":2,"mem_size_mib":256}')" 204
+	kill "$fp"
+	# a Firecracker that refuses a call: start fails with its message, nothing runs
+	python3 - "$TEST_TMP/fcbin/firecracker" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read().replace('    def handle(self, method, path, body):\n', '    def handle(self, method, path, body):\n        if path == "/logger":\n            raise Invalid("logger: refused by this test")\n', 1)
+open(p, "w").write(s)
+PY
+	run fc start <<<"$(fcstart)"
+	assert_eq "$status" 1
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VMM_START
+	assert_contains "$output" "Firecracker refused PUT /logger (HTTP 400)"
+	sleep 0.2
+	[ -z "$(pgrep -f 'firecracker --id vm-1a2b3c4d' || true)" ]
+}
