@@ -1289,13 +1289,14 @@ static json_t *op_base(struct cache *c, const char *busybox, uint64_t disk, stru
 		char tmp[PATH_MAX + 16];
 		bfmt(tmp, sizeof(tmp), "%s.%d", sump, (int)getpid());
 		FILE *f = fopen(tmp, "we");
-		if (f && fprintf(f, "%s%s\n", want, bbsum) > 0 && fclose(f) == 0) {
+		bool wrote = f && fprintf(f, "%s%s\n", want, bbsum) > 0;
+		if (f && fclose(f) != 0)
+			wrote = false;
+		if (wrote) {
 			own(c, tmp);
 			if (rename(tmp, sump) < 0)
 				unlink(tmp);
 		} else {
-			if (f)
-				fclose(f);
 			unlink(tmp);
 		}
 	}
