@@ -841,10 +841,18 @@ static json_t *load_image(const struct cache *c, const char *hex, struct verr *e
 	return rec;
 }
 
+static char *lookup_ref(const struct cache *c, const char *canon);
+
 static int store_ref(const struct cache *c, const char *canon, const char *digest,
 		     struct verr *e)
 {
 	char key[1800], p[PATH_MAX], when[32];
+	/* Unchanged: no rewrite (and no fsync) on every cache hit. */
+	char *have = lookup_ref(c, canon);
+	bool same = have && strcmp(have, digest) == 0;
+	free(have);
+	if (same)
+		return 0;
 	ref_key(canon, key, sizeof(key));
 	bfmt(p, sizeof(p), "%s/refs/%s.json", c->dir, key);
 	utc_now(when);
