@@ -1706,11 +1706,26 @@ static json_t *op_vmdisk(struct jr *r, struct verr *e)
 	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
 	const char *image = jr_string(r, "image", JR_OPTIONAL, NULL);
 	const char *guest = jr_string(r, "guestDir", JR_REQUIRED, valid_path);
+	json_t *pullreq = jr_object(r, "pull", JR_OPTIONAL), *img = NULL;
 	uint64_t disk;
 	if (read_disk(r, &disk) < 0 || jr_end(r))
 		return NULL;
 	if (!disk)
 		disk = DEFAULT_DISK;
+	/* With "pull", the image is pulled first (a pull request, nested): one
+	 * process for both, as create wants. */
+	if (pullreq && image) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION", "give one of them",
+			 "request: \"image\" and \"pull\" cannot be combined");
+		return NULL;
+	}
+	if (pullreq) {
+		struct jr pr;
+		jr_init(&pr, pullreq, "request.pull", e);
+		if (!(img = op_pull(&pr, e)))
+			return NULL;
+		image = json_string_value(json_object_get(img, "digest"));
+	}
 	if (image && (strncmp(image, "sha256:", 7) || !valid_hex64(image + 7))) {
 		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION", "give the digest vmsan-rootfs pull replied",
 			 "image: '%.80s' is not a sha256: digest", image);
@@ -1826,6 +1841,8 @@ static json_t *op_vmdisk(struct jr *r, struct verr *e)
 	}
 	out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:f}", "id", id, "dir", dir, "disk", path, "tokenFile",
 			tok, "diskSize", (json_int_t)disk, "templateHit", template_hit, "seconds", now_s() - t0);
+	if (img)
+		json_object_set(out, "image", img);
 fail:
 	if (fd >= 0)
 		close(fd);
@@ -1839,6 +1856,7 @@ fail:
 	}
 	explicit_bzero(token, sizeof(token));
 	json_decref(rec);
+	json_decref(img);
 	state_release(&c.st);
 	return out;
 }
@@ -2084,7 +2102,7 @@ static const struct helper helper = {
 	"  {\"op\":\"list\"}                          all cached images\n"
 	"  {\"op\":\"remove\", \"images\":[REF|DIGEST...], \"force\":BOOL}\n"
 	"  {\"op\":\"prune\", \"all\":BOOL}           unreferenced (all: unused) images\n"
-	"  {\"op\":\"vmdisk\", \"id\":ID, \"guestDir\":DIR, \"image\":DIGEST, \"diskSize\":SIZE}\n"
+	"  {\"op\":\"vmdisk\", \"id\":ID, \"guestDir\":DIR, \"image\":DIGEST | \"pull\":{PULL}, \"diskSize\":SIZE}\n"
 	"                                  a VM's writable disk vms/ID/disk.ext4 (vmsan-init,\n"
 	"                                  the agent, a new token, also in vms/ID.token)\n"
 	"\n"

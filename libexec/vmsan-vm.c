@@ -209,7 +209,7 @@ static void call_quiet(const char *helper, const char *op, json_t *req, bool roo
 }
 
 /* For tests of interrupted creates: VMSAN_CREATE_PAUSE=STEP stops this
- * process (SIGSTOP) just before STEP (image, disk, network, vmm, boot,
+ * process (SIGSTOP) just before STEP (image, network, vmm, boot,
  * running), so a test can kill it there.  Documented in vmsan(1). */
 static void pause_at(const char *step)
 {
@@ -927,7 +927,8 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 	json_object_set_new(timing, "recordMs", json_real(now_ms() - t));
 	say("%s: record made", id);
 
-	/* 2. the image's disk (pulled and built unless cached) */
+	/* 2-3. the image's disk (pulled and built unless cached), then the
+	 * VM's own disk and token: one vmsan-rootfs process for both. */
 	pause_at("image");
 	t = now_ms();
 	json_t *preq = o.image ? json_pack("{s:s}", "ref", o.image) :
@@ -936,25 +937,20 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 		json_object_set_new(preq, "pull", json_true());
 	if (isatty(STDERR_FILENO))
 		json_object_set_new(preq, "progress", json_true());
-	json_t *img = call("rootfs", "pull", preq, false, &e);
-	if (!img || interrupted)
-		goto fail;
-	json_object_set_new(timing, "imageMs", json_real(now_ms() - t));
-
-	/* 3. the VM's own disk and token */
-	pause_at("disk");
-	t = now_ms();
 	char guest[PATH_MAX + 8];
 	snprintf(guest, sizeof guest, "%s/guest", libexec);
-	json_t *dreq = json_pack("{s:s, s:s, s:s}", "id", id, "guestDir", guest, "image", jstr(img, "digest"));
+	json_t *dreq = json_pack("{s:s, s:s, s:o}", "id", id, "guestDir", guest, "pull", preq);
 	if (o.disk)
 		json_object_set_new(dreq, "diskSize", json_string(o.disk));
 	json_t *disk = call("rootfs", "vmdisk", dreq, false, &e);
 	if (!disk || interrupted) {
-		json_decref(img);
+		json_decref(disk);
 		goto fail;
 	}
-	json_object_set_new(timing, "diskMs", json_real(now_ms() - t));
+	json_t *img = json_incref(json_object_get(disk, "image"));
+	double both = now_ms() - t, pull_ms = json_real_value(json_object_get(img, "seconds")) * 1e3;
+	json_object_set_new(timing, "imageMs", json_real(pull_ms));
+	json_object_set_new(timing, "diskMs", json_real(both - pull_ms));
 	json_t *upd = json_pack("{s:{s:s, s:s, s:s}, s:s, s:s, s:I}", "image", "ref", jstr(img, "ref"), "digest",
 				jstr(img, "digest"), "path", jstr(img, "path"), "dir", jstr(disk, "dir"), "disk",
 				jstr(disk, "disk"), "diskSize", jint(disk, "diskSize", 0));

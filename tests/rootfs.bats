@@ -536,3 +536,38 @@ pull_semantics_image() {
 	run -0 rootfs pull "{\"ref\":\"$REG/test/private:v1\",\"certDir\":\"$REG_CERTS\",\"pull\":true}"
 	assert_eq "$(jq -r .digest <<<"$output")" "$digest"
 }
+
+@test "vmdisk: a VM's disk from a template, its own token in place and in vms/ID.token, nothing shared but the template" {
+	run rootfs vmdisk "{\"id\":\"vm-0000000a\",\"guestDir\":\"$LIBEXEC/guest\",\"pull\":{\"runtime\":\"base\"}}"
+	assert_eq "$status" 0
+	assert_eq "$(jq -r .templateHit <<<"$output")" false
+	assert_eq "$(jq -r .image.ref <<<"$output")" vmsan/base
+	local d=$VMSAN_DIR/vms/vm-0000000a
+	assert_eq "$(stat -c %a "$d/disk.ext4" "$VMSAN_DIR/vms/vm-0000000a.token")" "600
+600"
+	assert_eq "$(stat -c %s "$d/disk.ext4")" 10737418240
+	run rootfs vmdisk "{\"id\":\"vm-0000000b\",\"guestDir\":\"$LIBEXEC/guest\",\"pull\":{\"runtime\":\"base\"}}"
+	assert_eq "$(jq -r .templateHit <<<"$output")" true
+	# each disk holds its own token, the one in its token file
+	local a b
+	a=$(debugfs -R "cat /vmsan/agent.token" "$d/disk.ext4" 2>/dev/null)
+	b=$(debugfs -R "cat /vmsan/agent.token" "$VMSAN_DIR/vms/vm-0000000b/disk.ext4" 2>/dev/null)
+	assert_eq "$a" "$(cat "$VMSAN_DIR/vms/vm-0000000a.token")"
+	assert_eq "$b" "$(cat "$VMSAN_DIR/vms/vm-0000000b.token")"
+	[ "$a" != "$b" ]
+	[[ $a =~ ^[0-9a-f]{64}$ ]]
+	# the guest binaries and the layout vmsan-init wants; a clean file system
+	debugfs -R "ls -l /vmsan" "$d/disk.ext4" 2>/dev/null | grep -q vmsan-agent
+	debugfs -R "stat /work" "$d/disk.ext4" 2>/dev/null | grep -q "Mode:  0700"
+	e2fsck -fn "$d/disk.ext4" >/dev/null
+	# refused: an id that has a disk, and image with pull
+	run rootfs vmdisk "{\"id\":\"vm-0000000a\",\"guestDir\":\"$LIBEXEC/guest\"}"
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VM_EXISTS
+	assert_eq "$(cat "$VMSAN_DIR/vms/vm-0000000a.token")" "$a"
+	run rootfs vmdisk "{\"id\":\"vm-0000000c\",\"guestDir\":\"$LIBEXEC/guest\",\"image\":\"sha256:$(printf '%064d' 0)\",\"pull\":{\"runtime\":\"base\"}}"
+	assert_eq "$status" 100
+	run rootfs vmdisk "{\"id\":\"vm-0000000c\",\"guestDir\":\"/nonexistent\"}"
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_GUEST_MISSING
+	[ ! -e "$VMSAN_DIR/vms/vm-0000000c" ] || [ -z "$(ls "$VMSAN_DIR/vms/vm-0000000c")" ]
+	[ ! -e "$VMSAN_DIR/vms/vm-0000000c.token" ]
+}
