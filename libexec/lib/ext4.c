@@ -194,6 +194,11 @@ int e4_mkfs(const char *path, unsigned long long bytes, bool journal,
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	pid_t pid;
 	int rc = posix_spawnp(&pid, "mke2fs", &fa, NULL, (char *const *)argv, environ);
+	/* A user's PATH often lacks /sbin, where Debian keeps it. */
+	if (rc == ENOENT)
+		rc = posix_spawn(&pid, "/usr/sbin/mke2fs", &fa, NULL, (char *const *)argv, environ);
+	if (rc == ENOENT)
+		rc = posix_spawn(&pid, "/sbin/mke2fs", &fa, NULL, (char *const *)argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc != 0) {
 		errno = rc;
