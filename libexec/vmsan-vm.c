@@ -679,6 +679,16 @@ struct create_opts {
 	json_t *allowed, *denied, *domains, *dns, *ports;
 };
 
+static void free_opts(struct create_opts *o)
+{
+	json_decref(o->allowed);
+	json_decref(o->denied);
+	json_decref(o->domains);
+	json_decref(o->dns);
+	json_decref(o->ports);
+	o->allowed = o->denied = o->domains = o->dns = o->ports = NULL;
+}
+
 static int parse_ports(const char *s, json_t *ports, struct verr *e)
 {
 	json_t *items = json_array(), *x;
@@ -873,10 +883,12 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 {
 	struct verr e = { 0 };
 	struct create_opts o;
-	if (parse_create(argc, argv, i, &o, &e) < 0)
+	if (parse_create(argc, argv, i, &o, &e) < 0) {
+		free_opts(&o);
 		return report(&e);
+	}
 	double t_start = now_ms(), t;
-	struct state st;
+	struct state st = { .vmsfd = -1 };
 	char kernel[PATH_MAX], id[80] = "";
 	json_t *rec = NULL, *timing = json_object();
 	struct boot b = { 0 };
@@ -1005,6 +1017,7 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 		json_decref(timing);
 	}
 	state_release(&st);
+	free_opts(&o);
 	return 0;
 fail:
 	if (!verr_isset(&e))
@@ -1022,6 +1035,7 @@ fail:
 	if (lock >= 0)
 		close(lock);
 	state_release(&st);
+	free_opts(&o);
 	return report(&e);
 }
 
