@@ -167,10 +167,16 @@ static json_t *call(const char *helper, const char *op, json_t *req, bool root, 
 	}
 	close(out[0]);
 	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
 	json_t *reply = buf ? json_loadb(buf, len, 0, NULL) : NULL;
 	free(buf);
+	/* A helper that has replied ok may still be closing its sockets
+	 * (vmsan-net's netfilter ones wait for an RCU grace period): its
+	 * reply is its result, and it is reaped when we exit. */
+	if (json_is_true(json_object_get(reply, "ok")) && waitpid(pid, &st, WNOHANG) == 0)
+		st = 0;
+	else
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
 	if (!json_is_object(reply)) {
 		json_decref(reply);
 		if (root && geteuid() != 0 && WIFEXITED(st) && WEXITSTATUS(st) == 1)

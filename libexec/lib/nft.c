@@ -785,6 +785,22 @@ struct mnl_socket *nft_socket(struct verr *e)
 	return nl;
 }
 
+/* Closing a netfilter socket right after a commit waits for nf_tables to
+ * free the committed transaction (its NETLINK_URELEASE handler flushes
+ * that work, an RCU grace period: ~10 ms here).  The sockets of applied
+ * batches are therefore left open for the process's exit to close, after
+ * the helper has replied. */
+static void nft_socket_done(struct mnl_socket *nl)
+{
+	static struct mnl_socket *kept[16];
+	static size_t nkept;
+
+	if (nkept < sizeof(kept) / sizeof(*kept))
+		kept[nkept++] = nl;
+	else
+		mnl_socket_close(nl);
+}
+
 /* Sends the batch and reads every ack; the kernel applies all or none. */
 static int batch_send(struct batch *bt, struct verr *e)
 {
@@ -831,7 +847,7 @@ static int batch_send(struct batch *bt, struct verr *e)
 		verr_sys(e, "ERR_NFT_APPLY", NULL, "no answer from nftables");
 		rc = -1;
 	}
-	mnl_socket_close(nl);
+	nft_socket_done(nl);
 	return rc;
 }
 
