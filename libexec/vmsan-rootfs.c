@@ -1615,6 +1615,39 @@ static int put_file(struct e4 *w, const char *path, mode_t mode, const char *src
 	return rc;
 }
 
+/* VM disk templates: rebuilt on demand, so prune may drop them all; a
+ * build that died leaves <key>.ext4.<pid>.tmp, swept when its pid is gone. */
+static uint64_t sweep_templates(const struct cache *c, bool all)
+{
+	char p[PATH_MAX];
+	uint64_t freed = 0;
+	bfmt(p, sizeof(p), "%s/vmdisk", c->dir);
+	int dfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return 0;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		const char *t = strstr(de->d_name, ".ext4.");
+		bool drop = all;
+		if (t && strcmp(t + 6, "offset")) {
+			long pid = strtol(t + 6, NULL, 10);
+			drop = pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+		}
+		struct stat st;
+		if (drop && fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    unlinkat(dfd, de->d_name, 0) == 0)
+			freed += (uint64_t)st.st_blocks * 512;
+	}
+	closedir(d);
+	return freed;
+}
+
 #define TOKEN_HOLDER "0000000000000000000000000000000000000000000000000000000000000000"
 
 /* Builds the template of a VM disk: everything but the token, which is a
@@ -1624,6 +1657,7 @@ static int build_template(const struct cache *c, const char *tpl, const char *in
 			  const char *env, uint64_t disk, uint64_t *tok_off, struct verr *e)
 {
 	char tmp[PATH_MAX], meta[PATH_MAX];
+	sweep_templates(c, false);
 	bfmt(tmp, sizeof(tmp), "%s.%d.tmp", tpl, (int)getpid());
 	struct e4 *w = NULL;
 	if (e4_mkfs(tmp, disk, true, "vmsan-vm", e) < 0 || !(w = e4_open(tmp, e)))
@@ -2068,8 +2102,10 @@ static json_t *op_prune(struct jr *r, struct verr *e)
 		}
 	}
 	json_decref(imgs);
-	if (lk >= 0)
+	if (lk >= 0) {
+		freed += sweep_templates(&c, true);
 		close(lk);
+	}
 	state_release(&c.st);
 	return removal_reply(removed, json_pack("{s:I}", "freedBytes", (json_int_t)freed), e);
 }

@@ -570,4 +570,14 @@ pull_semantics_image() {
 	assert_eq "$(jq -r .error.code <<<"$output")" ERR_GUEST_MISSING
 	[ ! -e "$VMSAN_DIR/vms/vm-0000000c" ] || [ -z "$(ls "$VMSAN_DIR/vms/vm-0000000c")" ]
 	[ ! -e "$VMSAN_DIR/vms/vm-0000000c.token" ]
+	# a template build that died is swept; prune drops templates (rebuilt on demand)
+	local tdir=$VMSAN_DIR/images/vmdisk
+	: >"$tdir/0123.ext4.4194303.tmp"
+	rm -f "$tdir"/*.ext4 "$tdir"/*.offset
+	run rootfs vmdisk "{\"id\":\"vm-0000000d\",\"guestDir\":\"$LIBEXEC/guest\"}"
+	assert_eq "$(jq -r .templateHit <<<"$output")" false
+	[ ! -e "$tdir/0123.ext4.4194303.tmp" ]
+	run rootfs prune '{}'
+	assert_eq "$status" 0
+	[ -z "$(ls "$tdir")" ]
 }
