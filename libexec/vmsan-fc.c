@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include "lib/vmsan.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -1216,12 +1217,71 @@ static json_t *op_kill(struct jr *r, struct verr *e)
 	return json_pack("{s:I, s:b, s:b}", "pid", (json_int_t)p.pid, "wasRunning", was, "running", !gone);
 }
 
+/* ---- cleanup ------------------------------------------------------------- */
+
+static void rm_tree(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		unlinkat(dirfd, name, 0);
+		return;
+	}
+	DIR *d = fdopendir(fd);
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			rm_tree(fd, de->d_name);
+	if (d)
+		closedir(d);
+	else
+		close(fd);
+	unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+/* Removes a Firecracker VM's jail (chrootBase/<binary name>/<id>), which
+ * start made as root; the base must be the caller's.  Idempotent. */
+static json_t *op_cleanup(struct jr *r, struct verr *e)
+{
+	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
+	json_t *fc = jr_object(r, "firecracker", JR_REQUIRED);
+	if (jr_end(r))
+		return NULL;
+	struct jr f;
+	jr_init(&f, fc, "request.firecracker", e);
+	const char *bin = jr_string(&f, "binary", JR_REQUIRED, valid_abspath);
+	const char *base = jr_string(&f, "chrootBase", JR_REQUIRED, valid_abspath);
+	jr_string(&f, "jailer", JR_OPTIONAL, valid_abspath);
+	if (jr_end(&f))
+		return NULL;
+	struct caller who;
+	get_caller(&who);
+	int bfd = open_owned(&who, "chrootBase", base, O_RDONLY, true, e);
+	if (bfd < 0) {
+		if (verr_take(e, "ERR_FILE") && errno == ENOENT)
+			return json_pack("{s:s, s:b}", "id", id, "removed", 0);
+		if (!verr_isset(e))
+			verr_sys(e, "ERR_FILE", NULL, "cannot open chrootBase %s", base);
+		return NULL;
+	}
+	const char *exe = strrchr(bin, '/') + 1;
+	int xfd = openat(bfd, exe, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	bool had = false;
+	if (xfd >= 0) {
+		had = faccessat(xfd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+		rm_tree(xfd, id);
+		close(xfd);
+	}
+	close(bfd);
+	return json_pack("{s:s, s:b}", "id", id, "removed", had);
+}
+
 static const struct helper_op ops[] = {
 	{ "plan", op_plan },
 	{ "start", op_start },
 	{ "status", op_status },
 	{ "stop", op_stop },
 	{ "kill", op_kill },
+	{ "cleanup", op_cleanup },
 };
 
 static const struct helper helper = {
@@ -1237,7 +1297,8 @@ static const struct helper helper = {
 	"   \"firecracker\":{\"binary\",\"jailer\",\"chrootBase\"}}\n"
 	"  {\"op\":\"status\"|\"kill\", \"id\":ID, \"pid\":N, \"startTime\":T}\n"
 	"  {\"op\":\"stop\", \"id\":ID, \"vmm\":V, \"pid\":N, \"startTime\":T, \"qmpSocket\":PATH,\n"
-	"   \"timeoutSec\":S}\n"
+	"   \"timeoutSec\":S, \"apiSocket\":PATH}\n"
+	"  {\"op\":\"cleanup\", \"id\":ID, \"firecracker\":{\"binary\",\"chrootBase\"}}   the jail goes\n"
 	"\n"
 	"plan needs no privileges; the rest run as root (the sudoers rule install.sh\n"
 	"writes), and the VMM itself as uid:gid, never root.  See vmsan-fc(8).\n",

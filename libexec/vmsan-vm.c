@@ -506,6 +506,9 @@ static void remove_all(struct state *st, const char *id, json_t *rec)
 	kill_vmm(st, id, rec);
 	kill_timer(rec);
 	call_quiet("net", "teardown", json_pack("{s:s}", "id", id), true);
+	if (json_object_get(rec, "firecracker"))
+		call_quiet("fc", "cleanup",
+			   json_pack("{s:s, s:O}", "id", id, "firecracker", json_object_get(rec, "firecracker")), true);
 	rm_tree_at(st->vmsfd, id);
 	char name[96];
 	snprintf(name, sizeof name, "%s.token", id);
@@ -584,6 +587,10 @@ static int boot_vm(struct state *st, const char *id, json_t *rec, struct boot *b
 		"prefixLen", jint(b->net, "prefixLen", 30), "dns", json_object_get(nw, "dns"));
 	if (jstr(img, "path"))
 		json_object_set_new(start, "imageDisk", json_string(jstr(img, "path")));
+	if (json_object_get(rec, "firecracker")) {
+		json_object_set(start, "firecracker", json_object_get(rec, "firecracker"));
+		json_object_del(start, "accel");
+	}
 	pause_at("vmm");
 	say("VMM: starting %s", jstr(rec, "vmm"));
 	b->vmm = call("fc", "start", start, true, e);
@@ -594,6 +601,9 @@ static int boot_vm(struct state *st, const char *id, json_t *rec, struct boot *b
 	json_t *upd = json_pack("{s:{s:I, s:I, s:I}, s:s, s:{s:s, s:i}}", "process", "pid", jint(b->vmm, "pid", 0),
 				"startTime", jint(b->vmm, "startTime", 0), "uid", jint(b->vmm, "uid", 0), "accelUsed",
 				jstr(b->vmm, "accel"), "agent", "addr", jstr(b->net, "agentAddr"), "port", AGENT_PORT);
+	if (jstr(b->vmm, "apiSocket"))
+		json_object_set_new(json_object_get(upd, "process"), "apiSocket",
+				    json_string(jstr(b->vmm, "apiSocket")));
 	json_t *nwu = json_deep_copy(nw);
 	json_object_set(nwu, "netns", json_object_get(b->net, "netns"));
 	json_object_set(nwu, "slot", json_object_get(b->net, "slot"));
@@ -610,7 +620,9 @@ static int boot_vm(struct state *st, const char *id, json_t *rec, struct boot *b
 	t = now_ms();
 	say("boot: waiting for the guest agent");
 	if (wait_agent(jstr(b->net, "agentAddr"), AGENT_PORT, jint(b->vmm, "pid", 0), jint(b->vmm, "startTime", 0),
-		       BOOT_TIMEOUT_S, jstr(b->vmm, "console"), e) < 0)
+		       getenv("VMSAN_BOOT_TIMEOUT") && atoi(getenv("VMSAN_BOOT_TIMEOUT")) > 0 ?
+			       atoi(getenv("VMSAN_BOOT_TIMEOUT")) : BOOT_TIMEOUT_S,
+		       jstr(b->vmm, "console") ? jstr(b->vmm, "console") : "vmm.log", e) < 0)
 		return -1;
 	b->t_boot = now_ms() - t;
 	return 0;
@@ -858,6 +870,51 @@ static int parse_create(int argc, char **argv, int i, struct create_opts *o, str
 	return 0;
 }
 
+/* Firecracker and its jailer: $VMSAN_FIRECRACKER and $VMSAN_JAILER, else
+ * the first in PATH; the jails under $VMSAN_JAIL_DIR, default
+ * $VMSAN_DIR/jail (the jailer hard-links the disks: same file system). */
+static int which(const char *name, const char *env, char *out, size_t n)
+{
+	const char *v = getenv(env);
+	if (v && *v) {
+		snprintf(out, n, "%s", v);
+		return v[0] == '/' && access(v, X_OK) == 0 ? 0 : -1;
+	}
+	const char *path = getenv("PATH");
+	char dirs[4096];
+	snprintf(dirs, sizeof dirs, "%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
+	for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		if (d[0] != '/')
+			continue;
+		snprintf(out, n, "%s/%s", d, name);
+		if (access(out, X_OK) == 0)
+			return 0;
+	}
+	snprintf(out, n, "%s", name);
+	return -1;
+}
+
+static json_t *firecracker_paths(const struct state *st, struct verr *e)
+{
+	char fc[PATH_MAX], jailer[PATH_MAX], jail[PATH_MAX + 8];
+	if (which("firecracker", "VMSAN_FIRECRACKER", fc, sizeof fc) < 0 ||
+	    which("jailer", "VMSAN_JAILER", jailer, sizeof jailer) < 0) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_MISSING_TOOL",
+			 "install Firecracker and its jailer (or set VMSAN_FIRECRACKER and VMSAN_JAILER), or use --vmm qemu",
+			 "cannot find %s", access(fc, X_OK) ? fc : jailer);
+		return NULL;
+	}
+	const char *j = getenv("VMSAN_JAIL_DIR");
+	snprintf(jail, sizeof jail, "%s", j && *j ? j : "");
+	if (!jail[0])
+		snprintf(jail, sizeof jail, "%.4000s/jail", st->dir);
+	if (mkdir(jail, 0755) < 0 && errno != EEXIST) {
+		verr_sys(e, "ERR_JAIL", NULL, "cannot create %s", jail);
+		return NULL;
+	}
+	return json_pack("{s:s, s:s, s:s}", "binary", fc, "jailer", jailer, "chrootBase", jail);
+}
+
 static void print_created(json_t *rec, json_t *timing)
 {
 	if (json_mode) {
@@ -904,14 +961,11 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 		goto fail;
 	if (find_kernel(&st, o.kernel, kernel, sizeof kernel, &e) < 0)
 		goto fail;
-	/* Firecracker needs KVM and its binary; start is not built yet. */
 	if (!o.vmm)
 		o.vmm = "qemu";
-	if (!strcmp(o.vmm, "firecracker")) {
-		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_NOT_IMPLEMENTED", "use --vmm qemu",
-			 "starting Firecracker VMs is not built yet ('vmsan-fc plan' shows what it will do)");
+	json_t *fcx = NULL;
+	if (!strcmp(o.vmm, "firecracker") && !(fcx = firecracker_paths(&st, &e)))
 		goto fail;
-	}
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -928,6 +982,8 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 				 o.vmm, "accel", o.accel ? o.accel : "auto", "kernel", kernel, "network", nw);
 	if (o.project)
 		json_object_set_new(init, "project", json_string(o.project));
+	if (fcx)
+		json_object_set_new(init, "firecracker", fcx);
 	if (o.timeout)
 		json_object_set_new(init, "timeoutSec", json_integer(o.timeout));
 	json_t *nr = call("state", "new", json_pack("{s:o}", "record", init), false, &e);
@@ -1092,10 +1148,11 @@ static int stop_vm(struct state *st, const char *id, json_t *rec, long long grac
 		explicit_bzero(tok, sizeof tok);
 		char qmp[PATH_MAX + 16];
 		snprintf(qmp, sizeof qmp, "%s/qmp.sock", jstr(rec, "dir"));
-		json_t *r = call("fc", "stop",
-				 json_pack("{s:s, s:s, s:I, s:I, s:s, s:I}", "id", id, "vmm", jstr(rec, "vmm"), "pid",
-					   pid, "startTime", start, "qmpSocket", qmp, "timeoutSec", grace),
-				 true, e);
+		json_t *sreq = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I}", "id", id, "vmm", jstr(rec, "vmm"), "pid",
+					 pid, "startTime", start, "qmpSocket", qmp, "timeoutSec", grace);
+		if (jstr(vmm, "apiSocket"))
+			json_object_set_new(sreq, "apiSocket", json_string(jstr(vmm, "apiSocket")));
+		json_t *r = call("fc", "stop", sreq, true, e);
 		if (!r)
 			return -1;
 		say("VMM %s", jstr(r, "how"));

@@ -283,3 +283,46 @@ assert_gone() {
 	assert_contains "$output" in-the-vm
 	[ -z "$(ls "$VMSAN_DIR/vms" | grep -E '\.json$' || true)" ]
 }
+
+@test "create --vmm firecracker: the jail, the jailer and every API call (checked against the spec); a guest that never answers is undone" {
+	local spec=${FIRECRACKER_API_SPEC:-$TOP/../shared/reference/firecracker-api.yaml}
+	[ -f "$spec" ] || skip "Firecracker's API specification is not at $spec (set FIRECRACKER_API_SPEC)"
+	python3 -c 'import yaml' 2>/dev/null || skip "python3-yaml is needed by the fake API socket"
+	chmod 755 "$TEST_TMP"
+	mkdir -p "$TEST_TMP/fcbin"
+	cp "$TOP/tests/tools/fake-firecracker" "$TEST_TMP/fcbin/firecracker"
+	cp "$TOP/tests/tools/fake-jailer" "$TEST_TMP/fcbin/jailer"
+	chmod 755 "$TEST_TMP/fcbin" "$TEST_TMP/fcbin"/*
+	# the jail hard-links the kernel: the same file system as the state
+	cp "$(guest_kernel)" "$VMSAN_DIR/vmlinux-fc"
+	: >"$TEST_TMP/api.log"
+	chmod 666 "$TEST_TMP/api.log"
+	export FAKE_FC_SPEC=$spec FAKE_FC_LOG=$TEST_TMP/api.log FAKE_JAILER_LOG=$TEST_TMP/jailer.log
+	export VMSAN_FIRECRACKER=$TEST_TMP/fcbin/firecracker VMSAN_JAILER=$TEST_TMP/fcbin/jailer
+	local before
+	before=$(ls "$VMSAN_DIR/vms")
+	# the stand-in boots no guest: create waits for the agent, gives up, undoes everything
+	VMSAN_BOOT_TIMEOUT=2 run --separate-stderr vmsan create --json --vmm firecracker --vcpus 2 \
+		--kernel "$VMSAN_DIR/vmlinux-fc" --network-policy deny-all
+	assert_eq "$status" 1
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_BOOT_TIMEOUT || { echo "$output"; false; }
+	# it got as far as a configured, started Firecracker
+	assert_eq "$(jq -s -c '[.[] | .method + " " + .path]' "$TEST_TMP/api.log")" \
+		'["PUT /logger","PUT /serial","PUT /boot-source","PUT /drives/vm","PUT /drives/image","PUT /machine-config","PUT /network-interfaces/eth0","PUT /entropy","PUT /actions"]'
+	assert_eq "$(jq -s -c '[.[] | .status] | unique' "$TEST_TMP/api.log")" "[204]"
+	assert_eq "$(jq -s -c '.[5].body' "$TEST_TMP/api.log")" '{"vcpu_count":2,"mem_size_mib":256,"smt":false,"track_dirty_pages":false}'
+	local jargv
+	jargv=$(jq -r 'join(" ")' "$TEST_TMP/jailer.log")
+	assert_contains "$jargv" "--exec-file $TEST_TMP/fcbin/firecracker"
+	assert_contains "$jargv" "--chroot-base-dir $VMSAN_DIR/jail --netns /run/netns/vmsan-vm-"
+	[[ $jargv != *--uid\ 0\ * ]]
+	# and everything is gone: record, disk, jail, Firecracker, namespace
+	assert_eq "$(ls "$VMSAN_DIR/vms")" "$before"
+	[ -z "$(ls "$VMSAN_DIR/jail/firecracker" 2>/dev/null || true)" ]
+	[ -z "$(pgrep -f "fcbin/firecracker --id" || true)" ]
+	local id
+	id=$(jq -r '.[1]' "$TEST_TMP/jailer.log")
+	[[ $id =~ ^vm-[0-9a-f]{8}$ ]]
+	[ ! -e "/run/netns/vmsan-$id" ]
+	[ ! -e "/run/vmsan/net/$id.json" ]
+}
