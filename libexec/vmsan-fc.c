@@ -669,6 +669,19 @@ static bool qmp_call(int fd, const char *cmd, const char *want)
 	return write(fd, req, (size_t)n) == n && qmp_expect(fd, want);
 }
 
+/* vmm.pid in the run directory; a VMM we cannot name there is killed. */
+static int write_vmm_pid(const struct caller *who, int dirfd, pid_t pid, struct verr *e)
+{
+	int pf = run_file(who, dirfd, "vmm.pid", O_WRONLY | O_TRUNC, e);
+	if (pf < 0) {
+		kill(pid, SIGKILL);
+		return -1;
+	}
+	dprintf(pf, "%d\n", (int)pid);
+	close(pf);
+	return 0;
+}
+
 /* The last line of a log file, for an error message. */
 static void log_tail(int dirfd, const char *name, char *out, size_t n)
 {
@@ -781,13 +794,8 @@ static json_t *start_qemu(const struct vmcfg *c, const struct caller *who, struc
 		goto fail;
 	}
 	/* QEMU writes no pid file (it may open nothing): we do. */
-	int pf = run_file(who, dirfd, "vmm.pid", O_WRONLY | O_TRUNC, e);
-	if (pf < 0) {
-		kill(qpid, SIGKILL);
+	if (write_vmm_pid(who, dirfd, qpid, e) < 0)
 		goto fail;
-	}
-	dprintf(pf, "%d\n", (int)qpid);
-	close(pf);
 	struct timespec t1;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
@@ -1029,13 +1037,8 @@ static json_t *start_firecracker(const struct vmcfg *c, const struct caller *who
 			goto fail;
 		}
 	}
-	int pf = run_file(who, dirfd, "vmm.pid", O_WRONLY | O_TRUNC, e);
-	if (pf < 0) {
-		kill(fpid, SIGKILL);
+	if (write_vmm_pid(who, dirfd, fpid, e) < 0)
 		goto fail;
-	}
-	dprintf(pf, "%d\n", (int)fpid);
-	close(pf);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 	close(dirfd);

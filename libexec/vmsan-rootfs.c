@@ -1694,6 +1694,18 @@ fail:
 	return -1;
 }
 
+/* A VM's file that must not exist yet (0600). */
+static int create_new(const char *path, int mode, const char *id, const char *what, struct verr *e)
+{
+	int fd = open(path, mode | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 && errno == EEXIST)
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_EXISTS", "remove the VM first (vmsan rm -f)",
+			 "%s already has %s", id, what);
+	else if (fd < 0)
+		verr_sys(e, "ERR_IO", NULL, "cannot create %s", path);
+	return fd;
+}
+
 /* Copies a sparse file: a reflink where the file system has them, else
  * its data extents only. */
 static int copy_sparse(int in, int out, uint64_t size, struct verr *e)
@@ -1837,15 +1849,8 @@ static json_t *op_vmdisk(struct jr *r, struct verr *e)
 	}
 	for (i = 0; i < sizeof(raw); i++)
 		snprintf(token + 2 * i, 3, "%02x", raw[i]);
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		if (errno == EEXIST)
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_EXISTS", "remove the VM first (vmsan rm -f)",
-				 "%s already has a disk", id);
-		else
-			verr_sys(e, "ERR_IO", NULL, "cannot create %s", path);
+	if ((fd = create_new(path, O_RDWR, id, "a disk", e)) < 0)
 		goto fail;
-	}
 	made_disk = true;
 	own(&c, path);
 	in = open(tpl, O_RDONLY | O_CLOEXEC);
@@ -1858,15 +1863,8 @@ static json_t *op_vmdisk(struct jr *r, struct verr *e)
 		goto fail;
 	}
 	close(fd);
-	fd = open(tok, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		if (errno == EEXIST)
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_EXISTS", "remove the VM first (vmsan rm -f)",
-				 "%s already has a token", id);
-		else
-			verr_sys(e, "ERR_IO", NULL, "cannot create %s", tok);
+	if ((fd = create_new(tok, O_WRONLY, id, "a token", e)) < 0)
 		goto fail;
-	}
 	made_tok = true;
 	own(&c, tok);
 	if (write(fd, token, 64) != 64) {

@@ -520,11 +520,14 @@ static void remove_all(struct state *st, const char *id, json_t *rec)
 
 /* ---- record ---------------------------------------------------------------- */
 
+/* Merges the fields of rec (stolen) into the VM's record. */
 static int store(struct state *st, const char *id, json_t *rec, struct verr *e)
 {
 	json_t *cur = state_load(st, id, e);
-	if (!cur)
+	if (!cur) {
+		json_decref(rec);
 		return -1;
+	}
 	json_object_update(cur, rec);
 	/* a pid without its start time could later name another process */
 	if (json_is_integer(json_object_get(cur, "pid")) && !json_object_get(rec, "pidStartTime")) {
@@ -533,6 +536,7 @@ static int store(struct state *st, const char *id, json_t *rec, struct verr *e)
 	}
 	int rc = state_store(st, id, cur, false, e);
 	json_decref(cur);
+	json_decref(rec);
 	return rc;
 }
 
@@ -613,7 +617,6 @@ static int boot_vm(struct state *st, const char *id, json_t *rec, struct boot *b
 	json_object_set(nwu, "macAddress", json_object_get(b->net, "mac"));
 	json_object_set_new(upd, "network", nwu);
 	int rc = store(st, id, upd, e);
-	json_decref(upd);
 	if (rc < 0)
 		return -1;
 	pause_at("boot");
@@ -660,7 +663,6 @@ static int arm_timer(struct state *st, const char *id, long long seconds, struct
 	json_t *upd = json_pack("{s:{s:i, s:I}, s:s}", "timer", "pid", (int)pid, "startTime",
 				proc_start_time((long)pid), "timeoutAt", iso);
 	int rc = store(st, id, upd, e);
-	json_decref(upd);
 	return rc;
 }
 
@@ -1033,7 +1035,6 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 	json_decref(img);
 	json_decref(disk);
 	int rc = store(&st, id, upd, &e);
-	json_decref(upd);
 	if (rc < 0)
 		goto fail;
 
@@ -1054,7 +1055,6 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 	upd = json_pack("{s:s, s:I, s:I, s:s}", "status", "running", "pid", jint(b.vmm, "pid", 0), "pidStartTime",
 			jint(b.vmm, "startTime", 0), "pidRole", "vmm");
 	rc = store(&st, id, upd, &e);
-	json_decref(upd);
 	if (rc < 0)
 		goto fail;
 	json_object_set_new(timing, "finishMs", json_real(now_ms() - t));
@@ -1170,7 +1170,6 @@ static int stop_vm(struct state *st, const char *id, json_t *rec, long long grac
 	const char *reason = getenv("VMSAN_STOP_REASON");
 	json_object_set_new(upd, "stopReason", json_string(reason && *reason ? reason : "requested"));
 	int rc = store(st, id, upd, e);
-	json_decref(upd);
 	return rc;
 }
 
@@ -1221,7 +1220,6 @@ static int do_start(const char *id)
 		json_decref(cur);
 		json_t *down = json_pack("{s:s, s:n}", "status", "stopped", "process");
 		store(&st, id, down, &(struct verr){ 0 });
-		json_decref(down);
 		goto fail;
 	}
 	long long to = jint(rec, "timeoutSec", 0);
@@ -1230,7 +1228,6 @@ static int do_start(const char *id)
 	json_t *upd = json_pack("{s:s, s:I, s:I, s:s}", "status", "running", "pid", jint(b.vmm, "pid", 0),
 				"pidStartTime", jint(b.vmm, "startTime", 0), "pidRole", "vmm");
 	int rc = store(&st, id, upd, &e);
-	json_decref(upd);
 	if (rc < 0)
 		goto fail;
 	if (json_mode)
