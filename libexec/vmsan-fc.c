@@ -641,7 +641,9 @@ static bool qmp_expect(int fd, const char *want)
 /* A connection to QEMU's QMP socket, past the greeting and the
  * capabilities negotiation, with replies awaited up to timeout seconds;
  * -1 if any step fails. */
-static int qmp_open(const char *sock, int timeout)
+/* A connected stream socket to sock, reads timing out after timeout
+ * seconds; -1 if it cannot connect. */
+static int unix_connect(const char *sock, int timeout)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(sock) >= sizeof sa.sun_path)
@@ -652,8 +654,20 @@ static int qmp_open(const char *sock, int timeout)
 		return -1;
 	struct timeval tv = { .tv_sec = timeout };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int qmp_open(const char *sock, int timeout)
+{
+	int fd = unix_connect(sock, timeout);
+	if (fd < 0)
+		return -1;
 	static const char caps[] = "{\"execute\":\"qmp_capabilities\"}\n";
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || !qmp_expect(fd, "\"QMP\"") ||
+	if (!qmp_expect(fd, "\"QMP\"") ||
 	    write(fd, caps, sizeof caps - 1) != (ssize_t)sizeof caps - 1 || !qmp_expect(fd, "\"return\"")) {
 		close(fd);
 		return -1;
@@ -836,22 +850,16 @@ fail:
 static int fc_http(const char *sock, const char *method, const char *path, const char *body, char *fault,
 		   size_t fn)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(sock) >= sizeof sa.sun_path)
-		return -1;
-	memcpy(sa.sun_path, sock, strlen(sock) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = unix_connect(sock, 10);
 	if (fd < 0)
 		return -1;
-	struct timeval tv = { .tv_sec = 10 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	char head[512], resp[4096];
 	size_t bl = body ? strlen(body) : 0;
 	int hn = snprintf(head, sizeof head,
 			  "%s %s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
 			  "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", method, path, bl);
 	int status = -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && write(fd, head, (size_t)hn) == hn &&
+	if (write(fd, head, (size_t)hn) == hn &&
 	    (!bl || write(fd, body, bl) == (ssize_t)bl)) {
 		size_t got = 0;
 		while (got < sizeof resp - 1) {
