@@ -886,29 +886,37 @@ static int fc_http(const char *sock, const char *method, const char *path, const
 	return status;
 }
 
-static int mkdir_p(const char *path, mode_t mode)
+/* The jail root chrootBase/<binary name>/<id>/root, made and opened one
+ * directory at a time below the caller's chrootBase, never through a
+ * symlink (the caller owns the directories on the way). */
+static int jail_root(const struct vmcfg *c, const struct caller *who, struct verr *e)
 {
-	char p[PATH_MAX];
-	snprintf(p, sizeof p, "%s", path);
-	for (char *s = p + 1; *s; s++)
-		if (*s == '/') {
-			*s = 0;
-			if (mkdir(p, mode) < 0 && errno != EEXIST)
-				return -1;
-			*s = '/';
+	int fd = open_owned(who, "chrootBase", c->chroot_base, O_RDONLY, true, e);
+	const char *parts[] = { strrchr(c->fc_bin, '/') + 1, c->id, "root" };
+	for (size_t i = 0; fd >= 0 && i < 3; i++) {
+		if (!strcmp(parts[i], ".") || !strcmp(parts[i], "..") ||
+		    (mkdirat(fd, parts[i], 0755) < 0 && errno != EEXIST)) {
+			verr_sys(e, "ERR_JAIL", NULL, "cannot create %s in the jail of %s", parts[i], c->id);
+			close(fd);
+			return -1;
 		}
-	return mkdir(p, mode) < 0 && errno != EEXIST ? -1 : 0;
+		int next = openat(fd, parts[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		fd = next;
+		if (fd < 0)
+			verr_sys(e, "ERR_JAIL", NULL, "cannot open %s in the jail of %s", parts[i], c->id);
+	}
+	return fd;
 }
 
-/* Links the file open as fd into the jail as name (the very file that was
- * checked, whatever its path now names). */
-static int jail_link(int fd, const char *root, const char *name, struct verr *e)
+/* Links the file open as fd into the jail root (rootfd) as name: the very
+ * file that was checked, whatever its path now names. */
+static int jail_link(int fd, int rootfd, const char *name, struct verr *e)
 {
-	char from[64], to[PATH_MAX];
+	char from[64];
 	snprintf(from, sizeof from, "/proc/self/fd/%d", fd);
-	snprintf(to, sizeof to, "%s/%s", root, name);
-	unlink(to);
-	if (linkat(AT_FDCWD, from, AT_FDCWD, to, AT_SYMLINK_FOLLOW) < 0) {
+	unlinkat(rootfd, name, 0);
+	if (linkat(AT_FDCWD, from, rootfd, name, AT_SYMLINK_FOLLOW) < 0) {
 		if (errno == EXDEV)
 			verr_set(e, VMSAN_EXIT_FAIL, "ERR_JAIL", "put the jail base on the file system of VMSAN_DIR",
 				 "cannot hard-link %s into the jail: another file system", name);
@@ -921,7 +929,7 @@ static int jail_link(int fd, const char *root, const char *name, struct verr *e)
 
 static json_t *start_firecracker(const struct vmcfg *c, const struct caller *who, struct verr *e)
 {
-	int fds[FD_COUNT], dirfd = -1, kfd = -1;
+	int fds[FD_COUNT], dirfd = -1, kfd = -1, rc;
 	char root[PATH_MAX], sock[PATH_MAX + 32], pidf[PATH_MAX + 32], fault[512] = "";
 	json_t *calls = NULL, *jail = NULL;
 	pid_t fpid = -1;
@@ -945,12 +953,13 @@ static json_t *start_firecracker(const struct vmcfg *c, const struct caller *who
 	 * chroots Firecracker there as uid:gid, which must be able to use
 	 * them (the VM disk is handed to that uid when root owns it). */
 	fc_chroot(c, root, sizeof root);
-	if (mkdir_p(root, 0755) < 0) {
-		verr_sys(e, "ERR_JAIL", NULL, "cannot create %s", root);
+	int rfd = jail_root(c, who, e);
+	if (rfd < 0)
 		goto fail;
-	}
-	if (jail_link(kfd, root, "vmlinux", e) < 0 || jail_link(fds[FD_VM_RW], root, "vm.ext4", e) < 0 ||
-	    (c->image_disk && jail_link(fds[FD_IMAGE], root, "image.ext4", e) < 0))
+	rc = jail_link(kfd, rfd, "vmlinux", e) < 0 || jail_link(fds[FD_VM_RW], rfd, "vm.ext4", e) < 0 ||
+	     (c->image_disk && jail_link(fds[FD_IMAGE], rfd, "image.ext4", e) < 0);
+	close(rfd);
+	if (rc)
 		goto fail;
 	if (who->root && fchown(fds[FD_VM_RW], (uid_t)c->uid, (gid_t)c->gid) < 0) {
 		verr_sys(e, "ERR_JAIL", NULL, "cannot give the VM disk to uid %lld", c->uid);
@@ -990,7 +999,7 @@ static json_t *start_firecracker(const struct vmcfg *c, const struct caller *who
 			envx[ne++] = jlog_env;
 		}
 	}
-	int rc = av ? posix_spawn(&jp, av[0], &fa, NULL, (char *const *)av, ne > 1 ? envx : envp) : ENOMEM;
+	rc = av ? posix_spawn(&jp, av[0], &fa, NULL, (char *const *)av, ne > 1 ? envx : envp) : ENOMEM;
 	posix_spawn_file_actions_destroy(&fa);
 	free(av);
 	close(lfd);

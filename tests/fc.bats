@@ -252,4 +252,9 @@ PY
 	assert_contains "$output" "Firecracker refused PUT /logger (HTTP 400)"
 	sleep 0.2
 	[ -z "$(pgrep -f 'firecracker --id vm-1a2b3c4d' || true)" ]
+	# a user acting through sudo: the jail base must be theirs too
+	chown 4242:4242 "$TEST_TMP/run" "$TEST_TMP/vm.ext4" "$TEST_TMP/image.ext4"
+	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fcstart '.uid = 4242 | .gid = 4242')"
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_PERMISSION
+	assert_contains "$output" "chrootBase $TEST_TMP/jail belongs to uid 0"
 }
