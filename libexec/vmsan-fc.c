@@ -449,17 +449,10 @@ struct caller {
 
 static void get_caller(struct caller *who)
 {
-	const char *su = getenv("SUDO_UID"), *sg = getenv("SUDO_GID");
-	who->uid = getuid();
-	who->gid = getgid();
-	if (who->uid == 0 && su && sg) {
-		char *e1, *e2;
-		long u = strtol(su, &e1, 10), g = strtol(sg, &e2, 10);
-		if (*su && !*e1 && *sg && !*e2 && u > 0 && g >= 0) {
-			who->uid = (uid_t)u;
-			who->gid = (gid_t)g;
-		}
-	}
+	long u, g;
+	caller_ids(&u, &g);
+	who->uid = (uid_t)u;
+	who->gid = (gid_t)g;
 	who->root = who->uid == 0;
 }
 
@@ -983,23 +976,7 @@ static json_t *start_firecracker(const struct vmcfg *c, const struct caller *who
 	pid_t jp;
 	static char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin";
 	char *envp[] = { path_env, NULL };
-	/* the fakes the tests use read these; Firecracker's jailer ignores them */
-	char spec_env[PATH_MAX + 16] = "", log_env[PATH_MAX + 16] = "", jlog_env[PATH_MAX + 20] = "";
-	char *envx[5] = { path_env, NULL, NULL, NULL, NULL };
-	int ne = 1;
-	if (getenv("FAKE_FC_SPEC")) {
-		snprintf(spec_env, sizeof spec_env, "FAKE_FC_SPEC=%s", getenv("FAKE_FC_SPEC"));
-		envx[ne++] = spec_env;
-		if (getenv("FAKE_FC_LOG")) {
-			snprintf(log_env, sizeof log_env, "FAKE_FC_LOG=%s", getenv("FAKE_FC_LOG"));
-			envx[ne++] = log_env;
-		}
-		if (getenv("FAKE_JAILER_LOG")) {
-			snprintf(jlog_env, sizeof jlog_env, "FAKE_JAILER_LOG=%s", getenv("FAKE_JAILER_LOG"));
-			envx[ne++] = jlog_env;
-		}
-	}
-	rc = av ? posix_spawn(&jp, av[0], &fa, NULL, (char *const *)av, ne > 1 ? envx : envp) : ENOMEM;
+	rc = av ? posix_spawn(&jp, av[0], &fa, NULL, (char *const *)av, envp) : ENOMEM;
 	posix_spawn_file_actions_destroy(&fa);
 	free(av);
 	close(lfd);
@@ -1239,25 +1216,6 @@ static json_t *op_kill(struct jr *r, struct verr *e)
 
 /* ---- cleanup ------------------------------------------------------------- */
 
-static void rm_tree(int dirfd, const char *name)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		unlinkat(dirfd, name, 0);
-		return;
-	}
-	DIR *d = fdopendir(fd);
-	struct dirent *de;
-	while (d && (de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			rm_tree(fd, de->d_name);
-	if (d)
-		closedir(d);
-	else
-		close(fd);
-	unlinkat(dirfd, name, AT_REMOVEDIR);
-}
-
 /* Removes a Firecracker VM's jail (chrootBase/<binary name>/<id>), which
  * start made as root; the base must be the caller's.  Idempotent. */
 static json_t *op_cleanup(struct jr *r, struct verr *e)
@@ -1288,7 +1246,7 @@ static json_t *op_cleanup(struct jr *r, struct verr *e)
 	bool had = false;
 	if (xfd >= 0) {
 		had = faccessat(xfd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-		rm_tree(xfd, id);
+		rm_tree_at(xfd, id);
 		close(xfd);
 	}
 	close(bfd);

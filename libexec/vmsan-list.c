@@ -152,21 +152,7 @@ static void print_table(json_t *vms, bool color)
 
 static int fail(bool json, const struct verr *e)
 {
-	if (json) {
-		json_t *err = json_pack("{s:s, s:s}", "code", e->code, "message", e->message);
-
-		if (e->fix[0])
-			json_object_set_new(err, "fix", json_string(e->fix));
-		json_t *doc = json_pack("{s:b, s:o}", "ok", 0, "error", err);
-
-		json_dumpf(doc, stdout, JSON_COMPACT);
-		putchar('\n');
-		json_decref(doc);
-	}
-	fprintf(stderr, "vmsan list: %s\n", e->message);
-	if (e->fix[0])
-		fprintf(stderr, "  fix: %s\n", e->fix);
-	return e->exit;
+	return report_error("list", json, e);
 }
 
 int main(int argc, char **argv)

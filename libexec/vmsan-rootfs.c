@@ -60,13 +60,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void utc_now(char out[32])
-{
-	time_t t = time(NULL);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 /* snprintf where truncation is harmless: paths under the state directory
  * (its length was checked when it was resolved; an overlong one fails at
@@ -97,31 +90,6 @@ static int mkdir_own(const struct cache *c, const char *path, struct verr *e)
 		return 0;
 	verr_sys(e, "ERR_IO", NULL, "cannot create %s", path);
 	return -1;
-}
-
-static int rm_tree_at(int dfd, const char *name)
-{
-	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return unlinkat(dfd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -1;
-	}
-	struct dirent *de;
-	int ret = 0;
-	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (de->d_type == DT_DIR ? rm_tree_at(dirfd(d), de->d_name)
-					 : unlinkat(dirfd(d), de->d_name, 0))
-			ret = -1;
-	}
-	closedir(d);
-	if (unlinkat(dfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
-		ret = -1;
-	return ret;
 }
 
 static int rm_tree(const char *path)
@@ -855,7 +823,7 @@ static int store_ref(const struct cache *c, const char *canon, const char *diges
 		return 0;
 	ref_key(canon, key, sizeof(key));
 	bfmt(p, sizeof(p), "%s/refs/%s.json", c->dir, key);
-	utc_now(when);
+	utc_iso(time(NULL), when);
 	json_t *j = json_pack("{s:s, s:s, s:s}", "ref", canon, "digest", digest,
 			      "updatedAt", when);
 	int rc = dump_file(c, p, j, e);
@@ -1098,7 +1066,7 @@ static json_t *do_pull(struct cache *c, const char *refstr, const struct pull_op
 		goto fail;
 	}
 	char when[32];
-	utc_now(when);
+	utc_iso(time(NULL), when);
 	rec = json_pack("{s:i, s:s, s:s, s:s, s:o, s:{s:O, s:O}, s:s, s:s}",
 			"schemaVersion", 1, "digest", digest, "source", r.canon,
 			"configDigest", cfgd, "config", exec_config(config),
@@ -1209,7 +1177,7 @@ static int file_read(void *ctx, const void **buf, size_t *len, int64_t *off, str
 	while ((n = read(f->fd, f->buf, sizeof(f->buf))) < 0 && errno == EINTR)
 		;
 	if (n < 0) {
-		verr_sys(e, "ERR_IO", NULL, "reading busybox");
+		verr_sys(e, "ERR_IO", NULL, "reading a file into the image");
 		return -1;
 	}
 	if (n == 0)
@@ -1228,6 +1196,39 @@ static int put_text(struct e4 *w, const char *path, mode_t mode, const char *tex
 	struct e4_entry ent = { .path = path, .mode = S_IFREG | mode, .size = m.len,
 				.read = mem_read, .read_ctx = &m, .mtime = 0 };
 	return e4_put(w, &ent, e);
+}
+
+/* Copies the regular file open as fd (from its start) into the image;
+ * src names it in messages. */
+static int put_fd(struct e4 *w, const char *path, mode_t mode, int fd, const char *src, struct verr *e)
+{
+	struct stat sb;
+	struct filebuf *fb = malloc(sizeof(*fb));
+	int rc = -1;
+	if (!fb || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+		verr_sys(e, "ERR_IO", NULL, "reading %s", src);
+	else {
+		fb->fd = fd;
+		fb->off = 0;
+		struct e4_entry ent = { .path = path, .mode = S_IFREG | mode, .size = (uint64_t)sb.st_size,
+					.read = file_read, .read_ctx = fb, .mtime = sb.st_mtime };
+		rc = e4_put(w, &ent, e);
+	}
+	free(fb);
+	return rc;
+}
+
+/* Copies a host file into the image (the guest binaries). */
+static int put_file(struct e4 *w, const char *path, mode_t mode, const char *src, struct verr *e)
+{
+	int fd = open(src, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		verr_sys(e, "ERR_GUEST_MISSING", "build it (make) or reinstall vmsan", "cannot read %s", src);
+		return -1;
+	}
+	int rc = put_fd(w, path, mode, fd, src, e);
+	close(fd);
+	return rc;
 }
 
 static bool is_static_elf(int fd)
@@ -1347,21 +1348,8 @@ static json_t *op_base(struct cache *c, const char *busybox, uint64_t disk, stru
 		struct e4_entry d = { .path = dirs[i].path, .mode = S_IFDIR | dirs[i].mode };
 		rc = e4_put(w, &d, e);
 	}
-	struct stat sb;
-	struct filebuf *fb = malloc(sizeof(*fb));
-	if (rc == 0 && (!fb || fstat(fd, &sb) != 0)) {
-		verr_sys(e, "ERR_IO", NULL, "reading %s", busybox);
-		rc = -1;
-	}
-	if (rc == 0) {
-		fb->fd = fd;
-		fb->off = 0;
-		struct e4_entry bb = { .path = "bin/busybox", .mode = S_IFREG | 0755,
-				       .size = (uint64_t)sb.st_size, .read = file_read,
-				       .read_ctx = fb, .mtime = sb.st_mtime };
-		rc = e4_put(w, &bb, e);
-	}
-	free(fb);
+	if (rc == 0)
+		rc = put_fd(w, "bin/busybox", 0755, fd, busybox, e);
 	/* The applets, as busybox itself lists them ("/bin/sh" ...). */
 	if (rc == 0) {
 		int pfd[2];
@@ -1434,7 +1422,7 @@ static json_t *op_base(struct cache *c, const char *busybox, uint64_t disk, stru
 	if (rc < 0)
 		goto fail;
 	char when[32];
-	utc_now(when);
+	utc_iso(time(NULL), when);
 	rec = json_pack("{s:i, s:s, s:s, s:{s:[s], s:s, s:s, s:[s]}, s:{s:s, s:s}, s:s, s:s, s:i,"
 			" s:I, s:I, s:I, s:I, s:[]}",
 			"schemaVersion", 1, "digest", digest, "source", canon,
@@ -1589,31 +1577,6 @@ static json_t *sorted(json_t *arr)
 }
 
 /* ---- a VM's own disk -------------------------------------------------- */
-
-/* Copies a host file into the image (the guest binaries). */
-static int put_file(struct e4 *w, const char *path, mode_t mode, const char *src, struct verr *e)
-{
-	int fd = open(src, O_RDONLY | O_CLOEXEC);
-	struct stat sb;
-	if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-		verr_sys(e, "ERR_GUEST_MISSING", "build it (make) or reinstall vmsan", "cannot read %s", src);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	struct filebuf *fb = malloc(sizeof(*fb));
-	int rc = -1;
-	if (fb) {
-		fb->fd = fd;
-		fb->off = 0;
-		struct e4_entry ent = { .path = path, .mode = S_IFREG | mode, .size = (uint64_t)sb.st_size,
-					.read = file_read, .read_ctx = fb, .mtime = sb.st_mtime };
-		rc = e4_put(w, &ent, e);
-	}
-	free(fb);
-	close(fd);
-	return rc;
-}
 
 /* VM disk templates: rebuilt on demand, so prune may drop them all; a
  * build that died leaves <key>.ext4.<pid>.tmp, swept when its pid is gone. */
@@ -1784,7 +1747,10 @@ static json_t *op_vmdisk(struct jr *r, struct verr *e)
 	char dir[PATH_MAX], path[PATH_MAX], tok[PATH_MAX], tpl[PATH_MAX], token[65], text[8192];
 	bool made_disk = false, made_tok = false, template_hit = true;
 	int in = -1, fd = -1;
-	if (image) {
+	/* The image's environment: in the pull's reply, else in its record. */
+	if (img)
+		env = json_object_get(json_object_get(img, "config"), "env");
+	else if (image) {
 		if (!(rec = load_image(&c, image + 7, e)))
 			goto fail;
 		env = json_object_get(json_object_get(rec, "config"), "env");

@@ -19,15 +19,6 @@
 
 static const char *const reserved_keys[] = {"id", "schemaVersion", "createdAt"};
 
-static void now_utc(char *buf, size_t n)
-{
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* A pid without its start time could later name someone else's process. */
 static void stamp_pid(json_t *rec)
 {
@@ -126,7 +117,7 @@ static json_t *op_new(struct jr *r, struct verr *e)
 	if (jr_end(r) || (fields && check_fields(fields, "record", e)) ||
 	    state_open(&st, true, e))
 		goto out;
-	now_utc(when, sizeof(when));
+	utc_iso(time(NULL), when);
 	for (int tries = 0; tries < 16; tries++) {
 		unsigned char rnd[4];
 

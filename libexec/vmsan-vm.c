@@ -239,19 +239,7 @@ static long long jint(json_t *o, const char *k, long long dflt)
 
 static int report(const struct verr *e)
 {
-	if (json_mode) {
-		json_t *er = json_pack("{s:s, s:s}", "code", e->code, "message", e->message);
-		if (e->fix[0])
-			json_object_set_new(er, "fix", json_string(e->fix));
-		json_t *doc = json_pack("{s:b, s:o}", "ok", 0, "error", er);
-		json_dumpf(doc, stdout, JSON_COMPACT);
-		putchar('\n');
-		json_decref(doc);
-	}
-	fprintf(stderr, "vmsan %s: %s\n", cmd, e->message);
-	if (e->fix[0])
-		fprintf(stderr, "  fix: %s\n", e->fix);
-	return e->exit ? e->exit : 1;
+	return report_error(cmd, json_mode, e);
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -307,13 +295,6 @@ static void csv_append(json_t *arr, const char *s)
 	}
 }
 
-static void iso_utc(time_t t, char *buf, size_t n)
-{
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* The guest kernel: --kernel, $VMSAN_KERNEL, else the lexically last
  * vmlinux* in $VMSAN_DIR/kernels, then in the data dir's kernels/. */
 static int find_kernel(const struct state *st, const char *given, char *out, size_t n, struct verr *e)
@@ -361,16 +342,12 @@ static int find_kernel(const struct state *st, const char *given, char *out, siz
  * two VMMs share a uid. */
 static void vmm_identity(long slot, long long *uid, long long *gid)
 {
-	const char *su = getenv("SUDO_UID"), *sg = getenv("SUDO_GID");
-	if (getuid() != 0) {
-		*uid = getuid();
-		*gid = getgid();
-	} else if (su && sg && atoll(su) > 0) {
-		*uid = atoll(su);
-		*gid = atoll(sg);
-	} else {
+	long u, g;
+	caller_ids(&u, &g);
+	*uid = u;
+	*gid = g;
+	if (u == 0)
 		*uid = *gid = (long long)VMM_UID_BASE + (slot > 0 ? slot : 0);
-	}
 }
 
 /* ---- the guest agent ------------------------------------------------------ */
@@ -445,30 +422,6 @@ static int read_token(const struct state *st, const char *id, char *tok, size_t 
 
 /* ---- undoing -------------------------------------------------------------- */
 
-static void rm_tree_at(int dirfd, const char *name)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd >= 0) {
-		DIR *d = fdopendir(fd);
-		struct dirent *de;
-		while (d && (de = readdir(d))) {
-			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-				continue;
-			if (de->d_type == DT_DIR)
-				rm_tree_at(fd, de->d_name);
-			else
-				unlinkat(fd, de->d_name, 0);
-		}
-		if (d)
-			closedir(d);
-		else
-			close(fd);
-		unlinkat(dirfd, name, AT_REMOVEDIR);
-	} else {
-		unlinkat(dirfd, name, 0);
-	}
-}
-
 /* The VMM named by a record or by vms/<id>/vmm.pid, killed (vmsan-fc
  * checks that the pid is this VM's VMM before it signals anything). */
 static void kill_vmm(const struct state *st, const char *id, json_t *rec)
@@ -500,16 +453,23 @@ static void kill_timer(json_t *rec)
 		kill((pid_t)pid, SIGKILL);
 }
 
-/* Everything a VM has, gone: VMM, timer, network, files, record. */
-static void remove_all(struct state *st, const char *id, json_t *rec)
+/* What runs for a VM, gone: its VMM, its timer, its network. */
+static void take_down(const struct state *st, const char *id, json_t *rec)
 {
 	kill_vmm(st, id, rec);
 	kill_timer(rec);
 	call_quiet("net", "teardown", json_pack("{s:s}", "id", id), true);
+}
+
+/* Everything a VM has, gone: VMM, timer, network, files, record. */
+static void remove_all(struct state *st, const char *id, json_t *rec)
+{
+	take_down(st, id, rec);
 	if (json_object_get(rec, "firecracker"))
 		call_quiet("fc", "cleanup",
 			   json_pack("{s:s, s:O}", "id", id, "firecracker", json_object_get(rec, "firecracker")), true);
-	rm_tree_at(st->vmsfd, id);
+	if (rm_tree_at(st->vmsfd, id) < 0)
+		fprintf(stderr, "vmsan %s: cleanup: cannot remove all of %s/%s\n", cmd, st->vms, id);
 	char name[96];
 	snprintf(name, sizeof name, "%s.token", id);
 	unlinkat(st->vmsfd, name, 0);
@@ -616,16 +576,15 @@ static int boot_vm(struct state *st, const char *id, json_t *rec, struct boot *b
 	json_object_set(nwu, "tapDevice", json_object_get(b->net, "tap"));
 	json_object_set(nwu, "macAddress", json_object_get(b->net, "mac"));
 	json_object_set_new(upd, "network", nwu);
-	int rc = store(st, id, upd, e);
-	if (rc < 0)
+	if (store(st, id, upd, e) < 0)
 		return -1;
 	pause_at("boot");
 	t = now_ms();
 	say("boot: waiting for the guest agent");
+	const char *bt = getenv("VMSAN_BOOT_TIMEOUT");
+	int boot_timeout = bt && atoi(bt) > 0 ? atoi(bt) : BOOT_TIMEOUT_S;
 	if (wait_agent(jstr(b->net, "agentAddr"), AGENT_PORT, jint(b->vmm, "pid", 0), jint(b->vmm, "startTime", 0),
-		       getenv("VMSAN_BOOT_TIMEOUT") && atoi(getenv("VMSAN_BOOT_TIMEOUT")) > 0 ?
-			       atoi(getenv("VMSAN_BOOT_TIMEOUT")) : BOOT_TIMEOUT_S,
-		       jstr(b->vmm, "console") ? jstr(b->vmm, "console") : "vmm.log", e) < 0)
+		       boot_timeout, jstr(b->vmm, "console") ? jstr(b->vmm, "console") : "vmm.log", e) < 0)
 		return -1;
 	b->t_boot = now_ms() - t;
 	return 0;
@@ -659,11 +618,11 @@ static int arm_timer(struct state *st, const char *id, long long seconds, struct
 	}
 	time_t at = time(NULL) + seconds;
 	char iso[32];
-	iso_utc(at, iso, sizeof iso);
-	json_t *upd = json_pack("{s:{s:i, s:I}, s:s}", "timer", "pid", (int)pid, "startTime",
-				proc_start_time((long)pid), "timeoutAt", iso);
-	int rc = store(st, id, upd, e);
-	return rc;
+	utc_iso(at, iso);
+	return store(st, id,
+		     json_pack("{s:{s:i, s:I}, s:s}", "timer", "pid", (int)pid, "startTime", proc_start_time((long)pid),
+			       "timeoutAt", iso),
+		     e);
 }
 
 /* ---- create ----------------------------------------------------------------- */
@@ -1169,8 +1128,7 @@ static int stop_vm(struct state *st, const char *id, json_t *rec, long long grac
 				"pidRole", "process", "timer", "timeoutAt");
 	const char *reason = getenv("VMSAN_STOP_REASON");
 	json_object_set_new(upd, "stopReason", json_string(reason && *reason ? reason : "requested"));
-	int rc = store(st, id, upd, e);
-	return rc;
+	return store(st, id, upd, e);
 }
 
 static const char start_usage[] =
@@ -1215,8 +1173,7 @@ static int do_start(const char *id)
 	sigaction(SIGTERM, &sa, NULL);
 	if (boot_vm(&st, id, rec, &b, &e) < 0) {
 		json_t *cur = state_load(&st, id, &(struct verr){ 0 });
-		kill_vmm(&st, id, cur);
-		call_quiet("net", "teardown", json_pack("{s:s}", "id", id), true);
+		take_down(&st, id, cur);
 		json_decref(cur);
 		json_t *down = json_pack("{s:s, s:n}", "status", "stopped", "process");
 		store(&st, id, down, &(struct verr){ 0 });
@@ -1310,6 +1267,29 @@ static int do_rm(const char *id, bool force, json_t *removed)
 
 /* ---- gc ---------------------------------------------------------------------- */
 
+/* What is left over of VM id, or NULL when nothing is; *rec gets its
+ * record (status derived) when it has one. */
+static const char *leftover(struct state *st, const char *id, json_t **rec)
+{
+	struct verr le = { 0 };
+	*rec = state_load(st, id, &le);
+	if (!*rec)
+		return verr_take(&le, "ERR_VM_NOT_FOUND") ? "files with no record" : NULL;
+	state_derive_status(*rec);
+	const char *status = jstr(*rec, "status"), *was = jstr(*rec, "recordedStatus");
+	if (!strcmp(status, "error"))
+		return was && !strcmp(was, "creating") ? "a create that did not finish" : "a VM whose VMM is gone";
+	if (!strcmp(status, "stopped")) {
+		char ns[128];
+		json_t *vmm = json_object_get(*rec, "process");
+		snprintf(ns, sizeof ns, "/run/netns/vmsan-%s", id);
+		if (access(ns, F_OK) == 0 ||
+		    (jint(vmm, "pid", 0) > 1 && proc_start_time((long)jint(vmm, "pid", 0)) == jint(vmm, "startTime", -1)))
+			return "a stopped VM with a VMM or network left";
+	}
+	return NULL;
+}
+
 static int do_gc(bool dry)
 {
 	struct verr e = { 0 };
@@ -1342,41 +1322,29 @@ static int do_gc(bool dry)
 	const char *id;
 	json_t *v;
 	json_object_foreach(ids, id, v) {
-		struct verr le = { 0 };
-		json_t *rec = state_load(&st, id, &le);
-		if (rec)
-			state_derive_status(rec);
-		const char *status = rec ? jstr(rec, "status") : NULL;
-		const char *was = rec ? jstr(rec, "recordedStatus") : NULL;
-		const char *what = NULL;
-		if (!rec && verr_take(&le, "ERR_VM_NOT_FOUND"))
-			what = "files with no record";
-		else if (status && !strcmp(status, "error") && was && !strcmp(was, "creating"))
-			what = "a create that did not finish";
-		else if (status && !strcmp(status, "error"))
-			what = "a VM whose VMM is gone";
-		else if (status && !strcmp(status, "stopped")) {
-			char ns[128];
-			json_t *vmm = json_object_get(rec, "process");
-			snprintf(ns, sizeof ns, "/run/netns/vmsan-%s", id);
-			if (access(ns, F_OK) == 0 ||
-			    (jint(vmm, "pid", 0) > 1 &&
-			     proc_start_time((long)jint(vmm, "pid", 0)) == jint(vmm, "startTime", -1)))
-				what = "a stopped VM with a VMM or network left";
-		}
-		if (what) {
-			json_array_append_new(found, json_pack("{s:s, s:s, s:s}", "id", id, "found", what, "action",
-							      rec && strcmp(was ? was : "", "creating") ? "stop" : "remove"));
-			if (!dry) {
-				int lock = state_lock(&st, id, &le);
-				if (rec && strcmp(was ? was : "", "creating"))
-					stop_vm(&st, id, rec, 0, &le);
-				else
+		json_t *rec = NULL;
+		const char *what = leftover(&st, id, &rec);
+		bool remove = !rec || !strcmp(jstr(rec, "recordedStatus") ?: "", "creating");
+		if (what && !dry) {
+			/* decided again under the lock: an operation that held it may
+			 * have changed everything */
+			struct verr le = { 0 };
+			int lock = state_lock(&st, id, &le);
+			json_decref(rec);
+			rec = NULL;
+			if ((what = leftover(&st, id, &rec))) {
+				remove = !rec || !strcmp(jstr(rec, "recordedStatus") ?: "", "creating");
+				if (remove)
 					remove_all(&st, id, rec);
-				if (lock >= 0)
-					close(lock);
+				else
+					stop_vm(&st, id, rec, 0, &le);
 			}
+			if (lock >= 0)
+				close(lock);
 		}
+		if (what)
+			json_array_append_new(found, json_pack("{s:s, s:s, s:s}", "id", id, "found", what, "action",
+							      remove ? "remove" : "stop"));
 		json_decref(rec);
 	}
 	json_decref(ids);
@@ -1389,8 +1357,7 @@ static int do_gc(bool dry)
 	} else {
 		size_t i;
 		json_array_foreach(found, i, v)
-			printf("%s %s: %s\n", dry ? "would " : "", jstr(v, "action"), jstr(v, "id")),
-				printf("  (%s)\n", jstr(v, "found"));
+			printf("%s%s %s (%s)\n", dry ? "would " : "", jstr(v, "action"), jstr(v, "id"), jstr(v, "found"));
 		if (!json_array_size(found))
 			printf("nothing to collect\n");
 		json_decref(found);
@@ -1415,12 +1382,17 @@ static int do_run(int argc, char **argv, int i)
 	const char **cargv = calloc((size_t)argc + 4, sizeof *cargv);
 	int cn = 0;
 	const char *what = NULL;
+	/* A word that is not the value of the option before it names the
+	 * image: options take a value unless written --opt=value or one of
+	 * the flags. */
+	static const char *const flags[] = { "--rm", "--pull", "--json", "--verbose" };
 	for (int k = i; k < dash; k++) {
+		bool prev_takes_value = k > i && argv[k - 1][0] == '-' && !strchr(argv[k - 1], '=');
+		for (size_t f = 0; prev_takes_value && f < sizeof flags / sizeof *flags; f++)
+			prev_takes_value = strcmp(argv[k - 1], flags[f]) != 0;
 		if (!strcmp(argv[k], "--rm"))
 			rm = true;
-		else if (argv[k][0] != '-' && (k == i || argv[k - 1][0] != '-' || strchr(argv[k - 1], '=') ||
-					       !strcmp(argv[k - 1], "--rm") || !strcmp(argv[k - 1], "--pull") ||
-					       !strcmp(argv[k - 1], "--json") || !strcmp(argv[k - 1], "--verbose")))
+		else if (argv[k][0] != '-' && !prev_takes_value)
 			what = argv[k];
 		else
 			cargv[cn++] = argv[k];
@@ -1557,7 +1529,7 @@ int main(int argc, char **argv)
 			json_mode = true;
 		else if (!strcmp(a, "--verbose"))
 			verbose = true;
-		else if ((!strcmp(a, "-f") || !strcmp(a, "--force")) && strstr(cmd, "r") == cmd)
+		else if ((!strcmp(a, "-f") || !strcmp(a, "--force")) && (!strcmp(cmd, "rm") || !strcmp(cmd, "remove")))
 			force = true;
 		else if (!strcmp(a, "--dry-run") && !strcmp(cmd, "gc"))
 			dry = true;
@@ -1573,7 +1545,7 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "gc")) {
 		json_decref(idl);
-		return dry || !json_array_size(idl) ? do_gc(dry) : usage_error("gc takes no VM ids");
+		return !json_array_size(idl) ? do_gc(dry) : usage_error("gc takes no VM ids");
 	}
 	if (!json_array_size(idl)) {
 		json_decref(idl);

@@ -297,7 +297,9 @@ assert_gone() {
 	cp "$(guest_kernel)" "$VMSAN_DIR/vmlinux-fc"
 	: >"$TEST_TMP/api.log"
 	chmod 666 "$TEST_TMP/api.log"
-	export FAKE_FC_SPEC=$spec FAKE_FC_LOG=$TEST_TMP/api.log FAKE_JAILER_LOG=$TEST_TMP/jailer.log
+	jq -n --arg s "$spec" --arg a "$TEST_TMP/api.log" --arg j "$TEST_TMP/jailer.log" \
+		'{spec:$s, apiLog:$a, jailerLog:$j}' >"$TEST_TMP/fcbin/fake.json"
+	chmod 644 "$TEST_TMP/fcbin/fake.json"
 	export VMSAN_FIRECRACKER=$TEST_TMP/fcbin/firecracker VMSAN_JAILER=$TEST_TMP/fcbin/jailer
 	local before
 	before=$(ls "$VMSAN_DIR/vms")

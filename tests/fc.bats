@@ -180,10 +180,14 @@ fc_fake() {
 	cp "$TOP/tests/tools/fake-firecracker" "$TEST_TMP/fcbin/firecracker"
 	cp "$TOP/tests/tools/fake-jailer" "$TEST_TMP/fcbin/jailer"
 	chmod 755 "$TEST_TMP" "$TEST_TMP/fcbin" "$TEST_TMP/fcbin"/*
-	export FAKE_FC_SPEC=$FC_SPEC FAKE_FC_LOG=$TEST_TMP/api.log FAKE_JAILER_LOG=$TEST_TMP/jailer.log
+	# the stand-ins read their settings beside themselves (vmsan-fc gives
+	# the jailer a clean environment)
+	jq -n --arg s "$FC_SPEC" --arg a "$TEST_TMP/api.log" --arg j "$TEST_TMP/jailer.log" \
+		'{spec:$s, apiLog:$a, jailerLog:$j}' >"$TEST_TMP/fcbin/fake.json"
+	chmod 644 "$TEST_TMP/fcbin/fake.json"
 	# Firecracker runs as nobody: its log must be writable by it
-	: >"$FAKE_FC_LOG"
-	chmod 666 "$FAKE_FC_LOG"
+	: >"$TEST_TMP/api.log"
+	chmod 666 "$TEST_TMP/api.log"
 }
 
 fcstart() {

@@ -83,15 +83,30 @@ int reply_ok(json_t *reply)
 	return emit(reply);
 }
 
-int reply_error(const struct verr *e)
+static json_t *error_doc(const struct verr *e)
 {
 	json_t *err = json_pack("{s:s, s:s}", "code", e->code ? e->code : "ERR_INTERNAL",
 				"message", e->message);
 
 	if (e->fix[0])
 		json_object_set_new(err, "fix", json_string(e->fix));
+	return json_pack("{s:b, s:o}", "ok", 0, "error", err);
+}
+
+int reply_error(const struct verr *e)
+{
 	if (vmsan_verbose)
 		fprintf(stderr, "%s: %s\n", vmsan_prog, e->message);
-	emit(json_pack("{s:b, s:o}", "ok", 0, "error", err));
+	emit(error_doc(e));
+	return e->exit ? e->exit : VMSAN_EXIT_FAIL;
+}
+
+int report_error(const char *cmd, bool json, const struct verr *e)
+{
+	if (json)
+		emit(error_doc(e));
+	fprintf(stderr, "vmsan %s: %s\n", cmd, e->message);
+	if (e->fix[0])
+		fprintf(stderr, "  fix: %s\n", e->fix);
 	return e->exit ? e->exit : VMSAN_EXIT_FAIL;
 }

@@ -1,6 +1,7 @@
 /* VM records: $VMSAN_DIR/vms/<id>.json, written atomically, read safely. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <time.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -65,24 +66,63 @@ toolong:
 	return -1;
 }
 
-/* Who the files belong to: us, or the sudo user we act for. */
-static void owner_identity(struct state *st)
+bool caller_ids(long *uid, long *gid)
 {
 	const char *su = getenv("SUDO_UID"), *sg = getenv("SUDO_GID");
 
-	st->owner_uid = (long)getuid();
-	st->owner_gid = (long)getgid();
-	st->chown_new = false;
+	*uid = (long)getuid();
+	*gid = (long)getgid();
 	if (geteuid() == 0 && su && sg) {
 		char *end1, *end2;
 		long u = strtol(su, &end1, 10), g = strtol(sg, &end2, 10);
 
 		if (*su && !*end1 && *sg && !*end2 && u > 0 && g >= 0) {
-			st->owner_uid = u;
-			st->owner_gid = g;
-			st->chown_new = true;
+			*uid = u;
+			*gid = g;
+			return true;
 		}
 	}
+	return false;
+}
+
+/* Who the files belong to: us, or the sudo user we act for. */
+static void owner_identity(struct state *st)
+{
+	st->chown_new = caller_ids(&st->owner_uid, &st->owner_gid);
+}
+
+int rm_tree_at(int dfd, const char *name)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return unlinkat(dfd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -1;
+	}
+	struct dirent *de;
+	int ret = 0;
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		/* d_type may be unknown: the recursion tells a directory by opening it */
+		if (de->d_type == DT_DIR || de->d_type == DT_UNKNOWN ? rm_tree_at(dirfd(d), de->d_name)
+								    : unlinkat(dirfd(d), de->d_name, 0))
+			ret = -1;
+	}
+	closedir(d);
+	if (unlinkat(dfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+		ret = -1;
+	return ret;
+}
+
+void utc_iso(time_t t, char out[32])
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static int check_dir(const struct state *st, const char *path, int fd, struct verr *e)

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdbool.h>
 #include <jansson.h>
+#include <time.h>
 
 #define VMSAN_EXIT_OK 0
 #define VMSAN_EXIT_FAIL 1
@@ -84,6 +85,9 @@ int reply_ok(json_t *reply);
 /* Prints the error object on stdout and, when verbose, on stderr; returns
  * e->exit for main to return. */
 int reply_error(const struct verr *e);
+/* A porcelain command's error: the JSON document on stdout when json,
+ * and "vmsan CMD: message" (and its fix) on stderr; the exit status. */
+int report_error(const char *cmd, bool json, const struct verr *e);
 
 /* ---- helper main ----------------------------------------------------- */
 
@@ -174,5 +178,13 @@ void state_derive_status(json_t *rec);
 /* Start time of pid in clock ticks since boot (field 22 of /proc/pid/stat),
  * or -1 if the process does not exist. */
 long long proc_start_time(long pid);
+/* The user we act for: SUDO_UID/SUDO_GID when root runs us under sudo
+ * (returns true), else our own ids. */
+bool caller_ids(long *uid, long *gid);
+/* Removes name below dfd and everything in it, never following a
+ * symlink; 0, or -1 if anything stayed. */
+int rm_tree_at(int dfd, const char *name);
+/* t as 2026-01-31T12:00:00Z. */
+void utc_iso(time_t t, char out[32]);
 
 #endif
