@@ -470,6 +470,19 @@ static int host_side(struct vmnet *v, struct verr *e)
 	}
 	if (add_addr(sk, v->host_if, v->host_addr, NET_LINK_PREFIXLEN, e) || link_up(sk, v->host_if, e))
 		goto out;
+	/* The host's own 127.0.0.1:P reaches published ports: a packet from
+	 * a loopback source may leave through this link (and only this one:
+	 * the host table masquerades it; guests' packets to 127/8 arriving
+	 * here meet the input chain's drop). */
+	{
+		char path[96];
+
+		snprintf(path, sizeof path, "/proc/sys/net/ipv4/conf/%s/route_localnet", v->host_if);
+		if (write_file(path, "1") != 0) {
+			verr_sys(e, "ERR_SYSCTL", NULL, "cannot set %s", path);
+			goto out;
+		}
+	}
 	rc = 0;
 out:
 	if (veth)

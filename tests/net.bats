@@ -125,12 +125,14 @@ dns() { # dns N SERVER [tcp]: the answer's address bytes, hex
 	assert_eq "$(tcp_get in_guest 1 nc -w 2 -s 172.16.0.2 192.0.2.10 80 </dev/null)" "hello-from-192.0.2.10"
 }
 
-@test "published ports reach the guest from outside and from the host, even under deny-all" {
+@test "published ports reach the guest from outside and from the host (127.0.0.1 too), even under deny-all" {
 	vm_up 1 '{"policy":"deny-all","publishedPorts":[{"hostPort":8080,"guestPort":80}]}'
 	in_guest 1 socat TCP4-LISTEN:80,reuseaddr,fork SYSTEM:'echo published' &
 	sleep 0.2
 	assert_eq "$(tcp_get nsx "$I" nc -w 2 203.0.113.1 8080 </dev/null)" "published"
 	assert_eq "$(tcp_get nsx "$H" nc -w 2 203.0.113.1 8080 </dev/null)" "published"
+	# The host's loopback address too (route_localnet on vmsh<N>, masqueraded).
+	assert_eq "$(tcp_get nsx "$H" nc -w 2 127.0.0.1 8080 </dev/null)" "published"
 	# Unpublished ports stay closed.
 	assert_eq "$(tcp_get nsx "$I" nc -w 2 203.0.113.1 8081 </dev/null)" ""
 }

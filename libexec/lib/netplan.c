@@ -39,7 +39,7 @@ json_t *netplan_host_ruleset(void)
 	json_t *ct_back = json_pack("{s:[ss]}", "ct_state", "established", "related");
 	json_t *ct_back2 = json_deep_copy(ct_back);
 
-	return json_pack("{s:s, s:s, s:[{s:s, s:s, s:s}], s:[o,o,o,o,o], s:[o,o,o,o,o,o,o,o,o,o]}",
+	return json_pack("{s:s, s:s, s:[{s:s, s:s, s:s}], s:[o,o,o,o,o], s:[o,o,o,o,o,o,o,o,o,o,o]}",
 		"family", "ip", "table", NET_TABLE,
 		"sets", "name", NET_PUB_MAP, "key", "inet_service", "data", "ipv4_addr",
 		"chains",
@@ -57,6 +57,11 @@ json_t *netplan_host_ruleset(void)
 		/* VM traffic leaves through whatever route the host has. */
 		rule("postrouting", V("masquerade"), M("saddr", NET_POOL),
 		     M("oif_prefix_not", "vms"), END),
+		/* 127.0.0.1:P from the host, DNATed above, leaves through vmsh<N>
+		 * (route_localnet is on there) with the host end's address as
+		 * its source, which the VM's namespace can answer. */
+		rule("postrouting", V("masquerade"), M("saddr", "127.0.0.0/8"),
+		     M("oif_prefix", "vms"), END),
 		/* Guests reach no host address or port, only answer the host. */
 		rule("input", V("accept"), M("iif_prefix", "vms"), ct_back, END),
 		rule("input", V("drop"), M("iif_prefix", "vms"), END),
