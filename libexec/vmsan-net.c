@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
@@ -251,9 +252,13 @@ static int lock_file(const char *path, struct verr *e)
 	return fd;
 }
 
+static int record_write(const struct vmnet *v, struct verr *e);
+
 /* A bitmap of NET_SLOTS bits under an flock: O(slots/8) bytes per
- * allocation, whatever is in use; two setups never share a slot. */
-static long slot_take(struct verr *e)
+ * allocation, whatever is in use; two setups never share a slot.  The
+ * runtime record is written before the lock is let go, so under that lock
+ * a taken slot without a record is a leftover (what sweep relies on). */
+static long slot_take(struct vmnet *v, struct verr *e)
 {
 	unsigned char map[NET_SLOTS / 8];
 	int fd = lock_file(SLOT_MAP, e);
@@ -282,6 +287,13 @@ static long slot_take(struct verr *e)
 	} else if (pwrite(fd, &map[slot / 8], 1, slot / 8) != 1) {
 		verr_sys(e, "ERR_RUNTIME", NULL, "cannot write " SLOT_MAP);
 		slot = -1;
+	} else {
+		vmnet_set_slot(v, slot);
+		if (record_write(v, e) != 0) {
+			map[slot / 8] &= (unsigned char)~(1 << (slot % 8));
+			(void)!pwrite(fd, &map[slot / 8], 1, slot / 8);
+			v->slot = slot = -1;
+		}
 	}
 out:
 	close(fd);
@@ -627,12 +639,11 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 			goto fail_early;
 		}
 	}
-	slot = slot_take(e);
+	slot = slot_take(&v, e);
 	if (slot < 0)
 		goto fail_early;
-	vmnet_set_slot(&v, slot);
 	/* From here on, the record says what to undo. */
-	if (record_write(&v, e) || host_table(e) || netns_create(&v, e) || host_side(&v, e) ||
+	if (host_table(e) || netns_create(&v, e) || host_side(&v, e) ||
 	    ns_side(&v, owner, mbit, ruleset, e))
 		goto fail;
 	json_array_foreach(v.ports, i, p) {
@@ -789,11 +800,157 @@ static json_t *op_apply_rules(struct jr *r, struct verr *e)
 	return rc ? NULL : json_pack("{s:s, s:b}", "id", id, "applied", 1);
 }
 
+/* ---- sweep: what no runtime record accounts for ------------------------ */
+
+struct sweep {
+	json_t *owned;       /* nsAddr -> id, from the records */
+	json_t *stale;       /* [{port, addr}] map elements no record owns */
+};
+
+static void sweep_elem(unsigned port, const char *addr, void *arg)
+{
+	struct sweep *sw = arg;
+
+	if (!json_object_get(sw->owned, addr))
+		json_array_append_new(sw->stale, json_pack("{s:i, s:s}", "port", (int)port, "addr", addr));
+}
+
+/* Under the slot lock (setup writes its record before letting it go, and
+ * teardown removes the record last), anything of ours that no runtime
+ * record names is a leftover: a VM id's record lost, or a crash between
+ * steps.  Found: taken slots without a record (their vmsh<N> link too),
+ * vmsh<N> links of slots no record holds, vmsan-vm-* namespaces without a
+ * record, and published-port elements pointing at no recorded VM. */
+static json_t *op_sweep(struct jr *r, struct verr *e)
+{
+	bool dry = false;
+	unsigned char map[NET_SLOTS / 8];
+	struct sweep sw = { json_object(), json_array() };
+	json_t *found = json_array(), *slots = json_object(), *reply = NULL, *x;
+	struct nl_sock *sk = NULL;
+	struct nl_cache *links = NULL;
+	struct dirent *d;
+	DIR *dir;
+	int lock;
+	size_t i;
+
+	jr_bool(r, "dryRun", JR_OPTIONAL, &dry);
+	if (jr_end(r) || ensure_dirs(e) || (lock = lock_file(SLOT_MAP, e)) < 0)
+		goto out_nolock;
+	memset(map, 0, sizeof map);
+	if (pread(lock, map, sizeof map, 0) < 0) {
+		verr_sys(e, "ERR_RUNTIME", NULL, "cannot read " SLOT_MAP);
+		goto out;
+	}
+	/* The records: which slots and addresses are someone's. */
+	if ((dir = opendir(NET_DIR))) {
+		while ((d = readdir(dir))) {
+			size_t n = strlen(d->d_name);
+			char id[64];
+			struct vmnet v;
+
+			if (n <= 5 || n - 5 >= sizeof id || strcmp(d->d_name + n - 5, ".json"))
+				continue;
+			memcpy(id, d->d_name, n - 5);
+			id[n - 5] = 0;
+			if (valid_vm_id(id, NULL, 0) != 0)
+				continue;
+			vmnet_init(&v, id);
+			/* Keys: the id (its namespace is owned), and with a slot the
+			 * slot's address and host link. */
+			json_object_set_new(sw.owned, id, json_true());
+			if (record_read(&v) && v.slot >= 0) {
+				json_object_set_new(sw.owned, v.ns_addr, json_string(id));
+				json_object_set_new(slots, v.host_if, json_string(id));
+			}
+			json_decref(v.ports);
+		}
+		closedir(dir);
+	}
+	/* Taken slots nobody's record names. */
+	for (long s = 0; s < NET_SLOTS; s++) {
+		char ifn[IFNAMSIZ];
+
+		if (!(map[s / 8] & (1 << (s % 8))))
+			continue;
+		snprintf(ifn, sizeof ifn, NET_HOST_PREFIX "%ld", s);
+		if (json_object_get(slots, ifn))
+			continue;
+		json_array_append_new(found, json_sprintf("slot %ld", s));
+		if (!dry) {
+			map[s / 8] &= (unsigned char)~(1 << (s % 8));
+			if (pwrite(lock, &map[s / 8], 1, s / 8) != 1) {
+				verr_sys(e, "ERR_RUNTIME", NULL, "cannot write " SLOT_MAP);
+				goto out;
+			}
+		}
+	}
+	/* vmsh<N> links of slots no record holds. */
+	sk = rt_sock(e);
+	if (!sk)
+		goto out;
+	if (rtnl_link_alloc_cache(sk, AF_UNSPEC, &links) == 0) {
+		for (struct nl_object *o = nl_cache_get_first(links); o; o = nl_cache_get_next(o)) {
+			const char *name = rtnl_link_get_name((struct rtnl_link *)o);
+			char *end;
+
+			if (!name || strncmp(name, NET_HOST_PREFIX, strlen(NET_HOST_PREFIX)) ||
+			    strtol(name + strlen(NET_HOST_PREFIX), &end, 10) < 0 || *end ||
+			    json_object_get(slots, name))
+				continue;
+			json_array_append_new(found, json_sprintf("interface %s", name));
+			if (!dry)
+				rtnl_link_delete(sk, (struct rtnl_link *)o);
+		}
+		nl_cache_free(links);
+	}
+	/* Namespaces named for a VM that has no record. */
+	if ((dir = opendir(NETNS_DIR))) {
+		while ((d = readdir(dir))) {
+			const char *id = d->d_name + 6;
+			struct vmnet v;
+
+			if (strncmp(d->d_name, "vmsan-", 6) || valid_vm_id(id, NULL, 0) != 0 ||
+			    json_object_get(sw.owned, id))
+				continue;
+			vmnet_init(&v, id);
+			json_array_append_new(found, json_sprintf("network namespace %s", v.netns));
+			if (!dry)
+				netns_delete(&v);
+		}
+		closedir(dir);
+	}
+	/* Published ports pointing at no recorded VM. */
+	if (nft_map_walk(NET_TABLE, NET_PUB_MAP, sweep_elem, &sw, e) != 0)
+		goto out;
+	json_array_foreach(sw.stale, i, x) {
+		json_array_append_new(found, json_sprintf("published port %lld -> %s",
+							   json_integer_value(json_object_get(x, "port")),
+							   json_string_value(json_object_get(x, "addr"))));
+		if (!dry && nft_map_port_addr(NET_TABLE, NET_PUB_MAP,
+					      (unsigned)json_integer_value(json_object_get(x, "port")), NULL,
+					      false, e) != 0)
+			goto out;
+	}
+	reply = json_pack("{s:b, s:O}", "dryRun", dry, dry ? "found" : "removed", found);
+out:
+	close(lock);
+out_nolock:
+	if (sk)
+		nl_socket_free(sk);
+	json_decref(found);
+	json_decref(slots);
+	json_decref(sw.owned);
+	json_decref(sw.stale);
+	return reply;
+}
+
 static const struct helper_op ops[] = {
 	{"setup", op_setup},
 	{"teardown", op_teardown},
 	{"apply-rules", op_apply_rules},
 	{"verify", op_verify},
+	{"sweep", op_sweep},
 };
 
 static const struct helper helper = {

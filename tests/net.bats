@@ -218,6 +218,40 @@ dns() { # dns N SERVER [tcp]: the answer's address bytes, hex
 	[ "$(echo "$output" | jq .clean)" = true ]
 }
 
+@test "sweep removes what no runtime record accounts for, and nothing else" {
+	vm_up 1 '{"policy":"allow-all","publishedPorts":[{"hostPort":8091}]}'
+	vm_up 2 '{"policy":"allow-all","publishedPorts":[{"hostPort":8092}]}'
+	slot1=$(jq .slot /run/vmsan/net/vm-7e570001.json)
+	kill "$(cat "$BATS_TEST_TMPDIR/pump1.pid")"
+	# VM 1's runtime record is lost: teardown and verify no longer know
+	# its slot, its host link or its published port.
+	rm /run/vmsan/net/vm-7e570001.json
+	run nsx "$H" "$LIBEXEC/vmsan-net" sweep <<<'{"dryRun":true}'
+	[ "$status" -eq 0 ]
+	assert_contains "$output" "\"slot $slot1\""
+	assert_contains "$output" "\"interface vmsh$slot1\""
+	assert_contains "$output" "network namespace vmsan-vm-7e570001"
+	assert_contains "$output" "published port 8091 -> "
+	# A dry run changed nothing.
+	[ -e /run/netns/vmsan-vm-7e570001 ]
+	nsx "$H" nft list map ip vmsan pub | grep -q '8091 : 198.18.'
+	run nsx "$H" "$LIBEXEC/vmsan-net" sweep <<<'{}'
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | jq '.removed | length')" -eq 4 ]
+	[ ! -e /run/netns/vmsan-vm-7e570001 ]
+	! nsx "$H" ip link show "vmsh$slot1" 2>/dev/null
+	! nsx "$H" nft list map ip vmsan pub | grep -q '8091 :'
+	# VM 2 is whole and still answers on its published port.
+	nsx "$H" nft list map ip vmsan pub | grep -q '8092 : 198.18.'
+	assert_eq "$(get 2 192.0.2.20 80)" "hello-from-192.0.2.20"
+	run nsx "$H" "$LIBEXEC/vmsan-net" sweep <<<'{"dryRun":true}'
+	[ "$(echo "$output" | jq '.found | length')" -eq 0 ]
+	# The freed slot is handed out again.
+	vm_down 1
+	vm_up 1 '{"policy":"allow-all"}'
+	[ "$(jq .slot /run/vmsan/net/vm-7e570001.json)" = "$slot1" ]
+}
+
 @test "vmsan-net refuses bad input and applies nothing" {
 	rs=$(echo '{"policy":"allow-all"}' | "$LIBEXEC/vmsan-nftables" compile | jq -c .ruleset)
 	for id in '../x' 'A B' "$(printf 'a%.0s' $(seq 70))" ''; do

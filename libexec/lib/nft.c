@@ -1078,3 +1078,88 @@ int nft_map_port_addr(const char *table, const char *set, unsigned port, const c
 		rc = 0;         /* already gone */
 	return rc;
 }
+
+/* Dump callback: one message of set elements, each handed to the caller. */
+struct map_walk {
+	void (*fn)(unsigned port, const char *addr, void *arg);
+	void *arg;
+};
+
+static int map_elems_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct map_walk *w = data;
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nftnl_set_elems_iter *it;
+	struct nftnl_set_elem *el;
+
+	if (!s)
+		return MNL_CB_ERROR;
+	if (nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
+		nftnl_set_free(s);
+		return MNL_CB_ERROR;
+	}
+	it = nftnl_set_elems_iter_create(s);
+	while (it && (el = nftnl_set_elems_iter_next(it))) {
+		uint32_t klen = 0, dlen = 0;
+		const uint16_t *key = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY, &klen);
+		const uint32_t *val = nftnl_set_elem_get(el, NFTNL_SET_ELEM_DATA, &dlen);
+		char addr[16];
+		uint32_t a;
+
+		if (!key || klen < 2 || !val || dlen != 4)
+			continue;
+		a = ntohl(*val);
+		snprintf(addr, sizeof addr, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+		w->fn(ntohs(*key), addr, w->arg);
+	}
+	nftnl_set_elems_iter_destroy(it);
+	nftnl_set_free(s);
+	return MNL_CB_OK;
+}
+
+int nft_map_walk(const char *table, const char *set,
+		 void (*fn)(unsigned port, const char *addr, void *arg), void *arg, struct verr *e)
+{
+	struct mnl_socket *nl = nft_socket(e);
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct map_walk w = { fn, arg };
+	char buf[32768];
+	struct nlmsghdr *nlh;
+	uint32_t seq = 1, portid;
+	ssize_t n;
+	int rc = -1;
+
+	if (!nl || !s)
+		goto out;
+	portid = mnl_socket_get_portid(nl);
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, set);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_IPV4, NLM_F_DUMP | NLM_F_ACK, seq);
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		verr_sys(e, "ERR_NETLINK", NULL, "cannot query nftables");
+		goto out;
+	}
+	while ((n = mnl_socket_recvfrom(nl, buf, sizeof buf)) > 0) {
+		int r = mnl_cb_run(buf, (size_t)n, seq, portid, map_elems_cb, &w);
+
+		if (r == MNL_CB_STOP) {
+			rc = 0;
+			break;
+		}
+		if (r < 0) {
+			if (errno == ENOENT)
+				rc = 0;         /* no such table or map: nothing in it */
+			else
+				verr_sys(e, "ERR_NETLINK", NULL, "cannot list %s %s", table, set);
+			break;
+		}
+	}
+	if (n < 0)
+		verr_sys(e, "ERR_NETLINK", NULL, "cannot list %s %s", table, set);
+out:
+	if (nl)
+		mnl_socket_close(nl);
+	nftnl_set_free(s);
+	return rc;
+}

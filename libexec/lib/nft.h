@@ -48,6 +48,10 @@ int nft_table_delete(const char *name, struct verr *e);
 int nft_table_exists(const char *name, struct verr *e);
 /* Adds or deletes one element port -> addr of an inet_service : ipv4_addr
  * map; deleting an absent element succeeds. */
+/* Calls fn for each element (port : address) of a port -> address map;
+ * a missing table or map has none. */
+int nft_map_walk(const char *table, const char *set,
+		 void (*fn)(unsigned port, const char *addr, void *arg), void *arg, struct verr *e);
 int nft_map_port_addr(const char *table, const char *set, unsigned port,
 		      const char *addr, bool add, struct verr *e);
 
