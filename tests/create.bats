@@ -144,6 +144,55 @@ assert_gone() {
 	assert_gone "$ID"
 }
 
+@test "network: a running VM's policy changes live; bad input changes nothing; a stopped VM is refused" {
+	create --runtime base
+	run vmsan exec "$ID" -- nc -w 3 192.0.2.10 80
+	assert_eq "$output" hello-from-192.0.2.10
+	run vmsan network "$ID" --network-policy custom --allowed-cidr 192.0.2.20/32 --json
+	assert_eq "$status" 0
+	assert_eq "$(jq -c '[.previousPolicy, .newPolicy, .allowedCidrs]' <<<"$output")" '["allow-all","custom",["192.0.2.20/32"]]'
+	assert_eq "$(jq -r .network.policy "$VMSAN_DIR/vms/$ID.json")" custom
+	run vmsan exec "$ID" -- nc -w 2 192.0.2.10 80
+	[[ $output != *hello* ]]
+	run vmsan exec "$ID" -- nc -w 3 192.0.2.20 80
+	assert_eq "$output" hello-from-192.0.2.20
+	# the configured resolver still answers
+	run vmsan exec "$ID" -- nslookup example.test
+	assert_contains "$output" 192.0.2.10
+	# bad input: refused, named, and the policy in force is unchanged
+	run vmsan network "$ID" --network-policy custom --allowed-cidr 10.0.0.0/33
+	assert_eq "$status" 100
+	assert_contains "$output" "10.0.0.0/33"
+	run vmsan network "$ID" --network-policy deny-al
+	[ "$status" -ne 0 ]
+	assert_contains "$output" "deny-al"
+	run vmsan network "$ID" --network-policy custom --allowed-domain example.test
+	assert_eq "$status" 100
+	assert_contains "$output" "not enforced"
+	run vmsan network "$ID"
+	assert_eq "$status" 100
+	assert_contains "$output" "--network-policy is required"
+	assert_eq "$(jq -r .network.policy "$VMSAN_DIR/vms/$ID.json")" custom
+	run vmsan exec "$ID" -- nc -w 3 192.0.2.20 80
+	assert_eq "$output" hello-from-192.0.2.20
+	# deny-all cuts everything, DNS too
+	run vmsan network "$ID" --network-policy deny-all
+	assert_eq "$status" 0
+	assert_contains "$output" "custom -> deny-all"
+	run vmsan exec "$ID" -- nc -w 2 192.0.2.20 80
+	[[ $output != *hello* ]]
+	run vmsan exec "$ID" -- nslookup -timeout=1 -retry=0 example.test
+	[[ $output != *192.0.2.10* ]]
+	# a stopped VM has no rules to change
+	vmsan stop "$ID" >/dev/null
+	run vmsan network "$ID" --network-policy allow-all
+	assert_eq "$status" 1
+	assert_contains "$output" "not running"
+	run vmsan network vm-00000000 --network-policy allow-all
+	assert_eq "$status" 1
+	assert_contains "$output" "VM not found"
+}
+
 @test "create --from-image: an image from the registry on 127.0.0.1 boots with the agent and its environment" {
 	require_cmd docker-registry
 	load rootfs_helper
