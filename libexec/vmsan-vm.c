@@ -309,16 +309,24 @@ static int parse_duration(const char *s, long long *out)
 	return 0;
 }
 
-/* Appends the comma-separated items of s to arr (strings). */
+/* Appends the comma-separated items of s to arr (strings), each without
+ * the blanks around it. */
 static void csv_append(json_t *arr, const char *s)
 {
 	const char *p = s;
 	while (*p) {
 		const char *c = strchr(p, ',');
-		size_t n = c ? (size_t)(c - p) : strlen(p);
+		size_t n = c ? (size_t)(c - p) : strlen(p), skip = n + (c ? 1 : 0);
+		while (n && isspace((unsigned char)*p)) {
+			p++;
+			n--;
+			skip--;
+		}
+		while (n && isspace((unsigned char)p[n - 1]))
+			n--;
 		if (n)
 			json_array_append_new(arr, json_stringn(p, n));
-		p += n + (c ? 1 : 0);
+		p += skip;
 	}
 }
 
@@ -683,7 +691,8 @@ static const char create_usage[] =
 	"  --from-image REF    any OCI image: alpine:3.20, registry:5000/app:1, oci:DIR:TAG\n"
 	"  --vcpus N           1-32 (default 1)      --memory MIB  128-32768 (default 256)\n"
 	"  --network-policy    allow-all (default), deny-all, custom; CIDR lists make it custom\n"
-	"  --dns IP,...        the guest's resolvers (default $VMSAN_DNS, else 8.8.8.8,1.1.1.1)\n"
+	"  --dns IP,...        the guest's resolvers (default $VMSAN_DNS, else dns = in\n"
+	"                      $VMSAN_DIR/config or /etc/vmsan/config, else 8.8.8.8,1.1.1.1)\n"
 	"  --publish-port      host ports reachable from outside, PORT or HOST:GUEST\n"
 	"  --bandwidth         50mbit: shaped in both directions\n"
 	"  --timeout           30s, 5m, 2h, 1d: the VM is stopped then (network torn down)\n"
@@ -857,13 +866,107 @@ static int parse_create(int argc, char **argv, int i, struct create_opts *o, str
 			 "invalid --accel: \"%s\"", o->accel);
 		return -1;
 	}
-	if (!json_array_size(o->dns)) {
-		const char *d = getenv("VMSAN_DNS");
-		csv_append(o->dns, d && *d ? d : "8.8.8.8,1.1.1.1");
+	return 0;
+}
+
+/* A setting from the config files: /etc/vmsan/config, then the state
+ * directory's config (the later wins).  Lines are "key = value"; # starts
+ * a comment.  *out is NULL when no file sets it. */
+#define SYSTEM_CONFIG "/etc/vmsan/config"
+static int config_get(const struct state *st, const char *key, char *out, size_t n, bool *found, struct verr *e)
+{
+	static const char *const known[] = { "dns" };
+	char user[PATH_MAX];
+	snprintf(user, sizeof user, "%.4000s/config", st->dir);
+	const char *files[] = { SYSTEM_CONFIG, user };
+	*found = false;
+	for (size_t f = 0; f < 2; f++) {
+		FILE *fp = fopen(files[f], "re");
+		if (!fp) {
+			if (errno == ENOENT)
+				continue;
+			verr_sys(e, "ERR_CONFIG", NULL, "cannot read %s", files[f]);
+			return -1;
+		}
+		char line[1024];
+		for (int ln = 1; fgets(line, sizeof line, fp); ln++) {
+			char *h = strchr(line, '#'), *k = line, *eq;
+			if (h)
+				*h = 0;
+			while (isspace((unsigned char)*k))
+				k++;
+			size_t l = strlen(k);
+			while (l && isspace((unsigned char)k[l - 1]))
+				k[--l] = 0;
+			if (!*k)
+				continue;
+			if (!(eq = strchr(k, '='))) {
+				fclose(fp);
+				verr_set(e, VMSAN_EXIT_FAIL, "ERR_CONFIG", "write it as: key = value",
+					 "%s:%d: no '=' in \"%s\"", files[f], ln, k);
+				return -1;
+			}
+			char *v = eq + 1;
+			while (eq > k && isspace((unsigned char)eq[-1]))
+				eq--;
+			*eq = 0;
+			while (isspace((unsigned char)*v))
+				v++;
+			size_t i = 0;
+			while (i < sizeof known / sizeof *known && strcmp(known[i], k))
+				i++;
+			if (i == sizeof known / sizeof *known) {
+				fclose(fp);
+				verr_set(e, VMSAN_EXIT_FAIL, "ERR_CONFIG", "the settings known are: dns",
+					 "%s:%d: unknown setting '%s'", files[f], ln, k);
+				return -1;
+			}
+			if (!strcmp(k, key)) {
+				snprintf(out, n, "%s", v);
+				*found = true;
+			}
+		}
+		fclose(fp);
 	}
-	if (json_array_size(o->dns) > 3) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_DNS", "give at most 3", "too many DNS resolvers (%zu)",
-			 json_array_size(o->dns));
+	return 0;
+}
+
+/* The guest's resolvers: --dns, else $VMSAN_DNS, else the config files'
+ * dns, else the original's public resolvers.  Checked here, before
+ * anything is made. */
+static int resolve_dns(const struct state *st, json_t *dns, struct verr *e)
+{
+	const char *from = "--dns";
+	if (!json_array_size(dns)) {
+		const char *d = getenv("VMSAN_DNS");
+		char conf[1024];
+		bool found = false;
+		if (d && *d) {
+			from = "VMSAN_DNS";
+		} else if (config_get(st, "dns", conf, sizeof conf, &found, e) < 0) {
+			return -1;
+		} else if (found) {
+			from = "the config file's dns";
+			d = conf;
+		} else {
+			from = "the default";
+			d = "8.8.8.8,1.1.1.1";
+		}
+		csv_append(dns, d);
+	}
+	size_t i;
+	json_t *x;
+	json_array_foreach(dns, i, x) {
+		char why[128];
+		if (valid_ipv4(json_string_value(x), why, sizeof why)) {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_DNS", "give IPv4 addresses, such as 192.0.2.53",
+				 "%s: invalid resolver '%s': %s", from, json_string_value(x), why);
+			return -1;
+		}
+	}
+	if (!json_array_size(dns) || json_array_size(dns) > 3) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_DNS", "give 1 to 3 resolvers",
+			 "%s: %zu DNS resolvers", from, json_array_size(dns));
 		return -1;
 	}
 	return 0;
@@ -956,7 +1059,7 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 	struct boot b = { 0 };
 	int lock = -1;
 	bool made = false;
-	if (state_open(&st, true, &e) < 0)
+	if (state_open(&st, true, &e) < 0 || resolve_dns(&st, o.dns, &e) < 0)
 		goto fail;
 	if (find_kernel(&st, o.kernel, kernel, sizeof kernel, &e) < 0)
 		goto fail;

@@ -193,6 +193,37 @@ assert_gone() {
 	assert_contains "$output" "VM not found"
 }
 
+@test "DNS resolvers: --dns, then VMSAN_DNS, then the config file, then the default; bad values refused" {
+	printf '# resolvers for the guests\n  dns = 192.0.2.54 , 192.0.2.53  # both in the fake internet\n' >"$VMSAN_DIR/config"
+	VMSAN_DNS='' create --runtime base
+	assert_eq "$(jq -c .vm.network.dns "$TEST_TMP/create.json")" '["192.0.2.54","192.0.2.53"]'
+	run vmsan exec "$ID" -- cat /etc/resolv.conf
+	assert_contains "$output" "nameserver 192.0.2.54"
+	vmsan rm -f "$ID" >/dev/null
+	ID=
+	# bad values, each named with where it came from; nothing is made
+	local before
+	before=$(ls "$VMSAN_DIR/vms")
+	run --separate-stderr vmsan create --json --dns 300.1.1.1
+	assert_eq "$status" 100
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VALIDATION_DNS
+	assert_contains "$(jq -r .error.message <<<"$output")" "--dns: invalid resolver '300.1.1.1'"
+	run --separate-stderr vmsan create --json --dns 192.0.2.1,192.0.2.2,192.0.2.3,192.0.2.4
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VALIDATION_DNS
+	VMSAN_DNS=1.2.3.4.5 run --separate-stderr vmsan create --json
+	assert_contains "$(jq -r .error.message <<<"$output")" "VMSAN_DNS: invalid resolver"
+	printf 'dns = 192.0.2.53\nresolver = 192.0.2.53\n' >"$VMSAN_DIR/config"
+	VMSAN_DNS='' run --separate-stderr vmsan create --json
+	assert_eq "$status" 1
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_CONFIG
+	assert_contains "$(jq -r .error.message <<<"$output")" "$VMSAN_DIR/config:2: unknown setting 'resolver'"
+	printf 'dns 192.0.2.53\n' >"$VMSAN_DIR/config"
+	VMSAN_DNS='' run --separate-stderr vmsan create --json
+	assert_contains "$(jq -r .error.message <<<"$output")" "config:1: no '='"
+	rm "$VMSAN_DIR/config"
+	assert_eq "$(ls "$VMSAN_DIR/vms")" "$before"
+}
+
 @test "create --from-image: an image from the registry on 127.0.0.1 boots with the agent and its environment" {
 	require_cmd docker-registry
 	load rootfs_helper
