@@ -239,8 +239,8 @@ dns() { # dns N SERVER [tcp]: the answer's address bytes, hex
 	[ "$status" -eq 0 ]
 	[ "$(echo "$output" | jq '.removed | length')" -eq 4 ]
 	[ ! -e /run/netns/vmsan-vm-7e570001 ]
-	! nsx "$H" ip link show "vmsh$slot1" 2>/dev/null
-	! nsx "$H" nft list map ip vmsan pub | grep -q '8091 :'
+	[ -z "$(nsx "$H" ip -br link show "vmsh$slot1" 2>/dev/null)" ]
+	[[ $(nsx "$H" nft list map ip vmsan pub) != *"8091 :"* ]]
 	# VM 2 is whole and still answers on its published port.
 	nsx "$H" nft list map ip vmsan pub | grep -q '8092 : 198.18.'
 	assert_eq "$(get 2 192.0.2.20 80)" "hello-from-192.0.2.20"
