@@ -18,13 +18,13 @@ work=$(mktemp -d)
 [ "$(id -u)" = 0 ] || { echo "bench/net.sh: needs root" >&2; exit 1; }
 
 cleanup() {
-	for f in /run/vmsan/net/vm-be*.json; do
+	for f in /run/vmsan/net/vm-be*.json /run/vmsan/net/vm-bf*.json; do
 		[ -e "$f" ] || continue
 		id=${f##*/}
 		printf '{"op":"teardown","id":"%s"}' "${id%.json}" | nsenter --net="/run/netns/$H" "$net" >/dev/null || true
 	done
 	ip netns del "$H" 2>/dev/null || true
-	ip netns del vbench-seq 2>/dev/null || true
+	for n in $(ip netns list | awk '/^vbench-seq/ { print $1 }'); do ip netns del "$n"; done
 	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -42,11 +42,14 @@ req() { printf '{"op":"setup","id":"%s","ruleset":%s}' "$1" "$(cat "$work/rs.jso
 
 # The same work as separate commands: what the original does per VM.
 seq_setup() {
-	ns=vbench-seq
+	# A name of its own each time, as ours gets a slot of its own: the
+	# previous namespace may still be on its way out in the kernel.
+	ns=vbench-seq$i
+	hif=vmsh$((20000 + i))
 	ip netns add "$ns"
-	inh ip link add vmsh9 type veth peer name vmsnet0 netns "$ns"
-	inh ip addr add 198.18.0.37/30 dev vmsh9
-	inh ip link set vmsh9 up
+	inh ip link add "$hif" type veth peer name vmsnet0 netns "$ns"
+	inh ip addr add 198.18.0.37/30 dev "$hif"
+	inh ip link set "$hif" up
 	ip -n "$ns" link set lo up
 	ip -n "$ns" link set vmsnet0 up
 	ip -n "$ns" addr add 198.18.0.38/30 dev vmsnet0
@@ -67,61 +70,45 @@ seq_setup() {
 	done
 }
 seq_teardown() {
-	ip netns del vbench-seq
+	ip netns del "vbench-seq$i"
 }
 nseq=$(awk '/^\t\t[^t]/' "$work/rules.nft" | wc -l)
 
-: >"$work/ours"
+# 1. setup+teardown of one VM: ours timed by bench/helper-time.py (no
+# nsenter, until the reply and until the exit), the sequence of commands
+# by the clock around it.
+ours=$(python3 "$top/bench/helper-time.py" "/run/netns/$H" "$net" "$work/rs.json" pairs "$runs")
 : >"$work/seq"
 i=0
 while [ "$i" -lt "$runs" ]; do
-	id=$(printf 'vm-be%06x' "$i")
-	t0=$(now_us)
-	req "$id" | inh "$net" >/dev/null
-	printf '{"op":"teardown","id":"%s"}' "$id" | inh "$net" >/dev/null
 	t1=$(now_us)
 	seq_setup
 	seq_teardown
 	t2=$(now_us)
-	echo $((t1 - t0)) >>"$work/ours"
 	echo $((t2 - t1)) >>"$work/seq"
 	i=$((i + 1))
 done
-ours=$(median <"$work/ours")
 seqm=$(median <"$work/seq")
-echo "| method | setup+teardown median ms (n=$runs) |"
-echo "|---|---|"
-printf '| vmsan-net: 2 processes, 1 nftables batch | %s |\n' "$(echo "scale=1; $ours / 1000" | bc)"
-printf '| same work, one process per step and per rule (%d rules) | %s |\n' "$nseq" "$(echo "scale=1; $seqm / 1000" | bc)"
-printf '| ratio | %sx |\n\n' "$(echo "scale=1; $seqm / $ours" | bc)"
+ms() { echo "$ours" | jq -r ".$1 * 10 | round / 10"; }
+echo "| method (median of $runs) | setup | teardown | setup+teardown |"
+echo "|---|---|---|---|"
+printf '| vmsan-net, until the reply | %s | %s | **%s** |\n' "$(ms setupReply)" "$(ms teardownReply)" "$(ms pairReply)"
+printf '| vmsan-net, until the process is gone | %s | %s | %s |\n' "$(ms setupExit)" "$(ms teardownExit)" "$(ms pairExit)"
+printf '| same work, one process per step and per rule (%d rules) | | | %s |\n' "$nseq" "$(echo "scale=1; $seqm / 1000" | bc)"
+printf '\nRatio, sequence of commands / vmsan-net: %sx until the reply, %sx until exit.\n\n' \
+	"$(echo "scale=1; $seqm / 1000 / $(ms pairReply)" | bc)" "$(echo "scale=1; $seqm / 1000 / $(ms pairExit)" | bc)"
 
-# Scale: setup times as VMs accumulate.
-: >"$work/scale"
-i=0
-while [ "$i" -lt "$scale" ]; do
-	id=$(printf 'vm-be%06x' "$i")
-	t0=$(now_us)
-	req "$id" | inh "$net" >/dev/null
-	t1=$(now_us)
-	echo "$((i + 1)) $((t1 - t0))" >>"$work/scale"
-	i=$((i + 1))
-done
-rules_host=$(inh nft list table ip vmsan | grep -c -E 'accept|drop|masquerade|dnat')
+# 2. Scale: setup times (until the reply) as VMs accumulate, all kept.
+python3 "$top/bench/helper-time.py" "/run/netns/$H" "$net" "$work/rs.json" scale "$scale" >"$work/scale.json" &
+wait $!
+rules_host=$(inh nft list table ip vmsan 2>/dev/null | grep -c -E 'accept|drop|masquerade|dnat' || true)
 echo "| VMs present | setup ms (median of 10 around) |"
 echo "|---|---|"
 for n in 1 10 100 500 "$scale"; do
 	[ "$n" -le "$scale" ] || continue
 	lo=$((n - 5)); [ "$lo" -ge 1 ] || lo=1
-	hi=$((lo + 9))
-	m=$(awk -v lo="$lo" -v hi="$hi" '$1 >= lo && $1 <= hi { print $2 }' "$work/scale" | median)
-	printf '| %d | %s |\n' "$n" "$(echo "scale=1; $m / 1000" | bc)"
+	m=$(jq -r --argjson lo "$lo" '.setupReplyMs[$lo - 1:$lo + 9] | sort | .[length / 2 | floor] * 10 | round / 10' "$work/scale.json")
+	printf '| %d | %s |\n' "$n" "$m"
 done
-t0=$(now_us)
-i=0
-while [ "$i" -lt "$scale" ]; do
-	printf '{"op":"teardown","id":"vm-be%06x"}' "$i" | inh "$net" >/dev/null
-	i=$((i + 1))
-done
-t1=$(now_us)
-printf '\nHost table rules with %d VMs: %d (the same with 1). Teardown of all %d: %s s.\n' \
-	"$scale" "$rules_host" "$scale" "$(echo "scale=1; ($t1 - $t0) / 1000000" | bc)"
+printf '\nHost table rules: %d, whatever the number of VMs. Teardown of all %d: %s s.\n' \
+	"$rules_host" "$scale" "$(jq -r '.teardownAllS * 10 | round / 10' "$work/scale.json")"

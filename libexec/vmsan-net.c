@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,13 +255,20 @@ static int lock_file(const char *path, struct verr *e)
 
 static int record_write(const struct vmnet *v, struct verr *e);
 
-/* A bitmap of NET_SLOTS bits under an flock: O(slots/8) bytes per
- * allocation, whatever is in use; two setups never share a slot.  The
- * runtime record is written before the lock is let go, so under that lock
- * a taken slot without a record is a leftover (what sweep relies on). */
+/* A bitmap of NET_SLOTS bits under an flock, followed by a cursor: slots
+ * are handed out next-fit, so a slot just freed is not handed out again
+ * until the others have been.  A namespace's destruction is asynchronous
+ * in the kernel and keeps its veth's host end vmsh<N> for tens of ms;
+ * first-fit reused that slot at once and had to delete the link itself,
+ * waiting out the same RCU grace periods (38 ms measured).  Two setups
+ * never share a slot.  The runtime record is written before the lock is
+ * let go, so under that lock a taken slot without a record is a leftover
+ * (what sweep relies on). */
+#define SLOT_CURSOR_OFF (NET_SLOTS / 8)
 static long slot_take(struct vmnet *v, struct verr *e)
 {
 	unsigned char map[NET_SLOTS / 8];
+	uint32_t cursor = 0;
 	int fd = lock_file(SLOT_MAP, e);
 	ssize_t n;
 	long slot = -1;
@@ -273,18 +281,24 @@ static long slot_take(struct vmnet *v, struct verr *e)
 		verr_sys(e, "ERR_RUNTIME", NULL, "cannot read " SLOT_MAP);
 		goto out;
 	}
-	for (size_t i = 0; i < sizeof(map) && slot < 0; i++)
-		if (map[i] != 0xff)
-			for (int b = 0; b < 8; b++)
-				if (!(map[i] & (1 << b))) {
-					slot = (long)(i * 8 + (size_t)b);
-					map[i] |= (unsigned char)(1 << b);
-					break;
-				}
+	if (pread(fd, &cursor, sizeof cursor, SLOT_CURSOR_OFF) != (ssize_t)sizeof cursor || cursor >= NET_SLOTS)
+		cursor = 0;
+	for (long k = 0; k < NET_SLOTS && slot < 0; k++) {
+		long c = ((long)cursor + k) % NET_SLOTS;
+
+		if (!(map[c / 8] & (1 << (c % 8)))) {
+			slot = c;
+			map[c / 8] |= (unsigned char)(1 << (c % 8));
+		}
+	}
 	if (slot < 0) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NETWORK_SLOTS_EXHAUSTED",
 			 "remove VMs you no longer need", "all %d network slots are in use", NET_SLOTS);
-	} else if (pwrite(fd, &map[slot / 8], 1, slot / 8) != 1) {
+		goto out;
+	}
+	cursor = (uint32_t)((slot + 1) % NET_SLOTS);
+	if (pwrite(fd, &map[slot / 8], 1, slot / 8) != 1 ||
+	    pwrite(fd, &cursor, sizeof cursor, SLOT_CURSOR_OFF) != (ssize_t)sizeof cursor) {
 		verr_sys(e, "ERR_RUNTIME", NULL, "cannot write " SLOT_MAP);
 		slot = -1;
 	} else {
