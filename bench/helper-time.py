@@ -8,7 +8,8 @@ transaction-destroy work when a netfilter socket is released), so both
 times are recorded: until the reply, and until the process is gone.
 
   helper-time.py NETNS HELPER RULESET_JSON pairs RUNS
-      RUNS setup+teardown pairs of one VM; prints medians (ms) as JSON.
+      RUNS setup, apply-rules (a live policy change), teardown of one VM;
+      prints medians (ms) as JSON; a "pair" is setup+teardown.
   helper-time.py NETNS HELPER RULESET_JSON scale COUNT
       COUNT setups in a row (kept), then COUNT teardowns; prints the
       setup reply times (ms) of each VM and the total teardown time.
@@ -58,14 +59,16 @@ def main():
         ruleset = json.load(f)
     enter(netns)
     if mode == "pairs":
-        keys = ("setupReply", "setupExit", "teardownReply", "teardownExit")
+        keys = ("setupReply", "setupExit", "applyReply", "applyExit", "teardownReply", "teardownExit")
         t = {k: [] for k in keys}
         pair_reply, pair_exit = [], []
         for i in range(n):
             vid = "vm-bf%06x" % i
             sr, se, _ = call(helper, {"op": "setup", "id": vid, "ruleset": ruleset})
+            # a live policy change: the whole ruleset replaced in one batch
+            ar, ae, _ = call(helper, {"op": "apply-rules", "id": vid, "ruleset": ruleset})
             tr, te, _ = call(helper, {"op": "teardown", "id": vid})
-            for k, v in zip(keys, (sr, se, tr, te)):
+            for k, v in zip(keys, (sr, se, ar, ae, tr, te)):
                 t[k].append(v)
             pair_reply.append(sr + tr)
             pair_exit.append(se + te)

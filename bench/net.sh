@@ -95,6 +95,8 @@ echo "|---|---|---|---|"
 printf '| vmsan-net, until the reply | %s | %s | **%s** |\n' "$(ms setupReply)" "$(ms teardownReply)" "$(ms pairReply)"
 printf '| vmsan-net, until the process is gone | %s | %s | %s |\n' "$(ms setupExit)" "$(ms teardownExit)" "$(ms pairExit)"
 printf '| same work, one process per step and per rule (%d rules) | | | %s |\n' "$nseq" "$(echo "scale=1; $seqm / 1000" | bc)"
+printf '\nA live policy change (apply-rules: the VM'"'"'s whole ruleset replaced in one batch): %s ms until the reply, %s ms until exit.\n' \
+	"$(ms applyReply)" "$(ms applyExit)"
 printf '\nRatio, sequence of commands / vmsan-net: %sx until the reply, %sx until exit.\n\n' \
 	"$(echo "scale=1; $seqm / 1000 / $(ms pairReply)" | bc)" "$(echo "scale=1; $seqm / 1000 / $(ms pairExit)" | bc)"
 

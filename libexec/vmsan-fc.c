@@ -510,7 +510,8 @@ static int open_vmm_files(const struct vmcfg *c, const struct caller *who, int f
 	    (c->image_disk && (fds[FD_IMAGE] = open_owned(who, "imageDisk", c->image_disk, O_RDONLY, false, e)) < 0) ||
 	    (fds[FD_CONSOLE] = run_file(who, *dirfd, "console.log", O_WRONLY | O_APPEND, e)) < 0)
 		return -1;
-	/* The QMP socket: bound by us (root's, 0600), listened on by QEMU. */
+	/* The QMP socket: bound by us (root's, owner-only: QMP is ours, not the
+	 * caller's), listened on by QEMU. */
 	char path[64];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(path, sizeof path, "/proc/self/fd/%d/qmp.sock", *dirfd);

@@ -45,7 +45,26 @@ setup() {
 # A failed test's VM goes with it, so the next test starts clean.
 teardown() {
 	[ -z "${ID:-}" ] || vmsan rm -f "$ID" >/dev/null 2>&1 || true
+	if [ -n "${USER_TEST:-}" ]; then
+		# shellcheck disable=SC2086
+		set -- $USER_TEST    # prefix sudoers group user other
+		[ -z "${UID_ID:-}" ] || as_user "$4" rm -f "$UID_ID" >/dev/null 2>&1 || true
+		"$TOP/install.sh" --uninstall --prefix "$1" --sudoers "$2" --group "$3" >/dev/null 2>&1 || true
+		userdel -r "$4" 2>/dev/null || true
+		userdel -r "$5" 2>/dev/null || true
+		groupdel "$3" 2>/dev/null || true
+		rm -rf "$1" "$2"
+	fi
 	rm -rf "$TEST_TMP"
+}
+
+# as_user USER ARGS...: the installed vmsan (prefix $UPREFIX) run as USER,
+# with a clean environment, in the test host namespace.
+as_user() {
+	local u=$1
+	shift
+	nsenter --net="/run/netns/$H" setpriv --reuid="$u" --regid="$u" --init-groups \
+		env -i HOME="/home/$u" PATH=/usr/bin:/bin VMSAN_DNS=192.0.2.53 "$UPREFIX/bin/vmsan" "$@"
 }
 
 # vmsan ARGS...: the CLI, run in the test host namespace.
@@ -222,6 +241,43 @@ assert_gone() {
 	assert_contains "$(jq -r .error.message <<<"$output")" "config:1: no '='"
 	rm "$VMSAN_DIR/config"
 	assert_eq "$(ls "$VMSAN_DIR/vms")" "$before"
+}
+
+@test "a user in the vmsan group runs VMs through the installed sudoers rule, as themself; others are refused" {
+	require_cmd visudo
+	require_cmd setpriv
+	local g=vmsg$$ u=vmsu$$ o=vmso$$
+	UPREFIX=/opt/vmsan-test$$
+	USER_TEST="$UPREFIX /etc/sudoers.d/vmsan-test$$ $g $u $o"
+	"$TOP/install.sh" --no-deps --no-demo --prefix "$UPREFIX" --sudoers "/etc/sudoers.d/vmsan-test$$" \
+		--group "$g" >/dev/null 2>&1
+	useradd -m -G "$g" "$u"
+	useradd -m "$o"
+	local out pid
+	out=$(as_user "$u" create --json --network-policy deny-all)
+	UID_ID=$(jq -r .vm.id <<<"$out")
+	# the VMM runs as the user, not root; the user's state is the user's
+	pid=$(jq -r .vm.process.pid <<<"$out")
+	assert_eq "$(ps -o user= -p "$pid")" "$u"
+	# (but the QMP socket: vmsan-fc's, root's, owner-only, see vmsan-fc(8))
+	assert_eq "$(find "/home/$u/.vmsan" ! -user "$u" | head -3)" "/home/$u/.vmsan/vms/$UID_ID/qmp.sock"
+	assert_eq "$(stat -c '%U %a' "/home/$u/.vmsan/vms/$UID_ID/qmp.sock")" "root 700"
+	run as_user "$u" exec "$UID_ID" -- hostname
+	assert_eq "$output" "$UID_ID"
+	run as_user "$u" network "$UID_ID" --network-policy allow-all
+	assert_eq "$status" 0
+	run as_user "$u" exec "$UID_ID" -- nc -w 3 192.0.2.10 80
+	assert_eq "$output" hello-from-192.0.2.10
+	run as_user "$u" rm -f "$UID_ID"
+	assert_eq "$status" 0
+	VMSAN_DIR=/home/$u/.vmsan assert_gone "$UID_ID"
+	UID_ID=
+	# not in the group: a clear refusal, and nothing is left behind
+	run --separate-stderr as_user "$o" create --json --network-policy deny-all
+	assert_eq "$status" 1
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_SUDO
+	assert_contains "$(jq -r .error.fix <<<"$output")" "vmsan group"
+	assert_eq "$(ls "/home/$o/.vmsan/vms" | grep -c '^vm-' || true)" 0
 }
 
 @test "create --from-image: an image from the registry on 127.0.0.1 boots with the agent and its environment" {
