@@ -550,23 +550,29 @@ static void exec_vmm(const struct vmcfg *c, json_t *argv, int fds[FD_COUNT], int
 		}
 		close(fd);
 	}
+	/* TUNSETIFF would make a TAP that is not there: links are
+	 * vmsan-net's to make, so a missing one is an error.  /dev/net/tun
+	 * is opened as root (it may be root's alone), the TAP attached below
+	 * as the VMM's uid. */
+	int tfd = -1;
 	if (c->net) {
-		/* TUNSETIFF would make a TAP that is not there: links are
-		 * vmsan-net's to make, so a missing one is an error. */
 		if (!if_nametoindex(c->tap)) {
 			snprintf(msg, sizeof msg, "cannot open TAP %s%s%s: no such interface (vmsan-net setup makes it)",
 				 c->tap, c->netns ? " in " : "", c->netns ? c->netns : "");
 			goto fail;
 		}
-		int tfd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-		struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
-		snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", c->tap);
-		if (tfd < 0 || ioctl(tfd, TUNSETIFF, &ifr) < 0) {
-			snprintf(msg, sizeof msg, "cannot open TAP %s%s%s: %s", c->tap, c->netns ? " in " : "",
-				 c->netns ? c->netns : "", strerror(errno));
+		if ((tfd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)) < 0) {
+			snprintf(msg, sizeof msg, "cannot open /dev/net/tun: %s", strerror(errno));
 			goto fail;
 		}
-		fds[FD_TAP] = tfd;
+		/* clear of the numbers the descriptors below go to */
+		int hi = fcntl(tfd, F_DUPFD_CLOEXEC, 64);
+		if (hi < 0) {
+			snprintf(msg, sizeof msg, "descriptor: %s", strerror(errno));
+			goto fail;
+		}
+		close(tfd);
+		tfd = hi;
 	}
 	/* Every descriptor out of the way first, then each onto its number
 	 * (dup2 leaves the copy open across exec). */
@@ -590,6 +596,23 @@ static void exec_vmm(const struct vmcfg *c, json_t *argv, int fds[FD_COUNT], int
 									(uid_t)c->uid) < 0) {
 		snprintf(msg, sizeof msg, "cannot become uid %lld gid %lld: %s", c->uid, c->gid, strerror(errno));
 		goto fail;
+	}
+	/* The TAP is attached as the VMM's uid, not as root: the kernel then
+	 * holds it to the TAP's owner (vmsan-net sets it where a TAP is in
+	 * the host's namespace, --no-netns), so no caller can have its VMM
+	 * take another VM's TAP. */
+	if (c->net) {
+		struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+		snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", c->tap);
+		if (ioctl(tfd, TUNSETIFF, &ifr) < 0) {
+			snprintf(msg, sizeof msg, "cannot open TAP %s%s%s: %s", c->tap, c->netns ? " in " : "",
+				 c->netns ? c->netns : "", strerror(errno));
+			goto fail;
+		}
+		if (tfd != FD_TAP && (dup2(tfd, FD_TAP) < 0 || close(tfd) < 0)) {
+			snprintf(msg, sizeof msg, "descriptor %d: %s", FD_TAP, strerror(errno));
+			goto fail;
+		}
 	}
 	if (chdir("/") < 0) {
 		snprintf(msg, sizeof msg, "chdir /: %s", strerror(errno));

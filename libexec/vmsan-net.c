@@ -43,6 +43,7 @@
 
 #include "lib/netplan.h"
 #include "lib/nft.h"
+#include "lib/policy.h"
 
 #define RUN_DIR "/run/vmsan"
 #define NET_DIR RUN_DIR "/net"
@@ -58,6 +59,8 @@ struct vmnet {
 	char host_if[IFNAMSIZ];
 	char host_addr[16], ns_addr[16];
 	json_t *ports;           /* host ports published, [P...] */
+	bool host_mode;          /* --no-netns: TAP vmst<slot> and table vmsan_<id> on the host */
+	char table[32];          /* host mode: the VM's table */
 };
 
 static int orig_ns = -1;     /* the namespace we started in: "the host" */
@@ -227,8 +230,14 @@ static void vmnet_init(struct vmnet *v, const char *id)
 static void vmnet_set_slot(struct vmnet *v, long slot)
 {
 	v->slot = slot;
-	snprintf(v->host_if, sizeof(v->host_if), NET_HOST_PREFIX "%ld", slot);
-	netplan_slot_addrs((unsigned)slot, v->host_addr, v->ns_addr);
+	if (v->host_mode) {
+		struct policy_target t;
+
+		netplan_host_target(v->id, (unsigned)slot, &t, v->table, v->host_if, v->host_addr, v->ns_addr);
+	} else {
+		snprintf(v->host_if, sizeof(v->host_if), NET_HOST_PREFIX "%ld", slot);
+		netplan_slot_addrs((unsigned)slot, v->host_addr, v->ns_addr);
+	}
 }
 
 static int ensure_dirs(struct verr *e)
@@ -338,9 +347,10 @@ static int record_path(char *buf, size_t n, const char *id)
 static int record_write(const struct vmnet *v, struct verr *e)
 {
 	char path[160], tmp[170];
-	json_t *rec = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:O}", "id", v->id, "netns", v->netns,
+	json_t *rec = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:o, s:b}", "id", v->id, "netns", v->netns,
 				"slot", (int)v->slot, "hostIf", v->host_if, "hostAddr", v->host_addr,
-				"nsAddr", v->ns_addr, "ports", v->ports ? v->ports : json_array());
+				"nsAddr", v->ns_addr, "ports", v->ports ? json_incref(v->ports) : json_array(), "hostMode",
+				v->host_mode);
 	int rc;
 
 	record_path(path, sizeof(path), v->id);
@@ -365,6 +375,7 @@ static int record_read(struct vmnet *v)
 	rec = json_load_file(path, 0, NULL);
 	if (!rec)
 		return 0;
+	v->host_mode = json_is_true(json_object_get(rec, "hostMode"));
 	slot = json_object_get(rec, "slot");
 	if (json_is_integer(slot) && json_integer_value(slot) >= 0 &&
 	    json_integer_value(slot) < NET_SLOTS)
@@ -624,23 +635,111 @@ static int check_vm_ruleset(json_t *ruleset, struct verr *e)
 
 static void teardown(struct vmnet *v);
 
+/* --no-netns: the VM's rules for the host's namespace, compiled here from
+ * the policy (never taken from the caller: they apply to the host) and
+ * scoped to the VM's TAP.  Its published host ports go to *hports. */
+static json_t *host_ruleset(const struct vmnet *v, json_t *policy, json_t **hports, struct verr *e)
+{
+	struct policy_target t;
+	char table[32], tap[16], host[16], guest[16];
+	struct jr pr;
+	json_t *c, *x, *list;
+	size_t i;
+
+	netplan_host_target(v->id, v->slot >= 0 ? (unsigned)v->slot : 0, &t, table, tap, host, guest);
+	jr_init(&pr, policy, "policy", e);
+	c = policy_compile(&pr, &t, e);
+	if (!c)
+		return NULL;
+	list = json_array();
+	json_array_foreach(json_object_get(c, "publishedPorts"), i, x)
+		json_array_append(list, json_array_get(x, 0));
+	*hports = host_ports(list, e);
+	json_decref(list);
+	if (!*hports) {
+		json_decref(c);
+		return NULL;
+	}
+	x = json_incref(json_object_get(c, "ruleset"));
+	json_decref(c);
+	return x;
+}
+
+/* --no-netns: TAP vmst<slot> in the host's namespace with the slot's .1,
+ * owned by the VMM's uid (a TAP without an owner would be anyone's to
+ * attach to here), and route_localnet for the host's 127.0.0.1. */
+static int host_tap(struct vmnet *v, long owner, struct verr *e)
+{
+	struct nl_sock *sk = rt_sock(e);
+	char path[96];
+	int rc = -1;
+
+	if (!sk)
+		return -1;
+	if (link_index(sk, v->host_if))
+		delete_link(v->host_if);
+	if (make_tap(v->host_if, owner, e) || add_addr(sk, v->host_if, v->host_addr, NET_LINK_PREFIXLEN, e) ||
+	    link_up(sk, v->host_if, e))
+		goto out;
+	snprintf(path, sizeof path, "/proc/sys/net/ipv4/conf/%s/route_localnet", v->host_if);
+	if (write_file(path, "1") != 0) {
+		verr_sys(e, "ERR_SYSCTL", NULL, "cannot set %s", path);
+		goto out;
+	}
+	rc = 0;
+out:
+	nl_socket_free(sk);
+	return rc;
+}
+
 static json_t *op_setup(struct jr *r, struct verr *e)
 {
 	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
-	json_t *ruleset = jr_object(r, "ruleset", JR_REQUIRED);
-	json_t *ports = jr_array(r, "publishedPorts", JR_OPTIONAL, 64);
+	bool host_mode = false;
+	json_t *ruleset, *ports, *policy = NULL;
 	long long mbit = 0, owner = -1;
 	long slot;
 	struct vmnet v;
 	size_t i;
 	json_t *p, *reply = NULL;
 
+	jr_bool(r, "hostMode", JR_OPTIONAL, &host_mode);
+	/* In a namespace of its own a VM's ruleset may come from the caller
+	 * (vmsan-nftables): it touches nothing else.  On the host it is
+	 * compiled here from the policy, ports included. */
+	ruleset = jr_object(r, "ruleset", host_mode ? JR_OPTIONAL : JR_REQUIRED);
+	policy = jr_object(r, "policy", host_mode ? JR_REQUIRED : JR_OPTIONAL);
+	ports = jr_array(r, "publishedPorts", JR_OPTIONAL, 64);
 	jr_int(r, "bandwidthMbit", JR_OPTIONAL, 1, 100000, &mbit);
 	jr_int(r, "tapOwner", JR_OPTIONAL, 0, INT_MAX, &owner);
-	if (jr_end(r) || check_vm_ruleset(ruleset, e))
+	if (jr_end(r))
+		return NULL;
+	if (host_mode && (ruleset || ports || mbit)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the policy (its published ports included)",
+			 "request.%s: not with hostMode (the host's rules are compiled here from the policy%s)",
+			 ruleset ? "ruleset" : ports ? "publishedPorts" : "bandwidthMbit",
+			 mbit ? "; shaping both directions needs the VM's namespace" : "");
+		return NULL;
+	}
+	if (!host_mode && policy) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the ruleset of vmsan-nftables compile",
+			 "request.policy: only with hostMode");
+		return NULL;
+	}
+	if (!host_mode && check_vm_ruleset(ruleset, e))
 		return NULL;
 	vmnet_init(&v, id);
-	v.ports = host_ports(ports, e);
+	v.host_mode = host_mode;
+	if (host_mode) {
+		/* checked before anything is made (slot 0 stands in) */
+		json_t *rs = host_ruleset(&v, policy, &v.ports, e);
+
+		if (!rs)
+			goto fail_early;
+		json_decref(rs);
+	} else {
+		v.ports = host_ports(ports, e);
+	}
 	if (!v.ports || ensure_dirs(e))
 		goto fail_early;
 	{
@@ -657,9 +756,26 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 	if (slot < 0)
 		goto fail_early;
 	/* From here on, the record says what to undo. */
-	if (host_table(e) || netns_create(&v, e) || host_side(&v, e) ||
-	    ns_side(&v, owner, mbit, ruleset, e))
+	if (host_mode) {
+		long cu, cg;
+		json_t *rs, *hp = NULL;
+
+		/* The VMM's uid, as vmsan create picks it: the sudo caller's,
+		 * else root's per-slot one. */
+		caller_ids(&cu, &cg);
+		if (owner < 0)
+			owner = cu != 0 ? cu : (long long)NET_VMM_UID_BASE + slot;
+		rs = host_ruleset(&v, policy, &hp, e);
+		json_decref(hp);
+		if (!rs || host_table(e) || host_tap(&v, (long)owner, e) || nft_ruleset_apply(rs, false, e)) {
+			json_decref(rs);
+			goto fail;
+		}
+		json_decref(rs);
+	} else if (host_table(e) || netns_create(&v, e) || host_side(&v, e) ||
+		   ns_side(&v, owner, mbit, ruleset, e)) {
 		goto fail;
+	}
 	json_array_foreach(v.ports, i, p) {
 		if (nft_map_port_addr(NET_TABLE, NET_PUB_MAP, (unsigned)json_integer_value(p),
 				      v.ns_addr, true, e)) {
@@ -674,11 +790,20 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 			goto fail;
 		}
 	}
-	reply = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O}",
-			  "netns", v.netns, "slot", (int)v.slot, "hostIf", v.host_if,
-			  "hostAddr", v.host_addr, "agentAddr", v.ns_addr, "tap", NET_TAP,
-			  "guestIp", NET_GUEST_ADDR, "gatewayIp", NET_TAP_ADDR, "mac", NET_GUEST_MAC,
-			  "prefixLen", NET_LINK_PREFIXLEN, "publishedPorts", v.ports);
+	if (host_mode)
+		/* No namespace: the guest is the slot's .2 behind vmst<slot>,
+		 * and the host reaches its agent there. */
+		reply = json_pack("{s:n, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O, s:b, s:s}",
+				  "netns", "slot", (int)v.slot, "hostIf", v.host_if, "hostAddr", v.host_addr,
+				  "agentAddr", v.ns_addr, "tap", v.host_if, "guestIp", v.ns_addr, "gatewayIp",
+				  v.host_addr, "mac", NET_GUEST_MAC, "prefixLen", NET_LINK_PREFIXLEN, "publishedPorts",
+				  v.ports, "hostMode", 1, "table", v.table);
+	else
+		reply = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O}",
+				  "netns", v.netns, "slot", (int)v.slot, "hostIf", v.host_if,
+				  "hostAddr", v.host_addr, "agentAddr", v.ns_addr, "tap", NET_TAP,
+				  "guestIp", NET_GUEST_ADDR, "gatewayIp", NET_TAP_ADDR, "mac", NET_GUEST_MAC,
+				  "prefixLen", NET_LINK_PREFIXLEN, "publishedPorts", v.ports);
 	json_decref(v.ports);
 	return reply;
 fail:
@@ -715,6 +840,17 @@ static void teardown(struct vmnet *v)
 	json_array_foreach(v->ports, i, p)
 		nft_map_port_addr(NET_TABLE, NET_PUB_MAP, (unsigned)json_integer_value(p),
 				  NULL, false, &ignore);
+	if (v->host_mode) {
+		/* --no-netns: the VM's table and its TAP, from the host. */
+		if (v->slot >= 0) {
+			nft_table_delete(v->table, &ignore);
+			delete_link(v->host_if);
+			slot_free(v->slot);
+		}
+		record_path(path, sizeof(path), v->id);
+		unlink(path);
+		return;
+	}
 	/* Deleting the namespace takes the TAP, the uplink, its veth peer on
 	 * the host, the qdiscs and the VM's table with it. */
 	had_ns = netns_exists(v);
@@ -765,6 +901,8 @@ static json_t *leftovers(const char *id, struct verr *e)
 	sk = rt_sock(e);
 	if (sk && v.slot >= 0 && link_index(sk, v.host_if))
 		json_array_append_new(left, json_sprintf("interface %s", v.host_if));
+	if (v.host_mode && v.slot >= 0 && nft_table_exists(v.table, &(struct verr){0}) == 1)
+		json_array_append_new(left, json_sprintf("table %s", v.table));
 	if (sk)
 		nl_socket_free(sk);
 	if (v.slot >= 0) {
@@ -795,13 +933,49 @@ static json_t *op_verify(struct jr *r, struct verr *e)
 static json_t *op_apply_rules(struct jr *r, struct verr *e)
 {
 	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
-	json_t *ruleset = jr_object(r, "ruleset", JR_REQUIRED);
+	json_t *ruleset = jr_object(r, "ruleset", JR_OPTIONAL);
+	json_t *policy = jr_object(r, "policy", JR_OPTIONAL);
 	struct vmnet v;
 	int rc;
 
-	if (jr_end(r) || check_vm_ruleset(ruleset, e))
+	if (jr_end(r))
 		return NULL;
 	vmnet_init(&v, id);
+	if (record_read(&v) && v.host_mode) {
+		json_t *rs, *hp = NULL;
+		bool same;
+
+		json_decref(v.ports);
+		if (!policy || ruleset) {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the policy",
+				 "%s has no namespace of its own: its rules are compiled here from request.policy", id);
+			return NULL;
+		}
+		if (!(rs = host_ruleset(&v, policy, &hp, e)))
+			return NULL;
+		/* Published ports are set at setup; a policy change keeps them. */
+		record_read(&v);
+		same = json_equal(hp, v.ports);
+		json_decref(hp);
+		json_decref(v.ports);
+		if (!same) {
+			json_decref(rs);
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "keep the VM's published ports",
+				 "request.policy.publishedPorts: they cannot change on a running VM");
+			return NULL;
+		}
+		rc = nft_ruleset_apply(rs, false, e);
+		json_decref(rs);
+		return rc ? NULL : json_pack("{s:s, s:b}", "id", id, "applied", 1);
+	}
+	json_decref(v.ports);
+	if (!ruleset || policy) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the ruleset of vmsan-nftables compile",
+			 "request.ruleset is required (request.policy only for a VM without a namespace)");
+		return NULL;
+	}
+	if (check_vm_ruleset(ruleset, e))
+		return NULL;
 	if (!netns_exists(&v)) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "set the network up first",
 			 "%s has no network namespace", id);
@@ -819,7 +993,25 @@ static json_t *op_apply_rules(struct jr *r, struct verr *e)
 struct sweep {
 	json_t *owned;       /* nsAddr -> id, from the records */
 	json_t *stale;       /* [{port, addr}] map elements no record owns */
+	json_t *tables;      /* [name] VM tables no record owns */
 };
+
+/* vmsan_<id> (dashes as underscores): the table of a --no-netns VM. */
+static void sweep_table(const char *name, void *arg)
+{
+	struct sweep *sw = arg;
+	char id[64];
+	size_t n = strlen(name);
+
+	if (strncmp(name, "vmsan_", 6) || n - 6 >= sizeof id)
+		return;
+	memcpy(id, name + 6, n - 5);
+	for (char *c = id; *c; c++)
+		if (*c == '_')
+			*c = '-';
+	if (valid_vm_id(id, NULL, 0) == 0 && !json_object_get(sw->owned, id))
+		json_array_append_new(sw->tables, json_string(name));
+}
 
 static void sweep_elem(unsigned port, const char *addr, void *arg)
 {
@@ -839,7 +1031,7 @@ static json_t *op_sweep(struct jr *r, struct verr *e)
 {
 	bool dry = false;
 	unsigned char map[NET_SLOTS / 8];
-	struct sweep sw = { json_object(), json_array() };
+	struct sweep sw = { json_object(), json_array(), json_array() };
 	json_t *found = json_array(), *slots = json_object(), *reply = NULL, *x;
 	struct nl_sock *sk = NULL;
 	struct nl_cache *links = NULL;
@@ -908,9 +1100,8 @@ static json_t *op_sweep(struct jr *r, struct verr *e)
 			const char *name = rtnl_link_get_name((struct rtnl_link *)o);
 			char *end;
 
-			if (!name || strncmp(name, NET_HOST_PREFIX, strlen(NET_HOST_PREFIX)) ||
-			    strtol(name + strlen(NET_HOST_PREFIX), &end, 10) < 0 || *end ||
-			    json_object_get(slots, name))
+			if (!name || (strncmp(name, NET_HOST_PREFIX, 4) && strncmp(name, NET_HOST_TAP_PREFIX, 4)) ||
+			    !name[4] || strtol(name + 4, &end, 10) < 0 || *end || json_object_get(slots, name))
 				continue;
 			json_array_append_new(found, json_sprintf("interface %s", name));
 			if (!dry)
@@ -934,6 +1125,14 @@ static json_t *op_sweep(struct jr *r, struct verr *e)
 		}
 		closedir(dir);
 	}
+	/* --no-netns tables (vmsan_<id>) of VMs that have no record. */
+	if (nft_tables_walk(sweep_table, &sw, e) != 0)
+		goto out;
+	json_array_foreach(sw.tables, i, x) {
+		json_array_append_new(found, json_sprintf("table %s", json_string_value(x)));
+		if (!dry && nft_table_delete(json_string_value(x), e) != 0)
+			goto out;
+	}
 	/* Published ports pointing at no recorded VM. */
 	if (nft_map_walk(NET_TABLE, NET_PUB_MAP, sweep_elem, &sw, e) != 0)
 		goto out;
@@ -956,6 +1155,7 @@ out_nolock:
 	json_decref(slots);
 	json_decref(sw.owned);
 	json_decref(sw.stale);
+	json_decref(sw.tables);
 	return reply;
 }
 

@@ -19,179 +19,31 @@
 
 #include "lib/netplan.h"
 #include "lib/nft.h"
-
-#define MAX_CIDRS 256
-#define MAX_PORTS 64
-#define MAX_DNS 8
+#include "lib/policy.h"
 
 static bool want_nft;
 
-static json_t *rule(const char *chain, const char *verdict, json_t *match)
-{
-	return json_pack("{s:s, s:o, s:s}", "chain", chain, "match", match, "verdict", verdict);
-}
-
-static json_t *list_of(struct jr *r, const char *key, size_t max, validator_fn v, struct verr *e)
-{
-	json_t *a = jr_array(r, key, JR_OPTIONAL, max), *x;
-	size_t i;
-	char why[200];
-
-	json_array_foreach(a, i, x) {
-		if (!json_is_string(x) || v(json_string_value(x), why, sizeof(why))) {
-			verr_set(e, VMSAN_EXIT_USAGE, "ERR_POLICY", NULL, "%s[%zu]: %s", key, i,
-				 json_is_string(x) ? why : "expected a string");
-			return NULL;
-		}
-	}
-	return a;
-}
-
-static bool is_reserved(long long p)
-{
-	/* The original's per-slot proxy ranges, kept reserved for the DNS,
-	 * SNI and HTTP proxies of the domain-allowlist work. */
-	return (p >= 10053 && p <= 10307) || (p >= 10443 && p <= 10697) ||
-	       (p >= 10080 && p <= 10334);
-}
-
+/* compile: for a VM's namespace, or with "hostMode" {"id", "slot"} the
+ * ruleset vmsan-net builds for the host's namespace (for reading it). */
 static json_t *op_compile(struct jr *r, struct verr *e)
 {
-	static const char *const policies[] = {"allow-all", "deny-all", "custom"};
-	const char *policy = jr_string(r, "policy", JR_REQUIRED, NULL);
-	json_t *allowed = list_of(r, "allowedCidrs", MAX_CIDRS, valid_cidr, e);
-	json_t *denied = list_of(r, "deniedCidrs", MAX_CIDRS, valid_cidr, e);
-	json_t *dns = list_of(r, "dnsResolvers", MAX_DNS, valid_ipv4, e);
-	json_t *ports = jr_array(r, "publishedPorts", JR_OPTIONAL, MAX_PORTS);
-	long long agent = 0;
-	json_t *rules, *pub, *rs, *x, *fwd_back, *reply;
-	const char *eff;
-	size_t i, k;
-	bool known = false;
+	json_t *hm = jr_object(r, "hostMode", JR_OPTIONAL);
+	struct policy_target t = { NET_TABLE, NET_TAP, NET_UPLINK, NET_GUEST_ADDR };
+	char table[32], tap[16], host[16], guest[16];
 
-	jr_int(r, "agentPort", JR_OPTIONAL, 1, 65535, &agent);
-	if (jr_end(r))
-		return NULL;
-	for (i = 0; i < 3; i++)
-		known = known || strcmp(policy, policies[i]) == 0;
-	if (!known) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_POLICY", "use allow-all, deny-all or custom",
-			 "policy: '%s' is not a policy", policy);
-		return NULL;
+	if (hm) {
+		struct jr h;
+		const char *id;
+		long long slot = -1;
+
+		jr_init(&h, hm, "hostMode", e);
+		id = jr_string(&h, "id", JR_REQUIRED, valid_vm_id);
+		jr_int(&h, "slot", JR_REQUIRED, 0, NET_SLOTS - 1, &slot);
+		if (jr_end(&h))
+			return NULL;
+		netplan_host_target(id, (unsigned)slot, &t, table, tap, host, guest);
 	}
-	if (!strcmp(policy, "deny-all") && (json_array_size(allowed) || json_array_size(denied))) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_POLICY_CONFLICT",
-			 "drop the CIDR lists, or use custom",
-			 "deny-all cannot be combined with allowed or denied CIDRs");
-		return NULL;
-	}
-	eff = strcmp(policy, "deny-all") == 0 ? "deny-all" :
-	      (json_array_size(allowed) || json_array_size(denied)) ? "custom" :
-	      strcmp(policy, "custom") == 0 ? "custom" : "allow-all";
-
-	pub = json_array();
-	json_array_foreach(ports, i, x) {
-		struct jr pr;
-		long long host = 0, guest = 0;
-		char path[48];
-
-		snprintf(path, sizeof(path), "publishedPorts[%zu]", i);
-		if (!json_is_object(x)) {
-			verr_set(e, VMSAN_EXIT_USAGE, "ERR_POLICY", NULL, "%s: expected an object", path);
-			goto fail;
-		}
-		jr_init(&pr, x, path, e);
-		jr_int(&pr, "hostPort", JR_REQUIRED, 1, 65535, &host);
-		jr_int(&pr, "guestPort", JR_OPTIONAL, 1, 65535, &guest);
-		if (jr_end(&pr))
-			goto fail;
-		if (!guest)
-			guest = host;
-		if (is_reserved(host) || host == agent) {
-			verr_set(e, VMSAN_EXIT_USAGE, "ERR_PORT_RESERVED",
-				 "pick a port outside 10053-10307, 10080-10334 and 10443-10697",
-				 "%s.hostPort: %lld is reserved for vmsan", path, host);
-			goto fail;
-		}
-		for (k = 0; k < json_array_size(pub); k++)
-			if (json_integer_value(json_array_get(json_array_get(pub, k), 0)) == host) {
-				verr_set(e, VMSAN_EXIT_USAGE, "ERR_PORT_DUPLICATE", NULL,
-					 "%s.hostPort: %lld is published twice", path, host);
-				goto fail;
-			}
-		json_array_append_new(pub, json_pack("[I, I]", host, guest));
-	}
-
-	rules = json_array();
-#define R(chain, verdict, ...) json_array_append_new(rules, rule(chain, verdict, json_pack(__VA_ARGS__)))
-	/* Inbound: the agent (the host only: its forward chain lets nothing
-	 * else into a VM) and published ports. */
-	if (agent)
-		json_array_append_new(rules, json_pack("{s:s, s:[{s:s},{s:s},{s:I}], s:{s:s, s:I}}",
-			"chain", "prerouting", "match", "iif", NET_UPLINK, "proto", "tcp", "dport", agent,
-			"verdict", "dnat", NET_GUEST_ADDR, "port", agent));
-	if (json_array_size(pub))
-		json_array_append_new(rules, json_pack("{s:s, s:[{s:s},{s:s}], s:{s:s, s:s}}",
-			"chain", "prerouting", "match", "iif", NET_UPLINK, "proto", "tcp",
-			"verdict", "dnat", NET_GUEST_ADDR, "port_map", NET_PUB_MAP));
-	R("postrouting", "masquerade", "[{s:s},{s:s}]", "oif", NET_UPLINK, "saddr", NET_GUEST_CIDR);
-
-	fwd_back = json_pack("{s:[ss]}", "ct_state", "established", "related");
-	R("forward", "accept", "[{s:s},{s:s},o]", "iif", NET_UPLINK, "oif", NET_TAP, fwd_back);
-	R("forward", "accept", "[{s:s},{s:s},{s:s}]", "iif", NET_UPLINK, "oif", NET_TAP, "ct_status", "dnat");
-	R("forward", "drop", "[{s:s}]", "iif_not", NET_TAP);
-	/* From the guest on: its answers to inbound connections, then policy. */
-	R("forward", "accept", "[{s:s},{s:s}]", "ct_status", "dnat", "ct_dir", "reply");
-	R("forward", "drop", "[{s:s}]", "saddr_not", NET_GUEST_CIDR);
-	R("forward", "accept", "[{s:s},{s:[s]}]", "proto", "icmp", "ct_state", "related");
-	R("forward", "drop", "[{s:s}]", "proto", "icmp");
-	if (strcmp(eff, "deny-all"))
-		json_array_foreach(dns, i, x) {
-			R("forward", "accept", "[{s:s},{s:s},{s:i}]", "daddr", json_string_value(x), "proto", "udp", "dport", 53);
-			R("forward", "accept", "[{s:s},{s:s},{s:i}]", "daddr", json_string_value(x), "proto", "tcp", "dport", 53);
-		}
-	R("forward", "drop", "[{s:s},{s:i}]", "proto", "tcp", "dport", 53);
-	R("forward", "drop", "[{s:s},{s:i}]", "proto", "tcp", "dport", 853);
-	R("forward", "drop", "[{s:s}]", "proto_not", "tcp");
-	R("forward", "drop", "[{s:s}]", "daddr", NET_POOL);
-	json_array_foreach(denied, i, x)
-		R("forward", "drop", "[{s:s}]", "daddr", json_string_value(x));
-	/* custom without an allow list allows what it does not deny (the
-	 * original treats custom without lists as allow-all, and allow-all
-	 * with a deny list becomes custom). */
-	if (!strcmp(eff, "allow-all") || (!strcmp(eff, "custom") && !json_array_size(allowed)))
-		json_array_append_new(rules, rule("forward", "accept", json_array()));
-	else if (!strcmp(eff, "custom"))
-		json_array_foreach(allowed, i, x)
-			R("forward", "accept", "[{s:s}]", "daddr", json_string_value(x));
-	/* The namespace itself answers nothing new. */
-	R("input", "accept", "[{s:[ss]}]", "ct_state", "established", "related");
-	R("input", "accept", "[{s:s}]", "iif", "lo");
-#undef R
-
-	rs = json_pack("{s:s, s:s, s:[], s:[{s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i,s:s}, {s:s,s:s,s:s,s:i,s:s}], s:o}",
-		"family", "ip", "table", NET_TABLE, "sets",
-		"chains",
-		"name", "prerouting", "type", "nat", "hook", "prerouting", "priority", -100,
-		"name", "postrouting", "type", "nat", "hook", "postrouting", "priority", 100,
-		"name", "forward", "type", "filter", "hook", "forward", "priority", 0, "policy", "drop",
-		"name", "input", "type", "filter", "hook", "input", "priority", 0, "policy", "drop",
-		"rules", rules);
-	if (json_array_size(pub))
-		json_array_append_new(json_object_get(rs, "sets"),
-			json_pack("{s:s, s:s, s:s, s:O}", "name", NET_PUB_MAP, "key", "inet_service",
-				  "data", "inet_service", "elements", pub));
-	/* What we emit must pass the same check vmsan-net applies. */
-	if (nft_ruleset_check(rs, e) != 0) {
-		json_decref(rs);
-		goto fail;
-	}
-	reply = json_pack("{s:s, s:o, s:o}", "policy", eff, "ruleset", rs,
-			  "publishedPorts", pub);
-	return reply;
-fail:
-	json_decref(pub);
-	return NULL;
+	return policy_compile(r, &t, e);
 }
 
 static json_t *op_host(struct jr *r, struct verr *e)

@@ -42,11 +42,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/netplan.h"
 #include "lib/vmsan.h"
 
 #define AGENT_PORT 9119
 #define BOOT_TIMEOUT_S 120
-#define VMM_UID_BASE 1879048192u    /* root's VMMs: one uid per slot from here */
 
 extern char **environ;
 
@@ -382,7 +382,7 @@ static void vmm_identity(long slot, long long *uid, long long *gid)
 	*uid = u;
 	*gid = g;
 	if (u == 0)
-		*uid = *gid = (long long)VMM_UID_BASE + (slot > 0 ? slot : 0);
+		*uid = *gid = (long long)NET_VMM_UID_BASE + (slot > 0 ? slot : 0);
 }
 
 /* ---- the guest agent ------------------------------------------------------ */
@@ -545,35 +545,60 @@ struct boot {
 
 /* The VM's ruleset from the record's network section (vmsan-nftables
  * validates every field): the reply, with "ruleset". */
+static json_t *policy_of(json_t *nw)
+{
+	return json_pack("{s:s, s:O, s:O, s:O, s:O, s:i}", "policy", jstr(nw, "policy"), "allowedCidrs",
+			 json_object_get(nw, "allowedCidrs"), "deniedCidrs", json_object_get(nw, "deniedCidrs"),
+			 "dnsResolvers", json_object_get(nw, "dns"), "publishedPorts",
+			 json_object_get(nw, "publishedPorts"), "agentPort", AGENT_PORT);
+}
+
 static json_t *compile_policy(json_t *nw, struct verr *e)
 {
-	json_t *pol = json_pack("{s:s, s:O, s:O, s:O, s:O, s:i}", "policy", jstr(nw, "policy"), "allowedCidrs",
-				json_object_get(nw, "allowedCidrs"), "deniedCidrs", json_object_get(nw, "deniedCidrs"),
-				"dnsResolvers", json_object_get(nw, "dns"), "publishedPorts",
-				json_object_get(nw, "publishedPorts"), "agentPort", AGENT_PORT);
-	return call("nftables", "compile", pol, false, e);
+	return call("nftables", "compile", policy_of(nw), false, e);
+}
+
+/* The request that (re)applies a VM's rules: the compiled ruleset for its
+ * namespace, or with --no-netns the policy (vmsan-net compiles the host's
+ * rules itself); NULL with e set when the policy does not compile. */
+static json_t *rules_request(const char *id, json_t *nw, struct verr *e)
+{
+	if (json_is_true(json_object_get(nw, "noNetns")))
+		return json_pack("{s:s, s:o}", "id", id, "policy", policy_of(nw));
+	json_t *c = compile_policy(nw, e);
+	if (!c)
+		return NULL;
+	json_t *req = json_pack("{s:s, s:O}", "id", id, "ruleset", json_object_get(c, "ruleset"));
+	json_decref(c);
+	return req;
 }
 
 static int boot_vm(struct state *st, const char *id, json_t *rec, struct boot *b, struct verr *e)
 {
 	json_t *nw = json_object_get(rec, "network");
+	bool no_netns = json_is_true(json_object_get(nw, "noNetns"));
 	double t = now_ms();
-	json_t *compiled = compile_policy(nw, e);
-	if (!compiled)
+	json_t *setup = rules_request(id, nw, e);
+	if (!setup)
 		return -1;
 	b->t_policy = now_ms() - t;
 	pause_at("network");
 	t = now_ms();
-	json_t *hostports = json_array(), *p;
-	size_t i;
-	json_array_foreach(json_object_get(nw, "publishedPorts"), i, p)
-		json_array_append_new(hostports, json_integer(jint(p, "hostPort", 0)));
-	json_t *setup = json_pack("{s:s, s:O, s:o}", "id", id, "ruleset", json_object_get(compiled, "ruleset"),
-				  "publishedPorts", hostports);
-	json_decref(compiled);
+	if (no_netns) {
+		json_object_set_new(setup, "hostMode", json_true());
+	} else {
+		json_t *hostports = json_array(), *p;
+		size_t i;
+		json_array_foreach(json_object_get(nw, "publishedPorts"), i, p)
+			json_array_append_new(hostports, json_integer(jint(p, "hostPort", 0)));
+		json_object_set_new(setup, "publishedPorts", hostports);
+	}
 	if (jint(nw, "bandwidthMbit", 0) > 0)
 		json_object_set_new(setup, "bandwidthMbit", json_integer(jint(nw, "bandwidthMbit", 0)));
-	say("network: namespace vmsan-%s, policy %s", id, jstr(nw, "policy"));
+	if (no_netns)
+		say("network: no namespace (--no-netns), policy %s", jstr(nw, "policy"));
+	else
+		say("network: namespace vmsan-%s, policy %s", id, jstr(nw, "policy"));
 	b->net = call("net", "setup", setup, true, e);
 	if (!b->net)
 		return -1;
@@ -588,9 +613,11 @@ static int boot_vm(struct state *st, const char *id, json_t *rec, struct boot *b
 		"id", id, "vmm", jstr(rec, "vmm"), "kernel", jstr(rec, "kernel"), "vmDisk", jstr(rec, "disk"),
 		"runDir", jstr(rec, "dir"), "uid", uid, "gid", gid, "vcpus", jint(rec, "vcpuCount", 1), "memoryMib",
 		jint(rec, "memSizeMib", 256), "accel", jstr(rec, "accel") ?: "auto", "agentPort", AGENT_PORT,
-		"hostname", id, "network", "netns", jstr(b->net, "netns"), "tap", jstr(b->net, "tap"), "mac",
+		"hostname", id, "network", "netns", jstr(b->net, "netns") ?: "", "tap", jstr(b->net, "tap"), "mac",
 		jstr(b->net, "mac"), "guestIp", jstr(b->net, "guestIp"), "gatewayIp", jstr(b->net, "gatewayIp"),
 		"prefixLen", jint(b->net, "prefixLen", 30), "dns", json_object_get(nw, "dns"));
+	if (!jstr(b->net, "netns"))     /* --no-netns: the VMM stays in the host's namespace */
+		json_object_del(json_object_get(start, "network"), "netns");
 	if (jstr(img, "path"))
 		json_object_set_new(start, "imageDisk", json_string(jstr(img, "path")));
 	if (json_object_get(rec, "firecracker")) {
@@ -695,13 +722,15 @@ static const char create_usage[] =
 	"                      $VMSAN_DIR/config or /etc/vmsan/config, else 8.8.8.8,1.1.1.1)\n"
 	"  --publish-port      host ports reachable from outside, PORT or HOST:GUEST\n"
 	"  --bandwidth         50mbit: shaped in both directions\n"
+	"  --no-netns          no namespace of its own: TAP vmst<slot> in this namespace, the\n"
+	"                      same policy enforced on its traffic (no --bandwidth)\n"
 	"  --timeout           30s, 5m, 2h, 1d: the VM is stopped then (network torn down)\n"
 	"  --vmm               qemu (default without Firecracker) or firecracker\n";
 
 struct create_opts {
 	const char *runtime, *image, *disk, *policy, *vmm, *accel, *kernel, *project;
 	long long vcpus, mem, bandwidth, timeout;
-	bool pull;
+	bool pull, no_netns;
 	json_t *allowed, *denied, *domains, *dns, *ports;
 };
 
@@ -772,11 +801,14 @@ static int parse_create(int argc, char **argv, int i, struct create_opts *o, str
 			snprintf(name, sizeof name, "%.*s", (int)(eq - a), a);
 			a = name;
 			v = eq + 1;
-		} else if (!strcmp(a, "--json") || !strcmp(a, "--verbose") || !strcmp(a, "--pull")) {
+		} else if (!strcmp(a, "--json") || !strcmp(a, "--verbose") || !strcmp(a, "--pull") ||
+			   !strcmp(a, "--no-netns")) {
 			if (!strcmp(a, "--json"))
 				json_mode = true;
 			else if (!strcmp(a, "--verbose"))
 				verbose = true;
+			else if (!strcmp(a, "--no-netns"))
+				o->no_netns = true;
 			else
 				o->pull = true;
 			continue;
@@ -854,6 +886,11 @@ static int parse_create(int argc, char **argv, int i, struct create_opts *o, str
 		verr_set(e, VMSAN_EXIT_USAGE, "ERR_NOT_ENFORCED", "use --allowed-cidr for now",
 			 "--allowed-domain is not enforced yet (the filtering resolver is not built), and an "
 			 "allowlist that is not enforced would be a false promise");
+		return -1;
+	}
+	if (o->no_netns && o->bandwidth) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "drop --no-netns or --bandwidth",
+			 "--bandwidth shapes both directions in the VM's own namespace, which --no-netns does not make");
 		return -1;
 	}
 	if (o->vmm && strcmp(o->vmm, "qemu") && strcmp(o->vmm, "firecracker")) {
@@ -1079,6 +1116,8 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 			       "deniedCidrs", o.denied, "dns", o.dns, "publishedPorts", o.ports);
 	if (o.bandwidth)
 		json_object_set_new(nw, "bandwidthMbit", json_integer(o.bandwidth));
+	if (o.no_netns)
+		json_object_set_new(nw, "noNetns", json_true());
 	json_t *init = json_pack("{s:s, s:i, s:s, s:I, s:I, s:s, s:s, s:s, s:o}", "status", "creating", "pid",
 				 (int)getpid(), "pidRole", "create", "vcpuCount", o.vcpus, "memSizeMib", o.mem, "vmm",
 				 o.vmm, "accel", o.accel ? o.accel : "auto", "kernel", kernel, "network", nw);
@@ -1596,22 +1635,20 @@ static int do_network(int argc, char **argv)
 	json_object_set_new(nw, "policy", json_string(policy));
 	json_object_set(nw, "allowedCidrs", allowed);
 	json_object_set(nw, "deniedCidrs", denied);
-	/* Compiled first: a bad CIDR or policy name changes nothing. */
-	if (!(compiled = compile_policy(nw, &e)))
+	/* Compiled first (by vmsan-nftables, or with --no-netns by vmsan-net
+	 * before it applies anything): a bad CIDR or policy name changes
+	 * nothing. */
+	if (!(compiled = rules_request(id, nw, &e)))
 		goto fail;
-	json_t *ap = call("net", "apply-rules",
-			  json_pack("{s:s, s:O}", "id", id, "ruleset", json_object_get(compiled, "ruleset")), true, &e);
+	json_t *ap = call("net", "apply-rules", json_incref(compiled), true, &e);
 	if (!ap)
 		goto fail;
 	json_decref(ap);
 	if (store(&st, id, json_pack("{s:O}", "network", nw), &e) < 0) {
 		/* The record still names the old policy: put its rules back. */
-		json_t *back = compile_policy(old, &(struct verr){ 0 });
+		json_t *back = rules_request(id, old, &(struct verr){ 0 });
 		if (back)
-			json_decref(call("net", "apply-rules",
-					 json_pack("{s:s, s:O}", "id", id, "ruleset", json_object_get(back, "ruleset")),
-					 true, &(struct verr){ 0 }));
-		json_decref(back);
+			json_decref(call("net", "apply-rules", back, true, &(struct verr){ 0 }));
 		goto fail;
 	}
 	if (json_mode) {
@@ -1756,7 +1793,7 @@ int main(int argc, char **argv)
 	static const struct { const char *name, *summary, *usage, *complete; } cmds[] = {
 		{ "create", "create a VM and wait until its agent answers", create_usage,
 		  "--runtime --from-image --vcpus --memory --disk-size --network-policy --allowed-cidr "
-		  "--denied-cidr --dns --publish-port --bandwidth --timeout --vmm --accel --kernel --pull --project "
+		  "--denied-cidr --dns --publish-port --bandwidth --no-netns --timeout --vmm --accel --kernel --pull --project "
 		  "--json --verbose" },
 		{ "start", "start a stopped VM on the same disk", start_usage, "--json --verbose" },
 		{ "stop", "power a VM off (its disk stays) and tear its network down", stop_usage,

@@ -280,6 +280,75 @@ assert_gone() {
 	assert_eq "$(ls "/home/$o/.vmsan/vms" | grep -c '^vm-' || true)" 0
 }
 
+@test "--no-netns: TAP and rules in the host's namespace; the same policy holds; published ports map; rm leaves nothing" {
+	create --runtime base --no-netns --network-policy custom --allowed-cidr 192.0.2.10/32 --publish-port 8081:80
+	jq -e '.vm.network.netns == null and .vm.network.noNetns and (.vm.network.tapDevice | startswith("vmst"))' \
+		"$TEST_TMP/create.json"
+	local tap guest table
+	tap=$(jq -r .vm.network.tapDevice "$TEST_TMP/create.json")
+	guest=$(jq -r .vm.network.guestIp "$TEST_TMP/create.json")
+	table=vmsan_${ID//-/_}
+	[ ! -e "/run/netns/vmsan-$ID" ]
+	nsx "$H" ip -br link show "$tap" | grep -q UP
+	# the TAP belongs to the VMM's uid: nobody else's VMM can attach to it
+	nsx "$H" ip -d link show "$tap" | grep -q "user $(ps -o uid= -p "$(jq -r .vm.process.pid "$TEST_TMP/create.json")" | tr -d ' ')"
+	run vmsan exec "$ID" -- hostname
+	assert_eq "$output" "$ID"
+	# the guest has its slot's address (no namespace to hide behind)
+	run vmsan exec "$ID" -- ip -4 addr show eth0
+	assert_contains "$output" "inet $guest/30"
+	# the policy: the allowed address only; DNS to the resolver; no ICMP
+	run vmsan exec "$ID" -- nc -w 3 192.0.2.10 80
+	assert_eq "$output" hello-from-192.0.2.10
+	run vmsan exec "$ID" -- nc -w 2 192.0.2.20 80
+	[[ $output != *hello* ]]
+	run vmsan exec "$ID" -- nslookup example.test
+	assert_contains "$output" 192.0.2.10
+	run vmsan exec "$ID" -- ping -c 1 -W 1 192.0.2.10
+	[ "$status" -ne 0 ]
+	# the host (its gateway and its other addresses) is not reachable
+	run vmsan exec "$ID" -- nc -w 2 203.0.113.1 2222
+	[[ $output != *host-service* ]]
+	run vmsan exec "$ID" -- nc -w 2 "$(jq -r .vm.network.hostAddr "$TEST_TMP/create.json")" 2222
+	[[ $output != *host-service* ]]
+	# the rules touch only this VM's TAP: the host's own forwarding is untouched
+	local verdicts unscoped
+	verdicts=$(nsx "$H" nft list table ip "$table" | grep -E ' (accept|drop)$')
+	[ "$(wc -l <<<"$verdicts")" -gt 5 ]
+	unscoped=$(grep -v "iifname \"$tap\"" <<<"$verdicts" || true)
+	assert_eq "$unscoped" ""
+	# published 8081 -> the guest's 80, from outside and from the host (127.0.0.1 too)
+	vmsan exec "$ID" --detach -- nc -ll -p 80 -e echo hello-from-guest >/dev/null
+	local got=""
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		got=$(nsx "$I" nc -w 2 203.0.113.1 8081 </dev/null || true)
+		[ -n "$got" ] && break
+		sleep 0.2
+	done
+	assert_eq "$got" hello-from-guest
+	assert_eq "$(nsx "$H" nc -w 2 127.0.0.1 8081 </dev/null)" hello-from-guest
+	# a live change, then bad input that changes nothing
+	run vmsan network "$ID" --network-policy deny-all
+	assert_eq "$status" 0
+	run vmsan exec "$ID" -- nc -w 2 192.0.2.10 80
+	[[ $output != *hello* ]]
+	run vmsan network "$ID" --network-policy custom --allowed-cidr 300.1.1.1/8
+	assert_eq "$status" 100
+	# --bandwidth needs a namespace
+	run --separate-stderr vmsan create --json --no-netns --bandwidth 50mbit
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VALIDATION_FLAGS
+	# stop and start keep the mode; rm removes TAP, table and all
+	vmsan stop "$ID" >/dev/null
+	[ -z "$(nsx "$H" ip -br link show "$tap" 2>/dev/null)" ]
+	vmsan start "$ID" >/dev/null
+	run vmsan exec "$ID" -- hostname
+	assert_eq "$output" "$ID"
+	vmsan rm -f "$ID" >/dev/null
+	assert_gone "$ID"
+	[[ $(nsx "$H" nft list tables) != *"$table"* ]]
+	[ -z "$(nsx "$H" ip -br link show | grep '^vmst' || true)" ]
+}
+
 @test "create --from-image: an image from the registry on 127.0.0.1 boots with the agent and its environment" {
 	require_cmd docker-registry
 	load rootfs_helper

@@ -250,6 +250,52 @@ dns() { # dns N SERVER [tcp]: the answer's address bytes, hex
 	[ $(( $(od -An -tu1 -j $((slot1 / 8)) -N1 /run/vmsan/slots) & (1 << (slot1 % 8)) )) -eq 0 ]
 }
 
+@test "hostMode (--no-netns): rules only from the policy, never the caller's; teardown and sweep remove TAP and table" {
+	rs=$(echo '{"policy":"allow-all"}' | "$LIBEXEC/vmsan-nftables" compile | jq -c .ruleset)
+	# A ruleset from the caller would be applied to the host: refused.
+	run nsx "$H" "$LIBEXEC/vmsan-net" <<<"{\"op\":\"setup\",\"id\":\"vm-7e57000a\",\"hostMode\":true,\"policy\":{\"policy\":\"allow-all\"},\"ruleset\":$rs}"
+	assert_eq "$status" 100
+	assert_contains "$output" "not with hostMode"
+	run nsx "$H" "$LIBEXEC/vmsan-net" <<<'{"op":"setup","id":"vm-7e57000a","hostMode":true,"policy":{"policy":"deny-all"},"bandwidthMbit":5}'
+	assert_eq "$status" 100
+	run nsx "$H" "$LIBEXEC/vmsan-net" <<<'{"op":"setup","id":"vm-7e57000a","hostMode":true,"policy":{"policy":"custom","allowedCidrs":["10.0.0.0/33"]}}'
+	assert_eq "$status" 100
+	[ ! -e /run/vmsan/net/vm-7e57000a.json ]
+	run nsx "$H" "$LIBEXEC/vmsan-net" <<<'{"op":"setup","id":"vm-7e57000a","hostMode":true,"policy":{"policy":"deny-all","publishedPorts":[{"hostPort":8093,"guestPort":80}]}}'
+	assert_eq "$status" 0
+	tap=$(jq -r .tap <<<"$output")
+	[ "$(jq -r .netns <<<"$output")" = null ]
+	nsx "$H" nft list table ip vmsan_vm_7e57000a >/dev/null
+	nsx "$H" nft list map ip vmsan pub | grep -q '8093 : 198.18.'
+	# apply-rules wants the policy here, and keeps the published ports
+	run nsx "$H" "$LIBEXEC/vmsan-net" <<<"{\"op\":\"apply-rules\",\"id\":\"vm-7e57000a\",\"ruleset\":$rs}"
+	assert_eq "$status" 100
+	run nsx "$H" "$LIBEXEC/vmsan-net" <<<'{"op":"apply-rules","id":"vm-7e57000a","policy":{"policy":"allow-all"}}'
+	assert_eq "$status" 100
+	assert_contains "$output" "cannot change on a running VM"
+	run nsx "$H" "$LIBEXEC/vmsan-net" <<<'{"op":"apply-rules","id":"vm-7e57000a","policy":{"policy":"allow-all","publishedPorts":[{"hostPort":8093,"guestPort":80}]}}'
+	assert_eq "$status" 0
+	# the record lost: sweep finds the slot, the TAP, the table and the port
+	rm /run/vmsan/net/vm-7e57000a.json
+	run nsx "$H" "$LIBEXEC/vmsan-net" sweep <<<'{}'
+	assert_eq "$status" 0
+	assert_contains "$output" "\"interface $tap\""
+	assert_contains "$output" '"table vmsan_vm_7e57000a"'
+	assert_contains "$output" "published port 8093 -> "
+	[ -z "$(nsx "$H" ip -br link show "$tap" 2>/dev/null)" ]
+	[[ $(nsx "$H" nft list tables) != *vmsan_vm_7e57000a* ]]
+	# and a whole one tears down to nothing
+	run nsx "$H" "$LIBEXEC/vmsan-net" <<<'{"op":"setup","id":"vm-7e57000b","hostMode":true,"policy":{"policy":"allow-all"}}'
+	assert_eq "$status" 0
+	tap=$(jq -r .tap <<<"$output")
+	run nsx "$H" "$LIBEXEC/vmsan-net" verify <<<'{"id":"vm-7e57000b"}'
+	assert_contains "$output" "table vmsan_vm_7e57000b"
+	nsx "$H" "$LIBEXEC/vmsan-net" teardown <<<'{"id":"vm-7e57000b"}' >/dev/null
+	run nsx "$H" "$LIBEXEC/vmsan-net" verify <<<'{"id":"vm-7e57000b"}'
+	assert_eq "$(jq .clean <<<"$output")" true
+	[ -z "$(nsx "$H" ip -br link show "$tap" 2>/dev/null)" ]
+}
+
 @test "vmsan-net refuses bad input and applies nothing" {
 	rs=$(echo '{"policy":"allow-all"}' | "$LIBEXEC/vmsan-nftables" compile | jq -c .ruleset)
 	for id in '../x' 'A B' "$(printf 'a%.0s' $(seq 70))" ''; do

@@ -6,7 +6,8 @@ load test_helper
 compile() { "$LIBEXEC/vmsan-nftables" compile "$@"; }
 
 @test "golden: compiled rulesets are exactly as reviewed" {
-	for g in custom deny-all; do
+	# custom-host: --no-netns, the table vmsan-net builds for the host
+	for g in custom deny-all custom-host; do
 		diff -u "$TOP/tests/golden/$g.nft" <(compile --format nft <"$TOP/tests/golden/$g.json")
 	done
 	diff -u "$TOP/tests/golden/host.nft" <("$LIBEXEC/vmsan-nftables" host --format nft </dev/null)
@@ -15,10 +16,25 @@ compile() { "$LIBEXEC/vmsan-nftables" compile "$@"; }
 @test "nft(8) accepts the rendered text, and the JSON applies to the same rules" {
 	require_root
 	require_cmd nft
-	for g in custom deny-all; do
+	for g in custom deny-all custom-host; do
 		unshare -n nft -c -f "$TOP/tests/golden/$g.nft"
 	done
 	unshare -n nft -c -f "$TOP/tests/golden/host.nft"
+}
+
+@test "--no-netns rules: every verdict scoped to the VM's TAP, the chain's policy accept, a final drop" {
+	rules=$(compile --format nft <"$TOP/tests/golden/custom-host.json")
+	assert_contains "$rules" "table ip vmsan_vm_1a2b3c4d {"
+	assert_contains "$rules" "type filter hook forward priority 0; policy accept;"
+	[ -z "$(grep -E ' (accept|drop)$' <<<"$rules" | grep -v 'iifname "vmst7"' || true)" ]
+	[ "$(grep -E ' (accept|drop)$' <<<"$rules" | tail -1 | tr -d '\t')" = 'iifname "vmst7" drop' ]
+	assert_contains "$rules" 'ip saddr != 198.18.0.30/32 drop'
+	# no agent DNAT, no masquerade, no input chain: the host table has those
+	[[ $rules != *9119* && $rules != *masquerade* && $rules != *"hook input"* ]]
+	run compile <<<'{"policy":"allow-all","hostMode":{"id":"../x","slot":1}}'
+	assert_eq "$status" 100
+	run compile <<<'{"policy":"allow-all","hostMode":{"id":"vm-1a2b3c4d","slot":32768}}'
+	assert_eq "$status" 100
 }
 
 @test "policy semantics: promotion to custom, denied before allowed, DNS only for resolvers" {

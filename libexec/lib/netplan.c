@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "netplan.h"
+#include "policy.h"
 
 static json_t *chain(const char *name, const char *type, const char *hook, int prio,
 		     const char *policy)
@@ -83,4 +84,19 @@ void netplan_slot_addrs(unsigned slot, char host[16], char ns[16])
 		 (base & 255) + 1);
 	snprintf(ns, 16, "%u.%u.%u.%u", base >> 24, (base >> 16) & 255, (base >> 8) & 255,
 		 (base & 255) + 2);
+}
+
+void netplan_host_target(const char *id, unsigned slot, struct policy_target *t, char table[32],
+			 char tap[16], char host[16], char guest[16])
+{
+	snprintf(table, 32, "vmsan_%s", id);
+	for (char *c = table; *c; c++)
+		if (*c == '-')
+			*c = '_';      /* nft names here are [a-z0-9_] */
+	snprintf(tap, 16, NET_HOST_TAP_PREFIX "%u", slot);
+	netplan_slot_addrs(slot, host, guest);
+	t->table = table;
+	t->tap = tap;
+	t->uplink = NULL;
+	t->guest = guest;
 }

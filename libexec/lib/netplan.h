@@ -16,6 +16,7 @@
 #define NET_TAP "vmstap0"
 #define NET_UPLINK "vmsnet0"
 #define NET_HOST_PREFIX "vmsh"
+#define NET_HOST_TAP_PREFIX "vmst"    /* --no-netns: the TAP, in the host's namespace */
 #define NET_TAP_ADDR "172.16.0.1"
 #define NET_GUEST_ADDR "172.16.0.2"
 #define NET_GUEST_CIDR "172.16.0.2/32"
@@ -25,11 +26,18 @@
 #define NET_POOL_BASE 0xc6120000u      /* 198.18.0.0 */
 #define NET_SLOTS 32768
 #define NET_TABLE "vmsan"
+#define NET_VMM_UID_BASE 1879048192u  /* root's VMMs: uid and gid base + slot */
 #define NET_PUB_MAP "pub"
 
 /* The shared table of the namespace vmsan-net runs in ("the host"). */
 json_t *netplan_host_ruleset(void);
 /* Host-side addresses of a slot, dotted. */
 void netplan_slot_addrs(unsigned slot, char host[16], char ns[16]);
+
+/* --no-netns: the VM's TAP is vmst<slot> in the host's namespace, with the
+ * slot's .1; the guest is the slot's .2; its table is vmsan_<id> (dashes as underscores). */
+struct policy_target;
+void netplan_host_target(const char *id, unsigned slot, struct policy_target *t, char table[32],
+			 char tap[16], char host[16], char guest[16]);
 
 #endif

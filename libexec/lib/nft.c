@@ -1163,3 +1163,60 @@ out:
 	nftnl_set_free(s);
 	return rc;
 }
+
+struct table_walk {
+	void (*fn)(const char *name, void *arg);
+	void *arg;
+};
+
+static int tables_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct table_walk *w = data;
+	struct nftnl_table *t = nftnl_table_alloc();
+
+	if (!t)
+		return MNL_CB_ERROR;
+	if (nftnl_table_nlmsg_parse(nlh, t) == 0 &&
+	    nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY) == NFPROTO_IPV4 &&
+	    nftnl_table_get_str(t, NFTNL_TABLE_NAME))
+		w->fn(nftnl_table_get_str(t, NFTNL_TABLE_NAME), w->arg);
+	nftnl_table_free(t);
+	return MNL_CB_OK;
+}
+
+int nft_tables_walk(void (*fn)(const char *name, void *arg), void *arg, struct verr *e)
+{
+	struct mnl_socket *nl = nft_socket(e);
+	struct table_walk w = { fn, arg };
+	char buf[32768];
+	struct nlmsghdr *nlh;
+	uint32_t seq = 1, portid;
+	ssize_t n = 0;
+	int rc = -1;
+
+	if (!nl)
+		return -1;
+	portid = mnl_socket_get_portid(nl);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_IPV4, NLM_F_DUMP | NLM_F_ACK, seq);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		verr_sys(e, "ERR_NETLINK", NULL, "cannot query nftables");
+		goto out;
+	}
+	while ((n = mnl_socket_recvfrom(nl, buf, sizeof buf)) > 0) {
+		int r = mnl_cb_run(buf, (size_t)n, seq, portid, tables_cb, &w);
+
+		if (r == MNL_CB_STOP) {
+			rc = 0;
+			break;
+		}
+		if (r < 0) {
+			verr_sys(e, "ERR_NETLINK", NULL, "cannot list nftables tables");
+			break;
+		}
+	}
+	if (n < 0)
+		verr_sys(e, "ERR_NETLINK", NULL, "cannot list nftables tables");
+out:
+	mnl_socket_close(nl);
+	return rc;
+}

@@ -52,6 +52,8 @@ int nft_table_exists(const char *name, struct verr *e);
  * a missing table or map has none. */
 int nft_map_walk(const char *table, const char *set,
 		 void (*fn)(unsigned port, const char *addr, void *arg), void *arg, struct verr *e);
+/* Calls fn with the name of each table of family ip. */
+int nft_tables_walk(void (*fn)(const char *name, void *arg), void *arg, struct verr *e);
 int nft_map_port_addr(const char *table, const char *set, unsigned port,
 		      const char *addr, bool add, struct verr *e);
 
