@@ -475,6 +475,22 @@ static int make_tap(const char *name, long owner, struct verr *e)
 
 static void delete_link(const char *name);
 
+/* The host's own 127.0.0.1:P reaches published ports: a packet from a
+ * loopback source may leave through a VM's host-side link (and only
+ * those: the host table masquerades it; a VM's packets to 127/8 arriving
+ * there meet the input chain's drop). */
+static int route_localnet(const char *ifname, struct verr *e)
+{
+	char path[96];
+
+	snprintf(path, sizeof path, "/proc/sys/net/ipv4/conf/%s/route_localnet", ifname);
+	if (write_file(path, "1") != 0) {
+		verr_sys(e, "ERR_SYSCTL", NULL, "cannot set %s", path);
+		return -1;
+	}
+	return 0;
+}
+
 static int host_side(struct vmnet *v, struct verr *e)
 {
 	struct nl_sock *sk = rt_sock(e);
@@ -507,19 +523,8 @@ static int host_side(struct vmnet *v, struct verr *e)
 	}
 	if (add_addr(sk, v->host_if, v->host_addr, NET_LINK_PREFIXLEN, e) || link_up(sk, v->host_if, e))
 		goto out;
-	/* The host's own 127.0.0.1:P reaches published ports: a packet from
-	 * a loopback source may leave through this link (and only this one:
-	 * the host table masquerades it; guests' packets to 127/8 arriving
-	 * here meet the input chain's drop). */
-	{
-		char path[96];
-
-		snprintf(path, sizeof path, "/proc/sys/net/ipv4/conf/%s/route_localnet", v->host_if);
-		if (write_file(path, "1") != 0) {
-			verr_sys(e, "ERR_SYSCTL", NULL, "cannot set %s", path);
-			goto out;
-		}
-	}
+	if (route_localnet(v->host_if, e))
+		goto out;
 	rc = 0;
 out:
 	if (veth)
@@ -671,7 +676,6 @@ static json_t *host_ruleset(const struct vmnet *v, json_t *policy, json_t **hpor
 static int host_tap(struct vmnet *v, long owner, struct verr *e)
 {
 	struct nl_sock *sk = rt_sock(e);
-	char path[96];
 	int rc = -1;
 
 	if (!sk)
@@ -681,11 +685,8 @@ static int host_tap(struct vmnet *v, long owner, struct verr *e)
 	if (make_tap(v->host_if, owner, e) || add_addr(sk, v->host_if, v->host_addr, NET_LINK_PREFIXLEN, e) ||
 	    link_up(sk, v->host_if, e))
 		goto out;
-	snprintf(path, sizeof path, "/proc/sys/net/ipv4/conf/%s/route_localnet", v->host_if);
-	if (write_file(path, "1") != 0) {
-		verr_sys(e, "ERR_SYSCTL", NULL, "cannot set %s", path);
+	if (route_localnet(v->host_if, e))
 		goto out;
-	}
 	rc = 0;
 out:
 	nl_socket_free(sk);

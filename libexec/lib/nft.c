@@ -1117,47 +1117,51 @@ static int map_elems_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
+/* Sends a dump request and runs cb on every message until it ends; a
+ * missing object (ENOENT) is an empty answer. */
+static int dump(struct mnl_socket *nl, const struct nlmsghdr *nlh, mnl_cb_t cb, void *data, const char *what,
+		struct verr *e)
+{
+	char buf[32768];
+	uint32_t seq = nlh->nlmsg_seq, portid = mnl_socket_get_portid(nl);
+	ssize_t n;
+
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		verr_sys(e, "ERR_NETLINK", NULL, "cannot query nftables");
+		return -1;
+	}
+	while ((n = mnl_socket_recvfrom(nl, buf, sizeof buf)) > 0) {
+		int r = mnl_cb_run(buf, (size_t)n, seq, portid, cb, data);
+
+		if (r == MNL_CB_STOP)
+			return 0;
+		if (r < 0) {
+			if (errno == ENOENT)
+				return 0;
+			break;
+		}
+	}
+	verr_sys(e, "ERR_NETLINK", NULL, "cannot list %s", what);
+	return -1;
+}
+
 int nft_map_walk(const char *table, const char *set,
 		 void (*fn)(unsigned port, const char *addr, void *arg), void *arg, struct verr *e)
 {
 	struct mnl_socket *nl = nft_socket(e);
 	struct nftnl_set *s = nftnl_set_alloc();
 	struct map_walk w = { fn, arg };
-	char buf[32768];
+	char buf[8192];
 	struct nlmsghdr *nlh;
-	uint32_t seq = 1, portid;
-	ssize_t n;
 	int rc = -1;
 
-	if (!nl || !s)
-		goto out;
-	portid = mnl_socket_get_portid(nl);
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, set);
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_IPV4, NLM_F_DUMP | NLM_F_ACK, seq);
-	nftnl_set_elems_nlmsg_build_payload(nlh, s);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		verr_sys(e, "ERR_NETLINK", NULL, "cannot query nftables");
-		goto out;
+	if (nl && s) {
+		nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
+		nftnl_set_set_str(s, NFTNL_SET_NAME, set);
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_IPV4, NLM_F_DUMP | NLM_F_ACK, 1);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+		rc = dump(nl, nlh, map_elems_cb, &w, "the published ports", e);
 	}
-	while ((n = mnl_socket_recvfrom(nl, buf, sizeof buf)) > 0) {
-		int r = mnl_cb_run(buf, (size_t)n, seq, portid, map_elems_cb, &w);
-
-		if (r == MNL_CB_STOP) {
-			rc = 0;
-			break;
-		}
-		if (r < 0) {
-			if (errno == ENOENT)
-				rc = 0;         /* no such table or map: nothing in it */
-			else
-				verr_sys(e, "ERR_NETLINK", NULL, "cannot list %s %s", table, set);
-			break;
-		}
-	}
-	if (n < 0)
-		verr_sys(e, "ERR_NETLINK", NULL, "cannot list %s %s", table, set);
-out:
 	if (nl)
 		mnl_socket_close(nl);
 	nftnl_set_free(s);
@@ -1188,35 +1192,13 @@ int nft_tables_walk(void (*fn)(const char *name, void *arg), void *arg, struct v
 {
 	struct mnl_socket *nl = nft_socket(e);
 	struct table_walk w = { fn, arg };
-	char buf[32768];
-	struct nlmsghdr *nlh;
-	uint32_t seq = 1, portid;
-	ssize_t n = 0;
-	int rc = -1;
+	char buf[8192];
+	int rc;
 
 	if (!nl)
 		return -1;
-	portid = mnl_socket_get_portid(nl);
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_IPV4, NLM_F_DUMP | NLM_F_ACK, seq);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		verr_sys(e, "ERR_NETLINK", NULL, "cannot query nftables");
-		goto out;
-	}
-	while ((n = mnl_socket_recvfrom(nl, buf, sizeof buf)) > 0) {
-		int r = mnl_cb_run(buf, (size_t)n, seq, portid, tables_cb, &w);
-
-		if (r == MNL_CB_STOP) {
-			rc = 0;
-			break;
-		}
-		if (r < 0) {
-			verr_sys(e, "ERR_NETLINK", NULL, "cannot list nftables tables");
-			break;
-		}
-	}
-	if (n < 0)
-		verr_sys(e, "ERR_NETLINK", NULL, "cannot list nftables tables");
-out:
+	rc = dump(nl, nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_IPV4, NLM_F_DUMP | NLM_F_ACK, 1), tables_cb,
+		  &w, "nftables tables", e);
 	mnl_socket_close(nl);
 	return rc;
 }
