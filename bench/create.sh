@@ -165,8 +165,8 @@ cat <<EOF
 | create step (median of $runs) | root, ms | a user through sudo, ms |
 |---|---|---|
 | record (vmsan-state new) | $(fmt "$(med recordMs)") | $(fmt "$(umed recordMs)") |
-| image (vmsan-rootfs pull, cached) | $(fmt "$(med imageMs)") | $(fmt "$(umed imageMs)") |
-| VM disk and token (vmsan-rootfs vmdisk) | $(fmt "$(med diskMs)") | $(fmt "$(umed diskMs)") |
+| image (vmsan-rootfs pull, cached; beside the network) | $(fmt "$(med imageMs)") | $(fmt "$(umed imageMs)") |
+| VM disk and token (vmsan-rootfs vmdisk, made beside policy and network: what it added after them) | $(fmt "$(med diskMs)") | $(fmt "$(umed diskMs)") |
 | policy (vmsan-nftables compile) | $(fmt "$(med policyMs)") | $(fmt "$(umed policyMs)") |
 | network (vmsan-net setup) | $(fmt "$(med networkMs)") | $(fmt "$(umed networkMs)") |
 | VMM start (vmsan-fc start: QEMU up, QMP answers) | $(fmt "$(med vmmStartMs)") | $(fmt "$(umed vmmStartMs)") |
