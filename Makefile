@@ -144,7 +144,7 @@ libexec/vmsan-state: libexec/vmsan-state.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
 
 libexec/vmsan-create: libexec/vmsan-vm.o $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
 
 libexec/vmsan-list: libexec/vmsan-list.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)

@@ -164,10 +164,10 @@ cat <<EOF
 
 | create step (median of $runs) | root, ms | a user through sudo, ms |
 |---|---|---|
-| record (vmsan-state new) | $(fmt "$(med recordMs)") | $(fmt "$(umed recordMs)") |
+| record (state_new, in-process) | $(fmt "$(med recordMs)") | $(fmt "$(umed recordMs)") |
 | image (vmsan-rootfs pull, cached; beside the network) | $(fmt "$(med imageMs)") | $(fmt "$(umed imageMs)") |
 | VM disk and token (vmsan-rootfs vmdisk, made beside policy and network: what it added after them) | $(fmt "$(med diskMs)") | $(fmt "$(umed diskMs)") |
-| policy (vmsan-nftables compile) | $(fmt "$(med policyMs)") | $(fmt "$(umed policyMs)") |
+| policy (the compiler of vmsan-nftables, in-process) | $(fmt "$(med policyMs)") | $(fmt "$(umed policyMs)") |
 | network (vmsan-net setup) | $(fmt "$(med networkMs)") | $(fmt "$(umed networkMs)") |
 | VMM start (vmsan-fc start: QEMU up, QMP answers) | $(fmt "$(med vmmStartMs)") | $(fmt "$(umed vmmStartMs)") |
 | of which QEMU's own start (fork to QMP answering) | $(fmt "$(med vmmInitMs)") | $(fmt "$(umed vmmInitMs)") |

@@ -112,36 +112,11 @@ static json_t *op_new(struct jr *r, struct verr *e)
 	json_t *fields = jr_object(r, "record", JR_OPTIONAL);
 	struct state st = {.vmsfd = -1};
 	json_t *rec = NULL;
-	char when[32], id[16];
 
 	if (jr_end(r) || (fields && check_fields(fields, "record", e)) ||
 	    state_open(&st, true, e))
 		goto out;
-	utc_iso(time(NULL), when);
-	for (int tries = 0; tries < 16; tries++) {
-		unsigned char rnd[4];
-
-		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-			verr_sys(e, "ERR_RANDOM", NULL, "cannot get random bytes for a VM id");
-			goto out;
-		}
-		snprintf(id, sizeof(id), "vm-%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
-		rec = fields ? json_deep_copy(fields) : json_object();
-		json_object_set_new(rec, "id", json_string(id));
-		json_object_set_new(rec, "schemaVersion", json_integer(VMSAN_SCHEMA_VERSION));
-		json_object_set_new(rec, "createdAt", json_string(when));
-		if (!json_object_get(rec, "status"))
-			json_object_set_new(rec, "status", json_string("creating"));
-		stamp_pid(rec);
-		if (state_store(&st, id, rec, true, e) == 0)
-			goto out;
-		json_decref(rec);
-		rec = NULL;
-		if (!verr_take(e, "ERR_VM_EXISTS"))
-			goto out;
-		/* id taken: draw another */
-	}
-	verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_ID", NULL, "could not find a free VM id in 16 tries");
+	rec = state_new(&st, fields, e);
 out:
 	state_release(&st);
 	return rec ? with_record(rec) : NULL;

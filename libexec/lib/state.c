@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -623,4 +624,47 @@ fail:
 	json_decref(vms);
 	json_decref(errors);
 	return -1;
+}
+
+/* A new record from fields (copied): a fresh id claimed with link(), so
+ * two creates never share one; schemaVersion, createdAt, status
+ * "creating" unless given, and the pid's start time.  The record, or NULL
+ * with e set. */
+json_t *state_new(struct state *st, json_t *fields, struct verr *e)
+{
+	char when[32], id[16];
+
+	utc_iso(time(NULL), when);
+	for (int tries = 0; tries < 16; tries++) {
+		unsigned char rnd[4];
+		json_t *rec, *pid;
+
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+			verr_sys(e, "ERR_RANDOM", NULL, "cannot get random bytes for a VM id");
+			return NULL;
+		}
+		snprintf(id, sizeof(id), "vm-%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+		rec = fields ? json_deep_copy(fields) : json_object();
+		json_object_set_new(rec, "id", json_string(id));
+		json_object_set_new(rec, "schemaVersion", json_integer(VMSAN_SCHEMA_VERSION));
+		json_object_set_new(rec, "createdAt", json_string(when));
+		if (!json_object_get(rec, "status"))
+			json_object_set_new(rec, "status", json_string("creating"));
+		pid = json_object_get(rec, "pid");
+		if (json_is_integer(pid) && !json_object_get(rec, "pidStartTime")) {
+			long long t = proc_start_time((long)json_integer_value(pid));
+
+			json_object_set_new(rec, "pidStartTime", t >= 0 ? json_integer(t) : json_null());
+		}
+		if (json_is_null(pid))
+			json_object_del(rec, "pidStartTime");
+		if (state_store(st, id, rec, true, e) == 0)
+			return rec;
+		json_decref(rec);
+		if (!verr_take(e, "ERR_VM_EXISTS"))
+			return NULL;
+		/* id taken: draw another */
+	}
+	verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_ID", NULL, "could not find a free VM id in 16 tries");
+	return NULL;
 }

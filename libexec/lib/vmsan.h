@@ -159,6 +159,7 @@ void state_release(struct state *st);
 /* Loads vms/<id>.json; returns NULL and sets e (ERR_VM_NOT_FOUND,
  * ERR_STATE_CORRUPT) on failure. */
 json_t *state_load(struct state *st, const char *id, struct verr *e);
+json_t *state_new(struct state *st, json_t *fields, struct verr *e);
 /* Atomic replace of vms/<id>.json (temp + fsync + rename + dir fsync).
  * exclusive: fail with ERR_VM_EXISTS instead of replacing. */
 int state_store(struct state *st, const char *id, json_t *rec, bool exclusive,
