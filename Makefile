@@ -56,7 +56,7 @@ ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRC = libexec/lib/reply.c libexec/lib/request.c libexec/lib/helper.c \
 	libexec/lib/validate.c libexec/lib/state.c libexec/lib/nft.c libexec/lib/netplan.c \
-	libexec/lib/ext4.c libexec/lib/layer.c libexec/lib/policy.c
+	libexec/lib/ext4.c libexec/lib/layer.c libexec/lib/policy.c libexec/lib/sparse.c
 LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
 

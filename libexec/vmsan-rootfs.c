@@ -1669,38 +1669,6 @@ static int create_new(const char *path, int mode, const char *id, const char *wh
 	return fd;
 }
 
-/* Copies a sparse file: a reflink where the file system has them, else
- * its data extents only. */
-static int copy_sparse(int in, int out, uint64_t size, struct verr *e)
-{
-	if (ioctl(out, FICLONE, in) == 0)
-		return 0;
-	off_t pos = 0, end = (off_t)size;
-	while (pos < end) {
-		off_t data = lseek(in, pos, SEEK_DATA);
-		if (data < 0)
-			break;   /* ENXIO: only a hole is left */
-		off_t hole = lseek(in, data, SEEK_HOLE);
-		if (hole < 0)
-			hole = end;
-		loff_t ri = data, ro = data;
-		while (ri < hole) {
-			ssize_t n = copy_file_range(in, &ri, out, &ro, (size_t)(hole - ri), 0);
-			if (n <= 0) {
-				verr_sys(e, n == 0 ? "ERR_IO" : (errno == ENOSPC || errno == EDQUOT ? "ERR_NO_SPACE" : "ERR_IO"),
-					 NULL, "copying the VM disk template");
-				return -1;
-			}
-		}
-		pos = hole;
-	}
-	if (ftruncate(out, (off_t)size) < 0) {
-		verr_sys(e, "ERR_IO", NULL, "sizing the VM disk");
-		return -1;
-	}
-	return 0;
-}
-
 /* vms/<id>/disk.ext4: the VM's writable disk, which vmsan-init boots from
  * (/vmsan/init, the agent, its token and the image's environment) and
  * whose /upper and /work it lays over the image's read-only disk.  Its
@@ -1821,7 +1789,7 @@ static json_t *op_vmdisk(struct jr *r, struct verr *e)
 	own(&c, path);
 	in = open(tpl, O_RDONLY | O_CLOEXEC);
 	char holder[64];
-	if (in < 0 || copy_sparse(in, fd, disk, e) < 0 || pread(fd, holder, 64, (off_t)tok_off) != 64 ||
+	if (in < 0 || copy_sparse(in, fd, disk, "copying the VM disk template", e) < 0 || pread(fd, holder, 64, (off_t)tok_off) != 64 ||
 	    memcmp(holder, TOKEN_HOLDER, 64) != 0 || pwrite(fd, token, 64, (off_t)tok_off) != 64) {
 		if (!verr_isset(e))
 			verr_set(e, VMSAN_EXIT_SYS, "ERR_IO", "remove images/vmdisk/ to rebuild the template",

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <jansson.h>
 #include <time.h>
 
@@ -160,6 +161,10 @@ void state_release(struct state *st);
  * ERR_STATE_CORRUPT) on failure. */
 json_t *state_load(struct state *st, const char *id, struct verr *e);
 json_t *state_new(struct state *st, json_t *fields, struct verr *e);
+
+/* sparse.c: in's first size bytes to out, holes kept (a reflink where the
+ * file system has them); what names the copy in errors. */
+int copy_sparse(int in, int out, uint64_t size, const char *what, struct verr *e);
 /* Atomic replace of vms/<id>.json (temp + fsync + rename + dir fsync).
  * exclusive: fail with ERR_VM_EXISTS instead of replacing. */
 int state_store(struct state *st, const char *id, json_t *rec, bool exclusive,
