@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #define QEMU_BIN "qemu-system-x86_64"
+#define RAM_DIR "/dev/shm"
 /* The descriptors QEMU is started with, and its fd sets. */
 enum { FD_TAP = 3, FD_VM_RW, FD_VM_RO, FD_IMAGE, FD_CONSOLE, FD_QMP, FD_COUNT };
 enum { SET_VM = 1, SET_IMAGE, SET_CONSOLE };
@@ -57,6 +58,8 @@ struct vmcfg {
 	long long prefix;
 	const char *dns[3];
 	int ndns;
+	/* a snapshot to restore (QEMU): a directory with state and memory */
+	const char *incoming;
 	/* firecracker */
 	const char *fc_bin, *jailer_bin, *chroot_base;
 	/* resolved */
@@ -144,6 +147,7 @@ static int read_cfg(struct jr *r, struct vmcfg *c, struct verr *e)
 	c->run_dir = jr_string(r, "runDir", JR_REQUIRED, valid_abspath);
 	c->hostname = jr_string(r, "hostname", JR_OPTIONAL, valid_vm_id);
 	c->accel = jr_string(r, "accel", JR_OPTIONAL, valid_accel);
+	c->incoming = jr_string(r, "incoming", JR_OPTIONAL, valid_abspath);
 	c->vcpus = 1;
 	c->mem_mib = 256;
 	c->agent_port = AGENT_PORT_DEFAULT;
@@ -204,6 +208,11 @@ static int read_cfg(struct jr *r, struct vmcfg *c, struct verr *e)
 			return -1;
 		}
 	}
+	if (c->incoming && strcmp(c->vmm, "qemu")) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "restore it with QEMU",
+			 "request.incoming: restoring a snapshot is built for QEMU only so far");
+		return -1;
+	}
 	if (!c->hostname)
 		c->hostname = c->id;
 	if (!c->accel)
@@ -255,7 +264,13 @@ static json_t *qemu_argv(const struct vmcfg *c)
 	ADD("-name");
 	ADDF("vmsan-%s,process=vmsan-%s", c->id, c->id);
 	ADD("-machine");
-	ADD("microvm,x-option-roms=off,rtc=on,acpi=off");
+	ADD("microvm,x-option-roms=off,rtc=on,acpi=off,memory-backend=ram");
+	/* Guest RAM in a shared file vmsan-fc makes (/dev/shm, the VMM's):
+	 * a snapshot saves only the device state into its stream (migration
+	 * capability x-ignore-shared) and copies this file, as Firecracker
+	 * splits a snapshot into state and memory. */
+	ADD("-object");
+	ADDF("memory-backend-file,id=ram,size=%lldM,mem-path=" RAM_DIR "/vmsan-%s.ram,share=on", c->mem_mib, c->id);
 	ADD("-accel");
 	ADD(c->kvm ? "kvm" : "tcg");
 	ADD("-cpu");
@@ -309,6 +324,11 @@ static json_t *qemu_argv(const struct vmcfg *c)
 		ADDF("tap,id=net0,fd=%d", FD_TAP);
 		ADD("-device");
 		ADDF("virtio-net-device,netdev=net0,mac=%s", c->mac);
+	}
+	if (c->incoming) {
+		/* the state arrives over QMP (migrate-incoming fd:) */
+		ADD("-incoming");
+		ADD("defer");
 	}
 	ADD("-chardev");
 	ADDF("socket,id=qmp,fd=%d,server=on,wait=off", FD_QMP);
@@ -528,6 +548,67 @@ static int open_vmm_files(const struct vmcfg *c, const struct caller *who, int f
 	return 0;
 }
 
+/* ---- guest RAM (QEMU) ------------------------------------------------------ */
+
+static void ram_path(const char *id, char *out, size_t n)
+{
+	snprintf(out, n, RAM_DIR "/vmsan-%s.ram", id);
+}
+
+/* Removes the RAM file of a VM whose VMM is gone: the caller's own only
+ * (root's: any). */
+static void ram_remove(const char *id, const struct caller *who)
+{
+	char p[96];
+	struct stat st;
+	ram_path(id, p, sizeof p);
+	if (lstat(p, &st) == 0 && (who->root || st.st_uid == who->uid))
+		unlink(p);
+}
+
+/* The guest's RAM file, made here for the VMM's uid (QEMU opens it by
+ * name: memory-backend-file takes no descriptor), sized, and with a
+ * snapshot's memory copied in (holes stay holes).  A file of that name
+ * left by an earlier run of this VM is replaced; anyone else's is an
+ * error. */
+static int ram_make(const struct vmcfg *c, int memfd, struct verr *e)
+{
+	char p[96];
+	struct stat st;
+	ram_path(c->id, p, sizeof p);
+	if (lstat(p, &st) == 0) {
+		if (!S_ISREG(st.st_mode) || (st.st_uid != (uid_t)c->uid && st.st_uid != 0)) {
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_RAM_FILE", "remove it, or pick another VM id",
+				 "%s exists and is not this VM's", p);
+			return -1;
+		}
+		unlink(p);
+	}
+	int fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	uint64_t size = (uint64_t)c->mem_mib << 20;
+	if (fd < 0 || fchown(fd, (uid_t)c->uid, (gid_t)c->gid) < 0 || ftruncate(fd, (off_t)size) < 0) {
+		verr_sys(e, "ERR_RAM_FILE", "check " RAM_DIR "'s free space (df " RAM_DIR ")", "cannot make %s", p);
+		goto fail;
+	}
+	if (memfd >= 0) {
+		struct stat ms;
+		if (fstat(memfd, &ms) < 0 || (uint64_t)ms.st_size != size) {
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", "restore with the snapshot's memory size",
+				 "the snapshot's memory is %lld MiB, not %lld", (long long)(ms.st_size >> 20), c->mem_mib);
+			goto fail;
+		}
+		if (copy_sparse(memfd, fd, size, "copying the snapshot's memory", e) < 0)
+			goto fail;
+	}
+	close(fd);
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(p);
+	return -1;
+}
+
 static void close_fds(int fds[FD_COUNT])
 {
 	for (int i = 0; i < FD_COUNT; i++)
@@ -700,6 +781,81 @@ static bool qmp_call(int fd, const char *cmd, const char *want)
 	return write(fd, req, (size_t)n) == n && qmp_expect(fd, want);
 }
 
+/* One reply (a "return" or an "error" line; events are skipped) into buf. */
+static bool qmp_reply(int fd, char *buf, size_t n)
+{
+	size_t len = 0;
+	for (;;) {
+		char *nl;
+		while ((nl = memchr(buf, '\n', len))) {
+			*nl = 0;
+			if (strstr(buf, "\"return\"") || strstr(buf, "\"error\""))
+				return strstr(buf, "\"return\"") != NULL;
+			memmove(buf, nl + 1, len - (size_t)(nl + 1 - buf));
+			len -= (size_t)(nl + 1 - buf);
+		}
+		if (len == n - 1)
+			len = 0;
+		ssize_t r = read(fd, buf + len, n - 1 - len);
+		if (r <= 0)
+			return false;
+		len += (size_t)r;
+		buf[len] = 0;
+	}
+}
+
+/* A command given as JSON; true when it returned (its reply in buf). */
+static bool qmp_do(int fd, const char *json, char *buf, size_t n)
+{
+	size_t l = strlen(json);
+	return write(fd, json, l) == (ssize_t)l && write(fd, "\n", 1) == 1 && qmp_reply(fd, buf, n);
+}
+
+/* Hands QEMU a descriptor under a name (getfd, SCM_RIGHTS), for fd: URIs:
+ * QEMU opens no file of ours and cannot run a command (-sandbox). */
+static bool qmp_send_fd(int fd, int pass, const char *name)
+{
+	char cmd[128], buf[4096];
+	int n = snprintf(cmd, sizeof cmd, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"%s\"}}\n", name);
+	struct iovec iov = { .iov_base = cmd, .iov_len = (size_t)n };
+	union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof ctl.b };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &pass, sizeof(int));
+	return sendmsg(fd, &m, 0) == n && qmp_reply(fd, buf, sizeof buf);
+}
+
+/* Polls query-migrate until the migration ends; true when it completed
+ * (QEMU's error, if any, in err). */
+static bool qmp_migration_done(int fd, double timeout_s, char *err, size_t n)
+{
+	char buf[8192];
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		if (!qmp_do(fd, "{\"execute\":\"query-migrate\"}", buf, sizeof buf)) {
+			snprintf(err, n, "QMP query-migrate failed: %.200s", buf);
+			return false;
+		}
+		if (strstr(buf, "\"status\": \"completed\"") || strstr(buf, "\"status\":\"completed\""))
+			return true;
+		if (strstr(buf, "\"failed\"") || strstr(buf, "\"cancelled\"")) {
+			char *d = strstr(buf, "\"error-desc\"");
+			snprintf(err, n, "migration failed%s%.200s", d ? ": " : "", d ? d : "");
+			return false;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 > timeout_s) {
+			snprintf(err, n, "migration did not end within %.0f s", timeout_s);
+			return false;
+		}
+		poll(NULL, 0, 2);
+	}
+}
+
 /* vmm.pid in the run directory; a VMM we cannot name there is killed. */
 static int write_vmm_pid(const struct caller *who, int dirfd, pid_t pid, struct verr *e)
 {
@@ -749,6 +905,9 @@ static bool zombie(pid_t pid)
 static json_t *start_qemu(const struct vmcfg *c, const struct caller *who, struct verr *e)
 {
 	int fds[FD_COUNT], dirfd = -1, lfd = -1, pe[2] = { -1, -1 }, pp[2] = { -1, -1 };
+	int statefd = -1, memfd = -1;
+	bool ram = false;
+	pid_t qpid = -1;
 	json_t *argv = NULL;
 	char qmp[PATH_MAX], log[PATH_MAX];
 	run_path(c, "qmp.sock", qmp, sizeof qmp);
@@ -759,6 +918,20 @@ static json_t *start_qemu(const struct vmcfg *c, const struct caller *who, struc
 	if ((lfd = run_file(who, dirfd, "vmm.log", O_WRONLY | O_APPEND, e)) < 0)
 		goto fail;
 	unlinkat(dirfd, "vmm.pid", 0);
+	/* A snapshot to restore: its files are the caller's; its memory goes
+	 * into the new RAM file, its state to QEMU over QMP. */
+	if (c->incoming) {
+		char sp[PATH_MAX + 16];
+		snprintf(sp, sizeof sp, "%s/state", c->incoming);
+		if ((statefd = open_owned(who, "snapshot state", sp, O_RDONLY, false, e)) < 0)
+			goto fail;
+		snprintf(sp, sizeof sp, "%s/memory", c->incoming);
+		if ((memfd = open_owned(who, "snapshot memory", sp, O_RDONLY, false, e)) < 0)
+			goto fail;
+	}
+	if (ram_make(c, memfd, e) < 0)
+		goto fail;
+	ram = true;
 	if (pipe2(pe, O_CLOEXEC) < 0 || pipe2(pp, O_CLOEXEC) < 0) {
 		verr_sys(e, "ERR_SYSTEM", NULL, "pipe");
 		goto fail;
@@ -785,7 +958,6 @@ static json_t *start_qemu(const struct vmcfg *c, const struct caller *who, struc
 	/* QEMU has its copies: ours of the listening QMP socket would keep it
 	 * answering connections nobody serves if QEMU died. */
 	close_fds(fds);
-	pid_t qpid = -1;
 	if (mid < 0 || read(pp[0], &qpid, sizeof qpid) != (ssize_t)sizeof qpid || qpid <= 0) {
 		if (mid > 0)
 			waitpid(mid, NULL, 0);
@@ -801,7 +973,7 @@ static json_t *start_qemu(const struct vmcfg *c, const struct caller *who, struc
 	for (int i = 0; i < 1000 && !up; i++) {
 		int fd = qmp_open(qmp, 10);
 		if (fd >= 0) {
-			up = qmp_call(fd, "query-status", "\"running\"");
+			up = qmp_call(fd, "query-status", c->incoming ? "\"inmigrate\"" : "\"running\"");
 			close(fd);
 		}
 		if (!up) {
@@ -824,6 +996,33 @@ static json_t *start_qemu(const struct vmcfg *c, const struct caller *who, struc
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log", "QEMU did not start: %s", msg);
 		goto fail;
 	}
+	/* Restoring: the device state in (the guest's RAM is already in
+	 * place, x-ignore-shared on both sides), then the vCPUs on. */
+	if (c->incoming) {
+		char err[512] = "", buf[4096];
+		int qfd = qmp_open(qmp, 30);
+		bool ok = qfd >= 0 &&
+			  qmp_do(qfd, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+				      "[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}", buf, sizeof buf) &&
+			  qmp_send_fd(qfd, statefd, "vmsan-state") &&
+			  qmp_do(qfd, "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:vmsan-state\"}}",
+				 buf, sizeof buf);
+		if (!ok)
+			snprintf(err, sizeof err, "QMP refused the incoming migration: %.300s", buf);
+		else if (qmp_migration_done(qfd, 120, err, sizeof err))
+			ok = qmp_do(qfd, "{\"execute\":\"cont\"}", buf, sizeof buf) &&
+			     qmp_call(qfd, "query-status", "\"running\"");
+		else
+			ok = false;
+		if (qfd >= 0)
+			close(qfd);
+		if (!ok) {
+			kill(qpid, SIGKILL);
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT_RESTORE", "see the VM's vmm.log",
+				 "restoring %s: %s", c->incoming, err[0] ? err : "QEMU did not resume");
+			goto fail;
+		}
+	}
 	/* QEMU writes no pid file (it may open nothing): we do. */
 	if (write_vmm_pid(who, dirfd, qpid, e) < 0)
 		goto fail;
@@ -836,6 +1035,10 @@ static json_t *start_qemu(const struct vmcfg *c, const struct caller *who, struc
 	close(lfd);
 	close(pe[0]);
 	close(pp[0]);
+	if (statefd >= 0)
+		close(statefd);
+	if (memfd >= 0)
+		close(memfd);
 	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:f, s:o}", "vmm", "qemu", "accel",
 			 c->kvm ? "kvm" : "tcg", "pid", (json_int_t)qpid, "startTime", (json_int_t)qstart,
 			 "uid", (json_int_t)c->uid, "gid", (json_int_t)c->gid, "console", console, "qmpSocket",
@@ -843,6 +1046,12 @@ static json_t *start_qemu(const struct vmcfg *c, const struct caller *who, struc
 fail:
 	close_fds(fds);
 	int keep = errno;
+	if (ram)
+		ram_remove(c->id, who);
+	if (statefd >= 0)
+		close(statefd);
+	if (memfd >= 0)
+		close(memfd);
 	if (dirfd >= 0) {
 		unlinkat(dirfd, "qmp.sock", 0);
 		close(dirfd);
@@ -1217,7 +1426,10 @@ static json_t *op_stop(struct jr *r, struct verr *e)
 			wait_gone(&p, 5);
 		}
 	}
-	return json_pack("{s:I, s:s, s:b}", "pid", (json_int_t)p.pid, "how", how, "running", alive(&p));
+	bool running = alive(&p);
+	if (!running)
+		ram_remove(p.id, &who);   /* the guest's RAM went with it */
+	return json_pack("{s:I, s:s, s:b}", "pid", (json_int_t)p.pid, "how", how, "running", running);
 }
 
 static json_t *op_kill(struct jr *r, struct verr *e)
@@ -1235,6 +1447,8 @@ static json_t *op_kill(struct jr *r, struct verr *e)
 		return NULL;
 	}
 	bool gone = wait_gone(&p, 5);
+	if (gone)
+		ram_remove(p.id, &who);
 	return json_pack("{s:I, s:b, s:b}", "pid", (json_int_t)p.pid, "wasRunning", was, "running", !gone);
 }
 
@@ -1245,9 +1459,19 @@ static json_t *op_kill(struct jr *r, struct verr *e)
 static json_t *op_cleanup(struct jr *r, struct verr *e)
 {
 	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
-	json_t *fc = jr_object(r, "firecracker", JR_REQUIRED);
+	json_t *fc = jr_object(r, "firecracker", JR_OPTIONAL);
 	if (jr_end(r))
 		return NULL;
+	struct caller who;
+	get_caller(&who);
+	/* QEMU's: the guest's RAM file, should a VMM have gone without us
+	 * (create killed before the pid file was written). */
+	char rp[96];
+	ram_path(id, rp, sizeof rp);
+	bool had = access(rp, F_OK) == 0;
+	ram_remove(id, &who);
+	if (!fc)
+		return json_pack("{s:s, s:b}", "id", id, "removed", had);
 	struct jr f;
 	jr_init(&f, fc, "request.firecracker", e);
 	const char *bin = jr_string(&f, "binary", JR_REQUIRED, valid_abspath);
@@ -1255,8 +1479,6 @@ static json_t *op_cleanup(struct jr *r, struct verr *e)
 	jr_string(&f, "jailer", JR_OPTIONAL, valid_abspath);
 	if (jr_end(&f))
 		return NULL;
-	struct caller who;
-	get_caller(&who);
 	int bfd = open_owned(&who, "chrootBase", base, O_RDONLY, true, e);
 	if (bfd < 0) {
 		if (verr_take(e, "ERR_FILE") && errno == ENOENT)
@@ -1267,14 +1489,167 @@ static json_t *op_cleanup(struct jr *r, struct verr *e)
 	}
 	const char *exe = strrchr(bin, '/') + 1;
 	int xfd = openat(bfd, exe, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	bool had = false;
 	if (xfd >= 0) {
-		had = faccessat(xfd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+		had = faccessat(xfd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0 || had;
 		rm_tree_at(xfd, id);
 		close(xfd);
 	}
 	close(bfd);
 	return json_pack("{s:s, s:b}", "id", id, "removed", had);
+}
+
+/* ---- snapshot (QEMU) ------------------------------------------------------ */
+
+/* A file of the snapshot directory, new, for the caller. */
+static int snap_file(const struct caller *who, int dirfd, const char *name, struct verr *e)
+{
+	int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || fchown(fd, who->uid, who->gid) < 0) {
+		verr_sys(e, "ERR_SNAPSHOT", "give an empty directory of yours", "cannot create %s in the snapshot directory",
+			 name);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static long long allocated(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 ? (long long)st.st_blocks * 512 : -1;
+}
+
+/* The VM paused, its device state streamed over QMP into dir/state (fd:,
+ * the guest's RAM left out: x-ignore-shared), its RAM file and its disk
+ * copied (holes stay holes) into dir/memory and dir/disk.ext4, then
+ * resumed unless asked not to.  A VM that was running is resumed on
+ * failure too. */
+static json_t *op_snapshot(struct jr *r, struct verr *e)
+{
+	struct proc p;
+	bool resume = true;
+	read_proc(r, &p);
+	const char *qmp = jr_string(r, "qmpSocket", JR_REQUIRED, valid_abspath);
+	const char *disk = jr_string(r, "vmDisk", JR_REQUIRED, valid_abspath);
+	const char *dir = jr_string(r, "dir", JR_REQUIRED, valid_abspath);
+	jr_bool(r, "resume", JR_OPTIONAL, &resume);
+	if (jr_end(r))
+		return NULL;
+	struct caller who;
+	get_caller(&who);
+	if (!our_vmm(&p, &who, e)) {
+		if (!verr_isset(e))
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first", "%s is not running", p.id);
+		return NULL;
+	}
+	int dirfd = -1, statefd = -1, memfd = -1, diskfd = -1, ramfd = -1, vdfd = -1, qfd = -1;
+	bool paused = false;
+	json_t *reply = NULL;
+	char buf[8192], err[512] = "", rp[96];
+	struct timespec t0, t1, t2;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if ((dirfd = open_owned(&who, "dir", dir, O_RDONLY, true, e)) < 0 ||
+	    (vdfd = open_owned(&who, "vmDisk", disk, O_RDONLY, false, e)) < 0)
+		goto out;
+	/* the RAM file: the VMM's (root's VMMs run as a uid of their own) */
+	ram_path(p.id, rp, sizeof rp);
+	struct stat rs, ps;
+	char proc[48];
+	snprintf(proc, sizeof proc, "/proc/%lld", p.pid);
+	if ((ramfd = open(rp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(ramfd, &rs) < 0 ||
+	    stat(proc, &ps) < 0 || rs.st_uid != ps.st_uid) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", "restart the VM (vmsan stop, vmsan start)",
+			 "%s has no RAM file of its VMM's (%s): was it started before snapshots existed?", p.id, rp);
+		goto out;
+	}
+	if ((statefd = snap_file(&who, dirfd, "state", e)) < 0 || (memfd = snap_file(&who, dirfd, "memory", e)) < 0 ||
+	    (diskfd = snap_file(&who, dirfd, "disk.ext4", e)) < 0)
+		goto out;
+	if ((qfd = qmp_open(qmp, 30)) < 0) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", "see the VM's vmm.log", "QMP does not answer on %s", qmp);
+		goto out;
+	}
+	if (!qmp_do(qfd, "{\"execute\":\"stop\"}", buf, sizeof buf)) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", NULL, "QEMU would not pause: %.200s", buf);
+		goto out;
+	}
+	paused = true;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (!qmp_do(qfd, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+			 "[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}", buf, sizeof buf) ||
+	    !qmp_send_fd(qfd, statefd, "vmsan-state") ||
+	    !qmp_do(qfd, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:vmsan-state\"}}", buf, sizeof buf)) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", NULL, "QEMU refused to save the VM: %.200s", buf);
+		goto out;
+	}
+	if (!qmp_migration_done(qfd, 300, err, sizeof err)) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", "see the VM's vmm.log", "saving the VM: %s", err);
+		goto out;
+	}
+	if (copy_sparse(ramfd, memfd, (uint64_t)rs.st_size, "copying the guest's memory", e) < 0 ||
+	    copy_sparse(vdfd, diskfd, (uint64_t)lseek(vdfd, 0, SEEK_END), "copying the VM's disk", e) < 0 ||
+	    fsync(statefd) < 0 || fsync(memfd) < 0 || fsync(diskfd) < 0) {
+		if (!verr_isset(e))
+			verr_sys(e, "ERR_IO", NULL, "writing the snapshot");
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t2);
+	reply = json_pack("{s:s, s:I, s:I, s:I, s:b, s:f, s:f}", "id", p.id, "stateBytes",
+			  (json_int_t)lseek(statefd, 0, SEEK_END), "memoryBytes", (json_int_t)allocated(memfd),
+			  "diskBytes", (json_int_t)allocated(diskfd), "resumed", resume,
+			  "pausedMs", (double)(t2.tv_sec - t1.tv_sec) * 1e3 + (double)(t2.tv_nsec - t1.tv_nsec) / 1e6,
+			  "ms", (double)(t2.tv_sec - t0.tv_sec) * 1e3 + (double)(t2.tv_nsec - t0.tv_nsec) / 1e6);
+out:
+	if (paused && (resume || !reply) && !qmp_do(qfd, "{\"execute\":\"cont\"}", buf, sizeof buf) && reply) {
+		json_decref(reply);
+		reply = NULL;
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", "see the VM's vmm.log",
+			 "the snapshot was taken but QEMU would not resume: %.200s", buf);
+	}
+	if (!reply && dirfd >= 0) {
+		/* no partial snapshot: what we made goes */
+		unlinkat(dirfd, "state", 0);
+		unlinkat(dirfd, "memory", 0);
+		unlinkat(dirfd, "disk.ext4", 0);
+	}
+	int fds[] = { qfd, dirfd, statefd, memfd, diskfd, ramfd, vdfd };
+	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return reply;
+}
+
+/* pause (QMP stop) and resume (cont) of a running VM's vCPUs. */
+static json_t *vcpus(struct jr *r, const char *cmd, struct verr *e)
+{
+	struct proc p;
+	read_proc(r, &p);
+	const char *qmp = jr_string(r, "qmpSocket", JR_REQUIRED, valid_abspath);
+	if (jr_end(r))
+		return NULL;
+	struct caller who;
+	get_caller(&who);
+	if (!our_vmm(&p, &who, e)) {
+		if (!verr_isset(e))
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first", "%s is not running", p.id);
+		return NULL;
+	}
+	if (qmp_command(qmp, cmd) < 0) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_QMP", "see the VM's vmm.log", "QEMU refused %s", cmd);
+		return NULL;
+	}
+	return json_pack("{s:s, s:b}", "id", p.id, "paused", !strcmp(cmd, "stop"));
+}
+
+static json_t *op_pause(struct jr *r, struct verr *e)
+{
+	return vcpus(r, "stop", e);
+}
+
+static json_t *op_resume(struct jr *r, struct verr *e)
+{
+	return vcpus(r, "cont", e);
 }
 
 static const struct helper_op ops[] = {
@@ -1284,6 +1659,9 @@ static const struct helper_op ops[] = {
 	{ "stop", op_stop },
 	{ "kill", op_kill },
 	{ "cleanup", op_cleanup },
+	{ "snapshot", op_snapshot },
+	{ "pause", op_pause },
+	{ "resume", op_resume },
 };
 
 static const struct helper helper = {
@@ -1300,7 +1678,11 @@ static const struct helper helper = {
 	"  {\"op\":\"status\"|\"kill\", \"id\":ID, \"pid\":N, \"startTime\":T}\n"
 	"  {\"op\":\"stop\", \"id\":ID, \"vmm\":V, \"pid\":N, \"startTime\":T, \"qmpSocket\":PATH,\n"
 	"   \"timeoutSec\":S, \"apiSocket\":PATH}\n"
-	"  {\"op\":\"cleanup\", \"id\":ID, \"firecracker\":{\"binary\",\"chrootBase\"}}   the jail goes\n"
+	"  {\"op\":\"cleanup\", \"id\":ID, \"firecracker\":{\"binary\",\"chrootBase\"}}   the jail, RAM file go\n"
+	"  {\"op\":\"snapshot\", \"id\":ID, \"pid\":N, \"startTime\":T, \"qmpSocket\":PATH,\n"
+	"   \"vmDisk\":PATH, \"dir\":PATH, \"resume\":BOOL}   state, memory, disk.ext4 into dir\n"
+	"  {\"op\":\"pause\"|\"resume\", \"id\":ID, \"pid\":N, \"startTime\":T, \"qmpSocket\":PATH}\n"
+	"  start with \"incoming\":DIR restores a snapshot (QEMU)\n"
 	"\n"
 	"plan needs no privileges; the rest run as root (the sudoers rule install.sh\n"
 	"writes), and the VMM itself as uid:gid, never root.  See vmsan-fc(8).\n",

@@ -545,9 +545,10 @@ static void take_down(const struct state *st, const char *id, json_t *rec)
 static void remove_all(struct state *st, const char *id, json_t *rec)
 {
 	take_down(st, id, rec);
+	json_t *cl = json_pack("{s:s}", "id", id);
 	if (json_object_get(rec, "firecracker"))
-		call_quiet("fc", "cleanup",
-			   json_pack("{s:s, s:O}", "id", id, "firecracker", json_object_get(rec, "firecracker")), true);
+		json_object_set(cl, "firecracker", json_object_get(rec, "firecracker"));
+	call_quiet("fc", "cleanup", cl, true);
 	if (rm_tree_at(st->vmsfd, id) < 0)
 		fprintf(stderr, "vmsan %s: cleanup: cannot remove all of %s/%s\n", cmd, st->vms, id);
 	char name[96];

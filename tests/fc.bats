@@ -136,6 +136,72 @@ root"
 	assert_eq "$(echo "$output" | jq .wasRunning)" false
 }
 
+@test "fc snapshot (QEMU): state, memory and disk saved while paused; restored, the guest's files and processes go on" {
+	vmm_prepare
+	run fc start <<<"$(fc_request '.op = "start"')"
+	assert_eq "$status" 0
+	local pid st snap=$TEST_TMP/snap ram=/dev/shm/vmsan-vm-1a2b3c4d.ram
+	pid=$(jq .pid <<<"$output")
+	st=$(jq .startTime <<<"$output")
+	# the guest's RAM is a file of the VMM's uid, the size of the guest
+	assert_eq "$(stat -c '%U %s' "$ram")" "nobody $((256 << 20))"
+	INIT_WRAP=$pid
+	wait_agent
+	ctl exec -- sh -c 'echo kept >/root/file'
+	ctl exec --detach -- sh -c 'i=0; while :; do i=$((i + 1)); echo $i >/tmp/count; sleep 0.1; done'
+	sleep 1
+	# pause and resume
+	local q="\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st,\"qmpSocket\":\"$TEST_TMP/run/qmp.sock\""
+	run fc pause <<<"{$q}"
+	assert_eq "$(jq .paused <<<"$output")" true
+	run timeout 2 "$CTL" --agent "$GUEST_IP:9119" --token-file "$TOKEN_FILE" exec -- true
+	[ "$status" -ne 0 ]
+	run fc resume <<<"{$q}"
+	assert_eq "$(jq .paused <<<"$output")" false
+	ctl exec -- true
+	# bad input: a directory that is not there, a VM that is not running
+	run fc snapshot <<<"{$q,\"vmDisk\":\"$TEST_TMP/vm.ext4\",\"dir\":\"$TEST_TMP/nowhere\"}"
+	[ "$status" -ne 0 ]
+	assert_contains "$output" "$TEST_TMP/nowhere"
+	ctl exec -- true     # still running after the refusal
+	mkdir "$snap"
+	run fc snapshot <<<"{$q,\"vmDisk\":\"$TEST_TMP/vm.ext4\",\"dir\":\"$snap\",\"resume\":false}"
+	assert_eq "$status" 0
+	[ "$(jq .stateBytes <<<"$output")" -gt 1000 ]
+	# the memory copy keeps its holes: far less than 256 MiB allocated
+	[ "$(jq .memoryBytes <<<"$output")" -lt $((200 << 20)) ]
+	[ -s "$snap/state" ] && [ -s "$snap/memory" ] && [ -s "$snap/disk.ext4" ]
+	local at
+	at=$(ctl exec -- cat /tmp/count 2>/dev/null || true)
+	[ -z "$at" ]     # paused: the agent does not answer (ctl gave up)
+	run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+	[ ! -e "$ram" ]
+	# restored twice, one after the other, each on its own copy of the disk
+	for n in 1 2; do
+		cp --sparse=always "$snap/disk.ext4" "$TEST_TMP/vm$n.ext4"
+		run fc start <<<"$(fc_request ".op = \"start\" | .vmDisk = \"$TEST_TMP/vm$n.ext4\" | .incoming = \"$snap\"")"
+		assert_eq "$status" 0
+		pid=$(jq .pid <<<"$output")
+		st=$(jq .startTime <<<"$output")
+		INIT_WRAP=$pid
+		wait_agent
+		run ctl exec -- cat /root/file
+		assert_eq "$output" kept
+		local c1 c2
+		c1=$(ctl exec -- cat /tmp/count)
+		sleep 0.5
+		c2=$(ctl exec -- cat /tmp/count)
+		[ "$c2" -gt "$c1" ]      # the counter process runs on
+		run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+		assert_eq "$(jq .running <<<"$output")" false
+	done
+	# a snapshot of another memory size does not restore: a clear error
+	run fc start <<<"$(fc_request ".op = \"start\" | .memoryMib = 512 | .incoming = \"$snap\"")"
+	assert_eq "$status" 1
+	assert_contains "$output" "256 MiB, not 512"
+	[ ! -e "$ram" ]
+}
+
 @test "fc start: a VMM that cannot start is a clear error and leaves nothing running" {
 	vmm_prepare notap
 	# no TAP in the namespace
