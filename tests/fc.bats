@@ -148,6 +148,7 @@ root"
 	INIT_WRAP=$pid
 	wait_agent
 	ctl exec -- sh -c 'echo kept >/root/file'
+	# shellcheck disable=SC2016 # the guest's shell expands it
 	ctl exec --detach -- sh -c 'i=0; while :; do i=$((i + 1)); echo $i >/tmp/count; sleep 0.1; done'
 	sleep 1
 	# pause and resume
@@ -183,6 +184,7 @@ root"
 		assert_eq "$status" 0
 		pid=$(jq .pid <<<"$output")
 		st=$(jq .startTime <<<"$output")
+		# shellcheck disable=SC2034 # the process wait_agent watches
 		INIT_WRAP=$pid
 		wait_agent
 		run ctl exec -- cat /root/file
