@@ -22,7 +22,9 @@ teardown_extra() { qemu_down; }
 	local argv
 	argv=$(echo "$output" | jq -r '.argv | join(" ")')
 	assert_contains "$argv" "qemu-system-x86_64 -name vmsan-vm-1a2b3c4d,process=vmsan-vm-1a2b3c4d"
-	assert_contains "$argv" "-machine microvm,x-option-roms=off,rtc=on,acpi=off -accel tcg -cpu max"
+	assert_contains "$argv" "-machine microvm,x-option-roms=off,rtc=on,acpi=off,memory-backend=ram"
+	# the guest's RAM: a shared file vmsan-fc makes, what snapshots copy
+	assert_contains "$argv" "-object memory-backend-file,id=ram,size=256M,mem-path=/dev/shm/vmsan-vm-1a2b3c4d.ram,share=on -accel tcg -cpu max"
 	assert_contains "$argv" "-nodefaults -no-user-config -display none -no-reboot"
 	assert_contains "$argv" "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 	# QEMU opens no file of the caller's: descriptors in fd sets
