@@ -64,7 +64,7 @@ HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list libexec/vms
 	libexec/vmsan-rootfs libexec/vmsan-agentctl libexec/vmsan-fc libexec/vmsan-create
 # vmsan-create (vmsan-vm.c) is the life-cycle porcelain: one binary, also
 # under each of these names.
-VM_CMDS = start stop rm remove run gc network
+VM_CMDS = start stop rm remove run gc network snapshot pause resume
 VM_LINKS = $(addprefix libexec/vmsan-,$(VM_CMDS))
 
 # The wire-protocol code shared by the guest agent and the host client.

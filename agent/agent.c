@@ -167,6 +167,82 @@ static bool token_ok(const char *got, size_t n)
 	return diff == 0 && n > 0;
 }
 
+/* POST /restored: a VM restored from a snapshot takes a token of its own
+ * (the snapshot's stops working), the host's clock (the guest's stood
+ * still while it was saved) and its own name.  Body {"token":T, "sec":S,
+ * "nsec":N, "hostname":H}. */
+static void handle_restored(struct conn *c, struct body *b)
+{
+	struct jarena a = { 0 };
+	struct buf raw = { 0 };
+	struct jv *req = read_json_body(c, b, &a, &raw);
+	long long sec = 0, nsec = 0;
+	if (!req)
+		goto out;
+	for (struct jv *m = req->child; m; m = m->next)
+		if (strcmp(m->key, "token") && strcmp(m->key, "sec") && strcmp(m->key, "nsec") &&
+		    strcmp(m->key, "hostname")) {
+			respond_error(c, 400, "unknown field '%.60s' (known: token, sec, nsec, hostname)", m->key);
+			goto out;
+		}
+	struct jv *hv = json_get(req, "hostname");
+	if (hv && (hv->t != J_STR || !hv->slen || hv->slen > 63 || strspn(hv->s, "abcdefghijklmnopqrstuvwxyz0123456789-") != hv->slen)) {
+		respond_error(c, 400, "hostname: 1-63 of a-z, 0-9 and -");
+		goto out;
+	}
+	struct jv *tv = json_get(req, "token");
+	if (!tv || tv->t != J_STR || token_check_chars(tv->s, tv->slen) < 0 || tv->slen > TOKEN_MAX) {
+		respond_error(c, 400, "token: 1-%d printable characters", TOKEN_MAX);
+		goto out;
+	}
+	if (json_int(req, "sec", 1, 1LL << 40, &sec) != 1 || json_int(req, "nsec", 0, 999999999, &nsec) < 0) {
+		respond_error(c, 400, "sec (and nsec) give the host's time");
+		goto out;
+	}
+	struct timespec now = { .tv_sec = (time_t)sec, .tv_nsec = (long)nsec };
+	if (clock_settime(CLOCK_REALTIME, &now) < 0) {
+		respond_error(c, 500, "cannot set the clock: %s", strerror(errno));
+		goto out;
+	}
+	/* the new VM's name (the snapshot's VM named itself at boot) */
+	if (hv) {
+		int hf = open("/etc/hostname", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (sethostname(hv->s, hv->slen) < 0 || hf < 0 || write(hf, hv->s, hv->slen) != (ssize_t)hv->slen ||
+		    write(hf, "\n", 1) != 1) {
+			if (hf >= 0)
+				close(hf);
+			respond_error(c, 500, "cannot set the hostname: %s", strerror(errno));
+			goto out;
+		}
+		close(hf);
+	}
+	/* The new token to the token file (what a restart of the agent reads),
+	 * then in memory. */
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.new", cfg.token_file);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && write(fd, tv->s, tv->slen) == (ssize_t)tv->slen && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ok || rename(tmp, cfg.token_file) < 0) {
+		unlink(tmp);
+		respond_error(c, 500, "cannot store the new token: %s", strerror(errno));
+		goto out;
+	}
+	pthread_mutex_lock(&token_mu);
+	memcpy(token, tv->s, tv->slen);
+	token[tv->slen] = 0;
+	token_len = tv->slen;
+	pthread_mutex_unlock(&token_mu);
+	static const char done[] = "{\"status\":\"ok\"}\n";
+	respond(c, 200, "application/json", done, sizeof done - 1);
+out:
+	if (raw.p)
+		explicit_bzero(raw.p, raw.len);
+	buf_free(&raw);
+	json_free(&a);
+}
+
 static void on_sighup(int sig)
 {
 	(void)sig;
@@ -601,6 +677,12 @@ static bool serve_one(struct conn *c)
 			c->close_after = true;
 			kill(1, SIGTERM);
 		}
+	} else if (!strcmp(path, "/restored")) {
+		audit = true;
+		if (!is_post)
+			status = 405, respond_error(c, 405, "use POST");
+		else
+			handle_restored(c, &b);
 	} else if (!strcmp(path, "/shell/sessions")) {
 		if (!is_get)
 			status = 405, respond_error(c, 405, "use GET");

@@ -306,14 +306,14 @@ static json_t *qemu_argv(const struct vmcfg *c)
 	ADD("-add-fd");
 	ADDF("fd=%d,set=%d,opaque=vm-ro", FD_VM_RO, SET_VM);
 	ADD("-drive");
-	ADDF("id=vm,file=/dev/fdset/%d,format=raw,if=none,discard=unmap", SET_VM);
+	ADDF("id=vm,file=/dev/fdset/%d,format=raw,if=none,discard=unmap,file.locking=off", SET_VM);
 	ADD("-device");
 	ADD("virtio-blk-device,drive=vm");
 	if (c->image_disk) {
 		ADD("-add-fd");
 		ADDF("fd=%d,set=%d,opaque=image-ro", FD_IMAGE, SET_IMAGE);
 		ADD("-drive");
-		ADDF("id=image,file=/dev/fdset/%d,format=raw,if=none,readonly=on", SET_IMAGE);
+		ADDF("id=image,file=/dev/fdset/%d,format=raw,if=none,readonly=on,file.locking=off", SET_IMAGE);
 		ADD("-device");
 		ADD("virtio-blk-device,drive=image");
 	}

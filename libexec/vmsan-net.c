@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <linux/if.h>
+#include <net/if_arp.h>
 #include <linux/if_tun.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
@@ -452,6 +453,28 @@ static void netns_delete(const struct vmnet *v)
 
 /* ---- setup ------------------------------------------------------------- */
 
+/* The TAP's own MAC: the same in every VM, as the guest's addresses are,
+ * so that a guest restored from a snapshot into another namespace finds
+ * its gateway at the address its ARP cache holds. */
+static int tap_mac(const char *name, struct verr *e)
+{
+	static const unsigned char mac[6] = { 0x06, 0x00, 0xac, 0x10, 0x00, 0x01 };
+	struct ifreq ifr = {0};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+	ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+	memcpy(ifr.ifr_hwaddr.sa_data, mac, sizeof mac);
+	if (fd < 0 || ioctl(fd, SIOCSIFHWADDR, &ifr) != 0) {
+		verr_sys(e, "ERR_TAP", NULL, "cannot set the MAC address of %s", name);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 static int make_tap(const char *name, long owner, struct verr *e)
 {
 	struct ifreq ifr = {0};
@@ -548,7 +571,7 @@ static int ns_side(struct vmnet *v, long owner, long long mbit, json_t *ruleset,
 	if (link_up(sk, "lo", e) || link_up(sk, NET_UPLINK, e) ||
 	    add_addr(sk, NET_UPLINK, v->ns_addr, NET_LINK_PREFIXLEN, e) ||
 	    add_default_route(sk, NET_UPLINK, v->host_addr, e) ||
-	    make_tap(NET_TAP, owner, e) ||
+	    make_tap(NET_TAP, owner, e) || tap_mac(NET_TAP, e) ||
 	    add_addr(sk, NET_TAP, NET_TAP_ADDR, NET_LINK_PREFIXLEN, e) || link_up(sk, NET_TAP, e))
 		goto out;
 	if (write_file("/proc/sys/net/ipv4/ip_forward", "1") != 0) {

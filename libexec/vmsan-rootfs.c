@@ -1805,8 +1805,9 @@ static json_t *op_vmdisk(struct jr *r, struct verr *e)
 		verr_sys(e, "ERR_IO", NULL, "cannot write %s", tok);
 		goto fail;
 	}
-	out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:f}", "id", id, "dir", dir, "disk", path, "tokenFile",
-			tok, "diskSize", (json_int_t)disk, "templateHit", template_hit, "seconds", now_s() - t0);
+	out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:f, s:I}", "id", id, "dir", dir, "disk", path, "tokenFile",
+			tok, "diskSize", (json_int_t)disk, "templateHit", template_hit, "seconds", now_s() - t0,
+			"tokenOffset", (json_int_t)tok_off);
 	if (img)
 		json_object_set(out, "image", img);
 fail:

@@ -34,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
@@ -426,8 +428,8 @@ static void vmm_identity(long slot, long long *uid, long long *gid)
 
 /* One HTTP request to the agent; the status code, or -1.  connect_ms
  * bounds the connection, timeout_ms the request and its answer. */
-static int agent_http(const char *addr, int port, const char *method, const char *path, const char *token,
-		      int connect_ms, int timeout_ms)
+static int agent_http_body(const char *addr, int port, const char *method, const char *path, const char *token,
+			   const char *body, int connect_ms, int timeout_ms)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
@@ -439,10 +441,15 @@ static int agent_http(const char *addr, int port, const char *method, const char
 	struct timeval ct = { .tv_sec = connect_ms / 1000, .tv_usec = (connect_ms % 1000) * 1000 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &ct, sizeof ct);     /* connect() */
-	char req[512], resp[64] = "";
+	char req[1024], resp[64] = "";
 	int n = snprintf(req, sizeof req,
-			 "%s %s HTTP/1.1\r\nHost: %s\r\n%s%s%sContent-Length: 0\r\nConnection: close\r\n\r\n", method,
-			 path, addr, token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "");
+			 "%s %s HTTP/1.1\r\nHost: %s\r\n%s%s%s%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			 method, path, addr, token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "",
+			 body ? "Content-Type: application/json\r\n" : "", body ? strlen(body) : 0, body ? body : "");
+	if (n < 0 || (size_t)n >= sizeof req) {
+		close(fd);
+		return -1;
+	}
 	int code = -1;
 	int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -454,6 +461,12 @@ static int agent_http(const char *addr, int port, const char *method, const char
 	explicit_bzero(req, sizeof req);
 	close(fd);
 	return code;
+}
+
+static int agent_http(const char *addr, int port, const char *method, const char *path, const char *token,
+		      int connect_ms, int timeout_ms)
+{
+	return agent_http_body(addr, port, method, path, token, NULL, connect_ms, timeout_ms);
 }
 
 /* Waits for GET /health to answer 200, while the VMM lives. */
@@ -585,6 +598,7 @@ static int store(struct state *st, const char *id, json_t *rec, struct verr *e)
 
 struct boot {
 	double t_policy, t_net, t_vmm, t_vmm_init, t_boot;
+	const char *incoming;   /* a snapshot's directory to restore from */
 	json_t *net;     /* vmsan-net setup's reply */
 	json_t *vmm;     /* vmsan-fc start's reply */
 };
@@ -679,6 +693,8 @@ static int vmm_up(struct state *st, const char *id, json_t *rec, struct boot *b,
 		"hostname", id, "network", "netns", jstr(b->net, "netns") ?: "", "tap", jstr(b->net, "tap"), "mac",
 		jstr(b->net, "mac"), "guestIp", jstr(b->net, "guestIp"), "gatewayIp", jstr(b->net, "gatewayIp"),
 		"prefixLen", jint(b->net, "prefixLen", 30), "dns", json_object_get(nw, "dns"));
+	if (b->incoming)
+		json_object_set_new(start, "incoming", json_string(b->incoming));
 	if (!jstr(b->net, "netns"))     /* --no-netns: the VMM stays in the host's namespace */
 		json_object_del(json_object_get(start, "network"), "netns");
 	if (jstr(img, "path"))
@@ -792,15 +808,17 @@ static const char create_usage[] =
 	"                      $VMSAN_DIR/config or /etc/vmsan/config, else 8.8.8.8,1.1.1.1)\n"
 	"  --publish-port      host ports reachable from outside, PORT or HOST:GUEST\n"
 	"  --bandwidth         50mbit: shaped in both directions\n"
+	"  --snapshot S        restore snapshot S (vmsan snapshot list): its image, size, disk,\n"
+	"                      memory and running processes; a new id, namespace and token\n"
 	"  --no-netns          no namespace of its own: TAP vmst<slot> in this namespace, the\n"
 	"                      same policy enforced on its traffic (no --bandwidth)\n"
 	"  --timeout           30s, 5m, 2h, 1d: the VM is stopped then (network torn down)\n"
 	"  --vmm               qemu (default without Firecracker) or firecracker\n";
 
 struct create_opts {
-	const char *runtime, *image, *disk, *policy, *vmm, *accel, *kernel, *project;
+	const char *runtime, *image, *disk, *policy, *vmm, *accel, *kernel, *project, *snapshot;
 	long long vcpus, mem, bandwidth, timeout;
-	bool pull, no_netns;
+	bool pull, no_netns, policy_given, sized;
 	json_t *allowed, *denied, *domains, *dns, *ports;
 };
 
@@ -898,17 +916,21 @@ static int parse_create(int argc, char **argv, int i, struct create_opts *o, str
 		else if (IS("--vcpus")) {
 			if (num_opt("--vcpus", v, 1, 32, &o->vcpus, e))
 				return -1;
+			o->sized = true;
 		} else if (IS("--memory")) {
 			if (num_opt("--memory", v, 128, 32768, &o->mem, e))
 				return -1;
+			o->sized = true;
 		} else if (IS("--disk-size") || IS("--disk"))
-			o->disk = v;
+			o->disk = v, o->sized = true;
 		else if (IS("--network-policy"))
-			o->policy = v;
+			o->policy = v, o->policy_given = true;
 		else if (IS("--allowed-cidr"))
-			csv_append(o->allowed, v);
+			csv_append(o->allowed, v), o->policy_given = true;
 		else if (IS("--denied-cidr"))
-			csv_append(o->denied, v);
+			csv_append(o->denied, v), o->policy_given = true;
+		else if (IS("--snapshot"))
+			o->snapshot = v;
 		else if (IS("--allowed-domain"))
 			csv_append(o->domains, v);
 		else if (IS("--dns"))
@@ -946,6 +968,12 @@ static int parse_create(int argc, char **argv, int i, struct create_opts *o, str
 			return -1;
 		}
 #undef IS
+	}
+	if (o->snapshot && (o->runtime || o->image || o->sized || json_array_size(o->dns) || o->no_netns)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS",
+			 "give the policy, ports, bandwidth or timeout; the rest comes from the snapshot",
+			 "--snapshot restores the snapshot's image, size, disk, resolvers and namespace mode");
+		return -1;
 	}
 	if (o->runtime && o->image) {
 		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "give one of them",
@@ -1151,6 +1179,70 @@ static void on_signal(int sig)
 	interrupted = 1;
 }
 
+static int snapshots_dir(const struct state *st, bool create, struct verr *e);
+static json_t *load_snapshot(int sfd, const char *sid, struct verr *e);
+
+/* A restored VM's disk: the snapshot's, copied (holes stay holes), with a
+ * fresh token written where the snapshot's was (what the guest reads if
+ * it boots again) and in vms/<id>.token.  The record's update, or NULL. */
+static json_t *restore_disk(struct state *st, const char *id, json_t *snap, const char *snapdir, struct verr *e)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16], src[PATH_MAX + 16], tokp[PATH_MAX + 16], tok[65], old[300], name[96];
+	unsigned char raw[32];
+	int in = -1, out = -1, tf = -1;
+	json_t *upd = NULL;
+	long long off = jint(snap, "tokenOffset", 0);
+	snprintf(dir, sizeof dir, "%.4000s/%s", st->vms, id);
+	snprintf(path, sizeof path, "%s/disk.ext4", dir);
+	snprintf(src, sizeof src, "%s/disk.ext4", snapdir);
+	snprintf(tokp, sizeof tokp, "%s/token", snapdir);
+	int of = open(tokp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t ol = of < 0 ? -1 : read(of, old, sizeof old - 1);
+	if (of >= 0)
+		close(of);
+	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw || ol != 64) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", NULL, "snapshot %s has no agent token", jstr(snap, "id"));
+		return NULL;
+	}
+	for (size_t i = 0; i < sizeof raw; i++)
+		snprintf(tok + 2 * i, 3, "%02x", raw[i]);
+	struct stat sb;
+	char held[64];
+	if (mkdir(dir, 0700) < 0 || (in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(in, &sb) < 0 ||
+	    (out = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
+		verr_sys(e, "ERR_STATE_WRITE", NULL, "cannot make %s's disk from the snapshot", id);
+		goto out;
+	}
+	if (copy_sparse(in, out, (uint64_t)sb.st_size, "copying the snapshot's disk", e) < 0)
+		goto out;
+	if (off <= 0 || pread(out, held, 64, (off_t)off) != 64 || memcmp(held, old, 64) ||
+	    pwrite(out, tok, 64, (off_t)off) != 64) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", "take the snapshot again",
+			 "snapshot %s's disk does not hold its token where its record says", jstr(snap, "id"));
+		goto out;
+	}
+	snprintf(name, sizeof name, "%s.token", id);
+	if ((tf = openat(st->vmsfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 ||
+	    write(tf, tok, 64) != 64) {
+		verr_sys(e, "ERR_STATE_WRITE", NULL, "cannot write %s's token", id);
+		goto out;
+	}
+	upd = json_pack("{s:O, s:s, s:s, s:I, s:I, s:s}", "image", json_object_get(snap, "image"), "dir", dir, "disk",
+			path, "diskSize", jint(snap, "diskSize", 0), "tokenOffset", off, "restoredFrom", jstr(snap, "id"));
+	if (jstr(snap, "runtime"))
+		json_object_set_new(upd, "runtime", json_string(jstr(snap, "runtime")));
+out:
+	explicit_bzero(old, sizeof old);
+	explicit_bzero(tok, sizeof tok);
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	if (tf >= 0)
+		close(tf);
+	return upd;
+}
+
 static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_out)
 {
 	struct verr e = { 0 };
@@ -1166,7 +1258,55 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 	struct boot b = { 0 };
 	int lock = -1;
 	bool made = false;
-	if (state_open(&st, true, &e) < 0 || resolve_dns(&st, o.dns, &e) < 0)
+	json_t *snap = NULL;
+	int snapfd = -1;
+	char snapdir[PATH_MAX];
+	if (state_open(&st, true, &e) < 0)
+		goto fail;
+	if (o.snapshot) {
+		/* Restoring: held (shared lock) so that no delete takes it from
+		 * under the copy; its settings are the new VM's. */
+		int sfd = snapshots_dir(&st, false, &e);
+		snap = load_snapshot(sfd, o.snapshot, &e);
+		if (snap)
+			snapfd = openat(sfd, o.snapshot, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sfd >= 0)
+			close(sfd);
+		if (!snap)
+			goto fail;
+		if (snapfd < 0 || flock(snapfd, LOCK_SH) < 0) {
+			verr_sys(&e, "ERR_SNAPSHOT", NULL, "cannot open snapshot %s", o.snapshot);
+			goto fail;
+		}
+		snprintf(snapdir, sizeof snapdir, "%.3800s/snapshots/%s", st.dir, o.snapshot);
+		if (o.vmm && strcmp(o.vmm, jstr(snap, "vmm"))) {
+			verr_set(&e, VMSAN_EXIT_USAGE, "ERR_SNAPSHOT_VMM", "leave --vmm out",
+				 "snapshot %s was made by %s: it restores with %s only", o.snapshot, jstr(snap, "vmm"),
+				 jstr(snap, "vmm"));
+			goto fail;
+		}
+		o.vmm = jstr(snap, "vmm");
+		o.vcpus = jint(snap, "vcpuCount", 1);
+		o.mem = jint(snap, "memSizeMib", 256);
+		json_t *sn = json_object_get(snap, "network");
+		if (!o.policy_given) {
+			o.policy = jstr(sn, "policy");
+			json_array_extend(o.allowed, json_object_get(sn, "allowedCidrs"));
+			json_array_extend(o.denied, json_object_get(sn, "deniedCidrs"));
+		}
+		/* the guest's resolv.conf is the snapshot's */
+		json_array_extend(o.dns, json_object_get(sn, "dns"));
+		if (!jstr(json_object_get(snap, "image"), "path") ||
+		    access(jstr(json_object_get(snap, "image"), "path"), R_OK) < 0) {
+			verr_set(&e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT_IMAGE", "pull the image again (vmsan images pull)",
+				 "the image of snapshot %s is gone: %s", o.snapshot,
+				 jstr(json_object_get(snap, "image"), "ref") ?: "?");
+			goto fail;
+		}
+		if (!o.kernel && jstr(snap, "kernel") && access(jstr(snap, "kernel"), R_OK) == 0)
+			o.kernel = jstr(snap, "kernel");
+	}
+	if (resolve_dns(&st, o.dns, &e) < 0)
 		goto fail;
 	if (find_kernel(&st, o.kernel, kernel, sizeof kernel, &e) < 0)
 		goto fail;
@@ -1215,56 +1355,72 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 	json_object_set_new(timing, "recordMs", json_real(now_ms() - t));
 	say("%s: record made", id);
 
-	/* 2-3. the image's disk (pulled and built unless cached), then the
-	 * VM's own disk and token: one vmsan-rootfs process for both. */
-	pause_at("image");
-	t = now_ms();
-	json_t *preq = o.image ? json_pack("{s:s}", "ref", o.image) :
-				 json_pack("{s:s}", "runtime", o.runtime ? o.runtime : "base");
-	if (o.pull)
-		json_object_set_new(preq, "pull", json_true());
-	if (isatty(STDERR_FILENO))
-		json_object_set_new(preq, "progress", json_true());
-	char guest[PATH_MAX + 8];
-	snprintf(guest, sizeof guest, "%s/guest", libexec);
-	json_t *dreq = json_pack("{s:s, s:s, s:o}", "id", id, "guestDir", guest, "pull", preq);
-	if (o.disk)
-		json_object_set_new(dreq, "diskSize", json_string(o.disk));
-	/* The disk is made while the policy is compiled and the network set
-	 * up: neither needs the other (a user's network step runs through
-	 * sudo, ~5 ms of process start alone). */
-	struct pending dp;
-	if (call_start("rootfs", "vmdisk", dreq, false, &dp, &e) < 0)
-		goto fail;
+	json_t *upd;
+	if (snap) {
+		/* 2-5. restoring: the snapshot's disk with a token of its own,
+		 * then policy and network */
+		t = now_ms();
+		if (!(upd = restore_disk(&st, id, snap, snapdir, &e)))
+			goto fail;
+		json_object_set_new(timing, "diskMs", json_real(now_ms() - t));
+		if (store(&st, id, upd, &e) < 0)
+			goto fail;
+		rec = state_load(&st, id, &e);
+		if (!rec || interrupted || net_up(id, rec, &b, &e) < 0)
+			goto fail;
+		b.incoming = snapdir;
+	} else {
+		/* 2-3. the image's disk (pulled and built unless cached), then the
+		 * VM's own disk and token: one vmsan-rootfs process for both. */
+		pause_at("image");
+		t = now_ms();
+		json_t *preq = o.image ? json_pack("{s:s}", "ref", o.image) :
+					 json_pack("{s:s}", "runtime", o.runtime ? o.runtime : "base");
+		if (o.pull)
+			json_object_set_new(preq, "pull", json_true());
+		if (isatty(STDERR_FILENO))
+			json_object_set_new(preq, "progress", json_true());
+		char guest[PATH_MAX + 8];
+		snprintf(guest, sizeof guest, "%s/guest", libexec);
+		json_t *dreq = json_pack("{s:s, s:s, s:o}", "id", id, "guestDir", guest, "pull", preq);
+		if (o.disk)
+			json_object_set_new(dreq, "diskSize", json_string(o.disk));
+		/* The disk is made while the policy is compiled and the network set
+		 * up: neither needs the other (a user's network step runs through
+		 * sudo, ~5 ms of process start alone). */
+		struct pending dp;
+		if (call_start("rootfs", "vmdisk", dreq, false, &dp, &e) < 0)
+			goto fail;
 
-	/* 4-5. policy and network, beside the disk */
-	rec = state_load(&st, id, &e);
-	int nrc = !rec || interrupted ? -1 : net_up(id, rec, &b, &e);
-	double t_net_done = now_ms();
-	struct verr de = { 0 };
-	json_t *disk = call_finish(&dp, &de);
-	if (nrc < 0 || !disk || interrupted) {
-		if (nrc == 0 && !disk)
-			e = de;
+		/* 4-5. policy and network, beside the disk */
+		rec = state_load(&st, id, &e);
+		int nrc = !rec || interrupted ? -1 : net_up(id, rec, &b, &e);
+		double t_net_done = now_ms();
+		struct verr de = { 0 };
+		json_t *disk = call_finish(&dp, &de);
+		if (nrc < 0 || !disk || interrupted) {
+			if (nrc == 0 && !disk)
+				e = de;
+			json_decref(disk);
+			goto fail;
+		}
+		json_t *img = json_incref(json_object_get(disk, "image"));
+		/* imageMs: the pull inside vmsan-rootfs (beside the network);
+		 * diskMs: what the disk added after the network was up. */
+		double pull_ms = json_real_value(json_object_get(img, "seconds")) * 1e3;
+		json_object_set_new(timing, "imageMs", json_real(pull_ms));
+		json_object_set_new(timing, "diskMs", json_real(now_ms() - t_net_done));
+		(void)t;
+		upd = json_pack("{s:{s:s, s:s, s:s}, s:s, s:s, s:I, s:I}", "image", "ref", jstr(img, "ref"), "digest",
+					jstr(img, "digest"), "path", jstr(img, "path"), "dir", jstr(disk, "dir"), "disk",
+					jstr(disk, "disk"), "diskSize", jint(disk, "diskSize", 0), "tokenOffset",
+					jint(disk, "tokenOffset", 0));
+		if (jstr(img, "runtime"))
+			json_object_set_new(upd, "runtime", json_string(jstr(img, "runtime")));
+		json_decref(img);
 		json_decref(disk);
-		goto fail;
 	}
-	json_t *img = json_incref(json_object_get(disk, "image"));
-	/* imageMs: the pull inside vmsan-rootfs (beside the network);
-	 * diskMs: what the disk added after the network was up. */
-	double pull_ms = json_real_value(json_object_get(img, "seconds")) * 1e3;
-	json_object_set_new(timing, "imageMs", json_real(pull_ms));
-	json_object_set_new(timing, "diskMs", json_real(now_ms() - t_net_done));
-	(void)t;
-	json_t *upd = json_pack("{s:{s:s, s:s, s:s}, s:s, s:s, s:I}", "image", "ref", jstr(img, "ref"), "digest",
-				jstr(img, "digest"), "path", jstr(img, "path"), "dir", jstr(disk, "dir"), "disk",
-				jstr(disk, "disk"), "diskSize", jint(disk, "diskSize", 0));
-	if (jstr(img, "runtime"))
-		json_object_set_new(upd, "runtime", json_string(jstr(img, "runtime")));
-	json_decref(img);
-	json_decref(disk);
-	int rc = store(&st, id, upd, &e);
-	if (rc < 0)
+	if (!snap && store(&st, id, upd, &e) < 0)
 		goto fail;
 
 	/* 6. VMM and boot, with the disk in the record */
@@ -1272,6 +1428,37 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 	rec = state_load(&st, id, &e);
 	if (!rec || interrupted || vmm_up(&st, id, rec, &b, &e) < 0)
 		goto fail;
+	if (snap) {
+		/* The restored guest: a token of its own (the snapshot's stops
+		 * working), the host's clock, its own name. */
+		double t_rs = now_ms();
+		char oldtok[300], newtok[300], body[512], tp[PATH_MAX + 16];
+		snprintf(tp, sizeof tp, "%s/token", snapdir);
+		int tf = open(tp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		ssize_t tl = tf < 0 ? -1 : read(tf, oldtok, sizeof oldtok - 1);
+		if (tf >= 0)
+			close(tf);
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		int code = -1;
+		if (tl > 0 && read_token(&st, id, newtok, sizeof newtok) == 0) {
+			oldtok[tl] = 0;
+			oldtok[strcspn(oldtok, "\r\n")] = 0;
+			snprintf(body, sizeof body, "{\"token\":\"%s\",\"sec\":%lld,\"nsec\":%ld,\"hostname\":\"%s\"}", newtok,
+				 (long long)now.tv_sec, now.tv_nsec, id);
+			code = agent_http_body(jstr(b.net, "agentAddr"), AGENT_PORT, "POST", "/restored", oldtok, body, 2000,
+					       5000);
+		}
+		explicit_bzero(oldtok, sizeof oldtok);
+		explicit_bzero(newtok, sizeof newtok);
+		explicit_bzero(body, sizeof body);
+		if (code != 200) {
+			verr_set(&e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT_RESTORE", "take the snapshot again with this vmsan",
+				 "the restored guest's agent did not take its new token (HTTP %d)", code);
+			goto fail;
+		}
+		json_object_set_new(timing, "restoredMs", json_real(now_ms() - t_rs));
+	}
 	json_object_set_new(timing, "policyMs", json_real(b.t_policy));
 	json_object_set_new(timing, "networkMs", json_real(b.t_net));
 	json_object_set_new(timing, "vmmStartMs", json_real(b.t_vmm));
@@ -1285,8 +1472,7 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 		goto fail;
 	upd = json_pack("{s:s, s:I, s:I, s:s}", "status", "running", "pid", jint(b.vmm, "pid", 0), "pidStartTime",
 			jint(b.vmm, "startTime", 0), "pidRole", "vmm");
-	rc = store(&st, id, upd, &e);
-	if (rc < 0)
+	if (store(&st, id, upd, &e) < 0)
 		goto fail;
 	json_object_set_new(timing, "finishMs", json_real(now_ms() - t));
 	double total = now_ms() - t_start;
@@ -1309,6 +1495,9 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 		json_decref(rec);
 		json_decref(timing);
 	}
+	json_decref(snap);
+	if (snapfd >= 0)
+		close(snapfd);
 	state_release(&st);
 	free_opts(&o);
 	return 0;
@@ -1327,6 +1516,9 @@ fail:
 	json_decref(b.vmm);
 	if (lock >= 0)
 		close(lock);
+	json_decref(snap);
+	if (snapfd >= 0)
+		close(snapfd);
 	state_release(&st);
 	free_opts(&o);
 	return report(&e);
@@ -1770,6 +1962,363 @@ out:
 	return rc;
 }
 
+/* ---- snapshots ----------------------------------------------------------------- */
+
+static const char snapshot_usage[] =
+	"usage: vmsan snapshot create ID [--resume|--no-resume] [--json]\n"
+	"       vmsan snapshot list|ls [--json]\n"
+	"       vmsan snapshot delete|rm SNAPSHOT... [--json]\n\n"
+	"create pauses a running VM, saves its device state, memory and disk into\n"
+	"$VMSAN_DIR/snapshots/ID-MILLISECONDS and resumes it (--no-resume leaves it\n"
+	"paused: vmsan resume).  vmsan create --snapshot SNAPSHOT restores one into a\n"
+	"new VM (its own id, namespace, policy and agent token, the clock set), as\n"
+	"many times as wanted.  QEMU VMs only, so far.\n";
+
+static const char pause_usage[] =
+	"usage: vmsan pause ID [--json]\n       vmsan resume ID [--json]\n\n"
+	"Stops a running VM's vCPUs, or starts them again.\n";
+
+/* $VMSAN_DIR/snapshots, made on demand (the user's alone), as a descriptor. */
+static int snapshots_dir(const struct state *st, bool create, struct verr *e)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof p, "%.4000s/snapshots", st->dir);
+	if (create && mkdir(p, 0700) < 0 && errno != EEXIST) {
+		verr_sys(e, "ERR_STATE_WRITE", NULL, "cannot create %s", p);
+		return -1;
+	}
+	int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && (create || errno != ENOENT))
+		verr_sys(e, "ERR_STATE", NULL, "cannot open %s", p);
+	return fd;
+}
+
+static long long du_at(int dfd, const char *name)
+{
+	long long sum = 0;
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+	struct stat sb;
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.' && fstatat(fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+			sum += (long long)sb.st_blocks * 512;
+	if (d)
+		closedir(d);
+	else if (fd >= 0)
+		close(fd);
+	return sum;
+}
+
+static json_t *load_snapshot(int sfd, const char *sid, struct verr *e)
+{
+	char why[160], p[128];
+	if (valid_snapshot_id(sid, why, sizeof why)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_SNAPSHOT_ID", "snapshot ids look like vm-1a2b3c4d-1764000000000",
+			 "invalid snapshot id '%s': %s", sid, why);
+		return NULL;
+	}
+	snprintf(p, sizeof p, "%s/snapshot.json", sid);
+	int fd = sfd < 0 ? -1 : openat(sfd, p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	json_t *meta = fd < 0 ? NULL : json_loadfd(fd, 0, NULL);
+	if (fd >= 0)
+		close(fd);
+	if (!json_is_object(meta)) {
+		json_decref(meta);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT_NOT_FOUND", "run 'vmsan snapshot list'",
+			 "snapshot not found: %s", sid);
+		return NULL;
+	}
+	return meta;
+}
+
+static int snapshot_create(const char *id, bool resume)
+{
+	struct verr e = { 0 };
+	struct state st;
+	int lock = -1, sfd = -1;
+	char sid[96], tmp[128], path[PATH_MAX], qmp[PATH_MAX + 16], tok[300];
+	json_t *rec = open_vm(&st, id, &lock, &e), *r = NULL;
+	if (!rec)
+		goto fail;
+	if (strcmp(jstr(rec, "status"), "running")) {
+		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first (vmsan start)",
+			 "%s is %s, not running: only a running VM is snapshotted", id, jstr(rec, "status"));
+		goto fail;
+	}
+	if (strcmp(jstr(rec, "vmm"), "qemu")) {
+		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_NOT_SUPPORTED", "use --vmm qemu for VMs you snapshot",
+			 "snapshots of %s VMs are not built yet", jstr(rec, "vmm"));
+		goto fail;
+	}
+	if (json_is_true(json_object_get(json_object_get(rec, "network"), "noNetns"))) {
+		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_NOT_SUPPORTED", "snapshot VMs that have a namespace of their own",
+			 "%s runs without a namespace (--no-netns): its guest's address is its slot's, so a "
+			 "snapshot of it could not restore anywhere else", id);
+		goto fail;
+	}
+	if ((sfd = snapshots_dir(&st, true, &e)) < 0 || read_token(&st, id, tok, sizeof tok) < 0) {
+		if (!verr_isset(&e))
+			verr_set(&e, VMSAN_EXIT_FAIL, "ERR_TOKEN", NULL, "%s has no agent token", id);
+		goto fail;
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	snprintf(sid, sizeof sid, "%s-%lld", id, (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+	/* made under a name list ignores, renamed when whole */
+	snprintf(tmp, sizeof tmp, ".%s.%d.tmp", sid, (int)getpid());
+	if (mkdirat(sfd, tmp, 0700) < 0) {
+		verr_sys(&e, "ERR_STATE_WRITE", NULL, "cannot create a snapshot directory");
+		goto fail;
+	}
+	snprintf(path, sizeof path, "%.3800s/snapshots/%s", st.dir, tmp);
+	snprintf(qmp, sizeof qmp, "%s/qmp.sock", jstr(rec, "dir"));
+	json_t *proc = json_object_get(rec, "process");
+	say("%s: pausing, saving state, memory and disk", id);
+	r = call("fc", "snapshot",
+		 json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:b}", "id", id, "pid", jint(proc, "pid", 0), "startTime",
+			   jint(proc, "startTime", 0), "qmpSocket", qmp, "vmDisk", jstr(rec, "disk"), "dir", path,
+			   "resume", resume),
+		 true, &e);
+	if (!r)
+		goto fail_tmp;
+	utc_iso(now.tv_sec, qmp);
+	json_t *meta = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:O, s:O, s:I, s:O, s:O}", "id", sid, "vmId", id,
+				 "createdAt", qmp, "vmm", "qemu", "memSizeMib", jint(rec, "memSizeMib", 256), "vcpuCount",
+				 jint(rec, "vcpuCount", 1), "kernel", jstr(rec, "kernel"), "image",
+				 json_object_get(rec, "image"), "network", json_object_get(rec, "network"), "diskSize",
+				 jint(rec, "diskSize", 0), "sizes", r, "accel", json_object_get(rec, "accel") ?: json_null());
+	if (jstr(rec, "runtime"))
+		json_object_set_new(meta, "runtime", json_string(jstr(rec, "runtime")));
+	/* where the token is on the disk: a restore writes its own there */
+	json_object_set_new(meta, "tokenOffset", json_integer(jint(rec, "tokenOffset", 0)));
+	char mp[160];
+	snprintf(mp, sizeof mp, "%s/snapshot.json", tmp);
+	int mfd = openat(sfd, mp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	snprintf(mp, sizeof mp, "%s/token", tmp);
+	int tfd = openat(sfd, mp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	bool ok = mfd >= 0 && tfd >= 0 && json_dumpfd(meta, mfd, JSON_INDENT(2) | JSON_SORT_KEYS) == 0 &&
+		  write(tfd, tok, strlen(tok)) == (ssize_t)strlen(tok) && fsync(mfd) == 0 && fsync(tfd) == 0;
+	explicit_bzero(tok, sizeof tok);
+	if (mfd >= 0)
+		close(mfd);
+	if (tfd >= 0)
+		close(tfd);
+	json_decref(meta);
+	if (!ok || renameat(sfd, tmp, sfd, sid) < 0) {
+		verr_sys(&e, "ERR_STATE_WRITE", "check free space on the state directory's file system",
+			 "cannot write the snapshot");
+		goto fail_tmp;
+	}
+	fsync(sfd);
+	if (!resume)
+		store(&st, id, json_pack("{s:b}", "paused", 1), &(struct verr){ 0 });
+	snprintf(path, sizeof path, "%.3800s/snapshots/%s", st.dir, sid);
+	if (json_mode) {
+		json_t *doc = json_pack("{s:b, s:s, s:s, s:s, s:s+, s:O, s:b}", "ok", 1, "snapshotId", sid, "vmId", id,
+					"snapshotPath", path, "memPath", path, "/memory", "sizes", r, "resumed", resume);
+		json_dumpf(doc, stdout, JSON_COMPACT);
+		putchar('\n');
+		json_decref(doc);
+	} else {
+		printf("Snapshot created: %s (%s paused %.0f ms)\n", sid, id,
+		       json_real_value(json_object_get(r, "pausedMs")));
+	}
+	json_decref(r);
+	json_decref(rec);
+	close(sfd);
+	close(lock);
+	state_release(&st);
+	return 0;
+fail_tmp:
+	rm_tree_at(sfd, tmp);
+fail:
+	json_decref(r);
+	json_decref(rec);
+	if (sfd >= 0)
+		close(sfd);
+	if (lock >= 0)
+		close(lock);
+	return report(&e);
+}
+
+static int snapshot_list(void)
+{
+	struct verr e = { 0 };
+	struct state st;
+	json_t *all = json_array();
+	if (state_open(&st, false, &e) == 0) {
+		int sfd = snapshots_dir(&st, false, &e);
+		DIR *d = sfd < 0 ? NULL : fdopendir(dup(sfd));
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			struct verr ignore = { 0 };
+			json_t *m = load_snapshot(sfd, de->d_name, &ignore);
+			if (!m)
+				continue;
+			json_object_set_new(m, "diskUsageBytes", json_integer(du_at(sfd, de->d_name)));
+			json_array_append_new(all, m);
+		}
+		if (d)
+			closedir(d);
+		if (sfd >= 0)
+			close(sfd);
+		state_release(&st);
+	} else if (!verr_take(&e, "ERR_STATE_DIR_MISSING")) {
+		json_decref(all);
+		return report(&e);
+	}
+	size_t i;
+	json_t *m;
+	if (json_mode) {
+		json_dumpf(all, stdout, JSON_COMPACT);
+		putchar('\n');
+	} else if (!json_array_size(all)) {
+		printf("no snapshots\n");
+	} else {
+		printf("%-34s %-12s %-22s %8s %10s\n", "SNAPSHOT", "VM", "CREATED", "MEMORY", "DISK USE");
+		json_array_foreach(all, i, m)
+			printf("%-34s %-12s %-22s %6lldMi %8.1fMi\n", jstr(m, "id"), jstr(m, "vmId"), jstr(m, "createdAt"),
+			       jint(m, "memSizeMib", 0), (double)jint(m, "diskUsageBytes", 0) / 1048576.0);
+	}
+	json_decref(all);
+	return 0;
+}
+
+static int snapshot_delete(json_t *ids)
+{
+	struct verr e = { 0 };
+	struct state st;
+	size_t i;
+	json_t *v, *gone = json_array();
+	int rc = 0, sfd = -1;
+	if (state_open(&st, false, &e) == 0)
+		sfd = snapshots_dir(&st, false, &e);
+	verr_take(&e, "ERR_STATE_DIR_MISSING");
+	json_array_foreach(ids, i, v) {
+		const char *sid = json_string_value(v);
+		json_t *m = load_snapshot(sfd, sid, &e);
+		if (!m) {
+			rc = report(&e);
+			memset(&e, 0, sizeof e);
+			continue;
+		}
+		json_decref(m);
+		/* a restore holds it (shared lock) while it copies from it */
+		int dfd = openat(sfd, sid, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd < 0 || flock(dfd, LOCK_EX | LOCK_NB) < 0) {
+			verr_set(&e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT_IN_USE", "try again once the restore is done",
+				 "snapshot %s is being restored from", sid);
+			rc = report(&e);
+			memset(&e, 0, sizeof e);
+			if (dfd >= 0)
+				close(dfd);
+			continue;
+		}
+		if (rm_tree_at(sfd, sid) < 0) {
+			verr_sys(&e, "ERR_STATE_WRITE", NULL, "cannot remove all of snapshot %s", sid);
+			rc = report(&e);
+			memset(&e, 0, sizeof e);
+		} else {
+			json_array_append_new(gone, json_string(sid));
+		}
+		close(dfd);
+	}
+	if (sfd >= 0) {
+		close(sfd);
+		state_release(&st);
+	}
+	if (!rc) {
+		if (json_mode) {
+			json_t *doc = json_pack("{s:b, s:O}", "ok", 1, "deleted", gone);
+			json_dumpf(doc, stdout, JSON_COMPACT);
+			putchar('\n');
+			json_decref(doc);
+		} else {
+			json_array_foreach(gone, i, v)
+				printf("Snapshot deleted: %s\n", json_string_value(v));
+		}
+	}
+	json_decref(gone);
+	return rc;
+}
+
+static int do_snapshot(int argc, char **argv)
+{
+	const char *sub = NULL;
+	bool resume = true;
+	json_t *args = json_array();
+	int rc;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--json"))
+			json_mode = true;
+		else if (!strcmp(a, "--resume"))
+			resume = true;
+		else if (!strcmp(a, "--no-resume"))
+			resume = false;
+		else if (a[0] == '-') {
+			json_decref(args);
+			return usage_error("unknown option %s", a);
+		} else if (!sub)
+			sub = a;
+		else
+			json_array_append_new(args, json_string(a));
+	}
+	if (sub && !strcmp(sub, "create"))
+		rc = json_array_size(args) == 1 ? snapshot_create(json_string_value(json_array_get(args, 0)), resume)
+					      : usage_error("snapshot create takes one VM id");
+	else if (sub && (!strcmp(sub, "list") || !strcmp(sub, "ls")))
+		rc = json_array_size(args) ? usage_error("snapshot list takes no arguments") : snapshot_list();
+	else if (sub && (!strcmp(sub, "delete") || !strcmp(sub, "rm")))
+		rc = json_array_size(args) ? snapshot_delete(args) : usage_error("give the snapshots to delete");
+	else
+		rc = usage_error(sub ? "no such snapshot command '%s' (create, list, delete)" : "give a snapshot command%s",
+				 sub ? sub : " (create, list, delete)");
+	json_decref(args);
+	return rc;
+}
+
+static int do_pause(const char *id, bool pause)
+{
+	struct verr e = { 0 };
+	struct state st;
+	int lock = -1;
+	char qmp[PATH_MAX + 16];
+	json_t *rec = open_vm(&st, id, &lock, &e), *r = NULL;
+	if (!rec)
+		return report(&e);
+	if (strcmp(jstr(rec, "status"), "running")) {
+		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first (vmsan start)", "%s is %s, not running",
+			 id, jstr(rec, "status"));
+	} else if (strcmp(jstr(rec, "vmm"), "qemu")) {
+		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_NOT_SUPPORTED", NULL, "pausing %s VMs is not built yet",
+			 jstr(rec, "vmm"));
+	} else {
+		json_t *proc = json_object_get(rec, "process");
+		snprintf(qmp, sizeof qmp, "%s/qmp.sock", jstr(rec, "dir"));
+		r = call("fc", pause ? "pause" : "resume",
+			 json_pack("{s:s, s:I, s:I, s:s}", "id", id, "pid", jint(proc, "pid", 0), "startTime",
+				   jint(proc, "startTime", 0), "qmpSocket", qmp),
+			 true, &e);
+		if (r)
+			store(&st, id, json_pack("{s:b}", "paused", pause), &e);
+	}
+	json_decref(rec);
+	close(lock);
+	state_release(&st);
+	if (!r)
+		return report(&e);
+	json_decref(r);
+	if (json_mode)
+		printf("{\"ok\":true,\"id\":\"%s\",\"paused\":%s}\n", id, pause ? "true" : "false");
+	else
+		printf("%s %s\n", id, pause ? "paused" : "resumed");
+	return 0;
+}
+
 /* ---- run ---------------------------------------------------------------------- */
 
 static int do_run(int argc, char **argv, int i)
@@ -1884,7 +2433,7 @@ int main(int argc, char **argv)
 	static const struct { const char *name, *summary, *usage, *complete; } cmds[] = {
 		{ "create", "create a VM and wait until its agent answers", create_usage,
 		  "--runtime --from-image --vcpus --memory --disk-size --network-policy --allowed-cidr "
-		  "--denied-cidr --dns --publish-port --bandwidth --no-netns --timeout --vmm --accel --kernel --pull --project "
+		  "--denied-cidr --dns --publish-port --bandwidth --no-netns --snapshot --timeout --vmm --accel --kernel --pull --project "
 		  "--json --verbose" },
 		{ "start", "start a stopped VM on the same disk", start_usage, "--json --verbose" },
 		{ "stop", "power a VM off (its disk stays) and tear its network down", stop_usage,
@@ -1899,13 +2448,17 @@ int main(int argc, char **argv)
 		{ "gc", "remove what interrupted creates and crashed VMs left", gc_usage, "--dry-run --json" },
 		{ "network", "change a running VM's egress policy, live", network_usage,
 		  "--network-policy --allowed-cidr --denied-cidr --json" },
+		{ "snapshot", "save a running VM (create), list and delete snapshots", snapshot_usage,
+		  "create list ls delete rm --resume --no-resume --json" },
+		{ "pause", "stop a running VM's vCPUs", pause_usage, "--json" },
+		{ "resume", "start a paused VM's vCPUs again", pause_usage, "--json" },
 	};
 	size_t which = 0;
 	for (; which < sizeof cmds / sizeof *cmds; which++)
 		if (!strcmp(cmds[which].name, cmd))
 			break;
 	if (which == sizeof cmds / sizeof *cmds) {
-		fprintf(stderr, "vmsan-create: run me as vmsan-create, -start, -stop, -rm, -run, -gc or -network\n");
+		fprintf(stderr, "vmsan-create: run me as vmsan-create, -start, -stop, -rm, -run, -gc, -network, -snapshot, -pause or -resume\n");
 		return VMSAN_EXIT_USAGE;
 	}
 	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
@@ -1930,6 +2483,20 @@ int main(int argc, char **argv)
 		return do_run(argc, argv, 1);
 	if (!strcmp(cmd, "network"))
 		return do_network(argc, argv);
+	if (!strcmp(cmd, "snapshot"))
+		return do_snapshot(argc, argv);
+	if (!strcmp(cmd, "pause") || !strcmp(cmd, "resume")) {
+		const char *pid = NULL;
+		for (int i = 1; i < argc; i++) {
+			if (!strcmp(argv[i], "--json"))
+				json_mode = true;
+			else if (argv[i][0] == '-' || pid)
+				return usage_error("usage: vmsan %s ID [--json]", cmd);
+			else
+				pid = argv[i];
+		}
+		return pid ? do_pause(pid, !strcmp(cmd, "pause")) : usage_error("give the VM's id");
+	}
 	/* ID... with a few flags */
 	bool force = false, dry = false;
 	long long grace = 10;

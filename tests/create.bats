@@ -349,6 +349,107 @@ assert_gone() {
 	[ -z "$(nsx "$H" ip -br link show | grep '^vmst' || true)" ]
 }
 
+@test "snapshots: saved from a running VM, restored twice; files, processes, own token, name, clock and network each" {
+	create --runtime base --network-policy custom --allowed-cidr 192.0.2.10/32
+	local src=$ID
+	vmsan exec "$src" -- sh -c 'echo kept >/root/file'
+	# shellcheck disable=SC2016 # the guest's shell expands it
+	vmsan exec "$src" --detach -- sh -c 'i=0; while :; do i=$((i + 1)); echo $i >/tmp/count; sleep 0.1; done' >/dev/null
+	sleep 1
+	run vmsan snapshot create "$src" --json
+	assert_eq "$status" 0
+	local sid
+	sid=$(jq -r .snapshotId <<<"$output")
+	[[ $sid == "$src"-* ]]
+	[ -s "$VMSAN_DIR/snapshots/$sid/memory" ] && [ -s "$VMSAN_DIR/snapshots/$sid/state" ]
+	# the source VM goes on
+	run vmsan exec "$src" -- cat /root/file
+	assert_eq "$output" kept
+	run vmsan snapshot list --json
+	assert_eq "$(jq -r --arg s "$sid" '.[] | select(.id == $s) | .vmId' <<<"$output")" "$src"
+	[ "$(jq -r --arg s "$sid" '.[] | select(.id == $s) | .diskUsageBytes' <<<"$output")" -gt 1000000 ]
+	# two VMs from it, one with a policy of its own
+	local a b c1 c2
+	a=$(vmsan create --json --snapshot "$sid" | jq -r .vm.id)
+	b=$(vmsan create --json --snapshot "$sid" --network-policy custom --allowed-cidr 192.0.2.20/32 | jq -r .vm.id)
+	[ -n "$a" ] && [ -n "$b" ] && [ "$a" != "$b" ]
+	for v in "$a" "$b"; do
+		run vmsan exec "$v" -- cat /root/file
+		assert_eq "$output" kept
+		run vmsan exec "$v" -- hostname
+		assert_eq "$output" "$v"
+		c1=$(vmsan exec "$v" -- cat /tmp/count)
+		sleep 0.5
+		c2=$(vmsan exec "$v" -- cat /tmp/count)
+		[ "$c2" -gt "$c1" ]
+		# the clock is the host's, not the snapshot's
+		run vmsan exec "$v" -- date +%s
+		[ $(( $(date +%s) - output )) -lt 5 ]
+		# a token of its own: the snapshot's no longer opens the agent
+		run nsenter --net="/run/netns/$H" "$TOP/libexec/vmsan-agentctl" \
+			--agent "$(jq -r .agent.addr "$VMSAN_DIR/vms/$v.json"):9119" \
+			--token-file "$VMSAN_DIR/snapshots/$sid/token" exec -- true
+		[ "$status" -ne 0 ]
+		assert_eq "$(jq -r .restoredFrom "$VMSAN_DIR/vms/$v.json")" "$sid"
+	done
+	# each has its own network and policy, and cannot see the other
+	run vmsan exec "$a" -- nc -w 3 192.0.2.10 80
+	assert_eq "$output" hello-from-192.0.2.10
+	run vmsan exec "$a" -- nc -w 2 192.0.2.20 80
+	[[ $output != *hello* ]]
+	run vmsan exec "$b" -- nc -w 3 192.0.2.20 80
+	assert_eq "$output" hello-from-192.0.2.20
+	run vmsan exec "$b" -- nc -w 2 192.0.2.10 80
+	[[ $output != *hello* ]]
+	run vmsan exec "$a" -- nc -w 2 "$(jq -r .agent.addr "$VMSAN_DIR/vms/$b.json")" 9119
+	[[ $output != *HTTP* ]]
+	# bad input
+	run vmsan create --snapshot "$src-1"
+	assert_eq "$status" 1
+	assert_contains "$output" "snapshot not found"
+	run vmsan create --snapshot ../vms
+	assert_eq "$status" 100
+	run vmsan snapshot delete ../vms
+	assert_eq "$status" 100
+	[ -d "$VMSAN_DIR/vms" ]
+	run vmsan create --snapshot "$sid" --vmm firecracker
+	assert_eq "$status" 100
+	assert_contains "$output" "restores with qemu"
+	run vmsan create --snapshot "$sid" --memory 512
+	assert_eq "$status" 100
+	vmsan rm -f "$a" "$b" >/dev/null
+	vmsan stop "$src" >/dev/null
+	run vmsan snapshot create "$src"
+	assert_eq "$status" 1
+	assert_contains "$output" "not running"
+	# delete removes every file of it
+	run vmsan snapshot delete "$sid" --json
+	assert_eq "$status" 0
+	[ ! -e "$VMSAN_DIR/snapshots/$sid" ]
+	assert_eq "$(ls -A "$VMSAN_DIR/snapshots")" ""
+	run vmsan snapshot delete "$sid"
+	assert_eq "$status" 1
+	assert_gone "$a"
+	assert_gone "$b"
+	[ -z "$(ls /dev/shm | grep -E "vmsan-($a|$b)" || true)" ]
+}
+
+@test "pause and resume: the guest stops answering and answers again" {
+	create --runtime base --network-policy deny-all
+	run vmsan pause "$ID" --json
+	assert_eq "$(jq .paused <<<"$output")" true
+	run timeout 3 nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" exec "$ID" -- true
+	[ "$status" -ne 0 ]
+	run vmsan resume "$ID"
+	assert_eq "$status" 0
+	run vmsan exec "$ID" -- echo back
+	assert_eq "$output" back
+	vmsan stop "$ID" >/dev/null
+	run vmsan pause "$ID"
+	assert_eq "$status" 1
+	assert_contains "$output" "not running"
+}
+
 @test "create --from-image: an image from the registry on 127.0.0.1 boots with the agent and its environment" {
 	require_cmd docker-registry
 	load rootfs_helper
