@@ -208,11 +208,6 @@ static int read_cfg(struct jr *r, struct vmcfg *c, struct verr *e)
 			return -1;
 		}
 	}
-	if (c->incoming && strcmp(c->vmm, "qemu")) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "restore it with QEMU",
-			 "request.incoming: restoring a snapshot is built for QEMU only so far");
-		return -1;
-	}
 	if (!c->hostname)
 		c->hostname = c->id;
 	if (!c->accel)
@@ -403,6 +398,16 @@ static json_t *fc_calls(const struct vmcfg *c)
 	json_array_append_new(a, call("PUT", "/logger",
 				      json_pack("{s:s, s:s, s:b}", "log_path", "firecracker.log", "level", "Info",
 						"show_level", 1)));
+	if (c->incoming) {
+		/* A snapshot restores into a fresh Firecracker: nothing else is
+		 * configured first; its files are in the jail (start copies
+		 * them there), the drives and the TAP under the names they had. */
+		json_array_append_new(a, call("PUT", "/snapshot/load",
+					      json_pack("{s:s, s:{s:s, s:s}, s:b}", "snapshot_path", "snapshot.state",
+							"mem_backend", "backend_type", "File", "backend_path",
+							"snapshot.mem", "resume_vm", 1)));
+		return a;
+	}
 	json_array_append_new(a, call("PUT", "/serial", json_pack("{s:s}", "serial_out_path", "console.log")));
 	json_array_append_new(a, call("PUT", "/boot-source",
 				      json_pack("{s:s, s:s}", "kernel_image_path", "vmlinux", "boot_args", cmdline)));
@@ -1153,6 +1158,35 @@ static int jail_link(int fd, int rootfd, const char *name, struct verr *e)
 	return 0;
 }
 
+/* A snapshot's state and memory, copied into the jail for Firecracker's
+ * uid (copies, not links: handing the snapshot's own files to that uid
+ * would change their owner). */
+static int jail_snapshot(const struct vmcfg *c, const struct caller *who, int rfd, struct verr *e)
+{
+	static const char *const from[] = { "state", "memory" }, *const to[] = { "snapshot.state", "snapshot.mem" };
+	for (int i = 0; i < 2; i++) {
+		char p[PATH_MAX + 16];
+		struct stat st;
+		snprintf(p, sizeof p, "%s/%s", c->incoming, from[i]);
+		int in = open_owned(who, "snapshot file", p, O_RDONLY, false, e), out = -1;
+		if (in < 0)
+			return -1;
+		unlinkat(rfd, to[i], 0);
+		out = openat(rfd, to[i], O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		int rc = out < 0 || fchown(out, (uid_t)c->uid, (gid_t)c->gid) < 0 || fstat(in, &st) < 0 ? -1 : 0;
+		if (rc < 0)
+			verr_sys(e, "ERR_JAIL", NULL, "cannot put %s into the jail", to[i]);
+		else
+			rc = copy_sparse(in, out, (uint64_t)st.st_size, "copying the snapshot into the jail", e);
+		close(in);
+		if (out >= 0)
+			close(out);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static json_t *start_firecracker(const struct vmcfg *c, const struct caller *who, struct verr *e)
 {
 	int fds[FD_COUNT], dirfd = -1, kfd = -1, rc;
@@ -1182,8 +1216,21 @@ static json_t *start_firecracker(const struct vmcfg *c, const struct caller *who
 	int rfd = jail_root(c, who, e);
 	if (rfd < 0)
 		goto fail;
+	/* a previous Firecracker's pid file and API socket (a stop, then a
+	 * start; or a restore) would be taken for the new one's */
+	{
+		char pidname[PATH_MAX];
+		snprintf(pidname, sizeof pidname, "%s.pid", strrchr(c->fc_bin, '/') + 1);
+		unlinkat(rfd, pidname, 0);
+		int run = openat(rfd, "run", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (run >= 0) {
+			unlinkat(run, "firecracker.socket", 0);
+			close(run);
+		}
+	}
 	rc = jail_link(kfd, rfd, "vmlinux", e) < 0 || jail_link(fds[FD_VM_RW], rfd, "vm.ext4", e) < 0 ||
-	     (c->image_disk && jail_link(fds[FD_IMAGE], rfd, "image.ext4", e) < 0);
+	     (c->image_disk && jail_link(fds[FD_IMAGE], rfd, "image.ext4", e) < 0) ||
+	     (c->incoming && jail_snapshot(c, who, rfd, e) < 0);
 	close(rfd);
 	if (rc)
 		goto fail;
@@ -1525,17 +1572,33 @@ static long long allocated(int fd)
  * copied (holes stay holes) into dir/memory and dir/disk.ext4, then
  * resumed unless asked not to.  A VM that was running is resumed on
  * failure too. */
+static json_t *snapshot_firecracker(const struct proc *p, const struct caller *who, json_t *fc, const char *disk,
+				    const char *dir, bool resume, struct verr *e);
+
 static json_t *op_snapshot(struct jr *r, struct verr *e)
 {
 	struct proc p;
 	bool resume = true;
 	read_proc(r, &p);
-	const char *qmp = jr_string(r, "qmpSocket", JR_REQUIRED, valid_abspath);
+	const char *vmm = jr_string(r, "vmm", JR_OPTIONAL, valid_vmm);
+	const char *qmp = jr_string(r, "qmpSocket", vmm && !strcmp(vmm, "firecracker") ? JR_OPTIONAL : JR_REQUIRED,
+				    valid_abspath);
+	json_t *fc = jr_object(r, "firecracker", JR_OPTIONAL);
 	const char *disk = jr_string(r, "vmDisk", JR_REQUIRED, valid_abspath);
 	const char *dir = jr_string(r, "dir", JR_REQUIRED, valid_abspath);
 	jr_bool(r, "resume", JR_OPTIONAL, &resume);
 	if (jr_end(r))
 		return NULL;
+	if (vmm && !strcmp(vmm, "firecracker")) {
+		struct caller w;
+		get_caller(&w);
+		if (!fc) {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "add the firecracker object",
+				 "request.firecracker (binary, chrootBase) is required for vmm firecracker");
+			return NULL;
+		}
+		return snapshot_firecracker(&p, &w, fc, disk, dir, resume, e);
+	}
 	struct caller who;
 	get_caller(&who);
 	if (!our_vmm(&p, &who, e)) {
@@ -1617,6 +1680,122 @@ out:
 	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+	return reply;
+}
+
+/* Firecracker: PATCH /vm Paused, PUT /snapshot/create into its jail,
+ * the files copied out to dir (state, memory) with the disk, the jail's
+ * copies removed, PATCH /vm Resumed unless asked not to. */
+static json_t *snapshot_firecracker(const struct proc *p, const struct caller *who, json_t *fc, const char *disk,
+				    const char *dir, bool resume, struct verr *e)
+{
+	struct jr f;
+	jr_init(&f, fc, "request.firecracker", e);
+	const char *bin = jr_string(&f, "binary", JR_REQUIRED, valid_abspath);
+	const char *base = jr_string(&f, "chrootBase", JR_REQUIRED, valid_abspath);
+	jr_string(&f, "jailer", JR_OPTIONAL, valid_abspath);
+	if (jr_end(&f))
+		return NULL;
+	if (!our_vmm(p, who, e)) {
+		if (!verr_isset(e))
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first", "%s is not running", p->id);
+		return NULL;
+	}
+	struct vmcfg c = { .id = p->id, .fc_bin = bin, .chroot_base = base };
+	char root[PATH_MAX], sock[PATH_MAX + 32], fault[512] = "";
+	fc_chroot(&c, root, sizeof root);
+	snprintf(sock, sizeof sock, "%s/run/firecracker.socket", root);
+	int dirfd = -1, rfd = -1, vdfd = -1, out[3] = { -1, -1, -1 }, code;
+	bool paused = false;
+	json_t *reply = NULL;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if ((dirfd = open_owned(who, "dir", dir, O_RDONLY, true, e)) < 0 ||
+	    (vdfd = open_owned(who, "vmDisk", disk, O_RDONLY, false, e)) < 0)
+		goto out;
+	if ((rfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		verr_sys(e, "ERR_SNAPSHOT", NULL, "cannot open the jail %s", root);
+		goto out;
+	}
+	if ((code = fc_http(sock, "PATCH", "/vm", "{\"state\":\"Paused\"}", fault, sizeof fault)) / 100 != 2) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", NULL, "Firecracker would not pause (HTTP %d): %s", code, fault);
+		goto out;
+	}
+	paused = true;
+	/* The files Firecracker writes, made here for its uid: the jail's
+	 * root is root's. */
+	struct stat ps;
+	char proc[48];
+	snprintf(proc, sizeof proc, "/proc/%lld", p->pid);
+	if (stat(proc, &ps) < 0) {
+		verr_sys(e, "ERR_SNAPSHOT", NULL, "Firecracker (pid %lld) is gone", p->pid);
+		goto out;
+	}
+	for (int i = 0; i < 2; i++) {
+		const char *n = i ? "snapshot.mem" : "snapshot.state";
+		unlinkat(rfd, n, 0);
+		int fd = openat(rfd, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 || fchown(fd, ps.st_uid, ps.st_gid) < 0) {
+			verr_sys(e, "ERR_SNAPSHOT", NULL, "cannot make %s in the jail", n);
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		close(fd);
+	}
+	if ((code = fc_http(sock, "PUT", "/snapshot/create",
+			    "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"snapshot.state\",\"mem_file_path\":\"snapshot.mem\"}",
+			    fault, sizeof fault)) / 100 != 2) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", NULL, "Firecracker refused the snapshot (HTTP %d): %s", code,
+			 fault);
+		goto out;
+	}
+	static const char *const from[] = { "snapshot.state", "snapshot.mem" }, *const to[] = { "state", "memory" };
+	for (int i = 0; i < 3; i++) {
+		if ((out[i] = snap_file(who, dirfd, i < 2 ? to[i] : "disk.ext4", e)) < 0)
+			goto out;
+		int in = i < 2 ? openat(rfd, from[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : dup(vdfd);
+		struct stat st;
+		int rc = in < 0 || fstat(in, &st) < 0 ? -1 : copy_sparse(in, out[i], (uint64_t)st.st_size,
+									 "copying the snapshot out of the jail", e);
+		if (in >= 0)
+			close(in);
+		if (rc < 0 || fsync(out[i]) < 0) {
+			if (!verr_isset(e))
+				verr_sys(e, "ERR_SNAPSHOT", NULL, "cannot copy %s", i < 2 ? from[i] : "the VM disk");
+			goto out;
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	reply = json_pack("{s:s, s:I, s:I, s:I, s:b, s:f}", "id", p->id, "stateBytes",
+			  (json_int_t)lseek(out[0], 0, SEEK_END), "memoryBytes", (json_int_t)allocated(out[1]),
+			  "diskBytes", (json_int_t)allocated(out[2]), "resumed", resume, "ms",
+			  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+out:
+	if (rfd >= 0) {
+		unlinkat(rfd, "snapshot.state", 0);
+		unlinkat(rfd, "snapshot.mem", 0);
+		close(rfd);
+	}
+	if (paused && (resume || !reply) &&
+	    fc_http(sock, "PATCH", "/vm", "{\"state\":\"Resumed\"}", fault, sizeof fault) / 100 != 2 && reply) {
+		json_decref(reply);
+		reply = NULL;
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", NULL, "the snapshot was taken but Firecracker would not resume: %s",
+			 fault);
+	}
+	if (!reply && dirfd >= 0) {
+		unlinkat(dirfd, "state", 0);
+		unlinkat(dirfd, "memory", 0);
+		unlinkat(dirfd, "disk.ext4", 0);
+	}
+	for (int i = 0; i < 3; i++)
+		if (out[i] >= 0)
+			close(out[i]);
+	if (dirfd >= 0)
+		close(dirfd);
+	if (vdfd >= 0)
+		close(vdfd);
 	return reply;
 }
 

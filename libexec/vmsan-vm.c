@@ -2046,11 +2046,6 @@ static int snapshot_create(const char *id, bool resume)
 			 "%s is %s, not running: only a running VM is snapshotted", id, jstr(rec, "status"));
 		goto fail;
 	}
-	if (strcmp(jstr(rec, "vmm"), "qemu")) {
-		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_NOT_SUPPORTED", "use --vmm qemu for VMs you snapshot",
-			 "snapshots of %s VMs are not built yet", jstr(rec, "vmm"));
-		goto fail;
-	}
 	if (json_is_true(json_object_get(json_object_get(rec, "network"), "noNetns"))) {
 		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_NOT_SUPPORTED", "snapshot VMs that have a namespace of their own",
 			 "%s runs without a namespace (--no-netns): its guest's address is its slot's, so a "
@@ -2075,16 +2070,19 @@ static int snapshot_create(const char *id, bool resume)
 	snprintf(qmp, sizeof qmp, "%s/qmp.sock", jstr(rec, "dir"));
 	json_t *proc = json_object_get(rec, "process");
 	say("%s: pausing, saving state, memory and disk", id);
-	r = call("fc", "snapshot",
-		 json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:b}", "id", id, "pid", jint(proc, "pid", 0), "startTime",
-			   jint(proc, "startTime", 0), "qmpSocket", qmp, "vmDisk", jstr(rec, "disk"), "dir", path,
-			   "resume", resume),
-		 true, &e);
+	json_t *sreq = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:b}", "id", id, "pid", jint(proc, "pid", 0),
+				 "startTime", jint(proc, "startTime", 0), "vmm", jstr(rec, "vmm"), "vmDisk",
+				 jstr(rec, "disk"), "dir", path, "resume", resume);
+	if (json_object_get(rec, "firecracker"))
+		json_object_set(sreq, "firecracker", json_object_get(rec, "firecracker"));
+	else
+		json_object_set_new(sreq, "qmpSocket", json_string(qmp));
+	r = call("fc", "snapshot", sreq, true, &e);
 	if (!r)
 		goto fail_tmp;
 	utc_iso(now.tv_sec, qmp);
 	json_t *meta = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:O, s:O, s:I, s:O, s:O}", "id", sid, "vmId", id,
-				 "createdAt", qmp, "vmm", "qemu", "memSizeMib", jint(rec, "memSizeMib", 256), "vcpuCount",
+				 "createdAt", qmp, "vmm", jstr(rec, "vmm"), "memSizeMib", jint(rec, "memSizeMib", 256), "vcpuCount",
 				 jint(rec, "vcpuCount", 1), "kernel", jstr(rec, "kernel"), "image",
 				 json_object_get(rec, "image"), "network", json_object_get(rec, "network"), "diskSize",
 				 jint(rec, "diskSize", 0), "sizes", r, "accel", json_object_get(rec, "accel") ?: json_null());

@@ -354,7 +354,7 @@ assert_gone() {
 	local src=$ID
 	vmsan exec "$src" -- sh -c 'echo kept >/root/file'
 	# shellcheck disable=SC2016 # the guest's shell expands it
-	vmsan exec "$src" --detach -- sh -c 'i=0; while :; do i=$((i + 1)); echo $i >/tmp/count; sleep 0.1; done' >/dev/null
+	vmsan exec "$src" --detach -- sh -c 'i=0; while :; do i=$((i + 1)); echo $i >/tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done' >/dev/null
 	sleep 1
 	run vmsan snapshot create "$src" --json
 	assert_eq "$status" 0

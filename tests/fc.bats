@@ -151,7 +151,7 @@ root"
 	wait_agent
 	ctl exec -- sh -c 'echo kept >/root/file'
 	# shellcheck disable=SC2016 # the guest's shell expands it
-	ctl exec --detach -- sh -c 'i=0; while :; do i=$((i + 1)); echo $i >/tmp/count; sleep 0.1; done'
+	ctl exec --detach -- sh -c 'i=0; while :; do i=$((i + 1)); echo $i >/tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done'
 	sleep 1
 	# pause and resume
 	local q="\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st,\"qmpSocket\":\"$TEST_TMP/run/qmp.sock\""
@@ -331,4 +331,48 @@ PY
 	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fcstart '.uid = 4242 | .gid = 4242')"
 	assert_eq "$(jq -r .error.code <<<"$output")" ERR_PERMISSION
 	assert_contains "$output" "chrootBase $TEST_TMP/jail belongs to uid 0"
+}
+
+@test "fc snapshot (Firecracker): PATCH /vm Paused, PUT /snapshot/create, Resumed; a restore is PUT /snapshot/load into a fresh Firecracker" {
+	vmm_prepare
+	fc_fake
+	run fc start <<<"$(fcstart)"
+	assert_eq "$status" 0
+	local pid st root=$TEST_TMP/jail/firecracker/vm-1a2b3c4d/root fcobj snap=$TEST_TMP/snap
+	pid=$(jq .pid <<<"$output")
+	st=$(jq .startTime <<<"$output")
+	fcobj="{\"binary\":\"$TEST_TMP/fcbin/firecracker\",\"chrootBase\":\"$TEST_TMP/jail\"}"
+	mkdir "$snap"
+	: >"$TEST_TMP/api.log"
+	run fc snapshot <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st,\"vmm\":\"firecracker\",\"firecracker\":$fcobj,\"vmDisk\":\"$TEST_TMP/vm.ext4\",\"dir\":\"$snap\"}"
+	assert_eq "$status" 0
+	# the documented sequence, each call valid against the spec
+	assert_eq "$(jq -s -c '[.[] | .method + " " + .path + " " + (.body | tostring)]' "$TEST_TMP/api.log")" \
+		'["PATCH /vm {\"state\":\"Paused\"}","PUT /snapshot/create {\"snapshot_type\":\"Full\",\"snapshot_path\":\"snapshot.state\",\"mem_file_path\":\"snapshot.mem\"}","PATCH /vm {\"state\":\"Resumed\"}"]'
+	assert_eq "$(jq -s -c '[.[] | .status] | unique' "$TEST_TMP/api.log")" "[204]"
+	# the files came out of the jail into the snapshot, and left the jail
+	[ -s "$snap/state" ] && [ -s "$snap/memory" ] && [ -s "$snap/disk.ext4" ]
+	[ ! -e "$root/snapshot.state" ] && [ ! -e "$root/snapshot.mem" ]
+	assert_eq "$(stat -c %U "$snap/state" "$snap/memory")" "root
+root"
+	run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+	# restore: a fresh Firecracker whose only calls are the logger and the load
+	: >"$TEST_TMP/api.log"
+	run fc start <<<"$(fcstart ".incoming = \"$snap\"")"
+	assert_eq "$status" 0
+	assert_eq "$(jq -s -c '[.[] | .method + " " + .path]' "$TEST_TMP/api.log")" '["PUT /logger","PUT /snapshot/load"]'
+	assert_eq "$(tail -1 "$TEST_TMP/api.log" | jq -c .body)" \
+		'{"snapshot_path":"snapshot.state","mem_backend":{"backend_type":"File","backend_path":"snapshot.mem"},"resume_vm":true}'
+	assert_eq "$(jq -s -c '[.[] | .status] | unique' "$TEST_TMP/api.log")" "[204]"
+	# the copies in the jail are Firecracker's uid's; the snapshot's stay the caller's
+	assert_eq "$(stat -c %u "$root/snapshot.mem")" 65534
+	assert_eq "$(stat -c %U "$snap/memory")" root
+	pid=$(jq .pid <<<"$output")
+	st=$(jq .startTime <<<"$output")
+	run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+	# a snapshot of a VM that is not running: refused, nothing made
+	rm -rf "$snap"/*
+	run fc snapshot <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st,\"vmm\":\"firecracker\",\"firecracker\":$fcobj,\"vmDisk\":\"$TEST_TMP/vm.ext4\",\"dir\":\"$snap\"}"
+	assert_eq "$status" 1
+	assert_eq "$(ls -A "$snap")" ""
 }
