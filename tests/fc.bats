@@ -371,7 +371,7 @@ root"
 	st=$(jq .startTime <<<"$output")
 	run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
 	# a snapshot of a VM that is not running: refused, nothing made
-	rm -rf "$snap"/*
+	rm -rf "${snap:?}"/*
 	run fc snapshot <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st,\"vmm\":\"firecracker\",\"firecracker\":$fcobj,\"vmDisk\":\"$TEST_TMP/vm.ext4\",\"dir\":\"$snap\"}"
 	assert_eq "$status" 1
 	assert_eq "$(ls -A "$snap")" ""
