@@ -1799,20 +1799,47 @@ out:
 	return reply;
 }
 
-/* pause (QMP stop) and resume (cont) of a running VM's vCPUs. */
+/* pause (QMP stop, Firecracker's PATCH /vm Paused) and resume (cont,
+ * Resumed) of a running VM's vCPUs. */
 static json_t *vcpus(struct jr *r, const char *cmd, struct verr *e)
 {
 	struct proc p;
 	read_proc(r, &p);
-	const char *qmp = jr_string(r, "qmpSocket", JR_REQUIRED, valid_abspath);
+	const char *qmp = jr_string(r, "qmpSocket", JR_OPTIONAL, valid_abspath);
+	json_t *fc = jr_object(r, "firecracker", JR_OPTIONAL);
 	if (jr_end(r))
 		return NULL;
+	if (!qmp == !fc) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", NULL,
+			 "give qmpSocket (QEMU) or firecracker {binary, chrootBase}");
+		return NULL;
+	}
 	struct caller who;
 	get_caller(&who);
 	if (!our_vmm(&p, &who, e)) {
 		if (!verr_isset(e))
 			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first", "%s is not running", p.id);
 		return NULL;
+	}
+	if (fc) {
+		struct jr f;
+		jr_init(&f, fc, "request.firecracker", e);
+		struct vmcfg c = { .id = p.id };
+		c.fc_bin = jr_string(&f, "binary", JR_REQUIRED, valid_abspath);
+		c.chroot_base = jr_string(&f, "chrootBase", JR_REQUIRED, valid_abspath);
+		jr_string(&f, "jailer", JR_OPTIONAL, valid_abspath);
+		if (jr_end(&f))
+			return NULL;
+		char root[PATH_MAX], sock[PATH_MAX + 32], fault[512] = "";
+		fc_chroot(&c, root, sizeof root);
+		snprintf(sock, sizeof sock, "%s/run/firecracker.socket", root);
+		int code = fc_http(sock, "PATCH", "/vm", strcmp(cmd, "stop") ? "{\"state\":\"Resumed\"}" : "{\"state\":\"Paused\"}",
+				   fault, sizeof fault);
+		if (code / 100 != 2) {
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM", NULL, "Firecracker refused PATCH /vm (HTTP %d): %s", code, fault);
+			return NULL;
+		}
+		return json_pack("{s:s, s:b}", "id", p.id, "paused", !strcmp(cmd, "stop"));
 	}
 	if (qmp_command(qmp, cmd) < 0) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_QMP", "see the VM's vmm.log", "QEMU refused %s", cmd);

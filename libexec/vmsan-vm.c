@@ -1815,6 +1815,31 @@ static int do_gc(bool dry)
 		json_decref(rec);
 	}
 	json_decref(ids);
+	/* Snapshots a killed `snapshot create` left half made (hidden
+	 * .<snapshot>.<pid>.tmp directories whose process is gone). */
+	int sfd = snapshots_dir(&st, false, &(struct verr){ 0 });
+	DIR *sd = sfd < 0 ? NULL : fdopendir(dup(sfd));
+	while (sd && (de = readdir(sd))) {
+		size_t n = strlen(de->d_name);
+		const char *dot = n > 5 ? strrchr(de->d_name, '.') : NULL;
+		if (de->d_name[0] != '.' || !dot || strcmp(dot, ".tmp"))
+			continue;
+		const char *p = dot - 1;
+		while (p > de->d_name && isdigit((unsigned char)*p))
+			p--;
+		long pid = *p == '.' ? strtol(p + 1, NULL, 10) : 0;
+		if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue;
+		json_array_append_new(found, json_pack("{s:n, s:o, s:s}", "id", "found",
+						      json_sprintf("unfinished snapshot %s", de->d_name), "action",
+						      "remove"));
+		if (!dry)
+			rm_tree_at(sfd, de->d_name);
+	}
+	if (sd)
+		closedir(sd);
+	if (sfd >= 0)
+		close(sfd);
 	state_release(&st);
 	/* The network's own leftovers, whoever's they were: what no runtime
 	 * record of vmsan-net accounts for (see vmsan-net(8), sweep). */
@@ -2291,16 +2316,16 @@ static int do_pause(const char *id, bool pause)
 	if (strcmp(jstr(rec, "status"), "running")) {
 		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first (vmsan start)", "%s is %s, not running",
 			 id, jstr(rec, "status"));
-	} else if (strcmp(jstr(rec, "vmm"), "qemu")) {
-		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_NOT_SUPPORTED", NULL, "pausing %s VMs is not built yet",
-			 jstr(rec, "vmm"));
 	} else {
 		json_t *proc = json_object_get(rec, "process");
+		json_t *req = json_pack("{s:s, s:I, s:I}", "id", id, "pid", jint(proc, "pid", 0), "startTime",
+					jint(proc, "startTime", 0));
 		snprintf(qmp, sizeof qmp, "%s/qmp.sock", jstr(rec, "dir"));
-		r = call("fc", pause ? "pause" : "resume",
-			 json_pack("{s:s, s:I, s:I, s:s}", "id", id, "pid", jint(proc, "pid", 0), "startTime",
-				   jint(proc, "startTime", 0), "qmpSocket", qmp),
-			 true, &e);
+		if (json_object_get(rec, "firecracker"))
+			json_object_set(req, "firecracker", json_object_get(rec, "firecracker"));
+		else
+			json_object_set_new(req, "qmpSocket", json_string(qmp));
+		r = call("fc", pause ? "pause" : "resume", req, true, &e);
 		if (r)
 			store(&st, id, json_pack("{s:b}", "paused", pause), &e);
 	}

@@ -434,6 +434,32 @@ assert_gone() {
 	[ -z "$(ls /dev/shm | grep -E "vmsan-($a|$b)" || true)" ]
 }
 
+@test "snapshots: a full disk leaves no partial snapshot and the VM running; gc removes what a killed one left" {
+	create --runtime base --network-policy deny-all
+	mkdir -p "$VMSAN_DIR/snapshots"
+	mount -t tmpfs -o size=8m tmpfs "$VMSAN_DIR/snapshots"
+	run vmsan snapshot create "$ID" --json
+	local left
+	left=$(ls -A "$VMSAN_DIR/snapshots")
+	umount "$VMSAN_DIR/snapshots"
+	[ "$status" -ne 0 ]
+	assert_contains "$output" "ERR_NO_SPACE"
+	# nothing left on the full file system, nothing listed, the VM resumed
+	assert_eq "$left" ""
+	run vmsan snapshot list --json
+	assert_eq "$(jq --arg v "$ID" '[.[] | select(.vmId == $v)] | length' <<<"$output")" 0
+	run vmsan exec "$ID" -- echo still-here
+	assert_eq "$output" still-here
+	# a snapshot whose create was killed: hidden, then collected
+	mkdir -p "$VMSAN_DIR/snapshots/.$ID-1.999999999.tmp"
+	run vmsan gc --dry-run --json
+	assert_contains "$output" "unfinished snapshot .$ID-1.999999999.tmp"
+	run vmsan snapshot list --json
+	assert_eq "$(jq length <<<"$output")" 0
+	vmsan gc >/dev/null
+	[ ! -e "$VMSAN_DIR/snapshots/.$ID-1.999999999.tmp" ]
+}
+
 @test "pause and resume: the guest stops answering and answers again" {
 	create --runtime base --network-policy deny-all
 	run vmsan pause "$ID" --json

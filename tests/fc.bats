@@ -342,6 +342,14 @@ PY
 	pid=$(jq .pid <<<"$output")
 	st=$(jq .startTime <<<"$output")
 	fcobj="{\"binary\":\"$TEST_TMP/fcbin/firecracker\",\"chrootBase\":\"$TEST_TMP/jail\"}"
+	# pause and resume: PATCH /vm
+	: >"$TEST_TMP/api.log"
+	run fc pause <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st,\"firecracker\":$fcobj}"
+	assert_eq "$(jq .paused <<<"$output")" true
+	run fc resume <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st,\"firecracker\":$fcobj}"
+	assert_eq "$(jq .paused <<<"$output")" false
+	assert_eq "$(jq -s -c '[.[] | .method + " " + .path + " " + .body.state + " " + (.status | tostring)]' "$TEST_TMP/api.log")" \
+		'["PATCH /vm Paused 204","PATCH /vm Resumed 204"]'
 	mkdir "$snap"
 	: >"$TEST_TMP/api.log"
 	run fc snapshot <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st,\"vmm\":\"firecracker\",\"firecracker\":$fcobj,\"vmDisk\":\"$TEST_TMP/vm.ext4\",\"dir\":\"$snap\"}"
