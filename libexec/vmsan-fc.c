@@ -1499,6 +1499,19 @@ static json_t *op_kill(struct jr *r, struct verr *e)
 	return json_pack("{s:I, s:b, s:b}", "pid", (json_int_t)p.pid, "wasRunning", was, "running", !gone);
 }
 
+/* The "firecracker" object of a request that names a running VM's jail:
+ * binary and chrootBase into c (jailer allowed, unused); 0, or -1 with e
+ * set. */
+static int read_fc_jail(json_t *fc, struct vmcfg *c, struct verr *e)
+{
+	struct jr f;
+	jr_init(&f, fc, "request.firecracker", e);
+	c->fc_bin = jr_string(&f, "binary", JR_REQUIRED, valid_abspath);
+	c->chroot_base = jr_string(&f, "chrootBase", JR_REQUIRED, valid_abspath);
+	jr_string(&f, "jailer", JR_OPTIONAL, valid_abspath);
+	return jr_end(&f) ? -1 : 0;
+}
+
 /* ---- cleanup ------------------------------------------------------------- */
 
 /* Removes a Firecracker VM's jail (chrootBase/<binary name>/<id>), which
@@ -1519,13 +1532,10 @@ static json_t *op_cleanup(struct jr *r, struct verr *e)
 	ram_remove(id, &who);
 	if (!fc)
 		return json_pack("{s:s, s:b}", "id", id, "removed", had);
-	struct jr f;
-	jr_init(&f, fc, "request.firecracker", e);
-	const char *bin = jr_string(&f, "binary", JR_REQUIRED, valid_abspath);
-	const char *base = jr_string(&f, "chrootBase", JR_REQUIRED, valid_abspath);
-	jr_string(&f, "jailer", JR_OPTIONAL, valid_abspath);
-	if (jr_end(&f))
+	struct vmcfg c = { .id = id };
+	if (read_fc_jail(fc, &c, e) < 0)
 		return NULL;
+	const char *bin = c.fc_bin, *base = c.chroot_base;
 	int bfd = open_owned(&who, "chrootBase", base, O_RDONLY, true, e);
 	if (bfd < 0) {
 		if (verr_take(e, "ERR_FILE") && errno == ENOENT)
@@ -1689,19 +1699,14 @@ out:
 static json_t *snapshot_firecracker(const struct proc *p, const struct caller *who, json_t *fc, const char *disk,
 				    const char *dir, bool resume, struct verr *e)
 {
-	struct jr f;
-	jr_init(&f, fc, "request.firecracker", e);
-	const char *bin = jr_string(&f, "binary", JR_REQUIRED, valid_abspath);
-	const char *base = jr_string(&f, "chrootBase", JR_REQUIRED, valid_abspath);
-	jr_string(&f, "jailer", JR_OPTIONAL, valid_abspath);
-	if (jr_end(&f))
+	struct vmcfg c = { .id = p->id };
+	if (read_fc_jail(fc, &c, e) < 0)
 		return NULL;
 	if (!our_vmm(p, who, e)) {
 		if (!verr_isset(e))
 			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first", "%s is not running", p->id);
 		return NULL;
 	}
-	struct vmcfg c = { .id = p->id, .fc_bin = bin, .chroot_base = base };
 	char root[PATH_MAX], sock[PATH_MAX + 32], fault[512] = "";
 	fc_chroot(&c, root, sizeof root);
 	snprintf(sock, sizeof sock, "%s/run/firecracker.socket", root);
@@ -1822,13 +1827,8 @@ static json_t *vcpus(struct jr *r, const char *cmd, struct verr *e)
 		return NULL;
 	}
 	if (fc) {
-		struct jr f;
-		jr_init(&f, fc, "request.firecracker", e);
 		struct vmcfg c = { .id = p.id };
-		c.fc_bin = jr_string(&f, "binary", JR_REQUIRED, valid_abspath);
-		c.chroot_base = jr_string(&f, "chrootBase", JR_REQUIRED, valid_abspath);
-		jr_string(&f, "jailer", JR_OPTIONAL, valid_abspath);
-		if (jr_end(&f))
+		if (read_fc_jail(fc, &c, e) < 0)
 			return NULL;
 		char root[PATH_MAX], sock[PATH_MAX + 32], fault[512] = "";
 		fc_chroot(&c, root, sizeof root);
