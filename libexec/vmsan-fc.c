@@ -44,6 +44,7 @@
 
 #define QEMU_BIN "qemu-system-x86_64"
 #define RAM_DIR "/dev/shm"
+#define FC_API_SOCK "run/firecracker.socket"   /* in the jail's root */
 /* The descriptors QEMU is started with, and its fd sets. */
 enum { FD_TAP = 3, FD_VM_RW, FD_VM_RO, FD_IMAGE, FD_CONSOLE, FD_QMP, FD_COUNT };
 enum { SET_VM = 1, SET_IMAGE, SET_CONSOLE };
@@ -376,7 +377,7 @@ static json_t *fc_jailer_argv(const struct vmcfg *c)
 	ADD("--daemonize");
 	ADD("--");
 	ADD("--api-sock");
-	ADD("/run/firecracker.socket");
+	ADD("/" FC_API_SOCK);
 	/* Firecracker's own seccomp filters stay on: no --no-seccomp. */
 #undef ADD
 #undef ADDF
@@ -1273,7 +1274,7 @@ static json_t *start_firecracker(const struct vmcfg *c, const struct caller *who
 	}
 	/* --daemonize: the jailer has left; its pid file names Firecracker. */
 	snprintf(pidf, sizeof pidf, "%s/%s.pid", root, strrchr(c->fc_bin, '/') + 1);
-	snprintf(sock, sizeof sock, "%s/run/firecracker.socket", root);
+	snprintf(sock, sizeof sock, "%s/" FC_API_SOCK, root);
 	for (int i = 0; i < 500; i++) {
 		char buf[32] = "";
 		int pf = open(pidf, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -1404,6 +1405,17 @@ static bool our_vmm(const struct proc *p, const struct caller *who, struct verr 
 		return false;
 	}
 	return true;
+}
+
+/* our_vmm for an operation that needs the VMM running: a VMM that is gone
+ * is ERR_VM_NOT_RUNNING. */
+static bool running_vmm(const struct proc *p, const struct caller *who, struct verr *e)
+{
+	if (our_vmm(p, who, e))
+		return true;
+	if (!verr_isset(e))
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first", "%s is not running", p->id);
+	return false;
 }
 
 static bool wait_gone(const struct proc *p, double seconds)
@@ -1599,23 +1611,18 @@ static json_t *op_snapshot(struct jr *r, struct verr *e)
 	jr_bool(r, "resume", JR_OPTIONAL, &resume);
 	if (jr_end(r))
 		return NULL;
+	struct caller who;
+	get_caller(&who);
 	if (vmm && !strcmp(vmm, "firecracker")) {
-		struct caller w;
-		get_caller(&w);
 		if (!fc) {
 			verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "add the firecracker object",
 				 "request.firecracker (binary, chrootBase) is required for vmm firecracker");
 			return NULL;
 		}
-		return snapshot_firecracker(&p, &w, fc, disk, dir, resume, e);
+		return snapshot_firecracker(&p, &who, fc, disk, dir, resume, e);
 	}
-	struct caller who;
-	get_caller(&who);
-	if (!our_vmm(&p, &who, e)) {
-		if (!verr_isset(e))
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first", "%s is not running", p.id);
+	if (!running_vmm(&p, &who, e))
 		return NULL;
-	}
 	int dirfd = -1, statefd = -1, memfd = -1, diskfd = -1, ramfd = -1, vdfd = -1, qfd = -1;
 	bool paused = false;
 	json_t *reply = NULL;
@@ -1702,14 +1709,11 @@ static json_t *snapshot_firecracker(const struct proc *p, const struct caller *w
 	struct vmcfg c = { .id = p->id };
 	if (read_fc_jail(fc, &c, e) < 0)
 		return NULL;
-	if (!our_vmm(p, who, e)) {
-		if (!verr_isset(e))
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first", "%s is not running", p->id);
+	if (!running_vmm(p, who, e))
 		return NULL;
-	}
 	char root[PATH_MAX], sock[PATH_MAX + 32], fault[512] = "";
 	fc_chroot(&c, root, sizeof root);
-	snprintf(sock, sizeof sock, "%s/run/firecracker.socket", root);
+	snprintf(sock, sizeof sock, "%s/" FC_API_SOCK, root);
 	int dirfd = -1, rfd = -1, vdfd = -1, out[3] = { -1, -1, -1 }, code;
 	bool paused = false;
 	json_t *reply = NULL;
@@ -1821,18 +1825,15 @@ static json_t *vcpus(struct jr *r, const char *cmd, struct verr *e)
 	}
 	struct caller who;
 	get_caller(&who);
-	if (!our_vmm(&p, &who, e)) {
-		if (!verr_isset(e))
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first", "%s is not running", p.id);
+	if (!running_vmm(&p, &who, e))
 		return NULL;
-	}
 	if (fc) {
 		struct vmcfg c = { .id = p.id };
 		if (read_fc_jail(fc, &c, e) < 0)
 			return NULL;
 		char root[PATH_MAX], sock[PATH_MAX + 32], fault[512] = "";
 		fc_chroot(&c, root, sizeof root);
-		snprintf(sock, sizeof sock, "%s/run/firecracker.socket", root);
+		snprintf(sock, sizeof sock, "%s/" FC_API_SOCK, root);
 		int code = fc_http(sock, "PATCH", "/vm", strcmp(cmd, "stop") ? "{\"state\":\"Resumed\"}" : "{\"state\":\"Paused\"}",
 				   fault, sizeof fault);
 		if (code / 100 != 2) {

@@ -966,22 +966,21 @@ static json_t *op_apply_rules(struct jr *r, struct verr *e)
 		return NULL;
 	vmnet_init(&v, id);
 	if (record_read(&v) && v.host_mode) {
-		json_t *rs, *hp = NULL;
+		json_t *rs = NULL, *hp = NULL;
 		bool same;
 
-		json_decref(v.ports);
 		if (!policy || ruleset) {
 			verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the policy",
 				 "%s has no namespace of its own: its rules are compiled here from request.policy", id);
-			return NULL;
+		} else {
+			rs = host_ruleset(&v, policy, &hp, e);
 		}
-		if (!(rs = host_ruleset(&v, policy, &hp, e)))
-			return NULL;
 		/* Published ports are set at setup; a policy change keeps them. */
-		record_read(&v);
-		same = json_equal(hp, v.ports);
+		same = rs && json_equal(hp, v.ports);
 		json_decref(hp);
 		json_decref(v.ports);
+		if (!rs)
+			return NULL;
 		if (!same) {
 			json_decref(rs);
 			verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "keep the VM's published ports",

@@ -1553,6 +1553,35 @@ static json_t *open_vm(struct state *st, const char *id, int *lock, struct verr 
 	return rec;
 }
 
+/* open_vm for an operation on a running VM: NULL with ERR_VM_NOT_RUNNING
+ * (the lock, if taken, left to the caller) when it is not. */
+static json_t *open_running_vm(struct state *st, const char *id, int *lock, struct verr *e)
+{
+	json_t *rec = open_vm(st, id, lock, e);
+	if (rec && strcmp(jstr(rec, "status"), "running")) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first (vmsan start)",
+			 "%s is %s, not running", id, jstr(rec, "status"));
+		json_decref(rec);
+		rec = NULL;
+	}
+	return rec;
+}
+
+/* What a vmsan-fc request on a running VM names: its id, its VMM (pid and
+ * start time) and how to reach that (QEMU's QMP socket, or Firecracker's
+ * jail). */
+static json_t *vmm_ref(const char *id, json_t *rec)
+{
+	json_t *proc = json_object_get(rec, "process");
+	json_t *req = json_pack("{s:s, s:I, s:I}", "id", id, "pid", jint(proc, "pid", 0), "startTime",
+				jint(proc, "startTime", 0));
+	if (json_object_get(rec, "firecracker"))
+		json_object_set(req, "firecracker", json_object_get(rec, "firecracker"));
+	else
+		json_object_set_new(req, "qmpSocket", json_sprintf("%s/qmp.sock", jstr(rec, "dir")));
+	return req;
+}
+
 /* A running VM stopped: the guest asked to power off, the VMM made to
  * end, the network torn down; the disk stays. */
 static int stop_vm(struct state *st, const char *id, json_t *rec, long long grace, struct verr *e)
@@ -1930,14 +1959,9 @@ static int do_network(int argc, char **argv)
 			 "allowlist that is not enforced would be a false promise");
 		goto fail;
 	}
-	rec = open_vm(&st, id, &lock, &e);
+	rec = open_running_vm(&st, id, &lock, &e);
 	if (!rec)
 		goto fail;
-	if (strcmp(jstr(rec, "status"), "running")) {
-		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first (vmsan start)",
-			 "%s is %s, not running", id, jstr(rec, "status"));
-		goto fail;
-	}
 	json_t *old = json_object_get(rec, "network");
 	nw = json_deep_copy(old);
 	json_object_set_new(nw, "policy", json_string(policy));
@@ -2060,17 +2084,12 @@ static json_t *load_snapshot(int sfd, const char *sid, struct verr *e)
 static int snapshot_create(const char *id, bool resume)
 {
 	struct verr e = { 0 };
-	struct state st;
+	struct state st = { .vmsfd = -1 };
 	int lock = -1, sfd = -1;
-	char sid[96], tmp[128], path[PATH_MAX], qmp[PATH_MAX + 16], tok[300];
-	json_t *rec = open_vm(&st, id, &lock, &e), *r = NULL;
+	char sid[96], tmp[128], path[PATH_MAX], when[32], tok[300];
+	json_t *rec = open_running_vm(&st, id, &lock, &e), *r = NULL;
 	if (!rec)
 		goto fail;
-	if (strcmp(jstr(rec, "status"), "running")) {
-		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first (vmsan start)",
-			 "%s is %s, not running: only a running VM is snapshotted", id, jstr(rec, "status"));
-		goto fail;
-	}
 	if (json_is_true(json_object_get(json_object_get(rec, "network"), "noNetns"))) {
 		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_NOT_SUPPORTED", "snapshot VMs that have a namespace of their own",
 			 "%s runs without a namespace (--no-netns): its guest's address is its slot's, so a "
@@ -2092,22 +2111,16 @@ static int snapshot_create(const char *id, bool resume)
 		goto fail;
 	}
 	snprintf(path, sizeof path, "%.3800s/snapshots/%s", st.dir, tmp);
-	snprintf(qmp, sizeof qmp, "%s/qmp.sock", jstr(rec, "dir"));
-	json_t *proc = json_object_get(rec, "process");
 	say("%s: pausing, saving state, memory and disk", id);
-	json_t *sreq = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:b}", "id", id, "pid", jint(proc, "pid", 0),
-				 "startTime", jint(proc, "startTime", 0), "vmm", jstr(rec, "vmm"), "vmDisk",
-				 jstr(rec, "disk"), "dir", path, "resume", resume);
-	if (json_object_get(rec, "firecracker"))
-		json_object_set(sreq, "firecracker", json_object_get(rec, "firecracker"));
-	else
-		json_object_set_new(sreq, "qmpSocket", json_string(qmp));
+	json_t *sreq = vmm_ref(id, rec);
+	json_object_update_new(sreq, json_pack("{s:s, s:s, s:s, s:b}", "vmm", jstr(rec, "vmm"), "vmDisk",
+					       jstr(rec, "disk"), "dir", path, "resume", resume));
 	r = call("fc", "snapshot", sreq, true, &e);
 	if (!r)
 		goto fail_tmp;
-	utc_iso(now.tv_sec, qmp);
+	utc_iso(now.tv_sec, when);
 	json_t *meta = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:O, s:O, s:I, s:O, s:O}", "id", sid, "vmId", id,
-				 "createdAt", qmp, "vmm", jstr(rec, "vmm"), "memSizeMib", jint(rec, "memSizeMib", 256), "vcpuCount",
+				 "createdAt", when, "vmm", jstr(rec, "vmm"), "memSizeMib", jint(rec, "memSizeMib", 256), "vcpuCount",
 				 jint(rec, "vcpuCount", 1), "kernel", jstr(rec, "kernel"), "image",
 				 json_object_get(rec, "image"), "network", json_object_get(rec, "network"), "diskSize",
 				 jint(rec, "diskSize", 0), "sizes", r, "accel", json_object_get(rec, "accel") ?: json_null());
@@ -2162,6 +2175,7 @@ fail:
 		close(sfd);
 	if (lock >= 0)
 		close(lock);
+	state_release(&st);
 	return report(&e);
 }
 
@@ -2307,30 +2321,17 @@ static int do_snapshot(int argc, char **argv)
 static int do_pause(const char *id, bool pause)
 {
 	struct verr e = { 0 };
-	struct state st;
+	struct state st = { .vmsfd = -1 };
 	int lock = -1;
-	char qmp[PATH_MAX + 16];
-	json_t *rec = open_vm(&st, id, &lock, &e), *r = NULL;
-	if (!rec)
-		return report(&e);
-	if (strcmp(jstr(rec, "status"), "running")) {
-		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "start it first (vmsan start)", "%s is %s, not running",
-			 id, jstr(rec, "status"));
-	} else {
-		json_t *proc = json_object_get(rec, "process");
-		json_t *req = json_pack("{s:s, s:I, s:I}", "id", id, "pid", jint(proc, "pid", 0), "startTime",
-					jint(proc, "startTime", 0));
-		snprintf(qmp, sizeof qmp, "%s/qmp.sock", jstr(rec, "dir"));
-		if (json_object_get(rec, "firecracker"))
-			json_object_set(req, "firecracker", json_object_get(rec, "firecracker"));
-		else
-			json_object_set_new(req, "qmpSocket", json_string(qmp));
-		r = call("fc", pause ? "pause" : "resume", req, true, &e);
+	json_t *rec = open_running_vm(&st, id, &lock, &e), *r = NULL;
+	if (rec) {
+		r = call("fc", pause ? "pause" : "resume", vmm_ref(id, rec), true, &e);
 		if (r)
 			store(&st, id, json_pack("{s:b}", "paused", pause), &e);
 	}
 	json_decref(rec);
-	close(lock);
+	if (lock >= 0)
+		close(lock);
 	state_release(&st);
 	if (!r)
 		return report(&e);
