@@ -56,12 +56,13 @@ ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRC = libexec/lib/reply.c libexec/lib/request.c libexec/lib/helper.c \
 	libexec/lib/validate.c libexec/lib/state.c libexec/lib/nft.c libexec/lib/netplan.c \
-	libexec/lib/ext4.c libexec/lib/layer.c libexec/lib/policy.c libexec/lib/sparse.c
+	libexec/lib/ext4.c libexec/lib/layer.c libexec/lib/policy.c libexec/lib/sparse.c \
+	libexec/lib/dnsmsg.c
 LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
 
 HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list libexec/vmsan-nftables libexec/vmsan-net \
-	libexec/vmsan-rootfs libexec/vmsan-agentctl libexec/vmsan-fc libexec/vmsan-create
+	libexec/vmsan-rootfs libexec/vmsan-agentctl libexec/vmsan-fc libexec/vmsan-create libexec/vmsan-dns
 # vmsan-create (vmsan-vm.c) is the life-cycle porcelain: one binary, also
 # under each of these names.
 VM_CMDS = start stop rm remove run gc network snapshot pause resume
@@ -108,7 +109,7 @@ $(FLAGS_STAMP): FORCE
 		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
 
 %.o: %.c libexec/lib/vmsan.h libexec/lib/nft.h libexec/lib/netplan.h libexec/lib/ext4.h \
-	libexec/lib/layer.h $(PROTO_H) $(FLAGS_STAMP)
+	libexec/lib/layer.h libexec/lib/dnsmsg.h libexec/lib/policy.h $(PROTO_H) $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 agent/%.o: agent/%.c $(PROTO_H) agent/agent.h $(FLAGS_STAMP)
@@ -154,6 +155,11 @@ libexec/vmsan-nftables: libexec/vmsan-nftables.o $(LIB)
 
 libexec/vmsan-net: libexec/vmsan-net.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NL_LIBS) $(NFT_LIBS) $(JANSSON_LIBS)
+
+# The resolver's sandbox: libseccomp.
+SECCOMP_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null || echo -lseccomp)
+libexec/vmsan-dns: libexec/vmsan-dns.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(SECCOMP_LIBS) $(JANSSON_LIBS)
 
 libexec/vmsan-rootfs: libexec/vmsan-rootfs.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(IMG_LIBS) $(JANSSON_LIBS)

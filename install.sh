@@ -68,14 +68,14 @@ if [ $deps = 1 ]; then
 	# busybox-static for the offline base image; QEMU, and Debian's
 	# kernel source with what building it needs, for the guest kernel.
 	pkgs="build-essential pkg-config libjansson-dev libnftnl-dev libmnl-dev
-		libnl-3-dev libnl-route-3-dev libarchive-dev libext2fs-dev libssl-dev
+		libnl-3-dev libnl-route-3-dev libarchive-dev libext2fs-dev libssl-dev libseccomp-dev
 		libzstd-dev zlib1g-dev musl-tools jq skopeo e2fsprogs busybox-static iproute2 nftables sudo
 		qemu-system-x86 linux-source-6.1 flex bison bc libelf-dev"
 	# Tests: a registry on 127.0.0.1 (docker-registry), zstd to make zstd
 	# layers, attr/libcap2-bin for xattrs and file capabilities, openssl and
 	# apache2-utils (htpasswd) for a registry with TLS and a password.
 	[ $dev = 0 ] || pkgs="$pkgs bats dash shellcheck mandoc cppcheck hyperfine util-linux
-		socat dnsmasq-base iputils-ping netcat-openbsd tcpdump bc curl docker-registry zstd
+		socat dnsmasq-base bind9-dnsutils iputils-ping netcat-openbsd tcpdump bc curl docker-registry zstd
 		openssl apache2-utils
 		attr libcap2-bin tmux clang libclang-rt-14-dev openssh-server openssh-client python3 python3-yaml"
 	# The WebSocket tests drive the agent with node's ws package as well.

@@ -3,8 +3,10 @@
  *
  *   setup        slot, namespace vmsan-<id>, veth vmsh<slot> <-> vmsnet0,
  *                TAP vmstap0, addresses, routes, forwarding, shaping, the
- *                shared host table, the VM's ruleset, published ports
- *   apply-rules  replace the VM's ruleset atomically (live policy change)
+ *                shared host table, the VM's ruleset, published ports, and
+ *                with "dns" (allowed domains) the VM's resolver vmsan-dns
+ *   apply-rules  replace the VM's ruleset atomically (live policy change),
+ *                and start, update or stop its resolver
  *   teardown     remove all of it; idempotent
  *   verify       list every leftover for an id
  *
@@ -28,7 +30,13 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/fsuid.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <linux/if.h>
@@ -62,6 +70,7 @@ struct vmnet {
 	json_t *ports;           /* host ports published, [P...] */
 	bool host_mode;          /* --no-netns: TAP vmst<slot> and table vmsan_<id> on the host */
 	char table[32];          /* host mode: the VM's table */
+	json_t *dns;             /* its resolver: {pid, start, upstreams, ttlMin, ttlMax}, or NULL */
 };
 
 static int orig_ns = -1;     /* the namespace we started in: "the host" */
@@ -354,6 +363,8 @@ static int record_write(const struct vmnet *v, struct verr *e)
 				v->host_mode);
 	int rc;
 
+	if (v->dns)
+		json_object_set(rec, "dns", v->dns);
 	record_path(path, sizeof(path), v->id);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	rc = json_dump_file(rec, tmp, JSON_COMPACT);
@@ -383,6 +394,8 @@ static int record_read(struct vmnet *v)
 		vmnet_set_slot(v, (long)json_integer_value(slot));
 	if (json_is_array(json_object_get(rec, "ports")))
 		v->ports = json_incref(json_object_get(rec, "ports"));
+	if (json_is_object(json_object_get(rec, "dns")))
+		v->dns = json_incref(json_object_get(rec, "dns"));
 	json_decref(rec);
 	return 1;
 }
@@ -716,11 +729,278 @@ out:
 	return rc;
 }
 
+/* ---- the resolver of allowed domains (vmsan-dns) ------------------------- */
+
+#define DNS_CTL "vmsan-dns-ctl"
+
+/* request.dns: {"domains":[...], "upstreams":[IP...], "ttlMin", "ttlMax",
+ * "log":PATH}; checked whole before anything is made.  The ruleset must
+ * hold the set the resolver fills. */
+static int dns_check(json_t *dns, json_t *ruleset, struct verr *e)
+{
+	struct jr r;
+	json_t *doms, *ups, *x, *set;
+	long long lo = 30, hi = 3600;
+	size_t i;
+	char why[200];
+
+	jr_init(&r, dns, "request.dns", e);
+	doms = jr_array(&r, "domains", JR_REQUIRED, 16384);
+	ups = jr_array(&r, "upstreams", JR_REQUIRED, 3);
+	jr_int(&r, "ttlMin", JR_OPTIONAL, 1, 86400, &lo);
+	jr_int(&r, "ttlMax", JR_OPTIONAL, 1, 86400, &hi);
+	const char *log = jr_string(&r, "log", JR_OPTIONAL, NULL);
+	if (jr_end(&r))
+		return -1;
+#define BADF(...) (verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", NULL, __VA_ARGS__), -1)
+	if (!json_array_size(doms) || !json_array_size(ups))
+		return BADF("request.dns: domains and upstreams may not be empty");
+	json_array_foreach(doms, i, x)
+		if (!json_is_string(x) || valid_domain(json_string_value(x), why, sizeof why))
+			return BADF("request.dns.domains[%zu]: %s", i, json_is_string(x) ? why : "expected a string");
+	json_array_foreach(ups, i, x)
+		if (!json_is_string(x) || valid_ipv4(json_string_value(x), why, sizeof why))
+			return BADF("request.dns.upstreams[%zu]: expected an IPv4 address", i);
+	if (lo > hi)
+		return BADF("request.dns: ttlMin %lld is above ttlMax %lld", lo, hi);
+	if (log && (log[0] != '/' || strstr(log, "/../") || strlen(log) > 1024))
+		return BADF("request.dns.log: expected an absolute path");
+	set = NULL;
+	json_array_foreach(json_object_get(ruleset, "sets"), i, x)
+		if (!strcmp(json_string_value(json_object_get(x, "name")), NET_DNS_SET) &&
+		    !strcmp(json_string_value(json_object_get(x, "key")), "ipv4_addr"))
+			set = x;
+	if (!set)
+		return BADF("request.dns: the ruleset has no set %s (compile the policy with its allowedDomains)",
+			    NET_DNS_SET);
+#undef BADF
+	return 0;
+}
+
+static bool dns_alive(const struct vmnet *v)
+{
+	long long pid = v->dns ? json_integer_value(json_object_get(v->dns, "pid")) : 0;
+
+	return pid > 0 && proc_start_time((long)pid) == json_integer_value(json_object_get(v->dns, "start"));
+}
+
+static void dns_stop(struct vmnet *v)
+{
+	if (dns_alive(v))
+		kill((pid_t)json_integer_value(json_object_get(v->dns, "pid")), SIGKILL);
+	json_decref(v->dns);
+	v->dns = NULL;
+}
+
+/* The log, opened as the caller (a path under their state directory must
+ * not let them make root write elsewhere): -1 if none was asked for. */
+static int dns_log_open(const char *path, struct verr *e)
+{
+	long uid, gid;
+	int fd;
+
+	if (!path)
+		return -1;
+	caller_ids(&uid, &gid);
+	setfsgid((gid_t)gid);
+	setfsuid((uid_t)uid);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0640);
+	setfsuid(0);
+	setfsgid(0);
+	if (fd < 0)
+		verr_sys(e, "ERR_DNS_LOG", "check the VM's directory", "cannot open the DNS log %s", path);
+	return fd;
+}
+
+/* vmsan-dns started in the VM's namespace; v->dns says which process. */
+static int dns_start(struct vmnet *v, json_t *dns, struct verr *e)
+{
+	char self[PATH_MAX], line[1024];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 16);
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, logfd;
+	long long lo = 30, hi = 3600;
+	pid_t pid;
+	size_t len = 0;
+	json_t *cfg, *st = NULL;
+	char *text;
+
+	if (n <= 0 || !memchr(self, '/', (size_t)n)) {
+		verr_sys(e, "ERR_DNS", NULL, "cannot find vmsan-dns");
+		return -1;
+	}
+	self[n] = 0;
+	strcpy(strrchr(self, '/') + 1, "vmsan-dns");
+	if (json_is_integer(json_object_get(dns, "ttlMin")))
+		lo = json_integer_value(json_object_get(dns, "ttlMin"));
+	if (json_is_integer(json_object_get(dns, "ttlMax")))
+		hi = json_integer_value(json_object_get(dns, "ttlMax"));
+	logfd = dns_log_open(json_string_value(json_object_get(dns, "log")), e);
+	if (logfd < 0 && verr_isset(e))
+		return -1;
+	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC)) {
+		verr_sys(e, "ERR_DNS", NULL, "cannot start vmsan-dns");
+		goto fail;
+	}
+	pid = fork();
+	if (pid < 0) {
+		verr_sys(e, "ERR_DNS", NULL, "cannot start vmsan-dns");
+		goto fail;
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		struct verr ignore = {0};
+
+		setsid();
+		if (enter_ns(v->nspath, &ignore) || dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || null < 0 ||
+		    dup2(null, 2) < 0 || (logfd >= 0 ? dup2(logfd, 3) : close(3) * 0) < 0)
+			_exit(127);
+		closefrom(4);
+		signal(SIGPIPE, SIG_DFL);
+		execl(self, "vmsan-dns", (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	in[0] = out[1] = -1;
+	cfg = json_pack("{s:s, s:I, s:I, s:O, s:O, s:I, s:I}", "id", v->id, "uid",
+			(json_int_t)(NET_DNS_UID_BASE + (unsigned)v->slot), "gid",
+			(json_int_t)(NET_DNS_UID_BASE + (unsigned)v->slot), "upstreams", json_object_get(dns, "upstreams"),
+			"domains", json_object_get(dns, "domains"), "ttlMin", lo, "ttlMax", hi);
+	text = json_dumps(cfg, JSON_COMPACT);
+	json_decref(cfg);
+	if (text) {
+		size_t tl = strlen(text), off = 0;
+		ssize_t w;
+
+		while (off < tl && (w = write(in[1], text + off, tl - off)) > 0)
+			off += (size_t)w;
+		free(text);
+	}
+	close(in[1]);
+	in[1] = -1;
+	/* its one line, within 5 s */
+	for (struct pollfd pf = { out[0], POLLIN, 0 }; len < sizeof line - 1 && poll(&pf, 1, 5000) == 1;) {
+		ssize_t r = read(out[0], line + len, sizeof line - 1 - len);
+
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+		if (memchr(line, '\n', len))
+			break;
+	}
+	line[len] = 0;
+	st = json_loads(line, JSON_DISABLE_EOF_CHECK, NULL);
+	if (!json_is_true(json_object_get(st, "ok")) ||
+	    json_integer_value(json_object_get(st, "pid")) != pid) {
+		const char *m = json_string_value(json_object_get(json_object_get(st, "error"), "message"));
+
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_DNS", NULL, "vmsan-dns did not start: %s",
+			 m ? m : len ? line : "no answer");
+		goto fail;
+	}
+	json_decref(v->dns);
+	v->dns = json_pack("{s:I, s:I, s:O, s:I, s:I}", "pid", (json_int_t)pid, "start",
+			   (json_int_t)proc_start_time(pid), "upstreams", json_object_get(dns, "upstreams"), "ttlMin",
+			   lo, "ttlMax", hi);
+	json_decref(st);
+	close(out[0]);
+	if (logfd >= 0)
+		close(logfd);
+	return 0;
+fail:
+	json_decref(st);
+	for (int i = 0; i < 2; i++) {
+		if (in[i] >= 0)
+			close(in[i]);
+		if (out[i] >= 0)
+			close(out[i]);
+	}
+	if (logfd >= 0)
+		close(logfd);
+	return -1;
+}
+
+/* The running resolver given a new list (it re-syncs the set, which a
+ * rules change has just replaced); -1 if it did not take it. */
+static int dns_update(struct vmnet *v, json_t *domains, struct verr *e)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(DNS_CTL));
+	struct timeval tv = { 5, 0 };
+	struct ucred cr;
+	socklen_t cl = sizeof cr;
+	json_t *rq = json_pack("{s:O}", "domains", domains), *rep = NULL;
+	char *text = json_dumps(rq, JSON_COMPACT), buf[4096];
+	size_t len = 0;
+	int fd = -1, rc = -1;
+
+	json_decref(rq);
+	memcpy(un.sun_path + 1, DNS_CTL, strlen(DNS_CTL));
+	if (!text || enter_ns(v->nspath, e))
+		goto out_nons;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* the server must be the resolver (its uid), not something else in
+	 * the namespace that bound the name first */
+	if (fd < 0 || connect(fd, (struct sockaddr *)&un, sl) ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) || cr.uid != NET_DNS_UID_BASE + (unsigned)v->slot)
+		goto out;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	for (size_t off = 0, tl = strlen(text); off < tl;) {
+		ssize_t w = send(fd, text + off, tl - off, MSG_NOSIGNAL);
+		if (w <= 0)
+			goto out;
+		off += (size_t)w;
+	}
+	shutdown(fd, SHUT_WR);
+	for (ssize_t r; len < sizeof buf - 1 && (r = read(fd, buf + len, sizeof buf - 1 - len)) > 0;)
+		len += (size_t)r;
+	buf[len] = 0;
+	rep = json_loads(buf, JSON_DISABLE_EOF_CHECK, NULL);
+	rc = json_is_true(json_object_get(rep, "ok")) ? 0 : -1;
+out:
+	leave_ns();
+out_nons:
+	if (fd >= 0)
+		close(fd);
+	if (rc && !verr_isset(e))
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_DNS", NULL, "the resolver of %s did not take the new list%s%s", v->id,
+			 json_string_value(json_object_get(rep, "error")) ? ": " : "",
+			 json_string_value(json_object_get(rep, "error")) ?: "");
+	json_decref(rep);
+	free(text);
+	return rc;
+}
+
+/* After the rules changed: the resolver as request.dns (NULL: none) says. */
+static int dns_follow(struct vmnet *v, json_t *dns, struct verr *e)
+{
+	if (!dns) {
+		dns_stop(v);
+		return 0;
+	}
+	if (dns_alive(v) && json_equal(json_object_get(v->dns, "upstreams"), json_object_get(dns, "upstreams")) &&
+	    json_integer_value(json_object_get(v->dns, "ttlMin")) ==
+		    (json_object_get(dns, "ttlMin") ? json_integer_value(json_object_get(dns, "ttlMin")) : 30) &&
+	    json_integer_value(json_object_get(v->dns, "ttlMax")) ==
+		    (json_object_get(dns, "ttlMax") ? json_integer_value(json_object_get(dns, "ttlMax")) : 3600)) {
+		struct verr ignore = {0};
+
+		if (dns_update(v, json_object_get(dns, "domains"), &ignore) == 0)
+			return 0;
+	}
+	/* none yet, other settings, or it did not answer: a new one */
+	dns_stop(v);
+	return dns_start(v, dns, e);
+}
+
 static json_t *op_setup(struct jr *r, struct verr *e)
 {
 	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
 	bool host_mode = false;
-	json_t *ruleset, *ports, *policy = NULL;
+	json_t *ruleset, *ports, *policy = NULL, *dns;
 	long long mbit = 0, owner = -1;
 	long slot;
 	struct vmnet v;
@@ -736,8 +1016,14 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 	ports = jr_array(r, "publishedPorts", JR_OPTIONAL, 64);
 	jr_int(r, "bandwidthMbit", JR_OPTIONAL, 1, 100000, &mbit);
 	jr_int(r, "tapOwner", JR_OPTIONAL, 0, INT_MAX, &owner);
+	dns = jr_object(r, "dns", JR_OPTIONAL);
 	if (jr_end(r))
 		return NULL;
+	if (host_mode && dns) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "allowed domains need the VM's own namespace",
+			 "request.dns: not with hostMode");
+		return NULL;
+	}
 	if (host_mode && (ruleset || ports || mbit)) {
 		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the policy (its published ports included)",
 			 "request.%s: not with hostMode (the host's rules are compiled here from the policy%s)",
@@ -751,6 +1037,8 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 		return NULL;
 	}
 	if (!host_mode && check_vm_ruleset(ruleset, e))
+		return NULL;
+	if (dns && dns_check(dns, ruleset, e))
 		return NULL;
 	vmnet_init(&v, id);
 	v.host_mode = host_mode;
@@ -814,6 +1102,9 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 			goto fail;
 		}
 	}
+	/* The resolver last: it is the one thing here that runs on. */
+	if (dns && (dns_start(&v, dns, e) || record_write(&v, e)))
+		goto fail;
 	if (host_mode)
 		/* No namespace: the guest is the slot's .2 behind vmst<slot>,
 		 * and the host reaches its agent there. */
@@ -828,12 +1119,16 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 				  "hostAddr", v.host_addr, "agentAddr", v.ns_addr, "tap", NET_TAP,
 				  "guestIp", NET_GUEST_ADDR, "gatewayIp", NET_TAP_ADDR, "mac", NET_GUEST_MAC,
 				  "prefixLen", NET_LINK_PREFIXLEN, "publishedPorts", v.ports);
+	if (v.dns)
+		json_object_set_new(reply, "dnsPid", json_integer(json_integer_value(json_object_get(v.dns, "pid"))));
 	json_decref(v.ports);
+	json_decref(v.dns);
 	return reply;
 fail:
 	teardown(&v);
 fail_early:
 	json_decref(v.ports);
+	json_decref(v.dns);
 	return NULL;
 }
 
@@ -864,6 +1159,8 @@ static void teardown(struct vmnet *v)
 	json_array_foreach(v->ports, i, p)
 		nft_map_port_addr(NET_TABLE, NET_PUB_MAP, (unsigned)json_integer_value(p),
 				  NULL, false, &ignore);
+	/* the resolver, so that the namespace goes with the VMM */
+	dns_stop(v);
 	if (v->host_mode) {
 		/* --no-netns: the VM's table and its TAP, from the host. */
 		if (v->slot >= 0) {
@@ -906,6 +1203,7 @@ static json_t *op_teardown(struct jr *r, struct verr *e)
 	had = record_read(&v) || netns_exists(&v);
 	teardown(&v);
 	json_decref(v.ports);
+	json_decref(v.dns);
 	return json_pack("{s:s, s:b}", "id", id, "removed", had);
 }
 
@@ -922,6 +1220,10 @@ static json_t *leftovers(const char *id, struct verr *e)
 		json_array_append_new(left, json_sprintf("runtime record %s", path));
 	if (netns_exists(&v))
 		json_array_append_new(left, json_sprintf("network namespace %s", v.netns));
+	if (dns_alive(&v))
+		json_array_append_new(left, json_sprintf("resolver process %lld",
+							 json_integer_value(json_object_get(v.dns, "pid"))));
+	json_decref(v.dns);
 	sk = rt_sock(e);
 	if (sk && v.slot >= 0 && link_index(sk, v.host_if))
 		json_array_append_new(left, json_sprintf("interface %s", v.host_if));
@@ -959,6 +1261,7 @@ static json_t *op_apply_rules(struct jr *r, struct verr *e)
 	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
 	json_t *ruleset = jr_object(r, "ruleset", JR_OPTIONAL);
 	json_t *policy = jr_object(r, "policy", JR_OPTIONAL);
+	json_t *dns = jr_object(r, "dns", JR_OPTIONAL);
 	struct vmnet v;
 	int rc;
 
@@ -966,6 +1269,13 @@ static json_t *op_apply_rules(struct jr *r, struct verr *e)
 		return NULL;
 	vmnet_init(&v, id);
 	if (record_read(&v) && v.host_mode) {
+		json_decref(v.dns);
+		if (dns) {
+			json_decref(v.ports);
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "allowed domains need the VM's own namespace",
+				 "request.dns: %s has no namespace of its own", id);
+			return NULL;
+		}
 		json_t *rs = NULL, *hp = NULL;
 		bool same;
 
@@ -992,26 +1302,71 @@ static json_t *op_apply_rules(struct jr *r, struct verr *e)
 		return rc ? NULL : json_pack("{s:s, s:b}", "id", id, "applied", 1);
 	}
 	json_decref(v.ports);
+	v.ports = NULL;
+	json_t *reply = NULL;
 	if (!ruleset || policy) {
 		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the ruleset of vmsan-nftables compile",
 			 "request.ruleset is required (request.policy only for a VM without a namespace)");
-		return NULL;
+		goto out;
 	}
-	if (check_vm_ruleset(ruleset, e))
-		return NULL;
-	if (!netns_exists(&v)) {
+	if (check_vm_ruleset(ruleset, e) || (dns && dns_check(dns, ruleset, e)))
+		goto out;
+	if (!netns_exists(&v) || v.slot < 0) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_RUNNING", "set the network up first",
 			 "%s has no network namespace", id);
-		return NULL;
+		goto out;
 	}
 	if (enter_ns(v.nspath, e))
-		return NULL;
+		goto out;
 	rc = nft_ruleset_apply(ruleset, false, e);
 	leave_ns();
-	return rc ? NULL : json_pack("{s:s, s:b}", "id", id, "applied", 1);
+	/* The new rules hold a new, empty set: the resolver (re)fills it
+	 * with what its list still justifies, or goes with the list. */
+	if (rc || dns_follow(&v, dns, e) || record_write(&v, e))
+		goto out;
+	reply = json_pack("{s:s, s:b}", "id", id, "applied", 1);
+	if (v.dns)
+		json_object_set_new(reply, "dnsPid", json_integer(json_integer_value(json_object_get(v.dns, "pid"))));
+out:
+	json_decref(v.dns);
+	return reply;
 }
 
 /* ---- sweep: what no runtime record accounts for ------------------------ */
+
+/* Every process whose network namespace is the one bound at nspath:
+ * listed, and killed unless dry. */
+static void kill_in_ns(const char *nspath, bool dry, json_t *found)
+{
+	struct stat ns, st;
+	DIR *proc;
+	struct dirent *d;
+
+	if (stat(nspath, &ns) || !(proc = opendir("/proc")))
+		return;
+	while ((d = readdir(proc))) {
+		char path[64], comm[32] = "";
+		char *end;
+		long pid = strtol(d->d_name, &end, 10);
+		FILE *f;
+
+		if (pid <= 1 || *end || pid == (long)getpid())
+			continue;
+		snprintf(path, sizeof path, "/proc/%ld/ns/net", pid);
+		if (stat(path, &st) || st.st_ino != ns.st_ino || st.st_dev != ns.st_dev)
+			continue;
+		snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+		if ((f = fopen(path, "re"))) {
+			if (fgets(comm, sizeof comm, f))
+				comm[strcspn(comm, "\n")] = 0;
+			fclose(f);
+		}
+		json_array_append_new(found, json_sprintf("process %ld (%s) in it", pid, comm));
+		if (!dry)
+			kill((pid_t)pid, SIGKILL);
+	}
+	closedir(proc);
+}
 
 struct sweep {
 	json_t *owned;       /* nsAddr -> id, from the records */
@@ -1093,6 +1448,7 @@ static json_t *op_sweep(struct jr *r, struct verr *e)
 				json_object_set_new(slots, v.host_if, json_string(id));
 			}
 			json_decref(v.ports);
+			json_decref(v.dns);
 		}
 		closedir(dir);
 	}
@@ -1143,6 +1499,8 @@ static json_t *op_sweep(struct jr *r, struct verr *e)
 				continue;
 			vmnet_init(&v, id);
 			json_array_append_new(found, json_sprintf("network namespace %s", v.netns));
+			/* what still runs in it (a resolver, a VMM) keeps it alive */
+			kill_in_ns(v.nspath, dry, found);
 			if (!dry)
 				netns_delete(&v);
 		}

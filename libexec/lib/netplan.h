@@ -28,6 +28,8 @@
 #define NET_TABLE "vmsan"
 #define NET_VMM_UID_BASE 1879048192u  /* root's VMMs: uid and gid base + slot */
 #define NET_PUB_MAP "pub"
+#define NET_DNS_SET "dns_allow"       /* addresses vmsan-dns allowed, with timeouts */
+#define NET_DNS_UID_BASE (NET_VMM_UID_BASE + NET_SLOTS)   /* vmsan-dns: uid and gid base + slot */
 
 /* The shared table of the namespace vmsan-net runs in ("the host"). */
 json_t *netplan_host_ruleset(void);

@@ -113,6 +113,20 @@ static int check_sets(json_t *sets, struct verr *e)
 		jr_init(&r, s, path, e);
 		name = jr_string(&r, "name", JR_REQUIRED, NULL);
 		key = jr_string(&r, "key", JR_REQUIRED, NULL);
+		if (key && !strcmp(key, "ipv4_addr")) {
+			/* an address set whose elements time out, filled at run
+			 * time (vmsan-dns): no elements here */
+			bool timeout = false;
+
+			jr_bool(&r, "timeout", JR_REQUIRED, &timeout);
+			if (jr_end(&r))
+				return -1;
+			if (!good_name(name, 31))
+				return BAD("%s.name: '%s' is not a set name ([a-z0-9_], 1-31)", path, name);
+			if (!timeout)
+				return BAD("%s.timeout: address sets are filled at run time and must time out", path);
+			continue;
+		}
 		data = jr_string(&r, "data", JR_REQUIRED, NULL);
 		elems = jr_array(&r, "elements", JR_OPTIONAL, 1024);
 		if (jr_end(&r))
@@ -120,7 +134,7 @@ static int check_sets(json_t *sets, struct verr *e)
 		if (!good_name(name, 31))
 			return BAD("%s.name: '%s' is not a set name ([a-z0-9_], 1-31)", path, name);
 		if (strcmp(key, "inet_service") != 0)
-			return BAD("%s.key: only inet_service keys are supported", path);
+			return BAD("%s.key: expected inet_service (a map) or ipv4_addr (a set)", path);
 		if (strcmp(data, "ipv4_addr") != 0 && strcmp(data, "inet_service") != 0)
 			return BAD("%s.data: expected ipv4_addr or inet_service", path);
 		json_array_foreach(elems, k, el) {
@@ -179,7 +193,7 @@ static int check_chains(json_t *chains, struct verr *e)
 static const char *const ct_states[] = {"invalid", "established", "related", "new"};
 static const char *const protos[] = {"tcp", "udp", "icmp"};
 
-static int check_match(json_t *m, const char *where, bool *have_l4, struct verr *e)
+static int check_match(json_t *m, json_t *sets, const char *where, bool *have_l4, struct verr *e)
 {
 	const char *k;
 	json_t *v;
@@ -230,6 +244,11 @@ static int check_match(json_t *m, const char *where, bool *have_l4, struct verr 
 		} else if (!strcmp(k, "daddr_local")) {
 			if (!json_is_true(v))
 				return BAD("%s.daddr_local: expected true", where);
+		} else if (!strcmp(k, "daddr_set")) {
+			json_t *set = s ? find_named(sets, s) : NULL;
+
+			if (!set || strcmp(json_string_value(json_object_get(set, "key")), "ipv4_addr"))
+				return BAD("%s.daddr_set: no ipv4_addr set '%s'", where, s ? s : "");
 		} else {
 			return BAD("%s: unknown matcher '%s'", where, k);
 		}
@@ -285,12 +304,14 @@ static int check_verdict(json_t *v, json_t *chain, json_t *sets, const char *whe
 		return BAD("%s: a map by port needs a proto tcp or udp match", where);
 	if (map) {
 		set = find_named(sets, map);
-		if (!set || strcmp(json_string_value(json_object_get(set, "data")), "ipv4_addr"))
+		if (!set || !json_object_get(set, "data") ||
+		    strcmp(json_string_value(json_object_get(set, "data")), "ipv4_addr"))
 			return BAD("%s.dnat_map: no inet_service : ipv4_addr map '%s'", where, map);
 	}
 	if (pm) {
 		set = json_is_string(pm) ? find_named(sets, json_string_value(pm)) : NULL;
-		if (!set || strcmp(json_string_value(json_object_get(set, "data")), "inet_service"))
+		if (!set || !json_object_get(set, "data") ||
+		    strcmp(json_string_value(json_object_get(set, "data")), "inet_service"))
 			return BAD("%s.port_map: no inet_service : inet_service map", where);
 	}
 	return 0;
@@ -341,7 +362,7 @@ int nft_ruleset_check(json_t *rs, struct verr *e)
 			char mw[96];
 
 			snprintf(mw, sizeof(mw), "%s.match[%zu]", where, k);
-			if (check_match(m, mw, &have_l4, e))
+			if (check_match(m, sets, mw, &have_l4, e))
 				return -1;
 		}
 		snprintf(where + strlen(where), sizeof(where) - strlen(where), ".verdict");
@@ -407,6 +428,7 @@ static void render_match(struct buf *b, json_t *m)
 		else if (!strcmp(k, "ct_status")) put(b, "ct status %s ", s);
 		else if (!strcmp(k, "ct_dir")) put(b, "ct direction %s ", s);
 		else if (!strcmp(k, "daddr_local")) put(b, "fib daddr type local ");
+		else if (!strcmp(k, "daddr_set")) put(b, "ip daddr @%s ", s);
 		else if (!strcmp(k, "ct_state")) {
 			json_t *st;
 
@@ -448,6 +470,11 @@ char *nft_ruleset_render(json_t *rs)
 	put(&b, "table %s %s {\n", json_string_value(json_object_get(rs, "family")),
 	    json_string_value(json_object_get(rs, "table")));
 	json_array_foreach(json_object_get(rs, "sets"), i, s) {
+		if (!json_object_get(s, "data")) {
+			put(&b, "\tset %s {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t}\n",
+			    json_string_value(json_object_get(s, "name")));
+			continue;
+		}
 		put(&b, "\tmap %s {\n\t\ttype %s : %s\n", json_string_value(json_object_get(s, "name")),
 		    json_string_value(json_object_get(s, "key")),
 		    json_string_value(json_object_get(s, "data")));
@@ -663,6 +690,13 @@ static void add_match(struct nftnl_rule *r, json_t *m)
 			nftnl_expr_set_u32(x, NFTNL_EXPR_FIB_DREG, REG1);
 			nftnl_rule_add_expr(r, x);
 			add_cmp(r, NFT_CMP_EQ, &local, 4);
+		} else if (!strcmp(k, "daddr_set")) {
+			struct nftnl_expr *x = expr("lookup");
+
+			add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4, REG1);
+			nftnl_expr_set_u32(x, NFTNL_EXPR_LOOKUP_SREG, REG1);
+			nftnl_expr_set_str(x, NFTNL_EXPR_LOOKUP_SET, s);
+			nftnl_rule_add_expr(r, x);
 		}
 	}
 }
@@ -801,10 +835,11 @@ static void nft_socket_done(struct mnl_socket *nl)
 		mnl_socket_close(nl);
 }
 
-/* Sends the batch and reads every ack; the kernel applies all or none. */
-static int batch_send(struct batch *bt, struct verr *e)
+/* Sends the batch on nl (NULL: a socket of its own, kept open until the
+ * process exits) and reads every ack; the kernel applies all or none. */
+static int batch_send_on(struct mnl_socket *given, struct batch *bt, struct verr *e)
 {
-	struct mnl_socket *nl;
+	struct mnl_socket *nl = given;
 	char rbuf[32768];
 	uint32_t pending = bt->acks;
 	ssize_t n;
@@ -812,12 +847,14 @@ static int batch_send(struct batch *bt, struct verr *e)
 
 	nftnl_batch_end(mnl_nlmsg_batch_current(bt->b), bt->seq++);
 	mnl_nlmsg_batch_next(bt->b);
-	nl = nft_socket(e);
+	if (!nl)
+		nl = nft_socket(e);
 	if (!nl)
 		return -1;
 	if (mnl_socket_sendto(nl, mnl_nlmsg_batch_head(bt->b), mnl_nlmsg_batch_size(bt->b)) < 0) {
 		verr_sys(e, "ERR_NETLINK", NULL, "cannot send nftables batch");
-		mnl_socket_close(nl);
+		if (!given)
+			mnl_socket_close(nl);
 		return -1;
 	}
 	while (pending > 0 && (n = mnl_socket_recvfrom(nl, rbuf, sizeof(rbuf))) > 0) {
@@ -847,8 +884,14 @@ static int batch_send(struct batch *bt, struct verr *e)
 		verr_sys(e, "ERR_NFT_APPLY", NULL, "no answer from nftables");
 		rc = -1;
 	}
-	nft_socket_done(nl);
+	if (!given)
+		nft_socket_done(nl);
 	return rc;
+}
+
+static int batch_send(struct batch *bt, struct verr *e)
+{
+	return batch_send_on(NULL, bt, e);
 }
 
 static void msg_table(struct batch *bt, const char *name, uint16_t type, uint16_t flags)
@@ -876,12 +919,24 @@ static void msg_sets(struct batch *bt, const char *table, json_t *sets)
 
 	json_array_foreach(sets, i, s) {
 		struct nftnl_set *set = nftnl_set_alloc();
-		bool addr = !strcmp(json_string_value(json_object_get(s, "data")), "ipv4_addr");
+		json_t *data = json_object_get(s, "data");
+		bool addr = data && !strcmp(json_string_value(data), "ipv4_addr");
 		json_t *elems = json_object_get(s, "elements");
 
 		nftnl_set_set_str(set, NFTNL_SET_TABLE, table);
 		nftnl_set_set_str(set, NFTNL_SET_NAME, json_string_value(json_object_get(s, "name")));
 		nftnl_set_set_u32(set, NFTNL_SET_FAMILY, NFPROTO_IPV4);
+		if (!data) {
+			/* ipv4_addr, elements with timeouts (check_sets) */
+			nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, 7);
+			nftnl_set_set_u32(set, NFTNL_SET_KEY_LEN, 4);
+			nftnl_set_set_u32(set, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT);
+			nftnl_set_set_u32(set, NFTNL_SET_ID, id++);
+			nftnl_set_nlmsg_build_payload(batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE), set);
+			batch_next(bt);
+			nftnl_set_free(set);
+			continue;
+		}
 		nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, 13);   /* inet_service */
 		nftnl_set_set_u32(set, NFTNL_SET_KEY_LEN, 2);
 		nftnl_set_set_u32(set, NFTNL_SET_DATA_TYPE, addr ? 7 : 13);
@@ -1200,5 +1255,51 @@ int nft_tables_walk(void (*fn)(const char *name, void *arg), void *arg, struct v
 	rc = dump(nl, nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_IPV4, NLM_F_DUMP | NLM_F_ACK, 1), tables_cb,
 		  &w, "nftables tables", e);
 	mnl_socket_close(nl);
+	return rc;
+}
+
+/* One message of elements of an ipv4_addr set: keys, and timeouts unless
+ * deleting. */
+static void msg_addr_elems(struct batch *bt, const char *table, const char *set, uint16_t type,
+			   const struct nft_addr_elem *el, size_t n)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, set);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_IPV4);
+	for (size_t i = 0; i < n; i++) {
+		struct nftnl_set_elem *x = nftnl_set_elem_alloc();
+		uint32_t a = htonl(el[i].addr);
+
+		nftnl_set_elem_set(x, NFTNL_SET_ELEM_KEY, &a, 4);
+		if (type == NFT_MSG_NEWSETELEM)
+			nftnl_set_elem_set_u64(x, NFTNL_SET_ELEM_TIMEOUT, el[i].timeout_ms);
+		nftnl_set_elem_add(s, x);
+	}
+	nftnl_set_elems_nlmsg_build_payload(batch_msg(bt, type, type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0), s);
+	batch_next(bt);
+	nftnl_set_free(s);
+}
+
+int nft_addr_set_update(struct mnl_socket *nl, const char *table, const char *set, enum nft_addr_op op,
+			const struct nft_addr_elem *el, size_t n, struct verr *e)
+{
+	struct batch bt = {0};
+	int rc;
+
+	if (batch_init(&bt) != 0) {
+		verr_sys(e, "ERR_NOMEM", NULL, "cannot allocate a batch");
+		return -1;
+	}
+	if (op == NFT_ADDR_SYNC)
+		/* no elements: flush the whole set */
+		msg_addr_elems(&bt, table, set, NFT_MSG_DELSETELEM, NULL, 0);
+	if ((op == NFT_ADDR_REFRESH || op == NFT_ADDR_DEL) && n)
+		msg_addr_elems(&bt, table, set, NFT_MSG_DELSETELEM, el, n);
+	if (op != NFT_ADDR_DEL && n)
+		msg_addr_elems(&bt, table, set, NFT_MSG_NEWSETELEM, el, n);
+	rc = batch_send_on(nl, &bt, e);
+	batch_free(&bt);
 	return rc;
 }

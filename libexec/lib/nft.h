@@ -13,12 +13,15 @@
  *
  *   SET    {"name", "key":"inet_service", "data":"ipv4_addr|inet_service",
  *           "elements":[[KEY, DATA]...]}          (a map; ports are integers)
+ *        | {"name", "key":"ipv4_addr", "timeout":true}
+ *                                  (addresses filled at run time, vmsan-dns)
  *   MATCH  {"iif":IF} {"oif":IF} {"iif_not":IF} {"oif_not":IF}
  *          {"iif_prefix":"vms"} {"oif_prefix":"vms"} {"oif_prefix_not":"vms"}
  *          {"saddr":CIDR} {"daddr":CIDR} {"saddr_not":CIDR} {"daddr_not":CIDR}
  *          {"proto":"tcp|udp|icmp"} {"proto_not":...}  {"dport":PORT}
  *          {"ct_state":["new","established","related","invalid"]}
  *          {"ct_status":"dnat"} {"ct_dir":"original|reply"} {"daddr_local":true}
+ *          {"daddr_set":SET}                                 (ip daddr @SET)
  *   VERDICT "accept" | "drop" | "masquerade" | {"snat":IP}
  *          | {"dnat":IP, "port":PORT} | {"dnat_map":SET}        (addr by dport)
  *          | {"dnat":IP, "port_map":SET}                        (port by dport)
@@ -56,5 +59,21 @@ int nft_map_walk(const char *table, const char *set,
 int nft_tables_walk(void (*fn)(const char *name, void *arg), void *arg, struct verr *e);
 int nft_map_port_addr(const char *table, const char *set, unsigned port,
 		      const char *addr, bool add, struct verr *e);
+
+/* The elements of an ipv4_addr set with timeouts (vmsan-dns), in one batch
+ * on nl (a socket the caller keeps: closing one after a commit waits an
+ * RCU grace period):
+ *   ADD      add; an element already there keeps its old timeout
+ *   REFRESH  delete and add again (a new timeout); fails (ERR_NFT_NOENT)
+ *            if one of them is not there
+ *   DEL      delete; fails (ERR_NFT_NOENT) if one is not there
+ *   SYNC     flush the set, then add these: the set is exactly them */
+enum nft_addr_op { NFT_ADDR_ADD, NFT_ADDR_REFRESH, NFT_ADDR_DEL, NFT_ADDR_SYNC };
+struct nft_addr_elem {
+	uint32_t addr;          /* host order */
+	uint64_t timeout_ms;
+};
+int nft_addr_set_update(struct mnl_socket *nl, const char *table, const char *set, enum nft_addr_op op,
+			const struct nft_addr_elem *el, size_t n, struct verr *e);
 
 #endif

@@ -15,6 +15,12 @@
  *  - The guest reaches no host address (198.18.0.0/15, other VMs) and
  *    nothing in its own namespace; published ports and the agent port are
  *    DNATed in from the uplink whatever the policy, deny-all included.
+ *  - Allowed domains (a VM namespace only): every DNS packet from the guest,
+ *    to whatever address, is DNATed to vmsan-dns on the TAP's address
+ *    (which answers only for allowed names and puts their A records in the
+ *    set NET_DNS_SET with their TTL as timeout before answering); no DNS
+ *    is forwarded at all; the set's addresses are allowed after the denied
+ *    CIDRs (denied still wins) beside the allowed CIDRs.
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +32,7 @@
 #define MAX_CIDRS 256
 #define MAX_PORTS 64
 #define MAX_DNS 8
+#define MAX_DOMAINS 16384
 
 static json_t *rule(const char *chain, const char *verdict, json_t *match)
 {
@@ -68,7 +75,7 @@ static json_t *scoped(const struct policy_target *t, json_t *match)
  * inbound connections, then the policy.  m() gives each rule's matchers
  * their scope (nothing in a VM's namespace, iifname TAP on the host). */
 static void egress(json_t *rules, const struct policy_target *t, const char *eff, json_t *dns, json_t *allowed,
-		   json_t *denied)
+		   json_t *denied, bool domains)
 {
 	char guest_cidr[24];
 	size_t i;
@@ -80,7 +87,7 @@ static void egress(json_t *rules, const struct policy_target *t, const char *eff
 	R("drop", "[{s:s}]", "saddr_not", guest_cidr);
 	R("accept", "[{s:s},{s:[s]}]", "proto", "icmp", "ct_state", "related");
 	R("drop", "[{s:s}]", "proto", "icmp");
-	if (strcmp(eff, "deny-all"))
+	if (strcmp(eff, "deny-all") && !domains)
 		json_array_foreach(dns, i, x) {
 			R("accept", "[{s:s},{s:s},{s:i}]", "daddr", json_string_value(x), "proto", "udp", "dport", 53);
 			R("accept", "[{s:s},{s:s},{s:i}]", "daddr", json_string_value(x), "proto", "tcp", "dport", 53);
@@ -94,11 +101,14 @@ static void egress(json_t *rules, const struct policy_target *t, const char *eff
 	/* custom without an allow list allows what it does not deny (the
 	 * original treats custom without lists as allow-all, and allow-all
 	 * with a deny list becomes custom). */
-	if (!strcmp(eff, "allow-all") || (!strcmp(eff, "custom") && !json_array_size(allowed)))
+	if (!strcmp(eff, "allow-all") || (!strcmp(eff, "custom") && !json_array_size(allowed) && !domains)) {
 		R("accept", "[]");
-	else if (!strcmp(eff, "custom"))
+	} else if (!strcmp(eff, "custom")) {
 		json_array_foreach(allowed, i, x)
 			R("accept", "[{s:s}]", "daddr", json_string_value(x));
+		if (domains)
+			R("accept", "[{s:s}]", "daddr_set", NET_DNS_SET);
+	}
 	/* On the host the chain's policy is accept (it sees every forwarded
 	 * packet): what the guest sent that nothing above allowed ends here. */
 	if (!t->uplink)
@@ -109,7 +119,7 @@ static void egress(json_t *rules, const struct policy_target *t, const char *eff
 /* In the VM's own namespace: the agent and published ports DNATed in from
  * the uplink, the guest masqueraded out of it; chains whose policy is drop. */
 static json_t *in_namespace(const struct policy_target *t, const char *eff, json_t *dns, json_t *allowed,
-			    json_t *denied, long long agent, json_t *pub, json_t *rules)
+			    json_t *denied, bool domains, long long agent, json_t *pub, json_t *rules)
 {
 	char guest_cidr[24];
 
@@ -126,16 +136,28 @@ static json_t *in_namespace(const struct policy_target *t, const char *eff, json
 			"chain", "prerouting", "match", "iif", t->uplink, "proto", "tcp",
 			"verdict", "dnat", t->guest, "port_map", NET_PUB_MAP));
 	R("postrouting", "masquerade", "[{s:s},{s:s}]", "oif", t->uplink, "saddr", guest_cidr);
+	/* Allowed domains: the guest's DNS, to any address, goes to vmsan-dns
+	 * on the TAP's address (the answers still come from the address the
+	 * guest asked). */
+	if (domains)
+		for (int p = 0; p < 2; p++)
+			json_array_append_new(rules, json_pack("{s:s, s:[{s:s},{s:s},{s:i}], s:{s:s, s:i}}",
+				"chain", "prerouting", "match", "iif", t->tap, "proto", p ? "tcp" : "udp", "dport", 53,
+				"verdict", "dnat", NET_TAP_ADDR, "port", 53));
 
 	R("forward", "accept", "[{s:s},{s:s},{s:[ss]}]", "iif", t->uplink, "oif", t->tap, "ct_state", "established",
 	  "related");
 	R("forward", "accept", "[{s:s},{s:s},{s:s}]", "iif", t->uplink, "oif", t->tap, "ct_status", "dnat");
 	R("forward", "drop", "[{s:s}]", "iif_not", t->tap);
 	/* From the guest on. */
-	egress(rules, t, eff, dns, allowed, denied);
-	/* The namespace itself answers nothing new. */
+	egress(rules, t, eff, dns, allowed, denied, domains);
+	/* The namespace itself answers nothing new but vmsan-dns. */
 	R("input", "accept", "[{s:[ss]}]", "ct_state", "established", "related");
 	R("input", "accept", "[{s:s}]", "iif", "lo");
+	if (domains)
+		for (int p = 0; p < 2; p++)
+			R("input", "accept", "[{s:s},{s:s},{s:s},{s:i}]", "iif", t->tap, "daddr", NET_TAP_ADDR "/32",
+			  "proto", p ? "tcp" : "udp", "dport", 53);
 #undef R
 	return json_pack("{s:s, s:s, s:[], s:[{s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i,s:s}, {s:s,s:s,s:s,s:i,s:s}], s:o}",
 		"family", "ip", "table", t->table, "sets",
@@ -173,7 +195,7 @@ static json_t *on_host(const struct policy_target *t, const char *eff, json_t *d
 	}
 	json_array_append_new(chains, json_pack("{s:s,s:s,s:s,s:i,s:s}", "name", "forward", "type", "filter", "hook",
 						"forward", "priority", 0, "policy", "accept"));
-	egress(rules, t, eff, dns, allowed, denied);
+	egress(rules, t, eff, dns, allowed, denied, false);
 	return json_pack("{s:s, s:s, s:[], s:o, s:o}", "family", "ip", "table", t->table, "sets", "chains", chains,
 			 "rules", rules);
 }
@@ -185,6 +207,7 @@ json_t *policy_compile(struct jr *r, const struct policy_target *t, struct verr 
 	json_t *allowed = list_of(r, "allowedCidrs", MAX_CIDRS, valid_cidr, e);
 	json_t *denied = list_of(r, "deniedCidrs", MAX_CIDRS, valid_cidr, e);
 	json_t *dns = list_of(r, "dnsResolvers", MAX_DNS, valid_ipv4, e);
+	json_t *domains = list_of(r, "allowedDomains", MAX_DOMAINS, valid_domain, e);
 	json_t *ports = jr_array(r, "publishedPorts", JR_OPTIONAL, MAX_PORTS);
 	long long agent = 0;
 	json_t *rules, *pub, *rs, *x, *reply;
@@ -202,14 +225,25 @@ json_t *policy_compile(struct jr *r, const struct policy_target *t, struct verr 
 			 "policy: '%s' is not a policy", policy);
 		return NULL;
 	}
-	if (!strcmp(policy, "deny-all") && (json_array_size(allowed) || json_array_size(denied))) {
+	if (!strcmp(policy, "deny-all") &&
+	    (json_array_size(allowed) || json_array_size(denied) || json_array_size(domains))) {
 		verr_set(e, VMSAN_EXIT_USAGE, "ERR_POLICY_CONFLICT",
-			 "drop the CIDR lists, or use custom",
-			 "deny-all cannot be combined with allowed or denied CIDRs");
+			 "drop the lists, or use custom",
+			 "deny-all cannot be combined with allowed or denied CIDRs or allowed domains");
+		return NULL;
+	}
+	if (json_array_size(domains) && !t->uplink) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_POLICY_CONFLICT", "drop --no-netns, or use --allowed-cidr",
+			 "allowed domains need the VM's own network namespace (their resolver and set live there)");
+		return NULL;
+	}
+	if (json_array_size(domains) && !json_array_size(dns)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_POLICY", "give the upstream resolvers (dnsResolvers)",
+			 "allowed domains need at least one upstream resolver");
 		return NULL;
 	}
 	eff = strcmp(policy, "deny-all") == 0 ? "deny-all" :
-	      (json_array_size(allowed) || json_array_size(denied)) ? "custom" :
+	      (json_array_size(allowed) || json_array_size(denied) || json_array_size(domains)) ? "custom" :
 	      strcmp(policy, "custom") == 0 ? "custom" : "allow-all";
 
 	pub = json_array();
@@ -246,8 +280,11 @@ json_t *policy_compile(struct jr *r, const struct policy_target *t, struct verr 
 	}
 
 	rules = json_array();
-	rs = t->uplink ? in_namespace(t, eff, dns, allowed, denied, agent, pub, rules) :
+	rs = t->uplink ? in_namespace(t, eff, dns, allowed, denied, json_array_size(domains) > 0, agent, pub, rules) :
 			 on_host(t, eff, dns, allowed, denied, pub, rules);
+	if (json_array_size(domains))
+		json_array_append_new(json_object_get(rs, "sets"),
+			json_pack("{s:s, s:s, s:b}", "name", NET_DNS_SET, "key", "ipv4_addr", "timeout", 1));
 	if (json_array_size(pub))
 		json_array_append_new(json_object_get(rs, "sets"),
 			json_pack("{s:s, s:s, s:s, s:O}", "name", NET_PUB_MAP, "key", "inet_service",

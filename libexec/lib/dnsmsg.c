@@ -1,0 +1,348 @@
+/* DNS messages and the allow list of vmsan-dns (dnsmsg.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnsmsg.h"
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* Label bytes we accept: printable, no '.' (a dot inside a label would
+ * read as a label boundary and let one name pass for another), folded to
+ * lower case. */
+static int name_byte(uint8_t c)
+{
+	if (c <= 0x20 || c >= 0x7f || c == '.')
+		return -1;
+	return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+int dns_read_name(const uint8_t *m, size_t n, size_t *off, char out[DNS_NAME_MAX])
+{
+	size_t p = *off, len = 0, end = 0;
+	int jumped = 0;
+
+	for (;;) {
+		if (p >= n)
+			return -1;
+		uint8_t l = m[p];
+		if (l == 0) {
+			if (!jumped)
+				end = p + 1;
+			break;
+		}
+		if ((l & 0xc0) == 0xc0) {
+			if (p + 1 >= n)
+				return -1;
+			size_t to = (size_t)(l & 0x3f) << 8 | m[p + 1];
+			/* only backwards, so every jump shortens the way: no loops */
+			if (to >= p)
+				return -1;
+			if (!jumped)
+				end = p + 2;
+			jumped = 1;
+			p = to;
+			continue;
+		}
+		if (l & 0xc0)
+			return -1;
+		if (p + 1 + l > n || len + l + 1 > 254)
+			return -1;
+		if (len)
+			out[len++] = '.';
+		for (size_t i = 0; i < l; i++) {
+			int c = name_byte(m[p + 1 + i]);
+			if (c < 0)
+				return -1;
+			out[len++] = (char)c;
+		}
+		p += 1 + l;
+	}
+	out[len] = '\0';
+	*off = end;
+	return 0;
+}
+
+int dns_parse_query(const uint8_t *m, size_t n, struct dns_q *q)
+{
+	if (n < DNS_HDR)
+		return -1;
+	q->id = get16(m);
+	if (m[2] & 0x80)                        /* a response: not ours to answer */
+		return -1;
+	if ((m[2] >> 3 & 0xf) != 0)             /* opcode other than QUERY */
+		return DNS_NOTIMP;
+	if (get16(m + 4) != 1)
+		return DNS_FORMERR;
+	size_t off = DNS_HDR;
+	if (dns_read_name(m, n, &off, q->name) < 0 || off + 4 > n)
+		return DNS_FORMERR;
+	q->type = get16(m + off);
+	q->cls = get16(m + off + 2);
+	q->end = off + 4;
+	return 0;
+}
+
+/* A name in wire form, uncompressed; its length or 0. */
+static size_t put_name(uint8_t *out, size_t cap, const char *name)
+{
+	size_t o = 0;
+	const char *s = name;
+
+	while (*s) {
+		const char *dot = strchr(s, '.');
+		size_t l = dot ? (size_t)(dot - s) : strlen(s);
+		if (l == 0 || l > 63 || o + 1 + l >= cap)
+			return 0;
+		out[o++] = (uint8_t)l;
+		memcpy(out + o, s, l);
+		o += l;
+		s += l + (dot ? 1 : 0);
+	}
+	if (o >= cap)
+		return 0;
+	out[o++] = 0;
+	return o;
+}
+
+size_t dns_make_answer(uint8_t *out, size_t cap, const uint8_t *query, const struct dns_q *q, int rcode)
+{
+	if (cap < DNS_HDR)
+		return 0;
+	memset(out, 0, DNS_HDR);
+	out[0] = (uint8_t)(q->id >> 8);
+	out[1] = (uint8_t)q->id;
+	out[2] = (uint8_t)(0x80 | (query[2] & 0x01));   /* QR, RD as asked */
+	out[3] = (uint8_t)(0x80 | (rcode & 0xf));        /* RA */
+	if (rcode == DNS_FORMERR && !q->name[0] && !q->type)
+		return DNS_HDR;                         /* no question to echo */
+	size_t l = put_name(out + DNS_HDR, cap - DNS_HDR, q->name);
+	if (!l || DNS_HDR + l + 4 > cap)
+		return q->name[0] ? 0 : DNS_HDR;
+	out[5] = 1;
+	uint8_t *t = out + DNS_HDR + l;
+	t[0] = (uint8_t)(q->type >> 8);
+	t[1] = (uint8_t)q->type;
+	t[2] = (uint8_t)(q->cls >> 8);
+	t[3] = (uint8_t)q->cls;
+	return DNS_HDR + l + 4;
+}
+
+#define MAX_RR 128
+#define MAX_CHAIN 16
+
+struct rr {
+	char owner[DNS_NAME_MAX];
+	uint16_t type;
+	uint32_t ttl;
+	uint32_t addr;                          /* A */
+	char target[DNS_NAME_MAX];              /* CNAME */
+};
+
+int dns_scan_response(uint8_t *m, size_t n, const struct dns_q *q, uint32_t ttl_max, struct dns_addr *out,
+		      size_t max, size_t *count)
+{
+	static struct rr rr[MAX_RR];            /* one scan at a time: vmsan-dns is one thread */
+	size_t nrr = 0, off = DNS_HDR;
+	char name[DNS_NAME_MAX];
+
+	*count = 0;
+	if (n < DNS_HDR || !(m[2] & 0x80) || get16(m + 4) != 1)
+		return -1;
+	if (dns_read_name(m, n, &off, name) < 0 || off + 4 > n || strcmp(name, q->name) ||
+	    get16(m + off) != q->type || get16(m + off + 2) != q->cls)
+		return -1;
+	off += 4;
+	unsigned an = get16(m + 6), total = an + get16(m + 8) + get16(m + 10);
+	for (unsigned i = 0; i < total; i++) {
+		char owner[DNS_NAME_MAX];
+		if (dns_read_name(m, n, &off, owner) < 0 || off + 10 > n)
+			return -1;
+		uint16_t type = get16(m + off), cls = get16(m + off + 2);
+		uint32_t ttl = get32(m + off + 4);
+		size_t rdlen = get16(m + off + 8), rd = off + 10;
+		if (rd + rdlen > n)
+			return -1;
+		if (type != 41 && ttl > ttl_max) {     /* OPT's "TTL" is flags */
+			ttl = ttl_max;
+			put32(m + off + 4, ttl);
+		}
+		if (i < an && cls == DNS_CLASS_IN && nrr < MAX_RR &&
+		    ((type == DNS_TYPE_A && rdlen == 4) || type == DNS_TYPE_CNAME)) {
+			struct rr *r = &rr[nrr];
+			memcpy(r->owner, owner, sizeof owner);
+			r->type = type;
+			r->ttl = ttl;
+			if (type == DNS_TYPE_A) {
+				r->addr = get32(m + rd);
+				nrr++;
+			} else {
+				size_t t = rd;
+				if (dns_read_name(m, n, &t, r->target) < 0 || t != rd + rdlen)
+					return -1;
+				nrr++;
+			}
+		}
+		off = rd + rdlen;
+	}
+	/* The chain: from the question through CNAMEs, at most MAX_CHAIN. */
+	const char *chain[MAX_CHAIN + 1];
+	size_t nchain = 1;
+	uint32_t chain_ttl = UINT32_MAX;
+	chain[0] = q->name;
+	for (size_t hop = 0; hop < MAX_CHAIN; hop++) {
+		size_t k;
+		for (k = 0; k < nrr; k++)
+			if (rr[k].type == DNS_TYPE_CNAME && !strcmp(rr[k].owner, chain[nchain - 1]))
+				break;
+		if (k == nrr)
+			break;
+		for (size_t j = 0; j < nchain; j++)
+			if (!strcmp(chain[j], rr[k].target))
+				goto chained;           /* a loop */
+		if (rr[k].ttl < chain_ttl)
+			chain_ttl = rr[k].ttl;
+		chain[nchain++] = rr[k].target;
+	}
+chained:
+	for (size_t k = 0; k < nrr; k++) {
+		if (rr[k].type != DNS_TYPE_A)
+			continue;
+		size_t j;
+		for (j = 0; j < nchain; j++)
+			if (!strcmp(rr[k].owner, chain[j]))
+				break;
+		if (j == nchain)
+			continue;               /* not on the way from the question */
+		uint32_t ttl = rr[k].ttl < chain_ttl ? rr[k].ttl : chain_ttl;
+		for (j = 0; j < *count; j++)
+			if (out[j].addr == rr[k].addr)
+				break;
+		if (j < *count) {
+			if (ttl < out[j].ttl)
+				out[j].ttl = ttl;
+		} else if (*count < max) {
+			out[*count].addr = rr[k].addr;
+			out[*count].ttl = ttl;
+			(*count)++;
+		}
+	}
+	return m[3] & 0xf;
+}
+
+/* ---- the allow list: open addressing over the patterns' text ---------- */
+
+struct dns_allow {
+	char **pat;
+	size_t n;
+	long *slot;             /* pattern index or -1; size a power of two */
+	size_t mask;
+};
+
+static uint64_t hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;    /* FNV-1a */
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
+	return h;
+}
+
+long dns_allow_find(const struct dns_allow *a, const char *pattern)
+{
+	if (!a || !a->n)
+		return -1;
+	for (size_t i = hash(pattern) & a->mask;; i = (i + 1) & a->mask) {
+		if (a->slot[i] < 0)
+			return -1;
+		if (!strcmp(a->pat[a->slot[i]], pattern))
+			return a->slot[i];
+	}
+}
+
+struct dns_allow *dns_allow_new(const char *const *patterns, size_t n)
+{
+	struct dns_allow *a = calloc(1, sizeof *a);
+	size_t size = 16;
+
+	if (!a)
+		return NULL;
+	while (size < n * 2)
+		size *= 2;
+	a->pat = calloc(n ? n : 1, sizeof *a->pat);
+	a->slot = malloc(size * sizeof *a->slot);
+	if (!a->pat || !a->slot)
+		goto fail;
+	a->mask = size - 1;
+	for (size_t i = 0; i < size; i++)
+		a->slot[i] = -1;
+	for (size_t i = 0; i < n; i++) {
+		if (dns_allow_find(a, patterns[i]) >= 0)
+			continue;               /* listed twice */
+		if (!(a->pat[a->n] = strdup(patterns[i])))
+			goto fail;
+		size_t s = hash(patterns[i]) & a->mask;
+		while (a->slot[s] >= 0)
+			s = (s + 1) & a->mask;
+		a->slot[s] = (long)a->n++;
+	}
+	return a;
+fail:
+	dns_allow_free(a);
+	return NULL;
+}
+
+void dns_allow_free(struct dns_allow *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; a->pat && i < a->n; i++)
+		free(a->pat[i]);
+	free(a->pat);
+	free(a->slot);
+	free(a);
+}
+
+long dns_allow_match(const struct dns_allow *a, const char *name)
+{
+	char buf[DNS_NAME_MAX + 2];
+	long i = dns_allow_find(a, name);
+
+	if (i >= 0 || !name[0])
+		return i;
+	/* "*.zone" for each zone above name, closest first */
+	for (const char *p = strchr(name, '.'); p; p = strchr(p + 1, '.')) {
+		if (strlen(p + 1) + 3 > sizeof buf)
+			return -1;
+		buf[0] = '*';
+		strcpy(buf + 1, p);
+		if ((i = dns_allow_find(a, buf)) >= 0)
+			return i;
+	}
+	return -1;
+}
+
+const char *dns_allow_pattern(const struct dns_allow *a, long i)
+{
+	return a && i >= 0 && (size_t)i < a->n ? a->pat[i] : NULL;
+}
+
+size_t dns_allow_count(const struct dns_allow *a)
+{
+	return a ? a->n : 0;
+}
