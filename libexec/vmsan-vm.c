@@ -369,6 +369,25 @@ static void csv_append(json_t *arr, const char *s)
 	}
 }
 
+/* --allowed-domain values in their one spelling (lower case, no trailing
+ * dot), each checked: a pattern that is not valid is refused, named. */
+static int normalize_domains(json_t *list, struct verr *e)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(list, i, x) {
+		char out[256], why[200];
+		if (normalize_domain(json_string_value(x), out, sizeof out, why, sizeof why)) {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_DOMAIN",
+				 "give names like example.com or *.example.com (its subdomains)", "--allowed-domain: %s",
+				 why);
+			return -1;
+		}
+		json_array_set_new(list, i, json_string(out));
+	}
+	return 0;
+}
+
 /* The guest kernel: --kernel, $VMSAN_KERNEL, else the lexically last
  * vmlinux* in $VMSAN_DIR/kernels, then in the data dir's kernels/. */
 static int find_kernel(const struct state *st, const char *given, char *out, size_t n, struct verr *e)
@@ -607,10 +626,13 @@ struct boot {
  * validates every field): the reply, with "ruleset". */
 static json_t *policy_of(json_t *nw)
 {
-	return json_pack("{s:s, s:O, s:O, s:O, s:O, s:i}", "policy", jstr(nw, "policy"), "allowedCidrs",
-			 json_object_get(nw, "allowedCidrs"), "deniedCidrs", json_object_get(nw, "deniedCidrs"),
-			 "dnsResolvers", json_object_get(nw, "dns"), "publishedPorts",
-			 json_object_get(nw, "publishedPorts"), "agentPort", AGENT_PORT);
+	json_t *p = json_pack("{s:s, s:O, s:O, s:O, s:O, s:i}", "policy", jstr(nw, "policy"), "allowedCidrs",
+			      json_object_get(nw, "allowedCidrs"), "deniedCidrs", json_object_get(nw, "deniedCidrs"),
+			      "dnsResolvers", json_object_get(nw, "dns"), "publishedPorts",
+			      json_object_get(nw, "publishedPorts"), "agentPort", AGENT_PORT);
+	if (json_array_size(json_object_get(nw, "allowedDomains")))
+		json_object_set(p, "allowedDomains", json_object_get(nw, "allowedDomains"));
+	return p;
 }
 
 /* The compiler vmsan-nftables runs, in-process (a process start less);
@@ -628,8 +650,10 @@ static json_t *compile_policy(json_t *nw, struct verr *e)
 
 /* The request that (re)applies a VM's rules: the compiled ruleset for its
  * namespace, or with --no-netns the policy (vmsan-net compiles the host's
- * rules itself); NULL with e set when the policy does not compile. */
-static json_t *rules_request(const char *id, json_t *nw, struct verr *e)
+ * rules itself), and with allowed domains its resolver's settings (the
+ * upstreams are the VM's resolvers; the log is dns.log in the VM's
+ * directory dir); NULL with e set when the policy does not compile. */
+static json_t *rules_request(const char *id, const char *dir, json_t *nw, struct verr *e)
 {
 	if (json_is_true(json_object_get(nw, "noNetns")))
 		return json_pack("{s:s, s:o}", "id", id, "policy", policy_of(nw));
@@ -638,6 +662,17 @@ static json_t *rules_request(const char *id, json_t *nw, struct verr *e)
 		return NULL;
 	json_t *req = json_pack("{s:s, s:O}", "id", id, "ruleset", json_object_get(c, "ruleset"));
 	json_decref(c);
+	json_t *doms = json_object_get(nw, "allowedDomains");
+	if (json_array_size(doms)) {
+		json_t *dns = json_pack("{s:O, s:O}", "domains", doms, "upstreams", json_object_get(nw, "dns"));
+		if (json_is_integer(json_object_get(nw, "dnsTtlMin")))
+			json_object_set(dns, "ttlMin", json_object_get(nw, "dnsTtlMin"));
+		if (json_is_integer(json_object_get(nw, "dnsTtlMax")))
+			json_object_set(dns, "ttlMax", json_object_get(nw, "dnsTtlMax"));
+		if (dir)
+			json_object_set_new(dns, "log", json_sprintf("%s/dns.log", dir));
+		json_object_set_new(req, "dns", dns);
+	}
 	return req;
 }
 
@@ -647,7 +682,7 @@ static int net_up(const char *id, json_t *rec, struct boot *b, struct verr *e)
 	json_t *nw = json_object_get(rec, "network");
 	bool no_netns = json_is_true(json_object_get(nw, "noNetns"));
 	double t = now_ms();
-	json_t *setup = rules_request(id, nw, e);
+	json_t *setup = rules_request(id, jstr(rec, "dir"), nw, e);
 	if (!setup)
 		return -1;
 	b->t_policy = now_ms() - t;
@@ -790,6 +825,7 @@ static const char create_usage[] =
 	"usage: vmsan create [--runtime NAME | --from-image REF] [--vcpus N] [--memory MIB]\n"
 	"                    [--disk-size SIZE] [--network-policy allow-all|deny-all|custom]\n"
 	"                    [--allowed-cidr CIDR,...] [--denied-cidr CIDR,...] [--dns IP,...]\n"
+	"                    [--allowed-domain NAME|*.NAME,...]\n"
 	"                    [--publish-port PORT[:GUEST],...] [--bandwidth NMbit] [--timeout DURATION]\n"
 	"                    [--vmm qemu|firecracker] [--accel auto|kvm|tcg] [--kernel PATH]\n"
 	"                    [--pull] [--project LABEL] [--json] [--verbose]\n"
@@ -804,6 +840,10 @@ static const char create_usage[] =
 	"  --from-image REF    any OCI image: alpine:3.20, registry:5000/app:1, oci:DIR:TAG\n"
 	"  --vcpus N           1-32 (default 1)      --memory MIB  128-32768 (default 256)\n"
 	"  --network-policy    allow-all (default), deny-all, custom; CIDR lists make it custom\n"
+	"  --allowed-domain    names the guest may reach (*.NAME: names under NAME): its DNS\n"
+	"                      is answered by the VM's filtering resolver, whose answers'\n"
+	"                      addresses alone are let through (with allowed CIDRs; denied\n"
+	"                      CIDRs still win); log: vmsan logs ID --dns\n"
 	"  --dns IP,...        the guest's resolvers (default $VMSAN_DNS, else dns = in\n"
 	"                      $VMSAN_DIR/config or /etc/vmsan/config, else 8.8.8.8,1.1.1.1)\n"
 	"  --publish-port      host ports reachable from outside, PORT or HOST:GUEST\n"
@@ -980,10 +1020,11 @@ static int parse_create(int argc, char **argv, int i, struct create_opts *o, str
 			 "--runtime and --from-image cannot be combined");
 		return -1;
 	}
-	if (json_array_size(o->domains)) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_NOT_ENFORCED", "use --allowed-cidr for now",
-			 "--allowed-domain is not enforced yet (the filtering resolver is not built), and an "
-			 "allowlist that is not enforced would be a false promise");
+	if (normalize_domains(o->domains, e) < 0)
+		return -1;
+	if (o->no_netns && json_array_size(o->domains)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "drop --no-netns, or use --allowed-cidr",
+			 "--allowed-domain needs the VM's own namespace (its resolver and address set live there)");
 		return -1;
 	}
 	if (o->no_netns && o->bandwidth) {
@@ -1010,7 +1051,7 @@ static int parse_create(int argc, char **argv, int i, struct create_opts *o, str
 #define SYSTEM_CONFIG "/etc/vmsan/config"
 static int config_get(const struct state *st, const char *key, char *out, size_t n, bool *found, struct verr *e)
 {
-	static const char *const known[] = { "dns" };
+	static const char *const known[] = { "dns", "dns-ttl-min", "dns-ttl-max" };
 	char user[PATH_MAX];
 	snprintf(user, sizeof user, "%.4000s/config", st->dir);
 	const char *files[] = { SYSTEM_CONFIG, user };
@@ -1052,7 +1093,7 @@ static int config_get(const struct state *st, const char *key, char *out, size_t
 				i++;
 			if (i == sizeof known / sizeof *known) {
 				fclose(fp);
-				verr_set(e, VMSAN_EXIT_FAIL, "ERR_CONFIG", "the settings known are: dns",
+				verr_set(e, VMSAN_EXIT_FAIL, "ERR_CONFIG", "the settings known are: dns, dns-ttl-min, dns-ttl-max",
 					 "%s:%d: unknown setting '%s'", files[f], ln, k);
 				return -1;
 			}
@@ -1104,6 +1145,38 @@ static int resolve_dns(const struct state *st, json_t *dns, struct verr *e)
 			 "%s: %zu DNS resolvers", from, json_array_size(dns));
 		return -1;
 	}
+	return 0;
+}
+
+/* How long an allowed domain's address stays allowed: its TTL, at least
+ * dns-ttl-min and at most dns-ttl-max seconds (config files; 30 and 3600
+ * when not set), into the network section. */
+static int set_dns_ttls(const struct state *st, json_t *nw, struct verr *e)
+{
+	static const char *const keys[] = { "dns-ttl-min", "dns-ttl-max" };
+	long long v[2] = { 30, 3600 };
+	for (int k = 0; k < 2; k++) {
+		char conf[256], *end;
+		bool found;
+		if (config_get(st, keys[k], conf, sizeof conf, &found, e) < 0)
+			return -1;
+		if (!found)
+			continue;
+		errno = 0;
+		v[k] = strtoll(conf, &end, 10);
+		if (errno || end == conf || *end || v[k] < 1 || v[k] > 86400) {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_CONFIG", "give whole seconds, 1 to 86400",
+				 "%s: '%s' is not a number of seconds", keys[k], conf);
+			return -1;
+		}
+	}
+	if (v[0] > v[1]) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_CONFIG", "make dns-ttl-min at most dns-ttl-max",
+			 "dns-ttl-min %lld is above dns-ttl-max %lld", v[0], v[1]);
+		return -1;
+	}
+	json_object_set_new(nw, "dnsTtlMin", json_integer(v[0]));
+	json_object_set_new(nw, "dnsTtlMax", json_integer(v[1]));
 	return 0;
 }
 
@@ -1293,6 +1366,8 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 			o.policy = jstr(sn, "policy");
 			json_array_extend(o.allowed, json_object_get(sn, "allowedCidrs"));
 			json_array_extend(o.denied, json_object_get(sn, "deniedCidrs"));
+			if (json_is_array(json_object_get(sn, "allowedDomains")))
+				json_array_extend(o.domains, json_object_get(sn, "allowedDomains"));
 		}
 		/* the guest's resolv.conf is the snapshot's */
 		json_array_extend(o.dns, json_object_get(sn, "dns"));
@@ -1324,6 +1399,13 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 	t = now_ms();
 	json_t *nw = json_pack("{s:s, s:O, s:O, s:O, s:O}", "policy", o.policy, "allowedCidrs", o.allowed,
 			       "deniedCidrs", o.denied, "dns", o.dns, "publishedPorts", o.ports);
+	if (json_array_size(o.domains)) {
+		json_object_set(nw, "allowedDomains", o.domains);
+		if (set_dns_ttls(&st, nw, &e) < 0) {
+			json_decref(nw);
+			goto fail;
+		}
+	}
 	if (o.bandwidth)
 		json_object_set_new(nw, "bandwidthMbit", json_integer(o.bandwidth));
 	if (o.no_netns)
@@ -1902,10 +1984,12 @@ static int do_gc(bool dry)
 
 static const char network_usage[] =
 	"usage: vmsan network ID --network-policy allow-all|deny-all|custom\n"
-	"                     [--allowed-cidr CIDR,...] [--denied-cidr CIDR,...] [--json]\n\n"
+	"                     [--allowed-cidr CIDR,...] [--denied-cidr CIDR,...]\n"
+	"                     [--allowed-domain NAME|*.NAME,...] [--json]\n\n"
 	"Replaces a running VM's egress policy in one nftables batch: the new\n"
 	"rules apply to every packet at once, established flows included.  The\n"
-	"lists given replace the old ones (none given: none).  DNS resolvers and\n"
+	"lists given replace the old ones (none given: none); addresses that only\n"
+	"a removed domain allowed are unreachable at once.  DNS resolvers and\n"
 	"published ports stay as they are.  Nothing changes when anything is\n"
 	"invalid.\n";
 
@@ -1953,12 +2037,8 @@ static int do_network(int argc, char **argv)
 		rc = usage_error(!id ? "give the VM's id" : "--network-policy is required");
 		goto out;
 	}
-	if (json_array_size(domains)) {
-		verr_set(&e, VMSAN_EXIT_USAGE, "ERR_NOT_ENFORCED", "use --allowed-cidr for now",
-			 "--allowed-domain is not enforced yet (the filtering resolver is not built), and an "
-			 "allowlist that is not enforced would be a false promise");
+	if (normalize_domains(domains, &e) < 0)
 		goto fail;
-	}
 	rec = open_running_vm(&st, id, &lock, &e);
 	if (!rec)
 		goto fail;
@@ -1967,10 +2047,17 @@ static int do_network(int argc, char **argv)
 	json_object_set_new(nw, "policy", json_string(policy));
 	json_object_set(nw, "allowedCidrs", allowed);
 	json_object_set(nw, "deniedCidrs", denied);
+	if (json_array_size(domains)) {
+		json_object_set(nw, "allowedDomains", domains);
+		if (set_dns_ttls(&st, nw, &e) < 0)
+			goto fail;
+	} else {
+		json_object_del(nw, "allowedDomains");
+	}
 	/* Compiled first (by vmsan-nftables, or with --no-netns by vmsan-net
 	 * before it applies anything): a bad CIDR or policy name changes
 	 * nothing. */
-	if (!(compiled = rules_request(id, nw, &e)))
+	if (!(compiled = rules_request(id, jstr(rec, "dir"), nw, &e)))
 		goto fail;
 	json_t *ap = call("net", "apply-rules", json_incref(compiled), true, &e);
 	if (!ap)
@@ -1978,7 +2065,7 @@ static int do_network(int argc, char **argv)
 	json_decref(ap);
 	if (store(&st, id, json_pack("{s:O}", "network", nw), &e) < 0) {
 		/* The record still names the old policy: put its rules back. */
-		json_t *back = rules_request(id, old, &(struct verr){ 0 });
+		json_t *back = rules_request(id, jstr(rec, "dir"), old, &(struct verr){ 0 });
 		if (back)
 			json_decref(call("net", "apply-rules", back, true, &(struct verr){ 0 }));
 		goto fail;
@@ -1986,7 +2073,8 @@ static int do_network(int argc, char **argv)
 	if (json_mode) {
 		json_t *doc = json_pack("{s:b, s:s, s:s, s:s, s:O, s:O, s:[]}", "ok", 1, "vmId", id, "previousPolicy",
 					jstr(old, "policy"), "newPolicy", policy, "allowedCidrs", allowed,
-					"deniedCidrs", denied, "domains");
+					"deniedCidrs", denied, "allowedDomains");
+		json_array_extend(json_object_get(doc, "allowedDomains"), domains);
 		json_dumpf(doc, stdout, JSON_COMPACT);
 		putchar('\n');
 		json_decref(doc);

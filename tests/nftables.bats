@@ -7,7 +7,7 @@ compile() { "$LIBEXEC/vmsan-nftables" compile "$@"; }
 
 @test "golden: compiled rulesets are exactly as reviewed" {
 	# custom-host: --no-netns, the table vmsan-net builds for the host
-	for g in custom deny-all custom-host; do
+	for g in custom deny-all custom-host domains; do
 		diff -u "$TOP/tests/golden/$g.nft" <(compile --format nft <"$TOP/tests/golden/$g.json")
 	done
 	diff -u "$TOP/tests/golden/host.nft" <("$LIBEXEC/vmsan-nftables" host --format nft </dev/null)
@@ -16,7 +16,7 @@ compile() { "$LIBEXEC/vmsan-nftables" compile "$@"; }
 @test "nft(8) accepts the rendered text, and the JSON applies to the same rules" {
 	require_root
 	require_cmd nft
-	for g in custom deny-all custom-host; do
+	for g in custom deny-all custom-host domains; do
 		unshare -n nft -c -f "$TOP/tests/golden/$g.nft"
 	done
 	unshare -n nft -c -f "$TOP/tests/golden/host.nft"
@@ -73,7 +73,42 @@ compile() { "$LIBEXEC/vmsan-nftables" compile "$@"; }
 {"policy":"deny-all","allowedCidrs":["10.0.0.0/8"]}|deny-all cannot be combined
 {"policy":"allow-all","dnsResolvers":["8.8.8"]}|is not an IPv4 address
 {"policy":"allow-all","colour":"red"}|unknown field 'colour'
+{"policy":"custom","allowedDomains":["*."],"dnsResolvers":["192.0.2.53"]}|'*.' needs a domain after it
+{"policy":"custom","allowedDomains":["a..b"],"dnsResolvers":["192.0.2.53"]}|has an empty label
+{"policy":"custom","allowedDomains":["*foo.com"],"dnsResolvers":["192.0.2.53"]}|a wildcard is only allowed as a leading '*.'
+{"policy":"custom","allowedDomains":["a.*.com"],"dnsResolvers":["192.0.2.53"]}|a wildcard is only allowed as a leading '*.'
+{"policy":"custom","allowedDomains":["x_y.com"],"dnsResolvers":["192.0.2.53"]}|may contain only letters, digits
+{"policy":"deny-all","allowedDomains":["example.com"],"dnsResolvers":["192.0.2.53"]}|deny-all cannot be combined
+{"policy":"custom","allowedDomains":["example.com"]}|at least one upstream resolver
+{"policy":"custom","allowedDomains":["example.com"],"dnsResolvers":["192.0.2.53"],"hostMode":{"id":"vm-1a2b3c4d","slot":3}}|need the VM's own network namespace
 CASES
+	# 300 characters, and one label of 64
+	long=$(printf 'a%.0s' $(seq 1 60)); long="$long.$long.$long.$long.$long.com"
+	run compile <<<"{\"policy\":\"custom\",\"allowedDomains\":[\"$long\"],\"dnsResolvers\":[\"192.0.2.53\"]}"
+	assert_eq "$status" 100
+	assert_contains "$output" "longer than 253 characters"
+	run compile <<<"{\"policy\":\"custom\",\"allowedDomains\":[\"$(printf 'b%.0s' $(seq 1 64)).com\"],\"dnsResolvers\":[\"192.0.2.53\"]}"
+	assert_eq "$status" 100
+	assert_contains "$output" "label longer than 63"
+}
+
+@test "allowed domains: all guest DNS to the resolver, the set after denied CIDRs, no DNS forwarded; allow-all becomes custom" {
+	rules=$(compile --format nft <<<'{"policy":"allow-all","allowedDomains":["example.com"],"dnsResolvers":["192.0.2.53"],"deniedCidrs":["10.9.0.0/16"]}')
+	run compile <<<'{"policy":"allow-all","allowedDomains":["Example.COM."],"dnsResolvers":["192.0.2.53"]}'
+	assert_eq "$(jq -r .policy <<<"$output")" custom
+	fwd=$(sed -n '/chain forward/,/}/p' <<<"$rules")
+	# no DNS to any address is forwarded: it is DNATed to the resolver
+	[[ $fwd != *"dport 53 accept"* ]]
+	assert_contains "$rules" 'iifname "vmstap0" meta l4proto udp th dport 53 dnat to 172.16.0.1:53'
+	assert_contains "$rules" 'iifname "vmstap0" meta l4proto tcp th dport 53 dnat to 172.16.0.1:53'
+	deny=$(grep -n 'ip daddr 10.9.0.0/16 drop' <<<"$fwd" | cut -d: -f1)
+	allow=$(grep -n 'ip daddr @dns_allow accept' <<<"$fwd" | cut -d: -f1)
+	[ -n "$deny" ] && [ -n "$allow" ] && [ "$deny" -lt "$allow" ]
+	# the set is the last accept: nothing else is let through
+	[ "$(grep -c ' accept$' <<<"$(sed -n "${allow},\$p" <<<"$fwd")")" = 1 ]
+	# without domains: no set, no DNAT of DNS
+	rules=$(compile --format nft <<<'{"policy":"allow-all","dnsResolvers":["192.0.2.53"]}')
+	[[ $rules != *dns_allow* && $rules != *"dnat to 172.16.0.1:53"* ]]
 }
 
 @test "ports just outside the reserved ranges are accepted" {

@@ -1,0 +1,138 @@
+/* dns-load: A queries over UDP at a server, for tests and benchmarks.
+ *
+ *   dns-load SERVER COUNT RATE NAME-FORMAT
+ *
+ * Sends COUNT queries at about RATE per second (0: one after another, each
+ * waiting for its answer), names from NAME-FORMAT with %u replaced by a
+ * random number (for example "r%u.wild.test") or taken as is.  Prints one
+ * JSON object: sent, answered, lost (no answer in 2 s), rcodes by number,
+ * the latency p50/p99/max in microseconds of those answered, and the rate
+ * achieved. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXQ 1000000
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static size_t build(uint8_t *b, uint16_t id, const char *name)
+{
+	size_t o = 12;
+
+	memset(b, 0, 12);
+	b[0] = (uint8_t)(id >> 8);
+	b[1] = (uint8_t)id;
+	b[2] = 1;               /* RD */
+	b[5] = 1;
+	for (const char *s = name; *s;) {
+		const char *dot = strchr(s, '.');
+		size_t l = dot ? (size_t)(dot - s) : strlen(s);
+		b[o++] = (uint8_t)l;
+		memcpy(b + o, s, l);
+		o += l;
+		s += l + (dot != NULL);
+	}
+	b[o++] = 0;
+	b[o++] = 0, b[o++] = 1;     /* A */
+	b[o++] = 0, b[o++] = 1;     /* IN */
+	return o;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(53) };
+	static int64_t sent_at[65536], lat[MAXQ];
+	static uint8_t answered[65536];
+	unsigned long rcodes[16] = { 0 };
+	long count, rate, nlat = 0, sent = 0;
+	int fd;
+
+	if (argc != 5 || inet_pton(AF_INET, argv[1], &sa.sin_addr) != 1 || (count = atol(argv[2])) <= 0 ||
+	    count > MAXQ || (rate = atol(argv[3])) < 0) {
+		fprintf(stderr, "usage: dns-load SERVER COUNT RATE NAME-FORMAT\n");
+		return 2;
+	}
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
+		perror("dns-load");
+		return 1;
+	}
+	int64_t t0 = now_us(), last_answer = t0;
+	for (long i = 0; i < count || (sent > nlat && now_us() - last_answer < 2000000);) {
+		int64_t now = now_us();
+		bool may_send = i < count && (rate ? now >= t0 + i * 1000000 / rate : sent == nlat);
+		if (may_send) {
+			char name[300];
+			uint32_t r;
+			uint8_t b[512];
+			(void)!getrandom(&r, sizeof r, 0);
+			const char *pct = strstr(argv[4], "%u");
+			if (pct)
+				snprintf(name, sizeof name, "%.*s%u%s", (int)(pct - argv[4]), argv[4], r, pct + 2);
+			else
+				snprintf(name, sizeof name, "%s", argv[4]);
+			uint16_t id = (uint16_t)i;
+			size_t n = build(b, id, name);
+			sent_at[id] = now;
+			answered[id] = 0;
+			if (send(fd, b, n, 0) == (ssize_t)n)
+				sent++;
+			i++;
+			if (i == count)
+				last_answer = now_us();
+			continue;
+		}
+		int64_t next = i < count && rate ? t0 + i * 1000000 / rate : now + 100000;
+		struct pollfd pf = { fd, POLLIN, 0 };
+		int wait = (int)((next - now) / 1000);
+		if (poll(&pf, 1, wait < 0 ? 0 : wait) == 1) {
+			uint8_t b[4096];
+			ssize_t r = recv(fd, b, sizeof b, 0);
+			if (r >= 12) {
+				uint16_t id = (uint16_t)(b[0] << 8 | b[1]);
+				if (!answered[id]) {
+					answered[id] = 1;
+					lat[nlat++] = now_us() - sent_at[id];
+					rcodes[b[3] & 15]++;
+					last_answer = now_us();
+				}
+			}
+		}
+	}
+	double secs = (double)(now_us() - t0) / 1e6;
+	qsort(lat, (size_t)nlat, sizeof *lat, cmp);
+	printf("{\"sent\":%ld,\"answered\":%ld,\"lost\":%ld,\"rcodes\":{", sent, nlat, sent - nlat);
+	for (int k = 0, first = 1; k < 16; k++)
+		if (rcodes[k]) {
+			printf("%s\"%d\":%lu", first ? "" : ",", k, rcodes[k]);
+			first = 0;
+		}
+	printf("},\"p50us\":%lld,\"p99us\":%lld,\"maxus\":%lld,\"qps\":%.0f}\n",
+	       nlat ? (long long)lat[nlat / 2] : -1, nlat ? (long long)lat[nlat * 99 / 100] : -1,
+	       nlat ? (long long)lat[nlat - 1] : -1, (double)nlat / secs);
+	return 0;
+}
