@@ -941,10 +941,12 @@ static int dns_update(struct vmnet *v, json_t *domains, struct verr *e)
 	if (!text || enter_ns(v->nspath, e))
 		goto out_nons;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	/* the server must be the resolver (its uid), not something else in
-	 * the namespace that bound the name first */
+	/* the server must be the resolver (it listened before it split: the
+	 * setter's pid, as root), not something else in the namespace that
+	 * bound the name first */
 	if (fd < 0 || connect(fd, (struct sockaddr *)&un, sl) ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) || cr.uid != NET_DNS_UID_BASE + (unsigned)v->slot)
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) || cr.uid != 0 ||
+	    cr.pid != (pid_t)json_integer_value(json_object_get(v->dns, "pid")))
 		goto out;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);

@@ -84,12 +84,14 @@ net_fixture_down() {
 }
 
 # vm_up N POLICY-JSON [PORTS-JSON]: network for VM vm-7e57000N with that
-# policy, and a guest namespace vtg<sfx>N attached to its TAP.
+# policy, and a guest namespace vtg<sfx>N attached to its TAP.  With
+# VM_DNS set (a JSON object), setup gets it as "dns" (allowed domains).
 vm_up() {
 	local n=$1 policy=$2 ports=${3:-[]} id=vm-7e57000$1 g=vtg${NET_SFX}$1
 	echo "$policy" | "$LIBEXEC/vmsan-nftables" compile >"$BATS_TEST_TMPDIR/c$n.json" || return 1
-	jq -c --arg id "$id" --argjson p "$ports" \
-		'{op:"setup", id:$id, ruleset:.ruleset, publishedPorts:[.publishedPorts[][0]]}' \
+	jq -c --arg id "$id" --argjson p "$ports" --argjson dns "${VM_DNS:-null}" \
+		'{op:"setup", id:$id, ruleset:.ruleset, publishedPorts:[.publishedPorts[][0]]}
+		 + (if $dns then {dns:$dns} else {} end)' \
 		"$BATS_TEST_TMPDIR/c$n.json" | nsx "$H" "$LIBEXEC/vmsan-net" >"$BATS_TEST_TMPDIR/s$n.json" ||
 		{ cat "$BATS_TEST_TMPDIR/s$n.json" >&2; return 1; }
 	ip netns add "$g"

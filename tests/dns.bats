@@ -1,0 +1,286 @@
+#!/usr/bin/env bats
+# Allowed domains: vmsan-dns (started by vmsan-net) with real packets from a
+# guest namespace attached to the VM's TAP, a real dnsmasq upstream in the
+# fake internet (192.0.2.55, records with a TTL of 2 s), real nftables.
+bats_require_minimum_version 1.5.0
+load test_helper
+load net_helper
+
+UP=192.0.2.55
+
+setup_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	export TOP LIBEXEC
+	net_fixture_up
+	nsx "$I" ip addr add $UP/32 dev lo
+	# cdn.alias.test is a CNAME to edge.other.test; *.wild.test and
+	# *.example.test answer for any name under them
+	nsd "$I" dnsmasq --no-resolv --no-hosts --no-daemon --bind-interfaces --listen-address=$UP \
+		--pid-file= --user=root --local-ttl=2 --log-queries \
+		--address=/example.test/192.0.2.10 --address=/wild.test/192.0.2.20 \
+		--host-record=other.test,192.0.2.20 --host-record=edge.other.test,192.0.2.20 \
+		--cname=cdn.alias.test,edge.other.test --log-facility="$BATS_FILE_TMPDIR/dns-up.log"
+	sleep 0.3
+}
+
+teardown_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	net_fixture_down
+}
+
+setup_extra() {
+	require_root
+	require_cmd dig
+	require_cmd dnsmasq
+	[ -x "$PUMP" ] || { echo "build tests/tools/tap-pump (make check does)"; return 1; }
+}
+
+teardown_extra() {
+	vm_down 1
+	vm_down 2
+	return 0
+}
+
+get() { tcp_get in_guest "$1" nc -w 2 "$2" "$3" </dev/null; }
+
+# dvm N DOMAINS-JSON [POLICY-EXTRA-JSON]: VM N with those allowed domains
+# (custom policy), its resolver's TTL floor at $TTL_MIN s (default 30: the
+# records' 2 s would not outlast a test), its log in the test dir.
+dvm() {
+	local n=$1 doms=$2 extra=${3:-'{}'}
+	VM_DNS=$(dns_req "$n" "$doms") vm_up "$n" "$(policy "$doms" "$extra")"
+}
+policy() {
+	jq -cn --argjson d "$1" --argjson x "$2" \
+		'{policy:"custom", allowedDomains:$d, dnsResolvers:["'$UP'"], agentPort:9119} + $x'
+}
+dns_req() {
+	jq -cn --argjson d "$2" --arg log "$BATS_TEST_TMPDIR/dns$1.log" \
+		'{domains:$d, upstreams:["'$UP'"], ttlMin:'"${TTL_MIN:-30}"', ttlMax:3600, log:$log}'
+}
+# apply N POLICY-JSON [DNS-JSON]: a live change of VM N's rules (and list)
+apply() {
+	local c
+	c=$(echo "$2" | "$LIBEXEC/vmsan-nftables" compile) || return 1
+	jq -c --arg id "vm-7e57000$1" --argjson dns "${3:-null}" \
+		'{op:"apply-rules", id:$id, ruleset:.ruleset} + (if $dns then {dns:$dns} else {} end)' <<<"$c" |
+		nsx "$H" "$LIBEXEC/vmsan-net"
+}
+# q N NAME [DIG-ARGS...]: the addresses the guest gets (none: refused)
+q() {
+	local n=$1 name=$2
+	shift 2
+	in_guest "$n" dig +time=2 +tries=1 +short "@$UP" "$@" "$name" A | grep -E '^[0-9.]+$' | sort | tr '\n' ' ' |
+		sed 's/ $//'
+}
+# rcode N NAME [DIG-ARGS...]
+rcode() {
+	local n=$1 name=$2
+	shift 2
+	in_guest "$n" dig +time=2 +tries=1 "@$UP" "$@" "$name" A | sed -n 's/.*status: \([A-Z]*\),.*/\1/p'
+}
+set_of() { ip netns exec "vmsan-vm-7e57000$1" nft list set ip vmsan dns_allow; }
+setter() { jq -r .dnsPid "$BATS_TEST_TMPDIR/s$1.json"; }
+alive() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+upstream_saw() { grep -c "query\[A\] $1 from" "$BATS_FILE_TMPDIR/dns-up.log" || true; }
+
+@test "an allowed name resolves and is reachable over TCP; other names get NXDOMAIN and their addresses stay unreachable, even by IP" {
+	dvm 1 '["example.test"]'
+	# nothing is reachable before its name was asked
+	assert_eq "$(get 1 192.0.2.10 80)" ""
+	assert_eq "$(get 1 192.0.2.20 80)" ""
+	assert_eq "$(q 1 example.test)" 192.0.2.10
+	# in the set (with a timeout) by the time the answer arrived
+	assert_contains "$(set_of 1)" "192.0.2.10 timeout"
+	assert_eq "$(get 1 192.0.2.10 80)" hello-from-192.0.2.10
+	assert_eq "$(rcode 1 other.test)" NXDOMAIN
+	assert_eq "$(get 1 192.0.2.20 80)" ""
+	# the refused name never reached the upstream
+	assert_eq "$(upstream_saw other.test)" 0
+	[[ $(set_of 1) != *192.0.2.20* ]]
+	# the log: one line per answer, the verdict and what was let through
+	log=$BATS_TEST_TMPDIR/dns1.log
+	assert_eq "$(jq -r 'select(.verdict=="allow") | "\(.name) \(.pattern) \(.addresses[0])"' "$log" | head -1)" \
+		"example.test example.test 192.0.2.10"
+	assert_eq "$(jq -r 'select(.verdict=="deny") | .name' "$log")" other.test
+}
+
+@test "subdomains only with *.; an exact name is only itself; names are matched without regard to case" {
+	dvm 1 '["EXAMPLE.Test.","*.wild.test"]'
+	assert_eq "$(q 1 a.wild.test)" 192.0.2.20
+	assert_eq "$(q 1 deep.er.wild.test)" 192.0.2.20
+	assert_eq "$(rcode 1 wild.test)" NXDOMAIN
+	assert_eq "$(rcode 1 sub.example.test)" NXDOMAIN
+	assert_eq "$(rcode 1 notwild.test)" NXDOMAIN
+	assert_eq "$(q 1 Example.TEST)" 192.0.2.10
+	# AAAA of an allowed name: an empty answer at once (guests have no IPv6 route)
+	out=$(in_guest 1 dig +time=2 +tries=1 "@$UP" example.test AAAA)
+	assert_contains "$out" "status: NOERROR"
+	assert_contains "$out" "ANSWER: 0,"
+}
+
+@test "CNAME: the chain from an allowed name is followed (its start decides); the target asked directly, or a chain into an allowed name, is refused" {
+	dvm 1 '["cdn.alias.test"]'
+	assert_eq "$(get 1 192.0.2.20 80)" ""
+	out=$(in_guest 1 dig +time=2 +tries=1 +short "@$UP" cdn.alias.test A)
+	assert_contains "$out" "edge.other.test."
+	assert_contains "$out" 192.0.2.20
+	assert_eq "$(get 1 192.0.2.20 80)" hello-from-192.0.2.20
+	assert_eq "$(rcode 1 edge.other.test)" NXDOMAIN
+	# VM 2 allows the target only: the alias pointing at it is not asked for
+	dvm 2 '["edge.other.test"]'
+	assert_eq "$(rcode 2 cdn.alias.test)" NXDOMAIN
+	assert_eq "$(q 2 edge.other.test)" 192.0.2.20
+}
+
+@test "an address leaves the set when its TTL runs out" {
+	TTL_MIN=1 dvm 1 '["example.test"]'
+	assert_eq "$(q 1 example.test)" 192.0.2.10
+	assert_eq "$(get 1 192.0.2.10 80)" hello-from-192.0.2.10
+	assert_contains "$(set_of 1)" "192.0.2.10 timeout 2s"
+	sleep 3     # the record's TTL is 2 s (dnsmasq --local-ttl), the floor here 1 s
+	[[ $(set_of 1) != *192.0.2.10* ]]
+	assert_eq "$(get 1 192.0.2.10 80)" ""
+	# asked again: back
+	assert_eq "$(q 1 example.test)" 192.0.2.10
+	assert_eq "$(get 1 192.0.2.10 80)" hello-from-192.0.2.10
+}
+
+@test "DNS to any other server is answered by the resolver, never forwarded; DNS over TCP works; DoT and other UDP stay dropped" {
+	dvm 1 '["example.test"]'
+	before=$(grep -c . "$BATS_FILE_TMPDIR/dns-192.0.2.54.log" || true)
+	assert_eq "$(in_guest 1 dig +time=2 +tries=1 +short @192.0.2.54 other.test A)" ""
+	assert_eq "$(in_guest 1 dig +time=2 +tries=1 @192.0.2.54 other.test A | sed -n 's/.*status: \([A-Z]*\),.*/\1/p')" NXDOMAIN
+	assert_eq "$(in_guest 1 dig +time=2 +tries=1 +short @192.0.2.54 example.test A)" 192.0.2.10
+	# an address where nothing listens answers too: it is the resolver
+	assert_eq "$(in_guest 1 dig +time=2 +tries=1 +short @203.0.113.77 example.test A)" 192.0.2.10
+	# the "rogue" server saw none of it
+	assert_eq "$(grep -c . "$BATS_FILE_TMPDIR/dns-192.0.2.54.log" || true)" "$before"
+	# over TCP, to the upstream's address and to any other
+	assert_eq "$(q 1 example.test +tcp)" 192.0.2.10
+	assert_eq "$(in_guest 1 dig +tcp +time=2 +tries=1 +short @203.0.113.77 example.test A)" 192.0.2.10
+	assert_eq "$(rcode 1 other.test +tcp)" NXDOMAIN
+	# the allowed address, but DoT and plain UDP: dropped
+	assert_eq "$(get 1 192.0.2.10 853)" ""
+	assert_eq "$(echo x | nsx "vtg${NET_SFX}1" socat -T 1 - UDP4:192.0.2.10:5000 2>/dev/null || true)" ""
+}
+
+@test "live changes: a removed domain is cut at once, the others stay; CIDRs combine, denied CIDRs win; without domains the resolver goes" {
+	dvm 1 '["example.test","*.wild.test"]'
+	pid=$(setter 1)
+	assert_eq "$(q 1 example.test)" 192.0.2.10
+	assert_eq "$(q 1 a.wild.test)" 192.0.2.20
+	assert_eq "$(get 1 192.0.2.10 80)" hello-from-192.0.2.10
+	assert_eq "$(get 1 192.0.2.20 80)" hello-from-192.0.2.20
+	# example.test removed: its address goes with the change, the other stays
+	apply 1 "$(policy '["*.wild.test"]' '{}')" "$(dns_req 1 '["*.wild.test"]')" >/dev/null
+	assert_eq "$(get 1 192.0.2.10 80)" ""
+	assert_eq "$(get 1 192.0.2.20 80)" hello-from-192.0.2.20
+	[[ $(set_of 1) != *192.0.2.10* ]]
+	assert_eq "$(rcode 1 example.test)" NXDOMAIN
+	# the same resolver took the list (no restart)
+	assert_eq "$(jq .dns.pid "/run/vmsan/net/vm-7e570001.json")" "$pid"
+	# a denied CIDR wins over an allowed name's address
+	apply 1 "$(policy '["*.wild.test"]' '{"deniedCidrs":["192.0.2.20/32"]}')" "$(dns_req 1 '["*.wild.test"]')" >/dev/null
+	assert_eq "$(q 1 b.wild.test)" 192.0.2.20
+	assert_eq "$(get 1 192.0.2.20 80)" ""
+	# allowed CIDRs combine with the names
+	apply 1 "$(policy '["*.wild.test"]' '{"allowedCidrs":["192.0.2.10/32"]}')" "$(dns_req 1 '["*.wild.test"]')" >/dev/null
+	assert_eq "$(get 1 192.0.2.10 80)" hello-from-192.0.2.10
+	assert_eq "$(get 1 192.0.2.20 80)" hello-from-192.0.2.20
+	# no domains any more: the resolver is stopped and DNS goes out as is
+	apply 1 '{"policy":"allow-all","dnsResolvers":["'$UP'"],"agentPort":9119}' >/dev/null
+	! alive "$pid"
+	assert_eq "$(jq .dns "/run/vmsan/net/vm-7e570001.json")" null
+	assert_eq "$(q 1 other.test)" 192.0.2.20
+	# and back: a new resolver
+	apply 1 "$(policy '["example.test"]' '{}')" "$(dns_req 1 '["example.test"]')" >/dev/null
+	new=$(jq .dns.pid "/run/vmsan/net/vm-7e570001.json")
+	alive "$new"
+	assert_eq "$(rcode 1 other.test)" NXDOMAIN
+	assert_eq "$(q 1 example.test)" 192.0.2.10
+}
+
+@test "3000 random names at 1000 queries/s: answered, yet the set and the resolver's memory stay bounded" {
+	dvm 1 '["*.wild.test"]'
+	res=$(pgrep -P "$(setter 1)")
+	rss0=$(awk '/^VmRSS/ {print $2}' "/proc/$res/status")
+	load=$(timeout 30 nsenter --net="/run/netns/vtg${NET_SFX}1" "$TOP/tests/tools/dns-load" $UP 3000 1000 'r%u.wild.test')
+	echo "allowed: $load"
+	[ "$(jq .answered <<<"$load")" -ge 2970 ]
+	assert_eq "$(jq -r '.rcodes["0"]' <<<"$load")" "$(jq .answered <<<"$load")"
+	load=$(timeout 30 nsenter --net="/run/netns/vtg${NET_SFX}1" "$TOP/tests/tools/dns-load" $UP 3000 1000 'r%u.nowhere.test')
+	echo "refused: $load"
+	[ "$(jq .answered <<<"$load")" -ge 2970 ]
+	assert_eq "$(jq -r '.rcodes["3"]' <<<"$load")" "$(jq .answered <<<"$load")"
+	# one address for all those names, one element
+	assert_eq "$(set_of 1 | grep -o 'expires' | wc -l)" 1
+	stats=$(echo '{"op":"stats"}' | ip netns exec vmsan-vm-7e570001 socat -t 2 - ABSTRACT-CONNECT:vmsan-dns-ctl)
+	echo "$stats"
+	assert_eq "$(jq .tracked <<<"$stats")" 1
+	assert_eq "$(jq .pending <<<"$stats")" 0
+	rss1=$(awk '/^VmRSS/ {print $2}' "/proc/$res/status")
+	echo "resolver RSS $rss0 kB -> $rss1 kB"
+	[ $((rss1 - rss0)) -lt 2048 ]
+	# and the log stayed rate-limited: far fewer lines than queries
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/dns1.log")" -lt 1000 ]
+	grep -q suppressedBefore "$BATS_TEST_TMPDIR/dns1.log" || jq -e .suppressedBefore "$BATS_TEST_TMPDIR/dns1.log" >/dev/null ||
+		[ "$(wc -l <"$BATS_TEST_TMPDIR/dns1.log")" -lt 1000 ]
+}
+
+@test "least privilege: setter CAP_NET_ADMIN only, resolver nothing and seccomp; control from root only; teardown and sweep leave no process" {
+	dvm 1 '["example.test"]'
+	s=$(setter 1)
+	r=$(pgrep -P "$s")
+	st=/proc/$s/status rt=/proc/$r/status
+	[ "$(awk '/^Uid:/ {print $2}' "$st")" -ge 1879080960 ]
+	assert_eq "$(awk '/^Uid:/ {print $2}' "$rt")" "$(awk '/^Uid:/ {print $2}' "$st")"
+	assert_eq "$(awk '/^CapEff:/ {print $2}' "$st")" 0000000000001000
+	assert_eq "$(awk '/^CapBnd:/ {print $2}' "$st")" 0000000000001000
+	assert_eq "$(awk '/^NoNewPrivs:/ {print $2}' "$st")" 1
+	assert_eq "$(awk '/^CapEff:/ {print $2}' "$rt")" 0000000000000000
+	assert_eq "$(awk '/^CapPrm:/ {print $2}' "$rt")" 0000000000000000
+	assert_eq "$(awk '/^Seccomp:/ {print $2}' "$rt")" 2
+	# the control socket: root gets an answer, anyone else (the VMM's
+	# user, say) is hung up on and changes nothing
+	ok=$(echo '{"op":"stats"}' | ip netns exec vmsan-vm-7e570001 socat -t 2 - ABSTRACT-CONNECT:vmsan-dns-ctl)
+	assert_eq "$(jq .domains <<<"$ok")" 1
+	no=$(echo '{"domains":["*.test"]}' | ip netns exec vmsan-vm-7e570001 setpriv --reuid=65534 --regid=65534 \
+		--clear-groups socat -t 2 - ABSTRACT-CONNECT:vmsan-dns-ctl 2>/dev/null || true)
+	assert_eq "$no" ""
+	assert_eq "$(rcode 1 other.test)" NXDOMAIN
+	vm_down 1
+	! alive "$s"
+	! alive "$r"
+	# a VM whose runtime record is lost: sweep kills what runs in its namespace
+	dvm 2 '["example.test"]'
+	s=$(setter 2)
+	rm "/run/vmsan/net/vm-7e570002.json"
+	out=$(echo '{}' | nsx "$H" "$LIBEXEC/vmsan-net" sweep)
+	assert_contains "$out" "(vmsan-dns) in it"
+	! alive "$s"
+	[ ! -e /run/netns/vmsan-vm-7e570002 ]
+}
+
+@test "vmsan-net refuses bad resolver settings before making anything" {
+	rs=$(policy '["example.test"]' '{}' | "$LIBEXEC/vmsan-nftables" compile | jq -c .ruleset)
+	plain=$(echo '{"policy":"allow-all"}' | "$LIBEXEC/vmsan-nftables" compile | jq -c .ruleset)
+	long=$(printf 'a%.0s' $(seq 1 60)); long="$long.$long.$long.$long.$long.com"
+	while IFS='|' read -r dns ruleset msg; do
+		run --separate-stderr nsx "$H" "$LIBEXEC/vmsan-net" <<<"{\"op\":\"setup\",\"id\":\"vm-7e570001\",\"ruleset\":${ruleset:-$rs},\"dns\":$dns}"
+		[ "$status" -eq 100 ] || { echo "status $status for $dns: $output"; false; }
+		assert_contains "$(jq -r .error.message <<<"$output")" "$msg"
+		out=$(echo '{"id":"vm-7e570001"}' | nsx "$H" "$LIBEXEC/vmsan-net" verify)
+		assert_eq "$(jq .clean <<<"$out")" true
+	done <<CASES
+{"domains":["*."],"upstreams":["$UP"]}||'*.' needs a domain after it
+{"domains":["a..b"],"upstreams":["$UP"]}||has an empty label
+{"domains":["*foo.com"],"upstreams":["$UP"]}||only allowed as a leading '*.'
+{"domains":["$long"],"upstreams":["$UP"]}||longer than 253 characters
+{"domains":[],"upstreams":["$UP"]}||may not be empty
+{"domains":["example.test"],"upstreams":["8.8.8"]}||expected an IPv4 address
+{"domains":["example.test"],"upstreams":["$UP"],"ttlMin":60,"ttlMax":30}||is above ttlMax
+{"domains":["example.test"],"upstreams":["$UP"],"log":"relative/dns.log"}||expected an absolute path
+{"domains":["example.test"],"upstreams":["$UP"]}|$plain|has no set dns_allow
+CASES
+}
