@@ -185,9 +185,9 @@ assert_gone() {
 	run vmsan network "$ID" --network-policy deny-al
 	[ "$status" -ne 0 ]
 	assert_contains "$output" "deny-al"
-	run vmsan network "$ID" --network-policy custom --allowed-domain example.test
+	run vmsan network "$ID" --network-policy custom --allowed-domain a..b
 	assert_eq "$status" 100
-	assert_contains "$output" "not enforced"
+	assert_contains "$output" "empty label"
 	run vmsan network "$ID"
 	assert_eq "$status" 100
 	assert_contains "$output" "--network-policy is required"
@@ -210,6 +210,57 @@ assert_gone() {
 	run vmsan network vm-00000000 --network-policy allow-all
 	assert_eq "$status" 1
 	assert_contains "$output" "VM not found"
+}
+
+@test "--allowed-domain: the guest's DNS goes through its resolver; only allowed names' addresses are reachable; live changes; logs; stop, start, rm" {
+	create --allowed-domain "Example.TEST."
+	assert_eq "$(jq -c .network.allowedDomains "$VMSAN_DIR/vms/$ID.json")" '["example.test"]'
+	assert_eq "$(jq -r .network.policy "$VMSAN_DIR/vms/$ID.json")" custom
+	pid=$(jq .dns.pid "/run/vmsan/net/$ID.json")
+	[ "$pid" -gt 0 ]
+	# by address, before the name was asked: nothing
+	run vmsan exec "$ID" -- nc -w 3 192.0.2.10 80
+	[[ $output != *hello* ]]
+	# the guest's resolv.conf still names the upstream: the answer comes
+	# through the resolver all the same
+	run vmsan exec "$ID" -- cat /etc/resolv.conf
+	assert_contains "$output" 192.0.2.53
+	run vmsan exec "$ID" -- nslookup example.test
+	assert_contains "$output" 192.0.2.10
+	run vmsan exec "$ID" -- nc -w 3 192.0.2.10 80
+	assert_contains "$output" hello-from-192.0.2.10
+	run vmsan exec "$ID" -- nslookup other.test
+	[[ $output != *192.0.2.20* ]]
+	run vmsan exec "$ID" -- nc -w 3 192.0.2.20 80
+	[[ $output != *hello* ]]
+	out=$(vmsan logs "$ID" --dns --json)
+	assert_eq "$(jq -r '[.lines[] | select(.verdict=="allow") | .name][0]' <<<"$out")" example.test
+	assert_eq "$(jq -r '[.lines[] | select(.verdict=="deny") | .name][0]' <<<"$out")" other.test
+	# live: domains dropped for a CIDR: the resolver goes, the name's address with it
+	vmsan network "$ID" --network-policy custom --allowed-cidr 192.0.2.20/32 >/dev/null
+	[ ! -e "/proc/$pid" ] || grep -q '^State:.*Z' "/proc/$pid/status"
+	run vmsan exec "$ID" -- nc -w 3 192.0.2.10 80
+	[[ $output != *hello* ]]
+	run vmsan exec "$ID" -- nc -w 3 192.0.2.20 80
+	assert_contains "$output" hello-from-192.0.2.20
+	out=$(vmsan network "$ID" --json --network-policy custom --allowed-domain example.test)
+	assert_eq "$(jq -c .allowedDomains <<<"$out")" '["example.test"]'
+	run vmsan exec "$ID" -- nslookup example.test
+	assert_contains "$output" 192.0.2.10
+	run vmsan exec "$ID" -- nc -w 3 192.0.2.10 80
+	assert_contains "$output" hello-from-192.0.2.10
+	# stop and start: the resolver comes back with the VM
+	vmsan stop "$ID" >/dev/null
+	vmsan start "$ID" >/dev/null
+	run vmsan exec "$ID" -- nslookup example.test
+	assert_contains "$output" 192.0.2.10
+	run vmsan exec "$ID" -- nslookup other.test
+	[[ $output != *192.0.2.20* ]]
+	pid=$(jq .dns.pid "/run/vmsan/net/$ID.json")
+	vmsan rm -f "$ID" >/dev/null
+	[ ! -e "/proc/$pid" ] || grep -q '^State:.*Z' "/proc/$pid/status"
+	assert_gone "$ID"
+	ID=
 }
 
 @test "DNS resolvers: --dns, then VMSAN_DNS, then the config file, then the default; bad values refused" {
@@ -514,8 +565,14 @@ assert_gone() {
 	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VALIDATION_PORT
 	run --separate-stderr vmsan create --json --network-policy deny-all --allowed-cidr 192.0.2.0/24
 	assert_eq "$(jq -r .error.code <<<"$output")" ERR_POLICY_CONFLICT
-	run --separate-stderr vmsan create --json --allowed-domain example.test
-	assert_eq "$(jq -r .error.code <<<"$output")" ERR_NOT_ENFORCED
+	for d in '*.' 'a..b' '*foo.com' "$(printf 'a%.0s' $(seq 1 300)).com"; do
+		run --separate-stderr vmsan create --json --allowed-domain "$d"
+		assert_eq "$(jq -r .error.code <<<"$output")" ERR_VALIDATION_DOMAIN
+	done
+	run --separate-stderr vmsan create --json --allowed-domain example.test --no-netns
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VALIDATION_FLAGS
+	run --separate-stderr vmsan create --json --network-policy deny-all --allowed-domain example.test
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_POLICY_CONFLICT
 	run --separate-stderr vmsan create --json --timeout 5x
 	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VALIDATION_DURATION
 	run --separate-stderr vmsan create --json --bandwidth fast
