@@ -1397,6 +1397,11 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 
 	/* 1. the record, first: from here on an id names all we make */
 	t = now_ms();
+	/* lists make allow-all custom (the original's rule; the compiler
+	 * applies it too): the record says what is in force */
+	if (!strcmp(o.policy, "allow-all") &&
+	    (json_array_size(o.allowed) || json_array_size(o.denied) || json_array_size(o.domains)))
+		o.policy = "custom";
 	json_t *nw = json_pack("{s:s, s:O, s:O, s:O, s:O}", "policy", o.policy, "allowedCidrs", o.allowed,
 			       "deniedCidrs", o.denied, "dns", o.dns, "publishedPorts", o.ports);
 	if (json_array_size(o.domains)) {
@@ -2044,6 +2049,9 @@ static int do_network(int argc, char **argv)
 		goto fail;
 	json_t *old = json_object_get(rec, "network");
 	nw = json_deep_copy(old);
+	if (!strcmp(policy, "allow-all") &&
+	    (json_array_size(allowed) || json_array_size(denied) || json_array_size(domains)))
+		policy = "custom";      /* as create records it */
 	json_object_set_new(nw, "policy", json_string(policy));
 	json_object_set(nw, "allowedCidrs", allowed);
 	json_object_set(nw, "deniedCidrs", denied);
