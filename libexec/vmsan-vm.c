@@ -1479,8 +1479,13 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 		if (call_start("rootfs", "vmdisk", dreq, false, &dp, &e) < 0)
 			goto fail;
 
-		/* 4-5. policy and network, beside the disk */
+		/* 4-5. policy and network, beside the disk; the VM's directory
+		 * (vmdisk makes it too) first: the resolver's log goes there */
 		rec = state_load(&st, id, &e);
+		char vmdir[PATH_MAX];
+		snprintf(vmdir, sizeof vmdir, "%.4000s/%s", st.vms, id);
+		if (rec && !jstr(rec, "dir") && (mkdir(vmdir, 0700) == 0 || errno == EEXIST))
+			json_object_set_new(rec, "dir", json_string(vmdir));
 		int nrc = !rec || interrupted ? -1 : net_up(id, rec, &b, &e);
 		double t_net_done = now_ms();
 		struct verr de = { 0 };
