@@ -245,6 +245,10 @@ struct pending {
 	int client;             /* -1: UDP; else a conn */
 	uint32_t client_gen;
 	struct sockaddr_in from;
+	uint64_t seq;           /* UDP: order of arrival */
+	bool done;              /* UDP: answered, the answer waits in held */
+	uint8_t *held;
+	size_t heldlen;
 	uint8_t query[QUERY_MAX];
 	size_t qlen;
 	uint8_t *rbuf;          /* TCP: the response, length first */
@@ -274,6 +278,7 @@ static struct {
 	double log_tokens;
 	int64_t log_at, purge_at;
 	uint32_t gen;
+	uint64_t seq;
 } R;
 
 static void log_line(const char *verdict, const struct dns_q *q, long pat, const struct dns_addr *a, size_t na,
@@ -448,13 +453,102 @@ static void conn_close(struct conn *c)
 	c->inlen = c->outlen = c->outoff = 0;
 }
 
-/* An answer to a client: UDP at once, TCP queued with its length. */
-static void reply(int client, uint32_t gen, const struct sockaddr_in *from, const uint8_t *m, size_t n)
+static void pending_free(struct pending *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p->rbuf);
+	free(p->held);
+	p->rbuf = p->held = NULL;
+	p->fd = -1;
+	p->done = false;
+	p->used = false;
+}
+
+/* The oldest open or waiting UDP query from this client with this id. */
+static struct pending *oldest(const struct sockaddr_in *from, uint16_t id)
+{
+	struct pending *o = NULL;
+
+	for (size_t i = 0; i < MAX_PENDING; i++) {
+		struct pending *p = &R.pend[i];
+		if (p->used && p->client < 0 && p->q.id == id && p->from.sin_port == from->sin_port &&
+		    p->from.sin_addr.s_addr == from->sin_addr.s_addr && (!o || p->seq < o->seq))
+			o = p;
+	}
+	return o;
+}
+
+static struct pending *pending_slot(void)
+{
+	for (size_t i = 0; i < MAX_PENDING; i++)
+		if (!R.pend[i].used) {
+			struct pending *p = &R.pend[i];
+			memset(p, 0, offsetof(struct pending, query));
+			p->used = true;
+			p->fd = -1;
+			return p;
+		}
+	return NULL;
+}
+
+/*
+ * A UDP answer, in the order the queries came. Resolvers such as
+ * BusyBox's send A and AAAA under one id and take the answers in order,
+ * so an answer made at once (AAAA, NXDOMAIN) must not overtake the
+ * forwarded one asked before it: it waits in a slot of its own until
+ * the earlier queries with its (client, id) are answered. own: the
+ * query's pending slot, or NULL for an answer made without one; freed.
+ */
+static void udp_answer(struct pending *own, const struct sockaddr_in *from, uint16_t id, const uint8_t *m,
+		       size_t n)
+{
+	struct pending *first = oldest(from, id);
+
+	if (first && first != own) {
+		struct pending *h = own ? own : pending_slot();
+		uint8_t *copy = malloc(n);
+		if (h && copy) {
+			if (!own) {
+				h->client = -1;
+				h->from = *from;
+				h->q.id = id;
+				h->seq = ++R.seq;
+			}
+			if (h->fd >= 0)
+				close(h->fd);
+			h->fd = -1;
+			memcpy(copy, m, n);
+			h->held = copy;
+			h->heldlen = n;
+			h->done = true;
+			return;
+		}
+		free(copy);             /* no room to wait: out of order it goes */
+		if (h && !own)
+			pending_free(h);
+	}
+	(void)!sendto(R.udp, m, n, MSG_DONTWAIT, (const struct sockaddr *)from, sizeof *from);
+	if (own)
+		pending_free(own);
+	while ((first = oldest(from, id)) && first->done) {
+		(void)!sendto(R.udp, first->held, first->heldlen, MSG_DONTWAIT, (const struct sockaddr *)from,
+			      sizeof *from);
+		pending_free(first);
+	}
+}
+
+/* An answer to a client: UDP in order, TCP queued with its length; own
+ * (the query's pending slot, or NULL) is freed. */
+static void reply(struct pending *own, int client, uint32_t gen, const struct sockaddr_in *from, const uint8_t *m,
+		  size_t n)
 {
 	if (client < 0) {
-		(void)!sendto(R.udp, m, n, MSG_DONTWAIT, (const struct sockaddr *)from, sizeof *from);
+		udp_answer(own, from, (uint16_t)(m[0] << 8 | m[1]), m, n);
 		return;
 	}
+	if (own)
+		pending_free(own);
 	struct conn *c = &R.conn[client];
 	if (c->fd < 0 || c->gen != gen)
 		return;                 /* the client left */
@@ -473,24 +567,17 @@ static void reply(int client, uint32_t gen, const struct sockaddr_in *from, cons
 	c->idle_until = now_ms() + TCP_IDLE_MS;
 }
 
-static void answer_rcode(int client, uint32_t gen, const struct sockaddr_in *from, const uint8_t *query,
-			 const struct dns_q *q, int rcode)
+/* own: as for reply() */
+static void answer_rcode(struct pending *own, int client, uint32_t gen, const struct sockaddr_in *from,
+			 const uint8_t *query, const struct dns_q *q, int rcode)
 {
 	uint8_t out[DNS_HDR + DNS_NAME_MAX + 8];
 	size_t n = dns_make_answer(out, sizeof out, query, q, rcode);
 
 	if (n)
-		reply(client, gen, from, out, n);
-}
-
-static void pending_free(struct pending *p)
-{
-	if (p->fd >= 0)
-		close(p->fd);
-	free(p->rbuf);
-	p->rbuf = NULL;
-	p->fd = -1;
-	p->used = false;
+		reply(own, client, gen, from, out, n);
+	else if (own)
+		pending_free(own);
 }
 
 /* (Re)sends p's query to upstream p->up. */
@@ -525,10 +612,9 @@ static void fail_pending(struct pending *p, const char *why)
 	log_line("error", &p->q, p->pat, NULL, 0, why);
 	p->query[0] = (uint8_t)(p->q.id >> 8);
 	p->query[1] = (uint8_t)p->q.id;
-	answer_rcode(p->client, p->client_gen, &p->from, p->query, &p->q, DNS_SERVFAIL);
 	if (p->client >= 0 && R.conn[p->client].gen == p->client_gen)
 		R.conn[p->client].busy = false;
-	pending_free(p);
+	answer_rcode(p, p->client, p->client_gen, &p->from, p->query, &p->q, DNS_SERVFAIL);
 }
 
 /* The next upstream, or SERVFAIL when each was tried twice. */
@@ -567,8 +653,7 @@ static void response(struct pending *p, uint8_t *m, size_t n)
 	log_line("allow", &p->q, p->pat, a, na, NULL);
 	m[0] = (uint8_t)(p->q.id >> 8);
 	m[1] = (uint8_t)p->q.id;
-	reply(p->client, p->client_gen, &p->from, m, n);
-	pending_free(p);
+	reply(p, p->client, p->client_gen, &p->from, m, n);
 }
 
 /* A query from the guest (UDP: client -1). */
@@ -584,36 +669,31 @@ static void query(int client, const struct sockaddr_in *from, uint8_t *m, size_t
 	if (rc) {
 		q.name[0] = '\0';
 		q.type = q.cls = 0;
-		answer_rcode(client, gen, from, m, &q, rc);
+		answer_rcode(NULL, client, gen, from, m, &q, rc);
 		return;
 	}
 	long pat = dns_allow_match(R.allow, q.name);
 	if (pat < 0) {
 		R.denied++;
 		log_line("deny", &q, -1, NULL, 0, NULL);
-		answer_rcode(client, gen, from, m, &q, DNS_NXDOMAIN);
+		answer_rcode(NULL, client, gen, from, m, &q, DNS_NXDOMAIN);
 		return;
 	}
 	if (q.type == DNS_TYPE_AAAA) {
-		answer_rcode(client, gen, from, m, &q, DNS_NOERROR);
+		answer_rcode(NULL, client, gen, from, m, &q, DNS_NOERROR);
 		return;
 	}
 	if (n > QUERY_MAX) {
-		answer_rcode(client, gen, from, m, &q, DNS_FORMERR);
+		answer_rcode(NULL, client, gen, from, m, &q, DNS_FORMERR);
 		return;
 	}
-	struct pending *p = NULL;
-	for (size_t i = 0; i < MAX_PENDING && !p; i++)
-		if (!R.pend[i].used)
-			p = &R.pend[i];
+	struct pending *p = pending_slot();
 	if (!p) {
 		R.failed++;
-		answer_rcode(client, gen, from, m, &q, DNS_SERVFAIL);
+		answer_rcode(NULL, client, gen, from, m, &q, DNS_SERVFAIL);
 		return;
 	}
-	memset(p, 0, offsetof(struct pending, query));
-	p->used = true;
-	p->fd = -1;
+	p->seq = ++R.seq;
 	p->q = q;
 	p->pat = pat;
 	p->client = client;
@@ -828,7 +908,7 @@ static void ctl_accept(void)
 			/* pending queries of dropped patterns: their answers go
 			 * nowhere near the set */
 			for (size_t i = 0; i < MAX_PENDING; i++)
-				if (R.pend[i].used) {
+				if (R.pend[i].used && !R.pend[i].done) {
 					long np = dns_allow_find(a, dns_allow_pattern(R.allow, R.pend[i].pat));
 					if (np < 0)
 						fail_pending(&R.pend[i], "domain removed");
@@ -878,7 +958,7 @@ static void resolver_loop(void)
 		}
 		for (int i = 0; i < MAX_PENDING; i++) {
 			struct pending *p = &R.pend[i];
-			if (!p->used)
+			if (!p->used || p->done)
 				continue;
 			if (now >= p->deadline) {
 				retry(p, "upstream timed out");

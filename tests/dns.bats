@@ -117,6 +117,10 @@ upstream_saw() { grep -c "query\[A\] $1 from" "$BATS_FILE_TMPDIR/dns-up.log" || 
 	out=$(in_guest 1 dig +time=2 +tries=1 "@$UP" example.test AAAA)
 	assert_contains "$out" "status: NOERROR"
 	assert_contains "$out" "ANSWER: 0,"
+	# A then AAAA under one id (BusyBox's nslookup): the AAAA answer, made at
+	# once, waits for the forwarded A one asked before it
+	assert_eq "$(in_guest 1 "$TOP/tests/tools/dns-load" $UP pair example.test)" "1 28"
+	assert_eq "$(in_guest 1 "$TOP/tests/tools/dns-load" $UP pair a.wild.test)" "1 28"
 }
 
 @test "CNAME: the chain from an allowed name is followed (its start decides); the target asked directly, or a chain into an allowed name, is refused" {
