@@ -194,7 +194,7 @@ upstream_saw() { grep -c "query\[A\] $1 from" "$BATS_FILE_TMPDIR/dns-up.log" || 
 	assert_eq "$(get 1 192.0.2.20 80)" hello-from-192.0.2.20
 	# no domains any more: the resolver is stopped and DNS goes out as is
 	apply 1 '{"policy":"allow-all","dnsResolvers":["'$UP'"],"agentPort":9119}' >/dev/null
-	! alive "$pid"
+	run ! alive "$pid"
 	assert_eq "$(jq .dns "/run/vmsan/net/vm-7e570001.json")" null
 	assert_eq "$(q 1 other.test)" 192.0.2.20
 	# and back: a new resolver
@@ -254,15 +254,15 @@ upstream_saw() { grep -c "query\[A\] $1 from" "$BATS_FILE_TMPDIR/dns-up.log" || 
 	assert_eq "$no" ""
 	assert_eq "$(rcode 1 other.test)" NXDOMAIN
 	vm_down 1
-	! alive "$s"
-	! alive "$r"
+	run ! alive "$s"
+	run ! alive "$r"
 	# a VM whose runtime record is lost: sweep kills what runs in its namespace
 	dvm 2 '["example.test"]'
 	s=$(setter 2)
 	rm "/run/vmsan/net/vm-7e570002.json"
 	out=$(echo '{}' | nsx "$H" "$LIBEXEC/vmsan-net" sweep)
 	assert_contains "$out" "(vmsan-dns) in it"
-	! alive "$s"
+	run ! alive "$s"
 	[ ! -e /run/netns/vmsan-vm-7e570002 ]
 }
 
