@@ -92,7 +92,7 @@ SCRIPTS = $(shell grep -l '^\#!/bin/sh' bin/* libexec/vmsan-* install.sh .ci/run
 	tests/run bench/* share/vmsan/kernel/build 2>/dev/null) libexec/lib/common.sh
 MAN1 = share/man/man1/vmsan.1
 MAN7 = share/man/man7/vmsan.7
-MAN8 = share/man/man8/vmsan-state.8 share/man/man8/vmsan-probe.8 \
+MAN8 = share/man/man8/vmsan-dns.8 share/man/man8/vmsan-state.8 share/man/man8/vmsan-probe.8 \
 	share/man/man8/vmsan-net.8 share/man/man8/vmsan-nftables.8 \
 	share/man/man8/vmsan-rootfs.8 share/man/man8/vmsan-agent.8 \
 	share/man/man8/vmsan-agentctl.8 share/man/man8/vmsan-init.8 share/man/man8/vmsan-fc.8

@@ -1027,6 +1027,22 @@ static void resolver_loop(void)
 
 /* ---- start ---------------------------------------------------------------- */
 
+#ifndef VMSAN_VERSION
+#define VMSAN_VERSION "0.0.0"
+#endif
+#define USAGE \
+	"usage: vmsan-dns < settings.json   (started by vmsan-net, in a VM's network namespace)\n" \
+	"\n" \
+	"The filtering DNS resolver of a VM with allowed domains.  Settings:\n" \
+	"  {\"id\":ID, \"uid\":N, \"gid\":N, \"upstreams\":[IP...], \"domains\":[NAME|*.ZONE...],\n" \
+	"   \"ttlMin\":S, \"ttlMax\":S}\n" \
+	"It answers on 172.16.0.1:53 (UDP, TCP): allowed names are forwarded to the\n" \
+	"upstreams and their A records added to the set dns_allow before the answer;\n" \
+	"others get NXDOMAIN.  Control: abstract unix socket vmsan-dns-ctl, root only:\n" \
+	"  {\"domains\":[...]}   replace the list (removed names' addresses leave at once)\n" \
+	"  {\"op\":\"stats\"}      counters\n" \
+	"See vmsan-dns(8).\n"
+
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
 {
@@ -1068,9 +1084,25 @@ int main(int argc, char **argv)
 	char why[256];
 	struct jr r;
 
-	(void)argv;
+	if (argc == 2 && !strcmp(argv[1], "--summary")) {
+		puts("plumbing (started by vmsan-net): a VM's filtering DNS resolver for allowed domains");
+		return 0;
+	}
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(USAGE, stdout);
+		return 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "--complete")) {
+		puts("--help\n--summary\n--version");
+		return 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		printf("vmsan-dns %s\n", VMSAN_VERSION);
+		return 0;
+	}
 	if (argc > 1) {
-		fprintf(stderr, "vmsan-dns: started by vmsan-net only; see vmsan-net(8)\n");
+		fprintf(stderr, "vmsan-dns: unexpected argument '%s': it is started by vmsan-net only; see vmsan-dns(8)\n",
+			argv[1]);
 		return 100;
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -9,6 +9,9 @@
  *  - ICMP from the guest is dropped except what conntrack marks related
  *    (PMTU); UDP is dropped except DNS to the configured resolvers; DNS to
  *    anything else and DoT (853) are dropped; so is a spoofed source.
+ *  - allowedDomains: every DNS packet of the guest is DNATed to vmsan-dns
+ *    (172.16.0.1:53), none is forwarded, and the set dns_allow it fills
+ *    is accepted after the CIDR lists (denied still wins).
  *  - The guest reaches no host address (198.18.0.0/15, other VMs) and
  *    nothing in its own namespace; published ports and the agent port are
  *    DNATed in from the uplink whatever the policy, deny-all included.
@@ -92,6 +95,7 @@ static const struct helper helper = {
 	"\n"
 	"  {\"op\":\"compile\", \"policy\":\"allow-all|deny-all|custom\",\n"
 	"   \"allowedCidrs\":[CIDR...], \"deniedCidrs\":[CIDR...],\n"
+	"   \"allowedDomains\":[NAME|*.ZONE...] (DNS through vmsan-dns, set dns_allow),\n"
 	"   \"dnsResolvers\":[IP...], \"agentPort\":PORT,\n"
 	"   \"publishedPorts\":[{\"hostPort\":P, \"guestPort\":P}...]}\n"
 	"\n"
