@@ -78,7 +78,8 @@
 #define MAX_UPSTREAMS 3
 #define MAX_PENDING 256
 #define MAX_TCP_CLIENTS 16
-#define MAX_TRACK 4096          /* (address, pattern) pairs in the set */
+#define MAX_TRACK NFT_ADDR_MAX  /* (address, pattern) pairs in the set */
+#define TRACK_HASH (2 * MAX_TRACK)     /* buckets, a power of two */
 #define MAX_ADDRS 64            /* addresses taken from one answer */
 #define QUERY_MAX 4096
 #define UPSTREAM_TIMEOUT_MS 1500
@@ -258,6 +259,7 @@ struct pending {
 
 struct entry {
 	uint32_t addr;
+	int32_t next;           /* the next entry in addr's bucket, or -1 */
 	long pat;
 	int64_t expires;
 };
@@ -272,6 +274,8 @@ static struct {
 	struct pending pend[MAX_PENDING];
 	struct entry track[MAX_TRACK];
 	size_t ntrack;
+	int32_t bucket[TRACK_HASH];     /* first entry, or -1 */
+	uint32_t hash_key;
 	struct set_req rq;
 	/* counters */
 	unsigned long long queries, allowed, denied, failed, log_suppressed;
@@ -347,6 +351,31 @@ static int setter_call(uint32_t op, size_t n)
 	return rc;
 }
 
+/* Entries by address: a chained hash, keyed at random (the upstreams
+ * choose the addresses), rebuilt whenever entries move. */
+static uint32_t bucket_of(uint32_t addr)
+{
+	uint32_t h = (addr ^ R.hash_key) * 0x9e3779b1u;
+
+	h ^= h >> 15;
+	return (h * 0x85ebca6bu) & (TRACK_HASH - 1);
+}
+
+static void track_link(size_t i)
+{
+	uint32_t b = bucket_of(R.track[i].addr);
+
+	R.track[i].next = R.bucket[b];
+	R.bucket[b] = (int32_t)i;
+}
+
+static void track_rehash(void)
+{
+	memset(R.bucket, 0xff, sizeof R.bucket);
+	for (size_t i = 0; i < R.ntrack; i++)
+		track_link(i);
+}
+
 static void purge(int64_t now)
 {
 	size_t k = 0;
@@ -354,7 +383,10 @@ static void purge(int64_t now)
 	for (size_t i = 0; i < R.ntrack; i++)
 		if (R.track[i].expires > now)
 			R.track[k++] = R.track[i];
-	R.ntrack = k;
+	if (k != R.ntrack) {
+		R.ntrack = k;
+		track_rehash();
+	}
 }
 
 static uint32_t clamp_ttl(uint32_t ttl)
@@ -378,7 +410,7 @@ static int allow_addrs(long pat, const struct dns_addr *a, size_t na)
 		uint32_t t = clamp_ttl(a[i].ttl);
 		int64_t exp = now + (int64_t)t * 1000, have = 0;
 		struct entry *mine = NULL;
-		for (size_t k = 0; k < R.ntrack; k++)
+		for (int32_t k = R.bucket[bucket_of(a[i].addr)]; k >= 0; k = R.track[k].next)
 			if (R.track[k].addr == a[i].addr && R.track[k].expires > now) {
 				if (R.track[k].expires > have)
 					have = R.track[k].expires;
@@ -399,7 +431,8 @@ static int allow_addrs(long pat, const struct dns_addr *a, size_t na)
 			if (exp > mine->expires)
 				mine->expires = exp;
 		} else if (R.ntrack < MAX_TRACK) {
-			R.track[R.ntrack++] = (struct entry){ a[i].addr, pat, exp };
+			R.track[R.ntrack] = (struct entry){ a[i].addr, -1, pat, exp };
+			track_link(R.ntrack++);
 		} else {
 			return -1;              /* full: nothing is allowed beyond it */
 		}
@@ -425,18 +458,22 @@ static int resync(void)
 	size_t n = 0;
 
 	purge(now);
+	/* each address once, at its latest expiry: from the entry of it that
+	 * comes first in the table */
 	for (size_t i = 0; i < R.ntrack; i++) {
-		size_t k;
-		int64_t left = R.track[i].expires - now;
-		uint32_t s = (uint32_t)((left + 999) / 1000);
-		for (k = 0; k < n; k++)
-			if (R.rq.el[k].addr == R.track[i].addr)
-				break;
-		if (k == n) {
-			R.rq.el[n].addr = R.track[i].addr;
-			R.rq.el[n++].timeout_s = s;
-		} else if (s > R.rq.el[k].timeout_s) {
-			R.rq.el[k].timeout_s = s;
+		uint32_t addr = R.track[i].addr;
+		int64_t until = R.track[i].expires;
+		bool first = true;
+		for (int32_t k = R.bucket[bucket_of(addr)]; k >= 0 && first; k = R.track[k].next)
+			if (R.track[k].addr == addr) {
+				if ((size_t)k < i)
+					first = false;
+				else if (R.track[k].expires > until)
+					until = R.track[k].expires;
+			}
+		if (first) {
+			R.rq.el[n].addr = addr;
+			R.rq.el[n++].timeout_s = (uint32_t)((until - now + 999) / 1000);
 		}
 	}
 	return setter_call(NFT_ADDR_SYNC, n);
@@ -905,6 +942,7 @@ static void ctl_accept(void)
 				}
 			}
 			R.ntrack = k;
+			track_rehash();
 			/* pending queries of dropped patterns: their answers go
 			 * nowhere near the set */
 			for (size_t i = 0; i < MAX_PENDING; i++)
@@ -1137,6 +1175,9 @@ int main(int argc, char **argv)
 	R.log = fcntl(3, F_GETFD) >= 0 ? 3 : -1;
 	R.log_tokens = LOG_BURST;
 	R.log_at = now_ms();
+	if (getrandom(&R.hash_key, sizeof R.hash_key, 0) != sizeof R.hash_key)
+		return fail("getrandom: %s", strerror(errno));
+	track_rehash();
 	for (i = 0; i < MAX_TCP_CLIENTS; i++)
 		R.conn[i].fd = -1;
 	for (i = 0; i < MAX_PENDING; i++)

@@ -816,6 +816,10 @@ struct mnl_socket *nft_socket(struct verr *e)
 		return NULL;
 	}
 	setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* A batch goes in one message, and netlink refuses one above the
+	 * send buffer (wmem_default, 208 KiB here): room for the 1 MiB a
+	 * batch can take (with CAP_NET_ADMIN; without, the default stays). */
+	setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUFFORCE, &(int){ 2 << 20 }, sizeof(int));
 	return nl;
 }
 
@@ -1260,7 +1264,11 @@ int nft_tables_walk(void (*fn)(const char *name, void *arg), void *arg, struct v
 
 /* One message of elements of an ipv4_addr set: keys, and timeouts unless
  * deleting. */
-static void msg_addr_elems(struct batch *bt, const char *table, const char *set, uint16_t type,
+/* The elements go in a nest whose length is 16 bits: at most 64 KiB, some
+ * 2300 elements, per message; a message per ADDR_CHUNK, in one batch. */
+#define ADDR_CHUNK 1024
+
+static void msg_addr_chunk(struct batch *bt, const char *table, const char *set, uint16_t type,
 			   const struct nft_addr_elem *el, size_t n)
 {
 	struct nftnl_set *s = nftnl_set_alloc();
@@ -1282,12 +1290,31 @@ static void msg_addr_elems(struct batch *bt, const char *table, const char *set,
 	nftnl_set_free(s);
 }
 
+static void msg_addr_elems(struct batch *bt, const char *table, const char *set, uint16_t type,
+			   const struct nft_addr_elem *el, size_t n)
+{
+	size_t off = 0;
+
+	do {
+		size_t k = n - off < ADDR_CHUNK ? n - off : ADDR_CHUNK;
+		msg_addr_chunk(bt, table, set, type, el + off, k);
+		off += k;
+	} while (off < n);
+}
+
 int nft_addr_set_update(struct mnl_socket *nl, const char *table, const char *set, enum nft_addr_op op,
 			const struct nft_addr_elem *el, size_t n, struct verr *e)
 {
 	struct batch bt = {0};
 	int rc;
 
+	/* an element is at most 28 bytes (list nest, key nest and value,
+	 * timeout): REFRESH of NFT_ADDR_MAX, a delete and an add, fits the
+	 * batch's 1 MiB */
+	if (n > NFT_ADDR_MAX) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NFT", NULL, "%zu set elements at once: at most %d", n, NFT_ADDR_MAX);
+		return -1;
+	}
 	if (batch_init(&bt) != 0) {
 		verr_sys(e, "ERR_NOMEM", NULL, "cannot allocate a batch");
 		return -1;

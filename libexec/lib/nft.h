@@ -67,7 +67,9 @@ int nft_map_port_addr(const char *table, const char *set, unsigned port,
  *   REFRESH  delete and add again (a new timeout); fails (ERR_NFT_NOENT)
  *            if one of them is not there
  *   DEL      delete; fails (ERR_NFT_NOENT) if one is not there
- *   SYNC     flush the set, then add these: the set is exactly them */
+ *   SYNC     flush the set, then add these: the set is exactly them
+ * At most NFT_ADDR_MAX elements (one batch of at most 1 MiB). */
+#define NFT_ADDR_MAX 16384
 enum nft_addr_op { NFT_ADDR_ADD, NFT_ADDR_REFRESH, NFT_ADDR_DEL, NFT_ADDR_SYNC };
 struct nft_addr_elem {
 	uint32_t addr;          /* host order */

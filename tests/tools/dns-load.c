@@ -4,7 +4,8 @@
  *
  * Sends COUNT queries at about RATE per second (0: one after another, each
  * waiting for its answer), names from NAME-FORMAT with %u replaced by a
- * random number (for example "r%u.wild.test") or taken as is.  Prints one
+ * random number (for example "r%u.wild.test"), %i with the query's
+ * number (0, 1, ...), or taken as is.  Prints one
  * JSON object: sent, answered, lost (no answer in 2 s), rcodes by number,
  * the latency p50/p99/max in microseconds of those answered, and the rate
  * achieved.
@@ -138,9 +139,11 @@ int main(int argc, char **argv)
 			uint32_t r;
 			uint8_t b[512];
 			(void)!getrandom(&r, sizeof r, 0);
-			const char *pct = strstr(argv[4], "%u");
+			const char *pct = strstr(argv[4], "%u"), *seq = strstr(argv[4], "%i");
 			if (pct)
 				snprintf(name, sizeof name, "%.*s%u%s", (int)(pct - argv[4]), argv[4], r, pct + 2);
+			else if (seq)
+				snprintf(name, sizeof name, "%.*s%ld%s", (int)(seq - argv[4]), argv[4], i, seq + 2);
 			else
 				snprintf(name, sizeof name, "%s", argv[4]);
 			uint16_t id = (uint16_t)i;
