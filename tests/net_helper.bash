@@ -85,13 +85,16 @@ net_fixture_down() {
 
 # vm_up N POLICY-JSON [PORTS-JSON]: network for VM vm-7e57000N with that
 # policy, and a guest namespace vtg<sfx>N attached to its TAP.  With
-# VM_DNS set (a JSON object), setup gets it as "dns" (allowed domains).
+# VM_DNS set (a JSON object), or VM_DNS_FILE naming a file holding one, setup
+# gets it as "dns" (allowed domains).
 vm_up() {
 	local n=$1 policy=$2 ports=${3:-[]} id=vm-7e57000$1 g=vtg${NET_SFX}$1
+	local dnsf=${VM_DNS_FILE:-$BATS_TEST_TMPDIR/dns-req$n.json}
+	[ -n "${VM_DNS_FILE:-}" ] || printf '%s\n' "${VM_DNS:-null}" >"$dnsf"
 	echo "$policy" | "$LIBEXEC/vmsan-nftables" compile >"$BATS_TEST_TMPDIR/c$n.json" || return 1
-	jq -c --arg id "$id" --argjson p "$ports" --argjson dns "${VM_DNS:-null}" \
+	jq -c --arg id "$id" --argjson p "$ports" --slurpfile dns "$dnsf" \
 		'{op:"setup", id:$id, ruleset:.ruleset, publishedPorts:[.publishedPorts[][0]]}
-		 + (if $dns then {dns:$dns} else {} end)' \
+		 + (if $dns[0] then {dns:$dns[0]} else {} end)' \
 		"$BATS_TEST_TMPDIR/c$n.json" | nsx "$H" "$LIBEXEC/vmsan-net" >"$BATS_TEST_TMPDIR/s$n.json" ||
 		{ cat "$BATS_TEST_TMPDIR/s$n.json" >&2; return 1; }
 	ip netns add "$g"
