@@ -51,6 +51,7 @@
 #include <grp.h>
 #include <libmnl/libmnl.h>
 #include <linux/capability.h>
+#include <linux/netfilter_ipv4.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <seccomp.h>
@@ -85,6 +86,13 @@
 #define UPSTREAM_TIMEOUT_MS 1500
 #define TCP_IDLE_MS 10000
 #define LOG_MAX_BYTES (8 << 20)
+#define MAX_RELAYS 128          /* --strict-domains connections at once */
+#define RELAY_BUF (PEEK_MAX + 1024)     /* each way */
+#define PEEK_MS 5000            /* for the ClientHello or request head */
+#define CONNECT_MS 10000
+#define RELAY_IDLE_MS (15 * 60 * 1000)
+#define PORT_TLS NET_DNS_PORT_TLS   /* where the ruleset DNATs the guest's */
+#define PORT_HTTP NET_DNS_PORT_HTTP /* 443 and 80 to domain addresses */
 #define LOG_RATE 20             /* lines per second, */
 #define LOG_BURST 100           /* with bursts of */
 
@@ -257,6 +265,22 @@ struct pending {
 	int64_t deadline, started;
 };
 
+/* A guest's TCP connection to an allowed name's address under
+ * --strict-domains: the name its first bytes give (TLS server_name, HTTP
+ * Host) must be allowed and must have brought that address into the set,
+ * or the connection is closed (HTTP: 403) before any byte goes out. */
+struct relay {
+	int c, u;               /* guest side, upstream side; -1: none */
+	bool http;
+	int state;              /* RL_PEEK, RL_CONNECT, RL_PIPE */
+	struct sockaddr_in dst; /* where the guest was going */
+	uint8_t *cu, *uc;       /* bytes on their way: guest->upstream, back */
+	size_t culen, cuoff, uclen, ucoff;
+	bool c_eof, u_eof, c_shut, u_shut;
+	int64_t deadline;
+};
+enum { RL_PEEK, RL_CONNECT, RL_PIPE };
+
 struct entry {
 	uint32_t addr;
 	int32_t next;           /* the next entry in addr's bucket, or -1 */
@@ -266,6 +290,8 @@ struct entry {
 
 static struct {
 	int udp, tcp, ctl, sp, log;
+	int px[2];              /* --strict-domains listeners: TLS, HTTP; -1 */
+	struct relay relay[MAX_RELAYS];
 	struct sockaddr_in up[MAX_UPSTREAMS];
 	int nup;
 	uint32_t ttl_min, ttl_max;
@@ -285,6 +311,36 @@ static struct {
 	uint64_t seq;
 } R;
 
+/* The log's rate limit: a token per line. */
+static bool log_take(int64_t now)
+{
+	if (R.log < 0)
+		return false;
+	R.log_tokens += (double)(now - R.log_at) * LOG_RATE / 1000.0;
+	if (R.log_tokens > LOG_BURST)
+		R.log_tokens = LOG_BURST;
+	R.log_at = now;
+	if (R.log_tokens < 1) {
+		R.log_suppressed++;
+		return false;
+	}
+	R.log_tokens -= 1;
+	return true;
+}
+
+static void log_put(const char *line, size_t o)
+{
+	struct stat sb;
+
+	R.log_suppressed = 0;
+	if (fstat(R.log, &sb) == 0 && sb.st_size > LOG_MAX_BYTES) {
+		/* bounded: start again, saying so */
+		if (ftruncate(R.log, 0) == 0)
+			(void)!write(R.log, "{\"truncated\":true}\n", 19);
+	}
+	(void)!write(R.log, line, o);
+}
+
 static void log_line(const char *verdict, const struct dns_q *q, long pat, const struct dns_addr *a, size_t na,
 		     const char *why)
 {
@@ -294,17 +350,8 @@ static void log_line(const char *verdict, const struct dns_q *q, long pat, const
 	struct timespec ts;
 	struct tm tm;
 
-	if (R.log < 0)
+	if (!log_take(now))
 		return;
-	R.log_tokens += (double)(now - R.log_at) * LOG_RATE / 1000.0;
-	if (R.log_tokens > LOG_BURST)
-		R.log_tokens = LOG_BURST;
-	R.log_at = now;
-	if (R.log_tokens < 1) {
-		R.log_suppressed++;
-		return;
-	}
-	R.log_tokens -= 1;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 #define P(...) (o += (size_t)snprintf(line + o, o < sizeof line ? sizeof line - o : 0, __VA_ARGS__))
@@ -328,14 +375,38 @@ static void log_line(const char *verdict, const struct dns_q *q, long pat, const
 #undef P
 	if (o >= sizeof line)
 		return;                 /* names are at most 253 printable bytes: cannot happen */
-	R.log_suppressed = 0;
-	struct stat sb;
-	if (fstat(R.log, &sb) == 0 && sb.st_size > LOG_MAX_BYTES) {
-		/* bounded: start again, saying so */
-		if (ftruncate(R.log, 0) == 0)
-			(void)!write(R.log, "{\"truncated\":true}\n", 19);
-	}
-	(void)!write(R.log, line, o);
+	log_put(line, o);
+}
+
+/* A --strict-domains connection's verdict: name (may be ""), where to. */
+static void log_conn(const char *verdict, bool http, const char *name, const struct sockaddr_in *dst,
+		     const char *why)
+{
+	char line[1024];
+	int64_t now = now_ms();
+	size_t o = 0;
+	struct timespec ts;
+	struct tm tm;
+	uint32_t a = ntohl(dst->sin_addr.s_addr);
+
+	if (!log_take(now))
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+#define P(...) (o += (size_t)snprintf(line + o, o < sizeof line ? sizeof line - o : 0, __VA_ARGS__))
+	P("{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"verdict\":\"%s\",\"conn\":\"%s\",\"name\":\"%s\","
+	  "\"address\":\"%u.%u.%u.%u\",\"port\":%u",
+	  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+	  verdict, http ? "http" : "tls", name, a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255,
+	  (unsigned)ntohs(dst->sin_port));
+	if (why)
+		P(",\"reason\":\"%s\"", why);
+	if (R.log_suppressed)
+		P(",\"suppressedBefore\":%llu", R.log_suppressed);
+	P("}\n");
+#undef P
+	if (o < sizeof line)
+		log_put(line, o);
 }
 
 /* The setter's answer to one request of n elements. */
@@ -829,6 +900,203 @@ static void tcp_client(struct conn *c, int idx, short rev)
 	query(idx, NULL, q, len);
 }
 
+
+/* ---- --strict-domains: the name a connection gives ------------------------ */
+
+/* Is addr in the set because of pattern pat (still)? */
+static bool tracked(uint32_t addr, long pat)
+{
+	int64_t now = now_ms();
+
+	for (int32_t k = R.bucket[bucket_of(addr)]; k >= 0; k = R.track[k].next)
+		if (R.track[k].addr == addr && R.track[k].pat == pat && R.track[k].expires > now)
+			return true;
+	return false;
+}
+
+static void relay_close(struct relay *x)
+{
+	if (x->c >= 0)
+		close(x->c);
+	if (x->u >= 0)
+		close(x->u);
+	free(x->cu);
+	free(x->uc);
+	memset(x, 0, sizeof *x);
+	x->c = x->u = -1;
+}
+
+static void relay_accept(int which)
+{
+	struct sockaddr_in dst;
+	socklen_t dl = sizeof dst;
+	int fd = accept4(R.px[which], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct relay *x = NULL;
+
+	if (fd < 0)
+		return;
+	for (int i = 0; i < MAX_RELAYS && !x; i++)
+		if (R.relay[i].c < 0)
+			x = &R.relay[i];
+	/* full, or not DNATed here (the ruleset sends only what is for
+	 * the set's addresses): closed */
+	if (!x || getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dl) || dst.sin_family != AF_INET ||
+	    !(x->cu = malloc(RELAY_BUF)) || !(x->uc = malloc(RELAY_BUF))) {
+		if (x)
+			relay_close(x);
+		close(fd);
+		return;
+	}
+	x->c = fd;
+	x->u = -1;
+	x->http = which == 1;
+	x->state = RL_PEEK;
+	x->dst = dst;
+	x->deadline = now_ms() + PEEK_MS;
+}
+
+static void relay_refuse(struct relay *x, const char *name, const char *why)
+{
+	static const char forbidden[] =
+		"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 60\r\n\r\n"
+		"vmsan: this host is not in the VM's allowed domains (strict)\n";
+
+	R.denied++;
+	log_conn("deny", x->http, name, &x->dst, why);
+	if (x->http)
+		(void)!send(x->c, forbidden, sizeof forbidden - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	relay_close(x);
+}
+
+/* The first bytes: once they name a host, allowed or refused. */
+static void relay_peek(struct relay *x)
+{
+	char name[DNS_NAME_MAX];
+	ssize_t r = recv(x->c, x->cu + x->culen, RELAY_BUF - x->culen, MSG_DONTWAIT);
+
+	if (r < 0 && errno == EAGAIN)
+		return;
+	if (r <= 0) {
+		relay_close(x);         /* gone before naming anything */
+		return;
+	}
+	x->culen += (size_t)r;
+	int rc = x->http ? http_host(x->cu, x->culen, name) : tls_sni(x->cu, x->culen, name);
+	if (rc == 0 && x->culen < RELAY_BUF)
+		return;
+	if (rc != 1) {
+		relay_refuse(x, "", x->http ? "no Host header" : "no TLS server_name");
+		return;
+	}
+	long pat = dns_allow_match(R.allow, name);
+	if (pat < 0) {
+		relay_refuse(x, name, "name not allowed");
+		return;
+	}
+	if (!tracked(ntohl(x->dst.sin_addr.s_addr), pat)) {
+		relay_refuse(x, name, "the address is not one the name resolved to");
+		return;
+	}
+	x->u = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (x->u < 0 || (connect(x->u, (struct sockaddr *)&x->dst, sizeof x->dst) && errno != EINPROGRESS)) {
+		log_conn("error", x->http, name, &x->dst, "cannot connect");
+		relay_close(x);
+		return;
+	}
+	R.allowed++;
+	log_conn("allow", x->http, name, &x->dst, NULL);
+	x->state = RL_CONNECT;
+	x->deadline = now_ms() + CONNECT_MS;
+}
+
+/* Moves what one side sent to the other; false when the relay is done. */
+static bool pipe_in(int from, uint8_t *buf, size_t *len, size_t *off, bool *eof)
+{
+	if (*off == *len)
+		*off = *len = 0;
+	else if (*off && *len == RELAY_BUF) {
+		memmove(buf, buf + *off, *len - *off);
+		*len -= *off;
+		*off = 0;
+	}
+	if (*len == RELAY_BUF)
+		return true;
+	ssize_t r = recv(from, buf + *len, RELAY_BUF - *len, MSG_DONTWAIT);
+	if (r < 0)
+		return errno == EAGAIN;
+	if (r == 0)
+		*eof = true;
+	*len += (size_t)r;
+	return true;
+}
+
+static bool pipe_out(int to, uint8_t *buf, size_t len, size_t *off)
+{
+	if (*off == len)
+		return true;
+	ssize_t w = send(to, buf + *off, len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (w < 0)
+		return errno == EAGAIN;
+	*off += (size_t)w;
+	return true;
+}
+
+static void relay_io(struct relay *x, bool upstream, short rev)
+{
+	bool ok = true;
+
+	if (x->state == RL_PEEK) {
+		if (!upstream)
+			relay_peek(x);
+		return;
+	}
+	if (x->state == RL_CONNECT) {
+		int err = 0;
+		socklen_t el = sizeof err;
+		if (!upstream || !(rev & (POLLOUT | POLLERR | POLLHUP)))
+			return;
+		if (getsockopt(x->u, SOL_SOCKET, SO_ERROR, &err, &el) || err) {
+			relay_close(x);
+			return;
+		}
+		x->state = RL_PIPE;
+	}
+	if (rev & (POLLIN | POLLHUP | POLLERR))
+		ok = upstream ? pipe_in(x->u, x->uc, &x->uclen, &x->ucoff, &x->u_eof)
+			      : pipe_in(x->c, x->cu, &x->culen, &x->cuoff, &x->c_eof);
+	ok = ok && pipe_out(x->u, x->cu, x->culen, &x->cuoff) && pipe_out(x->c, x->uc, x->uclen, &x->ucoff);
+	if (!ok) {
+		relay_close(x);
+		return;
+	}
+	/* a side that ended, once its bytes are through: end it on the other */
+	if (x->c_eof && x->cuoff == x->culen && !x->u_shut) {
+		shutdown(x->u, SHUT_WR);
+		x->u_shut = true;
+	}
+	if (x->u_eof && x->ucoff == x->uclen && !x->c_shut) {
+		shutdown(x->c, SHUT_WR);
+		x->c_shut = true;
+	}
+	if (x->c_shut && x->u_shut) {
+		relay_close(x);
+		return;
+	}
+	x->deadline = now_ms() + RELAY_IDLE_MS;
+}
+
+/* What a relay waits for on each side. */
+static short relay_events(const struct relay *x, bool upstream)
+{
+	if (x->state == RL_PEEK)
+		return upstream ? 0 : POLLIN;
+	if (x->state == RL_CONNECT)
+		return upstream ? POLLOUT : 0;
+	if (upstream)
+		return (short)((x->u_eof || x->uclen == RELAY_BUF ? 0 : POLLIN) | (x->cuoff < x->culen ? POLLOUT : 0));
+	return (short)((x->c_eof || x->culen == RELAY_BUF ? 0 : POLLIN) | (x->ucoff < x->uclen ? POLLOUT : 0));
+}
+
 /* ---- control ------------------------------------------------------------ */
 
 static void ctl_reply(int fd, json_t *j)
@@ -969,8 +1237,9 @@ out:
 
 static void resolver_loop(void)
 {
-	static struct pollfd pfd[4 + MAX_TCP_CLIENTS + MAX_PENDING];
-	static int who[4 + MAX_TCP_CLIENTS + MAX_PENDING];     /* -1 fixed, 0.. conn, 1000.. pending */
+	static struct pollfd pfd[6 + MAX_TCP_CLIENTS + MAX_PENDING + 2 * MAX_RELAYS];
+	/* -1.. -6 fixed, 0.. conn, 1000.. pending, 2000 + 2 relay + side */
+	static int who[6 + MAX_TCP_CLIENTS + MAX_PENDING + 2 * MAX_RELAYS];
 	static uint8_t buf[65536];
 
 	for (;;) {
@@ -981,6 +1250,30 @@ static void resolver_loop(void)
 		pfd[n] = (struct pollfd){ R.tcp, POLLIN, 0 }, who[n++] = -2;
 		pfd[n] = (struct pollfd){ R.ctl, POLLIN, 0 }, who[n++] = -3;
 		pfd[n] = (struct pollfd){ R.sp, POLLIN, 0 }, who[n++] = -4;      /* only its end */
+		for (int k = 0; k < 2; k++)
+			if (R.px[k] >= 0)
+				pfd[n] = (struct pollfd){ R.px[k], POLLIN, 0 }, who[n++] = -5 - k;
+		for (int i = 0; i < MAX_RELAYS; i++) {
+			struct relay *x = &R.relay[i];
+			if (x->c < 0)
+				continue;
+			if (now >= x->deadline) {
+				if (x->state == RL_PEEK)
+					relay_refuse(x, "", "no name in time");
+				else
+					relay_close(x);
+				continue;
+			}
+			for (int side = 0; side < 2; side++) {
+				short ev = relay_events(x, side);
+				/* nothing awaited: not polled (a hung-up socket would
+				 * report POLLHUP all the same) */
+				pfd[n] = (struct pollfd){ ev ? (side ? x->u : x->c) : -1, ev, 0 };
+				who[n++] = 2000 + 2 * i + side;
+			}
+			if (x->deadline - now < wait)
+				wait = x->deadline - now;
+		}
 		for (int i = 0; i < MAX_TCP_CLIENTS; i++) {
 			struct conn *c = &R.conn[i];
 			if (c->fd < 0)
@@ -1043,6 +1336,13 @@ static void resolver_loop(void)
 				ctl_accept();
 			} else if (who[i] == -4) {
 				return;         /* the setter is gone: so are we */
+			} else if (who[i] <= -5) {
+				relay_accept(-5 - who[i]);
+			} else if (who[i] >= 2000) {
+				struct relay *x = &R.relay[(who[i] - 2000) / 2];
+				int side = (who[i] - 2000) % 2;
+				if (x->c >= 0 && pfd[i].fd == (side ? x->u : x->c))
+					relay_io(x, side, rev);
 			} else if (who[i] < 1000) {
 				tcp_client(&R.conn[who[i]], who[i], rev);
 			} else {
@@ -1155,6 +1455,8 @@ int main(int argc, char **argv)
 	doms = jr_array(&r, "domains", JR_REQUIRED, 16384);
 	jr_int(&r, "ttlMin", JR_OPTIONAL, 1, 86400, &ttl_min);
 	jr_int(&r, "ttlMax", JR_OPTIONAL, 1, 86400, &ttl_max);
+	bool strict = false;
+	jr_bool(&r, "strict", JR_OPTIONAL, &strict);
 	if (jr_end(&r))
 		return fail("%s", e.message);
 	if (ttl_min > ttl_max || !json_array_size(ups))
@@ -1183,6 +1485,16 @@ int main(int argc, char **argv)
 	for (i = 0; i < MAX_PENDING; i++)
 		R.pend[i].fd = -1;
 
+	R.px[0] = R.px[1] = -1;
+	for (i = 0; i < MAX_RELAYS; i++)
+		R.relay[i].c = R.relay[i].u = -1;
+	if (strict) {
+		R.px[0] = bind_in(SOCK_STREAM, NET_TAP_ADDR, PORT_TLS);
+		R.px[1] = bind_in(SOCK_STREAM, NET_TAP_ADDR, PORT_HTTP);
+		if (R.px[0] < 0 || R.px[1] < 0)
+			return fail("cannot listen on " NET_TAP_ADDR ":%d and :%d: %s", PORT_TLS, PORT_HTTP,
+				    strerror(errno));
+	}
 	R.udp = bind_in(SOCK_DGRAM, NET_TAP_ADDR, 53);
 	R.tcp = bind_in(SOCK_STREAM, NET_TAP_ADDR, 53);
 	if (R.udp < 0 || R.tcp < 0)
@@ -1215,7 +1527,7 @@ int main(int argc, char **argv)
 		R.sp = sp[1];
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) || getppid() != setter)
 			_exit(1);
-		struct rlimit fl = { 512, 512 };
+		struct rlimit fl = { 1024, 1024 };
 		setrlimit(RLIMIT_NOFILE, &fl);
 		/* gmtime_r reads the time zone file the first time: now, not
 		 * inside the sandbox (which has no open) */
@@ -1236,6 +1548,9 @@ int main(int argc, char **argv)
 	close(R.udp);
 	close(R.tcp);
 	close(R.ctl);
+	for (int k = 0; k < 2; k++)
+		if (R.px[k] >= 0)
+			close(R.px[k]);
 	if (R.log >= 0)
 		close(R.log);
 	if (drop_to((uid_t)uid, (gid_t)gid, true))

@@ -70,7 +70,7 @@ struct vmnet {
 	json_t *ports;           /* host ports published, [P...] */
 	bool host_mode;          /* --no-netns: TAP vmst<slot> and table vmsan_<id> on the host */
 	char table[32];          /* host mode: the VM's table */
-	json_t *dns;             /* its resolver: {pid, start, upstreams, ttlMin, ttlMax}, or NULL */
+	json_t *dns;             /* its resolver: {pid, start, upstreams, ttlMin, ttlMax, strict}, or NULL */
 };
 
 static int orig_ns = -1;     /* the namespace we started in: "the host" */
@@ -734,7 +734,7 @@ out:
 #define DNS_CTL "vmsan-dns-ctl"
 
 /* request.dns: {"domains":[...], "upstreams":[IP...], "ttlMin", "ttlMax",
- * "log":PATH}; checked whole before anything is made.  The ruleset must
+ * "strict":BOOL, "log":PATH}; checked whole before anything is made.  The ruleset must
  * hold the set the resolver fills. */
 static int dns_check(json_t *dns, json_t *ruleset, struct verr *e)
 {
@@ -749,6 +749,8 @@ static int dns_check(json_t *dns, json_t *ruleset, struct verr *e)
 	ups = jr_array(&r, "upstreams", JR_REQUIRED, 3);
 	jr_int(&r, "ttlMin", JR_OPTIONAL, 1, 86400, &lo);
 	jr_int(&r, "ttlMax", JR_OPTIONAL, 1, 86400, &hi);
+	bool strict = false;
+	jr_bool(&r, "strict", JR_OPTIONAL, &strict);
 	const char *log = jr_string(&r, "log", JR_OPTIONAL, NULL);
 	if (jr_end(&r))
 		return -1;
@@ -862,10 +864,11 @@ static int dns_start(struct vmnet *v, json_t *dns, struct verr *e)
 	close(in[0]);
 	close(out[1]);
 	in[0] = out[1] = -1;
-	cfg = json_pack("{s:s, s:I, s:I, s:O, s:O, s:I, s:I}", "id", v->id, "uid",
+	cfg = json_pack("{s:s, s:I, s:I, s:O, s:O, s:I, s:I, s:b}", "id", v->id, "uid",
 			(json_int_t)(NET_DNS_UID_BASE + (unsigned)v->slot), "gid",
 			(json_int_t)(NET_DNS_UID_BASE + (unsigned)v->slot), "upstreams", json_object_get(dns, "upstreams"),
-			"domains", json_object_get(dns, "domains"), "ttlMin", lo, "ttlMax", hi);
+			"domains", json_object_get(dns, "domains"), "ttlMin", lo, "ttlMax", hi, "strict",
+			json_is_true(json_object_get(dns, "strict")));
 	text = json_dumps(cfg, JSON_COMPACT);
 	json_decref(cfg);
 	if (text) {
@@ -901,9 +904,9 @@ static int dns_start(struct vmnet *v, json_t *dns, struct verr *e)
 		goto fail;
 	}
 	json_decref(v->dns);
-	v->dns = json_pack("{s:I, s:I, s:O, s:I, s:I}", "pid", (json_int_t)pid, "start",
+	v->dns = json_pack("{s:I, s:I, s:O, s:I, s:I, s:b}", "pid", (json_int_t)pid, "start",
 			   (json_int_t)proc_start_time(pid), "upstreams", json_object_get(dns, "upstreams"), "ttlMin",
-			   lo, "ttlMax", hi);
+			   lo, "ttlMax", hi, "strict", json_is_true(json_object_get(dns, "strict")));
 	json_decref(st);
 	close(out[0]);
 	if (logfd >= 0)
@@ -987,7 +990,8 @@ static int dns_follow(struct vmnet *v, json_t *dns, struct verr *e)
 	    json_integer_value(json_object_get(v->dns, "ttlMin")) ==
 		    (json_object_get(dns, "ttlMin") ? json_integer_value(json_object_get(dns, "ttlMin")) : 30) &&
 	    json_integer_value(json_object_get(v->dns, "ttlMax")) ==
-		    (json_object_get(dns, "ttlMax") ? json_integer_value(json_object_get(dns, "ttlMax")) : 3600)) {
+		    (json_object_get(dns, "ttlMax") ? json_integer_value(json_object_get(dns, "ttlMax")) : 3600) &&
+	    json_is_true(json_object_get(v->dns, "strict")) == json_is_true(json_object_get(dns, "strict"))) {
 		struct verr ignore = {0};
 
 		if (dns_update(v, json_object_get(dns, "domains"), &ignore) == 0)

@@ -632,6 +632,8 @@ static json_t *policy_of(json_t *nw)
 			      json_object_get(nw, "publishedPorts"), "agentPort", AGENT_PORT);
 	if (json_array_size(json_object_get(nw, "allowedDomains")))
 		json_object_set(p, "allowedDomains", json_object_get(nw, "allowedDomains"));
+	if (json_is_true(json_object_get(nw, "strictDomains")))
+		json_object_set_new(p, "strictDomains", json_true());
 	return p;
 }
 
@@ -669,6 +671,8 @@ static json_t *rules_request(const char *id, const char *dir, json_t *nw, struct
 			json_object_set(dns, "ttlMin", json_object_get(nw, "dnsTtlMin"));
 		if (json_is_integer(json_object_get(nw, "dnsTtlMax")))
 			json_object_set(dns, "ttlMax", json_object_get(nw, "dnsTtlMax"));
+		if (json_is_true(json_object_get(nw, "strictDomains")))
+			json_object_set_new(dns, "strict", json_true());
 		if (dir)
 			json_object_set_new(dns, "log", json_sprintf("%s/dns.log", dir));
 		json_object_set_new(req, "dns", dns);
@@ -825,7 +829,7 @@ static const char create_usage[] =
 	"usage: vmsan create [--runtime NAME | --from-image REF] [--vcpus N] [--memory MIB]\n"
 	"                    [--disk-size SIZE] [--network-policy allow-all|deny-all|custom]\n"
 	"                    [--allowed-cidr CIDR,...] [--denied-cidr CIDR,...] [--dns IP,...]\n"
-	"                    [--allowed-domain NAME|*.NAME,...]\n"
+	"                    [--allowed-domain NAME|*.NAME,...] [--strict-domains]\n"
 	"                    [--publish-port PORT[:GUEST],...] [--bandwidth NMbit] [--timeout DURATION]\n"
 	"                    [--vmm qemu|firecracker] [--accel auto|kvm|tcg] [--kernel PATH]\n"
 	"                    [--pull] [--project LABEL] [--json] [--verbose]\n"
@@ -844,6 +848,9 @@ static const char create_usage[] =
 	"                      is answered by the VM's filtering resolver, whose answers'\n"
 	"                      addresses alone are let through (with allowed CIDRs; denied\n"
 	"                      CIDRs still win); log: vmsan logs ID --dns\n"
+	"  --strict-domains    also check each TCP connection to those addresses: 443 must\n"
+	"                      name an allowed host in its TLS ClientHello (SNI), 80 in its\n"
+	"                      HTTP Host header; other ports to them are dropped\n"
 	"  --dns IP,...        the guest's resolvers (default $VMSAN_DNS, else dns = in\n"
 	"                      $VMSAN_DIR/config or /etc/vmsan/config, else 8.8.8.8,1.1.1.1)\n"
 	"  --publish-port      host ports reachable from outside, PORT or HOST:GUEST\n"
@@ -858,7 +865,7 @@ static const char create_usage[] =
 struct create_opts {
 	const char *runtime, *image, *disk, *policy, *vmm, *accel, *kernel, *project, *snapshot;
 	long long vcpus, mem, bandwidth, timeout;
-	bool pull, no_netns, policy_given, sized;
+	bool pull, no_netns, policy_given, sized, strict;
 	json_t *allowed, *denied, *domains, *dns, *ports;
 };
 
@@ -930,9 +937,11 @@ static int parse_create(int argc, char **argv, int i, struct create_opts *o, str
 			a = name;
 			v = eq + 1;
 		} else if (!strcmp(a, "--json") || !strcmp(a, "--verbose") || !strcmp(a, "--pull") ||
-			   !strcmp(a, "--no-netns")) {
+			   !strcmp(a, "--no-netns") || !strcmp(a, "--strict-domains")) {
 			if (!strcmp(a, "--json"))
 				json_mode = true;
+			else if (!strcmp(a, "--strict-domains"))
+				o->strict = true;
 			else if (!strcmp(a, "--verbose"))
 				verbose = true;
 			else if (!strcmp(a, "--no-netns"))
@@ -1022,6 +1031,11 @@ static int parse_create(int argc, char **argv, int i, struct create_opts *o, str
 	}
 	if (normalize_domains(o->domains, e) < 0)
 		return -1;
+	if (o->strict && !json_array_size(o->domains)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "give the names with --allowed-domain",
+			 "--strict-domains checks connections to allowed domains: there are none");
+		return -1;
+	}
 	if (o->no_netns && json_array_size(o->domains)) {
 		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "drop --no-netns, or use --allowed-cidr",
 			 "--allowed-domain needs the VM's own namespace (its resolver and address set live there)");
@@ -1368,6 +1382,7 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 			json_array_extend(o.denied, json_object_get(sn, "deniedCidrs"));
 			if (json_is_array(json_object_get(sn, "allowedDomains")))
 				json_array_extend(o.domains, json_object_get(sn, "allowedDomains"));
+			o.strict = o.strict || json_is_true(json_object_get(sn, "strictDomains"));
 		}
 		/* the guest's resolv.conf is the snapshot's */
 		json_array_extend(o.dns, json_object_get(sn, "dns"));
@@ -1406,6 +1421,8 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 			       "deniedCidrs", o.denied, "dns", o.dns, "publishedPorts", o.ports);
 	if (json_array_size(o.domains)) {
 		json_object_set(nw, "allowedDomains", o.domains);
+		if (o.strict)
+			json_object_set_new(nw, "strictDomains", json_true());
 		if (set_dns_ttls(&st, nw, &e) < 0) {
 			json_decref(nw);
 			goto fail;
@@ -1995,7 +2012,7 @@ static int do_gc(bool dry)
 static const char network_usage[] =
 	"usage: vmsan network ID --network-policy allow-all|deny-all|custom\n"
 	"                     [--allowed-cidr CIDR,...] [--denied-cidr CIDR,...]\n"
-	"                     [--allowed-domain NAME|*.NAME,...] [--json]\n\n"
+	"                     [--allowed-domain NAME|*.NAME,...] [--strict-domains] [--json]\n\n"
 	"Replaces a running VM's egress policy in one nftables batch: the new\n"
 	"rules apply to every packet at once, established flows included.  The\n"
 	"lists given replace the old ones (none given: none); addresses that only\n"
@@ -2011,10 +2028,15 @@ static int do_network(int argc, char **argv)
 	json_t *rec = NULL, *compiled = NULL, *nw = NULL;
 	struct state st = { .vmsfd = -1 };
 	int lock = -1, rc;
+	bool strict = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--json")) {
 			json_mode = true;
+			continue;
+		}
+		if (!strcmp(a, "--strict-domains")) {
+			strict = true;
 			continue;
 		}
 		if (a[0] != '-') {
@@ -2049,6 +2071,11 @@ static int do_network(int argc, char **argv)
 	}
 	if (normalize_domains(domains, &e) < 0)
 		goto fail;
+	if (strict && !json_array_size(domains)) {
+		verr_set(&e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "give the names with --allowed-domain",
+			 "--strict-domains checks connections to allowed domains: there are none");
+		goto fail;
+	}
 	rec = open_running_vm(&st, id, &lock, &e);
 	if (!rec)
 		goto fail;
@@ -2060,8 +2087,11 @@ static int do_network(int argc, char **argv)
 	json_object_set_new(nw, "policy", json_string(policy));
 	json_object_set(nw, "allowedCidrs", allowed);
 	json_object_set(nw, "deniedCidrs", denied);
+	json_object_del(nw, "strictDomains");
 	if (json_array_size(domains)) {
 		json_object_set(nw, "allowedDomains", domains);
+		if (strict)
+			json_object_set_new(nw, "strictDomains", json_true());
 		if (set_dns_ttls(&st, nw, &e) < 0)
 			goto fail;
 	} else {
@@ -2084,9 +2114,9 @@ static int do_network(int argc, char **argv)
 		goto fail;
 	}
 	if (json_mode) {
-		json_t *doc = json_pack("{s:b, s:s, s:s, s:s, s:O, s:O, s:[]}", "ok", 1, "vmId", id, "previousPolicy",
-					jstr(old, "policy"), "newPolicy", policy, "allowedCidrs", allowed,
-					"deniedCidrs", denied, "allowedDomains");
+		json_t *doc = json_pack("{s:b, s:s, s:s, s:s, s:O, s:O, s:b, s:[]}", "ok", 1, "vmId", id,
+					"previousPolicy", jstr(old, "policy"), "newPolicy", policy, "allowedCidrs", allowed,
+					"deniedCidrs", denied, "strictDomains", strict, "allowedDomains");
 		json_array_extend(json_object_get(doc, "allowedDomains"), domains);
 		json_dumpf(doc, stdout, JSON_COMPACT);
 		putchar('\n');
@@ -2558,7 +2588,8 @@ int main(int argc, char **argv)
 	static const struct { const char *name, *summary, *usage, *complete; } cmds[] = {
 		{ "create", "create a VM and wait until its agent answers", create_usage,
 		  "--runtime --from-image --vcpus --memory --disk-size --network-policy --allowed-cidr "
-		  "--denied-cidr --dns --publish-port --bandwidth --no-netns --snapshot --timeout --vmm --accel --kernel --pull --project "
+		  "--denied-cidr --allowed-domain --strict-domains --dns --publish-port --bandwidth --no-netns --snapshot "
+		  "--timeout --vmm --accel --kernel --pull --project "
 		  "--json --verbose" },
 		{ "start", "start a stopped VM on the same disk", start_usage, "--json --verbose" },
 		{ "stop", "power a VM off (its disk stays) and tear its network down", stop_usage,
@@ -2572,7 +2603,7 @@ int main(int argc, char **argv)
 		  "--rm --json --verbose" },
 		{ "gc", "remove what interrupted creates and crashed VMs left", gc_usage, "--dry-run --json" },
 		{ "network", "change a running VM's egress policy, live", network_usage,
-		  "--network-policy --allowed-cidr --denied-cidr --json" },
+		  "--network-policy --allowed-cidr --denied-cidr --allowed-domain --strict-domains --json" },
 		{ "snapshot", "save a running VM (create), list and delete snapshots", snapshot_usage,
 		  "create list ls delete rm --resume --no-resume --json" },
 		{ "pause", "stop a running VM's vCPUs", pause_usage, "--json" },

@@ -1,8 +1,10 @@
 /* DNS messages and the allow list of vmsan-dns (dnsmsg.h). */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dnsmsg.h"
+#include "vmsan.h"
 
 static uint16_t get16(const uint8_t *p)
 {
@@ -345,4 +347,146 @@ const char *dns_allow_pattern(const struct dns_allow *a, long i)
 size_t dns_allow_count(const struct dns_allow *a)
 {
 	return a ? a->n : 0;
+}
+
+/* ---- names in a connection's first bytes ---------------------------------- */
+
+static int peek_name(const char *s, size_t len, char name[DNS_NAME_MAX])
+{
+	char raw[DNS_NAME_MAX], why[160];
+
+	if (len == 0 || len > 254)
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] <= ' ' || s[i] > '~' || s[i] == '*')
+			return -1;
+	memcpy(raw, s, len);
+	raw[len] = '\0';
+	if (normalize_domain(raw, name, DNS_NAME_MAX, why, sizeof why))
+		return -1;
+	/* an address is not a name: the last label of a name is not numeric */
+	const char *last = strrchr(name, '.');
+	last = last ? last + 1 : name;
+	if (strspn(last, "0123456789") == strlen(last))
+		return -1;
+	return 1;
+}
+
+int tls_sni(const uint8_t *b, size_t n, char name[DNS_NAME_MAX])
+{
+	uint8_t hs[PEEK_MAX];
+	size_t hlen = 0, off = 0, need = 0;
+
+	/* the handshake bytes, record after record */
+	for (;;) {
+		if (off + 5 > n)
+			return 0;
+		if (b[off] != 22 || b[off + 1] != 3)
+			return -1;              /* not a TLS handshake record */
+		size_t rl = (size_t)(b[off + 3] << 8 | b[off + 4]);
+		if (rl == 0 || rl > 16384)
+			return -1;
+		if (off + 5 + rl > n)
+			return 0;
+		if (hlen + rl > sizeof hs)
+			return -1;
+		memcpy(hs + hlen, b + off + 5, rl);
+		hlen += rl;
+		off += 5 + rl;
+		if (hlen >= 4) {
+			if (hs[0] != 1)
+				return -1;      /* not a ClientHello */
+			need = 4 + ((size_t)hs[1] << 16 | (size_t)hs[2] << 8 | hs[3]);
+			if (need > sizeof hs)
+				return -1;
+			if (hlen >= need)
+				break;
+		}
+	}
+	/* ClientHello: version, random, session id, cipher suites,
+	 * compression methods, extensions */
+	size_t p = 4 + 2 + 32;
+	if (p + 1 > need)
+		return -1;
+	p += 1 + hs[p];
+	if (p + 2 > need)
+		return -1;
+	p += 2 + (size_t)(hs[p] << 8 | hs[p + 1]);
+	if (p + 1 > need)
+		return -1;
+	p += 1 + hs[p];
+	if (p + 2 > need)
+		return -1;
+	size_t end = p + 2 + (size_t)(hs[p] << 8 | hs[p + 1]);
+	if (end > need)
+		return -1;
+	for (p += 2; p + 4 <= end;) {
+		unsigned type = (unsigned)(hs[p] << 8 | hs[p + 1]);
+		size_t el = (size_t)(hs[p + 2] << 8 | hs[p + 3]);
+		p += 4;
+		if (p + el > end)
+			return -1;
+		if (type == 0) {        /* server_name: a list of (type, name) */
+			if (el < 5)
+				return -1;
+			size_t lend = p + 2 + (size_t)(hs[p] << 8 | hs[p + 1]);
+			if (lend > p + el)
+				return -1;
+			for (size_t q = p + 2; q + 3 <= lend;) {
+				size_t nl = (size_t)(hs[q + 1] << 8 | hs[q + 2]);
+				if (q + 3 + nl > lend)
+					return -1;
+				if (hs[q] == 0)
+					return peek_name((const char *)hs + q + 3, nl, name);
+				q += 3 + nl;
+			}
+			return -1;
+		}
+		p += el;
+	}
+	return -1;                      /* no server_name */
+}
+
+int http_host(const uint8_t *b, size_t n, char name[DNS_NAME_MAX])
+{
+	const char *s = (const char *)b;
+	size_t head = 0;
+
+	/* a method token, then the head up to its blank line */
+	for (size_t i = 0; i < n && s[i] != ' '; i++)
+		if (s[i] < 'A' || s[i] > 'Z' || i >= 16)
+			return -1;
+	for (size_t i = 3; i < n; i++)
+		if (s[i - 3] == '\r' && s[i - 2] == '\n' && s[i - 1] == '\r' && s[i] == '\n') {
+			head = i + 1;
+			break;
+		}
+	if (!head)
+		return n >= PEEK_MAX ? -1 : 0;
+	int found = 0;
+	/* header lines after the request line: exactly one Host */
+	for (size_t i = 0; i + 1 < head;) {
+		size_t e = i;
+		while (e + 1 < head && !(s[e] == '\r' && s[e + 1] == '\n'))
+			e++;
+		if (i > 0 && e - i > 5 && strncasecmp(s + i, "host:", 5) == 0) {
+			size_t a = i + 5, z = e;
+			while (a < z && (s[a] == ' ' || s[a] == '\t'))
+				a++;
+			while (z > a && (s[z - 1] == ' ' || s[z - 1] == '\t'))
+				z--;
+			for (size_t k = a; k < z; k++)
+				if (s[k] == ':') {      /* a port */
+					for (size_t d = k + 1; d < z; d++)
+						if (s[d] < '0' || s[d] > '9')
+							return -1;
+					z = k;
+					break;
+				}
+			if (found++ || peek_name(s + a, z - a, name) != 1)
+				return -1;
+		}
+		i = e + 2;
+	}
+	return found == 1 ? 1 : -1;
 }

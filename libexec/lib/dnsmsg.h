@@ -61,4 +61,15 @@ const char *dns_allow_pattern(const struct dns_allow *a, long i);
 long dns_allow_find(const struct dns_allow *a, const char *pattern);
 size_t dns_allow_count(const struct dns_allow *a);
 
+/* The name a TCP client's first bytes ask for (--strict-domains): the
+ * server_name of a TLS ClientHello (its handshake message may span
+ * records), or the Host header of an HTTP/1 request's head (port
+ * dropped).  The name is normalized (lower case, no trailing dot, a valid
+ * domain, no wildcard).  Return 1 with name set, 0 when more bytes are
+ * needed, -1 when these bytes can never name one (not TLS/HTTP, no name,
+ * an IP literal, malformed, or a head above 16 KiB). */
+#define PEEK_MAX 16384
+int tls_sni(const uint8_t *b, size_t n, char name[DNS_NAME_MAX]);
+int http_host(const uint8_t *b, size_t n, char name[DNS_NAME_MAX]);
+
 #endif

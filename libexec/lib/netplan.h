@@ -29,6 +29,8 @@
 #define NET_VMM_UID_BASE 1879048192u  /* root's VMMs: uid and gid base + slot */
 #define NET_PUB_MAP "pub"
 #define NET_DNS_SET "dns_allow"       /* addresses vmsan-dns allowed, with timeouts */
+#define NET_DNS_PORT_TLS 10443  /* --strict-domains: vmsan-dns checks the guest's 443 */
+#define NET_DNS_PORT_HTTP 10080 /* and 80 to the set's addresses here */
 #define NET_DNS_UID_BASE (NET_VMM_UID_BASE + NET_SLOTS)   /* vmsan-dns: uid and gid base + slot */
 
 /* The shared table of the namespace vmsan-net runs in ("the host"). */

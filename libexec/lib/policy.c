@@ -21,6 +21,13 @@
  *    set NET_DNS_SET with their TTL as timeout before answering); no DNS
  *    is forwarded at all; the set's addresses are allowed after the denied
  *    CIDRs (denied still wins) beside the allowed CIDRs.
+ *  - strictDomains: the set's addresses are not reached directly; TCP to
+ *    them on 443 and 80 is DNATed to vmsan-dns (NET_DNS_PORT_TLS and _HTTP on the
+ *    TAP's address), which lets a connection through only if its TLS
+ *    server_name or HTTP Host is an allowed name that resolved to that
+ *    address; any other port to them is dropped.  Denied and allowed
+ *    CIDRs are left out of that DNAT (accept in the nat chain: no
+ *    translation), so denied still wins and allowed CIDRs stay open.
  */
 #include <stdio.h>
 #include <string.h>
@@ -75,7 +82,7 @@ static json_t *scoped(const struct policy_target *t, json_t *match)
  * inbound connections, then the policy.  m() gives each rule's matchers
  * their scope (nothing in a VM's namespace, iifname TAP on the host). */
 static void egress(json_t *rules, const struct policy_target *t, const char *eff, json_t *dns, json_t *allowed,
-		   json_t *denied, bool domains)
+		   json_t *denied, bool domains, bool strict)
 {
 	char guest_cidr[24];
 	size_t i;
@@ -106,7 +113,7 @@ static void egress(json_t *rules, const struct policy_target *t, const char *eff
 	} else if (!strcmp(eff, "custom")) {
 		json_array_foreach(allowed, i, x)
 			R("accept", "[{s:s}]", "daddr", json_string_value(x));
-		if (domains)
+		if (domains && !strict)
 			R("accept", "[{s:s}]", "daddr_set", NET_DNS_SET);
 	}
 	/* On the host the chain's policy is accept (it sees every forwarded
@@ -119,7 +126,7 @@ static void egress(json_t *rules, const struct policy_target *t, const char *eff
 /* In the VM's own namespace: the agent and published ports DNATed in from
  * the uplink, the guest masqueraded out of it; chains whose policy is drop. */
 static json_t *in_namespace(const struct policy_target *t, const char *eff, json_t *dns, json_t *allowed,
-			    json_t *denied, bool domains, long long agent, json_t *pub, json_t *rules)
+			    json_t *denied, bool domains, bool strict, long long agent, json_t *pub, json_t *rules)
 {
 	char guest_cidr[24];
 
@@ -144,13 +151,25 @@ static json_t *in_namespace(const struct policy_target *t, const char *eff, json
 			json_array_append_new(rules, json_pack("{s:s, s:[{s:s},{s:s},{s:i}], s:{s:s, s:i}}",
 				"chain", "prerouting", "match", "iif", t->tap, "proto", p ? "tcp" : "udp", "dport", 53,
 				"verdict", "dnat", NET_TAP_ADDR, "port", 53));
+	if (strict) {
+		size_t i;
+		json_t *x;
+		json_array_foreach(denied, i, x)
+			R("prerouting", "accept", "[{s:s},{s:s}]", "iif", t->tap, "daddr", json_string_value(x));
+		json_array_foreach(allowed, i, x)
+			R("prerouting", "accept", "[{s:s},{s:s}]", "iif", t->tap, "daddr", json_string_value(x));
+		for (int p = 0; p < 2; p++)
+			json_array_append_new(rules, json_pack("{s:s, s:[{s:s},{s:s},{s:s},{s:i}], s:{s:s, s:i}}",
+				"chain", "prerouting", "match", "iif", t->tap, "daddr_set", NET_DNS_SET, "proto", "tcp",
+				"dport", p ? 80 : 443, "verdict", "dnat", NET_TAP_ADDR, "port", p ? NET_DNS_PORT_HTTP : NET_DNS_PORT_TLS));
+	}
 
 	R("forward", "accept", "[{s:s},{s:s},{s:[ss]}]", "iif", t->uplink, "oif", t->tap, "ct_state", "established",
 	  "related");
 	R("forward", "accept", "[{s:s},{s:s},{s:s}]", "iif", t->uplink, "oif", t->tap, "ct_status", "dnat");
 	R("forward", "drop", "[{s:s}]", "iif_not", t->tap);
 	/* From the guest on. */
-	egress(rules, t, eff, dns, allowed, denied, domains);
+	egress(rules, t, eff, dns, allowed, denied, domains, strict);
 	/* The namespace itself answers nothing new but vmsan-dns. */
 	R("input", "accept", "[{s:[ss]}]", "ct_state", "established", "related");
 	R("input", "accept", "[{s:s}]", "iif", "lo");
@@ -158,6 +177,11 @@ static json_t *in_namespace(const struct policy_target *t, const char *eff, json
 		for (int p = 0; p < 2; p++)
 			R("input", "accept", "[{s:s},{s:s},{s:s},{s:i}]", "iif", t->tap, "daddr", NET_TAP_ADDR "/32",
 			  "proto", p ? "tcp" : "udp", "dport", 53);
+	if (strict)
+		for (int p = 0; p < 2; p++)
+			R("input", "accept", "[{s:s},{s:s},{s:s},{s:i},{s:s}]", "iif", t->tap, "daddr",
+			  NET_TAP_ADDR "/32", "proto", "tcp", "dport", p ? NET_DNS_PORT_HTTP : NET_DNS_PORT_TLS,
+			  "ct_status", "dnat");
 #undef R
 	return json_pack("{s:s, s:s, s:[], s:[{s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i,s:s}, {s:s,s:s,s:s,s:i,s:s}], s:o}",
 		"family", "ip", "table", t->table, "sets",
@@ -195,7 +219,7 @@ static json_t *on_host(const struct policy_target *t, const char *eff, json_t *d
 	}
 	json_array_append_new(chains, json_pack("{s:s,s:s,s:s,s:i,s:s}", "name", "forward", "type", "filter", "hook",
 						"forward", "priority", 0, "policy", "accept"));
-	egress(rules, t, eff, dns, allowed, denied, false);
+	egress(rules, t, eff, dns, allowed, denied, false, false);
 	return json_pack("{s:s, s:s, s:[], s:o, s:o}", "family", "ip", "table", t->table, "sets", "chains", chains,
 			 "rules", rules);
 }
@@ -210,12 +234,14 @@ json_t *policy_compile(struct jr *r, const struct policy_target *t, struct verr 
 	json_t *domains = list_of(r, "allowedDomains", MAX_DOMAINS, valid_domain, e);
 	json_t *ports = jr_array(r, "publishedPorts", JR_OPTIONAL, MAX_PORTS);
 	long long agent = 0;
+	bool strict = false;
 	json_t *rules, *pub, *rs, *x, *reply;
 	const char *eff;
 	size_t i, k;
 	bool known = false;
 
 	jr_int(r, "agentPort", JR_OPTIONAL, 1, 65535, &agent);
+	jr_bool(r, "strictDomains", JR_OPTIONAL, &strict);
 	if (jr_end(r))
 		return NULL;
 	for (i = 0; i < 3; i++)
@@ -235,6 +261,11 @@ json_t *policy_compile(struct jr *r, const struct policy_target *t, struct verr 
 	if (json_array_size(domains) && !t->uplink) {
 		verr_set(e, VMSAN_EXIT_USAGE, "ERR_POLICY_CONFLICT", "drop --no-netns, or use --allowed-cidr",
 			 "allowed domains need the VM's own network namespace (their resolver and set live there)");
+		return NULL;
+	}
+	if (strict && !json_array_size(domains)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_POLICY", "give the allowed domains, or drop strictDomains",
+			 "strictDomains checks connections to allowed domains: there are none");
 		return NULL;
 	}
 	if (json_array_size(domains) && !json_array_size(dns)) {
@@ -280,7 +311,8 @@ json_t *policy_compile(struct jr *r, const struct policy_target *t, struct verr 
 	}
 
 	rules = json_array();
-	rs = t->uplink ? in_namespace(t, eff, dns, allowed, denied, json_array_size(domains) > 0, agent, pub, rules) :
+	rs = t->uplink ? in_namespace(t, eff, dns, allowed, denied, json_array_size(domains) > 0, strict, agent, pub,
+					 rules) :
 			 on_host(t, eff, dns, allowed, denied, pub, rules);
 	if (json_array_size(domains))
 		json_array_append_new(json_object_get(rs, "sets"),
