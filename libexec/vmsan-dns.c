@@ -1338,14 +1338,9 @@ static void resolver_loop(void)
 				return;         /* the setter is gone: so are we */
 			} else if (who[i] <= -5) {
 				relay_accept(-5 - who[i]);
-			} else if (who[i] >= 2000) {
-				struct relay *x = &R.relay[(who[i] - 2000) / 2];
-				int side = (who[i] - 2000) % 2;
-				if (x->c >= 0 && pfd[i].fd == (side ? x->u : x->c))
-					relay_io(x, side, rev);
 			} else if (who[i] < 1000) {
 				tcp_client(&R.conn[who[i]], who[i], rev);
-			} else {
+			} else if (who[i] < 1000 + MAX_PENDING) {
 				struct pending *p = &R.pend[who[i] - 1000];
 				if (!p->used || p->fd != pfd[i].fd)
 					continue;
@@ -1358,6 +1353,11 @@ static void resolver_loop(void)
 					else if (r < 0 && errno != EAGAIN)
 						retry(p, "upstream refused");
 				}
+			} else if (who[i] >= 2000) {
+				struct relay *x = &R.relay[(who[i] - 2000) / 2];
+				int side = (who[i] - 2000) % 2;
+				if (x->c >= 0 && pfd[i].fd == (side ? x->u : x->c))
+					relay_io(x, side, rev);
 			}
 		}
 	}

@@ -22,7 +22,16 @@ setup_file() {
 		--pid-file= --user=root --local-ttl=2 --log-queries \
 		--address=/example.test/192.0.2.10 --address=/wild.test/192.0.2.20 \
 		--host-record=other.test,192.0.2.20 --host-record=edge.other.test,192.0.2.20 \
+		--host-record=shared.test,192.0.2.10 \
 		--cname=cdn.alias.test,edge.other.test --addn-hosts="$BATS_FILE_TMPDIR/many.hosts" --log-facility="$BATS_FILE_TMPDIR/dns-up.log"
+	# --strict-domains: a real TLS server on 192.0.2.10:443 (example.test
+	# and shared.test both live there, as sites behind one CDN address),
+	# and another port on it
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=example.test \
+		-keyout "$BATS_FILE_TMPDIR/tls.key" -out "$BATS_FILE_TMPDIR/tls.crt" 2>/dev/null
+	nsd "$I" openssl s_server -accept 192.0.2.10:443 -cert "$BATS_FILE_TMPDIR/tls.crt" \
+		-key "$BATS_FILE_TMPDIR/tls.key" -www -quiet
+	nsd "$I" socat TCP4-LISTEN:8080,bind=192.0.2.10,reuseaddr,fork "SYSTEM:echo other-port"
 	sleep 0.3
 }
 
@@ -50,8 +59,10 @@ get() { tcp_get in_guest "$1" nc -w 2 "$2" "$3" </dev/null; }
 # (custom policy), its resolver's TTL floor at $TTL_MIN s (default 30: the
 # records' 2 s would not outlast a test), its log in the test dir.
 dvm() {
-	local n=$1 doms=$2 extra=${3:-'{}'}
-	VM_DNS=$(dns_req "$n" "$doms") vm_up "$n" "$(policy "$doms" "$extra")"
+	local n=$1 doms=$2 extra=${3:-'{}'} req
+	req=$(dns_req "$n" "$doms")
+	! jq -e .strictDomains <<<"$extra" >/dev/null || req=$(jq -c '. + {strict:true}' <<<"$req")
+	VM_DNS=$req vm_up "$n" "$(policy "$doms" "$extra")"
 }
 policy() {
 	jq -cn --argjson d "$1" --argjson x "$2" \
@@ -253,6 +264,60 @@ upstream_saw() { grep -c "query\[A\] $1 from" "$BATS_FILE_TMPDIR/dns-up.log" || 
 	apply 1 "$(policy '["example.test"]' '{}')" "$(dns_req 1 '["example.test"]')" >/dev/null
 	assert_eq "$(set_of 1 | grep -o expires | wc -l)" 0
 	assert_eq "$(stats | jq .tracked)" 0
+}
+
+# tls N NAME|-: a TLS handshake from guest N with 192.0.2.10:443 (SNI NAME,
+# or none); "ok" when the server's certificate came back
+tls() {
+	local sni=(-servername "$2")
+	[ "$2" != - ] || sni=(-noservername)
+	in_guest "$1" timeout 4 openssl s_client -connect 192.0.2.10:443 "${sni[@]}" </dev/null 2>&1 |
+		grep -q 'BEGIN CERTIFICATE' && echo ok || echo refused
+}
+# http N HOST: a request from guest N to 192.0.2.10:80 with that Host
+http() { printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$2" | tcp_get in_guest "$1" nc -w 3 192.0.2.10 80; }
+
+@test "--strict-domains: 443 needs an allowed TLS name and 80 an allowed Host, for the address that name resolved to; other ports to it dropped" {
+	# VM 2 without the check: an allowed name's address opens every site on it
+	dvm 2 '["example.test"]'
+	assert_eq "$(q 2 example.test)" 192.0.2.10
+	assert_eq "$(tls 2 shared.test)" ok
+	assert_eq "$(get 2 192.0.2.10 8080)" other-port
+
+	dvm 1 '["example.test"]' '{"strictDomains":true}'
+	jq -e '.dns.strict == true' /run/vmsan/net/vm-7e570001.json >/dev/null
+	# not resolved yet: not even the check is reached
+	assert_eq "$(tls 1 example.test)" refused
+	assert_eq "$(q 1 example.test)" 192.0.2.10
+	assert_eq "$(tls 1 example.test)" ok
+	assert_eq "$(tls 1 EXAMPLE.test.)" ok
+	# the same address under another name, or no name: closed before a
+	# byte reaches the server
+	assert_eq "$(tls 1 shared.test)" refused
+	assert_eq "$(tls 1 -)" refused
+	assert_contains "$(http 1 example.test)" hello-from-192.0.2.10
+	assert_contains "$(http 1 example.test:80)" hello-from-192.0.2.10
+	out=$(http 1 shared.test)
+	assert_contains "$out" "403 Forbidden"
+	[[ $out != *hello-from* ]]
+	# other ports to the name's address: dropped
+	assert_eq "$(get 1 192.0.2.10 8080)" ""
+	# an allowed name that did not resolve to this address does not open it
+	apply 1 "$(policy '["example.test","other.test"]' '{"strictDomains":true}')" \
+		"$(dns_req 1 '["example.test","other.test"]' | jq -c '. + {strict:true}')" >/dev/null
+	assert_eq "$(q 1 example.test)" 192.0.2.10
+	assert_eq "$(tls 1 other.test)" refused
+	assert_eq "$(q 1 other.test)" 192.0.2.20
+	# the log names each verdict
+	grep -q '"verdict":"deny","conn":"tls","name":"shared.test","address":"192.0.2.10","port":443' \
+		"$BATS_TEST_TMPDIR/dns1.log"
+	grep -q '"verdict":"allow","conn":"tls","name":"example.test"' "$BATS_TEST_TMPDIR/dns1.log"
+	grep -q '"verdict":"deny","conn":"http","name":"shared.test"' "$BATS_TEST_TMPDIR/dns1.log"
+	# the check off, live: a new resolver, the address reached directly
+	apply 1 "$(policy '["example.test"]' '{}')" "$(dns_req 1 '["example.test"]')" >/dev/null
+	jq -e '.dns.strict == false' /run/vmsan/net/vm-7e570001.json >/dev/null
+	assert_eq "$(q 1 example.test)" 192.0.2.10
+	assert_eq "$(get 1 192.0.2.10 8080)" other-port
 }
 
 @test "least privilege: setter CAP_NET_ADMIN only, resolver nothing and seccomp; control from root only; teardown and sweep leave no process" {

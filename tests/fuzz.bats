@@ -16,3 +16,4 @@ fuzz_run() {
 @test "fuzz: HTTP head parser and chunked decoder" { fuzz_run http; }
 @test "fuzz: WebSocket frame parser and UTF-8 validator" { fuzz_run ws; }
 @test "fuzz: tar reader (ustar, pax, GNU long names)" { fuzz_run tar; }
+@test "fuzz: DNS queries and responses, TLS ClientHello server_name, HTTP Host (vmsan-dns)" { fuzz_run dns; }

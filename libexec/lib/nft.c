@@ -1293,13 +1293,14 @@ static void msg_addr_chunk(struct batch *bt, const char *table, const char *set,
 static void msg_addr_elems(struct batch *bt, const char *table, const char *set, uint16_t type,
 			   const struct nft_addr_elem *el, size_t n)
 {
-	size_t off = 0;
-
-	do {
-		size_t k = n - off < ADDR_CHUNK ? n - off : ADDR_CHUNK;
+	if (!el || !n) {
+		msg_addr_chunk(bt, table, set, type, NULL, 0);  /* SYNC's flush */
+		return;
+	}
+	for (size_t off = 0, k; off < n; off += k) {
+		k = n - off < ADDR_CHUNK ? n - off : ADDR_CHUNK;
 		msg_addr_chunk(bt, table, set, type, el + off, k);
-		off += k;
-	} while (off < n);
+	}
 }
 
 int nft_addr_set_update(struct mnl_socket *nl, const char *table, const char *set, enum nft_addr_op op,
