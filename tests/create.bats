@@ -249,13 +249,26 @@ assert_gone() {
 	assert_contains "$output" 192.0.2.10
 	run vmsan exec "$ID" -- nc -w 3 192.0.2.10 80
 	assert_contains "$output" hello-from-192.0.2.10
-	# stop and start: the resolver comes back with the VM
+	# --strict-domains, live: port 80 to the name's address only with its Host
+	out=$(vmsan network "$ID" --json --network-policy custom --allowed-domain example.test --strict-domains)
+	assert_eq "$(jq .strictDomains <<<"$out")" true
+	assert_eq "$(jq .network.strictDomains "$VMSAN_DIR/vms/$ID.json")" true
+	run vmsan exec "$ID" -- nslookup example.test
+	assert_contains "$output" 192.0.2.10
+	run vmsan exec "$ID" -- sh -c 'printf "GET / HTTP/1.0\r\nHost: example.test\r\n\r\n" | nc -w 3 192.0.2.10 80'
+	assert_contains "$output" hello-from-192.0.2.10
+	run vmsan exec "$ID" -- sh -c 'printf "GET / HTTP/1.0\r\nHost: other.test\r\n\r\n" | nc -w 3 192.0.2.10 80'
+	assert_contains "$output" "403 Forbidden"
+	# stop and start: the resolver comes back with the VM, still strict
 	vmsan stop "$ID" >/dev/null
 	vmsan start "$ID" >/dev/null
+	jq -e '.dns.strict == true' "/run/vmsan/net/$ID.json" >/dev/null
 	run vmsan exec "$ID" -- nslookup example.test
 	assert_contains "$output" 192.0.2.10
 	run vmsan exec "$ID" -- nslookup other.test
 	[[ $output != *192.0.2.20* ]]
+	run vmsan exec "$ID" -- sh -c 'printf "GET / HTTP/1.0\r\nHost: example.test\r\n\r\n" | nc -w 3 192.0.2.10 80'
+	assert_contains "$output" hello-from-192.0.2.10
 	pid=$(jq .dns.pid "/run/vmsan/net/$ID.json")
 	vmsan rm -f "$ID" >/dev/null
 	[ ! -e "/proc/$pid" ] || grep -q '^State:.*Z' "/proc/$pid/status"
@@ -571,6 +584,9 @@ assert_gone() {
 	done
 	run --separate-stderr vmsan create --json --allowed-domain example.test --no-netns
 	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VALIDATION_FLAGS
+	run --separate-stderr vmsan create --json --strict-domains
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VALIDATION_FLAGS
+	assert_contains "$(jq -r .error.message <<<"$output")" "--strict-domains"
 	run --separate-stderr vmsan create --json --network-policy deny-all --allowed-domain example.test
 	assert_eq "$(jq -r .error.code <<<"$output")" ERR_POLICY_CONFLICT
 	run --separate-stderr vmsan create --json --timeout 5x

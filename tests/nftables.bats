@@ -7,7 +7,7 @@ compile() { "$LIBEXEC/vmsan-nftables" compile "$@"; }
 
 @test "golden: compiled rulesets are exactly as reviewed" {
 	# custom-host: --no-netns, the table vmsan-net builds for the host
-	for g in custom deny-all custom-host domains; do
+	for g in custom deny-all custom-host domains domains-strict; do
 		diff -u "$TOP/tests/golden/$g.nft" <(compile --format nft <"$TOP/tests/golden/$g.json")
 	done
 	diff -u "$TOP/tests/golden/host.nft" <("$LIBEXEC/vmsan-nftables" host --format nft </dev/null)
@@ -16,7 +16,7 @@ compile() { "$LIBEXEC/vmsan-nftables" compile "$@"; }
 @test "nft(8) accepts the rendered text, and the JSON applies to the same rules" {
 	require_root
 	require_cmd nft
-	for g in custom deny-all custom-host domains; do
+	for g in custom deny-all custom-host domains domains-strict; do
 		unshare -n nft -c -f "$TOP/tests/golden/$g.nft"
 	done
 	unshare -n nft -c -f "$TOP/tests/golden/host.nft"
@@ -81,6 +81,8 @@ compile() { "$LIBEXEC/vmsan-nftables" compile "$@"; }
 {"policy":"deny-all","allowedDomains":["example.com"],"dnsResolvers":["192.0.2.53"]}|deny-all cannot be combined
 {"policy":"custom","allowedDomains":["example.com"]}|at least one upstream resolver
 {"policy":"custom","allowedDomains":["example.com"],"dnsResolvers":["192.0.2.53"],"hostMode":{"id":"vm-1a2b3c4d","slot":3}}|need the VM's own network namespace
+{"policy":"custom","strictDomains":true,"dnsResolvers":["192.0.2.53"]}|strictDomains checks connections to allowed domains: there are none
+{"policy":"custom","allowedDomains":["example.com"],"strictDomains":1,"dnsResolvers":["192.0.2.53"]}|strictDomains
 CASES
 	# 300 characters, and one label of 64
 	long=$(printf 'a%.0s' $(seq 1 60)); long="$long.$long.$long.$long.$long.com"
