@@ -1041,6 +1041,12 @@ static bool pipe_out(int to, uint8_t *buf, size_t len, size_t *off)
 	return true;
 }
 
+/* Room to read into (pipe_in moves what is left to the front). */
+static bool room(size_t len, size_t off)
+{
+	return len - off < RELAY_BUF;
+}
+
 static void relay_io(struct relay *x, bool upstream, short rev)
 {
 	bool ok = true;
@@ -1093,8 +1099,8 @@ static short relay_events(const struct relay *x, bool upstream)
 	if (x->state == RL_CONNECT)
 		return upstream ? POLLOUT : 0;
 	if (upstream)
-		return (short)((x->u_eof || x->uclen == RELAY_BUF ? 0 : POLLIN) | (x->cuoff < x->culen ? POLLOUT : 0));
-	return (short)((x->c_eof || x->culen == RELAY_BUF ? 0 : POLLIN) | (x->ucoff < x->uclen ? POLLOUT : 0));
+		return (short)((x->u_eof || !room(x->uclen, x->ucoff) ? 0 : POLLIN) | (x->cuoff < x->culen ? POLLOUT : 0));
+	return (short)((x->c_eof || !room(x->culen, x->cuoff) ? 0 : POLLIN) | (x->ucoff < x->uclen ? POLLOUT : 0));
 }
 
 /* ---- control ------------------------------------------------------------ */

@@ -22,7 +22,7 @@ setup_file() {
 		--pid-file= --user=root --local-ttl=2 --log-queries \
 		--address=/example.test/192.0.2.10 --address=/wild.test/192.0.2.20 \
 		--host-record=other.test,192.0.2.20 --host-record=edge.other.test,192.0.2.20 \
-		--host-record=shared.test,192.0.2.10 \
+		--host-record=shared.test,192.0.2.10 --host-record=bulk.test,192.0.2.30 \
 		--cname=cdn.alias.test,edge.other.test --addn-hosts="$BATS_FILE_TMPDIR/many.hosts" --log-facility="$BATS_FILE_TMPDIR/dns-up.log"
 	# --strict-domains: a real TLS server on 192.0.2.10:443 (example.test
 	# and shared.test both live there, as sites behind one CDN address),
@@ -32,6 +32,9 @@ setup_file() {
 	nsd "$I" openssl s_server -accept 192.0.2.10:443 -cert "$BATS_FILE_TMPDIR/tls.crt" \
 		-key "$BATS_FILE_TMPDIR/tls.key" -www -quiet
 	nsd "$I" socat TCP4-LISTEN:8080,bind=192.0.2.10,reuseaddr,fork "SYSTEM:echo other-port"
+	# an HTTP server that answers "GET /N" with N bytes
+	nsx "$I" ip addr add 192.0.2.30/32 dev lo
+	nsd "$I" "$TOP/tests/tools/http-load" -l 192.0.2.30 80
 	sleep 0.3
 }
 
@@ -318,6 +321,22 @@ http() { printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$2" | tcp_get in_guest "$1
 	jq -e '.dns.strict == false' /run/vmsan/net/vm-7e570001.json >/dev/null
 	assert_eq "$(q 1 example.test)" 192.0.2.10
 	assert_eq "$(get 1 192.0.2.10 8080)" other-port
+}
+
+@test "--strict-domains: the relay carries large responses, and many connections one after another; none is left open" {
+	dvm 1 '["bulk.test"]' '{"strictDomains":true}'
+	assert_eq "$(q 1 bulk.test)" 192.0.2.30
+	out=$(in_guest 1 timeout 60 "$TOP/tests/tools/http-load" 192.0.2.30 80 bulk.test /16777216 3)
+	echo "$out"
+	assert_eq "$(jq .ok <<<"$out")" 3
+	out=$(in_guest 1 timeout 60 "$TOP/tests/tools/http-load" 192.0.2.30 80 bulk.test /100 300)
+	assert_eq "$(jq .ok <<<"$out")" 300
+	out=$(in_guest 1 timeout 60 "$TOP/tests/tools/http-load" 192.0.2.30 80 other.test /100 3)
+	assert_eq "$(jq .ok <<<"$out")" 0
+	# every relay closed: nothing left open in the resolver
+	res=$(pgrep -P "$(setter 1)")
+	sleep 0.5
+	[ "$(ls /proc/"$res"/fd | wc -l)" -lt 20 ]
 }
 
 @test "least privilege: setter CAP_NET_ADMIN only, resolver nothing and seccomp; control from root only; teardown and sweep leave no process" {
