@@ -336,7 +336,7 @@ http() { printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$2" | tcp_get in_guest "$1
 	# every relay closed: nothing left open in the resolver
 	res=$(pgrep -P "$(setter 1)")
 	sleep 0.5
-	[ "$(ls /proc/"$res"/fd | wc -l)" -lt 20 ]
+	[ "$(find /proc/"$res"/fd -mindepth 1 | wc -l)" -lt 20 ]
 }
 
 @test "least privilege: setter CAP_NET_ADMIN only, resolver nothing and seccomp; control from root only; teardown and sweep leave no process" {
