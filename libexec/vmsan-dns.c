@@ -27,7 +27,11 @@
  *             clamped to [ttlMin, ttlMax] as timeout, before the answer
  *             is sent; TTLs above ttlMax are lowered in the answer.  Other
  *             names get NXDOMAIN, AAAA questions an empty answer (guests
- *             have no IPv6 route).
+ *             have no IPv6 route).  With "strict" it also listens on
+ *             172.16.0.1:10443 and :10080, where the ruleset DNATs the
+ *             guest's TCP to the set's addresses on 443 and 80, and relays
+ *             a connection only when its TLS server_name or HTTP Host is
+ *             an allowed name that brought that address into the set.
  *
  * A compromised resolver can ask the setter to allow addresses: what it
  * could do anyway by answering.  It cannot change rules, other sets or
