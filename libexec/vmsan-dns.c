@@ -1383,10 +1383,12 @@ static void resolver_loop(void)
 	"\n" \
 	"The filtering DNS resolver of a VM with allowed domains.  Settings:\n" \
 	"  {\"id\":ID, \"uid\":N, \"gid\":N, \"upstreams\":[IP...], \"domains\":[NAME|*.ZONE...],\n" \
-	"   \"ttlMin\":S, \"ttlMax\":S}\n" \
+	"   \"ttlMin\":S, \"ttlMax\":S, \"strict\":BOOL}\n" \
 	"It answers on 172.16.0.1:53 (UDP, TCP): allowed names are forwarded to the\n" \
 	"upstreams and their A records added to the set dns_allow before the answer;\n" \
-	"others get NXDOMAIN.  Control: abstract unix socket vmsan-dns-ctl, root only:\n" \
+	"others get NXDOMAIN.  strict: on :10443 and :10080 it relays the guest's TCP\n" \
+	"to the set's addresses (443, 80) whose TLS server_name or HTTP Host is an\n" \
+	"allowed name that resolved to that address.  Control: abstract unix socket vmsan-dns-ctl, root only:\n" \
 	"  {\"domains\":[...]}   replace the list (removed names' addresses leave at once)\n" \
 	"  {\"op\":\"stats\"}      counters\n" \
 	"See vmsan-dns(8).\n"
