@@ -1388,7 +1388,8 @@ static void resolver_loop(void)
 	"upstreams and their A records added to the set dns_allow before the answer;\n" \
 	"others get NXDOMAIN.  strict: on :10443 and :10080 it relays the guest's TCP\n" \
 	"to the set's addresses (443, 80) whose TLS server_name or HTTP Host is an\n" \
-	"allowed name that resolved to that address.  Control: abstract unix socket vmsan-dns-ctl, root only:\n" \
+	"allowed name that resolved to that address.\n" \
+	"Control: abstract unix socket vmsan-dns-ctl, root only:\n" \
 	"  {\"domains\":[...]}   replace the list (removed names' addresses leave at once)\n" \
 	"  {\"op\":\"stats\"}      counters\n" \
 	"See vmsan-dns(8).\n"
