@@ -345,23 +345,47 @@ static void log_put(const char *line, size_t o)
 	(void)!write(R.log, line, o);
 }
 
+#define LOG_LINE 1024
+#define P(...) (o += (size_t)snprintf(line + o, o < LOG_LINE ? LOG_LINE - o : 0, __VA_ARGS__))
+
+/* A log line's start, {"time":..,"verdict":..; 0 when the rate limit
+ * drops it. */
+static size_t log_begin(char line[LOG_LINE], const char *verdict)
+{
+	struct timespec ts;
+	struct tm tm;
+	size_t o = 0;
+
+	if (!log_take(now_ms()))
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	P("{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"verdict\":\"%s\"", tm.tm_year + 1900,
+	  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, verdict);
+	return o;
+}
+
+/* Its end (the reason, what the rate limit dropped before), written. */
+static void log_end(char line[LOG_LINE], size_t o, const char *why)
+{
+	if (why)
+		P(",\"reason\":\"%s\"", why);
+	if (R.log_suppressed)
+		P(",\"suppressedBefore\":%llu", R.log_suppressed);
+	P("}\n");
+	if (o < LOG_LINE)       /* names are at most 253 printable bytes: always */
+		log_put(line, o);
+}
+
 static void log_line(const char *verdict, const struct dns_q *q, long pat, const struct dns_addr *a, size_t na,
 		     const char *why)
 {
-	char line[1024];
-	int64_t now = now_ms();
-	size_t o = 0;
-	struct timespec ts;
-	struct tm tm;
+	char line[LOG_LINE];
+	size_t o = log_begin(line, verdict);
 
-	if (!log_take(now))
+	if (!o)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-#define P(...) (o += (size_t)snprintf(line + o, o < sizeof line ? sizeof line - o : 0, __VA_ARGS__))
-	P("{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"verdict\":\"%s\",\"name\":\"%s\",\"type\":%u",
-	  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-	  verdict, q->name, q->type);
+	P(",\"name\":\"%s\",\"type\":%u", q->name, q->type);
 	if (pat >= 0)
 		P(",\"pattern\":\"%s\"", dns_allow_pattern(R.allow, pat));
 	if (na) {
@@ -371,47 +395,24 @@ static void log_line(const char *verdict, const struct dns_q *q, long pat, const
 			  a[i].addr >> 8 & 255, a[i].addr & 255);
 		P("],\"ttl\":%u", a[0].ttl);
 	}
-	if (why)
-		P(",\"reason\":\"%s\"", why);
-	if (R.log_suppressed)
-		P(",\"suppressedBefore\":%llu", R.log_suppressed);
-	P("}\n");
-#undef P
-	if (o >= sizeof line)
-		return;                 /* names are at most 253 printable bytes: cannot happen */
-	log_put(line, o);
+	log_end(line, o, why);
 }
 
 /* A --strict-domains connection's verdict: name (may be ""), where to. */
 static void log_conn(const char *verdict, bool http, const char *name, const struct sockaddr_in *dst,
 		     const char *why)
 {
-	char line[1024];
-	int64_t now = now_ms();
-	size_t o = 0;
-	struct timespec ts;
-	struct tm tm;
+	char line[LOG_LINE];
+	size_t o = log_begin(line, verdict);
 	uint32_t a = ntohl(dst->sin_addr.s_addr);
 
-	if (!log_take(now))
+	if (!o)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-#define P(...) (o += (size_t)snprintf(line + o, o < sizeof line ? sizeof line - o : 0, __VA_ARGS__))
-	P("{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"verdict\":\"%s\",\"conn\":\"%s\",\"name\":\"%s\","
-	  "\"address\":\"%u.%u.%u.%u\",\"port\":%u",
-	  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-	  verdict, http ? "http" : "tls", name, a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255,
-	  (unsigned)ntohs(dst->sin_port));
-	if (why)
-		P(",\"reason\":\"%s\"", why);
-	if (R.log_suppressed)
-		P(",\"suppressedBefore\":%llu", R.log_suppressed);
-	P("}\n");
-#undef P
-	if (o < sizeof line)
-		log_put(line, o);
+	P(",\"conn\":\"%s\",\"name\":\"%s\",\"address\":\"%u.%u.%u.%u\",\"port\":%u", http ? "http" : "tls",
+	  name, a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255, (unsigned)ntohs(dst->sin_port));
+	log_end(line, o, why);
 }
+#undef P
 
 /* The setter's answer to one request of n elements. */
 static int setter_call(uint32_t op, size_t n)
