@@ -70,7 +70,8 @@ struct vmnet {
 	json_t *ports;           /* host ports published, [P...] */
 	bool host_mode;          /* --no-netns: TAP vmst<slot> and table vmsan_<id> on the host */
 	char table[32];          /* host mode: the VM's table */
-	json_t *dns;             /* its resolver: {pid, start, upstreams, ttlMin, ttlMax, strict}, or NULL */
+	json_t *dns;             /* its resolver: {pid, start, resolver, resolverStart, upstreams, ttlMin,
+				  * ttlMax, strict}, or NULL */
 };
 
 static int orig_ns = -1;     /* the namespace we started in: "the host" */
@@ -786,10 +787,27 @@ static bool dns_alive(const struct vmnet *v)
 	return pid > 0 && proc_start_time((long)pid) == json_integer_value(json_object_get(v->dns, "start"));
 }
 
+/* Ends the VM's resolver: its two processes killed and dead (zombies at
+ * most: their sockets closed) before this returns, so that a new one can
+ * bind the same ports at once.  The resolver dies with the setter
+ * (PDEATHSIG), but not at once: it is killed and waited for too. */
 static void dns_stop(struct vmnet *v)
 {
-	if (dns_alive(v))
-		kill((pid_t)json_integer_value(json_object_get(v->dns, "pid")), SIGKILL);
+	const char *keys[2][2] = { { "pid", "start" }, { "resolver", "resolverStart" } };
+	long pid[2] = { 0, 0 };
+	long long start[2] = { 0, 0 };
+
+	for (int k = 0; k < 2 && v->dns; k++) {
+		pid[k] = (long)json_integer_value(json_object_get(v->dns, keys[k][0]));
+		start[k] = json_integer_value(json_object_get(v->dns, keys[k][1]));
+		if (pid[k] > 0 && proc_start_time(pid[k]) == start[k])
+			kill((pid_t)pid[k], SIGKILL);
+		else
+			pid[k] = 0;
+	}
+	for (int i = 0; i < 400 && ((pid[0] && proc_start_time(pid[0]) == start[0]) ||
+				    (pid[1] && proc_start_time(pid[1]) == start[1])); i++)
+		usleep(5000);
 	json_decref(v->dns);
 	v->dns = NULL;
 }
@@ -904,9 +922,12 @@ static int dns_start(struct vmnet *v, json_t *dns, struct verr *e)
 		goto fail;
 	}
 	json_decref(v->dns);
-	v->dns = json_pack("{s:I, s:I, s:O, s:I, s:I, s:b}", "pid", (json_int_t)pid, "start",
-			   (json_int_t)proc_start_time(pid), "upstreams", json_object_get(dns, "upstreams"), "ttlMin",
-			   lo, "ttlMax", hi, "strict", json_is_true(json_object_get(dns, "strict")));
+	json_int_t res = json_integer_value(json_object_get(st, "resolver"));
+	v->dns = json_pack("{s:I, s:I, s:I, s:I, s:O, s:I, s:I, s:b}", "pid", (json_int_t)pid, "start",
+			   (json_int_t)proc_start_time(pid), "resolver", res, "resolverStart",
+			   (json_int_t)(res > 0 ? proc_start_time((long)res) : 0), "upstreams",
+			   json_object_get(dns, "upstreams"), "ttlMin", lo, "ttlMax", hi, "strict",
+			   json_is_true(json_object_get(dns, "strict")));
 	json_decref(st);
 	close(out[0]);
 	if (logfd >= 0)

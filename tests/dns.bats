@@ -77,11 +77,12 @@ dns_req() {
 }
 # apply N POLICY-JSON [DNS-JSON]: a live change of VM N's rules (and list)
 apply() {
-	local c
+	local c r
 	c=$(echo "$2" | "$LIBEXEC/vmsan-nftables" compile) || return 1
-	jq -c --arg id "vm-7e57000$1" --argjson dns "${3:-null}" \
+	r=$(jq -c --arg id "vm-7e57000$1" --argjson dns "${3:-null}" \
 		'{op:"apply-rules", id:$id, ruleset:.ruleset} + (if $dns then {dns:$dns} else {} end)' <<<"$c" |
-		nsx "$H" "$LIBEXEC/vmsan-net"
+		nsx "$H" "$LIBEXEC/vmsan-net") || { echo "apply-rules failed: $r" >&2; return 1; }
+	echo "$r"
 }
 # q N NAME [DIG-ARGS...]: the addresses the guest gets (none: refused)
 q() {
@@ -321,6 +322,14 @@ http() { printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$2" | tcp_get in_guest "$1
 	jq -e '.dns.strict == false' /run/vmsan/net/vm-7e570001.json >/dev/null
 	assert_eq "$(q 1 example.test)" 192.0.2.10
 	assert_eq "$(get 1 192.0.2.10 8080)" other-port
+	# on and off again and again: each change replaces the resolver, whose
+	# successor binds the same ports at once (the old one is waited for)
+	for _ in 1 2 3 4 5 6 7 8; do
+		apply 1 "$(policy '["example.test"]' '{"strictDomains":true}')" \
+			"$(dns_req 1 '["example.test"]' | jq -c '. + {strict:true}')" >/dev/null
+		apply 1 "$(policy '["example.test"]' '{}')" "$(dns_req 1 '["example.test"]')" >/dev/null
+	done
+	assert_eq "$(q 1 example.test)" 192.0.2.10
 }
 
 @test "--strict-domains: the relay carries large responses, and many connections one after another; none is left open" {
