@@ -660,24 +660,25 @@ static void reply(struct pending *own, int client, uint32_t gen, const struct so
 		udp_answer(own, from, (uint16_t)(m[0] << 8 | m[1]), m, n);
 		return;
 	}
+	struct conn *c = &R.conn[client];
+	if (c->fd >= 0 && c->gen == gen) {     /* else the client left */
+		c->busy = false;
+		free(c->out);
+		c->out = malloc(n + 2);
+		if (!c->out) {
+			conn_close(c);
+		} else {
+			c->out[0] = (uint8_t)(n >> 8);
+			c->out[1] = (uint8_t)n;
+			memcpy(c->out + 2, m, n);
+			c->outlen = n + 2;
+			c->outoff = 0;
+			c->idle_until = now_ms() + TCP_IDLE_MS;
+		}
+	}
+	/* last: m may be own's (a TCP upstream's answer is in own->rbuf) */
 	if (own)
 		pending_free(own);
-	struct conn *c = &R.conn[client];
-	if (c->fd < 0 || c->gen != gen)
-		return;                 /* the client left */
-	c->busy = false;
-	free(c->out);
-	c->out = malloc(n + 2);
-	if (!c->out) {
-		conn_close(c);
-		return;
-	}
-	c->out[0] = (uint8_t)(n >> 8);
-	c->out[1] = (uint8_t)n;
-	memcpy(c->out + 2, m, n);
-	c->outlen = n + 2;
-	c->outoff = 0;
-	c->idle_until = now_ms() + TCP_IDLE_MS;
 }
 
 /* own: as for reply() */

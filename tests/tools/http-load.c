@@ -145,5 +145,6 @@ int main(int argc, char **argv)
 	printf("{\"requests\":%ld,\"ok\":%ld,\"p50us\":%lld,\"p99us\":%lld,\"MBps\":%.1f}\n", count, ok,
 	       (long long)lat[count / 2], (long long)lat[count * 99 / 100],
 	       total ? (double)bytes / (double)total : 0.0);
+	free(lat);
 	return 0;
 }
