@@ -1556,7 +1556,9 @@ int main(int argc, char **argv)
 		if (send(R.sp, &ok, 1, 0) != 1)
 			_exit(1);
 		resolver_loop();
-		_exit(0);
+		/* straight to the kernel: _exit's wrappers (a sanitizer's leak
+		 * check at exit) would make calls the filter does not allow */
+		syscall(SYS_exit_group, 0);
 	}
 	/* the setter */
 	close(sp[1]);
