@@ -282,6 +282,22 @@ assert_gone() {
 	assert_eq "$(jq -c .vm.network.dns "$TEST_TMP/create.json")" '["192.0.2.54","192.0.2.53"]'
 	run vmsan exec "$ID" -- cat /etc/resolv.conf
 	assert_contains "$output" "nameserver 192.0.2.54"
+	# vmsan logs: the console; no DNS log without domains; bad input
+	run vmsan logs "$ID" --tail 3
+	assert_eq "$status" 0
+	[ "${#lines[@]}" -le 3 ] && [ "${#lines[@]}" -ge 1 ]
+	assert_eq "$(vmsan logs "$ID" --json | jq -r '.log + " " + (.lines | type)')" "console array"
+	run vmsan logs "$ID" --dns
+	assert_eq "$status" 1
+	assert_contains "$output" "has no allowed domains"
+	run vmsan logs "$ID" --tail many
+	assert_eq "$status" 100
+	assert_contains "$output" "--tail needs a number, not 'many'"
+	run vmsan logs
+	assert_eq "$status" 100
+	run vmsan logs vm-00000000
+	assert_eq "$status" 1
+	assert_contains "$output" "not found"
 	vmsan rm -f "$ID" >/dev/null
 	ID=
 	# bad values, each named with where it came from; nothing is made
