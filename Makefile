@@ -86,7 +86,7 @@ GUEST_CFLAGS = -std=gnu11 $(WARN) -Os -static -s -fstack-protector-strong -isyst
 AGENT_SRC = agent/agent.c agent/exec.c agent/files.c agent/shell.c agent/user.c $(PROTO_SRC)
 GUEST = agent/vmsan-agent agent/vmsan-init
 TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump tests/tools/exec-rtt \
-	tests/tools/connect-rate tests/tools/dns-load tests/tools/http-load
+	tests/tools/connect-rate tests/tools/dns-load tests/tools/http-load tests/tools/tap-attach
 # Every shell file: the ones with a #! line, and the sourced library.
 SCRIPTS = $(shell grep -l '^\#!/bin/sh' bin/* libexec/vmsan-* install.sh .ci/run \
 	tests/run bench/* share/vmsan/kernel/build 2>/dev/null) libexec/lib/common.sh

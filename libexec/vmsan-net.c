@@ -1094,16 +1094,20 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 	slot = slot_take(&v, e);
 	if (slot < 0)
 		goto fail_early;
-	/* From here on, the record says what to undo. */
-	if (host_mode) {
+	/* From here on, the record says what to undo.  The TAP belongs to
+	 * the VMM's uid, as vmsan create picks it (the sudo caller's, else
+	 * root's per-slot one), in a namespace as on the host: the kernel
+	 * then lets no other uid's VMM attach to it, so a caller who names
+	 * another VM's namespace to vmsan-fc gets EPERM. */
+	if (owner < 0) {
 		long cu, cg;
+
+		caller_ids(&cu, &cg);
+		owner = cu != 0 ? cu : (long long)NET_VMM_UID_BASE + slot;
+	}
+	if (host_mode) {
 		json_t *rs, *hp = NULL;
 
-		/* The VMM's uid, as vmsan create picks it: the sudo caller's,
-		 * else root's per-slot one. */
-		caller_ids(&cu, &cg);
-		if (owner < 0)
-			owner = cu != 0 ? cu : (long long)NET_VMM_UID_BASE + slot;
 		rs = host_ruleset(&v, policy, &hp, e);
 		json_decref(hp);
 		if (!rs || host_table(e) || host_tap(&v, (long)owner, e) || nft_ruleset_apply(rs, false, e)) {

@@ -24,6 +24,8 @@ setup_extra() {
 teardown_extra() {
 	vm_down 1
 	vm_down 2
+	vm_down 8
+	vm_down 9
 	return 0
 }
 
@@ -104,6 +106,28 @@ dns() { # dns N SERVER [tcp]: the answer's address bytes, hex
 	# The host reaches VM 1's agent; VM 2 does not.
 	assert_eq "$(tcp_get nsx "$H" nc -w 2 "$a1" 7000 </dev/null)" "agent-1"
 	assert_eq "$(get 2 "$a1" 7000)" ""
+}
+
+@test "a VM's TAP belongs to its VMM's uid (root's per-slot one, or the sudo caller's): no other uid can attach to it" {
+	local c slot owner
+	c=$(echo '{"policy":"deny-all","agentPort":7000}' | "$LIBEXEC/vmsan-nftables" compile)
+	jq -c '{op:"setup", id:"vm-7e570008", ruleset:.ruleset}' <<<"$c" |
+		nsx "$H" "$LIBEXEC/vmsan-net" >"$BATS_TEST_TMPDIR/s8.json"
+	slot=$(jq .slot "$BATS_TEST_TMPDIR/s8.json")
+	owner=$((1879048192 + slot))
+	ip netns exec vmsan-vm-7e570008 ip -d link show vmstap0 | grep -q "user $owner "
+	assert_eq "$(ip netns exec vmsan-vm-7e570008 "$TOP/tests/tools/tap-attach" 65534 vmstap0 || true)" \
+		"Operation not permitted"
+	assert_eq "$(ip netns exec vmsan-vm-7e570008 "$TOP/tests/tools/tap-attach" "$owner" vmstap0)" attached
+	# through sudo, the VMM is the caller's: so is the TAP
+	jq -c '{op:"setup", id:"vm-7e570009", ruleset:.ruleset}' <<<"$c" |
+		SUDO_UID=4242 SUDO_GID=4242 nsx "$H" "$LIBEXEC/vmsan-net" >/dev/null
+	ip netns exec vmsan-vm-7e570009 ip -d link show vmstap0 | grep -q "user 4242 "
+	assert_eq "$(ip netns exec vmsan-vm-7e570009 "$TOP/tests/tools/tap-attach" "$owner" vmstap0 || true)" \
+		"Operation not permitted"
+	assert_eq "$(ip netns exec vmsan-vm-7e570009 "$TOP/tests/tools/tap-attach" 4242 vmstap0)" attached
+	vm_down 8
+	vm_down 9
 }
 
 @test "the agent port is reachable from the host only, not from outside" {
