@@ -332,10 +332,13 @@ http() { printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$2" | tcp_get in_guest "$1
 	assert_eq "$(q 1 example.test)" 192.0.2.10
 }
 
-@test "--strict-domains: the relay carries large responses, and many connections one after another; none is left open" {
+@test "--strict-domains: the relay carries large uploads and responses, and many connections one after another; none is left open" {
 	dvm 1 '["bulk.test"]' '{"strictDomains":true}'
 	assert_eq "$(q 1 bulk.test)" 192.0.2.30
 	out=$(in_guest 1 timeout 60 "$TOP/tests/tools/http-load" 192.0.2.30 80 bulk.test /16777216 3)
+	echo "$out"
+	assert_eq "$(jq .ok <<<"$out")" 3
+	out=$(in_guest 1 timeout 60 "$TOP/tests/tools/http-load" 192.0.2.30 80 bulk.test /up 3 16777216)
 	echo "$out"
 	assert_eq "$(jq .ok <<<"$out")" 3
 	out=$(in_guest 1 timeout 60 "$TOP/tests/tools/http-load" 192.0.2.30 80 bulk.test /100 300)

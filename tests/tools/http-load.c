@@ -2,16 +2,22 @@
  * of what lies between (--strict-domains puts vmsan-dns's check there).
  *
  *   http-load -l ADDR PORT                serve: read a request head, answer
- *                                         200 with N bytes for "GET /N",
- *                                         close; one connection at a time
- *   http-load ADDR PORT HOST PATH COUNT   COUNT requests one after another,
- *                                         each on a new connection
+ *                                         200 with N bytes for "GET /N"; for
+ *                                         a POST, read its Content-Length
+ *                                         bytes and answer 200 with 2 bytes
+ *                                         if all came (else 400); close;
+ *                                         one connection at a time
+ *   http-load ADDR PORT HOST PATH COUNT [UPLOAD]
+ *                                         COUNT requests one after another,
+ *                                         each on a new connection; with
+ *                                         UPLOAD, POSTs of that many bytes
  *
  * The client prints one JSON object: requests, ok (a 200 and its whole
  * body), the time from connect to the last byte (p50, p99, in
  * microseconds), and the body bytes per second over all of them. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,10 +68,22 @@ static int serve(const struct sockaddr_in *sa)
 				break;
 		}
 		req[got] = 0;
-		long long n = 2;
+		long long n = 2, post = -1;
+		const char *cl = strstr(req, "Content-Length: "), *end = strstr(req, "\r\n\r\n");
 		if (!strncmp(req, "GET /", 5))
 			n = atoll(req + 5);
-		int hl = snprintf(head, sizeof head, "HTTP/1.0 200 OK\r\nContent-Length: %lld\r\n\r\n", n);
+		if (!strncmp(req, "POST ", 5) && cl && end) {
+			long long want = atoll(cl + 16), have = (long long)got - (end + 4 - req);
+			while (have < want) {
+				ssize_t r = read(c, body, sizeof body);
+				if (r <= 0)
+					break;
+				have += r;
+			}
+			post = have == want;
+		}
+		int hl = snprintf(head, sizeof head, "HTTP/1.0 %s\r\nContent-Length: %lld\r\n\r\n",
+				  post == 0 ? "400 Short" : "200 OK", n);
 		if (write(c, head, (size_t)hl) == hl)
 			for (long long left = n; left > 0;) {
 				ssize_t w = write(c, body, (size_t)(left < (long long)sizeof body ? left : (long long)sizeof body));
@@ -82,8 +100,8 @@ int main(int argc, char **argv)
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	int listen_mode = argc == 4 && !strcmp(argv[1], "-l");
 
-	if (!listen_mode && argc != 6) {
-		fprintf(stderr, "usage: http-load -l ADDR PORT | ADDR PORT HOST PATH COUNT\n");
+	if (!listen_mode && argc != 6 && argc != 7) {
+		fprintf(stderr, "usage: http-load -l ADDR PORT | ADDR PORT HOST PATH COUNT [UPLOAD]\n");
 		return 100;
 	}
 	if (inet_pton(AF_INET, argv[listen_mode ? 2 : 1], &sa.sin_addr) != 1) {
@@ -98,7 +116,11 @@ int main(int argc, char **argv)
 	long long bytes = 0;
 	static char buf[1 << 16];
 	char req[512];
-	int rl = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", argv[4], argv[3]);
+	long long up = argc == 7 ? atoll(argv[6]) : -1;
+	int rl = up < 0 ? snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", argv[4], argv[3])
+			: snprintf(req, sizeof req, "POST %s HTTP/1.0\r\nHost: %s\r\nContent-Length: %lld\r\n\r\n",
+				   argv[4], argv[3], up);
+	memset(buf, 'y', sizeof buf);
 
 	if (!lat || count <= 0)
 		return 100;
@@ -106,7 +128,13 @@ int main(int argc, char **argv)
 		int64_t t0 = now_us();
 		int s = socket(AF_INET, SOCK_STREAM, 0);
 		long long got = 0, want = -1, body = 0;
-		if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof sa) || write(s, req, (size_t)rl) != rl) {
+		bool sent = s >= 0 && !connect(s, (struct sockaddr *)&sa, sizeof sa) && write(s, req, (size_t)rl) == rl;
+		for (long long left = up; sent && left > 0;) {
+			ssize_t w = write(s, buf, (size_t)(left < (long long)sizeof buf ? left : (long long)sizeof buf));
+			sent = w > 0;
+			left -= w;
+		}
+		if (!sent) {
 			if (s >= 0)
 				close(s);
 			lat[i] = now_us() - t0;
