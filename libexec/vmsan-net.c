@@ -780,11 +780,22 @@ static int dns_check(json_t *dns, json_t *ruleset, struct verr *e)
 	return 0;
 }
 
+/* The resolver's process (DNS_SETTER, the pid vmsan-dns answered with)
+ * or its child (DNS_RESOLVER), when the record names it and it still
+ * runs (same start time, not a zombie); else 0. */
+enum { DNS_SETTER, DNS_RESOLVER };
+static long dns_proc(const struct vmnet *v, int which)
+{
+	static const char *const keys[2][2] = { { "pid", "start" }, { "resolver", "resolverStart" } };
+	long long pid = v->dns ? json_integer_value(json_object_get(v->dns, keys[which][0])) : 0;
+
+	return pid > 0 && proc_start_time((long)pid) == json_integer_value(json_object_get(v->dns, keys[which][1])) ?
+		       (long)pid : 0;
+}
+
 static bool dns_alive(const struct vmnet *v)
 {
-	long long pid = v->dns ? json_integer_value(json_object_get(v->dns, "pid")) : 0;
-
-	return pid > 0 && proc_start_time((long)pid) == json_integer_value(json_object_get(v->dns, "start"));
+	return dns_proc(v, DNS_SETTER) > 0;
 }
 
 /* Ends the VM's resolver: its two processes killed and dead (zombies at
@@ -793,20 +804,12 @@ static bool dns_alive(const struct vmnet *v)
  * (PDEATHSIG), but not at once: it is killed and waited for too. */
 static void dns_stop(struct vmnet *v)
 {
-	const char *keys[2][2] = { { "pid", "start" }, { "resolver", "resolverStart" } };
-	long pid[2] = { 0, 0 };
-	long long start[2] = { 0, 0 };
-
-	for (int k = 0; k < 2 && v->dns; k++) {
-		pid[k] = (long)json_integer_value(json_object_get(v->dns, keys[k][0]));
-		start[k] = json_integer_value(json_object_get(v->dns, keys[k][1]));
-		if (pid[k] > 0 && proc_start_time(pid[k]) == start[k])
-			kill((pid_t)pid[k], SIGKILL);
-		else
-			pid[k] = 0;
+	for (int k = DNS_SETTER; k <= DNS_RESOLVER; k++) {
+		long pid = dns_proc(v, k);
+		if (pid)
+			kill((pid_t)pid, SIGKILL);
 	}
-	for (int i = 0; i < 400 && ((pid[0] && proc_start_time(pid[0]) == start[0]) ||
-				    (pid[1] && proc_start_time(pid[1]) == start[1])); i++)
+	for (int i = 0; i < 400 && (dns_proc(v, DNS_SETTER) || dns_proc(v, DNS_RESOLVER)); i++)
 		usleep(5000);
 	json_decref(v->dns);
 	v->dns = NULL;
