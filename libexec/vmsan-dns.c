@@ -95,8 +95,6 @@
 #define PEEK_MS 5000            /* for the ClientHello or request head */
 #define CONNECT_MS 10000
 #define RELAY_IDLE_MS (15 * 60 * 1000)
-#define PORT_TLS NET_DNS_PORT_TLS   /* where the ruleset DNATs the guest's */
-#define PORT_HTTP NET_DNS_PORT_HTTP /* 443 and 80 to domain addresses */
 #define LOG_RATE 20             /* lines per second, */
 #define LOG_BURST 100           /* with bursts of */
 
@@ -642,6 +640,8 @@ static void udp_answer(struct pending *own, const struct sockaddr_in *from, uint
 			pending_free(h);
 	}
 	(void)!sendto(R.udp, m, n, MSG_DONTWAIT, (const struct sockaddr *)from, sizeof *from);
+	if (!first)
+		return;         /* nothing of this (client, id) was open: none waits */
 	if (own)
 		pending_free(own);
 	while ((first = oldest(from, id)) && first->done) {
@@ -1504,10 +1504,10 @@ int main(int argc, char **argv)
 	for (i = 0; i < MAX_RELAYS; i++)
 		R.relay[i].c = R.relay[i].u = -1;
 	if (strict) {
-		R.px[0] = bind_in(SOCK_STREAM, NET_TAP_ADDR, PORT_TLS);
-		R.px[1] = bind_in(SOCK_STREAM, NET_TAP_ADDR, PORT_HTTP);
+		R.px[0] = bind_in(SOCK_STREAM, NET_TAP_ADDR, NET_DNS_PORT_TLS);
+		R.px[1] = bind_in(SOCK_STREAM, NET_TAP_ADDR, NET_DNS_PORT_HTTP);
 		if (R.px[0] < 0 || R.px[1] < 0)
-			return fail("cannot listen on " NET_TAP_ADDR ":%d and :%d: %s", PORT_TLS, PORT_HTTP,
+			return fail("cannot listen on " NET_TAP_ADDR ":%d and :%d: %s", NET_DNS_PORT_TLS, NET_DNS_PORT_HTTP,
 				    strerror(errno));
 	}
 	R.udp = bind_in(SOCK_DGRAM, NET_TAP_ADDR, 53);
