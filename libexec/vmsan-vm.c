@@ -388,6 +388,17 @@ static int normalize_domains(json_t *list, struct verr *e)
 	return 0;
 }
 
+/* --strict-domains (create, network) checks connections to the allowed
+ * domains: without any it has nothing to check. */
+static int strict_needs_domains(bool strict, json_t *domains, struct verr *e)
+{
+	if (!strict || json_array_size(domains))
+		return 0;
+	verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "give the names with --allowed-domain",
+		 "--strict-domains checks connections to allowed domains: there are none");
+	return -1;
+}
+
 /* The guest kernel: --kernel, $VMSAN_KERNEL, else the lexically last
  * vmlinux* in $VMSAN_DIR/kernels, then in the data dir's kernels/. */
 static int find_kernel(const struct state *st, const char *given, char *out, size_t n, struct verr *e)
@@ -1031,11 +1042,8 @@ static int parse_create(int argc, char **argv, int i, struct create_opts *o, str
 	}
 	if (normalize_domains(o->domains, e) < 0)
 		return -1;
-	if (o->strict && !json_array_size(o->domains)) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "give the names with --allowed-domain",
-			 "--strict-domains checks connections to allowed domains: there are none");
+	if (strict_needs_domains(o->strict, o->domains, e) < 0)
 		return -1;
-	}
 	if (o->no_netns && json_array_size(o->domains)) {
 		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "drop --no-netns, or use --allowed-cidr",
 			 "--allowed-domain needs the VM's own namespace (its resolver and address set live there)");
@@ -2071,11 +2079,8 @@ static int do_network(int argc, char **argv)
 	}
 	if (normalize_domains(domains, &e) < 0)
 		goto fail;
-	if (strict && !json_array_size(domains)) {
-		verr_set(&e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "give the names with --allowed-domain",
-			 "--strict-domains checks connections to allowed domains: there are none");
+	if (strict_needs_domains(strict, domains, &e) < 0)
 		goto fail;
-	}
 	rec = open_running_vm(&st, id, &lock, &e);
 	if (!rec)
 		goto fail;
