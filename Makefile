@@ -132,8 +132,14 @@ libexec/guest/%: agent/%
 agent/vmsan-init: agent/init.c $(FLAGS_STAMP)
 	$(GUEST_CC) $(GUEST_CFLAGS) -o $@ agent/init.c
 
-libexec/vmsan-fc: libexec/vmsan-fc.o $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
+# vmsan-fc: a root core over its VMMs, one file a job (see fc/fc.h).
+FC_SRC = libexec/fc/record.c libexec/fc/util.c libexec/fc/qmp.c libexec/fc/qemu.c \
+	libexec/fc/firecracker.c libexec/fc/snapshot.c
+FC_OBJ = $(FC_SRC:.c=.o)
+$(FC_OBJ) libexec/vmsan-fc.o: libexec/fc/fc.h
+
+libexec/vmsan-fc: libexec/vmsan-fc.o $(FC_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(FC_OBJ) $(LIB) $(JANSSON_LIBS)
 
 libexec/vmsan-agentctl: libexec/vmsan-agentctl.o $(PROTO_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(PROTO_OBJ) $(LIB) $(JANSSON_LIBS)
@@ -254,7 +260,7 @@ uninstall:
 
 clean:
 	rm -f $(HELPERS) $(VM_LINKS) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) $(FUZZERS) \
-		libexec/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o agent/*.o
+		libexec/*.o libexec/fc/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o agent/*.o
 	rm -rf agent/.inc libexec/guest
 
 FORCE:

@@ -545,27 +545,11 @@ static int read_token(const struct state *st, const char *id, char *tok, size_t 
 
 /* ---- undoing -------------------------------------------------------------- */
 
-/* The VMM named by a record or by vms/<id>/vmm.pid, killed (vmsan-fc
- * checks that the pid is this VM's VMM before it signals anything). */
-static void kill_vmm(const struct state *st, const char *id, json_t *rec)
+/* The VMM of a VM killed, if it runs: vmsan-fc finds it by id in root's
+ * own record, and acts only for its owner. */
+static void kill_vmm(const char *id)
 {
-	json_t *vmm = json_object_get(rec, "process");
-	long long pid = jint(vmm, "pid", 0), start = jint(vmm, "startTime", -1);
-	if (pid <= 1) {
-		/* started, but the record was not told: vmsan-fc's pid file */
-		char name[96], buf[32] = "";
-		snprintf(name, sizeof name, "%s/vmm.pid", id);
-		int fd = openat(st->vmsfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd >= 0) {
-			ssize_t r = read(fd, buf, sizeof buf - 1);
-			buf[r > 0 ? r : 0] = 0;
-			close(fd);
-			pid = atoll(buf);
-			start = pid > 1 ? proc_start_time((long)pid) : -1;
-		}
-	}
-	if (pid > 1 && start >= 0 && proc_start_time((long)pid) == start)
-		call_quiet("fc", "kill", json_pack("{s:s, s:I, s:I}", "id", id, "pid", pid, "startTime", start), true);
+	call_quiet("fc", "kill", json_pack("{s:s}", "id", id), true);
 }
 
 static void kill_timer(json_t *rec)
@@ -577,9 +561,9 @@ static void kill_timer(json_t *rec)
 }
 
 /* What runs for a VM, gone: its VMM, its timer, its network. */
-static void take_down(const struct state *st, const char *id, json_t *rec)
+static void take_down(const char *id, json_t *rec)
 {
-	kill_vmm(st, id, rec);
+	kill_vmm(id);
 	kill_timer(rec);
 	call_quiet("net", "teardown", json_pack("{s:s}", "id", id), true);
 }
@@ -587,11 +571,8 @@ static void take_down(const struct state *st, const char *id, json_t *rec)
 /* Everything a VM has, gone: VMM, timer, network, files, record. */
 static void remove_all(struct state *st, const char *id, json_t *rec)
 {
-	take_down(st, id, rec);
-	json_t *cl = json_pack("{s:s}", "id", id);
-	if (json_object_get(rec, "firecracker"))
-		json_object_set(cl, "firecracker", json_object_get(rec, "firecracker"));
-	call_quiet("fc", "cleanup", cl, true);
+	take_down(id, rec);
+	call_quiet("fc", "cleanup", json_pack("{s:s}", "id", id), true);
 	if (rm_tree_at(st->vmsfd, id) < 0)
 		fprintf(stderr, "vmsan %s: cleanup: cannot remove all of %s/%s\n", cmd, st->vms, id);
 	char name[96];
@@ -749,10 +730,8 @@ static int vmm_up(struct state *st, const char *id, json_t *rec, struct boot *b,
 		json_object_del(json_object_get(start, "network"), "netns");
 	if (jstr(img, "path"))
 		json_object_set_new(start, "imageDisk", json_string(jstr(img, "path")));
-	if (json_object_get(rec, "firecracker")) {
-		json_object_set(start, "firecracker", json_object_get(rec, "firecracker"));
+	if (!strcmp(jstr(rec, "vmm"), "firecracker"))
 		json_object_del(start, "accel");
-	}
 	pause_at("vmm");
 	say("VMM: starting %s", jstr(rec, "vmm"));
 	b->vmm = call("fc", "start", start, true, e);
@@ -1202,51 +1181,6 @@ static int set_dns_ttls(const struct state *st, json_t *nw, struct verr *e)
 	return 0;
 }
 
-/* Firecracker and its jailer: $VMSAN_FIRECRACKER and $VMSAN_JAILER, else
- * the first in PATH; the jails under $VMSAN_JAIL_DIR, default
- * $VMSAN_DIR/jail (the jailer hard-links the disks: same file system). */
-static int which(const char *name, const char *env, char *out, size_t n)
-{
-	const char *v = getenv(env);
-	if (v && *v) {
-		snprintf(out, n, "%s", v);
-		return v[0] == '/' && access(v, X_OK) == 0 ? 0 : -1;
-	}
-	const char *path = getenv("PATH");
-	char dirs[4096];
-	snprintf(dirs, sizeof dirs, "%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
-	for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		if (d[0] != '/')
-			continue;
-		snprintf(out, n, "%s/%s", d, name);
-		if (access(out, X_OK) == 0)
-			return 0;
-	}
-	snprintf(out, n, "%s", name);
-	return -1;
-}
-
-static json_t *firecracker_paths(const struct state *st, struct verr *e)
-{
-	char fc[PATH_MAX], jailer[PATH_MAX], jail[PATH_MAX + 8];
-	if (which("firecracker", "VMSAN_FIRECRACKER", fc, sizeof fc) < 0 ||
-	    which("jailer", "VMSAN_JAILER", jailer, sizeof jailer) < 0) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_MISSING_TOOL",
-			 "install Firecracker and its jailer (or set VMSAN_FIRECRACKER and VMSAN_JAILER), or use --vmm qemu",
-			 "cannot find %s", access(fc, X_OK) ? fc : jailer);
-		return NULL;
-	}
-	const char *j = getenv("VMSAN_JAIL_DIR");
-	snprintf(jail, sizeof jail, "%s", j && *j ? j : "");
-	if (!jail[0])
-		snprintf(jail, sizeof jail, "%.4000s/jail", st->dir);
-	if (mkdir(jail, 0755) < 0 && errno != EEXIST) {
-		verr_sys(e, "ERR_JAIL", NULL, "cannot create %s", jail);
-		return NULL;
-	}
-	return json_pack("{s:s, s:s, s:s}", "binary", fc, "jailer", jailer, "chrootBase", jail);
-}
-
 static void print_created(json_t *rec, json_t *timing)
 {
 	if (json_mode) {
@@ -1410,9 +1344,6 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 		goto fail;
 	if (!o.vmm)
 		o.vmm = "qemu";
-	json_t *fcx = NULL;
-	if (!strcmp(o.vmm, "firecracker") && !(fcx = firecracker_paths(&st, &e)))
-		goto fail;
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -1445,8 +1376,6 @@ static int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_ou
 				 o.vmm, "accel", o.accel ? o.accel : "auto", "kernel", kernel, "network", nw);
 	if (o.project)
 		json_object_set_new(init, "project", json_string(o.project));
-	if (fcx)
-		json_object_set_new(init, "firecracker", fcx);
 	if (o.timeout)
 		json_object_set_new(init, "timeoutSec", json_integer(o.timeout));
 	/* in-process (lib/state.c, what vmsan-state new runs): a process
@@ -1684,19 +1613,11 @@ static json_t *open_running_vm(struct state *st, const char *id, int *lock, stru
 	return rec;
 }
 
-/* What a vmsan-fc request on a running VM names: its id, its VMM (pid and
- * start time) and how to reach that (QEMU's QMP socket, or Firecracker's
- * jail). */
-static json_t *vmm_ref(const char *id, json_t *rec)
+/* What a vmsan-fc request on a running VM names: its id; vmsan-fc finds
+ * the VMM, its socket and its jail in root's own record. */
+static json_t *vmm_ref(const char *id)
 {
-	json_t *proc = json_object_get(rec, "process");
-	json_t *req = json_pack("{s:s, s:I, s:I}", "id", id, "pid", jint(proc, "pid", 0), "startTime",
-				jint(proc, "startTime", 0));
-	if (json_object_get(rec, "firecracker"))
-		json_object_set(req, "firecracker", json_object_get(rec, "firecracker"));
-	else
-		json_object_set_new(req, "qmpSocket", json_sprintf("%s/qmp.sock", jstr(rec, "dir")));
-	return req;
+	return json_pack("{s:s}", "id", id);
 }
 
 /* A running VM stopped: the guest asked to power off, the VMM made to
@@ -1705,7 +1626,7 @@ static int stop_vm(struct state *st, const char *id, json_t *rec, long long grac
 {
 	const char *status = jstr(rec, "status");
 	json_t *vmm = json_object_get(rec, "process");
-	long long pid = jint(vmm, "pid", 0), start = jint(vmm, "startTime", -1);
+	long long pid = jint(vmm, "pid", 0);
 	if (!strcmp(status, "running") && pid > 1) {
 		char tok[128];
 		json_t *ag = json_object_get(rec, "agent");
@@ -1715,19 +1636,13 @@ static int stop_vm(struct state *st, const char *id, json_t *rec, long long grac
 			say("asked the guest to power off: HTTP %d", code);
 		}
 		explicit_bzero(tok, sizeof tok);
-		char qmp[PATH_MAX + 16];
-		snprintf(qmp, sizeof qmp, "%s/qmp.sock", jstr(rec, "dir"));
-		json_t *sreq = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I}", "id", id, "vmm", jstr(rec, "vmm"), "pid",
-					 pid, "startTime", start, "qmpSocket", qmp, "timeoutSec", grace);
-		if (jstr(vmm, "apiSocket"))
-			json_object_set_new(sreq, "apiSocket", json_string(jstr(vmm, "apiSocket")));
-		json_t *r = call("fc", "stop", sreq, true, e);
+		json_t *r = call("fc", "stop", json_pack("{s:s, s:I}", "id", id, "timeoutSec", grace), true, e);
 		if (!r)
 			return -1;
 		say("VMM %s", jstr(r, "how"));
 		json_decref(r);
 	} else {
-		kill_vmm(st, id, rec);
+		kill_vmm(id);
 	}
 	kill_timer(rec);
 	json_t *r = call("net", "teardown", json_pack("{s:s}", "id", id), true, e);
@@ -1785,7 +1700,7 @@ static int do_start(const char *id)
 	sigaction(SIGTERM, &sa, NULL);
 	if (boot_vm(&st, id, rec, &b, &e) < 0) {
 		json_t *cur = state_load(&st, id, &(struct verr){ 0 });
-		take_down(&st, id, cur);
+		take_down(id, cur);
 		json_decref(cur);
 		json_t *down = json_pack("{s:s, s:n}", "status", "stopped", "process");
 		store(&st, id, down, &(struct verr){ 0 });
@@ -2248,9 +2163,9 @@ static int snapshot_create(const char *id, bool resume)
 	}
 	snprintf(path, sizeof path, "%.3800s/snapshots/%s", st.dir, tmp);
 	say("%s: pausing, saving state, memory and disk", id);
-	json_t *sreq = vmm_ref(id, rec);
-	json_object_update_new(sreq, json_pack("{s:s, s:s, s:s, s:b}", "vmm", jstr(rec, "vmm"), "vmDisk",
-					       jstr(rec, "disk"), "dir", path, "resume", resume));
+	json_t *sreq = vmm_ref(id);
+	json_object_update_new(sreq, json_pack("{s:s, s:s, s:b}", "vmDisk", jstr(rec, "disk"), "dir", path, "resume",
+					       resume));
 	r = call("fc", "snapshot", sreq, true, &e);
 	if (!r)
 		goto fail_tmp;
@@ -2461,7 +2376,7 @@ static int do_pause(const char *id, bool pause)
 	int lock = -1;
 	json_t *rec = open_running_vm(&st, id, &lock, &e), *r = NULL;
 	if (rec) {
-		r = call("fc", pause ? "pause" : "resume", vmm_ref(id, rec), true, &e);
+		r = call("fc", pause ? "pause" : "resume", vmm_ref(id), true, &e);
 		if (r)
 			store(&st, id, json_pack("{s:b}", "paused", pause), &e);
 	}

@@ -339,9 +339,11 @@ assert_gone() {
 	# the VMM runs as the user, not root; the user's state is the user's
 	pid=$(jq -r .vm.process.pid <<<"$out")
 	assert_eq "$(ps -o user= -p "$pid")" "$u"
-	# (but the QMP socket: vmsan-fc's, root's, owner-only, see vmsan-fc(8))
-	assert_eq "$(find "/home/$u/.vmsan" ! -user "$u" | head -3)" "/home/$u/.vmsan/vms/$UID_ID/qmp.sock"
-	assert_eq "$(stat -c '%U %a' "/home/$u/.vmsan/vms/$UID_ID/qmp.sock")" "root 700"
+	# all of it: root keeps what is root's (the VMM's record, its QMP
+	# socket) in /run/vmsan/vmm, owned by the user's uid in its record
+	assert_eq "$(find "/home/$u/.vmsan" ! -user "$u" | head -3)" ""
+	assert_eq "$(jq .owner "/run/vmsan/vmm/$UID_ID/record.json")" "$(id -u "$u")"
+	assert_eq "$(cat "/run/vmsan/ids/$UID_ID")" "$(id -u "$u")"
 	run as_user "$u" exec "$UID_ID" -- hostname
 	assert_eq "$output" "$UID_ID"
 	run as_user "$u" network "$UID_ID" --network-policy allow-all

@@ -10,11 +10,26 @@ FC=$TOP/libexec/vmsan-fc
 
 fc() { "$FC" "$@"; }
 
-fcreq() {
-	fc_request '.vmm = "firecracker" | .firecracker = {binary:"/opt/fc/firecracker", jailer:"/opt/fc/jailer", chrootBase:"/srv/jail"} | del(.accel)'"${1:+ | $1}"
+# root_conf KEY=VALUE...: the root helpers' configuration for this test
+# (VMSAN_ROOT_CONFIG: honoured for root itself only, never under sudo).
+root_conf() {
+	printf '%s\n' "$@" >"$TEST_TMP/root.conf"
+	chmod 644 "$TEST_TMP/root.conf"
+	export VMSAN_ROOT_CONFIG=$TEST_TMP/root.conf
 }
 
-teardown_extra() { qemu_down; }
+# (call root_conf first: $(fcreq) runs in a subshell)
+fcreq() {
+	fc_request '.vmm = "firecracker" | del(.accel)'"${1:+ | $1}"
+}
+
+# fcid OP [JSON-FIELDS]: an operation on the test's VM, found by id.
+fcid() { fc "$1" <<<"{\"id\":\"vm-1a2b3c4d\"${2:+,$2}}"; }
+
+teardown_extra() {
+	qemu_down
+	"$FC" cleanup <<<'{"id":"vm-1a2b3c4d"}' >/dev/null 2>&1 || true
+}
 
 @test "fc plan: QEMU microvm, the same two disks and kernel command line, TAP as a descriptor" {
 	run fc plan <<<"$(fc_request)"
@@ -24,7 +39,7 @@ teardown_extra() { qemu_down; }
 	assert_contains "$argv" "qemu-system-x86_64 -name vmsan-vm-1a2b3c4d,process=vmsan-vm-1a2b3c4d"
 	assert_contains "$argv" "-machine microvm,x-option-roms=off,rtc=on,acpi=off,memory-backend=ram"
 	# the guest's RAM: a shared file vmsan-fc makes, what snapshots copy
-	assert_contains "$argv" "-object memory-backend-file,id=ram,size=256M,mem-path=/dev/shm/vmsan-vm-1a2b3c4d.ram,share=on -accel tcg -cpu max"
+	assert_contains "$argv" "-object memory-backend-file,id=ram,size=256M,mem-path=/dev/shm/vmsan/vm-1a2b3c4d.ram,share=on -accel tcg -cpu max"
 	assert_contains "$argv" "-nodefaults -no-user-config -display none -no-reboot"
 	assert_contains "$argv" "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 	# QEMU opens no file of the caller's: descriptors in fd sets
@@ -46,6 +61,7 @@ teardown_extra() { qemu_down; }
 }
 
 @test "fc plan: Firecracker under its jailer, the documented API calls in order, seccomp left on" {
+	root_conf firecracker=/opt/fc/firecracker jailer=/opt/fc/jailer chroot-base=/srv/jail
 	run fc plan <<<"$(fcreq '.vcpus = 2 | .memoryMib = 512')"
 	assert_eq "$status" 0
 	assert_eq "$(echo "$output" | jq -r '.jailer | join(" ")')" "/opt/fc/jailer --id vm-1a2b3c4d --exec-file /opt/fc/firecracker --uid 65534 --gid 65534 --chroot-base-dir /srv/jail --netns /run/netns/${IN_HOST:-vmsan-x} --new-pid-ns --cgroup-version 2 --cgroup cpu.max=200000 100000 --cgroup memory.max=603979776 --daemonize -- --api-sock /run/firecracker.socket"
@@ -70,7 +86,8 @@ teardown_extra() { qemu_down; }
 		'.vcpus = 33' '.memoryMib = 10' '.network.mac = "01:00:00:00:00:01"' '.network.mac = "zz"' \
 		'.network.tap = "eth0"' '.network.netns = "../x"' '.network.guestIp = "300.1.1.1"' \
 		'.network.dns = ["8.8.8.8","1.1.1.1","9.9.9.9","4.4.4.4"]' '.id = "../etc"' '.accel = "hvf"' \
-		'.bogus = 1' '.vmDisk = "/a,b"'; do
+		'.bogus = 1' '.vmDisk = "/a,b"' '.firecracker = {binary:"/tmp/x", jailer:"/tmp/x", chrootBase:"/tmp"}' \
+		'.qemu = "/tmp/x"' '.qmpSocket = "/run/x.sock"'; do
 		run fc plan <<<"$(fc_request "$bad")"
 		[ "$status" -eq 100 ] || { echo "accepted: $bad"; false; }
 		assert_eq "$(echo "$output" | jq -r .error.code)" ERR_REQUEST_FIELD
@@ -78,9 +95,6 @@ teardown_extra() { qemu_down; }
 	run fc plan <<<"$(fcreq '.vcpus = 3')"
 	assert_eq "$status" 100
 	assert_contains "$output" "1 or an even number"
-	run fc plan <<<"$(fc_request '.vmm = "firecracker"')"
-	assert_eq "$status" 100
-	assert_contains "$output" "request.firecracker"
 }
 
 @test "fc start: QEMU boots the guest as an unprivileged uid; status, stop (QMP quit), kill" {
@@ -98,53 +112,61 @@ teardown_extra() { qemu_down; }
 	wait_agent
 	run ctl exec -- hostname
 	assert_eq "$output" vm-1a2b3c4d
-	run fc status <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+	run fcid status
 	assert_eq "$(echo "$output" | jq .running)" true
 	# QEMU got descriptors, and the files stay root's: it opened none
 	assert_eq "$(stat -c %U "$TEST_TMP/vm.ext4" "$TEST_TMP/run")" "root
 root"
-	assert_eq "$(cat "$TEST_TMP/run/vmm.pid")" "$pid"
-	[ -S "$TEST_TMP/run/qmp.sock" ]
-	# kill and stop signal only this VM's VMM
-	run fc kill <<<"{\"id\":\"vm-99999999\",\"pid\":$pid,\"startTime\":$st}"
-	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_NOT_VMM
-	sleep 60 3>&- &
-	local sl=$!
-	run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$sl,\"startTime\":$(awk '{print $22}' "/proc/$sl/stat")}"
-	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_NOT_VMM
-	run fc stop <<<"{\"id\":\"vm-1a2b3c4d\",\"vmm\":\"qemu\",\"pid\":$sl,\"startTime\":$(awk '{print $22}' "/proc/$sl/stat"),\"timeoutSec\":0}"
-	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_NOT_VMM
-	kill -0 "$sl"
-	kill "$sl"
-	# a user acting through sudo cannot signal a VMM that is not theirs
-	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
-	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_NOT_VMM
-	assert_contains "$output" "that you own"
+	# the QMP socket and root's record of the VMM are root's alone
+	[ -S /run/vmsan/vmm/vm-1a2b3c4d/qmp.sock ]
+	assert_eq "$(stat -c '%U %a' /run/vmsan/vmm/vm-1a2b3c4d)" "root 700"
+	assert_eq "$(jq -c '[.owner, .pid]' /run/vmsan/vmm/vm-1a2b3c4d/record.json)" "[0,$pid]"
+	[ ! -e "$TEST_TMP/run/qmp.sock" ] && [ ! -e "$TEST_TMP/run/vmm.pid" ]
+	# a request names the VM, never a pid or a socket
+	run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+	assert_eq "$status" 100
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_REQUEST_FIELD
+	run fc stop <<<"{\"id\":\"vm-1a2b3c4d\",\"qmpSocket\":\"/run/x.sock\"}"
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_REQUEST_FIELD
+	# another VM's id: nothing of it runs
+	run fc kill <<<'{"id":"vm-99999999"}'
+	assert_eq "$(echo "$output" | jq -c '[.ok, .wasRunning]')" "[true,false]"
+	kill -0 "$pid"
+	# a user acting through sudo cannot touch a VM that is not theirs
+	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" kill <<<'{"id":"vm-1a2b3c4d"}'
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_NOT_OWNER
+	kill -0 "$pid"
 	# a guest that does not power off: QMP quit after the timeout
-	run fc stop <<<"{\"id\":\"vm-1a2b3c4d\",\"vmm\":\"qemu\",\"pid\":$pid,\"startTime\":$st,\"qmpSocket\":\"$TEST_TMP/run/qmp.sock\",\"timeoutSec\":1}"
+	run fcid stop '"timeoutSec":1'
 	assert_eq "$status" 0
 	assert_eq "$(echo "$output" | jq -r .how)" quit
-	run fc status <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+	run fcid status
 	assert_eq "$(echo "$output" | jq .running)" false
+	[ ! -e /run/vmsan/vmm/vm-1a2b3c4d ]
 	# again, and this time killed
 	run fc start <<<"$(fc_request '.op = "start"')"
 	assert_eq "$status" 0
 	pid=$(echo "$output" | jq .pid)
-	st=$(echo "$output" | jq .startTime)
-	run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+	run fc start <<<"$(fc_request '.op = "start"')"
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_VM_RUNNING
+	run fcid kill
 	assert_eq "$(echo "$output" | jq -c '[.wasRunning, .running]')" "[true,false]"
-	# a stale pid/start time is never signalled
-	run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+	# nothing left to signal
+	run fcid kill
 	assert_eq "$(echo "$output" | jq .wasRunning)" false
+	# cleanup gives the id up
+	[ "$(cat /run/vmsan/ids/vm-1a2b3c4d)" = 0 ]
+	run fcid cleanup
+	assert_eq "$status" 0
+	[ ! -e /run/vmsan/ids/vm-1a2b3c4d ]
 }
 
 @test "fc snapshot (QEMU): state, memory and disk saved while paused; restored, the guest's files and processes go on" {
 	vmm_prepare
 	run fc start <<<"$(fc_request '.op = "start"')"
 	assert_eq "$status" 0
-	local pid st snap=$TEST_TMP/snap ram=/dev/shm/vmsan-vm-1a2b3c4d.ram
+	local pid snap=$TEST_TMP/snap ram=/dev/shm/vmsan/vm-1a2b3c4d.ram
 	pid=$(jq .pid <<<"$output")
-	st=$(jq .startTime <<<"$output")
 	# the guest's RAM is a file of the VMM's uid, the size of the guest
 	assert_eq "$(stat -c '%U %s' "$ram")" "nobody $((256 << 20))"
 	INIT_WRAP=$pid
@@ -154,7 +176,7 @@ root"
 	ctl exec --detach -- sh -c 'i=0; while :; do i=$((i + 1)); echo $i >/tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done'
 	sleep 1
 	# pause and resume
-	local q="\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st,\"qmpSocket\":\"$TEST_TMP/run/qmp.sock\""
+	local q='"id":"vm-1a2b3c4d"'
 	run fc pause <<<"{$q}"
 	assert_eq "$(jq .paused <<<"$output")" true
 	run timeout 2 "$CTL" --agent "$GUEST_IP:9119" --token-file "$TOKEN_FILE" exec -- true
@@ -177,7 +199,12 @@ root"
 	local at
 	at=$(ctl exec -- cat /tmp/count 2>/dev/null || true)
 	[ -z "$at" ]     # paused: the agent does not answer (ctl gave up)
-	run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+	# the snapshot's files were made by the caller (root here), new
+	run fc snapshot <<<"{$q,\"vmDisk\":\"$TEST_TMP/vm.ext4\",\"dir\":\"$snap\"}"
+	assert_eq "$status" 1
+	assert_contains "$output" "already there"
+	[ -s "$snap/state" ]
+	run fcid kill
 	[ ! -e "$ram" ]
 	# restored twice, one after the other, each on its own copy of the disk
 	for n in 1 2; do
@@ -185,7 +212,6 @@ root"
 		run fc start <<<"$(fc_request ".op = \"start\" | .vmDisk = \"$TEST_TMP/vm$n.ext4\" | .incoming = \"$snap\"")"
 		assert_eq "$status" 0
 		pid=$(jq .pid <<<"$output")
-		st=$(jq .startTime <<<"$output")
 		# shellcheck disable=SC2034 # the process wait_agent watches
 		INIT_WRAP=$pid
 		wait_agent
@@ -196,7 +222,7 @@ root"
 		sleep 0.5
 		c2=$(ctl exec -- cat /tmp/count)
 		[ "$c2" -gt "$c1" ]      # the counter process runs on
-		run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+		run fcid kill
 		assert_eq "$(jq .running <<<"$output")" false
 	done
 	# a snapshot of another memory size does not restore: a clear error
@@ -225,15 +251,31 @@ root"
 	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fc_request '.op = "start"')"
 	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_PERMISSION
 	assert_contains "$output" "runs as 4242:4242"
+	# in the namespace vmsan-net made for that VM only
 	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fc_request '.op = "start" | .uid = 4242 | .gid = 4242')"
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_PERMISSION
+	assert_contains "$output" "runs in namespace vmsan-vm-1a2b3c4d, not $IN_HOST"
+	# an id root holds (the failed starts above claimed it) is not theirs
+	local mine='.op = "start" | .uid = 4242 | .gid = 4242 | .network.netns = "vmsan-vm-1a2b3c4d"'
+	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fc_request "$mine")"
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_ID_TAKEN
+	"$FC" cleanup <<<'{"id":"vm-1a2b3c4d"}' >/dev/null
+	# its files are opened with its rights, not root's: a directory it
+	# cannot enter is one it cannot name
+	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fc_request "$mine")"
+	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_PERMISSION
+	assert_contains "$output" "cannot open runDir $TEST_TMP/run: Permission denied"
+	chmod 755 "$TEST_TMP"
+	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fc_request "$mine")"
 	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_PERMISSION
 	assert_contains "$output" "runDir $TEST_TMP/run belongs to uid 0"
 	chown 4242:4242 "$TEST_TMP/run"
 	ln -s /etc/shadow "$TEST_TMP/evil.ext4"
-	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fc_request ".op = \"start\" | .uid = 4242 | .gid = 4242 | .vmDisk = \"$TEST_TMP/evil.ext4\"")"
+	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fc_request "$mine | .vmDisk = \"$TEST_TMP/evil.ext4\"")"
 	assert_eq "$(echo "$output" | jq -r .error.code)" ERR_FILE
-	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fc_request '.op = "start" | .uid = 4242 | .gid = 4242')"
-	assert_contains "$output" "vmDisk $TEST_TMP/vm.ext4 belongs to uid 0"
+	assert_contains "$output" "is a symbolic link"
+	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fc_request "$mine")"
+	assert_contains "$output" "cannot open vmDisk $TEST_TMP/vm.ext4: Permission denied"
 	[ -z "$(pgrep -f "process=vmsan-vm-1a2b3c4d" || true)" ]
 	# and without root
 	run setpriv --reuid 65534 --regid 65534 --clear-groups "$FC" start <<<"$(fc_request '.op = "start"')"
@@ -258,12 +300,12 @@ fc_fake() {
 	# Firecracker runs as nobody: its log must be writable by it
 	: >"$TEST_TMP/api.log"
 	chmod 666 "$TEST_TMP/api.log"
+	root_conf "firecracker=$TEST_TMP/fcbin/firecracker" "jailer=$TEST_TMP/fcbin/jailer" \
+		"chroot-base=$TEST_TMP/jail"
 }
 
 fcstart() {
-	fc_request ".op = \"start\" | .vmm = \"firecracker\" | del(.accel) | .vcpus = 2 | .memoryMib = 512
-		| .firecracker = {binary:\"$TEST_TMP/fcbin/firecracker\", jailer:\"$TEST_TMP/fcbin/jailer\",
-		chrootBase:\"$TEST_TMP/jail\"}${1:+ | $1}"
+	fc_request ".op = \"start\" | .vmm = \"firecracker\" | del(.accel) | .vcpus = 2 | .memoryMib = 512${1:+ | $1}"
 }
 
 @test "fc start (Firecracker): the jailer's command line, every API call valid against the spec and in order; stop is ctrl-alt-del" {
@@ -271,9 +313,8 @@ fcstart() {
 	fc_fake
 	run fc start <<<"$(fcstart)"
 	assert_eq "$status" 0
-	local pid st
+	local pid
 	pid=$(jq .pid <<<"$output")
-	st=$(jq .startTime <<<"$output")
 	# the jailer got exactly the planned command line
 	assert_eq "$(jq -c . "$TEST_TMP/jailer.log")" "$(fc plan <<<"$(fcstart '.op = "plan"')" | jq -c '.jailer[1:]')"
 	# the kernel and disks are in the jail (hard links: the same files)
@@ -288,11 +329,10 @@ fcstart() {
 	# Firecracker runs as the uid asked for, in the VM's namespace
 	assert_eq "$(stat -c %u "/proc/$pid")" 65534
 	assert_eq "$(readlink "/proc/$pid/ns/net")" "$(ip netns exec "$IN_HOST" readlink /proc/self/ns/net)"
-	assert_eq "$(cat "$TEST_TMP/run/vmm.pid")" "$pid"
-	run fc status <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+	run fcid status
 	assert_eq "$(jq .running <<<"$output")" true
 	# stop: SendCtrlAltDel, and the VMM ends
-	run fc stop <<<"{\"id\":\"vm-1a2b3c4d\",\"vmm\":\"firecracker\",\"pid\":$pid,\"startTime\":$st,\"apiSocket\":\"$root/run/firecracker.socket\",\"timeoutSec\":5}"
+	run fcid stop '"timeoutSec":5'
 	assert_eq "$status" 0
 	assert_eq "$(jq -r .how <<<"$output")" ctrl-alt-del
 	assert_eq "$(tail -1 "$TEST_TMP/api.log" | jq -c .body)" '{"action_type":"SendCtrlAltDel"}'
@@ -326,11 +366,17 @@ PY
 	assert_contains "$output" "Firecracker refused PUT /logger (HTTP 400)"
 	sleep 0.2
 	[ -z "$(pgrep -f 'firecracker --id vm-1a2b3c4d' || true)" ]
-	# a user acting through sudo: the jail base must be theirs too
-	chown 4242:4242 "$TEST_TMP/run" "$TEST_TMP/vm.ext4" "$TEST_TMP/image.ext4"
-	run env SUDO_UID=4242 SUDO_GID=4242 "$FC" start <<<"$(fcstart '.uid = 4242 | .gid = 4242')"
-	assert_eq "$(jq -r .error.code <<<"$output")" ERR_PERMISSION
-	assert_contains "$output" "chrootBase $TEST_TMP/jail belongs to uid 0"
+	# the programs and the jail base are root's configuration: a request
+	# that names them is refused, whoever sends it
+	run fc start <<<"$(fcstart ".firecracker = {binary:\"/tmp/x\", jailer:\"/tmp/x\", chrootBase:\"$TEST_TMP\"}")"
+	assert_eq "$status" 100
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_REQUEST_FIELD
+	# a jailer that anyone could have replaced is never run
+	chmod 777 "$TEST_TMP/fcbin/jailer"
+	run fc start <<<"$(fcstart)"
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_ROOT_CONFIG
+	assert_contains "$output" "jailer $TEST_TMP/fcbin/jailer is not an executable that only root can change"
+	[ "$(wc -l <"$TEST_TMP/jailer.log")" -eq 1 ]     # the one run above, before the chmod
 }
 
 @test "fc snapshot (Firecracker): PATCH /vm Paused, PUT /snapshot/create, Resumed; a restore is PUT /snapshot/load into a fresh Firecracker" {
@@ -338,21 +384,18 @@ PY
 	fc_fake
 	run fc start <<<"$(fcstart)"
 	assert_eq "$status" 0
-	local pid st root=$TEST_TMP/jail/firecracker/vm-1a2b3c4d/root fcobj snap=$TEST_TMP/snap
-	pid=$(jq .pid <<<"$output")
-	st=$(jq .startTime <<<"$output")
-	fcobj="{\"binary\":\"$TEST_TMP/fcbin/firecracker\",\"chrootBase\":\"$TEST_TMP/jail\"}"
+	local root=$TEST_TMP/jail/firecracker/vm-1a2b3c4d/root snap=$TEST_TMP/snap
 	# pause and resume: PATCH /vm
 	: >"$TEST_TMP/api.log"
-	run fc pause <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st,\"firecracker\":$fcobj}"
+	run fcid pause
 	assert_eq "$(jq .paused <<<"$output")" true
-	run fc resume <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st,\"firecracker\":$fcobj}"
+	run fcid resume
 	assert_eq "$(jq .paused <<<"$output")" false
 	assert_eq "$(jq -s -c '[.[] | .method + " " + .path + " " + .body.state + " " + (.status | tostring)]' "$TEST_TMP/api.log")" \
 		'["PATCH /vm Paused 204","PATCH /vm Resumed 204"]'
 	mkdir "$snap"
 	: >"$TEST_TMP/api.log"
-	run fc snapshot <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st,\"vmm\":\"firecracker\",\"firecracker\":$fcobj,\"vmDisk\":\"$TEST_TMP/vm.ext4\",\"dir\":\"$snap\"}"
+	run fcid snapshot "\"vmDisk\":\"$TEST_TMP/vm.ext4\",\"dir\":\"$snap\""
 	assert_eq "$status" 0
 	# the documented sequence, each call valid against the spec
 	assert_eq "$(jq -s -c '[.[] | .method + " " + .path + " " + (.body | tostring)]' "$TEST_TMP/api.log")" \
@@ -363,7 +406,7 @@ PY
 	[ ! -e "$root/snapshot.state" ] && [ ! -e "$root/snapshot.mem" ]
 	assert_eq "$(stat -c %U "$snap/state" "$snap/memory")" "root
 root"
-	run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+	run fcid kill
 	# restore: a fresh Firecracker whose only calls are the logger and the load
 	: >"$TEST_TMP/api.log"
 	run fc start <<<"$(fcstart ".incoming = \"$snap\"")"
@@ -375,12 +418,11 @@ root"
 	# the copies in the jail are Firecracker's uid's; the snapshot's stay the caller's
 	assert_eq "$(stat -c %u "$root/snapshot.mem")" 65534
 	assert_eq "$(stat -c %U "$snap/memory")" root
-	pid=$(jq .pid <<<"$output")
-	st=$(jq .startTime <<<"$output")
-	run fc kill <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st}"
+	run fcid kill
 	# a snapshot of a VM that is not running: refused, nothing made
 	rm -rf "${snap:?}"/*
-	run fc snapshot <<<"{\"id\":\"vm-1a2b3c4d\",\"pid\":$pid,\"startTime\":$st,\"vmm\":\"firecracker\",\"firecracker\":$fcobj,\"vmDisk\":\"$TEST_TMP/vm.ext4\",\"dir\":\"$snap\"}"
+	run fcid snapshot "\"vmDisk\":\"$TEST_TMP/vm.ext4\",\"dir\":\"$snap\""
 	assert_eq "$status" 1
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_VM_NOT_RUNNING
 	assert_eq "$(ls -A "$snap")" ""
 }

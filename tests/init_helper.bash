@@ -241,4 +241,6 @@ qemu_down() {
 		sleep 0.1
 	done
 	ip netns del "$IN_HOST" 2>/dev/null || true
+	# root's record of the VMM, its RAM file, and the id's claim
+	"$TOP/libexec/vmsan-fc" cleanup <<<'{"id":"vm-1a2b3c4d"}' >/dev/null 2>&1 || true
 }

@@ -98,7 +98,7 @@ static char *trim(char *s)
 
 static bool abs_path_value(const char *v)
 {
-	return v[0] == '/' && strlen(v) < PATH_MAX / 2 && !strstr(v, "/../") && !strchr(v, ',');
+	return v[0] == '/' && strlen(v) < ROOTCONF_PATH_MAX && !strstr(v, "/../") && !strchr(v, ',');
 }
 
 /* One "key = value" line into c; false with why filled. */
@@ -114,7 +114,7 @@ static bool set_one(struct rootconf *c, const char *k, const char *v, char *why,
 		if (!strcmp(k, paths[i].key)) {
 			if (!abs_path_value(v))
 				return snprintf(why, n, "%s must be an absolute path without '..' or ','", k), false;
-			snprintf(paths[i].dst, PATH_MAX, "%s", v);
+			snprintf(paths[i].dst, ROOTCONF_PATH_MAX, "%s", v);
 			return true;
 		}
 	if (!strcmp(k, "max-vms-per-user")) {

@@ -1,0 +1,183 @@
+/* Root's records of the VMMs it started: VMM_DIR/<id>/record.json, in a
+ * directory only root can enter, beside QEMU's QMP socket.  Every
+ * operation after start finds its VMM here, by id, and acts only for the
+ * record's owner (or root): the request never names a pid, a socket or a
+ * file root would use. */
+#define _GNU_SOURCE
+#include "fc/fc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void vmm_dir_path(const char *id, char *out, size_t n)
+{
+	snprintf(out, n, VMM_DIR "/%s", id);
+}
+
+static int root_dir(const char *path, mode_t mode, struct verr *e)
+{
+	struct stat st;
+
+	if (mkdir(path, mode) != 0 && errno != EEXIST) {
+		verr_sys(e, "ERR_RUNTIME", NULL, "cannot create %s", path);
+		return -1;
+	}
+	if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022)) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_RUNTIME", "remove it; vmsan-fc makes it again",
+			 "%s is not root's directory", path);
+		return -1;
+	}
+	return 0;
+}
+
+int vmm_dir_make(const char *id, struct verr *e)
+{
+	char p[128];
+	int base, fd;
+
+	if (root_dir("/run/vmsan", 0755, e) || root_dir(VMM_DIR, 0700, e))
+		return -1;
+	base = open(VMM_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (base < 0) {
+		verr_sys(e, "ERR_RUNTIME", NULL, "cannot open " VMM_DIR);
+		return -1;
+	}
+	rm_tree_at(base, id);
+	if (mkdirat(base, id, 0700) != 0 ||
+	    (fd = openat(base, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		vmm_dir_path(id, p, sizeof p);
+		verr_sys(e, "ERR_RUNTIME", NULL, "cannot create %s", p);
+		close(base);
+		return -1;
+	}
+	close(base);
+	return fd;
+}
+
+int vmmrec_write(const struct vmmrec *r, struct verr *e)
+{
+	char p[160], tmp[170];
+	json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "id", r->id, "vmm", r->vmm,
+			      "owner", (json_int_t)r->owner, "uid", (json_int_t)r->uid, "gid", (json_int_t)r->gid,
+			      "pid", (json_int_t)r->pid, "startTime", (json_int_t)r->start, "qmpSocket", r->qmp,
+			      "apiSocket", r->api, "ram", r->ram);
+	int rc;
+
+	snprintf(p, sizeof p, VMM_DIR "/%s/record.json", r->id);
+	snprintf(tmp, sizeof tmp, "%s.tmp", p);
+	rc = j ? json_dump_file(j, tmp, JSON_COMPACT) : -1;
+	json_decref(j);
+	if (rc != 0 || rename(tmp, p) != 0) {
+		unlink(tmp);
+		verr_sys(e, "ERR_RUNTIME", NULL, "cannot write %s", p);
+		return -1;
+	}
+	return 0;
+}
+
+static void copy_str(json_t *j, const char *k, char *out, size_t n)
+{
+	const char *s = json_string_value(json_object_get(j, k));
+
+	snprintf(out, n, "%s", s ? s : "");
+}
+
+int vmmrec_read(const char *id, struct vmmrec *r, struct verr *e)
+{
+	char p[160];
+	json_t *j;
+	json_error_t je;
+
+	memset(r, 0, sizeof *r);
+	snprintf(p, sizeof p, VMM_DIR "/%s/record.json", id);
+	j = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
+	if (!j) {
+		if (access(p, F_OK) != 0)
+			return 0;
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_RUNTIME", "vmsan gc removes it", "%s: %s", p, je.text);
+		return -1;
+	}
+	snprintf(r->id, sizeof r->id, "%s", id);
+	copy_str(j, "vmm", r->vmm, sizeof r->vmm);
+	copy_str(j, "qmpSocket", r->qmp, sizeof r->qmp);
+	copy_str(j, "apiSocket", r->api, sizeof r->api);
+	copy_str(j, "ram", r->ram, sizeof r->ram);
+	r->owner = json_integer_value(json_object_get(j, "owner"));
+	r->uid = json_integer_value(json_object_get(j, "uid"));
+	r->gid = json_integer_value(json_object_get(j, "gid"));
+	r->pid = json_integer_value(json_object_get(j, "pid"));
+	r->start = json_integer_value(json_object_get(j, "startTime"));
+	json_decref(j);
+	return 1;
+}
+
+void vmmrec_remove(const char *id)
+{
+	int base = open(VMM_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (base >= 0) {
+		rm_tree_at(base, id);
+		close(base);
+	}
+}
+
+bool vmmrec_alive(const struct vmmrec *r)
+{
+	char p[48];
+	struct stat st;
+
+	if (r->pid <= 1 || proc_start_time((long)r->pid) != r->start)
+		return false;
+	snprintf(p, sizeof p, "/proc/%lld", r->pid);
+	return stat(p, &st) == 0 && (long long)st.st_uid == r->uid && !zombie((pid_t)r->pid);
+}
+
+int vmmrec_for(const char *id, const struct caller *who, struct vmmrec *r, struct verr *e)
+{
+	int rc = vmmrec_read(id, r, e);
+
+	if (rc < 0)
+		return -1;
+	if (rc == 0)
+		return 1;
+	if (!who->root && r->owner != (long long)who->uid) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NOT_OWNER", "act on your own VMs only",
+			 "the VMM of %s is not yours", id);
+		return -1;
+	}
+	return 0;
+}
+
+bool vmm_wait_gone(const struct vmmrec *r, double seconds)
+{
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (vmmrec_alive(r)) {
+		if (ms_since(&t0) >= seconds * 1e3)
+			return false;
+		poll(NULL, 0, 20);
+	}
+	return true;
+}
+
+void ram_path(const char *id, char *out, size_t n)
+{
+	snprintf(out, n, RAM_DIR "/%s.ram", id);
+}
+
+/* RAM_DIR is root's (others may only pass through it), so whatever is
+ * there by an id's name, we made. */
+void ram_remove(const char *id)
+{
+	char p[128];
+
+	ram_path(id, p, sizeof p);
+	unlink(p);
+}
