@@ -91,7 +91,7 @@ TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump
 SCRIPTS = $(shell grep -l '^\#!/bin/sh' bin/* libexec/vmsan-* install.sh .ci/run \
 	tests/run bench/* share/vmsan/kernel/build 2>/dev/null) libexec/lib/common.sh
 MAN1 = share/man/man1/vmsan.1
-MAN7 = share/man/man7/vmsan.7
+MAN7 = share/man/man7/vmsan.7 share/man/man7/vmsan-security.7
 MAN8 = share/man/man8/vmsan-dns.8 share/man/man8/vmsan-state.8 share/man/man8/vmsan-probe.8 \
 	share/man/man8/vmsan-net.8 share/man/man8/vmsan-nftables.8 \
 	share/man/man8/vmsan-rootfs.8 share/man/man8/vmsan-agent.8 \
@@ -182,7 +182,7 @@ tests/unit/%: tests/unit/%.o $(LIB)
 
 # libFuzzer targets for the parsers that face untrusted bytes (clang).
 FUZZ_CC ?= clang
-FUZZERS = tests/fuzz/fuzz-http tests/fuzz/fuzz-ws tests/fuzz/fuzz-tar tests/fuzz/fuzz-dns
+FUZZERS = tests/fuzz/fuzz-http tests/fuzz/fuzz-ws tests/fuzz/fuzz-tar tests/fuzz/fuzz-dns tests/fuzz/fuzz-request
 FUZZ_SECONDS ?= 60
 tests/fuzz/fuzz-%: tests/fuzz/fuzz-%.c agent/%.c $(PROTO_H)
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< agent/$*.c
@@ -190,6 +190,13 @@ tests/fuzz/fuzz-dns: tests/fuzz/fuzz-dns.c libexec/lib/dnsmsg.c libexec/lib/vali
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined $(DEPS_CFLAGS) -o $@ $< libexec/lib/dnsmsg.c \
 		libexec/lib/validate.c
 
+# The root helpers' request readers: vmsan-fc's (compiled in, main renamed)
+# and the ruleset checker and policy compiler vmsan-net runs.
+FUZZ_REQ_SRC = libexec/vmsan-fc.c $(FC_SRC) $(addprefix libexec/lib/,reply.c request.c helper.c validate.c \
+	state.c nft.c netplan.c policy.c sparse.c rootconf.c caller.c claim.c)
+tests/fuzz/fuzz-request: tests/fuzz/fuzz-request.c $(FUZZ_REQ_SRC) libexec/fc/fc.h libexec/lib/vmsan.h
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined $(DEPS_CFLAGS) -Ilibexec -o $@ $< \
+		$(filter-out libexec/vmsan-fc.c,$(FUZZ_REQ_SRC)) $(JANSSON_LIBS) $(NFT_LIBS)
 # Each target for FUZZ_SECONDS, from an empty corpus kept in tests/fuzz/corpus.
 fuzz: $(FUZZERS)
 	for f in $(FUZZERS); do mkdir -p tests/fuzz/corpus/$${f##*/}; \

@@ -251,12 +251,18 @@ static json_t *op_start(struct jr *r, struct verr *e)
 
 /* ---- operations on a running VM: found by id in root's record ------------ */
 
-/* The record of id for the caller: ERR_NOT_OWNER for another user's. */
-static int find_vmm(struct jr *r, struct vmmrec *rec, struct caller *who, struct verr *e)
+/* The VM a request names (its id read, the rest of the request to be
+ * checked by the caller before own_vmm). */
+static const char *req_id(struct jr *r)
 {
-	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
-	if (verr_isset(e))
-		return -1;
+	return jr_string(r, "id", JR_REQUIRED, valid_vm_id);
+}
+
+/* After the whole request is checked: root's record of id for the
+ * caller, ERR_NOT_OWNER for another user's id.  rec->pid is 0 when no
+ * VMM is recorded. */
+static int own_vmm(const char *id, struct vmmrec *rec, struct caller *who, struct verr *e)
+{
 	caller_get(who);
 	if (claim_check(id, who, e) < 0)
 		return -1;
@@ -283,9 +289,10 @@ static json_t *op_status(struct jr *r, struct verr *e)
 {
 	struct vmmrec rec;
 	struct caller who;
-	if (find_vmm(r, &rec, &who, e) || jr_end(r))
+	const char *id = req_id(r);
+	if (jr_end(r) || !need_root(e) || own_vmm(id, &rec, &who, e))
 		return NULL;
-	return json_pack("{s:s, s:I, s:b}", "id", rec.id, "pid", (json_int_t)rec.pid, "running",
+	return json_pack("{s:s, s:I, s:b}", "id", id, "pid", (json_int_t)rec.pid, "running",
 			 rec.pid > 1 && vmmrec_alive(&rec));
 }
 
@@ -295,10 +302,9 @@ static json_t *op_stop(struct jr *r, struct verr *e)
 	struct caller who;
 	long long timeout = 10;
 	char fault[256];
-	if (find_vmm(r, &rec, &who, e))
-		return NULL;
+	const char *id = req_id(r);
 	jr_int(r, "timeoutSec", JR_OPTIONAL, 0, 3600, &timeout);
-	if (jr_end(r) || !need_root(e))
+	if (jr_end(r) || !need_root(e) || own_vmm(id, &rec, &who, e))
 		return NULL;
 	const char *how = "exited";
 	bool fc = !strcmp(rec.vmm, "firecracker");
@@ -320,7 +326,7 @@ static json_t *op_stop(struct jr *r, struct verr *e)
 	bool still = rec.pid > 1 && vmmrec_alive(&rec);
 	if (!still && rec.pid > 1)
 		gone(&rec);
-	return json_pack("{s:s, s:I, s:s, s:b}", "id", rec.id[0] ? rec.id : "", "pid", (json_int_t)rec.pid, "how",
+	return json_pack("{s:s, s:I, s:s, s:b}", "id", id, "pid", (json_int_t)rec.pid, "how",
 			 how, "running", still);
 }
 
@@ -328,7 +334,8 @@ static json_t *op_kill(struct jr *r, struct verr *e)
 {
 	struct vmmrec rec;
 	struct caller who;
-	if (find_vmm(r, &rec, &who, e) || jr_end(r) || !need_root(e))
+	const char *id = req_id(r);
+	if (jr_end(r) || !need_root(e) || own_vmm(id, &rec, &who, e))
 		return NULL;
 	bool was = rec.pid > 1 && vmmrec_alive(&rec);
 	if (was && kill((pid_t)rec.pid, SIGKILL) < 0 && errno != ESRCH) {
@@ -350,9 +357,9 @@ static json_t *op_cleanup(struct jr *r, struct verr *e)
 	struct caller who;
 	struct rootconf conf;
 	char ram[128], jail[JAIL_PATH_MAX - 64];
-	if (find_vmm(r, &rec, &who, e) || jr_end(r) || !need_root(e) || rootconf_load(&conf, e))
+	const char *id = req_id(r);
+	if (jr_end(r) || !need_root(e) || rootconf_load(&conf, e) || own_vmm(id, &rec, &who, e))
 		return NULL;
-	const char *id = json_string_value(json_object_get(r->obj, "id"));
 	long owner = claim_owner(id);
 	bool had = rec.pid > 1;
 	if (owner < 0 && !had && !who.root)
@@ -377,13 +384,12 @@ static json_t *op_snapshot(struct jr *r, struct verr *e)
 	struct caller who;
 	struct rootconf conf;
 	bool resume = true;
-	if (find_vmm(r, &rec, &who, e))
-		return NULL;
+	const char *id = req_id(r);
 	const char *disk = jr_string(r, "vmDisk", JR_REQUIRED, valid_abspath);
 	const char *dir = jr_string(r, "dir", JR_REQUIRED, valid_abspath);
 	jr_bool(r, "resume", JR_OPTIONAL, &resume);
-	if (jr_end(r) || !need_root(e) || rootconf_load(&conf, e) ||
-	    !running(&rec, json_string_value(json_object_get(r->obj, "id")), e))
+	if (jr_end(r) || !need_root(e) || rootconf_load(&conf, e) || own_vmm(id, &rec, &who, e) ||
+	    !running(&rec, id, e))
 		return NULL;
 	if (!strcmp(rec.vmm, "firecracker"))
 		return fc_snapshot(&rec, &who, &conf, disk, dir, resume, e);
@@ -397,8 +403,8 @@ static json_t *vcpus(struct jr *r, bool pause, struct verr *e)
 	struct vmmrec rec;
 	struct caller who;
 	char fault[512] = "";
-	if (find_vmm(r, &rec, &who, e) || jr_end(r) || !need_root(e) ||
-	    !running(&rec, json_string_value(json_object_get(r->obj, "id")), e))
+	const char *id = req_id(r);
+	if (jr_end(r) || !need_root(e) || own_vmm(id, &rec, &who, e) || !running(&rec, id, e))
 		return NULL;
 	if (!strcmp(rec.vmm, "firecracker")) {
 		int code = fc_action(&rec, "/vm", pause ? "{\"state\":\"Paused\"}" : "{\"state\":\"Resumed\"}", fault,
@@ -413,7 +419,7 @@ static json_t *vcpus(struct jr *r, bool pause, struct verr *e)
 			 pause ? "stop" : "cont");
 		return NULL;
 	}
-	return json_pack("{s:s, s:b}", "id", rec.id, "paused", pause);
+	return json_pack("{s:s, s:b}", "id", id, "paused", pause);
 }
 
 static json_t *op_pause(struct jr *r, struct verr *e)

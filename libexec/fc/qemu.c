@@ -123,9 +123,7 @@ static int open_vmm_files(const struct vmcfg *c, const struct caller *who, int d
 	    (fds[FD_VM_RO] = caller_open(who, AT_FDCWD, c->vm_disk, O_RDONLY, 0, CALLER_REG | CALLER_OWNED, "vmDisk",
 					 e)) < 0 ||
 	    (c->image_disk && (fds[FD_IMAGE] = caller_open(who, AT_FDCWD, c->image_disk, O_RDONLY, 0,
-							   CALLER_REG | CALLER_OWNED, "imageDisk", e)) < 0) ||
-	    (fds[FD_CONSOLE] = caller_open(who, *rundir, "console.log", O_WRONLY | O_APPEND | O_CREAT, 0600,
-					   CALLER_REG | CALLER_OWNED, "console file", e)) < 0)
+							   CALLER_REG | CALLER_OWNED, "imageDisk", e)) < 0))
 		return -1;
 	/* The kernel is QEMU's to open, as the VMM's uid: the caller's own for
 	 * a user.  Checked here as the caller, for a clear error. */
@@ -133,6 +131,11 @@ static int open_vmm_files(const struct vmcfg *c, const struct caller *who, int d
 	if (k < 0)
 		return -1;
 	close(k);
+	/* last: a start refused above makes no file */
+	fds[FD_CONSOLE] = caller_open(who, *rundir, "console.log", O_WRONLY | O_APPEND | O_CREAT, 0600,
+				      CALLER_REG | CALLER_OWNED, "console file", e);
+	if (fds[FD_CONSOLE] < 0)
+		return -1;
 	char path[64];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(path, sizeof path, "/proc/self/fd/%d/qmp.sock", dirfd_vmm);
