@@ -1,0 +1,109 @@
+#!/usr/bin/env bats
+# A real guest, root inside its VM, attacks the network around it: IPv6
+# and router advertisements, the cloud metadata address, a spoofed source
+# address.  Each attack has a control through the same guest and link
+# showing the path works for what the policy allows.  The fake hostile
+# agent's attacks on the host client: attack-guest.bats.
+
+bats_require_minimum_version 1.5.0
+load test_helper
+load net_helper
+load init_helper
+
+setup_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	command -v qemu-system-x86_64 >/dev/null || return 0
+	TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+	export TOP
+	net_fixture_up
+	nsx "$H" sysctl -qw net.ipv4.ip_forward=1
+	# a metadata service on the fake internet, where clouds put one
+	nsx "$I" ip addr add 169.254.169.254/32 dev lo
+	nsd "$I" socat "TCP4-LISTEN:80,bind=169.254.169.254,reuseaddr,fork" "SYSTEM:echo metadata-secret"
+	export VMSAN_DIR=$BATS_FILE_TMPDIR/state
+	export VMSAN_DNS=192.0.2.53
+	"$TOP/bin/vmsan" images pull --runtime base >/dev/null
+}
+
+teardown_file() {
+	[ -n "${H:-}" ] || return 0
+	local f
+	for f in "$VMSAN_DIR"/vms/vm-*.json; do
+		[ -e "$f" ] || continue
+		f=${f##*/}
+		nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" rm -f "${f%.json}" >/dev/null 2>&1 || true
+	done
+	net_fixture_down
+}
+
+setup() {
+	require_root
+	require_cmd qemu-system-x86_64
+	guest_kernel >/dev/null
+	TEST_TMP=$(mktemp -d /tmp/vmsan-test.XXXXXX)
+}
+
+teardown() {
+	[ -z "${ID:-}" ] || vmsan rm -f "$ID" >/dev/null 2>&1 || true
+	rm -rf "$TEST_TMP"
+}
+
+vmsan() { nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" "$@"; }
+
+create() {
+	local out
+	out=$(vmsan create --json "$@") || { echo "$out" >&2; return 1; }
+	ID=$(jq -r .vm.id <<<"$out")
+}
+
+# g CMD: a shell command as root in the guest.
+g() { vmsan exec "$ID" -- sh -c "$1"; }
+
+@test "guest as root: the metadata address is unreachable under allow-all; spoofed sources go nowhere" {
+	create --runtime base --network-policy allow-all
+	# control: allow-all reaches the fake internet
+	run g 'nc -w 3 192.0.2.10 80'
+	assert_eq "$output" hello-from-192.0.2.10
+	# 169.254.169.254: dropped (a policy must name it to reach it)
+	run g 'nc -w 3 169.254.169.254 80'
+	[[ $output != *metadata-secret* ]]
+	# a source address that is not the guest's: never forwarded
+	run g 'ip addr add 10.66.0.2/32 dev eth0 &&
+		nc -w 3 -s 10.66.0.2 192.0.2.10 80; ip addr del 10.66.0.2/32 dev eth0'
+	[[ $output != *hello* ]]
+	# control: the guest's own address, the same command, gets through
+	run g 'nc -w 3 -s 172.16.0.2 192.0.2.10 80'
+	assert_eq "$output" hello-from-192.0.2.10
+	# and a policy that names the metadata address reaches it
+	run vmsan network "$ID" --network-policy custom --allowed-cidr 169.254.169.254/32
+	assert_eq "$status" 0
+	run g 'nc -w 3 169.254.169.254 80'
+	assert_eq "$output" metadata-secret
+}
+
+@test "guest as root: IPv6 (all-nodes pings, a router's address, its own addresses) reaches nothing on the host side" {
+	create --runtime base --network-policy allow-all
+	local ns=vmsan-$ID rx0 rx1 in0 in1
+	# the host side of the VM's link has no IPv6 at all
+	assert_eq "$(nsenter --net="/run/netns/$ns" cat /proc/sys/net/ipv6/conf/vmstap0/disable_ipv6)" 1
+	assert_eq "$(nsenter --net="/run/netns/$ns" ip -6 addr show dev vmstap0)" ""
+	rx0=$(nsenter --net="/run/netns/$ns" cat /sys/class/net/vmstap0/statistics/rx_packets)
+	in0=$(nsenter --net="/run/netns/$ns" awk '$1 == "Ip6InReceives" {print $2}' /proc/net/snmp6)
+	# the guest turns IPv6 on, takes addresses, and sends: to all nodes,
+	# to all routers, and as a would-be router (fe80::1)
+	run g 'sysctl -qw net.ipv6.conf.eth0.disable_ipv6=0; ip -6 addr add fe80::1/64 dev eth0;
+		ip -6 addr add fd00::2/64 dev eth0; sleep 1;
+		ping6 -c 3 -W 1 -I eth0 ff02::1; ping6 -c 3 -W 1 -I eth0 ff02::2; ping6 -c 2 -W 1 fd00::1; true'
+	[[ $output != *"bytes from"* ]]
+	rx1=$(nsenter --net="/run/netns/$ns" cat /sys/class/net/vmstap0/statistics/rx_packets)
+	in1=$(nsenter --net="/run/netns/$ns" awk '$1 == "Ip6InReceives" {print $2}' /proc/net/snmp6)
+	# control: the guest's packets did arrive on the TAP...
+	[ "$rx1" -gt "$((rx0 + 5))" ]
+	# ...and none of them was taken in by IPv6 on the host side
+	assert_eq "$in1" "$in0"
+	assert_eq "$(nsenter --net="/run/netns/$ns" ip -6 neigh show)" ""
+	assert_eq "$(nsenter --net="/run/netns/$ns" ip -6 route show | grep -v '^$' || true)" ""
+	# and IPv4 through the same link still works
+	run g 'nc -w 3 192.0.2.10 80'
+	assert_eq "$output" hello-from-192.0.2.10
+}
