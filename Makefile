@@ -109,7 +109,7 @@ $(FLAGS_STAMP): FORCE
 		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
 
 %.o: %.c libexec/lib/vmsan.h libexec/lib/nft.h libexec/lib/netplan.h libexec/lib/ext4.h \
-	libexec/lib/layer.h libexec/lib/dnsmsg.h libexec/lib/policy.h $(PROTO_H) $(FLAGS_STAMP)
+	libexec/lib/layer.h libexec/lib/dnsmsg.h libexec/lib/policy.h libexec/untar.h $(PROTO_H) $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 agent/%.o: agent/%.c $(PROTO_H) agent/agent.h $(FLAGS_STAMP)
@@ -134,8 +134,9 @@ agent/vmsan-init: agent/init.c $(FLAGS_STAMP)
 libexec/vmsan-fc: libexec/vmsan-fc.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
 
-libexec/vmsan-agentctl: libexec/vmsan-agentctl.o $(PROTO_OBJ) $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(PROTO_OBJ) $(LIB) $(JANSSON_LIBS)
+# Downloads are read with libarchive's tar reader (libexec/untar.c says why).
+libexec/vmsan-agentctl: libexec/vmsan-agentctl.o libexec/untar.o $(PROTO_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< libexec/untar.o $(PROTO_OBJ) $(LIB) $(ARCHIVE_LIBS) $(JANSSON_LIBS)
 
 $(LIB): $(LIB_OBJ)
 	rm -f $@
