@@ -91,6 +91,7 @@ struct ux {
 	untar_read_fn rd;
 	void *ctx;
 	uint64_t received, max_bytes, max_entries;
+	unsigned keep;                 /* mode bits kept: 0777 less the umask */
 	bool source_failed, over_limit, aborted;
 	char *buf;
 	int tfd;                       /* the hidden directory, O_PATH */
@@ -296,7 +297,7 @@ static int parent_of(struct ux *x, const char *rel, const char **base)
 			errno = saved;
 			return -1;
 		}
-		if (r == 0 && note_dir(x, part, 0755, -1) < 0) {
+		if (r == 0 && note_dir(x, part, 0755 & x->keep, -1) < 0) {
 			errno = ENOMEM;
 			return -1;
 		}
@@ -361,7 +362,7 @@ static int x_file(struct ux *x, struct archive *a, struct archive_entry *e, int 
 		close(fd);
 		return r;
 	}
-	(void)!fchmod(fd, archive_entry_perm(e) & 0777);
+	(void)!fchmod(fd, archive_entry_perm(e) & x->keep);
 	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = archive_entry_mtime(e) } };
 	(void)!futimens(fd, ts);
 	if (close(fd) < 0)
@@ -448,7 +449,7 @@ static int one_entry(struct ux *x, struct archive *a, struct archive_entry *e)
 			return uerr(x, UNTAR_E_UNSAFE, name, "a directory over a non-directory the archive made "
 				    "(refused)");
 	}
-	if (note_dir(x, rel, archive_entry_perm(e) & 0777, archive_entry_mtime(e)) < 0)
+	if (note_dir(x, rel, archive_entry_perm(e) & x->keep, archive_entry_mtime(e)) < 0)
 		return uerr(x, UNTAR_E_LOCAL, NULL, "out of memory");
 	x->st->dirs++;
 	return UNTAR_OK;
@@ -578,6 +579,12 @@ int untar(untar_read_fn rd, void *ctx, const struct untar_opts *o, struct untar_
 			.max_entries = o->max_entries ? o->max_entries : UNTAR_MAX_ENTRIES_DEFAULT };
 	memset(st, 0, sizeof *st);
 	err[0] = 0;
+	/* The guest's modes, as tar gives them to a user who is not root:
+	 * less the umask (a 0777 directory from a guest stays 0755), and
+	 * never setuid, setgid or sticky. */
+	mode_t um = umask(022);
+	umask(um);
+	x.keep = 0777 & ~(unsigned)um;
 	int r = UNTAR_OK;
 	struct archive *a = NULL;
 	if (!(x.buf = malloc(UBUF)))

@@ -800,6 +800,7 @@ static int run_exec(const struct target *t, struct exec_opts *o)
 	/* The head within the deadline; the events after it may take as
 	 * long as the command does. */
 	int64_t head_by = now_ms() + head_timeout_s() * 1000LL;
+	h->deadline = head_by;   /* for hc_fill, with part of a head in */
 	for (;;) {
 		struct pollfd pf[3];
 		int np = 0;
@@ -867,6 +868,7 @@ static int run_exec(const struct target *t, struct exec_opts *o)
 			}
 			hc_take_head(h, hl);
 			head_done = true;
+			h->deadline = 0;
 			if (h->status != 200) {
 				rc = agent_error(h, "exec");
 				goto out;
@@ -1206,7 +1208,7 @@ static int run_download(const struct target *t, const char *remote, const char *
 		goto out;
 	}
 	if (h->kind == BODY_LENGTH && h->left > max_bytes) {
-		rc = fail(1, "ERR_DOWNLOAD_TOO_LARGE", "raise the limit with --max-bytes if you expect that much",
+		rc = fail(1, "ERR_DOWNLOAD_LIMIT", "raise the limit with --max-bytes if you expect that much",
 			  "download: the agent announces %llu bytes; the limit is %llu bytes",
 			  (unsigned long long)h->left, (unsigned long long)max_bytes);
 		goto out;
@@ -1229,12 +1231,12 @@ static int run_download(const struct target *t, const char *remote, const char *
 	if (x != UNTAR_OK) {
 		static const char *const codes[] = {
 			[UNTAR_E_UNSAFE] = "ERR_UNSAFE_ARCHIVE", [UNTAR_E_FORMAT] = "ERR_AGENT_PROTOCOL",
-			[UNTAR_E_LIMIT] = "ERR_DOWNLOAD_TOO_LARGE", [UNTAR_E_SOURCE] = "ERR_AGENT_PROTOCOL",
+			[UNTAR_E_LIMIT] = "ERR_DOWNLOAD_LIMIT", [UNTAR_E_SOURCE] = "ERR_AGENT_PROTOCOL",
 			[UNTAR_E_EXISTS] = "ERR_DEST_EXISTS", [UNTAR_E_LOCAL] = "ERR_LOCAL_FILE" };
 		const char *fix = x == UNTAR_E_UNSAFE ? "the guest sent an archive that tries to leave the destination; "
 							"nothing was written"
-				: x == UNTAR_E_LIMIT ? "raise the limit with --max-bytes if you expect that much; "
-						       "nothing was written"
+				: x == UNTAR_E_LIMIT ? "the limits are in vmsan-agentctl(8); --max-bytes sets the one on "
+						       "bytes; nothing was written"
 				: x == UNTAR_E_EXISTS ? "remove it, or name another --dest"
 				: "nothing was written";
 		if (x == UNTAR_E_SOURCE && h->ecode && !dl_abort)
