@@ -176,7 +176,7 @@ tests/unit/%: tests/unit/%.o $(LIB)
 
 # libFuzzer targets for the parsers that face untrusted bytes (clang).
 FUZZ_CC ?= clang
-FUZZERS = tests/fuzz/fuzz-http tests/fuzz/fuzz-ws tests/fuzz/fuzz-tar tests/fuzz/fuzz-dns
+FUZZERS = tests/fuzz/fuzz-http tests/fuzz/fuzz-ws tests/fuzz/fuzz-tar tests/fuzz/fuzz-dns tests/fuzz/fuzz-untar
 FUZZ_SECONDS ?= 60
 tests/fuzz/fuzz-%: tests/fuzz/fuzz-%.c agent/%.c $(PROTO_H)
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< agent/$*.c
@@ -184,10 +184,14 @@ tests/fuzz/fuzz-dns: tests/fuzz/fuzz-dns.c libexec/lib/dnsmsg.c libexec/lib/vali
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined $(DEPS_CFLAGS) -o $@ $< libexec/lib/dnsmsg.c \
 		libexec/lib/validate.c
 
+tests/fuzz/fuzz-untar: tests/fuzz/fuzz-untar.c libexec/untar.c libexec/untar.h
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< libexec/untar.c $(ARCHIVE_LIBS)
+
 # Each target for FUZZ_SECONDS, from an empty corpus kept in tests/fuzz/corpus.
 fuzz: $(FUZZERS)
 	for f in $(FUZZERS); do mkdir -p tests/fuzz/corpus/$${f##*/}; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=70000 tests/fuzz/corpus/$${f##*/} || exit 1; done
+		seeds=tests/fuzz/seeds/$${f##*/fuzz-}; [ -d $$seeds ] || seeds=; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=70000 tests/fuzz/corpus/$${f##*/} $$seeds || exit 1; done
 
 check: all $(TESTBINS) $(FUZZERS) tests/tools/node_modules/ws kernel
 	tests/run
