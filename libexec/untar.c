@@ -492,7 +492,8 @@ static void rm_tree(int dfd, const char *name, int depth)
  * so a read-only one does not lock out its contents), then the move. */
 static int finish(struct ux *x)
 {
-	qsort(x->dirs, x->ndirs, sizeof *x->dirs, deeper_first);
+	if (x->ndirs)   /* qsort wants a non-NULL base even for none */
+		qsort(x->dirs, x->ndirs, sizeof *x->dirs, deeper_first);
 	int topfd = -1;
 	unsigned topmode = 0755;
 	int64_t topmtime = -1;
