@@ -110,7 +110,7 @@ $(FLAGS_STAMP): FORCE
 
 %.o: %.c libexec/lib/vmsan.h libexec/lib/nft.h libexec/lib/netplan.h libexec/lib/ext4.h \
 	libexec/lib/layer.h libexec/lib/dnsmsg.h libexec/lib/policy.h libexec/lib/rootconf.h \
-	libexec/lib/caller.h libexec/lib/claim.h $(PROTO_H) $(FLAGS_STAMP)
+	libexec/lib/caller.h libexec/lib/claim.h libexec/untar.h $(PROTO_H) $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 agent/%.o: agent/%.c $(PROTO_H) agent/agent.h $(FLAGS_STAMP)
@@ -141,8 +141,9 @@ $(FC_OBJ) libexec/vmsan-fc.o: libexec/fc/fc.h
 libexec/vmsan-fc: libexec/vmsan-fc.o $(FC_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(FC_OBJ) $(LIB) $(JANSSON_LIBS)
 
-libexec/vmsan-agentctl: libexec/vmsan-agentctl.o $(PROTO_OBJ) $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(PROTO_OBJ) $(LIB) $(JANSSON_LIBS)
+# Downloads are read with libarchive's tar reader (libexec/untar.c says why).
+libexec/vmsan-agentctl: libexec/vmsan-agentctl.o libexec/untar.o $(PROTO_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< libexec/untar.o $(PROTO_OBJ) $(LIB) $(ARCHIVE_LIBS) $(JANSSON_LIBS)
 
 $(LIB): $(LIB_OBJ)
 	rm -f $@
@@ -182,7 +183,8 @@ tests/unit/%: tests/unit/%.o $(LIB)
 
 # libFuzzer targets for the parsers that face untrusted bytes (clang).
 FUZZ_CC ?= clang
-FUZZERS = tests/fuzz/fuzz-http tests/fuzz/fuzz-ws tests/fuzz/fuzz-tar tests/fuzz/fuzz-dns tests/fuzz/fuzz-request
+FUZZERS = tests/fuzz/fuzz-http tests/fuzz/fuzz-ws tests/fuzz/fuzz-tar tests/fuzz/fuzz-dns tests/fuzz/fuzz-untar \
+	tests/fuzz/fuzz-request
 FUZZ_SECONDS ?= 60
 tests/fuzz/fuzz-%: tests/fuzz/fuzz-%.c agent/%.c $(PROTO_H)
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< agent/$*.c
@@ -197,10 +199,14 @@ FUZZ_REQ_SRC = libexec/vmsan-fc.c $(FC_SRC) $(addprefix libexec/lib/,reply.c req
 tests/fuzz/fuzz-request: tests/fuzz/fuzz-request.c $(FUZZ_REQ_SRC) libexec/fc/fc.h libexec/lib/vmsan.h
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined $(DEPS_CFLAGS) -Ilibexec -o $@ $< \
 		$(filter-out libexec/vmsan-fc.c,$(FUZZ_REQ_SRC)) $(JANSSON_LIBS) $(NFT_LIBS)
+tests/fuzz/fuzz-untar: tests/fuzz/fuzz-untar.c libexec/untar.c libexec/untar.h
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< libexec/untar.c $(ARCHIVE_LIBS)
+
 # Each target for FUZZ_SECONDS, from an empty corpus kept in tests/fuzz/corpus.
 fuzz: $(FUZZERS)
 	for f in $(FUZZERS); do mkdir -p tests/fuzz/corpus/$${f##*/}; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=70000 tests/fuzz/corpus/$${f##*/} || exit 1; done
+		seeds=tests/fuzz/seeds/$${f##*/fuzz-}; [ -d $$seeds ] || seeds=; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=70000 tests/fuzz/corpus/$${f##*/} $$seeds || exit 1; done
 
 check: all $(TESTBINS) $(FUZZERS) tests/tools/node_modules/ws kernel
 	tests/run

@@ -6,8 +6,21 @@
  *           --agent HOST:PORT --token-file FILE
  *
  * Speaks HTTP/1.1 and WebSocket itself (agent/http.c, agent/ws.c) and
- * extracts downloads with agent/tar.c, which refuses any entry that would
- * land outside the destination: what a guest sends is untrusted.
+ * extracts downloads with untar.c (libarchive's reader, our openat2
+ * writer), which lets nothing land outside the name asked for.
+ *
+ * The guest is hostile: every byte the agent sends back is bounded here,
+ * and what of it we print in our own messages is made printable first.
+ *   response head        16 KiB (HTTP_HEAD_MAX), within VMSAN_AGENT_TIMEOUT
+ *                        seconds (30) of the request being sent
+ *   a small reply body   1 MiB (JSON answers, error bodies), same deadline
+ *   an exec event line   1 MiB without a newline
+ *   exec --json output   16 MiB each of stdout and stderr
+ *   a WebSocket frame    128 KiB; a message 1 MiB
+ *   a download           16 GiB (--max-bytes), 1,000,000 entries,
+ *                        names 4096 bytes, 256 levels deep
+ * Streams that may legitimately be slow (exec output, a download's body,
+ * a shell) have no deadline: their sizes are what is bounded.
  * Exit status: the remote command's for exec and shell; 124 when an exec
  * timed out; 1 when the request failed; 100 for bad usage.
  */
@@ -37,8 +50,15 @@
 #include "../agent/http.h"
 #include "../agent/tar.h"
 #include "../agent/ws.h"
+#include "untar.h"
 
 #define EXIT_TIMEOUT 124
+#define HEAD_TIMEOUT_S 30               /* VMSAN_AGENT_TIMEOUT overrides */
+#define BODY_MAX (1u << 20)             /* a reply read whole */
+#define EVENT_LINE_MAX (1u << 20)       /* exec: agent lines are < 400 KiB */
+#define JSON_OUTPUT_MAX (16u << 20)     /* exec --json: per stream */
+#define WS_FRAME_MAX (128u << 10)       /* the agent sends <= 64 KiB */
+#define WS_MSG_MAX (1u << 20)
 
 static bool json_out;
 static const char *cmdname = "agentctl";
@@ -63,6 +83,13 @@ static int fail(int exit, const char *code, const char *fix, const char *fmt, ..
 	if (fix)
 		fprintf(stderr, "  fix: %s\n", fix);
 	return exit;
+}
+
+/* Guest bytes in our own messages: printable, and at most 200 bytes. */
+static const char *clean(char *buf, size_t n, const char *s)
+{
+	untar_printable(buf, n, s ? s : "", s ? strlen(s) : 0, 200);
+	return buf;
 }
 
 /* ---- target ---------------------------------------------------------- */
@@ -148,13 +175,55 @@ struct hc {
 	bool done;
 	int status;
 	char ctype[128];
+	int64_t deadline;        /* ms, CLOCK_MONOTONIC; 0 = none */
+	volatile int *abort;     /* a signal stops a download */
+	const char *ecode;       /* why the last hc_* call failed ... */
+	char why[200];           /* ... in words */
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int head_timeout_s(void)
+{
+	const char *v = getenv("VMSAN_AGENT_TIMEOUT");
+	char *end;
+	long s = v && *v ? strtol(v, &end, 10) : 0;
+	return v && *v && !*end && s > 0 && s <= 86400 ? (int)s : HEAD_TIMEOUT_S;
+}
+
+/* The answer's head (and a small body) must be in within the timeout:
+ * an agent that drips a byte a second does not hold us forever. */
+static void hc_arm(struct hc *h)
+{
+	h->deadline = now_ms() + head_timeout_s() * 1000LL;
+}
+
+static void hc_fail(struct hc *h, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void hc_fail(struct hc *h, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(h->why, sizeof h->why, fmt, ap);
+	va_end(ap);
+	h->ecode = code;
+}
 
 static int hc_connect(struct hc *h, const struct target *t)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai, *p;
 	memset(h, 0, offsetof(struct hc, buf));
 	h->pos = h->len = 0;
+	h->deadline = 0;
+	h->abort = NULL;
+	h->ecode = NULL;
+	h->why[0] = 0;
+	h->ctype[0] = 0;
 	h->fd = -1;
 	int r = getaddrinfo(t->host, t->port, &hints, &ai);
 	if (r)
@@ -223,6 +292,7 @@ static int send_chunk(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* >0 bytes added, 0 the agent closed, -1 error with h->why set. */
 static ssize_t hc_fill(struct hc *h)
 {
 	if (h->pos == h->len)
@@ -231,35 +301,80 @@ static ssize_t hc_fill(struct hc *h)
 		memmove(h->buf, h->buf + h->pos, h->len - h->pos);
 		h->len -= h->pos;
 		h->pos = 0;
-		if (h->len == sizeof h->buf)
+		if (h->len == sizeof h->buf) {
+			hc_fail(h, "ERR_AGENT_PROTOCOL", "the agent sent more than %zu bytes that cannot be used",
+				sizeof h->buf);
 			return -1;
+		}
 	}
 	ssize_t r;
-	while ((r = recv(h->fd, h->buf + h->len, sizeof h->buf - h->len, 0)) < 0 && errno == EINTR)
-		;
+	for (;;) {
+		if (h->abort && *h->abort) {
+			hc_fail(h, "ERR_INTERRUPTED", "interrupted");
+			return -1;
+		}
+		if (h->deadline) {
+			int64_t left = h->deadline - now_ms();
+			struct pollfd pf = { .fd = h->fd, .events = POLLIN };
+			int p = left > 0 ? poll(&pf, 1, (int)left) : 0;
+			if (p < 0 && errno == EINTR)
+				continue;
+			if (p == 0) {
+				hc_fail(h, "ERR_AGENT_TIMEOUT", "no complete answer from the agent within %d s",
+					head_timeout_s());
+				return -1;
+			}
+		}
+		r = recv(h->fd, h->buf + h->len, sizeof h->buf - h->len, 0);
+		if (r >= 0 || errno != EINTR)
+			break;
+	}
 	if (r > 0)
 		h->len += (size_t)r;
+	else if (r < 0)
+		hc_fail(h, "ERR_AGENT_PROTOCOL", "the connection to the agent failed: %s", strerror(errno));
+	else
+		hc_fail(h, "ERR_AGENT_PROTOCOL", "the agent closed the connection");
 	return r;
 }
 
-/* Reads the response head; returns the status or -1. */
+/* The head just parsed (hl bytes) becomes the response being read. */
+static void hc_take_head(struct hc *h, ssize_t hl)
+{
+	http_header(&h->hd, "content-type", h->ctype, sizeof h->ctype);
+	h->pos += (size_t)hl;
+	h->kind = h->hd.body;
+	h->left = h->hd.content_length;
+	h->done = h->kind == BODY_NONE;
+	h->status = h->hd.status;
+}
+
+static void hc_bad_head(struct hc *h, ssize_t hl)
+{
+	if (hl == -431)
+		hc_fail(h, "ERR_AGENT_PROTOCOL", "the agent's response head exceeds %d bytes", HTTP_HEAD_MAX);
+	else
+		hc_fail(h, "ERR_AGENT_PROTOCOL", "the agent's response head is malformed (%zd)", -hl);
+}
+
+/* Reads the response head within the deadline; returns the status or -1
+ * with h->why set. */
 static int hc_response(struct hc *h)
 {
+	hc_arm(h);
 	for (;;) {
 		ssize_t hl = http_parse_head(h->buf + h->pos, h->len - h->pos, false, &h->hd);
-		if (hl < 0)
+		if (hl < 0) {
+			hc_bad_head(h, hl);
 			return -1;
+		}
 		if (hl > 0) {
 			if (h->hd.status == 100) {   /* 100 Continue: the real one follows */
 				h->pos += (size_t)hl;
 				continue;
 			}
-			http_header(&h->hd, "content-type", h->ctype, sizeof h->ctype);
-			h->pos += (size_t)hl;
-			h->kind = h->hd.body;
-			h->left = h->hd.content_length;
-			h->done = h->kind == BODY_NONE;
-			h->status = h->hd.status;
+			hc_take_head(h, hl);
+			h->deadline = 0;
 			return h->status;
 		}
 		if (hc_fill(h) <= 0)
@@ -289,14 +404,17 @@ static ssize_t hc_read(struct hc *h, void *buf, size_t n)
 					h->done = true;
 					return 0;
 				}
+				hc_fail(h, "ERR_AGENT_PROTOCOL", "the agent closed the connection mid-answer");
 				return -1;
 			}
 		}
 		if (h->kind == BODY_CHUNKED) {
 			size_t out;
 			ssize_t used = chunked_decode(&h->ch, h->buf + h->pos, h->len - h->pos, &out);
-			if (used < 0)
+			if (used < 0) {
+				hc_fail(h, "ERR_AGENT_PROTOCOL", "the agent's chunked body is malformed");
 				return -1;
+			}
 			h->dptr = h->buf + h->pos;
 			h->dlen = out;
 			h->pos += (size_t)used;
@@ -318,16 +436,30 @@ static ssize_t hc_read(struct hc *h, void *buf, size_t n)
 	}
 }
 
-/* Whole (small) body, NUL-terminated; caller frees. */
+/* Whole (small) body, NUL-terminated, at most BODY_MAX bytes and in by
+ * the deadline; caller frees.  NULL with h->why set. */
 static char *hc_slurp(struct hc *h, size_t *len)
 {
 	size_t cap = 4096, n = 0;
+	if (h->kind == BODY_LENGTH && h->left > BODY_MAX) {
+		hc_fail(h, "ERR_AGENT_TOO_LARGE", "the agent announces a %llu-byte answer; the limit is %u bytes",
+			(unsigned long long)h->left, BODY_MAX);
+		return NULL;
+	}
+	hc_arm(h);
 	char *b = malloc(cap);
+	if (!b)
+		hc_fail(h, "ERR_NOMEM", "out of memory");
 	while (b) {
 		if (cap - n < 4096) {
-			char *nb = cap < (16u << 20) ? realloc(b, cap *= 2) : NULL;
+			char *nb = cap < BODY_MAX + 8192 ? realloc(b, cap *= 2) : NULL;
 			if (!nb) {
+				if (cap >= BODY_MAX + 8192)
+					hc_fail(h, "ERR_AGENT_TOO_LARGE", "the agent's answer exceeds %u bytes", BODY_MAX);
+				else
+					hc_fail(h, "ERR_NOMEM", "out of memory");
 				free(b);
+				h->deadline = 0;
 				return NULL;
 			}
 			b = nb;
@@ -335,12 +467,20 @@ static char *hc_slurp(struct hc *h, size_t *len)
 		ssize_t r = hc_read(h, b + n, cap - n - 1);
 		if (r < 0) {
 			free(b);
+			h->deadline = 0;
 			return NULL;
 		}
 		if (r == 0)
 			break;
 		n += (size_t)r;
+		if (n > BODY_MAX) {
+			hc_fail(h, "ERR_AGENT_TOO_LARGE", "the agent's answer exceeds %u bytes", BODY_MAX);
+			free(b);
+			h->deadline = 0;
+			return NULL;
+		}
 	}
+	h->deadline = 0;
 	if (b)
 		b[n] = 0;
 	if (len)
@@ -361,8 +501,10 @@ static int agent_error(struct hc *h, const char *what)
 			 : h->status >= 500 ? "ERR_AGENT" : "ERR_AGENT_REFUSED";
 	const char *fix = h->status == 403 ? "the token does not match this agent; check --token-file"
 			: h->status == 429 ? "wait for running commands or sessions to finish" : NULL;
+	/* The guest's words, printable and short: they reach a terminal. */
+	char shown[900];
 	int rc = fail(1, code, fix, "%s: agent answered %d: %s", what, h->status,
-		      msg ? msg : body && *body ? body : http_reason(h->status));
+		      clean(shown, sizeof shown, msg ? msg : body && *body ? body : http_reason(h->status)));
 	json_decref(j);
 	free(body);
 	return rc;
@@ -383,8 +525,12 @@ static int simple_request(const struct target *t, const char *method, const char
 	}
 	size_t bl = body ? strlen(body) : 0;
 	if (hc_send_head(h, t, method, path, body ? "application/json" : NULL, (long long)bl, NULL) < 0 ||
-	    (bl && send_all(h->fd, body, bl) < 0) || hc_response(h) < 0) {
-		rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "%s: no valid answer from the agent", what);
+	    (bl && send_all(h->fd, body, bl) < 0)) {
+		rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "%s: cannot send the request: %s", what, strerror(errno));
+		goto out;
+	}
+	if (hc_response(h) < 0) {
+		rc = fail(1, h->ecode, NULL, "%s: %s", what, h->why);
 		goto out;
 	}
 	if (h->status / 100 != 2) {
@@ -393,13 +539,16 @@ static int simple_request(const struct target *t, const char *method, const char
 	}
 	char *resp = hc_slurp(h, NULL);
 	json_t *j = resp ? json_loads(resp, 0, NULL) : NULL;
-	if (!j) {
+	if (!resp) {
+		rc = fail(1, h->ecode, NULL, "%s: %s", what, h->why);
+	} else if (!j) {
 		rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "%s: the agent's answer is not JSON", what);
 	} else if (json_out) {
 		json_t *o = json_is_object(j) ? json_incref(j) : json_pack("{s:O}", "items", j);
 		reply_ok(o);
 	} else {
-		char *s = json_dumps(j, JSON_INDENT(2));
+		/* ASCII escapes: a guest string cannot drive the terminal. */
+		char *s = json_dumps(j, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		if (s)
 			puts(s);
 		free(s);
@@ -447,23 +596,40 @@ struct exec_result {
 	char signal[16];
 	char error[512];
 	struct { char *p; size_t len, cap; } out, err;   /* --json: collected output */
+	const char *overflow;                            /* "stdout" or "stderr" */
 };
 
-static void collect(struct exec_result *r, bool is_out, const char *data, size_t n)
+/* --json keeps the output in memory, so it has a bound. */
+static int collect(struct exec_result *r, bool is_out, const char *data, size_t n)
 {
 	__typeof__(r->out) *acc = is_out ? &r->out : &r->err;
+	if (acc->len + n > JSON_OUTPUT_MAX) {
+		r->overflow = is_out ? "stdout" : "stderr";
+		return -1;
+	}
 	if (acc->len + n + 1 > acc->cap) {
 		size_t cap = acc->cap ? acc->cap : 4096;
 		while (cap < acc->len + n + 1)
 			cap *= 2;
 		char *np = realloc(acc->p, cap);
-		if (!np)
-			return;
+		if (!np) {
+			r->overflow = is_out ? "stdout" : "stderr";
+			return -1;
+		}
 		acc->p = np;
 		acc->cap = cap;
 	}
 	memcpy(acc->p + acc->len, data, n);
 	acc->len += n;
+	return 0;
+}
+
+/* An id or a signal name from the agent, used only when it looks like
+ * one: it is printed, and put in paths. */
+static bool token_ok(const char *s, size_t max, const char *alphabet)
+{
+	size_t n = s ? strlen(s) : 0;
+	return n && n <= max && strspn(s, alphabet) == n;
 }
 
 /* Text when it is UTF-8, else base64 under NAME + "B64". */
@@ -483,14 +649,16 @@ static void put_output(json_t *o, const char *name, const char *p, size_t n)
 	free(b);
 }
 
-static void handle_event(json_t *ev, struct exec_result *r)
+/* -1 when --json's output bound is crossed. */
+static int handle_event(json_t *ev, struct exec_result *r)
 {
+	int rc = 0;
 	const char *type = json_string_value(json_object_get(ev, "type"));
 	if (!type)
-		return;
+		return 0;
 	if (!strcmp(type, "started")) {
 		const char *id = json_string_value(json_object_get(ev, "id"));
-		if (id)
+		if (token_ok(id, sizeof r->id - 1, "0123456789abcdef"))
 			snprintf(r->id, sizeof r->id, "%s", id);
 	} else if (!strcmp(type, "stdout") || !strcmp(type, "stderr")) {
 		bool is_out = type[3] == 'o';
@@ -513,7 +681,7 @@ static void handle_event(json_t *ev, struct exec_result *r)
 		}
 		if (p) {
 			if (json_out)
-				collect(r, is_out, p, n);
+				rc = collect(r, is_out, p, n);
 			else
 				write_all_fd(is_out ? 1 : 2, p, n);
 		}
@@ -522,16 +690,18 @@ static void handle_event(json_t *ev, struct exec_result *r)
 		r->exit_code = (int)json_integer_value(json_object_get(ev, "exitCode"));
 		r->have_exit = true;
 		const char *sg = json_string_value(json_object_get(ev, "signal"));
-		if (sg)
+		if (token_ok(sg, sizeof r->signal - 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-"))
 			snprintf(r->signal, sizeof r->signal, "%s", sg);
 	} else if (!strcmp(type, "timeout")) {
 		r->timed_out = true;
 	} else if (!strcmp(type, "error")) {
+		/* The guest's words, printable and short, for stderr and JSON. */
 		const char *e = json_string_value(json_object_get(ev, "error"));
-		snprintf(r->error, sizeof r->error, "%s", e ? e : "unknown error");
+		clean(r->error, sizeof r->error, e ? e : "unknown error");
 		if (!json_out)
 			fprintf(stderr, "vmsan exec: %s\n", r->error);
 	}
+	return rc;
 }
 
 static void remote_kill(const struct target *t, const char *id, int sig)
@@ -627,6 +797,10 @@ static int run_exec(const struct target *t, struct exec_opts *o)
 	size_t linelen = 0, linecap = 0;
 	inbuf = malloc(65536);
 	char rd[65536];
+	/* The head within the deadline; the events after it may take as
+	 * long as the command does. */
+	int64_t head_by = now_ms() + head_timeout_s() * 1000LL;
+	h->deadline = head_by;   /* for hc_fill, with part of a head in */
 	for (;;) {
 		struct pollfd pf[3];
 		int np = 0;
@@ -642,8 +816,19 @@ static int run_exec(const struct target *t, struct exec_opts *o)
 		}
 		/* Bytes already buffered need no poll. */
 		bool buffered = h->pos < h->len || h->dlen;
-		if (!buffered && poll(pf, (nfds_t)np, -1) < 0 && errno != EINTR)
+		int wait = -1;
+		if (!head_done) {
+			int64_t left = head_by - now_ms();
+			wait = left > 0 ? (int)left : 0;
+		}
+		int pr = buffered ? 1 : poll(pf, (nfds_t)np, wait);
+		if (pr < 0 && errno != EINTR)
 			break;
+		if (pr == 0 && !head_done) {
+			rc = fail(1, "ERR_AGENT_TIMEOUT", "check the VM ('vmsan list'); VMSAN_AGENT_TIMEOUT sets the limit",
+				  "exec: no answer from the agent within %d s", head_timeout_s());
+			goto out;
+		}
 		if (isig >= 0 && pf[isig].revents) {
 			char s;
 			while (read(sigpipe_fds[0], &s, 1) == 1)
@@ -667,25 +852,23 @@ static int run_exec(const struct target *t, struct exec_opts *o)
 			ssize_t hl;
 			if (h->pos == h->len || (hl = http_parse_head(h->buf + h->pos, h->len - h->pos, false, &h->hd)) == 0) {
 				if (hc_fill(h) <= 0) {
-					rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "the agent closed the connection");
+					rc = fail(1, h->ecode, NULL, "exec: %s", h->why);
 					goto out;
 				}
 				continue;
 			}
 			if (hl < 0) {
-				rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "malformed answer from the agent");
+				hc_bad_head(h, hl);
+				rc = fail(1, h->ecode, NULL, "exec: %s", h->why);
 				goto out;
 			}
 			if (h->hd.status == 100) {
 				h->pos += (size_t)hl;
 				continue;
 			}
-			h->pos += (size_t)hl;
-			h->status = h->hd.status;
-			h->kind = h->hd.body;
-			h->left = h->hd.content_length;
-			h->done = h->kind == BODY_NONE;
+			hc_take_head(h, hl);
 			head_done = true;
+			h->deadline = 0;
 			if (h->status != 200) {
 				rc = agent_error(h, "exec");
 				goto out;
@@ -694,7 +877,7 @@ static int run_exec(const struct target *t, struct exec_opts *o)
 		}
 		ssize_t n = hc_read(h, rd, sizeof rd);
 		if (n < 0) {
-			rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "the connection to the agent broke mid-command");
+			rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "the connection to the agent broke mid-command (%s)", h->why);
 			goto out;
 		}
 		if (n == 0)
@@ -714,18 +897,38 @@ static int run_exec(const struct target *t, struct exec_opts *o)
 		memcpy(line + linelen, rd, (size_t)n);
 		linelen += (size_t)n;
 		size_t start = 0;
-		for (size_t i = 0; i < linelen; i++)
+		int over = 0;
+		for (size_t i = 0; i < linelen && !over; i++)
 			if (line[i] == '\n') {
 				json_t *ev = json_loadb(line + start, i - start, 0, NULL);
 				if (ev)
-					handle_event(ev, &r);
+					over = handle_event(ev, &r);
 				json_decref(ev);
 				start = i + 1;
 			}
 		memmove(line, line + start, linelen - start);
 		linelen -= start;
+		if (over) {
+			if (r.id[0])
+				remote_kill(t, r.id, SIGKILL);
+			rc = fail(1, "ERR_OUTPUT_TOO_LARGE", "run it without --json to stream the output, or write it "
+				  "to a file in the guest and use 'vmsan download'",
+				  "exec --json: the command's %s exceeds %u bytes; it was stopped", r.overflow,
+				  JSON_OUTPUT_MAX);
+			goto out;
+		}
+		if (linelen > EVENT_LINE_MAX) {
+			if (r.id[0])
+				remote_kill(t, r.id, SIGKILL);
+			rc = fail(1, "ERR_AGENT_PROTOCOL", NULL,
+				  "exec: the agent sent an event line of more than %u bytes without a newline",
+				  EVENT_LINE_MAX);
+			goto out;
+		}
 	}
-	if (o->detach) {
+	if (o->detach && !r.id[0]) {
+		rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "exec --detach: the agent sent no usable command id");
+	} else if (o->detach) {
 		if (json_out)
 			reply_ok(json_pack("{s:s, s:b}", "id", r.id, "detached", 1));
 		else
@@ -878,7 +1081,7 @@ static int run_upload(const struct target *t, char **paths, int npaths, const ch
 	}
 	int status = hc_response(h);
 	if (status < 0) {
-		rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "upload: no valid answer from the agent");
+		rc = fail(1, h->ecode, NULL, "upload: %s", h->why);
 		goto out;
 	}
 	if (status != 200) {
@@ -887,7 +1090,12 @@ static int run_upload(const struct target *t, char **paths, int npaths, const ch
 	}
 	char *resp = hc_slurp(h, NULL);
 	json_t *j = resp ? json_loads(resp, 0, NULL) : NULL;
+	bool got = resp != NULL;
 	free(resp);
+	if (!got) {
+		rc = fail(1, h->ecode, NULL, "upload: %s", h->why);
+		goto out;
+	}
 	if (!j) {
 		rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "upload: the agent's answer is not JSON");
 		goto out;
@@ -914,7 +1122,14 @@ static ssize_t hc_tar_read(void *ctx, void *buf, size_t n)
 	return hc_read(ctx, buf, n);
 }
 
-static int run_download(const struct target *t, const char *remote, const char *dest)
+static volatile int dl_abort;
+
+static void on_dl_signal(int sig)
+{
+	dl_abort = sig;
+}
+
+static int run_download(const struct target *t, const char *remote, const char *dest, uint64_t max_bytes)
 {
 	if (remote[0] != '/')
 		return fail(VMSAN_EXIT_USAGE, "ERR_VALIDATION_PATH", "give an absolute path in the guest",
@@ -954,6 +1169,9 @@ static int run_download(const struct target *t, const char *remote, const char *
 	}
 	if (!strcmp(rb, ".") && strcmp(newname, "."))
 		return fail(VMSAN_EXIT_USAGE, "ERR_VALIDATION_PATH", NULL, "download the guest's / into a directory");
+	if (!strcmp(newname, "..") || (!strcmp(newname, ".") && strcmp(rb, ".")))
+		return fail(VMSAN_EXIT_USAGE, "ERR_VALIDATION_DEST", "name a file or directory with --dest",
+			    "--dest cannot end in '%s'", newname);
 	int rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return fail(1, "ERR_LOCAL_FILE", "create the destination directory first", "cannot open %s: %s", dir,
@@ -969,12 +1187,16 @@ static int run_download(const struct target *t, const char *remote, const char *
 	char *body = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	if (!body || hc_send_head(h, t, "POST", "/files/read", "application/json", (long long)strlen(body), NULL) < 0 ||
-	    send_all(h->fd, body, strlen(body)) < 0 || hc_response(h) < 0) {
+	    send_all(h->fd, body, strlen(body)) < 0) {
 		free(body);
-		rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "download: no valid answer from the agent");
+		rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "download: cannot send the request");
 		goto out;
 	}
 	free(body);
+	if (hc_response(h) < 0) {
+		rc = fail(1, h->ecode, NULL, "download: %s", h->why);
+		goto out;
+	}
 	if (h->status == 404) {
 		free(hc_slurp(h, NULL));
 		rc = fail(1, "ERR_REMOTE_NOT_FOUND", "check the path with 'vmsan exec ID -- ls -la DIR'",
@@ -985,33 +1207,59 @@ static int run_download(const struct target *t, const char *remote, const char *
 		rc = agent_error(h, "download");
 		goto out;
 	}
-	/* The archive comes from the guest: untrusted.  Nothing may land
-	 * outside DIR, no setuid bits, no device nodes, no foreign owners,
-	 * and only entries under the name we asked for. */
-	struct tar_reader tr;
-	struct tar_stats st;
-	char err[600];
-	tar_reader_init(&tr, hc_tar_read, h);
-	struct tar_extract_opts o = { .rootfd = rootfd, .chown_uid = -1, .chown_gid = -1,
-				      .strip_special_bits = true, .top_from = rb, .top_to = newname };
-	int x = tar_extract(&tr, &o, &st, err, sizeof err);
-	tar_reader_free(&tr);
-	if (x != TAR_OK) {
-		rc = fail(1, x == TAR_E_ESCAPE ? "ERR_UNSAFE_ARCHIVE" : x == TAR_E_SOURCE ? "ERR_AGENT_PROTOCOL" : "ERR_LOCAL_FILE",
-			  x == TAR_E_ESCAPE ? "the guest sent an archive that points outside the destination; "
-					      "nothing outside it was written" : NULL,
-			  "download: %s", x == TAR_E_SOURCE ? "the transfer was cut short" : err);
+	if (h->kind == BODY_LENGTH && h->left > max_bytes) {
+		rc = fail(1, "ERR_DOWNLOAD_LIMIT", "raise the limit with --max-bytes if you expect that much",
+			  "download: the agent announces %llu bytes; the limit is %llu bytes",
+			  (unsigned long long)h->left, (unsigned long long)max_bytes);
+		goto out;
+	}
+	/* The archive comes from the guest: untrusted.  untar builds it in a
+	 * hidden directory of its own and moves it into place only when it
+	 * is whole; a signal stops it and removes what was made. */
+	struct sigaction sa = { .sa_handler = on_dl_signal }, old[3];   /* no SA_RESTART */
+	const int sigs[3] = { SIGINT, SIGTERM, SIGHUP };
+	for (int i = 0; i < 3; i++)
+		sigaction(sigs[i], &sa, &old[i]);
+	h->abort = &dl_abort;
+	struct untar_stats st;
+	char err[900];
+	struct untar_opts uo = { .dirfd = rootfd, .name = newname, .top = rb, .max_bytes = max_bytes,
+				 .abort = &dl_abort };
+	int x = untar(hc_tar_read, h, &uo, &st, err, sizeof err);
+	for (int i = 0; i < 3; i++)
+		sigaction(sigs[i], &old[i], NULL);
+	if (x != UNTAR_OK) {
+		static const char *const codes[] = {
+			[UNTAR_E_UNSAFE] = "ERR_UNSAFE_ARCHIVE", [UNTAR_E_FORMAT] = "ERR_AGENT_PROTOCOL",
+			[UNTAR_E_LIMIT] = "ERR_DOWNLOAD_LIMIT", [UNTAR_E_SOURCE] = "ERR_AGENT_PROTOCOL",
+			[UNTAR_E_EXISTS] = "ERR_DEST_EXISTS", [UNTAR_E_LOCAL] = "ERR_LOCAL_FILE" };
+		const char *fix = x == UNTAR_E_UNSAFE ? "the guest sent an archive that tries to leave the destination; "
+							"nothing was written"
+				: x == UNTAR_E_LIMIT ? "the limits are in vmsan-agentctl(8); --max-bytes sets the one on "
+						       "bytes; nothing was written"
+				: x == UNTAR_E_EXISTS ? "remove it, or name another --dest"
+				: "nothing was written";
+		if (x == UNTAR_E_SOURCE && h->ecode && !dl_abort)
+			rc = fail(1, h->ecode, fix, "download: %s (%s)", err, h->why);
+		else
+			rc = fail(dl_abort ? 128 + dl_abort : 1, dl_abort ? "ERR_INTERRUPTED" : codes[x], fix,
+				  "download: %s", err);
 		goto out;
 	}
 	char local[8500];
 	snprintf(local, sizeof local, "%s/%s", dir, newname);
 	if (json_out)
-		reply_ok(json_pack("{s:s, s:s, s:I, s:I, s:I}", "remotePath", remote, "localPath", local,
+		reply_ok(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "remotePath", remote, "localPath", local,
 				   "files", (json_int_t)st.files, "dirs", (json_int_t)st.dirs,
-				   "bytes", (json_int_t)st.bytes));
-	else
+				   "bytes", (json_int_t)st.bytes, "symlinks", (json_int_t)st.symlinks,
+				   "skipped", (json_int_t)st.skipped));
+	else {
 		fprintf(stderr, "downloaded %s to %s (%llu file(s), %llu bytes)\n", remote, local,
 			(unsigned long long)st.files, (unsigned long long)st.bytes);
+		if (st.skipped)
+			fprintf(stderr, "  %llu device node(s), FIFO(s) or socket(s) were not created\n",
+				(unsigned long long)st.skipped);
+	}
 	rc = 0;
 out:
 	close(rootfd);
@@ -1141,8 +1389,12 @@ static int run_shell(const struct target *t, const char *session, const char *sh
 	char head[16000];
 	int hn = snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Bearer %s\r\n%s\r\n",
 			  path, t->host, t->port, t->token, extra);
-	if (hn >= (int)sizeof head || send_all(h->fd, head, (size_t)hn) < 0 || hc_response(h) < 0) {
-		rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "connect: no valid answer from the agent");
+	if (hn >= (int)sizeof head || send_all(h->fd, head, (size_t)hn) < 0) {
+		rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "connect: cannot send the request");
+		goto out;
+	}
+	if (hc_response(h) < 0) {
+		rc = fail(1, h->ecode, NULL, "connect: %s", h->why);
 		goto out;
 	}
 	if (h->status != 101) {
@@ -1180,16 +1432,24 @@ static int run_shell(const struct target *t, const char *session, const char *sh
 		snprintf(sid, sizeof sid, "%s", session);
 	int exit_code = -1;
 	bool destroyed = false, in_open = true, closed = false;
-	uint8_t *msg = malloc(1 << 20);
+	uint8_t *msg = malloc(WS_MSG_MAX);
 	size_t msglen = 0;
 	char inb[16384];
+	char bad[160] = "";   /* why we hang up on the agent */
 	rc = 1;
 	while (!closed && msg) {
 		/* frames already buffered */
 		for (;;) {
 			struct ws_frame f;
-			int k = ws_parse_header((uint8_t *)h->buf + h->pos, h->len - h->pos, false, 1 << 20, &f);
+			/* A frame is whole in h->buf before it is used, so it must
+			 * fit there: WS_FRAME_MAX, well under the buffer. */
+			int k = ws_parse_header((uint8_t *)h->buf + h->pos, h->len - h->pos, false, WS_FRAME_MAX, &f);
 			if (k < 0) {
+				if (k == -WS_CLOSE_TOO_BIG)
+					snprintf(bad, sizeof bad, "the agent sent a WebSocket frame of more than %u bytes",
+						 WS_FRAME_MAX);
+				else
+					snprintf(bad, sizeof bad, "the agent sent an invalid WebSocket frame (%d)", -k);
 				closed = true;
 				break;
 			}
@@ -1206,10 +1466,14 @@ static int run_shell(const struct target *t, const char *session, const char *sh
 			uint8_t *p = (uint8_t *)h->buf + h->pos + f.hdrlen;
 			size_t n = (size_t)f.len;
 			if (f.opcode == WS_BINARY || f.opcode == WS_CONT) {
-				if (msglen + n <= (1 << 20)) {
-					memcpy(msg + msglen, p, n);
-					msglen += n;
+				if (msglen + n > WS_MSG_MAX) {
+					snprintf(bad, sizeof bad, "the agent sent a WebSocket message of more than %u bytes",
+						 WS_MSG_MAX);
+					closed = true;
+					break;
 				}
+				memcpy(msg + msglen, p, n);
+				msglen += n;
 				if (f.fin) {
 					if (msglen && msg[0] == 0)
 						write_all_fd(1, (char *)msg + 1, msglen - 1);
@@ -1218,7 +1482,7 @@ static int run_shell(const struct target *t, const char *session, const char *sh
 			} else if (f.opcode == WS_TEXT) {
 				json_t *j = json_loadb((char *)p, n, 0, NULL);
 				const char *s = json_string_value(json_object_get(j, "sessionId"));
-				if (s)
+				if (token_ok(s, 32, "0123456789abcdef"))   /* we print it */
 					snprintf(sid, sizeof sid, "%s", s);
 				if (json_object_get(j, "exitCode"))
 					exit_code = (int)json_integer_value(json_object_get(j, "exitCode"));
@@ -1277,7 +1541,10 @@ static int run_shell(const struct target *t, const char *session, const char *sh
 	}
 	restore_tty();
 	free(msg);
-	if (destroyed && exit_code >= 0)
+	if (bad[0]) {
+		rc = fail(1, "ERR_AGENT_PROTOCOL", NULL, "connect: %s; disconnected%s%s", bad,
+			  sid[0] ? ", the session may live on: " : "", sid);
+	} else if (destroyed && exit_code >= 0)
 		rc = exit_code;
 	else if (destroyed)
 		rc = 0;
@@ -1311,7 +1578,7 @@ static void usage(FILE *f)
 "  sessions\n"
 "  session-kill SESSION_ID\n"
 "  upload [--dest DIR] [-u USER] [--preserve-owner] PATH...\n"
-"  download [--dest PATH] REMOTE_PATH\n"
+"  download [--dest PATH] [--max-bytes N] REMOTE_PATH\n"
 "\n"
 "The host side of vmsan-agent.  exec exits with the remote command's status\n"
 "(124 when it timed out); shell with the shell's.  A token is never taken\n"
@@ -1546,18 +1813,28 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "download")) {
 		const char *dest = NULL;
-		static const struct option lo[] = { { "dest", required_argument, 0, 'd' }, { 0, 0, 0, 0 } };
+		uint64_t max_bytes = UNTAR_MAX_BYTES_DEFAULT;
+		static const struct option lo[] = { { "dest", required_argument, 0, 'd' },
+			{ "max-bytes", required_argument, 0, 'M' }, { 0, 0, 0, 0 } };
 		int c;
 		while ((c = getopt_long(ac, av, "d:", lo, NULL)) != -1) {   /* options anywhere, as upload */
 			if (c == 'd')
 				dest = optarg;
-			else
+			else if (c == 'M') {
+				char *end;
+				errno = 0;
+				unsigned long long v = strtoull(optarg, &end, 10);
+				if (end == optarg || *end || errno || v == 0 || optarg[0] == '-')
+					return fail(VMSAN_EXIT_USAGE, "ERR_VALIDATION_MAX_BYTES", "give a number of bytes",
+						    "--max-bytes '%s' is not a positive number", optarg);
+				max_bytes = v;
+			} else
 				return fail(VMSAN_EXIT_USAGE, "ERR_USAGE", NULL, "unknown option %s", av[optind - 1]);
 		}
 		if (optind != ac - 1)
 			return fail(VMSAN_EXIT_USAGE, "ERR_USAGE", "usage: vmsan download ID REMOTE_PATH [--dest PATH]",
 				    "download takes one remote path");
-		return run_download(&t, av[optind], dest);
+		return run_download(&t, av[optind], dest, max_bytes);
 	}
 	return fail(VMSAN_EXIT_USAGE, "ERR_USAGE", "see vmsan-agentctl --help", "unknown command '%s'", cmd);
 }
