@@ -118,13 +118,15 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Addresses never put in the set: this host, its VMs, nowhere. */
+/* Addresses never put in the set: this host, its VMs, link-local (cloud
+ * metadata, 169.254.169.254), nowhere. */
 static bool addr_forbidden(uint32_t a)
 {
 	uint8_t top = (uint8_t)(a >> 24);
 	unsigned pool_base = NET_POOL_BASE;
 
 	return top == 0 || top == 127 || top >= 224 || (a & 0xfffe0000u) == pool_base ||
+	       (a & 0xffff0000u) == 0xa9fe0000u ||     /* 169.254.0.0/16 */
 	       (a & 0xfffffffcu) == 0xac100000u;       /* the VM's own link, 172.16.0.0/30 */
 }
 
@@ -481,6 +483,10 @@ static int allow_addrs(long pat, const struct dns_addr *a, size_t na)
 		R.purge_at = now + 5000;
 	}
 	for (size_t i = 0; i < na; i++) {
+		/* the guest may hear it, but it never reaches the set (the
+		 * setter would refuse the whole batch) */
+		if (addr_forbidden(a[i].addr))
+			continue;
 		uint32_t t = clamp_ttl(a[i].ttl);
 		int64_t exp = now + (int64_t)t * 1000, have = 0;
 		struct entry *mine = NULL;

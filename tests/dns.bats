@@ -23,6 +23,7 @@ setup_file() {
 		--address=/example.test/192.0.2.10 --address=/wild.test/192.0.2.20 \
 		--host-record=other.test,192.0.2.20 --host-record=edge.other.test,192.0.2.20 \
 		--host-record=shared.test,192.0.2.10 --host-record=bulk.test,192.0.2.30 \
+		--host-record=meta.test,169.254.169.254 --host-record=lo.test,127.0.0.1 \
 		--cname=cdn.alias.test,edge.other.test --addn-hosts="$BATS_FILE_TMPDIR/many.hosts" --log-facility="$BATS_FILE_TMPDIR/dns-up.log"
 	# --strict-domains: a real TLS server on 192.0.2.10:443 (example.test
 	# and shared.test both live there, as sites behind one CDN address),
@@ -153,6 +154,18 @@ upstream_saw() { grep -c "query\[A\] $1 from" "$BATS_FILE_TMPDIR/dns-up.log" || 
 	dvm 2 '["edge.other.test"]'
 	assert_eq "$(rcode 2 cdn.alias.test)" NXDOMAIN
 	assert_eq "$(q 2 edge.other.test)" 192.0.2.20
+}
+
+@test "an allowed name's link-local (metadata) or loopback address never enters the set; the guest only hears it" {
+	dvm 1 '["meta.test","lo.test","example.test"]'
+	assert_eq "$(q 1 meta.test)" "169.254.169.254"
+	assert_eq "$(q 1 lo.test)" "127.0.0.1"
+	# the control: an ordinary address of the same list does
+	assert_eq "$(q 1 example.test)" "192.0.2.10"
+	set=$(nsenter --net=/run/netns/vmsan-vm-7e570001 nft list set ip vmsan dns_allow)
+	assert_contains "$set" "192.0.2.10"
+	[[ $set != *169.254* && $set != *127.0.0.1* ]]
+	grep -q 'allow.*meta.test' "$BATS_TEST_TMPDIR/dns1.log"
 }
 
 @test "an address leaves the set when its TTL runs out" {

@@ -342,3 +342,23 @@ dns() { # dns N SERVER [tcp]: the answer's address bytes, hex
 	[ "$status" -eq 1 ]
 	assert_contains "$output" "vmsan-net needs root"
 }
+
+@test "169.254.169.254 (cloud metadata) is never reached unless an allowed CIDR names it; another address of the same fake host is" {
+	# The fake internet's host answers on a metadata address and on 192.0.2.10.
+	nsx "$I" ip addr add 169.254.169.254/32 dev lo
+	nsd "$I" socat TCP4-LISTEN:80,bind=169.254.169.254,reuseaddr,fork SYSTEM:'echo metadata'
+	sleep 0.2
+	assert_eq "$(tcp_get nsx "$H" nc -w 2 169.254.169.254 80 </dev/null)" "metadata"
+	for p in '{"policy":"allow-all"}' '{"policy":"custom","allowedCidrs":["0.0.0.0/0"]}' \
+		'{"policy":"custom","allowedCidrs":["192.0.2.0/24"]}'; do
+		vm_up 1 "$p"
+		assert_eq "$(get 1 192.0.2.10 80)" "hello-from-192.0.2.10"
+		assert_eq "$(get 1 169.254.169.254 80)" ""
+		vm_down 1
+	done
+	vm_up 1 '{"policy":"custom","allowedCidrs":["169.254.169.254/32","192.0.2.10/32"]}'
+	assert_eq "$(get 1 169.254.169.254 80)" "metadata"
+	assert_eq "$(get 1 192.0.2.10 80)" "hello-from-192.0.2.10"
+	vm_down 1
+	nsx "$I" ip addr del 169.254.169.254/32 dev lo
+}

@@ -119,3 +119,26 @@ CASES
 		[ "$status" -eq 0 ] || { echo "port $p: $output"; false; }
 	done
 }
+
+@test "link-local 169.254.0.0/16 (cloud metadata): dropped unless an allowed CIDR inside it names it; denied still wins" {
+	for p in '{"policy":"allow-all"}' '{"policy":"custom"}' '{"policy":"custom","allowedCidrs":["0.0.0.0/0"]}' \
+		'{"policy":"custom","allowedCidrs":["169.0.0.0/8"]}' '{"policy":"deny-all"}' \
+		'{"policy":"allow-all","hostMode":{"id":"vm-1a2b3c4d","slot":7}}'; do
+		rules=$(compile --format nft <<<"$p")
+		assert_contains "$rules" "ip daddr 169.254.0.0/16 drop"
+		# nothing accepts before that drop but the chain's own first rules
+		before=$(sed -n '/chain forward/,/169.254.0.0\/16 drop/p' <<<"$rules" | grep -E ' accept$' |
+			grep -vE 'ct state established,related accept|ct status dnat accept|ct direction reply accept|icmp ct state related accept|dport 53 accept' || true)
+		[ -z "$before" ] || { echo "$p: $before"; false; }
+	done
+	rules=$(compile --format nft <<<'{"policy":"custom","allowedCidrs":["169.254.169.254/32","10.0.0.0/8"]}')
+	meta=$(grep -n 'ip daddr 169.254.169.254/32 accept' <<<"$rules" | cut -d: -f1)
+	ll=$(grep -n 'ip daddr 169.254.0.0/16 drop' <<<"$rules" | cut -d: -f1)
+	[ -n "$meta" ] && [ "$meta" -lt "$ll" ]
+	[ "$(grep -c '169.254.169.254/32 accept' <<<"$rules")" -eq 1 ]
+	# denied wins over an allowed link-local CIDR
+	rules=$(compile --format nft <<<'{"policy":"custom","allowedCidrs":["169.254.0.0/16"],"deniedCidrs":["169.254.169.254/32"]}')
+	deny=$(grep -n 'ip daddr 169.254.169.254/32 drop' <<<"$rules" | cut -d: -f1)
+	allow=$(grep -n 'ip daddr 169.254.0.0/16 accept' <<<"$rules" | cut -d: -f1)
+	[ "$deny" -lt "$allow" ]
+}

@@ -24,6 +24,7 @@
 #define NET_LINK_PREFIXLEN 30
 #define NET_POOL "198.18.0.0/15"
 #define NET_POOL_BASE 0xc6120000u      /* 198.18.0.0 */
+#define NET_LINK_LOCAL "169.254.0.0/16" /* cloud metadata: dropped unless allowed by name */
 #define NET_SLOTS 32768
 #define NET_TABLE "vmsan"
 #define NET_VMM_UID_BASE 1879048192u  /* root's VMMs: uid and gid base + slot */
