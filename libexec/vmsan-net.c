@@ -528,6 +528,26 @@ static int route_localnet(const char *ifname, struct verr *e)
 	return 0;
 }
 
+/* No IPv6 on a VM link: no address (not even link-local), no router
+ * advertisement taken; set before the link goes up.  A kernel without
+ * IPv6 has nothing to disable. */
+static int no_ipv6(const char *ifname, struct verr *e)
+{
+	static const char *const knobs[][2] = { { "accept_ra", "0" }, { "disable_ipv6", "1" } };
+	char path[96];
+
+	if (access("/proc/sys/net/ipv6", F_OK) != 0 && errno == ENOENT)
+		return 0;
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/%s", ifname, knobs[i][0]);
+		if (write_file(path, knobs[i][1]) != 0) {
+			verr_sys(e, "ERR_SYSCTL", NULL, "cannot set %s", path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int host_side(struct vmnet *v, struct verr *e)
 {
 	struct nl_sock *sk = rt_sock(e);
@@ -558,6 +578,8 @@ static int host_side(struct vmnet *v, struct verr *e)
 		nlerr(e, err, "create veth", v->host_if);
 		goto out;
 	}
+	if (no_ipv6(v->host_if, e))
+		goto out;
 	if (add_addr(sk, v->host_if, v->host_addr, NET_LINK_PREFIXLEN, e) || link_up(sk, v->host_if, e))
 		goto out;
 	if (route_localnet(v->host_if, e))
@@ -582,10 +604,14 @@ static int ns_side(struct vmnet *v, long owner, long long mbit, json_t *ruleset,
 	sk = rt_sock(e);
 	if (!sk)
 		goto out;
+	/* No IPv6 in the namespace: every link there now and later (the
+	 * defaults), and each of ours by name, before any goes up. */
+	if (no_ipv6("all", e) || no_ipv6("default", e) || no_ipv6("lo", e) || no_ipv6(NET_UPLINK, e))
+		goto out;
 	if (link_up(sk, "lo", e) || link_up(sk, NET_UPLINK, e) ||
 	    add_addr(sk, NET_UPLINK, v->ns_addr, NET_LINK_PREFIXLEN, e) ||
 	    add_default_route(sk, NET_UPLINK, v->host_addr, e) ||
-	    make_tap(NET_TAP, owner, e) || tap_mac(NET_TAP, e) ||
+	    make_tap(NET_TAP, owner, e) || tap_mac(NET_TAP, e) || no_ipv6(NET_TAP, e) ||
 	    add_addr(sk, NET_TAP, NET_TAP_ADDR, NET_LINK_PREFIXLEN, e) || link_up(sk, NET_TAP, e))
 		goto out;
 	if (write_file("/proc/sys/net/ipv4/ip_forward", "1") != 0) {
@@ -663,16 +689,32 @@ fail:
 	return NULL;
 }
 
-/* A VM's ruleset: valid, and for the one table a VM namespace holds. */
+/* A VM's ruleset: valid, for the one table a VM namespace holds, and
+ * with the IPv6 guard (which no caller may leave out or loosen: it is
+ * added when absent, and anything else in its place is refused). */
 static int check_vm_ruleset(json_t *ruleset, struct verr *e)
 {
+	json_t *guard = netplan_ip6_guard(NULL), *ip6;
+	int rc = -1;
+
 	if (nft_ruleset_check(ruleset, e))
-		return -1;
+		goto out;
 	if (strcmp(json_string_value(json_object_get(ruleset, "table")), NET_TABLE)) {
 		verr_set(e, VMSAN_EXIT_USAGE, "ERR_RULESET", NULL, "ruleset.table must be '%s'", NET_TABLE);
-		return -1;
+		goto out;
 	}
-	return 0;
+	ip6 = json_object_get(ruleset, "ip6");
+	if (ip6 && !json_equal(ip6, guard)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_RULESET", "give the ruleset of vmsan-nftables compile",
+			 "ruleset.ip6: a VM's namespace drops all IPv6; it cannot be changed");
+		goto out;
+	}
+	if (!ip6)
+		json_object_set(ruleset, "ip6", guard);
+	rc = 0;
+out:
+	json_decref(guard);
+	return rc;
 }
 
 static void teardown(struct vmnet *v);
@@ -719,8 +761,8 @@ static int host_tap(struct vmnet *v, long owner, struct verr *e)
 		return -1;
 	if (link_index(sk, v->host_if))
 		delete_link(v->host_if);
-	if (make_tap(v->host_if, owner, e) || add_addr(sk, v->host_if, v->host_addr, NET_LINK_PREFIXLEN, e) ||
-	    link_up(sk, v->host_if, e))
+	if (make_tap(v->host_if, owner, e) || no_ipv6(v->host_if, e) ||
+	    add_addr(sk, v->host_if, v->host_addr, NET_LINK_PREFIXLEN, e) || link_up(sk, v->host_if, e))
 		goto out;
 	if (route_localnet(v->host_if, e))
 		goto out;

@@ -23,11 +23,20 @@ compile() { "$LIBEXEC/vmsan-nftables" compile "$@"; }
 }
 
 @test "--no-netns rules: every verdict scoped to the VM's TAP, the chain's policy accept, a final drop" {
-	rules=$(compile --format nft <"$TOP/tests/golden/custom-host.json")
+	all=$(compile --format nft <"$TOP/tests/golden/custom-host.json")
+	rules=$(sed '/^table ip6 /,$d' <<<"$all")
 	assert_contains "$rules" "table ip vmsan_vm_1a2b3c4d {"
 	assert_contains "$rules" "type filter hook forward priority 0; policy accept;"
-	[ -z "$(grep -E ' (accept|drop)$' <<<"$rules" | grep -v 'iifname "vmst7"' || true)" ]
+	[ -z "$(grep -E ' (accept|drop)$' <<<"$all" | grep -vE '^\s*(iif|oif)name "vmst7"' || true)" ]
 	[ "$(grep -E ' (accept|drop)$' <<<"$rules" | tail -1 | tr -d '\t')" = 'iifname "vmst7" drop' ]
+	# IPv6 from and to the TAP: dropped, in a table of its own (the host's chains accept)
+	v6=$(sed -n '/^table ip6 vmsan_vm_1a2b3c4d {/,$p' <<<"$all")
+	assert_contains "$v6" $'hook input priority 0; policy accept;\n\t\tiifname "vmst7" drop'
+	assert_contains "$v6" $'iifname "vmst7" drop\n\t\toifname "vmst7" drop'
+	# in a VM's namespace, every IPv6 chain drops
+	v6=$(compile --format nft <<<'{"policy":"allow-all"}' | sed -n '/^table ip6 vmsan {/,$p')
+	[ "$(grep -c 'policy drop;' <<<"$v6")" -eq 3 ]
+	[ -z "$(grep -E ' accept$' <<<"$v6" || true)" ]
 	assert_contains "$rules" 'ip saddr != 198.18.0.30/32 drop'
 	# no agent DNAT, no masquerade, no input chain: the host table has those
 	[[ $rules != *9119* && $rules != *masquerade* && $rules != *"hook input"* ]]

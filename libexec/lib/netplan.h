@@ -36,6 +36,12 @@
 
 /* The shared table of the namespace vmsan-net runs in ("the host"). */
 json_t *netplan_host_ruleset(void);
+/* The "ip6" part of a VM's ruleset (nft.h): no IPv6 reaches or leaves the
+ * guest.  tap NULL: in the VM's namespace, every chain's policy drop (the
+ * namespace has no IPv6 at all); else on the host, what comes from or goes
+ * to that TAP is dropped.  vmsan-net also disables IPv6 on every VM link:
+ * this is the second lock. */
+json_t *netplan_ip6_guard(const char *tap);
 /* Host-side addresses of a slot, dotted. */
 void netplan_slot_addrs(unsigned slot, char host[16], char ns[16]);
 

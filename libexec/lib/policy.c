@@ -12,6 +12,9 @@
  *  - ICMP from the guest is dropped except what conntrack marks related
  *    (PMTU); UDP is dropped except DNS to the configured resolvers; DNS to
  *    anything else and DoT (853) are dropped; so is a spoofed source.
+ *  - No IPv6: the ruleset's ip6 table (netplan_ip6_guard) drops all of
+ *    it in a VM's namespace, and what comes from or goes to the TAP on
+ *    the host.
  *  - Link-local 169.254.0.0/16 (cloud metadata) is dropped, denied or
  *    not, unless an allowed CIDR inside it names it (after the denied
  *    CIDRs: denied still wins); allow-all and 0.0.0.0/0 do not reach it.
@@ -203,14 +206,14 @@ static json_t *in_namespace(const struct policy_target *t, const char *eff, json
 			  NET_TAP_ADDR "/32", "proto", "tcp", "dport", p ? NET_DNS_PORT_HTTP : NET_DNS_PORT_TLS,
 			  "ct_status", "dnat");
 #undef R
-	return json_pack("{s:s, s:s, s:[], s:[{s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i,s:s}, {s:s,s:s,s:s,s:i,s:s}], s:o}",
+	return json_pack("{s:s, s:s, s:[], s:[{s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i,s:s}, {s:s,s:s,s:s,s:i,s:s}], s:o, s:o}",
 		"family", "ip", "table", t->table, "sets",
 		"chains",
 		"name", "prerouting", "type", "nat", "hook", "prerouting", "priority", -100,
 		"name", "postrouting", "type", "nat", "hook", "postrouting", "priority", 100,
 		"name", "forward", "type", "filter", "hook", "forward", "priority", 0, "policy", "drop",
 		"name", "input", "type", "filter", "hook", "input", "priority", 0, "policy", "drop",
-		"rules", rules);
+		"rules", rules, "ip6", netplan_ip6_guard(NULL));
 }
 
 /* In the host's namespace (--no-netns): every rule scoped to the VM's TAP,
@@ -240,8 +243,8 @@ static json_t *on_host(const struct policy_target *t, const char *eff, json_t *d
 	json_array_append_new(chains, json_pack("{s:s,s:s,s:s,s:i,s:s}", "name", "forward", "type", "filter", "hook",
 						"forward", "priority", 0, "policy", "accept"));
 	egress(rules, t, eff, dns, allowed, denied, false, false);
-	return json_pack("{s:s, s:s, s:[], s:o, s:o}", "family", "ip", "table", t->table, "sets", "chains", chains,
-			 "rules", rules);
+	return json_pack("{s:s, s:s, s:[], s:o, s:o, s:o}", "family", "ip", "table", t->table, "sets", "chains", chains,
+			 "rules", rules, "ip6", netplan_ip6_guard(t->tap));
 }
 
 json_t *policy_compile(struct jr *r, const struct policy_target *t, struct verr *e)
