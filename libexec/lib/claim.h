@@ -1,0 +1,26 @@
+/* VM ids as root knows them: each claimed by one uid, across both root
+ * helpers, in /run/vmsan/ids/<id> (root's alone).  The first root
+ * operation on an id claims it for its caller; every later one checks
+ * the caller is that owner (root passes); vmsan-fc's cleanup (vmsan rm)
+ * releases it.  So no user can act on, or squat, another user's id, and
+ * the claims counted per uid are that user's VMs, for the per-user
+ * limit. */
+#ifndef VMSAN_CLAIM_H
+#define VMSAN_CLAIM_H
+
+#include "caller.h"
+
+#define CLAIM_DIR "/run/vmsan/ids"
+
+/* Claims id for who, or checks it is theirs already: ERR_ID_TAKEN for
+ * another uid's, ERR_VM_LIMIT when who has max_per_user ids (root: no
+ * limit).  0, or -1 with e set. */
+int claim_take(const char *id, const struct caller *who, long max_per_user, struct verr *e);
+/* 1: who owns id (root owns all); 0: no claim; -1: another uid's
+ * (ERR_NOT_OWNER set). */
+int claim_check(const char *id, const struct caller *who, struct verr *e);
+/* The owner's uid, or -1 when unclaimed. */
+long claim_owner(const char *id);
+void claim_release(const char *id);
+
+#endif
