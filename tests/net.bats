@@ -469,3 +469,25 @@ PY
 	ip netns del "$g"
 	nsx "$H" "$LIBEXEC/vmsan-net" teardown <<<'{"id":"vm-7e57000c"}' >/dev/null
 }
+
+@test "a published port cannot take over a host service: a port something listens on is refused (exit 1, nothing made); root may publish below 1024" {
+	# 2222: the test host's own service (net_helper.bash)
+	run vm_up 1 '{"policy":"allow-all","publishedPorts":[{"hostPort":2222}]}'
+	[ "$status" -ne 0 ]
+	assert_eq "$(jq -r .error.code "$BATS_TEST_TMPDIR/s1.json")" ERR_PORT_IN_USE
+	run nsx "$H" "$LIBEXEC/vmsan-net" verify <<<'{"id":"vm-7e570001"}'
+	assert_eq "$(jq .clean <<<"$output")" true
+	[ ! -e /run/vmsan/ids/vm-7e570001 ]
+	[[ $(nsx "$H" nft list map ip vmsan pub) != *"2222 :"* ]]
+	assert_eq "$(tcp_get nsx "$H" nc -w 2 127.0.0.1 2222 </dev/null)" "host-service"
+	# the same through --no-netns
+	run nsx "$H" "$LIBEXEC/vmsan-net" <<<'{"op":"setup","id":"vm-7e57000a","hostMode":true,"policy":{"policy":"allow-all","publishedPorts":[{"hostPort":2222}]}}'
+	assert_eq "$status" 1
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_PORT_IN_USE
+	[ ! -e /run/vmsan/net/vm-7e57000a.json ]
+	# the controls: a free port, and root below 1024
+	vm_up 1 '{"policy":"deny-all","publishedPorts":[{"hostPort":81,"guestPort":80}]}'
+	in_guest 1 socat TCP4-LISTEN:80,reuseaddr,fork SYSTEM:'echo published' &
+	sleep 0.2
+	assert_eq "$(tcp_get nsx "$I" nc -w 2 203.0.113.1 81 </dev/null)" "published"
+}
