@@ -45,7 +45,7 @@ setup_extra() {
 	require_root
 	require_cmd visudo
 	require_cmd setpriv
-	[ -n "${UPREFIX:-}" ] && [ -x "$UPREFIX/libexec/vmsan/vmsan-net" ] || { echo "setup_file did not install"; return 1; }
+	if [ -z "${UPREFIX:-}" ] || [ ! -x "$UPREFIX/libexec/vmsan/vmsan-net" ]; then echo "setup_file did not install"; return 1; fi
 }
 
 teardown_extra() {
@@ -186,7 +186,7 @@ clean() {
 }
 
 @test "the DNS log is opened as the caller: not a root file, not through a symlink, not a FIFO; their own works" {
-	local d=/home/$UA req
+	local d=/home/$UA
 	req() {
 		setup_req vm-7e5f0001 '{"policy":"custom","allowedDomains":["example.test"],"dnsResolvers":["192.0.2.53"]}' \
 			"$(jq -cn --arg log "$1" '{dns:{domains:["example.test"], upstreams:["192.0.2.53"], log:$log}}')"

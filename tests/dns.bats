@@ -378,7 +378,7 @@ http() { printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$2" | tcp_get in_guest "$1
 	dvm 1 '["keep.test"]'
 	assert_eq "$(q 1 keep.test)" "192.0.2.31"
 	: >"$log"
-	out=$(printf "$two" | in_guest 1 timeout 4 nc -q 2 192.0.2.31 80 || true)
+	out=$(printf %b "$two" | in_guest 1 timeout 4 nc -q 2 192.0.2.31 80 || true)
 	assert_contains "$out" "hi evil.test /2"
 	assert_contains "$(cat "$log")" "GET evil.test /2"
 	vm_down 1
@@ -386,7 +386,7 @@ http() { printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$2" | tcp_get in_guest "$1
 	dvm 1 '["keep.test"]' '{"strictDomains":true}'
 	assert_eq "$(q 1 keep.test)" "192.0.2.31"
 	: >"$log"
-	out=$(printf "$two" | in_guest 1 timeout 4 nc -q 2 192.0.2.31 80 || true)
+	out=$(printf %b "$two" | in_guest 1 timeout 4 nc -q 2 192.0.2.31 80 || true)
 	assert_contains "$out" "hi keep.test /1"
 	[[ $out != *"/2"* ]]
 	# after a body (Content-Length) too; and the guest waiting on the

@@ -406,7 +406,7 @@ PY
 		assert_eq "$(nsx "$ns" cat /proc/sys/net/ipv6/conf/$l/disable_ipv6)" 1
 		assert_eq "$(nsx "$ns" cat /proc/sys/net/ipv6/conf/$l/accept_ra)" 0
 	done
-	assert_eq "$(nsx "$H" cat /proc/sys/net/ipv6/conf/vmsh$slot/disable_ipv6)" 1
+	assert_eq "$(nsx "$H" cat /proc/sys/net/ipv6/conf/vmsh"$slot"/disable_ipv6)" 1
 	assert_eq "$(nsx "$H" ip -6 -o addr show dev "vmsh$slot")" ""
 	# The guest advertises itself as a router: nothing in the VM's namespace takes it.
 	send_ra "vtg${NET_SFX}1" eth0
