@@ -118,13 +118,15 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Addresses never put in the set: this host, its VMs, nowhere. */
+/* Addresses never put in the set: this host, its VMs, link-local (cloud
+ * metadata, 169.254.169.254), nowhere. */
 static bool addr_forbidden(uint32_t a)
 {
 	uint8_t top = (uint8_t)(a >> 24);
 	unsigned pool_base = NET_POOL_BASE;
 
 	return top == 0 || top == 127 || top >= 224 || (a & 0xfffe0000u) == pool_base ||
+	       (a & 0xffff0000u) == 0xa9fe0000u ||     /* 169.254.0.0/16 */
 	       (a & 0xfffffffcu) == 0xac100000u;       /* the VM's own link, 172.16.0.0/30 */
 }
 
@@ -280,6 +282,11 @@ struct relay {
 	size_t culen, cuoff, uclen, ucoff;
 	bool c_eof, u_eof, c_shut, u_shut;
 	int64_t deadline;
+	/* HTTP: one request per connection, relayed with "Connection: close";
+	 * what the guest sends after it never reaches the server */
+	long long body;         /* its body's bytes still to relay; -1: chunked */
+	struct http_chunked ck;
+	bool req_done, dropped;
 };
 enum { RL_PEEK, RL_CONNECT, RL_PIPE };
 
@@ -481,6 +488,10 @@ static int allow_addrs(long pat, const struct dns_addr *a, size_t na)
 		R.purge_at = now + 5000;
 	}
 	for (size_t i = 0; i < na; i++) {
+		/* the guest may hear it, but it never reaches the set (the
+		 * setter would refuse the whole batch) */
+		if (addr_forbidden(a[i].addr))
+			continue;
 		uint32_t t = clamp_ttl(a[i].ttl);
 		int64_t exp = now + (int64_t)t * 1000, have = 0;
 		struct entry *mine = NULL;
@@ -947,7 +958,7 @@ static void relay_accept(int which)
 	/* full, or not DNATed here (the ruleset sends only what is for
 	 * the set's addresses): closed */
 	if (!x || getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dl) || dst.sin_family != AF_INET ||
-	    !(x->cu = malloc(RELAY_BUF)) || !(x->uc = malloc(RELAY_BUF))) {
+	    !(x->cu = malloc(RELAY_BUF + 64)) || !(x->uc = malloc(RELAY_BUF))) {
 		if (x)
 			relay_close(x);
 		close(fd);
@@ -972,6 +983,55 @@ static void relay_refuse(struct relay *x, const char *name, const char *why)
 	if (x->http)
 		(void)!send(x->c, forbidden, sizeof forbidden - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	relay_close(x);
+}
+
+/* The last n bytes in x->cu are the guest's, after the head: those of the
+ * first request's body stay, the rest go; -1 if the body is malformed. */
+static int http_body_take(struct relay *x, size_t n)
+{
+	size_t keep = n;
+
+	if (x->req_done) {
+		keep = 0;
+	} else if (x->body >= 0) {
+		keep = (unsigned long long)x->body < n ? (size_t)x->body : n;
+		x->body -= (long long)keep;
+		x->req_done = x->body == 0;
+	} else {
+		long k = http_chunked_feed(&x->ck, x->cu + x->culen, n);
+
+		if (k < 0)
+			return -1;
+		keep = (size_t)k;
+		x->req_done = x->ck.done;
+	}
+	if (keep < n && !x->dropped) {
+		x->dropped = true;
+		log_conn("deny", true, "", &x->dst, "more than one request on a connection (not relayed)");
+	}
+	x->culen += keep;
+	return 0;
+}
+
+/* HTTP: the bytes of the first request that are in (x->cu), of those
+ * read, the rest dropped; its head rewritten with "Connection: close".
+ * -1 if its framing is ambiguous. */
+static int http_first_only(struct relay *x)
+{
+	static uint8_t head[RELAY_BUF + 64];
+	size_t h, nh, rest;
+	long long body;
+
+	if (http_request_frame(x->cu, x->culen, &h, &body))
+		return -1;
+	nh = http_close_head(x->cu, h, head);
+	rest = x->culen - h;
+	memmove(x->cu + nh, x->cu + h, rest);
+	memcpy(x->cu, head, nh);
+	x->culen = nh;
+	x->body = body;
+	memset(&x->ck, 0, sizeof x->ck);
+	return http_body_take(x, rest);
 }
 
 /* The first bytes: once they name a host, allowed or refused. */
@@ -1003,6 +1063,10 @@ static void relay_peek(struct relay *x)
 		relay_refuse(x, name, "the address is not one the name resolved to");
 		return;
 	}
+	if (x->http && http_first_only(x)) {
+		relay_refuse(x, name, "ambiguous request framing");
+		return;
+	}
 	x->u = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (x->u < 0 || (connect(x->u, (struct sockaddr *)&x->dst, sizeof x->dst) && errno != EINPROGRESS)) {
 		log_conn("error", x->http, name, &x->dst, "cannot connect");
@@ -1020,12 +1084,12 @@ static bool pipe_in(int from, uint8_t *buf, size_t *len, size_t *off, bool *eof)
 {
 	if (*off == *len)
 		*off = *len = 0;
-	else if (*off && *len == RELAY_BUF) {
+	else if (*off && *len >= RELAY_BUF) {
 		memmove(buf, buf + *off, *len - *off);
 		*len -= *off;
 		*off = 0;
 	}
-	if (*len == RELAY_BUF)
+	if (*len >= RELAY_BUF)
 		return true;
 	ssize_t r = recv(from, buf + *len, RELAY_BUF - *len, MSG_DONTWAIT);
 	if (r < 0)
@@ -1045,6 +1109,46 @@ static bool pipe_out(int to, uint8_t *buf, size_t len, size_t *off)
 		return errno == EAGAIN;
 	*off += (size_t)w;
 	return true;
+}
+
+/* The guest's side of an HTTP relay: the first request's bytes are
+ * relayed, whatever follows it is read and dropped. */
+static bool http_in(struct relay *x)
+{
+	static uint8_t drop[4096];
+	size_t before;
+
+	if (x->req_done) {
+		ssize_t r = recv(x->c, drop, sizeof drop, MSG_DONTWAIT);
+
+		if (r < 0)
+			return errno == EAGAIN;
+		if (r == 0)
+			x->c_eof = true;
+		else if (!x->dropped) {
+			x->dropped = true;
+			log_conn("deny", true, "", &x->dst, "more than one request on a connection (not relayed)");
+		}
+		return true;
+	}
+	if (x->cuoff == x->culen)
+		x->cuoff = x->culen = 0;
+	else if (x->cuoff && x->culen >= RELAY_BUF) {
+		memmove(x->cu, x->cu + x->cuoff, x->culen - x->cuoff);
+		x->culen -= x->cuoff;
+		x->cuoff = 0;
+	}
+	if (x->culen >= RELAY_BUF)
+		return true;
+	before = x->culen;
+	ssize_t r = recv(x->c, x->cu + before, RELAY_BUF - before, MSG_DONTWAIT);
+	if (r < 0)
+		return errno == EAGAIN;
+	if (r == 0) {
+		x->c_eof = true;
+		return true;
+	}
+	return http_body_take(x, (size_t)r) == 0;
 }
 
 /* Room to read into (pipe_in moves what is left to the front). */
@@ -1074,8 +1178,8 @@ static void relay_io(struct relay *x, bool upstream, short rev)
 		x->state = RL_PIPE;
 	}
 	if (rev & (POLLIN | POLLHUP | POLLERR))
-		ok = upstream ? pipe_in(x->u, x->uc, &x->uclen, &x->ucoff, &x->u_eof)
-			      : pipe_in(x->c, x->cu, &x->culen, &x->cuoff, &x->c_eof);
+		ok = upstream ? pipe_in(x->u, x->uc, &x->uclen, &x->ucoff, &x->u_eof) :
+		     x->http  ? http_in(x) : pipe_in(x->c, x->cu, &x->culen, &x->cuoff, &x->c_eof);
 	ok = ok && pipe_out(x->u, x->cu, x->culen, &x->cuoff) && pipe_out(x->c, x->uc, x->uclen, &x->ucoff);
 	if (!ok) {
 		relay_close(x);
@@ -1090,7 +1194,8 @@ static void relay_io(struct relay *x, bool upstream, short rev)
 		shutdown(x->c, SHUT_WR);
 		x->c_shut = true;
 	}
-	if (x->c_shut && x->u_shut) {
+	/* HTTP: the one response relayed whole, the connection ends */
+	if ((x->c_shut && x->u_shut) || (x->http && x->req_done && x->c_shut)) {
 		relay_close(x);
 		return;
 	}
@@ -1106,6 +1211,8 @@ static short relay_events(const struct relay *x, bool upstream)
 		return upstream ? POLLOUT : 0;
 	if (upstream)
 		return (short)((x->u_eof || !room(x->uclen, x->ucoff) ? 0 : POLLIN) | (x->cuoff < x->culen ? POLLOUT : 0));
+	if (x->http && x->req_done)     /* what follows the request: read and dropped */
+		return (short)((x->c_eof ? 0 : POLLIN) | (x->ucoff < x->uclen ? POLLOUT : 0));
 	return (short)((x->c_eof || !room(x->culen, x->cuoff) ? 0 : POLLIN) | (x->ucoff < x->uclen ? POLLOUT : 0));
 }
 

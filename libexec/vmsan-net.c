@@ -40,6 +40,11 @@
 #include <unistd.h>
 
 #include <linux/if.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <net/if_arp.h>
 #include <linux/if_tun.h>
 #include <netlink/netlink.h>
@@ -50,9 +55,12 @@
 #include <netlink/route/qdisc/tbf.h>
 #include <netlink/route/route.h>
 
+#include "lib/caller.h"
+#include "lib/claim.h"
 #include "lib/netplan.h"
 #include "lib/nft.h"
 #include "lib/policy.h"
+#include "lib/rootconf.h"
 
 #define RUN_DIR "/run/vmsan"
 #define NET_DIR RUN_DIR "/net"
@@ -72,9 +80,14 @@ struct vmnet {
 	char table[32];          /* host mode: the VM's table */
 	json_t *dns;             /* its resolver: {pid, start, resolver, resolverStart, upstreams, ttlMin,
 				  * ttlMax, strict}, or NULL */
+	long owner;              /* the uid it was set up for (0: root) */
 };
 
 static int orig_ns = -1;     /* the namespace we started in: "the host" */
+static struct caller who;    /* who asked (the sudo user, or root) */
+static struct rootconf conf; /* root's settings: per-user limit, port range */
+
+#define LOCK_WAIT_MS 10000   /* the longest a lock is waited for */
 
 /* ---- small utilities ---------------------------------------------------- */
 
@@ -236,6 +249,7 @@ static void vmnet_init(struct vmnet *v, const char *id)
 	snprintf(v->netns, sizeof(v->netns), "vmsan-%s", id);
 	snprintf(v->nspath, sizeof(v->nspath), NETNS_DIR "/%s", v->netns);
 	v->slot = -1;
+	v->owner = (long)who.uid;
 }
 
 static void vmnet_set_slot(struct vmnet *v, long slot)
@@ -260,15 +274,31 @@ static int ensure_dirs(struct verr *e)
 	return 0;
 }
 
+/* The lock, waited for LOCK_WAIT_MS at most: a holder stopped by its
+ * caller (SIGSTOP through sudo) makes the others fail with ERR_BUSY
+ * instead of hanging every user's VMs.  Holders keep it for a few
+ * system calls (slot bitmap and record; the host table's creation). */
 static int lock_file(const char *path, struct verr *e)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 
-	if (fd < 0 || flock(fd, LOCK_EX) != 0) {
-		verr_sys(e, "ERR_RUNTIME", NULL, "cannot lock %s", path);
-		if (fd >= 0)
-			close(fd);
+	if (fd < 0) {
+		verr_sys(e, "ERR_RUNTIME", NULL, "cannot open %s", path);
 		return -1;
+	}
+	for (int waited = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited += 5) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			verr_sys(e, "ERR_RUNTIME", NULL, "cannot lock %s", path);
+			close(fd);
+			return -1;
+		}
+		if (waited >= LOCK_WAIT_MS) {
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_BUSY", "try again; if it persists, look for a stopped vmsan-net",
+				 "%s has been held for %d s by another vmsan-net", path, LOCK_WAIT_MS / 1000);
+			close(fd);
+			return -1;
+		}
+		usleep(5000);
 	}
 	return fd;
 }
@@ -358,10 +388,10 @@ static int record_path(char *buf, size_t n, const char *id)
 static int record_write(const struct vmnet *v, struct verr *e)
 {
 	char path[160], tmp[170];
-	json_t *rec = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:o, s:b}", "id", v->id, "netns", v->netns,
+	json_t *rec = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:o, s:b, s:I}", "id", v->id, "netns", v->netns,
 				"slot", (int)v->slot, "hostIf", v->host_if, "hostAddr", v->host_addr,
 				"nsAddr", v->ns_addr, "ports", v->ports ? json_incref(v->ports) : json_array(), "hostMode",
-				v->host_mode);
+				v->host_mode, "owner", (json_int_t)v->owner);
 	int rc;
 
 	if (v->dns)
@@ -378,7 +408,8 @@ static int record_write(const struct vmnet *v, struct verr *e)
 	return 0;
 }
 
-/* Fills v from the runtime record, if there is one (0: none). */
+/* Fills v from the runtime record, if there is one (0: none).  The
+ * record is root's (NET_DIR is 0700): what it says is trusted. */
 static int record_read(struct vmnet *v)
 {
 	char path[160];
@@ -389,6 +420,8 @@ static int record_read(struct vmnet *v)
 	if (!rec)
 		return 0;
 	v->host_mode = json_is_true(json_object_get(rec, "hostMode"));
+	/* a record without an owner is root's */
+	v->owner = json_is_integer(json_object_get(rec, "owner")) ? (long)json_integer_value(json_object_get(rec, "owner")) : 0;
 	slot = json_object_get(rec, "slot");
 	if (json_is_integer(slot) && json_integer_value(slot) >= 0 &&
 	    json_integer_value(slot) < NET_SLOTS)
@@ -399,6 +432,24 @@ static int record_read(struct vmnet *v)
 		v->dns = json_incref(json_object_get(rec, "dns"));
 	json_decref(rec);
 	return 1;
+}
+
+/* May the caller act on id?  Root may; anyone else only on what is
+ * theirs: the id's claim (claim.h) and its network record both name
+ * them, or neither exists.  1: yes, there is a record; 0: yes, none;
+ * -1: ERR_NOT_OWNER.  v is filled from the record. */
+static int owned(struct vmnet *v, struct verr *e)
+{
+	int had = record_read(v);
+
+	if (claim_check(v->id, &who, e) < 0)
+		return -1;
+	if (had && !who.root && v->owner != (long)who.uid) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NOT_OWNER", "act on your own VMs only",
+			 "the network of %s is not yours (it belongs to another user)", v->id);
+		return -1;
+	}
+	return had;
 }
 
 /* ---- the namespace --------------------------------------------------- */
@@ -528,6 +579,26 @@ static int route_localnet(const char *ifname, struct verr *e)
 	return 0;
 }
 
+/* No IPv6 on a VM link: no address (not even link-local), no router
+ * advertisement taken; set before the link goes up.  A kernel without
+ * IPv6 has nothing to disable. */
+static int no_ipv6(const char *ifname, struct verr *e)
+{
+	static const char *const knobs[][2] = { { "accept_ra", "0" }, { "disable_ipv6", "1" } };
+	char path[96];
+
+	if (access("/proc/sys/net/ipv6", F_OK) != 0 && errno == ENOENT)
+		return 0;
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/%s", ifname, knobs[i][0]);
+		if (write_file(path, knobs[i][1]) != 0) {
+			verr_sys(e, "ERR_SYSCTL", NULL, "cannot set %s", path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int host_side(struct vmnet *v, struct verr *e)
 {
 	struct nl_sock *sk = rt_sock(e);
@@ -558,10 +629,24 @@ static int host_side(struct vmnet *v, struct verr *e)
 		nlerr(e, err, "create veth", v->host_if);
 		goto out;
 	}
+	if (no_ipv6(v->host_if, e))
+		goto out;
 	if (add_addr(sk, v->host_if, v->host_addr, NET_LINK_PREFIXLEN, e) || link_up(sk, v->host_if, e))
 		goto out;
 	if (route_localnet(v->host_if, e))
 		goto out;
+	/* Strict reverse path: from vmsh<N> only the slot's own address (a
+	 * caller's ruleset that leaves the guest unmasqueraded, or spoofs
+	 * another VM's address, gets nothing out). */
+	{
+		char path[96];
+
+		snprintf(path, sizeof path, "/proc/sys/net/ipv4/conf/%s/rp_filter", v->host_if);
+		if (write_file(path, "1") != 0) {
+			verr_sys(e, "ERR_SYSCTL", NULL, "cannot set %s", path);
+			goto out;
+		}
+	}
 	rc = 0;
 out:
 	if (veth)
@@ -582,10 +667,14 @@ static int ns_side(struct vmnet *v, long owner, long long mbit, json_t *ruleset,
 	sk = rt_sock(e);
 	if (!sk)
 		goto out;
+	/* No IPv6 in the namespace: every link there now and later (the
+	 * defaults), and each of ours by name, before any goes up. */
+	if (no_ipv6("all", e) || no_ipv6("default", e) || no_ipv6("lo", e) || no_ipv6(NET_UPLINK, e))
+		goto out;
 	if (link_up(sk, "lo", e) || link_up(sk, NET_UPLINK, e) ||
 	    add_addr(sk, NET_UPLINK, v->ns_addr, NET_LINK_PREFIXLEN, e) ||
 	    add_default_route(sk, NET_UPLINK, v->host_addr, e) ||
-	    make_tap(NET_TAP, owner, e) || tap_mac(NET_TAP, e) ||
+	    make_tap(NET_TAP, owner, e) || tap_mac(NET_TAP, e) || no_ipv6(NET_TAP, e) ||
 	    add_addr(sk, NET_TAP, NET_TAP_ADDR, NET_LINK_PREFIXLEN, e) || link_up(sk, NET_TAP, e))
 		goto out;
 	if (write_file("/proc/sys/net/ipv4/ip_forward", "1") != 0) {
@@ -623,14 +712,8 @@ static int host_table(struct verr *e)
 	return rc;
 }
 
-static bool caller_is_root(void)
-{
-	const char *su = getenv("SUDO_UID");
-
-	return !su || strcmp(su, "0") == 0;
-}
-
-/* Published host ports: validated, and < 1024 only for a root caller. */
+/* Published host ports: validated, and for a caller other than root
+ * within root.conf's publish-ports (default 1024-65535). */
 static json_t *host_ports(json_t *ports, struct verr *e)
 {
 	json_t *out = json_array(), *p;
@@ -644,9 +727,10 @@ static json_t *host_ports(json_t *ports, struct verr *e)
 				 "request.publishedPorts[%zu]: expected a port 1-65535", i);
 			goto fail;
 		}
-		if (n < 1024 && !caller_is_root()) {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_PORT_PRIVILEGED", "publish a port of 1024 or more",
-				 "request.publishedPorts[%zu]: only root may publish port %lld", i, n);
+		if (!who.root && (n < conf.port_min || n > conf.port_max)) {
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_PORT_RANGE", "publish a port in that range (root.conf's publish-ports)",
+				 "request.publishedPorts[%zu]: port %lld: users may publish %u-%u only", i, n, conf.port_min,
+				 conf.port_max);
 			goto fail;
 		}
 		for (k = 0; k < json_array_size(out); k++)
@@ -663,16 +747,130 @@ fail:
 	return NULL;
 }
 
-/* A VM's ruleset: valid, and for the one table a VM namespace holds. */
-static int check_vm_ruleset(json_t *ruleset, struct verr *e)
+/* The TCP ports something listens on in the host's namespace, on any
+ * address, IPv4 or IPv6, as the kernel's socket table has them
+ * (NETLINK_SOCK_DIAG, what ss(8) reads): a bitmap of 65536.  Asking the
+ * kernel which sockets listen is exact and changes nothing, where trying
+ * to bind() each port would be fooled by SO_REUSEPORT and could itself
+ * take the port from a service starting at that moment. */
+static int host_listeners(unsigned char map[65536 / 8], struct verr *e)
 {
-	if (nft_ruleset_check(ruleset, e))
-		return -1;
-	if (strcmp(json_string_value(json_object_get(ruleset, "table")), NET_TABLE)) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_RULESET", NULL, "ruleset.table must be '%s'", NET_TABLE);
+	static const int families[] = { AF_INET, AF_INET6 };
+	struct timeval tv = { 5, 0 };
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), rc = -1;
+	static char buf[65536];
+
+	if (fd < 0) {
+		verr_sys(e, "ERR_NETLINK", NULL, "cannot open a sock_diag netlink socket");
 		return -1;
 	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	memset(map, 0, 65536 / 8);
+	for (size_t f = 0; f < 2; f++) {
+		struct {
+			struct nlmsghdr h;
+			struct inet_diag_req_v2 r;
+		} req = {
+			.h = { .nlmsg_len = sizeof req, .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			       .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = (uint32_t)f + 1 },
+			.r = { .sdiag_family = (uint8_t)families[f], .sdiag_protocol = IPPROTO_TCP,
+			       .idiag_states = 1u << TCP_LISTEN },
+		};
+		bool done = false;
+
+		if (send(fd, &req, sizeof req, 0) != (ssize_t)sizeof req)
+			goto fail;
+		while (!done) {
+			ssize_t n = recv(fd, buf, sizeof buf, 0);
+
+			if (n <= 0)
+				goto fail;
+			for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+				if (h->nlmsg_seq != req.h.nlmsg_seq)
+					continue;
+				if (h->nlmsg_type == NLMSG_DONE) {
+					done = true;
+					break;
+				}
+				if (h->nlmsg_type == NLMSG_ERROR) {
+					const struct nlmsgerr *ne = NLMSG_DATA(h);
+
+					/* no IPv6 in this kernel: no IPv6 listeners */
+					if (families[f] == AF_INET6 && (ne->error == -ENOENT || ne->error == -EAFNOSUPPORT)) {
+						done = true;
+						break;
+					}
+					errno = -ne->error;
+					goto fail;
+				}
+				if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+					unsigned port = ntohs(((const struct inet_diag_msg *)NLMSG_DATA(h))->id.idiag_sport);
+
+					map[port / 8] |= (unsigned char)(1 << (port % 8));
+				}
+			}
+		}
+	}
+	rc = 0;
+fail:
+	if (rc)
+		verr_sys(e, "ERR_NETLINK", NULL, "cannot list the host's listening sockets");
+	close(fd);
+	return rc;
+}
+
+/* A published port must not take over a service of the host: refused
+ * when something in the host's namespace already listens on it (the
+ * host table DNATs it for every local address, 127.0.0.1 included). */
+static int ports_free(json_t *ports, struct verr *e)
+{
+	static unsigned char map[65536 / 8];
+	size_t i;
+	json_t *p;
+
+	if (!json_array_size(ports))
+		return 0;
+	if (host_listeners(map, e))
+		return -1;
+	json_array_foreach(ports, i, p) {
+		unsigned n = (unsigned)json_integer_value(p);
+
+		if (map[n / 8] & (1 << (n % 8))) {
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_PORT_IN_USE", "publish another host port",
+				 "host port %u: a service of this host listens on it (publishing it would divert its "
+				 "connections into the VM)", n);
+			return -1;
+		}
+	}
 	return 0;
+}
+
+/* A VM's ruleset: valid, for the one table a VM namespace holds, and
+ * with the IPv6 guard (which no caller may leave out or loosen: it is
+ * added when absent, and anything else in its place is refused). */
+static int check_vm_ruleset(json_t *ruleset, struct verr *e)
+{
+	json_t *guard = netplan_ip6_guard(NULL), *ip6;
+	int rc = -1;
+
+	if (nft_ruleset_check(ruleset, e))
+		goto out;
+	if (strcmp(json_string_value(json_object_get(ruleset, "table")), NET_TABLE)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_RULESET", NULL, "ruleset.table must be '%s'", NET_TABLE);
+		goto out;
+	}
+	ip6 = json_object_get(ruleset, "ip6");
+	if (ip6 && !json_equal(ip6, guard)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_RULESET", "give the ruleset of vmsan-nftables compile",
+			 "ruleset.ip6: a VM's namespace drops all IPv6; it cannot be changed");
+		goto out;
+	}
+	if (!ip6)
+		json_object_set(ruleset, "ip6", guard);
+	rc = 0;
+out:
+	json_decref(guard);
+	return rc;
 }
 
 static void teardown(struct vmnet *v);
@@ -719,8 +917,8 @@ static int host_tap(struct vmnet *v, long owner, struct verr *e)
 		return -1;
 	if (link_index(sk, v->host_if))
 		delete_link(v->host_if);
-	if (make_tap(v->host_if, owner, e) || add_addr(sk, v->host_if, v->host_addr, NET_LINK_PREFIXLEN, e) ||
-	    link_up(sk, v->host_if, e))
+	if (make_tap(v->host_if, owner, e) || no_ipv6(v->host_if, e) ||
+	    add_addr(sk, v->host_if, v->host_addr, NET_LINK_PREFIXLEN, e) || link_up(sk, v->host_if, e))
 		goto out;
 	if (route_localnet(v->host_if, e))
 		goto out;
@@ -815,22 +1013,19 @@ static void dns_stop(struct vmnet *v)
 	v->dns = NULL;
 }
 
-/* The log, opened as the caller (a path under their state directory must
- * not let them make root write elsewhere): -1 if none was asked for. */
+/* The log, opened as the caller (caller_open: their fsuid, fsgid and
+ * groups, no symlink, no FIFO or device: a regular file, or one they
+ * create), so that naming a path never lets them make root write (or
+ * create) anything they could not: -1 if none was asked for. */
 static int dns_log_open(const char *path, struct verr *e)
 {
-	long uid, gid;
 	int fd;
 
 	if (!path)
 		return -1;
-	caller_ids(&uid, &gid);
-	setfsgid((gid_t)gid);
-	setfsuid((uid_t)uid);
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0640);
-	setfsuid(0);
-	setfsgid(0);
-	if (fd < 0)
+	fd = caller_open(&who, AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT | O_NOCTTY, 0640, CALLER_REG,
+			 "request.dns.log", e);
+	if (fd < 0 && !verr_isset(e))
 		verr_sys(e, "ERR_DNS_LOG", "check the VM's directory", "cannot open the DNS log %s", path);
 	return fd;
 }
@@ -1036,6 +1231,7 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 	struct vmnet v;
 	size_t i;
 	json_t *p, *reply = NULL;
+	bool claimed = false;
 
 	jr_bool(r, "hostMode", JR_OPTIONAL, &host_mode);
 	/* In a namespace of its own a VM's ruleset may come from the caller
@@ -1070,6 +1266,12 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 		return NULL;
 	if (dns && dns_check(dns, ruleset, e))
 		return NULL;
+	/* The TAP is for the caller's own VMM: only root names another uid. */
+	if (owner >= 0 && !who.root && owner != (long long)who.uid) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_PERMISSION", "leave tapOwner out (it is yours)",
+			 "request.tapOwner: %lld is not your uid", owner);
+		return NULL;
+	}
 	vmnet_init(&v, id);
 	v.host_mode = host_mode;
 	if (host_mode) {
@@ -1082,17 +1284,32 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 	} else {
 		v.ports = host_ports(ports, e);
 	}
-	if (!v.ports || ensure_dirs(e))
+	if (!v.ports || ports_free(v.ports, e) || ensure_dirs(e))
 		goto fail_early;
 	{
 		char path[160];
+		struct vmnet old;
+		int mine;
 
+		vmnet_init(&old, id);
+		mine = owned(&old, e);
+		json_decref(old.ports);
+		json_decref(old.dns);
+		if (mine < 0)
+			goto fail_early;
 		record_path(path, sizeof(path), id);
-		if (access(path, F_OK) == 0 || netns_exists(&v)) {
+		if (mine || access(path, F_OK) == 0 || netns_exists(&v)) {
 			verr_set(e, VMSAN_EXIT_FAIL, "ERR_NETNS_EXISTS", "run vmsan-net teardown for this id first",
 				 "the network of %s is already set up", id);
 			goto fail_early;
 		}
+	}
+	/* The id is the caller's (a claim shared with vmsan-fc), within
+	 * their limit of VMs; a claim made here goes again if setup fails. */
+	claimed = claim_owner(id) < 0;
+	if (claim_take(id, &who, conf.max_vms_per_user, e)) {
+		claimed = false;
+		goto fail_early;
 	}
 	slot = slot_take(&v, e);
 	if (slot < 0)
@@ -1102,12 +1319,8 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 	 * root's per-slot one), in a namespace as on the host: the kernel
 	 * then lets no other uid's VMM attach to it, so a caller who names
 	 * another VM's namespace to vmsan-fc gets EPERM. */
-	if (owner < 0) {
-		long cu, cg;
-
-		caller_ids(&cu, &cg);
-		owner = cu != 0 ? cu : (long long)NET_VMM_UID_BASE + slot;
-	}
+	if (owner < 0)
+		owner = !who.root ? (long long)who.uid : (long long)NET_VMM_UID_BASE + slot;
 	if (host_mode) {
 		json_t *rs, *hp = NULL;
 
@@ -1161,6 +1374,8 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 fail:
 	teardown(&v);
 fail_early:
+	if (claimed)
+		claim_release(id);
 	json_decref(v.ports);
 	json_decref(v.dns);
 	return NULL;
@@ -1230,12 +1445,21 @@ static json_t *op_teardown(struct jr *r, struct verr *e)
 	struct vmnet v;
 	int had;
 
-	(void)e;
 	if (jr_end(r))
 		return NULL;
 	vmnet_init(&v, id);
-	had = record_read(&v) || netns_exists(&v);
-	teardown(&v);
+	had = owned(&v, e);
+	if (had < 0) {
+		json_decref(v.ports);
+		json_decref(v.dns);
+		return NULL;
+	}
+	/* Without a record, what is named for the id (a namespace a failed
+	 * setup left) is removed for root only: it is nobody's to claim. */
+	if (!had && who.root)
+		had = netns_exists(&v);
+	if (had)
+		teardown(&v);
 	json_decref(v.ports);
 	json_decref(v.dns);
 	return json_pack("{s:s, s:b}", "id", id, "removed", had);
@@ -1283,7 +1507,16 @@ static json_t *op_verify(struct jr *r, struct verr *e)
 	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
 	json_t *left;
 
+	struct vmnet v;
+	int mine;
+
 	if (jr_end(r))
+		return NULL;
+	vmnet_init(&v, id);
+	mine = owned(&v, e);
+	json_decref(v.ports);
+	json_decref(v.dns);
+	if (mine < 0)
 		return NULL;
 	left = leftovers(id, e);
 	return json_pack("{s:s, s:b, s:o}", "id", id, "clean", json_array_size(left) == 0,
@@ -1302,7 +1535,13 @@ static json_t *op_apply_rules(struct jr *r, struct verr *e)
 	if (jr_end(r))
 		return NULL;
 	vmnet_init(&v, id);
-	if (record_read(&v) && v.host_mode) {
+	rc = owned(&v, e);
+	if (rc < 0) {
+		json_decref(v.ports);
+		json_decref(v.dns);
+		return NULL;
+	}
+	if (rc && v.host_mode) {
 		json_decref(v.dns);
 		if (dns) {
 			json_decref(v.ports);
@@ -1453,7 +1692,15 @@ static json_t *op_sweep(struct jr *r, struct verr *e)
 	size_t i;
 
 	jr_bool(r, "dryRun", JR_OPTIONAL, &dry);
-	if (jr_end(r) || ensure_dirs(e) || (lock = lock_file(SLOT_MAP, e)) < 0)
+	if (jr_end(r))
+		goto out_nolock;
+	/* It reads and removes every user's leftovers: root's job. */
+	if (!who.root) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_PERMISSION", "ask root to run vmsan gc",
+			 "sweep is for root only");
+		goto out_nolock;
+	}
+	if (ensure_dirs(e) || (lock = lock_file(SLOT_MAP, e)) < 0)
 		goto out_nolock;
 	memset(map, 0, sizeof map);
 	if (pread(lock, map, sizeof map, 0) < 0) {
@@ -1616,5 +1863,19 @@ int main(int argc, char **argv)
 	orig_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (orig_ns < 0)
 		return VMSAN_EXIT_SYS;
+	/* A terminal's ^Z must not stop us holding a lock (SIGSTOP still
+	 * can: lock_file bounds what that costs the others). */
+	signal(SIGTSTP, SIG_IGN);
+	signal(SIGTTIN, SIG_IGN);
+	signal(SIGTTOU, SIG_IGN);
+	caller_get(&who);
+	{
+		struct verr e = {0};
+
+		if (rootconf_load(&conf, &e)) {
+			vmsan_prog = helper.name;
+			return reply_error(&e);
+		}
+	}
 	return helper_main(&helper, argc, argv);
 }

@@ -23,6 +23,8 @@ setup_file() {
 		--address=/example.test/192.0.2.10 --address=/wild.test/192.0.2.20 \
 		--host-record=other.test,192.0.2.20 --host-record=edge.other.test,192.0.2.20 \
 		--host-record=shared.test,192.0.2.10 --host-record=bulk.test,192.0.2.30 \
+		--host-record=meta.test,169.254.169.254 --host-record=lo.test,127.0.0.1 \
+		--host-record=keep.test,192.0.2.31 --host-record=evil.test,192.0.2.31 \
 		--cname=cdn.alias.test,edge.other.test --addn-hosts="$BATS_FILE_TMPDIR/many.hosts" --log-facility="$BATS_FILE_TMPDIR/dns-up.log"
 	# --strict-domains: a real TLS server on 192.0.2.10:443 (example.test
 	# and shared.test both live there, as sites behind one CDN address),
@@ -35,6 +37,29 @@ setup_file() {
 	# an HTTP server that answers "GET /N" with N bytes
 	nsx "$I" ip addr add 192.0.2.30/32 dev lo
 	nsd "$I" "$TOP/tests/tools/http-load" -l 192.0.2.30 80
+	# a keep-alive HTTP/1.1 server on 192.0.2.31:80 that logs every request it gets
+	nsx "$I" ip addr add 192.0.2.31/32 dev lo
+	cat >"$BATS_FILE_TMPDIR/keep.py" <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self, body=b""):
+        with open(sys.argv[2], "a") as f:
+            f.write("%s %s %s %s\n" % (self.command, self.headers.get("Host", ""), self.path, body.decode()))
+        b = ("hi %s %s\n" % (self.headers.get("Host", ""), self.path)).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def do_GET(self):
+        self.answer()
+    def do_POST(self):
+        self.answer(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer((sys.argv[1], 80), H).serve_forever()
+PY
+	nsd "$I" python3 "$BATS_FILE_TMPDIR/keep.py" 192.0.2.31 "$BATS_FILE_TMPDIR/keep.log"
 	sleep 0.3
 }
 
@@ -153,6 +178,18 @@ upstream_saw() { grep -c "query\[A\] $1 from" "$BATS_FILE_TMPDIR/dns-up.log" || 
 	dvm 2 '["edge.other.test"]'
 	assert_eq "$(rcode 2 cdn.alias.test)" NXDOMAIN
 	assert_eq "$(q 2 edge.other.test)" 192.0.2.20
+}
+
+@test "an allowed name's link-local (metadata) or loopback address never enters the set; the guest only hears it" {
+	dvm 1 '["meta.test","lo.test","example.test"]'
+	assert_eq "$(q 1 meta.test)" "169.254.169.254"
+	assert_eq "$(q 1 lo.test)" "127.0.0.1"
+	# the control: an ordinary address of the same list does
+	assert_eq "$(q 1 example.test)" "192.0.2.10"
+	set=$(nsenter --net=/run/netns/vmsan-vm-7e570001 nft list set ip vmsan dns_allow)
+	assert_contains "$set" "192.0.2.10"
+	[[ $set != *169.254* && $set != *127.0.0.1* ]]
+	grep -q 'allow.*meta.test' "$BATS_TEST_TMPDIR/dns1.log"
 }
 
 @test "an address leaves the set when its TTL runs out" {
@@ -330,6 +367,42 @@ http() { printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$2" | tcp_get in_guest "$1
 		apply 1 "$(policy '["example.test"]' '{}')" "$(dns_req 1 '["example.test"]')" >/dev/null
 	done
 	assert_eq "$(q 1 example.test)" 192.0.2.10
+}
+
+@test "--strict-domains: one HTTP request per connection: a second (pipelined or keep-alive) request, with another Host, never reaches the server" {
+	require_cmd python3
+	local log=$BATS_FILE_TMPDIR/keep.log two
+	two='GET /1 HTTP/1.1\r\nHost: keep.test\r\n\r\nGET /2 HTTP/1.1\r\nHost: evil.test\r\n\r\n'
+	# The control, without --strict-domains: both requests of one
+	# connection reach this server (it keeps connections alive).
+	dvm 1 '["keep.test"]'
+	assert_eq "$(q 1 keep.test)" "192.0.2.31"
+	: >"$log"
+	out=$(printf %b "$two" | in_guest 1 timeout 4 nc -q 2 192.0.2.31 80 || true)
+	assert_contains "$out" "hi evil.test /2"
+	assert_contains "$(cat "$log")" "GET evil.test /2"
+	vm_down 1
+	rm -f /run/vmsan/ids/vm-7e570001
+	dvm 1 '["keep.test"]' '{"strictDomains":true}'
+	assert_eq "$(q 1 keep.test)" "192.0.2.31"
+	: >"$log"
+	out=$(printf %b "$two" | in_guest 1 timeout 4 nc -q 2 192.0.2.31 80 || true)
+	assert_contains "$out" "hi keep.test /1"
+	[[ $out != *"/2"* ]]
+	# after a body (Content-Length) too; and the guest waiting on the
+	# connection (no -q: it never closes) gets the end of it
+	out=$(printf 'POST /p HTTP/1.1\r\nHost: keep.test\r\nContent-Length: 5\r\n\r\nhelloGET /3 HTTP/1.1\r\nHost: evil.test\r\n\r\n' |
+		in_guest 1 timeout 4 nc 192.0.2.31 80; echo "rc=$?")
+	assert_contains "$out" "hi keep.test /p"
+	assert_contains "$out" "rc=0"
+	sleep 0.3
+	assert_eq "$(cat "$log")" $'GET keep.test /1 \nPOST keep.test /p hello'
+	grep -q 'more than one request on a connection' "$BATS_TEST_TMPDIR/dns1.log"
+	# ambiguous framing (Content-Length and chunked): refused before any byte goes out
+	out=$(printf 'POST /x HTTP/1.1\r\nHost: keep.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' |
+		in_guest 1 timeout 4 nc -q 2 192.0.2.31 80 || true)
+	assert_contains "$out" "403 Forbidden"
+	[[ $(cat "$log") != *"/x"* ]]
 }
 
 @test "--strict-domains: the relay carries large uploads and responses, and many connections one after another; none is left open" {

@@ -335,10 +335,159 @@ dns() { # dns N SERVER [tcp]: the answer's address bytes, hex
 	run nsx "$H" "$LIBEXEC/vmsan-net" <<<"{\"op\":\"setup\",\"id\":\"vm-7e570001\",\"ruleset\":$bad}"
 	[ "$status" -eq 100 ]
 	assert_contains "$output" "unknown matcher 'goto'"
+	# The IPv6 guard cannot be loosened, nor hold anything but interface matchers.
+	bad=$(echo "$rs" | jq -c '.ip6.chains[0].policy = "accept"')
+	run nsx "$H" "$LIBEXEC/vmsan-net" <<<"{\"op\":\"setup\",\"id\":\"vm-7e570001\",\"ruleset\":$bad}"
+	[ "$status" -eq 100 ]
+	assert_contains "$output" "drops all IPv6"
+	bad=$(echo "$rs" | jq -c '.ip6.rules = [{"chain":"input","match":[{"saddr":"10.0.0.0/8"}],"verdict":"accept"}]')
+	run nsx "$H" "$LIBEXEC/vmsan-net" <<<"{\"op\":\"setup\",\"id\":\"vm-7e570001\",\"ruleset\":$bad}"
+	[ "$status" -eq 100 ]
+	assert_contains "$output" "only interface matchers in ip6"
 	[ ! -e /run/netns/vmsan-vm-7e570001 ]
 	[ ! -e /run/vmsan/net/vm-7e570001.json ]
+	# A ruleset without it gets it all the same.
+	nsx "$H" "$LIBEXEC/vmsan-net" <<<"{\"op\":\"setup\",\"id\":\"vm-7e570001\",\"ruleset\":$(jq -c 'del(.ip6)' <<<"$rs")}" >/dev/null
+	assert_contains "$(nsx vmsan-vm-7e570001 nft list table ip6 vmsan)" "hook forward priority filter; policy drop;"
+	nsx "$H" "$LIBEXEC/vmsan-net" teardown <<<'{"id":"vm-7e570001"}' >/dev/null
 	# Not root: refused before reading anything.
 	run setpriv --reuid=nobody --regid=nogroup --clear-groups "$LIBEXEC/vmsan-net" setup </dev/null
 	[ "$status" -eq 1 ]
 	assert_contains "$output" "vmsan-net needs root"
+}
+
+@test "169.254.169.254 (cloud metadata) is never reached unless an allowed CIDR names it; another address of the same fake host is" {
+	# The fake internet's host answers on a metadata address and on 192.0.2.10.
+	nsx "$I" ip addr add 169.254.169.254/32 dev lo
+	nsd "$I" socat TCP4-LISTEN:80,bind=169.254.169.254,reuseaddr,fork SYSTEM:'echo metadata'
+	sleep 0.2
+	assert_eq "$(tcp_get nsx "$H" nc -w 2 169.254.169.254 80 </dev/null)" "metadata"
+	for p in '{"policy":"allow-all"}' '{"policy":"custom","allowedCidrs":["0.0.0.0/0"]}' \
+		'{"policy":"custom","allowedCidrs":["192.0.2.0/24"]}'; do
+		vm_up 1 "$p"
+		assert_eq "$(get 1 192.0.2.10 80)" "hello-from-192.0.2.10"
+		assert_eq "$(get 1 169.254.169.254 80)" ""
+		vm_down 1
+	done
+	vm_up 1 '{"policy":"custom","allowedCidrs":["169.254.169.254/32","192.0.2.10/32"]}'
+	assert_eq "$(get 1 169.254.169.254 80)" "metadata"
+	assert_eq "$(get 1 192.0.2.10 80)" "hello-from-192.0.2.10"
+	vm_down 1
+	nsx "$I" ip addr del 169.254.169.254/32 dev lo
+}
+
+# send_ra NS IFACE: a router advertisement for 2001:db8:1::/64 (autonomous,
+# on-link) and a default route, from NS's IFACE (link-local fe80::99) to
+# all nodes.
+send_ra() {
+	nsx "$1" ip -6 addr add fe80::99/64 dev "$2" nodad 2>/dev/null || true
+	nsx "$1" python3 - "$2" <<'PY'
+import socket, struct, sys
+ifi = socket.if_nametoindex(sys.argv[1])
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifi)
+s.bind(("fe80::99", 0, 0, ifi))
+ra = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
+pi = struct.pack("!BBBBIII", 3, 4, 64, 0xc0, 86400, 14400, 0) + socket.inet_pton(socket.AF_INET6, "2001:db8:1::")
+for _ in range(3):
+    s.sendto(ra + pi, ("ff02::1", 0, 0, ifi))
+PY
+	sleep 0.5
+}
+
+@test "no IPv6 on a VM's links: none on the TAP, uplink or host end, router advertisements ignored, the ruleset drops it anyway; IPv4 on the same path works" {
+	require_cmd python3
+	vm_up 1 '{"policy":"allow-all"}'
+	local ns=vmsan-vm-7e570001 slot
+	slot=$(jq .slot "$BATS_TEST_TMPDIR/s1.json")
+	assert_eq "$(get 1 192.0.2.10 80)" "hello-from-192.0.2.10"
+	for l in vmstap0 vmsnet0 lo; do
+		assert_eq "$(nsx "$ns" cat /proc/sys/net/ipv6/conf/$l/disable_ipv6)" 1
+		assert_eq "$(nsx "$ns" cat /proc/sys/net/ipv6/conf/$l/accept_ra)" 0
+	done
+	assert_eq "$(nsx "$H" cat /proc/sys/net/ipv6/conf/vmsh"$slot"/disable_ipv6)" 1
+	assert_eq "$(nsx "$H" ip -6 -o addr show dev "vmsh$slot")" ""
+	# The guest advertises itself as a router: nothing in the VM's namespace takes it.
+	send_ra "vtg${NET_SFX}1" eth0
+	assert_eq "$(nsx "$ns" ip -6 -o addr show)" ""
+	assert_eq "$(nsx "$ns" ip -6 route show)" ""
+	# IPv6 turned back on for the TAP (as a careless host could): the
+	# ruleset still drops every IPv6 packet of the guest, the
+	# advertisement and a ping alike...
+	nsx "$ns" sh -c 'echo 0 >/proc/sys/net/ipv6/conf/vmstap0/disable_ipv6; echo 2 >/proc/sys/net/ipv6/conf/vmstap0/accept_ra'
+	nsx "$ns" ip -6 addr add fd00::1/64 dev vmstap0 nodad
+	nsx "vtg${NET_SFX}1" ip -6 addr add fd00::2/64 dev eth0 nodad
+	send_ra "vtg${NET_SFX}1" eth0
+	[[ $(nsx "$ns" ip -6 -o addr show dev vmstap0) != *2001:db8:1:* ]]
+	[[ $(nsx "$ns" ip -6 route show) != *"default via"* ]]
+	run nsx "vtg${NET_SFX}1" ping -6 -c 1 -W 1 fd00::1
+	[ "$status" -ne 0 ]
+	# ...and it is the ruleset: without its ip6 table the same
+	# advertisement configures an address and a route, and the ping answers.
+	nsx "$ns" nft delete table ip6 vmsan
+	send_ra "vtg${NET_SFX}1" eth0
+	assert_contains "$(nsx "$ns" ip -6 -o addr show dev vmstap0)" "2001:db8:1:"
+	assert_contains "$(nsx "$ns" ip -6 route show)" "default via fe80::99"
+	run nsx "vtg${NET_SFX}1" ping -6 -c 2 -W 1 fd00::1
+	[ "$status" -eq 0 ]
+}
+
+@test "--no-netns: the TAP vmst<N> has no IPv6 and its table drops the guest's IPv6; IPv4 through it works" {
+	require_cmd python3
+	local g=vtg${NET_SFX}7 out tap gw guest table=vmsan_vm_7e57000c
+	out=$(nsx "$H" "$LIBEXEC/vmsan-net" <<<'{"op":"setup","id":"vm-7e57000c","hostMode":true,"policy":{"policy":"allow-all"}}')
+	tap=$(jq -r .tap <<<"$out") gw=$(jq -r .gatewayIp <<<"$out") guest=$(jq -r .guestIp <<<"$out")
+	assert_eq "$(nsx "$H" cat "/proc/sys/net/ipv6/conf/$tap/disable_ipv6")" 1
+	assert_eq "$(nsx "$H" cat "/proc/sys/net/ipv6/conf/$tap/accept_ra")" 0
+	assert_eq "$(nsx "$H" ip -6 -o addr show dev "$tap")" ""
+	ip netns add "$g"
+	ip link add "vtgw${NET_SFX}7" type veth peer name "vtge${NET_SFX}7"
+	ip link set "vtgw${NET_SFX}7" netns "$g"
+	ip link set "vtge${NET_SFX}7" netns "$g"
+	nsx "$g" sh -c "ip link set lo up && ip link set vtgw${NET_SFX}7 name wire && ip link set wire up &&
+		ip link set vtge${NET_SFX}7 name eth0 && ip link set eth0 up &&
+		ip addr add $guest/30 dev eth0 && ip route add default via $gw"
+	"$PUMP" "$H" "$tap" "$g" wire >"$BATS_TEST_TMPDIR/pump7" 2>&1 &
+	echo $! >"$BATS_TEST_TMPDIR/pump7.pid"
+	sleep 0.3
+	grep -q ready "$BATS_TEST_TMPDIR/pump7"
+	assert_eq "$(tcp_get nsx "$g" nc -w 2 192.0.2.10 80 </dev/null)" "hello-from-192.0.2.10"
+	send_ra "$g" eth0
+	assert_eq "$(nsx "$H" ip -6 -o addr show dev "$tap")" ""
+	[[ $(nsx "$H" ip -6 route show) != *"$tap"* ]]
+	# IPv6 turned back on for the TAP: the VM's ip6 table still drops it
+	nsx "$H" sh -c "echo 0 >/proc/sys/net/ipv6/conf/$tap/disable_ipv6"
+	nsx "$H" ip -6 addr add fd00::1/64 dev "$tap" nodad
+	nsx "$g" ip -6 addr add fd00::2/64 dev eth0 nodad
+	run nsx "$g" ping -6 -c 1 -W 1 fd00::1
+	[ "$status" -ne 0 ]
+	nsx "$H" nft delete table ip6 "$table"
+	run nsx "$g" ping -6 -c 2 -W 1 fd00::1
+	[ "$status" -eq 0 ]
+	kill "$(cat "$BATS_TEST_TMPDIR/pump7.pid")"
+	ip netns del "$g"
+	nsx "$H" "$LIBEXEC/vmsan-net" teardown <<<'{"id":"vm-7e57000c"}' >/dev/null
+}
+
+@test "a published port cannot take over a host service: a port something listens on is refused (exit 1, nothing made); root may publish below 1024" {
+	# 2222: the test host's own service (net_helper.bash)
+	run vm_up 1 '{"policy":"allow-all","publishedPorts":[{"hostPort":2222}]}'
+	[ "$status" -ne 0 ]
+	assert_eq "$(jq -r .error.code "$BATS_TEST_TMPDIR/s1.json")" ERR_PORT_IN_USE
+	run nsx "$H" "$LIBEXEC/vmsan-net" verify <<<'{"id":"vm-7e570001"}'
+	assert_eq "$(jq .clean <<<"$output")" true
+	[ ! -e /run/vmsan/ids/vm-7e570001 ]
+	[[ $(nsx "$H" nft list map ip vmsan pub) != *"2222 :"* ]]
+	assert_eq "$(tcp_get nsx "$H" nc -w 2 127.0.0.1 2222 </dev/null)" "host-service"
+	# the same through --no-netns
+	run nsx "$H" "$LIBEXEC/vmsan-net" <<<'{"op":"setup","id":"vm-7e57000a","hostMode":true,"policy":{"policy":"allow-all","publishedPorts":[{"hostPort":2222}]}}'
+	assert_eq "$status" 1
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_PORT_IN_USE
+	[ ! -e /run/vmsan/net/vm-7e57000a.json ]
+	# the controls: a free port, and root below 1024
+	vm_up 1 '{"policy":"deny-all","publishedPorts":[{"hostPort":81,"guestPort":80}]}'
+	in_guest 1 socat TCP4-LISTEN:80,reuseaddr,fork SYSTEM:'echo published' &
+	sleep 0.2
+	assert_eq "$(tcp_get nsx "$I" nc -w 2 203.0.113.1 81 </dev/null)" "published"
 }

@@ -22,6 +22,8 @@ vm_down() {
 		ip netns del "vtg${NET_SFX}$n"
 	fi
 	echo "{\"op\":\"teardown\",\"id\":\"vm-7e57000$n\"}" | nsx "$H" "$LIBEXEC/vmsan-net" >/dev/null
+	# the id's claim (claim.h) outlives its network: vmsan rm releases it
+	rm -f "/run/vmsan/ids/vm-7e57000$n"
 }
 
 # nsx NS CMD...: run in a namespace, for at most 5 s.
@@ -76,6 +78,7 @@ net_fixture_down() {
 		id=${id%.json}
 		echo "{\"op\":\"teardown\",\"id\":\"$id\"}" | nsx "$H" "$LIBEXEC/vmsan-net" >/dev/null || true
 	done
+	rm -f /run/vmsan/ids/vm-7e57*
 	for ns in $(ip netns list | awk '{print $1}' | grep -E "^vtg$NET_SFX" || true); do
 		ip netns del "$ns"
 	done

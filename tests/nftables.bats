@@ -23,11 +23,20 @@ compile() { "$LIBEXEC/vmsan-nftables" compile "$@"; }
 }
 
 @test "--no-netns rules: every verdict scoped to the VM's TAP, the chain's policy accept, a final drop" {
-	rules=$(compile --format nft <"$TOP/tests/golden/custom-host.json")
+	all=$(compile --format nft <"$TOP/tests/golden/custom-host.json")
+	rules=$(sed '/^table ip6 /,$d' <<<"$all")
 	assert_contains "$rules" "table ip vmsan_vm_1a2b3c4d {"
 	assert_contains "$rules" "type filter hook forward priority 0; policy accept;"
-	[ -z "$(grep -E ' (accept|drop)$' <<<"$rules" | grep -v 'iifname "vmst7"' || true)" ]
+	[ -z "$(grep -E ' (accept|drop)$' <<<"$all" | grep -vE '^\s*(iif|oif)name "vmst7"' || true)" ]
 	[ "$(grep -E ' (accept|drop)$' <<<"$rules" | tail -1 | tr -d '\t')" = 'iifname "vmst7" drop' ]
+	# IPv6 from and to the TAP: dropped, in a table of its own (the host's chains accept)
+	v6=$(sed -n '/^table ip6 vmsan_vm_1a2b3c4d {/,$p' <<<"$all")
+	assert_contains "$v6" $'hook input priority 0; policy accept;\n\t\tiifname "vmst7" drop'
+	assert_contains "$v6" $'iifname "vmst7" drop\n\t\toifname "vmst7" drop'
+	# in a VM's namespace, every IPv6 chain drops
+	v6=$(compile --format nft <<<'{"policy":"allow-all"}' | sed -n '/^table ip6 vmsan {/,$p')
+	[ "$(grep -c 'policy drop;' <<<"$v6")" -eq 3 ]
+	[ -z "$(grep -E ' accept$' <<<"$v6" || true)" ]
 	assert_contains "$rules" 'ip saddr != 198.18.0.30/32 drop'
 	# no agent DNAT, no masquerade, no input chain: the host table has those
 	[[ $rules != *9119* && $rules != *masquerade* && $rules != *"hook input"* ]]
@@ -118,4 +127,27 @@ CASES
 		run compile <<<"{\"policy\":\"allow-all\",\"publishedPorts\":[{\"hostPort\":$p}]}"
 		[ "$status" -eq 0 ] || { echo "port $p: $output"; false; }
 	done
+}
+
+@test "link-local 169.254.0.0/16 (cloud metadata): dropped unless an allowed CIDR inside it names it; denied still wins" {
+	for p in '{"policy":"allow-all"}' '{"policy":"custom"}' '{"policy":"custom","allowedCidrs":["0.0.0.0/0"]}' \
+		'{"policy":"custom","allowedCidrs":["169.0.0.0/8"]}' '{"policy":"deny-all"}' \
+		'{"policy":"allow-all","hostMode":{"id":"vm-1a2b3c4d","slot":7}}'; do
+		rules=$(compile --format nft <<<"$p")
+		assert_contains "$rules" "ip daddr 169.254.0.0/16 drop"
+		# nothing accepts before that drop but the chain's own first rules
+		before=$(sed -n '/chain forward/,/169.254.0.0\/16 drop/p' <<<"$rules" | grep -E ' accept$' |
+			grep -vE 'ct state established,related accept|ct status dnat accept|ct direction reply accept|icmp ct state related accept|dport 53 accept' || true)
+		[ -z "$before" ] || { echo "$p: $before"; false; }
+	done
+	rules=$(compile --format nft <<<'{"policy":"custom","allowedCidrs":["169.254.169.254/32","10.0.0.0/8"]}')
+	meta=$(grep -n 'ip daddr 169.254.169.254/32 accept' <<<"$rules" | cut -d: -f1)
+	ll=$(grep -n 'ip daddr 169.254.0.0/16 drop' <<<"$rules" | cut -d: -f1)
+	[ -n "$meta" ] && [ "$meta" -lt "$ll" ]
+	[ "$(grep -c '169.254.169.254/32 accept' <<<"$rules")" -eq 1 ]
+	# denied wins over an allowed link-local CIDR
+	rules=$(compile --format nft <<<'{"policy":"custom","allowedCidrs":["169.254.0.0/16"],"deniedCidrs":["169.254.169.254/32"]}')
+	deny=$(grep -n 'ip daddr 169.254.169.254/32 drop' <<<"$rules" | cut -d: -f1)
+	allow=$(grep -n 'ip daddr 169.254.0.0/16 accept' <<<"$rules" | cut -d: -f1)
+	[ "$deny" -lt "$allow" ]
 }

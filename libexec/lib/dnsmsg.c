@@ -490,3 +490,174 @@ int http_host(const uint8_t *b, size_t n, char name[DNS_NAME_MAX])
 	}
 	return found == 1 ? 1 : -1;
 }
+
+/* Header line i..e (no CRLF) named name ("content-length"): its value,
+ * trimmed, in *v (length *vn); false if another header. */
+static bool header_is(const char *s, size_t i, size_t e, const char *name, const char **v, size_t *vn)
+{
+	size_t k = strlen(name), a, z;
+
+	if (e - i <= k || strncasecmp(s + i, name, k) || s[i + k] != ':')
+		return false;
+	a = i + k + 1;
+	z = e;
+	while (a < z && (s[a] == ' ' || s[a] == '\t'))
+		a++;
+	while (z > a && (s[z - 1] == ' ' || s[z - 1] == '\t'))
+		z--;
+	*v = s + a;
+	*vn = z - a;
+	return true;
+}
+
+static size_t head_end(const char *s, size_t n)
+{
+	for (size_t i = 3; i < n; i++)
+		if (s[i - 3] == '\r' && s[i - 2] == '\n' && s[i - 1] == '\r' && s[i] == '\n')
+			return i + 1;
+	return 0;
+}
+
+int http_request_frame(const uint8_t *b, size_t n, size_t *head, long long *body)
+{
+	const char *s = (const char *)b, *v;
+	size_t vn, h = head_end(s, n);
+	int ncl = 0, nte = 0;
+	long long cl = 0;
+
+	if (!h)
+		return -1;
+	for (size_t i = 0; i + 1 < h;) {
+		size_t e = i;
+		while (e + 1 < h && !(s[e] == '\r' && s[e + 1] == '\n'))
+			e++;
+		if (i > 0 && header_is(s, i, e, "content-length", &v, &vn)) {
+			if (ncl++ || !vn || vn > 15)
+				return -1;
+			for (size_t k = 0; k < vn; k++) {
+				if (v[k] < '0' || v[k] > '9')
+					return -1;
+				cl = cl * 10 + (v[k] - '0');
+			}
+		} else if (i > 0 && header_is(s, i, e, "transfer-encoding", &v, &vn)) {
+			if (nte++ || vn != 7 || strncasecmp(v, "chunked", 7))
+				return -1;
+		}
+		i = e + 2;
+	}
+	if (ncl && nte)
+		return -1;
+	*head = h;
+	*body = nte ? -1 : cl;
+	return 0;
+}
+
+size_t http_close_head(const uint8_t *b, size_t head, uint8_t *out)
+{
+	const char *s = (const char *)b, *v;
+	size_t o = 0, vn;
+	static const char close_hdr[] = "Connection: close\r\n\r\n";
+
+	for (size_t i = 0; i + 2 < head;) {
+		size_t e = i;
+		while (e + 1 < head && !(s[e] == '\r' && s[e + 1] == '\n'))
+			e++;
+		if (!(i > 0 && (header_is(s, i, e, "connection", &v, &vn) || header_is(s, i, e, "keep-alive", &v, &vn)))) {
+			memmove(out + o, s + i, e + 2 - i);
+			o += e + 2 - i;
+		}
+		i = e + 2;
+	}
+	memcpy(out + o, close_hdr, sizeof close_hdr - 1);
+	return o + sizeof close_hdr - 1;
+}
+
+enum { CK_SIZE, CK_EXT, CK_SIZE_LF, CK_DATA, CK_DATA_CR, CK_DATA_LF, CK_TRAILER_START, CK_TRAILER, CK_TRAILER_LF,
+       CK_END_LF };
+
+static int hexval(uint8_t c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+long http_chunked_feed(struct http_chunked *c, const uint8_t *b, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && !c->done) {
+		uint8_t ch = b[i];
+
+		switch (c->st) {
+		case CK_SIZE:
+			if (hexval(ch) >= 0) {
+				if (++c->digits > 15)
+					return -1;
+				c->left = c->left * 16 + (unsigned)hexval(ch);
+			} else if (c->digits && (ch == ';' || ch == ' ' || ch == '\t')) {
+				c->st = CK_EXT;
+			} else if (c->digits && ch == '\r') {
+				c->st = CK_SIZE_LF;
+			} else {
+				return -1;
+			}
+			break;
+		case CK_EXT:
+			if (ch == '\r')
+				c->st = CK_SIZE_LF;
+			else if (ch == '\n')
+				return -1;
+			break;
+		case CK_SIZE_LF:
+			if (ch != '\n')
+				return -1;
+			c->st = c->left ? CK_DATA : CK_TRAILER_START;
+			break;
+		case CK_DATA: {
+			size_t k = n - i < c->left ? n - i : (size_t)c->left;
+
+			c->left -= k;
+			i += k;
+			if (!c->left)
+				c->st = CK_DATA_CR;
+			continue;
+		}
+		case CK_DATA_CR:
+			if (ch != '\r')
+				return -1;
+			c->st = CK_DATA_LF;
+			break;
+		case CK_DATA_LF:
+			if (ch != '\n')
+				return -1;
+			c->st = CK_SIZE;
+			c->digits = 0;
+			c->left = 0;
+			break;
+		case CK_TRAILER_START:
+			c->st = ch == '\r' ? CK_END_LF : CK_TRAILER;
+			if (ch == '\n')
+				return -1;
+			break;
+		case CK_TRAILER:
+			if (ch == '\r')
+				c->st = CK_TRAILER_LF;
+			else if (ch == '\n')
+				return -1;
+			break;
+		case CK_TRAILER_LF:
+			if (ch != '\n')
+				return -1;
+			c->st = CK_TRAILER_START;
+			break;
+		case CK_END_LF:
+			if (ch != '\n')
+				return -1;
+			c->done = true;
+			break;
+		default:
+			return -1;
+		}
+		i++;
+	}
+	return (long)i;
+}

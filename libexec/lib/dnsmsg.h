@@ -5,6 +5,7 @@
 #ifndef VMSAN_DNSMSG_H
 #define VMSAN_DNSMSG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,5 +72,27 @@ size_t dns_allow_count(const struct dns_allow *a);
 #define PEEK_MAX 16384
 int tls_sni(const uint8_t *b, size_t n, char name[DNS_NAME_MAX]);
 int http_host(const uint8_t *b, size_t n, char name[DNS_NAME_MAX]);
+
+/* --strict-domains relays one HTTP request per connection (each request
+ * of a keep-alive connection could name another Host).  For a request
+ * whose head http_host accepted: the head's length and its body's
+ * (Content-Length, 0 without one, -1 for Transfer-Encoding: chunked);
+ * -1 when the framing is ambiguous (both, several Content-Lengths,
+ * another transfer coding, a bad number: request smuggling). */
+int http_request_frame(const uint8_t *b, size_t n, size_t *head, long long *body);
+/* The head again without its Connection and Keep-Alive headers and with
+ * "Connection: close": the server ends the connection after answering.
+ * Returns the new length (at most head + 19), written to out. */
+size_t http_close_head(const uint8_t *b, size_t head, uint8_t *out);
+/* A chunked body fed as it comes: how many of the n bytes belong to it
+ * (the rest lie past its end), or -1 if it is malformed; done once its
+ * last chunk and trailer have passed. */
+struct http_chunked {
+	int st;
+	unsigned long long left;
+	unsigned digits;
+	bool done;
+};
+long http_chunked_feed(struct http_chunked *c, const uint8_t *b, size_t n);
 
 #endif

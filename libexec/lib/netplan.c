@@ -76,6 +76,21 @@ json_t *netplan_host_ruleset(void)
 		rule("forward", V("accept"), M("iif_prefix", "vms"), END));
 }
 
+json_t *netplan_ip6_guard(const char *tap)
+{
+	if (!tap)
+		return json_pack("{s:[o,o,o], s:[]}", "chains",
+				 chain("input", "filter", "input", 0, "drop"),
+				 chain("forward", "filter", "forward", 0, "drop"),
+				 chain("output", "filter", "output", 0, "drop"), "rules");
+	return json_pack("{s:[o,o], s:[o,o,o]}", "chains",
+			 chain("input", "filter", "input", 0, "accept"),
+			 chain("forward", "filter", "forward", 0, "accept"), "rules",
+			 rule("input", V("drop"), M("iif", tap), END),
+			 rule("forward", V("drop"), M("iif", tap), END),
+			 rule("forward", V("drop"), M("oif", tap), END));
+}
+
 void netplan_slot_addrs(unsigned slot, char host[16], char ns[16])
 {
 	unsigned base = NET_POOL_BASE + slot * 4;

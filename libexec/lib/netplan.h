@@ -24,6 +24,7 @@
 #define NET_LINK_PREFIXLEN 30
 #define NET_POOL "198.18.0.0/15"
 #define NET_POOL_BASE 0xc6120000u      /* 198.18.0.0 */
+#define NET_LINK_LOCAL "169.254.0.0/16" /* cloud metadata: dropped unless allowed by name */
 #define NET_SLOTS 32768
 #define NET_TABLE "vmsan"
 #define NET_VMM_UID_BASE 1879048192u  /* root's VMMs: uid and gid base + slot */
@@ -35,6 +36,12 @@
 
 /* The shared table of the namespace vmsan-net runs in ("the host"). */
 json_t *netplan_host_ruleset(void);
+/* The "ip6" part of a VM's ruleset (nft.h): no IPv6 reaches or leaves the
+ * guest.  tap NULL: in the VM's namespace, every chain's policy drop (the
+ * namespace has no IPv6 at all); else on the host, what comes from or goes
+ * to that TAP is dropped.  vmsan-net also disables IPv6 on every VM link:
+ * this is the second lock. */
+json_t *netplan_ip6_guard(const char *tap);
 /* Host-side addresses of a slot, dotted. */
 void netplan_slot_addrs(unsigned slot, char host[16], char ns[16]);
 

@@ -317,11 +317,67 @@ static int check_verdict(json_t *v, json_t *chain, json_t *sets, const char *whe
 	return 0;
 }
 
+/* The IPv6 companion table: filter chains, rules that match interfaces
+ * only and accept or drop (it exists to drop the guest's IPv6). */
+static const char *const if_matchers[] = {"iif", "oif", "iif_not", "oif_not", "iif_prefix", "oif_prefix",
+					  "oif_prefix_not"};
+
+static int check_ip6(json_t *ip6, struct verr *e)
+{
+	struct jr r;
+	json_t *chains, *rules, *c, *rule, *m;
+	size_t i, k;
+
+	if (!json_is_object(ip6))
+		return BAD("ruleset.ip6: expected an object");
+	jr_init(&r, ip6, "ruleset.ip6", e);
+	chains = jr_array(&r, "chains", JR_REQUIRED, 8);
+	rules = jr_array(&r, "rules", JR_REQUIRED, 16);
+	if (jr_end(&r) || check_chains(chains, e))
+		return -1;
+	json_array_foreach(chains, i, c)
+		if (strcmp(json_string_value(json_object_get(c, "type")), "filter"))
+			return BAD("ruleset.ip6.chains[%zu].type: only filter chains", i);
+	json_array_foreach(rules, i, rule) {
+		char where[64];
+		const char *cname, *v;
+		json_t *match;
+		bool l4 = false;
+
+		snprintf(where, sizeof(where), "ruleset.ip6.rules[%zu]", i);
+		if (!json_is_object(rule))
+			return BAD("%s: expected an object", where);
+		jr_init(&r, rule, where, e);
+		cname = jr_string(&r, "chain", JR_REQUIRED, NULL);
+		match = jr_array(&r, "match", JR_OPTIONAL, MAX_MATCH);
+		v = jr_string(&r, "verdict", JR_REQUIRED, NULL);
+		if (jr_end(&r))
+			return -1;
+		if (!find_named(chains, cname))
+			return BAD("%s.chain: no chain '%s'", where, cname);
+		json_array_foreach(match, k, m) {
+			char mw[96];
+			const char *key;
+			json_t *x;
+
+			snprintf(mw, sizeof(mw), "%s.match[%zu]", where, k);
+			if (check_match(m, NULL, mw, &l4, e))
+				return -1;
+			json_object_foreach(m, key, x)
+				if (INDEX_OF(key, if_matchers) < 0)
+					return BAD("%s: only interface matchers in ip6", mw);
+		}
+		if (strcmp(v, "accept") && strcmp(v, "drop"))
+			return BAD("%s.verdict: accept or drop", where);
+	}
+	return 0;
+}
+
 int nft_ruleset_check(json_t *rs, struct verr *e)
 {
 	struct jr r;
 	const char *table, *family;
-	json_t *sets, *chains, *rules, *rule;
+	json_t *sets, *chains, *rules, *rule, *ip6;
 	size_t i, k;
 
 	if (!json_is_object(rs))
@@ -332,13 +388,14 @@ int nft_ruleset_check(json_t *rs, struct verr *e)
 	sets = jr_array(&r, "sets", JR_OPTIONAL, 16);
 	chains = jr_array(&r, "chains", JR_REQUIRED, 16);
 	rules = jr_array(&r, "rules", JR_REQUIRED, MAX_RULES);
+	ip6 = jr_any(&r, "ip6", JR_OPTIONAL);
 	if (jr_end(&r))
 		return -1;
 	if (strcmp(family, "ip"))
 		return BAD("ruleset.family: only 'ip' is supported");
 	if (!good_name(table, 31) || strncmp(table, "vmsan", 5))
 		return BAD("ruleset.table: '%s' is not ours (names start with 'vmsan')", table);
-	if (check_sets(sets, e) || check_chains(chains, e))
+	if (check_sets(sets, e) || check_chains(chains, e) || (ip6 && check_ip6(ip6, e)))
 		return -1;
 	json_array_foreach(rules, i, rule) {
 		char where[64];
@@ -461,10 +518,40 @@ static void render_verdict(struct buf *b, json_t *v)
 	}
 }
 
+static void render_chains(struct buf *b, json_t *chains, json_t *rules)
+{
+	json_t *c, *r;
+	size_t i, k;
+
+	json_array_foreach(chains, i, c) {
+		const char *name = json_string_value(json_object_get(c, "name"));
+		const char *pol = json_string_value(json_object_get(c, "policy"));
+
+		put(b, "\tchain %s {\n\t\ttype %s hook %s priority %lld;%s%s%s\n", name,
+		    json_string_value(json_object_get(c, "type")),
+		    json_string_value(json_object_get(c, "hook")),
+		    json_integer_value(json_object_get(c, "priority")),
+		    pol ? " policy " : "", pol ? pol : "", pol ? ";" : "");
+		json_array_foreach(rules, k, r) {
+			json_t *m;
+			size_t j;
+
+			if (strcmp(json_string_value(json_object_get(r, "chain")), name))
+				continue;
+			put(b, "\t\t");
+			json_array_foreach(json_object_get(r, "match"), j, m)
+				render_match(b, m);
+			render_verdict(b, json_object_get(r, "verdict"));
+			put(b, "\n");
+		}
+		put(b, "\t}\n");
+	}
+}
+
 char *nft_ruleset_render(json_t *rs)
 {
 	struct buf b = {0};
-	json_t *c, *r, *s, *el;
+	json_t *s, *el, *ip6 = json_object_get(rs, "ip6");
 	size_t i, k;
 
 	put(&b, "table %s %s {\n", json_string_value(json_object_get(rs, "family")),
@@ -493,30 +580,13 @@ char *nft_ruleset_render(json_t *rs)
 		}
 		put(&b, "\t}\n");
 	}
-	json_array_foreach(json_object_get(rs, "chains"), i, c) {
-		const char *name = json_string_value(json_object_get(c, "name"));
-		const char *pol = json_string_value(json_object_get(c, "policy"));
-
-		put(&b, "\tchain %s {\n\t\ttype %s hook %s priority %lld;%s%s%s\n", name,
-		    json_string_value(json_object_get(c, "type")),
-		    json_string_value(json_object_get(c, "hook")),
-		    json_integer_value(json_object_get(c, "priority")),
-		    pol ? " policy " : "", pol ? pol : "", pol ? ";" : "");
-		json_array_foreach(json_object_get(rs, "rules"), k, r) {
-			json_t *m;
-			size_t j;
-
-			if (strcmp(json_string_value(json_object_get(r, "chain")), name))
-				continue;
-			put(&b, "\t\t");
-			json_array_foreach(json_object_get(r, "match"), j, m)
-				render_match(&b, m);
-			render_verdict(&b, json_object_get(r, "verdict"));
-			put(&b, "\n");
-		}
-		put(&b, "\t}\n");
-	}
+	render_chains(&b, json_object_get(rs, "chains"), json_object_get(rs, "rules"));
 	put(&b, "}\n");
+	if (ip6) {
+		put(&b, "table ip6 %s {\n", json_string_value(json_object_get(rs, "table")));
+		render_chains(&b, json_object_get(ip6, "chains"), json_object_get(ip6, "rules"));
+		put(&b, "}\n");
+	}
 	return b.s;
 }
 
@@ -771,6 +841,7 @@ struct batch {
 	struct mnl_nlmsg_batch *b;
 	uint32_t seq;
 	uint32_t acks;          /* messages that asked for an ack */
+	uint16_t family;        /* of the messages: NFPROTO_IPV4, or _IPV6 for the ip6 table */
 };
 
 static int batch_init(struct batch *bt)
@@ -780,6 +851,7 @@ static int batch_init(struct batch *bt)
 		return -1;
 	bt->b = mnl_nlmsg_batch_start(bt->buf, 1 << 20);
 	bt->seq = (uint32_t)time(NULL);
+	bt->family = NFPROTO_IPV4;
 	nftnl_batch_begin(mnl_nlmsg_batch_current(bt->b), bt->seq++);
 	mnl_nlmsg_batch_next(bt->b);
 	return 0;
@@ -788,7 +860,7 @@ static int batch_init(struct batch *bt)
 static struct nlmsghdr *batch_msg(struct batch *bt, uint16_t type, uint16_t flags)
 {
 	bt->acks++;
-	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, NFPROTO_IPV4,
+	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, bt->family,
 				     flags | NLM_F_ACK, bt->seq++);
 }
 
@@ -1007,7 +1079,7 @@ static void msg_rules(struct batch *bt, const char *table, json_t *rules)
 
 		nftnl_rule_set_str(rule, NFTNL_RULE_TABLE, table);
 		nftnl_rule_set_str(rule, NFTNL_RULE_CHAIN, json_string_value(json_object_get(r, "chain")));
-		nftnl_rule_set_u32(rule, NFTNL_RULE_FAMILY, NFPROTO_IPV4);
+		nftnl_rule_set_u32(rule, NFTNL_RULE_FAMILY, bt->family);
 		json_array_foreach(json_object_get(r, "match"), k, m)
 			add_match(rule, m);
 		add_verdict(rule, json_object_get(r, "verdict"));
@@ -1017,7 +1089,7 @@ static void msg_rules(struct batch *bt, const char *table, json_t *rules)
 	}
 }
 
-int nft_table_exists(const char *name, struct verr *e)
+static int table_exists(const char *name, uint16_t family, struct verr *e)
 {
 	struct mnl_socket *nl = nft_socket(e);
 	char buf[8192];
@@ -1029,7 +1101,7 @@ int nft_table_exists(const char *name, struct verr *e)
 	if (!nl)
 		goto out;
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_IPV4, NLM_F_ACK, 1);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, family, NLM_F_ACK, 1);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0 ||
 	    (n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) <= 0) {
@@ -1056,6 +1128,11 @@ out:
 	return rc;
 }
 
+int nft_table_exists(const char *name, struct verr *e)
+{
+	return table_exists(name, NFPROTO_IPV4, e);
+}
+
 int nft_ruleset_apply(json_t *rs, bool keep_if_exists, struct verr *e)
 {
 	const char *table = json_string_value(json_object_get(rs, "table"));
@@ -1079,6 +1156,15 @@ int nft_ruleset_apply(json_t *rs, bool keep_if_exists, struct verr *e)
 	msg_sets(&bt, table, json_object_get(rs, "sets"));
 	msg_chains(&bt, table, json_object_get(rs, "chains"));
 	msg_rules(&bt, table, json_object_get(rs, "rules"));
+	if (json_object_get(rs, "ip6")) {
+		/* its IPv6 companion, in the same transaction */
+		bt.family = NFPROTO_IPV6;
+		msg_table(&bt, table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+		msg_table(&bt, table, NFT_MSG_DELTABLE, 0);
+		msg_table(&bt, table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+		msg_chains(&bt, table, json_object_get(json_object_get(rs, "ip6"), "chains"));
+		msg_rules(&bt, table, json_object_get(json_object_get(rs, "ip6"), "rules"));
+	}
 	rc = batch_send(&bt, e);
 	batch_free(&bt);
 	return rc;
@@ -1087,15 +1173,23 @@ int nft_ruleset_apply(json_t *rs, bool keep_if_exists, struct verr *e)
 int nft_table_delete(const char *name, struct verr *e)
 {
 	struct batch bt = {0};
-	int rc = nft_table_exists(name, e);
+	int v4 = table_exists(name, NFPROTO_IPV4, e), v6 = v4 < 0 ? -1 : table_exists(name, NFPROTO_IPV6, e);
+	int rc;
 
-	if (rc <= 0)
-		return rc;
+	if (v4 < 0 || v6 < 0)
+		return -1;
+	if (!v4 && !v6)
+		return 0;
 	if (batch_init(&bt) != 0) {
 		verr_sys(e, "ERR_NOMEM", NULL, "cannot allocate a batch");
 		return -1;
 	}
-	msg_table(&bt, name, NFT_MSG_DELTABLE, 0);
+	if (v4)
+		msg_table(&bt, name, NFT_MSG_DELTABLE, 0);
+	if (v6) {
+		bt.family = NFPROTO_IPV6;
+		msg_table(&bt, name, NFT_MSG_DELTABLE, 0);
+	}
 	rc = batch_send(&bt, e);
 	batch_free(&bt);
 	return rc;

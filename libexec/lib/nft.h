@@ -9,7 +9,12 @@
  *   {"family":"ip", "table":"vmsan...", "sets":[SET...],
  *    "chains":[{"name","type":"filter|nat","hook":"prerouting|input|
  *               forward|output|postrouting","priority":N,"policy":"accept|drop"}],
- *    "rules":[{"chain":NAME, "match":[MATCH...], "verdict":VERDICT}]}
+ *    "rules":[{"chain":NAME, "match":[MATCH...], "verdict":VERDICT}],
+ *    "ip6":{"chains":[CHAIN...], "rules":[RULE...]}}
+ *
+ *   ip6    optional: a table of family ip6 with the same name, applied in
+ *          the same batch (it drops the guest's IPv6): filter chains only,
+ *          interface matchers only, accept or drop
  *
  *   SET    {"name", "key":"inet_service", "data":"ipv4_addr|inet_service",
  *           "elements":[[KEY, DATA]...]}          (a map; ports are integers)
@@ -45,7 +50,7 @@ char *nft_ruleset_render(json_t *rs);
  * is replaced whole or not at all.  With keep_if_exists, an existing table
  * is left alone (the shared host table). */
 int nft_ruleset_apply(json_t *rs, bool keep_if_exists, struct verr *e);
-/* Deletes table NAME (family ip) if it exists. */
+/* Deletes table NAME (families ip and ip6) if it exists. */
 int nft_table_delete(const char *name, struct verr *e);
 /* 1 if table NAME exists, 0 if not, -1 on error. */
 int nft_table_exists(const char *name, struct verr *e);

@@ -12,6 +12,12 @@
  *  - ICMP from the guest is dropped except what conntrack marks related
  *    (PMTU); UDP is dropped except DNS to the configured resolvers; DNS to
  *    anything else and DoT (853) are dropped; so is a spoofed source.
+ *  - No IPv6: the ruleset's ip6 table (netplan_ip6_guard) drops all of
+ *    it in a VM's namespace, and what comes from or goes to the TAP on
+ *    the host.
+ *  - Link-local 169.254.0.0/16 (cloud metadata) is dropped, denied or
+ *    not, unless an allowed CIDR inside it names it (after the denied
+ *    CIDRs: denied still wins); allow-all and 0.0.0.0/0 do not reach it.
  *  - The guest reaches no host address (198.18.0.0/15, other VMs) and
  *    nothing in its own namespace; published ports and the agent port are
  *    DNATed in from the uplink whatever the policy, deny-all included.
@@ -70,6 +76,15 @@ static bool is_reserved(long long p)
 	       (p >= 10080 && p <= 10334);
 }
 
+/* A CIDR inside 169.254.0.0/16: it names link-local addresses itself. */
+static bool link_local(const char *cidr)
+{
+	unsigned a = 0, p = 0;
+	char why[8];
+
+	return parse_cidr(cidr, &a, &p, why, sizeof why) == 0 && p >= 16 && (a & 0xffff0000u) == 0xa9fe0000u;
+}
+
 /* The matchers of a rule, scoped to the guest's TAP on the host. */
 static json_t *scoped(const struct policy_target *t, json_t *match)
 {
@@ -105,6 +120,13 @@ static void egress(json_t *rules, const struct policy_target *t, const char *eff
 	R("drop", "[{s:s}]", "daddr", NET_POOL);
 	json_array_foreach(denied, i, x)
 		R("drop", "[{s:s}]", "daddr", json_string_value(x));
+	/* Link-local (cloud metadata at 169.254.169.254) only where an
+	 * allowed CIDR inside it names it: allow-all, a custom list without
+	 * one, 0.0.0.0/0 or the set of allowed domains never reach it. */
+	json_array_foreach(allowed, i, x)
+		if (link_local(json_string_value(x)))
+			R("accept", "[{s:s}]", "daddr", json_string_value(x));
+	R("drop", "[{s:s}]", "daddr", NET_LINK_LOCAL);
 	/* custom without an allow list allows what it does not deny (the
 	 * original treats custom without lists as allow-all, and allow-all
 	 * with a deny list becomes custom). */
@@ -112,7 +134,8 @@ static void egress(json_t *rules, const struct policy_target *t, const char *eff
 		R("accept", "[]");
 	} else if (!strcmp(eff, "custom")) {
 		json_array_foreach(allowed, i, x)
-			R("accept", "[{s:s}]", "daddr", json_string_value(x));
+			if (!link_local(json_string_value(x)))
+				R("accept", "[{s:s}]", "daddr", json_string_value(x));
 		if (domains && !strict)
 			R("accept", "[{s:s}]", "daddr_set", NET_DNS_SET);
 	}
@@ -183,14 +206,14 @@ static json_t *in_namespace(const struct policy_target *t, const char *eff, json
 			  NET_TAP_ADDR "/32", "proto", "tcp", "dport", p ? NET_DNS_PORT_HTTP : NET_DNS_PORT_TLS,
 			  "ct_status", "dnat");
 #undef R
-	return json_pack("{s:s, s:s, s:[], s:[{s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i,s:s}, {s:s,s:s,s:s,s:i,s:s}], s:o}",
+	return json_pack("{s:s, s:s, s:[], s:[{s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i,s:s}, {s:s,s:s,s:s,s:i,s:s}], s:o, s:o}",
 		"family", "ip", "table", t->table, "sets",
 		"chains",
 		"name", "prerouting", "type", "nat", "hook", "prerouting", "priority", -100,
 		"name", "postrouting", "type", "nat", "hook", "postrouting", "priority", 100,
 		"name", "forward", "type", "filter", "hook", "forward", "priority", 0, "policy", "drop",
 		"name", "input", "type", "filter", "hook", "input", "priority", 0, "policy", "drop",
-		"rules", rules);
+		"rules", rules, "ip6", netplan_ip6_guard(NULL));
 }
 
 /* In the host's namespace (--no-netns): every rule scoped to the VM's TAP,
@@ -220,8 +243,8 @@ static json_t *on_host(const struct policy_target *t, const char *eff, json_t *d
 	json_array_append_new(chains, json_pack("{s:s,s:s,s:s,s:i,s:s}", "name", "forward", "type", "filter", "hook",
 						"forward", "priority", 0, "policy", "accept"));
 	egress(rules, t, eff, dns, allowed, denied, false, false);
-	return json_pack("{s:s, s:s, s:[], s:o, s:o}", "family", "ip", "table", t->table, "sets", "chains", chains,
-			 "rules", rules);
+	return json_pack("{s:s, s:s, s:[], s:o, s:o, s:o}", "family", "ip", "table", t->table, "sets", "chains", chains,
+			 "rules", rules, "ip6", netplan_ip6_guard(t->tap));
 }
 
 json_t *policy_compile(struct jr *r, const struct policy_target *t, struct verr *e)

@@ -1,0 +1,243 @@
+#!/usr/bin/env bats
+# vmsan-net attacked as a hostile member of the vmsan group would: an
+# ordinary user, `sudo -n` on the helper install.sh installed (through the
+# sudoers rule it wrote), hand-written JSON.  Every refusal comes with a
+# control showing the request reached the helper through the same path:
+# the error code is the helper's own (sudo's refusals carry none), and the
+# same user's legitimate request succeeds.  The helper runs in the test's
+# fake host namespace ($H), never in the real one.
+bats_require_minimum_version 1.5.0
+load test_helper
+load net_helper
+
+setup_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	command -v visudo >/dev/null && command -v setpriv >/dev/null || return 0
+	export TOP LIBEXEC
+	net_fixture_up
+	export G=vmng$$ UA=vmna$$ UB=vmnb$$ UO=vmno$$
+	export UPREFIX=/opt/vmsan-testnet$$ USUDO=/etc/sudoers.d/vmsan-testnet$$
+	HOME=$BATS_FILE_TMPDIR/home "$TOP/install.sh" --no-deps --no-demo --prefix "$UPREFIX" \
+		--sudoers "$USUDO" --group "$G" >"$BATS_FILE_TMPDIR/install.log" 2>&1 ||
+		{ cat "$BATS_FILE_TMPDIR/install.log" >&2; return 1; }
+	useradd -m -G "$G" "$UA"
+	useradd -m -G "$G" "$UB"
+	useradd -m "$UO"
+	# a host service the published ports must not take over
+	nsd "$H" socat TCP4-LISTEN:5432,reuseaddr,fork SYSTEM:'echo postgres'
+	nsd "$H" socat TCP6-LISTEN:6379,ipv6only=1,reuseaddr,fork SYSTEM:'echo redis'
+	sleep 0.2
+}
+
+teardown_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	[ -n "${UPREFIX:-}" ] || return 0
+	net_fixture_down
+	rm -f /run/vmsan/ids/vm-7e5f*
+	"$TOP/install.sh" --uninstall --prefix "$UPREFIX" --sudoers "$USUDO" --group "$G" >/dev/null 2>&1 || true
+	rm -f "$USUDO"
+	rm -rf "$UPREFIX"
+	for u in "$UA" "$UB" "$UO"; do userdel -r "$u" 2>/dev/null || true; done
+	groupdel "$G" 2>/dev/null || true
+}
+
+setup_extra() {
+	require_root
+	require_cmd visudo
+	require_cmd setpriv
+	if [ -z "${UPREFIX:-}" ] || [ ! -x "$UPREFIX/libexec/vmsan/vmsan-net" ]; then echo "setup_file did not install"; return 1; fi
+}
+
+teardown_extra() {
+	local id
+	for id in vm-7e5f0001 vm-7e5f0002 vm-7e5f0003; do
+		echo "{\"op\":\"teardown\",\"id\":\"$id\"}" | nsx "$H" "$LIBEXEC/vmsan-net" >/dev/null 2>&1 || true
+		rm -f "/run/vmsan/ids/$id"
+	done
+	rm -f /run/vmsan/ids/vm-7e5fe*
+	return 0
+}
+
+# net USER OP [JSON]: vmsan-net OP as USER, through sudo and the
+# installed rule, in the fake host's namespace; stdout is its reply.
+net() {
+	local u=$1 op=$2
+	nsenter --net="/run/netns/$H" setpriv --reuid="$u" --regid="$u" --init-groups \
+		env -i PATH=/usr/bin:/bin HOME="/home/$u" sudo -n "$UPREFIX/libexec/vmsan/vmsan-net" "$op" <<<"${3:-}"
+}
+# root_net OP JSON: the same helper as root itself
+root_net() { nsenter --net="/run/netns/$H" "$UPREFIX/libexec/vmsan/vmsan-net" "$1" <<<"$2"; }
+code() { jq -r .error.code <<<"$1"; }
+# setup_req ID POLICY-JSON [EXTRA-JSON]
+setup_req() {
+	"$LIBEXEC/vmsan-nftables" compile <<<"$2" |
+		jq -c --arg id "$1" --argjson x "${3:-{\}}" '{id:$id, ruleset:.ruleset, publishedPorts:[.publishedPorts[][0]]} + $x'
+}
+# clean ID: verify (as root) finds nothing of it, and it has no claim
+clean() {
+	local out
+	out=$(root_net verify "{\"id\":\"$1\"}")
+	assert_eq "$(jq .clean <<<"$out")" true || { echo "$out" >&2; return 1; }
+	[ ! -e "/run/vmsan/ids/$1" ]
+}
+
+@test "control: a member sets up, verifies, changes and tears down their own VM's network through sudo; root records them as its owner" {
+	local out uid
+	uid=$(id -u "$UA")
+	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0001 '{"policy":"deny-all"}')"
+	assert_eq "$status" 0
+	assert_eq "$(jq .ok <<<"$output")" true
+	assert_eq "$(jq .owner /run/vmsan/net/vm-7e5f0001.json)" "$uid"
+	assert_eq "$(cat /run/vmsan/ids/vm-7e5f0001)" "$uid"
+	assert_contains "$(nsenter --net=/run/netns/vmsan-vm-7e5f0001 ip -d link show vmstap0)" "user $UA "
+	run --separate-stderr net "$UA" verify '{"id":"vm-7e5f0001"}'
+	assert_eq "$status" 0
+	run --separate-stderr net "$UA" apply-rules "$(setup_req vm-7e5f0001 '{"policy":"allow-all"}' | jq -c '{id, ruleset}')"
+	assert_eq "$status" 0
+	run --separate-stderr net "$UA" teardown '{"id":"vm-7e5f0001"}'
+	assert_eq "$status" 0
+	assert_eq "$(jq .removed <<<"$output")" true
+	# someone outside the group: sudo itself refuses (no helper error code)
+	run --separate-stderr net "$UO" verify '{"id":"vm-7e5f0001"}'
+	[ "$status" -ne 0 ]
+	assert_eq "$output" ""
+}
+
+@test "another member can neither tear down, loosen, read, set up again nor sweep someone's VM network; the owner still can" {
+	local before after
+	net "$UA" setup "$(setup_req vm-7e5f0001 '{"policy":"deny-all"}')" >/dev/null
+	before=$(nsenter --net=/run/netns/vmsan-vm-7e5f0001 nft list table ip vmsan)
+	run --separate-stderr net "$UB" apply-rules "$(setup_req vm-7e5f0001 '{"policy":"allow-all"}' | jq -c '{id, ruleset}')"
+	assert_eq "$status" 1
+	assert_eq "$(code "$output")" ERR_NOT_OWNER
+	run --separate-stderr net "$UB" teardown '{"id":"vm-7e5f0001"}'
+	assert_eq "$status" 1
+	assert_eq "$(code "$output")" ERR_NOT_OWNER
+	run --separate-stderr net "$UB" verify '{"id":"vm-7e5f0001"}'
+	assert_eq "$status" 1
+	assert_eq "$(code "$output")" ERR_NOT_OWNER
+	run --separate-stderr net "$UB" setup "$(setup_req vm-7e5f0001 '{"policy":"allow-all"}')"
+	assert_eq "$status" 1
+	assert_eq "$(code "$output")" ERR_NOT_OWNER
+	run --separate-stderr net "$UB" sweep '{"dryRun":true}'
+	assert_eq "$status" 1
+	assert_eq "$(code "$output")" ERR_PERMISSION
+	# nothing changed: same rules, same namespace, same owner
+	after=$(nsenter --net=/run/netns/vmsan-vm-7e5f0001 nft list table ip vmsan)
+	assert_eq "$after" "$before"
+	assert_eq "$(jq .owner /run/vmsan/net/vm-7e5f0001.json)" "$(id -u "$UA")"
+	# the controls: B's own requests work through the same path, and
+	# root's sweep does
+	run --separate-stderr net "$UB" setup "$(setup_req vm-7e5f0002 '{"policy":"deny-all"}')"
+	assert_eq "$status" 0
+	run --separate-stderr net "$UB" teardown '{"id":"vm-7e5f0002"}'
+	assert_eq "$status" 0
+	run --separate-stderr root_net sweep '{"dryRun":true}'
+	assert_eq "$status" 0
+	# a teardown of an id nobody has is still a success (idempotent)
+	run --separate-stderr net "$UB" teardown '{"id":"vm-7e5f0003"}'
+	assert_eq "$status" 0
+	assert_eq "$(jq .removed <<<"$output")" false
+}
+
+@test "published ports: a port a host service listens on (IPv4 or IPv6) or below the configured range is refused, nothing made; a free one works" {
+	local p
+	for p in 5432 6379; do
+		run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0001 "{\"policy\":\"allow-all\",\"publishedPorts\":[{\"hostPort\":$p}]}")"
+		assert_eq "$status" 1
+		assert_eq "$(code "$output")" ERR_PORT_IN_USE
+		assert_contains "$(jq -r .error.message <<<"$output")" "host port $p"
+		clean vm-7e5f0001
+	done
+	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0001 '{"policy":"allow-all","publishedPorts":[{"hostPort":1023}]}')"
+	assert_eq "$status" 1
+	assert_eq "$(code "$output")" ERR_PORT_RANGE
+	clean vm-7e5f0001
+	[[ $(nsenter --net="/run/netns/$H" nft list map ip vmsan pub) != *"5432 :"* ]]
+	# the host's service still answers itself
+	assert_eq "$(tcp_get nsx "$H" nc -w 2 127.0.0.1 5432 </dev/null)" postgres
+	# a tapOwner other than the caller's own uid
+	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0001 '{"policy":"allow-all"}' '{"tapOwner":0}')"
+	assert_eq "$status" 1
+	assert_eq "$(code "$output")" ERR_PERMISSION
+	clean vm-7e5f0001
+	# the control: a free port in the range
+	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0001 '{"policy":"allow-all","publishedPorts":[{"hostPort":8095}]}')"
+	assert_eq "$status" 0
+	nsenter --net="/run/netns/$H" nft list map ip vmsan pub | grep -q '8095 : 198.18.'
+}
+
+@test "the per-user limit of VM networks (root.conf's max-vms-per-user, 64 by default) holds at setup" {
+	local uid max=64 i
+	uid=$(id -u "$UA")
+	[ ! -e /etc/vmsan/root.conf ] || max=$(sed -n 's/^max-vms-per-user *= *//p' /etc/vmsan/root.conf)
+	mkdir -p /run/vmsan/ids
+	# the user holds max - 1 ids already (as claims vmsan-fc would have made)
+	for i in $(seq 2 "$max"); do printf '%s\n' "$uid" >"/run/vmsan/ids/vm-7e5fe$(printf %03d "$i")"; done
+	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0001 '{"policy":"deny-all"}')"
+	assert_eq "$status" 0
+	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0002 '{"policy":"deny-all"}')"
+	assert_eq "$status" 1
+	assert_eq "$(code "$output")" ERR_VM_LIMIT
+	clean vm-7e5f0002
+	# another user is not limited by A's VMs
+	run --separate-stderr net "$UB" setup "$(setup_req vm-7e5f0003 '{"policy":"deny-all"}')"
+	assert_eq "$status" 0
+}
+
+@test "the DNS log is opened as the caller: not a root file, not through a symlink, not a FIFO; their own works" {
+	local d=/home/$UA
+	req() {
+		setup_req vm-7e5f0001 '{"policy":"custom","allowedDomains":["example.test"],"dnsResolvers":["192.0.2.53"]}' \
+			"$(jq -cn --arg log "$1" '{dns:{domains:["example.test"], upstreams:["192.0.2.53"], log:$log}}')"
+	}
+	echo secret >"$BATS_TEST_TMPDIR/root-only"
+	chmod 600 "$BATS_TEST_TMPDIR/root-only"
+	chmod 755 "$BATS_TEST_TMPDIR"
+	run --separate-stderr net "$UA" setup "$(req "$BATS_TEST_TMPDIR/root-only")"
+	[ "$status" -ne 0 ]
+	assert_eq "$(code "$output")" ERR_PERMISSION
+	clean vm-7e5f0001
+	run --separate-stderr net "$UA" setup "$(req /etc/vmsan-net-attack-$$)"
+	[ "$status" -ne 0 ]
+	assert_eq "$(code "$output")" ERR_PERMISSION
+	[ ! -e "/etc/vmsan-net-attack-$$" ]
+	clean vm-7e5f0001
+	setpriv --reuid="$UA" --regid="$UA" --init-groups ln -s "$BATS_TEST_TMPDIR/root-only" "$d/link.log"
+	run --separate-stderr net "$UA" setup "$(req "$d/link.log")"
+	assert_eq "$status" 1
+	assert_eq "$(code "$output")" ERR_FILE
+	clean vm-7e5f0001
+	setpriv --reuid="$UA" --regid="$UA" --init-groups mkfifo "$d/fifo.log"
+	# (a FIFO opened for writing would hang the helper until a reader came)
+	run --separate-stderr timeout 20 bash -c "$(declare -f net); UPREFIX=$UPREFIX H=$H net $UA setup '$(req "$d/fifo.log")'"
+	[ "$status" -ne 0 ] && [ "$status" -ne 124 ] || { echo "$status $output"; false; }
+	assert_contains "ERR_FILE ERR_PERMISSION" "$(code "$output")"
+	clean vm-7e5f0001
+	assert_eq "$(cat "$BATS_TEST_TMPDIR/root-only")" secret
+	assert_eq "$(stat -c %U "$BATS_TEST_TMPDIR/root-only")" root
+	# the control: a new file of their own, made by them
+	run --separate-stderr net "$UA" setup "$(req "$d/dns.log")"
+	assert_eq "$status" 0
+	assert_eq "$(stat -c %U "$d/dns.log")" "$UA"
+}
+
+@test "a helper stopped while holding the slot lock costs the others a clear ERR_BUSY after 10 s, not a hang" {
+	mkdir -p /run/vmsan
+	# a holder that never lets go (as one stopped by its caller would not)
+	bash -c 'exec 9>>/run/vmsan/slots && flock 9 && exec sleep 30' &
+	local holder=$!
+	sleep 0.2
+	SECONDS=0
+	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0001 '{"policy":"deny-all"}')"
+	local took=$SECONDS
+	kill "$holder"
+	wait "$holder" 2>/dev/null || true
+	assert_eq "$status" 1
+	assert_eq "$(code "$output")" ERR_BUSY
+	[ "$took" -ge 9 ] && [ "$took" -le 15 ]
+	clean vm-7e5f0001
+	# the lock free again: the same request works
+	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0001 '{"policy":"deny-all"}')"
+	assert_eq "$status" 0 || { echo "$output"; false; }
+}
