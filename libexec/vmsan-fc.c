@@ -237,7 +237,22 @@ static json_t *op_start(struct jr *r, struct verr *e)
 	}
 	if (!strcmp(c.vmm, "qemu") && !rootconf_trusted_program(conf.qemu, "qemu", e))
 		return NULL;
-	if (claim_take(c.id, &who, conf.max_vms_per_user, e) < 0)
+	/* /dev/kvm's group is the VMM's only if it is the caller's */
+	if (!who.root && c.kvm_gid >= 0) {
+		bool member = false;
+		for (int i = 0; i < who.ngroups; i++)
+			member = member || who.groups[i] == (gid_t)c.kvm_gid;
+		if (!member) {
+			c.kvm_gid = -1;
+			if (!strcmp(c.accel, "kvm")) {
+				verr_set(e, VMSAN_EXIT_FAIL, "ERR_PERMISSION", "join /dev/kvm's group, or use --accel tcg",
+					 "you cannot open /dev/kvm: it is for its group, and you are not in it");
+				return NULL;
+			}
+			c.kvm = false;
+		}
+	}
+	if (claim_take(c.id, &who, conf.max_vms_per_user, e) < 0 || vmm_lock(c.id, e) < 0)
 		return NULL;
 	if (vmmrec_for(c.id, &who, &old, e) < 0)
 		return NULL;
@@ -264,7 +279,7 @@ static const char *req_id(struct jr *r)
 static int own_vmm(const char *id, struct vmmrec *rec, struct caller *who, struct verr *e)
 {
 	caller_get(who);
-	if (claim_check(id, who, e) < 0)
+	if (claim_check(id, who, e) < 0 || vmm_lock(id, e) < 0)
 		return -1;
 	return vmmrec_for(id, who, rec, e) < 0 ? -1 : 0;
 }
@@ -319,7 +334,7 @@ static json_t *op_stop(struct jr *r, struct verr *e)
 		how = "quit";
 		if (fc || qmp_command(rec.qmp, "quit") < 0 || !vmm_wait_gone(&rec, 3)) {
 			how = "killed";
-			kill((pid_t)rec.pid, SIGKILL);
+			vmmrec_signal(&rec, SIGKILL);
 			vmm_wait_gone(&rec, 5);
 		}
 	}
@@ -337,11 +352,7 @@ static json_t *op_kill(struct jr *r, struct verr *e)
 	const char *id = req_id(r);
 	if (jr_end(r) || !need_root(e) || own_vmm(id, &rec, &who, e))
 		return NULL;
-	bool was = rec.pid > 1 && vmmrec_alive(&rec);
-	if (was && kill((pid_t)rec.pid, SIGKILL) < 0 && errno != ESRCH) {
-		verr_sys(e, "ERR_SYSTEM", NULL, "kill %lld", rec.pid);
-		return NULL;
-	}
+	bool was = rec.pid > 1 && vmmrec_signal(&rec, SIGKILL) == 0;
 	bool left = was && !vmm_wait_gone(&rec, 5);
 	if (!left && rec.pid > 1)
 		gone(&rec);
@@ -364,16 +375,17 @@ static json_t *op_cleanup(struct jr *r, struct verr *e)
 	bool had = rec.pid > 1;
 	if (owner < 0 && !had && !who.root)
 		return json_pack("{s:s, s:b}", "id", id, "removed", 0);   /* nothing of theirs */
-	if (had && vmmrec_alive(&rec)) {
-		kill((pid_t)rec.pid, SIGKILL);
+	if (had && vmmrec_signal(&rec, SIGKILL) == 0)
 		vmm_wait_gone(&rec, 5);
-	}
 	ram_path(id, ram, sizeof ram);
 	fc_jail_path(&conf, id, jail, sizeof jail);
 	had = had || access(ram, F_OK) == 0 || access(jail, F_OK) == 0;
 	ram_remove(id);
 	fc_jail_remove(&conf, id);
 	vmmrec_remove(id);
+	char lock[160];
+	snprintf(lock, sizeof lock, VMM_DIR "/%s.lock", id);
+	unlink(lock);
 	claim_release(id);
 	return json_pack("{s:s, s:b}", "id", id, "removed", had);
 }
@@ -470,5 +482,15 @@ static const struct helper helper = {
 
 int main(int argc, char **argv)
 {
+	/* A caller must not stop or interrupt root's work half done (through
+	 * the terminal, or signals sudo relays): the signals that would are
+	 * held until exit; a VMM or jailer started gets an empty mask. */
+	sigset_t hold;
+	sigemptyset(&hold);
+	int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU };
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+		sigaddset(&hold, sigs[i]);
+	sigprocmask(SIG_BLOCK, &hold, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	return helper_main(&helper, argc, argv);
 }

@@ -58,23 +58,27 @@ struct vmmrec {
 void vmm_dir_path(const char *id, char *out, size_t n);
 /* VMM_DIR/<id> made afresh (what an earlier run left removed); its fd. */
 int vmm_dir_make(const char *id, struct verr *e);
+int vmm_lock(const char *id, struct verr *e);
 int vmmrec_write(const struct vmmrec *r, struct verr *e);
 /* 1 found, 0 none, -1 unreadable (e set). */
 int vmmrec_read(const char *id, struct vmmrec *r, struct verr *e);
 void vmmrec_remove(const char *id);
 /* The recorded VMM still runs: the same pid, start time and uid. */
 bool vmmrec_alive(const struct vmmrec *r);
+/* sig to the recorded VMM through a pidfd checked after it was taken. */
+int vmmrec_signal(const struct vmmrec *r, int sig);
 /* The record of id, for who: its owner, or root.  0 with r filled, 1 when
  * there is none (r->pid 0), -1 with e set (ERR_NOT_OWNER). */
 int vmmrec_for(const char *id, const struct caller *who, struct vmmrec *r, struct verr *e);
 bool vmm_wait_gone(const struct vmmrec *r, double seconds);
 void ram_path(const char *id, char *out, size_t n);
+int ram_dir(struct verr *e);
 void ram_remove(const char *id);
 
 /* util */
 double ms_since(const struct timespec *t0);
 void kernel_cmdline(const struct vmcfg *c, char *out, size_t n);
-void log_tail(int dirfd, const char *name, char *out, size_t n);
+void log_tail(const struct caller *who, int dirfd, const char *name, char *out, size_t n);
 bool zombie(pid_t pid);
 int unix_connect(const char *sock, int timeout);
 void close_fds(int fds[FD_COUNT]);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -148,6 +149,15 @@ static int fc_http_as(const struct caller *vmm, const char *sock, const char *me
 	caller_fs_end();
 	if (fd < 0)
 		return -1;
+	/* Nothing is said to a server that is not the VMM's uid: a socket of
+	 * another's planted in the jail gets a connection and no byte. */
+	struct ucred peer;
+	socklen_t pl = sizeof peer;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &pl) != 0 || peer.uid != vmm->uid) {
+		close(fd);
+		snprintf(fault, fn, "the API socket is not served by the VMM's uid");
+		return -1;
+	}
 	char head[512], resp[4096];
 	size_t bl = body ? strlen(body) : 0;
 	int hn = snprintf(head, sizeof head,
@@ -303,6 +313,23 @@ static int jail_read(int rfd, const char *name, const struct caller *vmm, struct
 	return fd;
 }
 
+/* A copy of the file open as fd in the jail root, the VMM's: for the
+ * kernel, which the caller need only be able to read (a hard link would
+ * hand the caller a name for a file that is not theirs, set-uid binaries
+ * included, that outlives the jail). */
+static int jail_copy(int fd, int rfd, const char *name, const struct caller *vmm, struct verr *e)
+{
+	struct stat st;
+	int out = jail_create(rfd, name, vmm, e);
+	if (out < 0)
+		return -1;
+	int rc = fstat(fd, &st) < 0 ? -1 : copy_sparse(fd, out, (uint64_t)st.st_size, "copying the kernel into the jail", e);
+	if (rc < 0 && !verr_isset(e))
+		verr_sys(e, "ERR_JAIL", NULL, "cannot copy %s into the jail", name);
+	close(out);
+	return rc;
+}
+
 /* A snapshot's state and memory, copied into the jail as Firecracker's
  * uid's (copies, not links: linking the snapshot's own files would hand
  * them to that uid). */
@@ -362,6 +389,7 @@ json_t *fc_start(const struct vmcfg *c, const struct caller *who, struct verr *e
 	struct caller vmm;
 	struct vmmrec rec = { 0 };
 	pid_t fpid = -1;
+	bool jailed = false;
 
 	for (int i = 0; i < FD_COUNT; i++)
 		fds[i] = -1;
@@ -390,7 +418,8 @@ json_t *fc_start(const struct vmcfg *c, const struct caller *who, struct verr *e
 	 * them (the VM disk is handed to that uid when root owns it). */
 	if ((rfd = jail_make(c, e)) < 0)
 		goto fail;
-	rc = jail_link(kfd, rfd, "vmlinux", e) < 0 || jail_link(fds[FD_VM_RW], rfd, "vm.ext4", e) < 0 ||
+	jailed = true;
+	rc = jail_copy(kfd, rfd, "vmlinux", &vmm, e) < 0 || jail_link(fds[FD_VM_RW], rfd, "vm.ext4", e) < 0 ||
 	     (c->image_disk && jail_link(fds[FD_IMAGE], rfd, "image.ext4", e) < 0) ||
 	     (c->incoming && jail_snapshot(c, who, &vmm, rfd, e) < 0);
 	if (rc)
@@ -418,7 +447,14 @@ json_t *fc_start(const struct vmcfg *c, const struct caller *who, struct verr *e
 	pid_t jp;
 	static char path_env[] = "PATH=/usr/bin:/bin";
 	char *envp[] = { path_env, NULL };
-	rc = av ? posix_spawn(&jp, av[0], &fa, NULL, (char *const *)av, envp) : ENOMEM;
+	posix_spawnattr_t sa;
+	sigset_t none;
+	sigemptyset(&none);
+	posix_spawnattr_init(&sa);
+	posix_spawnattr_setsigmask(&sa, &none);
+	posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK);
+	rc = av ? posix_spawn(&jp, av[0], &fa, &sa, (char *const *)av, envp) : ENOMEM;
+	posix_spawnattr_destroy(&sa);
 	posix_spawn_file_actions_destroy(&fa);
 	free(av);
 	int st = 0;
@@ -427,7 +463,7 @@ json_t *fc_start(const struct vmcfg *c, const struct caller *who, struct verr *e
 			;
 	if (rc || !WIFEXITED(st) || WEXITSTATUS(st)) {
 		char msg[512];
-		log_tail(rundir, "vmm.log", msg, sizeof msg);
+		log_tail(who, rundir, "vmm.log", msg, sizeof msg);
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log", "the jailer failed: %s",
 			 rc ? strerror(rc) : msg);
 		goto fail;
@@ -475,8 +511,10 @@ json_t *fc_start(const struct vmcfg *c, const struct caller *who, struct verr *e
 			 "gid", (json_int_t)c->gid, "chroot", root, "apiSocket", rec.api, "startMs", ms, "jailer",
 			 jargv, "api", calls);
 fail:
-	if (fpid > 1 && rec.start >= 0 && proc_start_time(fpid) == rec.start)
-		kill(fpid, SIGKILL);
+	if (fpid > 1 && rec.start >= 0)
+		vmmrec_signal(&rec, SIGKILL);
+	if (jailed)
+		fc_jail_remove(c->conf, c->id);
 	if (vdir >= 0) {
 		close(vdir);
 		vmmrec_remove(c->id);

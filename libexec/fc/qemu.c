@@ -151,38 +151,22 @@ static int open_vmm_files(const struct vmcfg *c, const struct caller *who, int d
 	return 0;
 }
 
-/* RAM_DIR, root's: others may pass through it (QEMU opens its file by
- * name) but make nothing in it. */
-static int ram_dir(struct verr *e)
-{
-	struct stat st;
-
-	if (mkdir(RAM_DIR, 0711) != 0 && errno != EEXIST) {
-		verr_sys(e, "ERR_RAM_FILE", NULL, "cannot create " RAM_DIR);
-		return -1;
-	}
-	if (lstat(RAM_DIR, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022)) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_RAM_FILE", "remove it; vmsan-fc makes it again",
-			 RAM_DIR " is not root's directory");
-		return -1;
-	}
-	return 0;
-}
-
 /* The guest's RAM file, made here for the VMM's uid (QEMU opens it by
  * name: memory-backend-file takes no descriptor), sized, and with a
  * snapshot's memory copied in (holes stay holes). */
 static int ram_make(const struct vmcfg *c, int memfd, struct verr *e)
 {
-	char p[128];
-	int fd = -1;
+	char p[128], name[96];
+	int fd = -1, d = ram_dir(e);
 	uint64_t size = (uint64_t)c->mem_mib << 20;
 
-	if (ram_dir(e) < 0)
+	if (d < 0)
 		return -1;
 	ram_path(c->id, p, sizeof p);
-	unlink(p);   /* an earlier run's of this id: root's dir, our file */
-	fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	snprintf(name, sizeof name, "%s.ram", c->id);
+	unlinkat(d, name, 0);   /* an earlier run's of this id: root's dir, our file */
+	fd = openat(d, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	close(d);
 	if (fd < 0 || fchown(fd, (uid_t)c->uid, (gid_t)c->gid) < 0 || ftruncate(fd, (off_t)size) < 0) {
 		verr_sys(e, "ERR_RAM_FILE", "check /dev/shm's free space (df /dev/shm)", "cannot make %s", p);
 		goto fail;
@@ -202,7 +186,7 @@ static int ram_make(const struct vmcfg *c, int memfd, struct verr *e)
 fail:
 	if (fd >= 0)
 		close(fd);
-	unlink(p);
+	ram_remove(c->id);
 	return -1;
 }
 
@@ -299,11 +283,16 @@ static void exec_vmm(const struct vmcfg *c, json_t *argv, int fds[FD_COUNT], int
 		av[i] = (char *)json_string_value(json_array_get(argv, i));
 	static char path_env[] = "PATH=/usr/bin:/bin";
 	char *envp[] = { path_env, NULL };
-	int devnull = open("/dev/null", O_RDWR);
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull >= 0) {
 		dup2(devnull, 0);
 		dup2(devnull, 1);
 	}
+	/* nothing of ours but the descriptors QEMU was told of */
+	close_range(FD_COUNT, ~0U, CLOSE_RANGE_CLOEXEC);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	execve(av[0], av, envp);
 	snprintf(msg, sizeof msg, "cannot run %s: %s", av[0], strerror(errno));
 fail:
@@ -444,7 +433,7 @@ json_t *qemu_start(const struct vmcfg *c, const struct caller *who, struct verr 
 		goto fail;
 	}
 	if (!up) {
-		log_tail(rundir, "vmm.log", msg, sizeof msg);
+		log_tail(who, rundir, "vmm.log", msg, sizeof msg);
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log", "QEMU did not start: %s", msg);
 		goto fail;
 	}
@@ -474,8 +463,8 @@ json_t *qemu_start(const struct vmcfg *c, const struct caller *who, struct verr 
 fail:
 	{
 		int keep = errno;
-		if (qpid > 0 && rec.start >= 0 && proc_start_time(qpid) == rec.start)
-			kill(qpid, SIGKILL);
+		if (qpid > 0 && rec.start >= 0)
+			vmmrec_signal(&rec, SIGKILL);
 		close_fds(fds);
 		if (ram)
 			ram_remove(c->id);

@@ -9,6 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/pidfd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -58,6 +61,27 @@ int vmm_dir_make(const char *id, struct verr *e)
 	}
 	close(base);
 	return fd;
+}
+
+/* One operation on an id at a time: an flock on VMM_DIR/<id>.lock, held
+ * until exit (the descriptor is never closed).  Only the id's owner gets
+ * this far, so only the owner can keep another operation waiting. */
+int vmm_lock(const char *id, struct verr *e)
+{
+	char p[128];
+	int fd;
+
+	if (root_dir("/run/vmsan", 0755, e) || root_dir(VMM_DIR, 0700, e))
+		return -1;
+	snprintf(p, sizeof p, VMM_DIR "/%s.lock", id);
+	fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+		verr_sys(e, "ERR_RUNTIME", NULL, "cannot lock %s", p);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return 0;
 }
 
 int vmmrec_write(const struct vmmrec *r, struct verr *e)
@@ -120,7 +144,7 @@ int vmmrec_read(const char *id, struct vmmrec *r, struct verr *e)
 void vmmrec_remove(const char *id)
 {
 	int base = open(VMM_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
+	/* the lock file stays: a waiter holds its inode (cleanup removes it) */
 	if (base >= 0) {
 		rm_tree_at(base, id);
 		close(base);
@@ -136,6 +160,24 @@ bool vmmrec_alive(const struct vmmrec *r)
 		return false;
 	snprintf(p, sizeof p, "/proc/%lld", r->pid);
 	return stat(p, &st) == 0 && (long long)st.st_uid == r->uid && !zombie((pid_t)r->pid);
+}
+
+/* A signal to the recorded VMM, through a pidfd taken before the process
+ * is checked: the check then holds for the very process signalled, however
+ * long anything before it took (a pid recycled in between is never hit).
+ * 0 sent; -1 when it is not the recorded VMM (gone, or another process). */
+int vmmrec_signal(const struct vmmrec *r, int sig)
+{
+	int fd, rc;
+
+	if (r->pid <= 1)
+		return -1;
+	fd = pidfd_open((pid_t)r->pid, 0);
+	if (fd < 0)
+		return -1;
+	rc = vmmrec_alive(r) ? pidfd_send_signal(fd, sig, NULL, 0) : -1;
+	close(fd);
+	return rc;
 }
 
 int vmmrec_for(const char *id, const struct caller *who, struct vmmrec *r, struct verr *e)
@@ -172,12 +214,56 @@ void ram_path(const char *id, char *out, size_t n)
 	snprintf(out, n, RAM_DIR "/%s.ram", id);
 }
 
-/* RAM_DIR is root's (others may only pass through it), so whatever is
- * there by an id's name, we made. */
+/* RAM_DIR, root's: others may pass through it (QEMU opens its file by
+ * name) but make nothing in it.  Anyone may have made /dev/shm/vmsan
+ * before root did (it is a sticky directory for all): such a squatter's
+ * file or link is moved aside, never followed.  Its fd, or -1 with e set
+ * (e may be NULL: then only an existing good directory is opened). */
+int ram_dir(struct verr *e)
+{
+	struct stat st;
+	int shm, fd = -1;
+
+	shm = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (shm < 0) {
+		if (e)
+			verr_sys(e, "ERR_RAM_FILE", NULL, "cannot open /dev/shm");
+		return -1;
+	}
+	for (int tries = 0; tries < 3 && fd < 0; tries++) {
+		fd = openat(shm, "vmsan", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_uid == 0 && !(st.st_mode & 022))
+			break;
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		if (!e)
+			break;
+		if (fstatat(shm, "vmsan", &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			char aside[64];
+			snprintf(aside, sizeof aside, "vmsan.not-root.%ld", (long)getpid());
+			if (renameat(shm, "vmsan", shm, aside) != 0)
+				break;
+			fprintf(stderr, "vmsan-fc: /dev/shm/vmsan was not root's: moved aside to /dev/shm/%s\n", aside);
+		}
+		if (mkdirat(shm, "vmsan", 0711) != 0 && errno != EEXIST)
+			break;
+	}
+	close(shm);
+	if (fd < 0 && e)
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_RAM_FILE", "remove /dev/shm/vmsan; vmsan-fc makes it again",
+			 RAM_DIR " is not root's directory and cannot be made so");
+	return fd;
+}
+
 void ram_remove(const char *id)
 {
-	char p[128];
+	char name[96];
+	int d = ram_dir(NULL);
 
-	ram_path(id, p, sizeof p);
-	unlink(p);
+	if (d < 0)
+		return;
+	snprintf(name, sizeof name, "%s.ram", id);
+	unlinkat(d, name, 0);
+	close(d);
 }

@@ -43,13 +43,14 @@ void kernel_cmdline(const struct vmcfg *c, char *out, size_t n)
 	}
 }
 
-/* The last line of a log file (opened in dirfd, the caller's run
- * directory, as root would not: the caller opened it for us), for an
- * error message; control characters shown as '?'. */
-void log_tail(int dirfd, const char *name, char *out, size_t n)
+/* The last line of a log file in the caller's run directory (dirfd),
+ * opened with the caller's rights, for an error message; control
+ * characters shown as '?'. */
+void log_tail(const struct caller *who, int dirfd, const char *name, char *out, size_t n)
 {
 	char tail[512] = "";
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	struct verr ignore = { 0 };
+	int fd = caller_open(who, dirfd, name, O_RDONLY, 0, CALLER_REG | CALLER_OWNED, "log", &ignore);
 
 	if (fd >= 0) {
 		off_t end = lseek(fd, 0, SEEK_END);

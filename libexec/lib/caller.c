@@ -16,8 +16,10 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 void caller_get(struct caller *who)
@@ -80,8 +82,16 @@ int caller_open(const struct caller *who, int dirfd, const char *path, int flags
 		verr_sys(e, "ERR_SYSTEM", NULL, "cannot take the caller's identity");
 		return -1;
 	}
-	fd = openat(dirfd, path, flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
-		    (want & CALLER_DIR ? O_DIRECTORY : 0), mode);
+	/* No magic link on the way (/proc/PID/cwd, /proc/PID/fd/N): root
+	 * keeps CAP_SYS_PTRACE through setfsuid, and those would lead past
+	 * directories the caller cannot enter. */
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
+				    (want & CALLER_DIR ? O_DIRECTORY : 0)),
+		.mode = flags & O_CREAT ? mode : 0,
+		.resolve = RESOLVE_NO_MAGICLINKS,
+	};
+	fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 	err = errno;
 	caller_fs_end();
 	if (fd < 0) {

@@ -47,14 +47,14 @@ static bool dirs_root_safe(const char *path, char *bad, size_t n)
 bool rootconf_trusted_program(const char *path, const char *what, struct verr *e)
 {
 	struct stat st;
-	char bad[PATH_MAX];
+	char bad[PATH_MAX], real[PATH_MAX];
 
 	if (path[0] != '/') {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_ROOT_CONFIG", "give an absolute path in " ROOTCONF_PATH,
 			 "%s '%s' is not an absolute path", what, path);
 		return false;
 	}
-	if (stat(path, &st) != 0) {
+	if (!realpath(path, real) || stat(real, &st) != 0) {
 		verr_sys(e, "ERR_MISSING_TOOL", "install it, or set its path in " ROOTCONF_PATH,
 			 "%s %s is not there", what, path);
 		return false;
@@ -64,7 +64,8 @@ bool rootconf_trusted_program(const char *path, const char *what, struct verr *e
 			 "%s %s is not an executable that only root can change", what, path);
 		return false;
 	}
-	if (!dirs_root_safe(path, bad, sizeof bad)) {
+	/* the directories of the name run, and of the file it leads to */
+	if (!dirs_root_safe(path, bad, sizeof bad) || !dirs_root_safe(real, bad, sizeof bad)) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_ROOT_CONFIG", "keep the VMM programs in root's directories",
 			 "%s %s: directory %s is not root's alone", what, path, bad);
 		return false;
