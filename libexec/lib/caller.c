@@ -99,10 +99,10 @@ int caller_open(const struct caller *who, int dirfd, const char *path, int flags
 		if (err == ELOOP)
 			verr_set(e, VMSAN_EXIT_FAIL, "ERR_FILE", "name the file itself, not a symlink to it",
 				 "%s %s is a symbolic link", what, path);
-		else
-			verr_sys(e, err == EACCES || err == EPERM ? "ERR_PERMISSION" : "ERR_FILE",
+		else   /* the caller's path: a refusal (1), not a failed system call (111) */
+			verr_set(e, VMSAN_EXIT_FAIL, err == EACCES || err == EPERM ? "ERR_PERMISSION" : "ERR_FILE",
 				 err == EACCES || err == EPERM ? "use a file you can open yourself" : NULL,
-				 "cannot open %s %s", what, path);
+				 "cannot open %s %s: %s", what, path, strerror(err));
 		errno = err;
 		return -1;
 	}

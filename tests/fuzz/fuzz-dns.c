@@ -1,6 +1,7 @@
 /* libFuzzer target: what vmsan-dns reads from the guest and the upstreams
  * (DNS queries and responses) and, under --strict-domains, a connection's
- * first bytes (TLS ClientHello, HTTP request head), on arbitrary bytes.
+ * first bytes (TLS ClientHello, HTTP request head, its framing, a chunked
+ * body), on arbitrary bytes.
  * Names that come out must be what the allow list can match: lower case,
  * printable, no wildcard, at most 253 characters.  Build: make fuzz. */
 #include <stdint.h>
@@ -66,6 +67,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (http_host(data, size, name) == 1) {
 		check_name(name);
 		(void)dns_allow_match(allow, name);
+		/* the strict relay's framing of that request, its rewritten
+		 * head, and a chunked body fed in uneven pieces */
+		size_t head;
+		long long body;
+		if (http_request_frame(data, size, &head, &body) == 0) {
+			if (head > size)
+				abort();
+			uint8_t *out = malloc(head + 20);
+			if (!out || http_close_head(data, head, out) > head + 19)
+				abort();
+			free(out);
+		}
+	}
+	struct http_chunked ch = { 0 };
+	size_t off = 0, step = 1 + size % 5;
+	while (off < size && !ch.done) {
+		size_t k = size - off < step ? size - off : step;
+		long used = http_chunked_feed(&ch, data + off, k);
+		if (used < 0)
+			break;
+		if ((size_t)used > k)
+			abort();
+		if ((size_t)used < k && !ch.done)
+			abort();   /* bytes left over only past the body's end */
+		off += (size_t)used;
+		if ((size_t)used < k)
+			break;
 	}
 	free(m);
 	dns_allow_free(allow);
