@@ -54,6 +54,7 @@
 
 #define EXIT_TIMEOUT 124
 #define HEAD_TIMEOUT_S 30               /* VMSAN_AGENT_TIMEOUT overrides */
+#define CONNECT_TIMEOUT_S 10            /* a SYN the guest never answers */
 #define BODY_MAX (1u << 20)             /* a reply read whole */
 #define EVENT_LINE_MAX (1u << 20)       /* exec: agent lines are < 400 KiB */
 #define JSON_OUTPUT_MAX (16u << 20)     /* exec --json: per stream */
@@ -231,10 +232,18 @@ static int hc_connect(struct hc *h, const struct target *t)
 	int err = 0;
 	for (p = ai; p && h->fd < 0; p = p->ai_next) {
 		h->fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC, p->ai_protocol);
+		/* A guest that does not answer (paused, hung, hostile) costs
+		 * CONNECT_TIMEOUT_S, not the kernel's two minutes of SYNs:
+		 * connect(2) honours SO_SNDTIMEO, reset once connected. */
+		struct timeval tv = { .tv_sec = CONNECT_TIMEOUT_S }, none = { 0 };
+		if (h->fd >= 0)
+			setsockopt(h->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 		if (h->fd >= 0 && connect(h->fd, p->ai_addr, p->ai_addrlen) < 0) {
-			err = errno;
+			err = errno == EINPROGRESS ? ETIMEDOUT : errno;
 			close(h->fd);
 			h->fd = -1;
+		} else if (h->fd >= 0) {
+			setsockopt(h->fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
 		}
 	}
 	freeaddrinfo(ai);

@@ -56,6 +56,12 @@ create() {
 	ID=$(jq -r .vm.id <<<"$out")
 }
 
+# rx_packets NS: packets received on vmstap0 in namespace NS (/proc/net/dev
+# is the reader's namespace's; /sys is not remounted by nsenter).
+rx_packets() {
+	nsenter --net="/run/netns/$1" awk -F'[: ]+' '$2 == "vmstap0" {print $4}' /proc/net/dev
+}
+
 # g CMD: a shell command as root in the guest.
 g() { vmsan exec "$ID" -- sh -c "$1"; }
 
@@ -67,12 +73,15 @@ g() { vmsan exec "$ID" -- sh -c "$1"; }
 	# 169.254.169.254: dropped (a policy must name it to reach it)
 	run g 'nc -w 3 169.254.169.254 80'
 	[[ $output != *metadata-secret* ]]
-	# a source address that is not the guest's: never forwarded
+	# a source address that is not the guest's (a route that prefers it):
+	# never forwarded
 	run g 'ip addr add 10.66.0.2/32 dev eth0 &&
-		nc -w 3 -s 10.66.0.2 192.0.2.10 80; ip addr del 10.66.0.2/32 dev eth0'
+		ip route add 192.0.2.10/32 via 172.16.0.1 dev eth0 src 10.66.0.2 &&
+		nc -w 3 192.0.2.10 80; ip route del 192.0.2.10/32; ip addr del 10.66.0.2/32 dev eth0'
 	[[ $output != *hello* ]]
-	# control: the guest's own address, the same command, gets through
-	run g 'nc -w 3 -s 172.16.0.2 192.0.2.10 80'
+	# control: with the route gone, the same command from the guest's own
+	# address gets through
+	run g 'nc -w 3 192.0.2.10 80'
 	assert_eq "$output" hello-from-192.0.2.10
 	# and a policy that names the metadata address reaches it
 	run vmsan network "$ID" --network-policy custom --allowed-cidr 169.254.169.254/32
@@ -87,7 +96,7 @@ g() { vmsan exec "$ID" -- sh -c "$1"; }
 	# the host side of the VM's link has no IPv6 at all
 	assert_eq "$(nsenter --net="/run/netns/$ns" cat /proc/sys/net/ipv6/conf/vmstap0/disable_ipv6)" 1
 	assert_eq "$(nsenter --net="/run/netns/$ns" ip -6 addr show dev vmstap0)" ""
-	rx0=$(nsenter --net="/run/netns/$ns" cat /sys/class/net/vmstap0/statistics/rx_packets)
+	rx0=$(rx_packets "$ns")
 	in0=$(nsenter --net="/run/netns/$ns" awk '$1 == "Ip6InReceives" {print $2}' /proc/net/snmp6)
 	# the guest turns IPv6 on, takes addresses, and sends: to all nodes,
 	# to all routers, and as a would-be router (fe80::1)
@@ -95,7 +104,7 @@ g() { vmsan exec "$ID" -- sh -c "$1"; }
 		ip -6 addr add fd00::2/64 dev eth0; sleep 1;
 		ping6 -c 3 -W 1 -I eth0 ff02::1; ping6 -c 3 -W 1 -I eth0 ff02::2; ping6 -c 2 -W 1 fd00::1; true'
 	[[ $output != *"bytes from"* ]]
-	rx1=$(nsenter --net="/run/netns/$ns" cat /sys/class/net/vmstap0/statistics/rx_packets)
+	rx1=$(rx_packets "$ns")
 	in1=$(nsenter --net="/run/netns/$ns" awk '$1 == "Ip6InReceives" {print $2}' /proc/net/snmp6)
 	# control: the guest's packets did arrive on the TAP...
 	[ "$rx1" -gt "$((rx0 + 5))" ]

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,9 +110,18 @@ int claim_take(const char *id, const struct caller *who, long max_per_user, stru
 	if (dfd < 0)
 		return -1;
 	lk = openat(dfd, ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (lk < 0 || flock(lk, LOCK_EX) != 0) {
+	if (lk < 0) {
 		verr_sys(e, "ERR_RUNTIME", NULL, "cannot lock " CLAIM_DIR);
 		goto out;
+	}
+	/* every user's claims go through this lock: waited for 10 s at most */
+	for (int i = 0; flock(lk, LOCK_EX | LOCK_NB) != 0; i++) {
+		if (errno != EWOULDBLOCK || i >= 1000) {
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_BUSY", "try again",
+				 "another operation holds the lock on VM ids (" CLAIM_DIR ")");
+			goto out;
+		}
+		poll(NULL, 0, 10);
 	}
 	owner = read_owner(dfd, id);
 	if (owner >= 0) {
