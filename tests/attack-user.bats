@@ -40,7 +40,7 @@ teardown() {
 	rm -f "$SECRET_DIR/qmp.sock"
 	# every id the two users hold (a failed test's too): VMM, RAM, claim
 	local f
-	for f in $(grep -lxE "$(id -u "$ATK")|$(id -u "$VIC")" /run/vmsan/ids/* 2>/dev/null); do
+	grep -lxE "$(id -u "$ATK")|$(id -u "$VIC")" /run/vmsan/ids/* 2>/dev/null | while read -r f; do
 		"$TOP/libexec/vmsan-fc" cleanup <<<"{\"id\":\"${f##*/}\"}" >/dev/null 2>&1 || true
 	done
 	rm -f "$ROOTCONF"

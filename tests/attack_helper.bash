@@ -31,10 +31,12 @@ attack_down() {
 	[ -n "${P:-}" ] || return 0
 	local u id
 	for u in "$ATK" "$VIC"; do
-		for id in $(ls "/home/$u/.vmsan/vms" 2>/dev/null | sed -n 's/\.json$//p'); do
-			as_user "$u" vmsan rm -f "$id" >/dev/null 2>&1 || true
+		for id in "/home/$u/.vmsan/vms"/vm-*.json; do
+			[ -e "$id" ] || continue
+			id=${id##*/}
+			as_user "$u" vmsan rm -f "${id%.json}" >/dev/null 2>&1 || true
 		done
-		for id in $(grep -lx "$(id -u "$u" 2>/dev/null)" /run/vmsan/ids/* 2>/dev/null); do
+		grep -lx "$(id -u "$u" 2>/dev/null)" /run/vmsan/ids/* 2>/dev/null | while read -r id; do
 			"$TOP/libexec/vmsan-fc" cleanup <<<"{\"id\":\"${id##*/}\"}" >/dev/null 2>&1 || true
 		done
 	done
