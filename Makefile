@@ -161,8 +161,14 @@ libexec/vmsan-list: libexec/vmsan-list.o $(LIB)
 libexec/vmsan-nftables: libexec/vmsan-nftables.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
 
-libexec/vmsan-net: libexec/vmsan-net.o $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NL_LIBS) $(NFT_LIBS) $(JANSSON_LIBS)
+# vmsan-net: a root core over its parts, one file a job (see net/net.h).
+NET_SRC = libexec/net/link.c libexec/net/netns.c libexec/net/record.c libexec/net/setup.c \
+	libexec/net/dns.c libexec/net/teardown.c libexec/net/sweep.c
+NET_OBJ = $(NET_SRC:.c=.o)
+$(NET_OBJ) libexec/vmsan-net.o: libexec/net/net.h
+
+libexec/vmsan-net: libexec/vmsan-net.o $(NET_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(NET_OBJ) $(LIB) $(NL_LIBS) $(NFT_LIBS) $(JANSSON_LIBS)
 
 # The resolver's sandbox: libseccomp.
 SECCOMP_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null || echo -lseccomp)
@@ -224,8 +230,8 @@ lint:
 	mandoc -Tlint -Wwarning $(MAN1) $(MAN7) $(MAN8)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--std=c11 --inline-suppr -Ilibexec --include=/usr/include/jansson.h \
-		--suppress=missingIncludeSystem libexec/*.c libexec/lib/*.c tests/unit/*.c \
-		agent/*.c tests/fuzz/*.c
+		--suppress=missingIncludeSystem libexec/*.c libexec/lib/*.c libexec/fc/*.c libexec/net/*.c \
+		tests/unit/*.c agent/*.c tests/fuzz/*.c
 
 bench: all $(TESTBINS)
 	bench/run
@@ -273,7 +279,7 @@ uninstall:
 
 clean:
 	rm -f $(HELPERS) $(VM_LINKS) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) $(FUZZERS) \
-		libexec/*.o libexec/fc/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o agent/*.o
+		libexec/*.o libexec/fc/*.o libexec/net/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o agent/*.o
 	rm -rf agent/.inc libexec/guest
 
 FORCE:

@@ -1,0 +1,221 @@
+/* Sweep: what vmsan-net made that no runtime record accounts for (a
+ * record lost, a crash between steps), found under the slot lock and,
+ * unless a dry run, removed.  Root only (the core checks it). */
+#define _GNU_SOURCE
+#include "net/net.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <netlink/netlink.h>
+#include <netlink/route/link.h>
+
+/* Every process whose network namespace is the one bound at nspath:
+ * listed, and killed unless dry. */
+static void kill_in_ns(const char *nspath, bool dry, json_t *found)
+{
+	struct stat ns, st;
+	DIR *proc;
+	struct dirent *d;
+
+	if (stat(nspath, &ns) || !(proc = opendir("/proc")))
+		return;
+	while ((d = readdir(proc))) {
+		char path[64], comm[32] = "";
+		char *end;
+		long pid = strtol(d->d_name, &end, 10);
+		FILE *f;
+
+		if (pid <= 1 || *end || pid == (long)getpid())
+			continue;
+		snprintf(path, sizeof path, "/proc/%ld/ns/net", pid);
+		if (stat(path, &st) || st.st_ino != ns.st_ino || st.st_dev != ns.st_dev)
+			continue;
+		snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+		if ((f = fopen(path, "re"))) {
+			if (fgets(comm, sizeof comm, f))
+				comm[strcspn(comm, "\n")] = 0;
+			fclose(f);
+		}
+		json_array_append_new(found, json_sprintf("process %ld (%s) in it", pid, comm));
+		if (!dry)
+			kill((pid_t)pid, SIGKILL);
+	}
+	closedir(proc);
+}
+
+struct sweep {
+	json_t *owned;       /* nsAddr -> id, from the records */
+	json_t *stale;       /* [{port, addr}] map elements no record owns */
+	json_t *tables;      /* [name] VM tables no record owns */
+};
+
+/* vmsan_<id> (dashes as underscores): the table of a --no-netns VM. */
+static void sweep_table(const char *name, void *arg)
+{
+	struct sweep *sw = arg;
+	char id[64];
+	size_t n = strlen(name);
+
+	if (strncmp(name, "vmsan_", 6) || n - 6 >= sizeof id)
+		return;
+	memcpy(id, name + 6, n - 5);
+	for (char *c = id; *c; c++)
+		if (*c == '_')
+			*c = '-';
+	if (valid_vm_id(id, NULL, 0) == 0 && !json_object_get(sw->owned, id))
+		json_array_append_new(sw->tables, json_string(name));
+}
+
+static void sweep_elem(unsigned port, const char *addr, void *arg)
+{
+	struct sweep *sw = arg;
+
+	if (!json_object_get(sw->owned, addr))
+		json_array_append_new(sw->stale, json_pack("{s:i, s:s}", "port", (int)port, "addr", addr));
+}
+
+/* Under the slot lock (setup writes its record before letting it go, and
+ * teardown removes the record last), anything of ours that no runtime
+ * record names is a leftover: a VM id's record lost, or a crash between
+ * steps.  Found: taken slots without a record (their vmsh<N> link too),
+ * vmsh<N> links of slots no record holds, vmsan-vm-* namespaces without a
+ * record, and published-port elements pointing at no recorded VM. */
+json_t *sweep_run(bool dry, struct verr *e)
+{
+	unsigned char map[NET_SLOTS / 8];
+	struct sweep sw = { json_object(), json_array(), json_array() };
+	json_t *found = json_array(), *slots = json_object(), *reply = NULL, *x;
+	struct nl_sock *sk = NULL;
+	struct nl_cache *links = NULL;
+	struct dirent *d;
+	DIR *dir;
+	int lock;
+	size_t i;
+
+	if (ensure_dirs(e) || (lock = lock_file(SLOT_MAP, e)) < 0)
+		goto out_nolock;
+	memset(map, 0, sizeof map);
+	if (pread(lock, map, sizeof map, 0) < 0) {
+		verr_sys(e, "ERR_RUNTIME", NULL, "cannot read " SLOT_MAP);
+		goto out;
+	}
+	/* The records: which slots and addresses are someone's. */
+	if ((dir = opendir(NET_DIR))) {
+		while ((d = readdir(dir))) {
+			size_t n = strlen(d->d_name);
+			char id[64];
+			struct vmnet v;
+
+			if (n <= 5 || n - 5 >= sizeof id || strcmp(d->d_name + n - 5, ".json"))
+				continue;
+			memcpy(id, d->d_name, n - 5);
+			id[n - 5] = 0;
+			if (valid_vm_id(id, NULL, 0) != 0)
+				continue;
+			vmnet_init(&v, id);
+			/* Keys: the id (its namespace is owned), and with a slot the
+			 * slot's address and host link. */
+			json_object_set_new(sw.owned, id, json_true());
+			if (record_read(&v) && v.slot >= 0) {
+				json_object_set_new(sw.owned, v.ns_addr, json_string(id));
+				json_object_set_new(slots, v.host_if, json_string(id));
+			}
+			json_decref(v.ports);
+			json_decref(v.dns);
+		}
+		closedir(dir);
+	}
+	/* Taken slots nobody's record names. */
+	for (long s = 0; s < NET_SLOTS; s++) {
+		char ifn[IFNAMSIZ];
+
+		if (!(map[s / 8] & (1 << (s % 8))))
+			continue;
+		snprintf(ifn, sizeof ifn, NET_HOST_PREFIX "%ld", s);
+		if (json_object_get(slots, ifn))
+			continue;
+		json_array_append_new(found, json_sprintf("slot %ld", s));
+		if (!dry) {
+			map[s / 8] &= (unsigned char)~(1 << (s % 8));
+			if (pwrite(lock, &map[s / 8], 1, s / 8) != 1) {
+				verr_sys(e, "ERR_RUNTIME", NULL, "cannot write " SLOT_MAP);
+				goto out;
+			}
+		}
+	}
+	/* vmsh<N> links of slots no record holds. */
+	sk = rt_sock(e);
+	if (!sk)
+		goto out;
+	if (rtnl_link_alloc_cache(sk, AF_UNSPEC, &links) == 0) {
+		for (struct nl_object *o = nl_cache_get_first(links); o; o = nl_cache_get_next(o)) {
+			const char *name = rtnl_link_get_name((struct rtnl_link *)o);
+			char *end;
+
+			if (!name || (strncmp(name, NET_HOST_PREFIX, 4) && strncmp(name, NET_HOST_TAP_PREFIX, 4)) ||
+			    !name[4] || strtol(name + 4, &end, 10) < 0 || *end || json_object_get(slots, name))
+				continue;
+			json_array_append_new(found, json_sprintf("interface %s", name));
+			if (!dry)
+				rtnl_link_delete(sk, (struct rtnl_link *)o);
+		}
+		nl_cache_free(links);
+	}
+	/* Namespaces named for a VM that has no record. */
+	if ((dir = opendir(NETNS_DIR))) {
+		while ((d = readdir(dir))) {
+			const char *id = d->d_name + 6;
+			struct vmnet v;
+
+			if (strncmp(d->d_name, "vmsan-", 6) || valid_vm_id(id, NULL, 0) != 0 ||
+			    json_object_get(sw.owned, id))
+				continue;
+			vmnet_init(&v, id);
+			json_array_append_new(found, json_sprintf("network namespace %s", v.netns));
+			/* what still runs in it (a resolver, a VMM) keeps it alive */
+			kill_in_ns(v.nspath, dry, found);
+			if (!dry)
+				netns_delete(&v);
+		}
+		closedir(dir);
+	}
+	/* --no-netns tables (vmsan_<id>) of VMs that have no record. */
+	if (nft_tables_walk(sweep_table, &sw, e) != 0)
+		goto out;
+	json_array_foreach(sw.tables, i, x) {
+		json_array_append_new(found, json_sprintf("table %s", json_string_value(x)));
+		if (!dry && nft_table_delete(json_string_value(x), e) != 0)
+			goto out;
+	}
+	/* Published ports pointing at no recorded VM. */
+	if (nft_map_walk(NET_TABLE, NET_PUB_MAP, sweep_elem, &sw, e) != 0)
+		goto out;
+	json_array_foreach(sw.stale, i, x) {
+		json_array_append_new(found, json_sprintf("published port %lld -> %s",
+							   json_integer_value(json_object_get(x, "port")),
+							   json_string_value(json_object_get(x, "addr"))));
+		if (!dry && nft_map_port_addr(NET_TABLE, NET_PUB_MAP,
+					      (unsigned)json_integer_value(json_object_get(x, "port")), NULL,
+					      false, e) != 0)
+			goto out;
+	}
+	reply = json_pack("{s:b, s:O}", "dryRun", dry, dry ? "found" : "removed", found);
+out:
+	close(lock);
+out_nolock:
+	if (sk)
+		nl_socket_free(sk);
+	json_decref(found);
+	json_decref(slots);
+	json_decref(sw.owned);
+	json_decref(sw.stale);
+	json_decref(sw.tables);
+	return reply;
+}
