@@ -9,11 +9,13 @@
  *                and start, update or stop its resolver
  *   teardown     remove all of it; idempotent
  *   verify       list every leftover for an id
+ *   sweep        (root only) what no runtime record accounts for
  *
  * It trusts nothing in its request: the id is validated before it names
- * anything, rulesets pass nft_ruleset_check(), published host ports below
- * 1024 need a root caller, and nftables work touches only tables named
- * vmsan.  It works in whatever network namespace it is started in (that
+ * anything and acted on only for its owner, rulesets pass
+ * nft_ruleset_check(), a user's published host ports must lie in root's
+ * publish-ports range and be free on the host, and nftables work touches
+ * only tables named vmsan.  It works in whatever network namespace it is started in (that
  * namespace is "the host"), and creates runtime state under /run/vmsan.
  * Everything a failed setup made is removed before it replies.
  *
