@@ -21,13 +21,27 @@ H=vbench-bnd$$ U=vmsbb$$
 old=$work/before
 export VMSAN_DNS=192.0.2.53
 
+# run V root|user ARGS...: version V's vmsan (a: before, b: after)
+run() {
+	v=$1 who=$2
+	shift 2
+	if [ "$who" = root ]; then
+		VMSAN_DIR=$work/state-$v nsenter --net="/run/netns/$H" "$work/prefix-$v/bin/vmsan" "$@"
+	else
+		nsenter --net="/run/netns/$H" setpriv --reuid="$U" --regid="$U" --init-groups \
+			env -i HOME="/home/$U" PATH=/usr/bin:/bin VMSAN_DNS=$VMSAN_DNS VMSAN_DIR="/home/$U/.vmsan-$v" \
+			"$work/prefix-$v/bin/vmsan" "$@"
+	fi
+}
 cleanup() {
 	for v in a b; do
-		for d in "$work/state-$v" "/home/$U/.vmsan-$v"; do
+		for who in root user; do
+			d=$work/state-$v
+			[ $who = root ] || d=/home/$U/.vmsan-$v
 			for f in "$d"/vms/vm-*.json; do
 				[ -e "$f" ] || continue
 				f=${f##*/}
-				VMSAN_DIR=$d nsenter --net="/run/netns/$H" "$work/prefix-$v/bin/vmsan" rm -f "${f%.json}" >/dev/null 2>&1 || true
+				run $v "$who" rm -f "${f%.json}" >/dev/null 2>&1 || true
 			done
 		done
 		[ ! -d "$work/prefix-$v" ] ||
@@ -65,18 +79,6 @@ ip -n "$H" link set eth0 up
 ip -n "$H" addr add 203.0.113.1/24 dev eth0
 ip -n "$H" route add default via 203.0.113.254
 
-# run V root|user ARGS...: version V's vmsan (a: before, b: after)
-run() {
-	v=$1 who=$2
-	shift 2
-	if [ "$who" = root ]; then
-		VMSAN_DIR=$work/state-$v nsenter --net="/run/netns/$H" "$work/prefix-$v/bin/vmsan" "$@"
-	else
-		nsenter --net="/run/netns/$H" setpriv --reuid="$U" --regid="$U" --init-groups \
-			env -i HOME="/home/$U" PATH=/usr/bin:/bin VMSAN_DNS=$VMSAN_DNS VMSAN_DIR="/home/$U/.vmsan-$v" \
-			"$work/prefix-$v/bin/vmsan" "$@"
-	fi
-}
 for v in a b; do
 	for who in root user; do
 		run $v "$who" images pull --runtime base >/dev/null

@@ -716,14 +716,18 @@ assert_gone() {
 	cp "$TOP/tests/tools/fake-firecracker" "$TEST_TMP/fcbin/firecracker"
 	cp "$TOP/tests/tools/fake-jailer" "$TEST_TMP/fcbin/jailer"
 	chmod 755 "$TEST_TMP/fcbin" "$TEST_TMP/fcbin"/*
-	# the jail hard-links the kernel: the same file system as the state
 	cp "$(guest_kernel)" "$VMSAN_DIR/vmlinux-fc"
 	: >"$TEST_TMP/api.log"
 	chmod 666 "$TEST_TMP/api.log"
 	jq -n --arg s "$spec" --arg a "$TEST_TMP/api.log" --arg j "$TEST_TMP/jailer.log" \
 		'{spec:$s, apiLog:$a, jailerLog:$j}' >"$TEST_TMP/fcbin/fake.json"
 	chmod 644 "$TEST_TMP/fcbin/fake.json"
-	export VMSAN_FIRECRACKER=$TEST_TMP/fcbin/firecracker VMSAN_JAILER=$TEST_TMP/fcbin/jailer
+	# root's configuration names the programs and the jail base (root
+	# itself may point vmsan at another file); the jail hard-links the VM's
+	# disks: the same file system as the state
+	printf 'firecracker = %s\njailer = %s\nchroot-base = %s\n' "$TEST_TMP/fcbin/firecracker" \
+		"$TEST_TMP/fcbin/jailer" "$VMSAN_DIR/jail" >"$TEST_TMP/root.conf"
+	export VMSAN_ROOT_CONFIG=$TEST_TMP/root.conf
 	local before
 	before=$(ls "$VMSAN_DIR/vms")
 	# the stand-in boots no guest: create waits for the agent, gives up, undoes everything
@@ -750,4 +754,5 @@ assert_gone() {
 	[[ $id =~ ^vm-[0-9a-f]{8}$ ]]
 	[ ! -e "/run/netns/vmsan-$id" ]
 	[ ! -e "/run/vmsan/net/$id.json" ]
+	[ ! -e "/run/vmsan/vmm/$id" ] && [ ! -e "/run/vmsan/ids/$id" ]
 }

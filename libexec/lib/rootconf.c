@@ -55,8 +55,8 @@ bool rootconf_trusted_program(const char *path, const char *what, struct verr *e
 		return false;
 	}
 	if (!realpath(path, real) || stat(real, &st) != 0) {
-		verr_sys(e, "ERR_MISSING_TOOL", "install it, or set its path in " ROOTCONF_PATH,
-			 "%s %s is not there", what, path);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_MISSING_TOOL", "install it, or set its path in " ROOTCONF_PATH,
+			 "%s %s is not there: %s", what, path, strerror(errno));
 		return false;
 	}
 	if (!S_ISREG(st.st_mode) || !root_safe(&st, false) || !(st.st_mode & S_IXUSR)) {
