@@ -110,12 +110,14 @@ g() { vmsan exec "$ID" -- sh -c "$1"; }
 		{ ping6 -c 3 -W 1 -I eth0 ff02::1; ping6 -c 3 -W 1 -I eth0 ff02::2; ping6 -c 2 -W 1 fd00::1; } >/tmp/p 2>&1
 		for a in $(ip -6 addr show dev eth0 | sed -n "s/.*inet6 \([^/]*\).*/\1/p"); do
 			sed -i "/from $a[:%]/d" /tmp/p; done
-		echo "sent: $(grep -c "packets transmitted" /tmp/p)"; grep "bytes from" /tmp/p; true'
-	assert_eq "$output" "sent: 3"
+		grep "bytes from" /tmp/p; true'
+	assert_eq "$output" ""
 	rx1=$(rx_packets "$ns")
 	in1=$(snmp6 "$ns" Ip6InReceives)
 	dr1=$(snmp6 "$ns" Ip6InDiscards)
-	# control: the guest's packets did arrive on the TAP...
+	# control: the guest's packets did arrive on the TAP (some pings may
+	# fail to leave while an address is still tentative: the counters
+	# say what did)...
 	[ "$rx1" -gt "$((rx0 + 5))" ]
 	# ...and every IPv6 one was discarded as it came in (IPv6 is off on
 	# the link: the kernel counts it received, then drops it)
