@@ -13,28 +13,13 @@ load init_helper
 setup_file() {
 	[ "$(id -u)" = 0 ] || return 0
 	command -v qemu-system-x86_64 >/dev/null || return 0
-	TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
-	export TOP
-	net_fixture_up
-	nsx "$H" sysctl -qw net.ipv4.ip_forward=1
+	guest_suite_up
 	# a metadata service on the fake internet, where clouds put one
 	nsx "$I" ip addr add 169.254.169.254/32 dev lo
 	nsd "$I" socat "TCP4-LISTEN:80,bind=169.254.169.254,reuseaddr,fork" "SYSTEM:echo metadata-secret"
-	export VMSAN_DIR=$BATS_FILE_TMPDIR/state
-	export VMSAN_DNS=192.0.2.53
-	"$TOP/bin/vmsan" images pull --runtime base >/dev/null
 }
 
-teardown_file() {
-	[ -n "${H:-}" ] || return 0
-	local f
-	for f in "$VMSAN_DIR"/vms/vm-*.json; do
-		[ -e "$f" ] || continue
-		f=${f##*/}
-		nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" rm -f "${f%.json}" >/dev/null 2>&1 || true
-	done
-	net_fixture_down
-}
+teardown_file() { guest_suite_down; }
 
 setup() {
 	require_root

@@ -13,27 +13,11 @@ load init_helper
 setup_file() {
 	[ "$(id -u)" = 0 ] || return 0
 	command -v qemu-system-x86_64 >/dev/null || return 0
-	TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
-	export TOP
-	net_fixture_up
-	nsx "$H" sysctl -qw net.ipv4.ip_forward=1
-	# One state dir for the suite: the base image is built once.
-	export VMSAN_DIR=$BATS_FILE_TMPDIR/state
-	export VMSAN_DNS=192.0.2.53
-	"$TOP/bin/vmsan" images pull --runtime base >/dev/null
+	guest_suite_up
 }
 
-teardown_file() {
-	[ -n "${H:-}" ] || return 0
-	# whatever a failed test left: VMs in this state dir, then the fixture
-	local f
-	for f in "$VMSAN_DIR"/vms/vm-*.json; do
-		[ -e "$f" ] || continue
-		f=${f##*/}
-		vmsan rm -f "${f%.json}" >/dev/null 2>&1 || true
-	done
-	net_fixture_down
-}
+# whatever a failed test left: VMs in this state dir, then the fixture
+teardown_file() { guest_suite_down; }
 
 setup() {
 	require_root

@@ -244,3 +244,29 @@ qemu_down() {
 	# root's record of the VMM, its RAM file, and the id's claim
 	"$TOP/libexec/vmsan-fc" cleanup <<<'{"id":"vm-1a2b3c4d"}' >/dev/null 2>&1 || true
 }
+
+# guest_suite_up / guest_suite_down (setup_file, teardown_file of a suite
+# that boots real guests): vmsan in the test host namespace $H, whose
+# route leads to the fake internet (net_helper.bash); one state dir for
+# the suite (the base image is built once); every VM left in it removed
+# at the end.
+guest_suite_up() {
+	TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+	export TOP
+	net_fixture_up
+	nsx "$H" sysctl -qw net.ipv4.ip_forward=1
+	export VMSAN_DIR=$BATS_FILE_TMPDIR/state
+	export VMSAN_DNS=192.0.2.53
+	"$TOP/bin/vmsan" images pull --runtime base >/dev/null
+}
+
+guest_suite_down() {
+	[ -n "${H:-}" ] || return 0
+	local f
+	for f in "$VMSAN_DIR"/vms/vm-*.json; do
+		[ -e "$f" ] || continue
+		f=${f##*/}
+		nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" rm -f "${f%.json}" >/dev/null 2>&1 || true
+	done
+	net_fixture_down
+}
