@@ -1506,18 +1506,15 @@ static void resolver_loop(void)
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
 {
+	struct verr e = { 0 };
 	char msg[512];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	json_t *j = json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code", "ERR_DNS", "message", msg);
-	char *t = json_dumps(j, JSON_COMPACT);
-	printf("%s\n", t ? t : "{\"ok\":false}");
-	free(t);
-	json_decref(j);
-	return 1;
+	verr_set(&e, VMSAN_EXIT_FAIL, "ERR_DNS", "vmsan-net starts vmsan-dns; see vmsan-dns(8)", "%s", msg);
+	return reply_error(&e);
 }
 
 static int bind_in(int type, const char *addr, int port)
