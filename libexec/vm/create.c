@@ -1,0 +1,599 @@
+/* vmsan create: its options, then its steps, in order. */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vm/vm.h"
+
+const char create_usage[] =
+	"usage: vmsan create [--runtime NAME | --from-image REF] [--vcpus N] [--memory MIB]\n"
+	"                    [--disk-size SIZE] [--network-policy allow-all|deny-all|custom]\n"
+	"                    [--allowed-cidr CIDR,...] [--denied-cidr CIDR,...] [--dns IP,...]\n"
+	"                    [--allowed-domain NAME|*.NAME,...] [--strict-domains]\n"
+	"                    [--publish-port PORT[:GUEST],...] [--bandwidth NMbit] [--timeout DURATION]\n"
+	"                    [--vmm qemu|firecracker] [--accel auto|kvm|tcg] [--kernel PATH]\n"
+	"                    [--pull] [--project LABEL] [--json] [--verbose]\n"
+	"\n"
+	"Creates a microVM and returns once its agent answers: the image's disk shared\n"
+	"read-only, a writable disk of its own (sparse, --disk-size, default 10G), its own\n"
+	"network namespace with the egress policy enforced, and the VMM as an\n"
+	"unprivileged user.  --json (or --verbose) reports how long each step took.\n"
+	"A failed or interrupted create removes everything it made.\n"
+	"\n"
+	"  --runtime NAME      base (default, offline), node22, node24, python3.13\n"
+	"  --from-image REF    any OCI image: alpine:3.20, registry:5000/app:1, oci:DIR:TAG\n"
+	"  --vcpus N           1-32 (default 1)      --memory MIB  128-32768 (default 256)\n"
+	"  --network-policy    allow-all (default), deny-all, custom; CIDR lists make it custom\n"
+	"  --allowed-domain    names the guest may reach (*.NAME: names under NAME): its DNS\n"
+	"                      is answered by the VM's filtering resolver, whose answers'\n"
+	"                      addresses alone are let through (with allowed CIDRs; denied\n"
+	"                      CIDRs still win); log: vmsan logs ID --dns\n"
+	"  --strict-domains    also check each TCP connection to those addresses: 443 must\n"
+	"                      name an allowed host in its TLS ClientHello (SNI), 80 in its\n"
+	"                      HTTP Host header; other ports to them are dropped\n"
+	"  --dns IP,...        the guest's resolvers (default $VMSAN_DNS, else dns = in\n"
+	"                      $VMSAN_DIR/config or /etc/vmsan/config, else 8.8.8.8,1.1.1.1)\n"
+	"  --publish-port      host ports reachable from outside, PORT or HOST:GUEST\n"
+	"  --bandwidth         50mbit: shaped in both directions\n"
+	"  --snapshot S        restore snapshot S (vmsan snapshot list): its image, size, disk,\n"
+	"                      memory and running processes; a new id, namespace and token\n"
+	"  --no-netns          no namespace of its own: TAP vmst<slot> in this namespace, the\n"
+	"                      same policy enforced on its traffic (no --bandwidth)\n"
+	"  --timeout           30s, 5m, 2h, 1d: the VM is stopped then (network torn down)\n"
+	"  --vmm               qemu (default without Firecracker) or firecracker\n";
+
+struct create_opts {
+	const char *runtime, *image, *disk, *policy, *vmm, *accel, *kernel, *project, *snapshot;
+	long long vcpus, mem, bandwidth, timeout;
+	bool pull, no_netns, policy_given, sized, strict;
+	json_t *allowed, *denied, *domains, *dns, *ports;
+};
+
+static void free_opts(struct create_opts *o)
+{
+	json_decref(o->allowed);
+	json_decref(o->denied);
+	json_decref(o->domains);
+	json_decref(o->dns);
+	json_decref(o->ports);
+	o->allowed = o->denied = o->domains = o->dns = o->ports = NULL;
+}
+
+static int parse_ports(const char *s, json_t *ports, struct verr *e)
+{
+	json_t *items = json_array(), *x;
+	size_t i;
+	csv_append(items, s);
+	json_array_foreach(items, i, x) {
+		const char *v = json_string_value(x);
+		char *end;
+		long h = strtol(v, &end, 10), g = h;
+		if (*end == ':')
+			g = strtol(end + 1, &end, 10);
+		if (*end || h < 1 || h > 65535 || g < 1 || g > 65535 || !isdigit((unsigned char)v[0])) {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_PORT", "give PORT or HOST:GUEST, 1-65535",
+				 "--publish-port: '%s' is not a port", v);
+			json_decref(items);
+			return -1;
+		}
+		json_array_append_new(ports, json_pack("{s:i, s:i}", "hostPort", (int)h, "guestPort", (int)g));
+	}
+	json_decref(items);
+	return 0;
+}
+
+static int parse_create(int argc, char **argv, int i, struct create_opts *o, struct verr *e)
+{
+	memset(o, 0, sizeof *o);
+	o->vcpus = 1;
+	o->mem = 256;
+	o->policy = "allow-all";
+	o->allowed = json_array();
+	o->denied = json_array();
+	o->domains = json_array();
+	o->dns = json_array();
+	o->ports = json_array();
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		const char *eq = strchr(a, '=');
+		char name[40];
+		if (!strncmp(a, "--", 2) && eq && (size_t)(eq - a) < sizeof name) {
+			snprintf(name, sizeof name, "%.*s", (int)(eq - a), a);
+			a = name;
+			v = eq + 1;
+		} else if (!strcmp(a, "--json") || !strcmp(a, "--verbose") || !strcmp(a, "--pull") ||
+			   !strcmp(a, "--no-netns") || !strcmp(a, "--strict-domains")) {
+			if (!strcmp(a, "--json"))
+				json_mode = true;
+			else if (!strcmp(a, "--strict-domains"))
+				o->strict = true;
+			else if (!strcmp(a, "--verbose"))
+				verbose = true;
+			else if (!strcmp(a, "--no-netns"))
+				o->no_netns = true;
+			else
+				o->pull = true;
+			continue;
+		} else if (v) {
+			i++;
+		}
+		if (!v) {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", "see 'vmsan create --help'",
+				 "unknown option or missing value: %s", a);
+			return -1;
+		}
+#define IS(x) (!strcmp(a, x))
+		if (IS("--runtime"))
+			o->runtime = *v ? v : "base";
+		else if (IS("--from-image"))
+			o->image = v;
+		else if (IS("--vcpus")) {
+			if (num_opt("--vcpus", v, 1, 32, &o->vcpus, e))
+				return -1;
+			o->sized = true;
+		} else if (IS("--memory")) {
+			if (num_opt("--memory", v, 128, 32768, &o->mem, e))
+				return -1;
+			o->sized = true;
+		} else if (IS("--disk-size") || IS("--disk"))
+			o->disk = v, o->sized = true;
+		else if (IS("--network-policy"))
+			o->policy = v, o->policy_given = true;
+		else if (IS("--allowed-cidr"))
+			csv_append(o->allowed, v), o->policy_given = true;
+		else if (IS("--denied-cidr"))
+			csv_append(o->denied, v), o->policy_given = true;
+		else if (IS("--snapshot"))
+			o->snapshot = v;
+		else if (IS("--allowed-domain"))
+			csv_append(o->domains, v);
+		else if (IS("--dns"))
+			csv_append(o->dns, v);
+		else if (IS("--publish-port")) {
+			if (parse_ports(v, o->ports, e))
+				return -1;
+		} else if (IS("--bandwidth")) {
+			char *end;
+			long long bw = strtoll(v, &end, 10);
+			if (end == v || bw < 1 || bw > 1000 ||
+			    (*end && strcasecmp(end, "mbit") && strcasecmp(end, "m"))) {
+				verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_INTEGER", "such as 50mbit (1-1000)",
+					 "invalid --bandwidth: \"%s\"", v);
+				return -1;
+			}
+			o->bandwidth = bw;
+		} else if (IS("--timeout")) {
+			if (parse_duration(v, &o->timeout)) {
+				verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_DURATION", "such as 30s, 5m, 2h (up to 30d)",
+					 "invalid --timeout: \"%s\"", v);
+				return -1;
+			}
+		} else if (IS("--vmm"))
+			o->vmm = v;
+		else if (IS("--accel"))
+			o->accel = v;
+		else if (IS("--kernel"))
+			o->kernel = v;
+		else if (IS("--project"))
+			o->project = v;
+		else {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", "see 'vmsan create --help'", "unknown option %s",
+				 a);
+			return -1;
+		}
+#undef IS
+	}
+	if (o->snapshot && (o->runtime || o->image || o->sized || json_array_size(o->dns) || o->no_netns)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS",
+			 "give the policy, ports, bandwidth or timeout; the rest comes from the snapshot",
+			 "--snapshot restores the snapshot's image, size, disk, resolvers and namespace mode");
+		return -1;
+	}
+	if (o->runtime && o->image) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "give one of them",
+			 "--runtime and --from-image cannot be combined");
+		return -1;
+	}
+	if (normalize_domains(o->domains, e) < 0)
+		return -1;
+	if (strict_needs_domains(o->strict, o->domains, e) < 0)
+		return -1;
+	if (o->no_netns && json_array_size(o->domains)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "drop --no-netns, or use --allowed-cidr",
+			 "--allowed-domain needs the VM's own namespace (its resolver and address set live there)");
+		return -1;
+	}
+	if (o->no_netns && o->bandwidth) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "drop --no-netns or --bandwidth",
+			 "--bandwidth shapes both directions in the VM's own namespace, which --no-netns does not make");
+		return -1;
+	}
+	if (o->vmm && strcmp(o->vmm, "qemu") && strcmp(o->vmm, "firecracker")) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_VMM", "use qemu or firecracker",
+			 "invalid --vmm: \"%s\"", o->vmm);
+		return -1;
+	}
+	if (o->accel && strcmp(o->accel, "auto") && strcmp(o->accel, "kvm") && strcmp(o->accel, "tcg")) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_ACCEL", "use auto, kvm or tcg",
+			 "invalid --accel: \"%s\"", o->accel);
+		return -1;
+	}
+	return 0;
+}
+
+/* The guest kernel: --kernel, $VMSAN_KERNEL, else the lexically last
+ * vmlinux* in $VMSAN_DIR/kernels, then in the data dir's kernels/. */
+static int find_kernel(const struct state *st, const char *given, char *out, size_t n, struct verr *e)
+{
+	const char *env = getenv("VMSAN_KERNEL");
+	if (given || (env && *env)) {
+		const char *k = given ? given : env;
+		char *r = realpath(k, NULL);
+		if (!r || access(r, R_OK) != 0) {
+			free(r);
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_KERNEL", "give a readable vmlinux",
+				 "kernel %s cannot be read", k);
+			return -1;
+		}
+		snprintf(out, n, "%s", r);
+		free(r);
+		return 0;
+	}
+	char dirs[2][PATH_MAX + 16];
+	snprintf(dirs[0], sizeof dirs[0], "%.4000s/kernels", st->dir);
+	const char *data = getenv("VMSAN_DATADIR");
+	snprintf(dirs[1], sizeof dirs[1], "%s/kernels", data && *data ? data : "/usr/local/share/vmsan");
+	for (int i = 0; i < 2; i++) {
+		DIR *d = opendir(dirs[i]);
+		char best[256] = "";
+		struct dirent *de;
+		while (d && (de = readdir(d)))
+			if (!strncmp(de->d_name, "vmlinux", 7) && strcmp(de->d_name, best) > 0)
+				snprintf(best, sizeof best, "%s", de->d_name);
+		if (d)
+			closedir(d);
+		if (best[0]) {
+			if ((size_t)snprintf(out, n, "%s/%s", dirs[i], best) < n)
+				return 0;
+		}
+	}
+	verr_set(e, VMSAN_EXIT_FAIL, "ERR_KERNEL",
+		 "run 'make kernel && sudo make install-kernel' in the source tree, or ./install.sh",
+		 "no guest kernel (vmlinux*) in %s or %s", dirs[0], dirs[1]);
+	return -1;
+}
+
+static void print_created(json_t *rec, json_t *timing)
+{
+	if (json_mode) {
+		json_t *doc = json_pack("{s:b, s:O, s:O}", "ok", 1, "vm", rec, "timing", timing);
+		json_dumpf(doc, stdout, JSON_COMPACT);
+		putchar('\n');
+		json_decref(doc);
+		return;
+	}
+	const char *id = jstr(rec, "id");
+	printf("%s running (%s/%s) in %.2f s\n", id, jstr(rec, "vmm"), jstr(rec, "accelUsed"),
+	       json_real_value(json_object_get(timing, "totalMs")) / 1e3);
+	if (verbose) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(timing, k, v)
+			fprintf(stderr, "  %-16s %8.1f ms\n", k, json_real_value(v));
+	}
+	printf("  vmsan exec %s -- uname -a\n  vmsan connect %s\n  vmsan rm -f %s\n", id, id, id);
+}
+
+int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_out)
+{
+	struct verr e = { 0 };
+	struct create_opts o;
+	if (parse_create(argc, argv, i, &o, &e) < 0) {
+		free_opts(&o);
+		return report(&e);
+	}
+	double t_start = now_ms(), t;
+	struct state st = { .vmsfd = -1 };
+	char kernel[PATH_MAX], id[80] = "";
+	json_t *rec = NULL, *timing = json_object();
+	struct boot b = { 0 };
+	int lock = -1;
+	bool made = false;
+	json_t *snap = NULL;
+	int snapfd = -1;
+	char snapdir[PATH_MAX];
+	if (state_open(&st, true, &e) < 0)
+		goto fail;
+	if (o.snapshot) {
+		/* Restoring: held (shared lock) so that no delete takes it from
+		 * under the copy; its settings are the new VM's. */
+		int sfd = snapshots_dir(&st, false, &e);
+		snap = load_snapshot(sfd, o.snapshot, &e);
+		if (snap)
+			snapfd = openat(sfd, o.snapshot, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sfd >= 0)
+			close(sfd);
+		if (!snap)
+			goto fail;
+		if (snapfd < 0 || flock(snapfd, LOCK_SH) < 0) {
+			verr_sys(&e, "ERR_SNAPSHOT", NULL, "cannot open snapshot %s", o.snapshot);
+			goto fail;
+		}
+		snprintf(snapdir, sizeof snapdir, "%.3800s/snapshots/%s", st.dir, o.snapshot);
+		if (o.vmm && strcmp(o.vmm, jstr(snap, "vmm"))) {
+			verr_set(&e, VMSAN_EXIT_USAGE, "ERR_SNAPSHOT_VMM", "leave --vmm out",
+				 "snapshot %s was made by %s: it restores with %s only", o.snapshot, jstr(snap, "vmm"),
+				 jstr(snap, "vmm"));
+			goto fail;
+		}
+		o.vmm = jstr(snap, "vmm");
+		o.vcpus = jint(snap, "vcpuCount", 1);
+		o.mem = jint(snap, "memSizeMib", 256);
+		json_t *sn = json_object_get(snap, "network");
+		if (!o.policy_given) {
+			o.policy = jstr(sn, "policy");
+			json_array_extend(o.allowed, json_object_get(sn, "allowedCidrs"));
+			json_array_extend(o.denied, json_object_get(sn, "deniedCidrs"));
+			if (json_is_array(json_object_get(sn, "allowedDomains")))
+				json_array_extend(o.domains, json_object_get(sn, "allowedDomains"));
+			o.strict = o.strict || json_is_true(json_object_get(sn, "strictDomains"));
+		}
+		/* the guest's resolv.conf is the snapshot's */
+		json_array_extend(o.dns, json_object_get(sn, "dns"));
+		if (!jstr(json_object_get(snap, "image"), "path") ||
+		    access(jstr(json_object_get(snap, "image"), "path"), R_OK) < 0) {
+			verr_set(&e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT_IMAGE", "pull the image again (vmsan images pull)",
+				 "the image of snapshot %s is gone: %s", o.snapshot,
+				 jstr(json_object_get(snap, "image"), "ref") ?: "?");
+			goto fail;
+		}
+		if (!o.kernel && jstr(snap, "kernel") && access(jstr(snap, "kernel"), R_OK) == 0)
+			o.kernel = jstr(snap, "kernel");
+	}
+	if (resolve_dns(&st, o.dns, &e) < 0)
+		goto fail;
+	if (find_kernel(&st, o.kernel, kernel, sizeof kernel, &e) < 0)
+		goto fail;
+	if (!o.vmm)
+		o.vmm = "qemu";
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	/* 1. the record, first: from here on an id names all we make */
+	t = now_ms();
+	/* lists make allow-all custom (the original's rule; the compiler
+	 * applies it too): the record says what is in force */
+	if (!strcmp(o.policy, "allow-all") &&
+	    (json_array_size(o.allowed) || json_array_size(o.denied) || json_array_size(o.domains)))
+		o.policy = "custom";
+	json_t *nw = json_pack("{s:s, s:O, s:O, s:O, s:O}", "policy", o.policy, "allowedCidrs", o.allowed,
+			       "deniedCidrs", o.denied, "dns", o.dns, "publishedPorts", o.ports);
+	if (json_array_size(o.domains)) {
+		json_object_set(nw, "allowedDomains", o.domains);
+		if (o.strict)
+			json_object_set_new(nw, "strictDomains", json_true());
+		if (set_dns_ttls(&st, nw, &e) < 0) {
+			json_decref(nw);
+			goto fail;
+		}
+	}
+	if (o.bandwidth)
+		json_object_set_new(nw, "bandwidthMbit", json_integer(o.bandwidth));
+	if (o.no_netns)
+		json_object_set_new(nw, "noNetns", json_true());
+	json_t *init = json_pack("{s:s, s:i, s:s, s:I, s:I, s:s, s:s, s:s, s:o}", "status", "creating", "pid",
+				 (int)getpid(), "pidRole", "create", "vcpuCount", o.vcpus, "memSizeMib", o.mem, "vmm",
+				 o.vmm, "accel", o.accel ? o.accel : "auto", "kernel", kernel, "network", nw);
+	if (o.project)
+		json_object_set_new(init, "project", json_string(o.project));
+	if (o.timeout)
+		json_object_set_new(init, "timeoutSec", json_integer(o.timeout));
+	/* in-process (lib/state.c, what vmsan-state new runs): a process
+	 * start less, ~1 ms */
+	json_t *nr = state_new(&st, init, &e);
+	json_decref(init);
+	if (!nr)
+		goto fail;
+	snprintf(id, sizeof id, "%s", jstr(nr, "id") ?: "");
+	json_decref(nr);
+	if (!id[0]) {
+		verr_set(&e, VMSAN_EXIT_SYS, "ERR_HELPER", NULL, "vmsan-state new replied with no id");
+		goto fail;
+	}
+	made = true;
+	if ((lock = state_lock(&st, id, &e)) < 0)
+		goto fail;
+	json_object_set_new(timing, "recordMs", json_real(now_ms() - t));
+	say("%s: record made", id);
+
+	json_t *upd;
+	if (snap) {
+		/* 2-5. restoring: the snapshot's disk with a token of its own,
+		 * then policy and network */
+		t = now_ms();
+		if (!(upd = restore_disk(&st, id, snap, snapdir, &e)))
+			goto fail;
+		json_object_set_new(timing, "diskMs", json_real(now_ms() - t));
+		if (store(&st, id, upd, NULL, &e) < 0)
+			goto fail;
+		rec = state_load(&st, id, &e);
+		if (!rec || interrupted || net_up(id, rec, &b, &e) < 0)
+			goto fail;
+		b.incoming = snapdir;
+	} else {
+		/* 2-3. the image's disk (pulled and built unless cached), then the
+		 * VM's own disk and token: one vmsan-rootfs process for both. */
+		pause_at("image");
+		t = now_ms();
+		json_t *preq = o.image ? json_pack("{s:s}", "ref", o.image) :
+					 json_pack("{s:s}", "runtime", o.runtime ? o.runtime : "base");
+		if (o.pull)
+			json_object_set_new(preq, "pull", json_true());
+		if (isatty(STDERR_FILENO))
+			json_object_set_new(preq, "progress", json_true());
+		char guest[PATH_MAX + 8];
+		snprintf(guest, sizeof guest, "%s/guest", libexec);
+		json_t *dreq = json_pack("{s:s, s:s, s:o}", "id", id, "guestDir", guest, "pull", preq);
+		if (o.disk)
+			json_object_set_new(dreq, "diskSize", json_string(o.disk));
+		/* The disk is made while the policy is compiled and the network set
+		 * up: neither needs the other (a user's network step runs through
+		 * sudo, ~5 ms of process start alone). */
+		struct pending dp;
+		if (call_start("rootfs", "vmdisk", dreq, false, &dp, &e) < 0)
+			goto fail;
+
+		/* 4-5. policy and network, beside the disk; the VM's directory
+		 * (vmdisk makes it too) first: the resolver's log goes there */
+		rec = state_load(&st, id, &e);
+		char vmdir[PATH_MAX];
+		snprintf(vmdir, sizeof vmdir, "%.4000s/%s", st.vms, id);
+		if (rec && !jstr(rec, "dir") && (mkdir(vmdir, 0700) == 0 || errno == EEXIST))
+			json_object_set_new(rec, "dir", json_string(vmdir));
+		int nrc = !rec || interrupted ? -1 : net_up(id, rec, &b, &e);
+		double t_net_done = now_ms();
+		struct verr de = { 0 };
+		json_t *disk = call_finish(&dp, &de);
+		if (nrc < 0 || !disk || interrupted) {
+			if (nrc == 0 && !disk)
+				e = de;
+			json_decref(disk);
+			goto fail;
+		}
+		json_t *img = json_incref(json_object_get(disk, "image"));
+		/* imageMs: the pull inside vmsan-rootfs (beside the network);
+		 * diskMs: what the disk added after the network was up. */
+		double pull_ms = json_real_value(json_object_get(img, "seconds")) * 1e3;
+		json_object_set_new(timing, "imageMs", json_real(pull_ms));
+		json_object_set_new(timing, "diskMs", json_real(now_ms() - t_net_done));
+		(void)t;
+		upd = json_pack("{s:{s:s, s:s, s:s}, s:s, s:s, s:I, s:I}", "image", "ref", jstr(img, "ref"), "digest",
+					jstr(img, "digest"), "path", jstr(img, "path"), "dir", jstr(disk, "dir"), "disk",
+					jstr(disk, "disk"), "diskSize", jint(disk, "diskSize", 0), "tokenOffset",
+					jint(disk, "tokenOffset", 0));
+		if (jstr(img, "runtime"))
+			json_object_set_new(upd, "runtime", json_string(jstr(img, "runtime")));
+		json_decref(img);
+		json_decref(disk);
+	}
+	if (!snap && store(&st, id, upd, NULL, &e) < 0)
+		goto fail;
+
+	/* 6. VMM and boot, with the disk in the record */
+	json_decref(rec);
+	rec = state_load(&st, id, &e);
+	if (!rec || interrupted || vmm_up(&st, id, rec, &b, &e) < 0)
+		goto fail;
+	if (snap) {
+		/* The restored guest: a token of its own (the snapshot's stops
+		 * working), the host's clock, its own name. */
+		double t_rs = now_ms();
+		char oldtok[300], newtok[300], body[512], tp[PATH_MAX + 16];
+		snprintf(tp, sizeof tp, "%s/token", snapdir);
+		int tf = open(tp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		ssize_t tl = tf < 0 ? -1 : read(tf, oldtok, sizeof oldtok - 1);
+		if (tf >= 0)
+			close(tf);
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		int code = -1;
+		if (tl > 0 && read_token(&st, id, newtok, sizeof newtok) == 0) {
+			oldtok[tl] = 0;
+			oldtok[strcspn(oldtok, "\r\n")] = 0;
+			snprintf(body, sizeof body, "{\"token\":\"%s\",\"sec\":%lld,\"nsec\":%ld,\"hostname\":\"%s\"}", newtok,
+				 (long long)now.tv_sec, now.tv_nsec, id);
+			code = agent_http_body(jstr(b.net, "agentAddr"), AGENT_PORT, "POST", "/restored", oldtok, body, 2000,
+					       5000);
+		}
+		explicit_bzero(oldtok, sizeof oldtok);
+		explicit_bzero(newtok, sizeof newtok);
+		explicit_bzero(body, sizeof body);
+		if (code != 200) {
+			verr_set(&e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT_RESTORE", "take the snapshot again with this vmsan",
+				 "the restored guest's agent did not take its new token (HTTP %d)", code);
+			goto fail;
+		}
+		json_object_set_new(timing, "restoredMs", json_real(now_ms() - t_rs));
+	}
+	json_object_set_new(timing, "policyMs", json_real(b.t_policy));
+	json_object_set_new(timing, "networkMs", json_real(b.t_net));
+	json_object_set_new(timing, "vmmStartMs", json_real(b.t_vmm));
+	json_object_set_new(timing, "vmmInitMs", json_real(b.t_vmm_init));
+	json_object_set_new(timing, "bootMs", json_real(b.t_boot));
+
+	/* 7. running */
+	pause_at("running");
+	t = now_ms();
+	if (o.timeout && arm_timer(&st, id, o.timeout, &e) < 0)
+		goto fail;
+	upd = json_pack("{s:s, s:I, s:I, s:s}", "status", "running", "pid", jint(b.vmm, "pid", 0), "pidStartTime",
+			jint(b.vmm, "startTime", 0), "pidRole", "vmm");
+	if (store(&st, id, upd, NULL, &e) < 0)
+		goto fail;
+	json_object_set_new(timing, "finishMs", json_real(now_ms() - t));
+	double total = now_ms() - t_start;
+	json_object_set_new(timing, "totalMs", json_real(total));
+	json_object_set_new(timing, "controlPlaneMs", json_real(total - b.t_boot - b.t_vmm_init));
+	json_decref(rec);
+	rec = state_load(&st, id, &e);
+	if (!rec)
+		goto fail;
+	state_derive_status(rec);
+	json_decref(b.net);
+	json_decref(b.vmm);
+	close(lock);
+	if (rec_out) {
+		*rec_out = rec;
+		snprintf(id_out, 80, "%s", id);
+		json_decref(timing);
+	} else {
+		print_created(rec, timing);
+		json_decref(rec);
+		json_decref(timing);
+	}
+	json_decref(snap);
+	if (snapfd >= 0)
+		close(snapfd);
+	state_release(&st);
+	free_opts(&o);
+	return 0;
+fail:
+	if (!verr_isset(&e))
+		verr_set(&e, 130, "ERR_INTERRUPTED", "nothing was left behind", "create was interrupted");
+	if (made) {
+		say("%s: undoing what create made", id);
+		json_t *cur = state_load(&st, id, &(struct verr){ 0 });
+		remove_all(&st, id, cur ? cur : rec);
+		json_decref(cur);
+	}
+	json_decref(rec);
+	json_decref(timing);
+	json_decref(b.net);
+	json_decref(b.vmm);
+	if (lock >= 0)
+		close(lock);
+	json_decref(snap);
+	if (snapfd >= 0)
+		close(snapfd);
+	state_release(&st);
+	free_opts(&o);
+	return report(&e);
+}
+
+int cmd_create(int argc, char **argv)
+{
+	return do_create(argc, argv, 1, NULL, NULL);
+}
