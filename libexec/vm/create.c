@@ -295,301 +295,316 @@ static void print_created(json_t *rec, json_t *timing)
 	printf("  vmsan exec %s -- uname -a\n  vmsan connect %s\n  vmsan rm -f %s\n", id, id, id);
 }
 
+/* What create holds from step to step. */
+struct create {
+	struct create_opts o;
+	struct state st;
+	struct boot b;
+	char kernel[PATH_MAX], id[80], snapdir[PATH_MAX];
+	json_t *rec;        /* the VM's record, as last stored */
+	json_t *timing;
+	json_t *snap;       /* --snapshot: its record */
+	int lock, snapfd;   /* the VM's lock; the snapshot's, shared */
+	bool made;          /* the record exists: undoing removes all it names */
+};
+
+/* --snapshot: held (shared lock) so that no delete takes it from under
+ * the copy; its settings are the new VM's. */
+static int from_snapshot(struct create *c, struct verr *e)
+{
+	struct create_opts *o = &c->o;
+	int sfd = snapshots_dir(&c->st, false, e);
+	c->snap = load_snapshot(sfd, o->snapshot, e);
+	if (c->snap)
+		c->snapfd = openat(sfd, o->snapshot, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd >= 0)
+		close(sfd);
+	if (!c->snap)
+		return -1;
+	json_t *snap = c->snap;
+	if (c->snapfd < 0 || flock(c->snapfd, LOCK_SH) < 0) {
+		verr_sys(e, "ERR_SNAPSHOT", NULL, "cannot open snapshot %s", o->snapshot);
+		return -1;
+	}
+	snprintf(c->snapdir, sizeof c->snapdir, "%.3800s/snapshots/%s", c->st.dir, o->snapshot);
+	if (o->vmm && strcmp(o->vmm, jstr(snap, "vmm"))) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_SNAPSHOT_VMM", "leave --vmm out",
+			 "snapshot %s was made by %s: it restores with %s only", o->snapshot, jstr(snap, "vmm"),
+			 jstr(snap, "vmm"));
+		return -1;
+	}
+	o->vmm = jstr(snap, "vmm");
+	o->vcpus = jint(snap, "vcpuCount", 1);
+	o->mem = jint(snap, "memSizeMib", 256);
+	json_t *sn = json_object_get(snap, "network");
+	if (!o->policy_given) {
+		o->policy = jstr(sn, "policy");
+		json_array_extend(o->allowed, json_object_get(sn, "allowedCidrs"));
+		json_array_extend(o->denied, json_object_get(sn, "deniedCidrs"));
+		if (json_is_array(json_object_get(sn, "allowedDomains")))
+			json_array_extend(o->domains, json_object_get(sn, "allowedDomains"));
+		o->strict = o->strict || json_is_true(json_object_get(sn, "strictDomains"));
+	}
+	/* the guest's resolv.conf is the snapshot's */
+	json_array_extend(o->dns, json_object_get(sn, "dns"));
+	json_t *img = json_object_get(snap, "image");
+	if (!jstr(img, "path") || access(jstr(img, "path"), R_OK) < 0) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT_IMAGE", "pull the image again (vmsan images pull)",
+			 "the image of snapshot %s is gone: %s", o->snapshot, jstr(img, "ref") ?: "?");
+		return -1;
+	}
+	if (!o->kernel && jstr(snap, "kernel") && access(jstr(snap, "kernel"), R_OK) == 0)
+		o->kernel = jstr(snap, "kernel");
+	return 0;
+}
+
+/* The record's network section from the options; NULL with e set. */
+static json_t *network_section(struct create *c, struct verr *e)
+{
+	struct create_opts *o = &c->o;
+	/* lists make allow-all custom (the original's rule; the compiler
+	 * applies it too): the record says what is in force */
+	if (!strcmp(o->policy, "allow-all") &&
+	    (json_array_size(o->allowed) || json_array_size(o->denied) || json_array_size(o->domains)))
+		o->policy = "custom";
+	json_t *nw = json_pack("{s:s, s:O, s:O, s:O, s:O}", "policy", o->policy, "allowedCidrs", o->allowed,
+			       "deniedCidrs", o->denied, "dns", o->dns, "publishedPorts", o->ports);
+	if (json_array_size(o->domains)) {
+		json_object_set(nw, "allowedDomains", o->domains);
+		if (o->strict)
+			json_object_set_new(nw, "strictDomains", json_true());
+		if (set_dns_ttls(&c->st, nw, e) < 0) {
+			json_decref(nw);
+			return NULL;
+		}
+	}
+	if (o->bandwidth)
+		json_object_set_new(nw, "bandwidthMbit", json_integer(o->bandwidth));
+	if (o->no_netns)
+		json_object_set_new(nw, "noNetns", json_true());
+	return nw;
+}
+
+/* 1. the record, first: from here on an id names all we make.  In-process
+ * (lib/state.c, what vmsan-state new runs): a process start less, ~1 ms. */
+static int make_record(struct create *c, struct verr *e)
+{
+	struct create_opts *o = &c->o;
+	double t = now_ms();
+	json_t *nw = network_section(c, e);
+	if (!nw)
+		return -1;
+	json_t *init = json_pack("{s:s, s:i, s:s, s:I, s:I, s:s, s:s, s:s, s:o}", "status", "creating", "pid",
+				 (int)getpid(), "pidRole", "create", "vcpuCount", o->vcpus, "memSizeMib", o->mem, "vmm",
+				 o->vmm, "accel", o->accel ? o->accel : "auto", "kernel", c->kernel, "network", nw);
+	if (o->project)
+		json_object_set_new(init, "project", json_string(o->project));
+	if (o->timeout)
+		json_object_set_new(init, "timeoutSec", json_integer(o->timeout));
+	c->rec = state_new(&c->st, init, e);     /* the record as stored */
+	json_decref(init);
+	if (!c->rec)
+		return -1;
+	snprintf(c->id, sizeof c->id, "%s", jstr(c->rec, "id") ?: "");
+	if (!c->id[0]) {
+		verr_set(e, VMSAN_EXIT_SYS, "ERR_HELPER", NULL, "vmsan-state new replied with no id");
+		return -1;
+	}
+	c->made = true;
+	if ((c->lock = state_lock(&c->st, c->id, e)) < 0)
+		return -1;
+	json_object_set_new(c->timing, "recordMs", json_real(now_ms() - t));
+	say("%s: record made", c->id);
+	return 0;
+}
+
+/* 2-5, restoring: the snapshot's disk with a token of its own, then
+ * policy and network. */
+static int restored_disk_and_net(struct create *c, struct verr *e)
+{
+	double t = now_ms();
+	json_t *upd = restore_disk(&c->st, c->id, c->snap, c->snapdir, e);
+	if (!upd)
+		return -1;
+	json_object_set_new(c->timing, "diskMs", json_real(now_ms() - t));
+	json_t *merged = NULL;
+	if (store(&c->st, c->id, upd, &merged, e) < 0)
+		return -1;
+	json_decref(c->rec);
+	c->rec = merged;
+	if (interrupted || net_up(c->id, c->rec, &c->b, e) < 0)
+		return -1;
+	c->b.incoming = c->snapdir;
+	return 0;
+}
+
+/* vmsan-rootfs vmdisk's request: the image (pulled and built unless
+ * cached), the VM's own disk and token. */
+static json_t *vmdisk_request(const struct create *c)
+{
+	const struct create_opts *o = &c->o;
+	json_t *preq = o->image ? json_pack("{s:s}", "ref", o->image) :
+				  json_pack("{s:s}", "runtime", o->runtime ? o->runtime : "base");
+	if (o->pull)
+		json_object_set_new(preq, "pull", json_true());
+	if (isatty(STDERR_FILENO))
+		json_object_set_new(preq, "progress", json_true());
+	char guest[PATH_MAX + 8];
+	snprintf(guest, sizeof guest, "%s/guest", libexec);
+	json_t *dreq = json_pack("{s:s, s:s, s:o}", "id", c->id, "guestDir", guest, "pull", preq);
+	if (o->disk)
+		json_object_set_new(dreq, "diskSize", json_string(o->disk));
+	return dreq;
+}
+
+/* 2-5: the image's disk, then the VM's own disk and token (one
+ * vmsan-rootfs process for both), made while the policy is compiled and
+ * the network set up: neither needs the other (a user's network step runs
+ * through sudo, ~5 ms of process start alone).  The disk goes into the
+ * record. */
+static int disk_and_net(struct create *c, struct verr *e)
+{
+	pause_at("image");
+	struct pending dp;
+	if (call_start("rootfs", "vmdisk", vmdisk_request(c), false, &dp, e) < 0)
+		return -1;
+	/* the VM's directory (vmdisk makes it too) first: the resolver's log
+	 * goes there */
+	char vmdir[PATH_MAX];
+	snprintf(vmdir, sizeof vmdir, "%.4000s/%s", c->st.vms, c->id);
+	if (!jstr(c->rec, "dir") && (mkdir(vmdir, 0700) == 0 || errno == EEXIST))
+		json_object_set_new(c->rec, "dir", json_string(vmdir));
+	int nrc = interrupted ? -1 : net_up(c->id, c->rec, &c->b, e);
+	double t_net_done = now_ms();
+	struct verr de = { 0 };
+	json_t *disk = call_finish(&dp, &de);
+	if (nrc < 0 || !disk || interrupted) {
+		if (nrc == 0 && !disk)
+			*e = de;
+		json_decref(disk);
+		return -1;
+	}
+	json_t *img = json_object_get(disk, "image");
+	/* imageMs: the pull inside vmsan-rootfs (beside the network);
+	 * diskMs: what the disk added after the network was up. */
+	json_object_set_new(c->timing, "imageMs", json_real(json_real_value(json_object_get(img, "seconds")) * 1e3));
+	json_object_set_new(c->timing, "diskMs", json_real(now_ms() - t_net_done));
+	json_t *upd = json_pack("{s:{s:s, s:s, s:s}, s:s, s:s, s:I, s:I}", "image", "ref", jstr(img, "ref"), "digest",
+				jstr(img, "digest"), "path", jstr(img, "path"), "dir", jstr(disk, "dir"), "disk",
+				jstr(disk, "disk"), "diskSize", jint(disk, "diskSize", 0), "tokenOffset",
+				jint(disk, "tokenOffset", 0));
+	if (jstr(img, "runtime"))
+		json_object_set_new(upd, "runtime", json_string(jstr(img, "runtime")));
+	json_decref(disk);
+	json_t *merged = NULL;
+	if (store(&c->st, c->id, upd, &merged, e) < 0)
+		return -1;
+	json_decref(c->rec);
+	c->rec = merged;
+	return 0;
+}
+
+/* 6. VMM and boot, with the disk in the record; a restored guest given its
+ * own token, the host's clock and its name. */
+static int boot(struct create *c, struct verr *e)
+{
+	if (interrupted || vmm_up(&c->st, c->id, c->rec, &c->b, e) < 0)
+		return -1;
+	if (c->snap) {
+		double t = now_ms();
+		if (restore_token(&c->st, c->id, c->snapdir, jstr(c->b.net, "agentAddr"), e) < 0)
+			return -1;
+		json_object_set_new(c->timing, "restoredMs", json_real(now_ms() - t));
+	}
+	json_object_set_new(c->timing, "policyMs", json_real(c->b.t_policy));
+	json_object_set_new(c->timing, "networkMs", json_real(c->b.t_net));
+	json_object_set_new(c->timing, "vmmStartMs", json_real(c->b.t_vmm));
+	json_object_set_new(c->timing, "vmmInitMs", json_real(c->b.t_vmm_init));
+	json_object_set_new(c->timing, "bootMs", json_real(c->b.t_boot));
+	return 0;
+}
+
+/* 7. running: the timer armed, the record says so (the VMM its process). */
+static int running(struct create *c, double t_start, struct verr *e)
+{
+	pause_at("running");
+	double t = now_ms();
+	if (c->o.timeout && arm_timer(&c->st, c->id, c->o.timeout, e) < 0)
+		return -1;
+	json_t *upd = json_pack("{s:s, s:I, s:I, s:s}", "status", "running", "pid", jint(c->b.vmm, "pid", 0),
+				"pidStartTime", jint(c->b.vmm, "startTime", 0), "pidRole", "vmm");
+	json_t *merged = NULL;
+	if (store(&c->st, c->id, upd, &merged, e) < 0)
+		return -1;
+	json_object_set_new(c->timing, "finishMs", json_real(now_ms() - t));
+	double total = now_ms() - t_start;
+	json_object_set_new(c->timing, "totalMs", json_real(total));
+	json_object_set_new(c->timing, "controlPlaneMs", json_real(total - c->b.t_boot - c->b.t_vmm_init));
+	json_decref(c->rec);
+	c->rec = merged;
+	state_derive_status(c->rec);
+	return 0;
+}
+
+static void create_release(struct create *c)
+{
+	json_decref(c->rec);
+	json_decref(c->timing);
+	json_decref(c->b.net);
+	json_decref(c->b.vmm);
+	if (c->lock >= 0)
+		close(c->lock);
+	json_decref(c->snap);
+	if (c->snapfd >= 0)
+		close(c->snapfd);
+	state_release(&c->st);
+	free_opts(&c->o);
+}
+
+/* create: its steps, in order; whatever failed or was interrupted, all
+ * that was made is removed.  For run (rec_out), the record and id. */
 int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_out)
 {
 	struct verr e = { 0 };
-	struct create_opts o;
-	if (parse_create(argc, argv, i, &o, &e) < 0) {
-		free_opts(&o);
+	struct create c = { .st = { .vmsfd = -1 }, .lock = -1, .snapfd = -1 };
+	if (parse_create(argc, argv, i, &c.o, &e) < 0) {
+		free_opts(&c.o);
 		return report(&e);
 	}
-	double t_start = now_ms(), t;
-	struct state st = { .vmsfd = -1 };
-	char kernel[PATH_MAX], id[80] = "";
-	json_t *rec = NULL, *timing = json_object();
-	struct boot b = { 0 };
-	int lock = -1;
-	bool made = false;
-	json_t *snap = NULL;
-	int snapfd = -1;
-	char snapdir[PATH_MAX];
-	if (state_open(&st, true, &e) < 0)
+	double t_start = now_ms();
+	c.timing = json_object();
+	if (state_open(&c.st, true, &e) < 0 || (c.o.snapshot && from_snapshot(&c, &e) < 0) ||
+	    resolve_dns(&c.st, c.o.dns, &e) < 0 || find_kernel(&c.st, c.o.kernel, c.kernel, sizeof c.kernel, &e) < 0)
 		goto fail;
-	if (o.snapshot) {
-		/* Restoring: held (shared lock) so that no delete takes it from
-		 * under the copy; its settings are the new VM's. */
-		int sfd = snapshots_dir(&st, false, &e);
-		snap = load_snapshot(sfd, o.snapshot, &e);
-		if (snap)
-			snapfd = openat(sfd, o.snapshot, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sfd >= 0)
-			close(sfd);
-		if (!snap)
-			goto fail;
-		if (snapfd < 0 || flock(snapfd, LOCK_SH) < 0) {
-			verr_sys(&e, "ERR_SNAPSHOT", NULL, "cannot open snapshot %s", o.snapshot);
-			goto fail;
-		}
-		snprintf(snapdir, sizeof snapdir, "%.3800s/snapshots/%s", st.dir, o.snapshot);
-		if (o.vmm && strcmp(o.vmm, jstr(snap, "vmm"))) {
-			verr_set(&e, VMSAN_EXIT_USAGE, "ERR_SNAPSHOT_VMM", "leave --vmm out",
-				 "snapshot %s was made by %s: it restores with %s only", o.snapshot, jstr(snap, "vmm"),
-				 jstr(snap, "vmm"));
-			goto fail;
-		}
-		o.vmm = jstr(snap, "vmm");
-		o.vcpus = jint(snap, "vcpuCount", 1);
-		o.mem = jint(snap, "memSizeMib", 256);
-		json_t *sn = json_object_get(snap, "network");
-		if (!o.policy_given) {
-			o.policy = jstr(sn, "policy");
-			json_array_extend(o.allowed, json_object_get(sn, "allowedCidrs"));
-			json_array_extend(o.denied, json_object_get(sn, "deniedCidrs"));
-			if (json_is_array(json_object_get(sn, "allowedDomains")))
-				json_array_extend(o.domains, json_object_get(sn, "allowedDomains"));
-			o.strict = o.strict || json_is_true(json_object_get(sn, "strictDomains"));
-		}
-		/* the guest's resolv.conf is the snapshot's */
-		json_array_extend(o.dns, json_object_get(sn, "dns"));
-		if (!jstr(json_object_get(snap, "image"), "path") ||
-		    access(jstr(json_object_get(snap, "image"), "path"), R_OK) < 0) {
-			verr_set(&e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT_IMAGE", "pull the image again (vmsan images pull)",
-				 "the image of snapshot %s is gone: %s", o.snapshot,
-				 jstr(json_object_get(snap, "image"), "ref") ?: "?");
-			goto fail;
-		}
-		if (!o.kernel && jstr(snap, "kernel") && access(jstr(snap, "kernel"), R_OK) == 0)
-			o.kernel = jstr(snap, "kernel");
-	}
-	if (resolve_dns(&st, o.dns, &e) < 0)
-		goto fail;
-	if (find_kernel(&st, o.kernel, kernel, sizeof kernel, &e) < 0)
-		goto fail;
-	if (!o.vmm)
-		o.vmm = "qemu";
+	if (!c.o.vmm)
+		c.o.vmm = "qemu";
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-
-	/* 1. the record, first: from here on an id names all we make */
-	t = now_ms();
-	/* lists make allow-all custom (the original's rule; the compiler
-	 * applies it too): the record says what is in force */
-	if (!strcmp(o.policy, "allow-all") &&
-	    (json_array_size(o.allowed) || json_array_size(o.denied) || json_array_size(o.domains)))
-		o.policy = "custom";
-	json_t *nw = json_pack("{s:s, s:O, s:O, s:O, s:O}", "policy", o.policy, "allowedCidrs", o.allowed,
-			       "deniedCidrs", o.denied, "dns", o.dns, "publishedPorts", o.ports);
-	if (json_array_size(o.domains)) {
-		json_object_set(nw, "allowedDomains", o.domains);
-		if (o.strict)
-			json_object_set_new(nw, "strictDomains", json_true());
-		if (set_dns_ttls(&st, nw, &e) < 0) {
-			json_decref(nw);
-			goto fail;
-		}
-	}
-	if (o.bandwidth)
-		json_object_set_new(nw, "bandwidthMbit", json_integer(o.bandwidth));
-	if (o.no_netns)
-		json_object_set_new(nw, "noNetns", json_true());
-	json_t *init = json_pack("{s:s, s:i, s:s, s:I, s:I, s:s, s:s, s:s, s:o}", "status", "creating", "pid",
-				 (int)getpid(), "pidRole", "create", "vcpuCount", o.vcpus, "memSizeMib", o.mem, "vmm",
-				 o.vmm, "accel", o.accel ? o.accel : "auto", "kernel", kernel, "network", nw);
-	if (o.project)
-		json_object_set_new(init, "project", json_string(o.project));
-	if (o.timeout)
-		json_object_set_new(init, "timeoutSec", json_integer(o.timeout));
-	/* in-process (lib/state.c, what vmsan-state new runs): a process
-	 * start less, ~1 ms */
-	json_t *nr = state_new(&st, init, &e);
-	json_decref(init);
-	if (!nr)
+	if (make_record(&c, &e) < 0 || (c.snap ? restored_disk_and_net(&c, &e) : disk_and_net(&c, &e)) < 0 ||
+	    boot(&c, &e) < 0 || running(&c, t_start, &e) < 0)
 		goto fail;
-	snprintf(id, sizeof id, "%s", jstr(nr, "id") ?: "");
-	json_decref(nr);
-	if (!id[0]) {
-		verr_set(&e, VMSAN_EXIT_SYS, "ERR_HELPER", NULL, "vmsan-state new replied with no id");
-		goto fail;
-	}
-	made = true;
-	if ((lock = state_lock(&st, id, &e)) < 0)
-		goto fail;
-	json_object_set_new(timing, "recordMs", json_real(now_ms() - t));
-	say("%s: record made", id);
-
-	json_t *upd;
-	if (snap) {
-		/* 2-5. restoring: the snapshot's disk with a token of its own,
-		 * then policy and network */
-		t = now_ms();
-		if (!(upd = restore_disk(&st, id, snap, snapdir, &e)))
-			goto fail;
-		json_object_set_new(timing, "diskMs", json_real(now_ms() - t));
-		if (store(&st, id, upd, NULL, &e) < 0)
-			goto fail;
-		rec = state_load(&st, id, &e);
-		if (!rec || interrupted || net_up(id, rec, &b, &e) < 0)
-			goto fail;
-		b.incoming = snapdir;
-	} else {
-		/* 2-3. the image's disk (pulled and built unless cached), then the
-		 * VM's own disk and token: one vmsan-rootfs process for both. */
-		pause_at("image");
-		t = now_ms();
-		json_t *preq = o.image ? json_pack("{s:s}", "ref", o.image) :
-					 json_pack("{s:s}", "runtime", o.runtime ? o.runtime : "base");
-		if (o.pull)
-			json_object_set_new(preq, "pull", json_true());
-		if (isatty(STDERR_FILENO))
-			json_object_set_new(preq, "progress", json_true());
-		char guest[PATH_MAX + 8];
-		snprintf(guest, sizeof guest, "%s/guest", libexec);
-		json_t *dreq = json_pack("{s:s, s:s, s:o}", "id", id, "guestDir", guest, "pull", preq);
-		if (o.disk)
-			json_object_set_new(dreq, "diskSize", json_string(o.disk));
-		/* The disk is made while the policy is compiled and the network set
-		 * up: neither needs the other (a user's network step runs through
-		 * sudo, ~5 ms of process start alone). */
-		struct pending dp;
-		if (call_start("rootfs", "vmdisk", dreq, false, &dp, &e) < 0)
-			goto fail;
-
-		/* 4-5. policy and network, beside the disk; the VM's directory
-		 * (vmdisk makes it too) first: the resolver's log goes there */
-		rec = state_load(&st, id, &e);
-		char vmdir[PATH_MAX];
-		snprintf(vmdir, sizeof vmdir, "%.4000s/%s", st.vms, id);
-		if (rec && !jstr(rec, "dir") && (mkdir(vmdir, 0700) == 0 || errno == EEXIST))
-			json_object_set_new(rec, "dir", json_string(vmdir));
-		int nrc = !rec || interrupted ? -1 : net_up(id, rec, &b, &e);
-		double t_net_done = now_ms();
-		struct verr de = { 0 };
-		json_t *disk = call_finish(&dp, &de);
-		if (nrc < 0 || !disk || interrupted) {
-			if (nrc == 0 && !disk)
-				e = de;
-			json_decref(disk);
-			goto fail;
-		}
-		json_t *img = json_incref(json_object_get(disk, "image"));
-		/* imageMs: the pull inside vmsan-rootfs (beside the network);
-		 * diskMs: what the disk added after the network was up. */
-		double pull_ms = json_real_value(json_object_get(img, "seconds")) * 1e3;
-		json_object_set_new(timing, "imageMs", json_real(pull_ms));
-		json_object_set_new(timing, "diskMs", json_real(now_ms() - t_net_done));
-		(void)t;
-		upd = json_pack("{s:{s:s, s:s, s:s}, s:s, s:s, s:I, s:I}", "image", "ref", jstr(img, "ref"), "digest",
-					jstr(img, "digest"), "path", jstr(img, "path"), "dir", jstr(disk, "dir"), "disk",
-					jstr(disk, "disk"), "diskSize", jint(disk, "diskSize", 0), "tokenOffset",
-					jint(disk, "tokenOffset", 0));
-		if (jstr(img, "runtime"))
-			json_object_set_new(upd, "runtime", json_string(jstr(img, "runtime")));
-		json_decref(img);
-		json_decref(disk);
-	}
-	if (!snap && store(&st, id, upd, NULL, &e) < 0)
-		goto fail;
-
-	/* 6. VMM and boot, with the disk in the record */
-	json_decref(rec);
-	rec = state_load(&st, id, &e);
-	if (!rec || interrupted || vmm_up(&st, id, rec, &b, &e) < 0)
-		goto fail;
-	if (snap) {
-		/* The restored guest: a token of its own (the snapshot's stops
-		 * working), the host's clock, its own name. */
-		double t_rs = now_ms();
-		char oldtok[300], newtok[300], body[512], tp[PATH_MAX + 16];
-		snprintf(tp, sizeof tp, "%s/token", snapdir);
-		int tf = open(tp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		ssize_t tl = tf < 0 ? -1 : read(tf, oldtok, sizeof oldtok - 1);
-		if (tf >= 0)
-			close(tf);
-		struct timespec now;
-		clock_gettime(CLOCK_REALTIME, &now);
-		int code = -1;
-		if (tl > 0 && read_token(&st, id, newtok, sizeof newtok) == 0) {
-			oldtok[tl] = 0;
-			oldtok[strcspn(oldtok, "\r\n")] = 0;
-			snprintf(body, sizeof body, "{\"token\":\"%s\",\"sec\":%lld,\"nsec\":%ld,\"hostname\":\"%s\"}", newtok,
-				 (long long)now.tv_sec, now.tv_nsec, id);
-			code = agent_http_body(jstr(b.net, "agentAddr"), AGENT_PORT, "POST", "/restored", oldtok, body, 2000,
-					       5000);
-		}
-		explicit_bzero(oldtok, sizeof oldtok);
-		explicit_bzero(newtok, sizeof newtok);
-		explicit_bzero(body, sizeof body);
-		if (code != 200) {
-			verr_set(&e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT_RESTORE", "take the snapshot again with this vmsan",
-				 "the restored guest's agent did not take its new token (HTTP %d)", code);
-			goto fail;
-		}
-		json_object_set_new(timing, "restoredMs", json_real(now_ms() - t_rs));
-	}
-	json_object_set_new(timing, "policyMs", json_real(b.t_policy));
-	json_object_set_new(timing, "networkMs", json_real(b.t_net));
-	json_object_set_new(timing, "vmmStartMs", json_real(b.t_vmm));
-	json_object_set_new(timing, "vmmInitMs", json_real(b.t_vmm_init));
-	json_object_set_new(timing, "bootMs", json_real(b.t_boot));
-
-	/* 7. running */
-	pause_at("running");
-	t = now_ms();
-	if (o.timeout && arm_timer(&st, id, o.timeout, &e) < 0)
-		goto fail;
-	upd = json_pack("{s:s, s:I, s:I, s:s}", "status", "running", "pid", jint(b.vmm, "pid", 0), "pidStartTime",
-			jint(b.vmm, "startTime", 0), "pidRole", "vmm");
-	if (store(&st, id, upd, NULL, &e) < 0)
-		goto fail;
-	json_object_set_new(timing, "finishMs", json_real(now_ms() - t));
-	double total = now_ms() - t_start;
-	json_object_set_new(timing, "totalMs", json_real(total));
-	json_object_set_new(timing, "controlPlaneMs", json_real(total - b.t_boot - b.t_vmm_init));
-	json_decref(rec);
-	rec = state_load(&st, id, &e);
-	if (!rec)
-		goto fail;
-	state_derive_status(rec);
-	json_decref(b.net);
-	json_decref(b.vmm);
-	close(lock);
+	close(c.lock);      /* released before anything is said, as ever */
+	c.lock = -1;
 	if (rec_out) {
-		*rec_out = rec;
-		snprintf(id_out, 80, "%s", id);
-		json_decref(timing);
+		*rec_out = json_incref(c.rec);
+		snprintf(id_out, 80, "%s", c.id);
 	} else {
-		print_created(rec, timing);
-		json_decref(rec);
-		json_decref(timing);
+		print_created(c.rec, c.timing);
 	}
-	json_decref(snap);
-	if (snapfd >= 0)
-		close(snapfd);
-	state_release(&st);
-	free_opts(&o);
+	create_release(&c);
 	return 0;
 fail:
 	if (!verr_isset(&e))
 		verr_set(&e, 130, "ERR_INTERRUPTED", "nothing was left behind", "create was interrupted");
-	if (made) {
-		say("%s: undoing what create made", id);
-		json_t *cur = state_load(&st, id, &(struct verr){ 0 });
-		remove_all(&st, id, cur ? cur : rec);
+	if (c.made) {
+		say("%s: undoing what create made", c.id);
+		json_t *cur = state_load(&c.st, c.id, &(struct verr){ 0 });
+		remove_all(&c.st, c.id, cur ? cur : c.rec);
 		json_decref(cur);
 	}
-	json_decref(rec);
-	json_decref(timing);
-	json_decref(b.net);
-	json_decref(b.vmm);
-	if (lock >= 0)
-		close(lock);
-	json_decref(snap);
-	if (snapfd >= 0)
-		close(snapfd);
-	state_release(&st);
-	free_opts(&o);
+	create_release(&c);
 	return report(&e);
 }
 
