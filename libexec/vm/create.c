@@ -92,6 +92,113 @@ static int parse_ports(const char *s, json_t *ports, struct verr *e)
 	return 0;
 }
 
+/* One option with a value (a is its name, v its value) into o. */
+static int create_value(struct create_opts *o, const char *a, const char *v, struct verr *e)
+{
+#define IS(x) (!strcmp(a, x))
+	if (IS("--runtime"))
+		o->runtime = *v ? v : "base";
+	else if (IS("--from-image"))
+		o->image = v;
+	else if (IS("--vcpus")) {
+		if (num_opt("--vcpus", v, 1, 32, &o->vcpus, e))
+			return -1;
+		o->sized = true;
+	} else if (IS("--memory")) {
+		if (num_opt("--memory", v, 128, 32768, &o->mem, e))
+			return -1;
+		o->sized = true;
+	} else if (IS("--disk-size") || IS("--disk"))
+		o->disk = v, o->sized = true;
+	else if (IS("--network-policy"))
+		o->policy = v, o->policy_given = true;
+	else if (IS("--allowed-cidr"))
+		csv_append(o->allowed, v), o->policy_given = true;
+	else if (IS("--denied-cidr"))
+		csv_append(o->denied, v), o->policy_given = true;
+	else if (IS("--snapshot"))
+		o->snapshot = v;
+	else if (IS("--allowed-domain"))
+		csv_append(o->domains, v);
+	else if (IS("--dns"))
+		csv_append(o->dns, v);
+	else if (IS("--publish-port")) {
+		if (parse_ports(v, o->ports, e))
+			return -1;
+	} else if (IS("--bandwidth")) {
+		char *end;
+		long long bw = strtoll(v, &end, 10);
+		if (end == v || bw < 1 || bw > 1000 ||
+		    (*end && strcasecmp(end, "mbit") && strcasecmp(end, "m"))) {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_INTEGER", "such as 50mbit (1-1000)",
+				 "invalid --bandwidth: \"%s\"", v);
+			return -1;
+		}
+		o->bandwidth = bw;
+	} else if (IS("--timeout")) {
+		if (parse_duration(v, &o->timeout)) {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_DURATION", "such as 30s, 5m, 2h (up to 30d)",
+				 "invalid --timeout: \"%s\"", v);
+			return -1;
+		}
+	} else if (IS("--vmm"))
+		o->vmm = v;
+	else if (IS("--accel"))
+		o->accel = v;
+	else if (IS("--kernel"))
+		o->kernel = v;
+	else if (IS("--project"))
+		o->project = v;
+	else {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", "see 'vmsan create --help'", "unknown option %s",
+			 a);
+		return -1;
+	}
+#undef IS
+	return 0;
+}
+
+/* What the options cannot be together, and the values of a fixed set. */
+static int check_create(struct create_opts *o, struct verr *e)
+{
+	if (o->snapshot && (o->runtime || o->image || o->sized || json_array_size(o->dns) || o->no_netns)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS",
+			 "give the policy, ports, bandwidth or timeout; the rest comes from the snapshot",
+			 "--snapshot restores the snapshot's image, size, disk, resolvers and namespace mode");
+		return -1;
+	}
+	if (o->runtime && o->image) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "give one of them",
+			 "--runtime and --from-image cannot be combined");
+		return -1;
+	}
+	if (normalize_domains(o->domains, e) < 0)
+		return -1;
+	if (strict_needs_domains(o->strict, o->domains, e) < 0)
+		return -1;
+	if (o->no_netns && json_array_size(o->domains)) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "drop --no-netns, or use --allowed-cidr",
+			 "--allowed-domain needs the VM's own namespace (its resolver and address set live there)");
+		return -1;
+	}
+	if (o->no_netns && o->bandwidth) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "drop --no-netns or --bandwidth",
+			 "--bandwidth shapes both directions in the VM's own namespace, which --no-netns does not make");
+		return -1;
+	}
+	if (o->vmm && strcmp(o->vmm, "qemu") && strcmp(o->vmm, "firecracker")) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_VMM", "use qemu or firecracker",
+			 "invalid --vmm: \"%s\"", o->vmm);
+		return -1;
+	}
+	if (o->accel && strcmp(o->accel, "auto") && strcmp(o->accel, "kvm") && strcmp(o->accel, "tcg")) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_ACCEL", "use auto, kvm or tcg",
+			 "invalid --accel: \"%s\"", o->accel);
+		return -1;
+	}
+	return 0;
+}
+
 static int parse_create(int argc, char **argv, int i, struct create_opts *o, struct verr *e)
 {
 	memset(o, 0, sizeof *o);
@@ -133,103 +240,10 @@ static int parse_create(int argc, char **argv, int i, struct create_opts *o, str
 				 "unknown option or missing value: %s", a);
 			return -1;
 		}
-#define IS(x) (!strcmp(a, x))
-		if (IS("--runtime"))
-			o->runtime = *v ? v : "base";
-		else if (IS("--from-image"))
-			o->image = v;
-		else if (IS("--vcpus")) {
-			if (num_opt("--vcpus", v, 1, 32, &o->vcpus, e))
-				return -1;
-			o->sized = true;
-		} else if (IS("--memory")) {
-			if (num_opt("--memory", v, 128, 32768, &o->mem, e))
-				return -1;
-			o->sized = true;
-		} else if (IS("--disk-size") || IS("--disk"))
-			o->disk = v, o->sized = true;
-		else if (IS("--network-policy"))
-			o->policy = v, o->policy_given = true;
-		else if (IS("--allowed-cidr"))
-			csv_append(o->allowed, v), o->policy_given = true;
-		else if (IS("--denied-cidr"))
-			csv_append(o->denied, v), o->policy_given = true;
-		else if (IS("--snapshot"))
-			o->snapshot = v;
-		else if (IS("--allowed-domain"))
-			csv_append(o->domains, v);
-		else if (IS("--dns"))
-			csv_append(o->dns, v);
-		else if (IS("--publish-port")) {
-			if (parse_ports(v, o->ports, e))
-				return -1;
-		} else if (IS("--bandwidth")) {
-			char *end;
-			long long bw = strtoll(v, &end, 10);
-			if (end == v || bw < 1 || bw > 1000 ||
-			    (*end && strcasecmp(end, "mbit") && strcasecmp(end, "m"))) {
-				verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_INTEGER", "such as 50mbit (1-1000)",
-					 "invalid --bandwidth: \"%s\"", v);
-				return -1;
-			}
-			o->bandwidth = bw;
-		} else if (IS("--timeout")) {
-			if (parse_duration(v, &o->timeout)) {
-				verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_DURATION", "such as 30s, 5m, 2h (up to 30d)",
-					 "invalid --timeout: \"%s\"", v);
-				return -1;
-			}
-		} else if (IS("--vmm"))
-			o->vmm = v;
-		else if (IS("--accel"))
-			o->accel = v;
-		else if (IS("--kernel"))
-			o->kernel = v;
-		else if (IS("--project"))
-			o->project = v;
-		else {
-			verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", "see 'vmsan create --help'", "unknown option %s",
-				 a);
+		if (create_value(o, a, v, e) < 0)
 			return -1;
-		}
-#undef IS
 	}
-	if (o->snapshot && (o->runtime || o->image || o->sized || json_array_size(o->dns) || o->no_netns)) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS",
-			 "give the policy, ports, bandwidth or timeout; the rest comes from the snapshot",
-			 "--snapshot restores the snapshot's image, size, disk, resolvers and namespace mode");
-		return -1;
-	}
-	if (o->runtime && o->image) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "give one of them",
-			 "--runtime and --from-image cannot be combined");
-		return -1;
-	}
-	if (normalize_domains(o->domains, e) < 0)
-		return -1;
-	if (strict_needs_domains(o->strict, o->domains, e) < 0)
-		return -1;
-	if (o->no_netns && json_array_size(o->domains)) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "drop --no-netns, or use --allowed-cidr",
-			 "--allowed-domain needs the VM's own namespace (its resolver and address set live there)");
-		return -1;
-	}
-	if (o->no_netns && o->bandwidth) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "drop --no-netns or --bandwidth",
-			 "--bandwidth shapes both directions in the VM's own namespace, which --no-netns does not make");
-		return -1;
-	}
-	if (o->vmm && strcmp(o->vmm, "qemu") && strcmp(o->vmm, "firecracker")) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_VMM", "use qemu or firecracker",
-			 "invalid --vmm: \"%s\"", o->vmm);
-		return -1;
-	}
-	if (o->accel && strcmp(o->accel, "auto") && strcmp(o->accel, "kvm") && strcmp(o->accel, "tcg")) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_ACCEL", "use auto, kvm or tcg",
-			 "invalid --accel: \"%s\"", o->accel);
-		return -1;
-	}
-	return 0;
+	return check_create(o, e);
 }
 
 /* The guest kernel: --kernel, $VMSAN_KERNEL, else the lexically last

@@ -43,21 +43,12 @@ static const char *leftover(struct state *st, const char *id, json_t **rec)
 	return NULL;
 }
 
-static int do_gc(bool dry)
+/* VMs: every id our state directory knows (records, VM dirs, tokens)
+ * that leftover() finds something of, removed or stopped unless dry. */
+static void gc_vms(struct state *st, bool dry, json_t *found)
 {
-	struct verr e = { 0 };
-	struct state st;
-	if (state_open(&st, false, &e) < 0) {
-		if (verr_take(&e, "ERR_STATE_DIR_MISSING")) {
-			if (json_mode)
-				puts("{\"ok\":true,\"found\":[]}");
-			return 0;
-		}
-		return report(&e);
-	}
-	/* every id our state directory knows: records, VM dirs, tokens */
-	json_t *ids = json_object(), *found = json_array();
-	DIR *d = opendir(st.vms);
+	json_t *ids = json_object();
+	DIR *d = opendir(st->vms);
 	struct dirent *de;
 	while (d && (de = readdir(d))) {
 		char id[80], why[128];
@@ -74,24 +65,23 @@ static int do_gc(bool dry)
 		closedir(d);
 	const char *id;
 	json_t *v;
-	size_t i;
 	json_object_foreach(ids, id, v) {
 		json_t *rec = NULL;
-		const char *what = leftover(&st, id, &rec);
+		const char *what = leftover(st, id, &rec);
 		bool remove = !rec || !strcmp(jstr(rec, "recordedStatus") ?: "", "creating");
 		if (what && !dry) {
 			/* decided again under the lock: an operation that held it may
 			 * have changed everything */
 			struct verr le = { 0 };
-			int lock = state_lock(&st, id, &le);
+			int lock = state_lock(st, id, &le);
 			json_decref(rec);
 			rec = NULL;
-			if ((what = leftover(&st, id, &rec))) {
+			if ((what = leftover(st, id, &rec))) {
 				remove = !rec || !strcmp(jstr(rec, "recordedStatus") ?: "", "creating");
 				if (remove)
-					remove_all(&st, id, rec);
+					remove_all(st, id, rec);
 				else
-					stop_vm(&st, id, rec, 0, &le);
+					stop_vm(st, id, rec, 0, &le);
 			}
 			if (lock >= 0)
 				close(lock);
@@ -102,9 +92,14 @@ static int do_gc(bool dry)
 		json_decref(rec);
 	}
 	json_decref(ids);
-	/* Snapshots a killed `snapshot create` left half made (hidden
-	 * .<snapshot>.<pid>.tmp directories whose process is gone). */
-	int sfd = snapshots_dir(&st, false, &(struct verr){ 0 });
+}
+
+/* Snapshots a killed `snapshot create` left half made (hidden
+ * .<snapshot>.<pid>.tmp directories whose process is gone). */
+static void gc_snapshots(struct state *st, bool dry, json_t *found)
+{
+	struct dirent *de;
+	int sfd = snapshots_dir(st, false, &(struct verr){ 0 });
 	DIR *sd = sfd < 0 ? NULL : fdopendir(dup(sfd));
 	while (sd && (de = readdir(sd))) {
 		size_t n = strlen(de->d_name);
@@ -127,9 +122,14 @@ static int do_gc(bool dry)
 		closedir(sd);
 	if (sfd >= 0)
 		close(sfd);
-	state_release(&st);
-	/* The network's own leftovers, whoever's they were: what no runtime
-	 * record of vmsan-net accounts for (see vmsan-net(8), sweep). */
+}
+
+/* The network's own leftovers, whoever's they were: what no runtime
+ * record of vmsan-net accounts for (see vmsan-net(8), sweep). */
+static void gc_network(bool dry, json_t *found)
+{
+	size_t i;
+	json_t *v;
 	struct verr ne = { 0 };
 	json_t *sw = call("net", "sweep", json_pack("{s:b}", "dryRun", dry), true, &ne);
 	if (sw) {
@@ -140,6 +140,27 @@ static int do_gc(bool dry)
 	} else {
 		fprintf(stderr, "vmsan gc: the network's leftovers were not checked: %s\n", ne.message);
 	}
+}
+
+static int do_gc(bool dry)
+{
+	struct verr e = { 0 };
+	struct state st;
+	size_t i;
+	json_t *v, *found = json_array();
+	if (state_open(&st, false, &e) < 0) {
+		json_decref(found);
+		if (verr_take(&e, "ERR_STATE_DIR_MISSING")) {
+			if (json_mode)
+				puts("{\"ok\":true,\"found\":[]}");
+			return 0;
+		}
+		return report(&e);
+	}
+	gc_vms(&st, dry, found);
+	gc_snapshots(&st, dry, found);
+	state_release(&st);
+	gc_network(dry, found);
 	if (json_mode) {
 		json_t *doc = json_pack("{s:b, s:b, s:o}", "ok", 1, "dryRun", dry, "found", found);
 		json_dumpf(doc, stdout, JSON_COMPACT);

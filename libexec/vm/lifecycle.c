@@ -179,50 +179,39 @@ static int id_args(int argc, char **argv, struct id_args *a)
 	return rc;
 }
 
-int cmd_start(int argc, char **argv)
+static int start_ids(const struct id_args *a)
 {
-	struct id_args a;
-	int rc = id_args(argc, argv, &a);
-	if (rc)
-		return rc;
-	if (json_array_size(a.ids) != 1)
-		rc = usage_error("start takes one VM id");
-	else
-		rc = do_start(json_string_value(json_array_get(a.ids, 0)));
-	json_decref(a.ids);
-	return rc;
+	if (json_array_size(a->ids) != 1)
+		return usage_error("start takes one VM id");
+	return do_start(json_string_value(json_array_get(a->ids, 0)));
 }
 
-int cmd_stop(int argc, char **argv)
+/* stop (removed NULL) or rm each id in turn, all of them whatever one
+ * did: the first failure's exit status, or 0. */
+static int each_id(const struct id_args *a, json_t *removed)
 {
-	struct id_args a;
-	int rc = id_args(argc, argv, &a);
+	int rc = 0;
 	size_t i;
 	json_t *v;
-	if (rc)
-		return rc;
-	json_array_foreach(a.ids, i, v) {
-		int r = do_stop(json_string_value(v), a.grace);
+	json_array_foreach(a->ids, i, v) {
+		int r = removed ? do_rm(json_string_value(v), a->force, removed) :
+				  do_stop(json_string_value(v), a->grace);
 		rc = rc ? rc : r;
 	}
-	json_decref(a.ids);
 	return rc;
 }
 
-int cmd_rm(int argc, char **argv)
+static int stop_ids(const struct id_args *a)
 {
-	struct id_args a;
-	int rc = id_args(argc, argv, &a);
-	size_t i;
-	json_t *v;
-	if (rc)
-		return rc;
-	json_t *removed = json_array();
+	return each_id(a, NULL);
+}
+
+static int rm_ids(const struct id_args *a)
+{
+	json_t *removed = json_array(), *v;
 	bool js = json_mode;
-	json_array_foreach(a.ids, i, v) {
-		int r = do_rm(json_string_value(v), a.force, removed);
-		rc = rc ? rc : r;
-	}
+	size_t i;
+	int rc = each_id(a, removed);
 	if (js && !rc) {
 		json_t *doc = json_pack("{s:b, s:o}", "ok", 1, "removed", removed);
 		json_dumpf(doc, stdout, JSON_COMPACT);
@@ -234,6 +223,32 @@ int cmd_rm(int argc, char **argv)
 				printf("%s removed\n", json_string_value(v));
 		json_decref(removed);
 	}
+	return rc;
+}
+
+/* The command's ids (at least one) given to fn: its exit status. */
+static int with_ids(int argc, char **argv, int (*fn)(const struct id_args *))
+{
+	struct id_args a;
+	int rc = id_args(argc, argv, &a);
+	if (rc)
+		return rc;
+	rc = fn(&a);
 	json_decref(a.ids);
 	return rc;
+}
+
+int cmd_start(int argc, char **argv)
+{
+	return with_ids(argc, argv, start_ids);
+}
+
+int cmd_stop(int argc, char **argv)
+{
+	return with_ids(argc, argv, stop_ids);
+}
+
+int cmd_rm(int argc, char **argv)
+{
+	return with_ids(argc, argv, rm_ids);
 }

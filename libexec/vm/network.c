@@ -18,15 +18,16 @@ const char network_usage[] =
 	"published ports stay as they are.  Nothing changes when anything is\n"
 	"invalid.\n";
 
-int cmd_network(int argc, char **argv)
+/* What vmsan network was given. */
+struct net_args {
+	const char *id, *policy;
+	json_t *allowed, *denied, *domains;
+	bool strict;
+};
+
+/* 0, or the exit status of the usage error reported. */
+static int network_args(int argc, char **argv, struct net_args *n)
 {
-	struct verr e = { 0 };
-	const char *id = NULL, *policy = NULL;
-	json_t *allowed = json_array(), *denied = json_array(), *domains = json_array();
-	json_t *rec = NULL, *compiled = NULL, *nw = NULL;
-	struct state st = { .vmsfd = -1 };
-	int lock = -1, rc;
-	bool strict = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--json")) {
@@ -34,91 +35,109 @@ int cmd_network(int argc, char **argv)
 			continue;
 		}
 		if (!strcmp(a, "--strict-domains")) {
-			strict = true;
+			n->strict = true;
 			continue;
 		}
 		if (a[0] != '-') {
-			if (id) {
-				rc = usage_error("network takes one VM id");
-				goto out;
-			}
-			id = a;
+			if (n->id)
+				return usage_error("network takes one VM id");
+			n->id = a;
 			continue;
 		}
-		if (!v) {
-			rc = usage_error("unknown option or missing value: %s", a);
-			goto out;
-		}
+		if (!v)
+			return usage_error("unknown option or missing value: %s", a);
 		i++;
 		if (!strcmp(a, "--network-policy"))
-			policy = v;
+			n->policy = v;
 		else if (!strcmp(a, "--allowed-cidr"))
-			csv_append(allowed, v);
+			csv_append(n->allowed, v);
 		else if (!strcmp(a, "--denied-cidr"))
-			csv_append(denied, v);
+			csv_append(n->denied, v);
 		else if (!strcmp(a, "--allowed-domain"))
-			csv_append(domains, v);
-		else {
-			rc = usage_error("unknown option %s", a);
-			goto out;
-		}
+			csv_append(n->domains, v);
+		else
+			return usage_error("unknown option %s", a);
 	}
-	if (!id || !policy) {
-		rc = usage_error(!id ? "give the VM's id" : "--network-policy is required");
-		goto out;
-	}
-	if (normalize_domains(domains, &e) < 0)
-		goto fail;
-	if (strict_needs_domains(strict, domains, &e) < 0)
-		goto fail;
-	rec = open_running_vm(&st, id, &lock, &e);
-	if (!rec)
-		goto fail;
-	json_t *old = json_object_get(rec, "network");
-	nw = json_deep_copy(old);
-	if (!strcmp(policy, "allow-all") &&
-	    (json_array_size(allowed) || json_array_size(denied) || json_array_size(domains)))
-		policy = "custom";      /* as create records it */
-	json_object_set_new(nw, "policy", json_string(policy));
-	json_object_set(nw, "allowedCidrs", allowed);
-	json_object_set(nw, "deniedCidrs", denied);
+	if (!n->id || !n->policy)
+		return usage_error(!n->id ? "give the VM's id" : "--network-policy is required");
+	return 0;
+}
+
+/* The record's new network section: the old one with the policy and its
+ * lists replaced; NULL with e set. */
+static json_t *new_network(const struct state *st, json_t *old, struct net_args *n, struct verr *e)
+{
+	json_t *nw = json_deep_copy(old);
+	if (!strcmp(n->policy, "allow-all") &&
+	    (json_array_size(n->allowed) || json_array_size(n->denied) || json_array_size(n->domains)))
+		n->policy = "custom";      /* as create records it */
+	json_object_set_new(nw, "policy", json_string(n->policy));
+	json_object_set(nw, "allowedCidrs", n->allowed);
+	json_object_set(nw, "deniedCidrs", n->denied);
 	json_object_del(nw, "strictDomains");
-	if (json_array_size(domains)) {
-		json_object_set(nw, "allowedDomains", domains);
-		if (strict)
+	if (json_array_size(n->domains)) {
+		json_object_set(nw, "allowedDomains", n->domains);
+		if (n->strict)
 			json_object_set_new(nw, "strictDomains", json_true());
-		if (set_dns_ttls(&st, nw, &e) < 0)
-			goto fail;
+		if (set_dns_ttls(st, nw, e) < 0) {
+			json_decref(nw);
+			return NULL;
+		}
 	} else {
 		json_object_del(nw, "allowedDomains");
 	}
-	/* Compiled first (by vmsan-nftables, or with --no-netns by vmsan-net
-	 * before it applies anything): a bad CIDR or policy name changes
-	 * nothing. */
-	if (!(compiled = rules_request(id, jstr(rec, "dir"), nw, &e)))
+	return nw;
+}
+
+static void print_network(const struct net_args *n, json_t *old)
+{
+	if (json_mode) {
+		json_t *doc = json_pack("{s:b, s:s, s:s, s:s, s:O, s:O, s:b, s:[]}", "ok", 1, "vmId", n->id,
+					"previousPolicy", jstr(old, "policy"), "newPolicy", n->policy, "allowedCidrs",
+					n->allowed, "deniedCidrs", n->denied, "strictDomains", n->strict, "allowedDomains");
+		json_array_extend(json_object_get(doc, "allowedDomains"), n->domains);
+		json_dumpf(doc, stdout, JSON_COMPACT);
+		putchar('\n');
+		json_decref(doc);
+	} else {
+		printf("Network policy updated for %s: %s -> %s\n", n->id, jstr(old, "policy"), n->policy);
+	}
+}
+
+int cmd_network(int argc, char **argv)
+{
+	struct verr e = { 0 };
+	struct net_args n = { .allowed = json_array(), .denied = json_array(), .domains = json_array() };
+	json_t *rec = NULL, *compiled = NULL, *nw = NULL;
+	struct state st = { .vmsfd = -1 };
+	int lock = -1, rc;
+	if ((rc = network_args(argc, argv, &n)))
+		goto out;
+	if (normalize_domains(n.domains, &e) < 0 || strict_needs_domains(n.strict, n.domains, &e) < 0)
+		goto fail;
+	rec = open_running_vm(&st, n.id, &lock, &e);
+	if (!rec)
+		goto fail;
+	json_t *old = json_object_get(rec, "network");
+	if (!(nw = new_network(&st, old, &n, &e)))
+		goto fail;
+	/* Compiled first (here, by lib/policy.c: what vmsan-nftables runs; with
+	 * --no-netns the policy goes raw to vmsan-net, which compiles it before
+	 * it applies anything): a bad CIDR or policy name changes nothing. */
+	if (!(compiled = rules_request(n.id, jstr(rec, "dir"), nw, &e)))
 		goto fail;
 	json_t *ap = call("net", "apply-rules", json_incref(compiled), true, &e);
 	if (!ap)
 		goto fail;
 	json_decref(ap);
-	if (store(&st, id, json_pack("{s:O}", "network", nw), NULL, &e) < 0) {
+	if (store(&st, n.id, json_pack("{s:O}", "network", nw), NULL, &e) < 0) {
 		/* The record still names the old policy: put its rules back. */
-		json_t *back = rules_request(id, jstr(rec, "dir"), old, &(struct verr){ 0 });
+		json_t *back = rules_request(n.id, jstr(rec, "dir"), old, &(struct verr){ 0 });
 		if (back)
 			json_decref(call("net", "apply-rules", back, true, &(struct verr){ 0 }));
 		goto fail;
 	}
-	if (json_mode) {
-		json_t *doc = json_pack("{s:b, s:s, s:s, s:s, s:O, s:O, s:b, s:[]}", "ok", 1, "vmId", id,
-					"previousPolicy", jstr(old, "policy"), "newPolicy", policy, "allowedCidrs", allowed,
-					"deniedCidrs", denied, "strictDomains", strict, "allowedDomains");
-		json_array_extend(json_object_get(doc, "allowedDomains"), domains);
-		json_dumpf(doc, stdout, JSON_COMPACT);
-		putchar('\n');
-		json_decref(doc);
-	} else {
-		printf("Network policy updated for %s: %s -> %s\n", id, jstr(old, "policy"), policy);
-	}
+	print_network(&n, old);
 	rc = 0;
 	goto out;
 fail:
@@ -131,8 +150,8 @@ out:
 	json_decref(rec);
 	json_decref(nw);
 	json_decref(compiled);
-	json_decref(allowed);
-	json_decref(denied);
-	json_decref(domains);
+	json_decref(n.allowed);
+	json_decref(n.denied);
+	json_decref(n.domains);
 	return rc;
 }

@@ -80,6 +80,41 @@ json_t *load_snapshot(int sfd, const char *sid, struct verr *e)
 	return meta;
 }
 
+/* The snapshot's record and token into its directory tmp (in sfd), then
+ * tmp renamed sid: a snapshot appears whole or not at all. */
+static int write_snapshot(int sfd, const char *tmp, const char *sid, const char *when, json_t *rec, json_t *r,
+			  const char *tok, struct verr *e)
+{
+	const char *id = jstr(rec, "id");
+	json_t *meta = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:O, s:O, s:I, s:O, s:O}", "id", sid, "vmId", id,
+				 "createdAt", when, "vmm", jstr(rec, "vmm"), "memSizeMib", jint(rec, "memSizeMib", 256), "vcpuCount",
+				 jint(rec, "vcpuCount", 1), "kernel", jstr(rec, "kernel"), "image",
+				 json_object_get(rec, "image"), "network", json_object_get(rec, "network"), "diskSize",
+				 jint(rec, "diskSize", 0), "sizes", r, "accel", json_object_get(rec, "accel") ?: json_null());
+	if (jstr(rec, "runtime"))
+		json_object_set_new(meta, "runtime", json_string(jstr(rec, "runtime")));
+	/* where the token is on the disk: a restore writes its own there */
+	json_object_set_new(meta, "tokenOffset", json_integer(jint(rec, "tokenOffset", 0)));
+	char mp[160];
+	snprintf(mp, sizeof mp, "%s/snapshot.json", tmp);
+	int mfd = openat(sfd, mp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	snprintf(mp, sizeof mp, "%s/token", tmp);
+	int tfd = openat(sfd, mp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	bool ok = mfd >= 0 && tfd >= 0 && json_dumpfd(meta, mfd, JSON_INDENT(2) | JSON_SORT_KEYS) == 0 &&
+		  write(tfd, tok, strlen(tok)) == (ssize_t)strlen(tok) && fsync(mfd) == 0 && fsync(tfd) == 0;
+	if (mfd >= 0)
+		close(mfd);
+	if (tfd >= 0)
+		close(tfd);
+	json_decref(meta);
+	if (!ok || renameat(sfd, tmp, sfd, sid) < 0) {
+		verr_sys(e, "ERR_STATE_WRITE", "check free space on the state directory's file system",
+			 "cannot write the snapshot");
+		return -1;
+	}
+	return 0;
+}
+
 static int snapshot_create(const char *id, bool resume)
 {
 	struct verr e = { 0 };
@@ -118,33 +153,10 @@ static int snapshot_create(const char *id, bool resume)
 	if (!r)
 		goto fail_tmp;
 	utc_iso(now.tv_sec, when);
-	json_t *meta = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:O, s:O, s:I, s:O, s:O}", "id", sid, "vmId", id,
-				 "createdAt", when, "vmm", jstr(rec, "vmm"), "memSizeMib", jint(rec, "memSizeMib", 256), "vcpuCount",
-				 jint(rec, "vcpuCount", 1), "kernel", jstr(rec, "kernel"), "image",
-				 json_object_get(rec, "image"), "network", json_object_get(rec, "network"), "diskSize",
-				 jint(rec, "diskSize", 0), "sizes", r, "accel", json_object_get(rec, "accel") ?: json_null());
-	if (jstr(rec, "runtime"))
-		json_object_set_new(meta, "runtime", json_string(jstr(rec, "runtime")));
-	/* where the token is on the disk: a restore writes its own there */
-	json_object_set_new(meta, "tokenOffset", json_integer(jint(rec, "tokenOffset", 0)));
-	char mp[160];
-	snprintf(mp, sizeof mp, "%s/snapshot.json", tmp);
-	int mfd = openat(sfd, mp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	snprintf(mp, sizeof mp, "%s/token", tmp);
-	int tfd = openat(sfd, mp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	bool ok = mfd >= 0 && tfd >= 0 && json_dumpfd(meta, mfd, JSON_INDENT(2) | JSON_SORT_KEYS) == 0 &&
-		  write(tfd, tok, strlen(tok)) == (ssize_t)strlen(tok) && fsync(mfd) == 0 && fsync(tfd) == 0;
+	int wrc = write_snapshot(sfd, tmp, sid, when, rec, r, tok, &e);
 	explicit_bzero(tok, sizeof tok);
-	if (mfd >= 0)
-		close(mfd);
-	if (tfd >= 0)
-		close(tfd);
-	json_decref(meta);
-	if (!ok || renameat(sfd, tmp, sfd, sid) < 0) {
-		verr_sys(&e, "ERR_STATE_WRITE", "check free space on the state directory's file system",
-			 "cannot write the snapshot");
+	if (wrc < 0)
 		goto fail_tmp;
-	}
 	fsync(sfd);
 	if (!resume)
 		store(&st, id, json_pack("{s:b}", "paused", 1), NULL, &(struct verr){ 0 });

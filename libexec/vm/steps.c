@@ -93,8 +93,8 @@ int store(struct state *st, const char *id, json_t *rec, json_t **merged, struct
 	return rc;
 }
 
-/* The VM's ruleset from the record's network section (vmsan-nftables
- * validates every field): the reply, with "ruleset". */
+/* The policy request from the record's network section (the compiler,
+ * lib/policy.c, validates every field). */
 static json_t *policy_of(json_t *nw)
 {
 	json_t *p = json_pack("{s:s, s:O, s:O, s:O, s:O, s:i}", "policy", jstr(nw, "policy"), "allowedCidrs",
