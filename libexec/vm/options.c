@@ -208,7 +208,7 @@ int resolve_dns(const struct state *st, json_t *dns, struct verr *e)
 int set_dns_ttls(const struct state *st, json_t *nw, struct verr *e)
 {
 	static const char *const keys[] = { "dns-ttl-min", "dns-ttl-max" };
-	long long v[2] = { 30, 3600 };
+	long long v[2] = { NET_DNS_TTL_MIN, NET_DNS_TTL_MAX };
 	for (int k = 0; k < 2; k++) {
 		char conf[256], *end;
 		bool found;
