@@ -69,9 +69,9 @@ VM_CMDS = start stop rm remove run gc network snapshot pause resume
 VM_LINKS = $(addprefix libexec/vmsan-,$(VM_CMDS))
 
 # The wire-protocol code shared by the guest agent and the host client.
-PROTO_SRC = agent/http.c agent/ws.c agent/json.c agent/tar.c
+PROTO_SRC = proto/http.c proto/ws.c proto/json.c proto/tar.c proto/tar-write.c
 PROTO_OBJ = $(PROTO_SRC:.c=.o)
-PROTO_H = agent/http.h agent/ws.h agent/json.h agent/tar.h
+PROTO_H = proto/http.h proto/ws.h proto/json.h proto/tar.h proto/tar-impl.h
 
 # Guest binaries: static, built with musl when musl-gcc is there (small,
 # and no NSS), else with the system libc.  zlib (inflate only) is linked
@@ -111,9 +111,6 @@ $(FLAGS_STAMP): FORCE
 %.o: %.c libexec/lib/vmsan.h libexec/lib/nft.h libexec/lib/netplan.h libexec/lib/ext4.h \
 	libexec/lib/layer.h libexec/lib/dnsmsg.h libexec/lib/policy.h libexec/lib/rootconf.h \
 	libexec/lib/caller.h libexec/lib/claim.h libexec/untar.h $(PROTO_H) $(FLAGS_STAMP)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
-
-agent/%.o: agent/%.c $(PROTO_H) agent/agent.h $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 agent/.inc/zlib.h:
@@ -192,8 +189,8 @@ FUZZ_CC ?= clang
 FUZZERS = tests/fuzz/fuzz-http tests/fuzz/fuzz-ws tests/fuzz/fuzz-tar tests/fuzz/fuzz-dns tests/fuzz/fuzz-untar \
 	tests/fuzz/fuzz-request
 FUZZ_SECONDS ?= 60
-tests/fuzz/fuzz-%: tests/fuzz/fuzz-%.c agent/%.c $(PROTO_H)
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< agent/$*.c
+tests/fuzz/fuzz-%: tests/fuzz/fuzz-%.c proto/%.c $(PROTO_H)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< proto/$*.c
 tests/fuzz/fuzz-dns: tests/fuzz/fuzz-dns.c libexec/lib/dnsmsg.c libexec/lib/validate.c libexec/lib/dnsmsg.h
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined $(DEPS_CFLAGS) -o $@ $< libexec/lib/dnsmsg.c \
 		libexec/lib/validate.c
@@ -231,7 +228,7 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--std=c11 --inline-suppr -Ilibexec --include=/usr/include/jansson.h \
 		--suppress=missingIncludeSystem libexec/*.c libexec/lib/*.c libexec/fc/*.c libexec/net/*.c \
-		tests/unit/*.c agent/*.c tests/fuzz/*.c
+		tests/unit/*.c agent/*.c proto/*.c tests/fuzz/*.c
 
 bench: all $(TESTBINS)
 	bench/run
@@ -279,7 +276,7 @@ uninstall:
 
 clean:
 	rm -f $(HELPERS) $(VM_LINKS) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) $(FUZZERS) \
-		libexec/*.o libexec/fc/*.o libexec/net/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o agent/*.o
+		libexec/*.o libexec/fc/*.o libexec/net/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o agent/*.o proto/*.o
 	rm -rf agent/.inc libexec/guest
 
 FORCE:

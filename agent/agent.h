@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "http.h"
-#include "json.h"
+#include "../proto/http.h"
+#include "../proto/json.h"
 
 #define CONN_BUF (256 * 1024)
 

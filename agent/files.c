@@ -3,7 +3,7 @@
  * stream). */
 #define _GNU_SOURCE
 #include "agent.h"
-#include "tar.h"
+#include "../proto/tar.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -10,7 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "agent.h"
-#include "ws.h"
+#include "../proto/ws.h"
 
 #include <errno.h>
 #include <fcntl.h>
