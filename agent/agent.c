@@ -228,6 +228,140 @@ static void log_request(struct conn *c, const struct http_head *hd, const char *
 	buf_free(&p);
 }
 
+/* One request, as a route's handler sees it: id is the {id} of a path
+ * like /exec/{id}/kill (at most 63 bytes of it, kept in arg), or NULL. */
+struct req {
+	struct conn *c;
+	struct http_head *hd;
+	struct body *b;
+	const char *path, *query;
+	char arg[64];
+	const char *id;
+};
+
+/* A handler returns the status to log; 101 when a WebSocket session took
+ * the connection over. */
+typedef int (*route_fn)(struct req *r);
+
+static int route_health(struct req *r)
+{
+	static const char ok[] = "{\"status\":\"ok\",\"version\":\"" VMSAN_VERSION "\"}\n";
+	respond(r->c, 200, "application/json", ok, sizeof ok - 1);
+	return 200;
+}
+
+static int route_exec(struct req *r)
+{
+	handle_exec(r->c, r->hd, r->b);
+	return 200;
+}
+
+static int route_exec_kill(struct req *r)
+{
+	handle_exec_kill(r->c, r->b, r->id);
+	return 200;
+}
+
+static int route_files_write(struct req *r)
+{
+	handle_files_write(r->c, r->hd, r->b, r->query);
+	return 200;
+}
+
+static int route_files_read(struct req *r)
+{
+	handle_files_read(r->c, r->b);
+	return 200;
+}
+
+static int route_ws_shell(struct req *r)
+{
+	return handle_ws_shell(r->c, r->hd, r->id, r->query) ? 101 : 200;
+}
+
+static int route_shutdown(struct req *r)
+{
+	if (!cfg.init_shutdown) {
+		respond_error(r->c, 501, "this agent was not started by vmsan-init");
+		return 501;
+	}
+	/* Answer first: the stop takes the agent down with it. */
+	static const char ok[] = "{\"status\":\"stopping\"}\n";
+	respond(r->c, 202, "application/json", ok, sizeof ok - 1);
+	r->c->close_after = true;
+	kill(1, SIGTERM);
+	return 202;
+}
+
+static int route_restored(struct req *r)
+{
+	handle_restored(r->c, r->b);
+	return 200;
+}
+
+static int route_sessions_list(struct req *r)
+{
+	handle_sessions_list(r->c);
+	return 200;
+}
+
+static int route_session_kill(struct req *r)
+{
+	handle_session_kill(r->c, r->id);
+	return 200;
+}
+
+/* How a route's path is matched: exactly; as prefix{id}suffix with a
+ * non-empty {id}; or exactly, or as prefix/{id} ({id} may be empty). */
+enum match { EXACT, ID, OPTIONAL_ID };
+
+static const struct route {
+	const char *method, *path, *suffix;
+	enum match match;
+	route_fn fn;
+	bool open;               /* no token needed */
+	bool audit;              /* logged */
+	const char *how;         /* the 405 answer's detail */
+} routes[] = {
+	{ "GET", "/health", NULL, EXACT, route_health, true, false, NULL },
+	{ "POST", "/exec", NULL, EXACT, route_exec, false, true, NULL },
+	{ "POST", "/exec/", "/kill", ID, route_exec_kill, false, true, NULL },
+	{ "POST", "/files/write", NULL, EXACT, route_files_write, false, true, NULL },
+	{ "POST", "/files/read", NULL, EXACT, route_files_read, false, true, NULL },
+	{ "GET", "/ws/shell", NULL, OPTIONAL_ID, route_ws_shell, false, true, " with a WebSocket upgrade" },
+	{ "POST", "/shutdown", NULL, EXACT, route_shutdown, false, true, NULL },
+	{ "POST", "/restored", NULL, EXACT, route_restored, false, true, NULL },
+	{ "GET", "/shell/sessions", NULL, EXACT, route_sessions_list, false, false, NULL },
+	{ "POST", "/shell/sessions/", "/kill", ID, route_session_kill, false, false, NULL },
+};
+
+/* The route for path, its {id} copied to arg (*id set) when it has one. */
+static const struct route *route_find(const char *path, char *arg, size_t argn, const char **id)
+{
+	size_t n = strlen(path);
+	*id = NULL;
+	for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+		const struct route *rt = &routes[i];
+		size_t pl = strlen(rt->path);
+		if (rt->match == EXACT && !strcmp(path, rt->path))
+			return rt;
+		if (rt->match == OPTIONAL_ID && !strncmp(path, rt->path, pl) && (!path[pl] || path[pl] == '/')) {
+			*id = path[pl] ? path + pl + 1 : NULL;
+			return rt;
+		}
+		if (rt->match == ID) {
+			size_t sl = strlen(rt->suffix);
+			if (n > pl + sl && !strncmp(path, rt->path, pl) && !strcmp(path + n - sl, rt->suffix)) {
+				size_t il = n - pl - sl;
+				snprintf(arg, argn, "%.*s", (int)(il < argn ? il : argn - 1), path + pl);
+				*id = arg;
+				return rt;
+			}
+		}
+	}
+	return NULL;
+}
+
 /* Returns false when the connection must close. */
 static bool serve_one(struct conn *c)
 {
@@ -279,109 +413,32 @@ static bool serve_one(struct conn *c)
 	struct body b;
 	body_init(&b, c, &hd);
 
-	bool is_get = !strcmp(hd.method, "GET"), is_post = !strcmp(hd.method, "POST");
-	int status = 200;
-	bool audit = false;
-
-	if (!strcmp(path, "/health")) {
-		if (!is_get)
-			status = 405, respond_error(c, 405, "use GET");
-		else {
-			static const char ok[] = "{\"status\":\"ok\",\"version\":\"" VMSAN_VERSION "\"}\n";
-			respond(c, 200, "application/json", ok, sizeof ok - 1);
+	struct req r = { c, &hd, &b, path, query, "", NULL };
+	const struct route *rt = route_find(path, r.arg, sizeof r.arg, &r.id);
+	if (!rt || !rt->open) {
+		bool ws = !strncmp(path, "/ws/", 4);
+		int auth = authorize(&hd, query, ws);
+		if (auth) {
+			c->close_after = true;   /* do not read an unauthenticated body */
+			respond_error(c, auth, auth == 401 ? "missing authorization" : "invalid token");
+			log_request(c, &hd, path, auth, &t0);
+			return false;
 		}
-		body_drain(&b);
-		return !c->close_after;
+		if (hd.expect_continue && !ws)
+			conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	}
-
-	bool ws = !strncmp(path, "/ws/", 4);
-	int auth = authorize(&hd, query, ws);
-	if (auth) {
-		c->close_after = true;   /* do not read an unauthenticated body */
-		respond_error(c, auth, auth == 401 ? "missing authorization" : "invalid token");
-		log_request(c, &hd, path, auth, &t0);
-		return false;
-	}
-	if (hd.expect_continue && !ws)
-		conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-
-	if (!strcmp(path, "/exec")) {
-		audit = true;
-		if (!is_post)
-			status = 405, respond_error(c, 405, "use POST");
-		else
-			handle_exec(c, &hd, &b);
-	} else if (!strncmp(path, "/exec/", 6) && strlen(path) > 11 &&
-		   !strcmp(path + strlen(path) - 5, "/kill")) {
-		audit = true;
-		char id[64];
-		size_t il = strlen(path) - 11;
-		snprintf(id, sizeof id, "%.*s", (int)(il < sizeof id ? il : sizeof id - 1), path + 6);
-		if (!is_post)
-			status = 405, respond_error(c, 405, "use POST");
-		else
-			handle_exec_kill(c, &b, id);
-	} else if (!strcmp(path, "/files/write")) {
-		audit = true;
-		if (!is_post)
-			status = 405, respond_error(c, 405, "use POST");
-		else
-			handle_files_write(c, &hd, &b, query);
-	} else if (!strcmp(path, "/files/read")) {
-		audit = true;
-		if (!is_post)
-			status = 405, respond_error(c, 405, "use POST");
-		else
-			handle_files_read(c, &b);
-	} else if (!strcmp(path, "/ws/shell") || !strncmp(path, "/ws/shell/", 10)) {
-		audit = true;
-		const char *sid = path[9] == '/' ? path + 10 : NULL;
-		if (!is_get) {
-			status = 405;
-			respond_error(c, 405, "use GET with a WebSocket upgrade");
-		} else if (handle_ws_shell(c, &hd, sid, query)) {
-			log_request(c, &hd, path, 101, &t0);
-			return false;   /* the session owns the socket now */
-		}
-	} else if (!strcmp(path, "/shutdown")) {
-		audit = true;
-		if (!is_post)
-			status = 405, respond_error(c, 405, "use POST");
-		else if (!cfg.init_shutdown)
-			status = 501, respond_error(c, 501, "this agent was not started by vmsan-init");
-		else {
-			/* Answer first: the stop takes the agent down with it. */
-			static const char ok[] = "{\"status\":\"stopping\"}\n";
-			respond(c, 202, "application/json", ok, sizeof ok - 1);
-			status = 202;
-			c->close_after = true;
-			kill(1, SIGTERM);
-		}
-	} else if (!strcmp(path, "/restored")) {
-		audit = true;
-		if (!is_post)
-			status = 405, respond_error(c, 405, "use POST");
-		else
-			handle_restored(c, &b);
-	} else if (!strcmp(path, "/shell/sessions")) {
-		if (!is_get)
-			status = 405, respond_error(c, 405, "use GET");
-		else
-			handle_sessions_list(c);
-	} else if (!strncmp(path, "/shell/sessions/", 16) && strlen(path) > 21 &&
-		   !strcmp(path + strlen(path) - 5, "/kill")) {
-		char sid[64];
-		size_t il = strlen(path) - 21;
-		snprintf(sid, sizeof sid, "%.*s", (int)(il < sizeof sid ? il : sizeof sid - 1), path + 16);
-		if (!is_post)
-			status = 405, respond_error(c, 405, "use POST");
-		else
-			handle_session_kill(c, sid);
-	} else {
+	int status;
+	if (!rt) {
 		status = 404;
 		respond_error(c, 404, "no such endpoint: %s", path);
+	} else if (strcmp(hd.method, rt->method)) {
+		status = 405;
+		respond_error(c, 405, "use %s%s", rt->method, rt->how ? rt->how : "");
+	} else if ((status = rt->fn(&r)) == 101) {
+		log_request(c, &hd, path, 101, &t0);
+		return false;   /* the session owns the socket now */
 	}
-	if (audit)
+	if (rt && rt->audit)
 		log_request(c, &hd, path, status, &t0);
 	if (c->streaming)
 		return false;
