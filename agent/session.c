@@ -276,6 +276,89 @@ static void adopt_pending(struct session *se)
 	pthread_mutex_unlock(&se->mu);
 }
 
+/* Input waiting for the PTY goes in; output coming out goes to the ring
+ * and every ready subscriber. */
+static void pty_io(struct session *se, short revents, uint8_t *buf, bool *master_eof)
+{
+	if ((revents & POLLOUT) && se->input.len) {
+		ssize_t w = write(se->master, se->input.p, se->input.len);
+		if (w > 0) {
+			memmove(se->input.p, se->input.p + w, se->input.len - (size_t)w);
+			se->input.len -= (size_t)w;
+		}
+	}
+	if (revents & (POLLIN | POLLHUP | POLLERR)) {
+		ssize_t r = read(se->master, buf, 32 * 1024);
+		if (r > 0) {
+			ring_add(se, buf, (size_t)r);
+			for (int i = 0; i < se->nsubs; i++)
+				if (se->subs[i].ready && !se->subs[i].dead)
+					send_output(&se->subs[i], buf, (size_t)r);
+		} else if (r == 0 || (errno != EAGAIN && errno != EINTR))
+			*master_eof = true;   /* EIO: every slave fd is closed */
+	}
+}
+
+/* Drop the subscribers that are gone. */
+static void drop_dead_subs(struct session *se)
+{
+	bool changed = false;
+	for (int i = 0; i < se->nsubs;) {
+		if (se->subs[i].dead) {
+			sub_free(&se->subs[i]);
+			se->subs[i] = se->subs[se->nsubs - 1];
+			se->subs[se->nsubs - 1].fd = -1;
+			se->nsubs--;
+			changed = true;
+		} else
+			i++;
+	}
+	if (changed) {
+		pthread_mutex_lock(&se->mu);
+		se->nsubs_visible = se->nsubs;
+		pthread_mutex_unlock(&se->mu);
+	}
+}
+
+/* Tell everyone how it ended, then take the session down. */
+static void session_end(struct session *se, int status)
+{
+	pthread_mutex_lock(&sessions_mu);
+	for (int i = 0; i < cfg.max_sessions; i++)
+		if (sessions[i] == se)
+			sessions[i] = NULL;
+	pthread_mutex_unlock(&sessions_mu);
+	adopt_pending(se);
+	char ex[96];
+	int n = WIFSIGNALED(status)
+		? snprintf(ex, sizeof ex, "{\"type\":\"exit\",\"exitCode\":%d,\"signal\":\"SIG%s\"}",
+			   128 + WTERMSIG(status), signal_name(WTERMSIG(status)) ? signal_name(WTERMSIG(status)) : "UNKNOWN")
+		: snprintf(ex, sizeof ex, "{\"type\":\"exit\",\"exitCode\":%d}", WEXITSTATUS(status));
+	for (int i = 0; i < se->nsubs; i++) {
+		struct sub *s = &se->subs[i];
+		if (!s->dead) {
+			queue_frame(s, WS_TEXT, 0, ex, (size_t)n, false);
+			queue_close(s, WS_CLOSE_NORMAL, "session destroyed");
+			/* Give a slow reader a little time for the last bytes. */
+			for (int tries = 0; s->out.len && tries < 20; tries++) {
+				struct pollfd p = { .fd = s->fd, .events = POLLOUT };
+				poll(&p, 1, 50);
+				flush_sub(s);
+			}
+		}
+		sub_free(s);
+	}
+	logj("info", "session ended", "\"sessionId\":\"%s\",\"status\":%d", se->id, status);
+	close(se->master);
+	if (se->pidfd >= 0)
+		close(se->pidfd);
+	close(se->wake[0]);
+	close(se->wake[1]);
+	buf_free(&se->input);
+	pthread_mutex_destroy(&se->mu);
+	free(se);
+}
+
 void *session_thread(void *arg)
 {
 	struct session *se = arg;
@@ -313,23 +396,8 @@ void *session_thread(void *arg)
 				;
 			adopt_pending(se);
 		}
-		if (imaster >= 0 && (pf[imaster].revents & POLLOUT) && se->input.len) {
-			ssize_t w = write(se->master, se->input.p, se->input.len);
-			if (w > 0) {
-				memmove(se->input.p, se->input.p + w, se->input.len - (size_t)w);
-				se->input.len -= (size_t)w;
-			}
-		}
-		if (imaster >= 0 && (pf[imaster].revents & (POLLIN | POLLHUP | POLLERR))) {
-			ssize_t r = read(se->master, buf, 32 * 1024);
-			if (r > 0) {
-				ring_add(se, buf, (size_t)r);
-				for (int i = 0; i < se->nsubs; i++)
-					if (se->subs[i].ready && !se->subs[i].dead)
-						send_output(&se->subs[i], buf, (size_t)r);
-			} else if (r == 0 || (errno != EAGAIN && errno != EINTR))
-				master_eof = true;   /* EIO: every slave fd is closed */
-		}
+		if (imaster >= 0)
+			pty_io(se, pf[imaster].revents, buf, &master_eof);
 		if (!exited && ((ipid >= 0 && pf[ipid].revents) || se->pidfd < 0)) {
 			if (waitpid(se->pid, &status, WNOHANG) == se->pid) {
 				exited = true;
@@ -344,23 +412,7 @@ void *session_thread(void *arg)
 				se->subs[i].dead = true;
 			flush_sub(&se->subs[i]);
 		}
-		/* Drop the subscribers that are gone. */
-		bool changed = false;
-		for (int i = 0; i < se->nsubs;) {
-			if (se->subs[i].dead) {
-				sub_free(&se->subs[i]);
-				se->subs[i] = se->subs[se->nsubs - 1];
-				se->subs[se->nsubs - 1].fd = -1;
-				se->nsubs--;
-				changed = true;
-			} else
-				i++;
-		}
-		if (changed) {
-			pthread_mutex_lock(&se->mu);
-			se->nsubs_visible = se->nsubs;
-			pthread_mutex_unlock(&se->mu);
-		}
+		drop_dead_subs(se);
 		int64_t now = mono_ms();
 		if (se->nsubs)
 			empty_since = 0;
@@ -382,41 +434,7 @@ void *session_thread(void *arg)
 		if (exited && (master_eof || now - exit_at > 200))
 			break;
 	}
-	/* Tell everyone how it ended, then take the session down. */
-	pthread_mutex_lock(&sessions_mu);
-	for (int i = 0; i < cfg.max_sessions; i++)
-		if (sessions[i] == se)
-			sessions[i] = NULL;
-	pthread_mutex_unlock(&sessions_mu);
-	adopt_pending(se);
-	char ex[96];
-	int n = WIFSIGNALED(status)
-		? snprintf(ex, sizeof ex, "{\"type\":\"exit\",\"exitCode\":%d,\"signal\":\"SIG%s\"}",
-			   128 + WTERMSIG(status), signal_name(WTERMSIG(status)) ? signal_name(WTERMSIG(status)) : "UNKNOWN")
-		: snprintf(ex, sizeof ex, "{\"type\":\"exit\",\"exitCode\":%d}", WEXITSTATUS(status));
-	for (int i = 0; i < se->nsubs; i++) {
-		struct sub *s = &se->subs[i];
-		if (!s->dead) {
-			queue_frame(s, WS_TEXT, 0, ex, (size_t)n, false);
-			queue_close(s, WS_CLOSE_NORMAL, "session destroyed");
-			/* Give a slow reader a little time for the last bytes. */
-			for (int tries = 0; s->out.len && tries < 20; tries++) {
-				struct pollfd p = { .fd = s->fd, .events = POLLOUT };
-				poll(&p, 1, 50);
-				flush_sub(s);
-			}
-		}
-		sub_free(s);
-	}
-	logj("info", "session ended", "\"sessionId\":\"%s\",\"status\":%d", se->id, status);
-	close(se->master);
-	if (se->pidfd >= 0)
-		close(se->pidfd);
-	close(se->wake[0]);
-	close(se->wake[1]);
-	buf_free(&se->input);
-	pthread_mutex_destroy(&se->mu);
-	free(se);
+	session_end(se, status);
 	free(buf);
 	return NULL;
 }
