@@ -63,10 +63,12 @@ LIB = libexec/lib/libvmsan.a
 
 HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list libexec/vmsan-nftables libexec/vmsan-net \
 	libexec/vmsan-rootfs libexec/vmsan-agentctl libexec/vmsan-fc libexec/vmsan-create libexec/vmsan-dns
-# vmsan-create (vmsan-vm.c) is the life-cycle porcelain: one binary, also
-# under each of these names.
+# vmsan-create (libexec/vm/) is the life-cycle porcelain: one binary, also
+# under each of these names (links made here, none committed); and ls is
+# vmsan-list's.
 VM_CMDS = start stop rm remove run gc network snapshot pause resume
 VM_LINKS = $(addprefix libexec/vmsan-,$(VM_CMDS))
+ALIASES = $(VM_LINKS) libexec/vmsan-ls
 
 # The wire-protocol code shared by the guest agent and the host client.
 PROTO_SRC = proto/http.c proto/ws.c proto/json.c proto/tar.c proto/tar-write.c
@@ -97,10 +99,13 @@ MAN8 = share/man/man8/vmsan-dns.8 share/man/man8/vmsan-state.8 share/man/man8/vm
 	share/man/man8/vmsan-rootfs.8 share/man/man8/vmsan-agent.8 \
 	share/man/man8/vmsan-agentctl.8 share/man/man8/vmsan-init.8 share/man/man8/vmsan-fc.8
 
-all: $(HELPERS) $(GUEST) libexec/guest/vmsan-agent libexec/guest/vmsan-init $(VM_LINKS)
+all: $(HELPERS) $(GUEST) libexec/guest/vmsan-agent libexec/guest/vmsan-init $(ALIASES)
 
 $(VM_LINKS):
 	ln -sf vmsan-create $@
+
+libexec/vmsan-ls:
+	ln -sf vmsan-list $@
 
 # Rebuild everything when the flags change (DEVELOPER, SANITIZE, CFLAGS).
 FLAGS_STAMP = .build-flags
@@ -149,8 +154,16 @@ $(LIB): $(LIB_OBJ)
 libexec/vmsan-state: libexec/vmsan-state.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
 
-libexec/vmsan-create: libexec/vmsan-vm.o $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
+# vmsan-create: the life-cycle porcelain, a core over one file a command
+# family (see vm/vm.h).
+VM_SRC = libexec/vm/main.c libexec/vm/util.c libexec/vm/options.c libexec/vm/call.c libexec/vm/agent.c \
+	libexec/vm/steps.c libexec/vm/create.c libexec/vm/lifecycle.c libexec/vm/snapshot.c \
+	libexec/vm/network.c libexec/vm/gc.c libexec/vm/run.c libexec/vm/pause.c
+VM_OBJ = $(VM_SRC:.c=.o)
+$(VM_OBJ): libexec/vm/vm.h
+
+libexec/vmsan-create: $(VM_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(VM_OBJ) $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
 
 libexec/vmsan-list: libexec/vmsan-list.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)
@@ -227,7 +240,7 @@ lint:
 	mandoc -Tlint -Wwarning $(MAN1) $(MAN7) $(MAN8)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--std=c11 --inline-suppr -Ilibexec --include=/usr/include/jansson.h \
-		--suppress=missingIncludeSystem libexec/*.c libexec/lib/*.c libexec/fc/*.c libexec/net/*.c \
+		--suppress=missingIncludeSystem libexec/*.c libexec/lib/*.c libexec/fc/*.c libexec/net/*.c libexec/vm/*.c \
 		tests/unit/*.c agent/*.c proto/*.c tests/fuzz/*.c
 
 bench: all $(TESTBINS)
@@ -275,8 +288,9 @@ uninstall:
 	-rmdir $(DESTDIR)$(DATADIR)/vmsan 2>/dev/null
 
 clean:
-	rm -f $(HELPERS) $(VM_LINKS) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) $(FUZZERS) \
-		libexec/*.o libexec/fc/*.o libexec/net/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o agent/*.o proto/*.o
+	rm -f $(HELPERS) $(ALIASES) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) $(FUZZERS) \
+		libexec/*.o libexec/fc/*.o libexec/net/*.o libexec/vm/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o \
+		agent/*.o proto/*.o
 	rm -rf agent/.inc libexec/guest
 
 FORCE:

@@ -1506,18 +1506,15 @@ static void resolver_loop(void)
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
 {
+	struct verr e = { 0 };
 	char msg[512];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	json_t *j = json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code", "ERR_DNS", "message", msg);
-	char *t = json_dumps(j, JSON_COMPACT);
-	printf("%s\n", t ? t : "{\"ok\":false}");
-	free(t);
-	json_decref(j);
-	return 1;
+	verr_set(&e, VMSAN_EXIT_FAIL, "ERR_DNS", "vmsan-net starts vmsan-dns; see vmsan-dns(8)", "%s", msg);
+	return reply_error(&e);
 }
 
 static int bind_in(int type, const char *addr, int port)
@@ -1539,7 +1536,7 @@ int main(int argc, char **argv)
 {
 	struct verr e = {0};
 	json_t *cfg, *ups, *doms, *x;
-	long long uid = 0, gid = 0, ttl_min = 30, ttl_max = 3600;
+	long long uid = 0, gid = 0, ttl_min = NET_DNS_TTL_MIN, ttl_max = NET_DNS_TTL_MAX;
 	size_t i;
 	char why[256];
 	struct jr r;
@@ -1574,7 +1571,7 @@ int main(int argc, char **argv)
 	jr_int(&r, "uid", JR_REQUIRED, 1, 4294967294LL, &uid);
 	jr_int(&r, "gid", JR_REQUIRED, 1, 4294967294LL, &gid);
 	ups = jr_array(&r, "upstreams", JR_REQUIRED, MAX_UPSTREAMS);
-	doms = jr_array(&r, "domains", JR_REQUIRED, 16384);
+	doms = jr_array(&r, "domains", JR_REQUIRED, NET_DNS_DOMAINS_MAX);
 	jr_int(&r, "ttlMin", JR_OPTIONAL, 1, 86400, &ttl_min);
 	jr_int(&r, "ttlMax", JR_OPTIONAL, 1, 86400, &ttl_max);
 	bool strict = false;

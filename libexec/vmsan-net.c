@@ -160,12 +160,12 @@ static int dns_check(json_t *dns, json_t *ruleset, struct verr *e)
 {
 	struct jr r;
 	json_t *doms, *ups, *x, *set;
-	long long lo = 30, hi = 3600;
+	long long lo = NET_DNS_TTL_MIN, hi = NET_DNS_TTL_MAX;
 	size_t i;
 	char why[200];
 
 	jr_init(&r, dns, "request.dns", e);
-	doms = jr_array(&r, "domains", JR_REQUIRED, 16384);
+	doms = jr_array(&r, "domains", JR_REQUIRED, NET_DNS_DOMAINS_MAX);
 	ups = jr_array(&r, "upstreams", JR_REQUIRED, 3);
 	jr_int(&r, "ttlMin", JR_OPTIONAL, 1, 86400, &lo);
 	jr_int(&r, "ttlMax", JR_OPTIONAL, 1, 86400, &hi);

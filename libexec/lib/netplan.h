@@ -33,6 +33,11 @@
 #define NET_DNS_PORT_TLS 10443  /* --strict-domains: vmsan-dns checks the guest's 443 */
 #define NET_DNS_PORT_HTTP 10080 /* and 80 to the set's addresses here */
 #define NET_DNS_UID_BASE (NET_VMM_UID_BASE + NET_SLOTS)   /* vmsan-dns: uid and gid base + slot */
+/* Allowed domains: the most a VM may list, and the bounds of the TTL an
+ * address stays in the set for (dns-ttl-min, dns-ttl-max) by default. */
+#define NET_DNS_DOMAINS_MAX 16384
+#define NET_DNS_TTL_MIN 30
+#define NET_DNS_TTL_MAX 3600
 
 /* The shared table of the namespace vmsan-net runs in ("the host"). */
 json_t *netplan_host_ruleset(void);

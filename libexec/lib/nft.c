@@ -190,245 +190,6 @@ static int check_chains(json_t *chains, struct verr *e)
 	return 0;
 }
 
-static const char *const ct_states[] = {"invalid", "established", "related", "new"};
-static const char *const protos[] = {"tcp", "udp", "icmp"};
-
-static int check_match(json_t *m, json_t *sets, const char *where, bool *have_l4, struct verr *e)
-{
-	const char *k;
-	json_t *v;
-	char why[160];
-	size_t i;
-
-	if (!json_is_object(m) || json_object_size(m) != 1)
-		return BAD("%s: expected an object with one key", where);
-	json_object_foreach(m, k, v) {
-		const char *s = json_string_value(v);
-
-		if (!strcmp(k, "iif") || !strcmp(k, "oif") || !strcmp(k, "iif_not") ||
-		    !strcmp(k, "oif_not")) {
-			if (!good_ifname(s))
-				return BAD("%s.%s: not one of our interface names", where, k);
-		} else if (!strcmp(k, "iif_prefix") || !strcmp(k, "oif_prefix") ||
-			   !strcmp(k, "oif_prefix_not")) {
-			if (!s || strcmp(s, "vms") != 0)
-				return BAD("%s.%s: the only interface prefix is 'vms'", where, k);
-		} else if (!strcmp(k, "saddr") || !strcmp(k, "daddr") || !strcmp(k, "saddr_not") ||
-			   !strcmp(k, "daddr_not")) {
-			if (!s || valid_cidr(s, why, sizeof(why)))
-				return BAD("%s.%s: %s", where, k, s ? why : "expected a CIDR string");
-		} else if (!strcmp(k, "proto") || !strcmp(k, "proto_not")) {
-			if (INDEX_OF(s, protos) < 0)
-				return BAD("%s.%s: expected tcp, udp or icmp", where, k);
-			if (!strcmp(k, "proto") && strcmp(s, "icmp"))
-				*have_l4 = true;
-		} else if (!strcmp(k, "dport")) {
-			if (!*have_l4)
-				return BAD("%s: dport needs a proto tcp or udp match before it", where);
-			if (check_port(v, where, e))
-				return -1;
-		} else if (!strcmp(k, "ct_state")) {
-			json_t *st;
-
-			if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 4)
-				return BAD("%s.ct_state: expected a list of states", where);
-			json_array_foreach(v, i, st)
-				if (INDEX_OF(json_string_value(st), ct_states) < 0)
-					return BAD("%s.ct_state[%zu]: not a conntrack state", where, i);
-		} else if (!strcmp(k, "ct_status")) {
-			if (!s || strcmp(s, "dnat"))
-				return BAD("%s.ct_status: only 'dnat' is supported", where);
-		} else if (!strcmp(k, "ct_dir")) {
-			if (!s || (strcmp(s, "original") && strcmp(s, "reply")))
-				return BAD("%s.ct_dir: expected original or reply", where);
-		} else if (!strcmp(k, "daddr_local")) {
-			if (!json_is_true(v))
-				return BAD("%s.daddr_local: expected true", where);
-		} else if (!strcmp(k, "daddr_set")) {
-			json_t *set = s ? find_named(sets, s) : NULL;
-
-			if (!set || strcmp(json_string_value(json_object_get(set, "key")), "ipv4_addr"))
-				return BAD("%s.daddr_set: no ipv4_addr set '%s'", where, s ? s : "");
-		} else {
-			return BAD("%s: unknown matcher '%s'", where, k);
-		}
-	}
-	return 0;
-}
-
-static int check_verdict(json_t *v, json_t *chain, json_t *sets, const char *where,
-			 bool have_l4, struct verr *e)
-{
-	const char *type = json_string_value(json_object_get(chain, "type"));
-	const char *hook = json_string_value(json_object_get(chain, "hook"));
-	const char *s = json_string_value(v);
-	struct jr r;
-	const char *addr, *map;
-	long long port;
-	json_t *pm, *set;
-
-	if (s) {
-		if (!strcmp(s, "accept") || !strcmp(s, "drop"))
-			return 0;
-		if (!strcmp(s, "masquerade")) {
-			if (strcmp(type, "nat") || strcmp(hook, "postrouting"))
-				return BAD("%s: masquerade belongs in a nat postrouting chain", where);
-			return 0;
-		}
-		return BAD("%s: unknown verdict '%s'", where, s);
-	}
-	if (!json_is_object(v))
-		return BAD("%s: expected a verdict", where);
-	if (strcmp(type, "nat"))
-		return BAD("%s: nat verdicts belong in a nat chain", where);
-	jr_init(&r, v, where, e);
-	addr = jr_string(&r, "snat", JR_OPTIONAL, valid_ipv4);
-	if (addr) {
-		if (jr_end(&r))
-			return -1;
-		if (strcmp(hook, "postrouting"))
-			return BAD("%s: snat belongs in postrouting", where);
-		return 0;
-	}
-	addr = jr_string(&r, "dnat", JR_OPTIONAL, valid_ipv4);
-	map = jr_string(&r, "dnat_map", JR_OPTIONAL, NULL);
-	jr_int(&r, "port", JR_OPTIONAL, 1, 65535, &port);
-	pm = jr_any(&r, "port_map", JR_OPTIONAL);
-	if (jr_end(&r))
-		return -1;
-	if (strcmp(hook, "prerouting") && strcmp(hook, "output"))
-		return BAD("%s: dnat belongs in prerouting or output", where);
-	if (!addr == !map)
-		return BAD("%s: expected exactly one of dnat, dnat_map or snat", where);
-	if ((map || pm) && !have_l4)
-		return BAD("%s: a map by port needs a proto tcp or udp match", where);
-	if (map) {
-		set = find_named(sets, map);
-		if (!set || !json_object_get(set, "data") ||
-		    strcmp(json_string_value(json_object_get(set, "data")), "ipv4_addr"))
-			return BAD("%s.dnat_map: no inet_service : ipv4_addr map '%s'", where, map);
-	}
-	if (pm) {
-		set = json_is_string(pm) ? find_named(sets, json_string_value(pm)) : NULL;
-		if (!set || !json_object_get(set, "data") ||
-		    strcmp(json_string_value(json_object_get(set, "data")), "inet_service"))
-			return BAD("%s.port_map: no inet_service : inet_service map", where);
-	}
-	return 0;
-}
-
-/* The IPv6 companion table: filter chains, rules that match interfaces
- * only and accept or drop (it exists to drop the guest's IPv6). */
-static const char *const if_matchers[] = {"iif", "oif", "iif_not", "oif_not", "iif_prefix", "oif_prefix",
-					  "oif_prefix_not"};
-
-static int check_ip6(json_t *ip6, struct verr *e)
-{
-	struct jr r;
-	json_t *chains, *rules, *c, *rule, *m;
-	size_t i, k;
-
-	if (!json_is_object(ip6))
-		return BAD("ruleset.ip6: expected an object");
-	jr_init(&r, ip6, "ruleset.ip6", e);
-	chains = jr_array(&r, "chains", JR_REQUIRED, 8);
-	rules = jr_array(&r, "rules", JR_REQUIRED, 16);
-	if (jr_end(&r) || check_chains(chains, e))
-		return -1;
-	json_array_foreach(chains, i, c)
-		if (strcmp(json_string_value(json_object_get(c, "type")), "filter"))
-			return BAD("ruleset.ip6.chains[%zu].type: only filter chains", i);
-	json_array_foreach(rules, i, rule) {
-		char where[64];
-		const char *cname, *v;
-		json_t *match;
-		bool l4 = false;
-
-		snprintf(where, sizeof(where), "ruleset.ip6.rules[%zu]", i);
-		if (!json_is_object(rule))
-			return BAD("%s: expected an object", where);
-		jr_init(&r, rule, where, e);
-		cname = jr_string(&r, "chain", JR_REQUIRED, NULL);
-		match = jr_array(&r, "match", JR_OPTIONAL, MAX_MATCH);
-		v = jr_string(&r, "verdict", JR_REQUIRED, NULL);
-		if (jr_end(&r))
-			return -1;
-		if (!find_named(chains, cname))
-			return BAD("%s.chain: no chain '%s'", where, cname);
-		json_array_foreach(match, k, m) {
-			char mw[96];
-			const char *key;
-			json_t *x;
-
-			snprintf(mw, sizeof(mw), "%s.match[%zu]", where, k);
-			if (check_match(m, NULL, mw, &l4, e))
-				return -1;
-			json_object_foreach(m, key, x)
-				if (INDEX_OF(key, if_matchers) < 0)
-					return BAD("%s: only interface matchers in ip6", mw);
-		}
-		if (strcmp(v, "accept") && strcmp(v, "drop"))
-			return BAD("%s.verdict: accept or drop", where);
-	}
-	return 0;
-}
-
-int nft_ruleset_check(json_t *rs, struct verr *e)
-{
-	struct jr r;
-	const char *table, *family;
-	json_t *sets, *chains, *rules, *rule, *ip6;
-	size_t i, k;
-
-	if (!json_is_object(rs))
-		return BAD("ruleset: expected an object");
-	jr_init(&r, rs, "ruleset", e);
-	family = jr_string(&r, "family", JR_REQUIRED, NULL);
-	table = jr_string(&r, "table", JR_REQUIRED, NULL);
-	sets = jr_array(&r, "sets", JR_OPTIONAL, 16);
-	chains = jr_array(&r, "chains", JR_REQUIRED, 16);
-	rules = jr_array(&r, "rules", JR_REQUIRED, MAX_RULES);
-	ip6 = jr_any(&r, "ip6", JR_OPTIONAL);
-	if (jr_end(&r))
-		return -1;
-	if (strcmp(family, "ip"))
-		return BAD("ruleset.family: only 'ip' is supported");
-	if (!good_name(table, 31) || strncmp(table, "vmsan", 5))
-		return BAD("ruleset.table: '%s' is not ours (names start with 'vmsan')", table);
-	if (check_sets(sets, e) || check_chains(chains, e) || (ip6 && check_ip6(ip6, e)))
-		return -1;
-	json_array_foreach(rules, i, rule) {
-		char where[64];
-		const char *cname;
-		json_t *chain, *match, *m;
-		bool have_l4 = false;
-
-		snprintf(where, sizeof(where), "ruleset.rules[%zu]", i);
-		if (!json_is_object(rule))
-			return BAD("%s: expected an object", where);
-		jr_init(&r, rule, where, e);
-		cname = jr_string(&r, "chain", JR_REQUIRED, NULL);
-		match = jr_array(&r, "match", JR_OPTIONAL, MAX_MATCH);
-		jr_any(&r, "verdict", JR_REQUIRED);
-		if (jr_end(&r))
-			return -1;
-		chain = find_named(chains, cname);
-		if (!chain)
-			return BAD("%s.chain: no chain '%s'", where, cname);
-		json_array_foreach(match, k, m) {
-			char mw[96];
-
-			snprintf(mw, sizeof(mw), "%s.match[%zu]", where, k);
-			if (check_match(m, sets, mw, &have_l4, e))
-				return -1;
-		}
-		snprintf(where + strlen(where), sizeof(where) - strlen(where), ".verdict");
-		if (check_verdict(json_object_get(rule, "verdict"), chain, sets, where, have_l4, e))
-			return -1;
-	}
-	return 0;
-}
-
 /* ---- rendering as nft(8) text --------------------------------------- */
 
 struct buf {
@@ -459,63 +220,760 @@ static void put(struct buf *b, const char *fmt, ...)
 	}
 }
 
-static void render_match(struct buf *b, json_t *m)
+/* ---- nftables expressions ------------------------------------------- */
+
+enum { REG1 = NFT_REG32_00, REG2 = NFT_REG32_01 };
+
+static struct nftnl_expr *expr(const char *name)
 {
-	const char *k;
-	json_t *v;
+	return nftnl_expr_alloc(name);
+}
+
+static void add_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *x = expr("cmp");
+
+	nftnl_expr_set_u32(x, NFTNL_EXPR_CMP_SREG, REG1);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_CMP_OP, op);
+	nftnl_expr_set(x, NFTNL_EXPR_CMP_DATA, data, len);
+	nftnl_rule_add_expr(r, x);
+}
+
+static void add_meta(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
+{
+	struct nftnl_expr *x = expr("meta");
+
+	nftnl_expr_set_u32(x, NFTNL_EXPR_META_KEY, key);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_META_DREG, dreg);
+	nftnl_rule_add_expr(r, x);
+}
+
+static void add_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len,
+			uint32_t dreg)
+{
+	struct nftnl_expr *x = expr("payload");
+
+	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_BASE, base);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_LEN, len);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+	nftnl_rule_add_expr(r, x);
+}
+
+static void add_bitwise(struct nftnl_rule *r, uint32_t len, const void *mask)
+{
+	struct nftnl_expr *x = expr("bitwise");
+	uint32_t zero = 0;
+
+	nftnl_expr_set_u32(x, NFTNL_EXPR_BITWISE_SREG, REG1);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_BITWISE_DREG, REG1);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_BITWISE_LEN, len);
+	nftnl_expr_set(x, NFTNL_EXPR_BITWISE_MASK, mask, len);
+	nftnl_expr_set(x, NFTNL_EXPR_BITWISE_XOR, &zero, len);
+	nftnl_rule_add_expr(r, x);
+}
+
+static void add_immediate_data(struct nftnl_rule *r, uint32_t dreg, const void *data, uint32_t len)
+{
+	struct nftnl_expr *x = expr("immediate");
+
+	nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_DREG, dreg);
+	nftnl_expr_set(x, NFTNL_EXPR_IMM_DATA, data, len);
+	nftnl_rule_add_expr(r, x);
+}
+
+static void add_verdict_code(struct nftnl_rule *r, uint32_t verdict)
+{
+	struct nftnl_expr *x = expr("immediate");
+
+	nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_VERDICT, verdict);
+	nftnl_rule_add_expr(r, x);
+}
+
+static void add_ct(struct nftnl_rule *r, uint32_t key)
+{
+	struct nftnl_expr *x = expr("ct");
+
+	nftnl_expr_set_u32(x, NFTNL_EXPR_CT_KEY, key);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_CT_DREG, REG1);
+	nftnl_rule_add_expr(r, x);
+}
+
+/* ip daddr @set (dreg 0) or th dport map @set (into dreg) */
+static void add_lookup(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len, const char *set,
+		       uint32_t dreg)
+{
+	struct nftnl_expr *x = expr("lookup");
+
+	add_payload(r, base, off, len, REG1);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_LOOKUP_SREG, REG1);
+	if (dreg)
+		nftnl_expr_set_u32(x, NFTNL_EXPR_LOOKUP_DREG, dreg);
+	nftnl_expr_set_str(x, NFTNL_EXPR_LOOKUP_SET, set);
+	nftnl_rule_add_expr(r, x);
+}
+
+static void add_nat(struct nftnl_rule *r, uint32_t type, int areg, int preg)
+{
+	struct nftnl_expr *x = expr("nat");
+
+	nftnl_expr_set_u32(x, NFTNL_EXPR_NAT_TYPE, type);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+	if (areg)
+		nftnl_expr_set_u32(x, NFTNL_EXPR_NAT_REG_ADDR_MIN, (uint32_t)areg);
+	if (preg)
+		nftnl_expr_set_u32(x, NFTNL_EXPR_NAT_REG_PROTO_MIN, (uint32_t)preg);
+	nftnl_rule_add_expr(r, x);
+}
+
+/* ---- matchers --------------------------------------------------------- */
+
+/* What the check of a matcher or verdict sees of its rule. */
+struct rule_ctx {
+	json_t *sets;           /* the ruleset's (NULL in ip6) */
+	const char *where;      /* "ruleset.rules[N].match[K]" or "...verdict" */
+	const char *type, *hook;        /* of the rule's chain */
+	bool have_l4;           /* a proto tcp or udp match came before */
+};
+
+enum { M_NEQ = 1, M_PREFIX = 2, M_IP6 = 4 };
+
+/* One matcher {"key": value}: its check, its nft(8) text (text, then the
+ * value) and its expressions; arg is its meta key, header offset or ct
+ * key.  M_IP6: allowed in the ip6 table. */
+struct matcher {
+	const char *key;
+	int (*check)(const struct matcher *m, json_t *v, struct rule_ctx *c, struct verr *e);
+	void (*render)(const struct matcher *m, struct buf *b, json_t *v);
+	void (*emit)(const struct matcher *m, struct nftnl_rule *r, json_t *v);
+	const char *text;
+	uint32_t arg;
+	unsigned flags;
+};
+
+static const char *const ct_states[] = {"invalid", "established", "related", "new"};
+static const uint32_t ct_state_bits[] = {NF_CT_STATE_INVALID_BIT, NF_CT_STATE_BIT(IP_CT_ESTABLISHED),
+					 NF_CT_STATE_BIT(IP_CT_RELATED), NF_CT_STATE_BIT(IP_CT_NEW)};
+static const char *const protos[] = {"tcp", "udp", "icmp"};
+
+static int check_ifname(const struct matcher *m, json_t *v, struct rule_ctx *c, struct verr *e)
+{
+	if (!good_ifname(json_string_value(v)))
+		return BAD("%s.%s: not one of our interface names", c->where, m->key);
+	return 0;
+}
+
+static int check_prefix(const struct matcher *m, json_t *v, struct rule_ctx *c, struct verr *e)
+{
+	const char *s = json_string_value(v);
+
+	if (!s || strcmp(s, "vms") != 0)
+		return BAD("%s.%s: the only interface prefix is 'vms'", c->where, m->key);
+	return 0;
+}
+
+static int check_cidr(const struct matcher *m, json_t *v, struct rule_ctx *c, struct verr *e)
+{
+	const char *s = json_string_value(v);
+	char why[160];
+
+	if (!s || valid_cidr(s, why, sizeof(why)))
+		return BAD("%s.%s: %s", c->where, m->key, s ? why : "expected a CIDR string");
+	return 0;
+}
+
+static int check_proto(const struct matcher *m, json_t *v, struct rule_ctx *c, struct verr *e)
+{
+	const char *s = json_string_value(v);
+
+	if (INDEX_OF(s, protos) < 0)
+		return BAD("%s.%s: expected tcp, udp or icmp", c->where, m->key);
+	if (!(m->flags & M_NEQ) && strcmp(s, "icmp"))
+		c->have_l4 = true;
+	return 0;
+}
+
+static int check_dport(const struct matcher *m, json_t *v, struct rule_ctx *c, struct verr *e)
+{
+	(void)m;
+	if (!c->have_l4)
+		return BAD("%s: dport needs a proto tcp or udp match before it", c->where);
+	return check_port(v, c->where, e);
+}
+
+static int check_ct_state(const struct matcher *m, json_t *v, struct rule_ctx *c, struct verr *e)
+{
+	json_t *st;
 	size_t i;
 
-	json_object_foreach(m, k, v) {
-		const char *s = json_string_value(v);
+	if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 4)
+		return BAD("%s.%s: expected a list of states", c->where, m->key);
+	json_array_foreach(v, i, st)
+		if (INDEX_OF(json_string_value(st), ct_states) < 0)
+			return BAD("%s.%s[%zu]: not a conntrack state", c->where, m->key, i);
+	return 0;
+}
 
-		if (!strcmp(k, "iif")) put(b, "iifname \"%s\" ", s);
-		else if (!strcmp(k, "oif")) put(b, "oifname \"%s\" ", s);
-		else if (!strcmp(k, "iif_not")) put(b, "iifname != \"%s\" ", s);
-		else if (!strcmp(k, "oif_not")) put(b, "oifname != \"%s\" ", s);
-		else if (!strcmp(k, "iif_prefix")) put(b, "iifname \"%s*\" ", s);
-		else if (!strcmp(k, "oif_prefix")) put(b, "oifname \"%s*\" ", s);
-		else if (!strcmp(k, "oif_prefix_not")) put(b, "oifname != \"%s*\" ", s);
-		else if (!strcmp(k, "saddr")) put(b, "ip saddr %s ", s);
-		else if (!strcmp(k, "daddr")) put(b, "ip daddr %s ", s);
-		else if (!strcmp(k, "saddr_not")) put(b, "ip saddr != %s ", s);
-		else if (!strcmp(k, "daddr_not")) put(b, "ip daddr != %s ", s);
-		else if (!strcmp(k, "proto")) put(b, "meta l4proto %s ", s);
-		else if (!strcmp(k, "proto_not")) put(b, "meta l4proto != %s ", s);
-		else if (!strcmp(k, "dport")) put(b, "th dport %lld ", json_integer_value(v));
-		else if (!strcmp(k, "ct_status")) put(b, "ct status %s ", s);
-		else if (!strcmp(k, "ct_dir")) put(b, "ct direction %s ", s);
-		else if (!strcmp(k, "daddr_local")) put(b, "fib daddr type local ");
-		else if (!strcmp(k, "daddr_set")) put(b, "ip daddr @%s ", s);
-		else if (!strcmp(k, "ct_state")) {
-			json_t *st;
+static int check_ct_status(const struct matcher *m, json_t *v, struct rule_ctx *c, struct verr *e)
+{
+	const char *s = json_string_value(v);
 
-			put(b, "ct state ");
-			json_array_foreach(v, i, st)
-				put(b, "%s%s", i ? "," : "", json_string_value(st));
-			put(b, " ");
+	if (!s || strcmp(s, "dnat"))
+		return BAD("%s.%s: only 'dnat' is supported", c->where, m->key);
+	return 0;
+}
+
+static int check_ct_dir(const struct matcher *m, json_t *v, struct rule_ctx *c, struct verr *e)
+{
+	const char *s = json_string_value(v);
+
+	if (!s || (strcmp(s, "original") && strcmp(s, "reply")))
+		return BAD("%s.%s: expected original or reply", c->where, m->key);
+	return 0;
+}
+
+static int check_true(const struct matcher *m, json_t *v, struct rule_ctx *c, struct verr *e)
+{
+	if (!json_is_true(v))
+		return BAD("%s.%s: expected true", c->where, m->key);
+	return 0;
+}
+
+static int check_addr_set(const struct matcher *m, json_t *v, struct rule_ctx *c, struct verr *e)
+{
+	const char *s = json_string_value(v);
+	json_t *set = s ? find_named(c->sets, s) : NULL;
+
+	if (!set || strcmp(json_string_value(json_object_get(set, "key")), "ipv4_addr"))
+		return BAD("%s.%s: no ipv4_addr set '%s'", c->where, m->key, s ? s : "");
+	return 0;
+}
+
+/* text "iifname != ", then "NAME" or "PREFIX*" */
+static void render_ifname(const struct matcher *m, struct buf *b, json_t *v)
+{
+	put(b, "%s\"%s%s\" ", m->text, json_string_value(v), m->flags & M_PREFIX ? "*" : "");
+}
+
+static void render_string(const struct matcher *m, struct buf *b, json_t *v)
+{
+	put(b, "%s%s ", m->text, json_string_value(v));
+}
+
+static void render_int(const struct matcher *m, struct buf *b, json_t *v)
+{
+	put(b, "%s%lld ", m->text, json_integer_value(v));
+}
+
+static void render_list(const struct matcher *m, struct buf *b, json_t *v)
+{
+	json_t *st;
+	size_t i;
+
+	put(b, "%s", m->text);
+	json_array_foreach(v, i, st)
+		put(b, "%s%s", i ? "," : "", json_string_value(st));
+	put(b, " ");
+}
+
+static void render_text(const struct matcher *m, struct buf *b, json_t *v)
+{
+	(void)v;
+	put(b, "%s", m->text);
+}
+
+/* A whole name compares all IFNAMSIZ bytes; a prefix only its own. */
+static void emit_ifname(const struct matcher *m, struct nftnl_rule *r, json_t *v)
+{
+	const char *name = json_string_value(v);
+	char buf[IFNAMSIZ] = {0};
+
+	memcpy(buf, name, strlen(name));
+	add_meta(r, m->arg, REG1);
+	add_cmp(r, m->flags & M_NEQ ? NFT_CMP_NEQ : NFT_CMP_EQ, buf,
+		(uint32_t)(m->flags & M_PREFIX ? strlen(name) : IFNAMSIZ));
+}
+
+static void emit_cidr(const struct matcher *m, struct nftnl_rule *r, json_t *v)
+{
+	unsigned a = 0, p = 32;
+	char why[8];
+	uint32_t net, mask;
+
+	parse_cidr(json_string_value(v), &a, &p, why, sizeof(why));
+	net = htonl(a);
+	mask = htonl(p ? 0xffffffffu << (32 - p) : 0);
+	add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, m->arg, 4, REG1);
+	if (p < 32)
+		add_bitwise(r, 4, &mask);
+	add_cmp(r, m->flags & M_NEQ ? NFT_CMP_NEQ : NFT_CMP_EQ, &net, 4);
+}
+
+static void emit_proto(const struct matcher *m, struct nftnl_rule *r, json_t *v)
+{
+	const char *s = json_string_value(v);
+	uint8_t p = !strcmp(s, "tcp") ? IPPROTO_TCP : !strcmp(s, "udp") ? IPPROTO_UDP : IPPROTO_ICMP;
+
+	add_meta(r, NFT_META_L4PROTO, REG1);
+	add_cmp(r, m->flags & M_NEQ ? NFT_CMP_NEQ : NFT_CMP_EQ, &p, 1);
+}
+
+static void emit_dport(const struct matcher *m, struct nftnl_rule *r, json_t *v)
+{
+	uint16_t port = htons((uint16_t)json_integer_value(v));
+
+	(void)m;
+	add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, REG1);
+	add_cmp(r, NFT_CMP_EQ, &port, 2);
+}
+
+/* ct state (any of the listed states) or ct status dnat: a bit test */
+static void emit_ct_bits(const struct matcher *m, struct nftnl_rule *r, json_t *v)
+{
+	uint32_t mask = 0, zero = 0;
+	json_t *st;
+	size_t i;
+
+	add_ct(r, m->arg);
+	if (m->arg == NFT_CT_STATUS) {
+		mask = IPS_DST_NAT;
+	} else {
+		json_array_foreach(v, i, st) {
+			int k = INDEX_OF(json_string_value(st), ct_states);
+
+			mask |= k < 0 ? NF_CT_STATE_BIT(IP_CT_NEW) : ct_state_bits[k];
 		}
 	}
+	add_bitwise(r, 4, &mask);
+	add_cmp(r, NFT_CMP_NEQ, &zero, 4);
+}
+
+static void emit_ct_dir(const struct matcher *m, struct nftnl_rule *r, json_t *v)
+{
+	uint8_t dir = strcmp(json_string_value(v), "reply") ? IP_CT_DIR_ORIGINAL : IP_CT_DIR_REPLY;
+
+	add_ct(r, m->arg);
+	add_cmp(r, NFT_CMP_EQ, &dir, 1);
+}
+
+static void emit_daddr_local(const struct matcher *m, struct nftnl_rule *r, json_t *v)
+{
+	struct nftnl_expr *x = expr("fib");
+	uint32_t local = RTN_LOCAL;
+
+	(void)m, (void)v;
+	nftnl_expr_set_u32(x, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+	nftnl_expr_set_u32(x, NFTNL_EXPR_FIB_DREG, REG1);
+	nftnl_rule_add_expr(r, x);
+	add_cmp(r, NFT_CMP_EQ, &local, 4);
+}
+
+static void emit_addr_set(const struct matcher *m, struct nftnl_rule *r, json_t *v)
+{
+	add_lookup(r, NFT_PAYLOAD_NETWORK_HEADER, m->arg, 4, json_string_value(v), 0);
+}
+
+#define IFNAME check_ifname, render_ifname, emit_ifname
+#define PREFIX check_prefix, render_ifname, emit_ifname
+#define CIDR check_cidr, render_string, emit_cidr
+#define PROTO check_proto, render_string, emit_proto
+
+static const struct matcher matchers[] = {
+	{"iif", IFNAME, "iifname ", NFT_META_IIFNAME, M_IP6},
+	{"oif", IFNAME, "oifname ", NFT_META_OIFNAME, M_IP6},
+	{"iif_not", IFNAME, "iifname != ", NFT_META_IIFNAME, M_IP6 | M_NEQ},
+	{"oif_not", IFNAME, "oifname != ", NFT_META_OIFNAME, M_IP6 | M_NEQ},
+	{"iif_prefix", PREFIX, "iifname ", NFT_META_IIFNAME, M_IP6 | M_PREFIX},
+	{"oif_prefix", PREFIX, "oifname ", NFT_META_OIFNAME, M_IP6 | M_PREFIX},
+	{"oif_prefix_not", PREFIX, "oifname != ", NFT_META_OIFNAME, M_IP6 | M_PREFIX | M_NEQ},
+	{"saddr", CIDR, "ip saddr ", 12, 0},
+	{"daddr", CIDR, "ip daddr ", 16, 0},
+	{"saddr_not", CIDR, "ip saddr != ", 12, M_NEQ},
+	{"daddr_not", CIDR, "ip daddr != ", 16, M_NEQ},
+	{"proto", PROTO, "meta l4proto ", 0, 0},
+	{"proto_not", PROTO, "meta l4proto != ", 0, M_NEQ},
+	{"dport", check_dport, render_int, emit_dport, "th dport ", 0, 0},
+	{"ct_state", check_ct_state, render_list, emit_ct_bits, "ct state ", NFT_CT_STATE, 0},
+	{"ct_status", check_ct_status, render_string, emit_ct_bits, "ct status ", NFT_CT_STATUS, 0},
+	{"ct_dir", check_ct_dir, render_string, emit_ct_dir, "ct direction ", NFT_CT_DIRECTION, 0},
+	{"daddr_local", check_true, render_text, emit_daddr_local, "fib daddr type local ", 0, 0},
+	{"daddr_set", check_addr_set, render_string, emit_addr_set, "ip daddr @", 16, 0},
+};
+
+#undef IFNAME
+#undef PREFIX
+#undef CIDR
+#undef PROTO
+
+static const struct matcher *matcher_find(const char *key)
+{
+	for (size_t i = 0; i < sizeof(matchers) / sizeof(*matchers); i++)
+		if (!strcmp(key, matchers[i].key))
+			return &matchers[i];
+	return NULL;
+}
+
+/* A match is an object with one key; ip6 takes interface matchers only. */
+static int check_match(json_t *m, struct rule_ctx *c, bool ip6, struct verr *e)
+{
+	const struct matcher *mt;
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(m) || json_object_size(m) != 1)
+		return BAD("%s: expected an object with one key", c->where);
+	json_object_foreach(m, k, v) {
+		mt = matcher_find(k);
+		if (!mt)
+			return BAD("%s: unknown matcher '%s'", c->where, k);
+		if (mt->check(mt, v, c, e))
+			return -1;
+		if (ip6 && !(mt->flags & M_IP6))
+			return BAD("%s: only interface matchers in ip6", c->where);
+	}
+	return 0;
+}
+
+static void render_match(struct buf *b, json_t *m)
+{
+	const struct matcher *mt;
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(m, k, v)
+		if ((mt = matcher_find(k)))
+			mt->render(mt, b, v);
+}
+
+static void emit_match(struct nftnl_rule *r, json_t *m)
+{
+	const struct matcher *mt;
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(m, k, v)
+		if ((mt = matcher_find(k)))
+			mt->emit(mt, r, v);
+}
+
+/* ---- verdicts --------------------------------------------------------- */
+
+/* "accept", "drop", "masquerade" (a string: key is the verdict) or an
+ * object named by its first key of snat, dnat_map, dnat (key is that one;
+ * an object with none is checked as dnat). */
+struct verdict {
+	const char *key;
+	bool object;
+	int (*check)(json_t *v, struct rule_ctx *c, struct verr *e);
+	void (*render)(struct buf *b, json_t *v);
+	void (*emit)(struct nftnl_rule *r, json_t *v);
+};
+
+static int check_masquerade(json_t *v, struct rule_ctx *c, struct verr *e)
+{
+	(void)v;
+	if (strcmp(c->type, "nat") || strcmp(c->hook, "postrouting"))
+		return BAD("%s: masquerade belongs in a nat postrouting chain", c->where);
+	return 0;
+}
+
+static int check_snat(json_t *v, struct rule_ctx *c, struct verr *e)
+{
+	struct jr r;
+
+	jr_init(&r, v, c->where, e);
+	jr_string(&r, "snat", JR_OPTIONAL, valid_ipv4);
+	if (jr_end(&r))
+		return -1;
+	if (strcmp(c->hook, "postrouting"))
+		return BAD("%s: snat belongs in postrouting", c->where);
+	return 0;
+}
+
+static bool is_map(json_t *sets, json_t *name, const char *data)
+{
+	json_t *set = json_is_string(name) ? find_named(sets, json_string_value(name)) : NULL;
+
+	return set && json_object_get(set, "data") && !strcmp(json_string_value(json_object_get(set, "data")), data);
+}
+
+/* dnat to an address, with a port or a port map, or by an address map */
+static int check_dnat(json_t *v, struct rule_ctx *c, struct verr *e)
+{
+	struct jr r;
+	const char *addr, *map;
+	long long port;
+	json_t *pm;
+
+	jr_init(&r, v, c->where, e);
+	addr = jr_string(&r, "dnat", JR_OPTIONAL, valid_ipv4);
+	map = jr_string(&r, "dnat_map", JR_OPTIONAL, NULL);
+	jr_int(&r, "port", JR_OPTIONAL, 1, 65535, &port);
+	pm = jr_any(&r, "port_map", JR_OPTIONAL);
+	if (jr_end(&r))
+		return -1;
+	if (strcmp(c->hook, "prerouting") && strcmp(c->hook, "output"))
+		return BAD("%s: dnat belongs in prerouting or output", c->where);
+	if (!addr == !map)
+		return BAD("%s: expected exactly one of dnat, dnat_map or snat", c->where);
+	if ((map || pm) && !c->have_l4)
+		return BAD("%s: a map by port needs a proto tcp or udp match", c->where);
+	if (map && !is_map(c->sets, json_object_get(v, "dnat_map"), "ipv4_addr"))
+		return BAD("%s.dnat_map: no inet_service : ipv4_addr map '%s'", c->where, map);
+	if (pm && !is_map(c->sets, pm, "inet_service"))
+		return BAD("%s.port_map: no inet_service : inet_service map", c->where);
+	return 0;
+}
+
+static void render_word(struct buf *b, json_t *v)
+{
+	put(b, "%s", json_string_value(v));
+}
+
+static void render_snat(struct buf *b, json_t *v)
+{
+	put(b, "snat to %s", json_string_value(json_object_get(v, "snat")));
+}
+
+static void render_dnat_map(struct buf *b, json_t *v)
+{
+	put(b, "dnat to th dport map @%s", json_string_value(json_object_get(v, "dnat_map")));
+}
+
+static void render_dnat(struct buf *b, json_t *v)
+{
+	const char *a = json_string_value(json_object_get(v, "dnat"));
+	json_t *p = json_object_get(v, "port"), *pm = json_object_get(v, "port_map");
+
+	if (pm)
+		put(b, "dnat to %s : th dport map @%s", a, json_string_value(pm));
+	else if (p)
+		put(b, "dnat to %s:%lld", a, json_integer_value(p));
+	else
+		put(b, "dnat to %s", a);
+}
+
+static void emit_accept(struct nftnl_rule *r, json_t *v)
+{
+	(void)v;
+	add_verdict_code(r, NF_ACCEPT);
+}
+
+static void emit_drop(struct nftnl_rule *r, json_t *v)
+{
+	(void)v;
+	add_verdict_code(r, NF_DROP);
+}
+
+static void emit_masquerade(struct nftnl_rule *r, json_t *v)
+{
+	(void)v;
+	nftnl_rule_add_expr(r, expr("masq"));
+}
+
+/* the address of key in v, in network order, into REG1 */
+static void emit_addr(struct nftnl_rule *r, json_t *v, const char *key)
+{
+	unsigned a;
+	uint32_t addr;
+
+	parse_ipv4(json_string_value(json_object_get(v, key)), &a);
+	addr = htonl(a);
+	add_immediate_data(r, REG1, &addr, 4);
+}
+
+static void emit_snat(struct nftnl_rule *r, json_t *v)
+{
+	emit_addr(r, v, "snat");
+	add_nat(r, NFT_NAT_SNAT, REG1, 0);
+}
+
+static void emit_dnat_map(struct nftnl_rule *r, json_t *v)
+{
+	add_lookup(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, json_string_value(json_object_get(v, "dnat_map")), REG1);
+	add_nat(r, NFT_NAT_DNAT, REG1, 0);
+}
+
+static void emit_dnat(struct nftnl_rule *r, json_t *v)
+{
+	json_t *p = json_object_get(v, "port"), *pm = json_object_get(v, "port_map");
+
+	if (pm)
+		add_lookup(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, json_string_value(pm), REG2);
+	emit_addr(r, v, "dnat");
+	if (p && !pm) {
+		uint16_t port = htons((uint16_t)json_integer_value(p));
+
+		add_immediate_data(r, REG2, &port, 2);
+	}
+	add_nat(r, NFT_NAT_DNAT, REG1, p || pm ? REG2 : 0);
+}
+
+static const struct verdict verdicts[] = {
+	{"accept", false, NULL, render_word, emit_accept},
+	{"drop", false, NULL, render_word, emit_drop},
+	{"masquerade", false, check_masquerade, render_word, emit_masquerade},
+	{"snat", true, check_snat, render_snat, emit_snat},
+	{"dnat_map", true, check_dnat, render_dnat_map, emit_dnat_map},
+	{"dnat", true, check_dnat, render_dnat, emit_dnat},
+};
+
+static const struct verdict *verdict_find(json_t *v)
+{
+	const size_t n = sizeof(verdicts) / sizeof(*verdicts);
+
+	for (size_t i = 0; i < n; i++)
+		if (verdicts[i].object ? json_object_get(v, verdicts[i].key) != NULL :
+		    json_is_string(v) && !strcmp(json_string_value(v), verdicts[i].key))
+			return &verdicts[i];
+	return json_is_object(v) ? &verdicts[n - 1] : NULL;
+}
+
+static int check_verdict(json_t *v, struct rule_ctx *c, struct verr *e)
+{
+	const struct verdict *vd;
+
+	if (!json_is_string(v) && !json_is_object(v))
+		return BAD("%s: expected a verdict", c->where);
+	if (json_is_object(v) && strcmp(c->type, "nat"))
+		return BAD("%s: nat verdicts belong in a nat chain", c->where);
+	vd = verdict_find(v);
+	if (!vd)
+		return BAD("%s: unknown verdict '%s'", c->where, json_string_value(v));
+	return vd->check ? vd->check(v, c, e) : 0;
 }
 
 static void render_verdict(struct buf *b, json_t *v)
 {
-	if (json_is_string(v)) {
-		put(b, "%s", json_string_value(v));
-	} else if (json_object_get(v, "snat")) {
-		put(b, "snat to %s", json_string_value(json_object_get(v, "snat")));
-	} else if (json_object_get(v, "dnat_map")) {
-		put(b, "dnat to th dport map @%s", json_string_value(json_object_get(v, "dnat_map")));
-	} else {
-		const char *a = json_string_value(json_object_get(v, "dnat"));
-		json_t *p = json_object_get(v, "port"), *pm = json_object_get(v, "port_map");
+	const struct verdict *vd = verdict_find(v);
 
-		if (pm)
-			put(b, "dnat to %s : th dport map @%s", a, json_string_value(pm));
-		else if (p)
-			put(b, "dnat to %s:%lld", a, json_integer_value(p));
-		else
-			put(b, "dnat to %s", a);
+	if (vd)
+		vd->render(b, v);
+}
+
+static void emit_verdict(struct nftnl_rule *r, json_t *v)
+{
+	const struct verdict *vd = verdict_find(v);
+
+	if (vd)
+		vd->emit(r, v);
+}
+
+/* ---- rulesets --------------------------------------------------------- */
+
+/* The matches of rule WHERE in order, then its verdict in its chain; with
+ * no chain, an ip6 rule (interface matchers only, its verdict the caller's). */
+static int check_rule(json_t *match, json_t *verdict, json_t *chain, json_t *sets, const char *where,
+		      struct verr *e)
+{
+	struct rule_ctx c = {.sets = sets};
+	char w[96];
+	json_t *m;
+	size_t k;
+
+	c.where = w;
+	json_array_foreach(match, k, m) {
+		snprintf(w, sizeof(w), "%s.match[%zu]", where, k);
+		if (check_match(m, &c, !chain, e))
+			return -1;
 	}
+	if (!chain)
+		return 0;
+	snprintf(w, sizeof(w), "%s.verdict", where);
+	c.type = json_string_value(json_object_get(chain, "type"));
+	c.hook = json_string_value(json_object_get(chain, "hook"));
+	return check_verdict(verdict, &c, e);
+}
+
+/* The IPv6 companion table: filter chains, rules that match interfaces
+ * only and accept or drop (it exists to drop the guest's IPv6). */
+static int check_ip6(json_t *ip6, struct verr *e)
+{
+	struct jr r;
+	json_t *chains, *rules, *c, *rule;
+	size_t i;
+
+	if (!json_is_object(ip6))
+		return BAD("ruleset.ip6: expected an object");
+	jr_init(&r, ip6, "ruleset.ip6", e);
+	chains = jr_array(&r, "chains", JR_REQUIRED, 8);
+	rules = jr_array(&r, "rules", JR_REQUIRED, 16);
+	if (jr_end(&r) || check_chains(chains, e))
+		return -1;
+	json_array_foreach(chains, i, c)
+		if (strcmp(json_string_value(json_object_get(c, "type")), "filter"))
+			return BAD("ruleset.ip6.chains[%zu].type: only filter chains", i);
+	json_array_foreach(rules, i, rule) {
+		char where[64];
+		const char *cname, *v;
+		json_t *match;
+
+		snprintf(where, sizeof(where), "ruleset.ip6.rules[%zu]", i);
+		if (!json_is_object(rule))
+			return BAD("%s: expected an object", where);
+		jr_init(&r, rule, where, e);
+		cname = jr_string(&r, "chain", JR_REQUIRED, NULL);
+		match = jr_array(&r, "match", JR_OPTIONAL, MAX_MATCH);
+		v = jr_string(&r, "verdict", JR_REQUIRED, NULL);
+		if (jr_end(&r))
+			return -1;
+		if (!find_named(chains, cname))
+			return BAD("%s.chain: no chain '%s'", where, cname);
+		if (check_rule(match, NULL, NULL, NULL, where, e))
+			return -1;
+		if (strcmp(v, "accept") && strcmp(v, "drop"))
+			return BAD("%s.verdict: accept or drop", where);
+	}
+	return 0;
+}
+
+int nft_ruleset_check(json_t *rs, struct verr *e)
+{
+	struct jr r;
+	const char *table, *family;
+	json_t *sets, *chains, *rules, *rule, *ip6;
+	size_t i;
+
+	if (!json_is_object(rs))
+		return BAD("ruleset: expected an object");
+	jr_init(&r, rs, "ruleset", e);
+	family = jr_string(&r, "family", JR_REQUIRED, NULL);
+	table = jr_string(&r, "table", JR_REQUIRED, NULL);
+	sets = jr_array(&r, "sets", JR_OPTIONAL, 16);
+	chains = jr_array(&r, "chains", JR_REQUIRED, 16);
+	rules = jr_array(&r, "rules", JR_REQUIRED, MAX_RULES);
+	ip6 = jr_any(&r, "ip6", JR_OPTIONAL);
+	if (jr_end(&r))
+		return -1;
+	if (strcmp(family, "ip"))
+		return BAD("ruleset.family: only 'ip' is supported");
+	if (!good_name(table, 31) || strncmp(table, "vmsan", 5))
+		return BAD("ruleset.table: '%s' is not ours (names start with 'vmsan')", table);
+	if (check_sets(sets, e) || check_chains(chains, e) || (ip6 && check_ip6(ip6, e)))
+		return -1;
+	json_array_foreach(rules, i, rule) {
+		char where[64];
+		const char *cname;
+		json_t *chain, *match;
+
+		snprintf(where, sizeof(where), "ruleset.rules[%zu]", i);
+		if (!json_is_object(rule))
+			return BAD("%s: expected an object", where);
+		jr_init(&r, rule, where, e);
+		cname = jr_string(&r, "chain", JR_REQUIRED, NULL);
+		match = jr_array(&r, "match", JR_OPTIONAL, MAX_MATCH);
+		jr_any(&r, "verdict", JR_REQUIRED);
+		if (jr_end(&r))
+			return -1;
+		chain = find_named(chains, cname);
+		if (!chain)
+			return BAD("%s.chain: no chain '%s'", where, cname);
+		if (check_rule(match, json_object_get(rule, "verdict"), chain, sets, where, e))
+			return -1;
+	}
+	return 0;
 }
 
 static void render_chains(struct buf *b, json_t *chains, json_t *rules)
@@ -588,252 +1046,6 @@ char *nft_ruleset_render(json_t *rs)
 		put(&b, "}\n");
 	}
 	return b.s;
-}
-
-/* ---- netlink ----------------------------------------------------------- */
-
-enum { REG1 = NFT_REG32_00, REG2 = NFT_REG32_01 };
-
-static struct nftnl_expr *expr(const char *name)
-{
-	return nftnl_expr_alloc(name);
-}
-
-static void add_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
-{
-	struct nftnl_expr *x = expr("cmp");
-
-	nftnl_expr_set_u32(x, NFTNL_EXPR_CMP_SREG, REG1);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_CMP_OP, op);
-	nftnl_expr_set(x, NFTNL_EXPR_CMP_DATA, data, len);
-	nftnl_rule_add_expr(r, x);
-}
-
-static void add_meta(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
-{
-	struct nftnl_expr *x = expr("meta");
-
-	nftnl_expr_set_u32(x, NFTNL_EXPR_META_KEY, key);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_META_DREG, dreg);
-	nftnl_rule_add_expr(r, x);
-}
-
-static void add_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len,
-			uint32_t dreg)
-{
-	struct nftnl_expr *x = expr("payload");
-
-	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_BASE, base);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_OFFSET, off);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_LEN, len);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_PAYLOAD_DREG, dreg);
-	nftnl_rule_add_expr(r, x);
-}
-
-static void add_bitwise(struct nftnl_rule *r, uint32_t len, const void *mask)
-{
-	struct nftnl_expr *x = expr("bitwise");
-	uint32_t zero = 0;
-
-	nftnl_expr_set_u32(x, NFTNL_EXPR_BITWISE_SREG, REG1);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_BITWISE_DREG, REG1);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_BITWISE_LEN, len);
-	nftnl_expr_set(x, NFTNL_EXPR_BITWISE_MASK, mask, len);
-	nftnl_expr_set(x, NFTNL_EXPR_BITWISE_XOR, &zero, len);
-	nftnl_rule_add_expr(r, x);
-}
-
-static void add_immediate_data(struct nftnl_rule *r, uint32_t dreg, const void *data, uint32_t len)
-{
-	struct nftnl_expr *x = expr("immediate");
-
-	nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_DREG, dreg);
-	nftnl_expr_set(x, NFTNL_EXPR_IMM_DATA, data, len);
-	nftnl_rule_add_expr(r, x);
-}
-
-static void add_verdict_code(struct nftnl_rule *r, uint32_t verdict)
-{
-	struct nftnl_expr *x = expr("immediate");
-
-	nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_VERDICT, verdict);
-	nftnl_rule_add_expr(r, x);
-}
-
-static void add_ifname(struct nftnl_rule *r, uint32_t key, const char *name, size_t len, bool neq)
-{
-	char buf[IFNAMSIZ] = {0};
-
-	/* A whole name compares all IFNAMSIZ bytes; a prefix only its own. */
-	memcpy(buf, name, strlen(name));
-	add_meta(r, key, REG1);
-	add_cmp(r, neq ? NFT_CMP_NEQ : NFT_CMP_EQ, buf, (uint32_t)(len ? len : IFNAMSIZ));
-}
-
-static void add_addr(struct nftnl_rule *r, uint32_t off, const char *cidr, bool neq)
-{
-	unsigned a = 0, p = 32;
-	char why[8];
-	uint32_t net, mask;
-
-	parse_cidr(cidr, &a, &p, why, sizeof(why));
-	net = htonl(a);
-	mask = htonl(p ? 0xffffffffu << (32 - p) : 0);
-	add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, off, 4, REG1);
-	if (p < 32)
-		add_bitwise(r, 4, &mask);
-	add_cmp(r, neq ? NFT_CMP_NEQ : NFT_CMP_EQ, &net, 4);
-}
-
-static uint8_t proto_num(const char *s)
-{
-	return !strcmp(s, "tcp") ? IPPROTO_TCP : !strcmp(s, "udp") ? IPPROTO_UDP : IPPROTO_ICMP;
-}
-
-static void add_match(struct nftnl_rule *r, json_t *m)
-{
-	const char *k;
-	json_t *v;
-	size_t i;
-
-	json_object_foreach(m, k, v) {
-		const char *s = json_string_value(v);
-
-		if (!strcmp(k, "iif")) add_ifname(r, NFT_META_IIFNAME, s, 0, false);
-		else if (!strcmp(k, "oif")) add_ifname(r, NFT_META_OIFNAME, s, 0, false);
-		else if (!strcmp(k, "iif_not")) add_ifname(r, NFT_META_IIFNAME, s, 0, true);
-		else if (!strcmp(k, "oif_not")) add_ifname(r, NFT_META_OIFNAME, s, 0, true);
-		else if (!strcmp(k, "iif_prefix")) add_ifname(r, NFT_META_IIFNAME, s, strlen(s), false);
-		else if (!strcmp(k, "oif_prefix")) add_ifname(r, NFT_META_OIFNAME, s, strlen(s), false);
-		else if (!strcmp(k, "oif_prefix_not")) add_ifname(r, NFT_META_OIFNAME, s, strlen(s), true);
-		else if (!strcmp(k, "saddr")) add_addr(r, 12, s, false);
-		else if (!strcmp(k, "daddr")) add_addr(r, 16, s, false);
-		else if (!strcmp(k, "saddr_not")) add_addr(r, 12, s, true);
-		else if (!strcmp(k, "daddr_not")) add_addr(r, 16, s, true);
-		else if (!strcmp(k, "proto") || !strcmp(k, "proto_not")) {
-			uint8_t p = proto_num(s);
-
-			add_meta(r, NFT_META_L4PROTO, REG1);
-			add_cmp(r, strcmp(k, "proto") ? NFT_CMP_NEQ : NFT_CMP_EQ, &p, 1);
-		} else if (!strcmp(k, "dport")) {
-			uint16_t port = htons((uint16_t)json_integer_value(v));
-
-			add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, REG1);
-			add_cmp(r, NFT_CMP_EQ, &port, 2);
-		} else if (!strcmp(k, "ct_state") || !strcmp(k, "ct_status")) {
-			struct nftnl_expr *x = expr("ct");
-			uint32_t mask = 0, zero = 0;
-			json_t *st;
-
-			nftnl_expr_set_u32(x, NFTNL_EXPR_CT_KEY, strcmp(k, "ct_state") ? NFT_CT_STATUS : NFT_CT_STATE);
-			nftnl_expr_set_u32(x, NFTNL_EXPR_CT_DREG, REG1);
-			nftnl_rule_add_expr(r, x);
-			if (!strcmp(k, "ct_status")) {
-				mask = IPS_DST_NAT;
-			} else {
-				json_array_foreach(v, i, st) {
-					const char *n = json_string_value(st);
-
-					mask |= !strcmp(n, "invalid") ? NF_CT_STATE_INVALID_BIT :
-						!strcmp(n, "established") ? NF_CT_STATE_BIT(IP_CT_ESTABLISHED) :
-						!strcmp(n, "related") ? NF_CT_STATE_BIT(IP_CT_RELATED) :
-						NF_CT_STATE_BIT(IP_CT_NEW);
-				}
-			}
-			add_bitwise(r, 4, &mask);
-			add_cmp(r, NFT_CMP_NEQ, &zero, 4);
-		} else if (!strcmp(k, "ct_dir")) {
-			struct nftnl_expr *x = expr("ct");
-			uint8_t dir = strcmp(s, "reply") ? IP_CT_DIR_ORIGINAL : IP_CT_DIR_REPLY;
-
-			nftnl_expr_set_u32(x, NFTNL_EXPR_CT_KEY, NFT_CT_DIRECTION);
-			nftnl_expr_set_u32(x, NFTNL_EXPR_CT_DREG, REG1);
-			nftnl_rule_add_expr(r, x);
-			add_cmp(r, NFT_CMP_EQ, &dir, 1);
-		} else if (!strcmp(k, "daddr_local")) {
-			struct nftnl_expr *x = expr("fib");
-			uint32_t local = RTN_LOCAL;
-
-			nftnl_expr_set_u32(x, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
-			nftnl_expr_set_u32(x, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
-			nftnl_expr_set_u32(x, NFTNL_EXPR_FIB_DREG, REG1);
-			nftnl_rule_add_expr(r, x);
-			add_cmp(r, NFT_CMP_EQ, &local, 4);
-		} else if (!strcmp(k, "daddr_set")) {
-			struct nftnl_expr *x = expr("lookup");
-
-			add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4, REG1);
-			nftnl_expr_set_u32(x, NFTNL_EXPR_LOOKUP_SREG, REG1);
-			nftnl_expr_set_str(x, NFTNL_EXPR_LOOKUP_SET, s);
-			nftnl_rule_add_expr(r, x);
-		}
-	}
-}
-
-static void add_lookup(struct nftnl_rule *r, const char *set, uint32_t dreg)
-{
-	struct nftnl_expr *x = expr("lookup");
-
-	add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, REG1);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_LOOKUP_SREG, REG1);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_LOOKUP_DREG, dreg);
-	nftnl_expr_set_str(x, NFTNL_EXPR_LOOKUP_SET, set);
-	nftnl_rule_add_expr(r, x);
-}
-
-static void add_nat(struct nftnl_rule *r, uint32_t type, int areg, int preg)
-{
-	struct nftnl_expr *x = expr("nat");
-
-	nftnl_expr_set_u32(x, NFTNL_EXPR_NAT_TYPE, type);
-	nftnl_expr_set_u32(x, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
-	if (areg)
-		nftnl_expr_set_u32(x, NFTNL_EXPR_NAT_REG_ADDR_MIN, (uint32_t)areg);
-	if (preg)
-		nftnl_expr_set_u32(x, NFTNL_EXPR_NAT_REG_PROTO_MIN, (uint32_t)preg);
-	nftnl_rule_add_expr(r, x);
-}
-
-static void add_verdict(struct nftnl_rule *r, json_t *v)
-{
-	const char *s = json_string_value(v);
-	unsigned a;
-	uint32_t addr;
-
-	if (s) {
-		if (!strcmp(s, "accept")) add_verdict_code(r, NF_ACCEPT);
-		else if (!strcmp(s, "drop")) add_verdict_code(r, NF_DROP);
-		else nftnl_rule_add_expr(r, expr("masq"));
-		return;
-	}
-	if (json_object_get(v, "snat")) {
-		parse_ipv4(json_string_value(json_object_get(v, "snat")), &a);
-		addr = htonl(a);
-		add_immediate_data(r, REG1, &addr, 4);
-		add_nat(r, NFT_NAT_SNAT, REG1, 0);
-	} else if (json_object_get(v, "dnat_map")) {
-		add_lookup(r, json_string_value(json_object_get(v, "dnat_map")), REG1);
-		add_nat(r, NFT_NAT_DNAT, REG1, 0);
-	} else {
-		json_t *p = json_object_get(v, "port"), *pm = json_object_get(v, "port_map");
-
-		parse_ipv4(json_string_value(json_object_get(v, "dnat")), &a);
-		addr = htonl(a);
-		if (pm) {
-			add_lookup(r, json_string_value(pm), REG2);
-			add_immediate_data(r, REG1, &addr, 4);
-			add_nat(r, NFT_NAT_DNAT, REG1, REG2);
-		} else {
-			add_immediate_data(r, REG1, &addr, 4);
-			if (p) {
-				uint16_t port = htons((uint16_t)json_integer_value(p));
-
-				add_immediate_data(r, REG2, &port, 2);
-			}
-			add_nat(r, NFT_NAT_DNAT, REG1, p ? REG2 : 0);
-		}
-	}
 }
 
 struct batch {
@@ -1081,8 +1293,8 @@ static void msg_rules(struct batch *bt, const char *table, json_t *rules)
 		nftnl_rule_set_str(rule, NFTNL_RULE_CHAIN, json_string_value(json_object_get(r, "chain")));
 		nftnl_rule_set_u32(rule, NFTNL_RULE_FAMILY, bt->family);
 		json_array_foreach(json_object_get(r, "match"), k, m)
-			add_match(rule, m);
-		add_verdict(rule, json_object_get(r, "verdict"));
+			emit_match(rule, m);
+		emit_verdict(rule, json_object_get(r, "verdict"));
 		nftnl_rule_nlmsg_build_payload(batch_msg(bt, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND), rule);
 		batch_next(bt);
 		nftnl_rule_free(rule);

@@ -45,7 +45,7 @@
 #define MAX_CIDRS 256
 #define MAX_PORTS 64
 #define MAX_DNS 8
-#define MAX_DOMAINS 16384
+#define MAX_DOMAINS NET_DNS_DOMAINS_MAX
 
 static json_t *rule(const char *chain, const char *verdict, json_t *match)
 {

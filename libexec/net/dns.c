@@ -78,7 +78,7 @@ int dns_start(struct vmnet *v, json_t *dns, struct verr *e)
 	char self[PATH_MAX], line[1024];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 16);
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, logfd;
-	long long lo = 30, hi = 3600;
+	long long lo = NET_DNS_TTL_MIN, hi = NET_DNS_TTL_MAX;
 	pid_t pid;
 	size_t len = 0;
 	json_t *cfg, *st = NULL;
@@ -251,7 +251,7 @@ int dns_follow(struct vmnet *v, json_t *dns, struct verr *e)
 	    json_integer_value(json_object_get(v->dns, "ttlMin")) ==
 		    (json_object_get(dns, "ttlMin") ? json_integer_value(json_object_get(dns, "ttlMin")) : 30) &&
 	    json_integer_value(json_object_get(v->dns, "ttlMax")) ==
-		    (json_object_get(dns, "ttlMax") ? json_integer_value(json_object_get(dns, "ttlMax")) : 3600) &&
+		    (json_object_get(dns, "ttlMax") ? json_integer_value(json_object_get(dns, "ttlMax")) : NET_DNS_TTL_MAX) &&
 	    json_is_true(json_object_get(v->dns, "strict")) == json_is_true(json_object_get(dns, "strict"))) {
 		struct verr ignore = {0};
 

@@ -1,0 +1,153 @@
+/* vmsan create | start | stop | rm | run | gc | network | snapshot |
+ * pause | resume: a VM's life cycle, one binary (vmsan-create) run under
+ * each command's name.  A small core over one file a command family:
+ *
+ *   main.c       the command table: argv[0]'s name to its function
+ *   util.c       the globals every file shares, say(), report(), ...
+ *   options.c    option values: durations, lists, ports, the config file
+ *   call.c       running a helper: start it, feed it its request, read
+ *                its reply (one line), reap it at exit
+ *   agent.c      the little HTTP the host speaks to the guest agent
+ *   steps.c      the shared VM steps: the record stored, the network up,
+ *                the VMM up, a VM taken down or removed, stopped
+ *   create.c     create (its options, then its steps, in order)
+ *   lifecycle.c  start, stop, rm
+ *   snapshot.c   snapshot create|list|delete, and create --snapshot's disk
+ *   network.c    a running VM's egress policy, changed live
+ *   gc.c         what interrupted or crashed operations left
+ *   run.c        create, one command, (--rm) remove
+ *   pause.c      pause, resume
+ *
+ * Porcelain, in C for the reason vmsan-list is: jq costs ~22 ms per call
+ * on our machines and create has a 30 ms control-plane budget.  Two steps
+ * run in-process, from libvmsan, what a helper would do (a process start
+ * less each): the record (lib/state.c, what vmsan-state runs) and the
+ * policy's compiler (lib/policy.c, what vmsan-nftables runs).  The rest
+ * goes to helpers through their JSON contracts:
+ *
+ *   vmsan-rootfs    pull: the image's read-only disk; vmdisk: the VM's own
+ *                   writable disk and agent token
+ *   vmsan-net       (root) netns, veth, TAP, rules, published ports
+ *   vmsan-fc        (root) the VMM
+ *
+ * and it talks to the guest agent itself only to wait for /health, to ask
+ * for a clean /shutdown and to hand a restored guest its new token.  The
+ * two root helpers run through `sudo -n` unless we are root already.
+ * Every step of create is undone, in reverse, when a later one fails or
+ * create is interrupted (SIGINT, SIGTERM, SIGHUP); a create killed with
+ * SIGKILL leaves a record in "creating" whose process is gone, which
+ * `vmsan gc` removes with everything it names.  Operations on one VM hold
+ * its lock (vms/<id>.lock), so they are serialized.
+ */
+#ifndef VMSAN_VM_H
+#define VMSAN_VM_H
+
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "lib/netplan.h"
+#include "lib/policy.h"
+#include "lib/vmsan.h"
+
+#define AGENT_PORT 9119
+#define BOOT_TIMEOUT_S 120
+
+/* util.c: what every file shares */
+extern bool json_mode, verbose;
+extern const char *cmd;                 /* the command's name: "create", ... */
+extern char libexec[];                  /* where the helpers are */
+extern volatile sig_atomic_t interrupted;
+double now_ms(void);
+void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pause_at(const char *step);
+const char *jstr(json_t *o, const char *k);
+long long jint(json_t *o, const char *k, long long dflt);
+int report(const struct verr *e);
+int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void on_signal(int sig);
+
+/* options.c */
+int parse_duration(const char *s, long long *out);
+void csv_append(json_t *arr, const char *s);
+int normalize_domains(json_t *list, struct verr *e);
+int strict_needs_domains(bool strict, json_t *domains, struct verr *e);
+int num_opt(const char *name, const char *v, long long lo, long long hi, long long *out, struct verr *e);
+int resolve_dns(const struct state *st, json_t *dns, struct verr *e);
+int set_dns_ttls(const struct state *st, json_t *nw, struct verr *e);
+
+/* call.c: a helper started, its reply not read yet */
+struct pending {
+	pid_t pid;
+	int out;            /* its stdout; -1: nothing pending */
+	const char *helper, *op;
+	bool root;
+};
+void call_init(void);
+int call_start(const char *helper, const char *op, json_t *req, bool root, struct pending *pd, struct verr *e);
+json_t *call_finish(struct pending *pd, struct verr *e);
+json_t *call(const char *helper, const char *op, json_t *req, bool root, struct verr *e);
+void call_quiet(const char *helper, const char *op, json_t *req, bool root);
+
+/* agent.c */
+int agent_http_body(const char *addr, int port, const char *method, const char *path, const char *token,
+		    const char *body, int connect_ms, int timeout_ms);
+int agent_http(const char *addr, int port, const char *method, const char *path, const char *token,
+	       int connect_ms, int timeout_ms);
+int wait_agent(const char *addr, int port, long long pid, long long start, double timeout_s, const char *console,
+	       struct verr *e);
+int read_token(const struct state *st, const char *id, char *tok, size_t n);
+
+/* steps.c: the network and the VMM, shared by create and start */
+struct boot {
+	double t_policy, t_net, t_vmm, t_vmm_init, t_boot;
+	const char *incoming;   /* a snapshot's directory to restore from */
+	json_t *net;     /* vmsan-net setup's reply */
+	json_t *vmm;     /* vmsan-fc start's reply */
+};
+int store(struct state *st, const char *id, json_t *rec, json_t **merged, struct verr *e);
+void kill_vmm(const char *id);
+void kill_timer(json_t *rec);
+void take_down(const char *id, json_t *rec);
+void remove_all(struct state *st, const char *id, json_t *rec);
+json_t *rules_request(const char *id, const char *dir, json_t *nw, struct verr *e);
+int net_up(const char *id, json_t *rec, struct boot *b, struct verr *e);
+int vmm_up(struct state *st, const char *id, json_t *rec, struct boot *b, struct verr *e);
+int boot_vm(struct state *st, const char *id, json_t *rec, struct boot *b, struct verr *e);
+int arm_timer(struct state *st, const char *id, long long seconds, struct verr *e);
+json_t *open_vm(struct state *st, const char *id, int *lock, struct verr *e);
+json_t *open_running_vm(struct state *st, const char *id, int *lock, struct verr *e);
+json_t *vmm_ref(const char *id);
+int stop_vm(struct state *st, const char *id, json_t *rec, long long grace, struct verr *e);
+
+/* snapshot.c: what create --snapshot needs */
+int snapshots_dir(const struct state *st, bool create, struct verr *e);
+json_t *load_snapshot(int sfd, const char *sid, struct verr *e);
+json_t *restore_disk(struct state *st, const char *id, json_t *snap, const char *snapdir, struct verr *e);
+int restore_token(struct state *st, const char *id, const char *snapdir, const char *agent_addr, struct verr *e);
+
+/* the commands (main.c's table); create's and rm's also for run */
+extern const char create_usage[], start_usage[], stop_usage[], rm_usage[], run_usage[], gc_usage[],
+	network_usage[], snapshot_usage[], pause_usage[];
+int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_out);
+int do_rm(const char *id, bool force, json_t *removed);
+int cmd_create(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+int cmd_network(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+
+/* lifecycle.c: ID... with the few flags start, stop, rm and gc take */
+struct id_args {
+	bool force, dry;
+	long long grace;
+	json_t *ids;
+};
+int parse_id_args(int argc, char **argv, struct id_args *a);
+
+#endif
