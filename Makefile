@@ -71,9 +71,9 @@ VM_LINKS = $(addprefix libexec/vmsan-,$(VM_CMDS))
 ALIASES = $(VM_LINKS) libexec/vmsan-ls
 
 # The wire-protocol code shared by the guest agent and the host client.
-PROTO_SRC = agent/http.c agent/ws.c agent/json.c agent/tar.c
+PROTO_SRC = proto/http.c proto/ws.c proto/json.c proto/tar.c proto/tar-write.c
 PROTO_OBJ = $(PROTO_SRC:.c=.o)
-PROTO_H = agent/http.h agent/ws.h agent/json.h agent/tar.h
+PROTO_H = proto/http.h proto/ws.h proto/json.h proto/tar.h proto/tar-impl.h
 
 # Guest binaries: static, built with musl when musl-gcc is there (small,
 # and no NSS), else with the system libc.  zlib (inflate only) is linked
@@ -85,7 +85,7 @@ ZLIB_A ?= $(shell $(CC) -print-file-name=libz.a)
 ZLIB_INC ?= /usr/include
 GUEST_CFLAGS = -std=gnu11 $(WARN) -Os -static -s -fstack-protector-strong -isystem agent/.inc \
 	-DVMSAN_VERSION='"$(VERSION)"'
-AGENT_SRC = agent/agent.c agent/exec.c agent/files.c agent/shell.c agent/user.c $(PROTO_SRC)
+AGENT_SRC = agent/agent.c agent/conn.c agent/log.c agent/exec.c agent/spawn.c agent/files.c agent/shell.c agent/session.c agent/user.c $(PROTO_SRC)
 GUEST = agent/vmsan-agent agent/vmsan-init
 TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump tests/tools/exec-rtt \
 	tests/tools/connect-rate tests/tools/dns-load tests/tools/http-load tests/tools/tap-attach
@@ -118,14 +118,11 @@ $(FLAGS_STAMP): FORCE
 	libexec/lib/caller.h libexec/lib/claim.h libexec/untar.h $(PROTO_H) $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-agent/%.o: agent/%.c $(PROTO_H) agent/agent.h $(FLAGS_STAMP)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
-
 agent/.inc/zlib.h:
 	mkdir -p agent/.inc
 	ln -sf $(ZLIB_INC)/zlib.h $(ZLIB_INC)/zconf.h agent/.inc/
 
-agent/vmsan-agent: $(AGENT_SRC) $(PROTO_H) agent/agent.h agent/.inc/zlib.h $(FLAGS_STAMP)
+agent/vmsan-agent: $(AGENT_SRC) $(PROTO_H) agent/agent.h agent/conn.h agent/spawn.h agent/session.h agent/.inc/zlib.h $(FLAGS_STAMP)
 	$(GUEST_CC) $(GUEST_CFLAGS) -o $@ $(AGENT_SRC) $(ZLIB_A) -lpthread
 
 # In the source tree the guest binaries are found where they are installed:
@@ -205,8 +202,8 @@ FUZZ_CC ?= clang
 FUZZERS = tests/fuzz/fuzz-http tests/fuzz/fuzz-ws tests/fuzz/fuzz-tar tests/fuzz/fuzz-dns tests/fuzz/fuzz-untar \
 	tests/fuzz/fuzz-request
 FUZZ_SECONDS ?= 60
-tests/fuzz/fuzz-%: tests/fuzz/fuzz-%.c agent/%.c $(PROTO_H)
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< agent/$*.c
+tests/fuzz/fuzz-%: tests/fuzz/fuzz-%.c proto/%.c $(PROTO_H)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< proto/$*.c
 tests/fuzz/fuzz-dns: tests/fuzz/fuzz-dns.c libexec/lib/dnsmsg.c libexec/lib/validate.c libexec/lib/dnsmsg.h
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined $(DEPS_CFLAGS) -o $@ $< libexec/lib/dnsmsg.c \
 		libexec/lib/validate.c
@@ -244,7 +241,7 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--std=c11 --inline-suppr -Ilibexec --include=/usr/include/jansson.h \
 		--suppress=missingIncludeSystem libexec/*.c libexec/lib/*.c libexec/fc/*.c libexec/net/*.c libexec/vm/*.c \
-		tests/unit/*.c agent/*.c tests/fuzz/*.c
+		tests/unit/*.c agent/*.c proto/*.c tests/fuzz/*.c
 
 bench: all $(TESTBINS)
 	bench/run
@@ -292,7 +289,8 @@ uninstall:
 
 clean:
 	rm -f $(HELPERS) $(ALIASES) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) $(FUZZERS) \
-		libexec/*.o libexec/fc/*.o libexec/net/*.o libexec/vm/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o agent/*.o
+		libexec/*.o libexec/fc/*.o libexec/net/*.o libexec/vm/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o \
+		agent/*.o proto/*.o
 	rm -rf agent/.inc libexec/guest
 
 FORCE:

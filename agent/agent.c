@@ -16,16 +16,13 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,56 +49,6 @@ static pthread_mutex_t token_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int reload_token;
 static atomic_int nconns;
 #define MAX_CONNS 512
-
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-
-void ts_now(char out[64])
-{
-	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec);
-}
-
-/* One JSON line on stderr: {"ts","level","msg",<fields>}.  fmt gives the
- * remaining members, already JSON (callers escape strings with buf_jstr). */
-void logj(const char *level, const char *msg, const char *fmt, ...)
-{
-	if (cfg.quiet && strcmp(level, "error") != 0)
-		return;
-	char ts[64], rest[2048] = "";
-	ts_now(ts);
-	if (fmt && *fmt) {
-		va_list ap;
-		va_start(ap, fmt);
-		rest[0] = ',';
-		vsnprintf(rest + 1, sizeof rest - 1, fmt, ap);
-		va_end(ap);
-	}
-	pthread_mutex_lock(&log_mu);
-	fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"%s}\n", ts, level, msg, rest);
-	fflush(stderr);
-	pthread_mutex_unlock(&log_mu);
-}
-
-void random_hex(char *out, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char b[64];
-	size_t need = (n + 1) / 2;
-	if (need > sizeof b)
-		need = sizeof b;
-	if (getrandom(b, need, 0) != (ssize_t)need) {
-		/* The kernel's CSPRNG failing is not something to paper over. */
-		logj("error", "getrandom failed", NULL);
-		abort();
-	}
-	for (size_t i = 0; i < n; i++)
-		out[i] = hex[(b[i / 2] >> (i % 2 ? 0 : 4)) & 15];
-	out[n] = 0;
-}
 
 /* ---- token ----------------------------------------------------------- */
 
@@ -266,273 +213,6 @@ static int authorize(const struct http_head *hd, const char *query, bool allow_q
 	return 401;
 }
 
-/* ---- connection I/O -------------------------------------------------- */
-
-int conn_send(struct conn *c, const void *p, size_t n)
-{
-	const char *s = p;
-	int flags = MSG_NOSIGNAL | (c->more ? MSG_MORE : 0);
-	c->more = false;
-	while (n) {
-		ssize_t w = send(c->fd, s, n, flags);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int conn_sendv(struct conn *c, struct iovec *iov, int cnt)
-{
-	while (cnt) {
-		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
-		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		while (cnt && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
-
-/* Read more bytes into rbuf; 0 on EOF, -1 on error. */
-static ssize_t conn_fill(struct conn *c)
-{
-	if (c->rpos == c->rlen)
-		c->rpos = c->rlen = 0;
-	if (c->rlen == CONN_BUF) {
-		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
-		c->rlen -= c->rpos;
-		c->rpos = 0;
-		if (c->rlen == CONN_BUF)
-			return -1;
-	}
-	for (;;) {
-		ssize_t r = recv(c->fd, c->rbuf + c->rlen, CONN_BUF - c->rlen, 0);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r > 0)
-			c->rlen += (size_t)r;
-		return r;
-	}
-}
-
-void body_init(struct body *b, struct conn *c, const struct http_head *hd)
-{
-	memset(b, 0, sizeof *b);
-	b->c = c;
-	b->kind = hd->body;
-	b->left = hd->content_length;
-	b->done = hd->body == BODY_NONE;
-}
-
-ssize_t body_read_some(struct body *b, void *buf, size_t n)
-{
-	struct conn *c = b->c;
-	if (b->done && !b->dlen)
-		return 0;
-	if (b->kind == BODY_LENGTH) {
-		if (c->rpos == c->rlen) {
-			ssize_t r = conn_fill(c);
-			if (r <= 0) {
-				c->close_after = true;
-				return -1;
-			}
-		}
-		size_t k = c->rlen - c->rpos;
-		if (k > n)
-			k = n;
-		if (k > b->left)
-			k = (size_t)b->left;
-		memcpy(buf, c->rbuf + c->rpos, k);
-		c->rpos += k;
-		b->left -= k;
-		b->total += k;
-		if (!b->left)
-			b->done = true;
-		return (ssize_t)k;
-	}
-	/* chunked */
-	if (!b->dlen && !b->ch.done) {
-		if (c->rpos == c->rlen) {
-			ssize_t r = conn_fill(c);
-			if (r <= 0) {
-				c->close_after = true;
-				return -1;
-			}
-		}
-		size_t out;
-		ssize_t used = chunked_decode(&b->ch, c->rbuf + c->rpos, c->rlen - c->rpos, &out);
-		if (used < 0) {
-			c->close_after = true;
-			return -1;
-		}
-		b->dptr = c->rbuf + c->rpos;
-		b->dlen = out;
-		c->rpos += (size_t)used;
-		if (b->ch.done)
-			b->done = true;
-	}
-	if (!b->dlen)
-		return b->done ? 0 : -2;
-	size_t k = b->dlen < n ? b->dlen : n;
-	memcpy(buf, b->dptr, k);
-	b->dptr += k;
-	b->dlen -= k;
-	b->total += k;
-	return (ssize_t)k;
-}
-
-ssize_t body_read(struct body *b, void *buf, size_t n)
-{
-	for (;;) {
-		ssize_t r = body_read_some(b, buf, n);
-		if (r != -2)
-			return r;
-	}
-}
-
-/* Discard what is left of a body (bounded), so the connection can serve
- * the next request; else mark it for closing. */
-static void body_drain(struct body *b)
-{
-	char tmp[16384];
-	uint64_t budget = 1 << 20;
-	while (!b->done || b->dlen) {
-		ssize_t r = body_read(b, tmp, sizeof tmp);
-		if (r <= 0 || (uint64_t)r > budget) {
-			b->c->close_after = true;
-			return;
-		}
-		budget -= (uint64_t)r;
-	}
-}
-
-static int send_head(struct conn *c, int status, const char *ctype, long long len, const char *extra)
-{
-	char h[1024];
-	int n = snprintf(h, sizeof h, "HTTP/1.1 %d %s\r\n%s%s%s", status, http_reason(status),
-			 ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "");
-	if (len >= 0)
-		n += snprintf(h + n, sizeof h - (size_t)n, "Content-Length: %lld\r\n", len);
-	else
-		n += snprintf(h + n, sizeof h - (size_t)n, "Transfer-Encoding: chunked\r\n");
-	n += snprintf(h + n, sizeof h - (size_t)n, "%s%s\r\n", c->close_after ? "Connection: close\r\n" : "",
-		      extra ? extra : "");
-	return conn_send(c, h, (size_t)n);
-}
-
-int respond(struct conn *c, int status, const char *ctype, const char *body, size_t len)
-{
-	char h[512];
-	int n = snprintf(h, sizeof h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
-			 status, http_reason(status), ctype, len, c->close_after ? "Connection: close\r\n" : "");
-	struct iovec iov[2] = { { h, (size_t)n }, { (void *)body, len } };
-	return conn_sendv(c, iov, len ? 2 : 1);
-}
-
-int respond_error(struct conn *c, int status, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	struct buf b = { 0 };
-	buf_puts(&b, "{\"error\":");
-	buf_jstr(&b, msg, strlen(msg));
-	buf_puts(&b, "}\n");
-	int r = respond(c, status, "application/json", b.p ? b.p : "", b.len);
-	buf_free(&b);
-	return r;
-}
-
-int stream_begin(struct conn *c, int status, const char *ctype)
-{
-	c->streaming = true;
-	/* Every caller sends its first chunk straight away: hold the head
-	 * back for it (MSG_MORE), one segment and one wakeup of the client
-	 * instead of two.  The kernel sends it anyway within 200 ms. */
-	c->more = true;
-	return send_head(c, status, ctype, -1, "Cache-Control: no-store\r\n");
-}
-
-int stream_chunk(struct conn *c, const void *p, size_t n)
-{
-	if (!n)
-		return 0;
-	char h[24];
-	int hl = snprintf(h, sizeof h, "%zx\r\n", n);
-	struct iovec iov[3] = { { h, (size_t)hl }, { (void *)p, n }, { (char *)"\r\n", 2 } };
-	return conn_sendv(c, iov, 3);
-}
-
-int stream_end(struct conn *c)
-{
-	c->streaming = false;
-	return conn_send(c, "0\r\n\r\n", 5);
-}
-
-struct jv *read_json_body(struct conn *c, struct body *b, struct jarena *a, struct buf *raw)
-{
-	char err[160];
-	for (;;) {
-		if (buf_reserve(raw, 65536) < 0) {
-			respond_error(c, 500, "out of memory");
-			return NULL;
-		}
-		ssize_t r = body_read(b, raw->p + raw->len, 65536);
-		if (r < 0) {
-			c->close_after = true;
-			respond_error(c, 400, "malformed request body");
-			return NULL;
-		}
-		if (r == 0)
-			break;
-		raw->len += (size_t)r;
-		if (raw->len > (1 << 20)) {
-			c->close_after = true;
-			respond_error(c, 413, "request body over 1 MiB");
-			return NULL;
-		}
-	}
-	if (!raw->len) {
-		respond_error(c, 400, "a JSON request body is required");
-		return NULL;
-	}
-	size_t end;
-	struct jv *v = json_parse(raw->p, raw->len, &end, a, err, sizeof err);
-	if (!v) {
-		respond_error(c, 400, "invalid JSON: %s", err);
-		return NULL;
-	}
-	while (end < raw->len && strchr(" \t\r\n", raw->p[end]))
-		end++;
-	if (end != raw->len) {
-		respond_error(c, 400, "invalid JSON: trailing data after the value");
-		return NULL;
-	}
-	if (v->t != J_OBJ) {
-		respond_error(c, 400, "the request body must be a JSON object");
-		return NULL;
-	}
-	return v;
-}
-
 /* ---- routing --------------------------------------------------------- */
 
 static void log_request(struct conn *c, const struct http_head *hd, const char *path,
@@ -546,6 +226,140 @@ static void log_request(struct conn *c, const struct http_head *hd, const char *
 	logj("info", "request", "\"method\":\"%s\",\"path\":%s,\"status\":%d,\"durationMs\":%.3f,\"remote\":\"%s\"",
 	     hd->method, p.p ? p.p : "\"\"", status, ms, c->peer);
 	buf_free(&p);
+}
+
+/* One request, as a route's handler sees it: id is the {id} of a path
+ * like /exec/{id}/kill (at most 63 bytes of it, kept in arg), or NULL. */
+struct req {
+	struct conn *c;
+	struct http_head *hd;
+	struct body *b;
+	const char *path, *query;
+	char arg[64];
+	const char *id;
+};
+
+/* A handler returns the status to log; 101 when a WebSocket session took
+ * the connection over. */
+typedef int (*route_fn)(struct req *r);
+
+static int route_health(struct req *r)
+{
+	static const char ok[] = "{\"status\":\"ok\",\"version\":\"" VMSAN_VERSION "\"}\n";
+	respond(r->c, 200, "application/json", ok, sizeof ok - 1);
+	return 200;
+}
+
+static int route_exec(struct req *r)
+{
+	handle_exec(r->c, r->hd, r->b);
+	return 200;
+}
+
+static int route_exec_kill(struct req *r)
+{
+	handle_exec_kill(r->c, r->b, r->id);
+	return 200;
+}
+
+static int route_files_write(struct req *r)
+{
+	handle_files_write(r->c, r->hd, r->b, r->query);
+	return 200;
+}
+
+static int route_files_read(struct req *r)
+{
+	handle_files_read(r->c, r->b);
+	return 200;
+}
+
+static int route_ws_shell(struct req *r)
+{
+	return handle_ws_shell(r->c, r->hd, r->id, r->query) ? 101 : 200;
+}
+
+static int route_shutdown(struct req *r)
+{
+	if (!cfg.init_shutdown) {
+		respond_error(r->c, 501, "this agent was not started by vmsan-init");
+		return 501;
+	}
+	/* Answer first: the stop takes the agent down with it. */
+	static const char ok[] = "{\"status\":\"stopping\"}\n";
+	respond(r->c, 202, "application/json", ok, sizeof ok - 1);
+	r->c->close_after = true;
+	kill(1, SIGTERM);
+	return 202;
+}
+
+static int route_restored(struct req *r)
+{
+	handle_restored(r->c, r->b);
+	return 200;
+}
+
+static int route_sessions_list(struct req *r)
+{
+	handle_sessions_list(r->c);
+	return 200;
+}
+
+static int route_session_kill(struct req *r)
+{
+	handle_session_kill(r->c, r->id);
+	return 200;
+}
+
+/* How a route's path is matched: exactly; as prefix{id}suffix with a
+ * non-empty {id}; or exactly, or as prefix/{id} ({id} may be empty). */
+enum match { EXACT, ID, OPTIONAL_ID };
+
+static const struct route {
+	const char *method, *path, *suffix;
+	enum match match;
+	route_fn fn;
+	bool open;               /* no token needed */
+	bool audit;              /* logged */
+	const char *how;         /* the 405 answer's detail */
+} routes[] = {
+	{ "GET", "/health", NULL, EXACT, route_health, true, false, NULL },
+	{ "POST", "/exec", NULL, EXACT, route_exec, false, true, NULL },
+	{ "POST", "/exec/", "/kill", ID, route_exec_kill, false, true, NULL },
+	{ "POST", "/files/write", NULL, EXACT, route_files_write, false, true, NULL },
+	{ "POST", "/files/read", NULL, EXACT, route_files_read, false, true, NULL },
+	{ "GET", "/ws/shell", NULL, OPTIONAL_ID, route_ws_shell, false, true, " with a WebSocket upgrade" },
+	{ "POST", "/shutdown", NULL, EXACT, route_shutdown, false, true, NULL },
+	{ "POST", "/restored", NULL, EXACT, route_restored, false, true, NULL },
+	{ "GET", "/shell/sessions", NULL, EXACT, route_sessions_list, false, false, NULL },
+	{ "POST", "/shell/sessions/", "/kill", ID, route_session_kill, false, false, NULL },
+};
+
+/* The route for path, its {id} copied to arg (*id set) when it has one. */
+static const struct route *route_find(const char *path, char *arg, size_t argn, const char **id)
+{
+	size_t n = strlen(path);
+	*id = NULL;
+	for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+		const struct route *rt = &routes[i];
+		size_t pl = strlen(rt->path);
+		if (rt->match == EXACT && !strcmp(path, rt->path))
+			return rt;
+		if (rt->match == OPTIONAL_ID && !strncmp(path, rt->path, pl) && (!path[pl] || path[pl] == '/')) {
+			*id = path[pl] ? path + pl + 1 : NULL;
+			return rt;
+		}
+		if (rt->match == ID) {
+			size_t sl = strlen(rt->suffix);
+			if (n > pl + sl && !strncmp(path, rt->path, pl) && !strcmp(path + n - sl, rt->suffix)) {
+				size_t il = n - pl - sl;
+				snprintf(arg, argn, "%.*s", (int)(il < argn ? il : argn - 1), path + pl);
+				*id = arg;
+				return rt;
+			}
+		}
+	}
+	return NULL;
 }
 
 /* Returns false when the connection must close. */
@@ -599,109 +413,32 @@ static bool serve_one(struct conn *c)
 	struct body b;
 	body_init(&b, c, &hd);
 
-	bool is_get = !strcmp(hd.method, "GET"), is_post = !strcmp(hd.method, "POST");
-	int status = 200;
-	bool audit = false;
-
-	if (!strcmp(path, "/health")) {
-		if (!is_get)
-			status = 405, respond_error(c, 405, "use GET");
-		else {
-			static const char ok[] = "{\"status\":\"ok\",\"version\":\"" VMSAN_VERSION "\"}\n";
-			respond(c, 200, "application/json", ok, sizeof ok - 1);
+	struct req r = { c, &hd, &b, path, query, "", NULL };
+	const struct route *rt = route_find(path, r.arg, sizeof r.arg, &r.id);
+	if (!rt || !rt->open) {
+		bool ws = !strncmp(path, "/ws/", 4);
+		int auth = authorize(&hd, query, ws);
+		if (auth) {
+			c->close_after = true;   /* do not read an unauthenticated body */
+			respond_error(c, auth, auth == 401 ? "missing authorization" : "invalid token");
+			log_request(c, &hd, path, auth, &t0);
+			return false;
 		}
-		body_drain(&b);
-		return !c->close_after;
+		if (hd.expect_continue && !ws)
+			conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	}
-
-	bool ws = !strncmp(path, "/ws/", 4);
-	int auth = authorize(&hd, query, ws);
-	if (auth) {
-		c->close_after = true;   /* do not read an unauthenticated body */
-		respond_error(c, auth, auth == 401 ? "missing authorization" : "invalid token");
-		log_request(c, &hd, path, auth, &t0);
-		return false;
-	}
-	if (hd.expect_continue && !ws)
-		conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-
-	if (!strcmp(path, "/exec")) {
-		audit = true;
-		if (!is_post)
-			status = 405, respond_error(c, 405, "use POST");
-		else
-			handle_exec(c, &hd, &b);
-	} else if (!strncmp(path, "/exec/", 6) && strlen(path) > 11 &&
-		   !strcmp(path + strlen(path) - 5, "/kill")) {
-		audit = true;
-		char id[64];
-		size_t il = strlen(path) - 11;
-		snprintf(id, sizeof id, "%.*s", (int)(il < sizeof id ? il : sizeof id - 1), path + 6);
-		if (!is_post)
-			status = 405, respond_error(c, 405, "use POST");
-		else
-			handle_exec_kill(c, &b, id);
-	} else if (!strcmp(path, "/files/write")) {
-		audit = true;
-		if (!is_post)
-			status = 405, respond_error(c, 405, "use POST");
-		else
-			handle_files_write(c, &hd, &b, query);
-	} else if (!strcmp(path, "/files/read")) {
-		audit = true;
-		if (!is_post)
-			status = 405, respond_error(c, 405, "use POST");
-		else
-			handle_files_read(c, &b);
-	} else if (!strcmp(path, "/ws/shell") || !strncmp(path, "/ws/shell/", 10)) {
-		audit = true;
-		const char *sid = path[9] == '/' ? path + 10 : NULL;
-		if (!is_get) {
-			status = 405;
-			respond_error(c, 405, "use GET with a WebSocket upgrade");
-		} else if (handle_ws_shell(c, &hd, sid, query)) {
-			log_request(c, &hd, path, 101, &t0);
-			return false;   /* the session owns the socket now */
-		}
-	} else if (!strcmp(path, "/shutdown")) {
-		audit = true;
-		if (!is_post)
-			status = 405, respond_error(c, 405, "use POST");
-		else if (!cfg.init_shutdown)
-			status = 501, respond_error(c, 501, "this agent was not started by vmsan-init");
-		else {
-			/* Answer first: the stop takes the agent down with it. */
-			static const char ok[] = "{\"status\":\"stopping\"}\n";
-			respond(c, 202, "application/json", ok, sizeof ok - 1);
-			status = 202;
-			c->close_after = true;
-			kill(1, SIGTERM);
-		}
-	} else if (!strcmp(path, "/restored")) {
-		audit = true;
-		if (!is_post)
-			status = 405, respond_error(c, 405, "use POST");
-		else
-			handle_restored(c, &b);
-	} else if (!strcmp(path, "/shell/sessions")) {
-		if (!is_get)
-			status = 405, respond_error(c, 405, "use GET");
-		else
-			handle_sessions_list(c);
-	} else if (!strncmp(path, "/shell/sessions/", 16) && strlen(path) > 21 &&
-		   !strcmp(path + strlen(path) - 5, "/kill")) {
-		char sid[64];
-		size_t il = strlen(path) - 21;
-		snprintf(sid, sizeof sid, "%.*s", (int)(il < sizeof sid ? il : sizeof sid - 1), path + 16);
-		if (!is_post)
-			status = 405, respond_error(c, 405, "use POST");
-		else
-			handle_session_kill(c, sid);
-	} else {
+	int status;
+	if (!rt) {
 		status = 404;
 		respond_error(c, 404, "no such endpoint: %s", path);
+	} else if (strcmp(hd.method, rt->method)) {
+		status = 405;
+		respond_error(c, 405, "use %s%s", rt->method, rt->how ? rt->how : "");
+	} else if ((status = rt->fn(&r)) == 101) {
+		log_request(c, &hd, path, 101, &t0);
+		return false;   /* the session owns the socket now */
 	}
-	if (audit)
+	if (rt && rt->audit)
 		log_request(c, &hd, path, status, &t0);
 	if (c->streaming)
 		return false;

@@ -1,4 +1,15 @@
-/* vmsan-agent internals shared by its source files. */
+/* vmsan-agent internals shared by its source files:
+ *   agent.c    main, the token (and POST /restored), the route table, the
+ *              worker threads
+ *   conn.c     the connection layer handlers answer through (conn.h)
+ *   log.c      log lines, timestamps, random ids
+ *   exec.c     POST /exec and /exec/{id}/kill; spawn.c starts the command
+ *   files.c    POST /files/write and /files/read (tar, ../proto/tar.h)
+ *   shell.c    GET /ws/shell and /shell/sessions; session.c runs a session
+ *   user.c     users, environments, PATH, signals
+ * (init.c is vmsan-init, the guest's PID 1: a binary of its own.)
+ * The wire protocol (HTTP, WebSocket, JSON, tar) is in ../proto/, shared
+ * with the host's vmsan-agentctl. */
 #ifndef VMSAN_AGENT_H
 #define VMSAN_AGENT_H
 
@@ -7,31 +18,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "http.h"
-#include "json.h"
-
-#define CONN_BUF (256 * 1024)
-
-struct conn {
-	int fd;
-	char *rbuf;
-	size_t rpos, rlen;       /* unread bytes are rbuf[rpos..rlen) */
-	char peer[64];
-	bool close_after;        /* framing lost: close after this response */
-	bool streaming;          /* a chunked response is open */
-	bool more;               /* send the next bytes with MSG_MORE */
-};
-
-struct body {
-	struct conn *c;
-	enum http_body kind;
-	uint64_t left;           /* BODY_LENGTH */
-	struct chunked ch;
-	char *dptr;              /* decoded chunk bytes not yet returned */
-	size_t dlen;
-	bool done;
-	uint64_t total;
-};
+#include "../proto/http.h"
+#include "../proto/json.h"
+#include "conn.h"
 
 struct config {
 	char listen_addr[64];
@@ -49,19 +38,7 @@ struct config {
 };
 extern struct config cfg;
 
-/* agent.c */
-void body_init(struct body *b, struct conn *c, const struct http_head *hd);
-/* Blocking read of body data: >0 bytes, 0 end, -1 error (framing lost). */
-ssize_t body_read(struct body *b, void *buf, size_t n);
-/* At most one read(2); -2 when nothing decoded yet (call again later). */
-ssize_t body_read_some(struct body *b, void *buf, size_t n);
-int conn_send(struct conn *c, const void *p, size_t n);
-int respond(struct conn *c, int status, const char *ctype, const char *body, size_t len);
-int respond_error(struct conn *c, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-int stream_begin(struct conn *c, int status, const char *ctype);
-int stream_chunk(struct conn *c, const void *p, size_t n);
-int stream_end(struct conn *c);
+/* log.c */
 void logj(const char *level, const char *msg, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void ts_now(char out[64]);
@@ -103,8 +80,6 @@ void exec_init(void);
 /* files.c */
 void handle_files_write(struct conn *c, struct http_head *hd, struct body *b, const char *query);
 void handle_files_read(struct conn *c, struct body *b);
-/* Read a whole small JSON body (<= 1 MiB); replies the error itself. */
-struct jv *read_json_body(struct conn *c, struct body *b, struct jarena *a, struct buf *raw);
 
 /* shell.c */
 void shell_init(void);

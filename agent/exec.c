@@ -8,7 +8,8 @@
  */
 #define _GNU_SOURCE
 #include "agent.h"
-#include "ws.h"
+#include "spawn.h"
+#include "../proto/ws.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,10 +30,6 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
-#ifndef SYS_close_range
-#define SYS_close_range 436
-#endif
-#define CLOSE_RANGE_CLOEXEC_FLAG 4
 
 struct slot { bool used; char id[17]; pid_t pid; };
 static struct slot *slots;
@@ -172,88 +169,6 @@ static ssize_t pump_output(struct ostream *os, uint8_t *buf, size_t cap, struct 
 	return r;
 }
 
-/* ---- spawning -------------------------------------------------------- */
-
-struct spawn_err { int stage; int err; };
-enum { STAGE_EXEC = 1, STAGE_CHDIR, STAGE_CREDS, STAGE_FDS };
-
-struct child_args {
-	const struct user *u;
-	const char *cwd, *path;
-	bool cwd_explicit;
-	char **argv, **envp;
-	int in, out, err, rep;
-};
-
-/* Runs in the new process, which shares the agent's memory until execve
- * (CLONE_VM | CLONE_VFORK, as posix_spawn does): no page tables are
- * copied and no copy-on-write faults follow in the agent, which is most
- * of what fork() from a threaded agent costs.  The spawning thread is
- * suspended meanwhile; other threads run on, so only syscalls and stack
- * memory here: no malloc, no locks, no stdio. */
-static int child(void *arg)
-{
-	const struct child_args *a = arg;
-	const struct user *u = a->u;
-	const char *cwd = a->cwd, *path = a->path;
-	int in = a->in, out = a->out, err = a->err, rep = a->rep;
-	struct spawn_err se = { 0, 0 };
-	/* Dispositions the agent set (SIGHUP's handler, SIGPIPE ignored)
-	 * must not reach the command; all signals are still blocked here, so
-	 * no handler can run in this shared address space first. */
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	sigaction(SIGHUP, &dfl, NULL);
-	sigaction(SIGPIPE, &dfl, NULL);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	setsid();
-	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
-		se.stage = STAGE_FDS;
-		goto fail;
-	}
-	/* Everything else the agent holds (sockets, other commands' pipes)
-	 * is closed by execve; rep is already close-on-exec. */
-	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC_FLAG) < 0)
-		for (int fd = 3; fd < 1024; fd++)
-			if (fd != rep)
-				close(fd);
-	/* Raw syscalls: only this (single) thread's credentials change. */
-	if (syscall(SYS_setgroups, u->ngroups, u->groups) < 0 ||
-	    syscall(SYS_setgid, u->gid) < 0 || syscall(SYS_setuid, u->uid) < 0) {
-		se.stage = STAGE_CREDS;
-		goto fail;
-	}
-	/* A home that does not exist is not worth failing for (login(1)
-	 * agrees); a directory the caller asked for is. */
-	if (chdir(cwd) < 0 && (a->cwd_explicit || chdir("/") < 0)) {
-		se.stage = STAGE_CHDIR;
-		goto fail;
-	}
-	execve(path, a->argv, a->envp);
-	se.stage = STAGE_EXEC;
-fail:
-	se.err = errno;
-	(void)!write(rep, &se, sizeof se);
-	_exit(127);
-}
-
-/* Start child() in a new process; returns its pid or -1 with errno. */
-static pid_t spawn(struct child_args *a)
-{
-	/* The child's stack lives on this thread's stack: this thread does
-	 * not run again until the child has called execve or exited. */
-	char stack[16384] __attribute__((aligned(16)));
-	sigset_t all, mask;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &mask);
-	pid_t pid = clone(child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, a);
-	int e = errno;
-	pthread_sigmask(SIG_SETMASK, &mask, NULL);
-	errno = e;
-	return pid;
-}
-
 static void *reap_detached(void *arg)
 {
 	long v = (long)arg;
@@ -282,60 +197,81 @@ void exec_worker_exit(void)
 	buf_free(&raw_keep);
 }
 
-void handle_exec(struct conn *c, struct http_head *hd, struct body *b)
-{
-	(void)hd;
-	struct jarena a = { 0 };
-	/* The request buffer stays with the worker thread between requests
-	 * (up to 1 MiB): a fresh 128 KiB one would be mapped and unmapped
-	 * by malloc each time. */
-	struct buf raw = raw_keep;
-	raw.len = 0;
-	raw_keep = (struct buf){ 0 };
-	struct jv *req = NULL;
-	size_t jend = 0;
-	char err[200];
+/* One POST /exec, from its request to its last event. */
+struct exec_run {
+	struct conn *c;
+	struct body *b;
+	struct buf raw;          /* the request; stdin's first bytes follow the JSON */
+	struct jarena a;
+	size_t jend;             /* where the JSON object ends in raw */
+	/* the request, checked */
+	struct jv *req, *args, *cwdv, *userv;
+	char *cmd;
+	long long timeout;
+	bool detached, want_stdin;
+	/* what the command runs with */
+	struct user u;
+	char **argv, **envp;
+	char path[4096];
+	const char *cwd;
+	/* the command */
 	char id[17];
-	int k = -1;
-	char **argv = NULL, **envp = NULL;
-	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 }, rep[2] = { -1, -1 };
-	int pidfd = -1;
+	int k;                   /* its slot, -1 for none */
+	pid_t pid;
+	int pin[2], pout[2], perr[2], rep[2], pidfd;
+	char err[200];
+};
 
-	/* The JSON object first; with "stdin":true the rest is stdin. */
+/* Read the body up to the end of its JSON object (with "stdin":true the
+ * rest is stdin); 0, or -1 with the error answered. */
+static int read_request(struct exec_run *x)
+{
+	struct conn *c = x->c;
+	struct buf *raw = &x->raw;
 	for (;;) {
-		if (buf_reserve(&raw, 65536) < 0) {
+		if (buf_reserve(raw, 65536) < 0) {
 			respond_error(c, 500, "out of memory");
-			goto out;
+			return -1;
 		}
-		ssize_t r = body_read(b, raw.p + raw.len, 65536);
+		ssize_t r = body_read(x->b, raw->p + raw->len, 65536);
 		if (r < 0) {
 			c->close_after = true;
 			respond_error(c, 400, "malformed request body");
-			goto out;
+			return -1;
 		}
 		if (r > 0) {
-			bool close_seen = memchr(raw.p + raw.len, '}', (size_t)r) != NULL;
-			raw.len += (size_t)r;
-			if (!close_seen && raw.len <= (1 << 20))
+			bool close_seen = memchr(raw->p + raw->len, '}', (size_t)r) != NULL;
+			raw->len += (size_t)r;
+			if (!close_seen && raw->len <= (1 << 20))
 				continue;
 		}
-		json_free(&a);
-		req = json_parse(raw.p, raw.len, &jend, &a, err, sizeof err);
-		if (req)
-			break;
+		json_free(&x->a);
+		x->req = json_parse(raw->p, raw->len, &x->jend, &x->a, x->err, sizeof x->err);
+		if (x->req)
+			return 0;
 		if (r == 0) {
-			respond_error(c, 400, raw.len ? "invalid JSON: %s" : "a JSON request body is required", err);
-			goto out;
+			respond_error(c, 400, raw->len ? "invalid JSON: %s" : "a JSON request body is required",
+				      x->err);
+			return -1;
 		}
-		if (raw.len > (1 << 20)) {
+		if (raw->len > (1 << 20)) {
 			c->close_after = true;
 			respond_error(c, 413, "exec request over 1 MiB");
-			goto out;
+			return -1;
 		}
 	}
+}
+
+/* Parse and check the request; 0, or -1 with the error answered. */
+static int parse_request(struct exec_run *x)
+{
+	struct conn *c = x->c;
+	if (read_request(x) < 0)
+		return -1;
+	struct jv *req = x->req;
 	if (req->t != J_OBJ) {
 		respond_error(c, 400, "the request body must be a JSON object");
-		goto out;
+		return -1;
 	}
 	for (struct jv *m = req->child; m; m = m->next) {
 		int i = 0;
@@ -344,125 +280,147 @@ void handle_exec(struct conn *c, struct http_head *hd, struct body *b)
 		if (!known[i]) {
 			respond_error(c, 400, "unknown field '%.60s' (known: cmd, args, cwd, env, timeoutMs, "
 				      "detached, user, stdin)", m->key);
-			goto out;
+			return -1;
 		}
 	}
 	struct jv *cmd = json_get(req, "cmd"), *args = json_get(req, "args");
 	struct jv *cwdv = json_get(req, "cwd"), *userv = json_get(req, "user");
 	struct jv *det = json_get(req, "detached"), *stdinv = json_get(req, "stdin");
-	long long timeout = 0;
 	if (!cmd || cmd->t != J_STR || !cmd->s[0]) {
 		respond_error(c, 400, "cmd is required (a non-empty string)");
-		goto out;
+		return -1;
 	}
 	if (args && (args->t != J_ARR || args->n > 65536)) {
 		respond_error(c, 400, "args must be an array of strings");
-		goto out;
+		return -1;
 	}
-	for (struct jv *x = args ? args->child : NULL; x; x = x->next)
-		if (x->t != J_STR) {
+	for (struct jv *v = args ? args->child : NULL; v; v = v->next)
+		if (v->t != J_STR) {
 			respond_error(c, 400, "args must be an array of strings");
-			goto out;
+			return -1;
 		}
 	if ((cwdv && (cwdv->t != J_STR || cwdv->s[0] != '/')) || (userv && userv->t != J_STR)) {
 		respond_error(c, 400, "cwd must be an absolute path and user a string");
-		goto out;
+		return -1;
 	}
 	if ((det && det->t != J_BOOL) || (stdinv && stdinv->t != J_BOOL)) {
 		respond_error(c, 400, "detached and stdin must be true or false");
-		goto out;
+		return -1;
 	}
-	if (json_int(req, "timeoutMs", 0, 1LL << 40, &timeout) < 0) {
+	if (json_int(req, "timeoutMs", 0, 1LL << 40, &x->timeout) < 0) {
 		respond_error(c, 400, "timeoutMs must be a whole number of milliseconds >= 0");
-		goto out;
+		return -1;
 	}
-	bool detached = det && det->b, want_stdin = stdinv && stdinv->b;
-	if (detached && want_stdin) {
+	x->detached = det && det->b;
+	x->want_stdin = stdinv && stdinv->b;
+	if (x->detached && x->want_stdin) {
 		respond_error(c, 400, "a detached command cannot take stdin");
-		goto out;
+		return -1;
 	}
-	if (!want_stdin) {
-		size_t e = jend;
-		while (e < raw.len && strchr(" \t\r\n", raw.p[e]))
+	if (!x->want_stdin) {
+		size_t e = x->jend;
+		while (e < x->raw.len && strchr(" \t\r\n", x->raw.p[e]))
 			e++;
-		if (e != raw.len || !b->done) {
+		if (e != x->raw.len || !x->b->done) {
 			c->close_after = true;
 			respond_error(c, 400, "data after the JSON object (set \"stdin\":true to send stdin)");
-			goto out;
+			return -1;
 		}
 	}
+	x->cmd = cmd->s;
+	x->args = args;
+	x->cwdv = cwdv;
+	x->userv = userv;
+	return 0;
+}
 
-	struct user u;
-	if (user_resolve(userv ? userv->s : NULL, &u, err, sizeof err) < 0) {
-		respond_error(c, 400, "resolve user: %s", err);
-		goto out;
+/* A command that never ran: an error event, then its exit code. */
+static void stream_failure(struct conn *c, const char *msg, int code)
+{
+	struct buf ev = { 0 };
+	stream_begin(c, 200, "application/x-ndjson");
+	ev_begin(&ev, "error");
+	buf_puts(&ev, ",\"error\":");
+	buf_jstr(&ev, msg, strlen(msg));
+	ev_end(&ev);
+	ev_begin(&ev, "exit");
+	buf_printf(&ev, ",\"exitCode\":%d", code);
+	ev_end(&ev);
+	stream_chunk(c, ev.p, ev.len);
+	stream_end(c);
+	buf_free(&ev);
+}
+
+/* The user, environment, argv and program; 0, or -1 with the answer
+ * (an error, or a stream ending in 126 or 127) given. */
+static int prepare(struct exec_run *x)
+{
+	struct conn *c = x->c;
+	if (user_resolve(x->userv ? x->userv->s : NULL, &x->u, x->err, sizeof x->err) < 0) {
+		respond_error(c, 400, "resolve user: %s", x->err);
+		return -1;
 	}
-	if (!(envp = env_build(&u, json_get(req, "env"), NULL, err, sizeof err))) {
-		respond_error(c, 400, "%s", err);
-		goto out;
+	if (!(x->envp = env_build(&x->u, json_get(x->req, "env"), NULL, x->err, sizeof x->err))) {
+		respond_error(c, 400, "%s", x->err);
+		return -1;
 	}
-	size_t nargs = args ? args->n : 0;
-	argv = calloc(nargs + 2, sizeof *argv);
-	if (!argv) {
+	size_t nargs = x->args ? x->args->n : 0;
+	x->argv = calloc(nargs + 2, sizeof *x->argv);
+	if (!x->argv) {
 		respond_error(c, 500, "out of memory");
-		goto out;
+		return -1;
 	}
-	argv[0] = cmd->s;
+	x->argv[0] = x->cmd;
 	size_t ai = 1;
-	for (struct jv *x = args ? args->child : NULL; x; x = x->next)
-		argv[ai++] = x->s;
-
-	char path[4096];
-	const char *cwd = cwdv ? cwdv->s : u.home;
-	if (path_search(cmd->s, env_get(envp, "PATH"), path, sizeof path) < 0) {
+	for (struct jv *v = x->args ? x->args->child : NULL; v; v = v->next)
+		x->argv[ai++] = v->s;
+	x->cwd = x->cwdv ? x->cwdv->s : x->u.home;
+	if (path_search(x->cmd, env_get(x->envp, "PATH"), x->path, sizeof x->path) < 0) {
 		/* Like a shell: 127 not found, 126 found but not executable. */
 		int code = errno == EACCES ? 126 : 127;
-		struct buf ev = { 0 };
-		stream_begin(c, 200, "application/x-ndjson");
-		ev_begin(&ev, "error");
-		buf_puts(&ev, ",\"error\":");
-		snprintf(err, sizeof err, "%s: %s", cmd->s, code == 127 ? "command not found" : "permission denied");
-		buf_jstr(&ev, err, strlen(err));
-		ev_end(&ev);
-		ev_begin(&ev, "exit");
-		buf_printf(&ev, ",\"exitCode\":%d", code);
-		ev_end(&ev);
-		stream_chunk(c, ev.p, ev.len);
-		stream_end(c);
-		buf_free(&ev);
-		goto out;
+		snprintf(x->err, sizeof x->err, "%s: %s", x->cmd,
+			 code == 127 ? "command not found" : "permission denied");
+		stream_failure(c, x->err, code);
+		return -1;
 	}
+	return 0;
+}
 
-	if ((k = slot_take(id)) < 0) {
+/* Take a slot and start the command; 0, or -1 with the answer given. */
+static int spawn_command(struct exec_run *x)
+{
+	struct conn *c = x->c;
+	if ((x->k = slot_take(x->id)) < 0) {
 		respond_error(c, 429, "too many concurrent commands (limit %d)", cfg.max_execs);
-		goto out;
+		return -1;
 	}
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull < 0 || pipe2(rep, O_CLOEXEC) < 0 ||
-	    (!detached && (pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0)) ||
-	    (want_stdin && pipe2(pin, O_CLOEXEC) < 0)) {
+	if (devnull < 0 || pipe2(x->rep, O_CLOEXEC) < 0 ||
+	    (!x->detached && (pipe2(x->pout, O_CLOEXEC) < 0 || pipe2(x->perr, O_CLOEXEC) < 0)) ||
+	    (x->want_stdin && pipe2(x->pin, O_CLOEXEC) < 0)) {
 		if (devnull >= 0)
 			close(devnull);
 		respond_error(c, 500, "pipe: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
 	struct child_args ca = {
-		.u = &u, .cwd = cwd, .path = path, .cwd_explicit = cwdv != NULL, .argv = argv, .envp = envp,
-		.in = want_stdin ? pin[0] : devnull, .out = detached ? devnull : pout[1],
-		.err = detached ? devnull : perr[1], .rep = rep[1],
+		.u = &x->u, .cwd = x->cwd, .path = x->path, .cwd_explicit = x->cwdv != NULL,
+		.argv = x->argv, .envp = x->envp,
+		.in = x->want_stdin ? x->pin[0] : devnull, .out = x->detached ? devnull : x->pout[1],
+		.err = x->detached ? devnull : x->perr[1], .rep = x->rep[1],
 	};
 	pid_t pid = spawn(&ca);
 	int fork_errno = errno;
 	close(devnull);
-	close(rep[1]);
-	rep[1] = -1;
+	close(x->rep[1]);
+	x->rep[1] = -1;
 	if (pid < 0) {
 		respond_error(c, 500, "clone: %s", strerror(fork_errno));
-		goto out;
+		return -1;
 	}
 	struct spawn_err se;
 	ssize_t rn;
-	while ((rn = read(rep[0], &se, sizeof se)) < 0 && errno == EINTR)
+	while ((rn = read(x->rep[0], &se, sizeof se)) < 0 && errno == EINTR)
 		;
 	if (rn == (ssize_t)sizeof se) {
 		int st;
@@ -471,253 +429,318 @@ void handle_exec(struct conn *c, struct http_head *hd, struct body *b)
 				 : se.stage == STAGE_CREDS ? "cannot switch user"
 				 : se.stage == STAGE_FDS ? "cannot set up stdio" : "cannot execute";
 		int code = se.stage == STAGE_EXEC && se.err == ENOENT ? 127 : 126;
-		struct buf ev = { 0 };
-		stream_begin(c, 200, "application/x-ndjson");
-		ev_begin(&ev, "error");
-		buf_puts(&ev, ",\"error\":");
-		snprintf(err, sizeof err, "%.60s: %s %.80s: %s", cmd->s, what,
-			 se.stage == STAGE_CHDIR ? cwd : path, strerror(se.err));
-		buf_jstr(&ev, err, strlen(err));
-		ev_end(&ev);
-		ev_begin(&ev, "exit");
-		buf_printf(&ev, ",\"exitCode\":%d", code);
-		ev_end(&ev);
-		stream_chunk(c, ev.p, ev.len);
-		stream_end(c);
-		buf_free(&ev);
-		goto out;
+		snprintf(x->err, sizeof x->err, "%.60s: %s %.80s: %s", x->cmd, what,
+			 se.stage == STAGE_CHDIR ? x->cwd : x->path, strerror(se.err));
+		stream_failure(c, x->err, code);
+		return -1;
 	}
-	slot_set(k, pid);
+	x->pid = pid;
+	slot_set(x->k, pid);
+	return 0;
+}
 
-	struct buf ev = { 0 };
-	stream_begin(c, 200, "application/x-ndjson");
-	ev_begin(&ev, "started");
-	buf_printf(&ev, ",\"id\":\"%s\",\"pid\":%d", id, (int)pid);
-	ev_end(&ev);
+/* A detached command: its "started" event ends the stream, and a thread
+ * reaps it and frees its slot. */
+static void run_detached(struct exec_run *x, struct buf *ev)
+{
+	stream_chunk(x->c, ev->p, ev->len);
+	stream_end(x->c);
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 64 * 1024);
+	if (pthread_create(&t, &at, reap_detached, (void *)((long)x->pid << 16 | x->k)) == 0)
+		x->k = -1;   /* the reaper frees the slot */
+	else {
+		int st;
+		waitpid(x->pid, &st, 0);
+	}
+}
 
-	if (detached) {
-		stream_chunk(c, ev.p, ev.len);
-		stream_end(c);
-		buf_free(&ev);
-		pthread_t t;
-		pthread_attr_t at;
-		pthread_attr_init(&at);
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&at, 64 * 1024);
-		if (pthread_create(&t, &at, reap_detached, (void *)((long)pid << 16 | k)) == 0)
-			k = -1;   /* the reaper frees the slot */
+/* ---- streaming ------------------------------------------------------- */
+
+/* Per worker thread and kept: malloc would map and unmap 64 KiB blocks
+ * on every command (a TLB shootdown each time). */
+static _Thread_local uint8_t obuf[65536 + 4];
+static _Thread_local char inbuf[65536];
+
+/* A running command's stream: its output pipes, stdin still to write,
+ * and what is known of its end. */
+struct pump {
+	struct ostream so, se;
+	char *pend;              /* stdin bytes read, not yet written */
+	size_t pendlen;
+	bool in_open, body_eof, conn_watch;
+	bool exited, timed_out, gone;
+	int status;
+	int64_t deadline, exit_at;
+	struct buf ev;           /* events not yet sent */
+};
+
+/* Read the next stdin bytes from the body into the pump. */
+static void read_stdin(struct exec_run *x, struct pump *p)
+{
+	struct body *b = x->b;
+	ssize_t r = body_read_some(b, inbuf, 65536);
+	if (r > 0) {
+		p->pend = inbuf;
+		p->pendlen = (size_t)r;
+		p->body_eof = b->done && !b->dlen;
+	} else if (r == 0)
+		p->body_eof = true;
+	else if (r == -1)
+		p->gone = true;
+}
+
+/* Move what stdin has to the command's pipe, as far as it goes without
+ * waiting. */
+static void feed_stdin(struct exec_run *x, struct pump *p)
+{
+	struct conn *c = x->c;
+	struct body *b = x->b;
+	if (p->in_open && !p->pendlen && !p->body_eof && (c->rpos < c->rlen || b->dlen))
+		read_stdin(x, p);
+	if (p->in_open && p->pendlen) {
+		ssize_t w = write(x->pin[1], p->pend, p->pendlen);
+		if (w > 0) {
+			p->pend += w;
+			p->pendlen -= (size_t)w;
+		} else if (w < 0 && errno == EPIPE) {
+			close(x->pin[1]);
+			x->pin[1] = -1;
+			p->in_open = false;
+			p->pendlen = 0;
+		}
+	}
+	if (p->in_open && !p->pendlen && p->body_eof) {
+		close(x->pin[1]);
+		x->pin[1] = -1;
+		p->in_open = false;
+	}
+	if (!p->in_open && x->want_stdin && !p->body_eof && !p->pendlen) {
+		/* The command closed stdin: discard the rest of it. */
+		ssize_t r = (c->rpos < c->rlen || b->dlen) ? body_read_some(b, inbuf, 65536) : -2;
+		if (r == 0)
+			p->body_eof = true;
+		else if (r == -1)
+			p->gone = true;
+	}
+}
+
+/* What one poll waits for, and where each descriptor is in pf. */
+struct pollset {
+	struct pollfd pf[5];
+	int np, iso, ise, ipid, iconn;
+	bool want_body;
+};
+
+/* Wait for the next thing to do; false when the stream is over. */
+static bool wait_events(struct exec_run *x, struct pump *p, struct pollset *ps)
+{
+	struct conn *c = x->c;
+	*ps = (struct pollset){ .iso = -1, .ise = -1, .ipid = -1, .iconn = -1 };
+	if (!p->so.eof) {
+		ps->iso = ps->np;
+		ps->pf[ps->np++] = (struct pollfd){ .fd = p->so.fd, .events = POLLIN };
+	}
+	if (!p->se.eof) {
+		ps->ise = ps->np;
+		ps->pf[ps->np++] = (struct pollfd){ .fd = p->se.fd, .events = POLLIN };
+	}
+	if (!p->exited && x->pidfd >= 0) {
+		ps->ipid = ps->np;
+		ps->pf[ps->np++] = (struct pollfd){ .fd = x->pidfd, .events = POLLIN };
+	}
+	ps->want_body = x->want_stdin && !p->body_eof && !p->pendlen;
+	if (ps->want_body || (p->body_eof && p->conn_watch)) {
+		ps->iconn = ps->np;
+		ps->pf[ps->np++] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
+	}
+	if (p->in_open && p->pendlen)
+		ps->pf[ps->np++] = (struct pollfd){ .fd = x->pin[1], .events = POLLOUT };
+	int64_t now = now_ms(), wait = -1;
+	if (p->deadline && !p->timed_out)
+		wait = p->deadline > now ? p->deadline - now : 0;
+	if (p->exited) {
+		/* Output still held by the command's children is read for
+		 * a moment after it exits, then the stream ends. */
+		int64_t left = p->exit_at + 200 - now;
+		if (left < 0 || (p->so.eof && p->se.eof))
+			return false;
+		wait = left;
+	}
+	/* Body bytes already in our buffer make no poll event: go round. */
+	if (ps->want_body && (c->rpos < c->rlen || x->b->dlen))
+		wait = 0;
+	if (x->pidfd < 0 && !p->exited) {   /* no pidfd: poll for exit */
+		if (wait < 0 || wait > 20)
+			wait = 20;
+	}
+	int pr = poll(ps->pf, (nfds_t)ps->np, (int)wait);
+	return !(pr < 0 && errno != EINTR);
+}
+
+/* Act on what the poll found: the deadline, output, the exit, the
+ * client's socket; then send the events gathered. */
+static void handle_events(struct exec_run *x, struct pump *p, const struct pollset *ps)
+{
+	struct conn *c = x->c;
+	if (p->deadline && !p->timed_out && now_ms() >= p->deadline) {
+		kill(-x->pid, SIGKILL);
+		kill(x->pid, SIGKILL);
+		p->timed_out = true;
+		ev_begin(&p->ev, "timeout");
+		buf_printf(&p->ev, ",\"timeoutMs\":%lld", x->timeout);
+		ev_end(&p->ev);
+	}
+	if (ps->iso >= 0 && ps->pf[ps->iso].revents)
+		pump_output(&p->so, obuf, 65536 + 4, &p->ev);
+	if (ps->ise >= 0 && ps->pf[ps->ise].revents)
+		pump_output(&p->se, obuf, 65536 + 4, &p->ev);
+	if (!p->exited && ((ps->ipid >= 0 && ps->pf[ps->ipid].revents) || x->pidfd < 0)) {
+		pid_t w = waitpid(x->pid, &p->status, WNOHANG);
+		if (w == x->pid) {
+			p->exited = true;
+			p->exit_at = now_ms();
+		}
+	}
+	if (ps->iconn >= 0 && ps->pf[ps->iconn].revents) {
+		if (ps->want_body)
+			read_stdin(x, p);
 		else {
-			int st;
-			waitpid(pid, &st, 0);
+			char ch;
+			ssize_t r = recv(c->fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
+			if (r == 0 || (r < 0 && errno != EAGAIN))
+				p->gone = true;   /* the client went away */
+			else
+				p->conn_watch = false;   /* pipelined bytes: not ours */
 		}
-		goto out;
 	}
-	close(pout[1]);
-	close(perr[1]);
-	pout[1] = perr[1] = -1;
-	if (want_stdin) {
-		close(pin[0]);
-		pin[0] = -1;
-		fcntl(pin[1], F_SETFL, O_NONBLOCK);
+	if (p->ev.len) {
+		if (stream_chunk(c, p->ev.p, p->ev.len) < 0)
+			p->gone = true;
+		p->ev.len = 0;
 	}
-	fcntl(pout[0], F_SETFL, O_NONBLOCK);
-	fcntl(perr[0], F_SETFL, O_NONBLOCK);
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+}
 
-	struct ostream so = { .fd = pout[0], .type = "stdout" }, se2 = { .fd = perr[0], .type = "stderr" };
-	/* Per worker thread and kept: malloc would map and unmap 64 KiB
-	 * blocks on every command (a TLB shootdown each time). */
-	static _Thread_local uint8_t obuf[65536 + 4];
-	static _Thread_local char inbuf[65536];
-	/* stdin bytes already read with the JSON */
-	char *pend = raw.p + jend;
-	size_t pendlen = want_stdin ? raw.len - jend : 0;
-	bool in_open = want_stdin, body_eof = b->done && !b->dlen, conn_watch = true;
-	bool exited = false, timed_out = false, gone = false;
-	int status = 0;
-	int64_t deadline = timeout ? now_ms() + timeout : 0, exit_at = 0;
+/* The last events: output held back, then the exit. */
+static void stream_exit(struct exec_run *x, struct pump *p)
+{
+	struct buf *ev = &p->ev;
+	if (!p->so.eof || p->so.carrylen)
+		emit_data(ev, "stdout", p->so.carry, p->so.carrylen, true);
+	if (!p->se.eof || p->se.carrylen)
+		emit_data(ev, "stderr", p->se.carry, p->se.carrylen, true);
+	ev_begin(ev, "exit");
+	if (WIFSIGNALED(p->status)) {
+		int sig = WTERMSIG(p->status);
+		const char *sn = signal_name(sig);
+		buf_printf(ev, ",\"exitCode\":%d,\"signal\":\"SIG%s\"", 128 + sig, sn ? sn : "UNKNOWN");
+	} else
+		buf_printf(ev, ",\"exitCode\":%d", WEXITSTATUS(p->status));
+	if (p->timed_out)
+		buf_puts(ev, ",\"timedOut\":true");
+	ev_end(ev);
+	stream_chunk(x->c, ev->p, ev->len);
+	stream_end(x->c);
+}
 
-	stream_chunk(c, ev.p, ev.len);
-	ev.len = 0;
-	while (!gone) {
-		/* stdin: move body bytes to the pipe */
-		if (in_open && !pendlen && !body_eof && (c->rpos < c->rlen || b->dlen)) {
-			ssize_t r = body_read_some(b, inbuf, 65536);
-			if (r > 0) {
-				pend = inbuf;
-				pendlen = (size_t)r;
-				body_eof = b->done && !b->dlen;
-			} else if (r == 0)
-				body_eof = true;
-			else if (r == -1)
-				gone = true;
-		}
-		if (in_open && pendlen) {
-			ssize_t w = write(pin[1], pend, pendlen);
-			if (w > 0) {
-				pend += w;
-				pendlen -= (size_t)w;
-			} else if (w < 0 && errno == EPIPE) {
-				close(pin[1]);
-				pin[1] = -1;
-				in_open = false;
-				pendlen = 0;
-			}
-		}
-		if (in_open && !pendlen && body_eof) {
-			close(pin[1]);
-			pin[1] = -1;
-			in_open = false;
-		}
-		if (!in_open && want_stdin && !body_eof && !pendlen) {
-			/* The command closed stdin: discard the rest of it. */
-			ssize_t r = (c->rpos < c->rlen || b->dlen) ? body_read_some(b, inbuf, 65536) : -2;
-			if (r == 0)
-				body_eof = true;
-			else if (r == -1)
-				gone = true;
-		}
-		if (gone)
+/* Stream the command's output as events until it has exited (or the
+ * client went away), feeding it stdin meanwhile; ev holds "started". */
+static void stream_command(struct exec_run *x, struct buf *ev)
+{
+	struct conn *c = x->c;
+	struct body *b = x->b;
+	close(x->pout[1]);
+	close(x->perr[1]);
+	x->pout[1] = x->perr[1] = -1;
+	if (x->want_stdin) {
+		close(x->pin[0]);
+		x->pin[0] = -1;
+		fcntl(x->pin[1], F_SETFL, O_NONBLOCK);
+	}
+	fcntl(x->pout[0], F_SETFL, O_NONBLOCK);
+	fcntl(x->perr[0], F_SETFL, O_NONBLOCK);
+	x->pidfd = (int)syscall(SYS_pidfd_open, x->pid, 0);
+
+	struct pump p = {
+		.so = { .fd = x->pout[0], .type = "stdout" }, .se = { .fd = x->perr[0], .type = "stderr" },
+		/* stdin bytes already read with the JSON */
+		.pend = x->raw.p + x->jend, .pendlen = x->want_stdin ? x->raw.len - x->jend : 0,
+		.in_open = x->want_stdin, .body_eof = b->done && !b->dlen, .conn_watch = true,
+		.deadline = x->timeout ? now_ms() + x->timeout : 0, .ev = *ev,
+	};
+	*ev = (struct buf){ 0 };
+	stream_chunk(c, p.ev.p, p.ev.len);
+	p.ev.len = 0;
+	while (!p.gone) {
+		struct pollset ps;
+		feed_stdin(x, &p);
+		if (p.gone || !wait_events(x, &p, &ps))
 			break;
-
-		struct pollfd pf[5];
-		int np = 0, iso = -1, ise = -1, ipid = -1, iconn = -1, iin = -1;
-		if (!so.eof) {
-			iso = np;
-			pf[np++] = (struct pollfd){ .fd = so.fd, .events = POLLIN };
-		}
-		if (!se2.eof) {
-			ise = np;
-			pf[np++] = (struct pollfd){ .fd = se2.fd, .events = POLLIN };
-		}
-		if (!exited && pidfd >= 0) {
-			ipid = np;
-			pf[np++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
-		}
-		bool want_body = want_stdin && !body_eof && !pendlen;
-		if (want_body || (body_eof && conn_watch)) {
-			iconn = np;
-			pf[np++] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
-		}
-		if (in_open && pendlen) {
-			iin = np;
-			pf[np++] = (struct pollfd){ .fd = pin[1], .events = POLLOUT };
-		}
-		int64_t now = now_ms(), wait = -1;
-		if (deadline && !timed_out)
-			wait = deadline > now ? deadline - now : 0;
-		if (exited) {
-			/* Output still held by the command's children is read for
-			 * a moment after it exits, then the stream ends. */
-			int64_t left = exit_at + 200 - now;
-			if (left < 0 || (so.eof && se2.eof))
-				break;
-			wait = left;
-		}
-		/* Body bytes already in our buffer make no poll event: go round. */
-		if (want_body && (c->rpos < c->rlen || b->dlen))
-			wait = 0;
-		if (pidfd < 0 && !exited) {   /* no pidfd: poll for exit */
-			if (wait < 0 || wait > 20)
-				wait = 20;
-		}
-		int pr = poll(pf, (nfds_t)np, (int)wait);
-		if (pr < 0 && errno != EINTR)
-			break;
-		if (deadline && !timed_out && now_ms() >= deadline) {
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			timed_out = true;
-			ev_begin(&ev, "timeout");
-			buf_printf(&ev, ",\"timeoutMs\":%lld", timeout);
-			ev_end(&ev);
-		}
-		if (iso >= 0 && pf[iso].revents)
-			pump_output(&so, obuf, 65536 + 4, &ev);
-		if (ise >= 0 && pf[ise].revents)
-			pump_output(&se2, obuf, 65536 + 4, &ev);
-		if (!exited && ((ipid >= 0 && pf[ipid].revents) || pidfd < 0)) {
-			pid_t w = waitpid(pid, &status, WNOHANG);
-			if (w == pid) {
-				exited = true;
-				exit_at = now_ms();
-			}
-		}
-		if (iconn >= 0 && pf[iconn].revents) {
-			if (want_body) {
-				ssize_t r = body_read_some(b, inbuf, 65536);
-				if (r > 0) {
-					pend = inbuf;
-					pendlen = (size_t)r;
-					body_eof = b->done && !b->dlen;
-				} else if (r == 0)
-					body_eof = true;
-				else if (r == -1)
-					gone = true;
-			} else {
-				char x;
-				ssize_t r = recv(c->fd, &x, 1, MSG_PEEK | MSG_DONTWAIT);
-				if (r == 0 || (r < 0 && errno != EAGAIN))
-					gone = true;   /* the client went away */
-				else
-					conn_watch = false;   /* pipelined bytes: not ours */
-			}
-		}
-		(void)iin;
-		if (ev.len) {
-			if (stream_chunk(c, ev.p, ev.len) < 0)
-				gone = true;
-			ev.len = 0;
-		}
+		handle_events(x, &p, &ps);
 	}
-	if (gone || !exited) {
+	if (p.gone || !p.exited) {
 		/* The client went away (or an internal failure): stop the
 		 * command rather than leave it running unobserved. */
-		kill(-pid, SIGKILL);
-		kill(pid, SIGKILL);
-		if (!exited)
-			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		kill(-x->pid, SIGKILL);
+		kill(x->pid, SIGKILL);
+		if (!p.exited)
+			while (waitpid(x->pid, &p.status, 0) < 0 && errno == EINTR)
 				;
 		c->close_after = true;
-		if (gone) {
-			logj("warn", "client went away; command killed", "\"id\":\"%s\"", id);
-			buf_free(&ev);
-			goto out;
+		if (p.gone) {
+			logj("warn", "client went away; command killed", "\"id\":\"%s\"", x->id);
+			buf_free(&p.ev);
+			return;
 		}
 	}
-	if (!so.eof || so.carrylen)
-		emit_data(&ev, "stdout", so.carry, so.carrylen, true);
-	if (!se2.eof || se2.carrylen)
-		emit_data(&ev, "stderr", se2.carry, se2.carrylen, true);
-	ev_begin(&ev, "exit");
-	if (WIFSIGNALED(status)) {
-		int sig = WTERMSIG(status);
-		const char *sn = signal_name(sig);
-		buf_printf(&ev, ",\"exitCode\":%d,\"signal\":\"SIG%s\"", 128 + sig, sn ? sn : "UNKNOWN");
-	} else
-		buf_printf(&ev, ",\"exitCode\":%d", WEXITSTATUS(status));
-	if (timed_out)
-		buf_puts(&ev, ",\"timedOut\":true");
-	ev_end(&ev);
-	stream_chunk(c, ev.p, ev.len);
-	stream_end(c);
-	buf_free(&ev);
-out:
-	if (k >= 0)
-		slot_free(k);
-	{
-		int fds[] = { pin[0], pin[1], pout[0], pout[1], perr[0], perr[1], rep[0], rep[1], pidfd };
-		for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
-			if (fds[i] >= 0)
-				close(fds[i]);
+	stream_exit(x, &p);
+	buf_free(&p.ev);
+}
+
+/* POST /exec: parse, spawn, stream. */
+void handle_exec(struct conn *c, struct http_head *hd, struct body *b)
+{
+	(void)hd;
+	struct exec_run *x = &(struct exec_run){
+		.c = c, .b = b, .k = -1,
+		.pin = { -1, -1 }, .pout = { -1, -1 }, .perr = { -1, -1 }, .rep = { -1, -1 }, .pidfd = -1,
+	};
+	/* The request buffer stays with the worker thread between requests
+	 * (up to 1 MiB): a fresh 128 KiB one would be mapped and unmapped
+	 * by malloc each time. */
+	x->raw = raw_keep;
+	x->raw.len = 0;
+	raw_keep = (struct buf){ 0 };
+
+	if (parse_request(x) == 0 && prepare(x) == 0 && spawn_command(x) == 0) {
+		struct buf ev = { 0 };
+		stream_begin(c, 200, "application/x-ndjson");
+		ev_begin(&ev, "started");
+		buf_printf(&ev, ",\"id\":\"%s\",\"pid\":%d", x->id, (int)x->pid);
+		ev_end(&ev);
+		if (x->detached)
+			run_detached(x, &ev);
+		else
+			stream_command(x, &ev);
+		buf_free(&ev);
 	}
-	free(argv);
-	env_free(envp);
-	json_free(&a);
-	if (raw.cap <= (1 << 20))
-		raw_keep = raw;
+	if (x->k >= 0)
+		slot_free(x->k);
+	int fds[] = { x->pin[0], x->pin[1], x->pout[0], x->pout[1], x->perr[0], x->perr[1],
+		      x->rep[0], x->rep[1], x->pidfd };
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(x->argv);
+	env_free(x->envp);
+	json_free(&x->a);
+	if (x->raw.cap <= (1 << 20))
+		raw_keep = x->raw;
 	else
-		buf_free(&raw);
+		buf_free(&x->raw);
 }
 
 void handle_exec_kill(struct conn *c, struct body *b, const char *id)

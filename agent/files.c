@@ -3,7 +3,7 @@
  * stream). */
 #define _GNU_SOURCE
 #include "agent.h"
-#include "tar.h"
+#include "../proto/tar.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -126,10 +126,14 @@ static bool truthy(const char *v)
 	return !strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes");
 }
 
-void handle_files_write(struct conn *c, struct http_head *hd, struct body *b, const char *query)
+/* The upload's target and options from its headers (X-Extract-Dir,
+ * X-Owner or ?user=, X-Preserve-Owner, Content-Encoding into enc): the
+ * target directory made and opened, its fd in o->rootfd; 0, or -1 with
+ * the error answered. */
+static int upload_opts(struct conn *c, struct http_head *hd, const char *query, char *enc, size_t encn,
+		       struct tar_extract_opts *o)
 {
-	char dir[4200] = "/", why[256], owner[128] = "", preserve[16] = "", enc[64] = "";
-	struct src *s = NULL;
+	char dir[4200] = "/", why[256], owner[128] = "", preserve[16] = "";
 	int rootfd = -1;
 
 	/* Header values point into the read buffer: copy them first. */
@@ -139,41 +143,52 @@ void handle_files_write(struct conn *c, struct http_head *hd, struct body *b, co
 	if (query && !owner[0])
 		http_query(query, "user", owner, sizeof owner);
 	http_header(hd, "x-preserve-owner", preserve, sizeof preserve);
-	http_header(hd, "content-encoding", enc, sizeof enc);
+	http_header(hd, "content-encoding", enc, encn);
 	if (check_abs_path(dir, why, sizeof why) < 0) {
 		c->close_after = true;
 		respond_error(c, 400, "X-Extract-Dir: %s", why);
-		return;
+		return -1;
 	}
 	if (enc[0] && strcasecmp(enc, "gzip") && strcasecmp(enc, "identity")) {
 		c->close_after = true;
 		respond_error(c, 415, "Content-Encoding %s is not supported (gzip or none)", enc);
-		return;
+		return -1;
 	}
 	if (hd->body == BODY_LENGTH && hd->content_length > cfg.max_upload + (64u << 20)) {
 		c->close_after = true;
 		respond_error(c, 413, "upload exceeds the limit of %llu bytes", (unsigned long long)cfg.max_upload);
-		return;
+		return -1;
 	}
-	struct tar_extract_opts o = { .chown_uid = -1, .chown_gid = -1, .max_bytes = cfg.max_upload,
-				      .preserve_owner = preserve[0] && truthy(preserve) };
+	*o = (struct tar_extract_opts){ .chown_uid = -1, .chown_gid = -1, .max_bytes = cfg.max_upload,
+					.preserve_owner = preserve[0] && truthy(preserve) };
 	if (owner[0]) {
 		struct user u;
 		if (user_resolve(owner, &u, why, sizeof why) < 0) {
 			c->close_after = true;
 			respond_error(c, 400, "resolve user: %s", why);
-			return;
+			return -1;
 		}
-		o.chown_uid = u.uid;
-		o.chown_gid = u.gid;
+		o->chown_uid = u.uid;
+		o->chown_gid = u.gid;
 	}
 	if (mkdir_p(dir) < 0 || (rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		c->close_after = true;
 		respond_error(c, errno == ENOTDIR || errno == EEXIST ? 400 : 500, "X-Extract-Dir %s: %s",
 			      dir, strerror(errno));
-		return;
+		return -1;
 	}
-	o.rootfd = rootfd;
+	o->rootfd = rootfd;
+	return 0;
+}
+
+void handle_files_write(struct conn *c, struct http_head *hd, struct body *b, const char *query)
+{
+	char why[256], enc[64] = "";
+	struct src *s = NULL;
+	struct tar_extract_opts o;
+	if (upload_opts(c, hd, query, enc, sizeof enc, &o) < 0)
+		return;
+	int rootfd = o.rootfd;
 	s = calloc(1, sizeof *s);
 	if (!s) {
 		c->close_after = true;
@@ -263,12 +278,95 @@ static int sink_write(void *ctx, const void *p, size_t n)
 	return 0;
 }
 
+/* One regular file, raw, with sendfile. */
+static void send_file(struct conn *c, const char *path, struct stat *sb)
+{
+	int fd = -1;
+	if (S_ISDIR(sb->st_mode)) {
+		respond_error(c, 400, "path is a directory (ask for \"format\":\"tar\")");
+		return;
+	}
+	if (!S_ISREG(sb->st_mode)) {
+		respond_error(c, 400, "not a regular file: %s", path);
+		return;
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, sb) < 0) {
+		respond_error(c, errno == EACCES ? 403 : 500, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	char h[256];
+	int hn = snprintf(h, sizeof h, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+			  "Content-Length: %lld\r\n%s\r\n", (long long)sb->st_size,
+			  c->close_after ? "Connection: close\r\n" : "");
+	if (conn_send(c, h, (size_t)hn) < 0) {
+		c->close_after = true;
+		goto out;
+	}
+	off_t off = 0;
+	while (off < sb->st_size) {
+		ssize_t w = sendfile(c->fd, fd, &off, (size_t)(sb->st_size - off));
+		if (w <= 0) {
+			/* Shrunk or the client left: the length is a promise
+			 * we cannot keep, so end the connection. */
+			c->close_after = true;
+			break;
+		}
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+}
+
+/* A file, symlink or directory tree as a tar stream. */
+static void send_tree(struct conn *c, const char *path)
+{
+	char why[256];
+	int dfd;
+	/* tar: the path's own name is the top entry */
+	char parent[4200], name[4200];
+	snprintf(parent, sizeof parent, "%s", path);
+	size_t pl = strlen(parent);
+	while (pl > 1 && parent[pl - 1] == '/')
+		parent[--pl] = 0;
+	char *slash = strrchr(parent, '/');
+	if (pl == 1) {
+		snprintf(name, sizeof name, ".");
+	} else {
+		snprintf(name, sizeof name, "%s", slash + 1);
+		if (slash == parent)
+			parent[1] = 0;
+		else
+			*slash = 0;
+	}
+	if ((dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		respond_error(c, 500, "%s: %s", parent, strerror(errno));
+		return;
+	}
+	struct sink k = { .c = c, .cap = 256 * 1024 };
+	if (!(k.buf = malloc(k.cap))) {
+		respond_error(c, 500, "out of memory");
+		close(dfd);
+		return;
+	}
+	stream_begin(c, 200, "application/x-tar");
+	struct tar_stats st = { 0 };
+	int r = tar_write_path(dfd, name, name, true, sink_write, &k, &st, why, sizeof why);
+	if (r == TAR_OK && tar_write_end(sink_write, &k) == 0 && sink_flush(&k) == 0)
+		stream_end(c);
+	else {
+		/* No terminating chunk: the client sees a truncated stream. */
+		logj("warn", "download failed", "\"error\":\"%s\"", r == TAR_OK ? "send failed" : "source");
+	}
+	c->close_after = true;
+	free(k.buf);
+	close(dfd);
+}
+
 void handle_files_read(struct conn *c, struct body *b)
 {
 	struct jarena a = { 0 };
 	struct buf raw = { 0 };
 	char why[256];
-	int fd = -1, dfd = -1;
 	struct jv *req = read_json_body(c, b, &a, &raw);
 	if (!req)
 		goto out;
@@ -300,80 +398,11 @@ void handle_files_read(struct conn *c, struct body *b)
 			respond_error(c, 500, "%s: %s", pv->s, strerror(errno));
 		goto out;
 	}
-	if (!tar) {
-		if (S_ISDIR(sb.st_mode)) {
-			respond_error(c, 400, "path is a directory (ask for \"format\":\"tar\")");
-			goto out;
-		}
-		if (!S_ISREG(sb.st_mode)) {
-			respond_error(c, 400, "not a regular file: %s", pv->s);
-			goto out;
-		}
-		if ((fd = open(pv->s, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) < 0) {
-			respond_error(c, errno == EACCES ? 403 : 500, "%s: %s", pv->s, strerror(errno));
-			goto out;
-		}
-		char h[256];
-		int hn = snprintf(h, sizeof h, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-				  "Content-Length: %lld\r\n%s\r\n", (long long)sb.st_size,
-				  c->close_after ? "Connection: close\r\n" : "");
-		if (conn_send(c, h, (size_t)hn) < 0) {
-			c->close_after = true;
-			goto out;
-		}
-		off_t off = 0;
-		while (off < sb.st_size) {
-			ssize_t w = sendfile(c->fd, fd, &off, (size_t)(sb.st_size - off));
-			if (w <= 0) {
-				/* Shrunk or the client left: the length is a promise
-				 * we cannot keep, so end the connection. */
-				c->close_after = true;
-				break;
-			}
-		}
-		goto out;
-	}
-	/* tar: the path's own name is the top entry */
-	char parent[4200], name[4200];
-	snprintf(parent, sizeof parent, "%s", pv->s);
-	size_t pl = strlen(parent);
-	while (pl > 1 && parent[pl - 1] == '/')
-		parent[--pl] = 0;
-	char *slash = strrchr(parent, '/');
-	if (pl == 1) {
-		snprintf(name, sizeof name, ".");
-	} else {
-		snprintf(name, sizeof name, "%s", slash + 1);
-		if (slash == parent)
-			parent[1] = 0;
-		else
-			*slash = 0;
-	}
-	if ((dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		respond_error(c, 500, "%s: %s", parent, strerror(errno));
-		goto out;
-	}
-	struct sink k = { .c = c, .cap = 256 * 1024 };
-	if (!(k.buf = malloc(k.cap))) {
-		respond_error(c, 500, "out of memory");
-		goto out;
-	}
-	stream_begin(c, 200, "application/x-tar");
-	struct tar_stats st = { 0 };
-	int r = tar_write_path(dfd, name, name, true, sink_write, &k, &st, why, sizeof why);
-	if (r == TAR_OK && tar_write_end(sink_write, &k) == 0 && sink_flush(&k) == 0)
-		stream_end(c);
-	else {
-		/* No terminating chunk: the client sees a truncated stream. */
-		logj("warn", "download failed", "\"error\":\"%s\"", r == TAR_OK ? "send failed" : "source");
-	}
-	c->close_after = true;
-	free(k.buf);
+	if (!tar)
+		send_file(c, pv->s, &sb);
+	else
+		send_tree(c, pv->s);
 out:
-	if (fd >= 0)
-		close(fd);
-	if (dfd >= 0)
-		close(dfd);
 	json_free(&a);
 	buf_free(&raw);
 }

@@ -1,16 +1,13 @@
 /* PTY sessions over WebSocket: GET /ws/shell (new), /ws/shell/{id}
  * (re-attach), GET /shell/sessions, POST /shell/sessions/{id}/kill.
  *
- * Each session has one thread that owns the PTY and every subscriber's
- * socket: it reads the PTY and fans out, reads frames and writes input,
- * and ends the session when the program exits, when it is killed, or
- * when nobody has been attached for the grace period.  The last 64 KiB
- * of output are kept and replayed to each subscriber when it says Ready,
- * so a re-attached terminal shows where it was.
+ * Each session has one thread (session.c) that owns the PTY and every
+ * subscriber's socket; this file creates sessions and hands sockets to
+ * them.
  */
 #define _GNU_SOURCE
-#include "agent.h"
-#include "ws.h"
+#include "session.h"
+#include "../proto/ws.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,450 +30,14 @@
 #define SYS_pidfd_open 434
 #endif
 
-#define RING (64 * 1024)
-#define MSG_MAX (64 * 1024)
-#define IN_CAP (MSG_MAX + 64)
-#define OUT_MAX (1 << 20)
-#define MAX_SUBS 8
-#define MAX_PENDING 16
-
-enum { T_DATA = 0, T_RESIZE = 1, T_READY = 2 };
-
-struct sub {
-	int fd;
-	bool ready, dead;
-	uint8_t *in;
-	size_t inlen;
-	uint8_t *msg;
-	size_t msglen;
-	int msgop;
-	bool inmsg;
-	struct buf out;
-};
-
-struct session {
-	char id[33];
-	char shell[256];
-	char created[64];
-	pid_t pid;
-	int master, pidfd;
-	int wake[2];
-	pthread_mutex_t mu;
-	struct { int fd; char *data; size_t len; } pending[MAX_PENDING];
-	int npending;
-	bool kill_req, dying;
-	int nsubs_visible;
-	struct sub subs[MAX_SUBS];
-	int nsubs;
-	uint8_t ring[RING];
-	size_t ringpos;
-	bool ringfull;
-	struct buf input;       /* bytes for the PTY not yet written */
-};
-
-static struct session **sessions;
-static pthread_mutex_t sessions_mu = PTHREAD_MUTEX_INITIALIZER;
+struct session **sessions;
+pthread_mutex_t sessions_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void shell_init(void)
 {
 	sessions = calloc((size_t)cfg.max_sessions, sizeof *sessions);
 	if (!sessions)
 		abort();
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- frames out ------------------------------------------------------ */
-
-static void queue_frame(struct sub *s, int op, uint8_t type, const void *p, size_t n, bool typed)
-{
-	uint8_t h[16];
-	size_t hl = ws_encode_header(h, op, true, n + (typed ? 1 : 0), NULL);
-	buf_put(&s->out, h, hl);
-	if (typed)
-		buf_put(&s->out, &type, 1);
-	if (n)
-		buf_put(&s->out, p, n);
-}
-
-static void queue_close(struct sub *s, int code, const char *reason)
-{
-	uint8_t p[125];
-	size_t rl = strlen(reason);
-	if (rl > 120)
-		rl = 120;
-	p[0] = (uint8_t)(code >> 8);
-	p[1] = (uint8_t)code;
-	memcpy(p + 2, reason, rl);
-	queue_frame(s, WS_CLOSE, 0, p, rl + 2, false);
-	s->dead = true;
-}
-
-static void flush_sub(struct sub *s)
-{
-	while (s->out.len) {
-		ssize_t w = send(s->fd, s->out.p, s->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return;
-			s->out.len = 0;
-			s->dead = true;
-			return;
-		}
-		memmove(s->out.p, s->out.p + w, s->out.len - (size_t)w);
-		s->out.len -= (size_t)w;
-	}
-}
-
-static void send_output(struct sub *s, const uint8_t *p, size_t n)
-{
-	while (n) {
-		size_t k = n > MSG_MAX - 1 ? MSG_MAX - 1 : n;
-		queue_frame(s, WS_BINARY, T_DATA, p, k, true);
-		p += k;
-		n -= k;
-	}
-	if (s->out.len > OUT_MAX) {
-		/* Too slow to keep up: rather than drop bytes (and corrupt the
-		 * terminal) it is detached and may re-attach for the replay. */
-		s->out.len = 0;
-		queue_close(s, WS_CLOSE_POLICY, "subscriber too slow; re-attach");
-	}
-}
-
-static void replay_ring(struct session *se, struct sub *s)
-{
-	if (se->ringfull)
-		send_output(s, se->ring + se->ringpos, RING - se->ringpos);
-	send_output(s, se->ring, se->ringpos);
-}
-
-static void ring_add(struct session *se, const uint8_t *p, size_t n)
-{
-	while (n) {
-		size_t k = RING - se->ringpos < n ? RING - se->ringpos : n;
-		memcpy(se->ring + se->ringpos, p, k);
-		se->ringpos += k;
-		p += k;
-		n -= k;
-		if (se->ringpos == RING) {
-			se->ringpos = 0;
-			se->ringfull = true;
-		}
-	}
-}
-
-/* ---- frames in ------------------------------------------------------- */
-
-static void on_message(struct session *se, struct sub *s, int op, uint8_t *p, size_t n)
-{
-	if (op == WS_TEXT) {
-		if (ws_utf8_step(WS_UTF8_ACCEPT, p, n) != WS_UTF8_ACCEPT)
-			queue_close(s, 1007, "invalid UTF-8");
-		return;     /* text messages carry nothing for us */
-	}
-	if (n < 1)
-		return;
-	switch (p[0]) {
-	case T_DATA:
-		if (se->input.len + n - 1 > OUT_MAX)
-			return;   /* the program is not reading: drop, as a full tty would block */
-		buf_put(&se->input, p + 1, n - 1);
-		break;
-	case T_RESIZE:
-		if (n == 5) {
-			struct winsize ws = { .ws_col = (unsigned short)(p[1] << 8 | p[2]),
-					      .ws_row = (unsigned short)(p[3] << 8 | p[4]) };
-			if (ws.ws_col && ws.ws_row)
-				ioctl(se->master, TIOCSWINSZ, &ws);
-		}
-		break;
-	case T_READY:
-		if (!s->ready) {
-			s->ready = true;
-			replay_ring(se, s);
-		}
-		break;
-	default:
-		break;
-	}
-}
-
-static void read_sub(struct session *se, struct sub *s)
-{
-	ssize_t r = recv(s->fd, s->in + s->inlen, IN_CAP - s->inlen, MSG_DONTWAIT);
-	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-		s->dead = true;
-		s->out.len = 0;
-		return;
-	}
-	if (r < 0)
-		return;
-	s->inlen += (size_t)r;
-	for (;;) {
-		struct ws_frame f;
-		int k = ws_parse_header(s->in, s->inlen, true, MSG_MAX, &f);
-		if (k < 0) {
-			queue_close(s, -k, k == -WS_CLOSE_TOO_BIG ? "message too big" : "protocol error");
-			return;
-		}
-		if (k == 0 || s->inlen < f.hdrlen + f.len)
-			return;
-		uint8_t *p = s->in + f.hdrlen;
-		size_t n = (size_t)f.len;
-		ws_unmask(p, n, f.mask, 0);
-		switch (f.opcode) {
-		case WS_CLOSE: {
-			int code = n >= 2 ? p[0] << 8 | p[1] : WS_CLOSE_NORMAL;
-			queue_close(s, code >= 1000 && code < 5000 && code != 1005 && code != 1006 ? code : 1002, "");
-			return;
-		}
-		case WS_PING:
-			queue_frame(s, WS_PONG, 0, p, n, false);
-			break;
-		case WS_PONG:
-			break;
-		case WS_TEXT:
-		case WS_BINARY:
-			if (s->inmsg) {
-				queue_close(s, WS_CLOSE_PROTOCOL, "new message inside a fragmented one");
-				return;
-			}
-			if (f.fin)
-				on_message(se, s, f.opcode, p, n);
-			else {
-				s->inmsg = true;
-				s->msgop = f.opcode;
-				s->msglen = n;
-				memcpy(s->msg, p, n);
-			}
-			break;
-		case WS_CONT:
-			if (!s->inmsg) {
-				queue_close(s, WS_CLOSE_PROTOCOL, "continuation without a message");
-				return;
-			}
-			if (s->msglen + n > MSG_MAX) {
-				queue_close(s, WS_CLOSE_TOO_BIG, "message too big");
-				return;
-			}
-			memcpy(s->msg + s->msglen, p, n);
-			s->msglen += n;
-			if (f.fin) {
-				s->inmsg = false;
-				on_message(se, s, s->msgop, s->msg, s->msglen);
-			}
-			break;
-		}
-		size_t used = f.hdrlen + n;
-		memmove(s->in, s->in + used, s->inlen - used);
-		s->inlen -= used;
-		if (s->dead)
-			return;
-	}
-}
-
-/* ---- session thread -------------------------------------------------- */
-
-static void sub_free(struct sub *s)
-{
-	if (s->fd >= 0) {
-		flush_sub(s);
-		shutdown(s->fd, SHUT_RDWR);
-		close(s->fd);
-	}
-	free(s->in);
-	free(s->msg);
-	buf_free(&s->out);
-	memset(s, 0, sizeof *s);
-	s->fd = -1;
-}
-
-static void adopt_pending(struct session *se)
-{
-	pthread_mutex_lock(&se->mu);
-	for (int i = 0; i < se->npending; i++) {
-		int fd = se->pending[i].fd;
-		struct sub *s = NULL;
-		if (se->nsubs < MAX_SUBS && se->nsubs < cfg.max_subscribers)
-			s = &se->subs[se->nsubs];
-		if (s) {
-			memset(s, 0, sizeof *s);
-			s->fd = fd;
-			s->in = malloc(IN_CAP);
-			s->msg = malloc(MSG_MAX);
-		}
-		if (!s || !s->in || !s->msg) {
-			struct sub tmp = { .fd = fd };
-			if (s) {
-				free(s->in);
-				free(s->msg);
-			}
-			queue_close(&tmp, WS_CLOSE_POLICY, "too many subscribers");
-			flush_sub(&tmp);
-			buf_free(&tmp.out);
-			close(fd);
-		} else {
-			size_t k = se->pending[i].len < IN_CAP ? se->pending[i].len : IN_CAP;
-			memcpy(s->in, se->pending[i].data, k);
-			s->inlen = k;
-			se->nsubs++;
-		}
-		free(se->pending[i].data);
-	}
-	se->npending = 0;
-	se->nsubs_visible = se->nsubs;
-	pthread_mutex_unlock(&se->mu);
-}
-
-static void *session_thread(void *arg)
-{
-	struct session *se = arg;
-	uint8_t *buf = malloc(32 * 1024);
-	bool exited = false, master_eof = false;
-	int status = 0;
-	int64_t empty_since = mono_ms(), exit_at = 0;
-
-	while (buf) {
-		struct pollfd pf[3 + MAX_SUBS];
-		int np = 0;
-		pf[np++] = (struct pollfd){ .fd = se->wake[0], .events = POLLIN };
-		int imaster = -1, ipid = -1;
-		if (!master_eof) {
-			imaster = np;
-			pf[np++] = (struct pollfd){ .fd = se->master,
-				.events = (short)(POLLIN | (se->input.len ? POLLOUT : 0)) };
-		}
-		if (!exited && se->pidfd >= 0) {
-			ipid = np;
-			pf[np++] = (struct pollfd){ .fd = se->pidfd, .events = POLLIN };
-		}
-		int sub0 = np;
-		for (int i = 0; i < se->nsubs; i++)
-			pf[np++] = (struct pollfd){ .fd = se->subs[i].fd,
-				.events = (short)(POLLIN | (se->subs[i].out.len ? POLLOUT : 0)) };
-		int timeout = se->nsubs ? -1 : 500;
-		if (exited || se->pidfd < 0)
-			timeout = 50;
-		poll(pf, (nfds_t)np, timeout);
-
-		if (pf[0].revents) {
-			char d[64];
-			while (read(se->wake[0], d, sizeof d) > 0)
-				;
-			adopt_pending(se);
-		}
-		if (imaster >= 0 && (pf[imaster].revents & POLLOUT) && se->input.len) {
-			ssize_t w = write(se->master, se->input.p, se->input.len);
-			if (w > 0) {
-				memmove(se->input.p, se->input.p + w, se->input.len - (size_t)w);
-				se->input.len -= (size_t)w;
-			}
-		}
-		if (imaster >= 0 && (pf[imaster].revents & (POLLIN | POLLHUP | POLLERR))) {
-			ssize_t r = read(se->master, buf, 32 * 1024);
-			if (r > 0) {
-				ring_add(se, buf, (size_t)r);
-				for (int i = 0; i < se->nsubs; i++)
-					if (se->subs[i].ready && !se->subs[i].dead)
-						send_output(&se->subs[i], buf, (size_t)r);
-			} else if (r == 0 || (errno != EAGAIN && errno != EINTR))
-				master_eof = true;   /* EIO: every slave fd is closed */
-		}
-		if (!exited && ((ipid >= 0 && pf[ipid].revents) || se->pidfd < 0)) {
-			if (waitpid(se->pid, &status, WNOHANG) == se->pid) {
-				exited = true;
-				exit_at = mono_ms();
-			}
-		}
-		for (int i = 0; i < se->nsubs; i++) {
-			short re = pf[sub0 + i].revents;
-			if (sub0 + i < np && (re & POLLIN) && !se->subs[i].dead)
-				read_sub(se, &se->subs[i]);
-			else if (re & (POLLHUP | POLLERR))
-				se->subs[i].dead = true;
-			flush_sub(&se->subs[i]);
-		}
-		/* Drop the subscribers that are gone. */
-		bool changed = false;
-		for (int i = 0; i < se->nsubs;) {
-			if (se->subs[i].dead) {
-				sub_free(&se->subs[i]);
-				se->subs[i] = se->subs[se->nsubs - 1];
-				se->subs[se->nsubs - 1].fd = -1;
-				se->nsubs--;
-				changed = true;
-			} else
-				i++;
-		}
-		if (changed) {
-			pthread_mutex_lock(&se->mu);
-			se->nsubs_visible = se->nsubs;
-			pthread_mutex_unlock(&se->mu);
-		}
-		int64_t now = mono_ms();
-		if (se->nsubs)
-			empty_since = 0;
-		else if (!empty_since)
-			empty_since = now;
-		pthread_mutex_lock(&se->mu);
-		bool kill_req = se->kill_req;
-		pthread_mutex_unlock(&se->mu);
-		bool grace_over = !se->nsubs && empty_since && now - empty_since >= (int64_t)cfg.session_grace * 1000;
-		if (!exited && (kill_req || grace_over)) {
-			kill(-se->pid, SIGHUP);
-			kill(-se->pid, SIGKILL);
-			while (waitpid(se->pid, &status, 0) < 0 && errno == EINTR)
-				;
-			exited = true;
-			exit_at = now;
-		}
-		/* After exit, output still in the PTY is passed on for a moment. */
-		if (exited && (master_eof || now - exit_at > 200))
-			break;
-	}
-	/* Tell everyone how it ended, then take the session down. */
-	pthread_mutex_lock(&sessions_mu);
-	for (int i = 0; i < cfg.max_sessions; i++)
-		if (sessions[i] == se)
-			sessions[i] = NULL;
-	pthread_mutex_unlock(&sessions_mu);
-	adopt_pending(se);
-	char ex[96];
-	int n = WIFSIGNALED(status)
-		? snprintf(ex, sizeof ex, "{\"type\":\"exit\",\"exitCode\":%d,\"signal\":\"SIG%s\"}",
-			   128 + WTERMSIG(status), signal_name(WTERMSIG(status)) ? signal_name(WTERMSIG(status)) : "UNKNOWN")
-		: snprintf(ex, sizeof ex, "{\"type\":\"exit\",\"exitCode\":%d}", WEXITSTATUS(status));
-	for (int i = 0; i < se->nsubs; i++) {
-		struct sub *s = &se->subs[i];
-		if (!s->dead) {
-			queue_frame(s, WS_TEXT, 0, ex, (size_t)n, false);
-			queue_close(s, WS_CLOSE_NORMAL, "session destroyed");
-			/* Give a slow reader a little time for the last bytes. */
-			for (int tries = 0; s->out.len && tries < 20; tries++) {
-				struct pollfd p = { .fd = s->fd, .events = POLLOUT };
-				poll(&p, 1, 50);
-				flush_sub(s);
-			}
-		}
-		sub_free(s);
-	}
-	logj("info", "session ended", "\"sessionId\":\"%s\",\"status\":%d", se->id, status);
-	close(se->master);
-	if (se->pidfd >= 0)
-		close(se->pidfd);
-	close(se->wake[0]);
-	close(se->wake[1]);
-	buf_free(&se->input);
-	pthread_mutex_destroy(&se->mu);
-	free(se);
-	free(buf);
-	return NULL;
 }
 
 /* ---- creating and attaching ------------------------------------------ */
@@ -513,101 +74,114 @@ static int reply_ws_error(struct conn *c, int status, const char *msg)
 	return respond_error(c, status, "%s", msg);
 }
 
-static struct session *spawn_session(struct conn *c, const char *query, char *why, size_t wl,
-				     int *status)
-{
-	char shell[256] = "", user[128] = "", cmdq[8192] = "", cwd[1024] = "", term[64] = "xterm-256color";
-	char num[16];
-	unsigned cols = 80, rows = 24;
-	struct jarena a = { 0 };
+/* A new session's request (the query of GET /ws/shell) and what it runs. */
+struct shell_req {
+	char shell[256], user[128], cmdq[8192], cwd[1024], term[64];
+	unsigned cols, rows;
+	struct jarena a;
 	struct user u;
-	char **argv = NULL, **envp = NULL;
-	struct session *se = NULL;
-	*status = 400;
+	char **argv, **envp;
+	char path[4096];
+};
 
+/* Read and check the query; 0, or -1 with why filled (a 400). */
+static int read_query(const char *query, struct shell_req *r, char *why, size_t wl)
+{
+	char num[16];
 	if (query) {
-		http_query(query, "shell", shell, sizeof shell);
-		http_query(query, "user", user, sizeof user);
-		http_query(query, "cmd", cmdq, sizeof cmdq);
-		http_query(query, "cwd", cwd, sizeof cwd);
-		if (http_query(query, "term", term, sizeof term) >= 0 && !term[0])
-			snprintf(term, sizeof term, "xterm-256color");
+		http_query(query, "shell", r->shell, sizeof r->shell);
+		http_query(query, "user", r->user, sizeof r->user);
+		http_query(query, "cmd", r->cmdq, sizeof r->cmdq);
+		http_query(query, "cwd", r->cwd, sizeof r->cwd);
+		if (http_query(query, "term", r->term, sizeof r->term) >= 0 && !r->term[0])
+			snprintf(r->term, sizeof r->term, "xterm-256color");
 		if (http_query(query, "cols", num, sizeof num) > 0)
-			cols = (unsigned)strtoul(num, NULL, 10);
+			r->cols = (unsigned)strtoul(num, NULL, 10);
 		if (http_query(query, "rows", num, sizeof num) > 0)
-			rows = (unsigned)strtoul(num, NULL, 10);
+			r->rows = (unsigned)strtoul(num, NULL, 10);
 	}
-	if (cols < 1 || cols > 1000 || rows < 1 || rows > 1000) {
+	if (r->cols < 1 || r->cols > 1000 || r->rows < 1 || r->rows > 1000) {
 		snprintf(why, wl, "cols and rows must be 1-1000");
-		return NULL;
+		return -1;
 	}
-	for (char *p = term; *p; p++)
+	for (char *p = r->term; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.')) {
 			snprintf(why, wl, "term: letters, digits, '-' and '.' only");
-			return NULL;
+			return -1;
 		}
-	if (cwd[0] && cwd[0] != '/') {
+	if (r->cwd[0] && r->cwd[0] != '/') {
 		snprintf(why, wl, "cwd must be absolute");
-		return NULL;
+		return -1;
 	}
-	if (user_resolve(user, &u, why, wl) < 0)
-		return NULL;
-	if (cmdq[0]) {
+	return user_resolve(r->user, &r->u, why, wl);
+}
+
+/* argv, environment and program path: the command asked for, else a
+ * login shell; 0, or -1 with why and *status filled. */
+static int choose_program(struct shell_req *r, char *why, size_t wl, int *status)
+{
+	if (r->cmdq[0]) {
 		char err[128];
-		struct jv *v = json_parse(cmdq, strlen(cmdq), NULL, &a, err, sizeof err);
+		struct jv *v = json_parse(r->cmdq, strlen(r->cmdq), NULL, &r->a, err, sizeof err);
 		if (!v || v->t != J_ARR || !v->n) {
 			snprintf(why, wl, "cmd must be a JSON array of strings: %s", v ? "not an array" : err);
-			goto fail;
+			return -1;
 		}
-		argv = calloc(v->n + 1, sizeof *argv);
+		r->argv = calloc(v->n + 1, sizeof *r->argv);
 		size_t i = 0;
-		for (struct jv *x = v->child; x && argv; x = x->next) {
+		for (struct jv *x = v->child; x && r->argv; x = x->next) {
 			if (x->t != J_STR) {
 				snprintf(why, wl, "cmd must be a JSON array of strings");
-				goto fail;
+				return -1;
 			}
-			argv[i++] = x->s;
+			r->argv[i++] = x->s;
 		}
 	} else {
-		if (!shell[0]) {
-			const char *cands[] = { u.shell, "/bin/bash", "/bin/sh" };
-			for (size_t i = 0; i < 3 && !shell[0]; i++)
+		if (!r->shell[0]) {
+			const char *cands[] = { r->u.shell, "/bin/bash", "/bin/sh" };
+			for (size_t i = 0; i < 3 && !r->shell[0]; i++)
 				if (cands[i][0] && shell_allowed(cands[i]) && executable(cands[i]))
-					snprintf(shell, sizeof shell, "%s", cands[i]);
-		} else if (!shell_allowed(shell)) {
+					snprintf(r->shell, sizeof r->shell, "%s", cands[i]);
+		} else if (!shell_allowed(r->shell)) {
 			snprintf(why, wl, "shell not allowed: %s (allowed: those in /etc/shells and /bin/sh, "
-				 "/bin/bash, /bin/ash, /bin/zsh, /usr/bin/fish, ...)", shell);
-			goto fail;
+				 "/bin/bash, /bin/ash, /bin/zsh, /usr/bin/fish, ...)", r->shell);
+			return -1;
 		}
-		if (!shell[0] || !executable(shell)) {
-			snprintf(why, wl, "no shell: %s is not in this guest", shell[0] ? shell : "/bin/sh");
-			goto fail;
+		if (!r->shell[0] || !executable(r->shell)) {
+			snprintf(why, wl, "no shell: %s is not in this guest", r->shell[0] ? r->shell : "/bin/sh");
+			return -1;
 		}
-		argv = calloc(2, sizeof *argv);
-		if (argv) {
+		r->argv = calloc(2, sizeof *r->argv);
+		if (r->argv) {
 			/* A login shell, so the image's profile sets PATH and prompt. */
 			static __thread char argv0[260];
-			const char *b = strrchr(shell, '/');
-			snprintf(argv0, sizeof argv0, "-%s", b ? b + 1 : shell);
-			argv[0] = argv0;
+			const char *b = strrchr(r->shell, '/');
+			snprintf(argv0, sizeof argv0, "-%s", b ? b + 1 : r->shell);
+			r->argv[0] = argv0;
 		}
 	}
-	if (!argv) {
+	if (!r->argv) {
 		snprintf(why, wl, "out of memory");
 		*status = 500;
-		goto fail;
+		return -1;
 	}
-	char path[4096];
-	if (!(envp = env_build(&u, NULL, term, why, wl)))
-		goto fail;
-	if (cmdq[0]) {
-		if (path_search(argv[0], env_get(envp, "PATH"), path, sizeof path) < 0) {
-			snprintf(why, wl, "%s: command not found", argv[0]);
-			goto fail;
+	if (!(r->envp = env_build(&r->u, NULL, r->term, why, wl)))
+		return -1;
+	if (r->cmdq[0]) {
+		if (path_search(r->argv[0], env_get(r->envp, "PATH"), r->path, sizeof r->path) < 0) {
+			snprintf(why, wl, "%s: command not found", r->argv[0]);
+			return -1;
 		}
 	} else
-		snprintf(path, sizeof path, "%s", shell);
+		snprintf(r->path, sizeof r->path, "%s", r->shell);
+	return 0;
+}
 
+/* A free slot, with a new session in it; NULL with why and *status
+ * filled. */
+static struct session *session_reserve(const struct shell_req *r, char *why, size_t wl, int *status)
+{
+	struct session *se = NULL;
 	pthread_mutex_lock(&sessions_mu);
 	int slot = -1;
 	for (int i = 0; i < cfg.max_sessions && slot < 0; i++)
@@ -622,97 +196,28 @@ static struct session *spawn_session(struct conn *c, const char *query, char *wh
 	if (slot < 0) {
 		*status = 429;
 		snprintf(why, wl, "too many concurrent sessions (limit %d)", cfg.max_sessions);
-		goto fail;
+		return NULL;
 	}
 	if (!se) {
 		*status = 500;
 		snprintf(why, wl, "out of memory");
-		goto fail;
+		return NULL;
 	}
 	se->master = -1;
 	se->pidfd = -1;
 	se->wake[0] = se->wake[1] = -1;
 	pthread_mutex_init(&se->mu, NULL);
 	random_hex(se->id, 32);
-	snprintf(se->shell, sizeof se->shell, "%s", cmdq[0] ? argv[0] : shell);
+	snprintf(se->shell, sizeof se->shell, "%s", r->cmdq[0] ? r->argv[0] : r->shell);
 	ts_now(se->created);
 	for (int i = 0; i < MAX_SUBS; i++)
 		se->subs[i].fd = -1;
-
-	char slave[64];
-	int rep[2] = { -1, -1 };
-	se->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (se->master < 0 || grantpt(se->master) < 0 || unlockpt(se->master) < 0 ||
-	    ptsname_r(se->master, slave, sizeof slave) != 0 || pipe2(se->wake, O_CLOEXEC | O_NONBLOCK) < 0 ||
-	    pipe2(rep, O_CLOEXEC) < 0) {
-		*status = 500;
-		snprintf(why, wl, "cannot allocate a pty: %s", strerror(errno));
-		goto fail_se;
-	}
-	struct winsize ws = { .ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols };
-	ioctl(se->master, TIOCSWINSZ, &ws);
-	const char *dir = cwd[0] ? cwd : u.home;
-	pid_t pid = fork();
-	if (pid == 0) {
-		int e = 0;
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		setsid();
-		int s = open(slave, O_RDWR);
-		if (s < 0 || ioctl(s, TIOCSCTTY, 0) < 0 || dup2(s, 0) < 0 || dup2(s, 1) < 0 || dup2(s, 2) < 0)
-			goto child_fail;
-		if (s > 2)
-			close(s);
-		if (syscall(SYS_close_range, 3, ~0U, 4) < 0)
-			for (int fd = 3; fd < 1024; fd++)
-				if (fd != rep[1])
-					close(fd);
-		if (syscall(SYS_setgroups, u.ngroups, u.groups) < 0 || syscall(SYS_setgid, u.gid) < 0 ||
-		    syscall(SYS_setuid, u.uid) < 0)
-			goto child_fail;
-		if (chdir(dir) < 0 && (cwd[0] || chdir("/") < 0))
-			goto child_fail;
-		execve(path, argv, envp);
-child_fail:
-		e = errno;
-		(void)!write(rep[1], &e, sizeof e);
-		_exit(127);
-	}
-	close(rep[1]);
-	int cerr = 0;
-	ssize_t rn = pid > 0 ? read(rep[0], &cerr, sizeof cerr) : -1;
-	close(rep[0]);
-	if (pid < 0 || rn == (ssize_t)sizeof cerr) {
-		if (pid > 0)
-			waitpid(pid, NULL, 0);
-		*status = 500;
-		snprintf(why, wl, "cannot start %.200s: %s", path, strerror(pid < 0 ? errno : cerr));
-		goto fail_se;
-	}
-	se->pid = pid;
-	se->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	fcntl(se->master, F_SETFL, O_NONBLOCK);
-	pthread_t t;
-	pthread_attr_t at;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&at, 256 * 1024);
-	if (pthread_create(&t, &at, session_thread, se) != 0) {
-		kill(-pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		*status = 500;
-		snprintf(why, wl, "cannot start the session thread");
-		goto fail_se;
-	}
-	logj("info", "session started", "\"sessionId\":\"%s\",\"pid\":%d,\"remote\":\"%s\"", se->id, (int)pid, c->peer);
-	free(argv);
-	env_free(envp);
-	json_free(&a);
 	return se;
+}
 
-fail_se:
+/* Undo session_reserve (and what start_program opened). */
+static void session_release(struct session *se)
+{
 	pthread_mutex_lock(&sessions_mu);
 	for (int i = 0; i < cfg.max_sessions; i++)
 		if (sessions[i] == se)
@@ -726,12 +231,109 @@ fail_se:
 	}
 	pthread_mutex_destroy(&se->mu);
 	free(se);
-	se = NULL;
-fail:
-	free(argv);
-	env_free(envp);
-	json_free(&a);
-	return NULL;
+}
+
+/* In the forked child: the PTY as controlling terminal and stdio, the
+ * user's credentials, the directory, then the program; errno on rep when
+ * any of it fails. */
+__attribute__((noreturn))
+static void pty_child(const struct shell_req *r, const char *slave, int rep)
+{
+	const char *dir = r->cwd[0] ? r->cwd : r->u.home;
+	int e = 0;
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	setsid();
+	int s = open(slave, O_RDWR);
+	if (s < 0 || ioctl(s, TIOCSCTTY, 0) < 0 || dup2(s, 0) < 0 || dup2(s, 1) < 0 || dup2(s, 2) < 0)
+		goto child_fail;
+	if (s > 2)
+		close(s);
+	if (syscall(SYS_close_range, 3, ~0U, 4) < 0)
+		for (int fd = 3; fd < 1024; fd++)
+			if (fd != rep)
+				close(fd);
+	if (syscall(SYS_setgroups, r->u.ngroups, r->u.groups) < 0 || syscall(SYS_setgid, r->u.gid) < 0 ||
+	    syscall(SYS_setuid, r->u.uid) < 0)
+		goto child_fail;
+	if (chdir(dir) < 0 && (r->cwd[0] || chdir("/") < 0))
+		goto child_fail;
+	execve(r->path, r->argv, r->envp);
+child_fail:
+	e = errno;
+	(void)!write(rep, &e, sizeof e);
+	_exit(127);
+}
+
+/* The PTY, the program on it and the session's thread; 0, or -1 with
+ * why and *status filled. */
+static int start_program(struct session *se, const struct shell_req *r, char *why, size_t wl, int *status)
+{
+	char slave[64];
+	int rep[2] = { -1, -1 };
+	*status = 500;
+	se->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (se->master < 0 || grantpt(se->master) < 0 || unlockpt(se->master) < 0 ||
+	    ptsname_r(se->master, slave, sizeof slave) != 0 || pipe2(se->wake, O_CLOEXEC | O_NONBLOCK) < 0 ||
+	    pipe2(rep, O_CLOEXEC) < 0) {
+		snprintf(why, wl, "cannot allocate a pty: %s", strerror(errno));
+		return -1;
+	}
+	struct winsize ws = { .ws_row = (unsigned short)r->rows, .ws_col = (unsigned short)r->cols };
+	ioctl(se->master, TIOCSWINSZ, &ws);
+	pid_t pid = fork();
+	if (pid == 0)
+		pty_child(r, slave, rep[1]);
+	close(rep[1]);
+	int cerr = 0;
+	ssize_t rn = pid > 0 ? read(rep[0], &cerr, sizeof cerr) : -1;
+	close(rep[0]);
+	if (pid < 0 || rn == (ssize_t)sizeof cerr) {
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+		snprintf(why, wl, "cannot start %.200s: %s", r->path, strerror(pid < 0 ? errno : cerr));
+		return -1;
+	}
+	se->pid = pid;
+	se->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	fcntl(se->master, F_SETFL, O_NONBLOCK);
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 256 * 1024);
+	if (pthread_create(&t, &at, session_thread, se) != 0) {
+		kill(-pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		snprintf(why, wl, "cannot start the session thread");
+		return -1;
+	}
+	return 0;
+}
+
+/* A new session from the query: checked, reserved, started; NULL with
+ * why and *status (400, 429, 500) filled. */
+static struct session *spawn_session(struct conn *c, const char *query, char *why, size_t wl,
+				     int *status)
+{
+	struct shell_req *r = &(struct shell_req){ .term = "xterm-256color", .cols = 80, .rows = 24 };
+	struct session *se = NULL;
+	*status = 400;
+	if (read_query(query, r, why, wl) == 0 && choose_program(r, why, wl, status) == 0 &&
+	    (se = session_reserve(r, why, wl, status))) {
+		if (start_program(se, r, why, wl, status) < 0) {
+			session_release(se);
+			se = NULL;
+		} else
+			logj("info", "session started", "\"sessionId\":\"%s\",\"pid\":%d,\"remote\":\"%s\"",
+			     se->id, (int)se->pid, c->peer);
+	}
+	free(r->argv);
+	env_free(r->envp);
+	json_free(&r->a);
+	return se;
 }
 
 static struct session *find_session(const char *sid)
@@ -741,6 +343,48 @@ static struct session *find_session(const char *sid)
 			return sessions[i];
 	return NULL;
 }
+
+/* Hand the socket (and any bytes already read past the handshake) to
+ * the session thread; false, with a close frame sent, when the session
+ * is gone or has too many sockets waiting. */
+static bool hand_over(struct conn *c, const char *sid)
+{
+	char copy[64];
+	snprintf(copy, sizeof copy, "%s", sid);
+	pthread_mutex_lock(&sessions_mu);
+	struct session *se = find_session(copy);
+	bool ok = false;
+	if (se) {
+		pthread_mutex_lock(&se->mu);
+		if (se->npending < MAX_PENDING) {
+			size_t extra = c->rlen - c->rpos;
+			char *d = extra ? malloc(extra) : NULL;
+			if (!extra || d) {
+				if (extra)
+					memcpy(d, c->rbuf + c->rpos, extra);
+				se->pending[se->npending].fd = c->fd;
+				se->pending[se->npending].data = d;
+				se->pending[se->npending].len = extra;
+				se->npending++;
+				ok = true;
+			}
+		}
+		pthread_mutex_unlock(&se->mu);
+		if (ok)
+			(void)!write(se->wake[1], "x", 1);
+	}
+	pthread_mutex_unlock(&sessions_mu);
+	if (!ok) {
+		static const uint8_t bye[] = { 0x88, 19, 0x03, 0xe8, 's', 'e', 's', 's', 'i', 'o', 'n', ' ',
+					       'd', 'e', 's', 't', 'r', 'o', 'y', 'e', 'd' };
+		conn_send(c, bye, sizeof bye);
+		c->close_after = true;
+		return false;
+	}
+	c->fd = -1;
+	return true;
+}
+
 
 bool handle_ws_shell(struct conn *c, struct http_head *hd, const char *sid, const char *query)
 {
@@ -795,42 +439,7 @@ bool handle_ws_shell(struct conn *c, struct http_head *hd, const char *sid, cons
 		c->close_after = true;
 		return false;   /* a new session without subscribers ends after the grace period */
 	}
-	/* Hand the socket (and any bytes already read past the handshake)
-	 * to the session thread. */
-	char copy[64];
-	snprintf(copy, sizeof copy, "%s", se->id);
-	pthread_mutex_lock(&sessions_mu);
-	se = find_session(copy);
-	bool ok = false;
-	if (se) {
-		pthread_mutex_lock(&se->mu);
-		if (se->npending < MAX_PENDING) {
-			size_t extra = c->rlen - c->rpos;
-			char *d = extra ? malloc(extra) : NULL;
-			if (!extra || d) {
-				if (extra)
-					memcpy(d, c->rbuf + c->rpos, extra);
-				se->pending[se->npending].fd = c->fd;
-				se->pending[se->npending].data = d;
-				se->pending[se->npending].len = extra;
-				se->npending++;
-				ok = true;
-			}
-		}
-		pthread_mutex_unlock(&se->mu);
-		if (ok)
-			(void)!write(se->wake[1], "x", 1);
-	}
-	pthread_mutex_unlock(&sessions_mu);
-	if (!ok) {
-		static const uint8_t bye[] = { 0x88, 19, 0x03, 0xe8, 's', 'e', 's', 's', 'i', 'o', 'n', ' ',
-					       'd', 'e', 's', 't', 'r', 'o', 'y', 'e', 'd' };
-		conn_send(c, bye, sizeof bye);
-		c->close_after = true;
-		return false;
-	}
-	c->fd = -1;
-	return true;
+	return hand_over(c, se->id);
 }
 
 void handle_sessions_list(struct conn *c)

@@ -1,6 +1,6 @@
 /* untar: a guest's tar stream, extracted so that it cannot escape.
  *
- * Why libarchive reads the archive here and agent/tar.c does not: the
+ * Why libarchive reads the archive here and proto/tar.c does not: the
  * bytes come from a guest that may be hostile, and the project prefers a
  * well-kept, distribution-patched, continuously fuzzed (OSS-Fuzz) parser
  * to our own on the host.  Only its tar reader is enabled (no filters, no
@@ -12,7 +12,7 @@
  * in, no symlink crossed at all), so the writer below is ours and applies
  * those three rules and more: no device nodes or FIFOs (skipped), no
  * setuid, setgid or sticky bits, no owners from the archive, hard links
- * only to regular files this download made.  agent/tar.c stays the guest
+ * only to regular files this download made.  proto/tar.c stays the guest
  * agent's (it extracts uploads from the host, which it trusts, and it must
  * build static with musl, without libarchive).
  */

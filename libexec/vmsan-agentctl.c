@@ -5,7 +5,7 @@
  *   TARGET: --vm ID (the VM record's agent address and its token file) or
  *           --agent HOST:PORT --token-file FILE
  *
- * Speaks HTTP/1.1 and WebSocket itself (agent/http.c, agent/ws.c) and
+ * Speaks HTTP/1.1 and WebSocket itself (proto/http.c, proto/ws.c) and
  * extracts downloads with untar.c (libarchive's reader, our openat2
  * writer), which lets nothing land outside the name asked for.
  *
@@ -47,9 +47,9 @@
 #include <unistd.h>
 
 #include "lib/vmsan.h"
-#include "../agent/http.h"
-#include "../agent/tar.h"
-#include "../agent/ws.h"
+#include "../proto/http.h"
+#include "../proto/tar.h"
+#include "../proto/ws.h"
 #include "untar.h"
 
 #define EXIT_TIMEOUT 124
