@@ -14,20 +14,9 @@
 
 int conn_send(struct conn *c, const void *p, size_t n)
 {
-	const char *s = p;
-	int flags = MSG_NOSIGNAL | (c->more ? MSG_MORE : 0);
+	int flags = c->more ? MSG_MORE : 0;
 	c->more = false;
-	while (n) {
-		ssize_t w = send(c->fd, s, n, flags);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return http_send_all(c->fd, p, n, flags);
 }
 
 static int conn_sendv(struct conn *c, struct iovec *iov, int cnt)

@@ -257,18 +257,7 @@ static int hc_connect(struct hc *h, const struct target *t)
 
 static int send_all(int fd, const void *p, size_t n)
 {
-	const char *s = p;
-	while (n) {
-		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return http_send_all(fd, p, n, 0);
 }
 
 /* Sends the request head; body_len < 0 means a chunked body follows. */

@@ -1,8 +1,10 @@
 /* HTTP/1.1 head and chunked-body parsers (RFC 9112), strict and bounded. */
 #include "http.h"
 
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 static bool is_tchar(unsigned char c)
 {
@@ -421,4 +423,20 @@ const char *http_reason(int status)
 	case 505: return "HTTP Version Not Supported";
 	default: return "Unknown";
 	}
+}
+
+int http_send_all(int fd, const void *p, size_t n, int flags)
+{
+	const char *s = p;
+	while (n) {
+		ssize_t w = send(fd, s, n, MSG_NOSIGNAL | flags);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
 }

@@ -71,4 +71,8 @@ ssize_t http_pct_decode(char *s);
 
 const char *http_reason(int status);
 
+/* All n bytes of p sent on socket fd (send(2) with MSG_NOSIGNAL and
+ * flags, again after EINTR): 0, or -1 with errno set. */
+int http_send_all(int fd, const void *p, size_t n, int flags);
+
 #endif
