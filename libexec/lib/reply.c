@@ -9,19 +9,36 @@
 const char *vmsan_prog = "vmsan";
 int vmsan_verbose;
 
+static void verr_vset(struct verr *e, int exit, const char *code,
+		      const char *fix, const char *fmt, va_list ap)
+{
+	if (verr_isset(e))
+		return;
+	e->code = code;
+	e->exit = exit;
+	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	snprintf(e->fix, sizeof(e->fix), "%s", fix ? fix : "");
+}
+
 void verr_set(struct verr *e, int exit, const char *code, const char *fix,
 	      const char *fmt, ...)
 {
 	va_list ap;
 
-	if (verr_isset(e))
-		return;
-	e->code = code;
-	e->exit = exit;
 	va_start(ap, fmt);
-	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	verr_vset(e, exit, code, fix, fmt, ap);
 	va_end(ap);
-	snprintf(e->fix, sizeof(e->fix), "%s", fix ? fix : "");
+}
+
+int verr_fail(struct verr *e, int exit, const char *code, const char *fix,
+	      const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verr_vset(e, exit, code, fix, fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
 void verr_sys(struct verr *e, const char *code, const char *fix,

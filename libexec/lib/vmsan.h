@@ -34,7 +34,13 @@ struct verr {
  * checks can run and the earliest, most precise message wins. */
 void verr_set(struct verr *e, int exit, const char *code, const char *fix,
 	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/* Same, with ": strerror(errno)" appended and exit 111. */
+/* verr_set, then return -1: the one error wrapper, for the common
+ *   if (bad) return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_X", fix, ...);
+ * Files that raise one code many times name it once:
+ *   #define BAD_FIELD(...) verr_fail(e, VMSAN_EXIT_USAGE, "ERR_..", NULL, __VA_ARGS__) */
+int verr_fail(struct verr *e, int exit, const char *code, const char *fix,
+	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Same as verr_set, with ": strerror(errno)" appended and exit 111. */
 void verr_sys(struct verr *e, const char *code, const char *fix,
 	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static inline bool verr_isset(const struct verr *e) { return e->code != NULL; }
