@@ -62,7 +62,8 @@ LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
 
 HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list libexec/vmsan-nftables libexec/vmsan-net \
-	libexec/vmsan-rootfs libexec/vmsan-agentctl libexec/vmsan-fc libexec/vmsan-create libexec/vmsan-dns
+	libexec/vmsan-rootfs libexec/vmsan-agentctl libexec/vmsan-fc libexec/vmsan-create libexec/vmsan-dns \
+	libexec/vmsan-serve
 # vmsan-create (libexec/vm/) is the life-cycle porcelain: one binary, also
 # under each of these names (links made here, none committed); and ls is
 # vmsan-list's.
@@ -142,6 +143,17 @@ $(FC_OBJ) libexec/vmsan-fc.o: libexec/fc/fc.h
 
 libexec/vmsan-fc: libexec/vmsan-fc.o $(FC_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(FC_OBJ) $(LIB) $(JANSSON_LIBS)
+
+# vmsan serve: E2B's API over libmicrohttpd, one file a job (see serve/serve.h).
+SERVE_SRC = libexec/serve/http.c libexec/serve/keys.c libexec/serve/box.c libexec/serve/control.c \
+	libexec/serve/run.c libexec/serve/proxy.c libexec/serve/egress.c libexec/serve/metrics.c
+SERVE_OBJ = $(SERVE_SRC:.c=.o)
+MHD_LIBS := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+$(SERVE_OBJ) libexec/vmsan-serve.o: libexec/serve/serve.h
+
+libexec/vmsan-serve: libexec/vmsan-serve.o $(SERVE_OBJ) proto/http.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(SERVE_OBJ) proto/http.o $(LIB) $(MHD_LIBS) \
+		$(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto) $(JANSSON_LIBS) -lpthread
 
 # Downloads are read with libarchive's tar reader (libexec/untar.c says why).
 libexec/vmsan-agentctl: libexec/vmsan-agentctl.o libexec/untar.o $(PROTO_OBJ) $(LIB)
@@ -240,7 +252,7 @@ lint:
 	mandoc -Tlint -Wwarning $(MAN1) $(MAN7) $(MAN8)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--std=c11 --inline-suppr -Ilibexec --include=/usr/include/jansson.h \
-		--suppress=missingIncludeSystem libexec/*.c libexec/lib/*.c libexec/fc/*.c libexec/net/*.c libexec/vm/*.c \
+		--suppress=missingIncludeSystem libexec/*.c libexec/lib/*.c libexec/fc/*.c libexec/net/*.c libexec/vm/*.c libexec/serve/*.c \
 		tests/unit/*.c agent/*.c proto/*.c tests/fuzz/*.c
 
 bench: all $(TESTBINS)

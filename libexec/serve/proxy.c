@@ -1,0 +1,304 @@
+/* A sandbox's envd, proxied: requests naming a sandbox (E2b-Sandbox-Id and
+ * E2b-Sandbox-Port, as the SDK sends them through E2B_SANDBOX_URL) go to
+ * the guest's agent, which speaks envd itself (vmsan-agent(8)).
+ *
+ * The request is passed on as it came (target, body, the headers envd
+ * reads); the answer comes back as the guest sent it, through the shared
+ * parsers of proto/http.c: its head bounded, its body de-chunked with a
+ * limit on idle time.  The guest is not trusted: nothing it answers is
+ * more than bytes for the client. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "serve/serve.h"
+#include "../proto/http.h"
+
+#define ENVD_PORT "49983"
+#define UPSTREAM_IDLE_MS (120 * 1000)    /* over the SDK's 50 s keepalives */
+#define BUF_SIZE 65536
+
+struct proxy {
+	int fd;                 /* to the guest's agent */
+	bool chunked_up;        /* the body goes up chunked (its length unknown) */
+	bool has_body;
+	char head[HTTP_HEAD_MAX + 1];
+	size_t headlen;
+	struct http_head hd;
+	struct chunked ch;
+	uint64_t left;          /* BODY_LENGTH: bytes still to come */
+	char buf[BUF_SIZE];
+	size_t off, len;        /* body bytes read with the head, not yet given */
+};
+
+static const char *const up_headers[] = { "Content-Type", "Content-Encoding", "Accept-Encoding",
+					  "Connect-Protocol-Version", "Connect-Timeout-Ms",
+					  "Connect-Content-Encoding", "Connect-Accept-Encoding",
+					  "Keepalive-Ping-Interval", "X-Access-Token", "Authorization", NULL };
+static const char *const down_headers[] = { "Content-Type", "Content-Encoding", "Connect-Content-Encoding",
+					    "Connect-Accept-Encoding", NULL };
+
+bool proxy_wants(struct req *q, const char *domain)
+{
+	(void)domain;
+	return req_header(q, "E2b-Sandbox-Id") != NULL;
+}
+
+static bool is_rpc(const struct req *q)
+{
+	return !strncmp(q->url, "/process.", 9) || !strncmp(q->url, "/filesystem.", 12);
+}
+
+/* An error in the shape the client expects at that path: Connect's for the
+ * RPCs, envd's REST one for /files and /health. */
+static enum MHD_Result proxy_error(struct req *q, unsigned status, const char *code, const char *msg)
+{
+	if (is_rpc(q))
+		return http_json(q, status, json_pack("{s:s, s:s}", "code", code, "message", msg));
+	return http_error(q, status, "%s", msg);
+}
+
+/* envd's surface and nothing else of the agent's. */
+static bool envd_path(const char *url)
+{
+	return !strcmp(url, "/health") || !strcmp(url, "/files") || !strncmp(url, "/process.Process/", 17) ||
+	       !strncmp(url, "/filesystem.Filesystem/", 23);
+}
+
+static bool token_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char d = (unsigned char)(la != lb);
+
+	for (size_t i = 0; i < lb; i++)
+		d |= (unsigned char)(a[i < la ? i : 0] ^ b[i]);
+	return d == 0 && la > 0;
+}
+
+static int dial(const struct agent_addr *a)
+{
+	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST },
+			*ai;
+	int fd;
+
+	if (getaddrinfo(a->host, a->port, &hints, &ai) != 0)
+		return -1;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+static int send_head(struct req *q, struct proxy *p, const struct agent_addr *a)
+{
+	char head[HTTP_HEAD_MAX];
+	size_t n;
+	const char *cl = req_header(q, "Content-Length"), *te = req_header(q, "Transfer-Encoding");
+
+	n = (size_t)snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n", q->method,
+			     q->target, a->host, a->port);
+	for (size_t i = 0; up_headers[i] && n < sizeof head; i++) {
+		const char *v = req_header(q, up_headers[i]);
+		if (v)
+			n += (size_t)snprintf(head + n, sizeof head - n, "%s: %s\r\n", up_headers[i], v);
+	}
+	p->has_body = (cl && strcmp(cl, "0")) || te;
+	p->chunked_up = p->has_body && !cl;
+	if (n < sizeof head && p->has_body)
+		n += (size_t)snprintf(head + n, sizeof head - n, p->chunked_up ? "Transfer-Encoding: chunked\r\n"
+									: "Content-Length: %s\r\n", cl);
+	if (n < sizeof head)
+		n += (size_t)snprintf(head + n, sizeof head - n, "\r\n");
+	if (n >= sizeof head)
+		return -1;
+	return http_send_all(p->fd, head, n, 0);
+}
+
+static int send_body(struct proxy *p, const char *data, size_t len)
+{
+	char size[24];
+
+	if (!p->chunked_up)
+		return http_send_all(p->fd, data, len, 0);
+	snprintf(size, sizeof size, "%zx\r\n", len);
+	if (http_send_all(p->fd, size, strlen(size), MSG_MORE) || http_send_all(p->fd, data, len, MSG_MORE) ||
+	    http_send_all(p->fd, "\r\n", 2, 0))
+		return -1;
+	return 0;
+}
+
+static ssize_t read_idle(int fd, char *buf, size_t n)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int r = poll(&pfd, 1, UPSTREAM_IDLE_MS);
+
+	if (r <= 0)
+		return -1;
+	ssize_t got;
+	do
+		got = recv(fd, buf, n, 0);
+	while (got < 0 && errno == EINTR);
+	return got;
+}
+
+/* The answer's head; body bytes that came with it are kept in p->buf. */
+static int read_head(struct proxy *p)
+{
+	for (;;) {
+		ssize_t got = read_idle(p->fd, p->head + p->headlen, HTTP_HEAD_MAX - p->headlen);
+		if (got <= 0)
+			return -1;
+		p->headlen += (size_t)got;
+		char copy[HTTP_HEAD_MAX + 1];
+		memcpy(copy, p->head, p->headlen);
+		ssize_t h = http_parse_head(p->head, p->headlen, false, &p->hd);
+		if (h < 0)
+			return -1;
+		if (h == 0) {
+			memcpy(p->head, copy, p->headlen);      /* the parser wrote NULs */
+			if (p->headlen == HTTP_HEAD_MAX)
+				return -1;
+			continue;
+		}
+		p->len = p->headlen - (size_t)h;
+		memcpy(p->buf, copy + h, p->len);
+		p->left = p->hd.content_length;
+		return 0;
+	}
+}
+
+/* libmicrohttpd asks for the next bytes of the answer. */
+static ssize_t body_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct proxy *p = cls;
+
+	(void)pos;
+	for (;;) {
+		if (p->len) {
+			size_t take = p->len < max ? p->len : max;
+			if (p->hd.body == BODY_CHUNKED) {
+				size_t dec = 0;
+				ssize_t used = chunked_decode(&p->ch, p->buf + p->off, take, &dec);
+				if (used < 0)
+					return MHD_CONTENT_READER_END_WITH_ERROR;
+				memcpy(out, p->buf + p->off, dec);
+				p->off += (size_t)used;
+				p->len -= (size_t)used;
+				if (p->ch.done)
+					p->len = 0;
+				if (dec)
+					return (ssize_t)dec;
+				if (p->ch.done)
+					return MHD_CONTENT_READER_END_OF_STREAM;
+				continue;
+			}
+			if (p->hd.body == BODY_LENGTH && take > p->left)
+				take = (size_t)p->left;
+			memcpy(out, p->buf + p->off, take);
+			p->off += take;
+			p->len -= take;
+			p->left -= take;
+			return (ssize_t)take;
+		}
+		if ((p->hd.body == BODY_CHUNKED && p->ch.done) || (p->hd.body == BODY_LENGTH && p->left == 0) ||
+		    p->hd.body == BODY_NONE)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		ssize_t got = read_idle(p->fd, p->buf, sizeof p->buf);
+		if (got == 0 && p->hd.body == BODY_UNTIL_CLOSE)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (got <= 0)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		p->off = 0;
+		p->len = (size_t)got;
+	}
+}
+
+static enum MHD_Result answer(struct req *q, struct proxy *p)
+{
+	struct MHD_Response *r;
+	enum MHD_Result rc;
+	char v[512];
+
+	if (read_head(p) != 0 || p->hd.status < 200 || p->hd.status > 599)
+		return proxy_error(q, 502, "unavailable", "the sandbox's agent sent no valid answer");
+	r = MHD_create_response_from_callback(p->hd.body == BODY_LENGTH ? p->hd.content_length : MHD_SIZE_UNKNOWN,
+					      BUF_SIZE, body_reader, p, NULL);
+	if (!r)
+		return MHD_NO;
+	for (size_t i = 0; down_headers[i]; i++)
+		if (http_header(&p->hd, down_headers[i], v, sizeof v) >= 0 && !strpbrk(v, "\r\n"))
+			MHD_add_response_header(r, down_headers[i], v);
+	q->status = (unsigned)p->hd.status;
+	rc = MHD_queue_response(q->conn, (unsigned)p->hd.status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+/* First call: check and connect, then pass the body on as it comes, then
+ * answer with what the guest sends. */
+enum MHD_Result proxy_handle(struct req *q, const char *upload, size_t *upload_len)
+{
+	struct proxy *p = q->proxy;
+
+	if (!p) {
+		const char *id = req_header(q, "E2b-Sandbox-Id"), *port = req_header(q, "E2b-Sandbox-Port");
+		const char *tok = req_header(q, "X-Access-Token");
+		struct agent_addr a;
+		struct verr e = { 0 };
+		struct box b;
+		char why[128];
+
+		q->proxy = p = calloc(1, sizeof *p);
+		if (!p)
+			return MHD_NO;
+		p->fd = -1;
+		snprintf(q->sandbox, sizeof q->sandbox, "%.63s", id);
+		if (valid_vm_id(id, why, sizeof why) != 0 || !box_get(id, NULL, &b))
+			return proxy_error(q, 404, "not_found", "no such sandbox");
+		box_release(&b);
+		if (!envd_path(q->url))
+			return proxy_error(q, 404, "not_found", "not an envd path");
+		if (port && strcmp(port, ENVD_PORT))
+			return proxy_error(q, 502, "unavailable", "only the envd port (49983) is served yet");
+		if (run_agent_addr(id, &a, &e) != 0)
+			return proxy_error(q, 502, "unavailable", "the sandbox is not running");
+		if (!tok || !token_equal(tok, a.token))
+			return proxy_error(q, 401, "unauthenticated", "a valid X-Access-Token is required");
+		p->fd = dial(&a);
+		if (p->fd < 0 || send_head(q, p, &a) != 0)
+			return proxy_error(q, 502, "unavailable", "cannot reach the sandbox's agent");
+		return MHD_YES;
+	}
+	if (q->status)                          /* answered already: drop the body */
+		return (*upload_len = 0), MHD_YES;
+	if (*upload_len) {
+		if (send_body(p, upload, *upload_len) != 0)
+			return proxy_error(q, 502, "unavailable", "the sandbox's agent went away");
+		*upload_len = 0;
+		return MHD_YES;
+	}
+	if (p->chunked_up && http_send_all(p->fd, "0\r\n\r\n", 5, 0) != 0)
+		return proxy_error(q, 502, "unavailable", "the sandbox's agent went away");
+	return answer(q, p);
+}
+
+void proxy_done(struct req *q)
+{
+	struct proxy *p = q->proxy;
+
+	if (!p)
+		return;
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p);
+	q->proxy = NULL;
+}
