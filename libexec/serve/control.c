@@ -30,7 +30,9 @@ static const char *state_of(const char *id)
 	struct verr e = { 0 };
 	json_t *rec = run_vm_record(id, &e);
 	const char *s = rec ? json_string_value(json_object_get(rec, "status")) : NULL;
-	const char *state = s && !strcmp(s, "running") ? "running" : s && !strcmp(s, "paused") ? "paused" : NULL;
+	/* vmsan pause stops the vCPUs of a VM that stays "running". */
+	bool paused = json_is_true(json_object_get(rec, "paused"));
+	const char *state = s && !strcmp(s, "running") ? (paused ? "paused" : "running") : NULL;
 
 	json_decref(rec);
 	return state;
@@ -78,6 +80,24 @@ static enum MHD_Result fail_verr(struct req *q, const struct verr *e)
 	else if (!strcmp(e->code, "ERR_VM_NOT_FOUND"))
 		status = 404;
 	return http_error(q, status, "%s", e->message);
+}
+
+/* A template vmsan could not make a VM from: not there (404), or its
+ * registry not answering (502); anything else is the create's own error. */
+static enum MHD_Result template_error(struct req *q, const char *tmpl, const struct verr *e)
+{
+	static const char *const missing[] = { "ERR_IMAGE_NOT_FOUND", "ERR_IMAGE_REF", "ERR_MANIFEST",
+						"ERR_VALIDATION_RUNTIME" };
+	static const char *const unreachable[] = { "ERR_REGISTRY_UNREACHABLE", "ERR_REGISTRY_TLS",
+						    "ERR_REGISTRY_AUTH", "ERR_PULL" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (!strcmp(e->code, missing[i]))
+			return http_error(q, 404, "template '%.150s' not found: %s", tmpl, e->message);
+		if (!strcmp(e->code, unreachable[i]))
+			return http_error(q, 502, "cannot get template '%.150s': %s", tmpl, e->message);
+	}
+	return fail_verr(q, e);
 }
 
 /* ---- request bodies ---------------------------------------------------- */
@@ -210,9 +230,7 @@ static enum MHD_Result do_create(struct req *q, const char *owner)
 	c.args[c.n] = NULL;
 	doc = run_vmsan("create", c.args, &e);
 	if (!doc) {
-		bool no_image = strstr(e.code, "IMAGE") || strstr(e.code, "PULL") || strstr(e.code, "REF");
-		answered = no_image ? http_error(q, 404, "template '%.150s' not found: %s", tmpl, e.message)
-				    : fail_verr(q, &e);
+		answered = template_error(q, tmpl, &e);
 		goto out;
 	}
 	json_t *vm = json_object_get(doc, "vm");

@@ -1,0 +1,276 @@
+#!/usr/bin/env bats
+# vmsan serve driven by E2B's own SDK (the e2b package from npm, pinned in
+# tests/tools/package-lock.json, unmodified) with real guests: the daemon
+# and the SDK in the test host namespace, whose route leads to the fake
+# internet (net_helper.bash).  Bad input and other keys get E2B's statuses.
+
+bats_require_minimum_version 1.5.0
+load test_helper
+load net_helper
+load init_helper
+
+PORT=3000
+URL=http://127.0.0.1:$PORT
+
+setup_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	command -v qemu-system-x86_64 >/dev/null || return 0
+	guest_suite_up
+	export KEYS=$BATS_FILE_TMPDIR/api-keys
+	"$TOP/bin/vmsan" serve --new-key --keys "$KEYS" >"$BATS_FILE_TMPDIR/key-a"
+	"$TOP/bin/vmsan" serve --new-key --keys "$KEYS" >"$BATS_FILE_TMPDIR/key-b"
+	serve_up
+}
+
+teardown_file() {
+	serve_down
+	guest_suite_down
+}
+
+# serve_up / serve_down: the daemon in the test host namespace.
+serve_up() {
+	nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" serve --port "$PORT" --keys "$KEYS" \
+		</dev/null 2>>"$BATS_FILE_TMPDIR/serve.log" &
+	echo $! >"$BATS_FILE_TMPDIR/serve.pid"
+	local _
+	for _ in $(seq 100); do
+		nsx "$H" curl -sf "$URL/health" >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	cat "$BATS_FILE_TMPDIR/serve.log" >&2
+	return 1
+}
+
+serve_down() {
+	[ -f "$BATS_FILE_TMPDIR/serve.pid" ] || return 0
+	local pid
+	pid=$(cat "$BATS_FILE_TMPDIR/serve.pid")
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	rm -f "$BATS_FILE_TMPDIR/serve.pid"
+}
+
+setup() {
+	require_root
+	require_cmd qemu-system-x86_64
+	require_cmd node
+	guest_kernel >/dev/null
+	TEST_TMP=$(mktemp -d /tmp/vmsan-test.XXXXXX)
+	KEY_A=$(cat "$BATS_FILE_TMPDIR/key-a")
+	KEY_B=$(cat "$BATS_FILE_TMPDIR/key-b")
+}
+
+teardown() {
+	local id
+	for id in ${IDS:-}; do sdk kill "$id" >/dev/null 2>&1 || vmsan rm -f "$id" >/dev/null 2>&1 || true; done
+	rm -rf "$TEST_TMP"
+}
+
+vmsan() { nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" "$@"; }
+
+# sdk STEP ARGS...: one step of tests/tools/e2b.mjs with key A (KEY=... for another).
+sdk() {
+	nsenter --net="/run/netns/$H" env E2B_API_URL="$URL" E2B_SANDBOX_URL="$URL" \
+		E2B_API_KEY="${KEY:-$KEY_A}" node "$TOP/tests/tools/e2b.mjs" "$@"
+}
+
+# api METHOD PATH [BODY] [KEY]: curl on the control API; prints "STATUS BODY".
+api() {
+	local key=${4-$KEY_A}
+	nsx "$H" curl -s -o "$TEST_TMP/body" -w '%{http_code}' -X "$1" ${key:+-H "X-API-KEY: $key"} \
+		${3:+-H 'Content-Type: application/json' --data-binary "$3"} "$URL$2"
+	printf ' %s\n' "$(cat "$TEST_TMP/body")"
+}
+
+# new_sandbox [METADATA [TIMEOUT_MS [NETWORK]]]: ID of a new base sandbox.
+new_sandbox() {
+	local out
+	out=$(sdk create base "${1:-}" "${2:-}" "${3:-}") || { echo "$out" >&2; return 1; }
+	ID=$(jq -r .id <<<"$out")
+	IDS="${IDS:-} $ID"
+}
+
+# vm_status ID: running, paused (vCPUs stopped), ... or nothing when there is no such VM.
+vm_status() {
+	vmsan list --json | jq -r --arg id "$1" '.[] | select(.id == $id) | if .paused then "paused" else .status end'
+}
+
+@test "serve: E2B's SDK creates, lists by metadata, reads, measures and kills sandboxes that are vmsan VMs" {
+	new_sandbox '{"suite":"serve","n":"1"}'
+	assert_eq "$(vm_status "$ID")" running
+	run sdk list '{"suite":"serve"}'
+	assert_eq "$status" 0
+	assert_eq "$(jq -r --arg id "$ID" '.[] | select(.id == $id) | .state' <<<"$output")" running
+	assert_eq "$(jq -r --arg id "$ID" '.[] | select(.id == $id) | .template' <<<"$output")" base
+	# control for the filter: another value matches nothing
+	run sdk list '{"suite":"other"}'
+	assert_eq "$output" '[]'
+	run sdk info "$ID"
+	assert_eq "$(jq -r .metadata.n <<<"$output")" 1
+	run sdk metrics "$ID"
+	assert_eq "$status" 0
+	assert_eq "$(jq -r '.[0].cpuCount' <<<"$output")" 1
+	assert_eq "$(jq -r '.[0].memTotal' <<<"$output")" $((256 << 20))
+	[ "$(jq -r '.[0].memUsed' <<<"$output")" -gt 0 ]
+	run sdk kill "$ID"
+	assert_eq "$output" '{"killed":true}'
+	assert_eq "$(vm_status "$ID")" ""
+	run ip netns list
+	[[ $output != *"vmsan-$ID"* ]]
+	run sdk list '{"suite":"serve"}'
+	assert_eq "$output" '[]'
+	# killing it again: E2B's answer for a sandbox that is not there
+	run sdk kill "$ID"
+	assert_eq "$output" '{"killed":false}'
+}
+
+@test "serve: a sandbox ends when its timeout is up; setTimeout moves the end" {
+	new_sandbox '' 600000
+	run sdk timeout "$ID" 2000
+	assert_eq "$output" '{"ok":true}'
+	# control: it is there until then
+	assert_eq "$(vm_status "$ID")" running
+	local _
+	for _ in $(seq 150); do [ -n "$(vm_status "$ID")" ] || break; sleep 0.1; done
+	assert_eq "$(vm_status "$ID")" ""
+	assert_contains "$(ls "$VMSAN_DIR/serve")" "" # the directory is still there
+	[ ! -e "$VMSAN_DIR/serve/$ID.json" ]
+}
+
+@test "serve: pause then connect resumes the same sandbox, its files kept" {
+	new_sandbox
+	vmsan exec "$ID" -- sh -c 'echo kept >/root/f'
+	run sdk pause "$ID"
+	assert_eq "$output" '{"paused":true}'
+	assert_eq "$(vm_status "$ID")" paused
+	assert_eq "$(sdk info "$ID" | jq -r .state)" paused
+	# pausing a paused sandbox: E2B's 409, which the SDK reports as false
+	run sdk pause "$ID"
+	assert_eq "$output" '{"paused":false}'
+	run sdk connect "$ID"
+	assert_eq "$output" "{\"id\":\"$ID\",\"running\":true}"
+	assert_eq "$(vm_status "$ID")" running
+	run vmsan exec "$ID" -- cat /root/f
+	assert_eq "$output" kept
+}
+
+@test "serve: a stopped daemon leaves sandboxes running, and a restarted one finds them" {
+	new_sandbox '{"restart":"yes"}'
+	serve_down
+	assert_eq "$(vm_status "$ID")" running
+	serve_up
+	run sdk list '{"restart":"yes"}'
+	assert_eq "$(jq -r '.[0].id' <<<"$output")" "$ID"
+}
+
+@test "serve: API keys: none or a wrong one is 401; another key's sandbox does not exist for it" {
+	run api GET /v2/sandboxes '' ''
+	assert_eq "$output" '401 {"code":401,"message":"Invalid API key"}'
+	run api GET /v2/sandboxes '' e2b_0000000000000000000000000000000000000000
+	assert_eq "${output%% *}" 401
+	# control: the right key is served
+	run api GET /v2/sandboxes
+	assert_eq "${output%% *}" 200
+	new_sandbox
+	run api GET "/sandboxes/$ID" '' "$KEY_B"
+	assert_eq "${output%% *}" 404
+	run api DELETE "/sandboxes/$ID" '' "$KEY_B"
+	assert_eq "${output%% *}" 404
+	run api POST "/sandboxes/$ID/timeout" '{"timeout":1}' "$KEY_B"
+	assert_eq "${output%% *}" 404
+	KEY=$KEY_B run sdk list
+	assert_eq "$output" '[]'
+	assert_eq "$(vm_status "$ID")" running
+	run api GET "/sandboxes/$ID"
+	assert_eq "${output%% *}" 200
+	assert_eq "$(jq -r .state <<<"${output#* }")" running
+	# a key file others can read is refused
+	cp "$KEYS" "$TEST_TMP/keys"
+	chmod 644 "$TEST_TMP/keys"
+	run nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" serve --port 3001 --keys "$TEST_TMP/keys"
+	[ "$status" -ne 0 ]
+	assert_contains "$output" "mode 0600"
+}
+
+@test "serve: bad input gets E2B's error shape and status, and leaves nothing behind" {
+	local before
+	before=$(ls "$VMSAN_DIR/vms" | sort)
+	run api POST /v2/sandboxes '{"templateID":'
+	assert_eq "${output%% *}" 400
+	assert_eq "$(jq -r .code <<<"${output#* }")" 400
+	run api POST /v2/sandboxes '{"templateID":"base","extra":1}'
+	assert_eq "$output" "400 {\"code\":400,\"message\":\"unknown field 'extra'\"}"
+	run api POST /v2/sandboxes '{"templateID":"base","timeout":0}'
+	assert_eq "${output%% *}" 400
+	run api POST /v2/sandboxes '{"templateID":"base","metadata":{"k":1}}'
+	assert_eq "${output%% *}" 400
+	run api POST /v2/sandboxes '{"templateID":"base","network":{"allowOut":["192.0.2.10"]}}'
+	assert_eq "${output%% *}" 400
+	run api POST /v2/sandboxes '{"templateID":"no-such-template"}'
+	assert_eq "$output" "404 {\"code\":404,\"message\":\"template 'no-such-template' not found\"}"
+	run api POST /v2/sandboxes '{"templateID":"--runtime"}'
+	assert_eq "${output%% *}" 404
+	head -c 2000000 /dev/zero | tr '\0' ' ' >"$TEST_TMP/big"
+	run nsx "$H" curl -s -w ' %{http_code}' -H "X-API-KEY: $KEY_A" --data-binary @"$TEST_TMP/big" "$URL/v2/sandboxes"
+	assert_eq "${output##* }" 413
+	run api PATCH /v2/sandboxes
+	assert_eq "${output%% *}" 405
+	run api GET /no/such/route
+	assert_eq "${output%% *}" 404
+	run api GET /sandboxes/vm-../etc
+	assert_eq "${output%% *}" 404
+	# nothing was made: no VM, no record
+	assert_eq "$(ls "$VMSAN_DIR/vms" | sort)" "$before"
+	assert_eq "$(ls "$VMSAN_DIR/serve")" ""
+	# a template whose registry does not answer: 502, and nothing left
+	run api POST /v2/sandboxes '{"templateID":"127.0.0.1:1/nothing:here"}'
+	assert_eq "${output%% *}" 502
+	assert_eq "$(ls "$VMSAN_DIR/vms" | sort)" "$before"
+}
+
+@test "serve: a client that stalls mid-request holds only itself" {
+	# half a request head, kept open
+	nsenter --net="/run/netns/$H" sh -c "(printf 'POST /v2/sandboxes HTTP/1.1\r\nHost: x\r\n'; sleep 30) | nc 127.0.0.1 $PORT" \
+		>/dev/null 2>&1 &
+	local slow=$!
+	sleep 0.3
+	run nsx "$H" curl -s --max-time 4 -w ' %{http_code}' -H "X-API-KEY: $KEY_A" "$URL/v2/sandboxes"
+	kill "$slow" 2>/dev/null || true
+	assert_eq "${output##* }" 200
+}
+
+@test "serve: envd requests reach the sandbox's agent with its access token, and nothing else does" {
+	new_sandbox
+	local token
+	token=$(api GET "/sandboxes/$ID" | sed 's/^[0-9]* //' | jq -r .envdAccessToken)
+	[ ${#token} -ge 16 ]
+	envd() { nsx "$H" curl -s -w ' %{http_code}' -H "E2b-Sandbox-Id: $1" -H 'E2b-Sandbox-Port: 49983' \
+		${2:+-H "X-Access-Token: $2"} "$URL$3"; }
+	# control: the token reaches the guest's agent
+	run envd "$ID" "$token" /health
+	assert_eq "${output##* }" 200
+	assert_eq "$(jq -r .status <<<"${output% *}")" ok
+	run envd "$ID" wrong-token-wrong-token /health
+	assert_eq "${output##* }" 401
+	run envd "$ID" "" /health
+	assert_eq "${output##* }" 401
+	run envd vm-00000000 "$token" /health
+	assert_eq "${output##* }" 404
+	# the agent's own API is not envd's: not proxied even with the token
+	run envd "$ID" "$token" /shell/sessions
+	assert_eq "${output##* }" 404
+}
+
+@test "serve: the network update is the live vmsan policy" {
+	new_sandbox
+	run vmsan exec "$ID" -- nc -w 3 192.0.2.10 80
+	assert_eq "$output" hello-from-192.0.2.10
+	run sdk network "$ID" '{"denyOut":["0.0.0.0/0"],"allowOut":["192.0.2.20"]}'
+	assert_eq "$output" '{"ok":true}'
+	run vmsan exec "$ID" -- nc -w 3 192.0.2.10 80
+	[ "$status" -ne 0 ]
+	[[ $output != *hello* ]]
+	# control: what the allow list names still answers
+	run vmsan exec "$ID" -- nc -w 3 192.0.2.20 80
+	assert_eq "$output" hello-from-192.0.2.20
+}
