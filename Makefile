@@ -18,6 +18,7 @@ MANDIR ?= $(DATADIR)/man
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 ZSHCOMPDIR ?= $(DATADIR)/zsh/vendor-completions
 FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
@@ -93,7 +94,7 @@ TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump
 # Every shell file: the ones with a #! line, and the sourced library.
 SCRIPTS = $(shell grep -l '^\#!/bin/sh' bin/* libexec/vmsan-* install.sh .ci/run \
 	tests/run bench/* share/vmsan/kernel/build 2>/dev/null) libexec/lib/common.sh
-MAN1 = share/man/man1/vmsan.1
+MAN1 = share/man/man1/vmsan.1 share/man/man1/vmsan-serve.1
 MAN7 = share/man/man7/vmsan.7 share/man/man7/vmsan-security.7
 MAN8 = share/man/man8/vmsan-dns.8 share/man/man8/vmsan-state.8 share/man/man8/vmsan-probe.8 \
 	share/man/man8/vmsan-net.8 share/man/man8/vmsan-nftables.8 \
@@ -284,6 +285,9 @@ install: all
 		install -d $(DESTDIR)$(DATADIR)/vmsan/kernels; \
 		install -m 644 "$$k" $(DESTDIR)$(DATADIR)/vmsan/kernels/; \
 	done
+	# vmsan serve's unit, not enabled (vmsan-serve(1))
+	install -d $(DESTDIR)$(SYSTEMDDIR)
+	sed 's|@BINDIR@|$(BINDIR)|' share/vmsan/systemd/vmsan-serve@.service > $(DESTDIR)$(SYSTEMDDIR)/vmsan-serve@.service
 	install -m 644 completions/vmsan.bash $(DESTDIR)$(BASHCOMPDIR)/vmsan
 	install -m 644 completions/_vmsan $(DESTDIR)$(ZSHCOMPDIR)/_vmsan
 	install -m 644 completions/vmsan.fish $(DESTDIR)$(FISHCOMPDIR)/vmsan.fish
@@ -297,6 +301,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/vmsan $(DESTDIR)$(ZSHCOMPDIR)/_vmsan \
 	      $(DESTDIR)$(FISHCOMPDIR)/vmsan.fish
 	rm -rf $(DESTDIR)$(DATADIR)/vmsan/kernels
+	rm -f $(DESTDIR)$(SYSTEMDDIR)/vmsan-serve@.service
 	-rmdir $(DESTDIR)$(DATADIR)/vmsan 2>/dev/null
 
 clean:

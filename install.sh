@@ -69,7 +69,7 @@ if [ $deps = 1 ]; then
 	# kernel source with what building it needs, for the guest kernel.
 	pkgs="build-essential pkg-config libjansson-dev libnftnl-dev libmnl-dev
 		libnl-3-dev libnl-route-3-dev libarchive-dev libext2fs-dev libssl-dev libseccomp-dev
-		libzstd-dev zlib1g-dev musl-tools jq skopeo e2fsprogs busybox-static iproute2 nftables sudo
+		libmicrohttpd-dev libzstd-dev zlib1g-dev musl-tools jq skopeo e2fsprogs busybox-static iproute2 nftables sudo
 		qemu-system-x86 linux-source-6.1 flex bison bc libelf-dev"
 	# Tests: a registry on 127.0.0.1 (docker-registry), zstd to make zstd
 	# layers, attr/libcap2-bin for xattrs and file capabilities, openssl and
