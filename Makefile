@@ -198,8 +198,15 @@ SECCOMP_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null || echo -lse
 libexec/vmsan-dns: libexec/vmsan-dns.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(SECCOMP_LIBS) $(JANSSON_LIBS)
 
-libexec/vmsan-rootfs: libexec/vmsan-rootfs.o $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(IMG_LIBS) $(JANSSON_LIBS)
+# vmsan-rootfs: a core over one file a job (see rootfs/rootfs.h).
+ROOTFS_SRC = libexec/rootfs/util.c libexec/rootfs/cache.c libexec/rootfs/images.c libexec/rootfs/ref.c \
+	libexec/rootfs/skopeo.c libexec/rootfs/pull.c libexec/rootfs/build.c libexec/rootfs/progress.c \
+	libexec/rootfs/put.c libexec/rootfs/base.c libexec/rootfs/vmdisk.c
+ROOTFS_OBJ = $(ROOTFS_SRC:.c=.o)
+$(ROOTFS_OBJ) libexec/vmsan-rootfs.o: libexec/rootfs/rootfs.h
+
+libexec/vmsan-rootfs: libexec/vmsan-rootfs.o $(ROOTFS_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(ROOTFS_OBJ) $(LIB) $(IMG_LIBS) $(JANSSON_LIBS)
 
 libexec/vmsan-probe: libexec/vmsan-probe.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
@@ -253,7 +260,7 @@ lint:
 	mandoc -Tlint -Wwarning $(MAN1) $(MAN7) $(MAN8)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--std=c11 --inline-suppr -Ilibexec --include=/usr/include/jansson.h \
-		--suppress=missingIncludeSystem libexec/*.c libexec/lib/*.c libexec/fc/*.c libexec/net/*.c libexec/vm/*.c libexec/serve/*.c \
+		--suppress=missingIncludeSystem libexec/*.c libexec/*/*.c \
 		tests/unit/*.c agent/*.c proto/*.c tests/fuzz/*.c
 
 bench: all $(TESTBINS)
@@ -306,7 +313,7 @@ uninstall:
 
 clean:
 	rm -f $(HELPERS) $(ALIASES) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) $(FUZZERS) \
-		libexec/*.o libexec/fc/*.o libexec/net/*.o libexec/vm/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o \
+		libexec/*.o libexec/fc/*.o libexec/net/*.o libexec/vm/*.o libexec/rootfs/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o \
 		agent/*.o proto/*.o
 	rm -rf agent/.inc libexec/guest
 
