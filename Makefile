@@ -87,7 +87,7 @@ ZLIB_A ?= $(shell $(CC) -print-file-name=libz.a)
 ZLIB_INC ?= /usr/include
 GUEST_CFLAGS = -std=gnu11 $(WARN) -Os -static -s -fstack-protector-strong -isystem agent/.inc \
 	-DVMSAN_VERSION='"$(VERSION)"'
-AGENT_SRC = agent/agent.c agent/conn.c agent/log.c agent/exec.c agent/spawn.c agent/files.c agent/shell.c agent/session.c agent/user.c $(PROTO_SRC)
+AGENT_SRC = agent/agent.c agent/conn.c agent/log.c agent/exec.c agent/spawn.c agent/files.c agent/shell.c agent/session.c agent/user.c agent/tunnel.c $(PROTO_SRC)
 GUEST = agent/vmsan-agent agent/vmsan-init
 TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump tests/tools/exec-rtt \
 	tests/tools/connect-rate tests/tools/dns-load tests/tools/http-load tests/tools/tap-attach

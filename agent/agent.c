@@ -279,6 +279,11 @@ static int route_ws_shell(struct req *r)
 	return handle_ws_shell(r->c, r->hd, r->id, r->query) ? 101 : 200;
 }
 
+static int route_tunnel(struct req *r)
+{
+	return handle_tunnel(r->c, r->hd, r->id);
+}
+
 static int route_shutdown(struct req *r)
 {
 	if (!cfg.init_shutdown) {
@@ -329,6 +334,7 @@ static const struct route {
 	{ "POST", "/files/write", NULL, EXACT, route_files_write, false, true, NULL },
 	{ "POST", "/files/read", NULL, EXACT, route_files_read, false, true, NULL },
 	{ "GET", "/ws/shell", NULL, OPTIONAL_ID, route_ws_shell, false, true, " with a WebSocket upgrade" },
+	{ "GET", "/tunnel", NULL, OPTIONAL_ID, route_tunnel, false, true, " with Upgrade: vmsan-tcp" },
 	{ "POST", "/shutdown", NULL, EXACT, route_shutdown, false, true, NULL },
 	{ "POST", "/restored", NULL, EXACT, route_restored, false, true, NULL },
 	{ "GET", "/shell/sessions", NULL, EXACT, route_sessions_list, false, false, NULL },

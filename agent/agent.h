@@ -81,6 +81,10 @@ void exec_init(void);
 void handle_files_write(struct conn *c, struct http_head *hd, struct body *b, const char *query);
 void handle_files_read(struct conn *c, struct body *b);
 
+/* tunnel.c: GET /tunnel/PORT, raw bytes to 127.0.0.1:PORT; returns the
+ * status it answered (101 once the tunnel has ended). */
+int handle_tunnel(struct conn *c, const struct http_head *hd, const char *port);
+
 /* shell.c */
 void shell_init(void);
 /* Takes over c->fd on success (returns true). */

@@ -530,3 +530,32 @@ line")" b
 	assert_eq "$status" 1
 	assert_contains "$output" "is error, not running"
 }
+
+@test "tunnel: GET /tunnel/PORT with Upgrade: vmsan-tcp carries bytes both ways to a port of the guest" {
+	in_ns socat TCP4-LISTEN:7001,bind=127.0.0.1,reuseaddr,fork SYSTEM:'read l; echo "echo:$l"' &
+	local srv=$!
+	sleep 0.3
+	up() { printf 'GET /tunnel/%s HTTP/1.1\r\nHost: a\r\n%bConnection: Upgrade\r\nUpgrade: %s\r\n\r\n%b' \
+		"$1" "$2" "$3" "$4"; }
+	# control: with the token and the upgrade, a line goes there and back
+	run in_ns sh -c "$(declare -f up); (up 7001 'Authorization: Bearer $TOKEN\r\n' vmsan-tcp 'ping\n'; sleep 1) | nc -q 2 127.0.0.1 $PORT"
+	assert_contains "$output" "HTTP/1.1 101"
+	assert_contains "$output" "echo:ping"
+	# no token: 401, nothing reaches the port
+	run in_ns sh -c "$(declare -f up); (up 7001 '' vmsan-tcp 'ping\n'; sleep 1) | nc -q 2 127.0.0.1 $PORT"
+	assert_contains "$output" "HTTP/1.1 401"
+	[[ $output != *echo:* ]]
+	# no upgrade: 426; a bad port: 400; nothing there: 502
+	run in_ns curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/tunnel/7001"
+	assert_eq "$output" 426
+	run in_ns curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" -H 'Connection: Upgrade' \
+		-H 'Upgrade: vmsan-tcp' "http://127.0.0.1:$PORT/tunnel/0"
+	assert_eq "$output" 400
+	run in_ns curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" -H 'Connection: Upgrade' \
+		-H 'Upgrade: vmsan-tcp' "http://127.0.0.1:$PORT/tunnel/7002"
+	assert_eq "$output" 502
+	kill "$srv" 2>/dev/null || true
+	# the agent still serves
+	run in_ns curl -sf "http://127.0.0.1:$PORT/health"
+	assert_eq "$status" 0
+}

@@ -273,3 +273,30 @@ vm_status() {
 	run vmsan exec "$ID" -- nc -w 3 192.0.2.20 80
 	assert_eq "$output" hello-from-192.0.2.20
 }
+
+@test "serve: a sandbox's port (the SDK's getHost) reaches a server in the guest; the traffic token guards it" {
+	new_sandbox '' '' '{"allowPublicTraffic":false}'
+	vmsan exec "$ID" -- sh -c 'mkdir -p /tmp/www && echo hello-from-the-guest >/tmp/www/index.html &&
+		busybox httpd -p 8080 -h /tmp/www'
+	local out host tt
+	out=$(sdk host "$ID" 8080)
+	host=$(jq -r .host <<<"$out")
+	tt=$(jq -r .trafficAccessToken <<<"$out")
+	assert_eq "${host%%.*}" "8080-$ID"
+	[ ${#tt} -ge 32 ]
+	get() { nsx "$H" curl -s -w ' %{http_code}' -H "Host: $1" ${2:+-H "e2b-traffic-access-token: $2"} "$URL/index.html"; }
+	# control: with the token, the guest's server answers
+	run get "$host" "$tt"
+	assert_eq "$output" "hello-from-the-guest
+ 200"
+	run get "$host" ""
+	assert_eq "${output##* }" 403
+	run get "$host" "0$tt"
+	assert_eq "${output##* }" 403
+	run get "8081-$ID.e2b.app" "$tt"
+	assert_eq "${output##* }" 502
+	# the same through the headers E2B_SANDBOX_URL uses
+	run nsx "$H" curl -s -H "E2b-Sandbox-Id: $ID" -H 'E2b-Sandbox-Port: 8080' -H "e2b-traffic-access-token: $tt" \
+		"$URL/index.html"
+	assert_eq "$output" hello-from-the-guest
+}

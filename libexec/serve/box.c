@@ -29,10 +29,14 @@ static bool reaper_running;
 
 static json_t *box_json(const struct box *b)
 {
-	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:i, s:i, s:i, s:O}", "sandboxID", b->id, "owner", b->owner,
+	json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:i, s:i, s:i, s:O}", "sandboxID", b->id, "owner", b->owner,
 			 "templateID", b->template, "started", (json_int_t)b->started, "end", (json_int_t)b->end,
 			 "pauseOnTimeout", b->pause_on_timeout, "cpuCount", b->vcpus, "memoryMB", b->mem_mib,
 			 "diskSizeMB", b->disk_mib, "metadata", b->metadata);
+
+	if (j && b->traffic_token[0])
+		json_object_set_new(j, "trafficToken", json_string(b->traffic_token));
+	return j;
 }
 
 static int box_from_json(json_t *j, struct box *b)
@@ -57,6 +61,9 @@ static int box_from_json(json_t *j, struct box *b)
 	b->end = (time_t)end;
 	b->pause_on_timeout = pause;
 	b->metadata = json_incref(md);
+	const char *tt = json_string_value(json_object_get(j, "trafficToken"));
+	if (tt && strlen(tt) < sizeof b->traffic_token)
+		snprintf(b->traffic_token, sizeof b->traffic_token, "%s", tt);
 	return 0;
 }
 

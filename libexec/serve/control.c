@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "serve/serve.h"
@@ -14,6 +15,17 @@
 #define META_VALUE_MAX 2048
 
 static const char *const runtimes[] = { "base", "node22", "node24", "python3.13" };
+
+static int random_token(char *out, size_t n)
+{
+	unsigned char r[24];
+
+	if (n < 2 * sizeof r + 1 || getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+		return -1;
+	for (size_t i = 0; i < sizeof r; i++)
+		snprintf(out + 2 * i, 3, "%02x", r[i]);
+	return 0;
+}
 
 /* ---- what a sandbox looks like to the SDK ---------------------------- */
 
@@ -67,8 +79,9 @@ static json_t *sandbox_doc(const struct box *b, struct verr *e)
 
 	if (run_agent_addr(b->id, &a, e) != 0)
 		return NULL;
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:n}", "sandboxID", b->id, "templateID", b->template, "clientID",
-			 "vmsan", "envdVersion", SERVE_ENVD_VERSION, "envdAccessToken", a.token, "domain");
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:n, s:s?}", "sandboxID", b->id, "templateID", b->template,
+			 "clientID", "vmsan", "envdVersion", SERVE_ENVD_VERSION, "envdAccessToken", a.token, "domain",
+			 "trafficAccessToken", b->traffic_token[0] ? b->traffic_token : NULL);
 }
 
 static enum MHD_Result fail_verr(struct req *q, const struct verr *e)
@@ -245,7 +258,13 @@ static enum MHD_Result do_create(struct req *q, const char *owner)
 	b.mem_mib = (int)json_integer_value(json_object_get(vm, "memSizeMib")) ?: 256;
 	b.disk_mib = (int)(json_integer_value(json_object_get(vm, "diskSize")) >> 20) ?: 10240;
 	b.metadata = md && !json_is_null(md) ? json_incref(md) : json_object();
-	json_t *reply = box_add(&b, &e) == 0 ? sandbox_doc(&b, &e) : NULL;
+	/* allowPublicTraffic false: the sandbox's ports want E2B's traffic token. */
+	if (json_is_false(json_object_get(json_object_get(body, "network"), "allowPublicTraffic")) &&
+	    random_token(b.traffic_token, sizeof b.traffic_token) != 0) {
+		e = (struct verr){ 0 };
+		verr_sys(&e, "ERR_SYSTEM", NULL, "getrandom");
+	}
+	json_t *reply = !verr_isset(&e) && box_add(&b, &e) == 0 ? sandbox_doc(&b, &e) : NULL;
 	if (!reply) {
 		const char *rm[] = { "--force", b.id, NULL };
 		json_decref(run_vmsan("rm", rm, &(struct verr){ 0 }));

@@ -1,6 +1,11 @@
-/* A sandbox's envd, proxied: requests naming a sandbox (E2b-Sandbox-Id and
- * E2b-Sandbox-Port, as the SDK sends them through E2B_SANDBOX_URL) go to
- * the guest's agent, which speaks envd itself (vmsan-agent(8)).
+/* A sandbox's envd and ports, proxied.  A request names its sandbox and
+ * port in E2b-Sandbox-Id and E2b-Sandbox-Port (as the SDK sends them
+ * through E2B_SANDBOX_URL) or in its Host, PORT-ID.DOMAIN (the SDK's
+ * getHost(port)).  Port 49983 is envd: the guest's agent speaks it itself
+ * (vmsan-agent(8)), with the sandbox's access token.  Any other port is
+ * reached through the agent's tunnel (GET /tunnel/PORT, the agent's token),
+ * so the VM opens no port to the host; E2B's traffic token guards it when
+ * the sandbox was made with one.
  *
  * The request is passed on as it came (target, body, the headers envd
  * reads); the answer comes back as the guest sent it, through the shared
@@ -14,18 +19,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "serve/serve.h"
 #include "../proto/http.h"
 
-#define ENVD_PORT "49983"
+#define ENVD_PORT 49983u
 #define UPSTREAM_IDLE_MS (120 * 1000)    /* over the SDK's 50 s keepalives */
 #define BUF_SIZE 65536
 
 struct proxy {
 	int fd;                 /* to the guest's agent */
+	bool tunnel;            /* a port other than envd's, through /tunnel */
 	bool chunked_up;        /* the body goes up chunked (its length unknown) */
 	bool has_body;
 	char head[HTTP_HEAD_MAX + 1];
@@ -43,11 +50,52 @@ static const char *const up_headers[] = { "Content-Type", "Content-Encoding", "A
 					  "Keepalive-Ping-Interval", "X-Access-Token", "Authorization", NULL };
 static const char *const down_headers[] = { "Content-Type", "Content-Encoding", "Connect-Content-Encoding",
 					    "Connect-Accept-Encoding", NULL };
+/* Not passed on through a tunnel: hop-by-hop (RFC 9110 7.6.1), the framing
+ * (redone here), and what only the proxy reads. */
+static const char *const hop_headers[] = { "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization",
+					   "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length",
+					   "Host", "E2b-Sandbox-Id", "E2b-Sandbox-Port", "E2b-Traffic-Access-Token",
+					   NULL };
+
+static bool listed(const char *const *list, const char *name)
+{
+	for (size_t i = 0; list[i]; i++)
+		if (!strcasecmp(list[i], name))
+			return true;
+	return false;
+}
+
+/* The sandbox and port a request names, from its headers or its Host. */
+static bool target_of(struct req *q, char id[64], unsigned *port)
+{
+	const char *hid = req_header(q, "E2b-Sandbox-Id"), *hport = req_header(q, "E2b-Sandbox-Port");
+	const char *host = req_header(q, "Host");
+	char *end;
+
+	if (hid) {
+		snprintf(id, 64, "%.63s", hid);
+		*port = hport ? (unsigned)strtoul(hport, &end, 10) : 49983;
+		return !hport || (*hport && !*end);
+	}
+	/* PORT-vm-XXXXXXXX.DOMAIN */
+	if (!host)
+		return false;
+	unsigned long n = strtoul(host, &end, 10);
+	const char *dot = *end == '-' ? strchr(end + 1, '.') : NULL;
+	if (end == host || !dot || n < 1 || n > 65535 || (size_t)(dot - end - 1) >= 64)
+		return false;
+	snprintf(id, 64, "%.*s", (int)(dot - end - 1), end + 1);
+	*port = (unsigned)n;
+	return !strncmp(id, "vm-", 3);
+}
 
 bool proxy_wants(struct req *q, const char *domain)
 {
+	char id[64];
+	unsigned port;
+
 	(void)domain;
-	return req_header(q, "E2b-Sandbox-Id") != NULL;
+	return req_header(q, "E2b-Sandbox-Id") != NULL || target_of(q, id, &port);
 }
 
 static bool is_rpc(const struct req *q)
@@ -98,29 +146,49 @@ static int dial(const struct agent_addr *a)
 	return fd;
 }
 
+struct head_out {
+	char *buf;
+	size_t n, cap;
+};
+
+static enum MHD_Result add_any(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+{
+	struct head_out *h = cls;
+
+	(void)kind;
+	if (!listed(hop_headers, k) && h->n < h->cap)
+		h->n += (size_t)snprintf(h->buf + h->n, h->cap - h->n, "%s: %s\r\n", k, v ? v : "");
+	return MHD_YES;
+}
+
+/* The request's head as the guest gets it: envd's headers only, or, to a
+ * sandbox's own server, all but the hop-by-hop ones. */
 static int send_head(struct req *q, struct proxy *p, const struct agent_addr *a)
 {
 	char head[HTTP_HEAD_MAX];
-	size_t n;
+	struct head_out h = { head, 0, sizeof head };
 	const char *cl = req_header(q, "Content-Length"), *te = req_header(q, "Transfer-Encoding");
+	const char *host = req_header(q, "Host");
 
-	n = (size_t)snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n", q->method,
-			     q->target, a->host, a->port);
-	for (size_t i = 0; up_headers[i] && n < sizeof head; i++) {
+	h.n = (size_t)snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", q->method,
+			       q->target, p->tunnel && host ? host : a->host);
+	if (p->tunnel)
+		MHD_get_connection_values(q->conn, MHD_HEADER_KIND, add_any, &h);
+	for (size_t i = 0; !p->tunnel && up_headers[i] && h.n < sizeof head; i++) {
 		const char *v = req_header(q, up_headers[i]);
 		if (v)
-			n += (size_t)snprintf(head + n, sizeof head - n, "%s: %s\r\n", up_headers[i], v);
+			h.n += (size_t)snprintf(head + h.n, sizeof head - h.n, "%s: %s\r\n", up_headers[i], v);
 	}
 	p->has_body = (cl && strcmp(cl, "0")) || te;
 	p->chunked_up = p->has_body && !cl;
-	if (n < sizeof head && p->has_body)
-		n += (size_t)snprintf(head + n, sizeof head - n, p->chunked_up ? "Transfer-Encoding: chunked\r\n"
-									: "Content-Length: %s\r\n", cl);
-	if (n < sizeof head)
-		n += (size_t)snprintf(head + n, sizeof head - n, "\r\n");
-	if (n >= sizeof head)
+	if (h.n < sizeof head && p->has_body)
+		h.n += (size_t)snprintf(head + h.n, sizeof head - h.n,
+					p->chunked_up ? "Transfer-Encoding: chunked\r\n" : "Content-Length: %s\r\n", cl);
+	if (h.n < sizeof head)
+		h.n += (size_t)snprintf(head + h.n, sizeof head - h.n, "\r\n");
+	if (h.n >= sizeof head)
 		return -1;
-	return http_send_all(p->fd, head, n, 0);
+	return http_send_all(p->fd, head, h.n, 0);
 }
 
 static int send_body(struct proxy *p, const char *data, size_t len)
@@ -150,30 +218,56 @@ static ssize_t read_idle(int fd, char *buf, size_t n)
 	return got;
 }
 
-/* The answer's head; body bytes that came with it are kept in p->buf. */
+/* The answer's head (bytes already in p->head first); body bytes that came
+ * with it are kept in p->buf. */
 static int read_head(struct proxy *p)
 {
+	char copy[HTTP_HEAD_MAX + 1];
+
 	for (;;) {
+		if (p->headlen) {
+			memcpy(copy, p->head, p->headlen);
+			ssize_t h = http_parse_head(p->head, p->headlen, false, &p->hd);
+			if (h < 0)
+				return -1;
+			if (h > 0) {
+				p->len = p->headlen - (size_t)h;
+				p->off = 0;
+				memcpy(p->buf, copy + h, p->len);
+				p->left = p->hd.content_length;
+				p->ch = (struct chunked){ 0 };
+				return 0;
+			}
+			memcpy(p->head, copy, p->headlen);      /* as it came, for the next try */
+			if (p->headlen == HTTP_HEAD_MAX)
+				return -1;
+		}
 		ssize_t got = read_idle(p->fd, p->head + p->headlen, HTTP_HEAD_MAX - p->headlen);
 		if (got <= 0)
 			return -1;
 		p->headlen += (size_t)got;
-		char copy[HTTP_HEAD_MAX + 1];
-		memcpy(copy, p->head, p->headlen);
-		ssize_t h = http_parse_head(p->head, p->headlen, false, &p->hd);
-		if (h < 0)
-			return -1;
-		if (h == 0) {
-			memcpy(p->head, copy, p->headlen);      /* the parser wrote NULs */
-			if (p->headlen == HTTP_HEAD_MAX)
-				return -1;
-			continue;
-		}
-		p->len = p->headlen - (size_t)h;
-		memcpy(p->buf, copy + h, p->len);
-		p->left = p->hd.content_length;
-		return 0;
 	}
+}
+
+/* Through the agent to a port of the guest: GET /tunnel/PORT, 101, then
+ * the connection is the guest server's.  What came after the 101 is the
+ * start of that server's answer. */
+static int open_tunnel(struct proxy *p, const struct agent_addr *a, unsigned port)
+{
+	char req[512];
+	int n = snprintf(req, sizeof req,
+			 "GET /tunnel/%u HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Bearer %s\r\n"
+			 "Connection: Upgrade\r\nUpgrade: vmsan-tcp\r\n\r\n",
+			 port, a->host, a->port, a->token);
+
+	if (n < 0 || (size_t)n >= sizeof req || http_send_all(p->fd, req, (size_t)n, 0) != 0 || read_head(p) != 0)
+		return -1;
+	if (p->hd.status != 101)
+		return p->hd.status == 502 ? -502 : -1;
+	memmove(p->head, p->buf, p->len);
+	p->headlen = p->len;
+	p->len = 0;
+	return 0;
 }
 
 /* libmicrohttpd asks for the next bytes of the answer. */
@@ -229,12 +323,17 @@ static enum MHD_Result answer(struct req *q, struct proxy *p)
 	char v[512];
 
 	if (read_head(p) != 0 || p->hd.status < 200 || p->hd.status > 599)
-		return proxy_error(q, 502, "unavailable", "the sandbox's agent sent no valid answer");
+		return proxy_error(q, 502, "unavailable",
+				   p->tunnel ? "the sandbox's server sent no valid answer"
+					     : "the sandbox's agent sent no valid answer");
 	r = MHD_create_response_from_callback(p->hd.body == BODY_LENGTH ? p->hd.content_length : MHD_SIZE_UNKNOWN,
 					      BUF_SIZE, body_reader, p, NULL);
 	if (!r)
 		return MHD_NO;
-	for (size_t i = 0; down_headers[i]; i++)
+	for (int i = 0; p->tunnel && i < p->hd.nheaders; i++)
+		if (!listed(hop_headers, p->hd.h[i].name) && !strpbrk(p->hd.h[i].value, "\r\n"))
+			MHD_add_response_header(r, p->hd.h[i].name, p->hd.h[i].value);
+	for (size_t i = 0; !p->tunnel && down_headers[i]; i++)
 		if (http_header(&p->hd, down_headers[i], v, sizeof v) >= 0 && !strpbrk(v, "\r\n"))
 			MHD_add_response_header(r, down_headers[i], v);
 	q->status = (unsigned)p->hd.status;
@@ -250,31 +349,43 @@ enum MHD_Result proxy_handle(struct req *q, const char *upload, size_t *upload_l
 	struct proxy *p = q->proxy;
 
 	if (!p) {
-		const char *id = req_header(q, "E2b-Sandbox-Id"), *port = req_header(q, "E2b-Sandbox-Port");
 		const char *tok = req_header(q, "X-Access-Token");
 		struct agent_addr a;
 		struct verr e = { 0 };
 		struct box b;
-		char why[128];
+		char id[64], why[128];
+		unsigned port = 0;
+		int t;
 
 		q->proxy = p = calloc(1, sizeof *p);
 		if (!p)
 			return MHD_NO;
 		p->fd = -1;
-		snprintf(q->sandbox, sizeof q->sandbox, "%.63s", id);
+		if (!target_of(q, id, &port) || port < 1 || port > 65535)
+			return proxy_error(q, 400, "invalid_argument", "name a sandbox and a port 1-65535");
+		snprintf(q->sandbox, sizeof q->sandbox, "%s", id);
 		if (valid_vm_id(id, why, sizeof why) != 0 || !box_get(id, NULL, &b))
 			return proxy_error(q, 404, "not_found", "no such sandbox");
+		p->tunnel = port != ENVD_PORT;
+		bool traffic_ok = !b.traffic_token[0] ||
+				  token_equal(req_header(q, "E2b-Traffic-Access-Token") ?: "", b.traffic_token);
 		box_release(&b);
-		if (!envd_path(q->url))
+		if (!p->tunnel && !envd_path(q->url))
 			return proxy_error(q, 404, "not_found", "not an envd path");
-		if (port && strcmp(port, ENVD_PORT))
-			return proxy_error(q, 502, "unavailable", "only the envd port (49983) is served yet");
 		if (run_agent_addr(id, &a, &e) != 0)
 			return proxy_error(q, 502, "unavailable", "the sandbox is not running");
-		if (!tok || !token_equal(tok, a.token))
+		if (!p->tunnel && (!tok || !token_equal(tok, a.token)))
 			return proxy_error(q, 401, "unauthenticated", "a valid X-Access-Token is required");
+		if (p->tunnel && !traffic_ok)
+			return proxy_error(q, 403, "permission_denied", "a valid e2b-traffic-access-token is required");
 		p->fd = dial(&a);
-		if (p->fd < 0 || send_head(q, p, &a) != 0)
+		if (p->fd < 0)
+			return proxy_error(q, 502, "unavailable", "cannot reach the sandbox's agent");
+		if (p->tunnel && (t = open_tunnel(p, &a, port)) != 0)
+			return proxy_error(q, 502, "unavailable",
+					   t == -502 ? "nothing answers on that port in the sandbox"
+						     : "the sandbox's agent refused the tunnel");
+		if (send_head(q, p, &a) != 0)
 			return proxy_error(q, 502, "unavailable", "cannot reach the sandbox's agent");
 		return MHD_YES;
 	}

@@ -62,6 +62,7 @@ struct box {
 	bool pause_on_timeout;  /* E2B's autoPause: pause, not kill, then */
 	int vcpus, mem_mib, disk_mib;
 	json_t *metadata;       /* {string: string} */
+	char traffic_token[72]; /* E2B's, for the sandbox's ports; "" for public */
 };
 
 int box_init(const char *statedir, struct verr *e);

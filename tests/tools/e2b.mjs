@@ -4,7 +4,7 @@
 //
 //   node e2b.mjs create TEMPLATE [METADATA_JSON] [TIMEOUT_MS] [NETWORK_JSON]
 //   node e2b.mjs list [METADATA_JSON] | info ID | kill ID | timeout ID MS
-//   node e2b.mjs pause ID | connect ID | metrics ID | network ID NETWORK_JSON
+//   node e2b.mjs pause ID | connect ID | metrics ID | network ID NETWORK_JSON | host ID PORT
 //   node e2b.mjs run ID CMD            (commands.run: stdout, stderr, exitCode)
 import { Sandbox, CommandExitError } from 'e2b';
 
@@ -32,6 +32,10 @@ const steps = {
   async timeout(id, ms) { await Sandbox.setTimeout(id, Number(ms)); return { ok: true }; },
   async pause(id) { return { paused: await Sandbox.pause(id) }; },
   async connect(id) { const s = await Sandbox.connect(id); return { id: s.sandboxId, running: await s.isRunning() }; },
+  async host(id, port) {
+    const s = await Sandbox.connect(id);
+    return { host: s.getHost(Number(port)), trafficAccessToken: s.trafficAccessToken ?? null };
+  },
   async metrics(id) { return await Sandbox.getMetrics(id); },
   async network(id, n) { await Sandbox.updateNetwork(id, json(n)); return { ok: true }; },
   async run(id, cmd) {
