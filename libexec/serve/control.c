@@ -280,6 +280,16 @@ out:
 	return answered;
 }
 
+/* Template.exists(name): vmsan's runtimes are the templates it has by
+ * name; an OCI reference is not an alias (it is pulled when used). */
+static enum MHD_Result do_alias(struct req *q, const char *alias)
+{
+	for (size_t i = 0; i < sizeof runtimes / sizeof *runtimes; i++)
+		if (!strcmp(alias, runtimes[i]))
+			return http_json(q, 200, json_pack("{s:s, s:b}", "templateID", alias, "public", 1));
+	return http_error(q, 404, "template alias '%.150s' not found", alias);
+}
+
 /* The metadata filter: "k=v&k2=v2", keys and values URL-encoded. */
 static bool metadata_matches(json_t *md, const char *filter)
 {
@@ -538,5 +548,7 @@ enum MHD_Result control_route(struct req *q)
 	}
 	if (!strncmp(url, "/sandboxes/", 11))
 		return sandbox_route(q, owner, url + 11);
+	if (!strncmp(url, "/templates/aliases/", 19) && !strcmp(q->method, "GET"))
+		return do_alias(q, url + 19);
 	return http_error(q, 404, "%s %s: no such route", q->method, q->url);
 }
