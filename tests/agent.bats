@@ -383,6 +383,22 @@ line")" b
 	assert_eq "$(stat -c %U "$TEST_TMP/own/run.sh")" nobody
 }
 
+@test "files: an upload of several paths counts each file once" {
+	mkdir -p "$TEST_TMP/several/d"
+	printf 'a' >"$TEST_TMP/several/a"
+	printf 'bb' >"$TEST_TMP/several/b"
+	printf 'ccc' >"$TEST_TMP/several/d/c"
+	run ctl upload --dest "$TEST_TMP/up3" "$TEST_TMP/several/a" "$TEST_TMP/several/b" "$TEST_TMP/several/d"
+	assert_eq "$status" 0
+	assert_eq "$output" "uploaded 3 file(s), 6 bytes"
+	run ctl --json upload --dest "$TEST_TMP/up2" "$TEST_TMP/several/a" "$TEST_TMP/several/b"
+	assert_eq "$status" 0
+	assert_one_json "$output"
+	# the control: the agent's own count of what it wrote
+	assert_eq "$(echo "$output" | jq .written.filesWritten)" 2
+	assert_eq "$(echo "$output" | jq -c '[.files, .bytes]')" "[2,3]"
+}
+
 @test "files: path escapes in uploads are refused and write nothing outside" {
 	mkdir -p "$TEST_TMP/src" "$TEST_TMP/outside" "$TEST_TMP/dst"
 	echo pwned >"$TEST_TMP/src/f"

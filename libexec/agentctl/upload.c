@@ -69,9 +69,8 @@ static int upload_headers(char *extra, size_t n, const char *dest, const char *u
 }
 
 /* One path into the archive, under its last name; a TAR_* result, err set.
- * st counts what tar_write_path wrote so far, over every path. */
-static int upload_one(const char *path, struct staged *s, struct tar_stats *st, struct tar_stats *total,
-		      char *err, size_t errn)
+ * tar_write_path adds what it wrote to total. */
+static int upload_one(const char *path, struct staged *s, struct tar_stats *total, char *err, size_t errn)
 {
 	char *copy = strdup(path);
 	size_t l = strlen(copy);
@@ -98,12 +97,9 @@ static int upload_one(const char *path, struct staged *s, struct tar_stats *st, 
 		tr = TAR_E_IO;
 		snprintf(err, errn, "%.300s: %s", dir, strerror(errno));
 	} else {
-		tr = tar_write_path(dfd, base, base, true, staged_write, s, st, err, errn);
+		tr = tar_write_path(dfd, base, base, true, staged_write, s, total, err, errn);
 		close(dfd);
 	}
-	total->files += st->files;
-	total->dirs += st->dirs;
-	total->bytes += st->bytes;
 	free(copy);
 	return tr;
 }
@@ -113,7 +109,6 @@ static int upload_send(struct hc *h, const struct target *t, char **paths, int n
 		       struct tar_stats *total, struct verr *e)
 {
 	struct staged s = { .h = h, .cap = 256 * 1024 };
-	struct tar_stats st = { 0 };
 	char err[512] = "";
 	int tr = TAR_OK, rc = -1;
 
@@ -123,7 +118,7 @@ static int upload_send(struct hc *h, const struct target *t, char **paths, int n
 		goto out;
 	}
 	for (int i = 0; i < npaths && tr == TAR_OK; i++)
-		tr = upload_one(paths[i], &s, &st, total, err, sizeof err);
+		tr = upload_one(paths[i], &s, total, err, sizeof err);
 	if (tr == TAR_OK && (tar_write_end(staged_write, &s) < 0 ||
 			     (s.len && send_chunk(h->fd, s.buf, s.len) < 0) || send_all(h->fd, "0\r\n\r\n", 5) < 0))
 		tr = TAR_E_SOURCE;
