@@ -511,6 +511,25 @@ line")" b
 	assert_contains "$output" "--vm ID"
 }
 
+@test "agentctl: options too long for the request are refused, not cut short or written past a buffer" {
+	local long
+	long=$(printf 'x%.0s' $(seq 6000))
+	# the control: the same options, short, reach the agent
+	run ctl exec -t -u nobody -w /tmp -- true </dev/null
+	assert_eq "$status" 0
+	run ctl exec -t -u "$long" -w "/$long" -- true </dev/null
+	assert_eq "$status" 100
+	assert_contains "$output" "too long for a terminal session"
+	run ctl shell --shell "/$long" -u "$long$long" </dev/null
+	assert_eq "$status" 100
+	run ctl upload --dest "$TEST_TMP/short" -u nobody "$TOKEN_FILE"
+	assert_eq "$status" 0
+	run ctl upload --dest "/$long" -u nobody "$TOKEN_FILE"
+	assert_eq "$status" 100
+	assert_contains "$output" "--dest and --user are too long"
+	assert_agent_serving
+}
+
 @test "porcelain: vmsan exec, upload and download find the agent through the VM's record and token file" {
 	# The agent stands in for the VM's process: the record names it, so the
 	# VM reads as running (the contract vmsan create writes: agent.addr,

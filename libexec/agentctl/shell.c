@@ -76,8 +76,8 @@ static void send_resize(int fd)
 	}
 }
 
-/* Percent-encoding for the query string. */
-static void pct(char *out, size_t n, const char *s)
+/* Percent-encoding for the query string; -1 when s does not fit. */
+static int pct(char *out, size_t n, const char *s)
 {
 	size_t o = 0;
 	for (; *s && o + 4 < n; s++) {
@@ -88,17 +88,26 @@ static void pct(char *out, size_t n, const char *s)
 			o += (size_t)snprintf(out + o, n - o, "%%%02X", c);
 	}
 	out[o] = 0;
+	return *s ? -1 : 0;
 }
 
-/* path=value appended to the query when value is there. */
-static size_t query_add(char *path, size_t n, size_t pl, const char *name, const char *value)
+/* &name=value added to the query at *pl when there is a value; -1 when it
+ * does not fit, which is refused: a value cut short could name another
+ * user or directory. */
+static int query_add(char *path, size_t n, size_t *pl, const char *name, const char *value)
 {
 	char q[8200];
+	int k;
 
 	if (!value)
-		return pl;
-	pct(q, sizeof q, value);
-	return pl + (size_t)snprintf(path + pl, n - pl, "&%s=%s", name, q);
+		return 0;
+	if (pct(q, sizeof q, value) < 0)
+		return -1;
+	k = snprintf(path + *pl, n - *pl, "&%s=%s", name, q);
+	if (k < 0 || (size_t)k >= n - *pl)
+		return -1;
+	*pl += (size_t)k;
+	return 0;
 }
 
 /* The session's path and query: which session, the terminal, and for
@@ -107,32 +116,33 @@ static int shell_path(char *path, size_t n, const char *session, const char *she
 		      json_t *cmd, const char *workdir, struct verr *e)
 {
 	const char *term = getenv("TERM");
+	char q[8200], *cj = NULL;
 	struct winsize w;
-	char q[8200];
 	size_t pl;
+	int rc = 0;
 
-	if (session) {
-		pct(q, sizeof q, session);
-		pl = (size_t)snprintf(path, n, "/ws/shell/%s?x=1", q);
-	} else
-		pl = (size_t)snprintf(path, n, "/ws/shell?x=1");
-	if (ioctl(0, TIOCGWINSZ, &w) == 0 && w.ws_col && w.ws_row)
-		pl += (size_t)snprintf(path + pl, n - pl, "&cols=%u&rows=%u", w.ws_col, w.ws_row);
-	pl = query_add(path, n, pl, "term", term && *term && strlen(term) < 60 ? term : NULL);
-	pl = query_add(path, n, pl, "shell", shell);
-	pl = query_add(path, n, pl, "user", user);
-	pl = query_add(path, n, pl, "cwd", workdir);
 	if (cmd) {
-		char *cj = json_dumps(cmd, JSON_COMPACT);
+		cj = json_dumps(cmd, JSON_COMPACT);
 		if (!cj || strlen(cj) > 2000) {
 			free(cj);
 			return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_CMD", NULL,
 					 "command too long for a terminal session");
 		}
-		query_add(path, n, pl, "cmd", cj);
-		free(cj);
 	}
-	return 0;
+	if (session) {
+		pct(q, sizeof q, session);   /* 32 hex digits */
+		pl = (size_t)snprintf(path, n, "/ws/shell/%s?x=1", q);
+	} else
+		pl = (size_t)snprintf(path, n, "/ws/shell?x=1");
+	if (ioctl(0, TIOCGWINSZ, &w) == 0 && w.ws_col && w.ws_row)
+		pl += (size_t)snprintf(path + pl, n - pl, "&cols=%u&rows=%u", w.ws_col, w.ws_row);
+	if (query_add(path, n, &pl, "term", term && *term && strlen(term) < 60 ? term : NULL) < 0 ||
+	    query_add(path, n, &pl, "shell", shell) < 0 || query_add(path, n, &pl, "user", user) < 0 ||
+	    query_add(path, n, &pl, "cwd", workdir) < 0 || query_add(path, n, &pl, "cmd", cj) < 0)
+		rc = verr_fail(e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL,
+			       "the shell, user and working directory are too long for a terminal session");
+	free(cj);
+	return rc;
 }
 
 /* The upgrade to a WebSocket, its accept key checked. */

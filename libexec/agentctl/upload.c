@@ -61,10 +61,12 @@ static int upload_headers(char *extra, size_t n, const char *dest, const char *u
 						 "--dest contains a control character");
 		el += (size_t)snprintf(extra + el, n - el, "X-Extract-Dir: %s\r\n", dest);
 	}
-	if (user)
+	if (user && el < n)
 		el += (size_t)snprintf(extra + el, n - el, "X-Owner: %s\r\n", user);
-	if (preserve)
+	if (preserve && el < n)
 		el += (size_t)snprintf(extra + el, n - el, "X-Preserve-Owner: true\r\n");
+	if (el >= n)
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_DEST", NULL, "--dest and --user are too long");
 	return 0;
 }
 
