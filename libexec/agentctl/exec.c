@@ -77,10 +77,42 @@ static void put_output(json_t *o, const char *name, const char *p, size_t n)
 	free(b);
 }
 
+/* A stdout or stderr event: text, or base64 for bytes that are not UTF-8.
+ * -1 when --json's output bound is crossed. */
+static int on_output(json_t *ev, struct exec_result *r, bool is_out)
+{
+	json_t *d = json_object_get(ev, "data");
+	const char *b64 = json_string_value(json_object_get(ev, "b64"));
+	char *raw = NULL;
+	const char *p = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	if (json_is_string(d)) {
+		p = json_string_value(d);
+		n = json_string_length(d);
+	} else if (b64) {
+		size_t bl = strlen(b64);
+		raw = malloc(bl / 4 * 3 + 3);
+		ssize_t k = raw ? base64_decode(b64, bl, (uint8_t *)raw, bl / 4 * 3 + 3) : -1;
+		if (k >= 0) {
+			p = raw;
+			n = (size_t)k;
+		}
+	}
+	if (p) {
+		if (json_out)
+			rc = collect(r, is_out, p, n);
+		else
+			write_all_fd(is_out ? 1 : 2, p, n);
+	}
+	free(raw);
+	return rc;
+}
+
 /* -1 when --json's output bound is crossed. */
 static int handle_event(json_t *ev, struct exec_result *r)
 {
-	int rc = 0;
 	const char *type = json_string_value(json_object_get(ev, "type"));
 	if (!type)
 		return 0;
@@ -89,31 +121,7 @@ static int handle_event(json_t *ev, struct exec_result *r)
 		if (token_ok(id, sizeof r->id - 1, "0123456789abcdef"))
 			snprintf(r->id, sizeof r->id, "%s", id);
 	} else if (!strcmp(type, "stdout") || !strcmp(type, "stderr")) {
-		bool is_out = type[3] == 'o';
-		json_t *d = json_object_get(ev, "data");
-		const char *b64 = json_string_value(json_object_get(ev, "b64"));
-		char *raw = NULL;
-		const char *p = NULL;
-		size_t n = 0;
-		if (json_is_string(d)) {
-			p = json_string_value(d);
-			n = json_string_length(d);
-		} else if (b64) {
-			size_t bl = strlen(b64);
-			raw = malloc(bl / 4 * 3 + 3);
-			ssize_t k = raw ? base64_decode(b64, bl, (uint8_t *)raw, bl / 4 * 3 + 3) : -1;
-			if (k >= 0) {
-				p = raw;
-				n = (size_t)k;
-			}
-		}
-		if (p) {
-			if (json_out)
-				rc = collect(r, is_out, p, n);
-			else
-				write_all_fd(is_out ? 1 : 2, p, n);
-		}
-		free(raw);
+		return on_output(ev, r, type[3] == 'o');
 	} else if (!strcmp(type, "exit")) {
 		r->exit_code = (int)json_integer_value(json_object_get(ev, "exitCode"));
 		r->have_exit = true;
@@ -129,7 +137,7 @@ static int handle_event(json_t *ev, struct exec_result *r)
 		if (!json_out)
 			fprintf(stderr, "vmsan exec: %s\n", r->error);
 	}
-	return rc;
+	return 0;
 }
 
 /* A kill that fails is not worth a message: the stream tells what happened. */
