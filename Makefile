@@ -156,9 +156,17 @@ libexec/vmsan-serve: libexec/vmsan-serve.o $(SERVE_OBJ) proto/http.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(SERVE_OBJ) proto/http.o $(LIB) $(MHD_LIBS) \
 		$(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto) $(JANSSON_LIBS) -lpthread
 
+# vmsan-agentctl: a core over one file a command (see agentctl/agentctl.h).
 # Downloads are read with libarchive's tar reader (libexec/untar.c says why).
-libexec/vmsan-agentctl: libexec/vmsan-agentctl.o libexec/untar.o $(PROTO_OBJ) $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< libexec/untar.o $(PROTO_OBJ) $(LIB) $(ARCHIVE_LIBS) $(JANSSON_LIBS)
+AGENTCTL_SRC = libexec/agentctl/target.c libexec/agentctl/conn.c libexec/agentctl/util.c \
+	libexec/agentctl/simple.c libexec/agentctl/exec.c libexec/agentctl/shell.c \
+	libexec/agentctl/upload.c libexec/agentctl/download.c
+AGENTCTL_OBJ = $(AGENTCTL_SRC:.c=.o)
+$(AGENTCTL_OBJ) libexec/vmsan-agentctl.o: libexec/agentctl/agentctl.h
+
+libexec/vmsan-agentctl: libexec/vmsan-agentctl.o $(AGENTCTL_OBJ) libexec/untar.o $(PROTO_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(AGENTCTL_OBJ) libexec/untar.o $(PROTO_OBJ) $(LIB) $(ARCHIVE_LIBS) \
+		$(JANSSON_LIBS)
 
 $(LIB): $(LIB_OBJ)
 	rm -f $@
@@ -313,7 +321,8 @@ uninstall:
 
 clean:
 	rm -f $(HELPERS) $(ALIASES) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) $(FUZZERS) \
-		libexec/*.o libexec/fc/*.o libexec/net/*.o libexec/vm/*.o libexec/rootfs/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o \
+		libexec/*.o libexec/fc/*.o libexec/net/*.o libexec/vm/*.o libexec/rootfs/*.o libexec/agentctl/*.o \
+		libexec/lib/*.o tests/unit/*.o tests/tools/*.o \
 		agent/*.o proto/*.o
 	rm -rf agent/.inc libexec/guest
 

@@ -383,6 +383,22 @@ line")" b
 	assert_eq "$(stat -c %U "$TEST_TMP/own/run.sh")" nobody
 }
 
+@test "files: an upload of several paths counts each file once" {
+	mkdir -p "$TEST_TMP/several/d"
+	printf 'a' >"$TEST_TMP/several/a"
+	printf 'bb' >"$TEST_TMP/several/b"
+	printf 'ccc' >"$TEST_TMP/several/d/c"
+	run ctl upload --dest "$TEST_TMP/up3" "$TEST_TMP/several/a" "$TEST_TMP/several/b" "$TEST_TMP/several/d"
+	assert_eq "$status" 0
+	assert_eq "$output" "uploaded 3 file(s), 6 bytes"
+	run ctl --json upload --dest "$TEST_TMP/up2" "$TEST_TMP/several/a" "$TEST_TMP/several/b"
+	assert_eq "$status" 0
+	assert_one_json "$output"
+	# the control: the agent's own count of what it wrote
+	assert_eq "$(echo "$output" | jq .written.filesWritten)" 2
+	assert_eq "$(echo "$output" | jq -c '[.files, .bytes]')" "[2,3]"
+}
+
 @test "files: path escapes in uploads are refused and write nothing outside" {
 	mkdir -p "$TEST_TMP/src" "$TEST_TMP/outside" "$TEST_TMP/dst"
 	echo pwned >"$TEST_TMP/src/f"
@@ -493,6 +509,25 @@ line")" b
 	run "$CTL" exec -- true
 	assert_eq "$status" 100
 	assert_contains "$output" "--vm ID"
+}
+
+@test "agentctl: options too long for the request are refused, not cut short or written past a buffer" {
+	local long
+	long=$(printf 'x%.0s' $(seq 6000))
+	# the control: the same options, short, reach the agent
+	run ctl exec -t -u nobody -w /tmp -- true </dev/null
+	assert_eq "$status" 0
+	run ctl exec -t -u "$long" -w "/$long" -- true </dev/null
+	assert_eq "$status" 100
+	assert_contains "$output" "too long for a terminal session"
+	run ctl shell --shell "/$long" -u "$long$long" </dev/null
+	assert_eq "$status" 100
+	run ctl upload --dest "$TEST_TMP/short" -u nobody "$TOKEN_FILE"
+	assert_eq "$status" 0
+	run ctl upload --dest "/$long" -u nobody "$TOKEN_FILE"
+	assert_eq "$status" 100
+	assert_contains "$output" "--dest and --user are too long"
+	assert_agent_serving
 }
 
 @test "porcelain: vmsan exec, upload and download find the agent through the VM's record and token file" {
