@@ -321,8 +321,8 @@ uninstall:
 
 clean:
 	rm -f $(HELPERS) $(ALIASES) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) $(FUZZERS) \
-		libexec/*.o libexec/fc/*.o libexec/net/*.o libexec/vm/*.o libexec/rootfs/*.o libexec/agentctl/*.o \
-		libexec/lib/*.o tests/unit/*.o tests/tools/*.o \
+		libexec/*.o libexec/*/*.o \
+		tests/unit/*.o tests/tools/*.o \
 		agent/*.o proto/*.o
 	rm -rf agent/.inc libexec/guest
 
