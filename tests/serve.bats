@@ -300,3 +300,41 @@ vm_status() {
 		"$URL/index.html"
 	assert_eq "$output" hello-from-the-guest
 }
+
+@test "serve: a guest that answers its ports with garbage gets 502 or a cut stream, and the daemon serves on" {
+	new_sandbox
+	# root in the guest: one canned answer per connection on each port
+	# shellcheck disable=SC2016 # expanded in the guest
+	vmsan exec "$ID" -- sh -c '
+		serve() { while :; do printf "$2" | nc -l -p "$1" >/dev/null 2>&1; done; }
+		big=$(head -c 20000 /dev/zero | tr "\0" a)
+		serve 8001 "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n" &
+		serve 8002 "HTTP/1.1 200 OK\r\nX: $big\r\n\r\n" &
+		serve 8003 "HTTP/9.9 banana\r\n\r\n" &
+		serve 8004 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n" &
+		serve 8005 "HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\nshort" &
+		serve 8006 "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n" &
+		sleep 0.5' >/dev/null 2>&1 &
+	sleep 2
+	port() { nsx "$H" curl -s --max-time 4 -w ' %{http_code}' -H "Host: $1-$ID.e2b.app" "$URL/"; }
+	# control: a well-formed answer comes through
+	run port 8001
+	assert_eq "$output" "ok
+ 200"
+	run port 8002
+	assert_eq "${output##* }" 502
+	run port 8003
+	assert_eq "${output##* }" 502
+	run port 8006
+	assert_eq "${output##* }" 502
+	# a body that breaks off mid-way: the client sees the stream cut
+	run port 8004
+	[ "$status" -ne 0 ]
+	run port 8005
+	[ "$status" -ne 0 ]
+	# the daemon is still there for everyone
+	run nsx "$H" curl -s -w ' %{http_code}' -H "X-API-KEY: $KEY_A" "$URL/v2/sandboxes"
+	assert_eq "${output##* }" 200
+	run port 8001
+	assert_eq "${output##* }" 200
+}
