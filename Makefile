@@ -147,7 +147,7 @@ libexec/vmsan-fc: libexec/vmsan-fc.o $(FC_OBJ) $(LIB)
 
 # vmsan serve: E2B's API over libmicrohttpd, one file a job (see serve/serve.h).
 SERVE_SRC = libexec/serve/http.c libexec/serve/keys.c libexec/serve/box.c libexec/serve/control.c \
-	libexec/serve/run.c libexec/serve/proxy.c libexec/serve/egress.c libexec/serve/metrics.c
+	libexec/serve/run.c libexec/serve/proxy.c libexec/serve/egress.c libexec/serve/metrics.c libexec/serve/snap.c
 SERVE_OBJ = $(SERVE_SRC:.c=.o)
 MHD_LIBS := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 $(SERVE_OBJ) libexec/vmsan-serve.o: libexec/serve/serve.h

@@ -132,7 +132,7 @@ int main(int argc, char **argv)
 	if (keys_load(keyfile, &e) != 0 || state_open(&st, true, &e) != 0)
 		return report_error("serve", false, &e);
 	state_release(&st);
-	if (box_init(dir, &e) != 0 || box_reaper_start(&e) != 0 || !(d = http_start(&o, &e)))
+	if (box_init(dir, &e) != 0 || snap_init(dir, &e) != 0 || box_reaper_start(&e) != 0 || !(d = http_start(&o, &e)))
 		return report_error("serve", false, &e);
 	fprintf(stderr, "{\"event\":\"listening\",\"address\":\"%s\",\"port\":%u}\n", o.listen, o.port);
 	wait_and_stop(d, &set);

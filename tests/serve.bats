@@ -338,3 +338,46 @@ vm_status() {
 	run port 8001
 	assert_eq "${output##* }" 200
 }
+
+@test "serve: a snapshot is a template, a process and files kept; fork makes running copies; both the key's own" {
+	new_sandbox
+	vmsan exec "$ID" -- sh -c 'echo kept >/root/f; (sleep 1000 &) ; true'
+	run api POST "/sandboxes/$ID/snapshots" '{"name":"with-sleep"}'
+	assert_eq "${output%% *}" 201
+	local snap
+	snap=$(jq -r .snapshotID <<<"${output#* }")
+	assert_eq "$(jq -r '.names[0]' <<<"${output#* }")" with-sleep
+	# the source keeps running
+	assert_eq "$(vm_status "$ID")" running
+	run api GET /snapshots
+	assert_eq "$(jq -r '.[0].snapshotID' <<<"${output#* }")" "$snap"
+	run api GET /snapshots '' "$KEY_B"
+	assert_eq "$output" '200 []'
+	# by name, a new sandbox with the file and the process
+	run api POST /v2/sandboxes '{"templateID":"with-sleep"}'
+	assert_eq "${output%% *}" 201
+	local child
+	child=$(jq -r .sandboxID <<<"${output#* }")
+	IDS="$IDS $child"
+	[ "$child" != "$ID" ]
+	run vmsan exec "$child" -- sh -c 'cat /root/f; ps | grep -q "[s]leep 1000" && echo sleeping'
+	assert_eq "$output" "kept
+sleeping"
+	# another key cannot use it: for that key it does not exist
+	run api POST /v2/sandboxes '{"templateID":"with-sleep"}' "$KEY_B"
+	assert_eq "${output%% *}" 404
+	# fork: two running copies
+	run api POST "/sandboxes/$ID/fork" '{"count":2,"timeout":120}'
+	assert_eq "${output%% *}" 200
+	local forks
+	forks=$(jq -r '.[].sandbox.sandboxID' <<<"${output#* }")
+	IDS="$IDS $forks"
+	assert_eq "$(wc -w <<<"$forks")" 2
+	for f in $forks; do
+		assert_eq "$(vm_status "$f")" running
+		run vmsan exec "$f" -- cat /root/f
+		assert_eq "$output" kept
+	done
+	run api POST "/sandboxes/$ID/fork" '{"count":50}'
+	assert_eq "${output%% *}" 400
+}

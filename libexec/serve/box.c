@@ -101,6 +101,7 @@ static void load_all(void)
 
 	if (!d)
 		return;
+	rewinddir(d);
 	while ((de = readdir(d)) && nboxes < BOXES_MAX) {
 		size_t n = strlen(de->d_name);
 		json_error_t je;

@@ -73,7 +73,7 @@ static json_t *describe(const struct box *b, const char *state, bool detail)
 }
 
 /* The Sandbox answer of create and connect. */
-static json_t *sandbox_doc(const struct box *b, struct verr *e)
+json_t *sandbox_doc(const struct box *b, struct verr *e)
 {
 	struct agent_addr a;
 
@@ -134,7 +134,7 @@ static json_t *body_object(struct req *q, enum MHD_Result *answered)
 
 /* Every key of o is one of known (NULL-terminated); a null value counts as
  * absent, as the SDK sends undefined fields that way at times. */
-static const char *unknown_key(json_t *o, const char *const *known)
+const char *body_unknown_key(json_t *o, const char *const *known)
 {
 	const char *k;
 	json_t *v;
@@ -196,86 +196,113 @@ static bool template_ok(const char *t, bool *is_runtime)
 
 /* ---- the routes ---------------------------------------------------------- */
 
-static enum MHD_Result do_create(struct req *q, const char *owner)
+/* A VM made by vmsan create with args (NULL-terminated), kept as the
+ * sandbox b (owner, template, metadata, pause and traffic token set by the
+ * caller; the rest filled here), ending timeout seconds from now.  Its
+ * Sandbox answer, or NULL with e set and nothing left behind. */
+json_t *sandbox_from(struct box *b, const char *const *args, long timeout, struct verr *e)
+{
+	json_t *doc = run_vmsan("create", args, e), *vm, *reply = NULL;
+
+	if (!doc)
+		return NULL;
+	vm = json_object_get(doc, "vm");
+	snprintf(b->id, sizeof b->id, "%s", json_string_value(json_object_get(vm, "id")) ?: "");
+	b->started = time(NULL);
+	b->end = b->started + timeout;
+	b->vcpus = (int)json_integer_value(json_object_get(vm, "vcpuCount")) ?: 1;
+	b->mem_mib = (int)json_integer_value(json_object_get(vm, "memSizeMib")) ?: 256;
+	b->disk_mib = (int)(json_integer_value(json_object_get(vm, "diskSize")) >> 20) ?: 10240;
+	if (box_add(b, e) == 0)
+		reply = sandbox_doc(b, e);
+	if (!reply) {
+		const char *rm[] = { "--force", b->id, NULL };
+		json_decref(run_vmsan("rm", rm, &(struct verr){ 0 }));
+		box_remove(b->id);
+	}
+	json_decref(doc);
+	return reply;
+}
+
+/* What a create's body asks for, checked: NULL, or why not. */
+static const char *create_check(json_t *body, long *timeout, struct egress *c)
 {
 	static const char *const known[] = { "templateID", "timeout", "metadata", "envVars", "autoPause",
 					     "autoPauseMemory", "allow_internet_access", "network", "secure",
 					     "mcp", "autoResume", "volumeMounts", "iam", NULL };
+	static char unknown[96];
+	json_t *md = json_object_get(body, "metadata");
+	const char *why = NULL, *k;
+
+	if ((k = body_unknown_key(body, known))) {
+		snprintf(unknown, sizeof unknown, "unknown field '%.64s'", k);
+		return unknown;
+	}
+	if (!json_is_string(json_object_get(body, "templateID")))
+		return "templateID: required, a string";
+	if (!timeout_of(body, timeout, &why) || (md && !json_is_null(md) && (why = check_metadata(md))) ||
+	    (why = egress_args(json_object_get(body, "network"), json_object_get(body, "allow_internet_access"), c)))
+		return why;
+	if (json_object_size(json_object_get(body, "envVars")) ||
+	    json_is_true(json_object_get(json_object_get(body, "autoResume"), "enabled")) ||
+	    json_array_size(json_object_get(body, "volumeMounts")) ||
+	    (json_object_get(body, "mcp") && !json_is_null(json_object_get(body, "mcp"))) ||
+	    json_object_size(json_object_get(body, "iam")))
+		return "envVars, autoResume, volumeMounts, mcp and iam are not supported by vmsan serve";
+	return NULL;
+}
+
+static enum MHD_Result do_create(struct req *q, const char *owner)
+{
 	enum MHD_Result answered = MHD_NO;
-	json_t *body = body_object(q, &answered), *doc = NULL, *md;
+	json_t *body = body_object(q, &answered), *md, *reply;
 	struct egress c = { .n = 0 };
 	struct box b = { 0 };
 	struct verr e = { 0 };
-	const char *tmpl, *why = NULL, *k;
+	const char *tmpl, *why;
+	char snap[96];
 	long timeout = SERVE_TIMEOUT_DEFAULT;
-	bool runtime = false;
+	bool runtime = false, is_snap;
 
 	if (!body)
 		return answered;
 	tmpl = json_string_value(json_object_get(body, "templateID"));
 	md = json_object_get(body, "metadata");
-	if ((k = unknown_key(body, known)))
-		answered = http_error(q, 400, "unknown field '%.64s'", k);
-	else if (!tmpl)
-		answered = http_error(q, 400, "templateID: required, a string");
-	else if (!timeout_of(body, &timeout, &why) || (md && !json_is_null(md) && (why = check_metadata(md))) ||
-		 (why = egress_args(json_object_get(body, "network"), json_object_get(body, "allow_internet_access"),
-				    &c)))
+	if ((why = create_check(body, &timeout, &c))) {
 		answered = http_error(q, 400, "%s", why);
-	else if (json_object_size(json_object_get(body, "envVars")) ||
-		 json_is_true(json_object_get(json_object_get(body, "autoResume"), "enabled")) ||
-		 json_array_size(json_object_get(body, "volumeMounts")) ||
-		 (json_object_get(body, "mcp") && !json_is_null(json_object_get(body, "mcp"))) ||
-		 json_object_size(json_object_get(body, "iam")))
-		answered = http_error(q, 400, "envVars, autoResume, volumeMounts, mcp and iam are not supported "
-					      "by vmsan serve");
-	else if (!template_ok(tmpl, &runtime))
-		answered = http_error(q, 404, "template '%.150s' not found", tmpl);
-	if (answered != MHD_NO || q->status)
 		goto out;
-
+	}
+	/* A template is one of the key's snapshots, a runtime or a reference. */
+	is_snap = snap_find(tmpl, owner, snap, sizeof snap);
+	if (!is_snap && !template_ok(tmpl, &runtime)) {
+		answered = http_error(q, 404, "template '%.150s' not found", tmpl);
+		goto out;
+	}
 	if (c.n + 3 > sizeof c.args / sizeof *c.args) {
 		answered = http_error(q, 400, "network: too many settings");
 		goto out;
 	}
-	c.args[c.n++] = runtime ? "--runtime" : "--from-image";
-	c.args[c.n++] = tmpl;
+	c.args[c.n++] = is_snap ? "--snapshot" : runtime ? "--runtime" : "--from-image";
+	c.args[c.n++] = is_snap ? snap : tmpl;
 	c.args[c.n] = NULL;
-	doc = run_vmsan("create", c.args, &e);
-	if (!doc) {
-		answered = template_error(q, tmpl, &e);
-		goto out;
-	}
-	json_t *vm = json_object_get(doc, "vm");
-	snprintf(b.id, sizeof b.id, "%s", json_string_value(json_object_get(vm, "id")) ?: "");
 	snprintf(b.owner, sizeof b.owner, "%s", owner);
 	snprintf(b.template, sizeof b.template, "%s", tmpl);
-	snprintf(q->sandbox, sizeof q->sandbox, "%s", b.id);
-	b.started = time(NULL);
-	b.end = b.started + timeout;
 	b.pause_on_timeout = json_is_true(json_object_get(body, "autoPause"));
-	b.vcpus = (int)json_integer_value(json_object_get(vm, "vcpuCount")) ?: 1;
-	b.mem_mib = (int)json_integer_value(json_object_get(vm, "memSizeMib")) ?: 256;
-	b.disk_mib = (int)(json_integer_value(json_object_get(vm, "diskSize")) >> 20) ?: 10240;
 	b.metadata = md && !json_is_null(md) ? json_incref(md) : json_object();
 	/* allowPublicTraffic false: the sandbox's ports want E2B's traffic token. */
 	if (json_is_false(json_object_get(json_object_get(body, "network"), "allowPublicTraffic")) &&
 	    random_token(b.traffic_token, sizeof b.traffic_token) != 0) {
-		e = (struct verr){ 0 };
-		verr_sys(&e, "ERR_SYSTEM", NULL, "getrandom");
-	}
-	json_t *reply = !verr_isset(&e) && box_add(&b, &e) == 0 ? sandbox_doc(&b, &e) : NULL;
-	if (!reply) {
-		const char *rm[] = { "--force", b.id, NULL };
-		json_decref(run_vmsan("rm", rm, &(struct verr){ 0 }));
-		box_remove(b.id);
-		answered = fail_verr(q, &e);
+		answered = http_error(q, 500, "cannot make a traffic token");
 		goto out;
 	}
-	answered = http_json(q, 201, reply);
+	reply = sandbox_from(&b, c.args, timeout, &e);
+	snprintf(q->sandbox, sizeof q->sandbox, "%s", b.id);
+	if (reply)
+		answered = http_json(q, 201, reply);
+	else    /* no VM made: the template's fault, or the create's own */
+		answered = b.id[0] ? fail_verr(q, &e) : template_error(q, tmpl, &e);
 out:
 	box_release(&b);
-	json_decref(doc);
 	json_decref(body);
 	return answered;
 }
@@ -362,7 +389,7 @@ static enum MHD_Result do_timeout(struct req *q, const struct box *b)
 
 	if (!body)
 		return answered;
-	if ((k = unknown_key(body, known)))
+	if ((k = body_unknown_key(body, known)))
 		answered = http_error(q, 400, "unknown field '%.64s'", k);
 	else if (!timeout_of(body, &t, &why) || t == 0)
 		answered = http_error(q, 400, "%s", why ? why : "timeout: required");
@@ -384,7 +411,7 @@ static enum MHD_Result do_pause(struct req *q, const struct box *b)
 
 	if (!body)
 		return answered;
-	k = unknown_key(body, known);
+	k = body_unknown_key(body, known);
 	mem = json_object_get(body, "memory");
 	json_decref(body);
 	if (k)
@@ -420,7 +447,7 @@ static enum MHD_Result do_connect(struct req *q, const struct box *b)
 
 	if (!body)
 		return answered;
-	if ((k = unknown_key(body, known)))
+	if ((k = body_unknown_key(body, known)))
 		answered = http_error(q, 400, "unknown field '%.64s'", k);
 	else if (!timeout_of(body, &t, &why))
 		answered = http_error(q, 400, "%s", why);
@@ -460,7 +487,7 @@ static enum MHD_Result do_network(struct req *q, const struct box *b)
 		return answered;
 	net = json_pack("{s:O?, s:O?}", "allowOut", json_object_get(body, "allowOut"), "denyOut",
 			json_object_get(body, "denyOut"));
-	if ((k = unknown_key(body, known)))
+	if ((k = body_unknown_key(body, known)))
 		answered = http_error(q, 400, "unknown field '%.64s'", k);
 	else if ((why = egress_args(net, json_object_get(body, "allow_internet_access"), &g)))
 		answered = http_error(q, 400, "%s", why);
@@ -480,9 +507,23 @@ out:
 	return answered;
 }
 
+static enum MHD_Result with_body(struct req *q, const struct box *b,
+				  enum MHD_Result (*fn)(struct req *, const struct box *, json_t *))
+{
+	enum MHD_Result answered = MHD_NO;
+	json_t *body = body_object(q, &answered);
+
+	if (!body)
+		return answered;
+	answered = fn(q, b, body);
+	json_decref(body);
+	return answered;
+}
+
 static bool known_sub(const char *sub)
 {
-	static const char *const subs[] = { "", "/timeout", "/pause", "/connect", "/resume", "/network", "/metrics" };
+	static const char *const subs[] = { "",		"/timeout", "/pause",	  "/connect", "/resume",
+					    "/network", "/metrics", "/snapshots", "/fork" };
 
 	for (size_t i = 0; i < sizeof subs / sizeof *subs; i++)
 		if (!strcmp(sub, subs[i]))
@@ -521,6 +562,8 @@ static enum MHD_Result sandbox_route(struct req *q, const char *owner, const cha
 		rc = do_network(q, &b);
 	else if (!strcmp(sub, "/metrics") && !strcmp(m, "GET"))
 		rc = do_metrics(q, &b);
+	else if ((!strcmp(sub, "/snapshots") || !strcmp(sub, "/fork")) && !strcmp(m, "POST"))
+		rc = with_body(q, &b, sub[1] == 's' ? snap_create : snap_fork);
 	else
 		rc = http_error(q, known_sub(sub) ? 405 : 404,
 				"%s %s is not supported", m, q->url);
@@ -548,6 +591,8 @@ enum MHD_Result control_route(struct req *q)
 	}
 	if (!strncmp(url, "/sandboxes/", 11))
 		return sandbox_route(q, owner, url + 11);
+	if (!strcmp(url, "/snapshots") && !strcmp(q->method, "GET"))
+		return snap_list(q, owner);
 	if (!strncmp(url, "/templates/aliases/", 19) && !strcmp(q->method, "GET"))
 		return do_alias(q, url + 19);
 	return http_error(q, 404, "%s %s: no such route", q->method, q->url);

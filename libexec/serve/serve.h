@@ -17,6 +17,7 @@
  *   serve/box.c     the sandboxes: records on disk, the table, the reaper
  *   serve/control.c the control API's routes
  *   serve/egress.c  E2B's network settings as vmsan's egress policy
+ *   serve/snap.c    snapshots and fork, as vmsan snapshots
  *   serve/metrics.c what the host sees of a sandbox's CPU, memory and disk
  *   serve/run.c     running vmsan's own commands and reading their JSON
  *   serve/proxy.c   envd and sandbox ports, proxied to the guest
@@ -143,6 +144,20 @@ struct MHD_Daemon *http_start(const struct serve_opts *o, struct verr *e);
 /* ---- control.c / proxy.c -------------------------------------------- */
 
 enum MHD_Result control_route(struct req *q);
+/* Keys of o that are not in known (NULL-terminated); null values count. */
+const char *body_unknown_key(json_t *o, const char *const *known);
+/* The Sandbox answer (id, template, tokens) of b. */
+json_t *sandbox_doc(const struct box *b, struct verr *e);
+/* A VM made by vmsan create with args, kept as sandbox b: see control.c. */
+json_t *sandbox_from(struct box *b, const char *const *args, long timeout, struct verr *e);
+
+/* ---- snap.c ---------------------------------------------------------- */
+
+int snap_init(const char *statedir, struct verr *e);
+bool snap_find(const char *template, const char *owner, char *out, size_t n);
+enum MHD_Result snap_create(struct req *q, const struct box *b, json_t *body);
+enum MHD_Result snap_fork(struct req *q, const struct box *b, json_t *body);
+enum MHD_Result snap_list(struct req *q, const char *owner);
 enum MHD_Result do_metrics(struct req *q, const struct box *b);
 /* True when the request is for a sandbox (header or host): proxy.c answers. */
 bool proxy_wants(struct req *q, const char *domain);
