@@ -5,7 +5,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,19 +31,7 @@ static const char usage[] =
 	"Logs one JSON line per request on stderr.  SIGTERM or SIGINT stops it:\n"
 	"no new connection is taken, requests under way get 5 seconds.\n";
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-	struct verr e = { 0 };
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	verr_set(&e, VMSAN_EXIT_USAGE, "ERR_USAGE", "run 'vmsan serve --help' for usage", "%s", msg);
-	return report_error("serve", false, &e);
-}
+#define usage_error(...) report_usage("serve", false, __VA_ARGS__)
 
 static bool number(const char *s, unsigned min, unsigned max, unsigned *out)
 {

@@ -220,7 +220,7 @@ vm_status() {
 	assert_eq "${output%% *}" 404
 	# nothing was made: no VM, no record
 	assert_eq "$(find "$VMSAN_DIR/vms" -mindepth 1 -maxdepth 1 | sort)" "$before"
-	assert_eq "$(find "$VMSAN_DIR/serve" -mindepth 1)" ""
+	assert_eq "$(find "$VMSAN_DIR/serve" -mindepth 1 -type f)" ""
 	# a template whose registry does not answer: 502, and nothing left
 	run api POST /v2/sandboxes '{"templateID":"127.0.0.1:1/nothing:here"}'
 	assert_eq "${output%% *}" 502

@@ -127,3 +127,16 @@ int report_error(const char *cmd, bool json, const struct verr *e)
 		fprintf(stderr, "  fix: %s\n", e->fix);
 	return e->exit ? e->exit : VMSAN_EXIT_FAIL;
 }
+
+int report_usage(const char *cmd, bool json, const char *fmt, ...)
+{
+	struct verr e = { 0 };
+	char fix[96];
+	va_list ap;
+
+	snprintf(fix, sizeof fix, "see 'vmsan %s --help'", cmd);
+	va_start(ap, fmt);
+	verr_vset(&e, VMSAN_EXIT_USAGE, "ERR_USAGE", fix, fmt, ap);
+	va_end(ap);
+	return report_error(cmd, json, &e);
+}

@@ -95,6 +95,8 @@ int reply_error(const struct verr *e);
 /* A porcelain command's error: the JSON document on stdout when json,
  * and "vmsan CMD: message" (and its fix) on stderr; the exit status. */
 int report_error(const char *cmd, bool json, const struct verr *e);
+/* Its usage error: ERR_USAGE, exit 100, the fix pointing at its --help. */
+int report_usage(const char *cmd, bool json, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- helper main ----------------------------------------------------- */
 

@@ -121,20 +121,31 @@ static void load_all(void)
 	closedir(d);
 }
 
+int serve_dir(const char *path, struct verr *e)
+{
+	struct stat st;
+	int fd;
+
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return verr_sys(e, "ERR_SERVE_STATE", NULL, "cannot make %s", path), -1;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return verr_sys(e, "ERR_SERVE_STATE", NULL, "cannot open %s", path), -1;
+	if (fstat(fd, &st) != 0 || st.st_uid != geteuid() || (st.st_mode & 077)) {
+		close(fd);
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_SERVE_STATE", "chmod 700 it; it must be yours",
+				 "%s is not a directory of yours with mode 0700", path);
+	}
+	return fd;
+}
+
 int box_init(const char *statedir, struct verr *e)
 {
 	char path[4200];
-	struct stat st;
 
 	snprintf(path, sizeof path, "%s/serve", statedir);
-	if (mkdir(path, 0700) != 0 && errno != EEXIST)
-		return verr_sys(e, "ERR_SERVE_STATE", NULL, "cannot make %s", path), -1;
-	dirfd_ = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dirfd_ < 0)
-		return verr_sys(e, "ERR_SERVE_STATE", NULL, "cannot open %s", path), -1;
-	if (fstat(dirfd_, &st) != 0 || st.st_uid != geteuid() || (st.st_mode & 077))
-		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_SERVE_STATE", "chmod 700 it; it must be yours",
-				 "%s is not a directory of yours with mode 0700", path);
+	if ((dirfd_ = serve_dir(path, e)) < 0)
+		return -1;
 	load_all();
 	return 0;
 }

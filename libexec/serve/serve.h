@@ -66,6 +66,8 @@ struct box {
 	char traffic_token[72]; /* E2B's, for the sandbox's ports; "" for public */
 };
 
+/* path made (0700) if missing, opened, and refused unless ours and 0700. */
+int serve_dir(const char *path, struct verr *e);
 int box_init(const char *statedir, struct verr *e);
 /* Adds b (copied) and stores its record. */
 int box_add(const struct box *b, struct verr *e);

@@ -28,17 +28,13 @@ int snap_init(const char *statedir, struct verr *e)
 	char path[4200];
 
 	snprintf(path, sizeof path, "%s/serve/snapshots", statedir);
-	if (mkdir(path, 0700) != 0 && errno != EEXIST)
-		return verr_sys(e, "ERR_SERVE_STATE", NULL, "cannot make %s", path), -1;
-	snapdir = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (snapdir < 0)
-		return verr_sys(e, "ERR_SERVE_STATE", NULL, "cannot open %s", path), -1;
-	return 0;
+	snapdir = serve_dir(path, e);
+	return snapdir < 0 ? -1 : 0;
 }
 
 static json_t *load(const char *id)
 {
-	char name[96];
+	char name[128];
 	json_error_t je;
 	int fd;
 	json_t *j;
@@ -54,7 +50,7 @@ static json_t *load(const char *id)
 
 static int store(const char *id, json_t *j, struct verr *e)
 {
-	char name[96], tmp[96];
+	char name[128], tmp[128];
 	int fd, rc = -1;
 
 	snprintf(name, sizeof name, "%s.json", id);
@@ -71,37 +67,70 @@ static int store(const char *id, json_t *j, struct verr *e)
 	return rc;
 }
 
-/* The snapshot of owner that template names (its id or one of its names):
- * its id copied to out. */
-bool snap_find(const char *template, const char *owner, char *out, size_t n)
+static json_t *load(const char *id);
+
+/* fn(id, record, arg) for each snapshot record of owner, until it returns
+ * true. */
+static void each_of(const char *owner, bool (*fn)(const char *, json_t *, void *), void *arg)
 {
 	/* A dup shares the offset: rewind, or a second walk sees nothing. */
 	DIR *d = fdopendir(dup(snapdir));
 	struct dirent *de;
-	bool found = false;
+	bool stop = false;
 
-	if (d)
-		rewinddir(d);
-	while (d && !found && (de = readdir(d))) {
+	if (!d)
+		return;
+	rewinddir(d);
+	while (!stop && (de = readdir(d))) {
 		size_t len = strlen(de->d_name);
-		if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json"))
-			continue;
 		char id[96];
+		if (de->d_name[0] == '.' || len < 6 || len > 90 || strcmp(de->d_name + len - 5, ".json"))
+			continue;
 		snprintf(id, sizeof id, "%.*s", (int)(len - 5), de->d_name);
-		json_t *j = load(id), *names = json_object_get(j, "names"), *x;
-		size_t i;
-		if (j && !strcmp(json_string_value(json_object_get(j, "owner")) ?: "", owner)) {
-			found = !strcmp(id, template);
-			json_array_foreach(names, i, x)
-				found = found || !strcmp(json_string_value(x) ?: "", template);
-			if (found)
-				snprintf(out, n, "%s", id);
-		}
+		json_t *j = load(id);
+		if (j && !strcmp(json_string_value(json_object_get(j, "owner")) ?: "", owner))
+			stop = fn(id, j, arg);
 		json_decref(j);
 	}
-	if (d)
-		closedir(d);
-	return found;
+	closedir(d);
+}
+
+static bool has_name(json_t *rec, const char *name)
+{
+	json_t *x;
+	size_t i;
+
+	json_array_foreach(json_object_get(rec, "names"), i, x)
+		if (!strcmp(json_string_value(x) ?: "", name))
+			return true;
+	return false;
+}
+
+struct find {
+	const char *template;
+	char *out;
+	size_t n;
+	bool found;
+};
+
+static bool find_one(const char *id, json_t *rec, void *arg)
+{
+	struct find *f = arg;
+
+	if (strcmp(id, f->template) && !has_name(rec, f->template))
+		return false;
+	snprintf(f->out, f->n, "%s", id);
+	return f->found = true;
+}
+
+/* The snapshot of owner that template names (its id or one of its names):
+ * its id copied to out. */
+bool snap_find(const char *template, const char *owner, char *out, size_t n)
+{
+	struct find f = { template, out, n, false };
+
+	each_of(owner, find_one, &f);
+	return f.found;
 }
 
 /* vmsan snapshot create ID: the snapshot's id, or NULL. */
@@ -155,35 +184,28 @@ enum MHD_Result snap_create(struct req *q, const struct box *b, json_t *body)
 	return rc;
 }
 
+struct listing {
+	const char *sandbox, *name;
+	json_t *out;
+};
+
+static bool list_one(const char *id, json_t *rec, void *arg)
+{
+	struct listing *l = arg;
+
+	if ((!l->name || has_name(rec, l->name)) &&
+	    (!l->sandbox || !strcmp(json_string_value(json_object_get(rec, "sandboxID")) ?: "", l->sandbox)))
+		json_array_append_new(l->out, json_pack("{s:s, s:O}", "snapshotID", id, "names",
+							json_object_get(rec, "names")));
+	return false;
+}
+
 enum MHD_Result snap_list(struct req *q, const char *owner)
 {
-	const char *want_box = req_query(q, "sandboxID"), *want_name = req_query(q, "name");
-	/* A dup shares the offset: rewind, or a second walk sees nothing. */
-	DIR *d = fdopendir(dup(snapdir));
-	struct dirent *de;
-	json_t *out = json_array();
+	struct listing l = { req_query(q, "sandboxID"), req_query(q, "name"), json_array() };
 
-	if (d)
-		rewinddir(d);
-	while (d && (de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json"))
-			continue;
-		char id[96];
-		snprintf(id, sizeof id, "%.*s", (int)(len - 5), de->d_name);
-		json_t *j = load(id), *names = json_object_get(j, "names"), *x;
-		size_t i;
-		bool named = !want_name;
-		json_array_foreach(names, i, x)
-			named = named || !strcmp(json_string_value(x) ?: "", want_name);
-		if (j && !strcmp(json_string_value(json_object_get(j, "owner")) ?: "", owner) && named &&
-		    (!want_box || !strcmp(json_string_value(json_object_get(j, "sandboxID")) ?: "", want_box)))
-			json_array_append_new(out, json_pack("{s:s, s:O}", "snapshotID", id, "names", names));
-		json_decref(j);
-	}
-	if (d)
-		closedir(d);
-	return http_json(q, 200, out);
+	each_of(owner, list_one, &l);
+	return http_json(q, 200, l.out);
 }
 
 /* Fork: the sandbox snapshotted (and resumed), count sandboxes created from

@@ -60,20 +60,6 @@ int report(const struct verr *e)
 	return report_error(cmd, json_mode, e);
 }
 
-int usage_error(const char *fmt, ...)
-{
-	struct verr e = { 0 };
-	char msg[600];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	char fix[80];
-	snprintf(fix, sizeof fix, "see 'vmsan %s --help'", cmd);
-	verr_set(&e, VMSAN_EXIT_USAGE, "ERR_USAGE", fix, "%s", msg);
-	return report(&e);
-}
-
 void on_signal(int sig)
 {
 	(void)sig;

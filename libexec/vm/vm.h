@@ -65,7 +65,7 @@ void pause_at(const char *step);
 const char *jstr(json_t *o, const char *k);
 long long jint(json_t *o, const char *k, long long dflt);
 int report(const struct verr *e);
-int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define usage_error(...) report_usage(cmd, json_mode, __VA_ARGS__)
 void on_signal(int sig);
 
 /* options.c */
