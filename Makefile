@@ -180,10 +180,16 @@ $(NET_OBJ) libexec/vmsan-net.o: libexec/net/net.h
 libexec/vmsan-net: libexec/vmsan-net.o $(NET_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(NET_OBJ) $(LIB) $(NL_LIBS) $(NFT_LIBS) $(JANSSON_LIBS)
 
-# The resolver's sandbox: libseccomp.
+# vmsan-dns: a core that binds as root and splits, over one file a job
+# (see dns/dns.h); the resolver's sandbox is libseccomp's.
+DNS_SRC = libexec/dns/config.c libexec/dns/sandbox.c libexec/dns/setter.c libexec/dns/loop.c \
+	libexec/dns/query.c libexec/dns/upstream.c libexec/dns/track.c libexec/dns/relay.c libexec/dns/ctl.c \
+	libexec/dns/log.c
+DNS_OBJ = $(DNS_SRC:.c=.o)
+$(DNS_OBJ) libexec/vmsan-dns.o: libexec/dns/dns.h
 SECCOMP_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null || echo -lseccomp)
-libexec/vmsan-dns: libexec/vmsan-dns.o $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(SECCOMP_LIBS) $(JANSSON_LIBS)
+libexec/vmsan-dns: libexec/vmsan-dns.o $(DNS_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(DNS_OBJ) $(LIB) $(NFT_LIBS) $(SECCOMP_LIBS) $(JANSSON_LIBS)
 
 libexec/vmsan-rootfs: libexec/vmsan-rootfs.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(IMG_LIBS) $(JANSSON_LIBS)
@@ -240,7 +246,7 @@ lint:
 	mandoc -Tlint -Wwarning $(MAN1) $(MAN7) $(MAN8)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--std=c11 --inline-suppr -Ilibexec --include=/usr/include/jansson.h \
-		--suppress=missingIncludeSystem libexec/*.c libexec/lib/*.c libexec/fc/*.c libexec/net/*.c libexec/vm/*.c \
+		--suppress=missingIncludeSystem libexec/*.c libexec/lib/*.c libexec/dns/*.c libexec/fc/*.c libexec/net/*.c libexec/vm/*.c \
 		tests/unit/*.c agent/*.c proto/*.c tests/fuzz/*.c
 
 bench: all $(TESTBINS)
@@ -289,7 +295,7 @@ uninstall:
 
 clean:
 	rm -f $(HELPERS) $(ALIASES) $(TESTBINS) $(LIB) $(FLAGS_STAMP) $(GUEST) $(FUZZERS) \
-		libexec/*.o libexec/fc/*.o libexec/net/*.o libexec/vm/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o \
+		libexec/*.o libexec/dns/*.o libexec/fc/*.o libexec/net/*.o libexec/vm/*.o libexec/lib/*.o tests/unit/*.o tests/tools/*.o \
 		agent/*.o proto/*.o
 	rm -rf agent/.inc libexec/guest
 
