@@ -5,7 +5,7 @@
  * on stdin and, when the VM has a DNS log, that log open on fd 3:
  *
  *   {"id", "uid", "gid", "upstreams":[IP...], "domains":[PATTERN...],
- *    "ttlMin":S, "ttlMax":S}
+ *    "ttlMin":S, "ttlMax":S, "strict":BOOL}
  *
  * It binds 172.16.0.1:53 (UDP and TCP; the VM's ruleset DNATs every DNS
  * packet of the guest there) and the abstract control socket
@@ -37,8 +37,8 @@
  * could do anyway by answering.  It cannot change rules, other sets or
  * other namespaces.
  *
- * stdout gets one line, {"ok":true,"pid":SETTER} once both are ready (or
- * {"ok":false,...}), and is closed.  The setter exits when the resolver
+ * stdout gets one line, {"ok":true,"pid":SETTER,"resolver":PID} once both
+ * are ready (or {"ok":false,...}), and is closed.  The setter exits when the resolver
  * does and kills the resolver when it goes (PR_SET_PDEATHSIG): killing
  * the setter's pid ends both.
  *
@@ -74,7 +74,6 @@
 #include "dns/dns.h"
 
 struct resolver R;
-
 
 #ifndef VMSAN_VERSION
 #define VMSAN_VERSION "0.0.0"
@@ -140,6 +139,7 @@ static int resolver_init(struct verr *e)
 	return 0;
 }
 
+/* A socket bound to addr:port (listening, for TCP); -1 with errno set. */
 static int bind_in(int type, const char *addr, int port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
@@ -154,6 +154,7 @@ static int bind_in(int type, const char *addr, int port)
 	}
 	return fd;
 }
+
 /* What only root may bind: 172.16.0.1:53 (UDP, TCP), with strict :10443
  * and :10080, and the abstract control socket of the namespace. */
 static int listen_all(bool strict, struct verr *e)
@@ -206,7 +207,7 @@ static int channel(int sp[2], struct verr *e)
 /* The child: dies with the setter, drops every capability, enters the
  * seccomp filter, says so on sp, and resolves until the setter goes.  It
  * never returns (a failure before it is ready: the setter reports it). */
-static void __attribute__((noreturn)) resolver(int sp, pid_t setter, const struct config *c)
+static void __attribute__((noreturn)) run_resolver(int sp, pid_t setter, const struct config *c)
 {
 	struct rlimit fl = { 1024, 1024 };
 	time_t t0 = time(NULL);
@@ -235,7 +236,7 @@ static void __attribute__((noreturn)) resolver(int sp, pid_t setter, const struc
 /* The parent: closes what is the resolver's, keeps CAP_NET_ADMIN alone,
  * and once the resolver is ready writes the one line on stdout, leaves
  * stdio and serves the resolver's set requests until it goes. */
-static int setter(int sp, struct mnl_socket *nl, pid_t pid, const struct config *c, struct verr *e)
+static int run_setter(int sp, struct mnl_socket *nl, pid_t pid, const struct config *c, struct verr *e)
 {
 	struct timeval tv = { 5, 0 };
 	char ok = 0;
@@ -299,10 +300,10 @@ int main(int argc, char **argv)
 	if (pid == 0) {
 		close(sp[0]);
 		mnl_socket_close(nl);
-		resolver(sp[1], self, &c);
+		run_resolver(sp[1], self, &c);
 	}
 	close(sp[1]);
-	if (setter(sp[0], nl, pid, &c, e))
+	if (run_setter(sp[0], nl, pid, &c, e))
 		return reply_error(e);
 	return 0;
 }

@@ -11,6 +11,7 @@
 
 #include "dns/dns.h"
 
+/* A TCP client gone: its slot free again. */
 void conn_close(struct conn *c)
 {
 	if (c->fd >= 0)
@@ -207,6 +208,8 @@ static void guest_query(int client, const struct sockaddr_in *from, uint8_t *m, 
 		upstream_retry(p, "cannot reach an upstream resolver");
 }
 
+/* A TCP client's turn: its answer written, then (none pending) its next
+ * query read, length first, one at a time. */
 void tcp_client(struct conn *c, int idx, short rev)
 {
 	if (rev & POLLOUT && c->out) {
