@@ -56,8 +56,8 @@ ALL_CFLAGS = -std=gnu11 $(WARN) $(DEPS_CFLAGS) -DVMSAN_VERSION='"$(VERSION)"' \
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRC = libexec/lib/reply.c libexec/lib/request.c libexec/lib/helper.c \
-	libexec/lib/validate.c libexec/lib/state.c libexec/lib/nft.c libexec/lib/netplan.c \
-	libexec/lib/ext4.c libexec/lib/layer.c libexec/lib/policy.c libexec/lib/sparse.c \
+	libexec/lib/validate.c libexec/lib/state.c libexec/lib/nft.c libexec/lib/nftrule.c libexec/lib/nftnl.c \
+	libexec/lib/netplan.c libexec/lib/ext4.c libexec/lib/layer.c libexec/lib/policy.c libexec/lib/sparse.c \
 	libexec/lib/dnsmsg.c libexec/lib/rootconf.c libexec/lib/caller.c libexec/lib/claim.c
 LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
@@ -115,7 +115,7 @@ $(FLAGS_STAMP): FORCE
 	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
 		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
 
-%.o: %.c libexec/lib/vmsan.h libexec/lib/nft.h libexec/lib/netplan.h libexec/lib/ext4.h \
+%.o: %.c libexec/lib/vmsan.h libexec/lib/nft.h libexec/lib/nft-impl.h libexec/lib/netplan.h libexec/lib/ext4.h \
 	libexec/lib/layer.h libexec/lib/dnsmsg.h libexec/lib/policy.h libexec/lib/rootconf.h \
 	libexec/lib/caller.h libexec/lib/claim.h libexec/untar.h $(PROTO_H) $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -201,10 +201,16 @@ $(NET_OBJ) libexec/vmsan-net.o: libexec/net/net.h
 libexec/vmsan-net: libexec/vmsan-net.o $(NET_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(NET_OBJ) $(LIB) $(NL_LIBS) $(NFT_LIBS) $(JANSSON_LIBS)
 
-# The resolver's sandbox: libseccomp.
+# vmsan-dns: a core that binds as root and splits, over one file a job
+# (see dns/dns.h); the resolver's sandbox is libseccomp's.
+DNS_SRC = libexec/dns/config.c libexec/dns/sandbox.c libexec/dns/setter.c libexec/dns/loop.c \
+	libexec/dns/query.c libexec/dns/upstream.c libexec/dns/track.c libexec/dns/relay.c libexec/dns/ctl.c \
+	libexec/dns/log.c
+DNS_OBJ = $(DNS_SRC:.c=.o)
+$(DNS_OBJ) libexec/vmsan-dns.o: libexec/dns/dns.h
 SECCOMP_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null || echo -lseccomp)
-libexec/vmsan-dns: libexec/vmsan-dns.o $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(SECCOMP_LIBS) $(JANSSON_LIBS)
+libexec/vmsan-dns: libexec/vmsan-dns.o $(DNS_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(DNS_OBJ) $(LIB) $(NFT_LIBS) $(SECCOMP_LIBS) $(JANSSON_LIBS)
 
 # vmsan-rootfs: a core over one file a job (see rootfs/rootfs.h).
 ROOTFS_SRC = libexec/rootfs/util.c libexec/rootfs/cache.c libexec/rootfs/images.c libexec/rootfs/ref.c \
@@ -239,7 +245,7 @@ tests/fuzz/fuzz-dns: tests/fuzz/fuzz-dns.c libexec/lib/dnsmsg.c libexec/lib/vali
 # The root helpers' request readers: vmsan-fc's (compiled in, main renamed)
 # and the ruleset checker and policy compiler vmsan-net runs.
 FUZZ_REQ_SRC = libexec/vmsan-fc.c $(FC_SRC) $(addprefix libexec/lib/,reply.c request.c helper.c validate.c \
-	state.c nft.c netplan.c policy.c sparse.c rootconf.c caller.c claim.c)
+	state.c nft.c nftrule.c nftnl.c netplan.c policy.c sparse.c rootconf.c caller.c claim.c)
 tests/fuzz/fuzz-request: tests/fuzz/fuzz-request.c $(FUZZ_REQ_SRC) libexec/fc/fc.h libexec/lib/vmsan.h
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined $(DEPS_CFLAGS) -Ilibexec -o $@ $< \
 		$(filter-out libexec/vmsan-fc.c,$(FUZZ_REQ_SRC)) $(JANSSON_LIBS) $(NFT_LIBS)

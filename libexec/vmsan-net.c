@@ -42,6 +42,8 @@ static struct rootconf conf; /* root's settings: per-user limit, port range */
 
 /* ---- the request's checks ----------------------------------------------- */
 
+#define BAD_FIELD(...) verr_fail(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", NULL, __VA_ARGS__)
+
 /* May the caller act on id?  Root may; anyone else only on what is
  * theirs: the id's claim (claim.h) and its network record both name
  * them, or neither exists.  1: yes, there is a record; 0: yes, none;
@@ -174,191 +176,224 @@ static int dns_check(json_t *dns, json_t *ruleset, struct verr *e)
 	const char *log = jr_string(&r, "log", JR_OPTIONAL, NULL);
 	if (jr_end(&r))
 		return -1;
-#define BADF(...) (verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", NULL, __VA_ARGS__), -1)
 	if (!json_array_size(doms) || !json_array_size(ups))
-		return BADF("request.dns: domains and upstreams may not be empty");
+		return BAD_FIELD("request.dns: domains and upstreams may not be empty");
 	json_array_foreach(doms, i, x)
 		if (!json_is_string(x) || valid_domain(json_string_value(x), why, sizeof why))
-			return BADF("request.dns.domains[%zu]: %s", i, json_is_string(x) ? why : "expected a string");
+			return BAD_FIELD("request.dns.domains[%zu]: %s", i, json_is_string(x) ? why : "expected a string");
 	json_array_foreach(ups, i, x)
 		if (!json_is_string(x) || valid_ipv4(json_string_value(x), why, sizeof why))
-			return BADF("request.dns.upstreams[%zu]: expected an IPv4 address", i);
+			return BAD_FIELD("request.dns.upstreams[%zu]: expected an IPv4 address", i);
 	if (lo > hi)
-		return BADF("request.dns: ttlMin %lld is above ttlMax %lld", lo, hi);
+		return BAD_FIELD("request.dns: ttlMin %lld is above ttlMax %lld", lo, hi);
 	if (log && (log[0] != '/' || strstr(log, "/../") || strlen(log) > 1024))
-		return BADF("request.dns.log: expected an absolute path");
+		return BAD_FIELD("request.dns.log: expected an absolute path");
 	set = NULL;
 	json_array_foreach(json_object_get(ruleset, "sets"), i, x)
 		if (!strcmp(json_string_value(json_object_get(x, "name")), NET_DNS_SET) &&
 		    !strcmp(json_string_value(json_object_get(x, "key")), "ipv4_addr"))
 			set = x;
 	if (!set)
-		return BADF("request.dns: the ruleset has no set %s (compile the policy with its allowedDomains)",
-			    NET_DNS_SET);
-#undef BADF
+		return BAD_FIELD("request.dns: the ruleset has no set %s (compile the policy with its allowedDomains)",
+				 NET_DNS_SET);
 	return 0;
+}
+
+/* ---- setup: the request read, all of it checked, then each step made,
+ * in order, undone together (teardown) if a later one fails ----------- */
+
+struct setup {
+	const char *id;
+	bool host_mode;
+	json_t *ruleset, *ports, *policy, *dns;  /* the request's, borrowed */
+	long long mbit, owner;
+	struct vmnet v;
+	bool claimed;            /* the id's claim was taken here */
+};
+
+static int setup_read(struct jr *r, struct setup *s)
+{
+	s->id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
+	jr_bool(r, "hostMode", JR_OPTIONAL, &s->host_mode);
+	/* In a namespace of its own a VM's ruleset may come from the caller
+	 * (vmsan-nftables): it touches nothing else.  On the host it is
+	 * compiled here from the policy, ports included. */
+	s->ruleset = jr_object(r, "ruleset", s->host_mode ? JR_OPTIONAL : JR_REQUIRED);
+	s->policy = jr_object(r, "policy", s->host_mode ? JR_REQUIRED : JR_OPTIONAL);
+	s->ports = jr_array(r, "publishedPorts", JR_OPTIONAL, 64);
+	jr_int(r, "bandwidthMbit", JR_OPTIONAL, 1, 100000, &s->mbit);
+	jr_int(r, "tapOwner", JR_OPTIONAL, 0, INT_MAX, &s->owner);
+	s->dns = jr_object(r, "dns", JR_OPTIONAL);
+	return jr_end(r);
+}
+
+/* The request against itself and the caller: what goes with hostMode,
+ * the ruleset, the resolver's settings, the TAP's owner. */
+static int setup_check(const struct setup *s, struct verr *e)
+{
+	if (s->host_mode && s->dns)
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "allowed domains need the VM's own namespace",
+				 "request.dns: not with hostMode");
+	if (s->host_mode && (s->ruleset || s->ports || s->mbit))
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the policy (its published ports included)",
+				 "request.%s: not with hostMode (the host's rules are compiled here from the policy%s)",
+				 s->ruleset ? "ruleset" : s->ports ? "publishedPorts" : "bandwidthMbit",
+				 s->mbit ? "; shaping both directions needs the VM's namespace" : "");
+	if (!s->host_mode && s->policy)
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the ruleset of vmsan-nftables compile",
+				 "request.policy: only with hostMode");
+	if (!s->host_mode && check_vm_ruleset(s->ruleset, e))
+		return -1;
+	if (s->dns && dns_check(s->dns, s->ruleset, e))
+		return -1;
+	/* The TAP is for the caller's own VMM: only root names another uid. */
+	if (s->owner >= 0 && !who.root && s->owner != (long long)who.uid)
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_PERMISSION", "leave tapOwner out (it is yours)",
+				 "request.tapOwner: %lld is not your uid", s->owner);
+	return 0;
+}
+
+/* The published host ports into v.ports, each free on the host: on the
+ * host those of the policy, compiled here (slot 0 stands in). */
+static int setup_ports(struct setup *s, struct verr *e)
+{
+	if (s->host_mode) {
+		json_t *rs = host_ruleset(&s->v, s->policy, &s->v.ports, e);
+
+		if (!rs)
+			return -1;
+		json_decref(rs);
+	} else {
+		s->v.ports = host_ports(s->ports, e);
+	}
+	return !s->v.ports || ports_free(s->v.ports, e) ? -1 : 0;
+}
+
+/* Nothing is set up for the id yet (and the caller may set it up). */
+static int setup_fresh(const struct setup *s, struct verr *e)
+{
+	char path[160];
+	struct vmnet old;
+	int mine;
+
+	vmnet_init(&old, s->id);
+	mine = owned(&old, e);
+	json_decref(old.ports);
+	json_decref(old.dns);
+	if (mine < 0)
+		return -1;
+	record_path(path, sizeof(path), s->id);
+	if (mine || access(path, F_OK) == 0 || netns_exists(&s->v))
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_NETNS_EXISTS", "run vmsan-net teardown for this id first",
+				 "the network of %s is already set up", s->id);
+	return 0;
+}
+
+/* The links, the namespace and its rules; on the host the TAP and the
+ * VM's table. */
+static int setup_links(struct setup *s, struct verr *e)
+{
+	struct vmnet *v = &s->v;
+	json_t *rs, *hp = NULL;
+	int rc;
+
+	/* The TAP belongs to the VMM's uid, as vmsan create picks it (the
+	 * sudo caller's, else root's per-slot one), in a namespace as on the
+	 * host: the kernel then lets no other uid's VMM attach to it, so a
+	 * caller who names another VM's namespace to vmsan-fc gets EPERM. */
+	if (s->owner < 0)
+		s->owner = !who.root ? (long long)who.uid : (long long)NET_VMM_UID_BASE + v->slot;
+	if (!s->host_mode)
+		return host_table(e) || netns_create(v, e) || host_side(v, e) ||
+		       ns_side(v, s->owner, s->mbit, s->ruleset, e) ? -1 : 0;
+	rs = host_ruleset(v, s->policy, &hp, e);
+	json_decref(hp);
+	rc = !rs || host_table(e) || host_tap(v, (long)s->owner, e) || nft_ruleset_apply(rs, false, e) ? -1 : 0;
+	json_decref(rs);
+	return rc;
+}
+
+/* The published ports into the host table's map.  A port another VM holds
+ * is ERR_PORT_CONFLICT; the record then keeps only the ports this VM
+ * published: only those may be removed on the way out. */
+static int setup_publish(struct vmnet *v, struct verr *e)
+{
+	size_t i;
+	json_t *p;
+
+	json_array_foreach(v->ports, i, p) {
+		if (!nft_map_port_addr(NET_TABLE, NET_PUB_MAP, (unsigned)json_integer_value(p), v->ns_addr, true, e))
+			continue;
+		if (verr_take(e, "ERR_NFT_EXISTS"))
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_PORT_CONFLICT", "publish another host port",
+				 "host port %lld is already published by another VM", json_integer_value(p));
+		while (json_array_size(v->ports) > i)
+			json_array_remove(v->ports, i);
+		record_write(v, &(struct verr){0});
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *setup_reply(const struct vmnet *v)
+{
+	json_t *reply;
+
+	if (v->host_mode)
+		/* No namespace: the guest is the slot's .2 behind vmst<slot>,
+		 * and the host reaches its agent there. */
+		reply = json_pack("{s:n, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O, s:b, s:s}",
+				  "netns", "slot", (int)v->slot, "hostIf", v->host_if, "hostAddr", v->host_addr,
+				  "agentAddr", v->ns_addr, "tap", v->host_if, "guestIp", v->ns_addr, "gatewayIp",
+				  v->host_addr, "mac", NET_GUEST_MAC, "prefixLen", NET_LINK_PREFIXLEN, "publishedPorts",
+				  v->ports, "hostMode", 1, "table", v->table);
+	else
+		reply = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O}",
+				  "netns", v->netns, "slot", (int)v->slot, "hostIf", v->host_if,
+				  "hostAddr", v->host_addr, "agentAddr", v->ns_addr, "tap", NET_TAP,
+				  "guestIp", NET_GUEST_ADDR, "gatewayIp", NET_TAP_ADDR, "mac", NET_GUEST_MAC,
+				  "prefixLen", NET_LINK_PREFIXLEN, "publishedPorts", v->ports);
+	if (v->dns)
+		json_object_set_new(reply, "dnsPid", json_integer(json_integer_value(json_object_get(v->dns, "pid"))));
+	return reply;
 }
 
 /* ---- the operations ----------------------------------------------------- */
 
 static json_t *op_setup(struct jr *r, struct verr *e)
 {
-	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
-	bool host_mode = false;
-	json_t *ruleset, *ports, *policy = NULL, *dns;
-	long long mbit = 0, owner = -1;
-	long slot;
-	struct vmnet v;
-	size_t i;
-	json_t *p, *reply = NULL;
-	bool claimed = false;
+	struct setup s = { .owner = -1 };
+	json_t *reply = NULL;
 
-	jr_bool(r, "hostMode", JR_OPTIONAL, &host_mode);
-	/* In a namespace of its own a VM's ruleset may come from the caller
-	 * (vmsan-nftables): it touches nothing else.  On the host it is
-	 * compiled here from the policy, ports included. */
-	ruleset = jr_object(r, "ruleset", host_mode ? JR_OPTIONAL : JR_REQUIRED);
-	policy = jr_object(r, "policy", host_mode ? JR_REQUIRED : JR_OPTIONAL);
-	ports = jr_array(r, "publishedPorts", JR_OPTIONAL, 64);
-	jr_int(r, "bandwidthMbit", JR_OPTIONAL, 1, 100000, &mbit);
-	jr_int(r, "tapOwner", JR_OPTIONAL, 0, INT_MAX, &owner);
-	dns = jr_object(r, "dns", JR_OPTIONAL);
-	if (jr_end(r))
+	if (setup_read(r, &s) || setup_check(&s, e))
 		return NULL;
-	if (host_mode && dns) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "allowed domains need the VM's own namespace",
-			 "request.dns: not with hostMode");
-		return NULL;
-	}
-	if (host_mode && (ruleset || ports || mbit)) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the policy (its published ports included)",
-			 "request.%s: not with hostMode (the host's rules are compiled here from the policy%s)",
-			 ruleset ? "ruleset" : ports ? "publishedPorts" : "bandwidthMbit",
-			 mbit ? "; shaping both directions needs the VM's namespace" : "");
-		return NULL;
-	}
-	if (!host_mode && policy) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the ruleset of vmsan-nftables compile",
-			 "request.policy: only with hostMode");
-		return NULL;
-	}
-	if (!host_mode && check_vm_ruleset(ruleset, e))
-		return NULL;
-	if (dns && dns_check(dns, ruleset, e))
-		return NULL;
-	/* The TAP is for the caller's own VMM: only root names another uid. */
-	if (owner >= 0 && !who.root && owner != (long long)who.uid) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_PERMISSION", "leave tapOwner out (it is yours)",
-			 "request.tapOwner: %lld is not your uid", owner);
-		return NULL;
-	}
-	vmnet_init(&v, id);
-	v.host_mode = host_mode;
-	if (host_mode) {
-		/* checked before anything is made (slot 0 stands in) */
-		json_t *rs = host_ruleset(&v, policy, &v.ports, e);
-
-		if (!rs)
-			goto fail_early;
-		json_decref(rs);
-	} else {
-		v.ports = host_ports(ports, e);
-	}
-	if (!v.ports || ports_free(v.ports, e) || ensure_dirs(e))
-		goto fail_early;
-	{
-		char path[160];
-		struct vmnet old;
-		int mine;
-
-		vmnet_init(&old, id);
-		mine = owned(&old, e);
-		json_decref(old.ports);
-		json_decref(old.dns);
-		if (mine < 0)
-			goto fail_early;
-		record_path(path, sizeof(path), id);
-		if (mine || access(path, F_OK) == 0 || netns_exists(&v)) {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_NETNS_EXISTS", "run vmsan-net teardown for this id first",
-				 "the network of %s is already set up", id);
-			goto fail_early;
-		}
-	}
+	vmnet_init(&s.v, s.id);
+	s.v.host_mode = s.host_mode;
+	if (setup_ports(&s, e) || ensure_dirs(e) || setup_fresh(&s, e))
+		goto out;
 	/* The id is the caller's (a claim shared with vmsan-fc), within
 	 * their limit of VMs; a claim made here goes again if setup fails. */
-	claimed = claim_owner(id) < 0;
-	if (claim_take(id, &who, conf.max_vms_per_user, e)) {
-		claimed = false;
-		goto fail_early;
+	s.claimed = claim_owner(s.id) < 0;
+	if (claim_take(s.id, &who, conf.max_vms_per_user, e)) {
+		s.claimed = false;
+		goto out;
 	}
-	slot = slot_take(&v, e);
-	if (slot < 0)
-		goto fail_early;
-	/* From here on, the record says what to undo.  The TAP belongs to
-	 * the VMM's uid, as vmsan create picks it (the sudo caller's, else
-	 * root's per-slot one), in a namespace as on the host: the kernel
-	 * then lets no other uid's VMM attach to it, so a caller who names
-	 * another VM's namespace to vmsan-fc gets EPERM. */
-	if (owner < 0)
-		owner = !who.root ? (long long)who.uid : (long long)NET_VMM_UID_BASE + slot;
-	if (host_mode) {
-		json_t *rs, *hp = NULL;
-
-		rs = host_ruleset(&v, policy, &hp, e);
-		json_decref(hp);
-		if (!rs || host_table(e) || host_tap(&v, (long)owner, e) || nft_ruleset_apply(rs, false, e)) {
-			json_decref(rs);
-			goto fail;
-		}
-		json_decref(rs);
-	} else if (host_table(e) || netns_create(&v, e) || host_side(&v, e) ||
-		   ns_side(&v, owner, mbit, ruleset, e)) {
-		goto fail;
+	if (slot_take(&s.v, e) < 0)
+		goto out;
+	/* From here on, the record says what to undo.  The resolver last: it
+	 * is the one thing here that runs on. */
+	if (setup_links(&s, e) || setup_publish(&s.v, e) ||
+	    (s.dns && (dns_start(&s.v, s.dns, e) || record_write(&s.v, e)))) {
+		teardown(&s.v);
+		goto out;
 	}
-	json_array_foreach(v.ports, i, p) {
-		if (nft_map_port_addr(NET_TABLE, NET_PUB_MAP, (unsigned)json_integer_value(p),
-				      v.ns_addr, true, e)) {
-			if (verr_take(e, "ERR_NFT_EXISTS"))
-				verr_set(e, VMSAN_EXIT_FAIL, "ERR_PORT_CONFLICT", "publish another host port",
-					 "host port %lld is already published by another VM",
-					 json_integer_value(p));
-			/* Only ports this VM owns may be removed on the way out. */
-			while (json_array_size(v.ports) > i)
-				json_array_remove(v.ports, i);
-			record_write(&v, &(struct verr){0});
-			goto fail;
-		}
-	}
-	/* The resolver last: it is the one thing here that runs on. */
-	if (dns && (dns_start(&v, dns, e) || record_write(&v, e)))
-		goto fail;
-	if (host_mode)
-		/* No namespace: the guest is the slot's .2 behind vmst<slot>,
-		 * and the host reaches its agent there. */
-		reply = json_pack("{s:n, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O, s:b, s:s}",
-				  "netns", "slot", (int)v.slot, "hostIf", v.host_if, "hostAddr", v.host_addr,
-				  "agentAddr", v.ns_addr, "tap", v.host_if, "guestIp", v.ns_addr, "gatewayIp",
-				  v.host_addr, "mac", NET_GUEST_MAC, "prefixLen", NET_LINK_PREFIXLEN, "publishedPorts",
-				  v.ports, "hostMode", 1, "table", v.table);
-	else
-		reply = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O}",
-				  "netns", v.netns, "slot", (int)v.slot, "hostIf", v.host_if,
-				  "hostAddr", v.host_addr, "agentAddr", v.ns_addr, "tap", NET_TAP,
-				  "guestIp", NET_GUEST_ADDR, "gatewayIp", NET_TAP_ADDR, "mac", NET_GUEST_MAC,
-				  "prefixLen", NET_LINK_PREFIXLEN, "publishedPorts", v.ports);
-	if (v.dns)
-		json_object_set_new(reply, "dnsPid", json_integer(json_integer_value(json_object_get(v.dns, "pid"))));
-	json_decref(v.ports);
-	json_decref(v.dns);
+	reply = setup_reply(&s.v);
+out:
+	if (!reply && s.claimed)
+		claim_release(s.id);
+	json_decref(s.v.ports);
+	json_decref(s.v.dns);
 	return reply;
-fail:
-	teardown(&v);
-fail_early:
-	if (claimed)
-		claim_release(id);
-	json_decref(v.ports);
-	json_decref(v.dns);
-	return NULL;
 }
 
 static json_t *op_teardown(struct jr *r, struct verr *e)

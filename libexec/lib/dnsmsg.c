@@ -156,21 +156,29 @@ struct rr {
 	char target[DNS_NAME_MAX];              /* CNAME */
 };
 
-int dns_scan_response(uint8_t *m, size_t n, const struct dns_q *q, uint32_t ttl_max, struct dns_addr *out,
-		      size_t max, size_t *count)
+/* The header and question of a response to q; *off past the question. */
+static int scan_question(const uint8_t *m, size_t n, const struct dns_q *q, size_t *off)
 {
-	static struct rr rr[MAX_RR];            /* one scan at a time: vmsan-dns is one thread */
-	size_t nrr = 0, off = DNS_HDR;
 	char name[DNS_NAME_MAX];
 
-	*count = 0;
 	if (n < DNS_HDR || !(m[2] & 0x80) || get16(m + 4) != 1)
 		return -1;
-	if (dns_read_name(m, n, &off, name) < 0 || off + 4 > n || strcmp(name, q->name) ||
-	    get16(m + off) != q->type || get16(m + off + 2) != q->cls)
+	*off = DNS_HDR;
+	if (dns_read_name(m, n, off, name) < 0 || *off + 4 > n || strcmp(name, q->name) ||
+	    get16(m + *off) != q->type || get16(m + *off + 2) != q->cls)
 		return -1;
-	off += 4;
+	*off += 4;
+	return 0;
+}
+
+/* Every record from off on: each TTL above ttl_max lowered in place, and
+ * the answer section's A and CNAME records of class IN (at most MAX_RR)
+ * into rr; how many, or -1 if the message is malformed. */
+static long scan_records(uint8_t *m, size_t n, size_t off, uint32_t ttl_max, struct rr *rr)
+{
 	unsigned an = get16(m + 6), total = an + get16(m + 8) + get16(m + 10);
+	size_t nrr = 0;
+
 	for (unsigned i = 0; i < total; i++) {
 		char owner[DNS_NAME_MAX];
 		if (dns_read_name(m, n, &off, owner) < 0 || off + 10 > n)
@@ -192,21 +200,28 @@ int dns_scan_response(uint8_t *m, size_t n, const struct dns_q *q, uint32_t ttl_
 			r->ttl = ttl;
 			if (type == DNS_TYPE_A) {
 				r->addr = get32(m + rd);
-				nrr++;
 			} else {
 				size_t t = rd;
 				if (dns_read_name(m, n, &t, r->target) < 0 || t != rd + rdlen)
 					return -1;
-				nrr++;
 			}
+			nrr++;
 		}
 		off = rd + rdlen;
 	}
-	/* The chain: from the question through CNAMEs, at most MAX_CHAIN. */
-	const char *chain[MAX_CHAIN + 1];
+	return (long)nrr;
+}
+
+/* The chain from the question's name through CNAMEs (at most MAX_CHAIN,
+ * ending at a loop) into chain; its length, the smallest CNAME TTL on it
+ * in *ttl. */
+static size_t cname_chain(const struct rr *rr, size_t nrr, const char *qname, const char *chain[MAX_CHAIN + 1],
+			  uint32_t *ttl)
+{
 	size_t nchain = 1;
-	uint32_t chain_ttl = UINT32_MAX;
-	chain[0] = q->name;
+
+	*ttl = UINT32_MAX;
+	chain[0] = qname;
 	for (size_t hop = 0; hop < MAX_CHAIN; hop++) {
 		size_t k;
 		for (k = 0; k < nrr; k++)
@@ -216,12 +231,21 @@ int dns_scan_response(uint8_t *m, size_t n, const struct dns_q *q, uint32_t ttl_
 			break;
 		for (size_t j = 0; j < nchain; j++)
 			if (!strcmp(chain[j], rr[k].target))
-				goto chained;           /* a loop */
-		if (rr[k].ttl < chain_ttl)
-			chain_ttl = rr[k].ttl;
+				return nchain;          /* a loop */
+		if (rr[k].ttl < *ttl)
+			*ttl = rr[k].ttl;
 		chain[nchain++] = rr[k].target;
 	}
-chained:
+	return nchain;
+}
+
+/* The A records of names on the chain into out (at most max, each
+ * address once at its smallest TTL, none above the chain's). */
+static size_t chain_addrs(const struct rr *rr, size_t nrr, const char *const *chain, size_t nchain,
+			  uint32_t chain_ttl, struct dns_addr *out, size_t max)
+{
+	size_t count = 0;
+
 	for (size_t k = 0; k < nrr; k++) {
 		if (rr[k].type != DNS_TYPE_A)
 			continue;
@@ -232,18 +256,35 @@ chained:
 		if (j == nchain)
 			continue;               /* not on the way from the question */
 		uint32_t ttl = rr[k].ttl < chain_ttl ? rr[k].ttl : chain_ttl;
-		for (j = 0; j < *count; j++)
+		for (j = 0; j < count; j++)
 			if (out[j].addr == rr[k].addr)
 				break;
-		if (j < *count) {
+		if (j < count) {
 			if (ttl < out[j].ttl)
 				out[j].ttl = ttl;
-		} else if (*count < max) {
-			out[*count].addr = rr[k].addr;
-			out[*count].ttl = ttl;
-			(*count)++;
+		} else if (count < max) {
+			out[count].addr = rr[k].addr;
+			out[count].ttl = ttl;
+			count++;
 		}
 	}
+	return count;
+}
+
+int dns_scan_response(uint8_t *m, size_t n, const struct dns_q *q, uint32_t ttl_max, struct dns_addr *out,
+		      size_t max, size_t *count)
+{
+	static struct rr rr[MAX_RR];            /* one scan at a time: vmsan-dns is one thread */
+	const char *chain[MAX_CHAIN + 1];
+	uint32_t chain_ttl;
+	size_t off, nchain;
+	long nrr;
+
+	*count = 0;
+	if (scan_question(m, n, q, &off) < 0 || (nrr = scan_records(m, n, off, ttl_max, rr)) < 0)
+		return -1;
+	nchain = cname_chain(rr, (size_t)nrr, q->name, chain, &chain_ttl);
+	*count = chain_addrs(rr, (size_t)nrr, chain, nchain, chain_ttl, out, max);
 	return m[3] & 0xf;
 }
 

@@ -30,6 +30,9 @@
  *   VERDICT "accept" | "drop" | "masquerade" | {"snat":IP}
  *          | {"dnat":IP, "port":PORT} | {"dnat_map":SET}        (addr by dport)
  *          | {"dnat":IP, "port_map":SET}                        (port by dport)
+ *
+ * Checked and rendered by nft.c and nftrule.c, applied by nftnl.c
+ * (nft-impl.h says how they divide it).
  */
 #ifndef VMSAN_NFT_H
 #define VMSAN_NFT_H
@@ -54,14 +57,14 @@ int nft_ruleset_apply(json_t *rs, bool keep_if_exists, struct verr *e);
 int nft_table_delete(const char *name, struct verr *e);
 /* 1 if table NAME exists, 0 if not, -1 on error. */
 int nft_table_exists(const char *name, struct verr *e);
-/* Adds or deletes one element port -> addr of an inet_service : ipv4_addr
- * map; deleting an absent element succeeds. */
 /* Calls fn for each element (port : address) of a port -> address map;
  * a missing table or map has none. */
 int nft_map_walk(const char *table, const char *set,
 		 void (*fn)(unsigned port, const char *addr, void *arg), void *arg, struct verr *e);
 /* Calls fn with the name of each table of family ip. */
 int nft_tables_walk(void (*fn)(const char *name, void *arg), void *arg, struct verr *e);
+/* Adds or deletes one element port -> addr of an inet_service : ipv4_addr
+ * map; deleting an absent element succeeds. */
 int nft_map_port_addr(const char *table, const char *set, unsigned port,
 		      const char *addr, bool add, struct verr *e);
 

@@ -247,60 +247,74 @@ static json_t *on_host(const struct policy_target *t, const char *eff, json_t *d
 			 "rules", rules, "ip6", netplan_ip6_guard(t->tap));
 }
 
-json_t *policy_compile(struct jr *r, const struct policy_target *t, struct verr *e)
+/* What a policy request says. */
+struct policy_req {
+	const char *policy;
+	json_t *allowed, *denied, *dns, *domains, *ports;
+	long long agent;
+	bool strict;
+};
+
+/* Every field read (and r ended); the lists' items checked. */
+static int read_req(struct jr *r, struct policy_req *q, struct verr *e)
+{
+	q->policy = jr_string(r, "policy", JR_REQUIRED, NULL);
+	q->allowed = list_of(r, "allowedCidrs", MAX_CIDRS, valid_cidr, e);
+	q->denied = list_of(r, "deniedCidrs", MAX_CIDRS, valid_cidr, e);
+	q->dns = list_of(r, "dnsResolvers", MAX_DNS, valid_ipv4, e);
+	q->domains = list_of(r, "allowedDomains", MAX_DOMAINS, valid_domain, e);
+	q->ports = jr_array(r, "publishedPorts", JR_OPTIONAL, MAX_PORTS);
+	q->agent = 0;
+	q->strict = false;
+	jr_int(r, "agentPort", JR_OPTIONAL, 1, 65535, &q->agent);
+	jr_bool(r, "strictDomains", JR_OPTIONAL, &q->strict);
+	return jr_end(r);
+}
+
+/* The fields against each other and against the target. */
+static int check_req(const struct policy_req *q, const struct policy_target *t, struct verr *e)
 {
 	static const char *const policies[] = {"allow-all", "deny-all", "custom"};
-	const char *policy = jr_string(r, "policy", JR_REQUIRED, NULL);
-	json_t *allowed = list_of(r, "allowedCidrs", MAX_CIDRS, valid_cidr, e);
-	json_t *denied = list_of(r, "deniedCidrs", MAX_CIDRS, valid_cidr, e);
-	json_t *dns = list_of(r, "dnsResolvers", MAX_DNS, valid_ipv4, e);
-	json_t *domains = list_of(r, "allowedDomains", MAX_DOMAINS, valid_domain, e);
-	json_t *ports = jr_array(r, "publishedPorts", JR_OPTIONAL, MAX_PORTS);
-	long long agent = 0;
-	bool strict = false;
-	json_t *rules, *pub, *rs, *x, *reply;
-	const char *eff;
-	size_t i, k;
+	size_t ndomains = json_array_size(q->domains);
 	bool known = false;
 
-	jr_int(r, "agentPort", JR_OPTIONAL, 1, 65535, &agent);
-	jr_bool(r, "strictDomains", JR_OPTIONAL, &strict);
-	if (jr_end(r))
-		return NULL;
-	for (i = 0; i < 3; i++)
-		known = known || strcmp(policy, policies[i]) == 0;
-	if (!known) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_POLICY", "use allow-all, deny-all or custom",
-			 "policy: '%s' is not a policy", policy);
-		return NULL;
-	}
-	if (!strcmp(policy, "deny-all") &&
-	    (json_array_size(allowed) || json_array_size(denied) || json_array_size(domains))) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_POLICY_CONFLICT",
-			 "drop the lists, or use custom",
-			 "deny-all cannot be combined with allowed or denied CIDRs or allowed domains");
-		return NULL;
-	}
-	if (json_array_size(domains) && !t->uplink) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_POLICY_CONFLICT", "drop --no-netns, or use --allowed-cidr",
-			 "allowed domains need the VM's own network namespace (their resolver and set live there)");
-		return NULL;
-	}
-	if (strict && !json_array_size(domains)) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_POLICY", "give the allowed domains, or drop strictDomains",
-			 "strictDomains checks connections to allowed domains: there are none");
-		return NULL;
-	}
-	if (json_array_size(domains) && !json_array_size(dns)) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_POLICY", "give the upstream resolvers (dnsResolvers)",
-			 "allowed domains need at least one upstream resolver");
-		return NULL;
-	}
-	eff = strcmp(policy, "deny-all") == 0 ? "deny-all" :
-	      (json_array_size(allowed) || json_array_size(denied) || json_array_size(domains)) ? "custom" :
-	      strcmp(policy, "custom") == 0 ? "custom" : "allow-all";
+	for (size_t i = 0; i < 3; i++)
+		known = known || strcmp(q->policy, policies[i]) == 0;
+	if (!known)
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_POLICY", "use allow-all, deny-all or custom",
+				 "policy: '%s' is not a policy", q->policy);
+	if (!strcmp(q->policy, "deny-all") && (json_array_size(q->allowed) || json_array_size(q->denied) || ndomains))
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_POLICY_CONFLICT", "drop the lists, or use custom",
+				 "deny-all cannot be combined with allowed or denied CIDRs or allowed domains");
+	if (ndomains && !t->uplink)
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_POLICY_CONFLICT", "drop --no-netns, or use --allowed-cidr",
+				 "allowed domains need the VM's own network namespace (their resolver and set live there)");
+	if (q->strict && !ndomains)
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_POLICY", "give the allowed domains, or drop strictDomains",
+				 "strictDomains checks connections to allowed domains: there are none");
+	if (ndomains && !json_array_size(q->dns))
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_POLICY", "give the upstream resolvers (dnsResolvers)",
+				 "allowed domains need at least one upstream resolver");
+	return 0;
+}
 
-	pub = json_array();
+/* The policy in effect: lists given with allow-all make it custom. */
+static const char *effective(const struct policy_req *q)
+{
+	if (strcmp(q->policy, "deny-all") == 0)
+		return "deny-all";
+	if (json_array_size(q->allowed) || json_array_size(q->denied) || json_array_size(q->domains))
+		return "custom";
+	return strcmp(q->policy, "custom") == 0 ? "custom" : "allow-all";
+}
+
+/* The published ports as [[host, guest]...]: each an object, its host
+ * port not reserved (nor the agent's) and not published twice. */
+static json_t *published(json_t *ports, long long agent, struct verr *e)
+{
+	json_t *pub = json_array(), *x;
+	size_t i, k;
+
 	json_array_foreach(ports, i, x) {
 		struct jr pr;
 		long long host = 0, guest = 0;
@@ -332,12 +346,24 @@ json_t *policy_compile(struct jr *r, const struct policy_target *t, struct verr 
 			}
 		json_array_append_new(pub, json_pack("[I, I]", host, guest));
 	}
+	return pub;
+fail:
+	json_decref(pub);
+	return NULL;
+}
 
-	rules = json_array();
-	rs = t->uplink ? in_namespace(t, eff, dns, allowed, denied, json_array_size(domains) > 0, strict, agent, pub,
-					 rules) :
-			 on_host(t, eff, dns, allowed, denied, pub, rules);
-	if (json_array_size(domains))
+/* The ruleset for t, with the set of allowed domains' addresses and the
+ * map of published ports; checked as vmsan-net checks it, or NULL. */
+static json_t *ruleset(const struct policy_req *q, const struct policy_target *t, const char *eff, json_t *pub,
+		       struct verr *e)
+{
+	json_t *rules = json_array(), *rs;
+	bool domains = json_array_size(q->domains) > 0;
+
+	rs = t->uplink ? in_namespace(t, eff, q->dns, q->allowed, q->denied, domains, q->strict, q->agent, pub,
+				      rules) :
+			 on_host(t, eff, q->dns, q->allowed, q->denied, pub, rules);
+	if (domains)
 		json_array_append_new(json_object_get(rs, "sets"),
 			json_pack("{s:s, s:s, s:b}", "name", NET_DNS_SET, "key", "ipv4_addr", "timeout", 1));
 	if (json_array_size(pub))
@@ -347,13 +373,24 @@ json_t *policy_compile(struct jr *r, const struct policy_target *t, struct verr 
 	/* What we emit must pass the same check vmsan-net applies. */
 	if (nft_ruleset_check(rs, e) != 0) {
 		json_decref(rs);
-		goto fail;
+		return NULL;
 	}
-	reply = json_pack("{s:s, s:o, s:o}", "policy", eff, "ruleset", rs,
-			  "publishedPorts", pub);
-	return reply;
-fail:
-	json_decref(pub);
-	return NULL;
+	return rs;
 }
 
+json_t *policy_compile(struct jr *r, const struct policy_target *t, struct verr *e)
+{
+	struct policy_req q;
+	const char *eff;
+	json_t *pub, *rs;
+
+	if (read_req(r, &q, e) || check_req(&q, t, e) || !(pub = published(q.ports, q.agent, e)))
+		return NULL;
+	eff = effective(&q);
+	rs = ruleset(&q, t, eff, pub, e);
+	if (!rs) {
+		json_decref(pub);
+		return NULL;
+	}
+	return json_pack("{s:s, s:o, s:o}", "policy", eff, "ruleset", rs, "publishedPorts", pub);
+}

@@ -12,9 +12,10 @@ struct policy_target {
 	const char *guest;      /* the guest's address */
 };
 
-/* Reads policy, allowedCidrs, deniedCidrs, dnsResolvers, publishedPorts and
- * agentPort from r (and ends it); replies {policy (effective), ruleset,
- * publishedPorts [[host, guest]...]}, or NULL with e set. */
+/* Reads policy, allowedCidrs, deniedCidrs, dnsResolvers, allowedDomains,
+ * strictDomains, publishedPorts and agentPort from r (and ends it);
+ * replies {policy (effective), ruleset, publishedPorts [[host, guest]...]},
+ * or NULL with e set. */
 json_t *policy_compile(struct jr *r, const struct policy_target *t, struct verr *e);
 
 #endif

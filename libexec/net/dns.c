@@ -72,24 +72,95 @@ static int dns_log_open(const char *path, struct verr *e)
 	return fd;
 }
 
-/* vmsan-dns started in the VM's namespace; v->dns says which process. */
-int dns_start(struct vmnet *v, json_t *dns, struct verr *e)
+/* vmsan-dns, beside us (we may be installed anywhere), into path. */
+static int dns_path(char *path, size_t size, struct verr *e)
 {
-	char self[PATH_MAX], line[1024];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 16);
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, logfd;
-	long long lo = NET_DNS_TTL_MIN, hi = NET_DNS_TTL_MAX;
-	pid_t pid;
-	size_t len = 0;
-	json_t *cfg, *st = NULL;
-	char *text;
+	ssize_t n = readlink("/proc/self/exe", path, size - 16);
 
-	if (n <= 0 || !memchr(self, '/', (size_t)n)) {
+	if (n <= 0 || !memchr(path, '/', (size_t)n)) {
 		verr_sys(e, "ERR_DNS", NULL, "cannot find vmsan-dns");
 		return -1;
 	}
-	self[n] = 0;
-	strcpy(strrchr(self, '/') + 1, "vmsan-dns");
+	path[n] = 0;
+	strcpy(strrchr(path, '/') + 1, "vmsan-dns");
+	return 0;
+}
+
+/* The child: a session of its own in the VM's namespace, its settings on
+ * stdin (in), its answer on stdout (out), the log on 3 if there is one,
+ * nothing else open.  The child's pid, or -1. */
+static pid_t dns_spawn(const struct vmnet *v, const char *path, int in, int out, int logfd)
+{
+	pid_t pid = fork();
+	int null;
+	struct verr ignore = {0};
+
+	if (pid != 0)
+		return pid;
+	null = open("/dev/null", O_WRONLY);
+	setsid();
+	if (enter_ns(v->nspath, &ignore) || dup2(in, 0) < 0 || dup2(out, 1) < 0 || null < 0 || dup2(null, 2) < 0 ||
+	    (logfd >= 0 ? dup2(logfd, 3) : close(3) * 0) < 0)
+		_exit(127);
+	closefrom(4);
+	signal(SIGPIPE, SIG_DFL);
+	execl(path, "vmsan-dns", (char *)NULL);
+	_exit(127);
+}
+
+/* Its settings (vmsan-dns(8)), as one JSON object on fd. */
+static void dns_settings(int fd, const struct vmnet *v, json_t *dns, long long lo, long long hi)
+{
+	json_t *cfg = json_pack("{s:s, s:I, s:I, s:O, s:O, s:I, s:I, s:b}", "id", v->id, "uid",
+				(json_int_t)(NET_DNS_UID_BASE + (unsigned)v->slot), "gid",
+				(json_int_t)(NET_DNS_UID_BASE + (unsigned)v->slot), "upstreams",
+				json_object_get(dns, "upstreams"), "domains", json_object_get(dns, "domains"), "ttlMin",
+				lo, "ttlMax", hi, "strict", json_is_true(json_object_get(dns, "strict")));
+	char *text = json_dumps(cfg, JSON_COMPACT);
+	size_t tl, off = 0;
+	ssize_t w;
+
+	json_decref(cfg);
+	if (!text)
+		return;
+	tl = strlen(text);
+	while (off < tl && (w = write(fd, text + off, tl - off)) > 0)
+		off += (size_t)w;
+	free(text);
+}
+
+/* Its one line, within 5 s, into line (NUL-terminated, *len bytes);
+ * parsed, or NULL. */
+static json_t *dns_answer(int fd, char *line, size_t size, size_t *len)
+{
+	*len = 0;
+	for (struct pollfd pf = { fd, POLLIN, 0 }; *len < size - 1 && poll(&pf, 1, 5000) == 1;) {
+		ssize_t r = read(fd, line + *len, size - 1 - *len);
+
+		if (r <= 0)
+			break;
+		*len += (size_t)r;
+		if (memchr(line, '\n', *len))
+			break;
+	}
+	line[*len] = 0;
+	return json_loads(line, JSON_DISABLE_EOF_CHECK, NULL);
+}
+
+/* vmsan-dns started in the VM's namespace; v->dns says which process
+ * (and, for dns_follow, with which settings). */
+int dns_start(struct vmnet *v, json_t *dns, struct verr *e)
+{
+	char path[PATH_MAX], line[1024];
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, logfd, rc = -1;
+	long long lo = NET_DNS_TTL_MIN, hi = NET_DNS_TTL_MAX;
+	json_t *st = NULL;
+	json_int_t res;
+	size_t len;
+	pid_t pid;
+
+	if (dns_path(path, sizeof path, e))
+		return -1;
 	if (json_is_integer(json_object_get(dns, "ttlMin")))
 		lo = json_integer_value(json_object_get(dns, "ttlMin"));
 	if (json_is_integer(json_object_get(dns, "ttlMax")))
@@ -97,83 +168,35 @@ int dns_start(struct vmnet *v, json_t *dns, struct verr *e)
 	logfd = dns_log_open(json_string_value(json_object_get(dns, "log")), e);
 	if (logfd < 0 && verr_isset(e))
 		return -1;
-	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC)) {
+	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || (pid = dns_spawn(v, path, in[0], out[1], logfd)) < 0) {
 		verr_sys(e, "ERR_DNS", NULL, "cannot start vmsan-dns");
-		goto fail;
-	}
-	pid = fork();
-	if (pid < 0) {
-		verr_sys(e, "ERR_DNS", NULL, "cannot start vmsan-dns");
-		goto fail;
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-		struct verr ignore = {0};
-
-		setsid();
-		if (enter_ns(v->nspath, &ignore) || dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || null < 0 ||
-		    dup2(null, 2) < 0 || (logfd >= 0 ? dup2(logfd, 3) : close(3) * 0) < 0)
-			_exit(127);
-		closefrom(4);
-		signal(SIGPIPE, SIG_DFL);
-		execl(self, "vmsan-dns", (char *)NULL);
-		_exit(127);
+		goto out;
 	}
 	close(in[0]);
 	close(out[1]);
 	in[0] = out[1] = -1;
-	cfg = json_pack("{s:s, s:I, s:I, s:O, s:O, s:I, s:I, s:b}", "id", v->id, "uid",
-			(json_int_t)(NET_DNS_UID_BASE + (unsigned)v->slot), "gid",
-			(json_int_t)(NET_DNS_UID_BASE + (unsigned)v->slot), "upstreams", json_object_get(dns, "upstreams"),
-			"domains", json_object_get(dns, "domains"), "ttlMin", lo, "ttlMax", hi, "strict",
-			json_is_true(json_object_get(dns, "strict")));
-	text = json_dumps(cfg, JSON_COMPACT);
-	json_decref(cfg);
-	if (text) {
-		size_t tl = strlen(text), off = 0;
-		ssize_t w;
-
-		while (off < tl && (w = write(in[1], text + off, tl - off)) > 0)
-			off += (size_t)w;
-		free(text);
-	}
+	dns_settings(in[1], v, dns, lo, hi);
 	close(in[1]);
 	in[1] = -1;
-	/* its one line, within 5 s */
-	for (struct pollfd pf = { out[0], POLLIN, 0 }; len < sizeof line - 1 && poll(&pf, 1, 5000) == 1;) {
-		ssize_t r = read(out[0], line + len, sizeof line - 1 - len);
-
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-		if (memchr(line, '\n', len))
-			break;
-	}
-	line[len] = 0;
-	st = json_loads(line, JSON_DISABLE_EOF_CHECK, NULL);
-	if (!json_is_true(json_object_get(st, "ok")) ||
-	    json_integer_value(json_object_get(st, "pid")) != pid) {
+	st = dns_answer(out[0], line, sizeof line, &len);
+	if (!json_is_true(json_object_get(st, "ok")) || json_integer_value(json_object_get(st, "pid")) != pid) {
 		const char *m = json_string_value(json_object_get(json_object_get(st, "error"), "message"));
 
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_DNS", NULL, "vmsan-dns did not start: %s",
 			 m ? m : len ? line : "no answer");
-		goto fail;
+		goto out;
 	}
 	json_decref(v->dns);
-	json_int_t res = json_integer_value(json_object_get(st, "resolver"));
+	res = json_integer_value(json_object_get(st, "resolver"));
 	v->dns = json_pack("{s:I, s:I, s:I, s:I, s:O, s:I, s:I, s:b}", "pid", (json_int_t)pid, "start",
 			   (json_int_t)proc_start_time(pid), "resolver", res, "resolverStart",
 			   (json_int_t)(res > 0 ? proc_start_time((long)res) : 0), "upstreams",
 			   json_object_get(dns, "upstreams"), "ttlMin", lo, "ttlMax", hi, "strict",
 			   json_is_true(json_object_get(dns, "strict")));
-	json_decref(st);
-	close(out[0]);
-	if (logfd >= 0)
-		close(logfd);
-	return 0;
-fail:
+	rc = 0;
+out:
 	json_decref(st);
 	for (int i = 0; i < 2; i++) {
 		if (in[i] >= 0)
@@ -183,7 +206,7 @@ fail:
 	}
 	if (logfd >= 0)
 		close(logfd);
-	return -1;
+	return rc;
 }
 
 /* The running resolver given a new list (it re-syncs the set, which a
@@ -249,7 +272,7 @@ int dns_follow(struct vmnet *v, json_t *dns, struct verr *e)
 	}
 	if (dns_alive(v) && json_equal(json_object_get(v->dns, "upstreams"), json_object_get(dns, "upstreams")) &&
 	    json_integer_value(json_object_get(v->dns, "ttlMin")) ==
-		    (json_object_get(dns, "ttlMin") ? json_integer_value(json_object_get(dns, "ttlMin")) : 30) &&
+		    (json_object_get(dns, "ttlMin") ? json_integer_value(json_object_get(dns, "ttlMin")) : NET_DNS_TTL_MIN) &&
 	    json_integer_value(json_object_get(v->dns, "ttlMax")) ==
 		    (json_object_get(dns, "ttlMax") ? json_integer_value(json_object_get(dns, "ttlMax")) : NET_DNS_TTL_MAX) &&
 	    json_is_true(json_object_get(v->dns, "strict")) == json_is_true(json_object_get(dns, "strict"))) {

@@ -51,9 +51,12 @@ static void kill_in_ns(const char *nspath, bool dry, json_t *found)
 }
 
 struct sweep {
-	json_t *owned;       /* nsAddr -> id, from the records */
+	bool dry;
+	json_t *owned;       /* id -> true, nsAddr -> id, from the records */
+	json_t *slots;       /* vmsh<N> -> id, the slots the records hold */
 	json_t *stale;       /* [{port, addr}] map elements no record owns */
 	json_t *tables;      /* [name] VM tables no record owns */
+	json_t *found;       /* what is (dry: would be) removed, in words */
 };
 
 /* vmsan_<id> (dashes as underscores): the table of a --no-netns VM. */
@@ -81,6 +84,149 @@ static void sweep_elem(unsigned port, const char *addr, void *arg)
 		json_array_append_new(sw->stale, json_pack("{s:i, s:s}", "port", (int)port, "addr", addr));
 }
 
+/* The records: which ids, slots and addresses are someone's. */
+static void sweep_records(struct sweep *sw)
+{
+	struct dirent *d;
+	DIR *dir = opendir(NET_DIR);
+
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		size_t n = strlen(d->d_name);
+		char id[64];
+		struct vmnet v;
+
+		if (n <= 5 || n - 5 >= sizeof id || strcmp(d->d_name + n - 5, ".json"))
+			continue;
+		memcpy(id, d->d_name, n - 5);
+		id[n - 5] = 0;
+		if (valid_vm_id(id, NULL, 0) != 0)
+			continue;
+		vmnet_init(&v, id);
+		/* Keys: the id (its namespace is owned), and with a slot the
+		 * slot's address and host link. */
+		json_object_set_new(sw->owned, id, json_true());
+		if (record_read(&v) && v.slot >= 0) {
+			json_object_set_new(sw->owned, v.ns_addr, json_string(id));
+			json_object_set_new(sw->slots, v.host_if, json_string(id));
+		}
+		json_decref(v.ports);
+		json_decref(v.dns);
+	}
+	closedir(dir);
+}
+
+/* Taken slots nobody's record names: freed in the map (lock, read into
+ * map). */
+static int sweep_slots(struct sweep *sw, int lock, unsigned char *map, struct verr *e)
+{
+	for (long s = 0; s < NET_SLOTS; s++) {
+		char ifn[IFNAMSIZ];
+
+		if (!(map[s / 8] & (1 << (s % 8))))
+			continue;
+		snprintf(ifn, sizeof ifn, NET_HOST_PREFIX "%ld", s);
+		if (json_object_get(sw->slots, ifn))
+			continue;
+		json_array_append_new(sw->found, json_sprintf("slot %ld", s));
+		if (!sw->dry) {
+			map[s / 8] &= (unsigned char)~(1 << (s % 8));
+			if (pwrite(lock, &map[s / 8], 1, s / 8) != 1) {
+				verr_sys(e, "ERR_RUNTIME", NULL, "cannot write " SLOT_MAP);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* vmsh<N> and vmst<N> links of slots no record holds. */
+static int sweep_links(struct sweep *sw, struct verr *e)
+{
+	struct nl_sock *sk = rt_sock(e);
+	struct nl_cache *links = NULL;
+
+	if (!sk)
+		return -1;
+	if (rtnl_link_alloc_cache(sk, AF_UNSPEC, &links) == 0) {
+		for (struct nl_object *o = nl_cache_get_first(links); o; o = nl_cache_get_next(o)) {
+			const char *name = rtnl_link_get_name((struct rtnl_link *)o);
+			char *end;
+
+			if (!name || (strncmp(name, NET_HOST_PREFIX, 4) && strncmp(name, NET_HOST_TAP_PREFIX, 4)) ||
+			    !name[4] || strtol(name + 4, &end, 10) < 0 || *end || json_object_get(sw->slots, name))
+				continue;
+			json_array_append_new(sw->found, json_sprintf("interface %s", name));
+			if (!sw->dry)
+				rtnl_link_delete(sk, (struct rtnl_link *)o);
+		}
+		nl_cache_free(links);
+	}
+	nl_socket_free(sk);
+	return 0;
+}
+
+/* Namespaces named for a VM that has no record, with what runs in them. */
+static void sweep_netns(struct sweep *sw)
+{
+	struct dirent *d;
+	DIR *dir = opendir(NETNS_DIR);
+
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		const char *id = d->d_name + 6;
+		struct vmnet v;
+
+		if (strncmp(d->d_name, "vmsan-", 6) || valid_vm_id(id, NULL, 0) != 0 ||
+		    json_object_get(sw->owned, id))
+			continue;
+		vmnet_init(&v, id);
+		json_array_append_new(sw->found, json_sprintf("network namespace %s", v.netns));
+		/* what still runs in it (a resolver, a VMM) keeps it alive */
+		kill_in_ns(v.nspath, sw->dry, sw->found);
+		if (!sw->dry)
+			netns_delete(&v);
+	}
+	closedir(dir);
+}
+
+/* --no-netns tables (vmsan_<id>) of VMs that have no record. */
+static int sweep_tables(struct sweep *sw, struct verr *e)
+{
+	size_t i;
+	json_t *x;
+
+	if (nft_tables_walk(sweep_table, sw, e) != 0)
+		return -1;
+	json_array_foreach(sw->tables, i, x) {
+		json_array_append_new(sw->found, json_sprintf("table %s", json_string_value(x)));
+		if (!sw->dry && nft_table_delete(json_string_value(x), e) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Published ports pointing at no recorded VM. */
+static int sweep_ports(struct sweep *sw, struct verr *e)
+{
+	size_t i;
+	json_t *x;
+
+	if (nft_map_walk(NET_TABLE, NET_PUB_MAP, sweep_elem, sw, e) != 0)
+		return -1;
+	json_array_foreach(sw->stale, i, x) {
+		json_int_t port = json_integer_value(json_object_get(x, "port"));
+
+		json_array_append_new(sw->found, json_sprintf("published port %lld -> %s", (long long)port,
+							       json_string_value(json_object_get(x, "addr"))));
+		if (!sw->dry && nft_map_port_addr(NET_TABLE, NET_PUB_MAP, (unsigned)port, NULL, false, e) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Under the slot lock (setup writes its record before letting it go, and
  * teardown removes the record last), anything of ours that no runtime
  * record names is a leftover: a VM id's record lost, or a crash between
@@ -90,14 +236,9 @@ static void sweep_elem(unsigned port, const char *addr, void *arg)
 json_t *sweep_run(bool dry, struct verr *e)
 {
 	unsigned char map[NET_SLOTS / 8];
-	struct sweep sw = { json_object(), json_array(), json_array() };
-	json_t *found = json_array(), *slots = json_object(), *reply = NULL, *x;
-	struct nl_sock *sk = NULL;
-	struct nl_cache *links = NULL;
-	struct dirent *d;
-	DIR *dir;
+	struct sweep sw = { dry, json_object(), json_object(), json_array(), json_array(), json_array() };
+	json_t *reply = NULL;
 	int lock;
-	size_t i;
 
 	if (ensure_dirs(e) || (lock = lock_file(SLOT_MAP, e)) < 0)
 		goto out_nolock;
@@ -106,116 +247,20 @@ json_t *sweep_run(bool dry, struct verr *e)
 		verr_sys(e, "ERR_RUNTIME", NULL, "cannot read " SLOT_MAP);
 		goto out;
 	}
-	/* The records: which slots and addresses are someone's. */
-	if ((dir = opendir(NET_DIR))) {
-		while ((d = readdir(dir))) {
-			size_t n = strlen(d->d_name);
-			char id[64];
-			struct vmnet v;
-
-			if (n <= 5 || n - 5 >= sizeof id || strcmp(d->d_name + n - 5, ".json"))
-				continue;
-			memcpy(id, d->d_name, n - 5);
-			id[n - 5] = 0;
-			if (valid_vm_id(id, NULL, 0) != 0)
-				continue;
-			vmnet_init(&v, id);
-			/* Keys: the id (its namespace is owned), and with a slot the
-			 * slot's address and host link. */
-			json_object_set_new(sw.owned, id, json_true());
-			if (record_read(&v) && v.slot >= 0) {
-				json_object_set_new(sw.owned, v.ns_addr, json_string(id));
-				json_object_set_new(slots, v.host_if, json_string(id));
-			}
-			json_decref(v.ports);
-			json_decref(v.dns);
-		}
-		closedir(dir);
-	}
-	/* Taken slots nobody's record names. */
-	for (long s = 0; s < NET_SLOTS; s++) {
-		char ifn[IFNAMSIZ];
-
-		if (!(map[s / 8] & (1 << (s % 8))))
-			continue;
-		snprintf(ifn, sizeof ifn, NET_HOST_PREFIX "%ld", s);
-		if (json_object_get(slots, ifn))
-			continue;
-		json_array_append_new(found, json_sprintf("slot %ld", s));
-		if (!dry) {
-			map[s / 8] &= (unsigned char)~(1 << (s % 8));
-			if (pwrite(lock, &map[s / 8], 1, s / 8) != 1) {
-				verr_sys(e, "ERR_RUNTIME", NULL, "cannot write " SLOT_MAP);
-				goto out;
-			}
-		}
-	}
-	/* vmsh<N> links of slots no record holds. */
-	sk = rt_sock(e);
-	if (!sk)
+	sweep_records(&sw);
+	if (sweep_slots(&sw, lock, map, e) || sweep_links(&sw, e))
 		goto out;
-	if (rtnl_link_alloc_cache(sk, AF_UNSPEC, &links) == 0) {
-		for (struct nl_object *o = nl_cache_get_first(links); o; o = nl_cache_get_next(o)) {
-			const char *name = rtnl_link_get_name((struct rtnl_link *)o);
-			char *end;
-
-			if (!name || (strncmp(name, NET_HOST_PREFIX, 4) && strncmp(name, NET_HOST_TAP_PREFIX, 4)) ||
-			    !name[4] || strtol(name + 4, &end, 10) < 0 || *end || json_object_get(slots, name))
-				continue;
-			json_array_append_new(found, json_sprintf("interface %s", name));
-			if (!dry)
-				rtnl_link_delete(sk, (struct rtnl_link *)o);
-		}
-		nl_cache_free(links);
-	}
-	/* Namespaces named for a VM that has no record. */
-	if ((dir = opendir(NETNS_DIR))) {
-		while ((d = readdir(dir))) {
-			const char *id = d->d_name + 6;
-			struct vmnet v;
-
-			if (strncmp(d->d_name, "vmsan-", 6) || valid_vm_id(id, NULL, 0) != 0 ||
-			    json_object_get(sw.owned, id))
-				continue;
-			vmnet_init(&v, id);
-			json_array_append_new(found, json_sprintf("network namespace %s", v.netns));
-			/* what still runs in it (a resolver, a VMM) keeps it alive */
-			kill_in_ns(v.nspath, dry, found);
-			if (!dry)
-				netns_delete(&v);
-		}
-		closedir(dir);
-	}
-	/* --no-netns tables (vmsan_<id>) of VMs that have no record. */
-	if (nft_tables_walk(sweep_table, &sw, e) != 0)
+	sweep_netns(&sw);
+	if (sweep_tables(&sw, e) || sweep_ports(&sw, e))
 		goto out;
-	json_array_foreach(sw.tables, i, x) {
-		json_array_append_new(found, json_sprintf("table %s", json_string_value(x)));
-		if (!dry && nft_table_delete(json_string_value(x), e) != 0)
-			goto out;
-	}
-	/* Published ports pointing at no recorded VM. */
-	if (nft_map_walk(NET_TABLE, NET_PUB_MAP, sweep_elem, &sw, e) != 0)
-		goto out;
-	json_array_foreach(sw.stale, i, x) {
-		json_array_append_new(found, json_sprintf("published port %lld -> %s",
-							   json_integer_value(json_object_get(x, "port")),
-							   json_string_value(json_object_get(x, "addr"))));
-		if (!dry && nft_map_port_addr(NET_TABLE, NET_PUB_MAP,
-					      (unsigned)json_integer_value(json_object_get(x, "port")), NULL,
-					      false, e) != 0)
-			goto out;
-	}
-	reply = json_pack("{s:b, s:O}", "dryRun", dry, dry ? "found" : "removed", found);
+	reply = json_pack("{s:b, s:O}", "dryRun", dry, dry ? "found" : "removed", sw.found);
 out:
 	close(lock);
 out_nolock:
-	if (sk)
-		nl_socket_free(sk);
-	json_decref(found);
-	json_decref(slots);
 	json_decref(sw.owned);
+	json_decref(sw.slots);
 	json_decref(sw.stale);
 	json_decref(sw.tables);
+	json_decref(sw.found);
 	return reply;
 }
