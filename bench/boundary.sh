@@ -13,6 +13,8 @@
 # out; guests are deny-all.  Needs root, jq, a built tree and its kernel.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/common
+. "$top/bench/common"
 before=${1:-d8ec1cc}
 runs=${BENCH_RUNS:-10}
 [ "$(id -u)" = 0 ] || { echo "bench/boundary.sh: needs root" >&2; exit 1; }
@@ -72,12 +74,7 @@ for v in a b; do
 	usermod -aG "vmsbg$v$$" "$U"
 done
 
-ip netns add "$H"
-ip -n "$H" link set lo up
-ip -n "$H" link add eth0 type veth peer name eth1
-ip -n "$H" link set eth0 up
-ip -n "$H" addr add 203.0.113.1/24 dev eth0
-ip -n "$H" route add default via 203.0.113.254
+bench_host_ns "$H"
 
 for v in a b; do
 	for who in root user; do

@@ -13,6 +13,8 @@
 # guests are deny-all: no packet leaves the machine.  Needs root, jq, bc.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/common
+. "$top/bench/common"
 runs=${BENCH_RUNS:-10}
 H=vbench-create$$
 work=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/vmsan-bench.XXXXXX")
@@ -56,12 +58,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-ip netns add "$H"
-ip -n "$H" link set lo up
-ip -n "$H" link add eth0 type veth peer name eth1
-ip -n "$H" link set eth0 up
-ip -n "$H" addr add 203.0.113.1/24 dev eth0
-ip -n "$H" route add default via 203.0.113.254
+bench_host_ns "$H"
 "$top/bin/vmsan" images pull --runtime base >/dev/null
 # one create to warm the caches
 id=$(vmsan create --json --network-policy deny-all | jq -r .vm.id)

@@ -9,6 +9,8 @@
 # and tests/tools/node_modules (make check installs it).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/common
+. "$top/bench/common"
 runs=${BENCH_RUNS:-5}
 rtts=${BENCH_RTTS:-50}
 many=${BENCH_MANY:-10}
@@ -38,12 +40,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 mkdir -m 700 "$VMSAN_DIR"
-ip netns add "$H"
-ip -n "$H" link set lo up
-ip -n "$H" link add eth0 type veth peer name eth1
-ip -n "$H" link set eth0 up
-ip -n "$H" addr add 203.0.113.1/24 dev eth0
-ip -n "$H" route add default via 203.0.113.254
+bench_host_ns "$H"
 key=$("$top/bin/vmsan" serve --new-key)
 ns "$top/bin/vmsan" serve --port $PORT 2>"$work/serve.log" &
 srv=$!
