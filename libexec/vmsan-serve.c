@@ -103,6 +103,11 @@ int main(int argc, char **argv)
 	snprintf(keys, sizeof keys, "%s/api-keys", dir);
 	if (!keyfile)
 		keyfile = keys;
+	/* The state directory first: it holds the default key file. */
+	struct state st;
+	if (state_open(&st, true, &e) != 0)
+		return report_error("serve", false, &e);
+	state_release(&st);
 	if (new_key)
 		return keys_new(keyfile, &e) == 0 ? 0 : report_error("serve", false, &e);
 
@@ -115,10 +120,8 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	struct state st;
-	if (keys_load(keyfile, &e) != 0 || state_open(&st, true, &e) != 0)
+	if (keys_load(keyfile, &e) != 0)
 		return report_error("serve", false, &e);
-	state_release(&st);
 	if (box_init(dir, &e) != 0 || snap_init(dir, &e) != 0 || box_reaper_start(&e) != 0 || !(d = http_start(&o, &e)))
 		return report_error("serve", false, &e);
 	fprintf(stderr, "{\"event\":\"listening\",\"address\":\"%s\",\"port\":%u}\n", o.listen, o.port);

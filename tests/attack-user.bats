@@ -266,3 +266,41 @@ keep"
 	assert_eq "$(jq .ok <<<"$output")" true
 	assert_eq "$(stat -c %U "$s/ok/state" "$s/ok/memory" "$s/ok/disk.ext4" | sort -u)" "$ATK"
 }
+
+@test "attack: vmsan serve run by a user serves that user's VMs; another user in the group gets nothing of it" {
+	local url=http://127.0.0.1:3100 key out id
+	key=$(as_user "$VIC" vmsan serve --new-key)
+	assert_eq "$(stat -c '%U %a' "/home/$VIC/.vmsan/api-keys")" "$VIC 600"
+	AS_ENV="" as_user "$VIC" vmsan serve --port 3100 2>"$TEST_TMP/serve.log" &
+	local srv=$!
+	for _ in $(seq 100); do nsx "$H" curl -sf "$url/health" >/dev/null 2>&1 && break; sleep 0.05; done
+	out=$(nsx "$H" curl -s --max-time 60 -H "X-API-KEY: $key" -d '{"templateID":"base","allow_internet_access":false}' \
+		"$url/v2/sandboxes") || true
+	id=$(jq -r .sandboxID <<<"$out")
+	# control: the sandbox is the victim's VM, its VMM not root
+	[ -e "/home/$VIC/.vmsan/vms/$id.json" ] || { echo "$out"; cat "$TEST_TMP/serve.log"; false; }
+	local vmm
+	vmm=$(jq -r .process.pid "/home/$VIC/.vmsan/vms/$id.json")
+	[ "$(stat -c %u "/proc/$vmm")" != 0 ]
+	run nsx "$H" curl -s -o /dev/null -w '%{http_code}' -H "X-API-KEY: $key" "$url/sandboxes/$id"
+	assert_eq "$output" 200
+	# the attacker cannot read the keys, and without one gets 401
+	run as_user "$ATK" cat "/home/$VIC/.vmsan/api-keys"
+	[ "$status" -ne 0 ]
+	run nsx "$H" curl -s -o /dev/null -w '%{http_code}' "$url/sandboxes/$id"
+	assert_eq "$output" 401
+	# nor a token to the sandbox's envd, nor a daemon of its own over the victim's state
+	run nsx "$H" curl -s -o /dev/null -w '%{http_code}' -H "E2b-Sandbox-Id: $id" -H 'X-Access-Token: guessed-guessed-guessed' \
+		"$url/health"
+	assert_eq "$output" 401
+	AS_ENV="VMSAN_DIR=/home/$VIC/.vmsan" run as_user "$ATK" vmsan serve --port 3101
+	[ "$status" -ne 0 ]
+	assert_contains "$output" "/home/$VIC/.vmsan"
+	run nsx "$H" curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:3101/health
+	assert_eq "$output" 000
+	# the victim's key ends it, through the victim's own rights
+	run nsx "$H" curl -s -o /dev/null -w '%{http_code}' -X DELETE -H "X-API-KEY: $key" "$url/sandboxes/$id"
+	assert_eq "$output" 204
+	[ ! -e "/home/$VIC/.vmsan/vms/$id.json" ]
+	kill "$srv" 2>/dev/null || true
+}
