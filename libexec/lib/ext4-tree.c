@@ -14,6 +14,7 @@
 #include "lib/ext4-impl.h"
 
 #define SYMLOOP_MAX_ 40
+#define WALK_DEPTH 512      /* directories deep, for one path */
 
 /* ---- the entry index ------------------------------------------------- */
 
@@ -282,36 +283,107 @@ static int read_link(struct e4 *w, ext2_ino_t ino, char *out, size_t outlen,
 	return 0;
 }
 
-/*
- * Resolve the directory that holds path's last component, following
- * symlinks inside the image and creating missing directories if create is
- * set.  On success (0) *dir is that directory and *base points into path
- * at the last name; 1 means a parent is missing and create was not set.
- */
+/* A walk down a path's directories. */
+struct walk {
+	char *todo;                       /* what is left to walk (malloc'd) */
+	ext2_ino_t stack[WALK_DEPTH];     /* the directories walked into */
+	size_t depth;
+	int links;                        /* symlinks followed */
+};
+
+static int push(struct walk *k, ext2_ino_t ino, const char *path, struct verr *e)
+{
+	if (k->depth + 1 >= WALK_DEPTH)
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL, "/%s is nested too deeply", path);
+	k->stack[++k->depth] = ino;
+	return 0;
+}
+
+/* Through the symlink x: the work list becomes its target, then what was
+ * left after it (next), and *p its start. */
+static int follow(struct e4 *w, struct walk *k, const struct node *x, const char *next, char **p,
+		  const char *path, struct verr *e)
+{
+	char target[4096];
+	size_t tl, rl;
+	char *nt;
+
+	if (++k->links > SYMLOOP_MAX_)
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
+				 "too many levels of symbolic links under /%s", path);
+	if (read_link(w, x->ino, target, sizeof(target), path, e) < 0)
+		return -1;
+	tl = strlen(target);
+	rl = strlen(next);
+	nt = malloc(tl + rl + 2);
+	if (!nt) {
+		verr_sys(e, "ERR_NOMEM", NULL, "resolving /%s", path);
+		return -1;
+	}
+	memcpy(nt, target, tl);
+	nt[tl] = '/';
+	memcpy(nt + tl + 1, next, rl + 1);   /* next is in the old list: copied before it goes */
+	free(k->todo);
+	k->todo = *p = nt;
+	if (target[0] == '/')
+		k->depth = 0;  /* absolute: from the image root, never the host's */
+	return 0;
+}
+
+/* The name [*p, *p + len) of the walk (next: what follows it): into it
+ * when it is a directory, made first when it is missing and create is
+ * set, or through it when it is a symlink; *p then moves on.  0; 1 when it
+ * is missing; -1. */
+static int walk_name(struct e4 *w, struct walk *k, char **p, size_t len, char *next, bool create,
+		     const char *path, struct verr *e)
+{
+	struct node *x = e4_tree_find(w, k->stack[k->depth], *p, len);
+	char name[EXT2_NAME_LEN + 1];
+	ext2_ino_t ino;
+
+	if (len > EXT2_NAME_LEN)
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
+				 "a name in /%s is longer than 255 bytes", path);
+	memcpy(name, *p, len);
+	name[len] = '\0';
+	if (!x && !create)
+		return 1;
+	if (!x) {
+		if (new_dir(w, k->stack[k->depth], name, &ino, path, e) < 0)
+			return -1;
+		*p = next;
+		return push(k, ino, path, e);
+	}
+	if (x->type == EXT2_FT_DIR) {
+		*p = next;
+		return push(k, x->ino, path, e);
+	}
+	if (x->type != EXT2_FT_SYMLINK)
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT",
+				 "the image's layers disagree; rebuild the image",
+				 "cannot create /%s: a parent is not a directory", path);
+	return follow(w, k, x, next, p, path, e);
+}
+
 int e4_tree_parent(struct e4 *w, const char *path, bool create, ext2_ino_t *dir, const char **base,
 		   struct verr *e)
 {
 	const char *last = strrchr(path, '/');
+	struct walk k = { .stack = { EXT2_ROOT_INO } };
+	int ret = 0;
+	char *p;
+
 	*base = last ? last + 1 : path;
 	if (!last) {
 		*dir = EXT2_ROOT_INO;
 		return 0;
 	}
-	/* Work list: what is left to walk; stack: the inodes walked. */
-	size_t cap = strlen(path) + 8;
-	char *todo = malloc(cap);
-	ext2_ino_t stack[512];
-	size_t depth = 0;
-	int links = 0, ret = -1;
-	if (!todo) {
+	k.todo = strndup(path, (size_t)(last - path));
+	if (!k.todo) {
 		verr_sys(e, "ERR_NOMEM", NULL, "resolving /%s", path);
 		return -1;
 	}
-	memcpy(todo, path, (size_t)(last - path));
-	todo[last - path] = '\0';
-	stack[0] = EXT2_ROOT_INO;
-	char *p = todo;
-	while (*p) {
+	for (p = k.todo; *p;) {
 		char *slash = strchr(p, '/');
 		size_t len = slash ? (size_t)(slash - p) : strlen(p);
 		char *next = slash ? slash + 1 : p + len;
@@ -320,78 +392,17 @@ int e4_tree_parent(struct e4 *w, const char *path, bool create, ext2_ino_t *dir,
 			continue;
 		}
 		if (len == 2 && p[0] == '.' && p[1] == '.') {
-			if (depth > 0)
-				depth--;
+			if (k.depth > 0)
+				k.depth--;
 			p = next;
 			continue;
 		}
-		struct node *x = e4_tree_find(w, stack[depth], p, len);
-		char name[EXT2_NAME_LEN + 1];
-		if (len > EXT2_NAME_LEN) {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
-				 "a name in /%s is longer than 255 bytes", path);
+		if ((ret = walk_name(w, &k, &p, len, next, create, path, e)) != 0)
 			goto out;
-		}
-		memcpy(name, p, len);
-		name[len] = '\0';
-		if (!x && !create) {
-			ret = 1;
-			goto out;
-		}
-		if (!x) {
-			ext2_ino_t ino;
-			if (new_dir(w, stack[depth], name, &ino, path, e) < 0)
-				goto out;
-			if (depth + 1 >= sizeof(stack) / sizeof(stack[0]))
-				goto deep;
-			stack[++depth] = ino;
-			p = next;
-			continue;
-		}
-		if (x->type == EXT2_FT_DIR) {
-			if (depth + 1 >= sizeof(stack) / sizeof(stack[0]))
-				goto deep;
-			stack[++depth] = x->ino;
-			p = next;
-			continue;
-		}
-		if (x->type != EXT2_FT_SYMLINK) {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT",
-				 "the image's layers disagree; rebuild the image",
-				 "cannot create /%s: a parent is not a directory", path);
-			goto out;
-		}
-		if (++links > SYMLOOP_MAX_) {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
-				 "too many levels of symbolic links under /%s", path);
-			goto out;
-		}
-		char target[4096];
-		if (read_link(w, x->ino, target, sizeof(target), path, e) < 0)
-			goto out;
-		/* New work list: target, then what was left after this name. */
-		size_t tl = strlen(target), rl = strlen(next);
-		char *nt = malloc(tl + rl + 2);
-		if (!nt) {
-			verr_sys(e, "ERR_NOMEM", NULL, "resolving /%s", path);
-			goto out;
-		}
-		memcpy(nt, target, tl);
-		nt[tl] = '/';
-		memcpy(nt + tl + 1, next, rl + 1);
-		free(todo);
-		todo = p = nt;
-		if (target[0] == '/')
-			depth = 0;  /* absolute: from the image root, never the host's */
 	}
-	*dir = stack[depth];
-	ret = 0;
-	goto out;
-deep:
-	verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
-		 "/%s is nested too deeply", path);
+	*dir = k.stack[k.depth];
 out:
-	free(todo);
+	free(k.todo);
 	return ret;
 }
 
