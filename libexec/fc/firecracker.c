@@ -451,10 +451,10 @@ static int start_open(struct fcstart *s, struct verr *e)
 	return 0;
 }
 
-/* The jail root, with the kernel and disks hard-linked in: the jailer
- * chroots Firecracker there as uid:gid, which must be able to use them
- * (the VM disk is handed to that uid when root owns it).  Then the VMM's
- * log, the caller's. */
+/* The jail root, with a copy of the kernel and the disks hard-linked in
+ * (and a snapshot's files copied): the jailer chroots Firecracker there
+ * as uid:gid, which must be able to use them (the VM disk is handed to
+ * that uid when root owns it).  Then the VMM's log, the caller's. */
 static int start_jail(struct fcstart *s, struct verr *e)
 {
 	const struct vmcfg *c = s->c;
