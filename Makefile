@@ -57,7 +57,8 @@ ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRC = libexec/lib/reply.c libexec/lib/request.c libexec/lib/helper.c \
 	libexec/lib/validate.c libexec/lib/state.c libexec/lib/nft.c libexec/lib/nftrule.c libexec/lib/nftnl.c \
-	libexec/lib/netplan.c libexec/lib/ext4.c libexec/lib/layer.c libexec/lib/policy.c libexec/lib/sparse.c \
+	libexec/lib/netplan.c libexec/lib/ext4.c libexec/lib/ext4-tree.c libexec/lib/layer.c libexec/lib/policy.c \
+	libexec/lib/sparse.c \
 	libexec/lib/dnsmsg.c libexec/lib/rootconf.c libexec/lib/caller.c libexec/lib/claim.c
 LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
@@ -116,6 +117,7 @@ $(FLAGS_STAMP): FORCE
 		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
 
 %.o: %.c libexec/lib/vmsan.h libexec/lib/nft.h libexec/lib/nft-impl.h libexec/lib/netplan.h libexec/lib/ext4.h \
+	libexec/lib/ext4-impl.h \
 	libexec/lib/layer.h libexec/lib/dnsmsg.h libexec/lib/policy.h libexec/lib/rootconf.h \
 	libexec/lib/caller.h libexec/lib/claim.h libexec/untar.h $(PROTO_H) $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<

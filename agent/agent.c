@@ -368,47 +368,92 @@ static const struct route *route_find(const char *path, char *arg, size_t argn, 
 	return NULL;
 }
 
+/* The next request's head, reading until it is all in rbuf: its length,
+ * -status when it is malformed or too large, 0 when the peer is gone. */
+static ssize_t read_head(struct conn *c, struct http_head *hd)
+{
+	for (;;) {
+		ssize_t hl = http_parse_head(c->rbuf + c->rpos, c->rlen - c->rpos, true, hd);
+		if (hl != 0)
+			return hl;
+		if (c->rlen - c->rpos >= HTTP_HEAD_MAX)
+			return -431;
+		if (conn_fill(c) <= 0)
+			return 0;
+	}
+}
+
+static void refuse_head(struct conn *c, int st)
+{
+	c->close_after = true;
+	respond_error(c, st, "%s", st == 431 ? "request head over 16 KiB or too many headers"
+			  : st == 505 ? "only HTTP/1.x is spoken here"
+			  : st == 501 ? "unsupported Transfer-Encoding (only chunked)"
+			  : "malformed HTTP request");
+	logj("warn", "bad request", "\"status\":%d,\"remote\":\"%s\"", st, c->peer);
+}
+
+/* The token, for a route that is not open (a WebSocket's may be in the
+ * query); then 100 Continue to a client that waits for it.  False when
+ * refused, answered and logged. */
+static bool admit(struct conn *c, const struct http_head *hd, const char *path, const char *query,
+		  struct timespec *t0)
+{
+	bool ws = !strncmp(path, "/ws/", 4);
+	int auth = authorize(hd, query, ws);
+	if (auth) {
+		c->close_after = true;   /* do not read an unauthenticated body */
+		respond_error(c, auth, auth == 401 ? "missing authorization" : "invalid token");
+		log_request(c, hd, path, auth, t0);
+		return false;
+	}
+	if (hd->expect_continue && !ws)
+		conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	return true;
+}
+
+/* The route's handler, or 404 or 405: the status to log. */
+static int dispatch(struct req *r, const struct route *rt)
+{
+	if (!rt) {
+		respond_error(r->c, 404, "no such endpoint: %s", r->path);
+		return 404;
+	}
+	if (strcmp(r->hd->method, rt->method)) {
+		respond_error(r->c, 405, "use %s%s", rt->method, rt->how ? rt->how : "");
+		return 405;
+	}
+	return rt->fn(r);
+}
+
 /* Returns false when the connection must close. */
 static bool serve_one(struct conn *c)
 {
+	char target[HTTP_TARGET_MAX], path[HTTP_TARGET_MAX], *query;
+	const struct route *rt;
 	struct http_head hd;
-	ssize_t hl;
-	for (;;) {
-		hl = http_parse_head(c->rbuf + c->rpos, c->rlen - c->rpos, true, &hd);
-		if (hl != 0)
-			break;
-		if (c->rlen - c->rpos >= HTTP_HEAD_MAX) {
-			hl = -431;
-			break;
-		}
-		ssize_t r = conn_fill(c);
-		if (r <= 0)
-			return false;
-	}
+	struct timespec t0;
+	struct body b;
+	int status;
+	ssize_t hl = read_head(c, &hd);
+
+	if (hl == 0)
+		return false;
 	if (hl < 0) {
-		int st = (int)-hl;
-		c->close_after = true;
-		respond_error(c, st, "%s", st == 431 ? "request head over 16 KiB or too many headers"
-				  : st == 505 ? "only HTTP/1.x is spoken here"
-				  : st == 501 ? "unsupported Transfer-Encoding (only chunked)"
-				  : "malformed HTTP request");
-		logj("warn", "bad request", "\"status\":%d,\"remote\":\"%s\"", st, c->peer);
+		refuse_head(c, (int)-hl);
 		return false;
 	}
 	/* The head's strings point into rbuf; copy the target, then move on. */
-	char target[HTTP_TARGET_MAX];
 	snprintf(target, sizeof target, "%s", hd.target);
-	char *query = strchr(target, '?');
+	query = strchr(target, '?');
 	if (query)
 		*query++ = 0;
-	char path[HTTP_TARGET_MAX];
 	snprintf(path, sizeof path, "%s", target);
 	if (http_pct_decode(path) < 0) {
 		c->close_after = true;
 		respond_error(c, 400, "bad percent-encoding in the path");
 		return false;
 	}
-	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* Header values stay valid until rbuf moves: handlers read the ones
 	 * they need before reading the body (conn_fill compacts only when
@@ -416,31 +461,14 @@ static bool serve_one(struct conn *c)
 	c->rpos += (size_t)hl;
 	if (!hd.keep_alive)
 		c->close_after = true;
-	struct body b;
 	body_init(&b, c, &hd);
 
 	struct req r = { c, &hd, &b, path, query, "", NULL };
-	const struct route *rt = route_find(path, r.arg, sizeof r.arg, &r.id);
-	if (!rt || !rt->open) {
-		bool ws = !strncmp(path, "/ws/", 4);
-		int auth = authorize(&hd, query, ws);
-		if (auth) {
-			c->close_after = true;   /* do not read an unauthenticated body */
-			respond_error(c, auth, auth == 401 ? "missing authorization" : "invalid token");
-			log_request(c, &hd, path, auth, &t0);
-			return false;
-		}
-		if (hd.expect_continue && !ws)
-			conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-	}
-	int status;
-	if (!rt) {
-		status = 404;
-		respond_error(c, 404, "no such endpoint: %s", path);
-	} else if (strcmp(hd.method, rt->method)) {
-		status = 405;
-		respond_error(c, 405, "use %s%s", rt->method, rt->how ? rt->how : "");
-	} else if ((status = rt->fn(&r)) == 101) {
+	rt = route_find(path, r.arg, sizeof r.arg, &r.id);
+	if ((!rt || !rt->open) && !admit(c, &hd, path, query, &t0))
+		return false;
+	status = dispatch(&r, rt);
+	if (status == 101) {
 		log_request(c, &hd, path, 101, &t0);
 		return false;   /* the session owns the socket now */
 	}
@@ -620,7 +648,8 @@ static int num_arg(const char *opt, const char *v, long long lo, long long hi, l
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* The command line into cfg: -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv)
 {
 	long long v;
 	for (int i = 1; i < argc; i++) {
@@ -643,6 +672,8 @@ int main(int argc, char **argv)
 		NUM_OPT("--max-execs", max_execs, 1, 4096)
 		NUM_OPT("--max-sessions", max_sessions, 1, 256)
 		NUM_OPT("--session-grace", session_grace, 0, 86400)
+#undef STR_OPT
+#undef NUM_OPT
 		if (!strcmp(a, "--quiet")) {
 			cfg.quiet = true;
 			continue;
@@ -668,7 +699,13 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	return -1;
+}
 
+/* The token, from the token file or else VMSAN_AGENT_TOKEN; then the
+ * environment emptied.  0, or the exit status. */
+static int load_token(void)
+{
 	const char *envtok = getenv("VMSAN_AGENT_TOKEN");
 	int tr = token_load(NULL);
 	if (tr == -1 && envtok)
@@ -687,31 +724,46 @@ int main(int argc, char **argv)
 			cfg.token_file);
 		return 1;
 	}
+	return 0;
+}
 
-	unignore_signals();
-	signal(SIGPIPE, SIG_IGN);
-	struct sigaction sa = { .sa_handler = on_sighup, .sa_flags = SA_RESTART };
-	sigaction(SIGHUP, &sa, NULL);
-
+/* The listening socket into *ls: 0, or the exit status. */
+static int listen_socket(int *ls)
+{
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)cfg.port) };
+	int one = 1;
 	if (inet_pton(AF_INET, cfg.listen_addr, &sin.sin_addr) != 1) {
 		fprintf(stderr, "vmsan-agent: --listen wants an IPv4 address, not '%s'\n", cfg.listen_addr);
 		return 2;
 	}
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int one = 1;
-	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (ls < 0 || bind(ls, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(ls, 128) < 0) {
+	*ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(*ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (*ls < 0 || bind(*ls, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(*ls, 128) < 0) {
 		fprintf(stderr, "vmsan-agent: cannot listen on %s:%d: %s\n", cfg.listen_addr, cfg.port,
 			strerror(errno));
 		return 1;
 	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_sighup, .sa_flags = SA_RESTART };
+	struct timeval idle = { .tv_sec = POOL_IDLE_SECS };
+	int rc, ls;
+
+	if ((rc = parse_args(argc, argv)) >= 0 || (rc = load_token()) != 0)
+		return rc;
+	unignore_signals();
+	signal(SIGPIPE, SIG_IGN);
+	sigaction(SIGHUP, &sa, NULL);
+	if ((rc = listen_socket(&ls)) != 0)
+		return rc;
 	exec_init();
 	shell_init();
 	logj("info", "listening", "\"addr\":\"%s\",\"port\":%d,\"version\":\"%s\"", cfg.listen_addr,
 	     cfg.port, VMSAN_VERSION);
 
-	struct timeval idle = { .tv_sec = POOL_IDLE_SECS };
 	setsockopt(ls, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof idle);
 	listen_fd = ls;
 	pthread_attr_init(&worker_attr);

@@ -647,14 +647,15 @@ static void usage(FILE *f)
 	      "See vmsan-init(8).\n", f);
 }
 
-int main(int argc, char **argv)
+/* The command line: -1 to go on (root and cmdline set for tests), else
+ * the exit status. */
+static int parse_args(int argc, char **argv, const char **root, const char **cmdline)
 {
-	const char *root = NULL, *cmdline = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--root") && i + 1 < argc)
-			root = argv[++i];
+			*root = argv[++i];
 		else if (!strcmp(argv[i], "--cmdline") && i + 1 < argc)
-			cmdline = argv[++i];
+			*cmdline = argv[++i];
 		else if (!strcmp(argv[i], "--version")) {
 			printf("vmsan-init %s\n", VMSAN_VERSION);
 			return 0;
@@ -670,36 +671,101 @@ int main(int argc, char **argv)
 			return 100;
 		}
 	}
+	return -1;
+}
+
+/* Tests: the command line from --cmdline, and DIR made our root as the
+ * VM disk would be.  0, or the exit status. */
+static int enter_test_root(const char *root, const char *cmdline)
+{
+	struct stat st;
+	char *c;
+
+	if (!cmdline) {
+		fprintf(stderr, "vmsan-init: --root needs --cmdline\n");
+		return 100;
+	}
+	c = strdup(cmdline);
+	if (c)
+		parse_cmdline(c);
+	free(c);
+	if (strcmp(cfg.lower, "none") && stat(cfg.lower, &st) == 0 && S_ISBLK(st.st_mode))
+		test_lower_rdev = st.st_rdev;
+	/* DIR stands for the VM disk: make it a mount of its own and
+	 * our root, as the kernel would have. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount(root, root, NULL, MS_BIND | MS_REC, NULL) < 0 || chdir(root) < 0 ||
+	    mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0) {
+		fprintf(stderr, "vmsan-init: cannot make %s the root: %s\n", root, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/* PID 1's life: reap, restart the agent when it exits (backing off when
+ * it keeps failing), and stop on a signal that asks for it. */
+static void supervise(const sigset_t *all, const sigset_t *orig) __attribute__((noreturn));
+static void supervise(const sigset_t *all, const sigset_t *orig)
+{
+	struct timespec restart_at = { 0 };
+	bool restart_pending = false;
+	for (;;) {
+		struct timespec tmo = { .tv_sec = 1 };
+		if (restart_pending) {
+			tmo.tv_sec = agent_backoff_ms / 1000;
+			tmo.tv_nsec = (agent_backoff_ms % 1000) * 1000000L;
+		}
+		siginfo_t si;
+		int sig = sigtimedwait(all, &si, &tmo);
+		if (sig == SIGCHLD || sig < 0) {
+			pid_t before = agent_pid;
+			reap_all();
+			if (before > 0 && agent_pid < 0) {
+				/* Ran long enough: start again soon; else back off. */
+				double ran = since(&agent_started);
+				agent_backoff_ms = ran > 10 ? 100 : agent_backoff_ms * 2 > 30000 ? 30000 : agent_backoff_ms * 2;
+				say("the agent exited after %.1f s; restarting in %d ms", ran, agent_backoff_ms);
+				restart_pending = true;
+				clock_gettime(CLOCK_MONOTONIC, &restart_at);
+			}
+			if (restart_pending && since(&restart_at) * 1000 >= agent_backoff_ms) {
+				restart_pending = false;
+				start_agent(orig);
+			}
+			continue;
+		}
+		switch (sig) {
+		case SIGTERM:
+		case SIGINT:
+		case SIGUSR1:
+		case SIGUSR2:
+		case SIGPWR:
+			say("%s received", strsignal(sig));
+			shutdown_now(0);
+		default:
+			break;   /* SIGHUP and the rest: nothing to do */
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *root = NULL, *cmdline = NULL;
+	sigset_t all, orig;
+	int rc;
+
+	if ((rc = parse_args(argc, argv, &root, &cmdline)) >= 0)
+		return rc;
 	if (getpid() != 1) {
 		fprintf(stderr, "vmsan-init: must run as PID 1 (the kernel's init=, or a new PID "
 				"namespace with --root for tests)\n");
 		return 100;
 	}
 	test_mode = root != NULL;
-	if (test_mode) {
-		if (!cmdline) {
-			fprintf(stderr, "vmsan-init: --root needs --cmdline\n");
-			return 100;
-		}
-		char *c = strdup(cmdline);
-		if (c)
-			parse_cmdline(c);
-		free(c);
-		struct stat st;
-		if (strcmp(cfg.lower, "none") && stat(cfg.lower, &st) == 0 && S_ISBLK(st.st_mode))
-			test_lower_rdev = st.st_rdev;
-		/* DIR stands for the VM disk: make it a mount of its own and
-		 * our root, as the kernel would have. */
-		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-		    mount(root, root, NULL, MS_BIND | MS_REC, NULL) < 0 || chdir(root) < 0 ||
-		    mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0) {
-			fprintf(stderr, "vmsan-init: cannot make %s the root: %s\n", root, strerror(errno));
-			return 1;
-		}
-	}
+	if (test_mode && (rc = enter_test_root(root, cmdline)) != 0)
+		return rc;
 
-	/* Every signal is taken synchronously in the loop below. */
-	sigset_t all, orig;
+	/* Every signal is taken synchronously in supervise(). */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &orig);
 	if (!test_mode)
@@ -719,44 +785,5 @@ int main(int argc, char **argv)
 	setup_network();
 	start_agent(&orig);
 	say("ready: agent on port %d", cfg.port);
-
-	struct timespec restart_at = { 0 };
-	bool restart_pending = false;
-	for (;;) {
-		struct timespec tmo = { .tv_sec = 1 };
-		if (restart_pending) {
-			tmo.tv_sec = agent_backoff_ms / 1000;
-			tmo.tv_nsec = (agent_backoff_ms % 1000) * 1000000L;
-		}
-		siginfo_t si;
-		int sig = sigtimedwait(&all, &si, &tmo);
-		if (sig == SIGCHLD || sig < 0) {
-			pid_t before = agent_pid;
-			reap_all();
-			if (before > 0 && agent_pid < 0) {
-				/* Ran long enough: start again soon; else back off. */
-				double ran = since(&agent_started);
-				agent_backoff_ms = ran > 10 ? 100 : agent_backoff_ms * 2 > 30000 ? 30000 : agent_backoff_ms * 2;
-				say("the agent exited after %.1f s; restarting in %d ms", ran, agent_backoff_ms);
-				restart_pending = true;
-				clock_gettime(CLOCK_MONOTONIC, &restart_at);
-			}
-			if (restart_pending && since(&restart_at) * 1000 >= agent_backoff_ms) {
-				restart_pending = false;
-				start_agent(&orig);
-			}
-			continue;
-		}
-		switch (sig) {
-		case SIGTERM:
-		case SIGINT:
-		case SIGUSR1:
-		case SIGUSR2:
-		case SIGPWR:
-			say("%s received", strsignal(sig));
-			shutdown_now(0);
-		default:
-			break;   /* SIGHUP and the rest: nothing to do */
-		}
-	}
+	supervise(&all, &orig);
 }

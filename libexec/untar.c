@@ -571,6 +571,73 @@ static int finish(struct ux *x)
 	return UNTAR_OK;
 }
 
+/* The hidden directory: a new name, made by us, 0700, and opened. */
+static int make_hidden(struct ux *x)
+{
+	for (int i = 0; i < 16; i++) {
+		uint8_t rnd[8];
+		if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd)
+			return usys(x, NULL, "getrandom");
+		snprintf(x->tname, sizeof x->tname, ".vmsan-download-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
+			 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+		if (mkdirat(x->o->dirfd, x->tname, 0700) == 0)
+			break;
+		if (errno != EEXIST || i == 15) {
+			int r = usys(x, NULL, "cannot create a directory to download into");
+			x->tname[0] = 0;
+			return r;
+		}
+	}
+	x->tfd = openat(x->o->dirfd, x->tname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (x->tfd < 0)
+		return usys(x, NULL, "cannot open the directory to download into");
+	return UNTAR_OK;
+}
+
+/* Every entry into the hidden directory, then finish: UNTAR_OK, an
+ * error, or -1 when the archive's reader stopped. */
+static int read_entries(struct ux *x, struct archive *a)
+{
+	struct archive_entry *e;
+	uint64_t n = 0;
+	int r;
+	for (;;) {
+		int k = archive_read_next_header(a, &e);
+		if (k == ARCHIVE_EOF)
+			break;
+		if (k < ARCHIVE_WARN)
+			return -1;
+		if (++n > x->max_entries)
+			return uerr(x, UNTAR_E_LIMIT, NULL, "more than %llu entries",
+				    (unsigned long long)x->max_entries);
+		if ((r = one_entry(x, a, e)) != UNTAR_OK)
+			return r;
+	}
+	if (n == 0)
+		return uerr(x, UNTAR_E_FORMAT, NULL, "the archive is empty");
+	return finish(x);
+}
+
+/* The archive's reader stopped: say why, in our words first. */
+static int reader_stopped(struct ux *x, struct archive *a)
+{
+	if (x->aborted)
+		return uerr(x, UNTAR_E_SOURCE, NULL, "interrupted");
+	if (x->over_limit)
+		return uerr(x, UNTAR_E_LIMIT, NULL, "the archive exceeds the download limit of %llu bytes",
+			    (unsigned long long)x->max_bytes);
+	if (x->source_failed)
+		return uerr(x, UNTAR_E_SOURCE, NULL, "the transfer was cut short");
+	const char *m = a ? archive_error_string(a) : NULL;
+	int r = uerr(x, UNTAR_E_FORMAT, NULL, "not a valid tar archive");
+	if (m) {
+		char pm[300];
+		untar_printable(pm, sizeof pm, m, strlen(m), 200);
+		snprintf(x->err, x->errlen, "not a valid tar archive: %s", pm);
+	}
+	return r;
+}
+
 int untar(untar_read_fn rd, void *ctx, const struct untar_opts *o, struct untar_stats *st,
 	  char *err, size_t errlen)
 {
@@ -578,86 +645,30 @@ int untar(untar_read_fn rd, void *ctx, const struct untar_opts *o, struct untar_
 			.tfd = -1, .pfd = -1,
 			.max_bytes = o->max_bytes ? o->max_bytes : UNTAR_MAX_BYTES_DEFAULT,
 			.max_entries = o->max_entries ? o->max_entries : UNTAR_MAX_ENTRIES_DEFAULT };
+	struct archive *a = NULL;
+	mode_t um;
+	int r;
+
 	memset(st, 0, sizeof *st);
 	err[0] = 0;
 	/* The guest's modes, as tar gives them to a user who is not root:
 	 * less the umask (a 0777 directory from a guest stays 0755), and
 	 * never setuid, setgid or sticky. */
-	mode_t um = umask(022);
+	um = umask(022);
 	umask(um);
 	x.keep = 0777 & ~(unsigned)um;
-	int r = UNTAR_OK;
-	struct archive *a = NULL;
 	if (!(x.buf = malloc(UBUF)))
 		return uerr(&x, UNTAR_E_LOCAL, NULL, "out of memory");
-	/* The hidden directory: a new name, made by us, 0700. */
-	for (int i = 0; i < 16; i++) {
-		uint8_t rnd[8];
-		if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd) {
-			r = usys(&x, NULL, "getrandom");
-			goto out;
-		}
-		snprintf(x.tname, sizeof x.tname, ".vmsan-download-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
-			 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-		if (mkdirat(o->dirfd, x.tname, 0700) == 0)
-			break;
-		if (errno != EEXIST || i == 15) {
-			r = usys(&x, NULL, "cannot create a directory to download into");
-			x.tname[0] = 0;
-			goto out;
-		}
-	}
-	x.tfd = openat(o->dirfd, x.tname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (x.tfd < 0) {
-		r = usys(&x, NULL, "cannot open the directory to download into");
-		goto out;
-	}
-	if (!(a = archive_read_new()) || archive_read_support_format_tar(a) != ARCHIVE_OK ||
-	    archive_read_open(a, &x, NULL, ua_read, NULL) != ARCHIVE_OK) {
-		r = -1;
-		goto out;
-	}
-	struct archive_entry *e;
-	uint64_t n = 0;
-	for (;;) {
-		int k = archive_read_next_header(a, &e);
-		if (k == ARCHIVE_EOF)
-			break;
-		if (k < ARCHIVE_WARN) {
+	r = make_hidden(&x);
+	if (r == UNTAR_OK) {
+		if (!(a = archive_read_new()) || archive_read_support_format_tar(a) != ARCHIVE_OK ||
+		    archive_read_open(a, &x, NULL, ua_read, NULL) != ARCHIVE_OK)
 			r = -1;
-			break;
-		}
-		if (++n > x.max_entries) {
-			r = uerr(&x, UNTAR_E_LIMIT, NULL, "more than %llu entries", (unsigned long long)x.max_entries);
-			break;
-		}
-		if ((r = one_entry(&x, a, e)) != UNTAR_OK)
-			break;
+		else
+			r = read_entries(&x, a);
 	}
-	if (r == UNTAR_OK && n == 0)
-		r = uerr(&x, UNTAR_E_FORMAT, NULL, "the archive is empty");
-	if (r == UNTAR_OK)
-		r = finish(&x);
-out:
-	if (r == -1) {
-		/* The archive's reader stopped: say why, in our words first. */
-		if (x.aborted)
-			r = uerr(&x, UNTAR_E_SOURCE, NULL, "interrupted");
-		else if (x.over_limit)
-			r = uerr(&x, UNTAR_E_LIMIT, NULL, "the archive exceeds the download limit of %llu bytes",
-				 (unsigned long long)x.max_bytes);
-		else if (x.source_failed)
-			r = uerr(&x, UNTAR_E_SOURCE, NULL, "the transfer was cut short");
-		else {
-			const char *m = a ? archive_error_string(a) : NULL;
-			r = uerr(&x, UNTAR_E_FORMAT, NULL, "not a valid tar archive");
-			if (m) {
-				char pm[300];
-				untar_printable(pm, sizeof pm, m, strlen(m), 200);
-				snprintf(err, errlen, "not a valid tar archive: %s", pm);
-			}
-		}
-	}
+	if (r == -1)
+		r = reader_stopped(&x, a);
 	if (a)
 		archive_read_free(a);
 	if (x.pfd >= 0)

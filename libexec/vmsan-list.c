@@ -150,22 +150,29 @@ static void print_table(json_t *vms, bool color)
 	free(cell);
 }
 
-static int fail(bool json, const struct verr *e)
+/* --complete: the options, then the ids of the VMs there are. */
+static void complete(void)
 {
-	return report_error("list", json, e);
-}
-
-int main(int argc, char **argv)
-{
-	const char *env = getenv("VMSAN_JSON");
-	bool json = env && strcmp(env, "1") == 0, dashdash = false;
 	struct state st = {.vmsfd = -1};
 	struct verr e = {0};
-	json_t *ids = json_array(), *vms = NULL, *errors = NULL, *err;
+	json_t *vms = NULL, *errors = NULL, *rec;
 	size_t i;
-	int rc = VMSAN_EXIT_OK;
 
-	vmsan_prog = "vmsan list";
+	puts("--json");
+	if (state_list(&st, NULL, &vms, &errors, &e) == 0)
+		json_array_foreach(vms, i, rec)
+			puts(str_or(rec, "id", ""));
+	json_decref(vms);
+	json_decref(errors);
+}
+
+/* The command line: --json into *json, the ids asked for into ids.  -1 to
+ * go on, else the exit status (a flag answered, or bad usage reported). */
+static int parse_args(int argc, char **argv, bool *json, json_t *ids)
+{
+	bool dashdash = false;
+	struct verr e = {0};
+
 	for (int a = 1; a < argc; a++) {
 		const char *s = argv[a];
 
@@ -173,61 +180,55 @@ int main(int argc, char **argv)
 			dashdash = true;
 		} else if (!dashdash && strcmp(s, "--help") == 0) {
 			fputs(usage, stdout);
-			goto out;
+			return VMSAN_EXIT_OK;
 		} else if (!dashdash && strcmp(s, "--summary") == 0) {
 			puts("list VMs and their status");
-			goto out;
+			return VMSAN_EXIT_OK;
 		} else if (!dashdash && strcmp(s, "--complete") == 0) {
-			puts("--json");
-			if (state_list(&st, NULL, &vms, &errors, &e) == 0)
-				json_array_foreach(vms, i, err)
-					puts(str_or(err, "id", ""));
-			goto out;
+			complete();
+			return VMSAN_EXIT_OK;
 		} else if (!dashdash && strcmp(s, "--json") == 0) {
-			json = true;
+			*json = true;
 		} else if (!dashdash && s[0] == '-') {
 			verr_set(&e, VMSAN_EXIT_USAGE, "ERR_USAGE", "see 'vmsan list --help'",
 				 "unknown option '%.64s'", s);
-			rc = fail(json, &e);
-			goto out;
+			return report_error("list", *json, &e);
 		} else {
 			json_array_append_new(ids, json_string(s));
 		}
 	}
-	if (state_list(&st, json_array_size(ids) ? ids : NULL, &vms, &errors, &e) != 0) {
-		/* "request.ids[N]: why" is the helper's wording; a user typed an id. */
-		const char *colon = strstr(e.message, "]: ");
+	return -1;
+}
 
-		if (colon && strncmp(e.message, "request.ids[", 12) == 0)
-			memmove(e.message, colon + 3, strlen(colon + 3) + 1);
-		rc = fail(json, &e);
-		goto out;
-	}
+/* Records that could not be read, named on stderr (the rest are listed). */
+static void report_skipped(const struct state *st, json_t *errors)
+{
+	json_t *err;
+	size_t i;
+
 	json_array_foreach(errors, i, err) {
 		const char *file = str_or(err, "file", "");
 
 		if (*file)
-			fprintf(stderr, "vmsan list: skipping %s/%s: %s\n", st.vms, file,
+			fprintf(stderr, "vmsan list: skipping %s/%s: %s\n", st->vms, file,
 				str_or(err, "message", ""));
 		else
 			fprintf(stderr, "vmsan list: skipping %s: %s\n", str_or(err, "id", "?"),
 				str_or(err, "message", ""));
 	}
-	if (json_array_size(ids) && json_array_size(errors)) {
-		err = json_array_get(errors, 0);
-		verr_set(&e, VMSAN_EXIT_FAIL, str_or(err, "code", "ERR_VM_NOT_FOUND"),
-			 "run 'vmsan list' to see your VMs", "%s", str_or(err, "message", ""));
-		if (json) {
-			rc = fail(json, &e);
-			goto out;
-		}
-		rc = VMSAN_EXIT_FAIL;
-	}
+}
+
+/* The VMs on stdout, as JSON or as the table: 0, or -1 when stdout
+ * failed. */
+static int print_vms(json_t *vms, bool json)
+{
+	int rc = 0;
+
 	if (json) {
 		char *text = json_dumps(vms, JSON_COMPACT | JSON_ENSURE_ASCII);
 
 		if (!text || puts(text) == EOF)
-			rc = VMSAN_EXIT_SYS;
+			rc = -1;
 		free(text);
 	} else if (json_array_size(vms) == 0) {
 		puts("No VMs found.");
@@ -236,6 +237,45 @@ int main(int argc, char **argv)
 			    getenv("TERM") && strcmp(getenv("TERM"), "dumb"));
 	}
 	if (fflush(stdout) != 0)
+		rc = -1;
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *env = getenv("VMSAN_JSON");
+	bool json = env && strcmp(env, "1") == 0;
+	struct state st = {.vmsfd = -1};
+	struct verr e = {0};
+	json_t *ids = json_array(), *vms = NULL, *errors = NULL, *err;
+	int rc;
+
+	vmsan_prog = "vmsan list";
+	rc = parse_args(argc, argv, &json, ids);
+	if (rc >= 0)
+		goto out;
+	rc = VMSAN_EXIT_OK;
+	if (state_list(&st, json_array_size(ids) ? ids : NULL, &vms, &errors, &e) != 0) {
+		/* "request.ids[N]: why" is the helper's wording; a user typed an id. */
+		const char *colon = strstr(e.message, "]: ");
+
+		if (colon && strncmp(e.message, "request.ids[", 12) == 0)
+			memmove(e.message, colon + 3, strlen(colon + 3) + 1);
+		rc = report_error("list", json, &e);
+		goto out;
+	}
+	report_skipped(&st, errors);
+	if (json_array_size(ids) && json_array_size(errors)) {
+		err = json_array_get(errors, 0);
+		verr_set(&e, VMSAN_EXIT_FAIL, str_or(err, "code", "ERR_VM_NOT_FOUND"),
+			 "run 'vmsan list' to see your VMs", "%s", str_or(err, "message", ""));
+		if (json) {
+			rc = report_error("list", json, &e);
+			goto out;
+		}
+		rc = VMSAN_EXIT_FAIL;
+	}
+	if (print_vms(vms, json) < 0)
 		rc = VMSAN_EXIT_SYS;
 out:
 	json_decref(ids);

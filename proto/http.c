@@ -123,99 +123,94 @@ static ssize_t parse_status_line(char *l, size_t n, struct http_head *hd)
 	return 0;
 }
 
-ssize_t http_parse_head(char *buf, size_t len, bool is_request, struct http_head *hd)
+/* What the fields say about the body's framing and the connection. */
+struct framing {
+	bool have_len, have_te;
+	bool conn_close, conn_keep, conn_upgrade, up_ws;
+};
+
+/* The head's blank line within the first HTTP_HEAD_MAX bytes, or NULL. */
+static char *head_end(char *buf, size_t len)
 {
-	memset(hd, 0, sizeof *hd);
 	size_t lim = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
-	char *end = NULL;
 	for (size_t i = 0; i + 3 < lim; i++)
-		if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' && buf[i + 3] == '\n') {
-			end = buf + i;
-			break;
-		}
-	if (!end)
-		return len >= HTTP_HEAD_MAX ? -431 : 0;
-	size_t headlen = (size_t)(end - buf) + 4;
+		if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' && buf[i + 3] == '\n')
+			return buf + i;
+	return NULL;
+}
 
-	char *line = buf;
-	char *eol = memchr(line, '\r', (size_t)(end - line) + 1);
-	if (!eol || eol[1] != '\n')
-		return -400;
-	ssize_t r = is_request ? parse_request_line(line, (size_t)(eol - line), hd)
-			       : parse_status_line(line, (size_t)(eol - line), hd);
-	if (r < 0)
-		return r;
-
-	bool have_len = false, have_te = false;
-	bool conn_close = false, conn_keep = false, conn_upgrade = false, up_ws = false;
-	line = eol + 2;
-	while (line < end + 2) {
-		eol = memchr(line, '\r', (size_t)(end + 2 - line));
-		if (!eol || eol[1] != '\n')
+/* A field the parser acts on; any other is only recorded. */
+static ssize_t note_field(const char *name, size_t nlen, const char *v, size_t vlen, struct http_head *hd,
+			  struct framing *f)
+{
+	if (ieq(name, nlen, "content-length")) {
+		uint64_t cl;
+		if (parse_u64(v, vlen, &cl) < 0)
 			return -400;
-		size_t n = (size_t)(eol - line);
-		if (n == 0)
-			break;
-		if (line[0] == ' ' || line[0] == '\t')
-			return -400;              /* obsolete line folding */
-		char *colon = memchr(line, ':', n);
-		if (!colon || colon == line)
+		if (f->have_len && cl != hd->content_length)
 			return -400;
-		for (char *p = line; p < colon; p++)
-			if (!is_tchar((unsigned char)*p))
-				return -400;
-		char *v = colon + 1, *ve = eol;
-		while (v < ve && (*v == ' ' || *v == '\t'))
-			v++;
-		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-			ve--;
-		for (char *p = v; p < ve; p++) {
-			unsigned char c = (unsigned char)*p;
-			if ((c < 0x20 && c != '\t') || c == 0x7f)
-				return -400;
-		}
-		if (hd->nheaders == HTTP_HEADERS_MAX)
-			return -431;
-		size_t nlen = (size_t)(colon - line), vlen = (size_t)(ve - v);
-		hd->h[hd->nheaders].name = line;
-		hd->h[hd->nheaders].nlen = nlen;
-		hd->h[hd->nheaders].value = v;
-		hd->h[hd->nheaders].vlen = vlen;
-		hd->nheaders++;
-
-		if (ieq(line, nlen, "content-length")) {
-			uint64_t cl;
-			if (parse_u64(v, vlen, &cl) < 0)
-				return -400;
-			if (have_len && cl != hd->content_length)
-				return -400;
-			have_len = true;
-			hd->content_length = cl;
-		} else if (ieq(line, nlen, "transfer-encoding")) {
-			if (have_te || !ieq(v, vlen, "chunked"))
-				return -501;
-			have_te = true;
-		} else if (ieq(line, nlen, "connection")) {
-			conn_close |= list_has(v, vlen, "close");
-			conn_keep |= list_has(v, vlen, "keep-alive");
-			conn_upgrade |= list_has(v, vlen, "upgrade");
-		} else if (ieq(line, nlen, "upgrade")) {
-			up_ws |= list_has(v, vlen, "websocket");
-		} else if (ieq(line, nlen, "expect")) {
-			if (!ieq(v, vlen, "100-continue"))
-				return -400;
-			hd->expect_continue = true;
-		}
-		line = eol + 2;
+		f->have_len = true;
+		hd->content_length = cl;
+	} else if (ieq(name, nlen, "transfer-encoding")) {
+		if (f->have_te || !ieq(v, vlen, "chunked"))
+			return -501;
+		f->have_te = true;
+	} else if (ieq(name, nlen, "connection")) {
+		f->conn_close |= list_has(v, vlen, "close");
+		f->conn_keep |= list_has(v, vlen, "keep-alive");
+		f->conn_upgrade |= list_has(v, vlen, "upgrade");
+	} else if (ieq(name, nlen, "upgrade")) {
+		f->up_ws |= list_has(v, vlen, "websocket");
+	} else if (ieq(name, nlen, "expect")) {
+		if (!ieq(v, vlen, "100-continue"))
+			return -400;
+		hd->expect_continue = true;
 	}
-	/* Both framings at once is how requests are smuggled: refuse. */
-	if (have_len && have_te)
+	return 0;
+}
+
+/* The header line [line, eol), not empty: checked, its value trimmed,
+ * recorded in hd. */
+static ssize_t parse_field(const char *line, const char *eol, struct http_head *hd, struct framing *f)
+{
+	size_t n = (size_t)(eol - line);
+	if (line[0] == ' ' || line[0] == '\t')
+		return -400;              /* obsolete line folding */
+	const char *colon = memchr(line, ':', n);
+	if (!colon || colon == line)
 		return -400;
-	hd->keep_alive = hd->minor >= 1 ? !conn_close : conn_keep && !conn_close;
-	hd->upgrade_websocket = conn_upgrade && up_ws;
-	if (have_te)
+	for (const char *p = line; p < colon; p++)
+		if (!is_tchar((unsigned char)*p))
+			return -400;
+	const char *v = colon + 1, *ve = eol;
+	while (v < ve && (*v == ' ' || *v == '\t'))
+		v++;
+	while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+		ve--;
+	for (const char *p = v; p < ve; p++) {
+		unsigned char c = (unsigned char)*p;
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return -400;
+	}
+	if (hd->nheaders == HTTP_HEADERS_MAX)
+		return -431;
+	size_t nlen = (size_t)(colon - line), vlen = (size_t)(ve - v);
+	hd->h[hd->nheaders].name = line;
+	hd->h[hd->nheaders].nlen = nlen;
+	hd->h[hd->nheaders].value = v;
+	hd->h[hd->nheaders].vlen = vlen;
+	hd->nheaders++;
+	return note_field(line, nlen, v, vlen, hd, f);
+}
+
+/* Whether the connection stays open, and how the body is framed. */
+static void set_body(struct http_head *hd, bool is_request, const struct framing *f)
+{
+	hd->keep_alive = hd->minor >= 1 ? !f->conn_close : f->conn_keep && !f->conn_close;
+	hd->upgrade_websocket = f->conn_upgrade && f->up_ws;
+	if (f->have_te)
 		hd->body = BODY_CHUNKED;
-	else if (have_len)
+	else if (f->have_len)
 		hd->body = hd->content_length ? BODY_LENGTH : BODY_NONE;
 	else if (is_request || hd->status < 200 || hd->status == 204 || hd->status == 304)
 		hd->body = BODY_NONE;
@@ -225,7 +220,40 @@ ssize_t http_parse_head(char *buf, size_t len, bool is_request, struct http_head
 	}
 	if (!is_request && (hd->status < 200 || hd->status == 204 || hd->status == 304))
 		hd->body = BODY_NONE;
-	return (ssize_t)headlen;
+}
+
+ssize_t http_parse_head(char *buf, size_t len, bool is_request, struct http_head *hd)
+{
+	struct framing f = { 0 };
+	char *end, *line, *eol;
+	ssize_t r;
+
+	memset(hd, 0, sizeof *hd);
+	end = head_end(buf, len);
+	if (!end)
+		return len >= HTTP_HEAD_MAX ? -431 : 0;
+	line = buf;
+	eol = memchr(line, '\r', (size_t)(end - line) + 1);
+	if (!eol || eol[1] != '\n')
+		return -400;
+	r = is_request ? parse_request_line(line, (size_t)(eol - line), hd)
+		       : parse_status_line(line, (size_t)(eol - line), hd);
+	if (r < 0)
+		return r;
+	for (line = eol + 2; line < end + 2; line = eol + 2) {
+		eol = memchr(line, '\r', (size_t)(end + 2 - line));
+		if (!eol || eol[1] != '\n')
+			return -400;
+		if (eol == line)
+			break;
+		if ((r = parse_field(line, eol, hd, &f)) < 0)
+			return r;
+	}
+	/* Both framings at once is how requests are smuggled: refuse. */
+	if (f.have_len && f.have_te)
+		return -400;
+	set_body(hd, is_request, &f);
+	return (ssize_t)(end - buf) + 4;
 }
 
 ssize_t http_header(const struct http_head *hd, const char *name, char *out, size_t outlen)
@@ -241,48 +269,100 @@ ssize_t http_header(const struct http_head *hd, const char *name, char *out, siz
 	return -1;
 }
 
+/* The size line's states come before CH_DATA: chunked_decode hands them
+ * to size_byte by that order. */
 enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
        CH_TRAILER_START, CH_TRAILER, CH_TRAILER_LF, CH_END_LF };
+
+/* A byte of a chunk's size line: the hex size, extensions (ignored),
+ * CRLF. */
+static int size_byte(struct chunked *c, unsigned char ch)
+{
+	switch (c->state) {
+	case CH_SIZE: {
+		int d = ch >= '0' && ch <= '9' ? ch - '0'
+		      : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+		      : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+		if (d >= 0) {
+			if (++c->ndigits > 15)
+				return -1;
+			c->left = c->left * 16 + (uint64_t)d;
+		} else if (c->ndigits && (ch == ';' || ch == ' ' || ch == '\t')) {
+			c->state = CH_EXT;
+			c->extlen = 0;
+		} else if (c->ndigits && ch == '\r') {
+			c->state = CH_SIZE_LF;
+		} else
+			return -1;
+		return 0;
+	}
+	case CH_EXT:
+		if (ch == '\r')
+			c->state = CH_SIZE_LF;
+		else if (ch == '\n' || ++c->extlen > 1024)
+			return -1;
+		return 0;
+	case CH_SIZE_LF:
+		if (ch != '\n')
+			return -1;
+		c->ndigits = 0;
+		c->state = c->left ? CH_DATA : CH_TRAILER_START;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* A byte of the framing after a chunk's data: its CRLF, or after the
+ * last chunk the trailers (read and ignored) and the final CRLF. */
+static int frame_byte(struct chunked *c, unsigned char ch)
+{
+	switch (c->state) {
+	case CH_DATA_CR:
+		if (ch != '\r')
+			return -1;
+		c->state = CH_DATA_LF;
+		return 0;
+	case CH_DATA_LF:
+		if (ch != '\n')
+			return -1;
+		c->state = CH_SIZE;
+		return 0;
+	case CH_TRAILER_START:
+		if (ch == '\r')
+			c->state = CH_END_LF;
+		else {
+			c->state = CH_TRAILER;
+			c->extlen = 1;
+		}
+		return 0;
+	case CH_TRAILER:
+		if (ch == '\r')
+			c->state = CH_TRAILER_LF;
+		else if (ch == '\n' || ++c->extlen > 4096)
+			return -1;
+		return 0;
+	case CH_TRAILER_LF:
+		if (ch != '\n')
+			return -1;
+		c->state = CH_TRAILER_START;
+		return 0;
+	case CH_END_LF:
+		if (ch != '\n')
+			return -1;
+		c->done = true;
+		return 0;
+	default:
+		return -1;
+	}
+}
 
 ssize_t chunked_decode(struct chunked *c, char *buf, size_t len, size_t *out)
 {
 	size_t i = 0, o = 0;
 	while (i < len && !c->done) {
-		unsigned char ch = (unsigned char)buf[i];
-		switch (c->state) {
-		case CH_SIZE: {
-			int d = ch >= '0' && ch <= '9' ? ch - '0'
-			      : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-			      : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-			if (d >= 0) {
-				if (++c->ndigits > 15)
-					return -1;
-				c->left = c->left * 16 + (uint64_t)d;
-			} else if (c->ndigits && (ch == ';' || ch == ' ' || ch == '\t')) {
-				c->state = CH_EXT;
-				c->extlen = 0;
-			} else if (c->ndigits && ch == '\r') {
-				c->state = CH_SIZE_LF;
-			} else
-				return -1;
-			i++;
-			break;
-		}
-		case CH_EXT:
-			if (ch == '\r')
-				c->state = CH_SIZE_LF;
-			else if (ch == '\n' || ++c->extlen > 1024)
-				return -1;
-			i++;
-			break;
-		case CH_SIZE_LF:
-			if (ch != '\n')
-				return -1;
-			i++;
-			c->ndigits = 0;
-			c->state = c->left ? CH_DATA : CH_TRAILER_START;
-			break;
-		case CH_DATA: {
+		if (c->state == CH_DATA) {
+			/* as much of the chunk as is here, in one move */
 			size_t n = len - i;
 			if (n > c->left)
 				n = (size_t)c->left;
@@ -292,51 +372,12 @@ ssize_t chunked_decode(struct chunked *c, char *buf, size_t len, size_t *out)
 			c->left -= n;
 			if (!c->left)
 				c->state = CH_DATA_CR;
-			break;
+			continue;
 		}
-		case CH_DATA_CR:
-			if (ch != '\r')
-				return -1;
-			c->state = CH_DATA_LF;
-			i++;
-			break;
-		case CH_DATA_LF:
-			if (ch != '\n')
-				return -1;
-			c->state = CH_SIZE;
-			i++;
-			break;
-		case CH_TRAILER_START:
-			if (ch == '\r')
-				c->state = CH_END_LF;
-			else {
-				c->state = CH_TRAILER;
-				c->extlen = 1;
-			}
-			i++;
-			break;
-		case CH_TRAILER:        /* trailers are read and ignored */
-			if (ch == '\r')
-				c->state = CH_TRAILER_LF;
-			else if (ch == '\n' || ++c->extlen > 4096)
-				return -1;
-			i++;
-			break;
-		case CH_TRAILER_LF:
-			if (ch != '\n')
-				return -1;
-			c->state = CH_TRAILER_START;
-			i++;
-			break;
-		case CH_END_LF:
-			if (ch != '\n')
-				return -1;
-			c->done = true;
-			i++;
-			break;
-		default:
+		/* every other state takes one byte */
+		unsigned char ch = (unsigned char)buf[i++];
+		if ((c->state < CH_DATA ? size_byte(c, ch) : frame_byte(c, ch)) < 0)
 			return -1;
-		}
 	}
 	*out = o;
 	return (ssize_t)i;

@@ -42,7 +42,7 @@ struct http_head {
  * number of bytes of the head (through the blank line) when complete, 0
  * when more bytes are needed, or -status on a malformed head: -400, -431
  * (too large), -501 (unknown transfer coding), -505 (not HTTP/1.x).  The
- * head's text is modified in place (NULs after names and values). */
+ * head's text is not modified: hd->h points into buf. */
 ssize_t http_parse_head(char *buf, size_t len, bool is_request, struct http_head *hd);
 
 /* Case-insensitive header lookup; copies the value (NUL-terminated) and
@@ -63,8 +63,8 @@ struct chunked {
  * the coding is malformed.  Stops consuming once done. */
 ssize_t chunked_decode(struct chunked *c, char *buf, size_t len, size_t *out);
 
-/* Split a target into path and query (modifies target in place) and find
- * a query parameter, percent-decoded into out.  Returns its length or -1. */
+/* Find a parameter in a query (the target after its '?'),
+ * percent-decoded into out.  Returns its length or -1. */
 ssize_t http_query(const char *query, const char *name, char *out, size_t outlen);
 /* Percent-decode in place; returns -1 on a bad escape or an encoded NUL. */
 ssize_t http_pct_decode(char *s);

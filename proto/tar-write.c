@@ -111,117 +111,142 @@ static int werr(char *err, size_t n, const char *path, const char *what)
 
 struct wctx { tar_write_fn wr; void *ctx; struct tar_stats *st; char *err; size_t errlen; char *buf; };
 
+static int write_one(struct wctx *w, int dirfd, const char *name, const char *arc, bool follow, int depth);
+
+/* A regular file's header and data, padded to the block; a file that
+ * shrank while it was read is padded with zeros to the size in its
+ * header. */
+static int write_file(struct wctx *w, int fd, const char *arc, const struct stat *sb)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl & O_PATH) {
+		errno = EACCES;
+		return werr(w->err, w->errlen, arc, "cannot read");
+	}
+	fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	int r = TAR_OK;
+	if (emit_header(w->wr, w->ctx, arc, NULL, '0', sb, (uint64_t)sb->st_size) < 0)
+		r = TAR_E_SOURCE;
+	char *buf = w->buf;
+	const size_t bufsz = XBUF;
+	uint64_t left = (uint64_t)sb->st_size;
+	while (r == TAR_OK && left) {
+		ssize_t n = read(fd, buf, left < bufsz ? (size_t)left : bufsz);
+		if (n < 0) {
+			r = werr(w->err, w->errlen, arc, "read failed");
+			break;
+		}
+		if (n == 0) {   /* shrank while we read: pad with zeros */
+			memset(buf, 0, bufsz);
+			n = (ssize_t)(left < bufsz ? left : bufsz);
+		}
+		if (w->wr(w->ctx, buf, (size_t)n) < 0)
+			r = TAR_E_SOURCE;
+		left -= (uint64_t)n;
+		w->st->bytes += (uint64_t)n;
+	}
+	size_t pad = (BLK - (size_t)(sb->st_size % BLK)) % BLK;
+	if (r == TAR_OK && pad) {
+		memset(buf, 0, pad);
+		if (w->wr(w->ctx, buf, pad) < 0)
+			r = TAR_E_SOURCE;
+	}
+	w->st->files++;
+	return r;
+}
+
+/* A directory's header, then each of its entries (symlinks stored, not
+ * followed). */
+static int write_dir(struct wctx *w, int fd, const char *arc, const struct stat *sb, int depth)
+{
+	char *child = malloc(NAME_MAX_LEN + 2);
+	int r = TAR_OK;
+	if (!child) {
+		snprintf(w->err, w->errlen, "out of memory");
+		return TAR_E_IO;
+	}
+	snprintf(child, NAME_MAX_LEN + 2, "%s/", arc);
+	if (emit_header(w->wr, w->ctx, child, NULL, '5', sb, 0) < 0)
+		r = TAR_E_SOURCE;
+	w->st->dirs++;
+	int dfd = dup(fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		free(child);
+		return werr(w->err, w->errlen, arc, "cannot list directory");
+	}
+	struct dirent *de;
+	while (r == TAR_OK && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if ((size_t)snprintf(child, NAME_MAX_LEN + 2, "%s/%s", arc, de->d_name) >= NAME_MAX_LEN + 1) {
+			snprintf(w->err, w->errlen, "%s: name longer than 4096 bytes", arc);
+			r = TAR_E_IO;
+			break;
+		}
+		r = write_one(w, fd, de->d_name, child, false, depth + 1);
+	}
+	closedir(d);
+	free(child);
+	return r;
+}
+
+static int write_symlink(struct wctx *w, int fd, const char *arc, const struct stat *sb)
+{
+	char *target = malloc(NAME_MAX_LEN + 1);
+	ssize_t n = target ? readlinkat(fd, "", target, NAME_MAX_LEN) : -1;
+	int r = TAR_OK;
+	if (n < 0)
+		r = werr(w->err, w->errlen, arc, "cannot read link");
+	else {
+		target[n] = 0;
+		if (emit_header(w->wr, w->ctx, arc, target, '2', sb, 0) < 0)
+			r = TAR_E_SOURCE;
+		w->st->symlinks++;
+	}
+	free(target);
+	return r;
+}
+
+/* Devices and FIFOs: a header; sockets are skipped. */
+static int write_special(struct wctx *w, const char *arc, const struct stat *sb)
+{
+	char type = S_ISCHR(sb->st_mode) ? '3' : S_ISBLK(sb->st_mode) ? '4' : S_ISFIFO(sb->st_mode) ? '6' : 0;
+	if (!type) {
+		w->st->skipped++;
+		return TAR_OK;
+	}
+	return emit_header(w->wr, w->ctx, arc, NULL, type, sb, 0) < 0 ? TAR_E_SOURCE : TAR_OK;
+}
+
 static int write_one(struct wctx *w, int dirfd, const char *name, const char *arc, bool follow, int depth)
 {
-	tar_write_fn wr = w->wr;
-	void *ctx = w->ctx;
-	struct tar_stats *st = w->st;
-	char *err = w->err;
-	size_t errlen = w->errlen;
 	struct stat sb;
+	int r;
 	if (depth > 512) {
-		snprintf(err, errlen, "%s: directory tree too deep", arc);
+		snprintf(w->err, w->errlen, "%s: directory tree too deep", arc);
 		return TAR_E_IO;
 	}
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW));
 	if (fd < 0 && (errno == ELOOP || errno == ENXIO || errno == EACCES || errno == EPERM))
 		fd = openat(dirfd, name, O_PATH | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
 	if (fd < 0)
-		return werr(err, errlen, arc, "cannot open");
+		return werr(w->err, w->errlen, arc, "cannot open");
 	if (fstat(fd, &sb) < 0) {
 		close(fd);
-		return werr(err, errlen, arc, "cannot stat");
+		return werr(w->err, w->errlen, arc, "cannot stat");
 	}
-	int r = TAR_OK;
-	if (S_ISREG(sb.st_mode)) {
-		int fl = fcntl(fd, F_GETFL);
-		if (fl & O_PATH) {
-			close(fd);
-			errno = EACCES;
-			return werr(err, errlen, arc, "cannot read");
-		}
-		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-		if (emit_header(wr, ctx, arc, NULL, '0', &sb, (uint64_t)sb.st_size) < 0)
-			r = TAR_E_SOURCE;
-		char *buf = w->buf;
-		const size_t bufsz = XBUF;
-		uint64_t left = (uint64_t)sb.st_size;
-		while (r == TAR_OK && left) {
-			ssize_t n = read(fd, buf, left < bufsz ? (size_t)left : bufsz);
-			if (n < 0) {
-				r = werr(err, errlen, arc, "read failed");
-				break;
-			}
-			if (n == 0) {   /* shrank while we read: pad with zeros */
-				memset(buf, 0, bufsz);
-				n = (ssize_t)(left < bufsz ? left : bufsz);
-			}
-			if (wr(ctx, buf, (size_t)n) < 0)
-				r = TAR_E_SOURCE;
-			left -= (uint64_t)n;
-			st->bytes += (uint64_t)n;
-		}
-		size_t pad = (BLK - (size_t)(sb.st_size % BLK)) % BLK;
-		if (r == TAR_OK && pad) {
-			memset(buf, 0, pad);
-			if (wr(ctx, buf, pad) < 0)
-				r = TAR_E_SOURCE;
-		}
-		st->files++;
-	} else if (S_ISDIR(sb.st_mode)) {
-		char *child = malloc(NAME_MAX_LEN + 2);
-		if (!child) {
-			close(fd);
-			snprintf(err, errlen, "out of memory");
-			return TAR_E_IO;
-		}
-		snprintf(child, NAME_MAX_LEN + 2, "%s/", arc);
-		if (emit_header(wr, ctx, child, NULL, '5', &sb, 0) < 0)
-			r = TAR_E_SOURCE;
-		st->dirs++;
-		int dfd = dup(fd);
-		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-		if (!d) {
-			free(child);
-			close(fd);
-			return werr(err, errlen, arc, "cannot list directory");
-		}
-		struct dirent *de;
-		while (r == TAR_OK && (de = readdir(d))) {
-			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-				continue;
-			if ((size_t)snprintf(child, NAME_MAX_LEN + 2, "%s/%s", arc, de->d_name) >= NAME_MAX_LEN + 1) {
-				snprintf(err, errlen, "%s: name longer than 4096 bytes", arc);
-				r = TAR_E_IO;
-				break;
-			}
-			r = write_one(w, fd, de->d_name, child, false, depth + 1);
-		}
-		closedir(d);
-		free(child);
-	} else if (S_ISLNK(sb.st_mode)) {
-		char *target = malloc(NAME_MAX_LEN + 1);
-		ssize_t n = target ? readlinkat(fd, "", target, NAME_MAX_LEN) : -1;
-		if (n < 0)
-			r = werr(err, errlen, arc, "cannot read link");
-		else {
-			target[n] = 0;
-			if (emit_header(wr, ctx, arc, target, '2', &sb, 0) < 0)
-				r = TAR_E_SOURCE;
-			st->symlinks++;
-		}
-		free(target);
-	} else {
-		char type = S_ISCHR(sb.st_mode) ? '3' : S_ISBLK(sb.st_mode) ? '4' : S_ISFIFO(sb.st_mode) ? '6' : 0;
-		if (type) {
-			if (emit_header(wr, ctx, arc, NULL, type, &sb, 0) < 0)
-				r = TAR_E_SOURCE;
-		} else
-			st->skipped++;   /* sockets */
-	}
+	if (S_ISREG(sb.st_mode))
+		r = write_file(w, fd, arc, &sb);
+	else if (S_ISDIR(sb.st_mode))
+		r = write_dir(w, fd, arc, &sb, depth);
+	else if (S_ISLNK(sb.st_mode))
+		r = write_symlink(w, fd, arc, &sb);
+	else
+		r = write_special(w, arc, &sb);
 	close(fd);
-	if (r == TAR_E_SOURCE && !err[0])
-		snprintf(err, errlen, "the receiver went away");
+	if (r == TAR_E_SOURCE && !w->err[0])
+		snprintf(w->err, w->errlen, "the receiver went away");
 	return r;
 }
 

@@ -198,10 +198,113 @@ static int read_blob(struct tar_reader *t, long long size, char **out)
 	return 0;
 }
 
+/* A block of zeros: the end of the archive. */
+static bool zero_block(const char *h)
+{
+	for (int i = 0; i < BLK; i++)
+		if (h[i])
+			return false;
+	return true;
+}
+
+struct hnum { long long size, mode, uid, gid, mtime; };
+
+/* Header h's checksum checked, and its numeric fields read into n. */
+static int header_check(struct tar_reader *t, const char *h, struct hnum *n)
+{
+	long long chk, want = 0;
+	if (num_field(h + 148, 8, &chk) < 0)
+		return terr(t, TAR_E_FORMAT, "not a tar archive (bad header checksum field)");
+	for (int i = 0; i < BLK; i++)
+		want += (i >= 148 && i < 156) ? ' ' : (unsigned char)h[i];
+	if (chk != want)
+		return terr(t, TAR_E_FORMAT, "not a tar archive (header checksum mismatch)");
+	if (num_field(h + 124, 12, &n->size) < 0 || num_field(h + 100, 8, &n->mode) < 0 ||
+	    num_field(h + 108, 8, &n->uid) < 0 || num_field(h + 116, 8, &n->gid) < 0 ||
+	    num_field(h + 136, 12, &n->mtime) < 0)
+		return terr(t, TAR_E_FORMAT, "bad numeric field in a tar header");
+	return 0;
+}
+
+static bool is_ext_header(char type)
+{
+	return type == 'x' || type == 'g' || type == 'L' || type == 'K';
+}
+
+/* An extended header's data (pax 'x', GNU 'L' and 'K'; a global pax 'g'
+ * is read and dropped): what it says of the next entry, into p. */
+static int read_ext(struct tar_reader *t, char type, long long size, struct pending *p)
+{
+	char *d = NULL;
+	int r = 0;
+	if (read_blob(t, size, &d) < 0)
+		return -1;
+	if (type == 'x')
+		r = parse_pax(t, d, (size_t)size, p);
+	else if (type == 'L' || type == 'K') {
+		char **dst = type == 'L' ? &p->path : &p->link;
+		free(*dst);
+		*dst = fielddup(d, (size_t)size);
+		r = *dst ? 0 : terr(t, TAR_E_IO, "out of memory");
+	}
+	free(d);
+	return r;
+}
+
+/* t->e from header h (numbers n), what extended headers said (p) taking
+ * precedence; p's names move into it. */
+static int fill_entry(struct tar_reader *t, const char *h, const struct hnum *n, struct pending *p)
+{
+	struct tar_entry *e = &t->e;
+	char type = h[156];
+	if (p->path) {
+		e->path = p->path;
+		p->path = NULL;
+	} else {
+		char name[257];
+		size_t pl = 0;
+		if (!memcmp(h + 257, "ustar", 5) && h[345]) {
+			pl = strnlen(h + 345, 155);
+			memcpy(name, h + 345, pl);
+			name[pl++] = '/';
+		}
+		size_t nl = strnlen(h, 100);
+		memcpy(name + pl, h, nl);
+		name[pl + nl] = 0;
+		e->path = strdup(name);
+	}
+	if (p->link) {
+		e->link = p->link;
+		p->link = NULL;
+	} else
+		e->link = fielddup(h + 157, 100);
+	if (!e->path || !e->link)
+		return terr(t, TAR_E_IO, "out of memory");
+	if (strlen(e->path) > NAME_MAX_LEN || strlen(e->link) > NAME_MAX_LEN)
+		return terr(t, TAR_E_FORMAT, "name longer than 4096 bytes");
+	e->type = type ? type : '0';
+	if (e->type == '7')
+		e->type = '0';
+	e->mode = (unsigned)n->mode & 07777;
+	e->uid = p->has_uid ? p->uid : n->uid;
+	e->gid = p->has_gid ? p->gid : n->gid;
+	e->mtime = p->has_mtime ? p->mtime : n->mtime;
+	e->size = (uint64_t)(p->has_size ? p->size : n->size);
+	/* Only files carry data; a link, dir or device with a size
+	 * has that much to skip (which is what GNU tar does). */
+	t->left = e->size;
+	t->pad = (BLK - (e->size % BLK)) % BLK;
+	if (e->type != '0')
+		e->size = 0;
+	return 0;
+}
+
 int tar_next(struct tar_reader *t, struct tar_entry **ep)
 {
 	struct pending p = { 0 };
+	struct hnum n;
 	char h[BLK];
+	int r;
 
 	if (skip(t, t->left + t->pad) < 0)
 		return -1;
@@ -211,107 +314,30 @@ int tar_next(struct tar_reader *t, struct tar_entry **ep)
 	memset(&t->e, 0, sizeof t->e);
 
 	for (;;) {
-		int r = read_full(t, h, BLK, true);
+		r = read_full(t, h, BLK, true);
 		if (r < 0)
-			goto fail;
-		if (r == 0) {       /* EOF without the end blocks: accept */
-			pending_free(&p);
-			return 0;
+			break;
+		/* EOF without the end blocks is accepted, and the second
+		 * zero block is not required. */
+		if (r == 0 || zero_block(h)) {
+			r = 0;
+			break;
 		}
-		bool zero = true;
-		for (int i = 0; i < BLK && zero; i++)
-			zero = h[i] == 0;
-		if (zero) {
-			pending_free(&p);
-			return 0;   /* the second zero block is not required */
-		}
-		long long chk, want = 0;
-		if (num_field(h + 148, 8, &chk) < 0) {
-			terr(t, TAR_E_FORMAT, "not a tar archive (bad header checksum field)");
-			goto fail;
-		}
-		for (int i = 0; i < BLK; i++)
-			want += (i >= 148 && i < 156) ? ' ' : (unsigned char)h[i];
-		if (chk != want) {
-			terr(t, TAR_E_FORMAT, "not a tar archive (header checksum mismatch)");
-			goto fail;
-		}
-		long long size, mode, uid, gid, mtime;
-		if (num_field(h + 124, 12, &size) < 0 || num_field(h + 100, 8, &mode) < 0 ||
-		    num_field(h + 108, 8, &uid) < 0 || num_field(h + 116, 8, &gid) < 0 ||
-		    num_field(h + 136, 12, &mtime) < 0) {
-			terr(t, TAR_E_FORMAT, "bad numeric field in a tar header");
-			goto fail;
-		}
-		char type = h[156];
-		if (type == 'x' || type == 'g' || type == 'L' || type == 'K') {
-			char *d = NULL;
-			if (read_blob(t, size, &d) < 0)
-				goto fail;
-			if (type == 'x')
-				r = parse_pax(t, d, (size_t)size, &p);
-			else if (type == 'L' || type == 'K') {
-				char **dst = type == 'L' ? &p.path : &p.link;
-				free(*dst);
-				*dst = fielddup(d, (size_t)size);
-				r = *dst ? 0 : terr(t, TAR_E_IO, "out of memory");
-			}
-			free(d);
-			if (r < 0)
-				goto fail;
+		if ((r = header_check(t, h, &n)) < 0)
+			break;
+		if (is_ext_header(h[156])) {
+			if ((r = read_ext(t, h[156], n.size, &p)) < 0)
+				break;
 			continue;
 		}
-		struct tar_entry *e = &t->e;
-		if (p.path) {
-			e->path = p.path;
-			p.path = NULL;
-		} else {
-			char name[257];
-			size_t pl = 0;
-			if (!memcmp(h + 257, "ustar", 5) && h[345]) {
-				pl = strnlen(h + 345, 155);
-				memcpy(name, h + 345, pl);
-				name[pl++] = '/';
-			}
-			size_t nl = strnlen(h, 100);
-			memcpy(name + pl, h, nl);
-			name[pl + nl] = 0;
-			e->path = strdup(name);
+		if ((r = fill_entry(t, h, &n, &p)) == 0) {
+			*ep = &t->e;
+			r = 1;
 		}
-		if (p.link) {
-			e->link = p.link;
-			p.link = NULL;
-		} else
-			e->link = fielddup(h + 157, 100);
-		if (!e->path || !e->link) {
-			terr(t, TAR_E_IO, "out of memory");
-			goto fail;
-		}
-		if (strlen(e->path) > NAME_MAX_LEN || strlen(e->link) > NAME_MAX_LEN) {
-			terr(t, TAR_E_FORMAT, "name longer than 4096 bytes");
-			goto fail;
-		}
-		e->type = type ? type : '0';
-		if (e->type == '7')
-			e->type = '0';
-		e->mode = (unsigned)mode & 07777;
-		e->uid = p.has_uid ? p.uid : uid;
-		e->gid = p.has_gid ? p.gid : gid;
-		e->mtime = p.has_mtime ? p.mtime : mtime;
-		e->size = (uint64_t)(p.has_size ? p.size : size);
-		/* Only files carry data; a link, dir or device with a size
-		 * has that much to skip (which is what GNU tar does). */
-		t->left = e->size;
-		t->pad = (BLK - (e->size % BLK)) % BLK;
-		if (e->type != '0')
-			e->size = 0;
-		pending_free(&p);
-		*ep = e;
-		return 1;
+		break;
 	}
-fail:
 	pending_free(&p);
-	return -1;
+	return r;
 }
 
 ssize_t tar_data(struct tar_reader *t, void *buf, size_t n)
@@ -571,11 +597,149 @@ static int rename_top(const struct tar_extract_opts *o, char *rel, size_t cap)
 	return 0;
 }
 
+/* A directory: made, or one already there kept; its mode and time are
+ * set at the end (x_finish). */
+static int x_dir(struct xctx *x, const struct tar_entry *e, int pfd, const char *base, const char *rel,
+		 struct tar_stats *st)
+{
+	if (mkdirat(pfd, base, 0700) < 0) {
+		struct stat sb;
+		if (errno != EEXIST || fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(sb.st_mode))
+			return errno == EEXIST ? xerr(x, TAR_E_IO, rel, "exists and is not a directory")
+					       : xsys(x, rel, "cannot create directory");
+	}
+	owner(x, pfd, base, e);
+	if (x->ndirs == x->capdirs) {
+		size_t cap = x->capdirs ? x->capdirs * 2 : 64;
+		void *nd = realloc(x->dirs, cap * sizeof *x->dirs);
+		if (!nd)
+			return xerr(x, TAR_E_IO, rel, "out of memory");
+		x->dirs = nd;
+		x->capdirs = cap;
+	}
+	x->dirs[x->ndirs].path = strdup(rel);
+	x->dirs[x->ndirs].mode = final_mode(x, e->mode);
+	x->dirs[x->ndirs++].mtime = e->mtime;
+	st->dirs++;
+	return TAR_OK;
+}
+
+/* A symlink, replacing what is in the way unless that is a directory. */
+static int x_symlink(struct xctx *x, const struct tar_entry *e, int pfd, const char *base, const char *rel,
+		     struct tar_stats *st)
+{
+	struct stat sb;
+	if (symlinkat(e->link, pfd, base) < 0 &&
+	    (errno != EEXIST || fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+	     S_ISDIR(sb.st_mode) || unlinkat(pfd, base, 0) < 0 ||
+	     symlinkat(e->link, pfd, base) < 0))
+		return xsys(x, rel, "cannot create symlink");
+	owner(x, pfd, base, e);
+	st->symlinks++;
+	return TAR_OK;
+}
+
+/* A hard link to an entry of this archive, found beneath the root. */
+static int x_hardlink(struct xctx *x, const struct tar_entry *e, int pfd, const char *base, const char *rel,
+		      struct tar_stats *st)
+{
+	char lrel[NAME_MAX_LEN + 2], ldir[NAME_MAX_LEN + 2];
+	if (tar_clean_path(e->link, lrel, sizeof lrel) < 0 || !lrel[0] ||
+	    rename_top(x->o, lrel, sizeof lrel) < 0)
+		return xerr(x, TAR_E_ESCAPE, e->link, "hard link target escapes the target directory");
+	const char *lslash = strrchr(lrel, '/');
+	size_t ldl = lslash ? (size_t)(lslash - lrel) : 0;
+	memcpy(ldir, lrel, ldl);
+	ldir[ldl] = 0;
+	int lfd = open_beneath(x->o->rootfd, ldir, O_PATH | O_DIRECTORY);
+	if (lfd < 0)
+		return xsys(x, e->link, "hard link target not found");
+	unlinkat(pfd, base, 0);
+	int lr = linkat(lfd, lslash ? lslash + 1 : lrel, pfd, base, 0);
+	int saved = errno;
+	close(lfd);
+	if (lr < 0) {
+		errno = saved;
+		return xsys(x, rel, "cannot create hard link");
+	}
+	st->hardlinks++;
+	return TAR_OK;
+}
+
+/* A device node or FIFO, when the options allow them; else skipped. */
+static int x_node(struct xctx *x, const struct tar_entry *e, int pfd, const char *base, const char *rel,
+		  struct tar_stats *st)
+{
+	if (!x->o->devices) {
+		st->skipped++;
+		return TAR_OK;
+	}
+	mode_t m = e->type == '3' ? S_IFCHR : e->type == '4' ? S_IFBLK : S_IFIFO;
+	if (mknodat(pfd, base, m | (e->mode & 0777), 0) < 0)
+		return xsys(x, rel, "cannot create node");
+	return TAR_OK;
+}
+
+/* One entry: its path checked and placed beneath the root, then made. */
+static int x_entry(struct xctx *x, struct tar_reader *t, const struct tar_entry *e, struct tar_stats *st)
+{
+	char rel[NAME_MAX_LEN + 2];
+	const char *base;
+	int pfd;
+
+	if (tar_clean_path(e->path, rel, sizeof rel) < 0)
+		return xerr(x, TAR_E_ESCAPE, e->path, "path traversal (\"..\") is not allowed");
+	if (rel[0] && rename_top(x->o, rel, sizeof rel) < 0)
+		return xerr(x, TAR_E_ESCAPE, e->path, "entry outside the requested path");
+	if (!rel[0])            /* "./" : the target itself */
+		return e->type == '5' ? TAR_OK : xerr(x, TAR_E_FORMAT, e->path, "entry has an empty name");
+	pfd = parent_fd(x, rel, &base);
+	if (pfd < 0)
+		return xsys(x, rel, "cannot open parent directory");
+	switch (e->type) {
+	case '0':
+		return x_file(x, t, e, pfd, base, rel, st);
+	case '5':
+		return x_dir(x, e, pfd, base, rel, st);
+	case '2':
+		return x_symlink(x, e, pfd, base, rel, st);
+	case '1':
+		return x_hardlink(x, e, pfd, base, rel, st);
+	case '3': case '4': case '6':
+		return x_node(x, e, pfd, base, rel, st);
+	default:
+		st->skipped++;
+		return TAR_OK;
+	}
+}
+
+/* Directory modes last, deepest first, so a read-only directory does not
+ * stop its own contents from being written (none after an error); then
+ * x's memory and descriptor. */
+static void x_finish(struct xctx *x, int r)
+{
+	for (size_t i = x->ndirs; i-- > 0;) {
+		if (r == TAR_OK) {
+			int fd = open_beneath(x->o->rootfd, x->dirs[i].path, O_RDONLY | O_DIRECTORY);
+			if (fd >= 0) {
+				fchmod(fd, x->dirs[i].mode);
+				struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = x->dirs[i].mtime } };
+				futimens(fd, ts);
+				close(fd);
+			}
+		}
+		free(x->dirs[i].path);
+	}
+	free(x->dirs);
+	free(x->buf);
+	if (x->dirfd >= 0)
+		close(x->dirfd);
+}
+
 int tar_extract(struct tar_reader *t, const struct tar_extract_opts *o,
 		struct tar_stats *st, char *err, size_t errlen)
 {
 	struct xctx x = { .o = o, .err = err, .errlen = errlen, .dirfd = -1 };
-	char rel[NAME_MAX_LEN + 2], lrel[NAME_MAX_LEN + 2];
 	struct tar_entry *e;
 	uint64_t n = 0;
 	int r = TAR_OK;
@@ -600,132 +764,9 @@ int tar_extract(struct tar_reader *t, const struct tar_extract_opts *o,
 			r = TAR_E_LIMIT;
 			break;
 		}
-		if (tar_clean_path(e->path, rel, sizeof rel) < 0) {
-			r = xerr(&x, TAR_E_ESCAPE, e->path, "path traversal (\"..\") is not allowed");
-			break;
-		}
-		if (rel[0] && rename_top(o, rel, sizeof rel) < 0) {
-			r = xerr(&x, TAR_E_ESCAPE, e->path, "entry outside the requested path");
-			break;
-		}
-		if (!rel[0]) {          /* "./" : the target itself */
-			if (e->type == '5')
-				continue;
-			r = xerr(&x, TAR_E_FORMAT, e->path, "entry has an empty name");
-			break;
-		}
-		const char *base;
-		int pfd = parent_fd(&x, rel, &base);
-		if (pfd < 0) {
-			r = xsys(&x, rel, "cannot open parent directory");
-			break;
-		}
-		switch (e->type) {
-		case '0':
-			r = x_file(&x, t, e, pfd, base, rel, st);
-			break;
-		case '5': {
-			if (mkdirat(pfd, base, 0700) < 0) {
-				struct stat sb;
-				if (errno != EEXIST || fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-				    !S_ISDIR(sb.st_mode)) {
-					r = errno == EEXIST ? xerr(&x, TAR_E_IO, rel, "exists and is not a directory")
-							    : xsys(&x, rel, "cannot create directory");
-					break;
-				}
-			}
-			owner(&x, pfd, base, e);
-			if (x.ndirs == x.capdirs) {
-				size_t cap = x.capdirs ? x.capdirs * 2 : 64;
-				void *nd = realloc(x.dirs, cap * sizeof *x.dirs);
-				if (!nd) {
-					r = xerr(&x, TAR_E_IO, rel, "out of memory");
-					break;
-				}
-				x.dirs = nd;
-				x.capdirs = cap;
-			}
-			x.dirs[x.ndirs].path = strdup(rel);
-			x.dirs[x.ndirs].mode = final_mode(&x, e->mode);
-			x.dirs[x.ndirs++].mtime = e->mtime;
-			st->dirs++;
-			break;
-		}
-		case '2': {
-			struct stat sb;
-			if (symlinkat(e->link, pfd, base) < 0 &&
-			    (errno != EEXIST || fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-			     S_ISDIR(sb.st_mode) || unlinkat(pfd, base, 0) < 0 ||
-			     symlinkat(e->link, pfd, base) < 0)) {
-				r = xsys(&x, rel, "cannot create symlink");
-				break;
-			}
-			owner(&x, pfd, base, e);
-			st->symlinks++;
-			break;
-		}
-		case '1': {
-			if (tar_clean_path(e->link, lrel, sizeof lrel) < 0 || !lrel[0] ||
-			    rename_top(o, lrel, sizeof lrel) < 0) {
-				r = xerr(&x, TAR_E_ESCAPE, e->link, "hard link target escapes the target directory");
-				break;
-			}
-			const char *lslash = strrchr(lrel, '/');
-			char ldir[NAME_MAX_LEN + 2];
-			size_t ldl = lslash ? (size_t)(lslash - lrel) : 0;
-			memcpy(ldir, lrel, ldl);
-			ldir[ldl] = 0;
-			int lfd = open_beneath(o->rootfd, ldir, O_PATH | O_DIRECTORY);
-			if (lfd < 0) {
-				r = xsys(&x, e->link, "hard link target not found");
-				break;
-			}
-			unlinkat(pfd, base, 0);
-			int lr = linkat(lfd, lslash ? lslash + 1 : lrel, pfd, base, 0);
-			int saved = errno;
-			close(lfd);
-			if (lr < 0) {
-				errno = saved;
-				r = xsys(&x, rel, "cannot create hard link");
-				break;
-			}
-			st->hardlinks++;
-			break;
-		}
-		case '3': case '4': case '6':
-			if (o->devices) {
-				mode_t m = e->type == '3' ? S_IFCHR : e->type == '4' ? S_IFBLK : S_IFIFO;
-				if (mknodat(pfd, base, m | (e->mode & 0777), 0) < 0) {
-					r = xsys(&x, rel, "cannot create node");
-					break;
-				}
-			} else
-				st->skipped++;
-			break;
-		default:
-			st->skipped++;
-			break;
-		}
-		if (r != TAR_OK)
+		if ((r = x_entry(&x, t, e, st)) != TAR_OK)
 			break;
 	}
-	/* Directory modes last, deepest first, so a read-only directory
-	 * does not stop its own contents from being written. */
-	for (size_t i = x.ndirs; i-- > 0;) {
-		if (r == TAR_OK) {
-			int fd = open_beneath(o->rootfd, x.dirs[i].path, O_RDONLY | O_DIRECTORY);
-			if (fd >= 0) {
-				fchmod(fd, x.dirs[i].mode);
-				struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = x.dirs[i].mtime } };
-				futimens(fd, ts);
-				close(fd);
-			}
-		}
-		free(x.dirs[i].path);
-	}
-	free(x.dirs);
-	free(x.buf);
-	if (x.dirfd >= 0)
-		close(x.dirfd);
+	x_finish(&x, r);
 	return r;
 }

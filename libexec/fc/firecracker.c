@@ -395,152 +395,231 @@ static pid_t jail_pid(const struct caller *vmm, int rfd, const char *exe)
 	return (pid_t)pid;
 }
 
-json_t *fc_start(const struct vmcfg *c, const struct caller *who, struct verr *e)
-{
-	int fds[FD_COUNT], rundir = -1, kfd = -1, rfd = -1, vdir = -1, lfd = -1, rc;
-	char jail[JAIL_PATH_MAX - 64], root[JAIL_PATH_MAX - 32], fault[512] = "";
-	json_t *calls = NULL, *jargv = NULL;
+/* A Firecracker start: what each step made, for the steps after it and
+ * for start_undo. */
+struct fcstart {
+	const struct vmcfg *c;
+	const struct caller *who;
 	struct caller vmm;
-	struct vmmrec rec = { 0 };
-	pid_t fpid = -1;
-	bool jailed = false;
-
-	for (int i = 0; i < FD_COUNT; i++)
-		fds[i] = -1;
-	vmm_identity(&vmm, c->uid, c->gid);
-	if (!rootconf_trusted_program(c->conf->jailer, "jailer", e) ||
-	    !rootconf_trusted_program(c->conf->firecracker, "firecracker", e))
-		return NULL;
-	fc_jail_path(c->conf, c->id, jail, sizeof jail);
-	snprintf(root, sizeof root, "%s/root", jail);
-	snprintf(rec.id, sizeof rec.id, "%s", c->id);
-	snprintf(rec.vmm, sizeof rec.vmm, "firecracker");
-	snprintf(rec.api, sizeof rec.api, "%s/" FC_API_SOCK, root);
-	rec.owner = who->uid;
-	rec.uid = c->uid;
-	rec.gid = c->gid;
-	if ((vdir = vmm_dir_make(c->id, e)) < 0 ||
-	    (rundir = caller_open(who, AT_FDCWD, c->run_dir, O_RDONLY, 0, CALLER_DIR | CALLER_OWNED, "runDir", e)) < 0 ||
-	    (fds[FD_VM_RW] = caller_open(who, AT_FDCWD, c->vm_disk, O_RDWR, 0, CALLER_REG | CALLER_OWNED, "vmDisk",
-					 e)) < 0 ||
-	    (c->image_disk && (fds[FD_IMAGE] = caller_open(who, AT_FDCWD, c->image_disk, O_RDONLY, 0,
-							   CALLER_REG | CALLER_OWNED, "imageDisk", e)) < 0) ||
-	    (kfd = caller_open(who, AT_FDCWD, c->kernel, O_RDONLY, 0, CALLER_REG, "kernel", e)) < 0)
-		goto fail;
-	/* The jail root, with the kernel and disks hard-linked in: the jailer
-	 * chroots Firecracker there as uid:gid, which must be able to use
-	 * them (the VM disk is handed to that uid when root owns it). */
-	if ((rfd = jail_make(c, e)) < 0)
-		goto fail;
-	jailed = true;
-	rc = jail_copy(kfd, rfd, "vmlinux", &vmm, e) < 0 || jail_link(fds[FD_VM_RW], rfd, "vm.ext4", e) < 0 ||
-	     (c->image_disk && jail_link(fds[FD_IMAGE], rfd, "image.ext4", e) < 0) ||
-	     (c->incoming && jail_snapshot(c, who, &vmm, rfd, e) < 0);
-	if (rc)
-		goto fail;
-	if (who->root && fchown(fds[FD_VM_RW], (uid_t)c->uid, (gid_t)c->gid) < 0) {
-		verr_sys(e, "ERR_JAIL", NULL, "cannot give the VM disk to uid %lld", c->uid);
-		goto fail;
-	}
-	lfd = caller_open(who, rundir, "vmm.log", O_WRONLY | O_APPEND | O_CREAT, 0600, CALLER_REG | CALLER_OWNED,
-			  "VMM log", e);
-	if (lfd < 0)
-		goto fail;
-	jargv = fc_jailer_argv(c);
-	size_t n = json_array_size(jargv);
-	const char **av = calloc(n + 1, sizeof *av);
-	for (size_t i = 0; av && i < n; i++)
-		av[i] = json_string_value(json_array_get(jargv, i));
+	int fds[FD_COUNT], rundir, kfd, rfd, vdir, lfd;
+	char root[JAIL_PATH_MAX - 32];
+	struct vmmrec rec;
+	pid_t fpid;
+	bool jailed;
+	json_t *jargv, *calls;
 	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+};
+
+static void start_init(struct fcstart *s, const struct vmcfg *c, const struct caller *who)
+{
+	char jail[JAIL_PATH_MAX - 64];
+
+	memset(s, 0, sizeof *s);
+	s->c = c;
+	s->who = who;
+	for (int i = 0; i < FD_COUNT; i++)
+		s->fds[i] = -1;
+	s->rundir = s->kfd = s->rfd = s->vdir = s->lfd = -1;
+	s->fpid = -1;
+	vmm_identity(&s->vmm, c->uid, c->gid);
+	fc_jail_path(c->conf, c->id, jail, sizeof jail);
+	snprintf(s->root, sizeof s->root, "%s/root", jail);
+	snprintf(s->rec.id, sizeof s->rec.id, "%s", c->id);
+	snprintf(s->rec.vmm, sizeof s->rec.vmm, "firecracker");
+	snprintf(s->rec.api, sizeof s->rec.api, "%s/" FC_API_SOCK, s->root);
+	s->rec.owner = who->uid;
+	s->rec.uid = c->uid;
+	s->rec.gid = c->gid;
+}
+
+/* Root's directory for the VM, and the caller's files, opened as the
+ * caller. */
+static int start_open(struct fcstart *s, struct verr *e)
+{
+	const struct vmcfg *c = s->c;
+	const struct caller *who = s->who;
+
+	if ((s->vdir = vmm_dir_make(c->id, e)) < 0 ||
+	    (s->rundir = caller_open(who, AT_FDCWD, c->run_dir, O_RDONLY, 0, CALLER_DIR | CALLER_OWNED, "runDir",
+				     e)) < 0 ||
+	    (s->fds[FD_VM_RW] = caller_open(who, AT_FDCWD, c->vm_disk, O_RDWR, 0, CALLER_REG | CALLER_OWNED,
+					    "vmDisk", e)) < 0 ||
+	    (c->image_disk && (s->fds[FD_IMAGE] = caller_open(who, AT_FDCWD, c->image_disk, O_RDONLY, 0,
+							      CALLER_REG | CALLER_OWNED, "imageDisk", e)) < 0) ||
+	    (s->kfd = caller_open(who, AT_FDCWD, c->kernel, O_RDONLY, 0, CALLER_REG, "kernel", e)) < 0)
+		return -1;
+	return 0;
+}
+
+/* The jail root, with a copy of the kernel and the disks hard-linked in
+ * (and a snapshot's files copied): the jailer chroots Firecracker there
+ * as uid:gid, which must be able to use them (the VM disk is handed to
+ * that uid when root owns it).  Then the VMM's log, the caller's. */
+static int start_jail(struct fcstart *s, struct verr *e)
+{
+	const struct vmcfg *c = s->c;
+
+	if ((s->rfd = jail_make(c, e)) < 0)
+		return -1;
+	s->jailed = true;
+	if (jail_copy(s->kfd, s->rfd, "vmlinux", &s->vmm, e) < 0 ||
+	    jail_link(s->fds[FD_VM_RW], s->rfd, "vm.ext4", e) < 0 ||
+	    (c->image_disk && jail_link(s->fds[FD_IMAGE], s->rfd, "image.ext4", e) < 0) ||
+	    (c->incoming && jail_snapshot(c, s->who, &s->vmm, s->rfd, e) < 0))
+		return -1;
+	if (s->who->root && fchown(s->fds[FD_VM_RW], (uid_t)c->uid, (gid_t)c->gid) < 0) {
+		verr_sys(e, "ERR_JAIL", NULL, "cannot give the VM disk to uid %lld", c->uid);
+		return -1;
+	}
+	s->lfd = caller_open(s->who, s->rundir, "vmm.log", O_WRONLY | O_APPEND | O_CREAT, 0600,
+			     CALLER_REG | CALLER_OWNED, "VMM log", e);
+	return s->lfd < 0 ? -1 : 0;
+}
+
+/* av run with nothing on stdin and stdout, stderr to logfd, no signal
+ * blocked, and waited for: 0 with its wait status in *st, or an errno. */
+static int spawn_wait(const char **av, int logfd, int *st)
+{
+	static char path_env[] = "PATH=/usr/bin:/bin";
+	char *envp[] = { path_env, NULL };
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
+	sigset_t none;
+	pid_t pid;
+	int rc;
+
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, lfd, 2);
-	pid_t jp;
-	static char path_env[] = "PATH=/usr/bin:/bin";
-	char *envp[] = { path_env, NULL };
-	posix_spawnattr_t sa;
-	sigset_t none;
+	posix_spawn_file_actions_adddup2(&fa, logfd, 2);
 	sigemptyset(&none);
 	posix_spawnattr_init(&sa);
 	posix_spawnattr_setsigmask(&sa, &none);
 	posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK);
-	rc = av ? posix_spawn(&jp, av[0], &fa, &sa, (char *const *)av, envp) : ENOMEM;
+	rc = av ? posix_spawn(&pid, av[0], &fa, &sa, (char *const *)av, envp) : ENOMEM;
 	posix_spawnattr_destroy(&sa);
 	posix_spawn_file_actions_destroy(&fa);
-	free(av);
-	int st = 0;
 	if (rc == 0)
-		while (waitpid(jp, &st, 0) < 0 && errno == EINTR)
+		while (waitpid(pid, st, 0) < 0 && errno == EINTR)
 			;
+	return rc;
+}
+
+/* The jailer, run to its end (--daemonize: it leaves Firecracker
+ * behind). */
+static int start_jailer(struct fcstart *s, struct verr *e)
+{
+	const char **av;
+	size_t n;
+	int rc, st = 0;
+
+	s->jargv = fc_jailer_argv(s->c);
+	n = json_array_size(s->jargv);
+	av = calloc(n + 1, sizeof *av);
+	for (size_t i = 0; av && i < n; i++)
+		av[i] = json_string_value(json_array_get(s->jargv, i));
+	clock_gettime(CLOCK_MONOTONIC, &s->t0);
+	rc = spawn_wait(av, s->lfd, &st);
+	free(av);
 	if (rc || !WIFEXITED(st) || WEXITSTATUS(st)) {
 		char msg[512];
-		log_tail(who, rundir, "vmm.log", msg, sizeof msg);
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log", "the jailer failed: %s",
-			 rc ? strerror(rc) : msg);
-		goto fail;
+		log_tail(s->who, s->rundir, "vmm.log", msg, sizeof msg);
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log", "the jailer failed: %s",
+				 rc ? strerror(rc) : msg);
 	}
-	/* --daemonize: the jailer has left; its pid file names Firecracker. */
+	return 0;
+}
+
+/* Firecracker, named by the pid file the jailer left and up once its API
+ * socket is there; root's record then names it. */
+static int start_record(struct fcstart *s, struct verr *e)
+{
 	for (int i = 0; i < 500; i++) {
 		struct stat ss;
-		fpid = jail_pid(&vmm, rfd, exe_name(c->conf));
-		if (fpid > 1 && fstatat(rfd, FC_API_SOCK, &ss, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(ss.st_mode))
+		s->fpid = jail_pid(&s->vmm, s->rfd, exe_name(s->c->conf));
+		if (s->fpid > 1 && fstatat(s->rfd, FC_API_SOCK, &ss, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(ss.st_mode))
 			break;
 		poll(NULL, 0, 10);
 	}
-	rec.pid = fpid;
-	rec.start = fpid > 1 ? proc_start_time(fpid) : -1;
-	if (fpid <= 1 || rec.start < 0) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log",
-			 "Firecracker did not come up (no pid file or API socket in %s)", root);
-		goto fail;
-	}
-	if (vmmrec_write(&rec, e) < 0)
-		goto fail;
-	/* The API calls, in order; the first refusal ends it. */
-	calls = fc_calls(c);
-	size_t i;
+	s->rec.pid = s->fpid;
+	s->rec.start = s->fpid > 1 ? proc_start_time(s->fpid) : -1;
+	if (s->fpid <= 1 || s->rec.start < 0)
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log",
+				 "Firecracker did not come up (no pid file or API socket in %s)", s->root);
+	return vmmrec_write(&s->rec, e) < 0 ? -1 : 0;
+}
+
+/* The API calls, in order; the first refusal ends it. */
+static int start_api(struct fcstart *s, struct verr *e)
+{
+	char fault[512] = "";
 	json_t *cl;
-	json_array_foreach(calls, i, cl) {
+	size_t i;
+
+	s->calls = fc_calls(s->c);
+	json_array_foreach(s->calls, i, cl) {
 		char *body = json_dumps(json_object_get(cl, "body"), JSON_COMPACT);
 		const char *m = json_string_value(json_object_get(cl, "method")),
 			   *p = json_string_value(json_object_get(cl, "path"));
-		int code = fc_http_as(&vmm, rec.api, m, p, body, fault, sizeof fault);
+		int code = fc_http_as(&s->vmm, s->rec.api, m, p, body, fault, sizeof fault);
 		free(body);
-		if (code < 200 || code > 299) {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log",
-				 "Firecracker refused %s %s (HTTP %d): %s", m, p, code, fault[0] ? fault : "no answer");
-			goto fail;
-		}
+		if (code < 200 || code > 299)
+			return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log",
+					 "Firecracker refused %s %s (HTTP %d): %s", m, p, code,
+					 fault[0] ? fault : "no answer");
 	}
-	double ms = ms_since(&t0);
-	int keep[] = { vdir, rundir, kfd, rfd, lfd };
-	for (size_t k = 0; k < sizeof keep / sizeof *keep; k++)
-		close(keep[k]);
-	close_fds(fds);
-	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:f, s:o, s:o}", "vmm", "firecracker", "accel",
-			 "kvm", "pid", (json_int_t)fpid, "startTime", (json_int_t)rec.start, "uid", (json_int_t)c->uid,
-			 "gid", (json_int_t)c->gid, "chroot", root, "apiSocket", rec.api, "startMs", ms, "jailer",
-			 jargv, "api", calls);
-fail:
-	if (fpid > 1 && rec.start >= 0)
-		vmmrec_signal(&rec, SIGKILL);
-	if (jailed)
-		fc_jail_remove(c->conf, c->id);
-	if (vdir >= 0) {
-		close(vdir);
-		vmmrec_remove(c->id);
+	return 0;
+}
+
+static void start_close(struct fcstart *s)
+{
+	int fds[] = { s->vdir, s->rundir, s->kfd, s->rfd, s->lfd };
+	for (size_t k = 0; k < sizeof fds / sizeof *fds; k++)
+		if (fds[k] >= 0)
+			close(fds[k]);
+	close_fds(s->fds);
+}
+
+/* A failed start undone: Firecracker killed, the jail and root's
+ * directory for the VM removed. */
+static void start_undo(struct fcstart *s)
+{
+	if (s->fpid > 1 && s->rec.start >= 0)
+		vmmrec_signal(&s->rec, SIGKILL);
+	if (s->jailed)
+		fc_jail_remove(s->c->conf, s->c->id);
+	if (s->vdir >= 0) {
+		close(s->vdir);
+		s->vdir = -1;
+		vmmrec_remove(s->c->id);
 	}
-	int more[] = { rundir, kfd, rfd, lfd };
-	for (size_t k = 0; k < sizeof more / sizeof *more; k++)
-		if (more[k] >= 0)
-			close(more[k]);
-	close_fds(fds);
-	json_decref(calls);
-	json_decref(jargv);
-	return NULL;
+	start_close(s);
+	json_decref(s->calls);
+	json_decref(s->jargv);
+}
+
+/* Each step takes what the ones before it made; on a failure start_undo
+ * takes back all of it. */
+json_t *fc_start(const struct vmcfg *c, const struct caller *who, struct verr *e)
+{
+	struct fcstart s;
+	json_t *reply;
+
+	if (!rootconf_trusted_program(c->conf->jailer, "jailer", e) ||
+	    !rootconf_trusted_program(c->conf->firecracker, "firecracker", e))
+		return NULL;
+	start_init(&s, c, who);
+	if (start_open(&s, e) < 0 || start_jail(&s, e) < 0 || start_jailer(&s, e) < 0 ||
+	    start_record(&s, e) < 0 || start_api(&s, e) < 0) {
+		start_undo(&s);
+		return NULL;
+	}
+	reply = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:f, s:o, s:o}", "vmm", "firecracker", "accel",
+			  "kvm", "pid", (json_int_t)s.fpid, "startTime", (json_int_t)s.rec.start, "uid",
+			  (json_int_t)c->uid, "gid", (json_int_t)c->gid, "chroot", s.root, "apiSocket", s.rec.api,
+			  "startMs", ms_since(&s.t0), "jailer", s.jargv, "api", s.calls);
+	start_close(&s);
+	return reply;
 }
 
 /* PATCH /vm Paused, PUT /snapshot/create into its jail, the files copied

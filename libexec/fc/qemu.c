@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,88 +24,110 @@
 #include <time.h>
 #include <unistd.h>
 
+/* An argument, or one formatted, appended to QEMU's command line a. */
+static void arg(json_t *a, const char *s)
+{
+	json_array_append_new(a, json_string(s));
+}
+
+static void argf(json_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void argf(json_t *a, const char *fmt, ...)
+{
+	char buf[PATH_MAX + 256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	arg(a, buf);
+}
+
+/* The devices on QEMU's command line: disks, the TAP, the snapshot's way
+ * in, and QMP. */
+static void argv_devices(json_t *a, const struct vmcfg *c)
+{
+	/* The block layer probes read-only before it opens read-write: the
+	 * set holds a descriptor of each access mode. */
+	arg(a, "-add-fd");
+	argf(a, "fd=%d,set=%d,opaque=vm-rw", FD_VM_RW, SET_VM);
+	arg(a, "-add-fd");
+	argf(a, "fd=%d,set=%d,opaque=vm-ro", FD_VM_RO, SET_VM);
+	arg(a, "-drive");
+	argf(a, "id=vm,file=/dev/fdset/%d,format=raw,if=none,discard=unmap,file.locking=off", SET_VM);
+	arg(a, "-device");
+	arg(a, "virtio-blk-device,drive=vm");
+	if (c->image_disk) {
+		arg(a, "-add-fd");
+		argf(a, "fd=%d,set=%d,opaque=image-ro", FD_IMAGE, SET_IMAGE);
+		arg(a, "-drive");
+		argf(a, "id=image,file=/dev/fdset/%d,format=raw,if=none,readonly=on,file.locking=off", SET_IMAGE);
+		arg(a, "-device");
+		arg(a, "virtio-blk-device,drive=image");
+	}
+	if (c->net) {
+		arg(a, "-netdev");
+		argf(a, "tap,id=net0,fd=%d", FD_TAP);
+		arg(a, "-device");
+		argf(a, "virtio-net-device,netdev=net0,mac=%s", c->mac);
+	}
+	if (c->incoming) {
+		/* the state arrives over QMP (migrate-incoming fd:) */
+		arg(a, "-incoming");
+		arg(a, "defer");
+	}
+	arg(a, "-chardev");
+	argf(a, "socket,id=qmp,fd=%d,server=on,wait=off", FD_QMP);
+	arg(a, "-mon");
+	arg(a, "chardev=qmp,mode=control");
+}
+
 json_t *qemu_argv(const struct vmcfg *c)
 {
-	char buf[PATH_MAX + 256], cmdline[2048], ram[128];
+	char cmdline[2048], ram[128];
 	json_t *a = json_array();
-#define ADD(s) json_array_append_new(a, json_string(s))
-#define ADDF(...) (snprintf(buf, sizeof buf, __VA_ARGS__), ADD(buf))
-	ADD(c->conf->qemu);
-	ADD("-name");
-	ADDF("vmsan-%s,process=vmsan-%s", c->id, c->id);
-	ADD("-machine");
-	ADD("microvm,x-option-roms=off,rtc=on,acpi=off,memory-backend=ram");
+
+	arg(a, c->conf->qemu);
+	arg(a, "-name");
+	argf(a, "vmsan-%s,process=vmsan-%s", c->id, c->id);
+	arg(a, "-machine");
+	arg(a, "microvm,x-option-roms=off,rtc=on,acpi=off,memory-backend=ram");
 	/* Guest RAM in a shared file vmsan-fc makes (in root's RAM_DIR, the
 	 * VMM's): a snapshot saves only the device state into its stream
 	 * (migration capability x-ignore-shared) and copies this file, as
 	 * Firecracker splits a snapshot into state and memory. */
 	ram_path(c->id, ram, sizeof ram);
-	ADD("-object");
-	ADDF("memory-backend-file,id=ram,size=%lldM,mem-path=%s,share=on", c->mem_mib, ram);
-	ADD("-accel");
-	ADD(c->kvm ? "kvm" : "tcg");
-	ADD("-cpu");
-	ADD(c->kvm ? "host" : "max");
-	ADD("-smp");
-	ADDF("%lld", c->vcpus);
-	ADD("-m");
-	ADDF("%lld", c->mem_mib);
-	ADD("-nodefaults");
-	ADD("-no-user-config");
-	ADD("-display");
-	ADD("none");
-	ADD("-no-reboot");
-	ADD("-sandbox");
-	ADD("on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+	arg(a, "-object");
+	argf(a, "memory-backend-file,id=ram,size=%lldM,mem-path=%s,share=on", c->mem_mib, ram);
+	arg(a, "-accel");
+	arg(a, c->kvm ? "kvm" : "tcg");
+	arg(a, "-cpu");
+	arg(a, c->kvm ? "host" : "max");
+	arg(a, "-smp");
+	argf(a, "%lld", c->vcpus);
+	arg(a, "-m");
+	argf(a, "%lld", c->mem_mib);
+	arg(a, "-nodefaults");
+	arg(a, "-no-user-config");
+	arg(a, "-display");
+	arg(a, "none");
+	arg(a, "-no-reboot");
+	arg(a, "-sandbox");
+	arg(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
 	/* QEMU opens nothing by name but the kernel and its RAM file:
 	 * vmsan-fc opens the disks, the console file and the QMP socket and
 	 * passes descriptors. */
-	ADD("-add-fd");
-	ADDF("fd=%d,set=%d,opaque=console", FD_CONSOLE, SET_CONSOLE);
-	ADD("-serial");
-	ADDF("file:/dev/fdset/%d", SET_CONSOLE);
-	ADD("-kernel");
-	ADD(c->kernel);
-	ADD("-append");
+	arg(a, "-add-fd");
+	argf(a, "fd=%d,set=%d,opaque=console", FD_CONSOLE, SET_CONSOLE);
+	arg(a, "-serial");
+	argf(a, "file:/dev/fdset/%d", SET_CONSOLE);
+	arg(a, "-kernel");
+	arg(a, c->kernel);
+	arg(a, "-append");
 	kernel_cmdline(c, cmdline, sizeof cmdline);
-	ADD(cmdline);
-	/* The block layer probes read-only before it opens read-write: the
-	 * set holds a descriptor of each access mode. */
-	ADD("-add-fd");
-	ADDF("fd=%d,set=%d,opaque=vm-rw", FD_VM_RW, SET_VM);
-	ADD("-add-fd");
-	ADDF("fd=%d,set=%d,opaque=vm-ro", FD_VM_RO, SET_VM);
-	ADD("-drive");
-	ADDF("id=vm,file=/dev/fdset/%d,format=raw,if=none,discard=unmap,file.locking=off", SET_VM);
-	ADD("-device");
-	ADD("virtio-blk-device,drive=vm");
-	if (c->image_disk) {
-		ADD("-add-fd");
-		ADDF("fd=%d,set=%d,opaque=image-ro", FD_IMAGE, SET_IMAGE);
-		ADD("-drive");
-		ADDF("id=image,file=/dev/fdset/%d,format=raw,if=none,readonly=on,file.locking=off", SET_IMAGE);
-		ADD("-device");
-		ADD("virtio-blk-device,drive=image");
-	}
-	if (c->net) {
-		ADD("-netdev");
-		ADDF("tap,id=net0,fd=%d", FD_TAP);
-		ADD("-device");
-		ADDF("virtio-net-device,netdev=net0,mac=%s", c->mac);
-	}
-	if (c->incoming) {
-		/* the state arrives over QMP (migrate-incoming fd:) */
-		ADD("-incoming");
-		ADD("defer");
-	}
-	ADD("-chardev");
-	ADDF("socket,id=qmp,fd=%d,server=on,wait=off", FD_QMP);
-	ADD("-mon");
-	ADD("chardev=qmp,mode=control");
+	arg(a, cmdline);
+	argv_devices(a, c);
 	/* No -daemonize: its fork is what -sandbox spawn=deny forbids.
 	 * vmsan-fc detaches QEMU itself. */
-#undef ADD
-#undef ADDF
 	return a;
 }
 
@@ -190,112 +213,158 @@ fail:
 	return -1;
 }
 
-/* The VMM's process: into the namespace, down to the uid, then exec with
- * the descriptors in place.  Messages go to errfd. */
-static void exec_vmm(const struct vmcfg *c, json_t *argv, int fds[FD_COUNT], int errfd)
+/* exec_vmm's steps, in the VMM's process: each 0, or -1 with why in msg. */
+
+static int enter_netns(const struct vmcfg *c, char *msg, size_t n)
 {
-	char msg[256];
-	if (c->netns) {
-		char p[128];
-		snprintf(p, sizeof p, "/run/netns/%s", c->netns);
-		int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
-			snprintf(msg, sizeof msg, "cannot enter network namespace %s: %s", c->netns, strerror(errno));
-			goto fail;
-		}
-		close(fd);
+	char p[128];
+	int fd;
+
+	if (!c->netns)
+		return 0;
+	snprintf(p, sizeof p, "/run/netns/%s", c->netns);
+	fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
+		snprintf(msg, n, "cannot enter network namespace %s: %s", c->netns, strerror(errno));
+		return -1;
 	}
-	/* TUNSETIFF would make a TAP that is not there: links are
-	 * vmsan-net's to make, so a missing one is an error.  /dev/net/tun
-	 * is opened as root (it may be root's alone), the TAP attached below
-	 * as the VMM's uid. */
-	int tfd = -1;
-	if (c->net) {
-		if (!if_nametoindex(c->tap)) {
-			snprintf(msg, sizeof msg, "cannot open TAP %s%s%s: no such interface (vmsan-net setup makes it)",
-				 c->tap, c->netns ? " in " : "", c->netns ? c->netns : "");
-			goto fail;
-		}
-		if ((tfd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)) < 0) {
-			snprintf(msg, sizeof msg, "cannot open /dev/net/tun: %s", strerror(errno));
-			goto fail;
-		}
-		/* clear of the numbers the descriptors below go to */
-		int hi = fcntl(tfd, F_DUPFD_CLOEXEC, 64);
-		if (hi < 0) {
-			snprintf(msg, sizeof msg, "descriptor: %s", strerror(errno));
-			goto fail;
-		}
-		close(tfd);
-		tfd = hi;
+	close(fd);
+	return 0;
+}
+
+/* TUNSETIFF would make a TAP that is not there: links are vmsan-net's to
+ * make, so a missing one is an error.  /dev/net/tun is opened as root
+ * (it may be root's alone), the TAP attached later (attach_tap) as the
+ * VMM's uid. */
+static int open_tun(const struct vmcfg *c, int *tfd, char *msg, size_t n)
+{
+	int fd, hi;
+
+	if (!c->net)
+		return 0;
+	if (!if_nametoindex(c->tap)) {
+		snprintf(msg, n, "cannot open TAP %s%s%s: no such interface (vmsan-net setup makes it)",
+			 c->tap, c->netns ? " in " : "", c->netns ? c->netns : "");
+		return -1;
 	}
-	/* Every descriptor out of the way first, then each onto its number
-	 * (dup2 leaves the copy open across exec). */
+	if ((fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)) < 0) {
+		snprintf(msg, n, "cannot open /dev/net/tun: %s", strerror(errno));
+		return -1;
+	}
+	/* clear of the numbers the descriptors below go to */
+	hi = fcntl(fd, F_DUPFD_CLOEXEC, 64);
+	if (hi < 0) {
+		snprintf(msg, n, "descriptor: %s", strerror(errno));
+		return -1;
+	}
+	close(fd);
+	*tfd = hi;
+	return 0;
+}
+
+/* Every descriptor out of the way first, then each onto its number
+ * (dup2 leaves the copy open across exec). */
+static int place_fds(int fds[FD_COUNT], char *msg, size_t n)
+{
 	for (int i = FD_TAP; i < FD_COUNT; i++) {
 		if (fds[i] < 0)
 			continue;
 		int hi = fcntl(fds[i], F_DUPFD_CLOEXEC, 64);
 		if (hi < 0) {
-			snprintf(msg, sizeof msg, "descriptor: %s", strerror(errno));
-			goto fail;
+			snprintf(msg, n, "descriptor: %s", strerror(errno));
+			return -1;
 		}
 		fds[i] = hi;
 	}
 	for (int i = FD_TAP; i < FD_COUNT; i++)
 		if (fds[i] >= 0 && dup2(fds[i], i) < 0) {
-			snprintf(msg, sizeof msg, "descriptor %d: %s", i, strerror(errno));
-			goto fail;
+			snprintf(msg, n, "descriptor %d: %s", i, strerror(errno));
+			return -1;
 		}
+	return 0;
+}
+
+/* Down to the VMM's uid and gid (and /dev/kvm's group when it uses KVM). */
+static int become_vmm(const struct vmcfg *c, char *msg, size_t n)
+{
 	gid_t g = (gid_t)c->gid, groups[2] = { (gid_t)c->gid, (gid_t)c->kvm_gid };
 	if (setgroups(c->kvm && c->kvm_gid >= 0 ? 2 : 1, groups) < 0 || setresgid(g, g, g) < 0 ||
 	    setresuid((uid_t)c->uid, (uid_t)c->uid, (uid_t)c->uid) < 0) {
-		snprintf(msg, sizeof msg, "cannot become uid %lld gid %lld: %s", c->uid, c->gid, strerror(errno));
-		goto fail;
+		snprintf(msg, n, "cannot become uid %lld gid %lld: %s", c->uid, c->gid, strerror(errno));
+		return -1;
 	}
-	/* The TAP is attached as the VMM's uid, not as root: the kernel then
-	 * holds it to the TAP's owner (vmsan-net sets it to the VMM's uid),
-	 * so no caller can have its VMM take another VM's TAP. */
-	if (c->net) {
-		struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
-		snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", c->tap);
-		if (ioctl(tfd, TUNSETIFF, &ifr) < 0) {
-			snprintf(msg, sizeof msg, "cannot open TAP %s%s%s: %s", c->tap, c->netns ? " in " : "",
-				 c->netns ? c->netns : "", strerror(errno));
-			goto fail;
-		}
-		if (tfd != FD_TAP && (dup2(tfd, FD_TAP) < 0 || close(tfd) < 0)) {
-			snprintf(msg, sizeof msg, "descriptor %d: %s", FD_TAP, strerror(errno));
-			goto fail;
-		}
+	return 0;
+}
+
+/* The TAP is attached as the VMM's uid, not as root: the kernel then
+ * holds it to the TAP's owner (vmsan-net sets it to the VMM's uid), so no
+ * caller can have its VMM take another VM's TAP. */
+static int attach_tap(const struct vmcfg *c, int tfd, char *msg, size_t n)
+{
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+
+	if (!c->net)
+		return 0;
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", c->tap);
+	if (ioctl(tfd, TUNSETIFF, &ifr) < 0) {
+		snprintf(msg, n, "cannot open TAP %s%s%s: %s", c->tap, c->netns ? " in " : "",
+			 c->netns ? c->netns : "", strerror(errno));
+		return -1;
 	}
-	if (chdir("/") < 0) {
-		snprintf(msg, sizeof msg, "chdir /: %s", strerror(errno));
-		goto fail;
+	if (tfd != FD_TAP && (dup2(tfd, FD_TAP) < 0 || close(tfd) < 0)) {
+		snprintf(msg, n, "descriptor %d: %s", FD_TAP, strerror(errno));
+		return -1;
 	}
-	umask(077);
-	size_t n = json_array_size(argv);
-	char **av = calloc(n + 1, sizeof *av);
-	if (!av) {
-		snprintf(msg, sizeof msg, "out of memory");
-		goto fail;
-	}
-	for (size_t i = 0; i < n; i++)
-		av[i] = (char *)json_string_value(json_array_get(argv, i));
+	return 0;
+}
+
+/* QEMU run with nothing of ours but the descriptors it was told of;
+ * returns only when it cannot be (why in msg). */
+static void exec_qemu(json_t *argv, char *msg, size_t n)
+{
 	static char path_env[] = "PATH=/usr/bin:/bin";
 	char *envp[] = { path_env, NULL };
-	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	size_t argc = json_array_size(argv);
+	sigset_t none;
+	char **av;
+	int devnull;
+
+	if (chdir("/") < 0) {
+		snprintf(msg, n, "chdir /: %s", strerror(errno));
+		return;
+	}
+	umask(077);
+	av = calloc(argc + 1, sizeof *av);
+	if (!av) {
+		snprintf(msg, n, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < argc; i++)
+		av[i] = (char *)json_string_value(json_array_get(argv, i));
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull >= 0) {
 		dup2(devnull, 0);
 		dup2(devnull, 1);
 	}
 	/* nothing of ours but the descriptors QEMU was told of */
 	close_range(FD_COUNT, ~0U, CLOSE_RANGE_CLOEXEC);
-	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	execve(av[0], av, envp);
-	snprintf(msg, sizeof msg, "cannot run %s: %s", av[0], strerror(errno));
-fail:
+	snprintf(msg, n, "cannot run %s: %s", av[0], strerror(errno));
+}
+
+/* The VMM's process: into the namespace, down to the uid, then exec with
+ * the descriptors in place.  Messages go to errfd. */
+static void exec_vmm(const struct vmcfg *c, json_t *argv, int fds[FD_COUNT], int errfd)
+{
+	char msg[256];
+	int tfd = -1;
+
+	if (enter_netns(c, msg, sizeof msg) == 0 && open_tun(c, &tfd, msg, sizeof msg) == 0 &&
+	    place_fds(fds, msg, sizeof msg) == 0 && become_vmm(c, msg, sizeof msg) == 0 &&
+	    attach_tap(c, tfd, msg, sizeof msg) == 0)
+		exec_qemu(argv, msg, sizeof msg);
 	(void)!write(errfd, msg, strlen(msg));
 	_exit(127);
 }
@@ -342,144 +411,195 @@ static bool qemu_restore(const char *qmp, int statefd, char *err, size_t n)
 	return ok;
 }
 
-json_t *qemu_start(const struct vmcfg *c, const struct caller *who, struct verr *e)
-{
-	int fds[FD_COUNT], rundir = -1, vdir = -1, lfd = -1, pe[2] = { -1, -1 }, pp[2] = { -1, -1 };
-	int statefd = -1, memfd = -1;
-	bool ram = false;
-	pid_t qpid = -1;
-	json_t *argv = NULL;
-	struct vmmrec rec = { 0 };
-	char console[PATH_MAX];
-
-	for (int i = 0; i < FD_COUNT; i++)
-		fds[i] = -1;
-	snprintf(rec.id, sizeof rec.id, "%s", c->id);
-	snprintf(rec.vmm, sizeof rec.vmm, "qemu");
-	rec.owner = who->uid;
-	rec.uid = c->uid;
-	rec.gid = c->gid;
-	vmm_dir_path(c->id, rec.qmp, sizeof rec.qmp);
-	strncat(rec.qmp, "/qmp.sock", sizeof rec.qmp - strlen(rec.qmp) - 1);
-	ram_path(c->id, rec.ram, sizeof rec.ram);
-	if ((vdir = vmm_dir_make(c->id, e)) < 0 || open_vmm_files(c, who, vdir, fds, &rundir, e) < 0)
-		goto fail;
-	/* QEMU's own messages go to vmm.log. */
-	lfd = caller_open(who, rundir, "vmm.log", O_WRONLY | O_APPEND | O_CREAT, 0600, CALLER_REG | CALLER_OWNED,
-			  "VMM log", e);
-	if (lfd < 0)
-		goto fail;
-	/* A snapshot to restore: its files are the caller's; its memory goes
-	 * into the new RAM file, its state to QEMU over QMP. */
-	if (c->incoming) {
-		char sp[PATH_MAX + 16];
-		snprintf(sp, sizeof sp, "%s/state", c->incoming);
-		if ((statefd = caller_open(who, AT_FDCWD, sp, O_RDONLY, 0, CALLER_REG | CALLER_OWNED, "snapshot state",
-					   e)) < 0)
-			goto fail;
-		snprintf(sp, sizeof sp, "%s/memory", c->incoming);
-		if ((memfd = caller_open(who, AT_FDCWD, sp, O_RDONLY, 0, CALLER_REG | CALLER_OWNED, "snapshot memory",
-					 e)) < 0)
-			goto fail;
-	}
-	if (ram_make(c, memfd, e) < 0)
-		goto fail;
-	ram = true;
-	if (pipe2(pe, O_CLOEXEC) < 0 || pipe2(pp, O_CLOEXEC) < 0) {
-		verr_sys(e, "ERR_SYSTEM", NULL, "pipe");
-		goto fail;
-	}
-	argv = qemu_argv(c);
+/* A QEMU start: what each step made, for the steps after it and for
+ * start_undo. */
+struct qstart {
+	const struct vmcfg *c;
+	const struct caller *who;
+	int fds[FD_COUNT], rundir, vdir, lfd, pe[2], pp[2], statefd, memfd;
+	bool ram;
+	pid_t qpid;
+	json_t *argv;
+	struct vmmrec rec;
 	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	/* Detach: an intermediate process starts a session, forks QEMU and
-	 * exits, so QEMU belongs to no one's session and init reaps it. */
-	pid_t mid = fork();
+};
+
+static void start_init(struct qstart *s, const struct vmcfg *c, const struct caller *who)
+{
+	memset(s, 0, sizeof *s);
+	s->c = c;
+	s->who = who;
+	for (int i = 0; i < FD_COUNT; i++)
+		s->fds[i] = -1;
+	s->rundir = s->vdir = s->lfd = s->statefd = s->memfd = -1;
+	s->pe[0] = s->pe[1] = s->pp[0] = s->pp[1] = -1;
+	s->qpid = -1;
+	snprintf(s->rec.id, sizeof s->rec.id, "%s", c->id);
+	snprintf(s->rec.vmm, sizeof s->rec.vmm, "qemu");
+	s->rec.owner = who->uid;
+	s->rec.uid = c->uid;
+	s->rec.gid = c->gid;
+	vmm_dir_path(c->id, s->rec.qmp, sizeof s->rec.qmp);
+	strncat(s->rec.qmp, "/qmp.sock", sizeof s->rec.qmp - strlen(s->rec.qmp) - 1);
+	ram_path(c->id, s->rec.ram, sizeof s->rec.ram);
+}
+
+/* Root's directory for the VM, the files QEMU is handed, its log; and a
+ * snapshot's files to restore, the caller's: its memory goes into the new
+ * RAM file, its state to QEMU over QMP. */
+static int start_open(struct qstart *s, struct verr *e)
+{
+	const struct vmcfg *c = s->c;
+	char sp[PATH_MAX + 16];
+
+	if ((s->vdir = vmm_dir_make(c->id, e)) < 0 || open_vmm_files(c, s->who, s->vdir, s->fds, &s->rundir, e) < 0)
+		return -1;
+	/* QEMU's own messages go to vmm.log. */
+	s->lfd = caller_open(s->who, s->rundir, "vmm.log", O_WRONLY | O_APPEND | O_CREAT, 0600,
+			     CALLER_REG | CALLER_OWNED, "VMM log", e);
+	if (s->lfd < 0)
+		return -1;
+	if (!c->incoming)
+		return 0;
+	snprintf(sp, sizeof sp, "%s/state", c->incoming);
+	if ((s->statefd = caller_open(s->who, AT_FDCWD, sp, O_RDONLY, 0, CALLER_REG | CALLER_OWNED,
+				      "snapshot state", e)) < 0)
+		return -1;
+	snprintf(sp, sizeof sp, "%s/memory", c->incoming);
+	if ((s->memfd = caller_open(s->who, AT_FDCWD, sp, O_RDONLY, 0, CALLER_REG | CALLER_OWNED,
+				    "snapshot memory", e)) < 0)
+		return -1;
+	return 0;
+}
+
+static int start_ram(struct qstart *s, struct verr *e)
+{
+	if (ram_make(s->c, s->memfd, e) < 0)
+		return -1;
+	s->ram = true;
+	return 0;
+}
+
+/* QEMU started, detached: an intermediate process starts a session, forks
+ * QEMU and exits, so QEMU belongs to no one's session and init reaps it.
+ * Root's record names the VMM before anything else can fail. */
+static int start_qemu(struct qstart *s, struct verr *e)
+{
+	pid_t mid;
+
+	if (pipe2(s->pe, O_CLOEXEC) < 0 || pipe2(s->pp, O_CLOEXEC) < 0) {
+		verr_sys(e, "ERR_SYSTEM", NULL, "pipe");
+		return -1;
+	}
+	s->argv = qemu_argv(s->c);
+	clock_gettime(CLOCK_MONOTONIC, &s->t0);
+	mid = fork();
 	if (mid == 0) {
 		setsid();
 		pid_t q = fork();
 		if (q == 0) {
-			dup2(lfd, 2);
-			exec_vmm(c, argv, fds, pe[1]);
+			dup2(s->lfd, 2);
+			exec_vmm(s->c, s->argv, s->fds, s->pe[1]);
 		}
-		(void)!write(pp[1], &q, sizeof q);
+		(void)!write(s->pp[1], &q, sizeof q);
 		_exit(q < 0);
 	}
-	close(pe[1]);
-	close(pp[1]);
-	pe[1] = pp[1] = -1;
+	close(s->pe[1]);
+	close(s->pp[1]);
+	s->pe[1] = s->pp[1] = -1;
 	/* QEMU has its copies: ours of the listening QMP socket would keep it
 	 * answering connections nobody serves if QEMU died. */
-	close_fds(fds);
-	if (mid < 0 || read(pp[0], &qpid, sizeof qpid) != (ssize_t)sizeof qpid || qpid <= 0) {
+	close_fds(s->fds);
+	if (mid < 0 || read(s->pp[0], &s->qpid, sizeof s->qpid) != (ssize_t)sizeof s->qpid || s->qpid <= 0) {
 		if (mid > 0)
 			waitpid(mid, NULL, 0);
 		verr_sys(e, "ERR_SYSTEM", NULL, "fork");
-		goto fail;
+		return -1;
 	}
 	waitpid(mid, NULL, 0);
-	/* Root's record names the VMM before anything else can fail. */
-	rec.pid = qpid;
-	rec.start = proc_start_time(qpid);
-	if (vmmrec_write(&rec, e) < 0)
-		goto fail;
-	bool up = qemu_up(rec.qmp, qpid, rec.start, c->incoming ? "\"inmigrate\"" : "\"running\"");
+	s->rec.pid = s->qpid;
+	s->rec.start = proc_start_time(s->qpid);
+	return vmmrec_write(&s->rec, e) < 0 ? -1 : 0;
+}
+
+/* QEMU up (QMP answers) with no word from its start on the error pipe;
+ * then a snapshot's state restored into it. */
+static int start_up(struct qstart *s, struct verr *e)
+{
+	const struct vmcfg *c = s->c;
 	char msg[512] = "";
-	fcntl(pe[0], F_SETFL, fcntl(pe[0], F_GETFL) | O_NONBLOCK);
-	ssize_t mn = read(pe[0], msg, sizeof msg - 1);
+	bool up = qemu_up(s->rec.qmp, s->qpid, s->rec.start, c->incoming ? "\"inmigrate\"" : "\"running\"");
+	ssize_t mn;
+
+	fcntl(s->pe[0], F_SETFL, fcntl(s->pe[0], F_GETFL) | O_NONBLOCK);
+	mn = read(s->pe[0], msg, sizeof msg - 1);
 	if (mn > 0) {
 		msg[mn] = 0;
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see vmsan doctor", "%s", msg);
-		goto fail;
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see vmsan doctor", "%s", msg);
 	}
 	if (!up) {
-		log_tail(who, rundir, "vmm.log", msg, sizeof msg);
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log", "QEMU did not start: %s", msg);
-		goto fail;
+		log_tail(s->who, s->rundir, "vmm.log", msg, sizeof msg);
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_VMM_START", "see the VM's vmm.log", "QEMU did not start: %s",
+				 msg);
 	}
 	if (c->incoming) {
 		char err[512] = "";
-		if (!qemu_restore(rec.qmp, statefd, err, sizeof err)) {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT_RESTORE", "see the VM's vmm.log", "restoring %s: %s",
-				 c->incoming, err[0] ? err : "QEMU did not resume");
-			goto fail;
-		}
+		if (!qemu_restore(s->rec.qmp, s->statefd, err, sizeof err))
+			return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT_RESTORE", "see the VM's vmm.log",
+					 "restoring %s: %s", c->incoming, err[0] ? err : "QEMU did not resume");
 	}
-	double ms = ms_since(&t0);
+	return 0;
+}
+
+static void start_close(struct qstart *s)
+{
+	int fds[] = { s->vdir, s->statefd, s->memfd, s->rundir, s->lfd, s->pe[0], s->pe[1], s->pp[0], s->pp[1] };
+	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	close_fds(s->fds);
+}
+
+/* A failed start undone: QEMU killed, its RAM file and root's directory
+ * for the VM removed (errno kept for the caller). */
+static void start_undo(struct qstart *s)
+{
+	int keep = errno;
+	if (s->qpid > 0 && s->rec.start >= 0)
+		vmmrec_signal(&s->rec, SIGKILL);
+	close_fds(s->fds);
+	if (s->ram)
+		ram_remove(s->c->id);
+	if (s->vdir >= 0) {
+		close(s->vdir);
+		s->vdir = -1;
+		vmmrec_remove(s->c->id);
+	}
+	start_close(s);
+	json_decref(s->argv);
+	errno = keep;
+}
+
+/* Each step takes what the ones before it made; on a failure start_undo
+ * takes back all of it. */
+json_t *qemu_start(const struct vmcfg *c, const struct caller *who, struct verr *e)
+{
+	char console[PATH_MAX];
+	struct qstart s;
+	json_t *reply;
+
+	start_init(&s, c, who);
+	if (start_open(&s, e) < 0 || start_ram(&s, e) < 0 || start_qemu(&s, e) < 0 || start_up(&s, e) < 0) {
+		start_undo(&s);
+		return NULL;
+	}
 	snprintf(console, sizeof console, "%s/console.log", c->run_dir);
-	close(vdir);
-	close(rundir);
-	close(lfd);
-	close(pe[0]);
-	close(pp[0]);
-	if (statefd >= 0)
-		close(statefd);
-	if (memfd >= 0)
-		close(memfd);
-	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:f, s:o}", "vmm", "qemu", "accel",
-			 c->kvm ? "kvm" : "tcg", "pid", (json_int_t)qpid, "startTime", (json_int_t)rec.start, "uid",
-			 (json_int_t)c->uid, "gid", (json_int_t)c->gid, "console", console, "qmpSocket", rec.qmp,
-			 "startMs", ms, "argv", argv);
-fail:
-	{
-		int keep = errno;
-		if (qpid > 0 && rec.start >= 0)
-			vmmrec_signal(&rec, SIGKILL);
-		close_fds(fds);
-		if (ram)
-			ram_remove(c->id);
-		if (vdir >= 0) {
-			close(vdir);
-			vmmrec_remove(c->id);
-		}
-		int more[] = { statefd, memfd, rundir, lfd, pe[0], pe[1], pp[0], pp[1] };
-		for (size_t i = 0; i < sizeof more / sizeof *more; i++)
-			if (more[i] >= 0)
-				close(more[i]);
-		json_decref(argv);
-		errno = keep;
-	}
-	return NULL;
+	reply = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:f, s:o}", "vmm", "qemu", "accel",
+			  c->kvm ? "kvm" : "tcg", "pid", (json_int_t)s.qpid, "startTime", (json_int_t)s.rec.start, "uid",
+			  (json_int_t)c->uid, "gid", (json_int_t)c->gid, "console", console, "qmpSocket", s.rec.qmp,
+			  "startMs", ms_since(&s.t0), "argv", s.argv);
+	start_close(&s);
+	return reply;
 }
 
 /* The VM paused, its device state streamed over QMP into dir/state (fd:,

@@ -1,10 +1,7 @@
-/* ext4.c: populate an ext4 image through libext2fs (see ext4.h).
- *
- * We make the filesystem empty (mke2fs) and are its only writer, so an
- * in-memory index of every directory entry, (parent inode, name) -> inode,
- * answers every lookup: libext2fs is only asked to add, remove and write.
- * Each index node remembers the layer that made it, which is what OCI
- * whiteouts and opaque directories need ("lower layers only").
+/* ext4.c: populate an ext4 image through libext2fs (see ext4.h): the
+ * image opened and closed, and its inodes made, with their data; the
+ * directory tree they go in (the entry index, path resolution, removal)
+ * is ext4-tree.c's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,35 +11,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-#include <ext2fs/ext2fs.h>
-#include "lib/ext4.h"
+#include "lib/ext4-impl.h"
 
 extern char **environ;
 
-#define SYMLOOP_MAX_ 40
 #define E4_LINK_MAX 65000   /* the kernel's EXT4_LINK_MAX */
-
-struct node {
-	struct node *next;      /* hash chain */
-	ext2_ino_t parent, ino;
-	unsigned layer;
-	unsigned char type;     /* EXT2_FT_* */
-	char name[];
-};
-
-struct e4 {
-	ext2_filsys fs;
-	struct node **tab;
-	size_t nbuckets, nnodes;
-	unsigned layer;
-	uint64_t files, bytes;
-	char *buf;              /* one block, for ext2fs_punch */
-	char *wbuf;             /* WBUF bytes: file data on its way out */
-	struct ext2fs_extent *ext;  /* a file's extents, while writing it */
-	size_t next, ext_cap;
-};
 
 #define WBUF (1u << 20)
 
@@ -65,7 +39,9 @@ static bool is_host_full_err(errcode_t rc)
 	return rc == ENOSPC || rc == EDQUOT || rc == EXT2_ET_SHORT_WRITE;
 }
 
-static int fail(struct verr *e, errcode_t rc, const char *what, const char *path)
+/* libext2fs's error code as a verr: the image full, the disk under it
+ * full, or anything else (a bug or a damaged image). */
+int e4_err(struct verr *e, errcode_t rc, const char *what, const char *path)
 {
 	if (is_full_err(rc))
 		verr_set(e, VMSAN_EXIT_FAIL, e4_code_full,
@@ -86,84 +62,6 @@ static int fail(struct verr *e, errcode_t rc, const char *what, const char *path
 bool e4_is_full(const struct verr *e)
 {
 	return e->code == e4_code_full;
-}
-
-/* ---- the entry index ------------------------------------------------- */
-
-static size_t hash(ext2_ino_t parent, const char *name, size_t len)
-{
-	size_t h = 1469598103934665603ULL ^ parent;   /* FNV-1a */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
-	return h;
-}
-
-static struct node **slot(struct e4 *w, ext2_ino_t parent, const char *name,
-			  size_t len)
-{
-	struct node **p = &w->tab[hash(parent, name, len) & (w->nbuckets - 1)];
-	for (; *p; p = &(*p)->next)
-		if ((*p)->parent == parent && strncmp((*p)->name, name, len) == 0 &&
-		    (*p)->name[len] == '\0')
-			return p;
-	return p;
-}
-
-static int grow(struct e4 *w)
-{
-	size_t n = w->nbuckets * 4;
-	struct node **t = calloc(n, sizeof(*t));
-	if (!t)
-		return -1;
-	for (size_t i = 0; i < w->nbuckets; i++)
-		for (struct node *x = w->tab[i], *nx; x; x = nx) {
-			nx = x->next;
-			size_t b = hash(x->parent, x->name, strlen(x->name)) & (n - 1);
-			x->next = t[b];
-			t[b] = x;
-		}
-	free(w->tab);
-	w->tab = t;
-	w->nbuckets = n;
-	return 0;
-}
-
-static struct node *find(struct e4 *w, ext2_ino_t parent, const char *name,
-			 size_t len)
-{
-	return *slot(w, parent, name, len);
-}
-
-static int index_add(struct e4 *w, ext2_ino_t parent, const char *name,
-		     ext2_ino_t ino, unsigned char type)
-{
-	if (w->nnodes >= w->nbuckets && grow(w) < 0)
-		return -1;
-	size_t len = strlen(name);
-	struct node *x = malloc(sizeof(*x) + len + 1);
-	if (!x)
-		return -1;
-	x->parent = parent;
-	x->ino = ino;
-	x->type = type;
-	x->layer = w->layer;
-	memcpy(x->name, name, len + 1);
-	struct node **p = slot(w, parent, name, len);
-	x->next = NULL;
-	*p = x;
-	w->nnodes++;
-	return 0;
-}
-
-static void index_del(struct e4 *w, ext2_ino_t parent, const char *name)
-{
-	struct node **p = slot(w, parent, name, strlen(name));
-	if (*p) {
-		struct node *x = *p;
-		*p = x->next;
-		free(x);
-		w->nnodes--;
-	}
 }
 
 /* ---- open / close ---------------------------------------------------- */
@@ -225,16 +123,15 @@ struct e4 *e4_open(const char *path, struct verr *e)
 		return NULL;
 	}
 	initialize_ext2_error_table();  /* error_message() names EXT2_ET_* */
-	w->nbuckets = 4096;
-	w->tab = calloc(w->nbuckets, sizeof(*w->tab));
+	bool indexed = e4_tree_init(w) == 0;   /* out of memory: said after the image's errors */
 	errcode_t rc = ext2fs_open2(path, NULL, EXT2_FLAG_RW | EXT2_FLAG_64BITS,
 				    0, 0, unix_io_manager, &w->fs);
 	if (rc) {
 		w->fs = NULL;
-		fail(e, rc, "opening image", path);
+		e4_err(e, rc, "opening image", path);
 		goto err;
 	}
-	if (!w->tab || ext2fs_read_bitmaps(w->fs) ||
+	if (!indexed || ext2fs_read_bitmaps(w->fs) ||
 	    ext2fs_get_mem(w->fs->blocksize * 3, &w->buf)) {
 		verr_sys(e, "ERR_NOMEM", NULL, "reading the bitmaps of %s", path);
 		goto err;
@@ -242,7 +139,7 @@ struct e4 *e4_open(const char *path, struct verr *e)
 	w->fs->umask = 0;
 	ext2_ino_t lf;
 	if (ext2fs_lookup(w->fs, EXT2_ROOT_INO, "lost+found", 10, NULL, &lf) == 0 &&
-	    index_add(w, EXT2_ROOT_INO, "lost+found", lf, EXT2_FT_DIR) < 0) {
+	    e4_tree_add(w, EXT2_ROOT_INO, "lost+found", lf, EXT2_FT_DIR) < 0) {
 		verr_sys(e, "ERR_NOMEM", NULL, "indexing %s", path);
 		goto err;
 	}
@@ -251,16 +148,6 @@ struct e4 *e4_open(const char *path, struct verr *e)
 err:
 	e4_abort(w);
 	return NULL;
-}
-
-static void free_index(struct e4 *w)
-{
-	for (size_t i = 0; w->tab && i < w->nbuckets; i++)
-		for (struct node *x = w->tab[i], *nx; x; x = nx) {
-			nx = x->next;
-			free(x);
-		}
-	free(w->tab);
 }
 
 void e4_abort(struct e4 *w)
@@ -272,7 +159,7 @@ void e4_abort(struct e4 *w)
 		ext2fs_free_mem(&w->buf);
 		ext2fs_free(w->fs);
 	}
-	free_index(w);
+	e4_tree_free(w);
 	free(w->wbuf);
 	free(w->ext);
 	free(w);
@@ -282,12 +169,12 @@ int e4_close(struct e4 *w, struct verr *e)
 {
 	ext2fs_free_mem(&w->buf);
 	errcode_t rc = ext2fs_close_free(&w->fs);
-	free_index(w);
+	e4_tree_free(w);
 	free(w->wbuf);
 	free(w->ext);
 	free(w);
 	if (rc)
-		return fail(e, rc, "closing image", "");
+		return e4_err(e, rc, "closing image", "");
 	return 0;
 }
 
@@ -308,298 +195,7 @@ void e4_usage(const struct e4 *w, struct e4_usage *u)
 	u->bytes = w->bytes;
 }
 
-/* ---- removal --------------------------------------------------------- */
-
-static int drop_inode(struct e4 *w, ext2_ino_t ino, const char *path, struct verr *e)
-{
-	struct ext2_inode_large in;
-	errcode_t rc = ext2fs_read_inode_full(w->fs, ino, (struct ext2_inode *)&in,
-					      sizeof(in));
-	if (rc)
-		return fail(e, rc, "reading inode of", path);
-	bool dir = LINUX_S_ISDIR(in.i_mode);
-	if (!dir && in.i_links_count > 1) {
-		in.i_links_count--;
-		rc = ext2fs_write_inode_full(w->fs, ino, (struct ext2_inode *)&in,
-					     sizeof(in));
-		return rc ? fail(e, rc, "writing inode of", path) : 0;
-	}
-	if (ext2fs_inode_has_valid_blocks2(w->fs, (struct ext2_inode *)&in)) {
-		rc = ext2fs_punch(w->fs, ino, (struct ext2_inode *)&in, w->buf, 0, ~0ULL);
-		if (rc)
-			return fail(e, rc, "freeing blocks of", path);
-	}
-	rc = ext2fs_free_ext_attr(w->fs, ino, &in);
-	if (rc)
-		return fail(e, rc, "freeing xattrs of", path);
-	in.i_links_count = 0;
-	in.i_dtime = w->fs->now ? (__u32)w->fs->now : (__u32)time(NULL);
-	rc = ext2fs_write_inode_full(w->fs, ino, (struct ext2_inode *)&in, sizeof(in));
-	if (rc)
-		return fail(e, rc, "writing inode of", path);
-	ext2fs_inode_alloc_stats2(w->fs, ino, -1, dir);
-	return 0;
-}
-
-struct names {
-	char **v;
-	size_t n, cap;
-};
-
-static int collect(struct ext2_dir_entry *de, int off, int bs, char *buf, void *p)
-{
-	(void)off; (void)bs; (void)buf;
-	struct names *ns = p;
-	size_t len = ext2fs_dirent_name_len(de);
-	if ((len == 1 && de->name[0] == '.') ||
-	    (len == 2 && de->name[0] == '.' && de->name[1] == '.'))
-		return 0;
-	if (ns->n == ns->cap) {
-		size_t cap = ns->cap ? ns->cap * 2 : 16;
-		char **v = realloc(ns->v, cap * sizeof(*v));
-		if (!v)
-			return DIRENT_ABORT;
-		ns->v = v;
-		ns->cap = cap;
-	}
-	if (!(ns->v[ns->n] = strndup(de->name, len)))
-		return DIRENT_ABORT;
-	ns->n++;
-	return 0;
-}
-
-static void names_free(struct names *ns)
-{
-	for (size_t i = 0; i < ns->n; i++)
-		free(ns->v[i]);
-	free(ns->v);
-}
-
-static int remove_entry(struct e4 *w, ext2_ino_t parent, struct node *x,
-			const char *path, struct verr *e);
-
-/* Remove dir's children (those of lower layers only, if asked). */
-static int clear_children(struct e4 *w, ext2_ino_t dir, const char *path,
-			  bool only_lower, struct verr *e)
-{
-	struct names ns = { 0 };
-	errcode_t rc = ext2fs_dir_iterate(w->fs, dir, 0, NULL, collect, &ns);
-	if (rc) {
-		names_free(&ns);
-		return fail(e, rc, "listing", path);
-	}
-	int ret = 0;
-	for (size_t i = 0; i < ns.n && ret == 0; i++) {
-		struct node *x = find(w, dir, ns.v[i], strlen(ns.v[i]));
-		if (!x || (only_lower && x->layer == w->layer))
-			continue;
-		ret = remove_entry(w, dir, x, path, e);
-	}
-	names_free(&ns);
-	return ret;
-}
-
-static int remove_entry(struct e4 *w, ext2_ino_t parent, struct node *x,
-			const char *path, struct verr *e)
-{
-	ext2_ino_t ino = x->ino;
-	bool dir = x->type == EXT2_FT_DIR;
-	if (dir && clear_children(w, ino, path, false, e) < 0)
-		return -1;
-	errcode_t rc = ext2fs_unlink(w->fs, parent, x->name, ino, 0);
-	if (rc)
-		return fail(e, rc, "unlinking", path);
-	index_del(w, parent, x->name);
-	if (dir) {
-		struct ext2_inode pin;
-		if ((rc = ext2fs_read_inode(w->fs, parent, &pin)) == 0) {
-			if (pin.i_links_count > 2)
-				pin.i_links_count--;
-			rc = ext2fs_write_inode(w->fs, parent, &pin);
-		}
-		if (rc)
-			return fail(e, rc, "updating parent of", path);
-	}
-	return drop_inode(w, ino, path, e);
-}
-
-/* ---- path resolution ------------------------------------------------- */
-
-/* Reads a symlink's target (fast or in a block) into out. */
-static int read_link(struct e4 *w, ext2_ino_t ino, char *out, size_t outlen,
-		     const char *path, struct verr *e)
-{
-	struct ext2_inode in;
-	errcode_t rc = ext2fs_read_inode(w->fs, ino, &in);
-	if (rc)
-		return fail(e, rc, "reading symlink", path);
-	size_t len = EXT2_I_SIZE(&in);
-	if (len >= outlen) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
-			 "symlink /%s is too long to follow", path);
-		return -1;
-	}
-	if (ext2fs_is_fast_symlink(&in)) {
-		memcpy(out, in.i_block, len);
-	} else {
-		ext2_file_t f;
-		unsigned got = 0;
-		if ((rc = ext2fs_file_open(w->fs, ino, 0, &f)) == 0) {
-			rc = ext2fs_file_read(f, out, (unsigned)len, &got);
-			ext2fs_file_close(f);
-		}
-		if (rc || got != len)
-			return fail(e, rc ? rc : EXT2_ET_SHORT_READ, "reading symlink", path);
-	}
-	out[len] = '\0';
-	return 0;
-}
-
-static int new_dir(struct e4 *w, ext2_ino_t parent, const char *name,
-		   ext2_ino_t *ino, const char *path, struct verr *e);
-
-/*
- * Resolve the directory that holds path's last component, following
- * symlinks inside the image and creating missing directories if create is
- * set.  On success (0) *dir is that directory and *base points into path
- * at the last name; 1 means a parent is missing and create was not set.
- */
-static int resolve_parent(struct e4 *w, const char *path, bool create, ext2_ino_t *dir,
-			  const char **base, struct verr *e)
-{
-	const char *last = strrchr(path, '/');
-	*base = last ? last + 1 : path;
-	if (!last) {
-		*dir = EXT2_ROOT_INO;
-		return 0;
-	}
-	/* Work list: what is left to walk; stack: the inodes walked. */
-	size_t cap = strlen(path) + 8;
-	char *todo = malloc(cap);
-	ext2_ino_t stack[512];
-	size_t depth = 0;
-	int links = 0, ret = -1;
-	if (!todo) {
-		verr_sys(e, "ERR_NOMEM", NULL, "resolving /%s", path);
-		return -1;
-	}
-	memcpy(todo, path, (size_t)(last - path));
-	todo[last - path] = '\0';
-	stack[0] = EXT2_ROOT_INO;
-	char *p = todo;
-	while (*p) {
-		char *slash = strchr(p, '/');
-		size_t len = slash ? (size_t)(slash - p) : strlen(p);
-		char *next = slash ? slash + 1 : p + len;
-		if (len == 0 || (len == 1 && p[0] == '.')) {
-			p = next;
-			continue;
-		}
-		if (len == 2 && p[0] == '.' && p[1] == '.') {
-			if (depth > 0)
-				depth--;
-			p = next;
-			continue;
-		}
-		struct node *x = find(w, stack[depth], p, len);
-		char name[EXT2_NAME_LEN + 1];
-		if (len > EXT2_NAME_LEN) {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
-				 "a name in /%s is longer than 255 bytes", path);
-			goto out;
-		}
-		memcpy(name, p, len);
-		name[len] = '\0';
-		if (!x && !create) {
-			ret = 1;
-			goto out;
-		}
-		if (!x) {
-			ext2_ino_t ino;
-			if (new_dir(w, stack[depth], name, &ino, path, e) < 0)
-				goto out;
-			if (depth + 1 >= sizeof(stack) / sizeof(stack[0]))
-				goto deep;
-			stack[++depth] = ino;
-			p = next;
-			continue;
-		}
-		if (x->type == EXT2_FT_DIR) {
-			if (depth + 1 >= sizeof(stack) / sizeof(stack[0]))
-				goto deep;
-			stack[++depth] = x->ino;
-			p = next;
-			continue;
-		}
-		if (x->type != EXT2_FT_SYMLINK) {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT",
-				 "the image's layers disagree; rebuild the image",
-				 "cannot create /%s: a parent is not a directory", path);
-			goto out;
-		}
-		if (++links > SYMLOOP_MAX_) {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
-				 "too many levels of symbolic links under /%s", path);
-			goto out;
-		}
-		char target[4096];
-		if (read_link(w, x->ino, target, sizeof(target), path, e) < 0)
-			goto out;
-		/* New work list: target, then what was left after this name. */
-		size_t tl = strlen(target), rl = strlen(next);
-		char *nt = malloc(tl + rl + 2);
-		if (!nt) {
-			verr_sys(e, "ERR_NOMEM", NULL, "resolving /%s", path);
-			goto out;
-		}
-		memcpy(nt, target, tl);
-		nt[tl] = '/';
-		memcpy(nt + tl + 1, next, rl + 1);
-		free(todo);
-		todo = p = nt;
-		if (target[0] == '/')
-			depth = 0;  /* absolute: from the image root, never the host's */
-	}
-	*dir = stack[depth];
-	ret = 0;
-	goto out;
-deep:
-	verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
-		 "/%s is nested too deeply", path);
-out:
-	free(todo);
-	return ret;
-}
-
 /* ---- creation -------------------------------------------------------- */
-
-static int do_link(struct e4 *w, ext2_ino_t dir, const char *name, ext2_ino_t ino,
-		   int type, const char *path, struct verr *e)
-{
-	errcode_t rc = ext2fs_link(w->fs, dir, name, ino, type);
-	if (rc == EXT2_ET_DIR_NO_SPACE) {
-		if ((rc = ext2fs_expand_dir(w->fs, dir)) == 0)
-			rc = ext2fs_link(w->fs, dir, name, ino, type);
-	}
-	if (rc)
-		return fail(e, rc, "linking", path);
-	if (index_add(w, dir, name, ino, (unsigned char)type) < 0) {
-		verr_sys(e, "ERR_NOMEM", NULL, "indexing /%s", path);
-		return -1;
-	}
-	return 0;
-}
-
-static int new_dir(struct e4 *w, ext2_ino_t parent, const char *name,
-		   ext2_ino_t *ino, const char *path, struct verr *e)
-{
-	errcode_t rc = ext2fs_new_inode(w->fs, parent, LINUX_S_IFDIR | 0755, NULL, ino);
-	if (!rc)
-		rc = ext2fs_mkdir(w->fs, parent, *ino, NULL);
-	if (rc)
-		return fail(e, rc, "creating directory", path);
-	return do_link(w, parent, name, *ino, EXT2_FT_DIR, path, e);
-}
 
 static int ftype(mode_t m)
 {
@@ -635,14 +231,14 @@ static int set_xattrs(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
 	struct ext2_xattr_handle *h;
 	errcode_t rc = ext2fs_xattrs_open(w->fs, ino, &h);
 	if (rc)
-		return fail(e, rc, "opening xattrs of", ent->path);
+		return e4_err(e, rc, "opening xattrs of", ent->path);
 	if ((rc = ext2fs_xattrs_read(h)) == 0)
 		for (size_t i = 0; i < ent->nxattrs && !rc; i++)
 			rc = ext2fs_xattr_set(h, ent->xattrs[i].name, ent->xattrs[i].value,
 					      ent->xattrs[i].len);
 	errcode_t rc2 = ext2fs_xattrs_close(&h);
 	if (rc || rc2)
-		return fail(e, rc ? rc : rc2, "setting xattrs of", ent->path);
+		return e4_err(e, rc ? rc : rc2, "setting xattrs of", ent->path);
 	return 0;
 }
 
@@ -660,7 +256,7 @@ static int load_extents(struct e4 *w, ext2_ino_t ino, struct ext2_inode *in,
 	struct ext2fs_extent x;
 	errcode_t rc = ext2fs_extent_open2(w->fs, ino, in, &h);
 	if (rc)
-		return fail(e, rc, "mapping", path);
+		return e4_err(e, rc, "mapping", path);
 	w->next = 0;
 	int op = EXT2_EXTENT_ROOT;
 	while ((rc = ext2fs_extent_get(h, op, &x)) == 0) {
@@ -682,7 +278,7 @@ static int load_extents(struct e4 *w, ext2_ino_t ino, struct ext2_inode *in,
 	}
 	ext2fs_extent_free(h);
 	if (rc != EXT2_ET_EXTENT_NO_NEXT)
-		return fail(e, rc, "mapping", path);
+		return e4_err(e, rc, "mapping", path);
 	return 0;
 }
 
@@ -702,13 +298,13 @@ static int put_blocks(struct e4 *w, blk64_t lblk, blk64_t n, const char *path,
 		errcode_t rc = io_channel_write_blk64(w->fs->io, x->e_pblk + (lblk - x->e_lblk),
 						      (int)run, p);
 		if (rc)
-			return fail(e, rc, "writing", path);
+			return e4_err(e, rc, "writing", path);
 		p += run * bs;
 		lblk += run;
 		n -= run;
 	}
 	if (n > 0)
-		return fail(e, EXT2_ET_BAD_BLOCK_NUM, "writing (unmapped block)", path);
+		return e4_err(e, EXT2_ET_BAD_BLOCK_NUM, "writing (unmapped block)", path);
 	return 0;
 }
 
@@ -728,7 +324,7 @@ static int write_fast(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
 					    ~0ULL, 0, nblk))) ||
 	    (rc = ext2fs_inode_size_set(w->fs, &in, ent->size)) ||
 	    (rc = ext2fs_write_inode(w->fs, ino, &in)))
-		return fail(e, rc, "allocating", ent->path);
+		return e4_err(e, rc, "allocating", ent->path);
 	if (nblk && load_extents(w, ino, &in, ent->path, e) < 0)
 		return -1;
 	uint64_t pos = 0;
@@ -789,7 +385,7 @@ static int write_data(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
 	ext2_file_t f;
 	errcode_t rc = ext2fs_file_open(w->fs, ino, EXT2_FILE_WRITE, &f);
 	if (rc)
-		return fail(e, rc, "opening", ent->path);
+		return e4_err(e, rc, "opening", ent->path);
 	uint64_t pos = 0;
 	int ret = 0;
 	for (;;) {
@@ -833,7 +429,7 @@ static int write_data(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
 	if (ret < 0)
 		return -1;
 	if (rc || rc2)
-		return fail(e, rc ? rc : rc2, "writing", ent->path);
+		return e4_err(e, rc ? rc : rc2, "writing", ent->path);
 	w->bytes += ent->size;
 	return 0;
 }
@@ -846,14 +442,14 @@ static int make_inode(struct e4 *w, ext2_ino_t dir, const char *name,
 	errcode_t rc = ext2fs_new_inode(w->fs, dir, (int)(ent->mode & S_IFMT ? ent->mode : 0),
 					NULL, &ino);
 	if (rc)
-		return fail(e, rc, "allocating an inode for", ent->path);
+		return e4_err(e, rc, "allocating an inode for", ent->path);
 	struct ext2_inode in;
 	if (type == EXT2_FT_DIR) {
 		if ((rc = ext2fs_mkdir(w->fs, dir, ino, NULL)))
-			return fail(e, rc, "creating directory", ent->path);
+			return e4_err(e, rc, "creating directory", ent->path);
 	} else if (type == EXT2_FT_SYMLINK) {
 		if ((rc = ext2fs_symlink(w->fs, dir, ino, NULL, ent->target)))
-			return fail(e, rc, "creating symlink", ent->path);
+			return e4_err(e, rc, "creating symlink", ent->path);
 	} else {
 		memset(&in, 0, sizeof(in));
 		in.i_mode = (__u16)ent->mode;
@@ -869,22 +465,22 @@ static int make_inode(struct e4 *w, ext2_ino_t dir, const char *name,
 			   ext2fs_has_feature_extents(w->fs->super)) {
 			ext2_extent_handle_t h;
 			if ((rc = ext2fs_extent_open2(w->fs, ino, &in, &h)))
-				return fail(e, rc, "creating", ent->path);
+				return e4_err(e, rc, "creating", ent->path);
 			ext2fs_extent_free(h);
 		}
 		if ((rc = ext2fs_write_new_inode(w->fs, ino, &in)))
-			return fail(e, rc, "writing inode of", ent->path);
+			return e4_err(e, rc, "writing inode of", ent->path);
 		ext2fs_inode_alloc_stats2(w->fs, ino, +1, 0);
 	}
 	if ((rc = ext2fs_read_inode(w->fs, ino, &in)))
-		return fail(e, rc, "reading inode of", ent->path);
+		return e4_err(e, rc, "reading inode of", ent->path);
 	in.i_mode = (__u16)ent->mode;
 	set_owner_times(&in, ent);
 	if ((rc = ext2fs_write_inode(w->fs, ino, &in)))
-		return fail(e, rc, "writing inode of", ent->path);
+		return e4_err(e, rc, "writing inode of", ent->path);
 	/* Linked before its data is written: a failure later still leaves a
 	 * consistent tree for the caller to throw away. */
-	if (do_link(w, dir, name, ino, type, ent->path, e) < 0)
+	if (e4_tree_link(w, dir, name, ino, type, ent->path, e) < 0)
 		return -1;
 	if (type == EXT2_FT_REG_FILE && ent->read && write_data(w, ino, ent, e) < 0)
 		return -1;
@@ -897,11 +493,11 @@ static int update_dir(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
 	struct ext2_inode in;
 	errcode_t rc = ext2fs_read_inode(w->fs, ino, &in);
 	if (rc)
-		return fail(e, rc, "reading inode of", ent->path);
+		return e4_err(e, rc, "reading inode of", ent->path);
 	in.i_mode = (__u16)ent->mode;
 	set_owner_times(&in, ent);
 	if ((rc = ext2fs_write_inode(w->fs, ino, &in)))
-		return fail(e, rc, "writing inode of", ent->path);
+		return e4_err(e, rc, "writing inode of", ent->path);
 	return set_xattrs(w, ino, ent, e);
 }
 
@@ -910,10 +506,10 @@ static int hard_link(struct e4 *w, ext2_ino_t dir, const char *name,
 {
 	ext2_ino_t tdir;
 	const char *tbase;
-	int rc0 = resolve_parent(w, ent->target, false, &tdir, &tbase, e);
+	int rc0 = e4_tree_parent(w, ent->target, false, &tdir, &tbase, e);
 	if (rc0 < 0)
 		return -1;
-	struct node *t = rc0 ? NULL : find(w, tdir, tbase, strlen(tbase));
+	struct node *t = rc0 ? NULL : e4_tree_find(w, tdir, tbase, strlen(tbase));
 	if (!t || t->type == EXT2_FT_DIR) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT",
 			 "the layer is malformed; rebuild the image",
@@ -925,7 +521,7 @@ static int hard_link(struct e4 *w, ext2_ino_t dir, const char *name,
 	struct ext2_inode in;
 	errcode_t rc = ext2fs_read_inode(w->fs, ino, &in);
 	if (rc)
-		return fail(e, rc, "reading inode of", ent->target);
+		return e4_err(e, rc, "reading inode of", ent->target);
 	if (in.i_links_count >= E4_LINK_MAX) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
 			 "too many hard links to /%s", ent->target);
@@ -933,8 +529,8 @@ static int hard_link(struct e4 *w, ext2_ino_t dir, const char *name,
 	}
 	in.i_links_count++;
 	if ((rc = ext2fs_write_inode(w->fs, ino, &in)))
-		return fail(e, rc, "writing inode of", ent->target);
-	return do_link(w, dir, name, ino, t->type, ent->path, e);
+		return e4_err(e, rc, "writing inode of", ent->target);
+	return e4_tree_link(w, dir, name, ino, t->type, ent->path, e);
 }
 
 int e4_put(struct e4 *w, const struct e4_entry *ent, struct verr *e)
@@ -950,55 +546,25 @@ int e4_put(struct e4 *w, const struct e4_entry *ent, struct verr *e)
 	}
 	ext2_ino_t dir;
 	const char *name;
-	if (resolve_parent(w, ent->path, true, &dir, &name, e) < 0)
+	if (e4_tree_parent(w, ent->path, true, &dir, &name, e) < 0)
 		return -1;
 	if (strlen(name) > EXT2_NAME_LEN) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
 			 "/%s: name longer than 255 bytes", ent->path);
 		return -1;
 	}
-	struct node *x = find(w, dir, name, strlen(name));
+	struct node *x = e4_tree_find(w, dir, name, strlen(name));
 	if (x && x->type == EXT2_FT_DIR && !ent->hardlink && S_ISDIR(ent->mode)) {
 		x->layer = w->layer;
 		w->files++;
 		return update_dir(w, x->ino, ent, e);
 	}
-	if (x && remove_entry(w, dir, x, ent->path, e) < 0)
+	if (x && e4_tree_unlink(w, dir, x, ent->path, e) < 0)
 		return -1;
 	w->files++;
 	if (ent->hardlink)
 		return hard_link(w, dir, name, ent, e);
 	return make_inode(w, dir, name, ent, e);
-}
-
-int e4_remove(struct e4 *w, const char *path, bool only_lower, struct verr *e)
-{
-	ext2_ino_t dir;
-	const char *name;
-	int rc = resolve_parent(w, path, false, &dir, &name, e);
-	if (rc != 0)
-		return rc < 0 ? -1 : 0;    /* no parent: nothing to remove */
-	struct node *x = find(w, dir, name, strlen(name));
-	if (!x || (only_lower && x->layer == w->layer))
-		return 0;
-	return remove_entry(w, dir, x, path, e);
-}
-
-int e4_clear_dir(struct e4 *w, const char *path, struct verr *e)
-{
-	ext2_ino_t dir = EXT2_ROOT_INO;
-	if (path[0]) {
-		ext2_ino_t parent;
-		const char *name;
-		int rc = resolve_parent(w, path, false, &parent, &name, e);
-		if (rc != 0)
-			return rc < 0 ? -1 : 0;
-		struct node *x = find(w, parent, name, strlen(name));
-		if (!x || x->type != EXT2_FT_DIR)
-			return 0;
-		dir = x->ino;
-	}
-	return clear_children(w, dir, path, true, e);
 }
 
 int e4_data_offset(const char *img, const char *path, uint64_t *off, struct verr *e)
@@ -1007,7 +573,7 @@ int e4_data_offset(const char *img, const char *path, uint64_t *off, struct verr
 	initialize_ext2_error_table();
 	errcode_t rc = ext2fs_open2(img, NULL, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
 	if (rc)
-		return fail(e, rc, "opening image", img);
+		return e4_err(e, rc, "opening image", img);
 	ext2_ino_t ino;
 	blk64_t pblk = 0;
 	rc = ext2fs_namei(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, path, &ino);
@@ -1018,5 +584,5 @@ int e4_data_offset(const char *img, const char *path, uint64_t *off, struct verr
 	if (!rc)
 		*off = (uint64_t)pblk * fs->blocksize;
 	ext2fs_close_free(&fs);
-	return rc ? fail(e, rc, "finding the data of", path) : 0;
+	return rc ? e4_err(e, rc, "finding the data of", path) : 0;
 }

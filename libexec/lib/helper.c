@@ -44,20 +44,12 @@ static void op_list(const struct helper *h, char *buf, size_t n)
 					 i ? ", " : "", h->ops[i].name);
 }
 
-int helper_main(const struct helper *h, int argc, char **argv)
+/* The flags, and at most one op on the command line (into *argop): -1 to
+ * go on, else the exit status (a flag answered, or bad usage replied). */
+static int parse_flags(const struct helper *h, int argc, char **argv, const char **argop)
 {
-	const char *argop = NULL, *op;
-	const struct helper_op *hop;
 	struct verr e = {0};
-	json_t *req = NULL, *reply = NULL;
-	struct jr r;
-	char ops[512];
-	int rc;
 
-	vmsan_prog = h->name;
-	if (sane_stdio() != 0)
-		return VMSAN_EXIT_SYS;
-	op_list(h, ops, sizeof(ops));
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
@@ -77,17 +69,64 @@ int helper_main(const struct helper *h, int argc, char **argv)
 			return VMSAN_EXIT_OK;
 		} else if (strcmp(a, "--verbose") == 0) {
 			vmsan_verbose = 1;
-		} else if (a[0] == '-' || argop) {
+		} else if (a[0] == '-' || *argop) {
 			verr_set(&e, VMSAN_EXIT_USAGE, "ERR_USAGE",
 				 "run it with --help for usage",
 				 "unexpected argument '%s'", a);
 			return reply_error(&e);
 		} else {
-			argop = a;
+			*argop = a;
 		}
 	}
 	if (getenv("VMSAN_VERBOSE") && strcmp(getenv("VMSAN_VERBOSE"), "1") == 0)
 		vmsan_verbose = 1;
+	return -1;
+}
+
+/* The op the request names (or the command line), run: its reply, or
+ * NULL with e set. */
+static json_t *run_op(const struct helper *h, struct jr *r, const char *argop, struct verr *e)
+{
+	const struct helper_op *hop;
+	const char *op;
+	char ops[512];
+
+	op = jr_string(r, "op", argop ? JR_OPTIONAL : JR_REQUIRED, NULL);
+	if (verr_isset(e))
+		return NULL;
+	if (argop && op && strcmp(argop, op) != 0) {
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL,
+			 "op '%s' on the command line but '%s' in the request",
+			 argop, op);
+		return NULL;
+	}
+	if (!op)
+		op = argop;
+	hop = find_op(h, op);
+	if (!hop) {
+		op_list(h, ops, sizeof(ops));
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL,
+			 "unknown op '%s' (known: %s)", op, ops);
+		return NULL;
+	}
+	vmsan_debug("op %s", op);
+	return hop->fn(r, e);
+}
+
+int helper_main(const struct helper *h, int argc, char **argv)
+{
+	const char *argop = NULL;
+	struct verr e = {0};
+	json_t *req, *reply;
+	struct jr r;
+	int rc;
+
+	vmsan_prog = h->name;
+	if (sane_stdio() != 0)
+		return VMSAN_EXIT_SYS;
+	rc = parse_flags(h, argc, argv, &argop);
+	if (rc >= 0)
+		return rc;
 
 	/* With the op on the command line a terminal on stdin means "no body". */
 	if (argop && isatty(STDIN_FILENO))
@@ -98,26 +137,7 @@ int helper_main(const struct helper *h, int argc, char **argv)
 		return reply_error(&e);
 
 	jr_init(&r, req, "request", &e);
-	op = jr_string(&r, "op", argop ? JR_OPTIONAL : JR_REQUIRED, NULL);
-	if (verr_isset(&e))
-		goto out;
-	if (argop && op && strcmp(argop, op) != 0) {
-		verr_set(&e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL,
-			 "op '%s' on the command line but '%s' in the request",
-			 argop, op);
-		goto out;
-	}
-	if (!op)
-		op = argop;
-	hop = find_op(h, op);
-	if (!hop) {
-		verr_set(&e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL,
-			 "unknown op '%s' (known: %s)", op, ops);
-		goto out;
-	}
-	vmsan_debug("op %s", op);
-	reply = hop->fn(&r, &e);
-out:
+	reply = run_op(h, &r, argop, &e);
 	if (reply)
 		rc = h->print ? h->print(reply) : reply_ok(reply);
 	else {

@@ -7,7 +7,9 @@
 
 #include "vmsan.h"
 
-static int fail(const char *what, struct verr *e)
+/* errno, after a read or write failed, as a verr: ERR_NO_SPACE (and its
+ * fix) when a disk is full, else ERR_IO; -1. */
+static int io_err(const char *what, struct verr *e)
 {
 	verr_sys(e, errno == ENOSPC || errno == EDQUOT ? "ERR_NO_SPACE" : "ERR_IO",
 		 errno == ENOSPC || errno == EDQUOT ? "free some space" : NULL, "%s", what);
@@ -26,7 +28,7 @@ static int copy_range(int in, int out, off_t pos, off_t end, const char *what, s
 		if (n == 0 || (errno != EXDEV && errno != EINVAL && errno != EOPNOTSUPP && errno != ENOSYS)) {
 			if (n == 0)
 				errno = EIO;
-			return fail(what, e);
+			return io_err(what, e);
 		}
 		char buf[65536];
 		while (ri < end) {
@@ -34,12 +36,12 @@ static int copy_range(int in, int out, off_t pos, off_t end, const char *what, s
 			if (r <= 0) {
 				if (r == 0)
 					errno = EIO;
-				return fail(what, e);
+				return io_err(what, e);
 			}
 			for (ssize_t w = 0; w < r;) {
 				ssize_t k = pwrite(out, buf + w, (size_t)(r - w), ri + w);
 				if (k <= 0)
-					return fail(what, e);
+					return io_err(what, e);
 				w += k;
 			}
 			ri += r;
@@ -65,6 +67,6 @@ int copy_sparse(int in, int out, uint64_t size, const char *what, struct verr *e
 		pos = hole;
 	}
 	if (ftruncate(out, (off_t)size) < 0)
-		return fail(what, e);
+		return io_err(what, e);
 	return 0;
 }

@@ -7,9 +7,11 @@
 
 #include "vmsan.h"
 
-static int bad(char *why, size_t n, const char *fmt, ...)
+/* A validator's refusal: the sentence into why (n bytes), then -1; what
+ * verr_fail is to a verr, for callers that hold only a buffer. */
+static int why_fail(char *why, size_t n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-static int bad(char *why, size_t n, const char *fmt, ...)
+static int why_fail(char *why, size_t n, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -30,14 +32,14 @@ int valid_vm_id(const char *s, char *why, size_t n)
 	size_t len = strlen(s);
 
 	if (len == 0)
-		return bad(why, n, "a VM id cannot be empty");
+		return why_fail(why, n, "a VM id cannot be empty");
 	if (len > 63)
-		return bad(why, n, "VM id is %zu characters long; the limit is 63", len);
+		return why_fail(why, n, "VM id is %zu characters long; the limit is 63", len);
 	if (!is_lower_alnum(s[0]))
-		return bad(why, n, "VM id '%.63s' must start with a-z or 0-9", s);
+		return why_fail(why, n, "VM id '%.63s' must start with a-z or 0-9", s);
 	for (size_t i = 1; i < len; i++)
 		if (!is_lower_alnum(s[i]) && s[i] != '-')
-			return bad(why, n, "VM id '%.63s' may contain only a-z, 0-9 and '-'", s);
+			return why_fail(why, n, "VM id '%.63s' may contain only a-z, 0-9 and '-'", s);
 	return 0;
 }
 
@@ -49,19 +51,19 @@ int valid_snapshot_id(const char *s, char *why, size_t n)
 	size_t vlen;
 
 	if (!dash || dash == s || !dash[1])
-		return bad(why, n, "snapshot id '%.80s' must look like <vm-id>-<digits>", s);
+		return why_fail(why, n, "snapshot id '%.80s' must look like <vm-id>-<digits>", s);
 	for (const char *p = dash + 1; *p; p++)
 		if (!isdigit((unsigned char)*p))
-			return bad(why, n, "snapshot id '%.80s' must end in -<digits>", s);
+			return why_fail(why, n, "snapshot id '%.80s' must end in -<digits>", s);
 	if (strlen(dash + 1) > 20)
-		return bad(why, n, "snapshot id '%.80s' has too long a number", s);
+		return why_fail(why, n, "snapshot id '%.80s' has too long a number", s);
 	vlen = (size_t)(dash - s);
 	if (vlen >= sizeof(vm))
-		return bad(why, n, "snapshot id '%.80s' is too long", s);
+		return why_fail(why, n, "snapshot id '%.80s' is too long", s);
 	memcpy(vm, s, vlen);
 	vm[vlen] = '\0';
 	if (valid_vm_id(vm, why, n) != 0)
-		return bad(why, n, "snapshot id '%.80s' does not start with a valid VM id", s);
+		return why_fail(why, n, "snapshot id '%.80s' does not start with a valid VM id", s);
 	return 0;
 }
 
@@ -72,12 +74,12 @@ int valid_ifname(const char *s, char *why, size_t n)
 	size_t len = strlen(s);
 
 	if (strncmp(s, "vms", 3) != 0)
-		return bad(why, n, "interface '%.32s' is not ours: names must start with 'vms'", s);
+		return why_fail(why, n, "interface '%.32s' is not ours: names must start with 'vms'", s);
 	if (len > 15)
-		return bad(why, n, "interface name '%.32s' is longer than 15 characters", s);
+		return why_fail(why, n, "interface name '%.32s' is longer than 15 characters", s);
 	for (size_t i = 0; i < len; i++)
 		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
-			return bad(why, n, "interface name '%.32s' may contain only letters, digits, '-' and '_'", s);
+			return why_fail(why, n, "interface name '%.32s' may contain only letters, digits, '-' and '_'", s);
 	return 0;
 }
 
@@ -114,7 +116,7 @@ int valid_ipv4(const char *s, char *why, size_t n)
 	unsigned a;
 
 	if (parse_ipv4(s, &a) != 0)
-		return bad(why, n, "'%.64s' is not an IPv4 address (expected four numbers 0-255 like 10.0.0.1)", s);
+		return why_fail(why, n, "'%.64s' is not an IPv4 address (expected four numbers 0-255 like 10.0.0.1)", s);
 	return 0;
 }
 
@@ -128,24 +130,24 @@ int parse_cidr(const char *s, unsigned *addr, unsigned *prefix, char *why, size_
 
 	if (iplen >= sizeof(ip) || (memcpy(ip, s, iplen), ip[iplen] = '\0',
 				    parse_ipv4(ip, &a) != 0))
-		return bad(why, n, "'%.64s' is not an IPv4 CIDR (expected a.b.c.d/len, like 10.0.0.0/8)", s);
+		return why_fail(why, n, "'%.64s' is not an IPv4 CIDR (expected a.b.c.d/len, like 10.0.0.0/8)", s);
 	if (slash) {
 		const char *q = slash + 1;
 
 		if (!isdigit((unsigned char)q[0]) || (q[1] && !isdigit((unsigned char)q[1])) ||
 		    (q[1] && q[2]) || (q[0] == '0' && q[1]))
-			return bad(why, n, "'%.64s': prefix length must be a number 0-32", s);
+			return why_fail(why, n, "'%.64s': prefix length must be a number 0-32", s);
 		p = (unsigned)(q[0] - '0');
 		if (q[1])
 			p = p * 10 + (unsigned)(q[1] - '0');
 		if (p > 32)
-			return bad(why, n, "'%.64s': prefix length %u is more than 32", s, p);
+			return why_fail(why, n, "'%.64s': prefix length %u is more than 32", s, p);
 	}
 	if (p < 32 && (a & (0xffffffffu >> p))) {
 		unsigned net = a & ~(0xffffffffu >> p);
 
-		return bad(why, n, "'%.64s' has host bits set; did you mean %u.%u.%u.%u/%u?",
-			   s, net >> 24, (net >> 16) & 255, (net >> 8) & 255, net & 255, p);
+		return why_fail(why, n, "'%.64s' has host bits set; did you mean %u.%u.%u.%u/%u?",
+				s, net >> 24, (net >> 16) & 255, (net >> 8) & 255, net & 255, p);
 	}
 	*addr = a;
 	*prefix = p;
@@ -181,7 +183,7 @@ int valid_port(const char *s, char *why, size_t n)
 	unsigned p;
 
 	if (parse_port(s, strlen(s), &p) != 0)
-		return bad(why, n, "'%.32s' is not a port (expected a whole number 1-65535)", s);
+		return why_fail(why, n, "'%.32s' is not a port (expected a whole number 1-65535)", s);
 	return 0;
 }
 
@@ -191,15 +193,15 @@ int parse_port_range(const char *s, unsigned *lo, unsigned *hi, char *why, size_
 
 	if (!dash) {
 		if (parse_port(s, strlen(s), lo) != 0)
-			return bad(why, n, "'%.32s' is not a port or range (expected 1-65535 or lo-hi)", s);
+			return why_fail(why, n, "'%.32s' is not a port or range (expected 1-65535 or lo-hi)", s);
 		*hi = *lo;
 		return 0;
 	}
 	if (parse_port(s, (size_t)(dash - s), lo) != 0 ||
 	    parse_port(dash + 1, strlen(dash + 1), hi) != 0)
-		return bad(why, n, "'%.32s' is not a port range (expected lo-hi, each 1-65535)", s);
+		return why_fail(why, n, "'%.32s' is not a port range (expected lo-hi, each 1-65535)", s);
 	if (*lo > *hi)
-		return bad(why, n, "port range '%.32s' runs backwards (%u > %u)", s, *lo, *hi);
+		return why_fail(why, n, "port range '%.32s' runs backwards (%u > %u)", s, *lo, *hi);
 	return 0;
 }
 
@@ -218,10 +220,10 @@ int parse_size(const char *s, unsigned default_shift, unsigned long long *bytes,
 	const char *p = s;
 
 	if (!isdigit((unsigned char)*p))
-		return bad(why, n, "'%.32s' is not a size (expected a number with an optional K, M, G or T, like 512M or 1G)", s);
+		return why_fail(why, n, "'%.32s' is not a size (expected a number with an optional K, M, G or T, like 512M or 1G)", s);
 	while (isdigit((unsigned char)*p)) {
 		if (v > (~0ULL - 9) / 10)
-			return bad(why, n, "size '%.32s' is too large", s);
+			return why_fail(why, n, "size '%.32s' is too large", s);
 		v = v * 10 + (unsigned long long)(*p++ - '0');
 	}
 	if (*p) {
@@ -232,7 +234,7 @@ int parse_size(const char *s, unsigned default_shift, unsigned long long *bytes,
 		case 't': shift = 40; break;
 		case 'b': shift = 0; p--; break;
 		default:
-			return bad(why, n, "size '%.32s' has an unknown unit (use K, M, G or T)", s);
+			return why_fail(why, n, "size '%.32s' has an unknown unit (use K, M, G or T)", s);
 		}
 		p++;
 		if (shift && tolower((unsigned char)*p) == 'i')
@@ -240,12 +242,12 @@ int parse_size(const char *s, unsigned default_shift, unsigned long long *bytes,
 		if (tolower((unsigned char)*p) == 'b')
 			p++;
 		if (*p)
-			return bad(why, n, "size '%.32s' has an unknown unit (use K, M, G or T)", s);
+			return why_fail(why, n, "size '%.32s' has an unknown unit (use K, M, G or T)", s);
 	}
 	if (v == 0)
-		return bad(why, n, "size '%.32s' must be more than zero", s);
+		return why_fail(why, n, "size '%.32s' must be more than zero", s);
 	if (shift && v > (~0ULL >> shift))
-		return bad(why, n, "size '%.32s' is too large", s);
+		return why_fail(why, n, "size '%.32s' is too large", s);
 	*bytes = v << shift;
 	return 0;
 }
@@ -267,44 +269,44 @@ int normalize_domain(const char *s, char *out, size_t outlen, char *why, size_t 
 	char *o = out;
 
 	if (outlen < 256)
-		return bad(why, n, "internal: domain buffer too small");
+		return why_fail(why, n, "internal: domain buffer too small");
 	if (strcmp(s, "*.") == 0)
-		return bad(why, n, "invalid domain pattern '*.': '*.' needs a domain after it");
+		return why_fail(why, n, "invalid domain pattern '*.': '*.' needs a domain after it");
 	if (len && s[len - 1] == '.')
 		len--;
 	if (len == 0)
-		return bad(why, n, "a domain cannot be empty");
+		return why_fail(why, n, "a domain cannot be empty");
 	if (len > 255)
-		return bad(why, n, "domain '%.40s...' is longer than 253 characters", s);
+		return why_fail(why, n, "domain '%.40s...' is longer than 253 characters", s);
 	if (s[0] == '*') {
 		if (len < 2 || s[1] != '.')
-			return bad(why, n, "invalid domain pattern '%.64s': a wildcard is only allowed as a leading '*.'", s);
+			return why_fail(why, n, "invalid domain pattern '%.64s': a wildcard is only allowed as a leading '*.'", s);
 		zone = s + 2;
 		*o++ = '*';
 		*o++ = '.';
 	}
 	zlen = len - (size_t)(zone - s);
 	if (zlen == 0)
-		return bad(why, n, "invalid domain pattern '%.64s': '*.' needs a domain after it", s);
+		return why_fail(why, n, "invalid domain pattern '%.64s': '*.' needs a domain after it", s);
 	if (zlen > 253)
-		return bad(why, n, "domain '%.40s...' is longer than 253 characters", s);
+		return why_fail(why, n, "domain '%.40s...' is longer than 253 characters", s);
 	for (size_t i = 0, lab = 0; i <= zlen; i++) {
 		char c = i < zlen ? (char)tolower((unsigned char)zone[i]) : '.';
 
 		if (c == '.') {
 			if (lab == 0)
-				return bad(why, n, "domain '%.64s' has an empty label", s);
+				return why_fail(why, n, "domain '%.64s' has an empty label", s);
 			if (lab > 63)
-				return bad(why, n, "domain '%.64s' has a label longer than 63 characters", s);
+				return why_fail(why, n, "domain '%.64s' has a label longer than 63 characters", s);
 			if (zone[i - 1] == '-')
-				return bad(why, n, "domain '%.64s' has a label ending in '-'", s);
+				return why_fail(why, n, "domain '%.64s' has a label ending in '-'", s);
 			lab = 0;
 		} else if (c == '*') {
-			return bad(why, n, "invalid domain pattern '%.64s': a wildcard is only allowed as a leading '*.'", s);
+			return why_fail(why, n, "invalid domain pattern '%.64s': a wildcard is only allowed as a leading '*.'", s);
 		} else if (c == '-' ? lab == 0 : !is_lower_alnum(c)) {
-			return bad(why, n, lab == 0 && c == '-' ?
-				   "domain '%.64s' has a label starting with '-'" :
-				   "domain '%.64s' may contain only letters, digits, '-' and '.'", s);
+			return why_fail(why, n, lab == 0 && c == '-' ?
+					"domain '%.64s' has a label starting with '-'" :
+					"domain '%.64s' may contain only letters, digits, '-' and '.'", s);
 		} else {
 			lab++;
 		}
@@ -334,5 +336,5 @@ int valid_timestamp(const char *s, char *why, size_t n)
 			goto no;
 	return 0;
 no:
-	return bad(why, n, "'%.40s' is not a UTC timestamp like 2026-01-31T12:00:00Z", s);
+	return why_fail(why, n, "'%.40s' is not a UTC timestamp like 2026-01-31T12:00:00Z", s);
 }

@@ -103,13 +103,75 @@ static int cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The run's bookkeeping, by query id (the low 16 bits of its number). */
+static int64_t sent_at[65536], lat[MAXQ], last_answer;
+static uint8_t answered[65536];
+static unsigned long rcodes[16];
+static long nlat, sent;
+
+/* Query number i, its name from fmt. */
+static void send_query(int fd, const char *fmt, long i, int64_t now)
+{
+	const char *pct = strstr(fmt, "%u"), *seq = strstr(fmt, "%i");
+	char name[300];
+	uint8_t b[512];
+	uint32_t r;
+
+	(void)!getrandom(&r, sizeof r, 0);
+	if (pct)
+		snprintf(name, sizeof name, "%.*s%u%s", (int)(pct - fmt), fmt, r, pct + 2);
+	else if (seq)
+		snprintf(name, sizeof name, "%.*s%ld%s", (int)(seq - fmt), fmt, i, seq + 2);
+	else
+		snprintf(name, sizeof name, "%s", fmt);
+	uint16_t id = (uint16_t)i;
+	size_t n = build(b, id, name);
+	sent_at[id] = now;
+	answered[id] = 0;
+	if (send(fd, b, n, 0) == (ssize_t)n)
+		sent++;
+}
+
+/* An answer, if one comes within wait ms: its latency and rcode noted
+ * (the first answer to an id only). */
+static void take_answer(int fd, int wait)
+{
+	struct pollfd pf = { fd, POLLIN, 0 };
+	uint8_t b[4096];
+
+	if (poll(&pf, 1, wait < 0 ? 0 : wait) != 1)
+		return;
+	ssize_t r = recv(fd, b, sizeof b, 0);
+	if (r >= 12) {
+		uint16_t id = (uint16_t)(b[0] << 8 | b[1]);
+		if (!answered[id]) {
+			answered[id] = 1;
+			lat[nlat++] = now_us() - sent_at[id];
+			rcodes[b[3] & 15]++;
+			last_answer = now_us();
+		}
+	}
+}
+
+static void report(int64_t t0)
+{
+	double secs = (double)(now_us() - t0) / 1e6;
+	qsort(lat, (size_t)nlat, sizeof *lat, cmp);
+	printf("{\"sent\":%ld,\"answered\":%ld,\"lost\":%ld,\"rcodes\":{", sent, nlat, sent - nlat);
+	for (int k = 0, first = 1; k < 16; k++)
+		if (rcodes[k]) {
+			printf("%s\"%d\":%lu", first ? "" : ",", k, rcodes[k]);
+			first = 0;
+		}
+	printf("},\"p50us\":%lld,\"p99us\":%lld,\"maxus\":%lld,\"qps\":%.0f}\n",
+	       nlat ? (long long)lat[nlat / 2] : -1, nlat ? (long long)lat[nlat * 99 / 100] : -1,
+	       nlat ? (long long)lat[nlat - 1] : -1, (double)nlat / secs);
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(53) };
-	static int64_t sent_at[65536], lat[MAXQ];
-	static uint8_t answered[65536];
-	unsigned long rcodes[16] = { 0 };
-	long count, rate, nlat = 0, sent = 0;
+	long count, rate;
 	int fd;
 
 	if (argc == 4 && !strcmp(argv[2], "pair") && inet_pton(AF_INET, argv[1], &sa.sin_addr) == 1) {
@@ -130,60 +192,23 @@ int main(int argc, char **argv)
 		perror("dns-load");
 		return 1;
 	}
-	int64_t t0 = now_us(), last_answer = t0;
+	/* Send on schedule (or each after the last answer); between sends,
+	 * and for 2 s after the last, take answers. */
+	int64_t t0 = now_us();
+	last_answer = t0;
 	for (long i = 0; i < count || (sent > nlat && now_us() - last_answer < 2000000);) {
 		int64_t now = now_us();
 		bool may_send = i < count && (rate ? now >= t0 + i * 1000000 / rate : sent == nlat);
 		if (may_send) {
-			char name[300];
-			uint32_t r;
-			uint8_t b[512];
-			(void)!getrandom(&r, sizeof r, 0);
-			const char *pct = strstr(argv[4], "%u"), *seq = strstr(argv[4], "%i");
-			if (pct)
-				snprintf(name, sizeof name, "%.*s%u%s", (int)(pct - argv[4]), argv[4], r, pct + 2);
-			else if (seq)
-				snprintf(name, sizeof name, "%.*s%ld%s", (int)(seq - argv[4]), argv[4], i, seq + 2);
-			else
-				snprintf(name, sizeof name, "%s", argv[4]);
-			uint16_t id = (uint16_t)i;
-			size_t n = build(b, id, name);
-			sent_at[id] = now;
-			answered[id] = 0;
-			if (send(fd, b, n, 0) == (ssize_t)n)
-				sent++;
+			send_query(fd, argv[4], i, now);
 			i++;
 			if (i == count)
 				last_answer = now_us();
 			continue;
 		}
 		int64_t next = i < count && rate ? t0 + i * 1000000 / rate : now + 100000;
-		struct pollfd pf = { fd, POLLIN, 0 };
-		int wait = (int)((next - now) / 1000);
-		if (poll(&pf, 1, wait < 0 ? 0 : wait) == 1) {
-			uint8_t b[4096];
-			ssize_t r = recv(fd, b, sizeof b, 0);
-			if (r >= 12) {
-				uint16_t id = (uint16_t)(b[0] << 8 | b[1]);
-				if (!answered[id]) {
-					answered[id] = 1;
-					lat[nlat++] = now_us() - sent_at[id];
-					rcodes[b[3] & 15]++;
-					last_answer = now_us();
-				}
-			}
-		}
+		take_answer(fd, (int)((next - now) / 1000));
 	}
-	double secs = (double)(now_us() - t0) / 1e6;
-	qsort(lat, (size_t)nlat, sizeof *lat, cmp);
-	printf("{\"sent\":%ld,\"answered\":%ld,\"lost\":%ld,\"rcodes\":{", sent, nlat, sent - nlat);
-	for (int k = 0, first = 1; k < 16; k++)
-		if (rcodes[k]) {
-			printf("%s\"%d\":%lu", first ? "" : ",", k, rcodes[k]);
-			first = 0;
-		}
-	printf("},\"p50us\":%lld,\"p99us\":%lld,\"maxus\":%lld,\"qps\":%.0f}\n",
-	       nlat ? (long long)lat[nlat / 2] : -1, nlat ? (long long)lat[nlat * 99 / 100] : -1,
-	       nlat ? (long long)lat[nlat - 1] : -1, (double)nlat / secs);
+	report(t0);
 	return 0;
 }
