@@ -75,7 +75,7 @@ ALIASES = $(VM_LINKS) libexec/vmsan-ls
 # The wire-protocol code shared by the guest agent and the host client.
 PROTO_SRC = proto/http.c proto/ws.c proto/json.c proto/tar.c proto/tar-write.c
 PROTO_OBJ = $(PROTO_SRC:.c=.o)
-PROTO_H = proto/http.h proto/ws.h proto/json.h proto/tar.h proto/tar-impl.h
+PROTO_H = proto/http.h proto/ws.h proto/json.h proto/tar.h proto/tar-impl.h proto/connect.h proto/multipart.h
 
 # Guest binaries: static, built with musl when musl-gcc is there (small,
 # and no NSS), else with the system libc.  zlib (inflate only) is linked
@@ -234,7 +234,7 @@ tests/unit/%: tests/unit/%.o $(LIB)
 # libFuzzer targets for the parsers that face untrusted bytes (clang).
 FUZZ_CC ?= clang
 FUZZERS = tests/fuzz/fuzz-http tests/fuzz/fuzz-ws tests/fuzz/fuzz-tar tests/fuzz/fuzz-dns tests/fuzz/fuzz-untar \
-	tests/fuzz/fuzz-request
+	tests/fuzz/fuzz-request tests/fuzz/fuzz-connect tests/fuzz/fuzz-multipart
 FUZZ_SECONDS ?= 60
 tests/fuzz/fuzz-%: tests/fuzz/fuzz-%.c proto/%.c $(PROTO_H)
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< proto/$*.c
