@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "agent.h"
+#include "envd/envd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -196,13 +197,19 @@ static void on_sighup(int sig)
 	atomic_store(&reload_token, 1);
 }
 
-/* 0 ok; else the status to refuse with (401 missing, 403 wrong). */
+/* 0 ok; else the status to refuse with (401 missing, 403 wrong).  The
+ * token comes as Authorization: Bearer, or as E2B's SDK sends it to
+ * envd, X-Access-Token (wrong: 401, as envd answers); its Authorization
+ * then names a user (envd/rpc.c reads it). */
 static int authorize(const struct http_head *hd, const char *query, bool allow_query)
 {
 	char v[TOKEN_MAX + 32];
 	ssize_t n = http_header(hd, "authorization", v, sizeof v);
 	if (n >= 7 && strncasecmp(v, "Bearer ", 7) == 0)
 		return token_ok(v + 7, (size_t)n - 7) ? 0 : 403;
+	ssize_t x = http_header(hd, "x-access-token", v, sizeof v);
+	if (x >= 0)
+		return token_ok(v, (size_t)x) ? 0 : 401;
 	if (n >= 0)
 		return 401;
 	if (allow_query && query) {
@@ -245,7 +252,8 @@ typedef int (*route_fn)(struct req *r);
 
 static int route_health(struct req *r)
 {
-	static const char ok[] = "{\"status\":\"ok\",\"version\":\"" VMSAN_VERSION "\"}\n";
+	static const char ok[] = "{\"status\":\"ok\",\"version\":\"" VMSAN_VERSION "\","
+		"\"envdVersion\":\"" ENVD_VERSION "\"}\n";
 	respond(r->c, 200, "application/json", ok, sizeof ok - 1);
 	return 200;
 }
@@ -316,12 +324,23 @@ static int route_session_kill(struct req *r)
 	return 200;
 }
 
+/* E2B's envd protocol (envd/): Connect calls, and /files. */
+static int route_envd_rpc(struct req *r)
+{
+	return envd_rpc(r->c, r->hd, r->b, r->path);
+}
+
+static int route_envd_files(struct req *r)
+{
+	return envd_files(r->c, r->hd, r->b, r->query);
+}
+
 /* How a route's path is matched: exactly; as prefix{id}suffix with a
  * non-empty {id}; or exactly, or as prefix/{id} ({id} may be empty). */
 enum match { EXACT, ID, OPTIONAL_ID };
 
 static const struct route {
-	const char *method, *path, *suffix;
+	const char *method, *path, *suffix;   /* method NULL: the handler's choice */
 	enum match match;
 	route_fn fn;
 	bool open;               /* no token needed */
@@ -339,6 +358,9 @@ static const struct route {
 	{ "POST", "/restored", NULL, EXACT, route_restored, false, true, NULL },
 	{ "GET", "/shell/sessions", NULL, EXACT, route_sessions_list, false, false, NULL },
 	{ "POST", "/shell/sessions/", "/kill", ID, route_session_kill, false, false, NULL },
+	{ "POST", "/process.Process", NULL, OPTIONAL_ID, route_envd_rpc, false, true, NULL },
+	{ "POST", "/filesystem.Filesystem", NULL, OPTIONAL_ID, route_envd_rpc, false, true, NULL },
+	{ NULL, "/files", NULL, EXACT, route_envd_files, false, true, NULL },
 };
 
 /* The route for path, its {id} copied to arg (*id set) when it has one. */
@@ -426,7 +448,8 @@ static bool serve_one(struct conn *c)
 		int auth = authorize(&hd, query, ws);
 		if (auth) {
 			c->close_after = true;   /* do not read an unauthenticated body */
-			respond_error(c, auth, auth == 401 ? "missing authorization" : "invalid token");
+			if (!envd_deny(c, path, auth))
+				respond_error(c, auth, auth == 401 ? "missing authorization" : "invalid token");
 			log_request(c, &hd, path, auth, &t0);
 			return false;
 		}
@@ -437,7 +460,7 @@ static bool serve_one(struct conn *c)
 	if (!rt) {
 		status = 404;
 		respond_error(c, 404, "no such endpoint: %s", path);
-	} else if (strcmp(hd.method, rt->method)) {
+	} else if (rt->method && strcmp(hd.method, rt->method)) {
 		status = 405;
 		respond_error(c, 405, "use %s%s", rt->method, rt->how ? rt->how : "");
 	} else if ((status = rt->fn(&r)) == 101) {
@@ -708,6 +731,7 @@ int main(int argc, char **argv)
 	}
 	exec_init();
 	shell_init();
+	envd_init();
 	logj("info", "listening", "\"addr\":\"%s\",\"port\":%d,\"version\":\"%s\"", cfg.listen_addr,
 	     cfg.port, VMSAN_VERSION);
 

@@ -1,12 +1,13 @@
 /* vmsan-agent internals shared by its source files:
- *   agent.c    main, the token (and POST /restored), the route table, the
- *              worker threads
+ *   agent.c    main, the token (Bearer or X-Access-Token; and POST
+ *              /restored), the route table, the worker threads
  *   conn.c     the connection layer handlers answer through (conn.h)
  *   log.c      log lines, timestamps, random ids
  *   exec.c     POST /exec and /exec/{id}/kill; spawn.c starts the command
  *   files.c    POST /files/write and /files/read (tar, ../proto/tar.h)
  *   shell.c    GET /ws/shell and /shell/sessions; session.c runs a session
  *   user.c     users, environments, PATH, signals
+ *   envd/      E2B's envd protocol on the same port (envd/envd.h maps it)
  * (init.c is vmsan-init, the guest's PID 1: a binary of its own.)
  * The wire protocol (HTTP, WebSocket, JSON, tar) is in ../proto/, shared
  * with the host's vmsan-agentctl. */
