@@ -87,7 +87,7 @@ ssize_t mp_param(const char *value, const char *key, char *out, size_t outlen)
 		while (*p == ' ' || *p == '\t')
 			p++;
 		bool want = n == kl && !strncasecmp(k, key, kl);
-		int r = param_value(&p, want ? out : tmp, want ? outlen : sizeof tmp);
+		int r = want ? param_value(&p, out, outlen) : param_value(&p, tmp, sizeof tmp);
 		if (r < 0)
 			return -2;
 		if (want)
