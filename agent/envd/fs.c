@@ -115,11 +115,12 @@ int mkdirs(const char *path)
 			continue;
 		char ch = *p;
 		*p = 0;
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+		/* what is there already is not made again (the user may not
+		 * write in its parent) */
+		if (stat(tmp, &sb) < 0 && (errno != ENOENT || (mkdir(tmp, 0755) < 0 && errno != EEXIST)))
 			return -1;
-		if (errno == EEXIST && (stat(tmp, &sb) < 0 || !S_ISDIR(sb.st_mode)))
+		if ((stat(tmp, &sb) < 0 || !S_ISDIR(sb.st_mode)))
 			return errno = ENOTDIR, -1;
-		errno = 0;
 		*p = ch;
 		if (!ch)
 			return 0;
