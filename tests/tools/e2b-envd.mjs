@@ -230,10 +230,13 @@ const scenarios = {
     return { status: res.status, answer, stdout: r.stdout };
   },
 
-  // The start of a command the SDK asks for with no bash in the image.
-  async bash(sbx) {
-    const r = await sbx.commands.run('echo "$0"; echo ok');
-    return { stdout: r.stdout };
+  // In a guest: a command (the SDK asks for /bin/bash; a busybox image
+  // has none), a file both ways.
+  async guest(sbx) {
+    const r = await sbx.commands.run('echo "$0"; echo ok; hostname');
+    await sbx.files.write(`${dir}/from-sdk.txt`, 'written by the SDK\n');
+    const cat = await sbx.commands.run(`cat ${dir}/from-sdk.txt`);
+    return { stdout: r.stdout, cat: cat.stdout, read: await sbx.files.read(`${dir}/from-sdk.txt`) };
   },
 };
 
