@@ -167,6 +167,13 @@ stream() {
 	assert_eq "$(j .status)" 200
 	assert_eq "$(j .answer)" '["0:{}","2:{}"]'
 	assert_eq "$(j .stdout)" '"streamed input\n"'
+	# by hand: data before the start; a start for no process
+	{ envelope '{"data":{"input":{"stdin":"eA=="}}}'; } >"$TEST_TMP/early"
+	run stream process.Process/StreamInput "$TEST_TMP/early"
+	assert_contains "$output" '{"error":{"code":"failed_precondition","message":"data before the start event"}}'
+	{ envelope '{"start":{"process":{"pid":999999}}}'; envelope '{"keepalive":{}}'; } >"$TEST_TMP/nobody"
+	run stream process.Process/StreamInput "$TEST_TMP/nobody"
+	assert_contains "$output" '{"error":{"code":"not_found","message":"process with pid 999999 not found"}}'
 }
 
 @test "envd: the token as X-Access-Token or Bearer; refusals in envd's words: 401 unauthenticated, 403" {

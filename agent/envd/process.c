@@ -346,7 +346,9 @@ static int start_run(struct rpc *r, struct start *s, struct eproc *p)
 	p->refs++;   /* the thread's */
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&at, 128 * 1024);
+	/* as the workers': the agent's thread-local buffers (exec.c's, 128
+	 * KiB) come out of it where libc puts static TLS on the stack */
+	pthread_attr_setstacksize(&at, 512 * 1024);
 	pthread_mutex_lock(&table_mu);
 	p->pid = (uint32_t)s->pid;   /* now it can be found */
 	pthread_mutex_unlock(&table_mu);
@@ -641,9 +643,9 @@ int proc_stream_input(struct rpc *r)
 	struct eproc *p = NULL;
 	struct buf *in = &r->raw;
 	size_t off = 0;
-	int st = 0;
+	int st = buf_reserve(in, 65536) < 0 ? rpc_fail(r, CC_RESOURCE_EXHAUSTED, "out of memory") : 0;
 	char err[160];
-	for (;;) {
+	while (!st) {
 		struct connect_env e;
 		ssize_t k = connect_env_parse((const uint8_t *)in->p + off, in->len - off, 1u << 24, &e);
 		if (k < 0) {
