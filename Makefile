@@ -75,7 +75,7 @@ ALIASES = $(VM_LINKS) libexec/vmsan-ls
 # The wire-protocol code shared by the guest agent and the host client.
 PROTO_SRC = proto/http.c proto/ws.c proto/json.c proto/tar.c proto/tar-write.c
 PROTO_OBJ = $(PROTO_SRC:.c=.o)
-PROTO_H = proto/http.h proto/ws.h proto/json.h proto/tar.h proto/tar-impl.h proto/connect.h proto/multipart.h
+PROTO_H = proto/http.h proto/ws.h proto/json.h proto/tar.h proto/tar-impl.h proto/connect.h proto/multipart.h proto/sha256.h
 
 # Guest binaries: static, built with musl when musl-gcc is there (small,
 # and no NSS), else with the system libc.  zlib (inflate only) is linked
@@ -90,7 +90,7 @@ GUEST_CFLAGS = -std=gnu11 $(WARN) -Os -static -s -fstack-protector-strong -isyst
 # envd/: E2B's envd protocol beside the agent's own; its parsers (the
 # agent's alone) are in proto/.
 ENVD_SRC = agent/envd/rpc.c agent/envd/pjson.c agent/envd/process.c agent/envd/proc.c agent/envd/fs.c \
-	agent/envd/watch.c agent/envd/files.c proto/connect.c proto/multipart.c
+	agent/envd/watch.c agent/envd/files.c proto/connect.c proto/multipart.c proto/sha256.c
 AGENT_SRC = agent/agent.c agent/conn.c agent/log.c agent/exec.c agent/spawn.c agent/files.c agent/shell.c agent/session.c agent/user.c agent/tunnel.c $(ENVD_SRC) $(PROTO_SRC)
 GUEST = agent/vmsan-agent agent/vmsan-init
 TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump tests/tools/exec-rtt \

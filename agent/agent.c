@@ -115,6 +115,17 @@ static bool token_ok(const char *got, size_t n)
 	return diff == 0 && n > 0;
 }
 
+size_t token_copy(char *out, size_t n)
+{
+	size_t k;
+	pthread_mutex_lock(&token_mu);
+	k = token_len < n ? token_len : n - 1;
+	memcpy(out, token, k);
+	out[k] = 0;
+	pthread_mutex_unlock(&token_mu);
+	return k;
+}
+
 /* POST /restored: a VM restored from a snapshot takes a token of its own
  * (the snapshot's stops working), the host's clock (the guest's stood
  * still while it was saved) and its own name.  Body {"token":T, "sec":S,
@@ -197,11 +208,10 @@ static void on_sighup(int sig)
 	atomic_store(&reload_token, 1);
 }
 
-/* 0 ok; else the status to refuse with (401 missing, 403 wrong).  The
- * token comes as Authorization: Bearer, or as E2B's SDK sends it to
+/* The token comes as Authorization: Bearer, or as E2B's SDK sends it to
  * envd, X-Access-Token (wrong: 401, as envd answers); its Authorization
  * then names a user (envd/rpc.c reads it). */
-static int authorize(const struct http_head *hd, const char *query, bool allow_query)
+int authorize(const struct http_head *hd, const char *query, bool allow_query)
 {
 	char v[TOKEN_MAX + 32];
 	ssize_t n = http_header(hd, "authorization", v, sizeof v);
@@ -360,7 +370,8 @@ static const struct route {
 	{ "POST", "/shell/sessions/", "/kill", ID, route_session_kill, false, false, NULL },
 	{ "POST", "/process.Process", NULL, OPTIONAL_ID, route_envd_rpc, false, true, NULL },
 	{ "POST", "/filesystem.Filesystem", NULL, OPTIONAL_ID, route_envd_rpc, false, true, NULL },
-	{ NULL, "/files", NULL, EXACT, route_envd_files, false, true, NULL },
+	/* the token, or a URL signed with it: envd/files.c checks */
+	{ NULL, "/files", NULL, EXACT, route_envd_files, true, true, NULL },
 };
 
 /* The route for path, its {id} copied to arg (*id set) when it has one. */

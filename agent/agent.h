@@ -39,6 +39,12 @@ struct config {
 };
 extern struct config cfg;
 
+/* agent.c: the token.  0 when hd carries it (query too, with
+ * allow_query), else the status to refuse with (401 missing, 403 wrong). */
+int authorize(const struct http_head *hd, const char *query, bool allow_query);
+/* A copy of the token, for what is signed with it; the caller wipes it. */
+size_t token_copy(char *out, size_t n);
+
 /* log.c */
 void logj(const char *level, const char *msg, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

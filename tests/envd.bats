@@ -162,6 +162,18 @@ stream() {
 	assert_eq "$(j .unknown)" '"AuthenticationError"'
 }
 
+@test "envd/sdk: signed URLs (uploadUrl, downloadUrl) need no token; a signature fits one path, one operation, one time span" {
+	sdk urls
+	assert_eq "$(j .signed)" true
+	assert_eq "$(j .upload)" 200
+	assert_eq "$(j .uploaded)" "[\"$SCRATCH/signed.txt\"]"
+	assert_eq "$(j .download)" 200
+	assert_eq "$(j .body)" '"via a signed URL\n"'
+	assert_eq "$(j .tampered)" 401
+	assert_eq "$(j .writeAsRead)" 401
+	assert_eq "$(j .expired)" '[401,"signature is already expired"]'
+}
+
 @test "envd: StreamInput, a client stream: its envelopes reach the process as they come" {
 	sdk streaminput
 	assert_eq "$(j .status)" 200

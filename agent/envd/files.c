@@ -3,11 +3,14 @@
  * file per "file" part, named by the query's path or the part's
  * filename; or, as envd 0.5.7 takes it, a raw application/octet-stream
  * body; gzip'd when Content-Encoding says so), X-Metadata-* headers kept
- * as user.e2b.* extended attributes.  Files are read and written as the
- * user; errors are {"code":HTTP status,"message":...}. */
+ * as user.e2b.* extended attributes.  Each takes the token, or a URL
+ * signed with it (the SDK's downloadUrl and uploadUrl).  Files are read
+ * and written as the user; errors are {"code":HTTP status,"message":...}. */
 #define _GNU_SOURCE
 #include "envd.h"
 #include "../../proto/multipart.h"
+#include "../../proto/sha256.h"
+#include "../../proto/ws.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -20,6 +23,7 @@
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -462,12 +466,81 @@ static int files_post(struct conn *c, struct http_head *hd, struct body *b, cons
 	return st;
 }
 
+/* ---- who may ---------------------------------------------------------- */
+
+/* envd's v1 signature of op (read, write) on the query's path for its
+ * user: "v1_" and the unpadded base64 of SHA-256(path:op:user:token, and
+ * :expiry when the URL has one). */
+static void signature(const char *query, const char *op, const char *exp, char out[48])
+{
+	char path[4200] = "", user[256] = "", token[300];
+	struct buf m = { 0 };
+	uint8_t h[32];
+	if (http_query(query, "path", path, sizeof path) < 0)
+		path[0] = 0;
+	if (http_query(query, "username", user, sizeof user) < 0)
+		user[0] = 0;
+	token_copy(token, sizeof token);
+	buf_printf(&m, "%s:%s:%s:%s%s%s", path, op, user, token, exp ? ":" : "", exp ? exp : "");
+	sha256(m.p ? m.p : "", m.len, h);
+	memcpy(out, "v1_", 3);
+	size_t n = base64_encode(h, sizeof h, out + 3);
+	while (n && out[3 + n - 1] == '=')
+		out[3 + --n] = 0;
+	explicit_bzero(token, sizeof token);
+	if (m.p)
+		explicit_bzero(m.p, m.len);
+	buf_free(&m);
+}
+
+/* The token (X-Access-Token or a bearer), else a signature in the query;
+ * 0, or the status answered. */
+static int may(struct conn *c, const struct http_head *hd, const char *query, const char *op)
+{
+	char v[300], sig[128], exp[24], want[48];
+	ssize_t n = http_header(hd, "authorization", v, sizeof v);
+	bool bearer = n >= 7 && !strncasecmp(v, "Bearer ", 7);
+	int st;
+	if (bearer || http_header(hd, "x-access-token", v, sizeof v) >= 0) {
+		if ((st = authorize(hd, NULL, false))) {
+			c->close_after = true;
+			envd_deny(c, "/files", st);
+		}
+		return st;
+	}
+	c->close_after = true;   /* until the request proves itself */
+	if (!query || http_query(query, "signature", sig, sizeof sig) < 0)
+		return rest_error(c, 401, "unauthorized access, please provide a valid access token or "
+				  "method signing if supported");
+	bool has_exp = http_query(query, "signature_expiration", exp, sizeof exp) >= 0;
+	if (has_exp && (!exp[0] || strspn(exp, "0123456789") != strlen(exp)))
+		return rest_error(c, 401, "invalid signature expiration");
+	signature(query, op, has_exp ? exp : NULL, want);
+	/* constant time in the signature presented and ours */
+	size_t wl = strlen(want), sl = strlen(sig);
+	unsigned diff = (unsigned)(wl ^ sl);
+	for (size_t i = 0; i < sizeof want; i++)
+		diff |= (unsigned)((i < wl ? want[i] : 0) ^ (i < sl ? sig[i] : 0));
+	explicit_bzero(want, sizeof want);
+	if (diff)
+		return rest_error(c, 401, "invalid signature");
+	if (has_exp && strtoll(exp, NULL, 10) < (long long)time(NULL))
+		return rest_error(c, 401, "signature is already expired");
+	c->close_after = false;
+	return 0;
+}
+
 int envd_files(struct conn *c, struct http_head *hd, struct body *b, const char *query)
 {
-	if (!strcmp(hd->method, "GET"))
-		return files_get(c, query);
-	if (!strcmp(hd->method, "POST"))
-		return files_post(c, hd, b, query);
-	respond_error(c, 405, "use GET or POST");
-	return 405;
+	bool get = !strcmp(hd->method, "GET"), post = !strcmp(hd->method, "POST");
+	int st;
+	if (!get && !post) {
+		respond_error(c, 405, "use GET or POST");
+		return 405;
+	}
+	if ((st = may(c, hd, query, get ? "read" : "write")))
+		return st;
+	if (hd->expect_continue)
+		conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	return get ? files_get(c, query) : files_post(c, hd, b, query);
 }

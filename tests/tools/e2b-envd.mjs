@@ -184,6 +184,25 @@ const scenarios = {
     return { who: r.stdout, owner: info.owner, denied, unknown };
   },
 
+  // Signed URLs (downloadUrl, uploadUrl): no token, the token's signature.
+  async urls(sbx) {
+    const up = await sbx.uploadUrl(`${dir}/signed.txt`);
+    const form = new FormData();
+    form.append('file', new Blob(['via a signed URL\n']), 'ignored-name');
+    const put = await fetch(up, { method: 'POST', body: form });
+    const down = await sbx.downloadUrl(`${dir}/signed.txt`, { useSignatureExpiration: 60 });
+    const got = await fetch(down);
+    const other = new URL(down);
+    other.searchParams.set('path', '/etc/passwd');
+    const tampered = await fetch(other);
+    const expired = await fetch(await sbx.downloadUrl(`${dir}/signed.txt`, { useSignatureExpiration: -5 }));
+    const asRead = new URL(up);   // a write's signature is not a read's
+    const forWrite = await fetch(asRead);
+    return { upload: put.status, uploaded: (await put.json()).map((e) => e.path), download: got.status,
+      body: await got.text(), tampered: tampered.status, expired: [expired.status, (await expired.json()).message],
+      writeAsRead: forWrite.status, signed: /[?&]signature=v1_/.test(down) };
+  },
+
   // A command's timeout (timeoutMs, Connect-Timeout-Ms on the wire) ends
   // it: the agent kills it.
   async timeout(sbx) {
