@@ -535,6 +535,7 @@ int envd_files(struct conn *c, struct http_head *hd, struct body *b, const char 
 	bool get = !strcmp(hd->method, "GET"), post = !strcmp(hd->method, "POST");
 	int st;
 	if (!get && !post) {
+		c->close_after = true;   /* an unauthenticated body is not read */
 		respond_error(c, 405, "use GET or POST");
 		return 405;
 	}
