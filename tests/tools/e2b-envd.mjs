@@ -164,7 +164,8 @@ const scenarios = {
       { recursive: true, includeEntry: true, timeoutMs: 0 });
     await sbx.files.write(`${dir}/w1.txt`, 'one');
     await sbx.files.makeDir(`${dir}/sub`);
-    await sleep(200);
+    // the agent watches a new directory before it tells of it
+    await until(() => events.includes('create:sub'), 'the new directory');
     await sbx.files.write(`${dir}/sub/w2.txt`, 'two');
     await sbx.files.remove(`${dir}/w1.txt`);
     await until(() => events.includes('remove:w1.txt') && events.includes('write:sub/w2.txt'), 'events');
