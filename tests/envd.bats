@@ -322,10 +322,13 @@ stream() {
 @test "envd: keepalives come at Keepalive-Ping-Interval; Connect-Timeout-Ms ends the stream and the process" {
 	envelope '{"process":{"cmd":"sleep","args":["30"]},"tag":"sleeper"}' >"$TEST_TMP/sleep"
 	SECONDS=0
-	run stream process.Process/Start "$TEST_TMP/sleep" -H 'Keepalive-Ping-Interval: 1' -H 'Connect-Timeout-Ms: 2500'
+	run stream process.Process/Start "$TEST_TMP/sleep" -H 'Keepalive-Ping-Interval: 1' -H 'Connect-Timeout-Ms: 3500'
 	[ "$SECONDS" -lt 10 ]
 	assert_contains "$output" '{"event":{"start":{"pid":'
-	[ "$(grep -o '{"event":{"keepalive":{}}}' <<<"$output" | wc -l)" -eq 2 ]
+	# at 1, 2 and 3 s (a loaded machine may be late for one)
+	local n
+	n=$(grep -o '{"event":{"keepalive":{}}}' <<<"$output" | wc -l)
+	[ "$n" -ge 2 ] && [ "$n" -le 3 ]
 	assert_contains "$output" '{"error":{"code":"deadline_exceeded"'
 	# the process went with it
 	local pid
