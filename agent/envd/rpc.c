@@ -193,21 +193,25 @@ static int rpc_user(struct rpc *r)
  * status of the error answered. */
 static int rpc_head(struct rpc *r, enum kind kind)
 {
-	char v[128];
+	char v[128], msg[256];
+	enum connect_ctype ct;
+	ssize_t n;
+	int st;
 	if (http_header(r->hd, "content-type", v, sizeof v) < 0)
-		v[0] = 0;
-	enum connect_ctype ct = connect_content_type(v);
+		snprintf(v, sizeof v, "(none)");
+	ct = connect_content_type(v);
 	if (ct != (kind == UNARY ? CT_UNARY_JSON : CT_STREAM_JSON)) {
-		char msg[160];
-		int n = snprintf(msg, sizeof msg, "{\"code\":\"unimplemented\",\"message\":\"Content-Type %s "
-				 "is not spoken here: application/%sjson\"}\n", ct == CT_OTHER ? "(other)" :
-				 ct == CT_PROTO ? "proto" : "json for the other kind of call",
-				 kind == UNARY ? "" : "connect+");
+		/* as connect-go: 415 (the protobuf codec is not spoken here) */
+		struct buf b = { 0 };
+		snprintf(msg, sizeof msg, "Content-Type %s: this call takes application/%sjson", v,
+			 kind == UNARY ? "" : "connect+");
+		error_json(&b, CC_UNIMPLEMENTED, msg);
 		r->c->close_after = true;
-		respond(r->c, 415, "application/json", msg, (size_t)n);
+		respond(r->c, 415, "application/json", b.p ? b.p : "{}", b.p ? b.len : 2);
+		buf_free(&b);
 		return 415;
 	}
-	ssize_t n = http_header(r->hd, "connect-timeout-ms", v, sizeof v);
+	n = http_header(r->hd, "connect-timeout-ms", v, sizeof v);
 	if (n >= 0) {
 		if (n < 1 || n > 10 || strspn(v, "0123456789") != (size_t)n) {
 			r->c->close_after = true;
@@ -218,7 +222,7 @@ static int rpc_head(struct rpc *r, enum kind kind)
 	n = http_header(r->hd, "keepalive-ping-interval", v, sizeof v);
 	if (n > 0 && n <= 6 && strspn(v, "0123456789") == (size_t)n && atoi(v) > 0)
 		r->keepalive_s = atoi(v);
-	int st = rpc_user(r);
+	st = rpc_user(r);
 	if (st)
 		r->c->close_after = true;
 	return st;
