@@ -76,7 +76,7 @@ ALIASES = $(VM_LINKS) libexec/vmsan-ls
 # The wire-protocol code shared by the guest agent and the host client.
 PROTO_SRC = proto/http.c proto/ws.c proto/json.c proto/tar.c proto/tar-write.c
 PROTO_OBJ = $(PROTO_SRC:.c=.o)
-PROTO_H = proto/http.h proto/ws.h proto/json.h proto/tar.h proto/tar-impl.h
+PROTO_H = proto/http.h proto/ws.h proto/json.h proto/tar.h proto/tar-impl.h proto/connect.h proto/multipart.h proto/sha256.h
 
 # Guest binaries: static, built with musl when musl-gcc is there (small,
 # and no NSS), else with the system libc.  zlib (inflate only) is linked
@@ -88,7 +88,11 @@ ZLIB_A ?= $(shell $(CC) -print-file-name=libz.a)
 ZLIB_INC ?= /usr/include
 GUEST_CFLAGS = -std=gnu11 $(WARN) -Os -static -s -fstack-protector-strong -isystem agent/.inc \
 	-DVMSAN_VERSION='"$(VERSION)"'
-AGENT_SRC = agent/agent.c agent/conn.c agent/log.c agent/exec.c agent/spawn.c agent/files.c agent/shell.c agent/session.c agent/user.c agent/tunnel.c $(PROTO_SRC)
+# envd/: E2B's envd protocol beside the agent's own; its parsers (the
+# agent's alone) are in proto/.
+ENVD_SRC = agent/envd/rpc.c agent/envd/pjson.c agent/envd/process.c agent/envd/proc.c agent/envd/fs.c \
+	agent/envd/watch.c agent/envd/files.c proto/connect.c proto/multipart.c proto/sha256.c
+AGENT_SRC = agent/agent.c agent/conn.c agent/log.c agent/exec.c agent/spawn.c agent/files.c agent/shell.c agent/session.c agent/user.c agent/tunnel.c $(ENVD_SRC) $(PROTO_SRC)
 GUEST = agent/vmsan-agent agent/vmsan-init
 TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump tests/tools/exec-rtt \
 	tests/tools/connect-rate tests/tools/dns-load tests/tools/http-load tests/tools/tap-attach
@@ -126,7 +130,8 @@ agent/.inc/zlib.h:
 	mkdir -p agent/.inc
 	ln -sf $(ZLIB_INC)/zlib.h $(ZLIB_INC)/zconf.h agent/.inc/
 
-agent/vmsan-agent: $(AGENT_SRC) $(PROTO_H) agent/agent.h agent/conn.h agent/spawn.h agent/session.h agent/.inc/zlib.h $(FLAGS_STAMP)
+agent/vmsan-agent: $(AGENT_SRC) $(PROTO_H) agent/agent.h agent/conn.h agent/spawn.h agent/session.h \
+	agent/envd/envd.h agent/envd/proc.h agent/.inc/zlib.h $(FLAGS_STAMP)
 	$(GUEST_CC) $(GUEST_CFLAGS) -o $@ $(AGENT_SRC) $(ZLIB_A) -lpthread
 
 # In the source tree the guest binaries are found where they are installed:
@@ -236,7 +241,7 @@ tests/unit/%: tests/unit/%.o $(LIB)
 # libFuzzer targets for the parsers that face untrusted bytes (clang).
 FUZZ_CC ?= clang
 FUZZERS = tests/fuzz/fuzz-http tests/fuzz/fuzz-ws tests/fuzz/fuzz-tar tests/fuzz/fuzz-dns tests/fuzz/fuzz-untar \
-	tests/fuzz/fuzz-request
+	tests/fuzz/fuzz-request tests/fuzz/fuzz-connect tests/fuzz/fuzz-multipart
 FUZZ_SECONDS ?= 60
 tests/fuzz/fuzz-%: tests/fuzz/fuzz-%.c proto/%.c $(PROTO_H)
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< proto/$*.c
@@ -277,7 +282,7 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--std=c11 --inline-suppr -Ilibexec --include=/usr/include/jansson.h \
 		--suppress=missingIncludeSystem libexec/*.c libexec/*/*.c \
-		tests/unit/*.c agent/*.c proto/*.c tests/fuzz/*.c
+		tests/unit/*.c agent/*.c agent/envd/*.c proto/*.c tests/fuzz/*.c
 
 bench: all $(TESTBINS)
 	bench/run

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "agent.h"
+#include "envd/envd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -114,6 +115,17 @@ static bool token_ok(const char *got, size_t n)
 	return diff == 0 && n > 0;
 }
 
+size_t token_copy(char *out, size_t n)
+{
+	size_t k;
+	pthread_mutex_lock(&token_mu);
+	k = token_len < n ? token_len : n - 1;
+	memcpy(out, token, k);
+	out[k] = 0;
+	pthread_mutex_unlock(&token_mu);
+	return k;
+}
+
 /* POST /restored: a VM restored from a snapshot takes a token of its own
  * (the snapshot's stops working), the host's clock (the guest's stood
  * still while it was saved) and its own name.  Body {"token":T, "sec":S,
@@ -196,13 +208,18 @@ static void on_sighup(int sig)
 	atomic_store(&reload_token, 1);
 }
 
-/* 0 ok; else the status to refuse with (401 missing, 403 wrong). */
-static int authorize(const struct http_head *hd, const char *query, bool allow_query)
+/* The token comes as Authorization: Bearer, or as E2B's SDK sends it to
+ * envd, X-Access-Token (wrong: 401, as envd answers); its Authorization
+ * then names a user (envd/rpc.c reads it). */
+int authorize(const struct http_head *hd, const char *query, bool allow_query)
 {
 	char v[TOKEN_MAX + 32];
 	ssize_t n = http_header(hd, "authorization", v, sizeof v);
 	if (n >= 7 && strncasecmp(v, "Bearer ", 7) == 0)
 		return token_ok(v + 7, (size_t)n - 7) ? 0 : 403;
+	ssize_t x = http_header(hd, "x-access-token", v, sizeof v);
+	if (x >= 0)
+		return token_ok(v, (size_t)x) ? 0 : 401;
 	if (n >= 0)
 		return 401;
 	if (allow_query && query) {
@@ -245,7 +262,8 @@ typedef int (*route_fn)(struct req *r);
 
 static int route_health(struct req *r)
 {
-	static const char ok[] = "{\"status\":\"ok\",\"version\":\"" VMSAN_VERSION "\"}\n";
+	static const char ok[] = "{\"status\":\"ok\",\"version\":\"" VMSAN_VERSION "\","
+		"\"envdVersion\":\"" ENVD_VERSION "\"}\n";
 	respond(r->c, 200, "application/json", ok, sizeof ok - 1);
 	return 200;
 }
@@ -316,12 +334,23 @@ static int route_session_kill(struct req *r)
 	return 200;
 }
 
+/* E2B's envd protocol (envd/): Connect calls, and /files. */
+static int route_envd_rpc(struct req *r)
+{
+	return envd_rpc(r->c, r->hd, r->b, r->path);
+}
+
+static int route_envd_files(struct req *r)
+{
+	return envd_files(r->c, r->hd, r->b, r->query);
+}
+
 /* How a route's path is matched: exactly; as prefix{id}suffix with a
  * non-empty {id}; or exactly, or as prefix/{id} ({id} may be empty). */
 enum match { EXACT, ID, OPTIONAL_ID };
 
 static const struct route {
-	const char *method, *path, *suffix;
+	const char *method, *path, *suffix;   /* method NULL: the handler's choice */
 	enum match match;
 	route_fn fn;
 	bool open;               /* no token needed */
@@ -339,6 +368,10 @@ static const struct route {
 	{ "POST", "/restored", NULL, EXACT, route_restored, false, true, NULL },
 	{ "GET", "/shell/sessions", NULL, EXACT, route_sessions_list, false, false, NULL },
 	{ "POST", "/shell/sessions/", "/kill", ID, route_session_kill, false, false, NULL },
+	{ "POST", "/process.Process", NULL, OPTIONAL_ID, route_envd_rpc, false, true, NULL },
+	{ "POST", "/filesystem.Filesystem", NULL, OPTIONAL_ID, route_envd_rpc, false, true, NULL },
+	/* the token, or a URL signed with it: envd/files.c checks */
+	{ NULL, "/files", NULL, EXACT, route_envd_files, true, true, NULL },
 };
 
 /* The route for path, its {id} copied to arg (*id set) when it has one. */
@@ -403,7 +436,8 @@ static bool admit(struct conn *c, const struct http_head *hd, const char *path, 
 	int auth = authorize(hd, query, ws);
 	if (auth) {
 		c->close_after = true;   /* do not read an unauthenticated body */
-		respond_error(c, auth, auth == 401 ? "missing authorization" : "invalid token");
+		if (!envd_deny(c, path, auth))
+			respond_error(c, auth, auth == 401 ? "missing authorization" : "invalid token");
 		log_request(c, hd, path, auth, t0);
 		return false;
 	}
@@ -419,7 +453,7 @@ static int dispatch(struct req *r, const struct route *rt)
 		respond_error(r->c, 404, "no such endpoint: %s", r->path);
 		return 404;
 	}
-	if (strcmp(r->hd->method, rt->method)) {
+	if (rt->method && strcmp(r->hd->method, rt->method)) {
 		respond_error(r->c, 405, "use %s%s", rt->method, rt->how ? rt->how : "");
 		return 405;
 	}
@@ -761,6 +795,7 @@ int main(int argc, char **argv)
 		return rc;
 	exec_init();
 	shell_init();
+	envd_init();
 	logj("info", "listening", "\"addr\":\"%s\",\"port\":%d,\"version\":\"%s\"", cfg.listen_addr,
 	     cfg.port, VMSAN_VERSION);
 

@@ -1,12 +1,13 @@
 /* vmsan-agent internals shared by its source files:
- *   agent.c    main, the token (and POST /restored), the route table, the
- *              worker threads
+ *   agent.c    main, the token (Bearer or X-Access-Token; and POST
+ *              /restored), the route table, the worker threads
  *   conn.c     the connection layer handlers answer through (conn.h)
  *   log.c      log lines, timestamps, random ids
  *   exec.c     POST /exec and /exec/{id}/kill; spawn.c starts the command
  *   files.c    POST /files/write and /files/read (tar, ../proto/tar.h)
  *   shell.c    GET /ws/shell and /shell/sessions; session.c runs a session
  *   user.c     users, environments, PATH, signals
+ *   envd/      E2B's envd protocol on the same port (envd/envd.h maps it)
  * (init.c is vmsan-init, the guest's PID 1: a binary of its own.)
  * The wire protocol (HTTP, WebSocket, JSON, tar) is in ../proto/, shared
  * with the host's vmsan-agentctl. */
@@ -37,6 +38,12 @@ struct config {
 	bool init_shutdown;      /* POST /shutdown signals PID 1 (vmsan-init) */
 };
 extern struct config cfg;
+
+/* agent.c: the token.  0 when hd carries it (query too, with
+ * allow_query), else the status to refuse with (401 missing, 403 wrong). */
+int authorize(const struct http_head *hd, const char *query, bool allow_query);
+/* A copy of the token, for what is signed with it; the caller wipes it. */
+size_t token_copy(char *out, size_t n);
 
 /* log.c */
 void logj(const char *level, const char *msg, const char *fmt, ...)

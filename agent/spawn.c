@@ -1,5 +1,6 @@
-/* Starting a command for POST /exec: a process that shares the agent's
- * memory until execve, and reports on a pipe why it could not get there. */
+/* Starting a command for POST /exec and envd's process.Start: a process
+ * that shares the agent's memory until execve, and reports on a pipe why
+ * it could not get there. */
 #define _GNU_SOURCE
 #include "spawn.h"
 
@@ -8,6 +9,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -39,7 +41,7 @@ static int child(void *arg)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	setsid();
-	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || (a->ctty && ioctl(0, TIOCSCTTY, 0) < 0)) {
 		se.stage = STAGE_FDS;
 		goto fail;
 	}

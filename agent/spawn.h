@@ -1,4 +1,5 @@
-/* vmsan-agent: starting a command (spawn.c). */
+/* vmsan-agent: starting a command (spawn.c), for POST /exec and envd's
+ * process.Start. */
 #ifndef VMSAN_AGENT_SPAWN_H
 #define VMSAN_AGENT_SPAWN_H
 
@@ -13,6 +14,7 @@ struct child_args {
 	const struct user *u;
 	const char *cwd, *path;
 	bool cwd_explicit;
+	bool ctty;               /* stdin is a PTY's slave: make it the controlling terminal */
 	char **argv, **envp;
 	int in, out, err, rep;
 };

@@ -28,3 +28,5 @@ fuzz_run() {
 @test "fuzz: a download's extraction (libarchive and untar.c): nothing outside, nothing left behind" { fuzz_run untar 10000; }
 @test "fuzz: DNS queries and responses, TLS ClientHello server_name, HTTP Host (vmsan-dns)" { fuzz_run dns; }
 @test "fuzz: the root helpers' request readers (vmsan-fc start/plan, vmsan-net ruleset check, policy compiler)" { fuzz_run request; }
+@test "fuzz: Connect envelopes, Content-Types and proto3 JSON's base64 (the agent's envd side)" { fuzz_run connect; }
+@test "fuzz: multipart/form-data and header parameters, fed in pieces (envd's POST /files)" { fuzz_run multipart; }

@@ -260,6 +260,16 @@ vm_status() {
 	assert_eq "${output##* }" 404
 }
 
+@test "serve: E2B's SDK runs commands in a sandbox: envd through the proxy, spoken by the guest's agent" {
+	new_sandbox
+	run sdk run "$ID" 'echo out; echo err >&2; exit 3'
+	assert_eq "$(jq -c . <<<"$output")" '{"stdout":"out\n","stderr":"err\n","exitCode":3}'
+	# control: a command that succeeds, in the guest (its hostname)
+	run sdk run "$ID" 'hostname'
+	assert_eq "$(jq -r .exitCode <<<"$output")" 0
+	[ -n "$(jq -r .stdout <<<"$output")" ]
+}
+
 @test "serve: the network update is the live vmsan policy" {
 	new_sandbox
 	run vmsan exec "$ID" -- nc -w 3 192.0.2.10 80

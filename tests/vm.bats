@@ -44,3 +44,17 @@ teardown_extra() { qemu_down; }
 	run ctl exec -- sha256sum /root/blob
 	assert_eq "${output%% *}" "$(sha256sum "$TEST_TMP/blob" | cut -d' ' -f1)"
 }
+
+@test "vm: E2B's SDK drives the guest's agent (envd): commands, with /bin/sh for the SDK's /bin/bash, and files" {
+	vmm_prepare
+	qemu_up '.hostname = "guest1"'
+	# the busybox image has no bash: the agent runs its sh instead
+	run ctl exec -- sh -c 'test -e /bin/bash && echo bash || echo no-bash'
+	assert_eq "$output" no-bash
+	run in_host node "$TOP/tests/tools/e2b-envd.mjs" "http://$GUEST_IP:9119" "$(cat "$TOKEN_FILE")" guest /tmp
+	[ "$status" -eq 0 ] || { echo "$output" >&2; return 1; }
+	assert_eq "$(echo "$output" | jq -c .stdout)" '"/bin/sh\nok\nguest1\n"'
+	assert_eq "$(echo "$output" | jq -c .cat)" '"written by the SDK\n"'
+	assert_eq "$(echo "$output" | jq -c .read)" '"written by the SDK\n"'
+	assert_eq "$(ctl exec -- cat /tmp/from-sdk.txt)" "written by the SDK"
+}
