@@ -408,6 +408,9 @@ stream() {
 	assert_eq "${lines[-1]}" 200
 	assert_eq "$(echo "${lines[0]}" | jq -c '[.[].name]')" '["1.txt","2.txt"]'
 	assert_eq "$(cat "$SCRATCH/x/1.txt" "$SCRATCH/x/2.txt")" "$(printf 'one\ntwo')"
+	# a download asked with Connection: close (as a proxy asks) still gets its body
+	run in_ns curl -sS -H "X-Access-Token: $TOKEN" -H 'Connection: close' "$url?path=$SCRATCH/x/1.txt"
+	assert_eq "$output" one
 	# two files to one path: refused
 	run in_ns curl -sS -H "X-Access-Token: $TOKEN" -F "file=@$TEST_TMP/one" -F "file=@$TEST_TMP/two" \
 		-w '\n%{http_code}' "$url?path=$SCRATCH/same"

@@ -299,6 +299,9 @@ vm_status() {
 	run get "$host" "$tt"
 	assert_eq "$output" "hello-from-the-guest
  200"
+	# the server's own headers come back as it sent them
+	run nsx "$H" curl -s -D - -o /dev/null -H "Host: $host" -H "e2b-traffic-access-token: $tt" "$URL/index.html"
+	assert_eq "$(grep -i '^content-type:' <<<"$output" | tr -d '\r')" "Content-type: text/html"
 	run get "$host" ""
 	assert_eq "${output##* }" 403
 	run get "$host" "0$tt"
@@ -390,4 +393,76 @@ sleeping"
 	done
 	run api POST "/sandboxes/$ID/fork" '{"count":50}'
 	assert_eq "${output%% *}" 400
+}
+
+# envd SCENARIO: a scenario of tests/tools/e2b-envd.mjs in a new sandbox
+# of the daemon (created and killed by the SDK), its result on stdout.
+envd_scenario() {
+	nsenter --net="/run/netns/$H" env E2B_API_URL="$URL" E2B_SANDBOX_URL="$URL" E2B_API_KEY="$KEY_A" \
+		node "$TOP/tests/tools/e2b-envd.mjs" serve - "$1" /root
+}
+
+@test "serve: the SDK's commands, PTY, files and watch work in a sandbox, through the daemon" {
+	local out
+	out=$(envd_scenario run)
+	assert_eq "$(jq -r .exitCode <<<"$out")" 0
+	assert_eq "$(jq -c .streamed <<<"$out")" '"one\n/root:0:/root:bar"'
+	assert_eq "$(jq -c '[.fail.exitCode, .fail.stdout, .fail.isExitError, .missing]' <<<"$out")" '[3,"partial\n",true,127]'
+	out=$(envd_scenario background)
+	assert_eq "$(jq -r .killed <<<"$out")" true
+	assert_eq "$(jq -r .listedAfter <<<"$out")" 0
+	out=$(envd_scenario stdin)
+	assert_eq "$(jq -c .stdout <<<"$out")" '"hello world\ndone\n"'
+	out=$(envd_scenario pty)
+	assert_eq "$(jq -c '[.answered, .resized, .tty]' <<<"$out")" '[true,true,true]'
+	out=$(envd_scenario files)
+	assert_eq "$(jq -c .read <<<"$out")" '"hello files\n"'
+	assert_eq "$(jq -c '[.bytesEqual, .exists, .removed, .readMissing]' <<<"$out")" '[true,[true,false],false,true]'
+	assert_eq "$(jq -cS .metadataInfo <<<"$out")" '{"k2":"v 2","owner":"vmsan"}'
+	out=$(envd_scenario watch)
+	assert_contains "$(jq -r '.events | join(" ")' <<<"$out")" "write:sub/w2.txt"
+	out=$(envd_scenario timeout)
+	assert_eq "$(jq -c '[.err, .left]' <<<"$out")" '["TimeoutError",0]'
+	# every sandbox the scenarios made is gone
+	run sdk list
+	assert_eq "$output" '[]'
+}
+
+@test "serve: the example in E2B's README runs as written, and a client gone mid-stream stalls nobody" {
+	# README, "Start a sandbox and run commands", and the client with an explicit configuration
+	cat >"$TOP/tests/tools/.readme-$$.mjs" <<'JS'
+import { Sandbox, E2B } from 'e2b'
+const sandbox = await Sandbox.create()
+const result = await sandbox.commands.run('echo "Hello from E2B!"')
+console.log(result.stdout)
+const client = new E2B({ apiKey: process.env.E2B_API_KEY })
+const exists = await client.Template.exists('base')
+const missing = await client.Template.exists('my-template')
+const paginator = client.Sandbox.list()
+console.log(JSON.stringify({ exists, missing, listed: (await paginator.nextItems()).some((s) => s.sandboxId === sandbox.sandboxId) }))
+await sandbox.kill()
+JS
+	run nsenter --net="/run/netns/$H" env E2B_API_URL="$URL" E2B_SANDBOX_URL="$URL" E2B_API_KEY="$KEY_A" \
+		node "$TOP/tests/tools/.readme-$$.mjs"
+	rm -f "$TOP/tests/tools/.readme-$$.mjs"
+	assert_eq "${lines[0]}" "Hello from E2B!"
+	assert_eq "${lines[1]}" '{"exists":true,"missing":false,"listed":true}'
+	# a client that goes away while its command streams: others are served
+	new_sandbox
+	local token
+	token=$(api GET "/sandboxes/$ID" | sed 's/^[0-9]* //' | jq -r .envdAccessToken)
+	printf '\0\0\0\0%b' "\\x$(printf %02x 60)" >/dev/null
+	local body='{"process":{"cmd":"/bin/sh","args":["-c","while :; do echo tick; sleep 0.1; done"]}}'
+	# one Connect envelope: a flag byte, the length (32 bits, big-endian), the JSON
+	python3 -c 'import sys, struct; b = sys.argv[1].encode(); sys.stdout.buffer.write(b"\0" + struct.pack(">I", len(b)) + b)' \
+		"$body" >"$TEST_TMP/start"
+	nsx "$H" curl -s --max-time 2 -H "E2b-Sandbox-Id: $ID" -H "X-Access-Token: $token" \
+		-H 'Content-Type: application/connect+json' --data-binary @"$TEST_TMP/start" \
+		"$URL/process.Process/Start" >"$TEST_TMP/stream" || true
+	# control: the stream was flowing when the client went
+	assert_contains "$(tr -d '\0' <"$TEST_TMP/stream")" "dGljawo"
+	run sdk run "$ID" 'echo still'
+	assert_eq "$(jq -c .stdout <<<"$output")" '"still\n"'
+	run nsx "$H" curl -s -w ' %{http_code}' -H "X-API-KEY: $KEY_A" "$URL/v2/sandboxes"
+	assert_eq "${output##* }" 200
 }

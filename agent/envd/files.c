@@ -134,12 +134,15 @@ static int files_get(struct conn *c, const char *query)
 		   (long long)sb.st_size);
 	disposition(&h, base ? base + 1 : path);
 	buf_printf(&h, "%s\r\n", c->close_after ? "Connection: close\r\n" : "");
-	if (!h.p || conn_send(c, h.p, h.len) < 0)
-		c->close_after = true;
+	/* close_after may be set already (Connection: close): the body is
+	 * still owed; only a failed send stops it. */
+	bool broken = !h.p || conn_send(c, h.p, h.len) < 0;
 	off_t off = 0;
-	while (!c->close_after && off < sb.st_size)
+	while (!broken && off < sb.st_size)
 		if (sendfile(c->fd, fd, &off, (size_t)(sb.st_size - off)) <= 0)
-			c->close_after = true;   /* shrunk or gone: the length was a promise */
+			broken = true;   /* shrunk or gone: the length was a promise */
+	if (broken)
+		c->close_after = true;
 	buf_free(&h);
 	close(fd);
 	return 200;

@@ -161,6 +161,17 @@ static enum MHD_Result add_any(void *cls, enum MHD_ValueKind kind, const char *k
 	return MHD_YES;
 }
 
+/* envd's own headers, and the file metadata it keeps (X-Metadata-*). */
+static enum MHD_Result add_envd(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+{
+	struct head_out *h = cls;
+
+	(void)kind;
+	if ((listed(up_headers, k) || !strncasecmp(k, "X-Metadata-", 11)) && h->n < h->cap)
+		h->n += (size_t)snprintf(h->buf + h->n, h->cap - h->n, "%s: %s\r\n", k, v ? v : "");
+	return MHD_YES;
+}
+
 /* The request's head as the guest gets it: envd's headers only, or, to a
  * sandbox's own server, all but the hop-by-hop ones. */
 static int send_head(struct req *q, struct proxy *p, const struct agent_addr *a)
@@ -172,13 +183,7 @@ static int send_head(struct req *q, struct proxy *p, const struct agent_addr *a)
 
 	h.n = (size_t)snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", q->method,
 			       q->target, p->tunnel && host ? host : a->host);
-	if (p->tunnel)
-		MHD_get_connection_values(q->conn, MHD_HEADER_KIND, add_any, &h);
-	for (size_t i = 0; !p->tunnel && up_headers[i] && h.n < sizeof head; i++) {
-		const char *v = req_header(q, up_headers[i]);
-		if (v)
-			h.n += (size_t)snprintf(head + h.n, sizeof head - h.n, "%s: %s\r\n", up_headers[i], v);
-	}
+	MHD_get_connection_values(q->conn, MHD_HEADER_KIND, p->tunnel ? add_any : add_envd, &h);
 	p->has_body = (cl && strcmp(cl, "0")) || te;
 	p->chunked_up = p->has_body && !cl;
 	if (h.n < sizeof head && p->has_body)
@@ -330,9 +335,16 @@ static enum MHD_Result answer(struct req *q, struct proxy *p)
 					      BUF_SIZE, body_reader, p, NULL);
 	if (!r)
 		return MHD_NO;
-	for (int i = 0; p->tunnel && i < p->hd.nheaders; i++)
-		if (!listed(hop_headers, p->hd.h[i].name) && !strpbrk(p->hd.h[i].value, "\r\n"))
-			MHD_add_response_header(r, p->hd.h[i].name, p->hd.h[i].value);
+	/* The parser's names and values are spans of the head, not strings. */
+	for (int i = 0; p->tunnel && i < p->hd.nheaders; i++) {
+		char name[128];
+		if (p->hd.h[i].nlen >= sizeof name || p->hd.h[i].vlen >= sizeof v)
+			continue;
+		snprintf(name, sizeof name, "%.*s", (int)p->hd.h[i].nlen, p->hd.h[i].name);
+		snprintf(v, sizeof v, "%.*s", (int)p->hd.h[i].vlen, p->hd.h[i].value);
+		if (!listed(hop_headers, name) && !strpbrk(v, "\r\n"))
+			MHD_add_response_header(r, name, v);
+	}
 	for (size_t i = 0; !p->tunnel && down_headers[i]; i++)
 		if (http_header(&p->hd, down_headers[i], v, sizeof v) >= 0 && !strpbrk(v, "\r\n"))
 			MHD_add_response_header(r, down_headers[i], v);
@@ -374,7 +386,10 @@ enum MHD_Result proxy_handle(struct req *q, const char *upload, size_t *upload_l
 			return proxy_error(q, 404, "not_found", "not an envd path");
 		if (run_agent_addr(id, &a, &e) != 0)
 			return proxy_error(q, 502, "unavailable", "the sandbox is not running");
-		if (!p->tunnel && (!tok || !token_equal(tok, a.token)))
+		/* A signed /files URL (the SDK's downloadUrl, uploadUrl) carries no
+		 * token: the agent checks its signature. */
+		bool signed_url = !strcmp(q->url, "/files") && req_query(q, "signature");
+		if (!p->tunnel && !signed_url && (!tok || !token_equal(tok, a.token)))
 			return proxy_error(q, 401, "unauthenticated", "a valid X-Access-Token is required");
 		if (p->tunnel && !traffic_ok)
 			return proxy_error(q, 403, "permission_denied", "a valid e2b-traffic-access-token is required");

@@ -5,7 +5,9 @@
 // the SDK then speaks envd to the agent, with the version the agent's
 // /health reports.  Usage:
 //   e2b-envd.mjs AGENT_URL TOKEN SCENARIO DIR
-// DIR is a scratch directory the scenario may use.  Each scenario prints
+// DIR is a scratch directory the scenario may use.  AGENT_URL "serve" (and
+// no TOKEN: "-") runs the scenario in a new sandbox of vmsan serve, named by
+// E2B_API_URL, E2B_SANDBOX_URL and E2B_API_KEY, killed at the end.  Each scenario prints
 // one JSON object of what it saw; a failure prints {"error":...} and
 // exits 1.
 import http from 'node:http';
@@ -48,6 +50,10 @@ async function controlApi(envdVersion) {
 }
 
 async function sandbox() {
+  if (agentUrl === 'serve') {   // the real thing: vmsan serve, named by E2B_API_URL and E2B_SANDBOX_URL
+    const sbx = await Sandbox.create('base', { timeoutMs: 300000 });
+    return { sbx, envdVersion: sbx.envdApi.version };
+  }
   const health = await (await fetch(agentUrl + '/health')).json();
   const apiUrl = await controlApi(health.envdVersion);
   const sbx = await Sandbox.create('base', { apiKey: 'e2b_vmsan_test', apiUrl, sandboxUrl: agentUrl });
@@ -263,6 +269,7 @@ const scenarios = {
 try {
   const { sbx, envdVersion } = await sandbox();
   const result = await scenarios[scenario](sbx);
+  if (agentUrl === 'serve') await sbx.kill();
   console.log(JSON.stringify({ envdVersion, ...result }));
   process.exit(0);
 } catch (e) {
