@@ -1,7 +1,8 @@
 # vmsan — build, install, test.
 #   make                      build the helpers
 #   make check                run the whole test suite (bats)
-#   make lint                 shellcheck, mandoc -Tlint, cppcheck
+#   make lint                 clang-format (the house style), shellcheck, mandoc -Tlint, cppcheck
+#   make format               clang-format -i: the house style (.clang-format) applied
 #   make bench                run bench/ (results: BENCHMARKS.md)
 #   make install              PREFIX=/usr/local DESTDIR= LIBEXECDIR=$(PREFIX)/libexec/vmsan
 #   make DEVELOPER=1          -Werror and stricter warnings
@@ -92,7 +93,7 @@ GUEST_CFLAGS = -std=gnu11 $(WARN) -Os -static -s -fstack-protector-strong -isyst
 # agent's alone) are in proto/.
 ENVD_SRC = agent/envd/rpc.c agent/envd/pjson.c agent/envd/process.c agent/envd/proc.c agent/envd/fs.c \
 	agent/envd/watch.c agent/envd/files.c proto/connect.c proto/multipart.c proto/sha256.c
-AGENT_SRC = agent/agent.c agent/conn.c agent/log.c agent/exec.c agent/spawn.c agent/files.c agent/shell.c agent/session.c agent/user.c agent/tunnel.c $(ENVD_SRC) $(PROTO_SRC)
+AGENT_SRC = agent/agent.c agent/conn.c agent/log.c agent/exec.c agent/spawn.c agent/files.c agent/shell.c agent/session.c agent/user.c agent/tunnel.c agent/token.c $(ENVD_SRC) $(PROTO_SRC)
 GUEST = agent/vmsan-agent agent/vmsan-init
 TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump tests/tools/exec-rtt \
 	tests/tools/connect-rate tests/tools/dns-load tests/tools/http-load tests/tools/tap-attach
@@ -272,7 +273,15 @@ check: all $(TESTBINS) $(FUZZERS) tests/tools/node_modules/ws kernel
 tests/tools/node_modules/ws: tests/tools/package.json tests/tools/package-lock.json
 	cd tests/tools && npm ci --no-audit --no-fund --silent
 
+# The C the formatter keeps in the house style (.clang-format).
+C_FILES = $(wildcard libexec/*.[ch] libexec/*/*.[ch] agent/*.[ch] agent/*/*.[ch] proto/*.[ch] \
+	tests/unit/*.c tests/fuzz/*.c tests/tools/*.c)
+
+format:
+	clang-format -i $(C_FILES)
+
 lint:
+	clang-format --dry-run --Werror $(C_FILES)
 	shellcheck -x $(SCRIPTS)
 	# Bats sets $$stderr and runs each test in a subshell (SC2154, SC2030/1);
 	# tests list directories of names they made themselves (SC2010, SC2143).
@@ -347,5 +356,5 @@ kernel:
 
 install-kernel: kernel install
 
-.PHONY: all check lint bench install uninstall clean fuzz kernel install-kernel FORCE
+.PHONY: all check lint format bench install uninstall clean fuzz kernel install-kernel FORCE
 .PRECIOUS: tests/unit/%.o

@@ -43,197 +43,12 @@ struct config cfg = {
 	.session_grace = 60,
 };
 
-#define TOKEN_MAX 256
-static char token[TOKEN_MAX + 1];
-static size_t token_len;
-static pthread_mutex_t token_mu = PTHREAD_MUTEX_INITIALIZER;
-static atomic_int reload_token;
 static atomic_int nconns;
 #define MAX_CONNS 512
 
-/* ---- token ----------------------------------------------------------- */
-
-static int token_check_chars(const char *t, size_t n)
-{
-	if (n < 16 || n > TOKEN_MAX)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)t[i] <= 0x20 || (unsigned char)t[i] >= 0x7f)
-			return -1;
-	return 0;
-}
-
-static int token_load(const char *env_token)
-{
-	char t[TOKEN_MAX + 2];
-	size_t n;
-	if (env_token) {
-		n = strlen(env_token);
-		if (n > TOKEN_MAX)
-			return -1;
-		memcpy(t, env_token, n);
-	} else {
-		int fd = open(cfg.token_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			return -1;
-		ssize_t r = read(fd, t, sizeof t - 1);
-		close(fd);
-		if (r < 0)
-			return -1;
-		n = (size_t)r;
-		while (n && (t[n - 1] == '\n' || t[n - 1] == '\r'))
-			n--;
-	}
-	if (token_check_chars(t, n) < 0)
-		return -2;
-	pthread_mutex_lock(&token_mu);
-	memcpy(token, t, n);
-	token[n] = 0;
-	token_len = n;
-	pthread_mutex_unlock(&token_mu);
-	explicit_bzero(t, sizeof t);
-	return 0;
-}
-
-/* Constant time in the length of the presented token and ours. */
-static bool token_ok(const char *got, size_t n)
-{
-	if (atomic_exchange(&reload_token, 0)) {
-		if (token_load(NULL) == 0)
-			logj("info", "token reloaded", NULL);
-		else
-			logj("error", "token reload failed; keeping the old token", NULL);
-	}
-	pthread_mutex_lock(&token_mu);
-	unsigned diff = (unsigned)(n ^ token_len);
-	for (size_t i = 0; i < TOKEN_MAX; i++) {
-		unsigned char a = i < n ? (unsigned char)got[i] : 0;
-		unsigned char b = i < token_len ? (unsigned char)token[i] : 0;
-		diff |= (unsigned)(a ^ b);
-	}
-	pthread_mutex_unlock(&token_mu);
-	return diff == 0 && n > 0;
-}
-
-size_t token_copy(char *out, size_t n)
-{
-	size_t k;
-	pthread_mutex_lock(&token_mu);
-	k = token_len < n ? token_len : n - 1;
-	memcpy(out, token, k);
-	out[k] = 0;
-	pthread_mutex_unlock(&token_mu);
-	return k;
-}
-
-/* POST /restored: a VM restored from a snapshot takes a token of its own
- * (the snapshot's stops working), the host's clock (the guest's stood
- * still while it was saved) and its own name.  Body {"token":T, "sec":S,
- * "nsec":N, "hostname":H}. */
-static void handle_restored(struct conn *c, struct body *b)
-{
-	struct jarena a = { 0 };
-	struct buf raw = { 0 };
-	struct jv *req = read_json_body(c, b, &a, &raw);
-	long long sec = 0, nsec = 0;
-	if (!req)
-		goto out;
-	for (struct jv *m = req->child; m; m = m->next)
-		if (strcmp(m->key, "token") && strcmp(m->key, "sec") && strcmp(m->key, "nsec") &&
-		    strcmp(m->key, "hostname")) {
-			respond_error(c, 400, "unknown field '%.60s' (known: token, sec, nsec, hostname)", m->key);
-			goto out;
-		}
-	struct jv *hv = json_get(req, "hostname");
-	if (hv && (hv->t != J_STR || !hv->slen || hv->slen > 63 || strspn(hv->s, "abcdefghijklmnopqrstuvwxyz0123456789-") != hv->slen)) {
-		respond_error(c, 400, "hostname: 1-63 of a-z, 0-9 and -");
-		goto out;
-	}
-	struct jv *tv = json_get(req, "token");
-	if (!tv || tv->t != J_STR || token_check_chars(tv->s, tv->slen) < 0 || tv->slen > TOKEN_MAX) {
-		respond_error(c, 400, "token: 1-%d printable characters", TOKEN_MAX);
-		goto out;
-	}
-	if (json_int(req, "sec", 1, 1LL << 40, &sec) != 1 || json_int(req, "nsec", 0, 999999999, &nsec) < 0) {
-		respond_error(c, 400, "sec (and nsec) give the host's time");
-		goto out;
-	}
-	struct timespec now = { .tv_sec = (time_t)sec, .tv_nsec = (long)nsec };
-	if (clock_settime(CLOCK_REALTIME, &now) < 0) {
-		respond_error(c, 500, "cannot set the clock: %s", strerror(errno));
-		goto out;
-	}
-	/* the new VM's name (the snapshot's VM named itself at boot) */
-	if (hv) {
-		int hf = open("/etc/hostname", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-		if (sethostname(hv->s, hv->slen) < 0 || hf < 0 || write(hf, hv->s, hv->slen) != (ssize_t)hv->slen ||
-		    write(hf, "\n", 1) != 1) {
-			if (hf >= 0)
-				close(hf);
-			respond_error(c, 500, "cannot set the hostname: %s", strerror(errno));
-			goto out;
-		}
-		close(hf);
-	}
-	/* The new token to the token file (what a restart of the agent reads),
-	 * then in memory. */
-	char tmp[4200];
-	snprintf(tmp, sizeof tmp, "%s.new", cfg.token_file);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	bool ok = fd >= 0 && write(fd, tv->s, tv->slen) == (ssize_t)tv->slen && fsync(fd) == 0;
-	if (fd >= 0)
-		close(fd);
-	if (!ok || rename(tmp, cfg.token_file) < 0) {
-		unlink(tmp);
-		respond_error(c, 500, "cannot store the new token: %s", strerror(errno));
-		goto out;
-	}
-	pthread_mutex_lock(&token_mu);
-	memcpy(token, tv->s, tv->slen);
-	token[tv->slen] = 0;
-	token_len = tv->slen;
-	pthread_mutex_unlock(&token_mu);
-	static const char done[] = "{\"status\":\"ok\"}\n";
-	respond(c, 200, "application/json", done, sizeof done - 1);
-out:
-	if (raw.p)
-		explicit_bzero(raw.p, raw.len);
-	buf_free(&raw);
-	json_free(&a);
-}
-
-static void on_sighup(int sig)
-{
-	(void)sig;
-	atomic_store(&reload_token, 1);
-}
-
-/* The token comes as Authorization: Bearer, or as E2B's SDK sends it to
- * envd, X-Access-Token (wrong: 401, as envd answers); its Authorization
- * then names a user (envd/rpc.c reads it). */
-int authorize(const struct http_head *hd, const char *query, bool allow_query)
-{
-	char v[TOKEN_MAX + 32];
-	ssize_t n = http_header(hd, "authorization", v, sizeof v);
-	if (n >= 7 && strncasecmp(v, "Bearer ", 7) == 0)
-		return token_ok(v + 7, (size_t)n - 7) ? 0 : 403;
-	ssize_t x = http_header(hd, "x-access-token", v, sizeof v);
-	if (x >= 0)
-		return token_ok(v, (size_t)x) ? 0 : 401;
-	if (n >= 0)
-		return 401;
-	if (allow_query && query) {
-		n = http_query(query, "token", v, sizeof v);
-		if (n >= 0)
-			return token_ok(v, (size_t)n) ? 0 : 403;
-	}
-	return 401;
-}
-
 /* ---- routing --------------------------------------------------------- */
 
-static void log_request(struct conn *c, const struct http_head *hd, const char *path,
-			int status, struct timespec *t0)
+static void log_request(struct conn *c, const struct http_head *hd, const char *path, int status, struct timespec *t0)
 {
 	struct timespec t1;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -263,7 +78,7 @@ typedef int (*route_fn)(struct req *r);
 static int route_health(struct req *r)
 {
 	static const char ok[] = "{\"status\":\"ok\",\"version\":\"" VMSAN_VERSION "\","
-		"\"envdVersion\":\"" ENVD_VERSION "\"}\n";
+				 "\"envdVersion\":\"" ENVD_VERSION "\"}\n";
 	respond(r->c, 200, "application/json", ok, sizeof ok - 1);
 	return 200;
 }
@@ -350,12 +165,12 @@ static int route_envd_files(struct req *r)
 enum match { EXACT, ID, OPTIONAL_ID };
 
 static const struct route {
-	const char *method, *path, *suffix;   /* method NULL: the handler's choice */
+	const char *method, *path, *suffix; /* method NULL: the handler's choice */
 	enum match match;
 	route_fn fn;
-	bool open;               /* no token needed */
-	bool audit;              /* logged */
-	const char *how;         /* the 405 answer's detail */
+	bool open;	 /* no token needed */
+	bool audit;	 /* logged */
+	const char *how; /* the 405 answer's detail */
 } routes[] = {
 	{ "GET", "/health", NULL, EXACT, route_health, true, false, NULL },
 	{ "POST", "/exec", NULL, EXACT, route_exec, false, true, NULL },
@@ -419,23 +234,23 @@ static ssize_t read_head(struct conn *c, struct http_head *hd)
 static void refuse_head(struct conn *c, int st)
 {
 	c->close_after = true;
-	respond_error(c, st, "%s", st == 431 ? "request head over 16 KiB or too many headers"
-			  : st == 505 ? "only HTTP/1.x is spoken here"
-			  : st == 501 ? "unsupported Transfer-Encoding (only chunked)"
-			  : "malformed HTTP request");
+	respond_error(c, st, "%s",
+		      st == 431	  ? "request head over 16 KiB or too many headers"
+		      : st == 505 ? "only HTTP/1.x is spoken here"
+		      : st == 501 ? "unsupported Transfer-Encoding (only chunked)"
+				  : "malformed HTTP request");
 	logj("warn", "bad request", "\"status\":%d,\"remote\":\"%s\"", st, c->peer);
 }
 
 /* The token, for a route that is not open (a WebSocket's may be in the
  * query); then 100 Continue to a client that waits for it.  False when
  * refused, answered and logged. */
-static bool admit(struct conn *c, const struct http_head *hd, const char *path, const char *query,
-		  struct timespec *t0)
+static bool admit(struct conn *c, const struct http_head *hd, const char *path, const char *query, struct timespec *t0)
 {
 	bool ws = !strncmp(path, "/ws/", 4);
 	int auth = authorize(hd, query, ws);
 	if (auth) {
-		c->close_after = true;   /* do not read an unauthenticated body */
+		c->close_after = true; /* do not read an unauthenticated body */
 		if (!envd_deny(c, path, auth))
 			respond_error(c, auth, auth == 401 ? "missing authorization" : "invalid token");
 		log_request(c, hd, path, auth, t0);
@@ -504,7 +319,7 @@ static bool serve_one(struct conn *c)
 	status = dispatch(&r, rt);
 	if (status == 101) {
 		log_request(c, &hd, path, 101, &t0);
-		return false;   /* the session owns the socket now */
+		return false; /* the session owns the socket now */
 	}
 	if (rt && rt->audit)
 		log_request(c, &hd, path, status, &t0);
@@ -526,7 +341,7 @@ static bool serve_one(struct conn *c)
 #define POOL_IDLE_MAX 4
 #define POOL_IDLE_SECS 30
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static int pool_waiting;   /* threads in accept_conn() */
+static int pool_waiting; /* threads in accept_conn() */
 static int listen_fd;
 static pthread_attr_t worker_attr;
 
@@ -543,7 +358,8 @@ static void refuse_busy(int fd)
 {
 	static const char body[] = "{\"error\":\"too many connections\"}\n";
 	char busy[256];
-	int bn = snprintf(busy, sizeof busy, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+	int bn = snprintf(busy, sizeof busy,
+			  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
 			  "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
 			  sizeof body - 1, body);
 	(void)!send(fd, busy, (size_t)bn, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -570,11 +386,11 @@ static struct conn *accept_conn(bool permanent)
 				pthread_mutex_lock(&pool_mu);
 				pool_waiting--;
 				pthread_mutex_unlock(&pool_mu);
-				return NULL;   /* idle too long; the main thread stays */
+				return NULL; /* idle too long; the main thread stays */
 			}
 			if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN && errno != EWOULDBLOCK) {
 				logj("error", "accept failed", "\"errno\":%d", errno);
-				poll(NULL, 0, 100);   /* EMFILE and friends: back off */
+				poll(NULL, 0, 100); /* EMFILE and friends: back off */
 			}
 			continue;
 		}
@@ -644,7 +460,12 @@ static void *worker(void *arg)
  * which glibc programs use. */
 static void unignore_signals(void)
 {
-	struct ksa { void *handler; unsigned long flags; void *restorer; uint64_t mask; };
+	struct ksa {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		uint64_t mask;
+	};
 	for (int sig = 1; sig <= 64; sig++) {
 		struct ksa old, dfl = { .handler = SIG_DFL };
 		if (syscall(SYS_rt_sigaction, sig, NULL, &old, 8) == 0 && old.handler == SIG_IGN)
@@ -654,19 +475,18 @@ static void unignore_signals(void)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-"usage: vmsan-agent [--listen ADDR] [--port N] [--token-file FILE]\n"
-"                   [--env-file FILE] [--default-user USER] [--max-upload BYTES]\n"
-"                   [--max-execs N] [--max-sessions N] [--session-grace SECONDS] [--quiet]\n"
-"                   [--init-shutdown]\n"
-"\n"
-"The vmsan guest agent: exec, PTY shells and file transfer over HTTP/1.1 and\n"
-"WebSocket on ADDR:N (default 0.0.0.0:9119).  The bearer token is read from\n"
-"FILE (default /run/vmsan/agent.token; re-read on SIGHUP) or, if that is\n"
-"absent, from VMSAN_AGENT_TOKEN, which is then removed from the environment.\n"
-"A token on the command line is refused: every process could read it.\n"
-"--init-shutdown (vmsan-init passes it) lets POST /shutdown ask PID 1 to stop\n"
-"the VM; without it /shutdown answers 501.\n");
+	fprintf(f, "usage: vmsan-agent [--listen ADDR] [--port N] [--token-file FILE]\n"
+		   "                   [--env-file FILE] [--default-user USER] [--max-upload BYTES]\n"
+		   "                   [--max-execs N] [--max-sessions N] [--session-grace SECONDS] [--quiet]\n"
+		   "                   [--init-shutdown]\n"
+		   "\n"
+		   "The vmsan guest agent: exec, PTY shells and file transfer over HTTP/1.1 and\n"
+		   "WebSocket on ADDR:N (default 0.0.0.0:9119).  The bearer token is read from\n"
+		   "FILE (default /run/vmsan/agent.token; re-read on SIGHUP) or, if that is\n"
+		   "absent, from VMSAN_AGENT_TOKEN, which is then removed from the environment.\n"
+		   "A token on the command line is refused: every process could read it.\n"
+		   "--init-shutdown (vmsan-init passes it) lets POST /shutdown ask PID 1 to stop\n"
+		   "the VM; without it /shutdown answers 501.\n");
 }
 
 static int num_arg(const char *opt, const char *v, long long lo, long long hi, long long *out)
@@ -688,15 +508,24 @@ static int parse_args(int argc, char **argv)
 	long long v;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-#define STR_OPT(name, field) \
-		if (!strcmp(a, name)) { \
-			if (!val || strlen(val) >= sizeof cfg.field) { \
-				fprintf(stderr, "vmsan-agent: %s needs a value\n", name); return 2; } \
-			snprintf(cfg.field, sizeof cfg.field, "%s", val); i++; continue; }
-#define NUM_OPT(name, field, lo, hi) \
-		if (!strcmp(a, name)) { \
-			if (num_arg(name, val, lo, hi, &v) < 0) return 2; \
-			cfg.field = (__typeof__(cfg.field))v; i++; continue; }
+#define STR_OPT(name, field)                                                      \
+	if (!strcmp(a, name)) {                                                   \
+		if (!val || strlen(val) >= sizeof cfg.field) {                    \
+			fprintf(stderr, "vmsan-agent: %s needs a value\n", name); \
+			return 2;                                                 \
+		}                                                                 \
+		snprintf(cfg.field, sizeof cfg.field, "%s", val);                 \
+		i++;                                                              \
+		continue;                                                         \
+	}
+#define NUM_OPT(name, field, lo, hi)                    \
+	if (!strcmp(a, name)) {                         \
+		if (num_arg(name, val, lo, hi, &v) < 0) \
+			return 2;                       \
+		cfg.field = (__typeof__(cfg.field))v;   \
+		i++;                                    \
+		continue;                               \
+	}
 		STR_OPT("--listen", listen_addr)
 		STR_OPT("--token-file", token_file)
 		STR_OPT("--env-file", env_file)
@@ -718,7 +547,7 @@ static int parse_args(int argc, char **argv)
 		}
 		if (!strcmp(a, "--token")) {
 			fprintf(stderr, "vmsan-agent: --token is refused: a token on the command line is "
-				"readable by every process; use --token-file FILE (mode 0600)\n");
+					"readable by every process; use --token-file FILE (mode 0600)\n");
 			return 2;
 		}
 		if (!strcmp(a, "--version")) {
@@ -796,8 +625,8 @@ int main(int argc, char **argv)
 	exec_init();
 	shell_init();
 	envd_init();
-	logj("info", "listening", "\"addr\":\"%s\",\"port\":%d,\"version\":\"%s\"", cfg.listen_addr,
-	     cfg.port, VMSAN_VERSION);
+	logj("info", "listening", "\"addr\":\"%s\",\"port\":%d,\"version\":\"%s\"", cfg.listen_addr, cfg.port,
+	     VMSAN_VERSION);
 
 	setsockopt(ls, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof idle);
 	listen_fd = ls;
@@ -805,7 +634,7 @@ int main(int argc, char **argv)
 	pthread_attr_setdetachstate(&worker_attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&worker_attr, 512 * 1024);
 	for (;;) {
-		serve_loop(true);   /* returns only when out of memory */
+		serve_loop(true); /* returns only when out of memory */
 		poll(NULL, 0, 1000);
 	}
 }

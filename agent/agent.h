@@ -1,6 +1,6 @@
 /* vmsan-agent internals shared by its source files:
- *   agent.c    main, the token (Bearer or X-Access-Token; and POST
- *              /restored), the route table, the worker threads
+ *   agent.c    main, the route table, the worker threads
+ *   token.c    the token (Bearer or X-Access-Token), SIGHUP, POST /restored
  *   conn.c     the connection layer handlers answer through (conn.h)
  *   log.c      log lines, timestamps, random ids
  *   exec.c     POST /exec and /exec/{id}/kill; spawn.c starts the command
@@ -33,21 +33,26 @@ struct config {
 	int max_execs;
 	int max_sessions;
 	int max_subscribers;
-	int session_grace;       /* seconds */
+	int session_grace; /* seconds */
 	bool quiet;
-	bool init_shutdown;      /* POST /shutdown signals PID 1 (vmsan-init) */
+	bool init_shutdown; /* POST /shutdown signals PID 1 (vmsan-init) */
 };
 extern struct config cfg;
 
-/* agent.c: the token.  0 when hd carries it (query too, with
+/* token.c: the token.  token_load reads the file (or env_token): 0, or
+ * -1 (unreadable), -2 (not 16-256 printable characters).  on_sighup asks
+ * for it to be read again.  POST /restored: handle_restored. */
+int token_load(const char *env_token);
+void on_sighup(int sig);
+void handle_restored(struct conn *c, struct body *b);
+/* 0 when hd carries the token (query too, with
  * allow_query), else the status to refuse with (401 missing, 403 wrong). */
 int authorize(const struct http_head *hd, const char *query, bool allow_query);
 /* A copy of the token, for what is signed with it; the caller wipes it. */
 size_t token_copy(char *out, size_t n);
 
 /* log.c */
-void logj(const char *level, const char *msg, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void logj(const char *level, const char *msg, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void ts_now(char out[64]);
 /* Fill a random lowercase hex id of n chars. */
 void random_hex(char *out, size_t n);
@@ -69,8 +74,7 @@ int user_resolve(const char *spec, struct user *u, char *why, size_t n);
  * HOME/USER/LOGNAME/SHELL, then the request's pairs; PATH as given by the
  * request, else the image's, else the standard one.  NULL-terminated,
  * malloc'd strings. */
-char **env_build(const struct user *u, const struct jv *reqenv, const char *term,
-		 char *why, size_t n);
+char **env_build(const struct user *u, const struct jv *reqenv, const char *term, char *why, size_t n);
 void env_free(char **env);
 const char *env_get(char *const *env, const char *key);
 /* Find cmd in PATH (when it has no '/'); -1 with errno. */
@@ -79,7 +83,7 @@ int parse_signal(const struct jv *v, int *sig);
 const char *signal_name(int sig);
 
 /* exec.c */
-void exec_worker_exit(void);   /* frees what a worker kept for handle_exec */
+void exec_worker_exit(void); /* frees what a worker kept for handle_exec */
 void handle_exec(struct conn *c, struct http_head *hd, struct body *b);
 void handle_exec_kill(struct conn *c, struct body *b, const char *id);
 void exec_init(void);

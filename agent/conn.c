@@ -172,8 +172,8 @@ static int send_head(struct conn *c, int status, const char *ctype, long long le
 int respond(struct conn *c, int status, const char *ctype, const char *body, size_t len)
 {
 	char h[512];
-	int n = snprintf(h, sizeof h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
-			 status, http_reason(status), ctype, len, c->close_after ? "Connection: close\r\n" : "");
+	int n = snprintf(h, sizeof h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status,
+			 http_reason(status), ctype, len, c->close_after ? "Connection: close\r\n" : "");
 	struct iovec iov[2] = { { h, (size_t)n }, { (void *)body, len } };
 	return conn_sendv(c, iov, len ? 2 : 1);
 }

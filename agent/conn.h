@@ -16,19 +16,19 @@
 struct conn {
 	int fd;
 	char *rbuf;
-	size_t rpos, rlen;       /* unread bytes are rbuf[rpos..rlen) */
+	size_t rpos, rlen; /* unread bytes are rbuf[rpos..rlen) */
 	char peer[64];
-	bool close_after;        /* framing lost: close after this response */
-	bool streaming;          /* a chunked response is open */
-	bool more;               /* send the next bytes with MSG_MORE */
+	bool close_after; /* framing lost: close after this response */
+	bool streaming;	  /* a chunked response is open */
+	bool more;	  /* send the next bytes with MSG_MORE */
 };
 
 struct body {
 	struct conn *c;
 	enum http_body kind;
-	uint64_t left;           /* BODY_LENGTH */
+	uint64_t left; /* BODY_LENGTH */
 	struct chunked ch;
-	char *dptr;              /* decoded chunk bytes not yet returned */
+	char *dptr; /* decoded chunk bytes not yet returned */
 	size_t dlen;
 	bool done;
 	uint64_t total;
@@ -46,8 +46,7 @@ int conn_send(struct conn *c, const void *p, size_t n);
  * the next request; else mark it for closing. */
 void body_drain(struct body *b);
 int respond(struct conn *c, int status, const char *ctype, const char *body, size_t len);
-int respond_error(struct conn *c, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+int respond_error(struct conn *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int stream_begin(struct conn *c, int status, const char *ctype);
 int stream_chunk(struct conn *c, const void *p, size_t n);
 int stream_end(struct conn *c);

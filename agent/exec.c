@@ -31,7 +31,11 @@
 #define SYS_pidfd_open 434
 #endif
 
-struct slot { bool used; char id[17]; pid_t pid; };
+struct slot {
+	bool used;
+	char id[17];
+	pid_t pid;
+};
 static struct slot *slots;
 static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -111,7 +115,7 @@ static size_t utf8_valid(const uint8_t *p, size_t n, bool *partial)
 		uint32_t st = ws_utf8_step(WS_UTF8_ACCEPT, p + i, n - i < k ? n - i : k);
 		if (st == WS_UTF8_REJECT)
 			return i;
-		if (st != WS_UTF8_ACCEPT) {      /* ran out of bytes */
+		if (st != WS_UTF8_ACCEPT) { /* ran out of bytes */
 			*partial = n - i < k;
 			return i;
 		}
@@ -190,7 +194,7 @@ static int64_t now_ms(void)
 
 static const char *known[] = { "cmd", "args", "cwd", "env", "timeoutMs", "detached", "user", "stdin", NULL };
 
-static _Thread_local struct buf raw_keep;   /* see handle_exec */
+static _Thread_local struct buf raw_keep; /* see handle_exec */
 
 void exec_worker_exit(void)
 {
@@ -201,9 +205,9 @@ void exec_worker_exit(void)
 struct exec_run {
 	struct conn *c;
 	struct body *b;
-	struct buf raw;          /* the request; stdin's first bytes follow the JSON */
+	struct buf raw; /* the request; stdin's first bytes follow the JSON */
 	struct jarena a;
-	size_t jend;             /* where the JSON object ends in raw */
+	size_t jend; /* where the JSON object ends in raw */
 	/* the request, checked */
 	struct jv *req, *args, *cwdv, *userv;
 	char *cmd;
@@ -216,7 +220,7 @@ struct exec_run {
 	const char *cwd;
 	/* the command */
 	char id[17];
-	int k;                   /* its slot, -1 for none */
+	int k; /* its slot, -1 for none */
 	pid_t pid;
 	int pin[2], pout[2], perr[2], rep[2], pidfd;
 	char err[200];
@@ -278,8 +282,10 @@ static int parse_request(struct exec_run *x)
 		while (known[i] && strcmp(known[i], m->key))
 			i++;
 		if (!known[i]) {
-			respond_error(c, 400, "unknown field '%.60s' (known: cmd, args, cwd, env, timeoutMs, "
-				      "detached, user, stdin)", m->key);
+			respond_error(c, 400,
+				      "unknown field '%.60s' (known: cmd, args, cwd, env, timeoutMs, "
+				      "detached, user, stdin)",
+				      m->key);
 			return -1;
 		}
 	}
@@ -404,10 +410,16 @@ static int spawn_command(struct exec_run *x)
 		return -1;
 	}
 	struct child_args ca = {
-		.u = &x->u, .cwd = x->cwd, .path = x->path, .cwd_explicit = x->cwdv != NULL,
-		.argv = x->argv, .envp = x->envp,
-		.in = x->want_stdin ? x->pin[0] : devnull, .out = x->detached ? devnull : x->pout[1],
-		.err = x->detached ? devnull : x->perr[1], .rep = x->rep[1],
+		.u = &x->u,
+		.cwd = x->cwd,
+		.path = x->path,
+		.cwd_explicit = x->cwdv != NULL,
+		.argv = x->argv,
+		.envp = x->envp,
+		.in = x->want_stdin ? x->pin[0] : devnull,
+		.out = x->detached ? devnull : x->pout[1],
+		.err = x->detached ? devnull : x->perr[1],
+		.rep = x->rep[1],
 	};
 	pid_t pid = spawn(&ca);
 	int fork_errno = errno;
@@ -425,9 +437,10 @@ static int spawn_command(struct exec_run *x)
 	if (rn == (ssize_t)sizeof se) {
 		int st;
 		waitpid(pid, &st, 0);
-		const char *what = se.stage == STAGE_CHDIR ? "cannot change to directory"
-				 : se.stage == STAGE_CREDS ? "cannot switch user"
-				 : se.stage == STAGE_FDS ? "cannot set up stdio" : "cannot execute";
+		const char *what = se.stage == STAGE_CHDIR   ? "cannot change to directory"
+				   : se.stage == STAGE_CREDS ? "cannot switch user"
+				   : se.stage == STAGE_FDS   ? "cannot set up stdio"
+							     : "cannot execute";
 		int code = se.stage == STAGE_EXEC && se.err == ENOENT ? 127 : 126;
 		snprintf(x->err, sizeof x->err, "%.60s: %s %.80s: %s", x->cmd, what,
 			 se.stage == STAGE_CHDIR ? x->cwd : x->path, strerror(se.err));
@@ -451,7 +464,7 @@ static void run_detached(struct exec_run *x, struct buf *ev)
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&at, 64 * 1024);
 	if (pthread_create(&t, &at, reap_detached, (void *)((long)x->pid << 16 | x->k)) == 0)
-		x->k = -1;   /* the reaper frees the slot */
+		x->k = -1; /* the reaper frees the slot */
 	else {
 		int st;
 		waitpid(x->pid, &st, 0);
@@ -469,13 +482,13 @@ static _Thread_local char inbuf[65536];
  * and what is known of its end. */
 struct pump {
 	struct ostream so, se;
-	char *pend;              /* stdin bytes read, not yet written */
+	char *pend; /* stdin bytes read, not yet written */
 	size_t pendlen;
 	bool in_open, body_eof, conn_watch;
 	bool exited, timed_out, gone;
 	int status;
 	int64_t deadline, exit_at;
-	struct buf ev;           /* events not yet sent */
+	struct buf ev; /* events not yet sent */
 };
 
 /* Read the next stdin bytes from the body into the pump. */
@@ -573,7 +586,7 @@ static bool wait_events(struct exec_run *x, struct pump *p, struct pollset *ps)
 	/* Body bytes already in our buffer make no poll event: go round. */
 	if (ps->want_body && (c->rpos < c->rlen || x->b->dlen))
 		wait = 0;
-	if (x->pidfd < 0 && !p->exited) {   /* no pidfd: poll for exit */
+	if (x->pidfd < 0 && !p->exited) { /* no pidfd: poll for exit */
 		if (wait < 0 || wait > 20)
 			wait = 20;
 	}
@@ -612,9 +625,9 @@ static void handle_events(struct exec_run *x, struct pump *p, const struct polls
 			char ch;
 			ssize_t r = recv(c->fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
 			if (r == 0 || (r < 0 && errno != EAGAIN))
-				p->gone = true;   /* the client went away */
+				p->gone = true; /* the client went away */
 			else
-				p->conn_watch = false;   /* pipelined bytes: not ours */
+				p->conn_watch = false; /* pipelined bytes: not ours */
 		}
 	}
 	if (p->ev.len) {
@@ -665,11 +678,16 @@ static void stream_command(struct exec_run *x, struct buf *ev)
 	x->pidfd = (int)syscall(SYS_pidfd_open, x->pid, 0);
 
 	struct pump p = {
-		.so = { .fd = x->pout[0], .type = "stdout" }, .se = { .fd = x->perr[0], .type = "stderr" },
+		.so = { .fd = x->pout[0], .type = "stdout" },
+		.se = { .fd = x->perr[0], .type = "stderr" },
 		/* stdin bytes already read with the JSON */
-		.pend = x->raw.p + x->jend, .pendlen = x->want_stdin ? x->raw.len - x->jend : 0,
-		.in_open = x->want_stdin, .body_eof = b->done && !b->dlen, .conn_watch = true,
-		.deadline = x->timeout ? now_ms() + x->timeout : 0, .ev = *ev,
+		.pend = x->raw.p + x->jend,
+		.pendlen = x->want_stdin ? x->raw.len - x->jend : 0,
+		.in_open = x->want_stdin,
+		.body_eof = b->done && !b->dlen,
+		.conn_watch = true,
+		.deadline = x->timeout ? now_ms() + x->timeout : 0,
+		.ev = *ev,
 	};
 	*ev = (struct buf){ 0 };
 	stream_chunk(c, p.ev.p, p.ev.len);
@@ -705,8 +723,14 @@ void handle_exec(struct conn *c, struct http_head *hd, struct body *b)
 {
 	(void)hd;
 	struct exec_run *x = &(struct exec_run){
-		.c = c, .b = b, .k = -1,
-		.pin = { -1, -1 }, .pout = { -1, -1 }, .perr = { -1, -1 }, .rep = { -1, -1 }, .pidfd = -1,
+		.c = c,
+		.b = b,
+		.k = -1,
+		.pin = { -1, -1 },
+		.pout = { -1, -1 },
+		.perr = { -1, -1 },
+		.rep = { -1, -1 },
+		.pidfd = -1,
 	};
 	/* The request buffer stays with the worker thread between requests
 	 * (up to 1 MiB): a fresh 128 KiB one would be mapped and unmapped
@@ -729,8 +753,8 @@ void handle_exec(struct conn *c, struct http_head *hd, struct body *b)
 	}
 	if (x->k >= 0)
 		slot_free(x->k);
-	int fds[] = { x->pin[0], x->pin[1], x->pout[0], x->pout[1], x->perr[0], x->perr[1],
-		      x->rep[0], x->rep[1], x->pidfd };
+	int fds[] = { x->pin[0],  x->pin[1], x->pout[0], x->pout[1], x->perr[0],
+		      x->perr[1], x->rep[0], x->rep[1],	 x->pidfd };
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);

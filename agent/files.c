@@ -51,7 +51,7 @@ struct src {
 	bool gz, zinit, zend, between;
 	z_stream z;
 	unsigned char in[65536];
-	size_t inpos, inlen;     /* sniffed or pending compressed bytes */
+	size_t inpos, inlen; /* sniffed or pending compressed bytes */
 	bool failed;
 	char why[128];
 };
@@ -94,7 +94,7 @@ static ssize_t src_read(void *ctx, void *buf, size_t n)
 				return -1;
 			}
 			if (r == 0) {
-				if (s->between) {      /* end after a whole member */
+				if (s->between) { /* end after a whole member */
 					s->zend = true;
 					break;
 				}
@@ -159,7 +159,9 @@ static int upload_opts(struct conn *c, struct http_head *hd, const char *query, 
 		respond_error(c, 413, "upload exceeds the limit of %llu bytes", (unsigned long long)cfg.max_upload);
 		return -1;
 	}
-	*o = (struct tar_extract_opts){ .chown_uid = -1, .chown_gid = -1, .max_bytes = cfg.max_upload,
+	*o = (struct tar_extract_opts){ .chown_uid = -1,
+					.chown_gid = -1,
+					.max_bytes = cfg.max_upload,
 					.preserve_owner = preserve[0] && truthy(preserve) };
 	if (owner[0]) {
 		struct user u;
@@ -173,8 +175,8 @@ static int upload_opts(struct conn *c, struct http_head *hd, const char *query, 
 	}
 	if (mkdir_p(dir) < 0 || (rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		c->close_after = true;
-		respond_error(c, errno == ENOTDIR || errno == EEXIST ? 400 : 500, "X-Extract-Dir %s: %s",
-			      dir, strerror(errno));
+		respond_error(c, errno == ENOTDIR || errno == EEXIST ? 400 : 500, "X-Extract-Dir %s: %s", dir,
+			      strerror(errno));
 		return -1;
 	}
 	o->rootfd = rootfd;
@@ -238,9 +240,9 @@ void handle_files_write(struct conn *c, struct http_head *hd, struct body *b, co
 	int n = snprintf(body, sizeof body,
 			 "{\"filesWritten\":%llu,\"dirs\":%llu,\"symlinks\":%llu,\"hardlinks\":%llu,"
 			 "\"skipped\":%llu,\"bytes\":%llu}\n",
-			 (unsigned long long)st.files, (unsigned long long)st.dirs,
-			 (unsigned long long)st.symlinks, (unsigned long long)st.hardlinks,
-			 (unsigned long long)st.skipped, (unsigned long long)st.bytes);
+			 (unsigned long long)st.files, (unsigned long long)st.dirs, (unsigned long long)st.symlinks,
+			 (unsigned long long)st.hardlinks, (unsigned long long)st.skipped,
+			 (unsigned long long)st.bytes);
 	respond(c, 200, "application/json", body, (size_t)n);
 out:
 	if (s && s->zinit)
@@ -251,7 +253,12 @@ out:
 }
 
 /* Tar output is staged and sent as large chunks. */
-struct sink { struct conn *c; char *buf; size_t len, cap; bool failed; };
+struct sink {
+	struct conn *c;
+	char *buf;
+	size_t len, cap;
+	bool failed;
+};
 
 static int sink_flush(struct sink *k)
 {
@@ -295,9 +302,10 @@ static void send_file(struct conn *c, const char *path, struct stat *sb)
 		goto out;
 	}
 	char h[256];
-	int hn = snprintf(h, sizeof h, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-			  "Content-Length: %lld\r\n%s\r\n", (long long)sb->st_size,
-			  c->close_after ? "Connection: close\r\n" : "");
+	int hn = snprintf(h, sizeof h,
+			  "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+			  "Content-Length: %lld\r\n%s\r\n",
+			  (long long)sb->st_size, c->close_after ? "Connection: close\r\n" : "");
 	if (conn_send(c, h, (size_t)hn) < 0) {
 		c->close_after = true;
 		goto out;

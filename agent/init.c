@@ -81,7 +81,7 @@ struct config {
 	char lower[128], lowerfs[16];
 	char hostname[65], iface[IFNAMSIZ];
 	struct in_addr ip, gw;
-	int prefix;                /* -1: no address to set */
+	int prefix; /* -1: no address to set */
 	int mtu;
 	char dns[3][16];
 	int ndns;
@@ -91,12 +91,16 @@ struct config {
 };
 
 static struct config cfg = {
-	.lower = "/dev/vdb", .lowerfs = "ext4", .iface = "eth0",
-	.prefix = -1, .port = 9119, .stop_timeout = 5,
+	.lower = "/dev/vdb",
+	.lowerfs = "ext4",
+	.iface = "eth0",
+	.prefix = -1,
+	.port = 9119,
+	.stop_timeout = 5,
 };
 static bool test_mode;
-static int vmdisk_fd = -1;      /* the VM disk's root, for the read-only remount at the end */
-static dev_t test_lower_rdev;   /* test mode: the host's node for vmsan.lower */
+static int vmdisk_fd = -1;    /* the VM disk's root, for the read-only remount at the end */
+static dev_t test_lower_rdev; /* test mode: the host's node for vmsan.lower */
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
@@ -148,8 +152,8 @@ static int mkdir_p(const char *path, mode_t mode)
 	return mkdir(p, mode) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-static int do_mount(const char *src, const char *dst, const char *type, unsigned long flags,
-		    const char *data, bool required)
+static int do_mount(const char *src, const char *dst, const char *type, unsigned long flags, const char *data,
+		    bool required)
 {
 	if (mkdir_p(dst, 0755) < 0 && required)
 		fatal("cannot create %s: %s", dst, strerror(errno));
@@ -355,9 +359,12 @@ static void setup_console(void)
 		 * A tmpfs with the few nodes anything needs; stdio is the
 		 * test's. */
 		do_mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755", true);
-		static const struct { const char *name; unsigned maj, min; } nodes[] = {
-			{ "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 }, { "random", 1, 8 },
-			{ "urandom", 1, 9 }, { "tty", 5, 0 },
+		static const struct {
+			const char *name;
+			unsigned maj, min;
+		} nodes[] = {
+			{ "null", 1, 3 },   { "zero", 1, 5 },	 { "full", 1, 7 },
+			{ "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
 		};
 		mode_t old = umask(0);
 		for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
@@ -378,7 +385,7 @@ static void setup_console(void)
 		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (fd >= 0) {
 		for (int i = 0; i < 3; i++)
-			dup2(fd, i);   /* dup2 clears close-on-exec on 0..2 */
+			dup2(fd, i); /* dup2 clears close-on-exec on 0..2 */
 		if (fd > 2)
 			close(fd);
 	}
@@ -395,8 +402,7 @@ static void switch_root(void)
 		do_mount(cfg.lower, LOWER, cfg.lowerfs, MS_RDONLY | MS_NODEV, NULL, true);
 		if (mkdir_p("/upper", 0755) < 0 || mkdir_p("/work", 0700) < 0)
 			fatal("cannot create /upper and /work on the VM disk: %s", strerror(errno));
-		do_mount("overlay", NEWROOT, "overlay", 0,
-			 "lowerdir=" LOWER ",upperdir=/upper,workdir=/work", true);
+		do_mount("overlay", NEWROOT, "overlay", 0, "lowerdir=" LOWER ",upperdir=/upper,workdir=/work", true);
 	}
 	/* The agent and its token, before the VM disk goes out of sight. */
 	do_mount("tmpfs", NEWROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=50%", true);
@@ -405,8 +411,7 @@ static void switch_root(void)
 	if (copy_file("/vmsan/vmsan-agent", NEWROOT RUNDIR "/vmsan-agent", 0700) < 0)
 		say("cannot copy the agent from /vmsan/vmsan-agent: %s", strerror(errno));
 	if (copy_file("/vmsan/agent.token", NEWROOT RUNDIR "/agent.token", 0600) < 0)
-		say("no agent token (/vmsan/agent.token: %s); the agent will refuse every request",
-		    strerror(errno));
+		say("no agent token (/vmsan/agent.token: %s); the agent will refuse every request", strerror(errno));
 	if (copy_file("/vmsan/agent.env", NEWROOT RUNDIR "/agent.env", 0600) < 0 && errno != ENOENT)
 		say("cannot copy /vmsan/agent.env: %s", strerror(errno));
 
@@ -433,8 +438,9 @@ static void setup_mounts(void)
 	 * Its /dev/ptmx node opens the devpts mounted beside it (Linux 4.7
 	 * and later), so it stays where it is. */
 	static const char *links[][2] = {
-		{ "pts/ptmx", "/dev/ptmx" }, { "/proc/self/fd", "/dev/fd" }, { "/proc/self/fd/0", "/dev/stdin" },
-		{ "/proc/self/fd/1", "/dev/stdout" }, { "/proc/self/fd/2", "/dev/stderr" },
+		{ "pts/ptmx", "/dev/ptmx" },	      { "/proc/self/fd", "/dev/fd" },
+		{ "/proc/self/fd/0", "/dev/stdin" },  { "/proc/self/fd/1", "/dev/stdout" },
+		{ "/proc/self/fd/2", "/dev/stderr" },
 	};
 	for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
 		if (symlink(links[i][0], links[i][1]) < 0 && errno != EEXIST)
@@ -560,8 +566,15 @@ static void start_agent(const sigset_t *orig)
 	if (pid == 0) {
 		sigprocmask(SIG_SETMASK, orig, NULL);
 		setsid();
-		const char *argv[] = { "vmsan-agent", "--port", port, "--token-file", RUNDIR "/agent.token",
-				       "--env-file", RUNDIR "/agent.env", "--init-shutdown", NULL };
+		const char *argv[] = { "vmsan-agent",
+				       "--port",
+				       port,
+				       "--token-file",
+				       RUNDIR "/agent.token",
+				       "--env-file",
+				       RUNDIR "/agent.env",
+				       "--init-shutdown",
+				       NULL };
 		const char *envp[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 				       "HOME=/root", NULL };
 		/* execve does not write to them: the casts only drop const */
@@ -644,7 +657,8 @@ static void usage(FILE *f)
 	fputs("usage: vmsan-init                     (as PID 1, started by the kernel)\n"
 	      "       vmsan-init --root DIR --cmdline TEXT   (tests: PID 1 of a new PID namespace)\n"
 	      "       vmsan-init --version | --help\n"
-	      "See vmsan-init(8).\n", f);
+	      "See vmsan-init(8).\n",
+	      f);
 }
 
 /* The command line: -1 to go on (root and cmdline set for tests), else
@@ -723,7 +737,9 @@ static void supervise(const sigset_t *all, const sigset_t *orig)
 			if (before > 0 && agent_pid < 0) {
 				/* Ran long enough: start again soon; else back off. */
 				double ran = since(&agent_started);
-				agent_backoff_ms = ran > 10 ? 100 : agent_backoff_ms * 2 > 30000 ? 30000 : agent_backoff_ms * 2;
+				agent_backoff_ms = ran > 10			  ? 100
+						   : agent_backoff_ms * 2 > 30000 ? 30000
+										  : agent_backoff_ms * 2;
 				say("the agent exited after %.1f s; restarting in %d ms", ran, agent_backoff_ms);
 				restart_pending = true;
 				clock_gettime(CLOCK_MONOTONIC, &restart_at);
@@ -739,11 +755,8 @@ static void supervise(const sigset_t *all, const sigset_t *orig)
 		case SIGINT:
 		case SIGUSR1:
 		case SIGUSR2:
-		case SIGPWR:
-			say("%s received", strsignal(sig));
-			shutdown_now(0);
-		default:
-			break;   /* SIGHUP and the rest: nothing to do */
+		case SIGPWR: say("%s received", strsignal(sig)); shutdown_now(0);
+		default: break; /* SIGHUP and the rest: nothing to do */
 		}
 	}
 }
@@ -769,7 +782,7 @@ int main(int argc, char **argv)
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &orig);
 	if (!test_mode)
-		reboot(RB_DISABLE_CAD);   /* ctrl-alt-del becomes SIGINT to us */
+		reboot(RB_DISABLE_CAD); /* ctrl-alt-del becomes SIGINT to us */
 	umask(022);
 	setup_console();
 	say("vmsan-init %s", VMSAN_VERSION);

@@ -120,14 +120,14 @@ static void on_message(struct session *se, struct sub *s, int op, uint8_t *p, si
 	if (op == WS_TEXT) {
 		if (ws_utf8_step(WS_UTF8_ACCEPT, p, n) != WS_UTF8_ACCEPT)
 			queue_close(s, 1007, "invalid UTF-8");
-		return;     /* text messages carry nothing for us */
+		return; /* text messages carry nothing for us */
 	}
 	if (n < 1)
 		return;
 	switch (p[0]) {
 	case T_DATA:
 		if (se->input.len + n - 1 > OUT_MAX)
-			return;   /* the program is not reading: drop, as a full tty would block */
+			return; /* the program is not reading: drop, as a full tty would block */
 		buf_put(&se->input, p + 1, n - 1);
 		break;
 	case T_RESIZE:
@@ -144,8 +144,7 @@ static void on_message(struct session *se, struct sub *s, int op, uint8_t *p, si
 			replay_ring(se, s);
 		}
 		break;
-	default:
-		break;
+	default: break;
 	}
 }
 
@@ -178,11 +177,8 @@ static void read_sub(struct session *se, struct sub *s)
 			queue_close(s, code >= 1000 && code < 5000 && code != 1005 && code != 1006 ? code : 1002, "");
 			return;
 		}
-		case WS_PING:
-			queue_frame(s, WS_PONG, 0, p, n, false);
-			break;
-		case WS_PONG:
-			break;
+		case WS_PING: queue_frame(s, WS_PONG, 0, p, n, false); break;
+		case WS_PONG: break;
 		case WS_TEXT:
 		case WS_BINARY:
 			if (s->inmsg) {
@@ -295,7 +291,7 @@ static void pty_io(struct session *se, short revents, uint8_t *buf, bool *master
 				if (se->subs[i].ready && !se->subs[i].dead)
 					send_output(&se->subs[i], buf, (size_t)r);
 		} else if (r == 0 || (errno != EAGAIN && errno != EINTR))
-			*master_eof = true;   /* EIO: every slave fd is closed */
+			*master_eof = true; /* EIO: every slave fd is closed */
 	}
 }
 
@@ -331,9 +327,10 @@ static void session_end(struct session *se, int status)
 	adopt_pending(se);
 	char ex[96];
 	int n = WIFSIGNALED(status)
-		? snprintf(ex, sizeof ex, "{\"type\":\"exit\",\"exitCode\":%d,\"signal\":\"SIG%s\"}",
-			   128 + WTERMSIG(status), signal_name(WTERMSIG(status)) ? signal_name(WTERMSIG(status)) : "UNKNOWN")
-		: snprintf(ex, sizeof ex, "{\"type\":\"exit\",\"exitCode\":%d}", WEXITSTATUS(status));
+			? snprintf(ex, sizeof ex, "{\"type\":\"exit\",\"exitCode\":%d,\"signal\":\"SIG%s\"}",
+				   128 + WTERMSIG(status),
+				   signal_name(WTERMSIG(status)) ? signal_name(WTERMSIG(status)) : "UNKNOWN")
+			: snprintf(ex, sizeof ex, "{\"type\":\"exit\",\"exitCode\":%d}", WEXITSTATUS(status));
 	for (int i = 0; i < se->nsubs; i++) {
 		struct sub *s = &se->subs[i];
 		if (!s->dead) {
@@ -375,7 +372,7 @@ void *session_thread(void *arg)
 		if (!master_eof) {
 			imaster = np;
 			pf[np++] = (struct pollfd){ .fd = se->master,
-				.events = (short)(POLLIN | (se->input.len ? POLLOUT : 0)) };
+						    .events = (short)(POLLIN | (se->input.len ? POLLOUT : 0)) };
 		}
 		if (!exited && se->pidfd >= 0) {
 			ipid = np;
@@ -384,7 +381,7 @@ void *session_thread(void *arg)
 		int sub0 = np;
 		for (int i = 0; i < se->nsubs; i++)
 			pf[np++] = (struct pollfd){ .fd = se->subs[i].fd,
-				.events = (short)(POLLIN | (se->subs[i].out.len ? POLLOUT : 0)) };
+						    .events = (short)(POLLIN | (se->subs[i].out.len ? POLLOUT : 0)) };
 		int timeout = se->nsubs ? -1 : 500;
 		if (exited || se->pidfd < 0)
 			timeout = 50;

@@ -36,7 +36,11 @@ struct session {
 	int master, pidfd;
 	int wake[2];
 	pthread_mutex_t mu;
-	struct { int fd; char *data; size_t len; } pending[MAX_PENDING];
+	struct {
+		int fd;
+		char *data;
+		size_t len;
+	} pending[MAX_PENDING];
 	int npending;
 	bool kill_req, dying;
 	int nsubs_visible;
@@ -45,7 +49,7 @@ struct session {
 	uint8_t ring[RING];
 	size_t ringpos;
 	bool ringfull;
-	struct buf input;       /* bytes for the PTY not yet written */
+	struct buf input; /* bytes for the PTY not yet written */
 };
 
 /* cfg.max_sessions slots, NULL when free; under sessions_mu. */

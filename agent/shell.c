@@ -42,8 +42,8 @@ void shell_init(void)
 
 /* ---- creating and attaching ------------------------------------------ */
 
-static const char *allowed_shells[] = { "/bin/sh", "/bin/bash", "/bin/ash", "/bin/zsh",
-	"/usr/bin/bash", "/usr/bin/zsh", "/usr/bin/fish", "/bin/dash", "/usr/bin/dash", NULL };
+static const char *allowed_shells[] = { "/bin/sh",	"/bin/bash",	 "/bin/ash",  "/bin/zsh",      "/usr/bin/bash",
+					"/usr/bin/zsh", "/usr/bin/fish", "/bin/dash", "/usr/bin/dash", NULL };
 
 static bool shell_allowed(const char *sh)
 {
@@ -105,7 +105,8 @@ static int read_query(const char *query, struct shell_req *r, char *why, size_t 
 		return -1;
 	}
 	for (char *p = r->term; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.')) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+		      *p == '.')) {
 			snprintf(why, wl, "term: letters, digits, '-' and '.' only");
 			return -1;
 		}
@@ -143,8 +144,10 @@ static int choose_program(struct shell_req *r, char *why, size_t wl, int *status
 				if (cands[i][0] && shell_allowed(cands[i]) && executable(cands[i]))
 					snprintf(r->shell, sizeof r->shell, "%s", cands[i]);
 		} else if (!shell_allowed(r->shell)) {
-			snprintf(why, wl, "shell not allowed: %s (allowed: those in /etc/shells and /bin/sh, "
-				 "/bin/bash, /bin/ash, /bin/zsh, /usr/bin/fish, ...)", r->shell);
+			snprintf(why, wl,
+				 "shell not allowed: %s (allowed: those in /etc/shells and /bin/sh, "
+				 "/bin/bash, /bin/ash, /bin/zsh, /usr/bin/fish, ...)",
+				 r->shell);
 			return -1;
 		}
 		if (!r->shell[0] || !executable(r->shell)) {
@@ -190,7 +193,7 @@ static struct session *session_reserve(const struct shell_req *r, char *why, siz
 	if (slot >= 0) {
 		se = calloc(1, sizeof *se);
 		if (se)
-			sessions[slot] = se;     /* reserved; filled below */
+			sessions[slot] = se; /* reserved; filled below */
 	}
 	pthread_mutex_unlock(&sessions_mu);
 	if (slot < 0) {
@@ -236,8 +239,7 @@ static void session_release(struct session *se)
 /* In the forked child: the PTY as controlling terminal and stdio, the
  * user's credentials, the directory, then the program; errno on rep when
  * any of it fails. */
-__attribute__((noreturn))
-static void pty_child(const struct shell_req *r, const char *slave, int rep)
+__attribute__((noreturn)) static void pty_child(const struct shell_req *r, const char *slave, int rep)
 {
 	const char *dir = r->cwd[0] ? r->cwd : r->u.home;
 	int e = 0;
@@ -315,8 +317,7 @@ static int start_program(struct session *se, const struct shell_req *r, char *wh
 
 /* A new session from the query: checked, reserved, started; NULL with
  * why and *status (400, 429, 500) filled. */
-static struct session *spawn_session(struct conn *c, const char *query, char *why, size_t wl,
-				     int *status)
+static struct session *spawn_session(struct conn *c, const char *query, char *why, size_t wl, int *status)
 {
 	struct shell_req *r = &(struct shell_req){ .term = "xterm-256color", .cols = 80, .rows = 24 };
 	struct session *se = NULL;
@@ -327,8 +328,8 @@ static struct session *spawn_session(struct conn *c, const char *query, char *wh
 			session_release(se);
 			se = NULL;
 		} else
-			logj("info", "session started", "\"sessionId\":\"%s\",\"pid\":%d,\"remote\":\"%s\"",
-			     se->id, (int)se->pid, c->peer);
+			logj("info", "session started", "\"sessionId\":\"%s\",\"pid\":%d,\"remote\":\"%s\"", se->id,
+			     (int)se->pid, c->peer);
 	}
 	free(r->argv);
 	env_free(r->envp);
@@ -375,8 +376,8 @@ static bool hand_over(struct conn *c, const char *sid)
 	}
 	pthread_mutex_unlock(&sessions_mu);
 	if (!ok) {
-		static const uint8_t bye[] = { 0x88, 19, 0x03, 0xe8, 's', 'e', 's', 's', 'i', 'o', 'n', ' ',
-					       'd', 'e', 's', 't', 'r', 'o', 'y', 'e', 'd' };
+		static const uint8_t bye[] = { 0x88, 19,  0x03, 0xe8, 's', 'e', 's', 's', 'i', 'o', 'n',
+					       ' ',  'd', 'e',	's',  't', 'r', 'o', 'y', 'e', 'd' };
 		conn_send(c, bye, sizeof bye);
 		c->close_after = true;
 		return false;
@@ -384,7 +385,6 @@ static bool hand_over(struct conn *c, const char *sid)
 	c->fd = -1;
 	return true;
 }
-
 
 bool handle_ws_shell(struct conn *c, struct http_head *hd, const char *sid, const char *query)
 {
@@ -397,9 +397,11 @@ bool handle_ws_shell(struct conn *c, struct http_head *hd, const char *sid, cons
 		c->close_after = true;
 		static const char body[] = "{\"error\":\"unsupported WebSocket version (13 is spoken here)\"}\n";
 		char r[512];
-		int rn = snprintf(r, sizeof r, "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n"
-				  "Content-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-				  sizeof body - 1, body);
+		int rn =
+			snprintf(r, sizeof r,
+				 "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n"
+				 "Content-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+				 sizeof body - 1, body);
 		conn_send(c, r, (size_t)rn);
 		return false;
 	}
@@ -424,8 +426,10 @@ bool handle_ws_shell(struct conn *c, struct http_head *hd, const char *sid, cons
 		}
 	}
 	char resp[256];
-	int n = snprintf(resp, sizeof resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-			 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", accept);
+	int n = snprintf(resp, sizeof resp,
+			 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+			 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+			 accept);
 	char idmsg[64];
 	int idn = snprintf(idmsg, sizeof idmsg, "{\"sessionId\":\"%s\"}", se->id);
 	char hello[8 + 64];
@@ -437,7 +441,7 @@ bool handle_ws_shell(struct conn *c, struct http_head *hd, const char *sid, cons
 	}
 	if (conn_send(c, resp, (size_t)n) < 0 || (hl && conn_send(c, hello, hl) < 0)) {
 		c->close_after = true;
-		return false;   /* a new session without subscribers ends after the grace period */
+		return false; /* a new session without subscribers ends after the grace period */
 	}
 	return hand_over(c, se->id);
 }
@@ -457,8 +461,8 @@ void handle_sessions_list(struct conn *c)
 		pthread_mutex_unlock(&se->mu);
 		buf_printf(&b, "%s{\"sessionId\":\"%s\",\"shell\":", first ? "" : ",", se->id);
 		buf_jstr(&b, se->shell, strlen(se->shell));
-		buf_printf(&b, ",\"pid\":%d,\"createdAt\":\"%s\",\"subscriberCount\":%d}", (int)se->pid,
-			   se->created, ns);
+		buf_printf(&b, ",\"pid\":%d,\"createdAt\":\"%s\",\"subscriberCount\":%d}", (int)se->pid, se->created,
+			   ns);
 		first = false;
 	}
 	pthread_mutex_unlock(&sessions_mu);

@@ -52,8 +52,8 @@ static int child(void *arg)
 			if (fd != rep)
 				close(fd);
 	/* Raw syscalls: only this (single) thread's credentials change. */
-	if (syscall(SYS_setgroups, u->ngroups, u->groups) < 0 ||
-	    syscall(SYS_setgid, u->gid) < 0 || syscall(SYS_setuid, u->uid) < 0) {
+	if (syscall(SYS_setgroups, u->ngroups, u->groups) < 0 || syscall(SYS_setgid, u->gid) < 0 ||
+	    syscall(SYS_setuid, u->uid) < 0) {
 		se.stage = STAGE_CREDS;
 		goto fail;
 	}
@@ -86,4 +86,3 @@ pid_t spawn(struct child_args *a)
 	errno = e;
 	return pid;
 }
-

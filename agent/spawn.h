@@ -6,7 +6,10 @@
 #include "agent.h"
 
 /* What the child writes on rep when it fails before execve. */
-struct spawn_err { int stage; int err; };
+struct spawn_err {
+	int stage;
+	int err;
+};
 enum { STAGE_EXEC = 1, STAGE_CHDIR, STAGE_CREDS, STAGE_FDS };
 
 /* The command: who, where, what, and its descriptors. */
@@ -14,7 +17,7 @@ struct child_args {
 	const struct user *u;
 	const char *cwd, *path;
 	bool cwd_explicit;
-	bool ctty;               /* stdin is a PTY's slave: make it the controlling terminal */
+	bool ctty; /* stdin is a PTY's slave: make it the controlling terminal */
 	char **argv, **envp;
 	int in, out, err, rep;
 };

@@ -29,7 +29,8 @@ static atomic_int ntunnels;
  * listens there. */
 static int dial_local(unsigned port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), err = 0;
 	socklen_t len = sizeof err;
@@ -70,7 +71,7 @@ static int write_all(int fd, const char *p, size_t n)
 static void relay(int a, int b)
 {
 	char *buf = malloc(RELAY_BUF);
-	bool open[2] = { true, true };          /* a->b, b->a */
+	bool open[2] = { true, true }; /* a->b, b->a */
 	int fds[2] = { a, b };
 
 	while (buf && (open[0] || open[1])) {
@@ -118,7 +119,8 @@ int handle_tunnel(struct conn *c, const struct http_head *hd, const char *port)
 		c->close_after = true;
 		return respond_error(c, 502, "nothing answers on port %lu in the guest", n), 502;
 	}
-	static const char ok[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: vmsan-tcp\r\n\r\n";
+	static const char ok[] =
+		"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: vmsan-tcp\r\n\r\n";
 	if (conn_send(c, ok, sizeof ok - 1) == 0 &&
 	    (c->rlen == c->rpos || write_all(fd, c->rbuf + c->rpos, c->rlen - c->rpos) == 0)) {
 		c->rpos = c->rlen;

@@ -19,8 +19,9 @@ static int valid_name(const char *s)
 	if (n < 1 || n > 32)
 		return 0;
 	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || strchr("._-", s[i])) || (i == 0 && s[i] == '-'))
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		      strchr("._-", s[i])) ||
+		    (i == 0 && s[i] == '-'))
 			return 0;
 	return 1;
 }
@@ -102,8 +103,7 @@ int user_resolve(const char *spec, struct user *u, char *why, size_t n)
 	while (f && fgets(line, sizeof line, f)) {
 		line[strcspn(line, "\n")] = 0;
 		char *fl[7];
-		if (split(line, fl, 7) < 7 || !all_digits(fl[2], strlen(fl[2])) ||
-		    !all_digits(fl[3], strlen(fl[3])))
+		if (split(line, fl, 7) < 7 || !all_digits(fl[2], strlen(fl[2])) || !all_digits(fl[3], strlen(fl[3])))
 			continue;
 		if (numeric ? strtoll(fl[2], NULL, 10) != want_uid : strcmp(fl[0], spec) != 0)
 			continue;
@@ -148,7 +148,10 @@ const char *env_get(char *const *env, const char *key)
 	return NULL;
 }
 
-struct envb { char **v; size_t n, cap; };
+struct envb {
+	char **v;
+	size_t n, cap;
+};
 
 static int env_set(struct envb *e, const char *key, size_t kl, const char *val)
 {
@@ -186,8 +189,7 @@ void env_free(char **env)
 	free(env);
 }
 
-char **env_build(const struct user *u, const struct jv *reqenv, const char *term,
-		 char *why, size_t n)
+char **env_build(const struct user *u, const struct jv *reqenv, const char *term, char *why, size_t n)
 {
 	struct envb e = { 0 };
 	int bad = env_set(&e, "PATH", 4, DEFAULT_PATH);
@@ -217,8 +219,7 @@ char **env_build(const struct user *u, const struct jv *reqenv, const char *term
 		}
 		for (struct jv *c = reqenv->child; c; c = c->next) {
 			if (c->t != J_STR || !c->key[0] || strchr(c->key, '=')) {
-				snprintf(why, n, "env: '%.60s' must be a name without '=' and a string value",
-					 c->key);
+				snprintf(why, n, "env: '%.60s' must be a name without '=' and a string value", c->key);
 				env_free(e.v);
 				return NULL;
 			}
@@ -265,14 +266,16 @@ int path_search(const char *cmd, const char *path, char *out, size_t outlen)
 	return -1;
 }
 
-static const struct { int sig; const char *name; } sigs[] = {
-	{ SIGHUP, "HUP" }, { SIGINT, "INT" }, { SIGQUIT, "QUIT" }, { SIGILL, "ILL" },
-	{ SIGTRAP, "TRAP" }, { SIGABRT, "ABRT" }, { SIGBUS, "BUS" }, { SIGFPE, "FPE" },
-	{ SIGKILL, "KILL" }, { SIGUSR1, "USR1" }, { SIGSEGV, "SEGV" }, { SIGUSR2, "USR2" },
-	{ SIGPIPE, "PIPE" }, { SIGALRM, "ALRM" }, { SIGTERM, "TERM" }, { SIGCHLD, "CHLD" },
-	{ SIGCONT, "CONT" }, { SIGSTOP, "STOP" }, { SIGTSTP, "TSTP" }, { SIGTTIN, "TTIN" },
-	{ SIGTTOU, "TTOU" }, { SIGURG, "URG" }, { SIGXCPU, "XCPU" }, { SIGXFSZ, "XFSZ" },
-	{ SIGVTALRM, "VTALRM" }, { SIGPROF, "PROF" }, { SIGWINCH, "WINCH" }, { SIGSYS, "SYS" },
+static const struct {
+	int sig;
+	const char *name;
+} sigs[] = {
+	{ SIGHUP, "HUP" },   { SIGINT, "INT" },	    { SIGQUIT, "QUIT" }, { SIGILL, "ILL" },   { SIGTRAP, "TRAP" },
+	{ SIGABRT, "ABRT" }, { SIGBUS, "BUS" },	    { SIGFPE, "FPE" },	 { SIGKILL, "KILL" }, { SIGUSR1, "USR1" },
+	{ SIGSEGV, "SEGV" }, { SIGUSR2, "USR2" },   { SIGPIPE, "PIPE" }, { SIGALRM, "ALRM" }, { SIGTERM, "TERM" },
+	{ SIGCHLD, "CHLD" }, { SIGCONT, "CONT" },   { SIGSTOP, "STOP" }, { SIGTSTP, "TSTP" }, { SIGTTIN, "TTIN" },
+	{ SIGTTOU, "TTOU" }, { SIGURG, "URG" },	    { SIGXCPU, "XCPU" }, { SIGXFSZ, "XFSZ" }, { SIGVTALRM, "VTALRM" },
+	{ SIGPROF, "PROF" }, { SIGWINCH, "WINCH" }, { SIGSYS, "SYS" },
 };
 
 const char *signal_name(int sig)

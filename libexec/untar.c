@@ -38,8 +38,8 @@
 #define SYS_openat2 437
 #endif
 
-#define UBUF (1 << 18)   /* read and write in 256 KiB pieces */
-#define TOP "t"          /* the result's name inside the hidden directory */
+#define UBUF (1 << 18) /* read and write in 256 KiB pieces */
+#define TOP "t"	       /* the result's name inside the hidden directory */
 
 void untar_printable(char *out, size_t outlen, const char *s, size_t len, size_t max)
 {
@@ -81,7 +81,12 @@ void untar_printable(char *out, size_t outlen, const char *s, size_t len, size_t
 	out[o < outlen ? o : outlen - 1] = 0;
 }
 
-struct udir { char *rel; unsigned mode; int64_t mtime; int depth; };
+struct udir {
+	char *rel;
+	unsigned mode;
+	int64_t mtime;
+	int depth;
+};
 
 struct ux {
 	const struct untar_opts *o;
@@ -91,19 +96,18 @@ struct ux {
 	untar_read_fn rd;
 	void *ctx;
 	uint64_t received, max_bytes, max_entries;
-	unsigned keep;                 /* mode bits kept: 0777 less the umask */
+	unsigned keep; /* mode bits kept: 0777 less the umask */
 	bool source_failed, over_limit, aborted;
 	char *buf;
-	int tfd;                       /* the hidden directory, O_PATH */
-	char tname[40];                /* its name in o->dirfd */
+	int tfd;		       /* the hidden directory, O_PATH */
+	char tname[40];		       /* its name in o->dirfd */
 	char pdir[UNTAR_NAME_MAX + 8]; /* cached parent directory ... */
-	int pfd;                       /* ... and its fd */
+	int pfd;		       /* ... and its fd */
 	struct udir *dirs;
 	size_t ndirs, capdirs;
 };
 
-static int uerr(struct ux *x, int kind, const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+static int uerr(struct ux *x, int kind, const char *name, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* "NAME: what"; NAME (guest bytes) made printable and cut at 200. */
 static int uerr(struct ux *x, int kind, const char *name, const char *fmt, ...)
@@ -125,10 +129,11 @@ static int usys(struct ux *x, const char *name, const char *what)
 {
 	int e = errno;
 	if (e == ELOOP || e == EXDEV || e == ENOTDIR)
-		return uerr(x, UNTAR_E_UNSAFE, name, "%s: the path crosses a symlink or a non-directory "
-			    "(refused, nothing is followed)", what);
-	return uerr(x, e == ENOSPC || e == EDQUOT ? UNTAR_E_LIMIT : UNTAR_E_LOCAL, name, "%s: %s", what,
-		    strerror(e));
+		return uerr(x, UNTAR_E_UNSAFE, name,
+			    "%s: the path crosses a symlink or a non-directory "
+			    "(refused, nothing is followed)",
+			    what);
+	return uerr(x, e == ENOSPC || e == EDQUOT ? UNTAR_E_LIMIT : UNTAR_E_LOCAL, name, "%s: %s", what, strerror(e));
 }
 
 static la_ssize_t ua_read(struct archive *a, void *cd, const void **out)
@@ -162,13 +167,14 @@ static int open_beneath(struct ux *x, const char *rel, int flags)
 	static int have_openat2 = -1;
 	if (have_openat2 != 0) {
 		struct open_how how = { .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
-			.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV };
+					.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+						   RESOLVE_NO_XDEV };
 		long fd = syscall(SYS_openat2, x->tfd, rel, &how, sizeof how);
 		if (fd >= 0 || (errno != ENOSYS && errno != EPERM)) {
 			have_openat2 = 1;
 			return (int)fd;
 		}
-		have_openat2 = 0;   /* an old kernel, or a seccomp filter */
+		have_openat2 = 0; /* an old kernel, or a seccomp filter */
 	}
 	/* The same walk by hand: one component at a time, none followed. */
 	char tmp[UNTAR_NAME_MAX + 8];
@@ -215,7 +221,7 @@ static int map_name(struct ux *x, const char *name, char *out, size_t outlen)
 		if (comps++ == 0 && !any) {
 			if (l != strlen(x->o->top) || memcmp(s, x->o->top, l))
 				return uerr(x, UNTAR_E_UNSAFE, name, "entry outside the path asked for (refused)");
-			continue;   /* the top itself is TOP */
+			continue; /* the top itself is TOP */
 		}
 		if (comps > UNTAR_DEPTH_MAX)
 			return uerr(x, UNTAR_E_LIMIT, name, "more than %d levels deep", UNTAR_DEPTH_MAX);
@@ -321,8 +327,7 @@ static int clear_for(struct ux *x, int pfd, const char *base, const char *name)
 	return UNTAR_OK;
 }
 
-static int x_file(struct ux *x, struct archive *a, struct archive_entry *e, int pfd, const char *base,
-		  const char *name)
+static int x_file(struct ux *x, struct archive *a, struct archive_entry *e, int pfd, const char *base, const char *name)
 {
 	int r = clear_for(x, pfd, base, name);
 	if (r)
@@ -355,7 +360,7 @@ static int x_file(struct ux *x, struct archive *a, struct archive_entry *e, int 
 	}
 	if (k != ARCHIVE_EOF) {
 		close(fd);
-		return -1;   /* the caller reports the archive's error */
+		return -1; /* the caller reports the archive's error */
 	}
 	if (archive_entry_size_is_set(e) && ftruncate(fd, (off_t)archive_entry_size(e)) < 0) {
 		r = usys(x, name, "cannot set its size");
@@ -376,22 +381,25 @@ static int x_hardlink(struct ux *x, const char *target, int pfd, const char *bas
 	char trel[UNTAR_NAME_MAX + 8];
 	int r = map_name(x, target, trel, sizeof trel);
 	if (r)
-		return r == UNTAR_E_UNSAFE ? uerr(x, UNTAR_E_UNSAFE, name,
-			"hard link to a file outside this download (refused)") : r;
+		return r == UNTAR_E_UNSAFE
+			       ? uerr(x, UNTAR_E_UNSAFE, name, "hard link to a file outside this download (refused)")
+			       : r;
 	const char *slash = strrchr(trel, '/');
 	char tdir[UNTAR_NAME_MAX + 8];
 	snprintf(tdir, sizeof tdir, "%.*s", slash ? (int)(slash - trel) : 0, trel);
 	int lfd = slash ? open_beneath(x, tdir, O_PATH | O_DIRECTORY) : dup(x->tfd);
 	if (lfd < 0)
 		return errno == ENOENT ? uerr(x, UNTAR_E_UNSAFE, name,
-			"hard link to a file this download did not make (refused)") : usys(x, name, "hard link");
+					      "hard link to a file this download did not make (refused)")
+				       : usys(x, name, "hard link");
 	const char *tbase = slash ? slash + 1 : trel;
 	struct stat sb;
 	/* Only a regular file: the hidden directory is fresh, so whatever
 	 * file is there, this archive made it. */
 	if (fstatat(lfd, tbase, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode)) {
 		close(lfd);
-		return uerr(x, UNTAR_E_UNSAFE, name, "hard link to something that is not a file this download "
+		return uerr(x, UNTAR_E_UNSAFE, name,
+			    "hard link to something that is not a file this download "
 			    "made (refused)");
 	}
 	if ((r = clear_for(x, pfd, base, name)) == UNTAR_OK && linkat(lfd, tbase, pfd, base, 0) < 0)
@@ -414,7 +422,7 @@ static int one_entry(struct ux *x, struct archive *a, struct archive_entry *e)
 	const char *hl = archive_entry_hardlink(e);
 	mode_t type = archive_entry_filetype(e);
 	if (!hl && type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
-		x->st->skipped++;   /* devices, FIFOs, sockets: never made here */
+		x->st->skipped++; /* devices, FIFOs, sockets: never made here */
 		return UNTAR_OK;
 	}
 	if (!strcmp(rel, TOP) && !strcmp(x->o->top, ".") && type != AE_IFDIR)
@@ -446,7 +454,8 @@ static int one_entry(struct ux *x, struct archive *a, struct archive_entry *e)
 		if (errno != EEXIST)
 			return usys(x, name, "cannot create directory");
 		if (fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(sb.st_mode))
-			return uerr(x, UNTAR_E_UNSAFE, name, "a directory over a non-directory the archive made "
+			return uerr(x, UNTAR_E_UNSAFE, name,
+				    "a directory over a non-directory the archive made "
 				    "(refused)");
 	}
 	if (note_dir(x, rel, archive_entry_perm(e) & x->keep, archive_entry_mtime(e)) < 0)
@@ -474,7 +483,7 @@ static void rm_tree(int dfd, const char *name, int depth)
 	}
 	if (depth > UNTAR_DEPTH_MAX + 2)
 		return;
-	(void)!fchmodat(dfd, name, 0700, 0);   /* a 0500 directory of ours */
+	(void)!fchmodat(dfd, name, 0700, 0); /* a 0500 directory of ours */
 	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (d) {
@@ -492,7 +501,7 @@ static void rm_tree(int dfd, const char *name, int depth)
  * so a read-only one does not lock out its contents), then the move. */
 static int finish(struct ux *x)
 {
-	if (x->ndirs)   /* qsort wants a non-NULL base even for none */
+	if (x->ndirs) /* qsort wants a non-NULL base even for none */
 		qsort(x->dirs, x->ndirs, sizeof *x->dirs, deeper_first);
 	int topfd = -1;
 	unsigned topmode = 0755;
@@ -535,8 +544,8 @@ static int finish(struct ux *x)
 					continue;
 				if (pass == 0 && fstatat(x->o->dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
 					r = uerr(x, UNTAR_E_EXISTS, de->d_name, "already exists in the destination");
-				else if (pass == 1 && renameat2(fd, de->d_name, x->o->dirfd, de->d_name,
-								RENAME_NOREPLACE) < 0)
+				else if (pass == 1 &&
+					 renameat2(fd, de->d_name, x->o->dirfd, de->d_name, RENAME_NOREPLACE) < 0)
 					r = errno == EEXIST ? uerr(x, UNTAR_E_EXISTS, de->d_name,
 								   "already exists in the destination")
 							    : usys(x, de->d_name, "cannot move it into place");
@@ -555,8 +564,9 @@ static int finish(struct ux *x)
 			close(topfd);
 		if (e == EEXIST || e == ENOTEMPTY || e == EISDIR || e == ENOTDIR)
 			return uerr(x, UNTAR_E_EXISTS, x->o->name, "already exists and is %s",
-				    e == EISDIR ? "a directory" : e == ENOTDIR ? "not a directory"
-				    : "a directory that is not empty");
+				    e == EISDIR	   ? "a directory"
+				    : e == ENOTDIR ? "not a directory"
+						   : "a directory that is not empty");
 		errno = e;
 		return usys(x, x->o->name, "cannot move it into place");
 	}
@@ -578,8 +588,8 @@ static int make_hidden(struct ux *x)
 		uint8_t rnd[8];
 		if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd)
 			return usys(x, NULL, "getrandom");
-		snprintf(x->tname, sizeof x->tname, ".vmsan-download-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
-			 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+		snprintf(x->tname, sizeof x->tname, ".vmsan-download-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
+			 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 		if (mkdirat(x->o->dirfd, x->tname, 0700) == 0)
 			break;
 		if (errno != EEXIST || i == 15) {
@@ -638,11 +648,16 @@ static int reader_stopped(struct ux *x, struct archive *a)
 	return r;
 }
 
-int untar(untar_read_fn rd, void *ctx, const struct untar_opts *o, struct untar_stats *st,
-	  char *err, size_t errlen)
+int untar(untar_read_fn rd, void *ctx, const struct untar_opts *o, struct untar_stats *st, char *err, size_t errlen)
 {
-	struct ux x = { .o = o, .st = st, .err = err, .errlen = errlen, .rd = rd, .ctx = ctx,
-			.tfd = -1, .pfd = -1,
+	struct ux x = { .o = o,
+			.st = st,
+			.err = err,
+			.errlen = errlen,
+			.rd = rd,
+			.ctx = ctx,
+			.tfd = -1,
+			.pfd = -1,
 			.max_bytes = o->max_bytes ? o->max_bytes : UNTAR_MAX_BYTES_DEFAULT,
 			.max_entries = o->max_entries ? o->max_entries : UNTAR_MAX_ENTRIES_DEFAULT };
 	struct archive *a = NULL;

@@ -40,34 +40,34 @@ static const struct command {
 	int (*fn)(const struct target *t, int ac, char **av, struct verr *e);
 } commands[] = {
 	{ "health", cmd_health }, { "sessions", cmd_sessions }, { "shutdown", cmd_shutdown },
-	{ "kill", cmd_kill }, { "session-kill", cmd_kill }, { "exec", cmd_exec }, { "shell", cmd_shell },
-	{ "upload", cmd_upload }, { "download", cmd_download },
+	{ "kill", cmd_kill },	  { "session-kill", cmd_kill }, { "exec", cmd_exec },
+	{ "shell", cmd_shell },	  { "upload", cmd_upload },	{ "download", cmd_download },
 };
 
 /* --vm, --agent, --token-file, and whether the options ended the run. */
 struct globals {
 	const char *vm, *agent, *tokfile;
-	int exit;                /* >= 0: done (--help, --version, a bad option) */
+	int exit; /* >= 0: done (--help, --version, a bad option) */
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: vmsan-agentctl [--json] (--vm ID | --agent HOST:PORT --token-file FILE) COMMAND ...\n"
-"\n"
-"  health\n"
-"  shutdown             ask vmsan-init to stop the VM (processes stopped, disks synced)\n"
-"  exec [-i] [-t] [-e K=V]... [-w DIR] [-u USER | --sudo] [--timeout SECONDS] [--detach] [--] CMD [ARG...]\n"
-"  kill EXEC_ID [--signal SIG]\n"
-"  shell [--session ID] [--shell PATH] [-u USER]\n"
-"  sessions\n"
-"  session-kill SESSION_ID\n"
-"  upload [--dest DIR] [-u USER] [--preserve-owner] PATH...\n"
-"  download [--dest PATH] [--max-bytes N] REMOTE_PATH\n"
-"\n"
-"The host side of vmsan-agent.  exec exits with the remote command's status\n"
-"(124 when it timed out); shell with the shell's.  A token is never taken\n"
-"on the command line: it is read from the VM's token file or --token-file.\n");
+		"usage: vmsan-agentctl [--json] (--vm ID | --agent HOST:PORT --token-file FILE) COMMAND ...\n"
+		"\n"
+		"  health\n"
+		"  shutdown             ask vmsan-init to stop the VM (processes stopped, disks synced)\n"
+		"  exec [-i] [-t] [-e K=V]... [-w DIR] [-u USER | --sudo] [--timeout SECONDS] [--detach] [--] CMD [ARG...]\n"
+		"  kill EXEC_ID [--signal SIG]\n"
+		"  shell [--session ID] [--shell PATH] [-u USER]\n"
+		"  sessions\n"
+		"  session-kill SESSION_ID\n"
+		"  upload [--dest DIR] [-u USER] [--preserve-owner] PATH...\n"
+		"  download [--dest PATH] [--max-bytes N] REMOTE_PATH\n"
+		"\n"
+		"The host side of vmsan-agent.  exec exits with the remote command's status\n"
+		"(124 when it timed out); shell with the shell's.  A token is never taken\n"
+		"on the command line: it is read from the VM's token file or --token-file.\n");
 }
 
 /* The options before the command; the command's index in argv. */
@@ -125,7 +125,7 @@ static int target_find(struct target *t, const struct globals *g, struct verr *e
  * else "vmsan CMD: message" and its fix on stderr. */
 static int report(struct verr *e, const char *cmd)
 {
-	e->message[699] = 0;     /* messages are cut there, as they always were */
+	e->message[699] = 0; /* messages are cut there, as they always were */
 	return json_out ? reply_error(e) : report_error(cmd, false, e);
 }
 
@@ -143,7 +143,7 @@ int main(int argc, char **argv)
 	if (g.exit >= 0)
 		return g.exit;
 	cmd = argv[i++];
-	cmdname = strcmp(cmd, "shell") ? cmd : "connect";   /* what vmsan calls it */
+	cmdname = strcmp(cmd, "shell") ? cmd : "connect"; /* what vmsan calls it */
 	if (target_find(&t, &g, &e) < 0)
 		return report(&e, cmdname);
 	for (k = 0; k < sizeof commands / sizeof commands[0] && strcmp(commands[k].name, cmd); k++)

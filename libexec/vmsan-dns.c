@@ -78,20 +78,20 @@ struct resolver R;
 #ifndef VMSAN_VERSION
 #define VMSAN_VERSION "0.0.0"
 #endif
-#define USAGE \
-	"usage: vmsan-dns < settings.json   (started by vmsan-net, in a VM's network namespace)\n" \
-	"\n" \
-	"The filtering DNS resolver of a VM with allowed domains.  Settings:\n" \
+#define USAGE                                                                                        \
+	"usage: vmsan-dns < settings.json   (started by vmsan-net, in a VM's network namespace)\n"   \
+	"\n"                                                                                         \
+	"The filtering DNS resolver of a VM with allowed domains.  Settings:\n"                      \
 	"  {\"id\":ID, \"uid\":N, \"gid\":N, \"upstreams\":[IP...], \"domains\":[NAME|*.ZONE...],\n" \
-	"   \"ttlMin\":S, \"ttlMax\":S, \"strict\":BOOL}\n" \
-	"It answers on 172.16.0.1:53 (UDP, TCP): allowed names are forwarded to the\n" \
-	"upstreams and their A records added to the set dns_allow before the answer;\n" \
-	"others get NXDOMAIN.  strict: on :10443 and :10080 it relays the guest's TCP\n" \
-	"to the set's addresses (443, 80) whose TLS server_name or HTTP Host is an\n" \
-	"allowed name that resolved to that address.\n" \
-	"Control: abstract unix socket vmsan-dns-ctl, root only:\n" \
-	"  {\"domains\":[...]}   replace the list (removed names' addresses leave at once)\n" \
-	"  {\"op\":\"stats\"}      counters\n" \
+	"   \"ttlMin\":S, \"ttlMax\":S, \"strict\":BOOL}\n"                                          \
+	"It answers on 172.16.0.1:53 (UDP, TCP): allowed names are forwarded to the\n"               \
+	"upstreams and their A records added to the set dns_allow before the answer;\n"              \
+	"others get NXDOMAIN.  strict: on :10443 and :10080 it relays the guest's TCP\n"             \
+	"to the set's addresses (443, 80) whose TLS server_name or HTTP Host is an\n"                \
+	"allowed name that resolved to that address.\n"                                              \
+	"Control: abstract unix socket vmsan-dns-ctl, root only:\n"                                  \
+	"  {\"domains\":[...]}   replace the list (removed names' addresses leave at once)\n"        \
+	"  {\"op\":\"stats\"}      counters\n"                                                       \
 	"See vmsan-dns(8).\n"
 
 /* The flags every helper answers; any other argument is refused: it is
@@ -183,7 +183,7 @@ static int listen_all(bool strict, struct verr *e)
 /* The setter's netfilter socket, opened while we are root. */
 static struct mnl_socket *nft_open(struct verr *e)
 {
-	struct verr ne = {0};
+	struct verr ne = { 0 };
 	struct mnl_socket *nl = nft_socket(&ne);
 
 	if (!nl)
@@ -277,7 +277,7 @@ static int run_setter(int sp, struct mnl_socket *nl, pid_t pid, const struct con
 
 int main(int argc, char **argv)
 {
-	struct verr err = {0}, *e = &err;
+	struct verr err = { 0 }, *e = &err;
 	struct mnl_socket *nl = NULL;
 	struct config c;
 	pid_t self, pid;
@@ -287,8 +287,7 @@ int main(int argc, char **argv)
 		return flags(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
 	/* as root: the settings, then everything that needs root opened */
-	if (config_read(&c, e) || resolver_init(e) || listen_all(c.strict, e) || !(nl = nft_open(e)) ||
-	    channel(sp, e))
+	if (config_read(&c, e) || resolver_init(e) || listen_all(c.strict, e) || !(nl = nft_open(e)) || channel(sp, e))
 		return reply_error(e);
 	fflush(stdout);
 	self = getpid();

@@ -40,8 +40,8 @@ static int valid_abspath(const char *s, char *why, size_t n)
 		return snprintf(why, n, "'%.80s' is not an absolute path", s), -1;
 	if (strlen(s) >= PATH_MAX / 2)
 		return snprintf(why, n, "path too long"), -1;
-	if (strstr(s, "/../") || !strcmp(s + strlen(s) - (strlen(s) >= 3 ? 3 : 0), "/..") ||
-	    strchr(s, ',') || strchr(s, '\n'))
+	if (strstr(s, "/../") || !strcmp(s + strlen(s) - (strlen(s) >= 3 ? 3 : 0), "/..") || strchr(s, ',') ||
+	    strchr(s, '\n'))
 		return snprintf(why, n, "'%.80s' contains '..', ',' or a newline", s), -1;
 	return 0;
 }
@@ -64,8 +64,8 @@ static int valid_mac(const char *s, char *why, size_t n)
 {
 	unsigned b[6];
 	char end;
-	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-				      &end) != 6)
+	if (strlen(s) != 17 ||
+	    sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &end) != 6)
 		return snprintf(why, n, "'%.40s' is not a MAC address (aa:bb:cc:dd:ee:ff)", s), -1;
 	if (b[0] & 1)
 		return snprintf(why, n, "'%.40s' is a multicast MAC address", s), -1;
@@ -100,7 +100,6 @@ static bool kvm_for(struct vmcfg *c)
 	}
 	return false;
 }
-
 
 /* A start or plan request: every field checked; program paths from conf. */
 static int read_cfg(struct jr *r, struct vmcfg *c, const struct rootconf *conf, struct verr *e)
@@ -176,18 +175,17 @@ static json_t *plan(const struct vmcfg *c)
 	char cmdline[2048], jail[JAIL_PATH_MAX - 64], chroot[JAIL_PATH_MAX - 32];
 	kernel_cmdline(c, cmdline, sizeof cmdline);
 	if (!strcmp(c->vmm, "qemu"))
-		return json_pack("{s:s, s:s, s:s*, s:I, s:I, s:s, s:o}", "vmm", "qemu", "accel",
-				 c->kvm ? "kvm" : "tcg", "netns", c->netns, "uid", (json_int_t)c->uid, "gid",
-				 (json_int_t)c->gid, "kernelCmdline", cmdline, "argv", qemu_argv(c));
+		return json_pack("{s:s, s:s, s:s*, s:I, s:I, s:s, s:o}", "vmm", "qemu", "accel", c->kvm ? "kvm" : "tcg",
+				 "netns", c->netns, "uid", (json_int_t)c->uid, "gid", (json_int_t)c->gid,
+				 "kernelCmdline", cmdline, "argv", qemu_argv(c));
 	fc_jail_path(c->conf, c->id, jail, sizeof jail);
 	snprintf(chroot, sizeof chroot, "%s/root", jail);
-	json_t *links = json_pack("[{s:s, s:s}, {s:s, s:s}]", "from", c->kernel, "to", "vmlinux", "from",
-				  c->vm_disk, "to", "vm.ext4");
+	json_t *links = json_pack("[{s:s, s:s}, {s:s, s:s}]", "from", c->kernel, "to", "vmlinux", "from", c->vm_disk,
+				  "to", "vm.ext4");
 	if (c->image_disk)
 		json_array_append_new(links, json_pack("{s:s, s:s}", "from", c->image_disk, "to", "image.ext4"));
-	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:o}", "vmm", "firecracker", "accel", "kvm", "chroot",
-			 chroot, "jail", links, "jailer", fc_jailer_argv(c), "kernelCmdline", cmdline, "api",
-			 fc_calls(c));
+	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:o}", "vmm", "firecracker", "accel", "kvm", "chroot", chroot,
+			 "jail", links, "jailer", fc_jailer_argv(c), "kernelCmdline", cmdline, "api", fc_calls(c));
 }
 
 static json_t *op_plan(struct jr *r, struct verr *e)
@@ -245,7 +243,8 @@ static json_t *op_start(struct jr *r, struct verr *e)
 		if (!member) {
 			c.kvm_gid = -1;
 			if (!strcmp(c.accel, "kvm")) {
-				verr_set(e, VMSAN_EXIT_FAIL, "ERR_PERMISSION", "join /dev/kvm's group, or use --accel tcg",
+				verr_set(e, VMSAN_EXIT_FAIL, "ERR_PERMISSION",
+					 "join /dev/kvm's group, or use --accel tcg",
 					 "you cannot open /dev/kvm: it is for its group, and you are not in it");
 				return NULL;
 			}
@@ -325,9 +324,10 @@ static json_t *op_stop(struct jr *r, struct verr *e)
 	bool fc = !strcmp(rec.vmm, "firecracker");
 	if (rec.pid <= 1 || !vmmrec_alive(&rec))
 		how = "not running";
-	else if (fc && fc_action(&rec, "/actions", "{\"action_type\":\"SendCtrlAltDel\"}", fault, sizeof fault) / 100 == 2 &&
+	else if (fc &&
+		 fc_action(&rec, "/actions", "{\"action_type\":\"SendCtrlAltDel\"}", fault, sizeof fault) / 100 == 2 &&
 		 vmm_wait_gone(&rec, (double)timeout))
-		how = "ctrl-alt-del";   /* vmsan-init powers off, the VMM exits */
+		how = "ctrl-alt-del"; /* vmsan-init powers off, the VMM exits */
 	else if (fc || !vmm_wait_gone(&rec, (double)timeout)) {
 		/* The guest did not power off in time: ask QEMU to quit, then
 		 * kill it. */
@@ -341,8 +341,7 @@ static json_t *op_stop(struct jr *r, struct verr *e)
 	bool still = rec.pid > 1 && vmmrec_alive(&rec);
 	if (!still && rec.pid > 1)
 		gone(&rec);
-	return json_pack("{s:s, s:I, s:s, s:b}", "id", id, "pid", (json_int_t)rec.pid, "how",
-			 how, "running", still);
+	return json_pack("{s:s, s:I, s:s, s:b}", "id", id, "pid", (json_int_t)rec.pid, "how", how, "running", still);
 }
 
 static json_t *op_kill(struct jr *r, struct verr *e)
@@ -374,7 +373,7 @@ static json_t *op_cleanup(struct jr *r, struct verr *e)
 	long owner = claim_owner(id);
 	bool had = rec.pid > 1;
 	if (owner < 0 && !had && !who.root)
-		return json_pack("{s:s, s:b}", "id", id, "removed", 0);   /* nothing of theirs */
+		return json_pack("{s:s, s:b}", "id", id, "removed", 0); /* nothing of theirs */
 	if (had && vmmrec_signal(&rec, SIGKILL) == 0)
 		vmm_wait_gone(&rec, 5);
 	ram_path(id, ram, sizeof ram);
@@ -422,8 +421,8 @@ static json_t *vcpus(struct jr *r, bool pause, struct verr *e)
 		int code = fc_action(&rec, "/vm", pause ? "{\"state\":\"Paused\"}" : "{\"state\":\"Resumed\"}", fault,
 				     sizeof fault);
 		if (code / 100 != 2) {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM", NULL, "Firecracker refused PATCH /vm (HTTP %d): %s", code,
-				 fault);
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VMM", NULL, "Firecracker refused PATCH /vm (HTTP %d): %s",
+				 code, fault);
 			return NULL;
 		}
 	} else if (qmp_command(rec.qmp, pause ? "stop" : "cont") < 0) {
@@ -445,37 +444,30 @@ static json_t *op_resume(struct jr *r, struct verr *e)
 }
 
 static const struct helper_op ops[] = {
-	{ "plan", op_plan },
-	{ "start", op_start },
-	{ "status", op_status },
-	{ "stop", op_stop },
-	{ "kill", op_kill },
-	{ "cleanup", op_cleanup },
-	{ "snapshot", op_snapshot },
-	{ "pause", op_pause },
-	{ "resume", op_resume },
+	{ "plan", op_plan },	     { "start", op_start }, { "status", op_status },
+	{ "stop", op_stop },	     { "kill", op_kill },   { "cleanup", op_cleanup },
+	{ "snapshot", op_snapshot }, { "pause", op_pause }, { "resume", op_resume },
 };
 
 static const struct helper helper = {
 	.name = "vmsan-fc",
 	.summary = "plumbing (root): run a VM's VMM (Firecracker under its jailer, or QEMU microvm)",
-	.usage =
-	"usage: vmsan-fc OP [--verbose] < request.json\n"
-	"\n"
-	"  {\"op\":\"plan\"|\"start\", \"id\":ID, \"vmm\":\"qemu\"|\"firecracker\", \"kernel\":PATH,\n"
-	"   \"vmDisk\":PATH, \"imageDisk\":PATH, \"runDir\":PATH, \"uid\":N, \"gid\":N,\n"
-	"   \"vcpus\":N, \"memoryMib\":N, \"accel\":\"auto\"|\"kvm\"|\"tcg\", \"agentPort\":N,\n"
-	"   \"network\":{\"netns\",\"tap\",\"mac\",\"guestIp\",\"gatewayIp\",\"prefixLen\",\"dns\":[...]},\n"
-	"   \"incoming\":DIR}                  start with incoming restores a snapshot\n"
-	"  {\"op\":\"status\"|\"kill\"|\"pause\"|\"resume\"|\"cleanup\", \"id\":ID}\n"
-	"  {\"op\":\"stop\", \"id\":ID, \"timeoutSec\":S}\n"
-	"  {\"op\":\"snapshot\", \"id\":ID, \"vmDisk\":PATH, \"dir\":PATH, \"resume\":BOOL}\n"
-	"\n"
-	"The programs (QEMU, Firecracker, the jailer) and the jail base come from\n"
-	ROOTCONF_PATH " (root's), never from the request.  A running VM is\n"
-	"found by its id in root's own record, for its owner only.  plan needs no\n"
-	"privileges; the rest run as root (the sudoers rule install.sh writes), the\n"
-	"VMM itself as uid:gid, never root.  See vmsan-fc(8), vmsan-security(7).\n",
+	.usage = "usage: vmsan-fc OP [--verbose] < request.json\n"
+		 "\n"
+		 "  {\"op\":\"plan\"|\"start\", \"id\":ID, \"vmm\":\"qemu\"|\"firecracker\", \"kernel\":PATH,\n"
+		 "   \"vmDisk\":PATH, \"imageDisk\":PATH, \"runDir\":PATH, \"uid\":N, \"gid\":N,\n"
+		 "   \"vcpus\":N, \"memoryMib\":N, \"accel\":\"auto\"|\"kvm\"|\"tcg\", \"agentPort\":N,\n"
+		 "   \"network\":{\"netns\",\"tap\",\"mac\",\"guestIp\",\"gatewayIp\",\"prefixLen\",\"dns\":[...]},\n"
+		 "   \"incoming\":DIR}                  start with incoming restores a snapshot\n"
+		 "  {\"op\":\"status\"|\"kill\"|\"pause\"|\"resume\"|\"cleanup\", \"id\":ID}\n"
+		 "  {\"op\":\"stop\", \"id\":ID, \"timeoutSec\":S}\n"
+		 "  {\"op\":\"snapshot\", \"id\":ID, \"vmDisk\":PATH, \"dir\":PATH, \"resume\":BOOL}\n"
+		 "\n"
+		 "The programs (QEMU, Firecracker, the jailer) and the jail base come from\n" ROOTCONF_PATH
+		 " (root's), never from the request.  A running VM is\n"
+		 "found by its id in root's own record, for its owner only.  plan needs no\n"
+		 "privileges; the rest run as root (the sudoers rule install.sh writes), the\n"
+		 "VMM itself as uid:gid, never root.  See vmsan-fc(8), vmsan-security(7).\n",
 	.ops = ops,
 	.nops = sizeof(ops) / sizeof(*ops),
 };

@@ -16,22 +16,21 @@
 
 #define NCOLS 8
 
-static const char usage[] =
-	"usage: vmsan list [--json] [ID...]\n"
-	"\n"
-	"Lists VMs, newest first: a table, or with --json an array of VM records.\n"
-	"Status is derived, not trusted: a VM whose process is gone shows as\n"
-	"\"error\" whatever its record says.  A record that cannot be read is\n"
-	"reported on stderr by file name and the others are still listed; the\n"
-	"exit status is 1 only when a VM named on the command line is missing\n"
-	"or unreadable.\n";
+static const char usage[] = "usage: vmsan list [--json] [ID...]\n"
+			    "\n"
+			    "Lists VMs, newest first: a table, or with --json an array of VM records.\n"
+			    "Status is derived, not trusted: a VM whose process is gone shows as\n"
+			    "\"error\" whatever its record says.  A record that cannot be read is\n"
+			    "reported on stderr by file name and the others are still listed; the\n"
+			    "exit status is 1 only when a VM named on the command line is missing\n"
+			    "or unreadable.\n";
 
 static time_t parse_utc(const char *s)
 {
-	struct tm tm = {0};
+	struct tm tm = { 0 };
 
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+			 &tm.tm_sec) != 6)
 		return (time_t)-1;
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
@@ -88,7 +87,8 @@ static const char *str_or(json_t *rec, const char *key, const char *dflt)
 static const char *status_color(const char *s)
 {
 	static const char *const map[][2] = {
-		{"running", "36"}, {"creating", "35"}, {"stopped", "2"}, {"error", "31"}};
+		{ "running", "36" }, { "creating", "35" }, { "stopped", "2" }, { "error", "31" }
+	};
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(*map); i++)
 		if (strcmp(s, map[i][0]) == 0)
@@ -98,10 +98,10 @@ static const char *status_color(const char *s)
 
 static void print_table(json_t *vms, bool color)
 {
-	static const char *const head[NCOLS] = {"ID", "STATUS", "CREATED", "MEMORY",
-						"VCPUS", "RUNTIME", "TIMEOUT", "SNAPSHOT"};
-	size_t rows = json_array_size(vms) + 1, w[NCOLS] = {0}, i;
-	char (*cell)[NCOLS][72] = calloc(rows, sizeof(*cell));
+	static const char *const head[NCOLS] = { "ID",	  "STATUS",  "CREATED", "MEMORY",
+						 "VCPUS", "RUNTIME", "TIMEOUT", "SNAPSHOT" };
+	size_t rows = json_array_size(vms) + 1, w[NCOLS] = { 0 }, i;
+	char(*cell)[NCOLS][72] = calloc(rows, sizeof(*cell));
 	time_t now = time(NULL);
 	json_t *rec;
 
@@ -112,7 +112,7 @@ static void print_table(json_t *vms, bool color)
 	for (int c = 0; c < NCOLS; c++)
 		snprintf(cell[0][c], sizeof(cell[0][c]), "%s", head[c]);
 	json_array_foreach(vms, i, rec) {
-		char (*row)[72] = cell[i + 1];
+		char(*row)[72] = cell[i + 1];
 		json_t *mem = json_object_get(rec, "memSizeMib");
 		json_t *cpu = json_object_get(rec, "vcpuCount");
 
@@ -153,8 +153,8 @@ static void print_table(json_t *vms, bool color)
 /* --complete: the options, then the ids of the VMs there are. */
 static void complete(void)
 {
-	struct state st = {.vmsfd = -1};
-	struct verr e = {0};
+	struct state st = { .vmsfd = -1 };
+	struct verr e = { 0 };
 	json_t *vms = NULL, *errors = NULL, *rec;
 	size_t i;
 
@@ -171,7 +171,7 @@ static void complete(void)
 static int parse_args(int argc, char **argv, bool *json, json_t *ids)
 {
 	bool dashdash = false;
-	struct verr e = {0};
+	struct verr e = { 0 };
 
 	for (int a = 1; a < argc; a++) {
 		const char *s = argv[a];
@@ -190,8 +190,8 @@ static int parse_args(int argc, char **argv, bool *json, json_t *ids)
 		} else if (!dashdash && strcmp(s, "--json") == 0) {
 			*json = true;
 		} else if (!dashdash && s[0] == '-') {
-			verr_set(&e, VMSAN_EXIT_USAGE, "ERR_USAGE", "see 'vmsan list --help'",
-				 "unknown option '%.64s'", s);
+			verr_set(&e, VMSAN_EXIT_USAGE, "ERR_USAGE", "see 'vmsan list --help'", "unknown option '%.64s'",
+				 s);
 			return report_error("list", *json, &e);
 		} else {
 			json_array_append_new(ids, json_string(s));
@@ -210,8 +210,7 @@ static void report_skipped(const struct state *st, json_t *errors)
 		const char *file = str_or(err, "file", "");
 
 		if (*file)
-			fprintf(stderr, "vmsan list: skipping %s/%s: %s\n", st->vms, file,
-				str_or(err, "message", ""));
+			fprintf(stderr, "vmsan list: skipping %s/%s: %s\n", st->vms, file, str_or(err, "message", ""));
 		else
 			fprintf(stderr, "vmsan list: skipping %s: %s\n", str_or(err, "id", "?"),
 				str_or(err, "message", ""));
@@ -233,8 +232,8 @@ static int print_vms(json_t *vms, bool json)
 	} else if (json_array_size(vms) == 0) {
 		puts("No VMs found.");
 	} else {
-		print_table(vms, isatty(STDOUT_FILENO) && !getenv("NO_COLOR") &&
-			    getenv("TERM") && strcmp(getenv("TERM"), "dumb"));
+		print_table(vms, isatty(STDOUT_FILENO) && !getenv("NO_COLOR") && getenv("TERM") &&
+					 strcmp(getenv("TERM"), "dumb"));
 	}
 	if (fflush(stdout) != 0)
 		rc = -1;
@@ -245,8 +244,8 @@ int main(int argc, char **argv)
 {
 	const char *env = getenv("VMSAN_JSON");
 	bool json = env && strcmp(env, "1") == 0;
-	struct state st = {.vmsfd = -1};
-	struct verr e = {0};
+	struct state st = { .vmsfd = -1 };
+	struct verr e = { 0 };
 	json_t *ids = json_array(), *vms = NULL, *errors = NULL, *err;
 	int rc;
 

@@ -36,8 +36,8 @@
 #include <string.h>
 #include <unistd.h>
 
-int orig_ns = -1;            /* the namespace we started in: "the host" */
-struct caller who;           /* who asked (the sudo user, or root) */
+int orig_ns = -1;	     /* the namespace we started in: "the host" */
+struct caller who;	     /* who asked (the sudo user, or root) */
 static struct rootconf conf; /* root's settings: per-user limit, port range */
 
 /* ---- the request's checks ----------------------------------------------- */
@@ -106,9 +106,10 @@ static json_t *host_ports(json_t *ports, struct verr *e)
 			goto fail;
 		}
 		if (!who.root && (n < conf.port_min || n > conf.port_max)) {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_PORT_RANGE", "publish a port in that range (root.conf's publish-ports)",
-				 "request.publishedPorts[%zu]: port %lld: users may publish %u-%u only", i, n, conf.port_min,
-				 conf.port_max);
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_PORT_RANGE",
+				 "publish a port in that range (root.conf's publish-ports)",
+				 "request.publishedPorts[%zu]: port %lld: users may publish %u-%u only", i, n,
+				 conf.port_min, conf.port_max);
 			goto fail;
 		}
 		for (k = 0; k < json_array_size(out); k++)
@@ -180,7 +181,8 @@ static int dns_check(json_t *dns, json_t *ruleset, struct verr *e)
 		return BAD_FIELD("request.dns: domains and upstreams may not be empty");
 	json_array_foreach(doms, i, x)
 		if (!json_is_string(x) || valid_domain(json_string_value(x), why, sizeof why))
-			return BAD_FIELD("request.dns.domains[%zu]: %s", i, json_is_string(x) ? why : "expected a string");
+			return BAD_FIELD("request.dns.domains[%zu]: %s", i,
+					 json_is_string(x) ? why : "expected a string");
 	json_array_foreach(ups, i, x)
 		if (!json_is_string(x) || valid_ipv4(json_string_value(x), why, sizeof why))
 			return BAD_FIELD("request.dns.upstreams[%zu]: expected an IPv4 address", i);
@@ -205,10 +207,10 @@ static int dns_check(json_t *dns, json_t *ruleset, struct verr *e)
 struct setup {
 	const char *id;
 	bool host_mode;
-	json_t *ruleset, *ports, *policy, *dns;  /* the request's, borrowed */
+	json_t *ruleset, *ports, *policy, *dns; /* the request's, borrowed */
 	long long mbit, owner;
 	struct vmnet v;
-	bool claimed;            /* the id's claim was taken here */
+	bool claimed; /* the id's claim was taken here */
 };
 
 static int setup_read(struct jr *r, struct setup *s)
@@ -232,12 +234,15 @@ static int setup_read(struct jr *r, struct setup *s)
 static int setup_check(const struct setup *s, struct verr *e)
 {
 	if (s->host_mode && s->dns)
-		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "allowed domains need the VM's own namespace",
-				 "request.dns: not with hostMode");
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD",
+				 "allowed domains need the VM's own namespace", "request.dns: not with hostMode");
 	if (s->host_mode && (s->ruleset || s->ports || s->mbit))
-		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the policy (its published ports included)",
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD",
+				 "give the policy (its published ports included)",
 				 "request.%s: not with hostMode (the host's rules are compiled here from the policy%s)",
-				 s->ruleset ? "ruleset" : s->ports ? "publishedPorts" : "bandwidthMbit",
+				 s->ruleset ? "ruleset"
+				 : s->ports ? "publishedPorts"
+					    : "bandwidthMbit",
 				 s->mbit ? "; shaping both directions needs the VM's namespace" : "");
 	if (!s->host_mode && s->policy)
 		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the ruleset of vmsan-nftables compile",
@@ -305,7 +310,9 @@ static int setup_links(struct setup *s, struct verr *e)
 		s->owner = !who.root ? (long long)who.uid : (long long)NET_VMM_UID_BASE + v->slot;
 	if (!s->host_mode)
 		return host_table(e) || netns_create(v, e) || host_side(v, e) ||
-		       ns_side(v, s->owner, s->mbit, s->ruleset, e) ? -1 : 0;
+				       ns_side(v, s->owner, s->mbit, s->ruleset, e)
+			       ? -1
+			       : 0;
 	rs = host_ruleset(v, s->policy, &hp, e);
 	json_decref(hp);
 	rc = !rs || host_table(e) || host_tap(v, (long)s->owner, e) || nft_ruleset_apply(rs, false, e) ? -1 : 0;
@@ -329,7 +336,7 @@ static int setup_publish(struct vmnet *v, struct verr *e)
 				 "host port %lld is already published by another VM", json_integer_value(p));
 		while (json_array_size(v->ports) > i)
 			json_array_remove(v->ports, i);
-		record_write(v, &(struct verr){0});
+		record_write(v, &(struct verr){ 0 });
 		return -1;
 	}
 	return 0;
@@ -342,17 +349,16 @@ static json_t *setup_reply(const struct vmnet *v)
 	if (v->host_mode)
 		/* No namespace: the guest is the slot's .2 behind vmst<slot>,
 		 * and the host reaches its agent there. */
-		reply = json_pack("{s:n, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O, s:b, s:s}",
-				  "netns", "slot", (int)v->slot, "hostIf", v->host_if, "hostAddr", v->host_addr,
-				  "agentAddr", v->ns_addr, "tap", v->host_if, "guestIp", v->ns_addr, "gatewayIp",
-				  v->host_addr, "mac", NET_GUEST_MAC, "prefixLen", NET_LINK_PREFIXLEN, "publishedPorts",
-				  v->ports, "hostMode", 1, "table", v->table);
+		reply = json_pack("{s:n, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O, s:b, s:s}", "netns", "slot",
+				  (int)v->slot, "hostIf", v->host_if, "hostAddr", v->host_addr, "agentAddr", v->ns_addr,
+				  "tap", v->host_if, "guestIp", v->ns_addr, "gatewayIp", v->host_addr, "mac",
+				  NET_GUEST_MAC, "prefixLen", NET_LINK_PREFIXLEN, "publishedPorts", v->ports,
+				  "hostMode", 1, "table", v->table);
 	else
-		reply = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O}",
-				  "netns", v->netns, "slot", (int)v->slot, "hostIf", v->host_if,
-				  "hostAddr", v->host_addr, "agentAddr", v->ns_addr, "tap", NET_TAP,
-				  "guestIp", NET_GUEST_ADDR, "gatewayIp", NET_TAP_ADDR, "mac", NET_GUEST_MAC,
-				  "prefixLen", NET_LINK_PREFIXLEN, "publishedPorts", v->ports);
+		reply = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O}", "netns", v->netns, "slot",
+				  (int)v->slot, "hostIf", v->host_if, "hostAddr", v->host_addr, "agentAddr", v->ns_addr,
+				  "tap", NET_TAP, "guestIp", NET_GUEST_ADDR, "gatewayIp", NET_TAP_ADDR, "mac",
+				  NET_GUEST_MAC, "prefixLen", NET_LINK_PREFIXLEN, "publishedPorts", v->ports);
 	if (v->dns)
 		json_object_set_new(reply, "dnsPid", json_integer(json_integer_value(json_object_get(v->dns, "pid"))));
 	return reply;
@@ -439,8 +445,44 @@ static json_t *op_verify(struct jr *r, struct verr *e)
 	if (mine < 0)
 		return NULL;
 	left = leftovers(id, e);
-	return json_pack("{s:s, s:b, s:o}", "id", id, "clean", json_array_size(left) == 0,
-			 "leftovers", left);
+	return json_pack("{s:s, s:b, s:o}", "id", id, "clean", json_array_size(left) == 0, "leftovers", left);
+}
+
+/* apply-rules for a VM without a namespace: the host's rules, compiled here
+ * from the policy (published ports as they were set up). */
+static json_t *apply_host_rules(struct vmnet *v, json_t *policy, json_t *ruleset, json_t *dns, struct verr *e)
+{
+	json_t *rs = NULL, *hp = NULL;
+	bool same;
+	int rc;
+
+	json_decref(v->dns);
+	if (dns) {
+		json_decref(v->ports);
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "allowed domains need the VM's own namespace",
+			 "request.dns: %s has no namespace of its own", v->id);
+		return NULL;
+	}
+	if (!policy || ruleset)
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the policy",
+			 "%s has no namespace of its own: its rules are compiled here from request.policy", v->id);
+	else
+		rs = host_ruleset(v, policy, &hp, e);
+	/* Published ports are set at setup; a policy change keeps them. */
+	same = rs && json_equal(hp, v->ports);
+	json_decref(hp);
+	json_decref(v->ports);
+	if (!rs)
+		return NULL;
+	if (!same) {
+		json_decref(rs);
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "keep the VM's published ports",
+			 "request.policy.publishedPorts: they cannot change on a running VM");
+		return NULL;
+	}
+	rc = nft_ruleset_apply(rs, false, e);
+	json_decref(rs);
+	return rc ? NULL : json_pack("{s:s, s:b}", "id", v->id, "applied", 1);
 }
 
 static json_t *op_apply_rules(struct jr *r, struct verr *e)
@@ -461,39 +503,8 @@ static json_t *op_apply_rules(struct jr *r, struct verr *e)
 		json_decref(v.dns);
 		return NULL;
 	}
-	if (rc && v.host_mode) {
-		json_decref(v.dns);
-		if (dns) {
-			json_decref(v.ports);
-			verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "allowed domains need the VM's own namespace",
-				 "request.dns: %s has no namespace of its own", id);
-			return NULL;
-		}
-		json_t *rs = NULL, *hp = NULL;
-		bool same;
-
-		if (!policy || ruleset) {
-			verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the policy",
-				 "%s has no namespace of its own: its rules are compiled here from request.policy", id);
-		} else {
-			rs = host_ruleset(&v, policy, &hp, e);
-		}
-		/* Published ports are set at setup; a policy change keeps them. */
-		same = rs && json_equal(hp, v.ports);
-		json_decref(hp);
-		json_decref(v.ports);
-		if (!rs)
-			return NULL;
-		if (!same) {
-			json_decref(rs);
-			verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "keep the VM's published ports",
-				 "request.policy.publishedPorts: they cannot change on a running VM");
-			return NULL;
-		}
-		rc = nft_ruleset_apply(rs, false, e);
-		json_decref(rs);
-		return rc ? NULL : json_pack("{s:s, s:b}", "id", id, "applied", 1);
-	}
+	if (rc && v.host_mode)
+		return apply_host_rules(&v, policy, ruleset, dns, e);
 	json_decref(v.ports);
 	v.ports = NULL;
 	json_t *reply = NULL;
@@ -536,35 +547,30 @@ static json_t *op_sweep(struct jr *r, struct verr *e)
 		return NULL;
 	/* It reads and removes every user's leftovers: root's job. */
 	if (!who.root) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_PERMISSION", "ask root to run vmsan gc",
-			 "sweep is for root only");
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_PERMISSION", "ask root to run vmsan gc", "sweep is for root only");
 		return NULL;
 	}
 	return sweep_run(dry, e);
 }
 
 static const struct helper_op ops[] = {
-	{"setup", op_setup},
-	{"teardown", op_teardown},
-	{"apply-rules", op_apply_rules},
-	{"verify", op_verify},
-	{"sweep", op_sweep},
+	{ "setup", op_setup },	 { "teardown", op_teardown }, { "apply-rules", op_apply_rules },
+	{ "verify", op_verify }, { "sweep", op_sweep },
 };
 
 static const struct helper helper = {
 	.name = "vmsan-net",
 	.summary = "plumbing (root): a VM's network namespace, links, rules",
-	.usage =
-	"usage: vmsan-net OP [--verbose] < request.json\n"
-	"\n"
-	"  {\"op\":\"setup\", \"id\":ID, \"ruleset\":RULESET, \"publishedPorts\":[P...],\n"
-	"   \"bandwidthMbit\":N, \"tapOwner\":UID}\n"
-	"  {\"op\":\"apply-rules\", \"id\":ID, \"ruleset\":RULESET}\n"
-	"  {\"op\":\"teardown\", \"id\":ID}            idempotent\n"
-	"  {\"op\":\"verify\", \"id\":ID}              leftovers, if any\n"
-	"\n"
-	"RULESET is the \"ruleset\" of vmsan-nftables compile.  Runs as root (through\n"
-	"the sudoers rule install.sh writes).  See vmsan-net(8).\n",
+	.usage = "usage: vmsan-net OP [--verbose] < request.json\n"
+		 "\n"
+		 "  {\"op\":\"setup\", \"id\":ID, \"ruleset\":RULESET, \"publishedPorts\":[P...],\n"
+		 "   \"bandwidthMbit\":N, \"tapOwner\":UID}\n"
+		 "  {\"op\":\"apply-rules\", \"id\":ID, \"ruleset\":RULESET}\n"
+		 "  {\"op\":\"teardown\", \"id\":ID}            idempotent\n"
+		 "  {\"op\":\"verify\", \"id\":ID}              leftovers, if any\n"
+		 "\n"
+		 "RULESET is the \"ruleset\" of vmsan-nftables compile.  Runs as root (through\n"
+		 "the sudoers rule install.sh writes).  See vmsan-net(8).\n",
 	.ops = ops,
 	.nops = sizeof(ops) / sizeof(*ops),
 };
@@ -573,9 +579,9 @@ int main(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++)
 		if (argv[i][0] == '-')
-			return helper_main(&helper, argc, argv);     /* --help etc. */
+			return helper_main(&helper, argc, argv); /* --help etc. */
 	if (geteuid() != 0) {
-		struct verr e = {0};
+		struct verr e = { 0 };
 
 		vmsan_prog = helper.name;
 		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_PERMISSION", "run it through vmsan (sudo), or as root",
@@ -592,7 +598,7 @@ int main(int argc, char **argv)
 	signal(SIGTTOU, SIG_IGN);
 	caller_get(&who);
 	{
-		struct verr e = {0};
+		struct verr e = { 0 };
 
 		if (rootconf_load(&conf, &e)) {
 			vmsan_prog = helper.name;

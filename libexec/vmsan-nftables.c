@@ -80,27 +80,26 @@ static int print_reply(json_t *reply)
 }
 
 static const struct helper_op ops[] = {
-	{"compile", op_compile},
-	{"host", op_host},
+	{ "compile", op_compile },
+	{ "host", op_host },
 };
 
 static const struct helper helper = {
 	.name = "vmsan-nftables",
 	.summary = "plumbing: compile a VM's egress policy into an nftables ruleset",
-	.usage =
-	"usage: vmsan-nftables [compile|host] [--format nft] < policy.json\n"
-	"\n"
-	"Unprivileged policy compiler.  compile: the ruleset of a VM's network\n"
-	"namespace, for vmsan-net apply-rules; host: the shared table of the host.\n"
-	"\n"
-	"  {\"op\":\"compile\", \"policy\":\"allow-all|deny-all|custom\",\n"
-	"   \"allowedCidrs\":[CIDR...], \"deniedCidrs\":[CIDR...],\n"
-	"   \"allowedDomains\":[NAME|*.ZONE...] (DNS through vmsan-dns, set dns_allow),\n"
-	"   \"dnsResolvers\":[IP...], \"agentPort\":PORT,\n"
-	"   \"publishedPorts\":[{\"hostPort\":P, \"guestPort\":P}...]}\n"
-	"\n"
-	"--format nft prints the ruleset as nft(8) text instead of JSON.\n"
-	"Exit status: 0 ok, 1 failed, 100 bad request.  See vmsan-nftables(8).\n",
+	.usage = "usage: vmsan-nftables [compile|host] [--format nft] < policy.json\n"
+		 "\n"
+		 "Unprivileged policy compiler.  compile: the ruleset of a VM's network\n"
+		 "namespace, for vmsan-net apply-rules; host: the shared table of the host.\n"
+		 "\n"
+		 "  {\"op\":\"compile\", \"policy\":\"allow-all|deny-all|custom\",\n"
+		 "   \"allowedCidrs\":[CIDR...], \"deniedCidrs\":[CIDR...],\n"
+		 "   \"allowedDomains\":[NAME|*.ZONE...] (DNS through vmsan-dns, set dns_allow),\n"
+		 "   \"dnsResolvers\":[IP...], \"agentPort\":PORT,\n"
+		 "   \"publishedPorts\":[{\"hostPort\":P, \"guestPort\":P}...]}\n"
+		 "\n"
+		 "--format nft prints the ruleset as nft(8) text instead of JSON.\n"
+		 "Exit status: 0 ok, 1 failed, 100 bad request.  See vmsan-nftables(8).\n",
 	.ops = ops,
 	.nops = sizeof(ops) / sizeof(*ops),
 	.print = print_reply,

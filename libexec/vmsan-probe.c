@@ -58,14 +58,16 @@ static json_t *op_kvm(struct jr *r, struct verr *e)
 	json_object_set_new(reply, "apiVersion", api >= 0 ? json_integer(api) : json_null());
 	if (api != KVM_API_VERSION) {
 		json_object_set_new(reply, "usable", json_false());
-		json_object_set_new(reply, "detail", json_sprintf("KVM API version %d, expected %d", api, KVM_API_VERSION));
+		json_object_set_new(reply, "detail",
+				    json_sprintf("KVM API version %d, expected %d", api, KVM_API_VERSION));
 		close(fd);
 		return reply;
 	}
 	vm = ioctl(fd, KVM_CREATE_VM, 0);
 	json_object_set_new(reply, "usable", json_boolean(vm >= 0));
-	json_object_set_new(reply, "detail", vm >= 0 ? json_string("created and released a test VM") :
-			    json_sprintf("KVM_CREATE_VM failed: %s", strerror(errno)));
+	json_object_set_new(reply, "detail",
+			    vm >= 0 ? json_string("created and released a test VM")
+				    : json_sprintf("KVM_CREATE_VM failed: %s", strerror(errno)));
 	if (vm >= 0)
 		close(vm);
 	close(fd);
@@ -82,8 +84,9 @@ static json_t *op_tun(struct jr *r, struct verr *e)
 		return NULL;
 	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	reply = json_pack("{s:b}", "usable", fd >= 0);
-	json_object_set_new(reply, "detail", fd >= 0 ? json_string("/dev/net/tun opens read-write") :
-			    json_sprintf("cannot open /dev/net/tun: %s", strerror(errno)));
+	json_object_set_new(reply, "detail",
+			    fd >= 0 ? json_string("/dev/net/tun opens read-write")
+				    : json_sprintf("cannot open /dev/net/tun: %s", strerror(errno)));
 	if (fd >= 0)
 		close(fd);
 	return reply;
@@ -92,9 +95,9 @@ static json_t *op_tun(struct jr *r, struct verr *e)
 /* Send one batch; wait for its acks.  Returns 0 or an errno value. */
 static int nft_send(struct mnl_socket *nl, struct mnl_nlmsg_batch *b)
 {
-	char buf[32768];  /* MNL_SOCKET_BUFFER_SIZE is not a constant */
+	char buf[32768]; /* MNL_SOCKET_BUFFER_SIZE is not a constant */
 	unsigned portid = mnl_socket_get_portid(nl);
-	struct timeval tv = {.tv_sec = 5};
+	struct timeval tv = { .tv_sec = 5 };
 	ssize_t n;
 	int rc;
 
@@ -137,26 +140,24 @@ static int nft_probe_child(void)
 	nftnl_set_set_str(s, NFTNL_SET_NAME, "allow");
 	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 4);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, 7);     /* ipv4_addr */
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, 7); /* ipv4_addr */
 	nftnl_set_set_u32(s, NFTNL_SET_ID, 1);
 	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_INTERVAL | NFT_SET_TIMEOUT);
 
 	nftnl_batch_begin(mnl_nlmsg_batch_current(b), seq++);
 	mnl_nlmsg_batch_next(b);
-	nlh = nftnl_table_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_NEWTABLE,
-					  NFPROTO_INET, NLM_F_CREATE, seq++);
+	nlh = nftnl_table_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_NEWTABLE, NFPROTO_INET, NLM_F_CREATE,
+					  seq++);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	mnl_nlmsg_batch_next(b);
-	nlh = nftnl_chain_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_NEWCHAIN,
-					  NFPROTO_INET, NLM_F_CREATE, seq++);
+	nlh = nftnl_chain_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE,
+					  seq++);
 	nftnl_chain_nlmsg_build_payload(nlh, c);
 	mnl_nlmsg_batch_next(b);
-	nlh = nftnl_set_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_NEWSET,
-					NFPROTO_INET, NLM_F_CREATE, seq++);
+	nlh = nftnl_set_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE, seq++);
 	nftnl_set_nlmsg_build_payload(nlh, s);
 	mnl_nlmsg_batch_next(b);
-	nlh = nftnl_table_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_DELTABLE,
-					  NFPROTO_INET, NLM_F_ACK, seq++);
+	nlh = nftnl_table_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_DELTABLE, NFPROTO_INET, NLM_F_ACK, seq++);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	mnl_nlmsg_batch_next(b);
 	nftnl_batch_end(mnl_nlmsg_batch_current(b), seq++);
@@ -180,8 +181,7 @@ static json_t *op_nftables(struct jr *r, struct verr *e)
 {
 	int pipefd[2], status, err = 0, how = 0;
 	pid_t pid;
-	static const char *const hows[] = {"a new network namespace",
-					   "a new user and network namespace"};
+	static const char *const hows[] = { "a new network namespace", "a new user and network namespace" };
 
 	if (jr_end(r))
 		return NULL;
@@ -195,7 +195,7 @@ static json_t *op_nftables(struct jr *r, struct verr *e)
 		return NULL;
 	}
 	if (pid == 0) {
-		int res[2] = {0, 0};
+		int res[2] = { 0, 0 };
 
 		close(pipefd[0]);
 		if (unshare(CLONE_NEWNET) != 0) {
@@ -225,13 +225,13 @@ static json_t *op_nftables(struct jr *r, struct verr *e)
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (err < 0)
-		return json_pack("{s:b, s:s++}", "usable", 0,
-				 "detail", "cannot create a throwaway network namespace: ",
-				 strerror(-err), " (run as root, or enable user namespaces)");
+		return json_pack("{s:b, s:s++}", "usable", 0, "detail",
+				 "cannot create a throwaway network namespace: ", strerror(-err),
+				 " (run as root, or enable user namespaces)");
 	if (err > 0)
-		return json_pack("{s:b, s:s++, s:s}", "usable", 0,
-				 "detail", "nftables batch failed in a throwaway namespace: ",
-				 strerror(err), "", "namespace", hows[how]);
+		return json_pack("{s:b, s:s++, s:s}", "usable", 0, "detail",
+				 "nftables batch failed in a throwaway namespace: ", strerror(err), "", "namespace",
+				 hows[how]);
 	return json_pack("{s:b, s:s, s:s}", "usable", 1, "detail",
 			 "committed a table with a forward chain and an interval+timeout set, then deleted it",
 			 "namespace", hows[how]);
@@ -256,10 +256,10 @@ static int chain_cb(const struct nlmsghdr *nlh, void *data)
 			uint32_t fam = nftnl_chain_get_u32(c, NFTNL_CHAIN_FAMILY);
 
 			if (fam == NFPROTO_IPV4 || fam == NFPROTO_INET)
-				json_array_append_new(d->drops, json_sprintf("%s %s %s",
-					fam == NFPROTO_INET ? "inet" : "ip",
-					nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE),
-					nftnl_chain_get_str(c, NFTNL_CHAIN_NAME)));
+				json_array_append_new(d->drops,
+						      json_sprintf("%s %s %s", fam == NFPROTO_INET ? "inet" : "ip",
+								   nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE),
+								   nftnl_chain_get_str(c, NFTNL_CHAIN_NAME)));
 		}
 	}
 	nftnl_chain_free(c);
@@ -271,8 +271,8 @@ static int chain_cb(const struct nlmsghdr *nlh, void *data)
  * own rules accept, because a drop in any base chain is final. */
 static json_t *op_forward_policy(struct jr *r, struct verr *e)
 {
-	char buf[32768];  /* MNL_SOCKET_BUFFER_SIZE is not a constant */
-	struct chain_dump d = {0};
+	char buf[32768]; /* MNL_SOCKET_BUFFER_SIZE is not a constant */
+	struct chain_dump d = { 0 };
 	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
 	unsigned portid;
@@ -308,27 +308,26 @@ static json_t *op_forward_policy(struct jr *r, struct verr *e)
 }
 
 static const struct helper_op ops[] = {
-	{"kvm", op_kvm},
-	{"tun", op_tun},
-	{"nftables", op_nftables},
-	{"forward-policy", op_forward_policy},
+	{ "kvm", op_kvm },
+	{ "tun", op_tun },
+	{ "nftables", op_nftables },
+	{ "forward-policy", op_forward_policy },
 };
 
 static const struct helper helper = {
 	.name = "vmsan-probe",
 	.summary = "plumbing: probe KVM, TUN and nftables for real (used by doctor)",
-	.usage =
-	"usage: vmsan-probe OP [--verbose]\n"
-	"\n"
-	"Read-only probes of the host, each a real attempt:\n"
-	"  kvm             open the KVM device, check the API, create and drop a VM\n"
-	"  tun             open /dev/net/tun read-write\n"
-	"  nftables        commit a table, chain and set in a throwaway network\n"
-	"                  namespace (a user namespace when not root)\n"
-	"  forward-policy  list forward-hook chains with policy drop (needs root)\n"
-	"\n"
-	"Exit status: 0 ok, 1 refused or failed, 100 bad request, 111 system error.\n"
-	"See vmsan-probe(8).\n",
+	.usage = "usage: vmsan-probe OP [--verbose]\n"
+		 "\n"
+		 "Read-only probes of the host, each a real attempt:\n"
+		 "  kvm             open the KVM device, check the API, create and drop a VM\n"
+		 "  tun             open /dev/net/tun read-write\n"
+		 "  nftables        commit a table, chain and set in a throwaway network\n"
+		 "                  namespace (a user namespace when not root)\n"
+		 "  forward-policy  list forward-hook chains with policy drop (needs root)\n"
+		 "\n"
+		 "Exit status: 0 ok, 1 refused or failed, 100 bad request, 111 system error.\n"
+		 "See vmsan-probe(8).\n",
 	.ops = ops,
 	.nops = sizeof(ops) / sizeof(*ops),
 };

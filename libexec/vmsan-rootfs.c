@@ -51,7 +51,9 @@ static int valid_path(const char *s, char *why, size_t n)
 
 static const char *runtime_default(const char *rt)
 {
-	static const struct { const char *name, *ref; } map[] = {
+	static const struct {
+		const char *name, *ref;
+	} map[] = {
 		{ "node22", "docker.io/library/node:22" },
 		{ "node24", "docker.io/library/node:24" },
 		{ "python3.13", "docker.io/library/python:3.13-slim" },
@@ -64,8 +66,8 @@ static const char *runtime_default(const char *rt)
 
 /* A runtime's image: its VMSAN_RUNTIME_<NAME> override, the base image,
  * or its default reference. */
-static json_t *pull_runtime(struct cache *c, const char *rt, const struct pull_opts *o, bool force,
-			    uint64_t disk, struct verr *e)
+static json_t *pull_runtime(struct cache *c, const char *rt, const struct pull_opts *o, bool force, uint64_t disk,
+			    struct verr *e)
 {
 	char env[64], *q;
 	snprintf(env, sizeof(env), "VMSAN_RUNTIME_%s", rt);
@@ -77,8 +79,8 @@ static json_t *pull_runtime(struct cache *c, const char *rt, const struct pull_o
 	const char *def = runtime_default(rt);
 	if (!def && strcmp(rt, "base") != 0)
 		return verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_RUNTIME",
-				"use one of: base, node22, node24, python3.13",
-				"unknown runtime '%s'", rt), NULL;
+				"use one of: base, node22, node24, python3.13", "unknown runtime '%s'", rt),
+		       NULL;
 	return pull_image(c, over && *over ? over : def, o, force, disk, e);
 }
 
@@ -90,15 +92,14 @@ static json_t *op_pull(struct jr *r, struct verr *e)
 	const char *rt = jr_string(r, "runtime", JR_OPTIONAL, NULL);
 	const char *auth = jr_string(r, "authFile", JR_OPTIONAL, valid_path);
 	const char *certs = jr_string(r, "certDir", JR_OPTIONAL, valid_path);
-	if (jr_bool(r, "pull", JR_OPTIONAL, &force) < 0 ||
-	    jr_bool(r, "tlsVerify", JR_OPTIONAL, &tls) < 0 ||
-	    jr_bool(r, "progress", JR_OPTIONAL, &prog) < 0 || read_disk(r, &disk) < 0 ||
-	    jr_end(r))
+	if (jr_bool(r, "pull", JR_OPTIONAL, &force) < 0 || jr_bool(r, "tlsVerify", JR_OPTIONAL, &tls) < 0 ||
+	    jr_bool(r, "progress", JR_OPTIONAL, &prog) < 0 || read_disk(r, &disk) < 0 || jr_end(r))
 		return NULL;
 	progress_on = prog && isatty(STDERR_FILENO);
 	if (!!ref == !!rt)
 		return verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION", "give exactly one of them",
-				"request: give \"ref\" or \"runtime\""), NULL;
+				"request: give \"ref\" or \"runtime\""),
+		       NULL;
 	struct cache c;
 	if (cache_open(&c, true, e) < 0)
 		return NULL;
@@ -147,7 +148,8 @@ static json_t *op_vmdisk(struct jr *r, struct verr *e)
 		v.disk = DEFAULT_DISK;
 	if (pullreq && v.image)
 		return verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION", "give one of them",
-				"request: \"image\" and \"pull\" cannot be combined"), NULL;
+				"request: \"image\" and \"pull\" cannot be combined"),
+		       NULL;
 	if (pullreq) {
 		struct jr pr;
 		jr_init(&pr, pullreq, "request.pull", e);
@@ -189,8 +191,8 @@ static json_t *op_inspect(struct jr *r, struct verr *e)
 	struct cache c;
 	if (cache_open(&c, false, e) < 0) {
 		if (verr_take(e, "ERR_STATE_DIR_MISSING"))
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_NOT_FOUND",
-				 "'vmsan images' lists the images", "no image '%s' in the cache", what);
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_NOT_FOUND", "'vmsan images' lists the images",
+				 "no image '%s' in the cache", what);
 		return NULL;
 	}
 	json_t *imgs = list_images(&c, e), *out = NULL;
@@ -211,8 +213,8 @@ static json_t *op_remove(struct jr *r, struct verr *e)
 	struct cache c;
 	if (cache_open(&c, false, e) < 0) {
 		if (verr_take(e, "ERR_STATE_DIR_MISSING"))
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_NOT_FOUND",
-				 "'vmsan images' lists the images", "the image cache is empty");
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_NOT_FOUND", "'vmsan images' lists the images",
+				 "the image cache is empty");
 		return NULL;
 	}
 	int lk;
@@ -227,8 +229,8 @@ static json_t *op_remove(struct jr *r, struct verr *e)
 	json_t *victims = json_array();
 	json_array_foreach(names, i, n) {
 		if (!json_is_string(n)) {
-			verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION", NULL,
-				 "request.images[%zu]: expected a string", i);
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION", NULL, "request.images[%zu]: expected a string",
+				 i);
 			break;
 		}
 		json_t *img = find_image(imgs, json_string_value(n), e);
@@ -238,9 +240,8 @@ static json_t *op_remove(struct jr *r, struct verr *e)
 		if (json_array_size(users) && !force) {
 			verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_IN_USE",
 				 "remove those VMs first, or force it (the VMs keep working until they stop)",
-				 "image %s is used by %zu VM(s), such as %s",
-				 json_string_value(n), json_array_size(users),
-				 json_string_value(json_array_get(users, 0)));
+				 "image %s is used by %zu VM(s), such as %s", json_string_value(n),
+				 json_array_size(users), json_string_value(json_array_get(users, 0)));
 			break;
 		}
 		json_array_append(victims, img);
@@ -303,44 +304,39 @@ static json_t *op_prune(struct jr *r, struct verr *e)
 }
 
 static const struct helper_op ops[] = {
-	{ "pull", op_pull },
-	{ "base", op_build_base },
-	{ "vmdisk", op_vmdisk },
-	{ "inspect", op_inspect },
-	{ "list", op_list },
-	{ "remove", op_remove },
-	{ "prune", op_prune },
+	{ "pull", op_pull }, { "base", op_build_base }, { "vmdisk", op_vmdisk }, { "inspect", op_inspect },
+	{ "list", op_list }, { "remove", op_remove },	{ "prune", op_prune },
 };
 
 static const struct helper helper = {
 	.name = "vmsan-rootfs",
 	.summary = "plumbing: OCI images into ext4 root disks, cached by digest",
 	.usage =
-	"usage: vmsan-rootfs [OP] [--verbose] < request.json\n"
-	"\n"
-	"Builds ext4 root disks from OCI/Docker images without root or a daemon,\n"
-	"and keeps them in $VMSAN_DIR/images by manifest digest.\n"
-	"\n"
-	"  {\"op\":\"pull\", \"ref\":REF | \"runtime\":RT, \"pull\":BOOL, \"tlsVerify\":BOOL,\n"
-	"   \"authFile\":PATH, \"certDir\":DIR, \"diskSize\":\"10G\", \"progress\":BOOL}\n"
-	"                                  the image's disk, built unless cached\n"
-	"  {\"op\":\"base\", \"busybox\":PATH, \"diskSize\":SIZE}\n"
-	"                                  the offline base image (busybox-static)\n"
-	"  {\"op\":\"inspect\", \"image\":REF|DIGEST}   one cached image\n"
-	"  {\"op\":\"list\"}                          all cached images\n"
-	"  {\"op\":\"remove\", \"images\":[REF|DIGEST...], \"force\":BOOL}\n"
-	"  {\"op\":\"prune\", \"all\":BOOL}           unreferenced (all: unused) images\n"
-	"  {\"op\":\"vmdisk\", \"id\":ID, \"guestDir\":DIR, \"image\":DIGEST | \"pull\":{PULL}, \"diskSize\":SIZE}\n"
-	"                                  a VM's writable disk vms/ID/disk.ext4 (vmsan-init,\n"
-	"                                  the agent, a new token, also in vms/ID.token)\n"
-	"\n"
-	"REF: docker://, oci:PATH[:TAG], oci-archive:PATH[:TAG], or a registry\n"
-	"reference (alpine:3.20 = docker.io/library/alpine:3.20).  Runtimes: base\n"
-	"(offline, from busybox-static), node22, node24, python3.13; override one\n"
-	"with VMSAN_RUNTIME_<NAME>=REF (NODE22, PYTHON3_13, ...).\n"
-	"\n"
-	"Exit status: 0 ok, 1 refused or failed, 100 bad request, 111 system error.\n"
-	"See vmsan-rootfs(8).\n",
+		"usage: vmsan-rootfs [OP] [--verbose] < request.json\n"
+		"\n"
+		"Builds ext4 root disks from OCI/Docker images without root or a daemon,\n"
+		"and keeps them in $VMSAN_DIR/images by manifest digest.\n"
+		"\n"
+		"  {\"op\":\"pull\", \"ref\":REF | \"runtime\":RT, \"pull\":BOOL, \"tlsVerify\":BOOL,\n"
+		"   \"authFile\":PATH, \"certDir\":DIR, \"diskSize\":\"10G\", \"progress\":BOOL}\n"
+		"                                  the image's disk, built unless cached\n"
+		"  {\"op\":\"base\", \"busybox\":PATH, \"diskSize\":SIZE}\n"
+		"                                  the offline base image (busybox-static)\n"
+		"  {\"op\":\"inspect\", \"image\":REF|DIGEST}   one cached image\n"
+		"  {\"op\":\"list\"}                          all cached images\n"
+		"  {\"op\":\"remove\", \"images\":[REF|DIGEST...], \"force\":BOOL}\n"
+		"  {\"op\":\"prune\", \"all\":BOOL}           unreferenced (all: unused) images\n"
+		"  {\"op\":\"vmdisk\", \"id\":ID, \"guestDir\":DIR, \"image\":DIGEST | \"pull\":{PULL}, \"diskSize\":SIZE}\n"
+		"                                  a VM's writable disk vms/ID/disk.ext4 (vmsan-init,\n"
+		"                                  the agent, a new token, also in vms/ID.token)\n"
+		"\n"
+		"REF: docker://, oci:PATH[:TAG], oci-archive:PATH[:TAG], or a registry\n"
+		"reference (alpine:3.20 = docker.io/library/alpine:3.20).  Runtimes: base\n"
+		"(offline, from busybox-static), node22, node24, python3.13; override one\n"
+		"with VMSAN_RUNTIME_<NAME>=REF (NODE22, PYTHON3_13, ...).\n"
+		"\n"
+		"Exit status: 0 ok, 1 refused or failed, 100 bad request, 111 system error.\n"
+		"See vmsan-rootfs(8).\n",
 	.ops = ops,
 	.nops = sizeof(ops) / sizeof(*ops),
 };

@@ -12,24 +12,23 @@
 
 #include "serve/serve.h"
 
-static const char usage[] =
-	"usage: vmsan serve [--listen ADDR] [--port N] [--keys FILE] [--max-connections N]\n"
-	"       vmsan serve --new-key [--keys FILE]\n"
-	"\n"
-	"Serves E2B's API (the control API and each sandbox's envd) so that E2B's\n"
-	"SDKs drive vmsan: set E2B_API_URL and E2B_SANDBOX_URL to http://ADDR:PORT\n"
-	"and E2B_API_KEY to a key of the key file.  Sandboxes are your vmsan VMs;\n"
-	"they keep running when the daemon stops, and it finds them again.\n"
-	"\n"
-	"  --listen ADDR        IPv4 address to listen on (default 127.0.0.1)\n"
-	"  --port N             TCP port (default 3000)\n"
-	"  --keys FILE          API keys, one per line, mode 0600\n"
-	"                       (default $VMSAN_DIR/api-keys)\n"
-	"  --new-key            add a new random key to the file and print it\n"
-	"  --max-connections N  at most N clients at once (default 256)\n"
-	"\n"
-	"Logs one JSON line per request on stderr.  SIGTERM or SIGINT stops it:\n"
-	"no new connection is taken, requests under way get 5 seconds.\n";
+static const char usage[] = "usage: vmsan serve [--listen ADDR] [--port N] [--keys FILE] [--max-connections N]\n"
+			    "       vmsan serve --new-key [--keys FILE]\n"
+			    "\n"
+			    "Serves E2B's API (the control API and each sandbox's envd) so that E2B's\n"
+			    "SDKs drive vmsan: set E2B_API_URL and E2B_SANDBOX_URL to http://ADDR:PORT\n"
+			    "and E2B_API_KEY to a key of the key file.  Sandboxes are your vmsan VMs;\n"
+			    "they keep running when the daemon stops, and it finds them again.\n"
+			    "\n"
+			    "  --listen ADDR        IPv4 address to listen on (default 127.0.0.1)\n"
+			    "  --port N             TCP port (default 3000)\n"
+			    "  --keys FILE          API keys, one per line, mode 0600\n"
+			    "                       (default $VMSAN_DIR/api-keys)\n"
+			    "  --new-key            add a new random key to the file and print it\n"
+			    "  --max-connections N  at most N clients at once (default 256)\n"
+			    "\n"
+			    "Logs one JSON line per request on stderr.  SIGTERM or SIGINT stops it:\n"
+			    "no new connection is taken, requests under way get 5 seconds.\n";
 
 #define usage_error(...) report_usage("serve", false, __VA_ARGS__)
 

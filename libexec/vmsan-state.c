@@ -17,7 +17,7 @@
 
 #include "lib/vmsan.h"
 
-static const char *const reserved_keys[] = {"id", "schemaVersion", "createdAt"};
+static const char *const reserved_keys[] = { "id", "schemaVersion", "createdAt" };
 
 /* A pid without its start time could later name someone else's process. */
 static void stamp_pid(json_t *rec)
@@ -44,14 +44,14 @@ static int open_for_vm(struct state *st, const char *id, struct verr *e)
 	if (state_open(st, false, e) == 0)
 		return 0;
 	if (verr_take(e, "ERR_STATE_DIR_MISSING"))
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_FOUND", "run 'vmsan list' to see your VMs",
-			 "VM not found: %s", id);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_NOT_FOUND", "run 'vmsan list' to see your VMs", "VM not found: %s",
+			 id);
 	return -1;
 }
 
 static json_t *op_dir(struct jr *r, struct verr *e)
 {
-	struct state st = {.vmsfd = -1};
+	struct state st = { .vmsfd = -1 };
 	bool create = false;
 	json_t *reply = NULL;
 
@@ -69,7 +69,7 @@ static json_t *op_dir(struct jr *r, struct verr *e)
 static json_t *op_get(struct jr *r, struct verr *e)
 {
 	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
-	struct state st = {.vmsfd = -1};
+	struct state st = { .vmsfd = -1 };
 	json_t *rec = NULL;
 
 	if (jr_end(r) || open_for_vm(&st, id, e))
@@ -99,8 +99,7 @@ static int check_fields(json_t *fields, const char *what, struct verr *e)
 	json_object_foreach(fields, key, v) {
 		if (is_reserved(key)) {
 			verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", NULL,
-				 "request.%s.%s is set by vmsan-state and cannot be given",
-				 what, key);
+				 "request.%s.%s is set by vmsan-state and cannot be given", what, key);
 			return -1;
 		}
 	}
@@ -110,11 +109,10 @@ static int check_fields(json_t *fields, const char *what, struct verr *e)
 static json_t *op_new(struct jr *r, struct verr *e)
 {
 	json_t *fields = jr_object(r, "record", JR_OPTIONAL);
-	struct state st = {.vmsfd = -1};
+	struct state st = { .vmsfd = -1 };
 	json_t *rec = NULL;
 
-	if (jr_end(r) || (fields && check_fields(fields, "record", e)) ||
-	    state_open(&st, true, e))
+	if (jr_end(r) || (fields && check_fields(fields, "record", e)) || state_open(&st, true, e))
 		goto out;
 	rec = state_new(&st, fields, e);
 out:
@@ -125,7 +123,7 @@ out:
 static json_t *op_put(struct jr *r, struct verr *e)
 {
 	json_t *rec = jr_object(r, "record", JR_REQUIRED);
-	struct state st = {.vmsfd = -1};
+	struct state st = { .vmsfd = -1 };
 	const char *id;
 	char why[256];
 	int lock = -1;
@@ -135,8 +133,8 @@ static json_t *op_put(struct jr *r, struct verr *e)
 		return NULL;
 	id = json_string_value(json_object_get(rec, "id"));
 	if (!id || valid_vm_id(id, why, sizeof(why)) != 0) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", NULL,
-			 "request.record.id: %s", id ? why : "missing or not a string");
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", NULL, "request.record.id: %s",
+			 id ? why : "missing or not a string");
 		return NULL;
 	}
 	if (state_open(&st, true, e) || (lock = state_lock(&st, id, e)) < 0)
@@ -161,7 +159,7 @@ static json_t *op_update(struct jr *r, struct verr *e)
 	json_t *set = jr_object(r, "set", JR_OPTIONAL);
 	json_t *unset = jr_array(r, "unset", JR_OPTIONAL, 64);
 	const char *expect = jr_string(r, "expectStatus", JR_OPTIONAL, NULL);
-	struct state st = {.vmsfd = -1};
+	struct state st = { .vmsfd = -1 };
 	json_t *rec = NULL, *reply = NULL, *v;
 	const char *cur;
 	size_t i;
@@ -183,8 +181,7 @@ static json_t *op_update(struct jr *r, struct verr *e)
 		goto out;
 	cur = json_string_value(json_object_get(rec, "status"));
 	if (expect && strcmp(cur, expect) != 0) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_STATUS", NULL,
-			 "VM %s is %s, not %s", id, cur, expect);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_STATUS", NULL, "VM %s is %s, not %s", id, cur, expect);
 		goto out;
 	}
 	if (set)
@@ -209,7 +206,7 @@ out:
 static json_t *op_delete(struct jr *r, struct verr *e)
 {
 	const char *id = jr_string(r, "id", JR_REQUIRED, valid_vm_id);
-	struct state st = {.vmsfd = -1};
+	struct state st = { .vmsfd = -1 };
 	json_t *reply = NULL;
 	char name[80];
 	int lock = -1;
@@ -238,7 +235,7 @@ out:
 static json_t *op_list(struct jr *r, struct verr *e)
 {
 	json_t *ids = jr_array(r, "ids", JR_OPTIONAL, 4096);
-	struct state st = {.vmsfd = -1};
+	struct state st = { .vmsfd = -1 };
 	json_t *vms = NULL, *errors = NULL;
 
 	if (jr_end(r) || state_list(&st, ids, &vms, &errors, e) != 0)
@@ -247,35 +244,29 @@ static json_t *op_list(struct jr *r, struct verr *e)
 }
 
 static const struct helper_op ops[] = {
-	{"dir", op_dir},
-	{"new", op_new},
-	{"get", op_get},
-	{"put", op_put},
-	{"update", op_update},
-	{"delete", op_delete},
-	{"list", op_list},
+	{ "dir", op_dir },	 { "new", op_new },	  { "get", op_get },   { "put", op_put },
+	{ "update", op_update }, { "delete", op_delete }, { "list", op_list },
 };
 
 static const struct helper helper = {
 	.name = "vmsan-state",
 	.summary = "plumbing: read and write VM records (JSON request on stdin)",
-	.usage =
-	"usage: vmsan-state [OP] [--verbose] < request.json\n"
-	"\n"
-	"The VM record store under $VMSAN_DIR/vms.  One JSON request on stdin,\n"
-	"one JSON reply on stdout.  The op is the request's \"op\" or OP.\n"
-	"\n"
-	"  {\"op\":\"dir\", \"create\":BOOL}           where the state lives\n"
-	"  {\"op\":\"new\", \"record\":{...}}          new VM id and record\n"
-	"  {\"op\":\"get\", \"id\":ID}                 one record, status derived\n"
-	"  {\"op\":\"put\", \"record\":{\"id\":ID,...}}  replace a whole record\n"
-	"  {\"op\":\"update\", \"id\":ID, \"set\":{...}, \"unset\":[...],\n"
-	"   \"expectStatus\":S}                     merge fields under the VM's lock\n"
-	"  {\"op\":\"delete\", \"id\":ID}              remove (idempotent)\n"
-	"  {\"op\":\"list\", \"ids\":[ID...]}           records, newest first, plus errors\n"
-	"\n"
-	"Exit status: 0 ok, 1 refused or failed, 100 bad request, 111 system error.\n"
-	"See vmsan-state(8).\n",
+	.usage = "usage: vmsan-state [OP] [--verbose] < request.json\n"
+		 "\n"
+		 "The VM record store under $VMSAN_DIR/vms.  One JSON request on stdin,\n"
+		 "one JSON reply on stdout.  The op is the request's \"op\" or OP.\n"
+		 "\n"
+		 "  {\"op\":\"dir\", \"create\":BOOL}           where the state lives\n"
+		 "  {\"op\":\"new\", \"record\":{...}}          new VM id and record\n"
+		 "  {\"op\":\"get\", \"id\":ID}                 one record, status derived\n"
+		 "  {\"op\":\"put\", \"record\":{\"id\":ID,...}}  replace a whole record\n"
+		 "  {\"op\":\"update\", \"id\":ID, \"set\":{...}, \"unset\":[...],\n"
+		 "   \"expectStatus\":S}                     merge fields under the VM's lock\n"
+		 "  {\"op\":\"delete\", \"id\":ID}              remove (idempotent)\n"
+		 "  {\"op\":\"list\", \"ids\":[ID...]}           records, newest first, plus errors\n"
+		 "\n"
+		 "Exit status: 0 ok, 1 refused or failed, 100 bad request, 111 system error.\n"
+		 "See vmsan-state(8).\n",
 	.ops = ops,
 	.nops = sizeof(ops) / sizeof(*ops),
 };

@@ -125,7 +125,7 @@ ssize_t connect_b64_decode(const char *in, size_t n, uint8_t *out, size_t outlen
 			continue;
 		}
 		if (v < 0 || pad)
-			return -1;   /* padding only at the end */
+			return -1; /* padding only at the end */
 		acc = acc << 6 | (uint32_t)v;
 		if (++digits % 4 == 0) {
 			if (o + 3 > outlen)

@@ -17,8 +17,8 @@
 
 struct connect_env {
 	uint8_t flags;
-	uint32_t len;            /* of the message */
-	const uint8_t *msg;      /* into the caller's buffer */
+	uint32_t len;	    /* of the message */
+	const uint8_t *msg; /* into the caller's buffer */
 };
 
 enum { CONNECT_ENV_TOO_BIG = -1, CONNECT_ENV_BAD_FLAGS = -2 };
@@ -32,9 +32,21 @@ void connect_env_head(uint8_t out[CONNECT_ENV_HEAD], uint8_t flags, uint32_t len
 
 /* The codes of the protocol, numbered as gRPC numbers them. */
 enum connect_code {
-	CC_CANCELED = 1, CC_UNKNOWN, CC_INVALID_ARGUMENT, CC_DEADLINE_EXCEEDED, CC_NOT_FOUND,
-	CC_ALREADY_EXISTS, CC_PERMISSION_DENIED, CC_RESOURCE_EXHAUSTED, CC_FAILED_PRECONDITION,
-	CC_ABORTED, CC_OUT_OF_RANGE, CC_UNIMPLEMENTED, CC_INTERNAL, CC_UNAVAILABLE, CC_DATA_LOSS,
+	CC_CANCELED = 1,
+	CC_UNKNOWN,
+	CC_INVALID_ARGUMENT,
+	CC_DEADLINE_EXCEEDED,
+	CC_NOT_FOUND,
+	CC_ALREADY_EXISTS,
+	CC_PERMISSION_DENIED,
+	CC_RESOURCE_EXHAUSTED,
+	CC_FAILED_PRECONDITION,
+	CC_ABORTED,
+	CC_OUT_OF_RANGE,
+	CC_UNIMPLEMENTED,
+	CC_INTERNAL,
+	CC_UNAVAILABLE,
+	CC_DATA_LOSS,
 	CC_UNAUTHENTICATED,
 };
 /* "not_found" and so on. */

@@ -175,7 +175,7 @@ static ssize_t parse_field(const char *line, const char *eol, struct http_head *
 {
 	size_t n = (size_t)(eol - line);
 	if (line[0] == ' ' || line[0] == '\t')
-		return -400;              /* obsolete line folding */
+		return -400; /* obsolete line folding */
 	const char *colon = memchr(line, ':', n);
 	if (!colon || colon == line)
 		return -400;
@@ -271,8 +271,18 @@ ssize_t http_header(const struct http_head *hd, const char *name, char *out, siz
 
 /* The size line's states come before CH_DATA: chunked_decode hands them
  * to size_byte by that order. */
-enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
-       CH_TRAILER_START, CH_TRAILER, CH_TRAILER_LF, CH_END_LF };
+enum {
+	CH_SIZE,
+	CH_EXT,
+	CH_SIZE_LF,
+	CH_DATA,
+	CH_DATA_CR,
+	CH_DATA_LF,
+	CH_TRAILER_START,
+	CH_TRAILER,
+	CH_TRAILER_LF,
+	CH_END_LF
+};
 
 /* A byte of a chunk's size line: the hex size, extensions (ignored),
  * CRLF. */
@@ -280,9 +290,10 @@ static int size_byte(struct chunked *c, unsigned char ch)
 {
 	switch (c->state) {
 	case CH_SIZE: {
-		int d = ch >= '0' && ch <= '9' ? ch - '0'
-		      : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-		      : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+		int d = ch >= '0' && ch <= '9'	 ? ch - '0'
+			: ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+			: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+						 : -1;
 		if (d >= 0) {
 			if (++c->ndigits > 15)
 				return -1;
@@ -308,8 +319,7 @@ static int size_byte(struct chunked *c, unsigned char ch)
 		c->ndigits = 0;
 		c->state = c->left ? CH_DATA : CH_TRAILER_START;
 		return 0;
-	default:
-		return -1;
+	default: return -1;
 	}
 }
 
@@ -352,8 +362,7 @@ static int frame_byte(struct chunked *c, unsigned char ch)
 			return -1;
 		c->done = true;
 		return 0;
-	default:
-		return -1;
+	default: return -1;
 	}
 }
 

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#define HTTP_HEAD_MAX 16384      /* request or status line plus headers */
+#define HTTP_HEAD_MAX 16384 /* request or status line plus headers */
 #define HTTP_TARGET_MAX 4096
 #define HTTP_HEADERS_MAX 64
 
@@ -21,21 +21,24 @@ enum http_body { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_UNTIL_CLOSE };
 struct http_head {
 	/* request */
 	char method[16];
-	char target[HTTP_TARGET_MAX];   /* as sent: path and query */
+	char target[HTTP_TARGET_MAX]; /* as sent: path and query */
 	/* response */
 	int status;
 	char reason[64];
-	int minor;                      /* HTTP/1.<minor> */
+	int minor; /* HTTP/1.<minor> */
 
 	enum http_body body;
 	uint64_t content_length;
 	bool keep_alive;
-	bool upgrade_websocket;         /* Connection: upgrade + Upgrade: websocket */
+	bool upgrade_websocket; /* Connection: upgrade + Upgrade: websocket */
 	bool expect_continue;
 	/* Raw header lines, names as sent; values trimmed.  Pointers into the
 	 * caller's buffer, which must outlive the lookup. */
 	int nheaders;
-	struct { const char *name, *value; size_t nlen, vlen; } h[HTTP_HEADERS_MAX];
+	struct {
+		const char *name, *value;
+		size_t nlen, vlen;
+	} h[HTTP_HEADERS_MAX];
 };
 
 /* Parse a request (is_request) or a response head from buf.  Returns the
@@ -52,10 +55,10 @@ ssize_t http_header(const struct http_head *hd, const char *name, char *out, siz
 /* Chunked transfer coding, decoded in place. */
 struct chunked {
 	int state;
-	uint64_t left;        /* bytes of the current chunk still to come */
+	uint64_t left; /* bytes of the current chunk still to come */
 	unsigned ndigits;
 	unsigned extlen;
-	bool done;            /* last chunk and trailers seen */
+	bool done; /* last chunk and trailers seen */
 };
 
 /* Consume up to len bytes of buf; decoded data is moved to the front of

@@ -7,7 +7,11 @@
 #include <string.h>
 #include <math.h>
 
-struct jblk { struct jblk *next; size_t used, cap; char mem[]; };
+struct jblk {
+	struct jblk *next;
+	size_t used, cap;
+	char mem[];
+};
 
 static void *aalloc(struct jarena *a, size_t n)
 {
@@ -55,8 +59,7 @@ static struct jv *fail(struct jp *p, const char *what)
 
 static void ws(struct jp *p)
 {
-	while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' ||
-			       p->s[p->i] == '\n' || p->s[p->i] == '\r'))
+	while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
 		p->i++;
 }
 
@@ -68,10 +71,14 @@ static int hex4(struct jp *p, unsigned *out)
 	for (int k = 0; k < 4; k++) {
 		char c = p->s[p->i++];
 		v <<= 4;
-		if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-		else return -1;
+		if (c >= '0' && c <= '9')
+			v |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v |= (unsigned)(c - 'A' + 10);
+		else
+			return -1;
 	}
 	*out = v;
 	return 0;
@@ -79,14 +86,25 @@ static int hex4(struct jp *p, unsigned *out)
 
 static size_t put_utf8(char *o, unsigned cp)
 {
-	if (cp < 0x80) { o[0] = (char)cp; return 1; }
-	if (cp < 0x800) { o[0] = (char)(0xc0 | cp >> 6); o[1] = (char)(0x80 | (cp & 63)); return 2; }
-	if (cp < 0x10000) {
-		o[0] = (char)(0xe0 | cp >> 12); o[1] = (char)(0x80 | ((cp >> 6) & 63));
-		o[2] = (char)(0x80 | (cp & 63)); return 3;
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
 	}
-	o[0] = (char)(0xf0 | cp >> 18); o[1] = (char)(0x80 | ((cp >> 12) & 63));
-	o[2] = (char)(0x80 | ((cp >> 6) & 63)); o[3] = (char)(0x80 | (cp & 63));
+	if (cp < 0x800) {
+		o[0] = (char)(0xc0 | cp >> 6);
+		o[1] = (char)(0x80 | (cp & 63));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xe0 | cp >> 12);
+		o[1] = (char)(0x80 | ((cp >> 6) & 63));
+		o[2] = (char)(0x80 | (cp & 63));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | cp >> 18);
+	o[1] = (char)(0x80 | ((cp >> 12) & 63));
+	o[2] = (char)(0x80 | ((cp >> 6) & 63));
+	o[3] = (char)(0x80 | (cp & 63));
 	return 4;
 }
 
@@ -96,24 +114,39 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 	unsigned c = s[0];
 	size_t k;
 	unsigned lo = 0x80, hi = 0xbf;
-	if (c < 0x80) return 1;
-	if (c >= 0xc2 && c <= 0xdf) k = 2;
-	else if (c == 0xe0) { k = 3; lo = 0xa0; }
-	else if (c == 0xed) { k = 3; hi = 0x9f; }
-	else if (c >= 0xe1 && c <= 0xef) k = 3;
-	else if (c == 0xf0) { k = 4; lo = 0x90; }
-	else if (c >= 0xf1 && c <= 0xf3) k = 4;
-	else if (c == 0xf4) { k = 4; hi = 0x8f; }
-	else return 0;
-	if (n < k || s[1] < lo || s[1] > hi) return 0;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		k = 2;
+	else if (c == 0xe0) {
+		k = 3;
+		lo = 0xa0;
+	} else if (c == 0xed) {
+		k = 3;
+		hi = 0x9f;
+	} else if (c >= 0xe1 && c <= 0xef)
+		k = 3;
+	else if (c == 0xf0) {
+		k = 4;
+		lo = 0x90;
+	} else if (c >= 0xf1 && c <= 0xf3)
+		k = 4;
+	else if (c == 0xf4) {
+		k = 4;
+		hi = 0x8f;
+	} else
+		return 0;
+	if (n < k || s[1] < lo || s[1] > hi)
+		return 0;
 	for (size_t j = 2; j < k; j++)
-		if (s[j] < 0x80 || s[j] > 0xbf) return 0;
+		if (s[j] < 0x80 || s[j] > 0xbf)
+			return 0;
 	return k;
 }
 
 static char *parse_string(struct jp *p, size_t *outlen)
 {
-	p->i++;  /* opening quote */
+	p->i++; /* opening quote */
 	size_t start = p->i, maxlen = 0;
 	/* First pass: find the end and bound the decoded size. */
 	while (p->i < p->n && p->s[p->i] != '"') {
@@ -172,8 +205,7 @@ static char *parse_string(struct jp *p, size_t *outlen)
 			w += put_utf8(o + w, cp);
 			break;
 		}
-		default:
-			return fail(p, "bad escape"), NULL;
+		default: return fail(p, "bad escape"), NULL;
 		}
 		if (p->i > end)
 			return fail(p, "bad escape"), NULL;
@@ -316,7 +348,8 @@ static struct jv *parse_value(struct jp *p)
 		if (!(v = newv(p, J_STR)))
 			return NULL;
 		return (v->s = parse_string(p, &v->slen)) ? v : NULL;
-	case 't': case 'f':
+	case 't':
+	case 'f':
 		if (!lit(p, c == 't' ? "true" : "false"))
 			return fail(p, "bad literal");
 		if ((v = newv(p, J_BOOL)))
@@ -326,13 +359,11 @@ static struct jv *parse_value(struct jp *p)
 		if (!lit(p, "null"))
 			return fail(p, "bad literal");
 		return newv(p, J_NULL);
-	default:
-		return parse_number(p);
+	default: return parse_number(p);
 	}
 }
 
-struct jv *json_parse(const char *buf, size_t len, size_t *end, struct jarena *a,
-		      char *err, size_t errlen)
+struct jv *json_parse(const char *buf, size_t len, size_t *end, struct jarena *a, char *err, size_t errlen)
 {
 	struct jp p = { .s = buf, .n = len, .a = a, .err = err, .errlen = errlen };
 	err[0] = 0;
@@ -388,7 +419,10 @@ int buf_put(struct buf *b, const void *p, size_t n)
 	return 0;
 }
 
-int buf_puts(struct buf *b, const char *s) { return buf_put(b, s, strlen(s)); }
+int buf_puts(struct buf *b, const char *s)
+{
+	return buf_put(b, s, strlen(s));
+}
 
 int buf_printf(struct buf *b, const char *fmt, ...)
 {
@@ -418,14 +452,21 @@ int buf_jstr(struct buf *b, const char *s, size_t n)
 			*o++ = '\\';
 			*o++ = (char)c;
 		} else if (c == '\n') {
-			*o++ = '\\'; *o++ = 'n';
+			*o++ = '\\';
+			*o++ = 'n';
 		} else if (c == '\t') {
-			*o++ = '\\'; *o++ = 't';
+			*o++ = '\\';
+			*o++ = 't';
 		} else if (c == '\r') {
-			*o++ = '\\'; *o++ = 'r';
+			*o++ = '\\';
+			*o++ = 'r';
 		} else if (c < 0x20 || c == 0x7f) {
-			*o++ = '\\'; *o++ = 'u'; *o++ = '0'; *o++ = '0';
-			*o++ = hex[c >> 4]; *o++ = hex[c & 15];
+			*o++ = '\\';
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
 		} else
 			*o++ = (char)c;
 	}

@@ -15,22 +15,23 @@ struct jv {
 	enum jtype t;
 	bool b;
 	double num;
-	char *s;              /* J_STR: decoded, NUL-terminated */
+	char *s; /* J_STR: decoded, NUL-terminated */
 	size_t slen;
-	char *key;            /* member name when inside an object */
+	char *key; /* member name when inside an object */
 	struct jv *child, *next;
-	size_t n;             /* members of an array or object */
+	size_t n; /* members of an array or object */
 };
 
-struct jarena { struct jblk *head; };
+struct jarena {
+	struct jblk *head;
+};
 
 #define JSON_MAX_DEPTH 16
 
 /* Parse one JSON value at the start of buf (leading whitespace allowed).
  * *end receives the offset just past the value.  Returns NULL with a
  * message in err on a syntax error, duplicate key or NUL in a string. */
-struct jv *json_parse(const char *buf, size_t len, size_t *end, struct jarena *a,
-		      char *err, size_t errlen);
+struct jv *json_parse(const char *buf, size_t len, size_t *end, struct jarena *a, char *err, size_t errlen);
 void json_free(struct jarena *a);
 
 struct jv *json_get(const struct jv *obj, const char *key);
@@ -38,7 +39,10 @@ struct jv *json_get(const struct jv *obj, const char *key);
 int json_int(const struct jv *obj, const char *key, long long min, long long max, long long *out);
 
 /* A growable byte buffer. */
-struct buf { char *p; size_t len, cap; };
+struct buf {
+	char *p;
+	size_t len, cap;
+};
 int buf_reserve(struct buf *b, size_t more);
 int buf_put(struct buf *b, const void *p, size_t n);
 int buf_puts(struct buf *b, const char *s);

@@ -117,7 +117,7 @@ static int part_headers(struct mp *m, const char *h, size_t n)
 		h += ll + (eol ? 2 : 0);
 		n -= ll + (eol ? 2 : 0);
 		if (memchr(line, 0, ll) || !strchr(line, ':'))
-			return -1;   /* a NUL, or not a header (folding is obsolete) */
+			return -1; /* a NUL, or not a header (folding is obsolete) */
 		if (strncasecmp(line, "content-disposition:", 20))
 			continue;
 		const char *v = line + 20;
@@ -126,7 +126,7 @@ static int part_headers(struct mp *m, const char *h, size_t n)
 		if (strncasecmp(v, "form-data", 9) || (v[9] && v[9] != ';' && v[9] != ' '))
 			return -1;
 		if (mp_param(v, "name", m->name, sizeof m->name) == -2)
-			m->name[0] = 0;   /* too long: not a name we look for */
+			m->name[0] = 0; /* too long: not a name we look for */
 		ssize_t fl = mp_param(v, "filename", m->filename, sizeof m->filename);
 		if (fl == -2)
 			return -1;
@@ -159,8 +159,8 @@ static enum mp_event after_delim(struct mp *m, const char *buf, size_t len, bool
 }
 
 /* One step of the machine; MP_NEED with *used > 0 means "call again". */
-static enum mp_event step(struct mp *m, const char *buf, size_t len, bool eof, size_t *used,
-			  const char **data, size_t *dlen)
+static enum mp_event step(struct mp *m, const char *buf, size_t len, bool eof, size_t *used, const char **data,
+			  size_t *dlen)
 {
 	const char *hit;
 	*used = 0;
@@ -184,14 +184,13 @@ static enum mp_event step(struct mp *m, const char *buf, size_t len, bool eof, s
 		} else if (eof) {
 			return MP_ERROR;
 		} else if (len >= m->dlen) {
-			*used = len - m->dlen + 1;   /* the rest may start one */
+			*used = len - m->dlen + 1; /* the rest may start one */
 		}
 		return MP_NEED;
-	case ST_AFTER_DELIM:
-		return after_delim(m, buf, len, eof, used);
+	case ST_AFTER_DELIM: return after_delim(m, buf, len, eof, used);
 	case ST_HEADERS:
 		if (len >= 2 && buf[0] == '\r' && buf[1] == '\n')
-			hit = buf;   /* no headers at all */
+			hit = buf; /* no headers at all */
 		else if ((hit = memmem(buf, len < MP_HEADERS_MAX + 4 ? len : MP_HEADERS_MAX + 4, "\r\n\r\n", 4)))
 			hit += 2;
 		if (!hit)
@@ -214,14 +213,12 @@ static enum mp_event step(struct mp *m, const char *buf, size_t len, bool eof, s
 		*data = buf;
 		*used = *dlen;
 		return MP_DATA;
-	default:   /* the epilogue is ignored */
-		*used = len;
-		return MP_END;
+	default: /* the epilogue is ignored */ *used = len; return MP_END;
 	}
 }
 
-enum mp_event mp_next(struct mp *m, const char *buf, size_t len, bool eof, size_t *used,
-		      const char **data, size_t *dlen)
+enum mp_event mp_next(struct mp *m, const char *buf, size_t len, bool eof, size_t *used, const char **data,
+		      size_t *dlen)
 {
 	size_t total = 0;
 	for (;;) {

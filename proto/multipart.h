@@ -11,11 +11,11 @@
 #include <sys/types.h>
 
 #define MP_BOUNDARY_MAX 70
-#define MP_HEADERS_MAX 8192      /* one part's header block */
+#define MP_HEADERS_MAX 8192 /* one part's header block */
 #define MP_FILENAME_MAX 4096
 
 struct mp {
-	char delim[4 + MP_BOUNDARY_MAX + 1];   /* CRLF "--" boundary */
+	char delim[4 + MP_BOUNDARY_MAX + 1]; /* CRLF "--" boundary */
 	size_t dlen;
 	int state;
 	/* the current part, from its Content-Disposition */
@@ -25,11 +25,11 @@ struct mp {
 };
 
 enum mp_event {
-	MP_ERROR = -1,   /* malformed, or the body ended inside it */
-	MP_NEED = 0,     /* more bytes, please (keep the ones not used) */
-	MP_PART,         /* a part begins: name, filename */
-	MP_DATA,         /* bytes of the current part */
-	MP_END,          /* the closing boundary */
+	MP_ERROR = -1, /* malformed, or the body ended inside it */
+	MP_NEED = 0,   /* more bytes, please (keep the ones not used) */
+	MP_PART,       /* a part begins: name, filename */
+	MP_DATA,       /* bytes of the current part */
+	MP_END,	       /* the closing boundary */
 };
 
 /* boundary: the Content-Type's parameter; -1 when it is not 1-70 of the
@@ -39,8 +39,8 @@ int mp_init(struct mp *m, const char *boundary);
 /* The next event from the len bytes at buf (what is left of the body
  * so far; eof when no more will come).  *used is how many of them were
  * consumed; MP_DATA points *data (its *dlen bytes) into buf. */
-enum mp_event mp_next(struct mp *m, const char *buf, size_t len, bool eof, size_t *used,
-		      const char **data, size_t *dlen);
+enum mp_event mp_next(struct mp *m, const char *buf, size_t len, bool eof, size_t *used, const char **data,
+		      size_t *dlen);
 
 /* Parameter key of a header value such as 'form-data; name="file"' or
  * 'multipart/form-data; boundary=x': a token or a quoted string (with

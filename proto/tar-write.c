@@ -25,7 +25,7 @@ static void octal(char *f, size_t n, unsigned long long v)
 
 static int pax_rec(char *out, size_t cap, size_t *len, const char *key, const char *val)
 {
-	size_t body = strlen(key) + strlen(val) + 3;   /* ' ' '=' '\n' */
+	size_t body = strlen(key) + strlen(val) + 3; /* ' ' '=' '\n' */
 	size_t digits = 1, tot;
 	for (;;) {
 		tot = body + digits;
@@ -42,8 +42,8 @@ static int pax_rec(char *out, size_t cap, size_t *len, const char *key, const ch
 	return 0;
 }
 
-static int emit_header(tar_write_fn wr, void *ctx, const char *name, const char *link,
-		       char type, const struct stat *sb, uint64_t size)
+static int emit_header(tar_write_fn wr, void *ctx, const char *name, const char *link, char type, const struct stat *sb,
+		       uint64_t size)
 {
 	char h[BLK];
 	char pax[2 * NAME_MAX_LEN + 256];
@@ -109,7 +109,14 @@ static int werr(char *err, size_t n, const char *path, const char *what)
 	return TAR_E_IO;
 }
 
-struct wctx { tar_write_fn wr; void *ctx; struct tar_stats *st; char *err; size_t errlen; char *buf; };
+struct wctx {
+	tar_write_fn wr;
+	void *ctx;
+	struct tar_stats *st;
+	char *err;
+	size_t errlen;
+	char *buf;
+};
 
 static int write_one(struct wctx *w, int dirfd, const char *name, const char *arc, bool follow, int depth);
 
@@ -136,7 +143,7 @@ static int write_file(struct wctx *w, int fd, const char *arc, const struct stat
 			r = werr(w->err, w->errlen, arc, "read failed");
 			break;
 		}
-		if (n == 0) {   /* shrank while we read: pad with zeros */
+		if (n == 0) { /* shrank while we read: pad with zeros */
 			memset(buf, 0, bufsz);
 			n = (ssize_t)(left < bufsz ? left : bufsz);
 		}
@@ -250,8 +257,8 @@ static int write_one(struct wctx *w, int dirfd, const char *name, const char *ar
 	return r;
 }
 
-int tar_write_path(int dirfd, const char *name, const char *arcname, bool follow_top,
-		   tar_write_fn wr, void *ctx, struct tar_stats *st, char *err, size_t errlen)
+int tar_write_path(int dirfd, const char *name, const char *arcname, bool follow_top, tar_write_fn wr, void *ctx,
+		   struct tar_stats *st, char *err, size_t errlen)
 {
 	err[0] = 0;
 	struct wctx w = { wr, ctx, st, err, errlen, malloc(XBUF) };

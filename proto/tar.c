@@ -28,8 +28,7 @@ void tar_reader_init(struct tar_reader *t, tar_read_fn rd, void *ctx)
 
 static int terr(struct tar_reader *t, int kind, const char *msg)
 {
-	snprintf(t->err, sizeof t->err, "%s (at byte %llu of the archive)", msg,
-		 (unsigned long long)t->consumed);
+	snprintf(t->err, sizeof t->err, "%s (at byte %llu of the archive)", msg, (unsigned long long)t->consumed);
 	t->errkind = kind;
 	return -1;
 }
@@ -70,7 +69,7 @@ static int num_field(const char *f, size_t n, long long *out)
 	unsigned char c0 = (unsigned char)f[0];
 	if (c0 & 0x80) {
 		if (c0 != 0x80 || n > 9 + 8)
-			return -1;      /* negative or absurdly large */
+			return -1; /* negative or absurdly large */
 		unsigned long long v = 0;
 		for (size_t i = 1; i < n; i++) {
 			if (v >> 55)
@@ -109,8 +108,11 @@ static char *fielddup(const char *f, size_t n)
 	return s;
 }
 
-struct pending { char *path, *link; bool has_size, has_uid, has_gid, has_mtime;
-		 long long size, uid, gid, mtime; };
+struct pending {
+	char *path, *link;
+	bool has_size, has_uid, has_gid, has_mtime;
+	long long size, uid, gid, mtime;
+};
 
 static void pending_free(struct pending *p)
 {
@@ -130,7 +132,7 @@ static int parse_decimal(const char *s, size_t n, long long *out)
 			return -1;
 		v = v * 10 + (s[i] - '0');
 	}
-	*out = v;     /* a fraction (mtime) is dropped */
+	*out = v; /* a fraction (mtime) is dropped */
 	return 0;
 }
 
@@ -207,7 +209,9 @@ static bool zero_block(const char *h)
 	return true;
 }
 
-struct hnum { long long size, mode, uid, gid, mtime; };
+struct hnum {
+	long long size, mode, uid, gid, mtime;
+};
 
 /* Header h's checksum checked, and its numeric fields read into n. */
 static int header_check(struct tar_reader *t, const char *h, struct hnum *n)
@@ -398,7 +402,9 @@ int tar_clean_path(const char *in, char *out, size_t outlen)
 #ifndef SYS_openat2
 #define SYS_openat2 437
 #endif
-struct vm_open_how { uint64_t flags, mode, resolve; };
+struct vm_open_how {
+	uint64_t flags, mode, resolve;
+};
 #define V_RESOLVE_NO_MAGICLINKS 0x02
 #define V_RESOLVE_BENEATH 0x08
 
@@ -413,7 +419,7 @@ static int open_beneath(int rootfd, const char *rel, int flags)
 		return openat(rootfd, ".", flags | O_CLOEXEC);
 	if (openat2_supported != 0) {
 		struct vm_open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC),
-			.resolve = V_RESOLVE_BENEATH | V_RESOLVE_NO_MAGICLINKS };
+					   .resolve = V_RESOLVE_BENEATH | V_RESOLVE_NO_MAGICLINKS };
 		long fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof how);
 		if (fd >= 0 || errno != ENOSYS) {
 			openat2_supported = 1;
@@ -440,10 +446,14 @@ struct xctx {
 	const struct tar_extract_opts *o;
 	char *err;
 	size_t errlen;
-	char dirpath[NAME_MAX_LEN + 1];   /* cached parent directory */
+	char dirpath[NAME_MAX_LEN + 1]; /* cached parent directory */
 	int dirfd;
 	char *buf;
-	struct dmode { char *path; unsigned mode; int64_t mtime; } *dirs;
+	struct dmode {
+		char *path;
+		unsigned mode;
+		int64_t mtime;
+	} * dirs;
 	size_t ndirs, capdirs;
 };
 
@@ -457,8 +467,7 @@ static int xsys(struct xctx *x, const char *path, const char *what)
 {
 	char m[200];
 	if (errno == EXDEV || errno == ELOOP)
-		return xerr(x, TAR_E_ESCAPE, path,
-			    "path escapes the target directory (through a symlink)");
+		return xerr(x, TAR_E_ESCAPE, path, "path escapes the target directory (through a symlink)");
 	snprintf(m, sizeof m, "%s: %s", what, strerror(errno));
 	return xerr(x, errno == ENOSPC || errno == EDQUOT ? TAR_E_LIMIT : TAR_E_IO, path, m);
 }
@@ -534,8 +543,8 @@ static void owner(struct xctx *x, int fd, const char *name, const struct tar_ent
 		(void)!fchown(fd, (uid_t)u, (gid_t)g);
 }
 
-static int x_file(struct xctx *x, struct tar_reader *t, const struct tar_entry *e,
-		  int pfd, const char *base, const char *rel, struct tar_stats *st)
+static int x_file(struct xctx *x, struct tar_reader *t, const struct tar_entry *e, int pfd, const char *base,
+		  const char *rel, struct tar_stats *st)
 {
 	int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 && (errno == ELOOP || errno == ETXTBSY)) {
@@ -630,9 +639,8 @@ static int x_symlink(struct xctx *x, const struct tar_entry *e, int pfd, const c
 {
 	struct stat sb;
 	if (symlinkat(e->link, pfd, base) < 0 &&
-	    (errno != EEXIST || fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-	     S_ISDIR(sb.st_mode) || unlinkat(pfd, base, 0) < 0 ||
-	     symlinkat(e->link, pfd, base) < 0))
+	    (errno != EEXIST || fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(sb.st_mode) ||
+	     unlinkat(pfd, base, 0) < 0 || symlinkat(e->link, pfd, base) < 0))
 		return xsys(x, rel, "cannot create symlink");
 	owner(x, pfd, base, e);
 	st->symlinks++;
@@ -644,8 +652,7 @@ static int x_hardlink(struct xctx *x, const struct tar_entry *e, int pfd, const 
 		      struct tar_stats *st)
 {
 	char lrel[NAME_MAX_LEN + 2], ldir[NAME_MAX_LEN + 2];
-	if (tar_clean_path(e->link, lrel, sizeof lrel) < 0 || !lrel[0] ||
-	    rename_top(x->o, lrel, sizeof lrel) < 0)
+	if (tar_clean_path(e->link, lrel, sizeof lrel) < 0 || !lrel[0] || rename_top(x->o, lrel, sizeof lrel) < 0)
 		return xerr(x, TAR_E_ESCAPE, e->link, "hard link target escapes the target directory");
 	const char *lslash = strrchr(lrel, '/');
 	size_t ldl = lslash ? (size_t)(lslash - lrel) : 0;
@@ -691,25 +698,20 @@ static int x_entry(struct xctx *x, struct tar_reader *t, const struct tar_entry 
 		return xerr(x, TAR_E_ESCAPE, e->path, "path traversal (\"..\") is not allowed");
 	if (rel[0] && rename_top(x->o, rel, sizeof rel) < 0)
 		return xerr(x, TAR_E_ESCAPE, e->path, "entry outside the requested path");
-	if (!rel[0])            /* "./" : the target itself */
+	if (!rel[0]) /* "./" : the target itself */
 		return e->type == '5' ? TAR_OK : xerr(x, TAR_E_FORMAT, e->path, "entry has an empty name");
 	pfd = parent_fd(x, rel, &base);
 	if (pfd < 0)
 		return xsys(x, rel, "cannot open parent directory");
 	switch (e->type) {
-	case '0':
-		return x_file(x, t, e, pfd, base, rel, st);
-	case '5':
-		return x_dir(x, e, pfd, base, rel, st);
-	case '2':
-		return x_symlink(x, e, pfd, base, rel, st);
-	case '1':
-		return x_hardlink(x, e, pfd, base, rel, st);
-	case '3': case '4': case '6':
-		return x_node(x, e, pfd, base, rel, st);
-	default:
-		st->skipped++;
-		return TAR_OK;
+	case '0': return x_file(x, t, e, pfd, base, rel, st);
+	case '5': return x_dir(x, e, pfd, base, rel, st);
+	case '2': return x_symlink(x, e, pfd, base, rel, st);
+	case '1': return x_hardlink(x, e, pfd, base, rel, st);
+	case '3':
+	case '4':
+	case '6': return x_node(x, e, pfd, base, rel, st);
+	default: st->skipped++; return TAR_OK;
 	}
 }
 
@@ -736,8 +738,7 @@ static void x_finish(struct xctx *x, int r)
 		close(x->dirfd);
 }
 
-int tar_extract(struct tar_reader *t, const struct tar_extract_opts *o,
-		struct tar_stats *st, char *err, size_t errlen)
+int tar_extract(struct tar_reader *t, const struct tar_extract_opts *o, struct tar_stats *st, char *err, size_t errlen)
 {
 	struct xctx x = { .o = o, .err = err, .errlen = errlen, .dirfd = -1 };
 	struct tar_entry *e;

@@ -11,15 +11,15 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-typedef ssize_t (*tar_read_fn)(void *ctx, void *buf, size_t n);   /* 0 = EOF, <0 error */
+typedef ssize_t (*tar_read_fn)(void *ctx, void *buf, size_t n);	   /* 0 = EOF, <0 error */
 typedef int (*tar_write_fn)(void *ctx, const void *buf, size_t n); /* 0 ok, <0 error */
 
 enum tar_err { TAR_OK = 0, TAR_E_FORMAT, TAR_E_ESCAPE, TAR_E_LIMIT, TAR_E_IO, TAR_E_SOURCE };
 
 struct tar_entry {
-	char *path;          /* as stored (malloc'd by the reader) */
-	char *link;          /* link target for symlinks and hard links */
-	char type;           /* '0' file, '1' hard link, '2' symlink, '5' dir, others */
+	char *path; /* as stored (malloc'd by the reader) */
+	char *link; /* link target for symlinks and hard links */
+	char type;  /* '0' file, '1' hard link, '2' symlink, '5' dir, others */
 	unsigned mode;
 	long long uid, gid;
 	uint64_t size;
@@ -29,8 +29,8 @@ struct tar_entry {
 struct tar_reader {
 	tar_read_fn rd;
 	void *ctx;
-	uint64_t left, pad;  /* of the current entry's data */
-	uint64_t consumed;   /* bytes read from the source */
+	uint64_t left, pad; /* of the current entry's data */
+	uint64_t consumed;  /* bytes read from the source */
 	struct tar_entry e;
 	char err[256];
 	int errkind;
@@ -44,23 +44,24 @@ ssize_t tar_data(struct tar_reader *t, void *buf, size_t n);
 void tar_reader_free(struct tar_reader *t);
 
 struct tar_extract_opts {
-	int rootfd;              /* O_DIRECTORY fd of the target */
-	bool preserve_owner;     /* chown to the archive's uid/gid */
-	long long chown_uid, chown_gid;  /* else chown to these when >= 0 */
-	bool strip_special_bits; /* drop setuid/setgid/sticky (host side) */
-	uint64_t max_bytes;      /* file data; 0 = no limit */
-	uint64_t max_entries;    /* 0 = no limit */
-	bool devices;            /* create device nodes and fifos (else skip) */
+	int rootfd;			/* O_DIRECTORY fd of the target */
+	bool preserve_owner;		/* chown to the archive's uid/gid */
+	long long chown_uid, chown_gid; /* else chown to these when >= 0 */
+	bool strip_special_bits;	/* drop setuid/setgid/sticky (host side) */
+	uint64_t max_bytes;		/* file data; 0 = no limit */
+	uint64_t max_entries;		/* 0 = no limit */
+	bool devices;			/* create device nodes and fifos (else skip) */
 	/* When set, every entry must be top_from or under it, and is
 	 * written as top_to instead (download under another name). */
 	const char *top_from, *top_to;
 };
 
-struct tar_stats { uint64_t files, dirs, symlinks, hardlinks, skipped, bytes; };
+struct tar_stats {
+	uint64_t files, dirs, symlinks, hardlinks, skipped, bytes;
+};
 
 /* Extract everything; returns TAR_OK or a TAR_E_* with err filled. */
-int tar_extract(struct tar_reader *t, const struct tar_extract_opts *o,
-		struct tar_stats *st, char *err, size_t errlen);
+int tar_extract(struct tar_reader *t, const struct tar_extract_opts *o, struct tar_stats *st, char *err, size_t errlen);
 
 /* Split and check an archive path: no "..", no empty result for non-root
  * entries.  Writes the cleaned relative path ("" for the root itself). */
@@ -70,8 +71,8 @@ int tar_clean_path(const char *in, char *out, size_t outlen);
  * a directory are stored, not followed; the top entry is followed when
  * follow_top) under archive name arcname, then the end-of-archive
  * blocks when finish. */
-int tar_write_path(int dirfd, const char *name, const char *arcname, bool follow_top,
-		   tar_write_fn wr, void *ctx, struct tar_stats *st, char *err, size_t errlen);
+int tar_write_path(int dirfd, const char *name, const char *arcname, bool follow_top, tar_write_fn wr, void *ctx,
+		   struct tar_stats *st, char *err, size_t errlen);
 int tar_write_end(tar_write_fn wr, void *ctx);
 
 #endif

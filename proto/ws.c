@@ -3,25 +3,26 @@
 
 #include <string.h>
 
-int ws_parse_header(const uint8_t *buf, size_t len, bool require_mask,
-		    uint64_t max_payload, struct ws_frame *f)
+int ws_parse_header(const uint8_t *buf, size_t len, bool require_mask, uint64_t max_payload, struct ws_frame *f)
 {
 	if (len < 2)
 		return 0;
 	uint8_t b0 = buf[0], b1 = buf[1];
 	if (b0 & 0x70)
-		return -WS_CLOSE_PROTOCOL;          /* no extensions negotiated */
+		return -WS_CLOSE_PROTOCOL; /* no extensions negotiated */
 	f->fin = b0 & 0x80;
 	f->opcode = b0 & 0x0f;
 	switch (f->opcode) {
-	case WS_CONT: case WS_TEXT: case WS_BINARY:
-		break;
-	case WS_CLOSE: case WS_PING: case WS_PONG:
+	case WS_CONT:
+	case WS_TEXT:
+	case WS_BINARY: break;
+	case WS_CLOSE:
+	case WS_PING:
+	case WS_PONG:
 		if (!f->fin || (b1 & 0x7f) > 125)
 			return -WS_CLOSE_PROTOCOL;
 		break;
-	default:
-		return -WS_CLOSE_PROTOCOL;
+	default: return -WS_CLOSE_PROTOCOL;
 	}
 	f->masked = b1 & 0x80;
 	if (f->masked != require_mask)
@@ -126,14 +127,17 @@ uint32_t ws_utf8_step(uint32_t st, const uint8_t *p, size_t n)
 
 /* ---- SHA-1 (only for the handshake; not used for anything secret) ---- */
 
-static uint32_t rol(uint32_t x, int n) { return x << n | x >> (32 - n); }
+static uint32_t rol(uint32_t x, int n)
+{
+	return x << n | x >> (32 - n);
+}
 
 static void sha1_block(uint32_t h[5], const uint8_t *p)
 {
 	uint32_t w[80];
 	for (int i = 0; i < 16; i++)
-		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-		       (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 |
+		       p[4 * i + 3];
 	for (int i = 16; i < 80; i++)
 		w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
 	uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
@@ -159,7 +163,11 @@ static void sha1_block(uint32_t h[5], const uint8_t *p)
 		b = a;
 		a = t;
 	}
-	h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e;
+	h[0] += a;
+	h[1] += b;
+	h[2] += c;
+	h[3] += d;
+	h[4] += e;
 }
 
 void sha1(const void *data, size_t len, uint8_t out[20])

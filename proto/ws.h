@@ -12,16 +12,22 @@
 enum { WS_CONT = 0, WS_TEXT = 1, WS_BINARY = 2, WS_CLOSE = 8, WS_PING = 9, WS_PONG = 10 };
 
 /* Close codes we send. */
-enum { WS_CLOSE_NORMAL = 1000, WS_CLOSE_GOING_AWAY = 1001, WS_CLOSE_PROTOCOL = 1002,
-       WS_CLOSE_POLICY = 1008, WS_CLOSE_TOO_BIG = 1009, WS_CLOSE_INTERNAL = 1011 };
+enum {
+	WS_CLOSE_NORMAL = 1000,
+	WS_CLOSE_GOING_AWAY = 1001,
+	WS_CLOSE_PROTOCOL = 1002,
+	WS_CLOSE_POLICY = 1008,
+	WS_CLOSE_TOO_BIG = 1009,
+	WS_CLOSE_INTERNAL = 1011
+};
 
 struct ws_frame {
 	bool fin;
 	int opcode;
 	bool masked;
 	uint8_t mask[4];
-	uint64_t len;        /* payload length */
-	size_t hdrlen;       /* bytes of header before the payload */
+	uint64_t len;  /* payload length */
+	size_t hdrlen; /* bytes of header before the payload */
 };
 
 /* Parse a frame header at buf.  Returns 1 when complete (fills f), 0 when
@@ -29,8 +35,7 @@ struct ws_frame {
  * reserved bits, unknown opcodes, fragmented or oversized control frames,
  * non-minimal lengths, the wrong masking (require_mask: server side) or a
  * payload over max_payload (-WS_CLOSE_TOO_BIG). */
-int ws_parse_header(const uint8_t *buf, size_t len, bool require_mask,
-		    uint64_t max_payload, struct ws_frame *f);
+int ws_parse_header(const uint8_t *buf, size_t len, bool require_mask, uint64_t max_payload, struct ws_frame *f);
 
 /* Unmask payload in place; offset is the payload position of p[0]. */
 void ws_unmask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset);

@@ -43,7 +43,7 @@ bool envd_deny(struct conn *c, const char *path, int status);
 /* ---- pjson.c ---- */
 struct pj {
 	bool bad;
-	char err[256];           /* the first error */
+	char err[256]; /* the first error */
 };
 struct pj_enum {
 	const char *name;
@@ -71,17 +71,17 @@ void pj_put_time(struct buf *b, const struct timespec *ts);
 /* One call, from its head to its answer. */
 struct rpc {
 	struct conn *c;
-	struct http_head *hd;    /* valid until the body is read */
+	struct http_head *hd; /* valid until the body is read */
 	struct body *b;
-	const char *name;        /* the procedure: "Start" */
-	bool stream;             /* answered with envelopes */
-	struct user u;           /* whom it acts as */
-	int64_t timeout_ms;      /* Connect-Timeout-Ms; 0 for none */
-	int keepalive_s;         /* Keepalive-Ping-Interval */
+	const char *name;   /* the procedure: "Start" */
+	bool stream;	    /* answered with envelopes */
+	struct user u;	    /* whom it acts as */
+	int64_t timeout_ms; /* Connect-Timeout-Ms; 0 for none */
+	int keepalive_s;    /* Keepalive-Ping-Interval */
 	struct jarena a;
-	struct buf raw;          /* the request body */
-	const struct jv *msg;    /* the request message */
-	struct pj pj;            /* the first bad field */
+	struct buf raw;	      /* the request body */
+	const struct jv *msg; /* the request message */
+	struct pj pj;	      /* the first bad field */
 };
 #define RPC_TOOK_OVER 101
 
@@ -133,7 +133,7 @@ int watch_events(struct rpc *r);
 int watch_remove(struct rpc *r);
 
 /* ---- process.c, proc.c ---- */
-int64_t mono_ms(void);   /* CLOCK_MONOTONIC in milliseconds */
+int64_t mono_ms(void); /* CLOCK_MONOTONIC in milliseconds */
 void proc_init(void);
 int proc_start(struct rpc *r);
 int proc_connect(struct rpc *r);

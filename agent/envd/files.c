@@ -27,12 +27,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define META_MAX 32              /* X-Metadata-* headers */
-#define META_TOTAL 4096          /* their bytes, as envd counts them */
+#define META_MAX 32	/* X-Metadata-* headers */
+#define META_TOTAL 4096 /* their bytes, as envd counts them */
 #define MP_BUF (64 * 1024)
 
-static int rest_error(struct conn *c, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int rest_error(struct conn *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static int rest_error(struct conn *c, int status, const char *fmt, ...)
 {
@@ -53,13 +52,15 @@ static int rest_error(struct conn *c, int status, const char *fmt, ...)
 /* The status of a file error. */
 static int errno_status(int e)
 {
-	return e == ENOENT || e == ENOTDIR ? 404 : e == EACCES || e == EPERM || e == EROFS ? 403
-	       : e == ENOSPC || e == EDQUOT ? 507 : e == EISDIR || e == ENAMETOOLONG ? 400 : 500;
+	return e == ENOENT || e == ENOTDIR		 ? 404
+	       : e == EACCES || e == EPERM || e == EROFS ? 403
+	       : e == ENOSPC || e == EDQUOT		 ? 507
+	       : e == EISDIR || e == ENAMETOOLONG	 ? 400
+							 : 500;
 }
 
 /* The query's user and path (resolved); 0, or the status answered. */
-static int who_and_where(struct conn *c, const char *query, struct user *u, char *path, size_t n,
-			 bool *has_path)
+static int who_and_where(struct conn *c, const char *query, struct user *u, char *path, size_t n, bool *has_path)
 {
 	char name[256] = "", p[4200] = "", why[256];
 	if (query && http_query(query, "username", name, sizeof name) < 0)
@@ -140,7 +141,7 @@ static int files_get(struct conn *c, const char *query)
 	off_t off = 0;
 	while (!broken && off < sb.st_size)
 		if (sendfile(c->fd, fd, &off, (size_t)(sb.st_size - off)) <= 0)
-			broken = true;   /* shrunk or gone: the length was a promise */
+			broken = true; /* shrunk or gone: the length was a promise */
 	if (broken)
 		c->close_after = true;
 	buf_free(&h);
@@ -171,7 +172,7 @@ static ssize_t src_read(struct src *s, void *out, size_t n)
 		if (!s->z.avail_in) {
 			ssize_t r = body_read(s->b, s->in, sizeof s->in);
 			if (r <= 0)
-				return -1;   /* the gzip stream ended early */
+				return -1; /* the gzip stream ended early */
 			s->z.next_in = s->in;
 			s->z.avail_in = (uInt)r;
 		}
@@ -198,12 +199,12 @@ struct upload {
 	struct user u;
 	struct meta meta[META_MAX];
 	int nmeta;
-	uint64_t bytes;          /* written so far, against --max-upload */
-	int fd;                  /* the file being written */
+	uint64_t bytes; /* written so far, against --max-upload */
+	int fd;		/* the file being written */
 	char cur[4200];
-	struct buf done;         /* the answer's entries */
+	struct buf done; /* the answer's entries */
 	int ndone;
-	char **paths;            /* those written, each once */
+	char **paths; /* those written, each once */
 };
 
 /* The X-Metadata-* headers (keys lowercased, first value kept; names and
@@ -218,21 +219,25 @@ static int read_meta(struct upload *up, const struct http_head *hd)
 			continue;
 		if (hd->h[i].nlen - 11 >= sizeof up->meta[0].key || hd->h[i].vlen >= sizeof up->meta[0].val ||
 		    up->nmeta == META_MAX)
-			return rest_error(up->c, 400, "invalid metadata: at most %d keys of 246 bytes, values "
-					  "of 511", META_MAX);
+			return rest_error(up->c, 400,
+					  "invalid metadata: at most %d keys of 246 bytes, values "
+					  "of 511",
+					  META_MAX);
 		struct meta *m = &up->meta[up->nmeta];
 		for (size_t k = 0; k + 11 < hd->h[i].nlen; k++)
 			m->key[k] = (char)tolower((unsigned char)n[11 + k]);
 		m->key[hd->h[i].nlen - 11] = 0;
 		for (size_t k = 0; k < hd->h[i].vlen; k++)
 			if ((unsigned char)v[k] < 0x20 || (unsigned char)v[k] > 0x7e)
-				return rest_error(up->c, 400, "invalid metadata: the value for key \"%s\" is not "
-						  "printable ASCII", m->key);
+				return rest_error(up->c, 400,
+						  "invalid metadata: the value for key \"%s\" is not "
+						  "printable ASCII",
+						  m->key);
 		for (int j = 0; j < up->nmeta; j++)
 			dup |= !strcmp(up->meta[j].key, m->key);
 		if (dup)
 			continue;
-		memcpy(m->val, v, hd->h[i].vlen);   /* values are not NUL-terminated */
+		memcpy(m->val, v, hd->h[i].vlen); /* values are not NUL-terminated */
 		m->val[hd->h[i].vlen] = 0;
 		total += 9 + strlen(m->key) + strlen(m->val);
 		up->nmeta++;
@@ -265,8 +270,10 @@ static int file_open(struct upload *up, const char *path)
 	struct stat sb;
 	for (int i = 0; i < up->ndone; i++)
 		if (!strcmp(up->paths[i], path))
-			return rest_error(up->c, 400, "you cannot upload multiple files to the same path '%s' in "
-					  "one upload request", path);
+			return rest_error(up->c, 400,
+					  "you cannot upload multiple files to the same path '%s' in "
+					  "one upload request",
+					  path);
 	snprintf(parent, sizeof parent, "%s", path);
 	char *slash = strrchr(parent, '/');
 	if (slash && slash != parent)
@@ -292,8 +299,10 @@ static int file_write(struct upload *up, const char *p, size_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
-			return rest_error(up->c, errno_status(errno), errno == ENOSPC ?
-					  "not enough disk space available" : "error writing file: %s", strerror(errno));
+			return rest_error(up->c, errno_status(errno),
+					  errno == ENOSPC ? "not enough disk space available"
+							  : "error writing file: %s",
+					  strerror(errno));
 		p += w;
 		n -= (size_t)w;
 	}
@@ -361,8 +370,7 @@ static int part_begins(struct upload *up, const struct mp *m, const char *qpath,
 }
 
 /* A multipart body: its "file" parts; 0, or the status answered. */
-static int upload_multipart(struct upload *up, struct src *s, const char *boundary, const char *qpath,
-			    bool has_qpath)
+static int upload_multipart(struct upload *up, struct src *s, const char *boundary, const char *qpath, bool has_qpath)
 {
 	struct mp m;
 	char *buf = malloc(MP_BUF);
@@ -396,7 +404,7 @@ static int upload_multipart(struct upload *up, struct src *s, const char *bounda
 	}
 	if (!st && up->fd >= 0)
 		st = file_close(up);
-	if (!st) {   /* the epilogue, if any, is not ours to leave unread */
+	if (!st) { /* the epilogue, if any, is not ours to leave unread */
 		while (src_read(s, buf, MP_BUF) > 0)
 			;
 	}
@@ -407,8 +415,7 @@ static int upload_multipart(struct upload *up, struct src *s, const char *bounda
 /* What the body is (application/octet-stream or multipart/form-data, its
  * encoding); 0, or the status answered.  Header values are read here,
  * before the body moves them. */
-static int body_kind(struct conn *c, const struct http_head *hd, struct src *s, bool *raw, char *boundary,
-		     size_t bn)
+static int body_kind(struct conn *c, const struct http_head *hd, struct src *s, bool *raw, char *boundary, size_t bn)
 {
 	char ct[256] = "", enc[64] = "";
 	http_header(hd, "content-type", ct, sizeof ct);
@@ -418,8 +425,10 @@ static int body_kind(struct conn *c, const struct http_head *hd, struct src *s, 
 	s->gz = !strcasecmp(enc, "gzip");
 	*raw = !strncasecmp(ct, "application/octet-stream", 24) && (!ct[24] || ct[24] == ';');
 	if (!*raw && strncasecmp(ct, "multipart/", 10))
-		return rest_error(c, 400, "unsupported content type: %s, expected multipart/form-data or "
-				  "application/octet-stream", ct);
+		return rest_error(c, 400,
+				  "unsupported content type: %s, expected multipart/form-data or "
+				  "application/octet-stream",
+				  ct);
 	if (!*raw && mp_param(ct, "boundary", boundary, bn) < 0)
 		return rest_error(c, 400, "error parsing multipart form: no boundary");
 	if (s->gz && inflateInit2(&s->z, 16 + MAX_WBITS) != Z_OK)
@@ -458,7 +467,7 @@ static int files_post(struct conn *c, struct http_head *hd, struct body *b, cons
 		buf_free(&out);
 		st = 200;
 	} else {
-		c->close_after = true;   /* the rest of the body is unread */
+		c->close_after = true; /* the rest of the body is unread */
 	}
 	if (s.zinit)
 		inflateEnd(&s.z);
@@ -511,9 +520,10 @@ static int may(struct conn *c, const struct http_head *hd, const char *query, co
 		}
 		return st;
 	}
-	c->close_after = true;   /* until the request proves itself */
+	c->close_after = true; /* until the request proves itself */
 	if (!query || http_query(query, "signature", sig, sizeof sig) < 0)
-		return rest_error(c, 401, "unauthorized access, please provide a valid access token or "
+		return rest_error(c, 401,
+				  "unauthorized access, please provide a valid access token or "
 				  "method signing if supported");
 	bool has_exp = http_query(query, "signature_expiration", exp, sizeof exp) >= 0;
 	if (has_exp && (!exp[0] || strspn(exp, "0123456789") != strlen(exp)))
@@ -538,7 +548,7 @@ int envd_files(struct conn *c, struct http_head *hd, struct body *b, const char 
 	bool get = !strcmp(hd->method, "GET"), post = !strcmp(hd->method, "POST");
 	int st;
 	if (!get && !post) {
-		c->close_after = true;   /* an unauthenticated body is not read */
+		c->close_after = true; /* an unauthenticated body is not read */
 		respond_error(c, 405, "use GET or POST");
 		return 405;
 	}

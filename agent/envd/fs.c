@@ -31,7 +31,7 @@ static _Thread_local int agent_ngroups;
 int as_user(const struct user *u)
 {
 	if (u->uid == geteuid())
-		return 0;   /* root: the agent's own rights */
+		return 0; /* root: the agent's own rights */
 	agent_ngroups = getgroups(64, agent_groups);
 	if (agent_ngroups < 0)
 		agent_ngroups = 0;
@@ -180,8 +180,10 @@ static void mode_string(mode_t m, char out[24])
 
 static const char *file_type(mode_t m)
 {
-	return S_ISREG(m) ? "FILE_TYPE_FILE" : S_ISDIR(m) ? "FILE_TYPE_DIRECTORY"
-	       : S_ISLNK(m) ? "FILE_TYPE_SYMLINK" : "FILE_TYPE_UNSPECIFIED";
+	return S_ISREG(m)   ? "FILE_TYPE_FILE"
+	       : S_ISDIR(m) ? "FILE_TYPE_DIRECTORY"
+	       : S_ISLNK(m) ? "FILE_TYPE_SYMLINK"
+			    : "FILE_TYPE_UNSPECIFIED";
 }
 
 /* The user.e2b.* extended attributes (the metadata of an upload). */
@@ -234,8 +236,8 @@ static int entry_json_as(struct buf *b, const char *path, const char *shown)
 		base--;
 	buf_puts(b, "{\"name\":");
 	pj_put_str(b, base, (size_t)(shown + bl - base));
-	buf_printf(b, ",\"type\":\"%s\",\"path\":", link ? (target_ok ? file_type(ts.st_mode) :
-		   "FILE_TYPE_UNSPECIFIED") : file_type(ls.st_mode));
+	buf_printf(b, ",\"type\":\"%s\",\"path\":",
+		   link ? (target_ok ? file_type(ts.st_mode) : "FILE_TYPE_UNSPECIFIED") : file_type(ls.st_mode));
 	pj_put_str(b, shown, strlen(shown));
 	buf_printf(b, ",\"size\":\"%lld\",\"mode\":%u,\"permissions\":\"%s\",\"owner\":", (long long)ls.st_size,
 		   (unsigned)((link ? (target_ok ? ts.st_mode : 0) : ls.st_mode) & 0777), perms);
@@ -262,12 +264,19 @@ int entry_json(struct buf *b, const char *path)
 static int errno_code(int e)
 {
 	switch (e) {
-	case ENOENT: case ENOTDIR: return CC_NOT_FOUND;
-	case EACCES: case EPERM: case EROFS: return CC_PERMISSION_DENIED;
-	case EEXIST: case ENOTEMPTY: return CC_ALREADY_EXISTS;
-	case ENOSPC: case EDQUOT: return CC_RESOURCE_EXHAUSTED;
+	case ENOENT:
+	case ENOTDIR: return CC_NOT_FOUND;
+	case EACCES:
+	case EPERM:
+	case EROFS: return CC_PERMISSION_DENIED;
+	case EEXIST:
+	case ENOTEMPTY: return CC_ALREADY_EXISTS;
+	case ENOSPC:
+	case EDQUOT: return CC_RESOURCE_EXHAUSTED;
 	case ELOOP: return CC_FAILED_PRECONDITION;
-	case ENAMETOOLONG: case EINVAL: case EXDEV: return CC_INVALID_ARGUMENT;
+	case ENAMETOOLONG:
+	case EINVAL:
+	case EXDEV: return CC_INVALID_ARGUMENT;
 	default: return CC_INTERNAL;
 	}
 }
@@ -335,7 +344,7 @@ static int walk(struct buf *b, const char *dir, const char *shown, unsigned dept
 	int rc = 0;
 	struct dirent *de;
 	if (!d)
-		return errno == EACCES && *count ? 0 : -1;   /* an unreadable subdirectory is skipped */
+		return errno == EACCES && *count ? 0 : -1; /* an unreadable subdirectory is skipped */
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
@@ -360,7 +369,7 @@ static int walk(struct buf *b, const char *dir, const char *shown, unsigned dept
 		if (++*count > LIST_MAX)
 			rc = (errno = E2BIG, -1);
 		else if (lstat(path, &sb) < 0)
-			continue;   /* gone meanwhile */
+			continue; /* gone meanwhile */
 		else {
 			buf_puts(b, *count > 1 ? "," : "");
 			if (entry_json_as(b, path, sp) == 0 && depth > 1 && S_ISDIR(sb.st_mode))
@@ -391,8 +400,9 @@ int fs_list(struct rpc *r)
 	if (!realpath(path, real) || stat(real, &sb) < 0) {
 		int e = errno;
 		as_agent();
-		return rpc_fail(r, errno_code(e), e == ELOOP ? "cyclic symlink or chain of links at %s"
-				: "path not found: %s: %s", path, strerror(e));
+		return rpc_fail(r, errno_code(e),
+				e == ELOOP ? "cyclic symlink or chain of links at %s" : "path not found: %s: %s", path,
+				strerror(e));
 	}
 	if (!S_ISDIR(sb.st_mode)) {
 		as_agent();
@@ -405,8 +415,7 @@ int fs_list(struct rpc *r)
 	if (rc < 0) {
 		buf_free(&b);
 		if (e == E2BIG)
-			return rpc_fail(r, CC_RESOURCE_EXHAUSTED, "more than %d entries: ask for less depth",
-					LIST_MAX);
+			return rpc_fail(r, CC_RESOURCE_EXHAUSTED, "more than %d entries: ask for less depth", LIST_MAX);
 		return rpc_fail(r, errno_code(e), "error reading directory %s: %s", path, strerror(e));
 	}
 	buf_puts(&b, "]}");
@@ -428,7 +437,8 @@ int fs_mkdir(struct rpc *r)
 		as_agent();
 		return rpc_fail(r, S_ISDIR(sb.st_mode) ? CC_ALREADY_EXISTS : CC_INVALID_ARGUMENT,
 				S_ISDIR(sb.st_mode) ? "directory already exists: %s"
-				: "path already exists but it is not a directory: %s", path);
+						    : "path already exists but it is not a directory: %s",
+				path);
 	}
 	if (mkdirs(path) < 0) {
 		int e = errno;
@@ -459,8 +469,9 @@ int fs_move(struct rpc *r)
 	if ((slash && slash != parent && mkdirs(parent) < 0) || rename(src, dst) < 0) {
 		int e = errno;
 		as_agent();
-		return rpc_fail(r, errno_code(e), e == ENOENT ? "source file not found: %s: %s"
-				: "error renaming %s: %s", src, strerror(e));
+		return rpc_fail(r, errno_code(e),
+				e == ENOENT ? "source file not found: %s: %s" : "error renaming %s: %s", src,
+				strerror(e));
 	}
 	return answer_entry(r, dst);
 }

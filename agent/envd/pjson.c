@@ -18,7 +18,7 @@ void pj_fail(struct pj *p, const char *fmt, ...)
 {
 	va_list ap;
 	if (p->bad)
-		return;   /* the first error is the one reported */
+		return; /* the first error is the one reported */
 	p->bad = true;
 	va_start(ap, fmt);
 	vsnprintf(p->err, sizeof p->err, fmt, ap);
@@ -63,10 +63,10 @@ void pj_fields(struct pj *p, const struct jv *o, const char *what, const char *c
 		for (const struct jv *n = o->child; n != m; n = n->next)
 			for (size_t i = 0; fields[i]; i++)
 				if (key_is(m->key, fields[i]) && key_is(n->key, fields[i]))
-					seen = 2;   /* the same field twice, in both spellings */
+					seen = 2; /* the same field twice, in both spellings */
 		if (seen != 1) {
-			pj_fail(p, seen ? "%s: field \"%.60s\" is set twice" : "%s: unknown field \"%.60s\"",
-				what, m->key);
+			pj_fail(p, seen ? "%s: field \"%.60s\" is set twice" : "%s: unknown field \"%.60s\"", what,
+				m->key);
 			return;
 		}
 	}
@@ -234,8 +234,8 @@ void pj_put_time(struct buf *b, const struct timespec *ts)
 	struct tm tm;
 	time_t sec = ts->tv_sec;
 	gmtime_r(&sec, &tm);
-	buf_printf(b, "\"%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-		   tm.tm_hour, tm.tm_min, tm.tm_sec);
+	buf_printf(b, "\"%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		   tm.tm_min, tm.tm_sec);
 	/* protojson writes 0, 3, 6 or 9 digits of fraction */
 	if (ts->tv_nsec % 1000000 == 0 && ts->tv_nsec)
 		buf_printf(b, ".%03ld", ts->tv_nsec / 1000000);

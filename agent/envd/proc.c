@@ -142,7 +142,7 @@ static bool pump(struct eproc *p, int fd, const char *kind, uint8_t *buf, size_t
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return true;
 	if (r <= 0)
-		return false;   /* EOF, or EIO: every slave of the PTY is closed */
+		return false; /* EOF, or EIO: every slave of the PTY is closed */
 	if (p->nsubs) {
 		buf_printf(&ev, "{\"event\":{\"data\":{\"%s\":", kind);
 		pj_put_bytes(&ev, buf, (size_t)r);
@@ -158,14 +158,38 @@ static bool pump(struct eproc *p, int fd, const char *kind, uint8_t *buf, size_t
  * status strings use. */
 static const char *go_signal(int sig)
 {
-	static const char *const names[] = { NULL, "hangup", "interrupt", "quit", "illegal instruction",
-		"trace/breakpoint trap", "aborted", "bus error", "floating point exception", "killed",
-		"user defined signal 1", "segmentation fault", "user defined signal 2", "broken pipe",
-		"alarm clock", "terminated", "stack fault", "child exited", "continued", "stopped (signal)",
-		"stopped", "stopped (tty input)", "stopped (tty output)", "urgent I/O condition",
-		"CPU time limit exceeded", "file size limit exceeded", "virtual timer expired",
-		"profiling timer expired", "window changed", "I/O possible", "power failure",
-		"bad system call" };
+	static const char *const names[] = { NULL,
+					     "hangup",
+					     "interrupt",
+					     "quit",
+					     "illegal instruction",
+					     "trace/breakpoint trap",
+					     "aborted",
+					     "bus error",
+					     "floating point exception",
+					     "killed",
+					     "user defined signal 1",
+					     "segmentation fault",
+					     "user defined signal 2",
+					     "broken pipe",
+					     "alarm clock",
+					     "terminated",
+					     "stack fault",
+					     "child exited",
+					     "continued",
+					     "stopped (signal)",
+					     "stopped",
+					     "stopped (tty input)",
+					     "stopped (tty output)",
+					     "urgent I/O condition",
+					     "CPU time limit exceeded",
+					     "file size limit exceeded",
+					     "virtual timer expired",
+					     "profiling timer expired",
+					     "window changed",
+					     "I/O possible",
+					     "power failure",
+					     "bad system call" };
 	return sig > 0 && sig < (int)(sizeof names / sizeof *names) ? names[sig] : NULL;
 }
 
@@ -253,7 +277,7 @@ static int prepare(struct run *x)
 	if (x->exited && (until < 0 || x->exit_at + DRAIN_MS < until))
 		until = x->exit_at + DRAIN_MS;
 	if (!x->exited && p->pidfd < 0 && (until < 0 || now + 20 < until))
-		until = now + 20;   /* no pidfd (a kernel before 5.3): look for the exit */
+		until = now + 20; /* no pidfd (a kernel before 5.3): look for the exit */
 	return until < 0 ? -1 : until > now ? (int)(until - now) : 0;
 }
 
@@ -389,7 +413,7 @@ void *proc_thread(void *arg)
 		if (x.exited && ((x.out_eof && x.err_eof && x.master_eof) || mono_ms() >= x.exit_at + DRAIN_MS))
 			break;
 	}
-	if (!x.exited) {   /* out of memory: do not leave it unwatched */
+	if (!x.exited) { /* out of memory: do not leave it unwatched */
 		kill_group(p, SIGKILL);
 		pthread_mutex_lock(&p->mu);
 		while (waitpid((pid_t)p->pid, &x.status, 0) < 0 && errno == EINTR)

@@ -32,7 +32,7 @@
 /* How long a write of input may wait for the process to read. */
 #define INPUT_WAIT_MS 30000
 
-static struct eproc **table;   /* cfg.max_execs slots; NULL when free */
+static struct eproc **table; /* cfg.max_execs slots; NULL when free */
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void proc_init(void)
@@ -223,7 +223,7 @@ static int start_prepare(struct rpc *r, struct start *s)
 	 * bash (busybox) has a POSIX sh, which takes -l, -i and -c too.
 	 * argv[0] names it: a busybox applet is chosen by that name. */
 	if (!strcmp(s->cmd, "/bin/bash") && access("/bin/bash", X_OK) < 0 && access("/bin/sh", X_OK) == 0)
-		s->argv[0] = (char *)"/bin/sh";   /* execve does not write to it */
+		s->argv[0] = (char *)"/bin/sh"; /* execve does not write to it */
 	if (path_search(s->argv[0], env_get(s->envp, "PATH"), s->path, sizeof s->path) < 0)
 		return rpc_fail(r, CC_INVALID_ARGUMENT, "error starting process '%.200s': %s", s->cmd,
 				errno == EACCES ? "permission denied" : "executable file not found");
@@ -250,9 +250,10 @@ static int start_spawn(struct rpc *r, struct start *s)
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	struct spawn_err se;
 	ssize_t rn;
-	if (devnull < 0 || pipe2(s->rep, O_CLOEXEC) < 0 || (s->has_pty ? open_pty(s) < 0 :
-	    pipe2(s->out, O_CLOEXEC) < 0 || pipe2(s->err, O_CLOEXEC) < 0 ||
-	    (s->want_stdin && pipe2(s->in, O_CLOEXEC) < 0))) {
+	if (devnull < 0 || pipe2(s->rep, O_CLOEXEC) < 0 ||
+	    (s->has_pty ? open_pty(s) < 0
+			: pipe2(s->out, O_CLOEXEC) < 0 || pipe2(s->err, O_CLOEXEC) < 0 ||
+				  (s->want_stdin && pipe2(s->in, O_CLOEXEC) < 0))) {
 		int e = errno;
 		if (devnull >= 0)
 			close(devnull);
@@ -260,10 +261,19 @@ static int start_spawn(struct rpc *r, struct start *s)
 				strerror(e));
 	}
 	struct child_args ca = {
-		.u = &r->u, .cwd = s->dir, .path = s->path, .cwd_explicit = s->has_cwd,
-		.argv = s->argv, .envp = s->envp, .rep = s->rep[1], .ctty = s->has_pty,
-		.in = s->has_pty ? s->slave : s->want_stdin ? s->in[0] : devnull,
-		.out = s->has_pty ? s->slave : s->out[1], .err = s->has_pty ? s->slave : s->err[1],
+		.u = &r->u,
+		.cwd = s->dir,
+		.path = s->path,
+		.cwd_explicit = s->has_cwd,
+		.argv = s->argv,
+		.envp = s->envp,
+		.rep = s->rep[1],
+		.ctty = s->has_pty,
+		.in = s->has_pty      ? s->slave
+		      : s->want_stdin ? s->in[0]
+				      : devnull,
+		.out = s->has_pty ? s->slave : s->out[1],
+		.err = s->has_pty ? s->slave : s->err[1],
 	};
 	s->pid = spawn(&ca);
 	int e = errno;
@@ -278,9 +288,10 @@ static int start_spawn(struct rpc *r, struct start *s)
 		waitpid(s->pid, NULL, 0);
 		s->pid = -1;
 		return rpc_fail(r, CC_INVALID_ARGUMENT, "error starting process '%.200s': %s: %s", s->cmd,
-				se.stage == STAGE_CHDIR ? "cannot change to its directory"
+				se.stage == STAGE_CHDIR	  ? "cannot change to its directory"
 				: se.stage == STAGE_CREDS ? "cannot switch user"
-				: se.stage == STAGE_FDS ? "cannot set up its stdio" : "cannot execute",
+				: se.stage == STAGE_FDS	  ? "cannot set up its stdio"
+							  : "cannot execute",
 				strerror(se.err));
 	}
 	return 0;
@@ -343,14 +354,14 @@ static int start_run(struct rpc *r, struct start *s, struct eproc *p)
 	p->deadline = r->timeout_ms ? mono_ms() + r->timeout_ms : 0;
 	sub_init(&p->subs[0], r->c->fd, r, (uint32_t)s->pid);
 	p->nsubs = 1;
-	p->refs++;   /* the thread's */
+	p->refs++; /* the thread's */
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	/* as the workers': the agent's thread-local buffers (exec.c's, 128
 	 * KiB) come out of it where libc puts static TLS on the stack */
 	pthread_attr_setstacksize(&at, 512 * 1024);
 	pthread_mutex_lock(&table_mu);
-	p->pid = (uint32_t)s->pid;   /* now it can be found */
+	p->pid = (uint32_t)s->pid; /* now it can be found */
 	pthread_mutex_unlock(&table_mu);
 	if (pthread_create(&t, &at, proc_thread, p) != 0) {
 		kill(-s->pid, SIGKILL);
@@ -361,15 +372,20 @@ static int start_run(struct rpc *r, struct start *s, struct eproc *p)
 		return rpc_fail(r, CC_INTERNAL, "cannot start the process's thread");
 	}
 	logj("info", "envd process started", "\"pid\":%d,\"remote\":\"%s\"", (int)s->pid, r->c->peer);
-	r->c->fd = -1;   /* the process's thread has the socket now */
+	r->c->fd = -1; /* the process's thread has the socket now */
 	return RPC_TOOK_OVER;
 }
 
 int proc_start(struct rpc *r)
 {
 	struct start *s = &(struct start){
-		.in = { -1, -1 }, .out = { -1, -1 }, .err = { -1, -1 }, .rep = { -1, -1 },
-		.master = -1, .slave = -1, .pid = -1,
+		.in = { -1, -1 },
+		.out = { -1, -1 },
+		.err = { -1, -1 },
+		.rep = { -1, -1 },
+		.master = -1,
+		.slave = -1,
+		.pid = -1,
 	};
 	struct eproc *p = NULL;
 	int st = start_parse(r, s);
@@ -381,13 +397,13 @@ int proc_start(struct rpc *r)
 		st = start_spawn(r, s);
 	if (!st)
 		st = start_run(r, s, p);
-	int fds[] = { s->in[0], s->in[1], s->out[0], s->out[1], s->err[0], s->err[1], s->rep[0], s->rep[1],
-		      s->master, s->slave };
+	int fds[] = { s->in[0],	 s->in[1],  s->out[0], s->out[1], s->err[0],
+		      s->err[1], s->rep[0], s->rep[1], s->master, s->slave };
 	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	if (st != RPC_TOOK_OVER && s->pid > 0)
-		waitpid(s->pid, NULL, 0);   /* killed above */
+		waitpid(s->pid, NULL, 0); /* killed above */
 	if (st != RPC_TOOK_OVER && p)
 		eproc_unlist(p);
 	free(s->argv);
@@ -491,7 +507,8 @@ static int give_input(struct rpc *r, struct eproc *p, const struct jv *input)
 	if (has_pty && !p->pty)
 		st = rpc_fail(r, CC_INTERNAL, "error writing to tty: tty not assigned to process");
 	else if (has_stdin && p->pty)
-		st = rpc_fail(r, CC_INTERNAL, "error writing to stdin: tty assigned to process "
+		st = rpc_fail(r, CC_INTERNAL,
+			      "error writing to stdin: tty assigned to process "
 			      "(input goes to the pty)");
 	else if (has_stdin && p->in < 0)
 		st = rpc_fail(r, CC_INTERNAL, "error writing to stdin: stdin not enabled or closed");
@@ -536,8 +553,9 @@ int proc_send_input(struct rpc *r)
 int proc_signal(struct rpc *r)
 {
 	static const char *const fields[] = { "process", "signal", NULL };
-	static const struct pj_enum sigs[] = { { "SIGNAL_UNSPECIFIED", 0 }, { "SIGNAL_SIGTERM", SIGTERM },
-		{ "SIGNAL_SIGKILL", SIGKILL }, { NULL, 0 } };
+	static const struct pj_enum sigs[] = {
+		{ "SIGNAL_UNSPECIFIED", 0 }, { "SIGNAL_SIGTERM", SIGTERM }, { "SIGNAL_SIGKILL", SIGKILL }, { NULL, 0 }
+	};
 	struct sel sel;
 	struct eproc *p;
 	int st, sig, rc = 0;
@@ -572,7 +590,8 @@ int proc_close_stdin(struct rpc *r)
 		return st;
 	pthread_mutex_lock(&p->in_mu);
 	if (p->pty)
-		st = rpc_fail(r, CC_UNKNOWN, "error closing stdin: cannot close stdin for PTY process "
+		st = rpc_fail(r, CC_UNKNOWN,
+			      "error closing stdin: cannot close stdin for PTY process "
 			      "(send Ctrl+D, 0x04, instead)");
 	else if (p->in >= 0)
 		close(take(&p->in));
@@ -622,8 +641,10 @@ static int stream_event(struct rpc *r, struct eproc **p)
 	const struct jv *data = pj_msg(&r->pj, r->msg, "data", data_fields);
 	const struct jv *ka = pj_msg(&r->pj, r->msg, "keepalive", none);
 	if (r->pj.bad || (start != NULL) + (data != NULL) + (ka != NULL) != 1)
-		return r->pj.bad ? rpc_bad(r) : rpc_fail(r, CC_UNIMPLEMENTED, "invalid event: start, data or "
-							  "keepalive (one of them)");
+		return r->pj.bad ? rpc_bad(r)
+				 : rpc_fail(r, CC_UNIMPLEMENTED,
+					    "invalid event: start, data or "
+					    "keepalive (one of them)");
 	if (start) {
 		if (*p)
 			return rpc_fail(r, CC_INVALID_ARGUMENT, "a second start event");
@@ -651,7 +672,7 @@ int proc_stream_input(struct rpc *r)
 		if (k < 0) {
 			st = rpc_fail(r, k == CONNECT_ENV_TOO_BIG ? CC_RESOURCE_EXHAUSTED : CC_INVALID_ARGUMENT,
 				      k == CONNECT_ENV_TOO_BIG ? "request message over 16 MiB"
-				      : "protocol error: bad envelope flags");
+							       : "protocol error: bad envelope flags");
 			break;
 		}
 		if (k > 0) {
@@ -682,8 +703,8 @@ int proc_stream_input(struct rpc *r)
 		ssize_t n = body_read(r->b, in->p + in->len, 65536);
 		if (n <= 0) {
 			if (n < 0 || in->len)
-				st = rpc_fail(r, CC_INVALID_ARGUMENT, n < 0 ? "malformed request body"
-					      : "protocol error: incomplete envelope");
+				st = rpc_fail(r, CC_INVALID_ARGUMENT,
+					      n < 0 ? "malformed request body" : "protocol error: incomplete envelope");
 			break;
 		}
 		in->len += (size_t)n;
@@ -691,7 +712,7 @@ int proc_stream_input(struct rpc *r)
 	if (p)
 		eproc_put(p);
 	if (st) {
-		r->c->close_after = true;   /* the rest of the body is unread */
+		r->c->close_after = true; /* the rest of the body is unread */
 		return st;
 	}
 	if (rpc_stream_begin(r, "{}") == 0)

@@ -93,7 +93,7 @@ void rpc_end(struct buf *out, int code, const char *msg)
 void rpc_stream_head(struct buf *out)
 {
 	buf_puts(out, "HTTP/1.1 200 OK\r\nContent-Type: application/connect+json\r\n"
-		 "Transfer-Encoding: chunked\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n");
+		      "Transfer-Encoding: chunked\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n");
 }
 
 int rpc_fail(struct rpc *r, int code, const char *fmt, ...)
@@ -267,18 +267,21 @@ static int rpc_read(struct rpc *r)
 		if (k == CONNECT_ENV_TOO_BIG)
 			return rpc_fail(r, CC_RESOURCE_EXHAUSTED, "request message over %u bytes", MSG_MAX);
 		if (k < 0)
-			return rpc_fail(r, CC_INVALID_ARGUMENT, "protocol error: envelope flags 0x%02x "
-					"(compression was not negotiated)", (unsigned char)r->raw.p[0]);
+			return rpc_fail(r, CC_INVALID_ARGUMENT,
+					"protocol error: envelope flags 0x%02x "
+					"(compression was not negotiated)",
+					(unsigned char)r->raw.p[0]);
 		if (k == 0)
-			return rpc_fail(r, CC_INVALID_ARGUMENT, r->raw.len ? "protocol error: incomplete envelope"
-					: "protocol error: missing request message");
+			return rpc_fail(r, CC_INVALID_ARGUMENT,
+					r->raw.len ? "protocol error: incomplete envelope"
+						   : "protocol error: missing request message");
 		if ((size_t)k != r->raw.len)
 			return rpc_fail(r, CC_INVALID_ARGUMENT, "protocol error: more than one request message");
 		json = (const char *)e.msg;
 		n = e.len;
 	}
 	if (!n) {
-		json = "{}";   /* an empty message, all defaults */
+		json = "{}"; /* an empty message, all defaults */
 		n = 2;
 	}
 	r->msg = json_parse(json, n, &end, &r->a, err, sizeof err);
@@ -286,7 +289,9 @@ static int rpc_read(struct rpc *r)
 		end++;
 	if (!r->msg || end != n || r->msg->t != J_OBJ)
 		return rpc_fail(r, CC_INVALID_ARGUMENT, "invalid JSON message: %s",
-				!r->msg ? err : end != n ? "data after the value" : "not an object");
+				!r->msg	   ? err
+				: end != n ? "data after the value"
+					   : "not an object");
 	return 0;
 }
 
@@ -314,7 +319,7 @@ int envd_rpc(struct conn *c, struct http_head *hd, struct body *b, const char *p
 	/* A client stream's envelopes are read as they come. */
 	if (!status && m->kind != CLIENT_STREAM)
 		status = rpc_read(r);
-	r->hd = NULL;   /* its strings are gone with the body read */
+	r->hd = NULL; /* its strings are gone with the body read */
 	if (!status)
 		status = m->fn(r);
 	json_free(&r->a);

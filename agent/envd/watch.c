@@ -24,14 +24,17 @@
 
 #define WATCHERS_MAX 64
 #define WATCH_DIRS_MAX 8192
-#define MASK (IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_ATTRIB | IN_MODIFY | IN_MOVE_SELF | \
-	      IN_DELETE | IN_DELETE_SELF)
+#define MASK \
+	(IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_ATTRIB | IN_MODIFY | IN_MOVE_SELF | IN_DELETE | IN_DELETE_SELF)
 
 struct watch {
-	int fd;                  /* inotify, non-blocking */
+	int fd; /* inotify, non-blocking */
 	char root[4200];
 	bool recursive, include;
-	struct { int wd; char *rel; } *dirs;   /* rel "" is the root */
+	struct {
+		int wd;
+		char *rel;
+	} * dirs; /* rel "" is the root */
 	int ndirs;
 	struct user u;
 };
@@ -54,10 +57,10 @@ static int add_tree(struct watch *w, const char *rel)
 {
 	char path[4200];
 	if ((size_t)snprintf(path, sizeof path, "%s%s%s", w->root, rel[0] ? "/" : "", rel) >= sizeof path)
-		return 0;   /* too deep to name: not watched */
+		return 0; /* too deep to name: not watched */
 	int wd = inotify_add_watch(w->fd, path, MASK | IN_ONLYDIR);
 	if (wd < 0)
-		return errno == ENOENT || errno == ENOTDIR ? 0 : -1;   /* gone meanwhile */
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -1; /* gone meanwhile */
 	if (w->ndirs >= WATCH_DIRS_MAX)
 		return errno = ENOSPC, -1;
 	void *nd = realloc(w->dirs, (size_t)(w->ndirs + 1) * sizeof *w->dirs);
@@ -107,8 +110,8 @@ static int watch_open(struct rpc *r, struct watch *w)
 		return rpc_fail(r, CC_INTERNAL, "cannot take the user's credentials: %s", strerror(errno));
 	int st = 0, e;
 	if (stat(w->root, &sb) < 0)
-		e = errno, st = rpc_fail(r, e == ENOENT ? CC_NOT_FOUND : CC_INTERNAL, "path %s not found: %s",
-					 w->root, strerror(e));
+		e = errno, st = rpc_fail(r, e == ENOENT ? CC_NOT_FOUND : CC_INTERNAL, "path %s not found: %s", w->root,
+					 strerror(e));
 	else if (!S_ISDIR(sb.st_mode))
 		st = rpc_fail(r, CC_INVALID_ARGUMENT, "path %s not a directory", w->root);
 	else if (!net_ok && statfs(w->root, &fs) == 0)
@@ -117,8 +120,7 @@ static int watch_open(struct rpc *r, struct watch *w)
 				st = rpc_fail(r, CC_INVALID_ARGUMENT, "cannot watch path on network filesystem: %s",
 					      w->root);
 	if (!st && ((w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0 || add_tree(w, "") < 0))
-		e = errno, st = rpc_fail(r, CC_INTERNAL, "error adding path %s to watcher: %s", w->root,
-					 strerror(e));
+		e = errno, st = rpc_fail(r, CC_INTERNAL, "error adding path %s to watcher: %s", w->root, strerror(e));
 	as_agent();
 	return st;
 }
@@ -147,7 +149,11 @@ typedef int (*emit_fn)(void *ctx, const char *json, size_t n);
  * chmod, write, remove); the emitter's error, or 0. */
 static int one_event(struct watch *w, const struct inotify_event *ev, emit_fn emit, void *ctx)
 {
-	static const struct { uint32_t mask; const char *type; bool entry; } ops[] = {
+	static const struct {
+		uint32_t mask;
+		const char *type;
+		bool entry;
+	} ops[] = {
 		{ IN_CREATE | IN_MOVED_TO, "EVENT_TYPE_CREATE", true },
 		{ IN_MOVED_FROM | IN_MOVE_SELF, "EVENT_TYPE_RENAME", false },
 		{ IN_ATTRIB, "EVENT_TYPE_CHMOD", true },
@@ -180,7 +186,7 @@ static int one_event(struct watch *w, const struct inotify_event *ev, emit_fn em
 			size_t mark = b.len;
 			buf_puts(&b, ",\"entry\":");
 			if (entry_json(&b, path) < 0)
-				b.len = mark;   /* gone meanwhile: no entry */
+				b.len = mark; /* gone meanwhile: no entry */
 		}
 		buf_puts(&b, "}");
 		rc = b.p ? emit(ctx, b.p, b.len) : -1;
@@ -195,7 +201,7 @@ static int drain(struct watch *w, emit_fn emit, void *ctx)
 {
 	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
 	int rc = 0;
-	as_user(&w->u);   /* entries are stat'ed as the user */
+	as_user(&w->u); /* entries are stat'ed as the user */
 	while (!rc) {
 		ssize_t n = read(w->fd, buf, sizeof buf);
 		if (n <= 0) {
@@ -203,7 +209,8 @@ static int drain(struct watch *w, emit_fn emit, void *ctx)
 				rc = -1;
 			break;
 		}
-		for (char *p = buf; p < buf + n && !rc; p += sizeof(struct inotify_event) + ((struct inotify_event *)p)->len) {
+		for (char *p = buf; p < buf + n && !rc;
+		     p += sizeof(struct inotify_event) + ((struct inotify_event *)p)->len) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
 			if (ev->mask & IN_Q_OVERFLOW)
 				rc = (errno = EOVERFLOW, -1);
@@ -247,9 +254,9 @@ static int watch_loop(struct rpc *r, struct watch *w)
 			char ch;
 			ssize_t k = recv(r->c->fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
 			if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR))
-				return -2;   /* it hung up: nobody to tell */
+				return -2; /* it hung up: nobody to tell */
 			if (k > 0)
-				return -2;   /* it says more: not a client of this stream */
+				return -2; /* it says more: not a client of this stream */
 		}
 		if (pf[0].revents) {
 			int rc = drain(w, send_event, r);
@@ -282,10 +289,12 @@ int watch_dir(struct rpc *r)
 		if (rc == 0)
 			rpc_stream_finish(r, CC_DEADLINE_EXCEEDED, "the call's timeout (Connect-Timeout-Ms) passed");
 		else if (rc == -1)
-			rpc_stream_finish(r, CC_INTERNAL, e == EOVERFLOW ? "watcher error: events were lost "
-					  "(the queue overflowed)" : "watcher error");
+			rpc_stream_finish(r, CC_INTERNAL,
+					  e == EOVERFLOW ? "watcher error: events were lost "
+							   "(the queue overflowed)"
+							 : "watcher error");
 	}
-	if (r->c->streaming) {   /* not ended properly: the client sees that */
+	if (r->c->streaming) { /* not ended properly: the client sees that */
 		r->c->streaming = false;
 		r->c->close_after = true;
 	}
@@ -296,7 +305,7 @@ int watch_dir(struct rpc *r)
 /* ---- watchers --------------------------------------------------------- */
 
 static struct watcher {
-	char id[20];             /* "w" and hex; "" when free */
+	char id[20]; /* "w" and hex; "" when free */
 	struct watch w;
 	bool failed;
 } watchers[WATCHERS_MAX];
@@ -330,8 +339,7 @@ int watch_create(struct rpc *r)
 	pthread_mutex_unlock(&watchers_mu);
 	if (slot < 0) {
 		watch_close(&w);
-		return rpc_fail(r, CC_RESOURCE_EXHAUSTED, "too many watchers (limit %d): remove some",
-				WATCHERS_MAX);
+		return rpc_fail(r, CC_RESOURCE_EXHAUSTED, "too many watchers (limit %d): remove some", WATCHERS_MAX);
 	}
 	st = rpc_ok(r, &b);
 	buf_free(&b);
@@ -372,7 +380,7 @@ int watch_events(struct rpc *r)
 	struct watcher *x = find_watcher(r, &st);
 	buf_puts(&b, "{\"events\":[");
 	if (x && !x->failed && (rc = drain(&x->w, collect, &b)) == -1)
-		x->failed = true;   /* envd keeps a watcher's error */
+		x->failed = true; /* envd keeps a watcher's error */
 	if (x && x->failed)
 		st = rpc_fail(r, CC_INTERNAL, "watcher error: events were lost or the watch failed");
 	pthread_mutex_unlock(&watchers_mu);

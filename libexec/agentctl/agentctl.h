@@ -23,12 +23,12 @@
 #include "../proto/http.h"
 
 #define EXIT_TIMEOUT 124
-#define HEAD_TIMEOUT_S 30               /* VMSAN_AGENT_TIMEOUT overrides */
-#define CONNECT_TIMEOUT_S 10            /* a SYN the guest never answers */
-#define BODY_MAX (1u << 20)             /* a reply read whole */
-#define EVENT_LINE_MAX (1u << 20)       /* exec: agent lines are < 400 KiB */
-#define JSON_OUTPUT_MAX (16u << 20)     /* exec --json: per stream */
-#define WS_FRAME_MAX (128u << 10)       /* the agent sends <= 64 KiB */
+#define HEAD_TIMEOUT_S 30	    /* VMSAN_AGENT_TIMEOUT overrides */
+#define CONNECT_TIMEOUT_S 10	    /* a SYN the guest never answers */
+#define BODY_MAX (1u << 20)	    /* a reply read whole */
+#define EVENT_LINE_MAX (1u << 20)   /* exec: agent lines are < 400 KiB */
+#define JSON_OUTPUT_MAX (16u << 20) /* exec --json: per stream */
+#define WS_FRAME_MAX (128u << 10)   /* the agent sends <= 64 KiB */
 #define WS_MSG_MAX (1u << 20)
 
 /* --json: one JSON document on stdout instead of text (the core's option). */
@@ -58,10 +58,10 @@ struct hc {
 	bool done;
 	int status;
 	char ctype[128];
-	int64_t deadline;        /* ms, CLOCK_MONOTONIC; 0 = none */
-	volatile int *abort;     /* a signal stops a download */
-	const char *ecode;       /* why the last hc_* call failed ... */
-	char why[200];           /* ... in words */
+	int64_t deadline;    /* ms, CLOCK_MONOTONIC; 0 = none */
+	volatile int *abort; /* a signal stops a download */
+	const char *ecode;   /* why the last hc_* call failed ... */
+	char why[200];	     /* ... in words */
 };
 int64_t now_ms(void);
 int head_timeout_s(void);
@@ -71,8 +71,8 @@ void hc_close(struct hc *h);
 int send_all(int fd, const void *p, size_t n);
 int send_chunk(int fd, const void *p, size_t n);
 /* Sends the request head; body_len < 0 means a chunked body follows. */
-int hc_send_head(struct hc *h, const struct target *t, const char *method, const char *path,
-		 const char *ctype, long long body_len, const char *extra);
+int hc_send_head(struct hc *h, const struct target *t, const char *method, const char *path, const char *ctype,
+		 long long body_len, const char *extra);
 /* >0 bytes added, 0 the agent closed, -1 error with h->why set. */
 ssize_t hc_fill(struct hc *h);
 void hc_take_head(struct hc *h, ssize_t hl);
@@ -100,14 +100,14 @@ bool token_ok(const char *s, size_t max, const char *alphabet);
 int cmd_health(const struct target *t, int ac, char **av, struct verr *e);
 int cmd_sessions(const struct target *t, int ac, char **av, struct verr *e);
 int cmd_shutdown(const struct target *t, int ac, char **av, struct verr *e);
-int cmd_kill(const struct target *t, int ac, char **av, struct verr *e);   /* and session-kill */
+int cmd_kill(const struct target *t, int ac, char **av, struct verr *e); /* and session-kill */
 int cmd_exec(const struct target *t, int ac, char **av, struct verr *e);
 int cmd_shell(const struct target *t, int ac, char **av, struct verr *e);
 int cmd_upload(const struct target *t, int ac, char **av, struct verr *e);
 int cmd_download(const struct target *t, int ac, char **av, struct verr *e);
 
 /* shell.c: a terminal session, new or resumed, or (cmd non-NULL) exec -t. */
-int run_shell(const struct target *t, const char *session, const char *shell, const char *user,
-	      json_t *cmd, const char *workdir, struct verr *e);
+int run_shell(const struct target *t, const char *session, const char *shell, const char *user, json_t *cmd,
+	      const char *workdir, struct verr *e);
 
 #endif

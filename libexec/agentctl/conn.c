@@ -121,14 +121,15 @@ int send_all(int fd, const void *p, size_t n)
 	return http_send_all(fd, p, n, 0);
 }
 
-int hc_send_head(struct hc *h, const struct target *t, const char *method, const char *path,
-			const char *ctype, long long body_len, const char *extra)
+int hc_send_head(struct hc *h, const struct target *t, const char *method, const char *path, const char *ctype,
+		 long long body_len, const char *extra)
 {
 	char head[2048];
-	int n = snprintf(head, sizeof head,
-			 "%s %s HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Bearer %s\r\nUser-Agent: vmsan-agentctl/"
-			 VMSAN_VERSION "\r\nConnection: close\r\n",
-			 method, path, t->host, t->port, t->token);
+	int n = snprintf(
+		head, sizeof head,
+		"%s %s HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Bearer %s\r\nUser-Agent: vmsan-agentctl/" VMSAN_VERSION
+		"\r\nConnection: close\r\n",
+		method, path, t->host, t->port, t->token);
 	if (ctype)
 		n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: %s\r\n", ctype);
 	if (body_len >= 0)
@@ -160,7 +161,7 @@ ssize_t hc_fill(struct hc *h)
 		h->pos = 0;
 		if (h->len == sizeof h->buf) {
 			hc_error(h, "ERR_AGENT_PROTOCOL", "the agent sent more than %zu bytes that cannot be used",
-				sizeof h->buf);
+				 sizeof h->buf);
 			return -1;
 		}
 	}
@@ -178,7 +179,7 @@ ssize_t hc_fill(struct hc *h)
 				continue;
 			if (p == 0) {
 				hc_error(h, "ERR_AGENT_TIMEOUT", "no complete answer from the agent within %d s",
-					head_timeout_s());
+					 head_timeout_s());
 				return -1;
 			}
 		}
@@ -226,7 +227,7 @@ int hc_response(struct hc *h)
 			return -1;
 		}
 		if (hl > 0) {
-			if (h->hd.status == 100) {   /* 100 Continue: the real one follows */
+			if (h->hd.status == 100) { /* 100 Continue: the real one follows */
 				h->pos += (size_t)hl;
 				continue;
 			}
@@ -299,7 +300,7 @@ char *hc_slurp(struct hc *h, size_t *len)
 	size_t cap = 4096, n = 0;
 	if (h->kind == BODY_LENGTH && h->left > BODY_MAX) {
 		hc_error(h, "ERR_AGENT_TOO_LARGE", "the agent announces a %llu-byte answer; the limit is %u bytes",
-			(unsigned long long)h->left, BODY_MAX);
+			 (unsigned long long)h->left, BODY_MAX);
 		return NULL;
 	}
 	hc_arm(h);
@@ -311,7 +312,8 @@ char *hc_slurp(struct hc *h, size_t *len)
 			char *nb = cap < BODY_MAX + 8192 ? realloc(b, cap *= 2) : NULL;
 			if (!nb) {
 				if (cap >= BODY_MAX + 8192)
-					hc_error(h, "ERR_AGENT_TOO_LARGE", "the agent's answer exceeds %u bytes", BODY_MAX);
+					hc_error(h, "ERR_AGENT_TOO_LARGE", "the agent's answer exceeds %u bytes",
+						 BODY_MAX);
 				else
 					hc_error(h, "ERR_NOMEM", "out of memory");
 				free(b);
@@ -351,16 +353,21 @@ int agent_error(struct hc *h, const char *what, struct verr *e)
 	json_t *j = body ? json_loads(body, 0, NULL) : NULL;
 	const char *msg = json_string_value(json_object_get(j, "error"));
 	const char *code = h->status == 401 || h->status == 403 ? "ERR_AGENT_AUTH"
-			 : h->status == 404 ? "ERR_NOT_FOUND"
-			 : h->status == 413 ? "ERR_TOO_LARGE"
-			 : h->status == 429 ? "ERR_AGENT_BUSY"
-			 : h->status >= 500 ? "ERR_AGENT" : "ERR_AGENT_REFUSED";
-	const char *fix = h->status == 403 ? "the token does not match this agent; check --token-file"
-			: h->status == 429 ? "wait for running commands or sessions to finish" : NULL;
+			   : h->status == 404			? "ERR_NOT_FOUND"
+			   : h->status == 413			? "ERR_TOO_LARGE"
+			   : h->status == 429			? "ERR_AGENT_BUSY"
+			   : h->status >= 500			? "ERR_AGENT"
+								: "ERR_AGENT_REFUSED";
+	const char *fix = h->status == 403   ? "the token does not match this agent; check --token-file"
+			  : h->status == 429 ? "wait for running commands or sessions to finish"
+					     : NULL;
 	/* The guest's words, printable and short: they reach a terminal. */
 	char shown[900];
 	verr_set(e, 1, code, fix, "%s: agent answered %d: %s", what, h->status,
-		 clean(shown, sizeof shown, msg ? msg : body && *body ? body : http_reason(h->status)));
+		 clean(shown, sizeof shown,
+		       msg	       ? msg
+		       : body && *body ? body
+				       : http_reason(h->status)));
 	json_decref(j);
 	free(body);
 	return -1;

@@ -18,10 +18,10 @@
 /* Where it goes: into DEST when DEST is a directory (or ends in /), else
  * as DEST; with no DEST, into the current directory. */
 struct place {
-	char rbase[4200];        /* the remote path without trailing slashes */
-	const char *rb;          /* its last name, in rbase ("." for /) */
-	char dir[4200];          /* the local directory ... */
-	char newname[4200];      /* ... and the name in it */
+	char rbase[4200];   /* the remote path without trailing slashes */
+	const char *rb;	    /* its last name, in rbase ("." for /) */
+	char dir[4200];	    /* the local directory ... */
+	char newname[4200]; /* ... and the name in it */
 };
 
 static int place_find(struct place *pl, const char *remote, const char *dest, struct verr *e)
@@ -115,19 +115,20 @@ static int untar_error(int x, const struct hc *h, const char *err, struct verr *
 {
 	static const char *const codes[] = {
 		[UNTAR_E_UNSAFE] = "ERR_UNSAFE_ARCHIVE", [UNTAR_E_FORMAT] = "ERR_AGENT_PROTOCOL",
-		[UNTAR_E_LIMIT] = "ERR_DOWNLOAD_LIMIT", [UNTAR_E_SOURCE] = "ERR_AGENT_PROTOCOL",
-		[UNTAR_E_EXISTS] = "ERR_DEST_EXISTS", [UNTAR_E_LOCAL] = "ERR_LOCAL_FILE" };
-	const char *fix = x == UNTAR_E_UNSAFE ? "the guest sent an archive that tries to leave the destination; "
-						"nothing was written"
-			: x == UNTAR_E_LIMIT ? "the limits are in vmsan-agentctl(8); --max-bytes sets the one on "
-					       "bytes; nothing was written"
-			: x == UNTAR_E_EXISTS ? "remove it, or name another --dest"
-			: "nothing was written";
+		[UNTAR_E_LIMIT] = "ERR_DOWNLOAD_LIMIT",	 [UNTAR_E_SOURCE] = "ERR_AGENT_PROTOCOL",
+		[UNTAR_E_EXISTS] = "ERR_DEST_EXISTS",	 [UNTAR_E_LOCAL] = "ERR_LOCAL_FILE"
+	};
+	const char *fix = x == UNTAR_E_UNSAFE	? "the guest sent an archive that tries to leave the destination; "
+						  "nothing was written"
+			  : x == UNTAR_E_LIMIT	? "the limits are in vmsan-agentctl(8); --max-bytes sets the one on "
+						  "bytes; nothing was written"
+			  : x == UNTAR_E_EXISTS ? "remove it, or name another --dest"
+						: "nothing was written";
 
 	if (x == UNTAR_E_SOURCE && h->ecode && !dl_abort)
 		return verr_fail(e, 1, h->ecode, fix, "download: %s (%s)", err, h->why);
-	return verr_fail(e, dl_abort ? 128 + dl_abort : 1, dl_abort ? "ERR_INTERRUPTED" : codes[x], fix,
-			 "download: %s", err);
+	return verr_fail(e, dl_abort ? 128 + dl_abort : 1, dl_abort ? "ERR_INTERRUPTED" : codes[x], fix, "download: %s",
+			 err);
 }
 
 /* The archive comes from the guest: untrusted.  untar builds it in a
@@ -136,10 +137,11 @@ static int untar_error(int x, const struct hc *h, const char *err, struct verr *
 static int download_extract(struct hc *h, int rootfd, const struct place *pl, uint64_t max_bytes,
 			    struct untar_stats *st, struct verr *e)
 {
-	struct sigaction sa = { .sa_handler = on_dl_signal }, old[3];   /* no SA_RESTART */
+	struct sigaction sa = { .sa_handler = on_dl_signal }, old[3]; /* no SA_RESTART */
 	static const int sigs[3] = { SIGINT, SIGTERM, SIGHUP };
-	struct untar_opts uo = { .dirfd = rootfd, .name = pl->newname, .top = pl->rb, .max_bytes = max_bytes,
-				 .abort = &dl_abort };
+	struct untar_opts uo = {
+		.dirfd = rootfd, .name = pl->newname, .top = pl->rb, .max_bytes = max_bytes, .abort = &dl_abort
+	};
 	char err[900];
 	int x;
 
@@ -161,9 +163,9 @@ static void download_report(const char *remote, const struct place *pl, const st
 	snprintf(local, sizeof local, "%s/%s", pl->dir, pl->newname);
 	if (json_out) {
 		reply_ok(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "remotePath", remote, "localPath", local,
-				   "files", (json_int_t)st->files, "dirs", (json_int_t)st->dirs,
-				   "bytes", (json_int_t)st->bytes, "symlinks", (json_int_t)st->symlinks,
-				   "skipped", (json_int_t)st->skipped));
+				   "files", (json_int_t)st->files, "dirs", (json_int_t)st->dirs, "bytes",
+				   (json_int_t)st->bytes, "symlinks", (json_int_t)st->symlinks, "skipped",
+				   (json_int_t)st->skipped));
 	} else {
 		fprintf(stderr, "downloaded %s to %s (%llu file(s), %llu bytes)\n", remote, local,
 			(unsigned long long)st->files, (unsigned long long)st->bytes);
@@ -205,12 +207,13 @@ static int run_download(const struct target *t, const char *remote, const char *
 int cmd_download(const struct target *t, int ac, char **av, struct verr *e)
 {
 	static const struct option lo[] = { { "dest", required_argument, 0, 'd' },
-		{ "max-bytes", required_argument, 0, 'M' }, { 0, 0, 0, 0 } };
+					    { "max-bytes", required_argument, 0, 'M' },
+					    { 0, 0, 0, 0 } };
 	uint64_t max_bytes = UNTAR_MAX_BYTES_DEFAULT;
 	const char *dest = NULL;
 	int c;
 
-	while ((c = getopt_long(ac, av, "d:", lo, NULL)) != -1) {   /* options anywhere, as upload */
+	while ((c = getopt_long(ac, av, "d:", lo, NULL)) != -1) { /* options anywhere, as upload */
 		if (c == 'd') {
 			dest = optarg;
 		} else if (c == 'M') {
@@ -218,8 +221,9 @@ int cmd_download(const struct target *t, int ac, char **av, struct verr *e)
 			errno = 0;
 			unsigned long long v = strtoull(optarg, &end, 10);
 			if (end == optarg || *end || errno || v == 0 || optarg[0] == '-')
-				return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_MAX_BYTES", "give a number of bytes",
-						 "--max-bytes '%s' is not a positive number", optarg);
+				return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_MAX_BYTES",
+						 "give a number of bytes", "--max-bytes '%s' is not a positive number",
+						 optarg);
 			max_bytes = v;
 		} else {
 			return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL, "unknown option %s", av[optind - 1]);

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../proto/ws.h"   /* base64 */
+#include "../proto/ws.h" /* base64 */
 
 struct exec_opts {
 	json_t *env;
@@ -31,8 +31,11 @@ struct exec_result {
 	char id[40];
 	char signal[16];
 	char error[512];
-	struct { char *p; size_t len, cap; } out, err;   /* --json: collected output */
-	const char *overflow;                            /* "stdout" or "stderr" */
+	struct {
+		char *p;
+		size_t len, cap;
+	} out, err;	      /* --json: collected output */
+	const char *overflow; /* "stdout" or "stderr" */
 };
 
 /* --json keeps the output in memory, so it has a bound. */
@@ -167,11 +170,11 @@ struct exec_run {
 	struct verr *e;
 	struct hc *h;
 	struct exec_result r;
-	char *line;              /* event bytes not yet ended by a newline */
+	char *line; /* event bytes not yet ended by a newline */
 	size_t linelen, linecap;
-	char *inbuf;             /* -i: our stdin, on its way */
+	char *inbuf; /* -i: our stdin, on its way */
 	bool in_open, head_done;
-	int64_t head_by;         /* the answer's head is due by then */
+	int64_t head_by; /* the answer's head is due by then */
 };
 
 static char *exec_body(const struct exec_opts *o)
@@ -207,9 +210,10 @@ static int exec_send(struct exec_run *x, const char *body)
 	struct hc *h = x->h;
 	size_t bl = strlen(body);
 	int sent = x->o->interactive
-		? hc_send_head(h, x->t, "POST", "/exec", "application/json", -1, NULL) || send_chunk(h->fd, body, bl)
-		: hc_send_head(h, x->t, "POST", "/exec", "application/json", (long long)bl, NULL) ||
-		  send_all(h->fd, body, bl);
+			   ? hc_send_head(h, x->t, "POST", "/exec", "application/json", -1, NULL) ||
+				     send_chunk(h->fd, body, bl)
+			   : hc_send_head(h, x->t, "POST", "/exec", "application/json", (long long)bl, NULL) ||
+				     send_all(h->fd, body, bl);
 	if (sent)
 		return verr_fail(x->e, 1, "ERR_AGENT_PROTOCOL", NULL, "cannot send the request: %s", strerror(errno));
 	return 0;
@@ -230,7 +234,7 @@ static void exec_on_stdin(struct exec_run *x)
 		if (send_chunk(x->h->fd, x->inbuf, (size_t)n) < 0)
 			x->in_open = false;
 	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-		send_all(x->h->fd, "0\r\n\r\n", 5);   /* EOF of stdin = end of body */
+		send_all(x->h->fd, "0\r\n\r\n", 5); /* EOF of stdin = end of body */
 		x->in_open = false;
 	}
 }
@@ -315,7 +319,8 @@ static int exec_on_events(struct exec_run *x)
 	if (exec_lines(x) < 0) {
 		if (x->r.id[0])
 			remote_kill(x->t, x->r.id, SIGKILL);
-		return verr_fail(x->e, 1, "ERR_OUTPUT_TOO_LARGE", "run it without --json to stream the output, or "
+		return verr_fail(x->e, 1, "ERR_OUTPUT_TOO_LARGE",
+				 "run it without --json to stream the output, or "
 				 "write it to a file in the guest and use 'vmsan download'",
 				 "exec --json: the command's %s exceeds %u bytes; it was stopped", x->r.overflow,
 				 JSON_OUTPUT_MAX);
@@ -421,7 +426,7 @@ static int run_exec(const struct target *t, const struct exec_opts *o, struct ve
 	/* The head within the deadline; the events after it may take as
 	 * long as the command does. */
 	x.head_by = now_ms() + head_timeout_s() * 1000LL;
-	x.h->deadline = x.head_by;   /* for hc_fill, with part of a head in */
+	x.h->deadline = x.head_by; /* for hc_fill, with part of a head in */
 	while ((rc = exec_turn(&x)) > 0)
 		;
 	if (rc == 0)
@@ -471,11 +476,15 @@ static int exec_timeout(struct exec_opts *o, const char *arg, struct verr *e)
 /* Options end at the command: what follows is its own. */
 static int exec_options(struct exec_opts *o, int ac, char **av, struct verr *e)
 {
-	static const struct option lo[] = {
-		{ "env", required_argument, 0, 'e' }, { "workdir", required_argument, 0, 'w' },
-		{ "user", required_argument, 0, 'u' }, { "sudo", no_argument, 0, 'S' },
-		{ "timeout", required_argument, 0, 'T' }, { "interactive", no_argument, 0, 'i' },
-		{ "tty", no_argument, 0, 't' }, { "detach", no_argument, 0, 'd' }, { 0, 0, 0, 0 } };
+	static const struct option lo[] = { { "env", required_argument, 0, 'e' },
+					    { "workdir", required_argument, 0, 'w' },
+					    { "user", required_argument, 0, 'u' },
+					    { "sudo", no_argument, 0, 'S' },
+					    { "timeout", required_argument, 0, 'T' },
+					    { "interactive", no_argument, 0, 'i' },
+					    { "tty", no_argument, 0, 't' },
+					    { "detach", no_argument, 0, 'd' },
+					    { 0, 0, 0, 0 } };
 	int c;
 
 	while ((c = getopt_long(ac, av, "+e:w:u:itd", lo, NULL)) != -1) {

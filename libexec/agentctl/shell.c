@@ -71,7 +71,8 @@ static void send_resize(int fd)
 {
 	struct winsize w;
 	if (ioctl(0, TIOCGWINSZ, &w) == 0 && w.ws_col && w.ws_row) {
-		uint8_t p[4] = { (uint8_t)(w.ws_col >> 8), (uint8_t)w.ws_col, (uint8_t)(w.ws_row >> 8), (uint8_t)w.ws_row };
+		uint8_t p[4] = { (uint8_t)(w.ws_col >> 8), (uint8_t)w.ws_col, (uint8_t)(w.ws_row >> 8),
+				 (uint8_t)w.ws_row };
 		ws_send(fd, WS_BINARY, 1, p, 4, true);
 	}
 }
@@ -112,8 +113,8 @@ static int query_add(char *path, size_t n, size_t *pl, const char *name, const c
 
 /* The session's path and query: which session, the terminal, and for
  * exec -t the command. */
-static int shell_path(char *path, size_t n, const char *session, const char *shell, const char *user,
-		      json_t *cmd, const char *workdir, struct verr *e)
+static int shell_path(char *path, size_t n, const char *session, const char *shell, const char *user, json_t *cmd,
+		      const char *workdir, struct verr *e)
 {
 	const char *term = getenv("TERM");
 	char q[8200], *cj = NULL;
@@ -130,7 +131,7 @@ static int shell_path(char *path, size_t n, const char *session, const char *she
 		}
 	}
 	if (session) {
-		pct(q, sizeof q, session);   /* 32 hex digits */
+		pct(q, sizeof q, session); /* 32 hex digits */
 		pl = (size_t)snprintf(path, n, "/ws/shell/%s?x=1", q);
 	} else
 		pl = (size_t)snprintf(path, n, "/ws/shell?x=1");
@@ -176,14 +177,14 @@ static int shell_handshake(struct hc *h, const struct target *t, const char *pat
 /* ---- the session ----------------------------------------------------- */
 
 struct shell_run {
-	struct hc *h;            /* frames in h->buf[pos..len), and on the socket */
-	bool tty;                /* our stdin is a terminal */
-	uint8_t *msg;            /* the binary message being put together */
+	struct hc *h; /* frames in h->buf[pos..len), and on the socket */
+	bool tty;     /* our stdin is a terminal */
+	uint8_t *msg; /* the binary message being put together */
 	size_t msglen;
-	char sid[80];            /* the session's id, to resume it */
+	char sid[80]; /* the session's id, to resume it */
 	int exit_code;
 	bool destroyed, in_open, closed;
-	char bad[160];           /* why we hang up on the agent */
+	char bad[160]; /* why we hang up on the agent */
 };
 
 static void shell_frame(struct shell_run *s, const struct ws_frame *f, uint8_t *p, size_t n)
@@ -205,7 +206,7 @@ static void shell_frame(struct shell_run *s, const struct ws_frame *f, uint8_t *
 	} else if (f->opcode == WS_TEXT) {
 		json_t *j = json_loadb((char *)p, n, 0, NULL);
 		const char *id = json_string_value(json_object_get(j, "sessionId"));
-		if (token_ok(id, 32, "0123456789abcdef"))   /* we print it */
+		if (token_ok(id, 32, "0123456789abcdef")) /* we print it */
 			snprintf(s->sid, sizeof s->sid, "%s", id);
 		if (json_object_get(j, "exitCode"))
 			s->exit_code = (int)json_integer_value(json_object_get(j, "exitCode"));
@@ -214,8 +215,8 @@ static void shell_frame(struct shell_run *s, const struct ws_frame *f, uint8_t *
 		ws_send(s->h->fd, WS_PONG, 0, p, n, false);
 	} else if (f->opcode == WS_CLOSE) {
 		static const uint8_t cc[2] = { 0x03, 0xe8 };
-		s->destroyed = n >= 2 && n - 2 == strlen("session destroyed") &&
-			       !memcmp(p + 2, "session destroyed", n - 2);
+		s->destroyed =
+			n >= 2 && n - 2 == strlen("session destroyed") && !memcmp(p + 2, "session destroyed", n - 2);
 		ws_send(s->h->fd, WS_CLOSE, 0, cc, 2, false);
 		s->closed = true;
 	}
@@ -234,8 +235,8 @@ static void shell_frames(struct shell_run *s)
 		k = ws_parse_header((uint8_t *)h->buf + h->pos, h->len - h->pos, false, WS_FRAME_MAX, &f);
 		if (k < 0) {
 			if (k == -WS_CLOSE_TOO_BIG)
-				snprintf(s->bad, sizeof s->bad, "the agent sent a WebSocket frame of more than %u bytes",
-					 WS_FRAME_MAX);
+				snprintf(s->bad, sizeof s->bad,
+					 "the agent sent a WebSocket frame of more than %u bytes", WS_FRAME_MAX);
 			else
 				snprintf(s->bad, sizeof s->bad, "the agent sent an invalid WebSocket frame (%d)", -k);
 			s->closed = true;
@@ -328,8 +329,8 @@ static int shell_end(const struct shell_run *s, const struct target *t, struct v
 	return 0;
 }
 
-int run_shell(const struct target *t, const char *session, const char *shell, const char *user,
-	      json_t *cmd, const char *workdir, struct verr *e)
+int run_shell(const struct target *t, const char *session, const char *shell, const char *user, json_t *cmd,
+	      const char *workdir, struct verr *e)
 {
 	/* SIGINT only when stdin is no terminal: a raw one sends ^C as a byte. */
 	static const int sigs[] = { SIGWINCH, SIGTERM, SIGHUP, SIGINT };
@@ -347,7 +348,7 @@ int run_shell(const struct target *t, const char *session, const char *shell, co
 	if (s.tty)
 		tty_raw();
 	sigpipe_open(sigs, s.tty ? 3 : 4);
-	ws_send(s.h->fd, WS_BINARY, 2, NULL, 0, true);   /* Ready */
+	ws_send(s.h->fd, WS_BINARY, 2, NULL, 0, true); /* Ready */
 	send_resize(s.h->fd);
 	if (session)
 		snprintf(s.sid, sizeof s.sid, "%s", session);
@@ -365,7 +366,9 @@ out:
 int cmd_shell(const struct target *t, int ac, char **av, struct verr *e)
 {
 	static const struct option lo[] = { { "session", required_argument, 0, 's' },
-		{ "shell", required_argument, 0, 'S' }, { "user", required_argument, 0, 'u' }, { 0, 0, 0, 0 } };
+					    { "shell", required_argument, 0, 'S' },
+					    { "user", required_argument, 0, 'u' },
+					    { 0, 0, 0, 0 } };
 	const char *session = NULL, *shell = NULL, *user = NULL;
 	int c;
 
@@ -380,7 +383,8 @@ int cmd_shell(const struct target *t, int ac, char **av, struct verr *e)
 			return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL, "unknown option %s", av[optind - 1]);
 	}
 	if (optind != ac)
-		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL, "connect takes no arguments after its options");
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL,
+				 "connect takes no arguments after its options");
 	if (session) {
 		for (const char *p = session; *p; p++)
 			if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')) || strlen(session) != 32)

@@ -15,7 +15,11 @@
 #include "../proto/tar.h"
 
 /* The archive is written in pieces; they go out as chunks of up to cap. */
-struct staged { struct hc *h; char *buf; size_t len, cap; };
+struct staged {
+	struct hc *h;
+	char *buf;
+	size_t len, cap;
+};
 
 static int staged_write(void *ctx, const void *p, size_t n)
 {
@@ -48,8 +52,7 @@ static int upload_check(char **paths, int npaths, const char *dest, struct verr 
 }
 
 /* The request's own headers: where, and whose, the files become. */
-static int upload_headers(char *extra, size_t n, const char *dest, const char *user, bool preserve,
-			  struct verr *e)
+static int upload_headers(char *extra, size_t n, const char *dest, const char *user, bool preserve, struct verr *e)
 {
 	size_t el = 0;
 
@@ -121,8 +124,8 @@ static int upload_send(struct hc *h, const struct target *t, char **paths, int n
 	}
 	for (int i = 0; i < npaths && tr == TAR_OK; i++)
 		tr = upload_one(paths[i], &s, total, err, sizeof err);
-	if (tr == TAR_OK && (tar_write_end(staged_write, &s) < 0 ||
-			     (s.len && send_chunk(h->fd, s.buf, s.len) < 0) || send_all(h->fd, "0\r\n\r\n", 5) < 0))
+	if (tr == TAR_OK && (tar_write_end(staged_write, &s) < 0 || (s.len && send_chunk(h->fd, s.buf, s.len) < 0) ||
+			     send_all(h->fd, "0\r\n\r\n", 5) < 0))
 		tr = TAR_E_SOURCE;
 	/* A local file that failed: end the connection without the last
 	 * chunk, so that the partial archive does not look complete.  The
@@ -155,8 +158,8 @@ static int upload_answer(struct hc *h, const char *dest, const struct tar_stats 
 	if (!j)
 		return verr_fail(e, 1, "ERR_AGENT_PROTOCOL", NULL, "upload: the agent's answer is not JSON");
 	if (json_out) {
-		reply_ok(json_pack("{s:s?, s:o, s:I, s:I}", "dest", dest, "written", j,
-				   "files", (json_int_t)total->files, "bytes", (json_int_t)total->bytes));
+		reply_ok(json_pack("{s:s?, s:o, s:I, s:I}", "dest", dest, "written", j, "files",
+				   (json_int_t)total->files, "bytes", (json_int_t)total->bytes));
 	} else {
 		json_decref(j);
 		fprintf(stderr, "uploaded %llu file(s), %llu bytes\n", (unsigned long long)total->files,
@@ -189,7 +192,9 @@ static int run_upload(const struct target *t, char **paths, int npaths, const ch
 int cmd_upload(const struct target *t, int ac, char **av, struct verr *e)
 {
 	static const struct option lo[] = { { "dest", required_argument, 0, 'd' },
-		{ "user", required_argument, 0, 'u' }, { "preserve-owner", no_argument, 0, 'p' }, { 0, 0, 0, 0 } };
+					    { "user", required_argument, 0, 'u' },
+					    { "preserve-owner", no_argument, 0, 'p' },
+					    { 0, 0, 0, 0 } };
 	const char *dest = NULL, *user = NULL;
 	bool preserve = false;
 	int c;

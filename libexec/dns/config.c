@@ -15,7 +15,7 @@
 struct dns_allow *allow_from(json_t *list, char *why, size_t n)
 {
 	size_t k = json_array_size(list), i;
-	char (*norm)[DNS_NAME_MAX] = calloc(k ? k : 1, DNS_NAME_MAX);
+	char(*norm)[DNS_NAME_MAX] = calloc(k ? k : 1, DNS_NAME_MAX);
 	const char **ptrs = calloc(k ? k : 1, sizeof *ptrs);
 	struct dns_allow *a = NULL;
 	json_t *x;
@@ -60,7 +60,7 @@ static int upstreams(json_t *ups, struct verr *e)
 
 int config_read(struct config *c, struct verr *e)
 {
-	struct verr re = {0};   /* the reader's own error, reported as ERR_DNS */
+	struct verr re = { 0 }; /* the reader's own error, reported as ERR_DNS */
 	long long uid = 0, gid = 0, ttl_min = NET_DNS_TTL_MIN, ttl_max = NET_DNS_TTL_MAX;
 	json_t *cfg = request_read(0, &re), *ups, *doms;
 	struct jr r;

@@ -40,30 +40,30 @@
 #define MAX_UPSTREAMS 3
 #define MAX_PENDING 256
 #define MAX_TCP_CLIENTS 16
-#define MAX_TRACK NFT_ADDR_MAX  /* (address, pattern) pairs in the set */
-#define TRACK_HASH (2 * MAX_TRACK)     /* buckets, a power of two */
-#define MAX_ADDRS 64            /* addresses taken from one answer */
+#define MAX_TRACK NFT_ADDR_MAX	   /* (address, pattern) pairs in the set */
+#define TRACK_HASH (2 * MAX_TRACK) /* buckets, a power of two */
+#define MAX_ADDRS 64		   /* addresses taken from one answer */
 #define QUERY_MAX 4096
 #define UPSTREAM_TIMEOUT_MS 1500
 #define TCP_IDLE_MS 10000
 #define LOG_MAX_BYTES (8 << 20)
-#define MAX_RELAYS 128          /* --strict-domains connections at once */
-#define RELAY_BUF (PEEK_MAX + 1024)     /* each way */
-#define PEEK_MS 5000            /* for the ClientHello or request head */
+#define MAX_RELAYS 128		    /* --strict-domains connections at once */
+#define RELAY_BUF (PEEK_MAX + 1024) /* each way */
+#define PEEK_MS 5000		    /* for the ClientHello or request head */
 #define CONNECT_MS 10000
 #define RELAY_IDLE_MS (15 * 60 * 1000)
-#define LOG_RATE 20             /* lines per second, */
-#define LOG_BURST 100           /* with bursts of */
+#define LOG_RATE 20   /* lines per second, */
+#define LOG_BURST 100 /* with bursts of */
 
 /* Every error of vmsan-dns is ERR_DNS, exit 1: vmsan-net reports its
  * message. */
-#define DNS_FAIL(...) verr_fail(e, VMSAN_EXIT_FAIL, "ERR_DNS", "vmsan-net starts vmsan-dns; see vmsan-dns(8)", \
-				__VA_ARGS__)
+#define DNS_FAIL(...) \
+	verr_fail(e, VMSAN_EXIT_FAIL, "ERR_DNS", "vmsan-net starts vmsan-dns; see vmsan-dns(8)", __VA_ARGS__)
 
 /* ---- setter <-> resolver: one request, one int32_t answer (0 or -1) ---- */
 
 struct set_req {
-	uint32_t op;            /* enum nft_addr_op */
+	uint32_t op; /* enum nft_addr_op */
 	uint32_t n;
 	struct {
 		uint32_t addr;
@@ -74,35 +74,35 @@ struct set_req {
 
 /* ---- the resolver's state ---------------------------------------------- */
 
-struct conn {                   /* a TCP client */
-	int fd;                 /* -1: free */
+struct conn {	/* a TCP client */
+	int fd; /* -1: free */
 	uint32_t gen;
 	uint8_t in[2 + QUERY_MAX];
 	size_t inlen;
-	uint8_t *out;           /* an answer being written */
+	uint8_t *out; /* an answer being written */
 	size_t outlen, outoff;
-	bool busy;              /* a query of it is pending */
+	bool busy; /* a query of it is pending */
 	int64_t idle_until;
 };
 
 struct pending {
 	bool used;
-	int fd;                 /* the upstream socket */
+	int fd; /* the upstream socket */
 	bool tcp;
 	int up, tries;
 	uint16_t up_id;
-	struct dns_q q;         /* q.id: the client's id */
+	struct dns_q q; /* q.id: the client's id */
 	long pat;
-	int client;             /* -1: UDP; else a conn */
+	int client; /* -1: UDP; else a conn */
 	uint32_t client_gen;
 	struct sockaddr_in from;
-	uint64_t seq;           /* UDP: order of arrival */
-	bool done;              /* UDP: answered, the answer waits in held */
+	uint64_t seq; /* UDP: order of arrival */
+	bool done;    /* UDP: answered, the answer waits in held */
 	uint8_t *held;
 	size_t heldlen;
 	uint8_t query[QUERY_MAX];
 	size_t qlen;
-	uint8_t *rbuf;          /* TCP: the response, length first */
+	uint8_t *rbuf; /* TCP: the response, length first */
 	size_t rlen, woff;
 	int64_t deadline, started;
 };
@@ -112,17 +112,17 @@ struct pending {
  * Host) must be allowed and must have brought that address into the set,
  * or the connection is closed (HTTP: 403) before any byte goes out. */
 struct relay {
-	int c, u;               /* guest side, upstream side; -1: none */
+	int c, u; /* guest side, upstream side; -1: none */
 	bool http;
-	int state;              /* RL_PEEK, RL_CONNECT, RL_PIPE */
+	int state;		/* RL_PEEK, RL_CONNECT, RL_PIPE */
 	struct sockaddr_in dst; /* where the guest was going */
-	uint8_t *cu, *uc;       /* bytes on their way: guest->upstream, back */
+	uint8_t *cu, *uc;	/* bytes on their way: guest->upstream, back */
 	size_t culen, cuoff, uclen, ucoff;
 	bool c_eof, u_eof, c_shut, u_shut;
 	int64_t deadline;
 	/* HTTP: one request per connection, relayed with "Connection: close";
 	 * what the guest sends after it never reaches the server */
-	long long body;         /* its body's bytes still to relay; -1: chunked */
+	long long body; /* its body's bytes still to relay; -1: chunked */
 	struct http_chunked ck;
 	bool req_done, dropped;
 };
@@ -130,14 +130,14 @@ enum { RL_PEEK, RL_CONNECT, RL_PIPE };
 
 struct entry {
 	uint32_t addr;
-	int32_t next;           /* the next entry in addr's bucket, or -1 */
+	int32_t next; /* the next entry in addr's bucket, or -1 */
 	long pat;
 	int64_t expires;
 };
 
 struct resolver {
 	int udp, tcp, ctl, sp, log;
-	int px[2];              /* --strict-domains listeners: TLS, HTTP; -1 */
+	int px[2]; /* --strict-domains listeners: TLS, HTTP; -1 */
 	struct relay relay[MAX_RELAYS];
 	struct sockaddr_in up[MAX_UPSTREAMS];
 	int nup;
@@ -147,7 +147,7 @@ struct resolver {
 	struct pending pend[MAX_PENDING];
 	struct entry track[MAX_TRACK];
 	size_t ntrack;
-	int32_t bucket[TRACK_HASH];     /* first entry, or -1 */
+	int32_t bucket[TRACK_HASH]; /* first entry, or -1 */
 	uint32_t hash_key;
 	struct set_req rq;
 	/* counters */
@@ -157,7 +157,7 @@ struct resolver {
 	uint32_t gen;
 	uint64_t seq;
 };
-extern struct resolver R;      /* vmsan-dns.c */
+extern struct resolver R; /* vmsan-dns.c */
 
 static inline int64_t now_ms(void)
 {
@@ -191,15 +191,15 @@ int setter_call(uint32_t op, size_t n);
 void resolver_loop(void);
 
 /* query.c */
-void udp_queries(uint8_t *buf, size_t size);     /* what the UDP socket has */
+void udp_queries(uint8_t *buf, size_t size); /* what the UDP socket has */
 void tcp_accept(void);
 /* An answer to a client (-1: UDP, from); own, the query's slot or NULL,
  * is freed. */
-void client_reply(struct pending *own, int client, uint32_t gen, const struct sockaddr_in *from,
-		  const uint8_t *m, size_t n);
+void client_reply(struct pending *own, int client, uint32_t gen, const struct sockaddr_in *from, const uint8_t *m,
+		  size_t n);
 /* The same, made here: q's question and rcode. */
-void answer_rcode(struct pending *own, int client, uint32_t gen, const struct sockaddr_in *from,
-		  const uint8_t *query, const struct dns_q *q, int rcode);
+void answer_rcode(struct pending *own, int client, uint32_t gen, const struct sockaddr_in *from, const uint8_t *query,
+		  const struct dns_q *q, int rcode);
 void tcp_client(struct conn *c, int idx, short rev);
 void conn_close(struct conn *c);
 

@@ -54,8 +54,8 @@ static size_t log_begin(char line[LOG_LINE], const char *verdict)
 		return 0;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	P("{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"verdict\":\"%s\"", tm.tm_year + 1900,
-	  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, verdict);
+	P("{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"verdict\":\"%s\"", tm.tm_year + 1900, tm.tm_mon + 1,
+	  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, verdict);
 	return o;
 }
 
@@ -67,7 +67,7 @@ static void log_end(char line[LOG_LINE], size_t o, const char *why)
 	if (R.log_suppressed)
 		P(",\"suppressedBefore\":%llu", R.log_suppressed);
 	P("}\n");
-	if (o < LOG_LINE)       /* names are at most 253 printable bytes: always */
+	if (o < LOG_LINE) /* names are at most 253 printable bytes: always */
 		log_put(line, o);
 }
 
@@ -103,8 +103,8 @@ void log_conn(const char *verdict, bool http, const char *name, const struct soc
 
 	if (!o)
 		return;
-	P(",\"conn\":\"%s\",\"name\":\"%s\",\"address\":\"%u.%u.%u.%u\",\"port\":%u", http ? "http" : "tls",
-	  name, a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255, (unsigned)ntohs(dst->sin_port));
+	P(",\"conn\":\"%s\",\"name\":\"%s\",\"address\":\"%u.%u.%u.%u\",\"port\":%u", http ? "http" : "tls", name,
+	  a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255, (unsigned)ntohs(dst->sin_port));
 	log_end(line, o, why);
 }
 #undef P

@@ -18,7 +18,7 @@ struct polls {
 	struct pollfd pfd[NPOLL];
 	int who[NPOLL];
 	size_t n;
-	int64_t now, wait;      /* the poll's timeout: the nearest deadline */
+	int64_t now, wait; /* the poll's timeout: the nearest deadline */
 };
 
 static void watch(struct polls *p, int fd, short events, int who)
@@ -104,7 +104,7 @@ static bool dispatch(const struct polls *p, size_t i, uint8_t *buf, size_t size)
 	} else if (who == W_CTL) {
 		ctl_accept();
 	} else if (who == W_SETTER) {
-		return false;           /* the setter is gone: so are we */
+		return false; /* the setter is gone: so are we */
 	} else if (who <= W_PROXY) {
 		relay_accept(W_PROXY - who);
 	} else if (who < W_CONN + MAX_TCP_CLIENTS) {
@@ -135,7 +135,7 @@ void resolver_loop(void)
 		watch(&p, R.udp, POLLIN, W_UDP);
 		watch(&p, R.tcp, POLLIN, W_TCP);
 		watch(&p, R.ctl, POLLIN, W_CTL);
-		watch(&p, R.sp, POLLIN, W_SETTER);      /* only its end */
+		watch(&p, R.sp, POLLIN, W_SETTER); /* only its end */
 		for (int k = 0; k < 2; k++)
 			if (R.px[k] >= 0)
 				watch(&p, R.px[k], POLLIN, W_PROXY - k);

@@ -70,8 +70,7 @@ static struct pending *pending_slot(void)
  * the earlier queries with its (client, id) are answered. own: the
  * query's pending slot, or NULL for an answer made without one; freed.
  */
-static void udp_answer(struct pending *own, const struct sockaddr_in *from, uint16_t id, const uint8_t *m,
-		       size_t n)
+static void udp_answer(struct pending *own, const struct sockaddr_in *from, uint16_t id, const uint8_t *m, size_t n)
 {
 	struct pending *first = oldest(from, id);
 
@@ -94,13 +93,13 @@ static void udp_answer(struct pending *own, const struct sockaddr_in *from, uint
 			h->done = true;
 			return;
 		}
-		free(copy);             /* no room to wait: out of order it goes */
+		free(copy); /* no room to wait: out of order it goes */
 		if (h && !own)
 			pending_free(h);
 	}
 	(void)!sendto(R.udp, m, n, MSG_DONTWAIT, (const struct sockaddr *)from, sizeof *from);
 	if (!first)
-		return;         /* nothing of this (client, id) was open: none waits */
+		return; /* nothing of this (client, id) was open: none waits */
 	if (own)
 		pending_free(own);
 	while ((first = oldest(from, id)) && first->done) {
@@ -112,15 +111,15 @@ static void udp_answer(struct pending *own, const struct sockaddr_in *from, uint
 
 /* An answer to a client: UDP in order, TCP queued with its length; own
  * (the query's pending slot, or NULL) is freed. */
-void client_reply(struct pending *own, int client, uint32_t gen, const struct sockaddr_in *from,
-		  const uint8_t *m, size_t n)
+void client_reply(struct pending *own, int client, uint32_t gen, const struct sockaddr_in *from, const uint8_t *m,
+		  size_t n)
 {
 	if (client < 0) {
 		udp_answer(own, from, (uint16_t)(m[0] << 8 | m[1]), m, n);
 		return;
 	}
 	struct conn *c = &R.conn[client];
-	if (c->fd >= 0 && c->gen == gen) {     /* else the client left */
+	if (c->fd >= 0 && c->gen == gen) { /* else the client left */
 		c->busy = false;
 		free(c->out);
 		c->out = malloc(n + 2);
@@ -141,8 +140,8 @@ void client_reply(struct pending *own, int client, uint32_t gen, const struct so
 }
 
 /* own: as for client_reply() */
-void answer_rcode(struct pending *own, int client, uint32_t gen, const struct sockaddr_in *from,
-		  const uint8_t *query, const struct dns_q *q, int rcode)
+void answer_rcode(struct pending *own, int client, uint32_t gen, const struct sockaddr_in *from, const uint8_t *query,
+		  const struct dns_q *q, int rcode)
 {
 	uint8_t out[DNS_HDR + DNS_NAME_MAX + 8];
 	size_t n = dns_make_answer(out, sizeof out, query, q, rcode);
@@ -250,7 +249,6 @@ void tcp_client(struct conn *c, int idx, short rev)
 	c->inlen -= 2 + len;
 	guest_query(idx, NULL, q, len);
 }
-
 
 /* The UDP socket's queries: a burst at a time, then the others get their
  * turn. */

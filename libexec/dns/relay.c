@@ -6,7 +6,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
-#include <linux/netfilter_ipv4.h>  /* SO_ORIGINAL_DST; after netinet/in.h */
+#include <linux/netfilter_ipv4.h> /* SO_ORIGINAL_DST; after netinet/in.h */
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,7 +127,7 @@ static void relay_peek(struct relay *x)
 	if (r < 0 && errno == EAGAIN)
 		return;
 	if (r <= 0) {
-		relay_close(x);         /* gone before naming anything */
+		relay_close(x); /* gone before naming anything */
 		return;
 	}
 	x->culen += (size_t)r;
@@ -264,8 +264,9 @@ void relay_io(struct relay *x, bool upstream, short rev)
 		x->state = RL_PIPE;
 	}
 	if (rev & (POLLIN | POLLHUP | POLLERR))
-		ok = upstream ? pipe_in(x->u, x->uc, &x->uclen, &x->ucoff, &x->u_eof) :
-		     x->http  ? http_in(x) : pipe_in(x->c, x->cu, &x->culen, &x->cuoff, &x->c_eof);
+		ok = upstream  ? pipe_in(x->u, x->uc, &x->uclen, &x->ucoff, &x->u_eof)
+		     : x->http ? http_in(x)
+			       : pipe_in(x->c, x->cu, &x->culen, &x->cuoff, &x->c_eof);
 	ok = ok && pipe_out(x->u, x->cu, x->culen, &x->cuoff) && pipe_out(x->c, x->uc, x->uclen, &x->ucoff);
 	if (!ok) {
 		relay_close(x);
@@ -296,8 +297,9 @@ short relay_events(const struct relay *x, bool upstream)
 	if (x->state == RL_CONNECT)
 		return upstream ? POLLOUT : 0;
 	if (upstream)
-		return (short)((x->u_eof || !room(x->uclen, x->ucoff) ? 0 : POLLIN) | (x->cuoff < x->culen ? POLLOUT : 0));
-	if (x->http && x->req_done)     /* what follows the request: read and dropped */
+		return (short)((x->u_eof || !room(x->uclen, x->ucoff) ? 0 : POLLIN) |
+			       (x->cuoff < x->culen ? POLLOUT : 0));
+	if (x->http && x->req_done) /* what follows the request: read and dropped */
 		return (short)((x->c_eof ? 0 : POLLIN) | (x->ucoff < x->uclen ? POLLOUT : 0));
 	return (short)((x->c_eof || !room(x->culen, x->cuoff) ? 0 : POLLIN) | (x->ucoff < x->uclen ? POLLOUT : 0));
 }

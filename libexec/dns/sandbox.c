@@ -43,15 +43,15 @@ int drop_to(uid_t uid, gid_t gid, bool keep_net_admin)
 int sandbox(void)
 {
 	static const int calls[] = {
-		SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(close), SCMP_SYS(poll), SCMP_SYS(ppoll),
-		SCMP_SYS(recvfrom), SCMP_SYS(sendto), SCMP_SYS(recvmsg), SCMP_SYS(sendmsg),
-		SCMP_SYS(connect), SCMP_SYS(accept4), SCMP_SYS(accept), SCMP_SYS(shutdown),
-		SCMP_SYS(getsockopt), SCMP_SYS(setsockopt), SCMP_SYS(fcntl), SCMP_SYS(clock_gettime),
-		SCMP_SYS(gettimeofday), SCMP_SYS(getrandom), SCMP_SYS(brk), SCMP_SYS(mmap),
-		SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(exit),
-		SCMP_SYS(exit_group), SCMP_SYS(rt_sigreturn), SCMP_SYS(ftruncate), SCMP_SYS(lseek),
-		SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(getpid), SCMP_SYS(gettid),
-		SCMP_SYS(futex), SCMP_SYS(rt_sigprocmask), SCMP_SYS(restart_syscall),
+		SCMP_SYS(read),		 SCMP_SYS(write),	 SCMP_SYS(close),	   SCMP_SYS(poll),
+		SCMP_SYS(ppoll),	 SCMP_SYS(recvfrom),	 SCMP_SYS(sendto),	   SCMP_SYS(recvmsg),
+		SCMP_SYS(sendmsg),	 SCMP_SYS(connect),	 SCMP_SYS(accept4),	   SCMP_SYS(accept),
+		SCMP_SYS(shutdown),	 SCMP_SYS(getsockopt),	 SCMP_SYS(setsockopt),	   SCMP_SYS(fcntl),
+		SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(getrandom),	   SCMP_SYS(brk),
+		SCMP_SYS(mmap),		 SCMP_SYS(munmap),	 SCMP_SYS(mremap),	   SCMP_SYS(madvise),
+		SCMP_SYS(exit),		 SCMP_SYS(exit_group),	 SCMP_SYS(rt_sigreturn),   SCMP_SYS(ftruncate),
+		SCMP_SYS(lseek),	 SCMP_SYS(fstat),	 SCMP_SYS(newfstatat),	   SCMP_SYS(getpid),
+		SCMP_SYS(gettid),	 SCMP_SYS(futex),	 SCMP_SYS(rt_sigprocmask), SCMP_SYS(restart_syscall),
 	};
 	scmp_filter_ctx f = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	int rc = f ? 0 : -1;

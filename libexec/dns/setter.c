@@ -17,14 +17,14 @@ bool addr_forbidden(uint32_t a)
 	unsigned pool_base = NET_POOL_BASE;
 
 	return top == 0 || top == 127 || top >= 224 || (a & 0xfffe0000u) == pool_base ||
-	       (a & 0xffff0000u) == 0xa9fe0000u ||     /* 169.254.0.0/16 */
-	       (a & 0xfffffffcu) == 0xac100000u;       /* the VM's own link, 172.16.0.0/30 */
+	       (a & 0xffff0000u) == 0xa9fe0000u || /* 169.254.0.0/16 */
+	       (a & 0xfffffffcu) == 0xac100000u;   /* the VM's own link, 172.16.0.0/30 */
 }
 
 static int setter_apply(struct mnl_socket *nl, const struct set_req *rq, size_t n)
 {
 	static struct nft_addr_elem el[MAX_TRACK];
-	struct verr e = {0};
+	struct verr e = { 0 };
 
 	for (size_t i = 0; i < n; i++) {
 		el[i].addr = rq->el[i].addr;
@@ -36,7 +36,7 @@ static int setter_apply(struct mnl_socket *nl, const struct set_req *rq, size_t 
 		return -1;
 	/* One of them timed out meanwhile: one by one, adding what is gone. */
 	for (size_t i = 0; i < n; i++) {
-		struct verr e2 = {0};
+		struct verr e2 = { 0 };
 		if (nft_addr_set_update(nl, NET_TABLE, NET_DNS_SET, NFT_ADDR_REFRESH, &el[i], 1, &e2) &&
 		    (!verr_take(&e2, "ERR_NFT_NOENT") ||
 		     nft_addr_set_update(nl, NET_TABLE, NET_DNS_SET, NFT_ADDR_ADD, &el[i], 1, &e2)))
@@ -72,7 +72,7 @@ void setter_loop(int sp, struct mnl_socket *nl)
 		if (n <= 0) {
 			if (n < 0 && errno == EINTR)
 				continue;
-			return;                 /* the resolver is gone */
+			return; /* the resolver is gone */
 		}
 		rc = setter_valid(&rq, (size_t)n) ? setter_apply(nl, &rq, rq.n) : -1;
 		if (send(sp, &rc, sizeof rc, 0) != sizeof rc)
@@ -87,8 +87,7 @@ int setter_call(uint32_t op, size_t n)
 
 	R.rq.op = op;
 	R.rq.n = (uint32_t)n;
-	if (send(R.sp, &R.rq, SET_REQ_HDR + n * sizeof R.rq.el[0], 0) < 0 ||
-	    recv(R.sp, &rc, sizeof rc, 0) != sizeof rc)
+	if (send(R.sp, &R.rq, SET_REQ_HDR + n * sizeof R.rq.el[0], 0) < 0 || recv(R.sp, &rc, sizeof rc, 0) != sizeof rc)
 		return -1;
 	return rc;
 }

@@ -95,12 +95,12 @@ int allow_addrs(long pat, const struct dns_addr *a, size_t na)
 			R.track[R.ntrack] = (struct entry){ a[i].addr, -1, pat, exp };
 			track_link(R.ntrack++);
 		} else {
-			return -1;              /* full: nothing is allowed beyond it */
+			return -1; /* full: nothing is allowed beyond it */
 		}
 	}
 	for (int pass = 0; pass < 2; pass++) {
 		size_t n = pass ? nref : nadd;
-		uint32_t (*l)[2] = pass ? ref : add;
+		uint32_t(*l)[2] = pass ? ref : add;
 		for (size_t i = 0; i < n; i++) {
 			R.rq.el[i].addr = l[i][0];
 			R.rq.el[i].timeout_s = l[i][1];

@@ -69,7 +69,7 @@ static void upstream_response(struct pending *p, uint8_t *m, size_t n)
 	uint16_t id = (uint16_t)(m[0] << 8 | m[1]);
 
 	if (n < DNS_HDR || id != p->up_id)
-		return;                 /* not the answer (UDP: keep waiting) */
+		return; /* not the answer (UDP: keep waiting) */
 	struct dns_q q = p->q;
 	int rc = dns_scan_response(m, n, &q, R.ttl_max, a, MAX_ADDRS, &na);
 	if (rc < 0) {
@@ -127,7 +127,6 @@ static void upstream_tcp(struct pending *p, short rev)
 	if (p->rlen >= 2 && p->rlen == 2 + (size_t)(p->rbuf[0] << 8 | p->rbuf[1]))
 		upstream_response(p, p->rbuf + 2, p->rlen - 2);
 }
-
 
 /* What poll reported on p's upstream socket: TCP progress, or a UDP
  * answer (read into buf). */

@@ -15,9 +15,9 @@
 #include "lib/caller.h"
 #include "lib/rootconf.h"
 
-#define RAM_DIR "/dev/shm/vmsan"      /* root's; the guests' RAM files, by id */
-#define VMM_DIR "/run/vmsan/vmm"      /* root's alone: a directory per VM */
-#define FC_API_SOCK "run/firecracker.socket"   /* in the jail's root */
+#define RAM_DIR "/dev/shm/vmsan"	     /* root's; the guests' RAM files, by id */
+#define VMM_DIR "/run/vmsan/vmm"	     /* root's alone: a directory per VM */
+#define FC_API_SOCK "run/firecracker.socket" /* in the jail's root */
 #define AGENT_PORT_DEFAULT 9119
 /* a jail's paths: the configured base (< ROOTCONF_PATH_MAX), two names */
 #define JAIL_PATH_MAX (3 * ROOTCONF_PATH_MAX)
@@ -35,9 +35,9 @@ struct vmcfg {
 	long long prefix;
 	const char *dns[3];
 	int ndns;
-	const char *incoming;   /* a snapshot's directory to restore */
+	const char *incoming; /* a snapshot's directory to restore */
 	bool kvm;
-	long long kvm_gid;      /* /dev/kvm's group, given to the VMM; -1: none */
+	long long kvm_gid; /* /dev/kvm's group, given to the VMM; -1: none */
 	const struct rootconf *conf;
 };
 
@@ -45,13 +45,13 @@ struct vmcfg {
  * start, read by every later operation (the request names only the id). */
 struct vmmrec {
 	char id[64];
-	char vmm[16];            /* qemu | firecracker */
-	long long owner;         /* the caller's uid (0: root) */
-	long long uid, gid;      /* the VMM's */
-	long long pid, start;    /* the VMM process, and its start time */
-	char qmp[PATH_MAX];      /* QEMU's QMP socket (in VMM_DIR/<id>) */
-	char api[JAIL_PATH_MAX];  /* Firecracker's API socket (in its jail) */
-	char ram[PATH_MAX];      /* QEMU's guest RAM file */
+	char vmm[16];		 /* qemu | firecracker */
+	long long owner;	 /* the caller's uid (0: root) */
+	long long uid, gid;	 /* the VMM's */
+	long long pid, start;	 /* the VMM process, and its start time */
+	char qmp[PATH_MAX];	 /* QEMU's QMP socket (in VMM_DIR/<id>) */
+	char api[JAIL_PATH_MAX]; /* Firecracker's API socket (in its jail) */
+	char ram[PATH_MAX];	 /* QEMU's guest RAM file */
 };
 
 /* record.c */
@@ -94,8 +94,8 @@ int qmp_command(const char *sock, const char *cmd);
 /* qemu.c */
 json_t *qemu_argv(const struct vmcfg *c);
 json_t *qemu_start(const struct vmcfg *c, const struct caller *who, struct verr *e);
-json_t *qemu_snapshot(const struct vmmrec *r, const struct caller *who, const char *disk, const char *dir,
-		      bool resume, struct verr *e);
+json_t *qemu_snapshot(const struct vmmrec *r, const struct caller *who, const char *disk, const char *dir, bool resume,
+		      struct verr *e);
 
 /* firecracker.c */
 void fc_jail_path(const struct rootconf *conf, const char *id, char *out, size_t n);
@@ -104,14 +104,14 @@ json_t *fc_calls(const struct vmcfg *c);
 /* PATCH /vm (pause, resume) or PUT /actions (stop) on a running VM. */
 int fc_action(const struct vmmrec *r, const char *path, const char *body, char *fault, size_t fn);
 json_t *fc_start(const struct vmcfg *c, const struct caller *who, struct verr *e);
-json_t *fc_snapshot(const struct vmmrec *r, const struct caller *who, const struct rootconf *conf,
-		    const char *disk, const char *dir, bool resume, struct verr *e);
+json_t *fc_snapshot(const struct vmmrec *r, const struct caller *who, const struct rootconf *conf, const char *disk,
+		    const char *dir, bool resume, struct verr *e);
 void fc_jail_remove(const struct rootconf *conf, const char *id);
 
 /* snapshot.c: the snapshot directory's files, made by the caller. */
 struct snapfiles {
 	const struct caller *who;
-	int dirfd, fd[3];        /* state, memory, disk.ext4 */
+	int dirfd, fd[3]; /* state, memory, disk.ext4 */
 	bool made[3];
 };
 int snap_open(struct snapfiles *s, const struct caller *who, const char *dir, struct verr *e);

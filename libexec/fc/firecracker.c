@@ -97,17 +97,17 @@ json_t *fc_calls(const struct vmcfg *c)
 	char cmdline[2048];
 	kernel_cmdline(c, cmdline, sizeof cmdline);
 	json_t *a = json_array();
-	json_array_append_new(a, call("PUT", "/logger",
-				      json_pack("{s:s, s:s, s:b}", "log_path", "firecracker.log", "level", "Info",
-						"show_level", 1)));
+	json_array_append_new(
+		a, call("PUT", "/logger",
+			json_pack("{s:s, s:s, s:b}", "log_path", "firecracker.log", "level", "Info", "show_level", 1)));
 	if (c->incoming) {
 		/* A snapshot restores into a fresh Firecracker: nothing else is
 		 * configured first; its files are in the jail (start copies
 		 * them there), the drives and the TAP under the names they had. */
-		json_array_append_new(a, call("PUT", "/snapshot/load",
-					      json_pack("{s:s, s:{s:s, s:s}, s:b}", "snapshot_path", "snapshot.state",
-							"mem_backend", "backend_type", "File", "backend_path",
-							"snapshot.mem", "resume_vm", 1)));
+		json_array_append_new(
+			a, call("PUT", "/snapshot/load",
+				json_pack("{s:s, s:{s:s, s:s}, s:b}", "snapshot_path", "snapshot.state", "mem_backend",
+					  "backend_type", "File", "backend_path", "snapshot.mem", "resume_vm", 1)));
 		return a;
 	}
 	json_array_append_new(a, call("PUT", "/serial", json_pack("{s:s}", "serial_out_path", "console.log")));
@@ -118,19 +118,19 @@ json_t *fc_calls(const struct vmcfg *c)
 						"vm.ext4", "is_root_device", 1, "is_read_only", 0, "cache_type",
 						"Unsafe", "io_engine", "Sync")));
 	if (c->image_disk)
-		json_array_append_new(a, call("PUT", "/drives/image",
-					      json_pack("{s:s, s:s, s:b, s:b, s:s, s:s}", "drive_id", "image",
-							"path_on_host", "image.ext4", "is_root_device", 0,
-							"is_read_only", 1, "cache_type", "Unsafe", "io_engine",
-							"Sync")));
-	json_array_append_new(a, call("PUT", "/machine-config",
-				      json_pack("{s:I, s:I, s:b, s:b}", "vcpu_count", (json_int_t)c->vcpus,
-						"mem_size_mib", (json_int_t)c->mem_mib, "smt", 0,
-						"track_dirty_pages", 0)));
+		json_array_append_new(a,
+				      call("PUT", "/drives/image",
+					   json_pack("{s:s, s:s, s:b, s:b, s:s, s:s}", "drive_id", "image",
+						     "path_on_host", "image.ext4", "is_root_device", 0, "is_read_only",
+						     1, "cache_type", "Unsafe", "io_engine", "Sync")));
+	json_array_append_new(a,
+			      call("PUT", "/machine-config",
+				   json_pack("{s:I, s:I, s:b, s:b}", "vcpu_count", (json_int_t)c->vcpus, "mem_size_mib",
+					     (json_int_t)c->mem_mib, "smt", 0, "track_dirty_pages", 0)));
 	if (c->net)
 		json_array_append_new(a, call("PUT", "/network-interfaces/eth0",
-					      json_pack("{s:s, s:s, s:s}", "iface_id", "eth0", "host_dev_name",
-							c->tap, "guest_mac", c->mac)));
+					      json_pack("{s:s, s:s, s:s}", "iface_id", "eth0", "host_dev_name", c->tap,
+							"guest_mac", c->mac)));
 	json_array_append_new(a, call("PUT", "/entropy", json_object()));
 	json_array_append_new(a, call("PUT", "/actions", json_pack("{s:s}", "action_type", "InstanceStart")));
 	return a;
@@ -176,7 +176,8 @@ static int fc_http_as(const struct caller *vmm, const char *sock, const char *me
 	size_t bl = body ? strlen(body) : 0;
 	int hn = snprintf(head, sizeof head,
 			  "%s %s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
-			  "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", method, path, bl);
+			  "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+			  method, path, bl);
 	int status = -1;
 	fault[0] = 0;
 	if (write(fd, head, (size_t)hn) == hn && (!bl || write(fd, body, bl) == (ssize_t)bl)) {
@@ -286,7 +287,8 @@ static int jail_link(int fd, int rootfd, const char *name, struct verr *e)
 	snprintf(from, sizeof from, "/proc/self/fd/%d", fd);
 	if (linkat(AT_FDCWD, from, rootfd, name, AT_SYMLINK_FOLLOW) < 0) {
 		if (errno == EXDEV)
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_JAIL", "put the jail base (chroot-base) on the file system of VMSAN_DIR",
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_JAIL",
+				 "put the jail base (chroot-base) on the file system of VMSAN_DIR",
 				 "cannot hard-link %s into the jail: another file system", name);
 		else
 			verr_sys(e, "ERR_JAIL", NULL, "cannot link %s into the jail", name);
@@ -337,7 +339,8 @@ static int jail_copy(int fd, int rfd, const char *name, const struct caller *vmm
 	int out = jail_create(rfd, name, vmm, e);
 	if (out < 0)
 		return -1;
-	int rc = fstat(fd, &st) < 0 ? -1 : copy_sparse(fd, out, (uint64_t)st.st_size, "copying the kernel into the jail", e);
+	int rc = fstat(fd, &st) < 0 ? -1
+				    : copy_sparse(fd, out, (uint64_t)st.st_size, "copying the kernel into the jail", e);
 	if (rc < 0 && !verr_isset(e))
 		verr_sys(e, "ERR_JAIL", NULL, "cannot copy %s into the jail", name);
 	close(out);
@@ -359,8 +362,9 @@ static int jail_snapshot(const struct vmcfg *c, const struct caller *who, const 
 		if (in < 0)
 			return -1;
 		int out = jail_create(rfd, to[i], vmm, e);
-		int rc = out < 0 || fstat(in, &st) < 0 ? -1 : copy_sparse(in, out, (uint64_t)st.st_size,
-									 "copying the snapshot into the jail", e);
+		int rc = out < 0 || fstat(in, &st) < 0
+				 ? -1
+				 : copy_sparse(in, out, (uint64_t)st.st_size, "copying the snapshot into the jail", e);
 		close(in);
 		if (out >= 0)
 			close(out);
@@ -440,10 +444,10 @@ static int start_open(struct fcstart *s, struct verr *e)
 	const struct caller *who = s->who;
 
 	if ((s->vdir = vmm_dir_make(c->id, e)) < 0 ||
-	    (s->rundir = caller_open(who, AT_FDCWD, c->run_dir, O_RDONLY, 0, CALLER_DIR | CALLER_OWNED, "runDir",
-				     e)) < 0 ||
-	    (s->fds[FD_VM_RW] = caller_open(who, AT_FDCWD, c->vm_disk, O_RDWR, 0, CALLER_REG | CALLER_OWNED,
-					    "vmDisk", e)) < 0 ||
+	    (s->rundir = caller_open(who, AT_FDCWD, c->run_dir, O_RDONLY, 0, CALLER_DIR | CALLER_OWNED, "runDir", e)) <
+		    0 ||
+	    (s->fds[FD_VM_RW] =
+		     caller_open(who, AT_FDCWD, c->vm_disk, O_RDWR, 0, CALLER_REG | CALLER_OWNED, "vmDisk", e)) < 0 ||
 	    (c->image_disk && (s->fds[FD_IMAGE] = caller_open(who, AT_FDCWD, c->image_disk, O_RDONLY, 0,
 							      CALLER_REG | CALLER_OWNED, "imageDisk", e)) < 0) ||
 	    (s->kfd = caller_open(who, AT_FDCWD, c->kernel, O_RDONLY, 0, CALLER_REG, "kernel", e)) < 0)
@@ -609,8 +613,8 @@ json_t *fc_start(const struct vmcfg *c, const struct caller *who, struct verr *e
 	    !rootconf_trusted_program(c->conf->firecracker, "firecracker", e))
 		return NULL;
 	start_init(&s, c, who);
-	if (start_open(&s, e) < 0 || start_jail(&s, e) < 0 || start_jailer(&s, e) < 0 ||
-	    start_record(&s, e) < 0 || start_api(&s, e) < 0) {
+	if (start_open(&s, e) < 0 || start_jail(&s, e) < 0 || start_jailer(&s, e) < 0 || start_record(&s, e) < 0 ||
+	    start_api(&s, e) < 0) {
 		start_undo(&s);
 		return NULL;
 	}
@@ -622,11 +626,39 @@ json_t *fc_start(const struct vmcfg *c, const struct caller *who, struct verr *e
 	return reply;
 }
 
+#define VM_PAUSED "{\"state\":\"Paused\"}"
+#define VM_RESUMED "{\"state\":\"Resumed\"}"
+#define SNAPSHOT_FULL \
+	"{\"snapshot_type\":\"Full\",\"snapshot_path\":\"snapshot.state\",\"mem_file_path\":\"snapshot.mem\"}"
+
+/* The state and memory Firecracker wrote in the jail (read as its uid), and
+ * the VM disk, into the caller's snapshot files. */
+static int copy_out(int rfd, const struct caller *vmm, int vdfd, struct snapfiles *s, struct verr *e)
+{
+	static const char *const from[] = { "snapshot.state", "snapshot.mem" };
+
+	for (int i = 0; i < 3; i++) {
+		int in = i < 2 ? jail_read(rfd, from[i], vmm, e) : dup(vdfd), rc = -1;
+		struct stat st;
+
+		if (in >= 0 && fstat(in, &st) == 0)
+			rc = copy_sparse(in, s->fd[i], (uint64_t)st.st_size, "copying the snapshot out of the jail", e);
+		if (in >= 0)
+			close(in);
+		if (rc < 0 || fsync(s->fd[i]) < 0) {
+			if (!verr_isset(e))
+				verr_sys(e, "ERR_SNAPSHOT", NULL, "cannot copy %s", i < 2 ? from[i] : "the VM disk");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* PATCH /vm Paused, PUT /snapshot/create into its jail, the files copied
  * out to dir (state, memory) with the disk, the jail's copies removed,
  * PATCH /vm Resumed unless asked not to. */
-json_t *fc_snapshot(const struct vmmrec *r, const struct caller *who, const struct rootconf *conf,
-		    const char *disk, const char *dir, bool resume, struct verr *e)
+json_t *fc_snapshot(const struct vmmrec *r, const struct caller *who, const struct rootconf *conf, const char *disk,
+		    const char *dir, bool resume, struct verr *e)
 {
 	char jail[JAIL_PATH_MAX - 64], root[JAIL_PATH_MAX - 32], fault[512] = "";
 	struct snapfiles s;
@@ -648,8 +680,9 @@ json_t *fc_snapshot(const struct vmmrec *r, const struct caller *who, const stru
 		verr_sys(e, "ERR_SNAPSHOT", NULL, "cannot open the jail of %s", r->id);
 		goto out;
 	}
-	if ((code = fc_http_as(&vmm, r->api, "PATCH", "/vm", "{\"state\":\"Paused\"}", fault, sizeof fault)) / 100 != 2) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", NULL, "Firecracker would not pause (HTTP %d): %s", code, fault);
+	if ((code = fc_http_as(&vmm, r->api, "PATCH", "/vm", VM_PAUSED, fault, sizeof fault)) / 100 != 2) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", NULL, "Firecracker would not pause (HTTP %d): %s", code,
+			 fault);
 		goto out;
 	}
 	paused = true;
@@ -660,27 +693,14 @@ json_t *fc_snapshot(const struct vmmrec *r, const struct caller *who, const stru
 			goto out;
 		close(fd);
 	}
-	if ((code = fc_http_as(&vmm, r->api, "PUT", "/snapshot/create",
-			       "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"snapshot.state\",\"mem_file_path\":\"snapshot.mem\"}",
-			       fault, sizeof fault)) / 100 != 2) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", NULL, "Firecracker refused the snapshot (HTTP %d): %s", code,
-			 fault);
+	if ((code = fc_http_as(&vmm, r->api, "PUT", "/snapshot/create", SNAPSHOT_FULL, fault, sizeof fault)) / 100 !=
+	    2) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", NULL, "Firecracker refused the snapshot (HTTP %d): %s",
+			 code, fault);
 		goto out;
 	}
-	static const char *const from[] = { "snapshot.state", "snapshot.mem" };
-	for (int i = 0; i < 3; i++) {
-		int in = i < 2 ? jail_read(rfd, from[i], &vmm, e) : dup(vdfd);
-		struct stat st;
-		int rc = in < 0 || fstat(in, &st) < 0 ? -1 : copy_sparse(in, s.fd[i], (uint64_t)st.st_size,
-									 "copying the snapshot out of the jail", e);
-		if (in >= 0)
-			close(in);
-		if (rc < 0 || fsync(s.fd[i]) < 0) {
-			if (!verr_isset(e))
-				verr_sys(e, "ERR_SNAPSHOT", NULL, "cannot copy %s", i < 2 ? from[i] : "the VM disk");
-			goto out;
-		}
-	}
+	if (copy_out(rfd, &vmm, vdfd, &s, e) != 0)
+		goto out;
 	reply = json_pack("{s:s, s:I, s:I, s:I, s:b, s:f}", "id", r->id, "stateBytes",
 			  (json_int_t)lseek(s.fd[0], 0, SEEK_END), "memoryBytes", (json_int_t)allocated(s.fd[1]),
 			  "diskBytes", (json_int_t)allocated(s.fd[2]), "resumed", resume, "ms", ms_since(&t0));
@@ -691,11 +711,11 @@ out:
 		close(rfd);
 	}
 	if (paused && (resume || !reply) &&
-	    fc_http_as(&vmm, r->api, "PATCH", "/vm", "{\"state\":\"Resumed\"}", fault, sizeof fault) / 100 != 2 && reply) {
+	    fc_http_as(&vmm, r->api, "PATCH", "/vm", VM_RESUMED, fault, sizeof fault) / 100 != 2 && reply) {
 		json_decref(reply);
 		reply = NULL;
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", NULL, "the snapshot was taken but Firecracker would not resume: %s",
-			 fault);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", NULL,
+			 "the snapshot was taken but Firecracker would not resume: %s", fault);
 	}
 	snap_close(&s, reply != NULL);
 	if (vdfd >= 0)

@@ -141,10 +141,10 @@ static int open_vmm_files(const struct vmcfg *c, const struct caller *who, int d
 	*rundir = caller_open(who, AT_FDCWD, c->run_dir, O_RDONLY, 0, CALLER_DIR | CALLER_OWNED, "runDir", e);
 	if (*rundir < 0)
 		return -1;
-	if ((fds[FD_VM_RW] = caller_open(who, AT_FDCWD, c->vm_disk, O_RDWR, 0, CALLER_REG | CALLER_OWNED, "vmDisk",
-					 e)) < 0 ||
-	    (fds[FD_VM_RO] = caller_open(who, AT_FDCWD, c->vm_disk, O_RDONLY, 0, CALLER_REG | CALLER_OWNED, "vmDisk",
-					 e)) < 0 ||
+	if ((fds[FD_VM_RW] =
+		     caller_open(who, AT_FDCWD, c->vm_disk, O_RDWR, 0, CALLER_REG | CALLER_OWNED, "vmDisk", e)) < 0 ||
+	    (fds[FD_VM_RO] =
+		     caller_open(who, AT_FDCWD, c->vm_disk, O_RDONLY, 0, CALLER_REG | CALLER_OWNED, "vmDisk", e)) < 0 ||
 	    (c->image_disk && (fds[FD_IMAGE] = caller_open(who, AT_FDCWD, c->image_disk, O_RDONLY, 0,
 							   CALLER_REG | CALLER_OWNED, "imageDisk", e)) < 0))
 		return -1;
@@ -187,7 +187,7 @@ static int ram_make(const struct vmcfg *c, int memfd, struct verr *e)
 		return -1;
 	ram_path(c->id, p, sizeof p);
 	snprintf(name, sizeof name, "%s.ram", c->id);
-	unlinkat(d, name, 0);   /* an earlier run's of this id: root's dir, our file */
+	unlinkat(d, name, 0); /* an earlier run's of this id: root's dir, our file */
 	fd = openat(d, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	close(d);
 	if (fd < 0 || fchown(fd, (uid_t)c->uid, (gid_t)c->gid) < 0 || ftruncate(fd, (off_t)size) < 0) {
@@ -198,7 +198,8 @@ static int ram_make(const struct vmcfg *c, int memfd, struct verr *e)
 		struct stat ms;
 		if (fstat(memfd, &ms) < 0 || (uint64_t)ms.st_size != size) {
 			verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", "restore with the snapshot's memory size",
-				 "the snapshot's memory is %lld MiB, not %lld", (long long)(ms.st_size >> 20), c->mem_mib);
+				 "the snapshot's memory is %lld MiB, not %lld", (long long)(ms.st_size >> 20),
+				 c->mem_mib);
 			goto fail;
 		}
 		if (copy_sparse(memfd, fd, size, "copying the snapshot's memory", e) < 0)
@@ -243,8 +244,8 @@ static int open_tun(const struct vmcfg *c, int *tfd, char *msg, size_t n)
 	if (!c->net)
 		return 0;
 	if (!if_nametoindex(c->tap)) {
-		snprintf(msg, n, "cannot open TAP %s%s%s: no such interface (vmsan-net setup makes it)",
-			 c->tap, c->netns ? " in " : "", c->netns ? c->netns : "");
+		snprintf(msg, n, "cannot open TAP %s%s%s: no such interface (vmsan-net setup makes it)", c->tap,
+			 c->netns ? " in " : "", c->netns ? c->netns : "");
 		return -1;
 	}
 	if ((fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)) < 0) {
@@ -307,8 +308,8 @@ static int attach_tap(const struct vmcfg *c, int tfd, char *msg, size_t n)
 		return 0;
 	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", c->tap);
 	if (ioctl(tfd, TUNSETIFF, &ifr) < 0) {
-		snprintf(msg, n, "cannot open TAP %s%s%s: %s", c->tap, c->netns ? " in " : "",
-			 c->netns ? c->netns : "", strerror(errno));
+		snprintf(msg, n, "cannot open TAP %s%s%s: %s", c->tap, c->netns ? " in " : "", c->netns ? c->netns : "",
+			 strerror(errno));
 		return -1;
 	}
 	if (tfd != FD_TAP && (dup2(tfd, FD_TAP) < 0 || close(tfd) < 0)) {
@@ -395,15 +396,18 @@ static bool qemu_restore(const char *qmp, int statefd, char *err, size_t n)
 	char buf[4096] = "";
 	int qfd = qmp_open(qmp, 30);
 	bool ok = qfd >= 0 &&
-		  qmp_do(qfd, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
-			      "[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}", buf, sizeof buf) &&
+		  qmp_do(qfd,
+			 "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+			 "[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}",
+			 buf, sizeof buf) &&
 		  qmp_send_fd(qfd, statefd, "vmsan-state") &&
 		  qmp_do(qfd, "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:vmsan-state\"}}", buf,
 			 sizeof buf);
 	if (!ok)
 		snprintf(err, n, "QMP refused the incoming migration: %.300s", buf);
 	else if (qmp_migration_done(qfd, 120, err, n))
-		ok = qmp_do(qfd, "{\"execute\":\"cont\"}", buf, sizeof buf) && qmp_call(qfd, "query-status", "\"running\"");
+		ok = qmp_do(qfd, "{\"execute\":\"cont\"}", buf, sizeof buf) &&
+		     qmp_call(qfd, "query-status", "\"running\"");
 	else
 		ok = false;
 	if (qfd >= 0)
@@ -462,12 +466,12 @@ static int start_open(struct qstart *s, struct verr *e)
 	if (!c->incoming)
 		return 0;
 	snprintf(sp, sizeof sp, "%s/state", c->incoming);
-	if ((s->statefd = caller_open(s->who, AT_FDCWD, sp, O_RDONLY, 0, CALLER_REG | CALLER_OWNED,
-				      "snapshot state", e)) < 0)
+	if ((s->statefd = caller_open(s->who, AT_FDCWD, sp, O_RDONLY, 0, CALLER_REG | CALLER_OWNED, "snapshot state",
+				      e)) < 0)
 		return -1;
 	snprintf(sp, sizeof sp, "%s/memory", c->incoming);
-	if ((s->memfd = caller_open(s->who, AT_FDCWD, sp, O_RDONLY, 0, CALLER_REG | CALLER_OWNED,
-				    "snapshot memory", e)) < 0)
+	if ((s->memfd = caller_open(s->who, AT_FDCWD, sp, O_RDONLY, 0, CALLER_REG | CALLER_OWNED, "snapshot memory",
+				    e)) < 0)
 		return -1;
 	return 0;
 }
@@ -595,9 +599,9 @@ json_t *qemu_start(const struct vmcfg *c, const struct caller *who, struct verr 
 	}
 	snprintf(console, sizeof console, "%s/console.log", c->run_dir);
 	reply = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:f, s:o}", "vmm", "qemu", "accel",
-			  c->kvm ? "kvm" : "tcg", "pid", (json_int_t)s.qpid, "startTime", (json_int_t)s.rec.start, "uid",
-			  (json_int_t)c->uid, "gid", (json_int_t)c->gid, "console", console, "qmpSocket", s.rec.qmp,
-			  "startMs", ms_since(&s.t0), "argv", s.argv);
+			  c->kvm ? "kvm" : "tcg", "pid", (json_int_t)s.qpid, "startTime", (json_int_t)s.rec.start,
+			  "uid", (json_int_t)c->uid, "gid", (json_int_t)c->gid, "console", console, "qmpSocket",
+			  s.rec.qmp, "startMs", ms_since(&s.t0), "argv", s.argv);
 	start_close(&s);
 	return reply;
 }
@@ -607,8 +611,8 @@ json_t *qemu_start(const struct vmcfg *c, const struct caller *who, struct verr 
  * copied (holes stay holes) into dir/memory and dir/disk.ext4, then
  * resumed unless asked not to.  A VM that was running is resumed on
  * failure too. */
-json_t *qemu_snapshot(const struct vmmrec *r, const struct caller *who, const char *disk, const char *dir,
-		      bool resume, struct verr *e)
+json_t *qemu_snapshot(const struct vmmrec *r, const struct caller *who, const char *disk, const char *dir, bool resume,
+		      struct verr *e)
 {
 	struct snapfiles s;
 	int ramfd = -1, vdfd = -1, qfd = -1;
@@ -631,7 +635,8 @@ json_t *qemu_snapshot(const struct vmmrec *r, const struct caller *who, const ch
 		goto out;
 	}
 	if ((qfd = qmp_open(r->qmp, 30)) < 0) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", "see the VM's vmm.log", "QMP of %s does not answer", r->id);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", "see the VM's vmm.log", "QMP of %s does not answer",
+			 r->id);
 		goto out;
 	}
 	if (!qmp_do(qfd, "{\"execute\":\"stop\"}", buf, sizeof buf)) {
@@ -640,8 +645,10 @@ json_t *qemu_snapshot(const struct vmmrec *r, const struct caller *who, const ch
 	}
 	paused = true;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	if (!qmp_do(qfd, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
-			 "[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}", buf, sizeof buf) ||
+	if (!qmp_do(qfd,
+		    "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+		    "[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}",
+		    buf, sizeof buf) ||
 	    !qmp_send_fd(qfd, s.fd[0], "vmsan-state") ||
 	    !qmp_do(qfd, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:vmsan-state\"}}", buf, sizeof buf)) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT", NULL, "QEMU refused to save the VM: %.200s", buf);

@@ -41,8 +41,8 @@ int qmp_open(const char *sock, int timeout)
 	if (fd < 0)
 		return -1;
 	static const char caps[] = "{\"execute\":\"qmp_capabilities\"}\n";
-	if (!qmp_expect(fd, "\"QMP\"") ||
-	    write(fd, caps, sizeof caps - 1) != (ssize_t)sizeof caps - 1 || !qmp_expect(fd, "\"return\"")) {
+	if (!qmp_expect(fd, "\"QMP\"") || write(fd, caps, sizeof caps - 1) != (ssize_t)sizeof caps - 1 ||
+	    !qmp_expect(fd, "\"return\"")) {
 		close(fd);
 		return -1;
 	}
@@ -94,7 +94,10 @@ bool qmp_send_fd(int fd, int pass, const char *name)
 	char cmd[128], buf[4096];
 	int n = snprintf(cmd, sizeof cmd, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"%s\"}}\n", name);
 	struct iovec iov = { .iov_base = cmd, .iov_len = (size_t)n };
-	union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl;
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof ctl.b };
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
 	cm->cmsg_level = SOL_SOCKET;

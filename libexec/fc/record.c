@@ -87,10 +87,10 @@ int vmm_lock(const char *id, struct verr *e)
 int vmmrec_write(const struct vmmrec *r, struct verr *e)
 {
 	char p[160], tmp[170];
-	json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "id", r->id, "vmm", r->vmm,
-			      "owner", (json_int_t)r->owner, "uid", (json_int_t)r->uid, "gid", (json_int_t)r->gid,
-			      "pid", (json_int_t)r->pid, "startTime", (json_int_t)r->start, "qmpSocket", r->qmp,
-			      "apiSocket", r->api, "ram", r->ram);
+	json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "id", r->id, "vmm", r->vmm, "owner",
+			      (json_int_t)r->owner, "uid", (json_int_t)r->uid, "gid", (json_int_t)r->gid, "pid",
+			      (json_int_t)r->pid, "startTime", (json_int_t)r->start, "qmpSocket", r->qmp, "apiSocket",
+			      r->api, "ram", r->ram);
 	int rc;
 
 	snprintf(p, sizeof p, VMM_DIR "/%s/record.json", r->id);
@@ -189,8 +189,8 @@ int vmmrec_for(const char *id, const struct caller *who, struct vmmrec *r, struc
 	if (rc == 0)
 		return 1;
 	if (!who->root && r->owner != (long long)who->uid) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NOT_OWNER", "act on your own VMs only",
-			 "the VMM of %s is not yours", id);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NOT_OWNER", "act on your own VMs only", "the VMM of %s is not yours",
+			 id);
 		return -1;
 	}
 	return 0;

@@ -26,8 +26,7 @@ void kernel_cmdline(const struct vmcfg *c, char *out, size_t n)
 	/* reboot=k: Firecracker emulates the i8042 reset and exits on it; QEMU's
 	 * microvm has no i8042, and reboot=t (triple fault) ends it at once
 	 * with -no-reboot. */
-	k += (size_t)snprintf(out + k, n - k,
-			      "console=ttyS0 reboot=%s panic=-1 root=/dev/vda rw init=/vmsan/init%s",
+	k += (size_t)snprintf(out + k, n - k, "console=ttyS0 reboot=%s panic=-1 root=/dev/vda rw init=/vmsan/init%s",
 			      fc ? "k" : "t", fc ? " pci=off i8042.noaux i8042.nomux i8042.dumbkbd" : "");
 	/* Without KVM there is no kvmclock; TSC calibration against the PIT
 	 * fails at random under TCG and can hang an ACPI kernel. */

@@ -46,7 +46,7 @@ static int nsaved = -1;
 int caller_fs_begin(const struct caller *who)
 {
 	if (who->root || geteuid() != 0)
-		return 0;   /* root's own request, or not root: nothing to switch */
+		return 0; /* root's own request, or not root: nothing to switch */
 	nsaved = getgroups(256, saved_groups);
 	if (nsaved < 0 || setgroups((size_t)who->ngroups, who->groups) != 0)
 		return -1;
@@ -68,12 +68,12 @@ void caller_fs_end(void)
 	setfsuid(0);
 	setfsgid(0);
 	if (setgroups((size_t)nsaved, saved_groups) != 0)
-		_exit(VMSAN_EXIT_SYS);   /* never go on with the caller's groups */
+		_exit(VMSAN_EXIT_SYS); /* never go on with the caller's groups */
 	nsaved = -1;
 }
 
-int caller_open(const struct caller *who, int dirfd, const char *path, int flags, mode_t mode,
-		unsigned want, const char *what, struct verr *e)
+int caller_open(const struct caller *who, int dirfd, const char *path, int flags, mode_t mode, unsigned want,
+		const char *what, struct verr *e)
 {
 	struct stat st;
 	int fd, err;
@@ -99,7 +99,7 @@ int caller_open(const struct caller *who, int dirfd, const char *path, int flags
 		if (err == ELOOP)
 			verr_set(e, VMSAN_EXIT_FAIL, "ERR_FILE", "name the file itself, not a symlink to it",
 				 "%s %s is a symbolic link", what, path);
-		else   /* the caller's path: a refusal (1), not a failed system call (111) */
+		else /* the caller's path: a refusal (1), not a failed system call (111) */
 			verr_set(e, VMSAN_EXIT_FAIL, err == EACCES || err == EPERM ? "ERR_PERMISSION" : "ERR_FILE",
 				 err == EACCES || err == EPERM ? "use a file you can open yourself" : NULL,
 				 "cannot open %s %s: %s", what, path, strerror(err));

@@ -12,8 +12,8 @@
 struct caller {
 	uid_t uid;
 	gid_t gid;
-	bool root;                        /* root itself, not acting for a user */
-	gid_t groups[CALLER_MAX_GROUPS];  /* the user's supplementary groups */
+	bool root;			 /* root itself, not acting for a user */
+	gid_t groups[CALLER_MAX_GROUPS]; /* the user's supplementary groups */
 	int ngroups;
 };
 
@@ -21,9 +21,9 @@ struct caller {
 void caller_get(struct caller *who);
 
 enum {
-	CALLER_REG = 1,     /* must be a regular file */
-	CALLER_DIR = 2,     /* must be a directory */
-	CALLER_OWNED = 4,   /* and the caller's own (root: anyone's) */
+	CALLER_REG = 1,	  /* must be a regular file */
+	CALLER_DIR = 2,	  /* must be a directory */
+	CALLER_OWNED = 4, /* and the caller's own (root: anyone's) */
 };
 
 /* Opens path (relative to dirfd, or absolute) as the caller would:
@@ -33,8 +33,8 @@ enum {
  * result checked to be what want says.  A file made with O_CREAT is the
  * caller's because the caller made it.  what names the field in errors.
  * The descriptor, or -1 with e set (errno kept). */
-int caller_open(const struct caller *who, int dirfd, const char *path, int flags, mode_t mode,
-		unsigned want, const char *what, struct verr *e);
+int caller_open(const struct caller *who, int dirfd, const char *path, int flags, mode_t mode, unsigned want,
+		const char *what, struct verr *e);
 
 /* Runs the file system calls between begin and end as the caller (for
  * unlinkat, mkdirat, linkat in a caller's directory).  Not nestable. */

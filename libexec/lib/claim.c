@@ -134,8 +134,10 @@ int claim_take(const char *id, const struct caller *who, long max_per_user, stru
 		goto out;
 	}
 	if (!who->root && count_owned(dfd, who->uid) >= max_per_user) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_LIMIT", "remove VMs you no longer need (vmsan rm), "
-			 "or ask root to raise max-vms-per-user in " "/etc/vmsan/root.conf",
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_LIMIT",
+			 "remove VMs you no longer need (vmsan rm), "
+			 "or ask root to raise max-vms-per-user in "
+			 "/etc/vmsan/root.conf",
 			 "you have %ld VMs, the most a user may have", max_per_user);
 		goto out;
 	}

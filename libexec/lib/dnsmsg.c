@@ -85,9 +85,9 @@ int dns_parse_query(const uint8_t *m, size_t n, struct dns_q *q)
 	if (n < DNS_HDR)
 		return -1;
 	q->id = get16(m);
-	if (m[2] & 0x80)                        /* a response: not ours to answer */
+	if (m[2] & 0x80) /* a response: not ours to answer */
 		return -1;
-	if ((m[2] >> 3 & 0xf) != 0)             /* opcode other than QUERY */
+	if ((m[2] >> 3 & 0xf) != 0) /* opcode other than QUERY */
 		return DNS_NOTIMP;
 	if (get16(m + 4) != 1)
 		return DNS_FORMERR;
@@ -129,10 +129,10 @@ size_t dns_make_answer(uint8_t *out, size_t cap, const uint8_t *query, const str
 	memset(out, 0, DNS_HDR);
 	out[0] = (uint8_t)(q->id >> 8);
 	out[1] = (uint8_t)q->id;
-	out[2] = (uint8_t)(0x80 | (query[2] & 0x01));   /* QR, RD as asked */
-	out[3] = (uint8_t)(0x80 | (rcode & 0xf));        /* RA */
+	out[2] = (uint8_t)(0x80 | (query[2] & 0x01)); /* QR, RD as asked */
+	out[3] = (uint8_t)(0x80 | (rcode & 0xf));     /* RA */
 	if (rcode == DNS_FORMERR && !q->name[0] && !q->type)
-		return DNS_HDR;                         /* no question to echo */
+		return DNS_HDR; /* no question to echo */
 	size_t l = put_name(out + DNS_HDR, cap - DNS_HDR, q->name);
 	if (!l || DNS_HDR + l + 4 > cap)
 		return q->name[0] ? 0 : DNS_HDR;
@@ -152,8 +152,8 @@ struct rr {
 	char owner[DNS_NAME_MAX];
 	uint16_t type;
 	uint32_t ttl;
-	uint32_t addr;                          /* A */
-	char target[DNS_NAME_MAX];              /* CNAME */
+	uint32_t addr;		   /* A */
+	char target[DNS_NAME_MAX]; /* CNAME */
 };
 
 /* The header and question of a response to q; *off past the question. */
@@ -164,8 +164,8 @@ static int scan_question(const uint8_t *m, size_t n, const struct dns_q *q, size
 	if (n < DNS_HDR || !(m[2] & 0x80) || get16(m + 4) != 1)
 		return -1;
 	*off = DNS_HDR;
-	if (dns_read_name(m, n, off, name) < 0 || *off + 4 > n || strcmp(name, q->name) ||
-	    get16(m + *off) != q->type || get16(m + *off + 2) != q->cls)
+	if (dns_read_name(m, n, off, name) < 0 || *off + 4 > n || strcmp(name, q->name) || get16(m + *off) != q->type ||
+	    get16(m + *off + 2) != q->cls)
 		return -1;
 	*off += 4;
 	return 0;
@@ -188,7 +188,7 @@ static long scan_records(uint8_t *m, size_t n, size_t off, uint32_t ttl_max, str
 		size_t rdlen = get16(m + off + 8), rd = off + 10;
 		if (rd + rdlen > n)
 			return -1;
-		if (type != 41 && ttl > ttl_max) {     /* OPT's "TTL" is flags */
+		if (type != 41 && ttl > ttl_max) { /* OPT's "TTL" is flags */
 			ttl = ttl_max;
 			put32(m + off + 4, ttl);
 		}
@@ -231,7 +231,7 @@ static size_t cname_chain(const struct rr *rr, size_t nrr, const char *qname, co
 			break;
 		for (size_t j = 0; j < nchain; j++)
 			if (!strcmp(chain[j], rr[k].target))
-				return nchain;          /* a loop */
+				return nchain; /* a loop */
 		if (rr[k].ttl < *ttl)
 			*ttl = rr[k].ttl;
 		chain[nchain++] = rr[k].target;
@@ -241,8 +241,8 @@ static size_t cname_chain(const struct rr *rr, size_t nrr, const char *qname, co
 
 /* The A records of names on the chain into out (at most max, each
  * address once at its smallest TTL, none above the chain's). */
-static size_t chain_addrs(const struct rr *rr, size_t nrr, const char *const *chain, size_t nchain,
-			  uint32_t chain_ttl, struct dns_addr *out, size_t max)
+static size_t chain_addrs(const struct rr *rr, size_t nrr, const char *const *chain, size_t nchain, uint32_t chain_ttl,
+			  struct dns_addr *out, size_t max)
 {
 	size_t count = 0;
 
@@ -254,7 +254,7 @@ static size_t chain_addrs(const struct rr *rr, size_t nrr, const char *const *ch
 			if (!strcmp(rr[k].owner, chain[j]))
 				break;
 		if (j == nchain)
-			continue;               /* not on the way from the question */
+			continue; /* not on the way from the question */
 		uint32_t ttl = rr[k].ttl < chain_ttl ? rr[k].ttl : chain_ttl;
 		for (j = 0; j < count; j++)
 			if (out[j].addr == rr[k].addr)
@@ -271,10 +271,10 @@ static size_t chain_addrs(const struct rr *rr, size_t nrr, const char *const *ch
 	return count;
 }
 
-int dns_scan_response(uint8_t *m, size_t n, const struct dns_q *q, uint32_t ttl_max, struct dns_addr *out,
-		      size_t max, size_t *count)
+int dns_scan_response(uint8_t *m, size_t n, const struct dns_q *q, uint32_t ttl_max, struct dns_addr *out, size_t max,
+		      size_t *count)
 {
-	static struct rr rr[MAX_RR];            /* one scan at a time: vmsan-dns is one thread */
+	static struct rr rr[MAX_RR]; /* one scan at a time: vmsan-dns is one thread */
 	const char *chain[MAX_CHAIN + 1];
 	uint32_t chain_ttl;
 	size_t off, nchain;
@@ -293,13 +293,13 @@ int dns_scan_response(uint8_t *m, size_t n, const struct dns_q *q, uint32_t ttl_
 struct dns_allow {
 	char **pat;
 	size_t n;
-	long *slot;             /* pattern index or -1; size a power of two */
+	long *slot; /* pattern index or -1; size a power of two */
 	size_t mask;
 };
 
 static uint64_t hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;    /* FNV-1a */
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
 
 	while (*s)
 		h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
@@ -336,7 +336,7 @@ struct dns_allow *dns_allow_new(const char *const *patterns, size_t n)
 		a->slot[i] = -1;
 	for (size_t i = 0; i < n; i++) {
 		if (dns_allow_find(a, patterns[i]) >= 0)
-			continue;               /* listed twice */
+			continue; /* listed twice */
 		if (!(a->pat[a->n] = strdup(patterns[i])))
 			goto fail;
 		size_t s = hash(patterns[i]) & a->mask;
@@ -423,7 +423,7 @@ int tls_sni(const uint8_t *b, size_t n, char name[DNS_NAME_MAX])
 		if (off + 5 > n)
 			return 0;
 		if (b[off] != 22 || b[off + 1] != 3)
-			return -1;              /* not a TLS handshake record */
+			return -1; /* not a TLS handshake record */
 		size_t rl = (size_t)(b[off + 3] << 8 | b[off + 4]);
 		if (rl == 0 || rl > 16384)
 			return -1;
@@ -436,7 +436,7 @@ int tls_sni(const uint8_t *b, size_t n, char name[DNS_NAME_MAX])
 		off += 5 + rl;
 		if (hlen >= 4) {
 			if (hs[0] != 1)
-				return -1;      /* not a ClientHello */
+				return -1; /* not a ClientHello */
 			need = 4 + ((size_t)hs[1] << 16 | (size_t)hs[2] << 8 | hs[3]);
 			if (need > sizeof hs)
 				return -1;
@@ -467,7 +467,7 @@ int tls_sni(const uint8_t *b, size_t n, char name[DNS_NAME_MAX])
 		p += 4;
 		if (p + el > end)
 			return -1;
-		if (type == 0) {        /* server_name: a list of (type, name) */
+		if (type == 0) { /* server_name: a list of (type, name) */
 			if (el < 5)
 				return -1;
 			size_t lend = p + 2 + (size_t)(hs[p] << 8 | hs[p + 1]);
@@ -485,7 +485,7 @@ int tls_sni(const uint8_t *b, size_t n, char name[DNS_NAME_MAX])
 		}
 		p += el;
 	}
-	return -1;                      /* no server_name */
+	return -1; /* no server_name */
 }
 
 int http_host(const uint8_t *b, size_t n, char name[DNS_NAME_MAX])
@@ -517,7 +517,7 @@ int http_host(const uint8_t *b, size_t n, char name[DNS_NAME_MAX])
 			while (z > a && (s[z - 1] == ' ' || s[z - 1] == '\t'))
 				z--;
 			for (size_t k = a; k < z; k++)
-				if (s[k] == ':') {      /* a port */
+				if (s[k] == ':') { /* a port */
 					for (size_t d = k + 1; d < z; d++)
 						if (s[d] < '0' || s[d] > '9')
 							return -1;
@@ -603,7 +603,8 @@ size_t http_close_head(const uint8_t *b, size_t head, uint8_t *out)
 		size_t e = i;
 		while (e + 1 < head && !(s[e] == '\r' && s[e + 1] == '\n'))
 			e++;
-		if (!(i > 0 && (header_is(s, i, e, "connection", &v, &vn) || header_is(s, i, e, "keep-alive", &v, &vn)))) {
+		if (!(i > 0 &&
+		      (header_is(s, i, e, "connection", &v, &vn) || header_is(s, i, e, "keep-alive", &v, &vn)))) {
 			memmove(out + o, s + i, e + 2 - i);
 			o += e + 2 - i;
 		}
@@ -613,12 +614,25 @@ size_t http_close_head(const uint8_t *b, size_t head, uint8_t *out)
 	return o + sizeof close_hdr - 1;
 }
 
-enum { CK_SIZE, CK_EXT, CK_SIZE_LF, CK_DATA, CK_DATA_CR, CK_DATA_LF, CK_TRAILER_START, CK_TRAILER, CK_TRAILER_LF,
-       CK_END_LF };
+enum {
+	CK_SIZE,
+	CK_EXT,
+	CK_SIZE_LF,
+	CK_DATA,
+	CK_DATA_CR,
+	CK_DATA_LF,
+	CK_TRAILER_START,
+	CK_TRAILER,
+	CK_TRAILER_LF,
+	CK_END_LF
+};
 
 static int hexval(uint8_t c)
 {
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
 }
 
 long http_chunked_feed(struct http_chunked *c, const uint8_t *b, size_t n)
@@ -695,8 +709,7 @@ long http_chunked_feed(struct http_chunked *c, const uint8_t *b, size_t n)
 				return -1;
 			c->done = true;
 			break;
-		default:
-			return -1;
+		default: return -1;
 		}
 		i++;
 	}

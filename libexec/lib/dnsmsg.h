@@ -10,17 +10,16 @@
 #include <stdint.h>
 
 #define DNS_HDR 12
-#define DNS_NAME_MAX 256        /* 253 characters, a NUL, slack */
+#define DNS_NAME_MAX 256 /* 253 characters, a NUL, slack */
 
 enum { DNS_TYPE_A = 1, DNS_TYPE_CNAME = 5, DNS_TYPE_AAAA = 28, DNS_CLASS_IN = 1 };
-enum { DNS_NOERROR = 0, DNS_FORMERR = 1, DNS_SERVFAIL = 2, DNS_NXDOMAIN = 3, DNS_NOTIMP = 4,
-       DNS_REFUSED = 5 };
+enum { DNS_NOERROR = 0, DNS_FORMERR = 1, DNS_SERVFAIL = 2, DNS_NXDOMAIN = 3, DNS_NOTIMP = 4, DNS_REFUSED = 5 };
 
 struct dns_q {
 	uint16_t id;
-	char name[DNS_NAME_MAX];        /* lower case, no trailing dot; "" is the root */
+	char name[DNS_NAME_MAX]; /* lower case, no trailing dot; "" is the root */
 	uint16_t type, cls;
-	size_t end;                     /* offset just past the question */
+	size_t end; /* offset just past the question */
 };
 
 /* Reads name at *off (following compression pointers) into out, lower
@@ -37,8 +36,8 @@ int dns_parse_query(const uint8_t *m, size_t n, struct dns_q *q);
 size_t dns_make_answer(uint8_t *out, size_t cap, const uint8_t *query, const struct dns_q *q, int rcode);
 
 struct dns_addr {
-	uint32_t addr;          /* host order */
-	uint32_t ttl;           /* the smallest TTL on its way from the question */
+	uint32_t addr; /* host order */
+	uint32_t ttl;  /* the smallest TTL on its way from the question */
 };
 
 /* An upstream's response to q: checks it answers q (QR, same question),
@@ -46,8 +45,8 @@ struct dns_addr {
  * collects the A records of names on that chain (at most max, duplicates
  * merged); every TTL in the message is lowered to ttl_max in place.
  * Returns the response's rcode, or -1 if it is not a response to q. */
-int dns_scan_response(uint8_t *m, size_t n, const struct dns_q *q, uint32_t ttl_max, struct dns_addr *out,
-		      size_t max, size_t *count);
+int dns_scan_response(uint8_t *m, size_t n, const struct dns_q *q, uint32_t ttl_max, struct dns_addr *out, size_t max,
+		      size_t *count);
 
 /* The allow list: exact names, and "*.zone" for every name under zone (not
  * zone itself).  Patterns are normalized (normalize_domain). */

@@ -9,10 +9,10 @@
 
 /* An entry of the index: (parent inode, name) -> inode. */
 struct node {
-	struct node *next;      /* hash chain */
+	struct node *next; /* hash chain */
 	ext2_ino_t parent, ino;
-	unsigned layer;         /* the layer that made it */
-	unsigned char type;     /* EXT2_FT_* */
+	unsigned layer;	    /* the layer that made it */
+	unsigned char type; /* EXT2_FT_* */
 	char name[];
 };
 
@@ -22,9 +22,9 @@ struct e4 {
 	size_t nbuckets, nnodes;
 	unsigned layer;
 	uint64_t files, bytes;
-	char *buf;              /* one block, for ext2fs_punch */
-	char *wbuf;             /* WBUF bytes: file data on its way out */
-	struct ext2fs_extent *ext;  /* a file's extents, while writing it */
+	char *buf;		   /* one block, for ext2fs_punch */
+	char *wbuf;		   /* WBUF bytes: file data on its way out */
+	struct ext2fs_extent *ext; /* a file's extents, while writing it */
 	size_t next, ext_cap;
 };
 
@@ -43,8 +43,7 @@ int e4_tree_link(struct e4 *w, ext2_ino_t dir, const char *name, ext2_ino_t ino,
 /* The directory holding path's last component (*dir, its name *base),
  * symlinks followed inside the image, missing directories made when
  * create is set: 0; 1 when a parent is missing (create not set); -1. */
-int e4_tree_parent(struct e4 *w, const char *path, bool create, ext2_ino_t *dir, const char **base,
-		   struct verr *e);
+int e4_tree_parent(struct e4 *w, const char *path, bool create, ext2_ino_t *dir, const char **base, struct verr *e);
 /* x, an entry of parent, removed (a directory with everything in it). */
 int e4_tree_unlink(struct e4 *w, ext2_ino_t parent, struct node *x, const char *path, struct verr *e);
 

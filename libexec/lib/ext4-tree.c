@@ -14,25 +14,23 @@
 #include "lib/ext4-impl.h"
 
 #define SYMLOOP_MAX_ 40
-#define WALK_DEPTH 512      /* directories deep, for one path */
+#define WALK_DEPTH 512 /* directories deep, for one path */
 
 /* ---- the entry index ------------------------------------------------- */
 
 static size_t hash(ext2_ino_t parent, const char *name, size_t len)
 {
-	size_t h = 1469598103934665603ULL ^ parent;   /* FNV-1a */
+	size_t h = 1469598103934665603ULL ^ parent; /* FNV-1a */
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
 	return h;
 }
 
-static struct node **slot(struct e4 *w, ext2_ino_t parent, const char *name,
-			  size_t len)
+static struct node **slot(struct e4 *w, ext2_ino_t parent, const char *name, size_t len)
 {
 	struct node **p = &w->tab[hash(parent, name, len) & (w->nbuckets - 1)];
 	for (; *p; p = &(*p)->next)
-		if ((*p)->parent == parent && strncmp((*p)->name, name, len) == 0 &&
-		    (*p)->name[len] == '\0')
+		if ((*p)->parent == parent && strncmp((*p)->name, name, len) == 0 && (*p)->name[len] == '\0')
 			return p;
 	return p;
 }
@@ -129,8 +127,7 @@ int e4_tree_link(struct e4 *w, ext2_ino_t dir, const char *name, ext2_ino_t ino,
 }
 
 /* A missing parent directory, made 0755 and root's. */
-static int new_dir(struct e4 *w, ext2_ino_t parent, const char *name,
-		   ext2_ino_t *ino, const char *path, struct verr *e)
+static int new_dir(struct e4 *w, ext2_ino_t parent, const char *name, ext2_ino_t *ino, const char *path, struct verr *e)
 {
 	errcode_t rc = ext2fs_new_inode(w->fs, parent, LINUX_S_IFDIR | 0755, NULL, ino);
 	if (!rc)
@@ -145,15 +142,13 @@ static int new_dir(struct e4 *w, ext2_ino_t parent, const char *name,
 static int drop_inode(struct e4 *w, ext2_ino_t ino, const char *path, struct verr *e)
 {
 	struct ext2_inode_large in;
-	errcode_t rc = ext2fs_read_inode_full(w->fs, ino, (struct ext2_inode *)&in,
-					      sizeof(in));
+	errcode_t rc = ext2fs_read_inode_full(w->fs, ino, (struct ext2_inode *)&in, sizeof(in));
 	if (rc)
 		return e4_err(e, rc, "reading inode of", path);
 	bool dir = LINUX_S_ISDIR(in.i_mode);
 	if (!dir && in.i_links_count > 1) {
 		in.i_links_count--;
-		rc = ext2fs_write_inode_full(w->fs, ino, (struct ext2_inode *)&in,
-					     sizeof(in));
+		rc = ext2fs_write_inode_full(w->fs, ino, (struct ext2_inode *)&in, sizeof(in));
 		return rc ? e4_err(e, rc, "writing inode of", path) : 0;
 	}
 	if (ext2fs_inode_has_valid_blocks2(w->fs, (struct ext2_inode *)&in)) {
@@ -180,11 +175,12 @@ struct names {
 
 static int collect(struct ext2_dir_entry *de, int off, int bs, char *buf, void *p)
 {
-	(void)off; (void)bs; (void)buf;
+	(void)off;
+	(void)bs;
+	(void)buf;
 	struct names *ns = p;
 	size_t len = ext2fs_dirent_name_len(de);
-	if ((len == 1 && de->name[0] == '.') ||
-	    (len == 2 && de->name[0] == '.' && de->name[1] == '.'))
+	if ((len == 1 && de->name[0] == '.') || (len == 2 && de->name[0] == '.' && de->name[1] == '.'))
 		return 0;
 	if (ns->n == ns->cap) {
 		size_t cap = ns->cap ? ns->cap * 2 : 16;
@@ -208,8 +204,7 @@ static void names_free(struct names *ns)
 }
 
 /* Remove dir's children (those of lower layers only, if asked). */
-static int clear_children(struct e4 *w, ext2_ino_t dir, const char *path,
-			  bool only_lower, struct verr *e)
+static int clear_children(struct e4 *w, ext2_ino_t dir, const char *path, bool only_lower, struct verr *e)
 {
 	struct names ns = { 0 };
 	errcode_t rc = ext2fs_dir_iterate(w->fs, dir, 0, NULL, collect, &ns);
@@ -254,8 +249,7 @@ int e4_tree_unlink(struct e4 *w, ext2_ino_t parent, struct node *x, const char *
 /* ---- path resolution ------------------------------------------------- */
 
 /* Reads a symlink's target (fast or in a block) into out. */
-static int read_link(struct e4 *w, ext2_ino_t ino, char *out, size_t outlen,
-		     const char *path, struct verr *e)
+static int read_link(struct e4 *w, ext2_ino_t ino, char *out, size_t outlen, const char *path, struct verr *e)
 {
 	struct ext2_inode in;
 	errcode_t rc = ext2fs_read_inode(w->fs, ino, &in);
@@ -263,8 +257,7 @@ static int read_link(struct e4 *w, ext2_ino_t ino, char *out, size_t outlen,
 		return e4_err(e, rc, "reading symlink", path);
 	size_t len = EXT2_I_SIZE(&in);
 	if (len >= outlen) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
-			 "symlink /%s is too long to follow", path);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL, "symlink /%s is too long to follow", path);
 		return -1;
 	}
 	if (ext2fs_is_fast_symlink(&in)) {
@@ -285,10 +278,10 @@ static int read_link(struct e4 *w, ext2_ino_t ino, char *out, size_t outlen,
 
 /* A walk down a path's directories. */
 struct walk {
-	char *todo;                       /* what is left to walk (malloc'd) */
-	ext2_ino_t stack[WALK_DEPTH];     /* the directories walked into */
+	char *todo;		      /* what is left to walk (malloc'd) */
+	ext2_ino_t stack[WALK_DEPTH]; /* the directories walked into */
 	size_t depth;
-	int links;                        /* symlinks followed */
+	int links; /* symlinks followed */
 };
 
 static int push(struct walk *k, ext2_ino_t ino, const char *path, struct verr *e)
@@ -301,8 +294,8 @@ static int push(struct walk *k, ext2_ino_t ino, const char *path, struct verr *e
 
 /* Through the symlink x: the work list becomes its target, then what was
  * left after it (next), and *p its start. */
-static int follow(struct e4 *w, struct walk *k, const struct node *x, const char *next, char **p,
-		  const char *path, struct verr *e)
+static int follow(struct e4 *w, struct walk *k, const struct node *x, const char *next, char **p, const char *path,
+		  struct verr *e)
 {
 	char target[4096];
 	size_t tl, rl;
@@ -322,11 +315,11 @@ static int follow(struct e4 *w, struct walk *k, const struct node *x, const char
 	}
 	memcpy(nt, target, tl);
 	nt[tl] = '/';
-	memcpy(nt + tl + 1, next, rl + 1);   /* next is in the old list: copied before it goes */
+	memcpy(nt + tl + 1, next, rl + 1); /* next is in the old list: copied before it goes */
 	free(k->todo);
 	k->todo = *p = nt;
 	if (target[0] == '/')
-		k->depth = 0;  /* absolute: from the image root, never the host's */
+		k->depth = 0; /* absolute: from the image root, never the host's */
 	return 0;
 }
 
@@ -334,8 +327,8 @@ static int follow(struct e4 *w, struct walk *k, const struct node *x, const char
  * when it is a directory, made first when it is missing and create is
  * set, or through it when it is a symlink; *p then moves on.  0; 1 when it
  * is missing; -1. */
-static int walk_name(struct e4 *w, struct walk *k, char **p, size_t len, char *next, bool create,
-		     const char *path, struct verr *e)
+static int walk_name(struct e4 *w, struct walk *k, char **p, size_t len, char *next, bool create, const char *path,
+		     struct verr *e)
 {
 	struct node *x = e4_tree_find(w, k->stack[k->depth], *p, len);
 	char name[EXT2_NAME_LEN + 1];
@@ -365,8 +358,7 @@ static int walk_name(struct e4 *w, struct walk *k, char **p, size_t len, char *n
 	return follow(w, k, x, next, p, path, e);
 }
 
-int e4_tree_parent(struct e4 *w, const char *path, bool create, ext2_ino_t *dir, const char **base,
-		   struct verr *e)
+int e4_tree_parent(struct e4 *w, const char *path, bool create, ext2_ino_t *dir, const char **base, struct verr *e)
 {
 	const char *last = strrchr(path, '/');
 	struct walk k = { .stack = { EXT2_ROOT_INO } };
@@ -414,7 +406,7 @@ int e4_remove(struct e4 *w, const char *path, bool only_lower, struct verr *e)
 	const char *name;
 	int rc = e4_tree_parent(w, path, false, &dir, &name, e);
 	if (rc != 0)
-		return rc < 0 ? -1 : 0;    /* no parent: nothing to remove */
+		return rc < 0 ? -1 : 0; /* no parent: nothing to remove */
 	struct node *x = e4_tree_find(w, dir, name, strlen(name));
 	if (!x || (only_lower && x->layer == w->layer))
 		return 0;
@@ -437,4 +429,3 @@ int e4_clear_dir(struct e4 *w, const char *path, struct verr *e)
 	}
 	return clear_children(w, dir, path, true, e);
 }
-

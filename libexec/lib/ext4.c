@@ -16,7 +16,7 @@
 
 extern char **environ;
 
-#define E4_LINK_MAX 65000   /* the kernel's EXT4_LINK_MAX */
+#define E4_LINK_MAX 65000 /* the kernel's EXT4_LINK_MAX */
 
 #define WBUF (1u << 20)
 
@@ -28,8 +28,8 @@ static const char *e4_code_full = "ERR_DISK_FULL";
  * out: the caller can name a bigger disk size. */
 static bool is_full_err(errcode_t rc)
 {
-	return rc == EXT2_ET_BLOCK_ALLOC_FAIL || rc == EXT2_ET_INODE_ALLOC_FAIL ||
-	       rc == EXT2_ET_DIR_NO_SPACE || rc == EXT2_ET_EA_NO_SPACE;
+	return rc == EXT2_ET_BLOCK_ALLOC_FAIL || rc == EXT2_ET_INODE_ALLOC_FAIL || rc == EXT2_ET_DIR_NO_SPACE ||
+	       rc == EXT2_ET_EA_NO_SPACE;
 }
 
 /* The file system holding the image file ran out: unix_io passes the
@@ -44,17 +44,14 @@ static bool is_host_full_err(errcode_t rc)
 int e4_err(struct verr *e, errcode_t rc, const char *what, const char *path)
 {
 	if (is_full_err(rc))
-		verr_set(e, VMSAN_EXIT_FAIL, e4_code_full,
-			 "give the image a larger disk size",
+		verr_set(e, VMSAN_EXIT_FAIL, e4_code_full, "give the image a larger disk size",
 			 "the disk image is full while writing /%s", path);
 	else if (is_host_full_err(rc))
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NO_SPACE",
 			 "free space where VMSAN_DIR lives, or point VMSAN_DIR elsewhere",
-			 "no space left for the image file while writing /%s: %s", path,
-			 error_message(rc));
+			 "no space left for the image file while writing /%s: %s", path, error_message(rc));
 	else
-		verr_set(e, VMSAN_EXIT_SYS, "ERR_EXT4",
-			 "this is a bug or a damaged image file; remove it and retry",
+		verr_set(e, VMSAN_EXIT_SYS, "ERR_EXT4", "this is a bug or a damaged image file; remove it and retry",
 			 "%s /%s: %s", what, path, error_message(rc));
 	return -1;
 }
@@ -66,17 +63,30 @@ bool e4_is_full(const struct verr *e)
 
 /* ---- open / close ---------------------------------------------------- */
 
-int e4_mkfs(const char *path, unsigned long long bytes, bool journal,
-	    const char *label, struct verr *e)
+int e4_mkfs(const char *path, unsigned long long bytes, bool journal, const char *label, struct verr *e)
 {
 	char size[32], features[64];
 	snprintf(size, sizeof(size), "%lluk", bytes / 1024);
 	/* No journal on the read-only image disk; lazy init keeps it sparse. */
 	snprintf(features, sizeof(features), "%s", journal ? "has_journal" : "^has_journal");
-	const char *argv[] = { "mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096",
-			 "-O", features, "-E",
-			 "lazy_itable_init=1,lazy_journal_init=1,nodiscard,root_owner=0:0",
-			 "-L", label, "-m", "0", path, size, NULL };
+	const char *argv[] = { "mke2fs",
+			       "-q",
+			       "-F",
+			       "-t",
+			       "ext4",
+			       "-b",
+			       "4096",
+			       "-O",
+			       features,
+			       "-E",
+			       "lazy_itable_init=1,lazy_journal_init=1,nodiscard,root_owner=0:0",
+			       "-L",
+			       label,
+			       "-m",
+			       "0",
+			       path,
+			       size,
+			       NULL };
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		verr_sys(e, "ERR_IO", NULL, "cannot create %s", path);
@@ -100,8 +110,7 @@ int e4_mkfs(const char *path, unsigned long long bytes, bool journal,
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc != 0) {
 		errno = rc;
-		verr_sys(e, "ERR_MISSING_TOOL", "install e2fsprogs",
-			 "cannot run mke2fs");
+		verr_sys(e, "ERR_MISSING_TOOL", "install e2fsprogs", "cannot run mke2fs");
 		return -1;
 	}
 	int st;
@@ -122,17 +131,15 @@ struct e4 *e4_open(const char *path, struct verr *e)
 		verr_sys(e, "ERR_NOMEM", NULL, "allocating the image writer");
 		return NULL;
 	}
-	initialize_ext2_error_table();  /* error_message() names EXT2_ET_* */
-	bool indexed = e4_tree_init(w) == 0;   /* out of memory: said after the image's errors */
-	errcode_t rc = ext2fs_open2(path, NULL, EXT2_FLAG_RW | EXT2_FLAG_64BITS,
-				    0, 0, unix_io_manager, &w->fs);
+	initialize_ext2_error_table();	     /* error_message() names EXT2_ET_* */
+	bool indexed = e4_tree_init(w) == 0; /* out of memory: said after the image's errors */
+	errcode_t rc = ext2fs_open2(path, NULL, EXT2_FLAG_RW | EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &w->fs);
 	if (rc) {
 		w->fs = NULL;
 		e4_err(e, rc, "opening image", path);
 		goto err;
 	}
-	if (!indexed || ext2fs_read_bitmaps(w->fs) ||
-	    ext2fs_get_mem(w->fs->blocksize * 3, &w->buf)) {
+	if (!indexed || ext2fs_read_bitmaps(w->fs) || ext2fs_get_mem(w->fs->blocksize * 3, &w->buf)) {
 		verr_sys(e, "ERR_NOMEM", NULL, "reading the bitmaps of %s", path);
 		goto err;
 	}
@@ -218,13 +225,11 @@ static void set_owner_times(struct ext2_inode *in, const struct e4_entry *ent)
 	in->i_gid = (__u16)ent->gid;
 	ext2fs_set_i_gid_high(*in, ent->gid >> 16);
 	/* 32-bit seconds: ext4's extra epoch bits are left at 0 (to 2038). */
-	__u32 t = ent->mtime < 0 ? 0 : ent->mtime > UINT32_MAX ? UINT32_MAX
-		  : (__u32)ent->mtime;
+	__u32 t = ent->mtime < 0 ? 0 : ent->mtime > UINT32_MAX ? UINT32_MAX : (__u32)ent->mtime;
 	in->i_atime = in->i_mtime = in->i_ctime = t;
 }
 
-static int set_xattrs(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
-		      struct verr *e)
+static int set_xattrs(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent, struct verr *e)
 {
 	if (ent->nxattrs == 0)
 		return 0;
@@ -234,8 +239,7 @@ static int set_xattrs(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
 		return e4_err(e, rc, "opening xattrs of", ent->path);
 	if ((rc = ext2fs_xattrs_read(h)) == 0)
 		for (size_t i = 0; i < ent->nxattrs && !rc; i++)
-			rc = ext2fs_xattr_set(h, ent->xattrs[i].name, ent->xattrs[i].value,
-					      ent->xattrs[i].len);
+			rc = ext2fs_xattr_set(h, ent->xattrs[i].name, ent->xattrs[i].value, ent->xattrs[i].len);
 	errcode_t rc2 = ext2fs_xattrs_close(&h);
 	if (rc || rc2)
 		return e4_err(e, rc ? rc : rc2, "setting xattrs of", ent->path);
@@ -249,8 +253,7 @@ static int set_xattrs(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
  * 4 KiB write per block instead.  io_channel_write_blk64 keeps unix_io's
  * block cache coherent (writes over 4 blocks invalidate it).
  */
-static int load_extents(struct e4 *w, ext2_ino_t ino, struct ext2_inode *in,
-			const char *path, struct verr *e)
+static int load_extents(struct e4 *w, ext2_ino_t ino, struct ext2_inode *in, const char *path, struct verr *e)
 {
 	ext2_extent_handle_t h;
 	struct ext2fs_extent x;
@@ -283,8 +286,7 @@ static int load_extents(struct e4 *w, ext2_ino_t ino, struct ext2_inode *in,
 }
 
 /* Writes n blocks of wbuf at the file's logical block lblk. */
-static int put_blocks(struct e4 *w, blk64_t lblk, blk64_t n, const char *path,
-		      struct verr *e)
+static int put_blocks(struct e4 *w, blk64_t lblk, blk64_t n, const char *path, struct verr *e)
 {
 	unsigned bs = w->fs->blocksize;
 	const char *p = w->wbuf;
@@ -295,8 +297,7 @@ static int put_blocks(struct e4 *w, blk64_t lblk, blk64_t n, const char *path,
 		blk64_t run = x->e_lblk + x->e_len - lblk;
 		if (run > n)
 			run = n;
-		errcode_t rc = io_channel_write_blk64(w->fs->io, x->e_pblk + (lblk - x->e_lblk),
-						      (int)run, p);
+		errcode_t rc = io_channel_write_blk64(w->fs->io, x->e_pblk + (lblk - x->e_lblk), (int)run, p);
 		if (rc)
 			return e4_err(e, rc, "writing", path);
 		p += run * bs;
@@ -308,8 +309,7 @@ static int put_blocks(struct e4 *w, blk64_t lblk, blk64_t n, const char *path,
 	return 0;
 }
 
-static int write_fast(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
-		      struct verr *e)
+static int write_fast(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent, struct verr *e)
 {
 	unsigned bs = w->fs->blocksize;
 	blk64_t nblk = (ent->size + bs - 1) / bs;
@@ -320,10 +320,8 @@ static int write_fast(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
 		return -1;
 	}
 	if ((rc = ext2fs_read_inode(w->fs, ino, &in)) ||
-	    (nblk && (rc = ext2fs_fallocate(w->fs, EXT2_FALLOCATE_FORCE_INIT, ino, &in,
-					    ~0ULL, 0, nblk))) ||
-	    (rc = ext2fs_inode_size_set(w->fs, &in, ent->size)) ||
-	    (rc = ext2fs_write_inode(w->fs, ino, &in)))
+	    (nblk && (rc = ext2fs_fallocate(w->fs, EXT2_FALLOCATE_FORCE_INIT, ino, &in, ~0ULL, 0, nblk))) ||
+	    (rc = ext2fs_inode_size_set(w->fs, &in, ent->size)) || (rc = ext2fs_write_inode(w->fs, ino, &in)))
 		return e4_err(e, rc, "allocating", ent->path);
 	if (nblk && load_extents(w, ino, &in, ent->path, e) < 0)
 		return -1;
@@ -361,13 +359,12 @@ static int write_fast(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
 		}
 	}
 	if (pos != ent->size) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
-			 "/%s: %llu bytes of data for a file of %llu", ent->path,
-			 (unsigned long long)pos, (unsigned long long)ent->size);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL, "/%s: %llu bytes of data for a file of %llu",
+			 ent->path, (unsigned long long)pos, (unsigned long long)ent->size);
 		return -1;
 	}
 	if (fill > 0) {
-		size_t pad = (bs - fill % bs) % bs;   /* the tail block's rest: zeros */
+		size_t pad = (bs - fill % bs) % bs; /* the tail block's rest: zeros */
 		memset(w->wbuf + fill, 0, pad);
 		if (put_blocks(w, lblk, (fill + pad) / bs, ent->path, e) < 0)
 			return -1;
@@ -376,8 +373,7 @@ static int write_fast(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
 	return 0;
 }
 
-static int write_data(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
-		      struct verr *e)
+static int write_data(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent, struct verr *e)
 {
 	if (!ent->sparse && ext2fs_has_feature_extents(w->fs->super))
 		return write_fast(w, ino, ent, e);
@@ -400,12 +396,12 @@ static int write_data(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
 		if (r == 0)
 			break;
 		if (off < 0 || (uint64_t)off + len > ent->size) {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
-				 "/%s: data beyond the file's size", ent->path);
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL, "/%s: data beyond the file's size",
+				 ent->path);
 			ret = -1;
 			break;
 		}
-		if ((uint64_t)off != pos) {  /* a hole: leave it unallocated */
+		if ((uint64_t)off != pos) { /* a hole: leave it unallocated */
 			if ((rc = ext2fs_file_llseek(f, (__u64)off, EXT2_SEEK_SET, NULL)))
 				break;
 			pos = (uint64_t)off;
@@ -434,13 +430,11 @@ static int write_data(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
 	return 0;
 }
 
-static int make_inode(struct e4 *w, ext2_ino_t dir, const char *name,
-		      const struct e4_entry *ent, struct verr *e)
+static int make_inode(struct e4 *w, ext2_ino_t dir, const char *name, const struct e4_entry *ent, struct verr *e)
 {
 	int type = ftype(ent->mode);
 	ext2_ino_t ino;
-	errcode_t rc = ext2fs_new_inode(w->fs, dir, (int)(ent->mode & S_IFMT ? ent->mode : 0),
-					NULL, &ino);
+	errcode_t rc = ext2fs_new_inode(w->fs, dir, (int)(ent->mode & S_IFMT ? ent->mode : 0), NULL, &ino);
 	if (rc)
 		return e4_err(e, rc, "allocating an inode for", ent->path);
 	struct ext2_inode in;
@@ -461,8 +455,7 @@ static int make_inode(struct e4 *w, ext2_ino_t dir, const char *name,
 			} else {
 				in.i_block[1] = (mi & 0xff) | (ma << 8) | ((mi & ~0xffu) << 12);
 			}
-		} else if (type == EXT2_FT_REG_FILE &&
-			   ext2fs_has_feature_extents(w->fs->super)) {
+		} else if (type == EXT2_FT_REG_FILE && ext2fs_has_feature_extents(w->fs->super)) {
 			ext2_extent_handle_t h;
 			if ((rc = ext2fs_extent_open2(w->fs, ino, &in, &h)))
 				return e4_err(e, rc, "creating", ent->path);
@@ -487,8 +480,7 @@ static int make_inode(struct e4 *w, ext2_ino_t dir, const char *name,
 	return set_xattrs(w, ino, ent, e);
 }
 
-static int update_dir(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
-		      struct verr *e)
+static int update_dir(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent, struct verr *e)
 {
 	struct ext2_inode in;
 	errcode_t rc = ext2fs_read_inode(w->fs, ino, &in);
@@ -501,8 +493,7 @@ static int update_dir(struct e4 *w, ext2_ino_t ino, const struct e4_entry *ent,
 	return set_xattrs(w, ino, ent, e);
 }
 
-static int hard_link(struct e4 *w, ext2_ino_t dir, const char *name,
-		     const struct e4_entry *ent, struct verr *e)
+static int hard_link(struct e4 *w, ext2_ino_t dir, const char *name, const struct e4_entry *ent, struct verr *e)
 {
 	ext2_ino_t tdir;
 	const char *tbase;
@@ -511,8 +502,7 @@ static int hard_link(struct e4 *w, ext2_ino_t dir, const char *name,
 		return -1;
 	struct node *t = rc0 ? NULL : e4_tree_find(w, tdir, tbase, strlen(tbase));
 	if (!t || t->type == EXT2_FT_DIR) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT",
-			 "the layer is malformed; rebuild the image",
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", "the layer is malformed; rebuild the image",
 			 "hard link /%s: target /%s %s", ent->path, ent->target,
 			 t ? "is a directory" : "does not exist");
 		return -1;
@@ -523,8 +513,7 @@ static int hard_link(struct e4 *w, ext2_ino_t dir, const char *name,
 	if (rc)
 		return e4_err(e, rc, "reading inode of", ent->target);
 	if (in.i_links_count >= E4_LINK_MAX) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
-			 "too many hard links to /%s", ent->target);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL, "too many hard links to /%s", ent->target);
 		return -1;
 	}
 	in.i_links_count++;
@@ -536,11 +525,11 @@ static int hard_link(struct e4 *w, ext2_ino_t dir, const char *name,
 int e4_put(struct e4 *w, const struct e4_entry *ent, struct verr *e)
 {
 	if (ftype(ent->mode) < 0 && !ent->hardlink) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
-			 "/%s: unknown file type %o", ent->path, ent->mode & S_IFMT);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL, "/%s: unknown file type %o", ent->path,
+			 ent->mode & S_IFMT);
 		return -1;
 	}
-	if (ent->path[0] == '\0') {  /* the root itself: metadata only */
+	if (ent->path[0] == '\0') { /* the root itself: metadata only */
 		w->files++;
 		return update_dir(w, EXT2_ROOT_INO, ent, e);
 	}
@@ -549,8 +538,7 @@ int e4_put(struct e4 *w, const struct e4_entry *ent, struct verr *e)
 	if (e4_tree_parent(w, ent->path, true, &dir, &name, e) < 0)
 		return -1;
 	if (strlen(name) > EXT2_NAME_LEN) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL,
-			 "/%s: name longer than 255 bytes", ent->path);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_CONTENT", NULL, "/%s: name longer than 255 bytes", ent->path);
 		return -1;
 	}
 	struct node *x = e4_tree_find(w, dir, name, strlen(name));

@@ -22,8 +22,7 @@
 struct e4;
 
 /* mke2fs an empty sparse image of `bytes` (journal: for a writable disk). */
-int e4_mkfs(const char *path, unsigned long long bytes, bool journal,
-	    const char *label, struct verr *e);
+int e4_mkfs(const char *path, unsigned long long bytes, bool journal, const char *label, struct verr *e);
 struct e4 *e4_open(const char *path, struct verr *e);
 /* Writes bitmaps and superblock; frees w.  Returns -1 and sets e on error. */
 int e4_close(struct e4 *w, struct verr *e);
@@ -39,22 +38,21 @@ struct e4_xattr {
 /* Source of a regular file's bytes: returns 1 with a block (offset
  * within the file, for sparse files), 0 at the end, -1 on error (with e
  * set by the callback). */
-typedef int (*e4_read_fn)(void *ctx, const void **buf, size_t *len,
-			  int64_t *offset, struct verr *e);
+typedef int (*e4_read_fn)(void *ctx, const void **buf, size_t *len, int64_t *offset, struct verr *e);
 
 struct e4_entry {
 	const char *path;
-	mode_t mode;            /* type and permission bits, S_IFMT included */
+	mode_t mode; /* type and permission bits, S_IFMT included */
 	uint32_t uid, gid;
 	int64_t mtime;
 	unsigned dev_major, dev_minor;
-	const char *target;     /* symlink target, or hardlink's image path */
+	const char *target; /* symlink target, or hardlink's image path */
 	bool hardlink;
-	uint64_t size;          /* regular files */
-	bool sparse;            /* data comes with holes (read() offsets jump) */
+	uint64_t size; /* regular files */
+	bool sparse;   /* data comes with holes (read() offsets jump) */
 	const struct e4_xattr *xattrs;
 	size_t nxattrs;
-	e4_read_fn read;        /* regular files */
+	e4_read_fn read; /* regular files */
 	void *read_ctx;
 };
 
@@ -78,7 +76,7 @@ int e4_data_offset(const char *img, const char *path, uint64_t *off, struct verr
 struct e4_usage {
 	uint64_t blocks_used, blocks_total, block_size;
 	uint64_t inodes_used, inodes_total;
-	uint64_t files, bytes;  /* entries written, regular-file bytes */
+	uint64_t files, bytes; /* entries written, regular-file bytes */
 };
 void e4_usage(const struct e4 *w, struct e4_usage *u);
 /* True if e holds an out-of-space (blocks or inodes) error from e4. */

@@ -40,15 +40,14 @@ static void op_list(const struct helper *h, char *buf, size_t n)
 
 	buf[0] = '\0';
 	for (size_t i = 0; i < h->nops && used < n; i++)
-		used += (size_t)snprintf(buf + used, n - used, "%s%s",
-					 i ? ", " : "", h->ops[i].name);
+		used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "", h->ops[i].name);
 }
 
 /* The flags, and at most one op on the command line (into *argop): -1 to
  * go on, else the exit status (a flag answered, or bad usage replied). */
 static int parse_flags(const struct helper *h, int argc, char **argv, const char **argop)
 {
-	struct verr e = {0};
+	struct verr e = { 0 };
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -70,8 +69,7 @@ static int parse_flags(const struct helper *h, int argc, char **argv, const char
 		} else if (strcmp(a, "--verbose") == 0) {
 			vmsan_verbose = 1;
 		} else if (a[0] == '-' || *argop) {
-			verr_set(&e, VMSAN_EXIT_USAGE, "ERR_USAGE",
-				 "run it with --help for usage",
+			verr_set(&e, VMSAN_EXIT_USAGE, "ERR_USAGE", "run it with --help for usage",
 				 "unexpected argument '%s'", a);
 			return reply_error(&e);
 		} else {
@@ -95,8 +93,7 @@ static json_t *run_op(const struct helper *h, struct jr *r, const char *argop, s
 	if (verr_isset(e))
 		return NULL;
 	if (argop && op && strcmp(argop, op) != 0) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL,
-			 "op '%s' on the command line but '%s' in the request",
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL, "op '%s' on the command line but '%s' in the request",
 			 argop, op);
 		return NULL;
 	}
@@ -105,8 +102,7 @@ static json_t *run_op(const struct helper *h, struct jr *r, const char *argop, s
 	hop = find_op(h, op);
 	if (!hop) {
 		op_list(h, ops, sizeof(ops));
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL,
-			 "unknown op '%s' (known: %s)", op, ops);
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL, "unknown op '%s' (known: %s)", op, ops);
 		return NULL;
 	}
 	vmsan_debug("op %s", op);
@@ -116,7 +112,7 @@ static json_t *run_op(const struct helper *h, struct jr *r, const char *argop, s
 int helper_main(const struct helper *h, int argc, char **argv)
 {
 	const char *argop = NULL;
-	struct verr e = {0};
+	struct verr e = { 0 };
 	json_t *req, *reply;
 	struct jr r;
 	int rc;
@@ -142,8 +138,7 @@ int helper_main(const struct helper *h, int argc, char **argv)
 		rc = h->print ? h->print(reply) : reply_ok(reply);
 	else {
 		if (!verr_isset(&e))
-			verr_set(&e, VMSAN_EXIT_FAIL, "ERR_INTERNAL", NULL,
-				 "op failed without saying why");
+			verr_set(&e, VMSAN_EXIT_FAIL, "ERR_INTERNAL", NULL, "op failed without saying why");
 		rc = reply_error(&e);
 	}
 	json_decref(req);

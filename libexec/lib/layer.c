@@ -80,8 +80,8 @@ struct feeder {
 	enum comp comp;
 	EVP_MD_CTX *blob, *tar;
 	_Atomic uint64_t in_bytes;
-	int err;                /* errno of a failed read/write */
-	char msg[200];          /* decompressor's complaint */
+	int err;       /* errno of a failed read/write */
+	char msg[200]; /* decompressor's complaint */
 };
 
 static int put(struct feeder *f, const void *p, size_t n)
@@ -107,7 +107,7 @@ struct inflater {
 	z_stream z;
 	ZSTD_DStream *zs;
 	bool zinit;
-	bool zend;              /* a gzip member ended (another may follow) */
+	bool zend; /* a gzip member ended (another may follow) */
 	unsigned char *out;
 };
 
@@ -145,7 +145,7 @@ static int gunzip(struct feeder *f, struct inflater *d, unsigned char *in, size_
 	d->z.next_in = in;
 	d->z.avail_in = (uInt)n;
 	while (d->z.avail_in > 0) {
-		if (d->zend) {     /* another gzip member follows */
+		if (d->zend) { /* another gzip member follows */
 			inflateReset(&d->z);
 			d->zend = false;
 		}
@@ -186,12 +186,9 @@ static int unzstd(struct feeder *f, struct inflater *d, unsigned char *in, size_
 static int inflate_chunk(struct feeder *f, struct inflater *d, unsigned char *in, size_t n)
 {
 	switch (f->comp) {
-	case COMP_GZIP:
-		return gunzip(f, d, in, n);
-	case COMP_ZSTD:
-		return unzstd(f, d, in, n);
-	default:
-		return put(f, in, n);
+	case COMP_GZIP: return gunzip(f, d, in, n);
+	case COMP_ZSTD: return unzstd(f, d, in, n);
+	default: return put(f, in, n);
 	}
 }
 
@@ -222,7 +219,7 @@ static void *feed(void *arg)
 	}
 	inflater_end(&d);
 	free(in);
-	close(f->out);  /* EOF for the tar reader */
+	close(f->out); /* EOF for the tar reader */
 	f->out = -1;
 	return NULL;
 }
@@ -245,8 +242,10 @@ int layer_norm_path(const char *name, char *out, size_t outlen, char *why, size_
 			continue;
 		}
 		if (len == 2 && p[0] == '.' && p[1] == '.') {
-			snprintf(why, whylen, "'%s' has a '..' component, which would name "
-				 "something outside the image", name);
+			snprintf(why, whylen,
+				 "'%s' has a '..' component, which would name "
+				 "something outside the image",
+				 name);
 			return -1;
 		}
 		if (o + len + 2 > outlen) {
@@ -270,8 +269,7 @@ struct reader {
 	const char *label;
 };
 
-static int read_block(void *ctx, const void **buf, size_t *len, int64_t *off,
-		      struct verr *e)
+static int read_block(void *ctx, const void **buf, size_t *len, int64_t *off, struct verr *e)
 {
 	struct reader *r = ctx;
 	la_int64_t o;
@@ -279,9 +277,8 @@ static int read_block(void *ctx, const void **buf, size_t *len, int64_t *off,
 	if (rc == ARCHIVE_EOF)
 		return 0;
 	if (rc < ARCHIVE_WARN) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_LAYER_CORRUPT",
-			 "the image is damaged; pull it again", "%s: %s", r->label,
-			 archive_error_string(r->a));
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_LAYER_CORRUPT", "the image is damaged; pull it again", "%s: %s",
+			 r->label, archive_error_string(r->a));
 		return -1;
 	}
 	*off = o;
@@ -303,36 +300,35 @@ static void count_entry(struct archive_entry *ae, struct layer_stats *st)
 /* OCI whiteouts: .wh.<name> deletes name from lower layers;
  * .wh..wh..opq empties the directory of lower layers' entries.  base is
  * path's last component, name the member's own name. */
-static int whiteout(struct e4 *w, const char *path, const char *base, const char *name,
-		    const struct layer *l, struct verr *e)
+static int whiteout(struct e4 *w, const char *path, const char *base, const char *name, const struct layer *l,
+		    struct verr *e)
 {
-	char dir[PATH_MAX], victim[PATH_MAX];     /* victim: path without the ".wh." */
+	char dir[PATH_MAX], victim[PATH_MAX]; /* victim: path without the ".wh." */
 	size_t dl = (size_t)(base - path);
 	memcpy(dir, path, dl);
 	dir[dl ? dl - 1 : 0] = '\0';
 	if (strcmp(base, ".wh..wh..opq") == 0)
 		return e4_clear_dir(w, dir, e);
 	if (strncmp(base, ".wh..wh.", 8) == 0)
-		return 0;   /* other aufs bookkeeping: not content */
+		return 0; /* other aufs bookkeeping: not content */
 	memcpy(victim, path, dl);
 	strcpy(victim + dl, base + 4);
 	if (base[4] == '\0' || strcmp(base + 4, ".") == 0 || strcmp(base + 4, "..") == 0)
-		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_LAYER_UNSAFE", NULL,
-				 "%s: bad whiteout '%s'", l->label, name);
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_LAYER_UNSAFE", NULL, "%s: bad whiteout '%s'", l->label, name);
 	return e4_remove(w, victim, true, e);
 }
 
 /* What the member's type adds to ent: a symlink's target, a device's
  * numbers, a file's size. */
-static int entry_type(struct archive_entry *ae, struct e4_entry *ent, const char *name,
-		      const struct layer *l, struct verr *e)
+static int entry_type(struct archive_entry *ae, struct e4_entry *ent, const char *name, const struct layer *l,
+		      struct verr *e)
 {
 	switch (archive_entry_filetype(ae)) {
 	case AE_IFLNK:
 		ent->target = archive_entry_symlink(ae);
 		if (!ent->target || !*ent->target)
-			return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_LAYER_CORRUPT", NULL,
-					 "%s: symlink %s has no target", l->label, name);
+			return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_LAYER_CORRUPT", NULL, "%s: symlink %s has no target",
+					 l->label, name);
 		break;
 	case AE_IFCHR:
 	case AE_IFBLK:
@@ -343,8 +339,7 @@ static int entry_type(struct archive_entry *ae, struct e4_entry *ent, const char
 		ent->size = (uint64_t)archive_entry_size(ae);
 		ent->sparse = archive_entry_sparse_count(ae) > 0;
 		break;
-	default:
-		break;
+	default: break;
 	}
 	return 0;
 }
@@ -364,15 +359,15 @@ static int read_xattrs(struct archive_entry *ae, struct e4_xattr *xs, size_t *nx
 		if (strncmp(xn, "trusted.overlay.", 16) == 0)
 			continue;
 		if (*nx == MAX_XATTRS)
-			return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_LAYER_UNSAFE", NULL,
-					 "%s: %s has more than %d xattrs", l->label, name, MAX_XATTRS);
+			return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_LAYER_UNSAFE", NULL, "%s: %s has more than %d xattrs",
+					 l->label, name, MAX_XATTRS);
 		xs[(*nx)++] = (struct e4_xattr){ xn, xv, xl };
 	}
 	return 0;
 }
 
-static int apply_entry(struct e4 *w, struct archive *a, struct archive_entry *ae,
-		       const struct layer *l, struct layer_stats *st, struct verr *e)
+static int apply_entry(struct e4 *w, struct archive *a, struct archive_entry *ae, const struct layer *l,
+		       struct layer_stats *st, struct verr *e)
 {
 	char path[PATH_MAX], target[PATH_MAX], why[PATH_MAX + 100];
 	const char *name = archive_entry_pathname(ae), *base, *hl;
@@ -380,14 +375,14 @@ static int apply_entry(struct e4 *w, struct archive *a, struct archive_entry *ae
 	struct reader rd = { a, l->label };
 
 	if (!name)
-		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_LAYER_CORRUPT", NULL,
-				 "%s: a member has no usable name", l->label);
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_LAYER_CORRUPT", NULL, "%s: a member has no usable name",
+				 l->label);
 	if (layer_norm_path(name, path, sizeof(path), why, sizeof(why)) < 0)
 		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_LAYER_UNSAFE",
 				 "do not use this image; its layer was not built by a normal image builder",
 				 "%s (%s): %s", l->label, l->digest, why);
 	st->entries++;
-	if (st->full) {  /* only count what would have been written */
+	if (st->full) { /* only count what would have been written */
 		count_entry(ae, st);
 		return 0;
 	}
@@ -454,7 +449,7 @@ static int feeder_start(struct feeder *f, const struct layer *l, pthread_t *th, 
 	(void)fcntl(pfd[1], F_SETPIPE_SZ, 1 << 20);
 	EVP_DigestInit_ex(f->blob, EVP_sha256(), NULL);
 	EVP_DigestInit_ex(f->tar, EVP_sha256(), NULL);
-	f->out = pfd[1];        /* the feeder owns and closes it */
+	f->out = pfd[1]; /* the feeder owns and closes it */
 	if ((rc = pthread_create(th, NULL, feed, f))) {
 		close(pfd[0]);
 		close(pfd[1]);
@@ -478,8 +473,8 @@ static int read_entries(struct e4 *w, int fd, struct feeder *f, const struct lay
 	archive_read_support_format_tar(a);
 	archive_read_support_format_gnutar(a);
 	if (archive_read_open_fd(a, fd, CHUNK) != ARCHIVE_OK) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_LAYER_CORRUPT", "pull the image again",
-			 "%s (%s): %s", l->label, l->digest, archive_error_string(a));
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_LAYER_CORRUPT", "pull the image again", "%s (%s): %s", l->label,
+			 l->digest, archive_error_string(a));
 		goto out;
 	}
 	e4_layer_begin(w);
@@ -493,8 +488,8 @@ static int read_entries(struct e4 *w, int fd, struct feeder *f, const struct lay
 			if (atomic_load(&f->in_bytes) == 0 && st->entries == 0)
 				break;
 			verr_set(e, VMSAN_EXIT_FAIL, "ERR_LAYER_CORRUPT",
-				 "pull the image again; if it persists the image is damaged",
-				 "%s (%s): %s", l->label, l->digest, archive_error_string(a));
+				 "pull the image again; if it persists the image is damaged", "%s (%s): %s", l->label,
+				 l->digest, archive_error_string(a));
 			goto out;
 		}
 		struct verr le = { 0 };
@@ -527,24 +522,22 @@ static int feeder_verdict(const struct feeder *f, const struct layer *l, struct 
 		return -1;
 	}
 	if (f->msg[0])
-		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_LAYER_CORRUPT", "pull the image again",
-				 "%s (%s): %s", l->label, l->digest, f->msg);
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_LAYER_CORRUPT", "pull the image again", "%s (%s): %s",
+				 l->label, l->digest, f->msg);
 	hex_digest(f->blob, got);
 	if (strcmp(got, l->digest) != 0)
 		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_DIGEST_MISMATCH",
 				 "the blob was changed or damaged in transit; pull the image again",
-				 "%s: digest mismatch: the manifest says %s, the blob is %s",
-				 l->label, l->digest, got);
+				 "%s: digest mismatch: the manifest says %s, the blob is %s", l->label, l->digest, got);
 	if (l->diff_id && (hex_digest(f->tar, got), strcmp(got, l->diff_id) != 0))
 		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_DIGEST_MISMATCH",
 				 "the image's config does not match its layers; pull it again",
-				 "%s: the uncompressed layer is %s, the config says %s",
-				 l->label, got, l->diff_id);
+				 "%s: the uncompressed layer is %s, the config says %s", l->label, got, l->diff_id);
 	return 0;
 }
 
-int layer_apply(struct e4 *w, const struct layer *l, struct layer_stats *st,
-		layer_progress_fn progress, void *pctx, struct verr *e)
+int layer_apply(struct e4 *w, const struct layer *l, struct layer_stats *st, layer_progress_fn progress, void *pctx,
+		struct verr *e)
 {
 	struct feeder f = { .in = -1, .out = -1 };
 	char sink[65536];
@@ -553,8 +546,7 @@ int layer_apply(struct e4 *w, const struct layer *l, struct layer_stats *st,
 
 	f.in = open(l->path, O_RDONLY | O_CLOEXEC);
 	if (f.in < 0) {
-		verr_sys(e, "ERR_IO", "pull the image again", "%s: cannot open %s",
-			 l->label, l->path);
+		verr_sys(e, "ERR_IO", "pull the image again", "%s: cannot open %s", l->label, l->path);
 		return -1;
 	}
 	if ((rd = feeder_start(&f, l, &th, e)) < 0)
@@ -569,7 +561,7 @@ int layer_apply(struct e4 *w, const struct layer *l, struct layer_stats *st,
 	if (ret == 0)
 		ret = feeder_verdict(&f, l, e);
 	if (st->full && ret == 0)
-		ret = -1;   /* e already holds ERR_DISK_FULL */
+		ret = -1; /* e already holds ERR_DISK_FULL */
 out:
 	close(f.in);
 	EVP_MD_CTX_free(f.blob);

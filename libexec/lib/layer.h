@@ -12,25 +12,25 @@ struct layer_stats {
 	/* Set once the image is full: later entries are only counted, so the
 	 * error can name the size that would have been enough. */
 	bool full;
-	uint64_t more_bytes;    /* file bytes (rounded to blocks) not written */
+	uint64_t more_bytes; /* file bytes (rounded to blocks) not written */
 	uint64_t more_inodes;
 	uint64_t entries;
-	uint64_t in_bytes;      /* compressed bytes read, all layers so far */
+	uint64_t in_bytes; /* compressed bytes read, all layers so far */
 };
 
 typedef void (*layer_progress_fn)(void *ctx, uint64_t in_bytes);
 
 struct layer {
-	const char *path;       /* the blob file */
-	const char *digest;     /* "sha256:<hex>" of the blob as stored */
-	const char *diff_id;    /* "sha256:<hex>" of the uncompressed tar, or NULL */
-	const char *label;      /* for messages: "layer 2/5" */
+	const char *path;    /* the blob file */
+	const char *digest;  /* "sha256:<hex>" of the blob as stored */
+	const char *diff_id; /* "sha256:<hex>" of the uncompressed tar, or NULL */
+	const char *label;   /* for messages: "layer 2/5" */
 };
 
 /* Applies one layer.  On a full image, e holds ERR_DISK_FULL (e4_is_full)
  * and the rest of the layer has been read and counted into st. */
-int layer_apply(struct e4 *w, const struct layer *l, struct layer_stats *st,
-		layer_progress_fn progress, void *pctx, struct verr *e);
+int layer_apply(struct e4 *w, const struct layer *l, struct layer_stats *st, layer_progress_fn progress, void *pctx,
+		struct verr *e);
 
 /* Normalizes a tar member name into an image path ("a/b"; "" is the
  * root).  Refuses ".." components: a layer must not name anything outside

@@ -37,8 +37,7 @@ void nft_put(struct nft_buf *b, const char *fmt, ...) __attribute__((format(prin
 /* The matches of rule WHERE in order, then its verdict in its chain; with
  * no chain, an ip6 rule (interface matchers only, its verdict the
  * caller's). */
-int nft_rule_check(json_t *match, json_t *verdict, json_t *chain, json_t *sets, const char *where,
-		   struct verr *e);
+int nft_rule_check(json_t *match, json_t *verdict, json_t *chain, json_t *sets, const char *where, struct verr *e);
 /* A checked rule's matches and verdict, as nft(8) text or as the
  * expressions of r. */
 void nft_rule_render(struct nft_buf *b, json_t *rule);

@@ -14,9 +14,9 @@
 #define MAX_RULES 512
 #define MAX_MATCH 12
 
-static const char *const hooks[] = {"prerouting", "input", "forward", "output", "postrouting"};
-static const int hooknums[] = {NF_INET_PRE_ROUTING, NF_INET_LOCAL_IN, NF_INET_FORWARD,
-			       NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING};
+static const char *const hooks[] = { "prerouting", "input", "forward", "output", "postrouting" };
+static const int hooknums[] = { NF_INET_PRE_ROUTING, NF_INET_LOCAL_IN, NF_INET_FORWARD, NF_INET_LOCAL_OUT,
+				NF_INET_POST_ROUTING };
 
 int nft_index_of(const char *s, const char *const *list, size_t n)
 {
@@ -101,7 +101,8 @@ static int check_sets(json_t *sets, struct verr *e)
 			if (!good_name(name, 31))
 				return BAD_RULESET("%s.name: '%s' is not a set name ([a-z0-9_], 1-31)", path, name);
 			if (!timeout)
-				return BAD_RULESET("%s.timeout: address sets are filled at run time and must time out", path);
+				return BAD_RULESET("%s.timeout: address sets are filled at run time and must time out",
+						   path);
 			continue;
 		}
 		data = jr_string(&r, "data", JR_REQUIRED, NULL);
@@ -121,8 +122,8 @@ static int check_sets(json_t *sets, struct verr *e)
 			if (!json_is_array(el) || json_array_size(el) != 2)
 				return BAD_RULESET("%s: expected [key, data]", where);
 			if (nft_check_port(json_array_get(el, 0), where, e) ||
-			    (strcmp(data, "ipv4_addr") == 0 ? check_ipv4(json_array_get(el, 1), where, e) :
-			     nft_check_port(json_array_get(el, 1), where, e)))
+			    (strcmp(data, "ipv4_addr") == 0 ? check_ipv4(json_array_get(el, 1), where, e)
+							    : nft_check_port(json_array_get(el, 1), where, e)))
 				return -1;
 		}
 	}
@@ -131,8 +132,8 @@ static int check_sets(json_t *sets, struct verr *e)
 
 static int check_chains(json_t *chains, struct verr *e)
 {
-	static const char *const types[] = {"filter", "nat"};
-	static const char *const policies[] = {"accept", "drop"};
+	static const char *const types[] = { "filter", "nat" };
+	static const char *const policies[] = { "accept", "drop" };
 	size_t i;
 	json_t *c;
 
@@ -256,7 +257,6 @@ int nft_ruleset_check(json_t *rs, struct verr *e)
 	return 0;
 }
 
-
 /* ---- rendering as nft(8) text --------------------------------------- */
 
 void nft_put(struct nft_buf *b, const char *fmt, ...)
@@ -291,10 +291,9 @@ static void render_chains(struct nft_buf *b, json_t *chains, json_t *rules)
 		const char *pol = json_string_value(json_object_get(c, "policy"));
 
 		nft_put(b, "\tchain %s {\n\t\ttype %s hook %s priority %lld;%s%s%s\n", name,
-			json_string_value(json_object_get(c, "type")),
-			json_string_value(json_object_get(c, "hook")),
-			json_integer_value(json_object_get(c, "priority")),
-			pol ? " policy " : "", pol ? pol : "", pol ? ";" : "");
+			json_string_value(json_object_get(c, "type")), json_string_value(json_object_get(c, "hook")),
+			json_integer_value(json_object_get(c, "priority")), pol ? " policy " : "", pol ? pol : "",
+			pol ? ";" : "");
 		json_array_foreach(rules, k, r) {
 			if (strcmp(json_string_value(json_object_get(r, "chain")), name))
 				continue;
@@ -308,7 +307,7 @@ static void render_chains(struct nft_buf *b, json_t *chains, json_t *rules)
 
 char *nft_ruleset_render(json_t *rs)
 {
-	struct nft_buf b = {0};
+	struct nft_buf b = { 0 };
 	json_t *s, *el, *ip6 = json_object_get(rs, "ip6");
 	size_t i, k;
 
@@ -321,8 +320,7 @@ char *nft_ruleset_render(json_t *rs)
 			continue;
 		}
 		nft_put(&b, "\tmap %s {\n\t\ttype %s : %s\n", json_string_value(json_object_get(s, "name")),
-			json_string_value(json_object_get(s, "key")),
-			json_string_value(json_object_get(s, "data")));
+			json_string_value(json_object_get(s, "key")), json_string_value(json_object_get(s, "data")));
 		if (json_array_size(json_object_get(s, "elements"))) {
 			nft_put(&b, "\t\telements = { ");
 			json_array_foreach(json_object_get(s, "elements"), k, el) {

@@ -59,14 +59,13 @@ int nft_table_delete(const char *name, struct verr *e);
 int nft_table_exists(const char *name, struct verr *e);
 /* Calls fn for each element (port : address) of a port -> address map;
  * a missing table or map has none. */
-int nft_map_walk(const char *table, const char *set,
-		 void (*fn)(unsigned port, const char *addr, void *arg), void *arg, struct verr *e);
+int nft_map_walk(const char *table, const char *set, void (*fn)(unsigned port, const char *addr, void *arg), void *arg,
+		 struct verr *e);
 /* Calls fn with the name of each table of family ip. */
 int nft_tables_walk(void (*fn)(const char *name, void *arg), void *arg, struct verr *e);
 /* Adds or deletes one element port -> addr of an inet_service : ipv4_addr
  * map; deleting an absent element succeeds. */
-int nft_map_port_addr(const char *table, const char *set, unsigned port,
-		      const char *addr, bool add, struct verr *e);
+int nft_map_port_addr(const char *table, const char *set, unsigned port, const char *addr, bool add, struct verr *e);
 
 /* The elements of an ipv4_addr set with timeouts (vmsan-dns), in one batch
  * on nl (a socket the caller keeps: closing one after a commit waits an
@@ -80,7 +79,7 @@ int nft_map_port_addr(const char *table, const char *set, unsigned port,
 #define NFT_ADDR_MAX 16384
 enum nft_addr_op { NFT_ADDR_ADD, NFT_ADDR_REFRESH, NFT_ADDR_DEL, NFT_ADDR_SYNC };
 struct nft_addr_elem {
-	uint32_t addr;          /* host order */
+	uint32_t addr; /* host order */
 	uint64_t timeout_ms;
 };
 int nft_addr_set_update(struct mnl_socket *nl, const char *table, const char *set, enum nft_addr_op op,

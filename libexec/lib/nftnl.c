@@ -29,8 +29,8 @@ struct batch {
 	char *buf;
 	struct mnl_nlmsg_batch *b;
 	uint32_t seq;
-	uint32_t acks;          /* messages that asked for an ack */
-	uint16_t family;        /* of the messages: NFPROTO_IPV4, or _IPV6 for the ip6 table */
+	uint32_t acks;	 /* messages that asked for an ack */
+	uint16_t family; /* of the messages: NFPROTO_IPV4, or _IPV6 for the ip6 table */
 };
 
 static int batch_init(struct batch *bt)
@@ -49,8 +49,7 @@ static int batch_init(struct batch *bt)
 static struct nlmsghdr *batch_msg(struct batch *bt, uint16_t type, uint16_t flags)
 {
 	bt->acks++;
-	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, bt->family,
-				     flags | NLM_F_ACK, bt->seq++);
+	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, bt->family, flags | NLM_F_ACK, bt->seq++);
 }
 
 static void batch_next(struct batch *bt)
@@ -68,7 +67,7 @@ static void batch_free(struct batch *bt)
 struct mnl_socket *nft_socket(struct verr *e)
 {
 	struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
-	struct timeval tv = {.tv_sec = 10};
+	struct timeval tv = { .tv_sec = 10 };
 
 	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
 		verr_sys(e, "ERR_NETLINK", NULL, "cannot open a netfilter netlink socket");
@@ -142,8 +141,11 @@ static int batch_send_on(struct mnl_socket *given, struct batch *bt, struct verr
 	if (err) {
 		/* The two answers callers act on get codes of their own. */
 		errno = err;
-		verr_sys(e, err == EEXIST ? "ERR_NFT_EXISTS" : err == ENOENT ? "ERR_NFT_NOENT" :
-			 "ERR_NFT_APPLY", NULL, "nftables rejected the batch (nothing was applied)");
+		verr_sys(e,
+			 err == EEXIST	 ? "ERR_NFT_EXISTS"
+			 : err == ENOENT ? "ERR_NFT_NOENT"
+					 : "ERR_NFT_APPLY",
+			 NULL, "nftables rejected the batch (nothing was applied)");
 		rc = -1;
 	} else if (pending) {
 		verr_sys(e, "ERR_NFT_APPLY", NULL, "no answer from nftables");
@@ -202,7 +204,7 @@ static void msg_sets(struct batch *bt, const char *table, json_t *sets)
 			nftnl_set_free(set);
 			continue;
 		}
-		nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, 13);   /* inet_service */
+		nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, 13); /* inet_service */
 		nftnl_set_set_u32(set, NFTNL_SET_KEY_LEN, 2);
 		nftnl_set_set_u32(set, NFTNL_SET_DATA_TYPE, addr ? 7 : 13);
 		nftnl_set_set_u32(set, NFTNL_SET_DATA_LEN, addr ? 4 : 2);
@@ -290,8 +292,7 @@ static int table_exists(const char *name, uint16_t family, struct verr *e)
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, family, NLM_F_ACK, 1);
 	nftnl_table_nlmsg_build_payload(nlh, t);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0 ||
-	    (n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) <= 0) {
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0 || (n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) <= 0) {
 		verr_sys(e, "ERR_NETLINK", NULL, "cannot query nftables");
 		goto out;
 	}
@@ -323,7 +324,7 @@ int nft_table_exists(const char *name, struct verr *e)
 int nft_ruleset_apply(json_t *rs, bool keep_if_exists, struct verr *e)
 {
 	const char *table = json_string_value(json_object_get(rs, "table"));
-	struct batch bt = {0};
+	struct batch bt = { 0 };
 	int rc;
 
 	if (keep_if_exists) {
@@ -359,7 +360,7 @@ int nft_ruleset_apply(json_t *rs, bool keep_if_exists, struct verr *e)
 
 int nft_table_delete(const char *name, struct verr *e)
 {
-	struct batch bt = {0};
+	struct batch bt = { 0 };
 	int v4 = table_exists(name, NFPROTO_IPV4, e), v6 = v4 < 0 ? -1 : table_exists(name, NFPROTO_IPV6, e);
 	int rc;
 
@@ -382,10 +383,9 @@ int nft_table_delete(const char *name, struct verr *e)
 	return rc;
 }
 
-int nft_map_port_addr(const char *table, const char *set, unsigned port, const char *addr,
-		      bool add, struct verr *e)
+int nft_map_port_addr(const char *table, const char *set, unsigned port, const char *addr, bool add, struct verr *e)
 {
-	struct batch bt = {0};
+	struct batch bt = { 0 };
 	struct nftnl_set *s = nftnl_set_alloc();
 	struct nftnl_set_elem *el = nftnl_set_elem_alloc();
 	unsigned a = 0;
@@ -408,14 +408,13 @@ int nft_map_port_addr(const char *table, const char *set, unsigned port, const c
 		return -1;
 	}
 	nftnl_set_elems_nlmsg_build_payload(
-		batch_msg(&bt, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
-			  add ? NLM_F_CREATE | NLM_F_EXCL : 0), s);
+		batch_msg(&bt, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, add ? NLM_F_CREATE | NLM_F_EXCL : 0), s);
 	batch_next(&bt);
 	rc = batch_send(&bt, e);
 	batch_free(&bt);
 	nftnl_set_free(s);
 	if (rc != 0 && !add && verr_take(e, "ERR_NFT_NOENT"))
-		rc = 0;         /* already gone */
+		rc = 0; /* already gone */
 	return rc;
 }
 
@@ -485,8 +484,8 @@ static int dump(struct mnl_socket *nl, const struct nlmsghdr *nlh, mnl_cb_t cb, 
 	return -1;
 }
 
-int nft_map_walk(const char *table, const char *set,
-		 void (*fn)(unsigned port, const char *addr, void *arg), void *arg, struct verr *e)
+int nft_map_walk(const char *table, const char *set, void (*fn)(unsigned port, const char *addr, void *arg), void *arg,
+		 struct verr *e)
 {
 	struct mnl_socket *nl = nft_socket(e);
 	struct nftnl_set *s = nftnl_set_alloc();
@@ -520,8 +519,7 @@ static int tables_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (!t)
 		return MNL_CB_ERROR;
-	if (nftnl_table_nlmsg_parse(nlh, t) == 0 &&
-	    nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY) == NFPROTO_IPV4 &&
+	if (nftnl_table_nlmsg_parse(nlh, t) == 0 && nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY) == NFPROTO_IPV4 &&
 	    nftnl_table_get_str(t, NFTNL_TABLE_NAME))
 		w->fn(nftnl_table_get_str(t, NFTNL_TABLE_NAME), w->arg);
 	nftnl_table_free(t);
@@ -575,7 +573,7 @@ static void msg_addr_elems(struct batch *bt, const char *table, const char *set,
 			   const struct nft_addr_elem *el, size_t n)
 {
 	if (!el || !n) {
-		msg_addr_chunk(bt, table, set, type, NULL, 0);  /* SYNC's flush */
+		msg_addr_chunk(bt, table, set, type, NULL, 0); /* SYNC's flush */
 		return;
 	}
 	for (size_t off = 0, k; off < n; off += k) {
@@ -587,7 +585,7 @@ static void msg_addr_elems(struct batch *bt, const char *table, const char *set,
 int nft_addr_set_update(struct mnl_socket *nl, const char *table, const char *set, enum nft_addr_op op,
 			const struct nft_addr_elem *el, size_t n, struct verr *e)
 {
-	struct batch bt = {0};
+	struct batch bt = { 0 };
 	int rc;
 
 	/* an element is at most 28 bytes (list nest, key nest and value,
@@ -612,4 +610,3 @@ int nft_addr_set_update(struct mnl_socket *nl, const char *table, const char *se
 	batch_free(&bt);
 	return rc;
 }
-

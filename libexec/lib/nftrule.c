@@ -56,8 +56,7 @@ static void add_meta(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
 	nftnl_rule_add_expr(r, x);
 }
 
-static void add_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len,
-			uint32_t dreg)
+static void add_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len, uint32_t dreg)
 {
 	struct nftnl_expr *x = expr("payload");
 
@@ -109,8 +108,7 @@ static void add_ct(struct nftnl_rule *r, uint32_t key)
 }
 
 /* ip daddr @set (dreg 0) or th dport map @set (into dreg) */
-static void add_lookup(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len, const char *set,
-		       uint32_t dreg)
+static void add_lookup(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len, const char *set, uint32_t dreg)
 {
 	struct nftnl_expr *x = expr("lookup");
 
@@ -139,10 +137,10 @@ static void add_nat(struct nftnl_rule *r, uint32_t type, int areg, int preg)
 
 /* What the check of a matcher or verdict sees of its rule. */
 struct rule_ctx {
-	json_t *sets;           /* the ruleset's (NULL in ip6) */
-	const char *where;      /* "ruleset.rules[N].match[K]" or "...verdict" */
-	const char *type, *hook;        /* of the rule's chain */
-	bool have_l4;           /* a proto tcp or udp match came before */
+	json_t *sets;		 /* the ruleset's (NULL in ip6) */
+	const char *where;	 /* "ruleset.rules[N].match[K]" or "...verdict" */
+	const char *type, *hook; /* of the rule's chain */
+	bool have_l4;		 /* a proto tcp or udp match came before */
 };
 
 enum { M_NEQ = 1, M_PREFIX = 2, M_IP6 = 4 };
@@ -160,10 +158,10 @@ struct matcher {
 	unsigned flags;
 };
 
-static const char *const ct_states[] = {"invalid", "established", "related", "new"};
-static const uint32_t ct_state_bits[] = {NF_CT_STATE_INVALID_BIT, NF_CT_STATE_BIT(IP_CT_ESTABLISHED),
-					 NF_CT_STATE_BIT(IP_CT_RELATED), NF_CT_STATE_BIT(IP_CT_NEW)};
-static const char *const protos[] = {"tcp", "udp", "icmp"};
+static const char *const ct_states[] = { "invalid", "established", "related", "new" };
+static const uint32_t ct_state_bits[] = { NF_CT_STATE_INVALID_BIT, NF_CT_STATE_BIT(IP_CT_ESTABLISHED),
+					  NF_CT_STATE_BIT(IP_CT_RELATED), NF_CT_STATE_BIT(IP_CT_NEW) };
+static const char *const protos[] = { "tcp", "udp", "icmp" };
 
 static int check_ifname(const struct matcher *m, json_t *v, struct rule_ctx *c, struct verr *e)
 {
@@ -295,7 +293,7 @@ static void render_text(const struct matcher *m, struct nft_buf *b, json_t *v)
 static void emit_ifname(const struct matcher *m, struct nftnl_rule *r, json_t *v)
 {
 	const char *name = json_string_value(v);
-	char buf[IFNAMSIZ] = {0};
+	char buf[IFNAMSIZ] = { 0 };
 
 	memcpy(buf, name, strlen(name));
 	add_meta(r, m->arg, REG1);
@@ -389,25 +387,25 @@ static void emit_addr_set(const struct matcher *m, struct nftnl_rule *r, json_t 
 #define PROTO check_proto, render_string, emit_proto
 
 static const struct matcher matchers[] = {
-	{"iif", IFNAME, "iifname ", NFT_META_IIFNAME, M_IP6},
-	{"oif", IFNAME, "oifname ", NFT_META_OIFNAME, M_IP6},
-	{"iif_not", IFNAME, "iifname != ", NFT_META_IIFNAME, M_IP6 | M_NEQ},
-	{"oif_not", IFNAME, "oifname != ", NFT_META_OIFNAME, M_IP6 | M_NEQ},
-	{"iif_prefix", PREFIX, "iifname ", NFT_META_IIFNAME, M_IP6 | M_PREFIX},
-	{"oif_prefix", PREFIX, "oifname ", NFT_META_OIFNAME, M_IP6 | M_PREFIX},
-	{"oif_prefix_not", PREFIX, "oifname != ", NFT_META_OIFNAME, M_IP6 | M_PREFIX | M_NEQ},
-	{"saddr", CIDR, "ip saddr ", 12, 0},
-	{"daddr", CIDR, "ip daddr ", 16, 0},
-	{"saddr_not", CIDR, "ip saddr != ", 12, M_NEQ},
-	{"daddr_not", CIDR, "ip daddr != ", 16, M_NEQ},
-	{"proto", PROTO, "meta l4proto ", 0, 0},
-	{"proto_not", PROTO, "meta l4proto != ", 0, M_NEQ},
-	{"dport", check_dport, render_int, emit_dport, "th dport ", 0, 0},
-	{"ct_state", check_ct_state, render_list, emit_ct_bits, "ct state ", NFT_CT_STATE, 0},
-	{"ct_status", check_ct_status, render_string, emit_ct_bits, "ct status ", NFT_CT_STATUS, 0},
-	{"ct_dir", check_ct_dir, render_string, emit_ct_dir, "ct direction ", NFT_CT_DIRECTION, 0},
-	{"daddr_local", check_true, render_text, emit_daddr_local, "fib daddr type local ", 0, 0},
-	{"daddr_set", check_addr_set, render_string, emit_addr_set, "ip daddr @", 16, 0},
+	{ "iif", IFNAME, "iifname ", NFT_META_IIFNAME, M_IP6 },
+	{ "oif", IFNAME, "oifname ", NFT_META_OIFNAME, M_IP6 },
+	{ "iif_not", IFNAME, "iifname != ", NFT_META_IIFNAME, M_IP6 | M_NEQ },
+	{ "oif_not", IFNAME, "oifname != ", NFT_META_OIFNAME, M_IP6 | M_NEQ },
+	{ "iif_prefix", PREFIX, "iifname ", NFT_META_IIFNAME, M_IP6 | M_PREFIX },
+	{ "oif_prefix", PREFIX, "oifname ", NFT_META_OIFNAME, M_IP6 | M_PREFIX },
+	{ "oif_prefix_not", PREFIX, "oifname != ", NFT_META_OIFNAME, M_IP6 | M_PREFIX | M_NEQ },
+	{ "saddr", CIDR, "ip saddr ", 12, 0 },
+	{ "daddr", CIDR, "ip daddr ", 16, 0 },
+	{ "saddr_not", CIDR, "ip saddr != ", 12, M_NEQ },
+	{ "daddr_not", CIDR, "ip daddr != ", 16, M_NEQ },
+	{ "proto", PROTO, "meta l4proto ", 0, 0 },
+	{ "proto_not", PROTO, "meta l4proto != ", 0, M_NEQ },
+	{ "dport", check_dport, render_int, emit_dport, "th dport ", 0, 0 },
+	{ "ct_state", check_ct_state, render_list, emit_ct_bits, "ct state ", NFT_CT_STATE, 0 },
+	{ "ct_status", check_ct_status, render_string, emit_ct_bits, "ct status ", NFT_CT_STATUS, 0 },
+	{ "ct_dir", check_ct_dir, render_string, emit_ct_dir, "ct direction ", NFT_CT_DIRECTION, 0 },
+	{ "daddr_local", check_true, render_text, emit_daddr_local, "fib daddr type local ", 0, 0 },
+	{ "daddr_set", check_addr_set, render_string, emit_addr_set, "ip daddr @", 16, 0 },
 };
 
 #undef IFNAME
@@ -620,12 +618,12 @@ static void emit_dnat(struct nftnl_rule *r, json_t *v)
 }
 
 static const struct verdict verdicts[] = {
-	{"accept", false, NULL, render_word, emit_accept},
-	{"drop", false, NULL, render_word, emit_drop},
-	{"masquerade", false, check_masquerade, render_word, emit_masquerade},
-	{"snat", true, check_snat, render_snat, emit_snat},
-	{"dnat_map", true, check_dnat, render_dnat_map, emit_dnat_map},
-	{"dnat", true, check_dnat, render_dnat, emit_dnat},
+	{ "accept", false, NULL, render_word, emit_accept },
+	{ "drop", false, NULL, render_word, emit_drop },
+	{ "masquerade", false, check_masquerade, render_word, emit_masquerade },
+	{ "snat", true, check_snat, render_snat, emit_snat },
+	{ "dnat_map", true, check_dnat, render_dnat_map, emit_dnat_map },
+	{ "dnat", true, check_dnat, render_dnat, emit_dnat },
 };
 
 static const struct verdict *verdict_find(json_t *v)
@@ -633,8 +631,8 @@ static const struct verdict *verdict_find(json_t *v)
 	const size_t n = sizeof(verdicts) / sizeof(*verdicts);
 
 	for (size_t i = 0; i < n; i++)
-		if (verdicts[i].object ? json_object_get(v, verdicts[i].key) != NULL :
-		    json_is_string(v) && !strcmp(json_string_value(v), verdicts[i].key))
+		if (verdicts[i].object ? json_object_get(v, verdicts[i].key) != NULL
+				       : json_is_string(v) && !strcmp(json_string_value(v), verdicts[i].key))
 			return &verdicts[i];
 	return json_is_object(v) ? &verdicts[n - 1] : NULL;
 }
@@ -671,10 +669,9 @@ static void emit_verdict(struct nftnl_rule *r, json_t *v)
 
 /* ---- rules ----------------------------------------------------------- */
 
-int nft_rule_check(json_t *match, json_t *verdict, json_t *chain, json_t *sets, const char *where,
-		   struct verr *e)
+int nft_rule_check(json_t *match, json_t *verdict, json_t *chain, json_t *sets, const char *where, struct verr *e)
 {
-	struct rule_ctx c = {.sets = sets};
+	struct rule_ctx c = { .sets = sets };
 	char w[96];
 	json_t *m;
 	size_t k;

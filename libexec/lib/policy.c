@@ -72,8 +72,7 @@ static bool is_reserved(long long p)
 {
 	/* The original's per-slot proxy ranges, kept reserved for the DNS,
 	 * SNI and HTTP proxies of the domain-allowlist work. */
-	return (p >= 10053 && p <= 10307) || (p >= 10443 && p <= 10697) ||
-	       (p >= 10080 && p <= 10334);
+	return (p >= 10053 && p <= 10307) || (p >= 10443 && p <= 10697) || (p >= 10080 && p <= 10334);
 }
 
 /* A CIDR inside 169.254.0.0/16: it names link-local addresses itself. */
@@ -158,22 +157,23 @@ static json_t *in_namespace(const struct policy_target *t, const char *eff, json
 	/* Inbound: the agent (the host only: its forward chain lets nothing
 	 * else into a VM) and published ports. */
 	if (agent)
-		json_array_append_new(rules, json_pack("{s:s, s:[{s:s},{s:s},{s:I}], s:{s:s, s:I}}",
-			"chain", "prerouting", "match", "iif", t->uplink, "proto", "tcp", "dport", agent,
-			"verdict", "dnat", t->guest, "port", agent));
+		json_array_append_new(rules, json_pack("{s:s, s:[{s:s},{s:s},{s:I}], s:{s:s, s:I}}", "chain",
+						       "prerouting", "match", "iif", t->uplink, "proto", "tcp", "dport",
+						       agent, "verdict", "dnat", t->guest, "port", agent));
 	if (json_array_size(pub))
-		json_array_append_new(rules, json_pack("{s:s, s:[{s:s},{s:s}], s:{s:s, s:s}}",
-			"chain", "prerouting", "match", "iif", t->uplink, "proto", "tcp",
-			"verdict", "dnat", t->guest, "port_map", NET_PUB_MAP));
+		json_array_append_new(rules, json_pack("{s:s, s:[{s:s},{s:s}], s:{s:s, s:s}}", "chain", "prerouting",
+						       "match", "iif", t->uplink, "proto", "tcp", "verdict", "dnat",
+						       t->guest, "port_map", NET_PUB_MAP));
 	R("postrouting", "masquerade", "[{s:s},{s:s}]", "oif", t->uplink, "saddr", guest_cidr);
 	/* Allowed domains: the guest's DNS, to any address, goes to vmsan-dns
 	 * on the TAP's address (the answers still come from the address the
 	 * guest asked). */
 	if (domains)
 		for (int p = 0; p < 2; p++)
-			json_array_append_new(rules, json_pack("{s:s, s:[{s:s},{s:s},{s:i}], s:{s:s, s:i}}",
-				"chain", "prerouting", "match", "iif", t->tap, "proto", p ? "tcp" : "udp", "dport", 53,
-				"verdict", "dnat", NET_TAP_ADDR, "port", 53));
+			json_array_append_new(rules, json_pack("{s:s, s:[{s:s},{s:s},{s:i}], s:{s:s, s:i}}", "chain",
+							       "prerouting", "match", "iif", t->tap, "proto",
+							       p ? "tcp" : "udp", "dport", 53, "verdict", "dnat",
+							       NET_TAP_ADDR, "port", 53));
 	if (strict) {
 		size_t i;
 		json_t *x;
@@ -183,8 +183,10 @@ static json_t *in_namespace(const struct policy_target *t, const char *eff, json
 			R("prerouting", "accept", "[{s:s},{s:s}]", "iif", t->tap, "daddr", json_string_value(x));
 		for (int p = 0; p < 2; p++)
 			json_array_append_new(rules, json_pack("{s:s, s:[{s:s},{s:s},{s:s},{s:i}], s:{s:s, s:i}}",
-				"chain", "prerouting", "match", "iif", t->tap, "daddr_set", NET_DNS_SET, "proto", "tcp",
-				"dport", p ? 80 : 443, "verdict", "dnat", NET_TAP_ADDR, "port", p ? NET_DNS_PORT_HTTP : NET_DNS_PORT_TLS));
+							       "chain", "prerouting", "match", "iif", t->tap,
+							       "daddr_set", NET_DNS_SET, "proto", "tcp", "dport",
+							       p ? 80 : 443, "verdict", "dnat", NET_TAP_ADDR, "port",
+							       p ? NET_DNS_PORT_HTTP : NET_DNS_PORT_TLS));
 	}
 
 	R("forward", "accept", "[{s:s},{s:s},{s:[ss]}]", "iif", t->uplink, "oif", t->tap, "ct_state", "established",
@@ -206,14 +208,13 @@ static json_t *in_namespace(const struct policy_target *t, const char *eff, json
 			  NET_TAP_ADDR "/32", "proto", "tcp", "dport", p ? NET_DNS_PORT_HTTP : NET_DNS_PORT_TLS,
 			  "ct_status", "dnat");
 #undef R
-	return json_pack("{s:s, s:s, s:[], s:[{s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i,s:s}, {s:s,s:s,s:s,s:i,s:s}], s:o, s:o}",
-		"family", "ip", "table", t->table, "sets",
-		"chains",
-		"name", "prerouting", "type", "nat", "hook", "prerouting", "priority", -100,
-		"name", "postrouting", "type", "nat", "hook", "postrouting", "priority", 100,
-		"name", "forward", "type", "filter", "hook", "forward", "priority", 0, "policy", "drop",
-		"name", "input", "type", "filter", "hook", "input", "priority", 0, "policy", "drop",
-		"rules", rules, "ip6", netplan_ip6_guard(NULL));
+	return json_pack(
+		"{s:s, s:s, s:[], s:[{s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i}, {s:s,s:s,s:s,s:i,s:s}, {s:s,s:s,s:s,s:i,s:s}], s:o, s:o}",
+		"family", "ip", "table", t->table, "sets", "chains", "name", "prerouting", "type", "nat", "hook",
+		"prerouting", "priority", -100, "name", "postrouting", "type", "nat", "hook", "postrouting", "priority",
+		100, "name", "forward", "type", "filter", "hook", "forward", "priority", 0, "policy", "drop", "name",
+		"input", "type", "filter", "hook", "input", "priority", 0, "policy", "drop", "rules", rules, "ip6",
+		netplan_ip6_guard(NULL));
 }
 
 /* In the host's namespace (--no-netns): every rule scoped to the VM's TAP,
@@ -224,8 +225,8 @@ static json_t *in_namespace(const struct policy_target *t, const char *eff, json
  * are DNATed here, before the shared table (priority -150 < -100: the
  * first DNAT of a connection is the only one), so that HOST:GUEST maps;
  * the agent needs no DNAT: the host reaches the guest's address itself. */
-static json_t *on_host(const struct policy_target *t, const char *eff, json_t *dns, json_t *allowed,
-		       json_t *denied, json_t *pub, json_t *rules)
+static json_t *on_host(const struct policy_target *t, const char *eff, json_t *dns, json_t *allowed, json_t *denied,
+		       json_t *pub, json_t *rules)
 {
 	json_t *chains = json_array();
 
@@ -235,9 +236,9 @@ static json_t *on_host(const struct policy_target *t, const char *eff, json_t *d
 		for (int h = 0; h < 2; h++) {
 			json_array_append_new(chains, json_pack("{s:s,s:s,s:s,s:i}", "name", hooks[h], "type", "nat",
 								"hook", hooks[h], "priority", -150));
-			json_array_append_new(rules, json_pack("{s:s, s:[{s:b},{s:s}], s:{s:s, s:s}}",
-				"chain", hooks[h], "match", "daddr_local", 1, "proto", "tcp",
-				"verdict", "dnat", t->guest, "port_map", NET_PUB_MAP));
+			json_array_append_new(rules, json_pack("{s:s, s:[{s:b},{s:s}], s:{s:s, s:s}}", "chain",
+							       hooks[h], "match", "daddr_local", 1, "proto", "tcp",
+							       "verdict", "dnat", t->guest, "port_map", NET_PUB_MAP));
 		}
 	}
 	json_array_append_new(chains, json_pack("{s:s,s:s,s:s,s:i,s:s}", "name", "forward", "type", "filter", "hook",
@@ -274,7 +275,7 @@ static int read_req(struct jr *r, struct policy_req *q, struct verr *e)
 /* The fields against each other and against the target. */
 static int check_req(const struct policy_req *q, const struct policy_target *t, struct verr *e)
 {
-	static const char *const policies[] = {"allow-all", "deny-all", "custom"};
+	static const char *const policies[] = { "allow-all", "deny-all", "custom" };
 	size_t ndomains = json_array_size(q->domains);
 	bool known = false;
 
@@ -287,8 +288,9 @@ static int check_req(const struct policy_req *q, const struct policy_target *t, 
 		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_POLICY_CONFLICT", "drop the lists, or use custom",
 				 "deny-all cannot be combined with allowed or denied CIDRs or allowed domains");
 	if (ndomains && !t->uplink)
-		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_POLICY_CONFLICT", "drop --no-netns, or use --allowed-cidr",
-				 "allowed domains need the VM's own network namespace (their resolver and set live there)");
+		return verr_fail(
+			e, VMSAN_EXIT_USAGE, "ERR_POLICY_CONFLICT", "drop --no-netns, or use --allowed-cidr",
+			"allowed domains need the VM's own network namespace (their resolver and set live there)");
 	if (q->strict && !ndomains)
 		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_POLICY", "give the allowed domains, or drop strictDomains",
 				 "strictDomains checks connections to allowed domains: there are none");
@@ -360,16 +362,15 @@ static json_t *ruleset(const struct policy_req *q, const struct policy_target *t
 	json_t *rules = json_array(), *rs;
 	bool domains = json_array_size(q->domains) > 0;
 
-	rs = t->uplink ? in_namespace(t, eff, q->dns, q->allowed, q->denied, domains, q->strict, q->agent, pub,
-				      rules) :
-			 on_host(t, eff, q->dns, q->allowed, q->denied, pub, rules);
+	rs = t->uplink ? in_namespace(t, eff, q->dns, q->allowed, q->denied, domains, q->strict, q->agent, pub, rules)
+		       : on_host(t, eff, q->dns, q->allowed, q->denied, pub, rules);
 	if (domains)
-		json_array_append_new(json_object_get(rs, "sets"),
-			json_pack("{s:s, s:s, s:b}", "name", NET_DNS_SET, "key", "ipv4_addr", "timeout", 1));
+		json_array_append_new(json_object_get(rs, "sets"), json_pack("{s:s, s:s, s:b}", "name", NET_DNS_SET,
+									     "key", "ipv4_addr", "timeout", 1));
 	if (json_array_size(pub))
 		json_array_append_new(json_object_get(rs, "sets"),
-			json_pack("{s:s, s:s, s:s, s:O}", "name", NET_PUB_MAP, "key", "inet_service",
-				  "data", "inet_service", "elements", pub));
+				      json_pack("{s:s, s:s, s:s, s:O}", "name", NET_PUB_MAP, "key", "inet_service",
+						"data", "inet_service", "elements", pub));
 	/* What we emit must pass the same check vmsan-net applies. */
 	if (nft_ruleset_check(rs, e) != 0) {
 		json_decref(rs);

@@ -6,10 +6,10 @@
 
 /* Where the rules go. */
 struct policy_target {
-	const char *table;      /* NET_TABLE in a VM's namespace; "vmsan_<id>" on the host */
-	const char *tap;        /* the guest's link */
-	const char *uplink;     /* the namespace's uplink; NULL: the host's namespace */
-	const char *guest;      /* the guest's address */
+	const char *table;  /* NET_TABLE in a VM's namespace; "vmsan_<id>" on the host */
+	const char *tap;    /* the guest's link */
+	const char *uplink; /* the namespace's uplink; NULL: the host's namespace */
+	const char *guest;  /* the guest's address */
 };
 
 /* Reads policy, allowedCidrs, deniedCidrs, dnsResolvers, allowedDomains,

@@ -9,8 +9,7 @@
 const char *vmsan_prog = "vmsan";
 int vmsan_verbose;
 
-static void verr_vset(struct verr *e, int exit, const char *code,
-		      const char *fix, const char *fmt, va_list ap)
+static void verr_vset(struct verr *e, int exit, const char *code, const char *fix, const char *fmt, va_list ap)
 {
 	if (verr_isset(e))
 		return;
@@ -20,8 +19,7 @@ static void verr_vset(struct verr *e, int exit, const char *code,
 	snprintf(e->fix, sizeof(e->fix), "%s", fix ? fix : "");
 }
 
-void verr_set(struct verr *e, int exit, const char *code, const char *fix,
-	      const char *fmt, ...)
+void verr_set(struct verr *e, int exit, const char *code, const char *fix, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -30,8 +28,7 @@ void verr_set(struct verr *e, int exit, const char *code, const char *fix,
 	va_end(ap);
 }
 
-int verr_fail(struct verr *e, int exit, const char *code, const char *fix,
-	      const char *fmt, ...)
+int verr_fail(struct verr *e, int exit, const char *code, const char *fix, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -41,8 +38,7 @@ int verr_fail(struct verr *e, int exit, const char *code, const char *fix,
 	return -1;
 }
 
-void verr_sys(struct verr *e, const char *code, const char *fix,
-	      const char *fmt, ...)
+void verr_sys(struct verr *e, const char *code, const char *fix, const char *fmt, ...)
 {
 	int saved = errno;
 	char buf[512];
@@ -60,7 +56,7 @@ bool verr_take(struct verr *e, const char *code)
 {
 	if (!e->code || strcmp(e->code, code) != 0)
 		return false;
-	*e = (struct verr){0};
+	*e = (struct verr){ 0 };
 	return true;
 }
 
@@ -85,8 +81,7 @@ static int emit(json_t *doc)
 		rc = -1;
 	json_decref(doc);
 	if (rc != 0) {
-		fprintf(stderr, "%s: cannot write reply: %s\n", vmsan_prog,
-			strerror(errno));
+		fprintf(stderr, "%s: cannot write reply: %s\n", vmsan_prog, strerror(errno));
 		return VMSAN_EXIT_SYS;
 	}
 	return VMSAN_EXIT_OK;
@@ -102,8 +97,7 @@ int reply_ok(json_t *reply)
 
 static json_t *error_doc(const struct verr *e)
 {
-	json_t *err = json_pack("{s:s, s:s}", "code", e->code ? e->code : "ERR_INTERNAL",
-				"message", e->message);
+	json_t *err = json_pack("{s:s, s:s}", "code", e->code ? e->code : "ERR_INTERNAL", "message", e->message);
 
 	if (e->fix[0])
 		json_object_set_new(err, "fix", json_string(e->fix));

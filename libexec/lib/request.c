@@ -26,10 +26,8 @@ json_t *request_read(int fd, struct verr *e)
 			char *nb;
 
 			if (cap > VMSAN_REQUEST_MAX) {
-				verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_TOO_LARGE",
-					 "send a smaller request",
-					 "request is larger than %d bytes",
-					 VMSAN_REQUEST_MAX);
+				verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_TOO_LARGE", "send a smaller request",
+					 "request is larger than %d bytes", VMSAN_REQUEST_MAX);
 				goto out;
 			}
 			cap *= 2;
@@ -52,9 +50,8 @@ json_t *request_read(int fd, struct verr *e)
 		len += (size_t)n;
 	}
 	if (len > VMSAN_REQUEST_MAX) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_TOO_LARGE",
-			 "send a smaller request", "request is larger than %d bytes",
-			 VMSAN_REQUEST_MAX);
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_TOO_LARGE", "send a smaller request",
+			 "request is larger than %d bytes", VMSAN_REQUEST_MAX);
 		goto out;
 	}
 	req = request_parse(buf, len, e);
@@ -83,13 +80,11 @@ json_t *request_parse(const char *buf, size_t len, struct verr *e)
 	req = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
 	if (!req) {
 		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_JSON", FIX_REQUEST,
-			 "request is not valid JSON: %s (line %d, column %d)",
-			 je.text, je.line, je.column);
+			 "request is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
 		return NULL;
 	}
 	if (!json_is_object(req)) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_JSON", FIX_REQUEST,
-			 "request must be a JSON object");
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_JSON", FIX_REQUEST, "request must be a JSON object");
 		json_decref(req);
 		return NULL;
 	}
@@ -130,18 +125,17 @@ static json_t *lookup(struct jr *r, const char *key, int flags)
 		r->seen[r->nseen++] = key;
 	v = json_object_get(r->obj, key);
 	if (!v && (flags & JR_REQUIRED))
-		verr_set(r->e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", FIX_REQUEST,
-			 "%s: missing required field '%s'", r->path, key);
+		verr_set(r->e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", FIX_REQUEST, "%s: missing required field '%s'",
+			 r->path, key);
 	return v;
 }
 
-static bool want_type(struct jr *r, const char *key, json_t *v, json_type t,
-		      const char *tname)
+static bool want_type(struct jr *r, const char *key, json_t *v, json_type t, const char *tname)
 {
 	if (json_typeof(v) == t || (t == JSON_TRUE && json_is_boolean(v)))
 		return true;
-	verr_set(r->e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", FIX_REQUEST,
-		 "%s.%s: expected %s, got %s", r->path, key, tname, type_name(v));
+	verr_set(r->e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", FIX_REQUEST, "%s.%s: expected %s, got %s", r->path, key,
+		 tname, type_name(v));
 	return false;
 }
 
@@ -155,15 +149,13 @@ const char *jr_string(struct jr *r, const char *key, int flags, validator_fn val
 		return NULL;
 	s = json_string_value(v);
 	if (valid && valid(s, why, sizeof(why)) != 0) {
-		verr_set(r->e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", NULL,
-			 "%s.%s: %s", r->path, key, why);
+		verr_set(r->e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", NULL, "%s.%s: %s", r->path, key, why);
 		return NULL;
 	}
 	return s;
 }
 
-int jr_int(struct jr *r, const char *key, int flags, long long min,
-	   long long max, long long *out)
+int jr_int(struct jr *r, const char *key, int flags, long long min, long long max, long long *out)
 {
 	json_t *v = lookup(r, key, flags);
 	long long x;
@@ -175,8 +167,7 @@ int jr_int(struct jr *r, const char *key, int flags, long long min,
 	x = json_integer_value(v);
 	if (x < min || x > max) {
 		verr_set(r->e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", NULL,
-			 "%s.%s: %lld is out of range (%lld to %lld)", r->path,
-			 key, x, min, max);
+			 "%s.%s: %lld is out of range (%lld to %lld)", r->path, key, x, min, max);
 		return -1;
 	}
 	*out = x;
@@ -212,8 +203,7 @@ json_t *jr_array(struct jr *r, const char *key, int flags, size_t maxlen)
 		return NULL;
 	if (json_array_size(v) > maxlen) {
 		verr_set(r->e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", NULL,
-			 "%s.%s: at most %zu entries allowed, got %zu", r->path,
-			 key, maxlen, json_array_size(v));
+			 "%s.%s: at most %zu entries allowed, got %zu", r->path, key, maxlen, json_array_size(v));
 		return NULL;
 	}
 	return v;
@@ -237,8 +227,8 @@ int jr_end(struct jr *r)
 		for (int i = 0; i < r->nseen && !known; i++)
 			known = strcmp(r->seen[i], key) == 0;
 		if (!known) {
-			verr_set(r->e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD",
-				 FIX_REQUEST, "%s: unknown field '%s'", r->path, key);
+			verr_set(r->e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", FIX_REQUEST, "%s: unknown field '%s'",
+				 r->path, key);
 			return -1;
 		}
 	}

@@ -105,9 +105,14 @@ static bool abs_path_value(const char *v)
 /* One "key = value" line into c; false with why filled. */
 static bool set_one(struct rootconf *c, const char *k, const char *v, char *why, size_t n)
 {
-	struct { const char *key; char *dst; } paths[] = {
-		{ "qemu", c->qemu }, { "firecracker", c->firecracker },
-		{ "jailer", c->jailer }, { "chroot-base", c->chroot_base },
+	struct {
+		const char *key;
+		char *dst;
+	} paths[] = {
+		{ "qemu", c->qemu },
+		{ "firecracker", c->firecracker },
+		{ "jailer", c->jailer },
+		{ "chroot-base", c->chroot_base },
 	};
 	char *end;
 
@@ -186,8 +191,8 @@ int rootconf_load(struct rootconf *c, struct verr *e)
 				continue;
 		}
 		fclose(f);
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_ROOT_CONFIG", "see vmsan-security(7) for the settings",
-			 "%s:%d: %s", path, ln, why);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_ROOT_CONFIG", "see vmsan-security(7) for the settings", "%s:%d: %s",
+			 path, ln, why);
 		return -1;
 	}
 	fclose(f);

@@ -17,14 +17,14 @@
 #define ROOTCONF_PATH_MAX 1024
 
 struct rootconf {
-	char path[PATH_MAX];          /* the file read, or "" for the defaults */
+	char path[PATH_MAX]; /* the file read, or "" for the defaults */
 	/* programs and directories: absolute, shorter than ROOTCONF_PATH_MAX */
-	char qemu[ROOTCONF_PATH_MAX];          /* qemu = /usr/bin/qemu-system-x86_64 */
-	char firecracker[ROOTCONF_PATH_MAX];   /* firecracker = /usr/bin/firecracker */
-	char jailer[ROOTCONF_PATH_MAX];        /* jailer = /usr/bin/jailer */
-	char chroot_base[ROOTCONF_PATH_MAX];   /* chroot-base = /srv/jailer */
-	long max_vms_per_user;        /* max-vms-per-user = 64 (root: no limit) */
-	unsigned port_min, port_max;  /* publish-ports = 1024-65535 (root: any) */
+	char qemu[ROOTCONF_PATH_MAX];	     /* qemu = /usr/bin/qemu-system-x86_64 */
+	char firecracker[ROOTCONF_PATH_MAX]; /* firecracker = /usr/bin/firecracker */
+	char jailer[ROOTCONF_PATH_MAX];	     /* jailer = /usr/bin/jailer */
+	char chroot_base[ROOTCONF_PATH_MAX]; /* chroot-base = /srv/jailer */
+	long max_vms_per_user;		     /* max-vms-per-user = 64 (root: no limit) */
+	unsigned port_min, port_max;	     /* publish-ports = 1024-65535 (root: any) */
 };
 
 /* Loads ROOTCONF_PATH (absent: the defaults).  The file and every

@@ -32,7 +32,8 @@ static int copy_range(int in, int out, off_t pos, off_t end, const char *what, s
 		}
 		char buf[65536];
 		while (ri < end) {
-			ssize_t r = pread(in, buf, (size_t)(end - ri) < sizeof buf ? (size_t)(end - ri) : sizeof buf, ri);
+			ssize_t r =
+				pread(in, buf, (size_t)(end - ri) < sizeof buf ? (size_t)(end - ri) : sizeof buf, ri);
 			if (r <= 0) {
 				if (r == 0)
 					errno = EIO;
@@ -58,7 +59,7 @@ int copy_sparse(int in, int out, uint64_t size, const char *what, struct verr *e
 	while (pos < end) {
 		off_t data = lseek(in, pos, SEEK_DATA);
 		if (data < 0)
-			break;   /* ENXIO: only a hole is left */
+			break; /* ENXIO: only a hole is left */
 		off_t hole = lseek(in, data, SEEK_HOLE);
 		if (hole < 0 || hole > end)
 			hole = end;

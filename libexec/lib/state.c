@@ -28,8 +28,7 @@ int state_resolve_dir(char *out, size_t outlen, struct verr *e)
 
 	if (env && *env) {
 		if (env[0] != '/') {
-			verr_set(e, VMSAN_EXIT_USAGE, "ERR_STATE_DIR",
-				 "give VMSAN_DIR as an absolute path",
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_STATE_DIR", "give VMSAN_DIR as an absolute path",
 				 "VMSAN_DIR '%s' is not an absolute path", env);
 			return -1;
 		}
@@ -41,8 +40,7 @@ int state_resolve_dir(char *out, size_t outlen, struct verr *e)
 		pw = getpwnam(sudo_user);
 		if (!pw) {
 			verr_set(e, VMSAN_EXIT_FAIL, "ERR_STATE_DIR", "set VMSAN_DIR",
-				 "SUDO_USER '%s' has no entry in the password database",
-				 sudo_user);
+				 "SUDO_USER '%s' has no entry in the password database", sudo_user);
 			return -1;
 		}
 		home = pw->pw_dir;
@@ -62,8 +60,7 @@ int state_resolve_dir(char *out, size_t outlen, struct verr *e)
 		goto toolong;
 	return 0;
 toolong:
-	verr_set(e, VMSAN_EXIT_USAGE, "ERR_STATE_DIR", "use a shorter VMSAN_DIR",
-		 "state directory path is too long");
+	verr_set(e, VMSAN_EXIT_USAGE, "ERR_STATE_DIR", "use a shorter VMSAN_DIR", "state directory path is too long");
 	return -1;
 }
 
@@ -109,7 +106,7 @@ int rm_tree_at(int dfd, const char *name)
 			continue;
 		/* d_type may be unknown: the recursion tells a directory by opening it */
 		if (de->d_type == DT_DIR || de->d_type == DT_UNKNOWN ? rm_tree_at(dirfd(d), de->d_name)
-								    : unlinkat(dirfd(d), de->d_name, 0))
+								     : unlinkat(dirfd(d), de->d_name, 0))
 			ret = -1;
 	}
 	closedir(d);
@@ -138,15 +135,13 @@ static int check_dir(const struct state *st, const char *path, int fd, struct ve
 		struct passwd *pw = getpwuid(sb.st_uid);
 
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_STATE_DIR_OWNER", FIX_DIR,
-			 "state directory %s belongs to %s (uid %ld), not to you (uid %ld)",
-			 path, pw ? pw->pw_name : "another user", (long)sb.st_uid,
-			 st->owner_uid);
+			 "state directory %s belongs to %s (uid %ld), not to you (uid %ld)", path,
+			 pw ? pw->pw_name : "another user", (long)sb.st_uid, st->owner_uid);
 		return -1;
 	}
 	if (sb.st_mode & (S_IWGRP | S_IWOTH)) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_STATE_DIR_MODE", FIX_DIR,
-			 "state directory %s is writable by others (mode %03o)", path,
-			 (unsigned)(sb.st_mode & 0777));
+			 "state directory %s is writable by others (mode %03o)", path, (unsigned)(sb.st_mode & 0777));
 		return -1;
 	}
 	return 0;
@@ -178,8 +173,8 @@ static int open_dir(struct state *st, const char *path, bool create, struct verr
 	}
 	if (fd < 0) {
 		if (errno == ENOENT)
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_STATE_DIR_MISSING", NULL,
-				 "state directory %s does not exist", path);
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_STATE_DIR_MISSING", NULL, "state directory %s does not exist",
+				 path);
 		else
 			verr_sys(e, "ERR_STATE_DIR", FIX_DIR, "cannot open %s", path);
 		return -1;
@@ -219,7 +214,7 @@ int state_check_record(json_t *rec, const char *id, char *why, size_t n)
 {
 	json_t *v;
 	const char *s;
-	static const char *const statuses[] = {"creating", "running", "stopped", "error"};
+	static const char *const statuses[] = { "creating", "running", "stopped", "error" };
 	bool ok = false;
 
 	if (!json_is_object(rec))
@@ -229,7 +224,8 @@ int state_check_record(json_t *rec, const char *id, char *why, size_t n)
 		return snprintf(why, n, "no integer schemaVersion"), -1;
 	if (json_integer_value(v) > VMSAN_SCHEMA_VERSION)
 		return snprintf(why, n, "schemaVersion %lld is newer than this vmsan understands (%d)",
-				json_integer_value(v), VMSAN_SCHEMA_VERSION), -1;
+				json_integer_value(v), VMSAN_SCHEMA_VERSION),
+		       -1;
 	if (json_integer_value(v) < 1)
 		return snprintf(why, n, "schemaVersion %lld is not valid", json_integer_value(v)), -1;
 	s = json_string_value(json_object_get(rec, "id"));
@@ -244,8 +240,8 @@ int state_check_record(json_t *rec, const char *id, char *why, size_t n)
 	if (!s || valid_timestamp(s, why, n) != 0)
 		return snprintf(why, n, "createdAt is missing or not a timestamp"), -1;
 	v = json_object_get(rec, "pid");
-	if (v && !json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) < 1 ||
-				      json_integer_value(v) > 4194304))
+	if (v && !json_is_null(v) &&
+	    (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 4194304))
 		return snprintf(why, n, "pid is not a process id"), -1;
 	v = json_object_get(rec, "pidStartTime");
 	if (v && !json_is_null(v) && !json_is_integer(v))
@@ -264,8 +260,7 @@ json_t *state_load(struct state *st, const char *id, struct verr *e)
 	int fd;
 
 	if (valid_vm_id(id, why, sizeof(why)) != 0) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VM_ID", "VM ids look like vm-1a2b3c4d; see 'vmsan list'",
-			 "%s", why);
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VM_ID", "VM ids look like vm-1a2b3c4d; see 'vmsan list'", "%s", why);
 		return NULL;
 	}
 	snprintf(name, sizeof(name), "%s.json", id);
@@ -282,8 +277,7 @@ json_t *state_load(struct state *st, const char *id, struct verr *e)
 		close(fd);
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_STATE_CORRUPT",
 			 "remove the file if the VM is gone, or restore it from a backup",
-			 "VM record %s/%s is not a regular file of at most %d bytes",
-			 st->vms, name, RECORD_MAX);
+			 "VM record %s/%s is not a regular file of at most %d bytes", st->vms, name, RECORD_MAX);
 		return NULL;
 	}
 	/* One read into a buffer: json_loadf's per-character reads cost more
@@ -334,8 +328,7 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-int state_store(struct state *st, const char *id, json_t *rec, bool exclusive,
-		struct verr *e)
+int state_store(struct state *st, const char *id, json_t *rec, bool exclusive, struct verr *e)
 {
 	char tmp[96], name[80], why[256];
 	char *text = NULL;
@@ -357,21 +350,18 @@ int state_store(struct state *st, const char *id, json_t *rec, bool exclusive,
 		verr_sys(e, "ERR_STATE_WRITE", NULL, "cannot create %s/%s", st->vms, tmp);
 		goto out;
 	}
-	if (write_all(fd, text, strlen(text)) != 0 || write_all(fd, "\n", 1) != 0 ||
-	    give_away(st, fd) != 0 || fsync(fd) != 0) {
+	if (write_all(fd, text, strlen(text)) != 0 || write_all(fd, "\n", 1) != 0 || give_away(st, fd) != 0 ||
+	    fsync(fd) != 0) {
 		verr_sys(e, "ERR_STATE_WRITE", "check free space on the state directory's file system",
 			 "cannot write %s/%s", st->vms, tmp);
 		goto out;
 	}
 	/* link() refuses to replace: that is what makes "new" exclusive. */
-	if (exclusive ? linkat(st->vmsfd, tmp, st->vmsfd, name, 0) :
-	    renameat(st->vmsfd, tmp, st->vmsfd, name)) {
+	if (exclusive ? linkat(st->vmsfd, tmp, st->vmsfd, name, 0) : renameat(st->vmsfd, tmp, st->vmsfd, name)) {
 		if (errno == EEXIST)
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_EXISTS", NULL,
-				 "VM %s already exists", id);
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_EXISTS", NULL, "VM %s already exists", id);
 		else
-			verr_sys(e, "ERR_STATE_WRITE", NULL, "cannot put %s/%s in place",
-				 st->vms, name);
+			verr_sys(e, "ERR_STATE_WRITE", NULL, "cannot put %s/%s in place", st->vms, name);
 		goto out;
 	}
 	if (fsync(st->vmsfd) != 0) {
@@ -382,7 +372,7 @@ int state_store(struct state *st, const char *id, json_t *rec, bool exclusive,
 out:
 	if (fd >= 0) {
 		close(fd);
-		unlinkat(st->vmsfd, tmp, 0);    /* gone already after rename */
+		unlinkat(st->vmsfd, tmp, 0); /* gone already after rename */
 	}
 	free(text);
 	return rc;
@@ -399,8 +389,7 @@ int state_remove(struct state *st, const char *id, struct verr *e)
 	}
 	snprintf(name, sizeof(name), "%s.lock", id);
 	unlinkat(st->vmsfd, name, 0);
-	return fsync(st->vmsfd) == 0 ? 0 : (verr_sys(e, "ERR_STATE_WRITE", NULL,
-						     "cannot sync %s", st->vms), -1);
+	return fsync(st->vmsfd) == 0 ? 0 : (verr_sys(e, "ERR_STATE_WRITE", NULL, "cannot sync %s", st->vms), -1);
 }
 
 int state_lock(struct state *st, const char *id, struct verr *e)
@@ -446,7 +435,7 @@ long long proc_start_time(long pid)
 	if (!p || !p[1] || !p[2])
 		return -1;
 	if (q[2] == 'Z')
-		return -1;      /* a zombie has exited: not alive for us */
+		return -1; /* a zombie has exited: not alive for us */
 	/* After ") " come field 3 (state) ... field 22 (starttime). */
 	for (int field = 2; p && field < 22; field++)
 		p = strchr(p + 1, ' ');
@@ -495,21 +484,20 @@ static int by_created_desc(const void *a, const void *b)
 	int c = strcmp(json_string_value(json_object_get(rb, "createdAt")),
 		       json_string_value(json_object_get(ra, "createdAt")));
 
-	return c ? c : strcmp(json_string_value(json_object_get(ra, "id")),
-			      json_string_value(json_object_get(rb, "id")));
+	return c ? c
+		 : strcmp(json_string_value(json_object_get(ra, "id")), json_string_value(json_object_get(rb, "id")));
 }
 
 static void add_error(json_t *errors, const char *file, const char *id, const struct verr *e)
 {
-	json_array_append_new(errors, json_pack("{s:s, s:s?, s:s, s:s}", "file", file,
-						"id", id, "code", e->code, "message", e->message));
+	json_array_append_new(errors, json_pack("{s:s, s:s?, s:s, s:s}", "file", file, "id", id, "code", e->code,
+						"message", e->message));
 }
 
 /* Loads one record into the list, or its failure into errors. */
-static int collect(struct state *st, const char *id, const char *file,
-		   json_t *vms, json_t *errors)
+static int collect(struct state *st, const char *id, const char *file, json_t *vms, json_t *errors)
 {
-	struct verr le = {0};
+	struct verr le = { 0 };
 	json_t *rec = state_load(st, id, &le);
 
 	if (!rec) {
@@ -534,14 +522,13 @@ static int collect_dir(struct state *st, json_t *vms, json_t *errors, struct ver
 	while ((de = readdir(d))) {
 		size_t len = strlen(de->d_name);
 		char id[80], why[256];
-		struct verr le = {0};
+		struct verr le = { 0 };
 
 		if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json"))
 			continue;
 		snprintf(id, sizeof(id), "%.*s", (int)(len - 5), de->d_name);
 		if (len - 5 >= sizeof(id) || valid_vm_id(id, why, sizeof(why))) {
-			verr_set(&le, VMSAN_EXIT_FAIL, "ERR_STATE_CORRUPT", NULL,
-				 "file name is not a VM id");
+			verr_set(&le, VMSAN_EXIT_FAIL, "ERR_STATE_CORRUPT", NULL, "file name is not a VM id");
 			add_error(errors, de->d_name, NULL, &le);
 			continue;
 		}
@@ -555,8 +542,7 @@ static int collect_dir(struct state *st, json_t *vms, json_t *errors, struct ver
 	return 0;
 }
 
-int state_list(struct state *st, json_t *ids, json_t **vms_out, json_t **errors_out,
-	       struct verr *e)
+int state_list(struct state *st, json_t *ids, json_t **vms_out, json_t **errors_out, struct verr *e)
 {
 	json_t *vms = json_array(), *errors = json_array(), *v;
 	size_t i, n;
@@ -566,8 +552,7 @@ int state_list(struct state *st, json_t *ids, json_t **vms_out, json_t **errors_
 		char why[256];
 
 		if (!json_is_string(v) || valid_vm_id(json_string_value(v), why, sizeof(why))) {
-			verr_set(e, VMSAN_EXIT_USAGE, "ERR_VM_ID",
-				 "VM ids look like vm-1a2b3c4d; see 'vmsan list'",
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_VM_ID", "VM ids look like vm-1a2b3c4d; see 'vmsan list'",
 				 "request.ids[%zu]: %s", i, json_is_string(v) ? why : "expected a string");
 			goto fail;
 		}
@@ -577,7 +562,7 @@ int state_list(struct state *st, json_t *ids, json_t **vms_out, json_t **errors_
 			goto fail;
 		/* no state yet: no VMs */
 		json_array_foreach(ids, i, v) {
-			struct verr nf = {0};
+			struct verr nf = { 0 };
 
 			verr_set(&nf, VMSAN_EXIT_FAIL, "ERR_VM_NOT_FOUND", NULL, "VM not found: %s",
 				 json_string_value(v));

@@ -9,8 +9,7 @@
 
 /* A validator's refusal: the sentence into why (n bytes), then -1; what
  * verr_fail is to a verr, for callers that hold only a buffer. */
-static int why_fail(char *why, size_t n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int why_fail(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int why_fail(char *why, size_t n, const char *fmt, ...)
 {
 	va_list ap;
@@ -79,7 +78,8 @@ int valid_ifname(const char *s, char *why, size_t n)
 		return why_fail(why, n, "interface name '%.32s' is longer than 15 characters", s);
 	for (size_t i = 0; i < len; i++)
 		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
-			return why_fail(why, n, "interface name '%.32s' may contain only letters, digits, '-' and '_'", s);
+			return why_fail(why, n, "interface name '%.32s' may contain only letters, digits, '-' and '_'",
+					s);
 	return 0;
 }
 
@@ -116,7 +116,8 @@ int valid_ipv4(const char *s, char *why, size_t n)
 	unsigned a;
 
 	if (parse_ipv4(s, &a) != 0)
-		return why_fail(why, n, "'%.64s' is not an IPv4 address (expected four numbers 0-255 like 10.0.0.1)", s);
+		return why_fail(why, n, "'%.64s' is not an IPv4 address (expected four numbers 0-255 like 10.0.0.1)",
+				s);
 	return 0;
 }
 
@@ -128,14 +129,13 @@ int parse_cidr(const char *s, unsigned *addr, unsigned *prefix, char *why, size_
 	size_t iplen = slash ? (size_t)(slash - s) : strlen(s);
 	unsigned a, p = 32;
 
-	if (iplen >= sizeof(ip) || (memcpy(ip, s, iplen), ip[iplen] = '\0',
-				    parse_ipv4(ip, &a) != 0))
+	if (iplen >= sizeof(ip) || (memcpy(ip, s, iplen), ip[iplen] = '\0', parse_ipv4(ip, &a) != 0))
 		return why_fail(why, n, "'%.64s' is not an IPv4 CIDR (expected a.b.c.d/len, like 10.0.0.0/8)", s);
 	if (slash) {
 		const char *q = slash + 1;
 
-		if (!isdigit((unsigned char)q[0]) || (q[1] && !isdigit((unsigned char)q[1])) ||
-		    (q[1] && q[2]) || (q[0] == '0' && q[1]))
+		if (!isdigit((unsigned char)q[0]) || (q[1] && !isdigit((unsigned char)q[1])) || (q[1] && q[2]) ||
+		    (q[0] == '0' && q[1]))
 			return why_fail(why, n, "'%.64s': prefix length must be a number 0-32", s);
 		p = (unsigned)(q[0] - '0');
 		if (q[1])
@@ -146,8 +146,8 @@ int parse_cidr(const char *s, unsigned *addr, unsigned *prefix, char *why, size_
 	if (p < 32 && (a & (0xffffffffu >> p))) {
 		unsigned net = a & ~(0xffffffffu >> p);
 
-		return why_fail(why, n, "'%.64s' has host bits set; did you mean %u.%u.%u.%u/%u?",
-				s, net >> 24, (net >> 16) & 255, (net >> 8) & 255, net & 255, p);
+		return why_fail(why, n, "'%.64s' has host bits set; did you mean %u.%u.%u.%u/%u?", s, net >> 24,
+				(net >> 16) & 255, (net >> 8) & 255, net & 255, p);
 	}
 	*addr = a;
 	*prefix = p;
@@ -197,8 +197,7 @@ int parse_port_range(const char *s, unsigned *lo, unsigned *hi, char *why, size_
 		*hi = *lo;
 		return 0;
 	}
-	if (parse_port(s, (size_t)(dash - s), lo) != 0 ||
-	    parse_port(dash + 1, strlen(dash + 1), hi) != 0)
+	if (parse_port(s, (size_t)(dash - s), lo) != 0 || parse_port(dash + 1, strlen(dash + 1), hi) != 0)
 		return why_fail(why, n, "'%.32s' is not a port range (expected lo-hi, each 1-65535)", s);
 	if (*lo > *hi)
 		return why_fail(why, n, "port range '%.32s' runs backwards (%u > %u)", s, *lo, *hi);
@@ -212,15 +211,16 @@ int valid_port_range(const char *s, char *why, size_t n)
 	return parse_port_range(s, &lo, &hi, why, n);
 }
 
-int parse_size(const char *s, unsigned default_shift, unsigned long long *bytes,
-	       char *why, size_t n)
+int parse_size(const char *s, unsigned default_shift, unsigned long long *bytes, char *why, size_t n)
 {
 	unsigned long long v = 0;
 	unsigned shift = default_shift;
 	const char *p = s;
 
 	if (!isdigit((unsigned char)*p))
-		return why_fail(why, n, "'%.32s' is not a size (expected a number with an optional K, M, G or T, like 512M or 1G)", s);
+		return why_fail(
+			why, n,
+			"'%.32s' is not a size (expected a number with an optional K, M, G or T, like 512M or 1G)", s);
 	while (isdigit((unsigned char)*p)) {
 		if (v > (~0ULL - 9) / 10)
 			return why_fail(why, n, "size '%.32s' is too large", s);
@@ -232,9 +232,11 @@ int parse_size(const char *s, unsigned default_shift, unsigned long long *bytes,
 		case 'm': shift = 20; break;
 		case 'g': shift = 30; break;
 		case 't': shift = 40; break;
-		case 'b': shift = 0; p--; break;
-		default:
-			return why_fail(why, n, "size '%.32s' has an unknown unit (use K, M, G or T)", s);
+		case 'b':
+			shift = 0;
+			p--;
+			break;
+		default: return why_fail(why, n, "size '%.32s' has an unknown unit (use K, M, G or T)", s);
 		}
 		p++;
 		if (shift && tolower((unsigned char)*p) == 'i')
@@ -280,7 +282,9 @@ int normalize_domain(const char *s, char *out, size_t outlen, char *why, size_t 
 		return why_fail(why, n, "domain '%.40s...' is longer than 253 characters", s);
 	if (s[0] == '*') {
 		if (len < 2 || s[1] != '.')
-			return why_fail(why, n, "invalid domain pattern '%.64s': a wildcard is only allowed as a leading '*.'", s);
+			return why_fail(why, n,
+					"invalid domain pattern '%.64s': a wildcard is only allowed as a leading '*.'",
+					s);
 		zone = s + 2;
 		*o++ = '*';
 		*o++ = '.';
@@ -302,11 +306,15 @@ int normalize_domain(const char *s, char *out, size_t outlen, char *why, size_t 
 				return why_fail(why, n, "domain '%.64s' has a label ending in '-'", s);
 			lab = 0;
 		} else if (c == '*') {
-			return why_fail(why, n, "invalid domain pattern '%.64s': a wildcard is only allowed as a leading '*.'", s);
+			return why_fail(why, n,
+					"invalid domain pattern '%.64s': a wildcard is only allowed as a leading '*.'",
+					s);
 		} else if (c == '-' ? lab == 0 : !is_lower_alnum(c)) {
-			return why_fail(why, n, lab == 0 && c == '-' ?
-					"domain '%.64s' has a label starting with '-'" :
-					"domain '%.64s' may contain only letters, digits, '-' and '.'", s);
+			return why_fail(why, n,
+					lab == 0 && c == '-'
+						? "domain '%.64s' has a label starting with '-'"
+						: "domain '%.64s' may contain only letters, digits, '-' and '.'",
+					s);
 		} else {
 			lab++;
 		}

@@ -24,26 +24,29 @@
 #define VMSAN_REQUEST_MAX (1024 * 1024)
 
 struct verr {
-	const char *code;   /* ERR_..., static string; NULL while no error */
-	int exit;           /* one of VMSAN_EXIT_* */
+	const char *code; /* ERR_..., static string; NULL while no error */
+	int exit;	  /* one of VMSAN_EXIT_* */
 	char message[768];
 	char fix[384];
 };
 
 /* Record the first error only: later calls are no-ops, so a chain of
  * checks can run and the earliest, most precise message wins. */
-void verr_set(struct verr *e, int exit, const char *code, const char *fix,
-	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void verr_set(struct verr *e, int exit, const char *code, const char *fix, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 /* verr_set, then return -1: the one error wrapper, for the common
  *   if (bad) return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_X", fix, ...);
  * Files that raise one code many times name it once:
  *   #define BAD_FIELD(...) verr_fail(e, VMSAN_EXIT_USAGE, "ERR_..", NULL, __VA_ARGS__) */
-int verr_fail(struct verr *e, int exit, const char *code, const char *fix,
-	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int verr_fail(struct verr *e, int exit, const char *code, const char *fix, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 /* Same as verr_set, with ": strerror(errno)" appended and exit 111. */
-void verr_sys(struct verr *e, const char *code, const char *fix,
-	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static inline bool verr_isset(const struct verr *e) { return e->code != NULL; }
+void verr_sys(struct verr *e, const char *code, const char *fix, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static inline bool verr_isset(const struct verr *e)
+{
+	return e->code != NULL;
+}
 /* If e holds error `code`, clear it and return true: for callers to whom
  * that error is an expected answer (no state directory yet = no VMs). */
 bool verr_take(struct verr *e, const char *code);
@@ -76,8 +79,7 @@ typedef int (*validator_fn)(const char *s, char *why, size_t whylen);
 void jr_init(struct jr *r, json_t *obj, const char *path, struct verr *e);
 const char *jr_string(struct jr *r, const char *key, int flags, validator_fn v);
 /* Returns 1 if present and valid, 0 if absent (optional), -1 on error. */
-int jr_int(struct jr *r, const char *key, int flags, long long min,
-	   long long max, long long *out);
+int jr_int(struct jr *r, const char *key, int flags, long long min, long long max, long long *out);
 int jr_bool(struct jr *r, const char *key, int flags, bool *out);
 json_t *jr_object(struct jr *r, const char *key, int flags);
 json_t *jr_array(struct jr *r, const char *key, int flags, size_t maxlen);
@@ -109,8 +111,8 @@ struct helper_op {
 
 struct helper {
 	const char *name;
-	const char *summary;     /* one line for `vmsan help` */
-	const char *usage;       /* --help text */
+	const char *summary; /* one line for `vmsan help` */
+	const char *usage;   /* --help text */
 	const struct helper_op *ops;
 	size_t nops;
 	/* Optional: writes a successful reply instead of reply_ok (for a
@@ -128,7 +130,7 @@ int helper_main(const struct helper *h, int argc, char **argv);
 
 int valid_vm_id(const char *s, char *why, size_t n);
 int valid_snapshot_id(const char *s, char *why, size_t n);
-int valid_ifname(const char *s, char *why, size_t n);   /* our prefix "vms" */
+int valid_ifname(const char *s, char *why, size_t n); /* our prefix "vms" */
 int valid_ipv4(const char *s, char *why, size_t n);
 int valid_cidr(const char *s, char *why, size_t n);
 int valid_port(const char *s, char *why, size_t n);
@@ -143,8 +145,7 @@ int parse_cidr(const char *s, unsigned *addr, unsigned *prefix, char *why, size_
 int parse_port_range(const char *s, unsigned *lo, unsigned *hi, char *why, size_t n);
 /* Size: digits with an optional K/M/G/T suffix (binary, optional "i"/"iB"/"B",
  * any case).  A bare number is in units of 1 << default_shift bytes. */
-int parse_size(const char *s, unsigned default_shift, unsigned long long *bytes,
-	       char *why, size_t n);
+int parse_size(const char *s, unsigned default_shift, unsigned long long *bytes, char *why, size_t n);
 /* Lowercases and strips one trailing dot into out (size >= 254). */
 int normalize_domain(const char *s, char *out, size_t outlen, char *why, size_t n);
 
@@ -153,12 +154,12 @@ int normalize_domain(const char *s, char *out, size_t outlen, char *why, size_t 
 #define VMSAN_SCHEMA_VERSION 1
 
 struct state {
-	char dir[4096];     /* $VMSAN_DIR */
-	char vms[4200];     /* $VMSAN_DIR/vms */
-	int vmsfd;          /* O_DIRECTORY fd of vms/ */
-	long owner_uid;     /* uid files must belong to */
-	long owner_gid;     /* gid given to new files when running as root for a user */
-	bool chown_new;     /* root acting for SUDO_UID: chown what we create */
+	char dir[4096]; /* $VMSAN_DIR */
+	char vms[4200]; /* $VMSAN_DIR/vms */
+	int vmsfd;	/* O_DIRECTORY fd of vms/ */
+	long owner_uid; /* uid files must belong to */
+	long owner_gid; /* gid given to new files when running as root for a user */
+	bool chown_new; /* root acting for SUDO_UID: chown what we create */
 };
 
 int state_resolve_dir(char *out, size_t outlen, struct verr *e);
@@ -175,16 +176,14 @@ json_t *state_new(struct state *st, json_t *fields, struct verr *e);
 int copy_sparse(int in, int out, uint64_t size, const char *what, struct verr *e);
 /* Atomic replace of vms/<id>.json (temp + fsync + rename + dir fsync).
  * exclusive: fail with ERR_VM_EXISTS instead of replacing. */
-int state_store(struct state *st, const char *id, json_t *rec, bool exclusive,
-		struct verr *e);
+int state_store(struct state *st, const char *id, json_t *rec, bool exclusive, struct verr *e);
 int state_remove(struct state *st, const char *id, struct verr *e);
 /* flock on vms/<id>.lock; returns an fd to close, or -1. */
 int state_lock(struct state *st, const char *id, struct verr *e);
 /* All records (ids NULL) or the named ones, newest first, status derived;
  * what could not be read goes to errors as {file, id, code, message}.
  * No state directory yet is no VMs.  Opens and releases st itself. */
-int state_list(struct state *st, json_t *ids, json_t **vms, json_t **errors,
-	       struct verr *e);
+int state_list(struct state *st, json_t *ids, json_t **vms, json_t **errors, struct verr *e);
 /* Checks a record's shape; fills why. */
 int state_check_record(json_t *rec, const char *id, char *why, size_t n);
 /* Fills "status" from what is alive now; keeps "recordedStatus" if it differs. */

@@ -29,8 +29,9 @@ static long dns_proc(const struct vmnet *v, int which)
 	static const char *const keys[2][2] = { { "pid", "start" }, { "resolver", "resolverStart" } };
 	long long pid = v->dns ? json_integer_value(json_object_get(v->dns, keys[which][0])) : 0;
 
-	return pid > 0 && proc_start_time((long)pid) == json_integer_value(json_object_get(v->dns, keys[which][1])) ?
-		       (long)pid : 0;
+	return pid > 0 && proc_start_time((long)pid) == json_integer_value(json_object_get(v->dns, keys[which][1]))
+		       ? (long)pid
+		       : 0;
 }
 
 bool dns_alive(const struct vmnet *v)
@@ -93,7 +94,7 @@ static pid_t dns_spawn(const struct vmnet *v, const char *path, int in, int out,
 {
 	pid_t pid = fork();
 	int null;
-	struct verr ignore = {0};
+	struct verr ignore = { 0 };
 
 	if (pid != 0)
 		return pid;
@@ -185,7 +186,9 @@ int dns_start(struct vmnet *v, json_t *dns, struct verr *e)
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_DNS", NULL, "vmsan-dns did not start: %s",
-			 m ? m : len ? line : "no answer");
+			 m     ? m
+			 : len ? line
+			       : "no answer");
 		goto out;
 	}
 	json_decref(v->dns);
@@ -231,9 +234,8 @@ static int dns_update(struct vmnet *v, json_t *domains, struct verr *e)
 	/* the server must be the resolver (it listened before it split: the
 	 * setter's pid, as root), not something else in the namespace that
 	 * bound the name first */
-	if (fd < 0 || connect(fd, (struct sockaddr *)&un, sl) ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) || cr.uid != 0 ||
-	    cr.pid != (pid_t)json_integer_value(json_object_get(v->dns, "pid")))
+	if (fd < 0 || connect(fd, (struct sockaddr *)&un, sl) || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) ||
+	    cr.uid != 0 || cr.pid != (pid_t)json_integer_value(json_object_get(v->dns, "pid")))
 		goto out;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -272,11 +274,13 @@ int dns_follow(struct vmnet *v, json_t *dns, struct verr *e)
 	}
 	if (dns_alive(v) && json_equal(json_object_get(v->dns, "upstreams"), json_object_get(dns, "upstreams")) &&
 	    json_integer_value(json_object_get(v->dns, "ttlMin")) ==
-		    (json_object_get(dns, "ttlMin") ? json_integer_value(json_object_get(dns, "ttlMin")) : NET_DNS_TTL_MIN) &&
+		    (json_object_get(dns, "ttlMin") ? json_integer_value(json_object_get(dns, "ttlMin"))
+						    : NET_DNS_TTL_MIN) &&
 	    json_integer_value(json_object_get(v->dns, "ttlMax")) ==
-		    (json_object_get(dns, "ttlMax") ? json_integer_value(json_object_get(dns, "ttlMax")) : NET_DNS_TTL_MAX) &&
+		    (json_object_get(dns, "ttlMax") ? json_integer_value(json_object_get(dns, "ttlMax"))
+						    : NET_DNS_TTL_MAX) &&
 	    json_is_true(json_object_get(v->dns, "strict")) == json_is_true(json_object_get(dns, "strict"))) {
-		struct verr ignore = {0};
+		struct verr ignore = { 0 };
 
 		if (dns_update(v, json_object_get(dns, "domains"), &ignore) == 0)
 			return 0;

@@ -48,8 +48,7 @@ struct nl_sock *rt_sock(struct verr *e)
 
 int nlerr(struct verr *e, int err, const char *what, const char *name)
 {
-	verr_set(e, VMSAN_EXIT_SYS, "ERR_NETLINK", NULL, "cannot %s %s: %s", what, name,
-		 nl_geterror(err));
+	verr_set(e, VMSAN_EXIT_SYS, "ERR_NETLINK", NULL, "cannot %s %s: %s", what, name, nl_geterror(err));
 	return -1;
 }
 
@@ -82,7 +81,7 @@ int link_up(struct nl_sock *sk, const char *name, struct verr *e)
 
 void delete_link(const char *name)
 {
-	struct verr ignore = {0};
+	struct verr ignore = { 0 };
 	struct nl_sock *sk = rt_sock(&ignore);
 	struct rtnl_link *l = NULL;
 
@@ -94,8 +93,7 @@ void delete_link(const char *name)
 		nl_socket_free(sk);
 }
 
-int add_addr(struct nl_sock *sk, const char *ifname, const char *addr, int plen,
-		    struct verr *e)
+int add_addr(struct nl_sock *sk, const char *ifname, const char *addr, int plen, struct verr *e)
 {
 	struct rtnl_addr *a = rtnl_addr_alloc();
 	struct nl_addr *local = NULL;
@@ -115,8 +113,7 @@ int add_addr(struct nl_sock *sk, const char *ifname, const char *addr, int plen,
 	return err ? nlerr(e, err, "add address to", ifname) : 0;
 }
 
-int add_default_route(struct nl_sock *sk, const char *ifname, const char *gw,
-			     struct verr *e)
+int add_default_route(struct nl_sock *sk, const char *ifname, const char *gw, struct verr *e)
 {
 	struct rtnl_route *rt = rtnl_route_alloc();
 	struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
@@ -156,7 +153,7 @@ int shape(struct nl_sock *sk, const char *ifname, long long mbit, struct verr *e
 	err = rtnl_tc_set_kind(TC_CAST(q), "tbf");
 	if (!err) {
 		rtnl_qdisc_tbf_set_rate(q, rate, burst, 0);
-		err = rtnl_qdisc_tbf_set_limit_by_latency(q, 50000);   /* 50 ms, in microseconds */
+		err = rtnl_qdisc_tbf_set_limit_by_latency(q, 50000); /* 50 ms, in microseconds */
 	}
 	if (!err)
 		err = rtnl_qdisc_add(sk, q, NLM_F_CREATE | NLM_F_REPLACE);
@@ -170,7 +167,7 @@ int shape(struct nl_sock *sk, const char *ifname, long long mbit, struct verr *e
 int tap_mac(const char *name, struct verr *e)
 {
 	static const unsigned char mac[6] = { 0x06, 0x00, 0xac, 0x10, 0x00, 0x01 };
-	struct ifreq ifr = {0};
+	struct ifreq ifr = { 0 };
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
@@ -188,7 +185,7 @@ int tap_mac(const char *name, struct verr *e)
 
 int make_tap(const char *name, long owner, struct verr *e)
 {
-	struct ifreq ifr = {0};
+	struct ifreq ifr = { 0 };
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 
 	if (fd < 0) {

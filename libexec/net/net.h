@@ -25,22 +25,22 @@
 
 struct vmnet {
 	char id[64];
-	char netns[80];          /* vmsan-<id> */
-	char nspath[128];        /* /run/netns/vmsan-<id> */
-	long slot;               /* -1: none */
+	char netns[80];	  /* vmsan-<id> */
+	char nspath[128]; /* /run/netns/vmsan-<id> */
+	long slot;	  /* -1: none */
 	char host_if[IFNAMSIZ];
 	char host_addr[16], ns_addr[16];
-	json_t *ports;           /* host ports published, [P...] */
-	bool host_mode;          /* --no-netns: TAP vmst<slot> and table vmsan_<id> on the host */
-	char table[32];          /* host mode: the VM's table */
-	json_t *dns;             /* its resolver: {pid, start, resolver, resolverStart, upstreams, ttlMin,
+	json_t *ports;	/* host ports published, [P...] */
+	bool host_mode; /* --no-netns: TAP vmst<slot> and table vmsan_<id> on the host */
+	char table[32]; /* host mode: the VM's table */
+	json_t *dns;	/* its resolver: {pid, start, resolver, resolverStart, upstreams, ttlMin,
 				  * ttlMax, strict}, or NULL */
-	long owner;              /* the uid it was set up for (0: root) */
+	long owner;	/* the uid it was set up for (0: root) */
 };
 
 /* vmsan-net.c, set once in main */
-extern int orig_ns;          /* the namespace we started in: "the host" */
-extern struct caller who;    /* who asked (the sudo user, or root) */
+extern int orig_ns;	  /* the namespace we started in: "the host" */
+extern struct caller who; /* who asked (the sudo user, or root) */
 
 /* link.c */
 struct nl_sock;

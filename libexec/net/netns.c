@@ -31,7 +31,7 @@ int enter_ns(const char *path, struct verr *e)
 void leave_ns(void)
 {
 	if (setns(orig_ns, CLONE_NEWNET) != 0)
-		abort();        /* continuing in the wrong namespace is worse */
+		abort(); /* continuing in the wrong namespace is worse */
 }
 
 /* As iproute2 does: /run/netns is a shared mount, so a namespace bound
@@ -61,8 +61,7 @@ int netns_create(struct vmnet *v, struct verr *e)
 	fd = open(v->nspath, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
 	if (fd < 0) {
 		if (errno == EEXIST)
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_NETNS_EXISTS",
-				 "run vmsan-net teardown for this id first",
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_NETNS_EXISTS", "run vmsan-net teardown for this id first",
 				 "network namespace %s already exists", v->netns);
 		else
 			verr_sys(e, "ERR_NETNS", NULL, "cannot create %s", v->nspath);

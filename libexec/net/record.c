@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LOCK_WAIT_MS 10000   /* the longest a lock is waited for */
+#define LOCK_WAIT_MS 10000 /* the longest a lock is waited for */
 
 void vmnet_init(struct vmnet *v, const char *id)
 {
@@ -66,7 +66,8 @@ int lock_file(const char *path, struct verr *e)
 			return -1;
 		}
 		if (waited >= LOCK_WAIT_MS) {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_BUSY", "try again; if it persists, look for a stopped vmsan-net",
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_BUSY",
+				 "try again; if it persists, look for a stopped vmsan-net",
 				 "%s has been held for %d s by another vmsan-net", path, LOCK_WAIT_MS / 1000);
 			close(fd);
 			return -1;
@@ -113,8 +114,8 @@ long slot_take(struct vmnet *v, struct verr *e)
 		}
 	}
 	if (slot < 0) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NETWORK_SLOTS_EXHAUSTED",
-			 "remove VMs you no longer need", "all %d network slots are in use", NET_SLOTS);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NETWORK_SLOTS_EXHAUSTED", "remove VMs you no longer need",
+			 "all %d network slots are in use", NET_SLOTS);
 		goto out;
 	}
 	cursor = (uint32_t)((slot + 1) % NET_SLOTS);
@@ -137,7 +138,7 @@ out:
 
 void slot_free(long slot)
 {
-	struct verr e = {0};
+	struct verr e = { 0 };
 	unsigned char byte = 0;
 	int fd;
 
@@ -159,10 +160,10 @@ int record_path(char *buf, size_t n, const char *id)
 int record_write(const struct vmnet *v, struct verr *e)
 {
 	char path[160], tmp[170];
-	json_t *rec = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:o, s:b, s:I}", "id", v->id, "netns", v->netns,
-				"slot", (int)v->slot, "hostIf", v->host_if, "hostAddr", v->host_addr,
-				"nsAddr", v->ns_addr, "ports", v->ports ? json_incref(v->ports) : json_array(), "hostMode",
-				v->host_mode, "owner", (json_int_t)v->owner);
+	json_t *rec = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:o, s:b, s:I}", "id", v->id, "netns", v->netns, "slot",
+				(int)v->slot, "hostIf", v->host_if, "hostAddr", v->host_addr, "nsAddr", v->ns_addr,
+				"ports", v->ports ? json_incref(v->ports) : json_array(), "hostMode", v->host_mode,
+				"owner", (json_int_t)v->owner);
 	int rc;
 
 	if (v->dns)
@@ -192,10 +193,11 @@ int record_read(struct vmnet *v)
 		return 0;
 	v->host_mode = json_is_true(json_object_get(rec, "hostMode"));
 	/* a record without an owner is root's */
-	v->owner = json_is_integer(json_object_get(rec, "owner")) ? (long)json_integer_value(json_object_get(rec, "owner")) : 0;
+	v->owner = json_is_integer(json_object_get(rec, "owner"))
+			   ? (long)json_integer_value(json_object_get(rec, "owner"))
+			   : 0;
 	slot = json_object_get(rec, "slot");
-	if (json_is_integer(slot) && json_integer_value(slot) >= 0 &&
-	    json_integer_value(slot) < NET_SLOTS)
+	if (json_is_integer(slot) && json_integer_value(slot) >= 0 && json_integer_value(slot) < NET_SLOTS)
 		vmnet_set_slot(v, (long)json_integer_value(slot));
 	if (json_is_array(json_object_get(rec, "ports")))
 		v->ports = json_incref(json_object_get(rec, "ports"));

@@ -96,9 +96,9 @@ int ns_side(struct vmnet *v, long owner, long long mbit, json_t *ruleset, struct
 		goto out;
 	if (link_up(sk, "lo", e) || link_up(sk, NET_UPLINK, e) ||
 	    add_addr(sk, NET_UPLINK, v->ns_addr, NET_LINK_PREFIXLEN, e) ||
-	    add_default_route(sk, NET_UPLINK, v->host_addr, e) ||
-	    make_tap(NET_TAP, owner, e) || tap_mac(NET_TAP, e) || no_ipv6(NET_TAP, e) ||
-	    add_addr(sk, NET_TAP, NET_TAP_ADDR, NET_LINK_PREFIXLEN, e) || link_up(sk, NET_TAP, e))
+	    add_default_route(sk, NET_UPLINK, v->host_addr, e) || make_tap(NET_TAP, owner, e) || tap_mac(NET_TAP, e) ||
+	    no_ipv6(NET_TAP, e) || add_addr(sk, NET_TAP, NET_TAP_ADDR, NET_LINK_PREFIXLEN, e) ||
+	    link_up(sk, NET_TAP, e))
 		goto out;
 	if (write_file("/proc/sys/net/ipv4/ip_forward", "1") != 0) {
 		verr_sys(e, "ERR_SYSCTL", NULL, "cannot enable forwarding in %s", v->netns);
@@ -159,9 +159,12 @@ static int host_listeners(unsigned char map[65536 / 8], struct verr *e)
 			struct nlmsghdr h;
 			struct inet_diag_req_v2 r;
 		} req = {
-			.h = { .nlmsg_len = sizeof req, .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			       .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = (uint32_t)f + 1 },
-			.r = { .sdiag_family = (uint8_t)families[f], .sdiag_protocol = IPPROTO_TCP,
+			.h = { .nlmsg_len = sizeof req,
+			       .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			       .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+			       .nlmsg_seq = (uint32_t)f + 1 },
+			.r = { .sdiag_family = (uint8_t)families[f],
+			       .sdiag_protocol = IPPROTO_TCP,
 			       .idiag_states = 1u << TCP_LISTEN },
 		};
 		bool done = false;
@@ -173,7 +176,8 @@ static int host_listeners(unsigned char map[65536 / 8], struct verr *e)
 
 			if (n <= 0)
 				goto fail;
-			for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+			     h = NLMSG_NEXT(h, n)) {
 				if (h->nlmsg_seq != req.h.nlmsg_seq)
 					continue;
 				if (h->nlmsg_type == NLMSG_DONE) {
@@ -184,15 +188,18 @@ static int host_listeners(unsigned char map[65536 / 8], struct verr *e)
 					const struct nlmsgerr *ne = NLMSG_DATA(h);
 
 					/* no IPv6 in this kernel: no IPv6 listeners */
-					if (families[f] == AF_INET6 && (ne->error == -ENOENT || ne->error == -EAFNOSUPPORT)) {
+					if (families[f] == AF_INET6 &&
+					    (ne->error == -ENOENT || ne->error == -EAFNOSUPPORT)) {
 						done = true;
 						break;
 					}
 					errno = -ne->error;
 					goto fail;
 				}
-				if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
-					unsigned port = ntohs(((const struct inet_diag_msg *)NLMSG_DATA(h))->id.idiag_sport);
+				if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+				    h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+					unsigned port =
+						ntohs(((const struct inet_diag_msg *)NLMSG_DATA(h))->id.idiag_sport);
 
 					map[port / 8] |= (unsigned char)(1 << (port % 8));
 				}
@@ -226,7 +233,8 @@ int ports_free(json_t *ports, struct verr *e)
 		if (map[n / 8] & (1 << (n % 8))) {
 			verr_set(e, VMSAN_EXIT_FAIL, "ERR_PORT_IN_USE", "publish another host port",
 				 "host port %u: a service of this host listens on it (publishing it would divert its "
-				 "connections into the VM)", n);
+				 "connections into the VM)",
+				 n);
 			return -1;
 		}
 	}

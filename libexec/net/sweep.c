@@ -52,11 +52,11 @@ static void kill_in_ns(const char *nspath, bool dry, json_t *found)
 
 struct sweep {
 	bool dry;
-	json_t *owned;       /* id -> true, nsAddr -> id, from the records */
-	json_t *slots;       /* vmsh<N> -> id, the slots the records hold */
-	json_t *stale;       /* [{port, addr}] map elements no record owns */
-	json_t *tables;      /* [name] VM tables no record owns */
-	json_t *found;       /* what is (dry: would be) removed, in words */
+	json_t *owned;	/* id -> true, nsAddr -> id, from the records */
+	json_t *slots;	/* vmsh<N> -> id, the slots the records hold */
+	json_t *stale;	/* [{port, addr}] map elements no record owns */
+	json_t *tables; /* [name] VM tables no record owns */
+	json_t *found;	/* what is (dry: would be) removed, in words */
 };
 
 /* vmsan_<id> (dashes as underscores): the table of a --no-netns VM. */
@@ -179,8 +179,7 @@ static void sweep_netns(struct sweep *sw)
 		const char *id = d->d_name + 6;
 		struct vmnet v;
 
-		if (strncmp(d->d_name, "vmsan-", 6) || valid_vm_id(id, NULL, 0) != 0 ||
-		    json_object_get(sw->owned, id))
+		if (strncmp(d->d_name, "vmsan-", 6) || valid_vm_id(id, NULL, 0) != 0 || json_object_get(sw->owned, id))
 			continue;
 		vmnet_init(&v, id);
 		json_array_append_new(sw->found, json_sprintf("network namespace %s", v.netns));
@@ -220,7 +219,7 @@ static int sweep_ports(struct sweep *sw, struct verr *e)
 		json_int_t port = json_integer_value(json_object_get(x, "port"));
 
 		json_array_append_new(sw->found, json_sprintf("published port %lld -> %s", (long long)port,
-							       json_string_value(json_object_get(x, "addr"))));
+							      json_string_value(json_object_get(x, "addr"))));
 		if (!sw->dry && nft_map_port_addr(NET_TABLE, NET_PUB_MAP, (unsigned)port, NULL, false, e) != 0)
 			return -1;
 	}

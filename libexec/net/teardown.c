@@ -11,15 +11,14 @@
 
 void teardown(struct vmnet *v)
 {
-	struct verr ignore = {0};
+	struct verr ignore = { 0 };
 	bool had_ns;
 	size_t i;
 	json_t *p;
 	char path[160];
 
 	json_array_foreach(v->ports, i, p)
-		nft_map_port_addr(NET_TABLE, NET_PUB_MAP, (unsigned)json_integer_value(p),
-				  NULL, false, &ignore);
+		nft_map_port_addr(NET_TABLE, NET_PUB_MAP, (unsigned)json_integer_value(p), NULL, false, &ignore);
 	/* the resolver, so that the namespace goes with the VMM */
 	dns_stop(v);
 	if (v->host_mode) {
@@ -65,13 +64,13 @@ json_t *leftovers(const char *id, struct verr *e)
 	if (netns_exists(&v))
 		json_array_append_new(left, json_sprintf("network namespace %s", v.netns));
 	if (dns_alive(&v))
-		json_array_append_new(left, json_sprintf("resolver process %lld",
-							 json_integer_value(json_object_get(v.dns, "pid"))));
+		json_array_append_new(
+			left, json_sprintf("resolver process %lld", json_integer_value(json_object_get(v.dns, "pid"))));
 	json_decref(v.dns);
 	sk = rt_sock(e);
 	if (sk && v.slot >= 0 && link_index(sk, v.host_if))
 		json_array_append_new(left, json_sprintf("interface %s", v.host_if));
-	if (v.host_mode && v.slot >= 0 && nft_table_exists(v.table, &(struct verr){0}) == 1)
+	if (v.host_mode && v.slot >= 0 && nft_table_exists(v.table, &(struct verr){ 0 }) == 1)
 		json_array_append_new(left, json_sprintf("table %s", v.table));
 	if (sk)
 		nl_socket_free(sk);

@@ -19,7 +19,7 @@
 extern char **environ;
 
 #define BASE_RECIPE 1
-#define BASE_NEED (64ULL << 20)         /* the disk it needs, at most */
+#define BASE_NEED (64ULL << 20) /* the disk it needs, at most */
 
 static bool is_static_elf(int fd)
 {
@@ -47,8 +47,8 @@ static bool is_static_elf(int fd)
 static int open_busybox(const char **busybox, struct verr *e)
 {
 	if (!*busybox)
-		*busybox = getenv("VMSAN_BUSYBOX") && *getenv("VMSAN_BUSYBOX")
-			   ? getenv("VMSAN_BUSYBOX") : "/bin/busybox";
+		*busybox =
+			getenv("VMSAN_BUSYBOX") && *getenv("VMSAN_BUSYBOX") ? getenv("VMSAN_BUSYBOX") : "/bin/busybox";
 	int fd = open(*busybox, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		verr_sys(e, "ERR_MISSING_TOOL", "install busybox-static (apt-get install busybox-static)",
@@ -72,8 +72,8 @@ static void remembered_sum(const char *sump, const char *want, char bbsum[72])
 {
 	char sl[256];
 	FILE *f = fopen(sump, "re");
-	if (f && fgets(sl, sizeof(sl), f) && !strncmp(sl, want, strlen(want)) &&
-	    strlen(sl + strlen(want)) >= 71 && !strncmp(sl + strlen(want), "sha256:", 7)) {
+	if (f && fgets(sl, sizeof(sl), f) && !strncmp(sl, want, strlen(want)) && strlen(sl + strlen(want)) >= 71 &&
+	    !strncmp(sl + strlen(want), "sha256:", 7)) {
 		memcpy(bbsum, sl + strlen(want), 71);
 		bbsum[71] = 0;
 	}
@@ -121,11 +121,14 @@ static int busybox_sum(const struct cache *c, int fd, const char *busybox, char 
 
 static int put_dirs(struct e4 *w, struct verr *e)
 {
-	static const struct { const char *path; mode_t mode; } dirs[] = {
-		{ "bin", 0755 }, { "sbin", 0755 }, { "usr", 0755 }, { "usr/bin", 0755 },
-		{ "usr/sbin", 0755 }, { "etc", 0755 }, { "root", 0700 }, { "home", 0755 },
-		{ "tmp", 01777 }, { "proc", 0555 }, { "sys", 0555 }, { "dev", 0755 },
-		{ "run", 0755 }, { "var", 0755 }, { "var/tmp", 01777 }, { "mnt", 0755 },
+	static const struct {
+		const char *path;
+		mode_t mode;
+	} dirs[] = {
+		{ "bin", 0755 },      { "sbin", 0755 }, { "usr", 0755 },      { "usr/bin", 0755 },
+		{ "usr/sbin", 0755 }, { "etc", 0755 },	{ "root", 0700 },     { "home", 0755 },
+		{ "tmp", 01777 },     { "proc", 0555 }, { "sys", 0555 },      { "dev", 0755 },
+		{ "run", 0755 },      { "var", 0755 },	{ "var/tmp", 01777 }, { "mnt", 0755 },
 	};
 	int rc = 0;
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(*dirs) && rc == 0; i++) {
@@ -181,7 +184,8 @@ static int put_etc(struct e4 *w, struct verr *e)
 {
 	if (put_text(w, "etc/passwd", 0644,
 		     "root:x:0:0:root:/root:/bin/sh\n"
-		     "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", e) < 0 ||
+		     "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+		     e) < 0 ||
 	    put_text(w, "etc/group", 0644, "root:x:0:\nnogroup:x:65534:\n", e) < 0 ||
 	    put_text(w, "etc/shadow", 0640, "root:*:1::::::\nnobody:*:1::::::\n", e) < 0 ||
 	    put_text(w, "etc/os-release", 0644,
@@ -210,23 +214,18 @@ static int build_base(struct build *b, int fd, const char *busybox, struct e4_us
 	return e4_close(w, e);
 }
 
-static json_t *base_record(const char *digest, const char *bbsum, const struct build *b,
-			   const struct e4_usage *u)
+static json_t *base_record(const char *digest, const char *bbsum, const struct build *b, const struct e4_usage *u)
 {
 	char when[32];
 	utc_iso(time(NULL), when);
 	json_t *rec = json_pack("{s:i, s:s, s:s, s:{s:[s], s:s, s:s, s:[s]}, s:{s:s, s:s}, s:s, s:s, s:i,"
 				" s:I, s:I, s:I, s:I, s:[]}",
-				"schemaVersion", 1, "digest", digest, "source", "vmsan/base",
-				"config", "env", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "workingDir", "/",
-				"user", "root", "cmd", "/bin/sh",
-				"platform", "os", "linux", "architecture", "amd64",
-				"builtAt", when, "builder", "vmsan-rootfs " VMSAN_VERSION,
-				"format", IMAGE_FORMAT,
-				"diskSize", (json_int_t)b->disk,
-				"usedBytes", (json_int_t)(u->blocks_used * u->block_size),
-				"neededDiskSize", (json_int_t)BASE_NEED,
-				"files", (json_int_t)u->files, "layers");
+				"schemaVersion", 1, "digest", digest, "source", "vmsan/base", "config", "env",
+				"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "workingDir", "/", "user", "root", "cmd",
+				"/bin/sh", "platform", "os", "linux", "architecture", "amd64", "builtAt", when,
+				"builder", "vmsan-rootfs " VMSAN_VERSION, "format", IMAGE_FORMAT, "diskSize",
+				(json_int_t)b->disk, "usedBytes", (json_int_t)(u->blocks_used * u->block_size),
+				"neededDiskSize", (json_int_t)BASE_NEED, "files", (json_int_t)u->files, "layers");
 	json_object_set_new(rec, "busybox", json_string(bbsum));
 	return rec;
 }
@@ -247,8 +246,7 @@ json_t *base_image(struct cache *c, const char *busybox, uint64_t disk, struct v
 		return NULL;
 	if (busybox_sum(c, fd, busybox, bbsum, e) < 0)
 		goto out;
-	snprintf(idsrc, sizeof(idsrc), "vmsan-base recipe %d format %d busybox %s",
-		 BASE_RECIPE, IMAGE_FORMAT, bbsum);
+	snprintf(idsrc, sizeof(idsrc), "vmsan-base recipe %d format %d busybox %s", BASE_RECIPE, IMAGE_FORMAT, bbsum);
 	sha256_hex(idsrc, strlen(idsrc), digest);
 	bfmt(lockp, sizeof(lockp), "%s/refs/vmsan%%2Fbase.lock", c->dir);
 	if ((lk = lock_file(c, lockp, e)) < 0)

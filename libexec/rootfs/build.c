@@ -9,8 +9,7 @@
 
 /* Size that would have held the content: data plus ext4's own metadata
  * (1 inode per 16 KiB, 256-byte inodes: ~1.6%) plus a margin. */
-static uint64_t needed_size(const struct e4_usage *u0, const struct e4_usage *u,
-			    const struct layer_stats *st)
+static uint64_t needed_size(const struct e4_usage *u0, const struct e4_usage *u, const struct layer_stats *st)
 {
 	uint64_t data = (u->blocks_used - u0->blocks_used) * u->block_size + st->more_bytes;
 	uint64_t inodes = u->inodes_used + st->more_inodes;
@@ -55,10 +54,11 @@ static int apply_layers(struct e4 *w, const char *blobs, json_t *manifest, json_
 		json_t *L = json_array_get(layers, i);
 		const char *dg = json_string_value(json_object_get(L, "digest"));
 		const char *diff = json_is_array(diffs) && json_array_size(diffs) == nl
-				   ? json_string_value(json_array_get(diffs, i)) : NULL;
+					   ? json_string_value(json_array_get(diffs, i))
+					   : NULL;
 		if (!dg || strncmp(dg, "sha256:", 7) != 0 || !valid_hex64(dg + 7))
-			return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_MANIFEST", NULL,
-					 "layer %zu has no sha256 digest", i + 1);
+			return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_MANIFEST", NULL, "layer %zu has no sha256 digest",
+					 i + 1);
 		char path[PATH_MAX], label[64];
 		bfmt(path, sizeof(path), "%s%s", blobs, dg + 7);
 		snprintf(label, sizeof(label), "layer %zu/%zu", i + 1, nl);
@@ -69,22 +69,21 @@ static int apply_layers(struct e4 *w, const char *blobs, json_t *manifest, json_
 				*e = le;
 				return -1;
 			}
-			*full = true;    /* go on counting the other layers */
+			*full = true; /* go on counting the other layers */
 		}
 		json_array_append_new(jl, json_pack("{s:s, s:I}", "digest", dg, "size",
-			json_integer_value(json_object_get(L, "size"))));
+						    json_integer_value(json_object_get(L, "size"))));
 	}
 	return 0;
 }
 
 /* The build's sizes into its record. */
-static void record_sizes(json_t *rec, const struct build *b, const struct e4_usage *u0,
-			 const struct e4_usage *u, const struct layer_stats *st)
+static void record_sizes(json_t *rec, const struct build *b, const struct e4_usage *u0, const struct e4_usage *u,
+			 const struct layer_stats *st)
 {
 	json_object_set_new(rec, "diskSize", json_integer((json_int_t)b->disk));
 	json_object_set_new(rec, "usedBytes", json_integer((json_int_t)(u->blocks_used * u->block_size)));
-	json_object_set_new(rec, "neededDiskSize",
-			    json_integer((json_int_t)needed_size(u0, u, st)));
+	json_object_set_new(rec, "neededDiskSize", json_integer((json_int_t)needed_size(u0, u, st)));
 	json_object_set_new(rec, "files", json_integer((json_int_t)u->files));
 	json_object_set_new(rec, "contentBytes", json_integer((json_int_t)u->bytes));
 	json_object_set_new(rec, "compressedBytes", json_integer((json_int_t)st->in_bytes));
@@ -112,8 +111,7 @@ int build_from_manifest(struct build *b, const char *blobs, json_t *manifest, js
 	e4_usage(w, &u);
 	if (full) {
 		char what[64];
-		snprintf(what, sizeof(what), "this image (%llu files)",
-			 (unsigned long long)st.entries);
+		snprintf(what, sizeof(what), "this image (%llu files)", (unsigned long long)st.entries);
 		disk_full_error(b->disk, needed_size(&u0, &u, &st), what, e);
 		goto fail;
 	}

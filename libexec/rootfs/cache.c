@@ -45,8 +45,8 @@ void ref_key(const char *ref, char *out, size_t n)
 	static const char hex[] = "0123456789abcdef";
 	size_t o = 0;
 	for (const unsigned char *p = (const unsigned char *)ref; *p && o + 4 < n; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-') {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		    *p == '_' || *p == '-') {
 			out[o++] = (char)*p;
 		} else {
 			out[o++] = '%';
@@ -111,8 +111,8 @@ int new_build(struct build *b, const struct cache *c, uint64_t disk, struct verr
 		if (errno != EEXIST)
 			break;
 	}
-	verr_sys(e, errno == ENOSPC ? "ERR_NO_SPACE" : "ERR_IO", NULL,
-		 "cannot create a build directory in %s/tmp", c->dir);
+	verr_sys(e, errno == ENOSPC ? "ERR_NO_SPACE" : "ERR_IO", NULL, "cannot create a build directory in %s/tmp",
+		 c->dir);
 	return -1;
 }
 
@@ -133,7 +133,7 @@ int publish(struct build *b, const char *hex, json_t *rec, struct verr *e)
 		return -1;
 	}
 	close(fd);
-	chmod(b->img, 0444);    /* shared read-only by every VM made from it */
+	chmod(b->img, 0444); /* shared read-only by every VM made from it */
 	bfmt(path, sizeof(path), "%s/%s", b->c->dir, hex);
 	if (rename(b->tmp, path) != 0) {
 		if (errno != EEXIST && errno != ENOTEMPTY) {
@@ -170,8 +170,7 @@ json_t *load_image(const struct cache *c, const char *hex, struct verr *e)
 	bfmt(p, sizeof(p), "%s/%s/rootfs.ext4", c->dir, hex);
 	if (access(p, R_OK) != 0) {
 		json_decref(rec);
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_CACHE_CORRUPT",
-			 "remove it with 'vmsan images rm' and pull again",
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_CACHE_CORRUPT", "remove it with 'vmsan images rm' and pull again",
 			 "image %s has no rootfs.ext4", hex);
 		return NULL;
 	}
@@ -191,8 +190,7 @@ int store_ref(const struct cache *c, const char *canon, const char *digest, stru
 	ref_key(canon, key, sizeof(key));
 	bfmt(p, sizeof(p), "%s/refs/%s.json", c->dir, key);
 	utc_iso(time(NULL), when);
-	json_t *j = json_pack("{s:s, s:s, s:s}", "ref", canon, "digest", digest,
-			      "updatedAt", when);
+	json_t *j = json_pack("{s:s, s:s, s:s}", "ref", canon, "digest", digest, "updatedAt", when);
 	int rc = dump_file(c, p, j, e);
 	json_decref(j);
 	return rc;
@@ -225,4 +223,3 @@ json_t *answer(json_t *rec, const char *ref, bool cached, double t0)
 	json_object_set_new(rec, "seconds", json_real(now_s() - t0));
 	return rec;
 }
-

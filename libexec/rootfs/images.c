@@ -40,7 +40,7 @@ static json_t *users_by_digest(struct verr *e)
 /* Which references name which image: refs/<key>.json carry "digest". */
 static json_t *refs_by_digest(const struct cache *c)
 {
-	json_t *refs = json_object();   /* digest -> [ref] */
+	json_t *refs = json_object(); /* digest -> [ref] */
 	char p[PATH_MAX];
 	bfmt(p, sizeof(p), "%s/refs", c->dir);
 	DIR *d = opendir(p);
@@ -192,9 +192,8 @@ json_t *removal_reply(json_t *removed, json_t *reply, struct verr *e)
 		size_t n = json_array_size(removed);
 		size_t l = strlen(e->message);
 		if (n)
-			snprintf(e->message + l, sizeof(e->message) - l,
-				 " (after removing %zu image(s), the last %s)", n,
-				 json_string_value(json_array_get(removed, n - 1)));
+			snprintf(e->message + l, sizeof(e->message) - l, " (after removing %zu image(s), the last %s)",
+				 n, json_string_value(json_array_get(removed, n - 1)));
 		json_decref(removed);
 		json_decref(reply);
 		return NULL;

@@ -13,9 +13,8 @@ void show_progress(void *ctx, uint64_t done)
 	if (!progress_on || (t - p->last < 0.1 && done < p->total))
 		return;
 	p->last = t;
-	fprintf(stderr, "\r%s: %.1f/%.1f MiB %3d%%\033[K", p->what,
-		(double)done / 1048576.0, (double)p->total / 1048576.0,
-		p->total ? (int)(done * 100 / p->total) : 100);
+	fprintf(stderr, "\r%s: %.1f/%.1f MiB %3d%%\033[K", p->what, (double)done / 1048576.0,
+		(double)p->total / 1048576.0, p->total ? (int)(done * 100 / p->total) : 100);
 }
 
 void progress_end(void)

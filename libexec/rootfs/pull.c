@@ -19,12 +19,12 @@ static json_t *pick_manifest(json_t *idx, const struct ref *r, int depth, struct
 	json_t *ms = json_object_get(idx, "manifests"), *m, *pick = NULL;
 	size_t i, nm = 0;
 	json_array_foreach(ms, i, m) {
-		const char *name = json_string_value(json_object_get(
-			json_object_get(m, "annotations"), "org.opencontainers.image.ref.name"));
+		const char *name = json_string_value(
+			json_object_get(json_object_get(m, "annotations"), "org.opencontainers.image.ref.name"));
 		json_t *pl = json_object_get(m, "platform");
 		bool ok = depth == 0 ? (r->tag[0] ? name && strcmp(name, r->tag) == 0 : true)
-			  : (!pl || (json_equal(json_object_get(pl, "os"), json_string("linux")) &&
-				     json_equal(json_object_get(pl, "architecture"), json_string("amd64"))));
+				     : (!pl || (json_equal(json_object_get(pl, "os"), json_string("linux")) &&
+						json_equal(json_object_get(pl, "architecture"), json_string("amd64"))));
 		if (ok) {
 			pick = m;
 			nm++;
@@ -36,8 +36,7 @@ static json_t *pick_manifest(json_t *idx, const struct ref *r, int depth, struct
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_REF", "name the image with oci:PATH:TAG",
 			 "%s holds %zu images: which one?", r->layout, nm);
 	else
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_NOT_FOUND", "check the tag",
-			 "%s has no image%s%s%s", r->layout,
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_NOT_FOUND", "check the tag", "%s has no image%s%s%s", r->layout,
 			 r->tag[0] ? " tagged '" : "", r->tag, r->tag[0] ? "'" : "");
 	return NULL;
 }
@@ -45,8 +44,7 @@ static json_t *pick_manifest(json_t *idx, const struct ref *r, int depth, struct
 /* An OCI layout on this machine is read in place (no copy): the manifest
  * for tag (or the only one), through an index to linux/amd64 if need be.
  * Every blob's digest is still checked as it is read. */
-static int oci_layout_manifest(const struct ref *r, char *path, size_t n, char digest[72],
-			       struct verr *e)
+static int oci_layout_manifest(const struct ref *r, char *path, size_t n, char digest[72], struct verr *e)
 {
 	char p[PATH_MAX];
 	bfmt(p, sizeof(p), "%s/index.json", r->layout);
@@ -64,8 +62,8 @@ static int oci_layout_manifest(const struct ref *r, char *path, size_t n, char d
 		const char *d = json_string_value(json_object_get(pick, "digest"));
 		const char *mt = json_string_value(json_object_get(pick, "mediaType"));
 		if (!d || strncmp(d, "sha256:", 7) != 0 || !valid_hex64(d + 7)) {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_MANIFEST", NULL,
-				 "%s: a manifest without a sha256 digest", r->layout);
+			verr_set(e, VMSAN_EXIT_FAIL, "ERR_MANIFEST", NULL, "%s: a manifest without a sha256 digest",
+				 r->layout);
 			goto fail;
 		}
 		bfmt(path, n, "%s/blobs/sha256/%s", r->layout, d + 7);
@@ -84,8 +82,7 @@ static int oci_layout_manifest(const struct ref *r, char *path, size_t n, char d
 		if (!(idx = load_json(path, e)))
 			return -1;
 	}
-	verr_set(e, VMSAN_EXIT_FAIL, "ERR_MANIFEST", NULL, "%s: indexes nested too deeply",
-		 r->layout);
+	verr_set(e, VMSAN_EXIT_FAIL, "ERR_MANIFEST", NULL, "%s: indexes nested too deeply", r->layout);
 fail:
 	json_decref(idx);
 	return -1;
@@ -94,8 +91,8 @@ fail:
 /* The image's manifest (its file and digest), and where its blobs are
  * (blob <hex> is the file <blobs><hex>): in an oci: layout, in place;
  * else as skopeo copies them into the build. */
-static int fetch(const struct build *b, const struct ref *r, const struct pull_opts *o,
-		 char blobs[PATH_MAX], char manifest[PATH_MAX], char digest[72], struct verr *e)
+static int fetch(const struct build *b, const struct ref *r, const struct pull_opts *o, char blobs[PATH_MAX],
+		 char manifest[PATH_MAX], char digest[72], struct verr *e)
 {
 	if (r->layout[0]) {
 		bfmt(blobs, PATH_MAX, "%s/blobs/sha256/", r->layout);
@@ -126,7 +123,8 @@ static json_t *load_config(const struct ref *r, const char *blobs, json_t *manif
 	     strcmp(mt, "application/vnd.docker.distribution.manifest.v2+json") != 0))
 		return verr_set(e, VMSAN_EXIT_FAIL, "ERR_MANIFEST",
 				"only OCI and Docker v2 schema 2 image manifests are supported",
-				"%s has an unsupported manifest (%s)", r->canon, mt ? mt : "no media type"), NULL;
+				"%s has an unsupported manifest (%s)", r->canon, mt ? mt : "no media type"),
+		       NULL;
 	bfmt(p, sizeof(p), "%s%s", blobs, cfgd + 7);
 	if (sha256_file(p, cdig, e) < 0 || strcmp(cdig, cfgd) != 0) {
 		if (!verr_isset(e))
@@ -142,10 +140,16 @@ static json_t *exec_config(json_t *config)
 {
 	json_t *cc = json_object_get(config, "config");
 	json_t *out = json_object();
-	static const struct { const char *from, *to; } keys[] = {
-		{ "Env", "env" }, { "WorkingDir", "workingDir" }, { "User", "user" },
-		{ "Entrypoint", "entrypoint" }, { "Cmd", "cmd" },
-		{ "ExposedPorts", "exposedPorts" }, { "StopSignal", "stopSignal" },
+	static const struct {
+		const char *from, *to;
+	} keys[] = {
+		{ "Env", "env" },
+		{ "WorkingDir", "workingDir" },
+		{ "User", "user" },
+		{ "Entrypoint", "entrypoint" },
+		{ "Cmd", "cmd" },
+		{ "ExposedPorts", "exposedPorts" },
+		{ "StopSignal", "stopSignal" },
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
 		json_t *v = json_object_get(cc, keys[i].from);
@@ -162,12 +166,11 @@ static json_t *new_record(const struct ref *r, const char *digest, json_t *manif
 	const char *cfgd = json_string_value(json_object_get(json_object_get(manifest, "config"), "digest"));
 	char when[32];
 	utc_iso(time(NULL), when);
-	json_t *rec = json_pack("{s:i, s:s, s:s, s:s, s:o, s:{s:O, s:O}, s:s, s:s}",
-				"schemaVersion", 1, "digest", digest, "source", r->canon,
-				"configDigest", cfgd, "config", exec_config(config),
-				"platform", "os", json_object_get(config, "os"),
-				"architecture", json_object_get(config, "architecture"),
-				"builtAt", when, "builder", "vmsan-rootfs " VMSAN_VERSION);
+	json_t *rec =
+		json_pack("{s:i, s:s, s:s, s:s, s:o, s:{s:O, s:O}, s:s, s:s}", "schemaVersion", 1, "digest", digest,
+			  "source", r->canon, "configDigest", cfgd, "config", exec_config(config), "platform", "os",
+			  json_object_get(config, "os"), "architecture", json_object_get(config, "architecture"),
+			  "builtAt", when, "builder", "vmsan-rootfs " VMSAN_VERSION);
 	json_object_set_new(rec, "format", json_integer(IMAGE_FORMAT));
 	return rec;
 }
@@ -191,8 +194,8 @@ static int ref_lock(const struct cache *c, const char *canon, struct verr *e)
 	return lock_file(c, lockp, e);
 }
 
-json_t *pull_image(struct cache *c, const char *refstr, const struct pull_opts *o, bool force,
-		   uint64_t disk, struct verr *e)
+json_t *pull_image(struct cache *c, const char *refstr, const struct pull_opts *o, bool force, uint64_t disk,
+		   struct verr *e)
 {
 	double t0 = now_s();
 	struct ref r;

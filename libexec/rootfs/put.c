@@ -60,8 +60,9 @@ static int file_read(void *ctx, const void **buf, size_t *len, int64_t *off, str
 int put_text(struct e4 *w, const char *path, mode_t mode, const char *text, struct verr *e)
 {
 	struct membuf m = { text, strlen(text), false };
-	struct e4_entry ent = { .path = path, .mode = S_IFREG | mode, .size = m.len,
-				.read = mem_read, .read_ctx = &m, .mtime = 0 };
+	struct e4_entry ent = {
+		.path = path, .mode = S_IFREG | mode, .size = m.len, .read = mem_read, .read_ctx = &m, .mtime = 0
+	};
 	return e4_put(w, &ent, e);
 }
 
@@ -75,8 +76,12 @@ int put_fd(struct e4 *w, const char *path, mode_t mode, int fd, const char *src,
 	else {
 		fb->fd = fd;
 		fb->off = 0;
-		struct e4_entry ent = { .path = path, .mode = S_IFREG | mode, .size = (uint64_t)sb.st_size,
-					.read = file_read, .read_ctx = fb, .mtime = sb.st_mtime };
+		struct e4_entry ent = { .path = path,
+					.mode = S_IFREG | mode,
+					.size = (uint64_t)sb.st_size,
+					.read = file_read,
+					.read_ctx = fb,
+					.mtime = sb.st_mtime };
 		rc = e4_put(w, &ent, e);
 	}
 	free(fb);

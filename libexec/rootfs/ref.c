@@ -13,15 +13,14 @@
 
 /* A registry reference taken apart. */
 struct refparts {
-	char name[520];         /* what is before '@', then before the tag */
+	char name[520]; /* what is before '@', then before the tag */
 	char tag[160], digest[80], domain[256];
-	const char *path;       /* the repository: in name, after the domain */
+	const char *path; /* the repository: in name, after the domain */
 };
 
 static int is_name_char(char ch)
 {
-	return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-	       ch == '_' || ch == '-' || ch == '/';
+	return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-' || ch == '/';
 }
 
 /* oci:PATH[:TAG] or oci-archive:PATH[:TAG], the path made absolute. */
@@ -32,8 +31,8 @@ static int parse_oci(const char *in, struct ref *r, struct verr *e)
 	const char *colon = strchr(rest, ':');
 	size_t pl = colon ? (size_t)(colon - rest) : strlen(rest);
 	if (pl == 0 || pl >= sizeof(path))
-		return BAD_REF("write oci:PATH[:TAG] or oci-archive:PATH[:TAG]",
-			       "image reference '%s' has no path", in);
+		return BAD_REF("write oci:PATH[:TAG] or oci-archive:PATH[:TAG]", "image reference '%s' has no path",
+			       in);
 	memcpy(path, rest, pl);
 	path[pl] = '\0';
 	if (!realpath(path, real)) {
@@ -41,10 +40,10 @@ static int parse_oci(const char *in, struct ref *r, struct verr *e)
 		e->exit = VMSAN_EXIT_FAIL;
 		return -1;
 	}
-	bfmt(r->canon, sizeof(r->canon), "%.*s%s%s%s", (int)(rest - in), in,
-	     real, colon ? ":" : "", colon ? colon + 1 : "");
+	bfmt(r->canon, sizeof(r->canon), "%.*s%s%s%s", (int)(rest - in), in, real, colon ? ":" : "",
+	     colon ? colon + 1 : "");
 	snprintf(r->skopeo, sizeof(r->skopeo), "%s", r->canon);
-	if (strncmp(in, "oci:", 4) == 0) {     /* read in place, no copy */
+	if (strncmp(in, "oci:", 4) == 0) { /* read in place, no copy */
 		bfmt(r->layout, sizeof(r->layout), "%s", real);
 		bfmt(r->tag, sizeof(r->tag), "%s", colon ? colon + 1 : "");
 	}
@@ -76,14 +75,14 @@ static int split_tag(const char *in, struct refparts *p, struct verr *e)
 	*colon = '\0';
 	snprintf(p->tag, sizeof(p->tag), "%s", colon + 1);
 	if (!p->tag[0])
-		return BAD_REF("leave the tag out for :latest, or name one",
-			       "image reference '%s' has an empty tag", in);
+		return BAD_REF("leave the tag out for :latest, or name one", "image reference '%s' has an empty tag",
+			       in);
 	for (const char *t = p->tag; *t; t++)
-		if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') ||
-		      (*t >= '0' && *t <= '9') || *t == '_' || *t == '.' || *t == '-') ||
+		if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || (*t >= '0' && *t <= '9') || *t == '_' ||
+		      *t == '.' || *t == '-') ||
 		    t - p->tag >= 128)
-			return BAD_REF("tags are up to 128 of [A-Za-z0-9_.-]",
-				       "image reference '%s' has a bad tag", in);
+			return BAD_REF("tags are up to 128 of [A-Za-z0-9_.-]", "image reference '%s' has a bad tag",
+				       in);
 	return 0;
 }
 
@@ -138,9 +137,8 @@ static int parse_registry(const char *in, struct ref *r, struct verr *e)
 	bool library = strcmp(p.domain, "docker.io") == 0 && !strchr(p.path, '/');
 	if (!p.tag[0] && !p.digest[0])
 		snprintf(p.tag, sizeof(p.tag), "latest");
-	bfmt(r->canon, sizeof(r->canon), "%s/%s%s%s%s%s", p.domain,
-	     library ? "library/" : "", p.path, p.tag[0] ? ":" : "", p.tag,
-	     p.digest[0] ? "@" : "");
+	bfmt(r->canon, sizeof(r->canon), "%s/%s%s%s%s%s", p.domain, library ? "library/" : "", p.path,
+	     p.tag[0] ? ":" : "", p.tag, p.digest[0] ? "@" : "");
 	if (p.digest[0])
 		strncat(r->canon, p.digest, sizeof(r->canon) - strlen(r->canon) - 1);
 	snprintf(r->skopeo, sizeof(r->skopeo), "docker://%s", r->canon);

@@ -25,14 +25,14 @@
 #include "lib/ext4.h"
 #include "lib/layer.h"
 
-#define IMAGE_FORMAT 1          /* bump when the built image changes shape */
+#define IMAGE_FORMAT 1 /* bump when the built image changes shape */
 #define DEFAULT_DISK (10ULL << 30)
 #define MIN_DISK (16ULL << 20)
 #define MAX_DISK (1ULL << 40)
 
 struct cache {
 	struct state st;
-	char dir[4200];         /* $VMSAN_DIR/images */
+	char dir[4200]; /* $VMSAN_DIR/images */
 };
 
 /* util.c */
@@ -73,8 +73,8 @@ json_t *answer(json_t *rec, const char *ref, bool cached, double t0);
  * the cache never holds a half-built image whatever kills us. */
 struct build {
 	const struct cache *c;
-	char tmp[PATH_MAX];     /* build directory */
-	char img[PATH_MAX];     /* tmp/rootfs.ext4 */
+	char tmp[PATH_MAX]; /* build directory */
+	char img[PATH_MAX]; /* tmp/rootfs.ext4 */
 	uint64_t disk;
 	double t0;
 };
@@ -99,11 +99,11 @@ json_t *removal_reply(json_t *removed, json_t *reply, struct verr *e);
 
 /* ref.c */
 struct ref {
-	char canon[600];        /* what the cache is keyed by */
-	char skopeo[4200];      /* what skopeo is given */
-	bool docker;            /* a registry (TLS and auth options apply) */
+	char canon[600];   /* what the cache is keyed by */
+	char skopeo[4200]; /* what skopeo is given */
+	bool docker;	   /* a registry (TLS and auth options apply) */
 	char registry[256];
-	char layout[PATH_MAX];  /* oci: a local layout, read in place */
+	char layout[PATH_MAX]; /* oci: a local layout, read in place */
 	char tag[256];
 };
 int parse_ref(const char *in, struct ref *r, struct verr *e);
@@ -118,8 +118,8 @@ struct pull_opts {
 int skopeo_copy(const struct ref *r, const struct pull_opts *o, const char *dest, struct verr *e);
 
 /* pull.c */
-json_t *pull_image(struct cache *c, const char *refstr, const struct pull_opts *o, bool force,
-		   uint64_t disk, struct verr *e);
+json_t *pull_image(struct cache *c, const char *refstr, const struct pull_opts *o, bool force, uint64_t disk,
+		   struct verr *e);
 
 /* build.c */
 /* Applies the layers listed by a manifest, blob <hex> being the file
@@ -154,9 +154,9 @@ json_t *base_image(struct cache *c, const char *busybox, uint64_t disk, struct v
 /* vmdisk.c */
 struct vmdisk {
 	const char *id;
-	const char *guest;      /* where vmsan-init and vmsan-agent are */
-	const char *image;      /* the image's digest, or NULL */
-	json_t *img;            /* the pull's reply when it was pulled first, or NULL */
+	const char *guest; /* where vmsan-init and vmsan-agent are */
+	const char *image; /* the image's digest, or NULL */
+	json_t *img;	   /* the pull's reply when it was pulled first, or NULL */
 	uint64_t disk;
 	double t0;
 };

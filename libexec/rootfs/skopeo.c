@@ -41,40 +41,43 @@ static void classify_pull_error(const struct ref *r, char *out, struct verr *e)
 {
 	const char *msg = last_line_msg(out);
 	char fix[384];
-	if (strcasestr(msg, "manifest unknown") || strcasestr(msg, "name unknown") ||
-	    strcasestr(msg, "not found") || strcasestr(msg, "no such file") ||
-	    strcasestr(msg, "does not exist") || strcasestr(msg, "no descriptor found")) {
-		bfmt(fix, sizeof(fix), "check the name and tag of %s "
-			 "(skopeo list-tags lists a repository's tags)", r->canon);
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_NOT_FOUND", fix,
-			 "image %s not found: %s", r->canon, msg);
+	if (strcasestr(msg, "manifest unknown") || strcasestr(msg, "name unknown") || strcasestr(msg, "not found") ||
+	    strcasestr(msg, "no such file") || strcasestr(msg, "does not exist") ||
+	    strcasestr(msg, "no descriptor found")) {
+		bfmt(fix, sizeof(fix),
+		     "check the name and tag of %s "
+		     "(skopeo list-tags lists a repository's tags)",
+		     r->canon);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_IMAGE_NOT_FOUND", fix, "image %s not found: %s", r->canon, msg);
 	} else if (strcasestr(msg, "unauthorized") || strcasestr(msg, "authentication required") ||
 		   strcasestr(msg, "denied")) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_REGISTRY_AUTH",
-			 "log in with 'skopeo login REGISTRY' or pass --authfile FILE",
-			 "registry refused %s: %s", r->canon, msg);
+			 "log in with 'skopeo login REGISTRY' or pass --authfile FILE", "registry refused %s: %s",
+			 r->canon, msg);
 	} else if (strcasestr(msg, "digest") && (strcasestr(msg, "match") || strcasestr(msg, "mismatch"))) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_DIGEST_MISMATCH",
-			 "the registry served damaged data; retry, and report it to its owner",
-			 "pulling %s: %s", r->canon, msg);
+			 "the registry served damaged data; retry, and report it to its owner", "pulling %s: %s",
+			 r->canon, msg);
 	} else if (strcasestr(msg, "x509:") || strcasestr(msg, "certificate")) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_REGISTRY_TLS",
 			 "trust the registry's CA: pass --cert-dir DIR holding its ca.crt",
 			 "cannot verify registry %s: %s", r->registry, msg);
 	} else if (strcasestr(msg, "server gave HTTP response to HTTPS client")) {
-		snprintf(fix, sizeof(fix), "for a plain-HTTP registry pass --insecure-registry "
-			 "or add %s to VMSAN_INSECURE_REGISTRIES", r->registry);
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_REGISTRY_TLS", fix,
-			 "registry %s does not speak TLS: %s", r->registry, msg);
+		snprintf(fix, sizeof(fix),
+			 "for a plain-HTTP registry pass --insecure-registry "
+			 "or add %s to VMSAN_INSECURE_REGISTRIES",
+			 r->registry);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_REGISTRY_TLS", fix, "registry %s does not speak TLS: %s", r->registry,
+			 msg);
 	} else if (strcasestr(msg, "connection refused") || strcasestr(msg, "no such host") ||
 		   strcasestr(msg, "timeout") || strcasestr(msg, "network is unreachable") ||
 		   strcasestr(msg, "connection reset")) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_REGISTRY_UNREACHABLE",
-			 "check the registry's address and your network",
-			 "cannot reach registry %s: %s", r->docker ? r->registry : "(local)", msg);
+			 "check the registry's address and your network", "cannot reach registry %s: %s",
+			 r->docker ? r->registry : "(local)", msg);
 	} else if (strcasestr(msg, "no space left")) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NO_SPACE", "free space where VMSAN_DIR lives",
-			 "pulling %s: %s", r->canon, msg);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_NO_SPACE", "free space where VMSAN_DIR lives", "pulling %s: %s",
+			 r->canon, msg);
 	} else {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_PULL", "see the message; retry with --verbose",
 			 "pulling %s failed: %s", r->canon, msg);
@@ -87,8 +90,7 @@ struct skopeo_args {
 	const char *argv[16];
 };
 
-static void skopeo_argv(struct skopeo_args *a, const struct ref *r, const struct pull_opts *o,
-			const char *dest)
+static void skopeo_argv(struct skopeo_args *a, const struct ref *r, const struct pull_opts *o, const char *dest)
 {
 	int n = 0;
 	snprintf(a->dst, sizeof(a->dst), "dir:%s", dest);
@@ -130,8 +132,7 @@ static int skopeo_spawn(const struct skopeo_args *a, pid_t *pid, struct verr *e)
 	if (rc) {
 		close(pfd[0]);
 		errno = rc;
-		verr_sys(e, "ERR_MISSING_TOOL", "install skopeo (apt-get install skopeo)",
-			 "cannot run skopeo");
+		verr_sys(e, "ERR_MISSING_TOOL", "install skopeo (apt-get install skopeo)", "cannot run skopeo");
 		return -1;
 	}
 	return pfd[0];

@@ -48,8 +48,7 @@ int mkdir_own(const struct cache *c, const char *path, struct verr *e)
 	return -1;
 }
 
-static int write_file(const struct cache *c, const char *path, const char *data,
-		      struct verr *e)
+static int write_file(const struct cache *c, const char *path, const char *data, struct verr *e)
 {
 	char tmp[PATH_MAX];
 	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
@@ -65,8 +64,7 @@ static int write_file(const struct cache *c, const char *path, const char *data,
 			if (errno == EINTR)
 				continue;
 			verr_sys(e, errno == ENOSPC ? "ERR_NO_SPACE" : "ERR_IO",
-				 errno == ENOSPC ? "free space where VMSAN_DIR lives" : NULL,
-				 "cannot write %s", tmp);
+				 errno == ENOSPC ? "free space where VMSAN_DIR lives" : NULL, "cannot write %s", tmp);
 			close(fd);
 			unlink(tmp);
 			return -1;
@@ -115,8 +113,8 @@ json_t *load_json(const char *path, struct verr *e)
 			verr_set(e, VMSAN_EXIT_FAIL, "ERR_NOENT", NULL, "%s does not exist", path);
 		else
 			verr_set(e, VMSAN_EXIT_FAIL, "ERR_CACHE_CORRUPT",
-				 "remove it with 'vmsan images rm' and pull again",
-				 "%s: %s (line %d)", path, je.text, je.line);
+				 "remove it with 'vmsan images rm' and pull again", "%s: %s (line %d)", path, je.text,
+				 je.line);
 	}
 	return j;
 }
@@ -148,4 +146,3 @@ bool valid_hex64(const char *s)
 			return false;
 	return true;
 }
-

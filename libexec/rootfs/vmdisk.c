@@ -58,8 +58,8 @@ uint64_t sweep_templates(const struct cache *c, bool all)
 /* Builds the template of a VM disk: everything but the token, which is a
  * placeholder of the same length whose data block is found once, so each
  * VM's copy only has it overwritten in place. */
-static int build_template(const struct cache *c, const char *tpl, const char *init, const char *agent,
-			  const char *env, uint64_t disk, uint64_t *tok_off, struct verr *e)
+static int build_template(const struct cache *c, const char *tpl, const char *init, const char *agent, const char *env,
+			  uint64_t disk, uint64_t *tok_off, struct verr *e)
 {
 	char tmp[PATH_MAX], meta[PATH_MAX];
 	sweep_templates(c, false);
@@ -70,8 +70,8 @@ static int build_template(const struct cache *c, const char *tpl, const char *in
 	struct e4_entry d1 = { .path = "vmsan", .mode = S_IFDIR | 0700 };
 	struct e4_entry d2 = { .path = "upper", .mode = S_IFDIR | 0755 };
 	struct e4_entry d3 = { .path = "work", .mode = S_IFDIR | 0700 };
-	if (e4_put(w, &d1, e) || e4_put(w, &d2, e) || e4_put(w, &d3, e) ||
-	    put_file(w, "vmsan/init", 0755, init, e) || put_file(w, "vmsan/vmsan-agent", 0755, agent, e) ||
+	if (e4_put(w, &d1, e) || e4_put(w, &d2, e) || e4_put(w, &d3, e) || put_file(w, "vmsan/init", 0755, init, e) ||
+	    put_file(w, "vmsan/vmsan-agent", 0755, agent, e) ||
 	    put_text(w, "vmsan/agent.token", 0600, TOKEN_HOLDER, e) || put_text(w, "vmsan/agent.env", 0600, env, e))
 		goto fail;
 	int rc = e4_close(w, e);
@@ -104,8 +104,8 @@ static int create_new(const char *path, int mode, const char *id, const char *wh
 {
 	int fd = open(path, mode | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0 && errno == EEXIST)
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_EXISTS", "remove the VM first (vmsan rm -f)",
-			 "%s already has %s", id, what);
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_VM_EXISTS", "remove the VM first (vmsan rm -f)", "%s already has %s",
+			 id, what);
 	else if (fd < 0)
 		verr_sys(e, "ERR_IO", NULL, "cannot create %s", path);
 	return fd;
@@ -134,11 +134,12 @@ static int image_env(const struct cache *c, const struct vmdisk *v, char *text, 
 	return 0;
 }
 
-struct template {
-	char init[PATH_MAX], agent[PATH_MAX];   /* the guest binaries */
-	char path[PATH_MAX];                    /* images/vmdisk/<key>.ext4 */
-	uint64_t tok_off;                       /* where its token's placeholder is */
-	bool hit;                               /* it was made before */
+struct template
+{
+	char init[PATH_MAX], agent[PATH_MAX]; /* the guest binaries */
+	char path[PATH_MAX];		      /* images/vmdisk/<key>.ext4 */
+	uint64_t tok_off;		      /* where its token's placeholder is */
+	bool hit;			      /* it was made before */
 };
 
 /* The template's name: a hash of its key, the disk size, the environment
@@ -228,8 +229,8 @@ static int write_disk(const struct cache *c, const struct vmdisk *v, const struc
 }
 
 /* vms/<id>.token, for vmsan-agentctl --vm; *made once the file is there. */
-static int write_token(const struct cache *c, const struct vmdisk *v, const char *tok, const char *token,
-		       bool *made, struct verr *e)
+static int write_token(const struct cache *c, const struct vmdisk *v, const char *tok, const char *token, bool *made,
+		       struct verr *e)
 {
 	int fd, rc = 0;
 	if ((fd = create_new(tok, O_WRONLY, v->id, "a token", e)) < 0)
@@ -258,12 +259,11 @@ json_t *vmdisk_make(struct cache *c, const struct vmdisk *v, struct verr *e)
 	bfmt(path, sizeof(path), "%s/disk.ext4", dir);
 	bfmt(tok, sizeof(tok), "%s/%s.token", c->st.vms, v->id);
 	if (mkdir_own(c, dir, e) < 0 || new_token(token, e) < 0 ||
-	    write_disk(c, v, &t, path, token, &made_disk, e) < 0 ||
-	    write_token(c, v, tok, token, &made_tok, e) < 0)
+	    write_disk(c, v, &t, path, token, &made_disk, e) < 0 || write_token(c, v, tok, token, &made_tok, e) < 0)
 		goto out;
-	out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:f, s:I}", "id", v->id, "dir", dir, "disk", path,
-			"tokenFile", tok, "diskSize", (json_int_t)v->disk, "templateHit", t.hit,
-			"seconds", now_s() - v->t0, "tokenOffset", (json_int_t)t.tok_off);
+	out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:f, s:I}", "id", v->id, "dir", dir, "disk", path, "tokenFile",
+			tok, "diskSize", (json_int_t)v->disk, "templateHit", t.hit, "seconds", now_s() - v->t0,
+			"tokenOffset", (json_int_t)t.tok_off);
 	if (v->img)
 		json_object_set(out, "image", v->img);
 out:

@@ -29,10 +29,10 @@ static bool reaper_running;
 
 static json_t *box_json(const struct box *b)
 {
-	json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:i, s:i, s:i, s:O}", "sandboxID", b->id, "owner", b->owner,
-			 "templateID", b->template, "started", (json_int_t)b->started, "end", (json_int_t)b->end,
-			 "pauseOnTimeout", b->pause_on_timeout, "cpuCount", b->vcpus, "memoryMB", b->mem_mib,
-			 "diskSizeMB", b->disk_mib, "metadata", b->metadata);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:b, s:i, s:i, s:i, s:O}", "sandboxID", b->id, "owner",
+			      b->owner, "templateID", b->template, "started", (json_int_t)b->started, "end",
+			      (json_int_t)b->end, "pauseOnTimeout", b->pause_on_timeout, "cpuCount", b->vcpus,
+			      "memoryMB", b->mem_mib, "diskSizeMB", b->disk_mib, "metadata", b->metadata);
 
 	if (j && b->traffic_token[0])
 		json_object_set_new(j, "trafficToken", json_string(b->traffic_token));
@@ -265,7 +265,7 @@ static void expire(const struct box *b)
 		r = run_vmsan("pause", args, &e);
 		if (r) {
 			json_decref(r);
-			box_set_end(b->id, 0, &e);      /* paused: no end until resumed */
+			box_set_end(b->id, 0, &e); /* paused: no end until resumed */
 			return;
 		}
 		fprintf(stderr, "vmsan-serve: cannot pause %s at its timeout (%s); killing it\n", b->id, e.message);
@@ -275,8 +275,8 @@ static void expire(const struct box *b)
 	r = run_vmsan("rm", rm, &e);
 	if (!r && strcmp(e.code, "ERR_VM_NOT_FOUND")) {
 		/* Kept, and tried again: a sandbox is never forgotten alive. */
-		fprintf(stderr, "vmsan-serve: cannot remove %s at its timeout (%s); trying again in 30 s\n",
-			b->id, e.message);
+		fprintf(stderr, "vmsan-serve: cannot remove %s at its timeout (%s); trying again in 30 s\n", b->id,
+			e.message);
 		box_set_end(b->id, time(NULL) + 30, &e);
 		return;
 	}

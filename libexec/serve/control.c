@@ -100,9 +100,9 @@ static enum MHD_Result fail_verr(struct req *q, const struct verr *e)
 static enum MHD_Result template_error(struct req *q, const char *tmpl, const struct verr *e)
 {
 	static const char *const missing[] = { "ERR_IMAGE_NOT_FOUND", "ERR_IMAGE_REF", "ERR_MANIFEST",
-						"ERR_VALIDATION_RUNTIME" };
-	static const char *const unreachable[] = { "ERR_REGISTRY_UNREACHABLE", "ERR_REGISTRY_TLS",
-						    "ERR_REGISTRY_AUTH", "ERR_PULL" };
+					       "ERR_VALIDATION_RUNTIME" };
+	static const char *const unreachable[] = { "ERR_REGISTRY_UNREACHABLE", "ERR_REGISTRY_TLS", "ERR_REGISTRY_AUTH",
+						   "ERR_PULL" };
 
 	for (size_t i = 0; i < 4; i++) {
 		if (!strcmp(e->code, missing[i]))
@@ -173,8 +173,7 @@ static const char *check_metadata(json_t *md)
 	if (json_object_size(md) > SERVE_METADATA_MAX)
 		return "metadata: at most 64 keys";
 	json_object_foreach(md, k, v)
-		if (!json_is_string(v) || strlen(k) > META_KEY_MAX || json_string_length(v) > META_VALUE_MAX ||
-		    !*k)
+		if (!json_is_string(v) || strlen(k) > META_KEY_MAX || json_string_length(v) > META_VALUE_MAX || !*k)
 			return "metadata: keys of 1-256 characters, values strings of at most 2048";
 	return NULL;
 }
@@ -227,9 +226,20 @@ json_t *sandbox_from(struct box *b, const char *const *args, long timeout, struc
 /* What a create's body asks for, checked: NULL, or why not. */
 static const char *create_check(json_t *body, long *timeout, struct egress *c)
 {
-	static const char *const known[] = { "templateID", "timeout", "metadata", "envVars", "autoPause",
-					     "autoPauseMemory", "allow_internet_access", "network", "secure",
-					     "mcp", "autoResume", "volumeMounts", "iam", NULL };
+	static const char *const known[] = { "templateID",
+					     "timeout",
+					     "metadata",
+					     "envVars",
+					     "autoPause",
+					     "autoPauseMemory",
+					     "allow_internet_access",
+					     "network",
+					     "secure",
+					     "mcp",
+					     "autoResume",
+					     "volumeMounts",
+					     "iam",
+					     NULL };
 	static char unknown[96];
 	json_t *md = json_object_get(body, "metadata");
 	const char *why = NULL, *k;
@@ -299,7 +309,7 @@ static enum MHD_Result do_create(struct req *q, const char *owner)
 	snprintf(q->sandbox, sizeof q->sandbox, "%s", b.id);
 	if (reply)
 		answered = http_json(q, 201, reply);
-	else    /* no VM made: the template's fault, or the create's own */
+	else /* no VM made: the template's fault, or the create's own */
 		answered = b.id[0] ? fail_verr(q, &e) : template_error(q, tmpl, &e);
 out:
 	box_release(&b);
@@ -428,7 +438,7 @@ static enum MHD_Result do_pause(struct req *q, const struct box *b)
 	if (!r)
 		return fail_verr(q, &e);
 	json_decref(r);
-	box_set_end(b->id, 0, &e);      /* a paused sandbox waits to be resumed */
+	box_set_end(b->id, 0, &e); /* a paused sandbox waits to be resumed */
 	return http_json(q, 204, NULL);
 }
 
@@ -508,7 +518,7 @@ out:
 }
 
 static enum MHD_Result with_body(struct req *q, const struct box *b,
-				  enum MHD_Result (*fn)(struct req *, const struct box *, json_t *))
+				 enum MHD_Result (*fn)(struct req *, const struct box *, json_t *))
 {
 	enum MHD_Result answered = MHD_NO;
 	json_t *body = body_object(q, &answered);
@@ -565,8 +575,7 @@ static enum MHD_Result sandbox_route(struct req *q, const char *owner, const cha
 	else if ((!strcmp(sub, "/snapshots") || !strcmp(sub, "/fork")) && !strcmp(m, "POST"))
 		rc = with_body(q, &b, sub[1] == 's' ? snap_create : snap_fork);
 	else
-		rc = http_error(q, known_sub(sub) ? 405 : 404,
-				"%s %s is not supported", m, q->url);
+		rc = http_error(q, known_sub(sub) ? 405 : 404, "%s %s is not supported", m, q->url);
 	box_release(&b);
 	return rc;
 }

@@ -22,8 +22,8 @@ enum MHD_Result http_json(struct req *q, unsigned status, json_t *doc)
 	enum MHD_Result rc;
 
 	json_decref(doc);
-	r = MHD_create_response_from_buffer(len, text ? text : (char *)"", text ? MHD_RESPMEM_MUST_FREE
-										: MHD_RESPMEM_PERSISTENT);
+	r = MHD_create_response_from_buffer(len, text ? text : (char *)"",
+					    text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
 	if (!r) {
 		free(text);
 		return MHD_NO;
@@ -129,7 +129,7 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **ctx, enum MHD
 	if (!q)
 		return;
 	proxy_done(q);
-	if (!q->method) {       /* a head MHD refused before it reached us */
+	if (!q->method) { /* a head MHD refused before it reached us */
 		free(q->target);
 		free(q);
 		*ctx = NULL;
@@ -162,15 +162,15 @@ struct MHD_Daemon *http_start(const struct serve_opts *o, struct verr *e)
 		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_USAGE", "give an IPv4 address, e.g. 127.0.0.1",
 				 "--listen %s: not an IPv4 address", o->listen),
 		       NULL;
-	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-			     0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+			     NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 			     MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
 			     /* Idle longer than the SDK's 50 s stream keepalives. */
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)75, MHD_OPTION_CONNECTION_LIMIT, o->max_conns,
 			     MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_END);
 	if (!d)
-		return verr_sys(e, "ERR_LISTEN", "is another server on that port? try --port",
-				"cannot listen on %s:%u", o->listen, o->port),
+		return verr_sys(e, "ERR_LISTEN", "is another server on that port? try --port", "cannot listen on %s:%u",
+				o->listen, o->port),
 		       NULL;
 	return d;
 }

@@ -24,7 +24,7 @@
 static struct {
 	char key[KEY_MAX + 1];
 	size_t len;
-	char tag[72];           /* "k" + 16 hex of sha256(key): the owner tag */
+	char tag[72]; /* "k" + 16 hex of sha256(key): the owner tag */
 } keys[KEYS_MAX];
 static size_t nkeys;
 
@@ -59,7 +59,8 @@ static int open_private(const char *path, int flags, struct verr *e)
 
 	if (fd < 0)
 		return verr_sys(e, "ERR_KEYS_FILE", "create it with 'vmsan serve --new-key'",
-				"cannot open the API key file %s", path), -1;
+				"cannot open the API key file %s", path),
+		       -1;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_uid != geteuid() && st.st_uid != 0) ||
 	    (st.st_mode & 077)) {
 		close(fd);
@@ -81,8 +82,8 @@ int keys_load(const char *path, struct verr *e)
 	while ((r = read(fd, buf + n, (size_t)(KEYS_FILE_MAX + 1 - n))) > 0)
 		n += r;
 	if (r < 0 || n > KEYS_FILE_MAX) {
-		verr_fail(e, VMSAN_EXIT_FAIL, "ERR_KEYS_FILE", NULL, "cannot read %s (or it is over %d bytes)",
-			  path, KEYS_FILE_MAX);
+		verr_fail(e, VMSAN_EXIT_FAIL, "ERR_KEYS_FILE", NULL, "cannot read %s (or it is over %d bytes)", path,
+			  KEYS_FILE_MAX);
 		goto out;
 	}
 	buf[n] = '\0';

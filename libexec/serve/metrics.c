@@ -33,8 +33,9 @@ static int sample(long pid, struct sample *s)
 	buf[n] = '\0';
 	/* After the command name, which may hold spaces and parentheses. */
 	char *p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu %*u %ld",
-			 &ut, &st, &s->start, &s->rss_pages) != 4)
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu %*u %ld",
+		   &ut, &st, &s->start, &s->rss_pages) != 4)
 		return -1;
 	s->ticks = ut + st;
 	return 0;
@@ -54,7 +55,7 @@ enum MHD_Result do_metrics(struct req *q, const struct box *b)
 	if (!rec || strcmp(json_string_value(json_object_get(rec, "status")) ?: "", "running") ||
 	    sample((long)pid, &a) != 0 || a.start != (unsigned long long)start) {
 		json_decref(rec);
-		return http_json(q, 200, json_array());        /* E2B: no metrics of a sandbox not running */
+		return http_json(q, 200, json_array()); /* E2B: no metrics of a sandbox not running */
 	}
 	nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000 * 1000 }, NULL);
 	if (sample((long)pid, &z) != 0 || z.start != a.start)

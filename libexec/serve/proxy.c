@@ -27,34 +27,51 @@
 #include "../proto/http.h"
 
 #define ENVD_PORT 49983u
-#define UPSTREAM_IDLE_MS (120 * 1000)    /* over the SDK's 50 s keepalives */
+#define UPSTREAM_IDLE_MS (120 * 1000) /* over the SDK's 50 s keepalives */
 #define BUF_SIZE 65536
 
 struct proxy {
-	int fd;                 /* to the guest's agent */
-	bool tunnel;            /* a port other than envd's, through /tunnel */
-	bool chunked_up;        /* the body goes up chunked (its length unknown) */
+	int fd;		 /* to the guest's agent */
+	bool tunnel;	 /* a port other than envd's, through /tunnel */
+	bool chunked_up; /* the body goes up chunked (its length unknown) */
 	bool has_body;
 	char head[HTTP_HEAD_MAX + 1];
 	size_t headlen;
 	struct http_head hd;
 	struct chunked ch;
-	uint64_t left;          /* BODY_LENGTH: bytes still to come */
+	uint64_t left; /* BODY_LENGTH: bytes still to come */
 	char buf[BUF_SIZE];
-	size_t off, len;        /* body bytes read with the head, not yet given */
+	size_t off, len; /* body bytes read with the head, not yet given */
 };
 
-static const char *const up_headers[] = { "Content-Type", "Content-Encoding", "Accept-Encoding",
-					  "Connect-Protocol-Version", "Connect-Timeout-Ms",
-					  "Connect-Content-Encoding", "Connect-Accept-Encoding",
-					  "Keepalive-Ping-Interval", "X-Access-Token", "Authorization", NULL };
+static const char *const up_headers[] = { "Content-Type",
+					  "Content-Encoding",
+					  "Accept-Encoding",
+					  "Connect-Protocol-Version",
+					  "Connect-Timeout-Ms",
+					  "Connect-Content-Encoding",
+					  "Connect-Accept-Encoding",
+					  "Keepalive-Ping-Interval",
+					  "X-Access-Token",
+					  "Authorization",
+					  NULL };
 static const char *const down_headers[] = { "Content-Type", "Content-Encoding", "Connect-Content-Encoding",
 					    "Connect-Accept-Encoding", NULL };
 /* Not passed on through a tunnel: hop-by-hop (RFC 9110 7.6.1), the framing
  * (redone here), and what only the proxy reads. */
-static const char *const hop_headers[] = { "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization",
-					   "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length",
-					   "Host", "E2b-Sandbox-Id", "E2b-Sandbox-Port", "E2b-Traffic-Access-Token",
+static const char *const hop_headers[] = { "Connection",
+					   "Keep-Alive",
+					   "Proxy-Connection",
+					   "Proxy-Authorization",
+					   "TE",
+					   "Trailer",
+					   "Transfer-Encoding",
+					   "Upgrade",
+					   "Content-Length",
+					   "Host",
+					   "E2b-Sandbox-Id",
+					   "E2b-Sandbox-Port",
+					   "E2b-Traffic-Access-Token",
 					   NULL };
 
 static bool listed(const char *const *list, const char *name)
@@ -131,8 +148,7 @@ static bool token_equal(const char *a, const char *b)
 
 static int dial(const struct agent_addr *a)
 {
-	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST },
-			*ai;
+	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST }, *ai;
 	int fd;
 
 	if (getaddrinfo(a->host, a->port, &hints, &ai) != 0)
@@ -188,7 +204,8 @@ static int send_head(struct req *q, struct proxy *p, const struct agent_addr *a)
 	p->chunked_up = p->has_body && !cl;
 	if (h.n < sizeof head && p->has_body)
 		h.n += (size_t)snprintf(head + h.n, sizeof head - h.n,
-					p->chunked_up ? "Transfer-Encoding: chunked\r\n" : "Content-Length: %s\r\n", cl);
+					p->chunked_up ? "Transfer-Encoding: chunked\r\n" : "Content-Length: %s\r\n",
+					cl);
 	if (h.n < sizeof head)
 		h.n += (size_t)snprintf(head + h.n, sizeof head - h.n, "\r\n");
 	if (h.n >= sizeof head)
@@ -243,7 +260,7 @@ static int read_head(struct proxy *p)
 				p->ch = (struct chunked){ 0 };
 				return 0;
 			}
-			memcpy(p->head, copy, p->headlen);      /* as it came, for the next try */
+			memcpy(p->head, copy, p->headlen); /* as it came, for the next try */
 			if (p->headlen == HTTP_HEAD_MAX)
 				return -1;
 		}
@@ -404,7 +421,7 @@ enum MHD_Result proxy_handle(struct req *q, const char *upload, size_t *upload_l
 			return proxy_error(q, 502, "unavailable", "cannot reach the sandbox's agent");
 		return MHD_YES;
 	}
-	if (q->status)                          /* answered already: drop the body */
+	if (q->status) /* answered already: drop the body */
 		return (*upload_len = 0), MHD_YES;
 	if (*upload_len) {
 		if (send_body(p, upload, *upload_len) != 0)

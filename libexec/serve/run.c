@@ -19,7 +19,7 @@
 extern char **environ;
 
 #define OUT_MAX (4 * 1024 * 1024)
-#define RUN_SECONDS 600         /* a create that pulls an image may be slow */
+#define RUN_SECONDS 600 /* a create that pulls an image may be slow */
 
 /* Error codes copied out of replies: verr keeps a pointer to a static
  * string, and requests run in threads of their own. */
@@ -117,8 +117,7 @@ json_t *run_vmsan(const char *cmd, const char *const *args, struct verr *e)
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	if (!text)
-		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_COMMAND", NULL, "vmsan %s did not answer in time", cmd),
-		       NULL;
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_COMMAND", NULL, "vmsan %s did not answer in time", cmd), NULL;
 	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 	free(text);
 	if (!json_is_object(doc)) {

@@ -35,11 +35,11 @@
 #include "lib/vmsan.h"
 
 /* E2B's limits where it has them; ours where it does not. */
-#define SERVE_BODY_MAX (1024 * 1024)     /* control API request bodies */
-#define SERVE_TIMEOUT_DEFAULT 300        /* seconds, NewSandboxV2's default */
-#define SERVE_TIMEOUT_MAX (24 * 3600)    /* E2B's Pro tier limit */
-#define SERVE_METADATA_MAX 64            /* keys per sandbox */
-#define SERVE_ENVD_VERSION "0.5.2"       /* what the agent implements */
+#define SERVE_BODY_MAX (1024 * 1024)  /* control API request bodies */
+#define SERVE_TIMEOUT_DEFAULT 300     /* seconds, NewSandboxV2's default */
+#define SERVE_TIMEOUT_MAX (24 * 3600) /* E2B's Pro tier limit */
+#define SERVE_METADATA_MAX 64	      /* keys per sandbox */
+#define SERVE_ENVD_VERSION "0.6.4"    /* what the agent built beside it implements */
 
 /* ---- keys.c ---------------------------------------------------------- */
 
@@ -56,13 +56,13 @@ int keys_new(const char *path, struct verr *e);
 /* ---- box.c ----------------------------------------------------------- */
 
 struct box {
-	char id[64];            /* the sandbox id = the vmsan VM id */
-	char owner[72];         /* keys_check() of the key that made it */
+	char id[64];	/* the sandbox id = the vmsan VM id */
+	char owner[72]; /* keys_check() of the key that made it */
 	char template[160];
-	time_t started, end;    /* end: when the reaper ends it */
-	bool pause_on_timeout;  /* E2B's autoPause: pause, not kill, then */
+	time_t started, end;   /* end: when the reaper ends it */
+	bool pause_on_timeout; /* E2B's autoPause: pause, not kill, then */
 	int vcpus, mem_mib, disk_mib;
-	json_t *metadata;       /* {string: string} */
+	json_t *metadata;	/* {string: string} */
 	char traffic_token[72]; /* E2B's, for the sandbox's ports; "" for public */
 };
 
@@ -115,30 +115,29 @@ const char *egress_args(json_t *network, json_t *allow_internet, struct egress *
 
 struct req {
 	struct MHD_Connection *conn;
-	char *target;           /* as sent: path and query (the proxy forwards it) */
+	char *target; /* as sent: path and query (the proxy forwards it) */
 	bool started;
 	const char *method, *url;
-	char *body;             /* control API bodies, NUL-terminated */
+	char *body; /* control API bodies, NUL-terminated */
 	size_t len;
 	bool too_big;
-	unsigned status;        /* for the log line */
-	char sandbox[64];       /* for the log line */
+	unsigned status;  /* for the log line */
+	char sandbox[64]; /* for the log line */
 	struct timespec t0;
-	void *proxy;            /* proxy.c's state for envd requests */
+	void *proxy; /* proxy.c's state for envd requests */
 };
 
 /* An answer: JSON (stolen; NULL for none) with status. */
 enum MHD_Result http_json(struct req *q, unsigned status, json_t *doc);
 /* E2B's error shape: {"code":status,"message":...}. */
-enum MHD_Result http_error(struct req *q, unsigned status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+enum MHD_Result http_error(struct req *q, unsigned status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 const char *req_header(struct req *q, const char *name);
 const char *req_query(struct req *q, const char *name);
 
 struct serve_opts {
 	const char *listen;
 	unsigned port;
-	const char *domain;     /* for PORT-ID.DOMAIN hosts */
+	const char *domain; /* for PORT-ID.DOMAIN hosts */
 	unsigned max_conns;
 };
 struct MHD_Daemon *http_start(const struct serve_opts *o, struct verr *e);

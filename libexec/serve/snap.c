@@ -56,7 +56,8 @@ static int store(const char *id, json_t *j, struct verr *e)
 	snprintf(name, sizeof name, "%s.json", id);
 	snprintf(tmp, sizeof tmp, ".%s.tmp", id);
 	fd = openat(snapdir, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd >= 0 && json_dumpfd(j, fd, JSON_COMPACT) == 0 && fsync(fd) == 0 && renameat(snapdir, tmp, snapdir, name) == 0)
+	if (fd >= 0 && json_dumpfd(j, fd, JSON_COMPACT) == 0 && fsync(fd) == 0 &&
+	    renameat(snapdir, tmp, snapdir, name) == 0)
 		rc = 0;
 	else
 		verr_sys(e, "ERR_SERVE_STATE", NULL, "cannot store the record of snapshot %s", id);
@@ -195,8 +196,8 @@ static bool list_one(const char *id, json_t *rec, void *arg)
 
 	if ((!l->name || has_name(rec, l->name)) &&
 	    (!l->sandbox || !strcmp(json_string_value(json_object_get(rec, "sandboxID")) ?: "", l->sandbox)))
-		json_array_append_new(l->out, json_pack("{s:s, s:O}", "snapshotID", id, "names",
-							json_object_get(rec, "names")));
+		json_array_append_new(
+			l->out, json_pack("{s:s, s:O}", "snapshotID", id, "names", json_object_get(rec, "names")));
 	return false;
 }
 
@@ -237,8 +238,9 @@ enum MHD_Result snap_fork(struct req *q, const struct box *b, json_t *body)
 		nb.traffic_token[0] = '\0';
 		const char *args[] = { "--snapshot", sid, NULL };
 		doc = sandbox_from(&nb, args, (long)timeout, &e);
-		json_array_append_new(out, doc ? json_pack("{s:o}", "sandbox", doc)
-					       : json_pack("{s:{s:i, s:s}}", "error", "code", 500, "message", e.message));
+		json_array_append_new(out,
+				      doc ? json_pack("{s:o}", "sandbox", doc)
+					  : json_pack("{s:{s:i, s:s}}", "error", "code", 500, "message", e.message));
 	}
 	const char *rm[] = { "rm", sid, NULL };
 	json_decref(run_vmsan("snapshot", rm, &e));

@@ -17,7 +17,7 @@
 /* One HTTP request to the agent; the status code, or -1.  connect_ms
  * bounds the connection, timeout_ms the request and its answer. */
 int agent_http_body(const char *addr, int port, const char *method, const char *path, const char *token,
-			   const char *body, int connect_ms, int timeout_ms)
+		    const char *body, int connect_ms, int timeout_ms)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
@@ -28,12 +28,13 @@ int agent_http_body(const char *addr, int port, const char *method, const char *
 	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
 	struct timeval ct = { .tv_sec = connect_ms / 1000, .tv_usec = (connect_ms % 1000) * 1000 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &ct, sizeof ct);     /* connect() */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &ct, sizeof ct); /* connect() */
 	char req[1024], resp[64] = "";
 	int n = snprintf(req, sizeof req,
 			 "%s %s HTTP/1.1\r\nHost: %s\r\n%s%s%s%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-			 method, path, addr, token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "",
-			 body ? "Content-Type: application/json\r\n" : "", body ? strlen(body) : 0, body ? body : "");
+			 method, path, addr, token ? "Authorization: Bearer " : "", token ? token : "",
+			 token ? "\r\n" : "", body ? "Content-Type: application/json\r\n" : "", body ? strlen(body) : 0,
+			 body ? body : "");
 	if (n < 0 || (size_t)n >= sizeof req) {
 		close(fd);
 		return -1;
@@ -51,15 +52,15 @@ int agent_http_body(const char *addr, int port, const char *method, const char *
 	return code;
 }
 
-int agent_http(const char *addr, int port, const char *method, const char *path, const char *token,
-		      int connect_ms, int timeout_ms)
+int agent_http(const char *addr, int port, const char *method, const char *path, const char *token, int connect_ms,
+	       int timeout_ms)
 {
 	return agent_http_body(addr, port, method, path, token, NULL, connect_ms, timeout_ms);
 }
 
 /* Waits for GET /health to answer 200, while the VMM lives. */
-int wait_agent(const char *addr, int port, long long pid, long long start, double timeout_s,
-		      const char *console, struct verr *e)
+int wait_agent(const char *addr, int port, long long pid, long long start, double timeout_s, const char *console,
+	       struct verr *e)
 {
 	double t0 = now_ms();
 	while (!interrupted) {

@@ -41,8 +41,7 @@ static void reap_later(pid_t pid)
 }
 
 /* Starts vmsan-<helper> OP with req (stolen) on stdin. */
-int call_start(const char *helper, const char *op, json_t *req, bool root, struct pending *pd,
-		      struct verr *e)
+int call_start(const char *helper, const char *op, json_t *req, bool root, struct pending *pd, struct verr *e)
 {
 	pd->out = -1;
 	pd->helper = helper;
@@ -165,9 +164,10 @@ json_t *call_finish(struct pending *pd, struct verr *e)
 	if (!json_is_object(reply)) {
 		json_decref(reply);
 		if (root && geteuid() != 0 && WIFEXITED(st) && WEXITSTATUS(st) == 1)
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_SUDO",
-				 "add yourself to the vmsan group (./install.sh did, for the user who ran it) and log in again",
-				 "sudo refused to run vmsan-%s", helper);
+			verr_set(
+				e, VMSAN_EXIT_FAIL, "ERR_SUDO",
+				"add yourself to the vmsan group (./install.sh did, for the user who ran it) and log in again",
+				"sudo refused to run vmsan-%s", helper);
 		else
 			verr_set(e, VMSAN_EXIT_SYS, "ERR_HELPER", "see vmsan doctor",
 				 "vmsan-%s %s gave no JSON reply (exit status %d)", helper, op,
@@ -180,8 +180,7 @@ json_t *call_finish(struct pending *pd, struct verr *e)
 		const char *fix = json_string_value(json_object_get(er, "fix"));
 		snprintf(err_code, sizeof err_code, "%s", code ? code : "ERR_HELPER");
 		int ex = WIFEXITED(st) && WEXITSTATUS(st) ? WEXITSTATUS(st) : VMSAN_EXIT_FAIL;
-		verr_set(e, ex, err_code, fix, "%s",
-			 json_string_value(json_object_get(er, "message")) ?: "failed");
+		verr_set(e, ex, err_code, fix, "%s", json_string_value(json_object_get(er, "message")) ?: "failed");
 		json_decref(reply);
 		return NULL;
 	}

@@ -128,8 +128,7 @@ static int create_value(struct create_opts *o, const char *a, const char *v, str
 	} else if (IS("--bandwidth")) {
 		char *end;
 		long long bw = strtoll(v, &end, 10);
-		if (end == v || bw < 1 || bw > 1000 ||
-		    (*end && strcasecmp(end, "mbit") && strcasecmp(end, "m"))) {
+		if (end == v || bw < 1 || bw > 1000 || (*end && strcasecmp(end, "mbit") && strcasecmp(end, "m"))) {
 			verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_INTEGER", "such as 50mbit (1-1000)",
 				 "invalid --bandwidth: \"%s\"", v);
 			return -1;
@@ -150,8 +149,7 @@ static int create_value(struct create_opts *o, const char *a, const char *v, str
 	else if (IS("--project"))
 		o->project = v;
 	else {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", "see 'vmsan create --help'", "unknown option %s",
-			 a);
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", "see 'vmsan create --help'", "unknown option %s", a);
 		return -1;
 	}
 #undef IS
@@ -182,18 +180,19 @@ static int check_create(struct create_opts *o, struct verr *e)
 		return -1;
 	}
 	if (o->no_netns && o->bandwidth) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "drop --no-netns or --bandwidth",
-			 "--bandwidth shapes both directions in the VM's own namespace, which --no-netns does not make");
+		verr_set(
+			e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_FLAGS", "drop --no-netns or --bandwidth",
+			"--bandwidth shapes both directions in the VM's own namespace, which --no-netns does not make");
 		return -1;
 	}
 	if (o->vmm && strcmp(o->vmm, "qemu") && strcmp(o->vmm, "firecracker")) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_VMM", "use qemu or firecracker",
-			 "invalid --vmm: \"%s\"", o->vmm);
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_VMM", "use qemu or firecracker", "invalid --vmm: \"%s\"",
+			 o->vmm);
 		return -1;
 	}
 	if (o->accel && strcmp(o->accel, "auto") && strcmp(o->accel, "kvm") && strcmp(o->accel, "tcg")) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_ACCEL", "use auto, kvm or tcg",
-			 "invalid --accel: \"%s\"", o->accel);
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_ACCEL", "use auto, kvm or tcg", "invalid --accel: \"%s\"",
+			 o->accel);
 		return -1;
 	}
 	return 0;
@@ -315,11 +314,11 @@ struct create {
 	struct state st;
 	struct boot b;
 	char kernel[PATH_MAX], id[80], snapdir[PATH_MAX];
-	json_t *rec;        /* the VM's record, as last stored */
+	json_t *rec; /* the VM's record, as last stored */
 	json_t *timing;
-	json_t *snap;       /* --snapshot: its record */
-	int lock, snapfd;   /* the VM's lock; the snapshot's, shared */
-	bool made;          /* the record exists: undoing removes all it names */
+	json_t *snap;	  /* --snapshot: its record */
+	int lock, snapfd; /* the VM's lock; the snapshot's, shared */
+	bool made;	  /* the record exists: undoing removes all it names */
 };
 
 /* --snapshot: held (shared lock) so that no delete takes it from under
@@ -415,7 +414,7 @@ static int make_record(struct create *c, struct verr *e)
 		json_object_set_new(init, "project", json_string(o->project));
 	if (o->timeout)
 		json_object_set_new(init, "timeoutSec", json_integer(o->timeout));
-	c->rec = state_new(&c->st, init, e);     /* the record as stored */
+	c->rec = state_new(&c->st, init, e); /* the record as stored */
 	json_decref(init);
 	if (!c->rec)
 		return -1;
@@ -457,8 +456,8 @@ static int restored_disk_and_net(struct create *c, struct verr *e)
 static json_t *vmdisk_request(const struct create *c)
 {
 	const struct create_opts *o = &c->o;
-	json_t *preq = o->image ? json_pack("{s:s}", "ref", o->image) :
-				  json_pack("{s:s}", "runtime", o->runtime ? o->runtime : "base");
+	json_t *preq = o->image ? json_pack("{s:s}", "ref", o->image)
+				: json_pack("{s:s}", "runtime", o->runtime ? o->runtime : "base");
 	if (o->pull)
 		json_object_set_new(preq, "pull", json_true());
 	if (isatty(STDERR_FILENO))
@@ -599,7 +598,7 @@ int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_out)
 	if (make_record(&c, &e) < 0 || (c.snap ? restored_disk_and_net(&c, &e) : disk_and_net(&c, &e)) < 0 ||
 	    boot(&c, &e) < 0 || running(&c, t_start, &e) < 0)
 		goto fail;
-	close(c.lock);      /* released before anything is said, as ever */
+	close(c.lock); /* released before anything is said, as ever */
 	c.lock = -1;
 	if (rec_out) {
 		*rec_out = json_incref(c.rec);

@@ -11,14 +11,13 @@
 
 #include "vm/vm.h"
 
-const char gc_usage[] =
-	"usage: vmsan gc [--dry-run] [--json]\n\n"
-	"Finds what interrupted or crashed operations left: records of creates\n"
-	"that never finished, VMs whose VMM is gone, VM directories and tokens\n"
-	"with no record; and the network's own leftovers (slots, links,\n"
-	"namespaces and published ports no VM accounts for, whoever's they were).\n"
-	"Unfinished VMs are removed; crashed ones are stopped (network torn\n"
-	"down, disk kept).  --dry-run only lists them.\n";
+const char gc_usage[] = "usage: vmsan gc [--dry-run] [--json]\n\n"
+			"Finds what interrupted or crashed operations left: records of creates\n"
+			"that never finished, VMs whose VMM is gone, VM directories and tokens\n"
+			"with no record; and the network's own leftovers (slots, links,\n"
+			"namespaces and published ports no VM accounts for, whoever's they were).\n"
+			"Unfinished VMs are removed; crashed ones are stopped (network torn\n"
+			"down, disk kept).  --dry-run only lists them.\n";
 
 /* What is left over of VM id, or NULL when nothing is; *rec gets its
  * record (status derived) when it has one. */
@@ -36,8 +35,8 @@ static const char *leftover(struct state *st, const char *id, json_t **rec)
 		char ns[128];
 		json_t *vmm = json_object_get(*rec, "process");
 		snprintf(ns, sizeof ns, "/run/netns/vmsan-%s", id);
-		if (access(ns, F_OK) == 0 ||
-		    (jint(vmm, "pid", 0) > 1 && proc_start_time((long)jint(vmm, "pid", 0)) == jint(vmm, "startTime", -1)))
+		if (access(ns, F_OK) == 0 || (jint(vmm, "pid", 0) > 1 &&
+					      proc_start_time((long)jint(vmm, "pid", 0)) == jint(vmm, "startTime", -1)))
 			return "a stopped VM with a VMM or network left";
 	}
 	return NULL;
@@ -88,7 +87,7 @@ static void gc_vms(struct state *st, bool dry, json_t *found)
 		}
 		if (what)
 			json_array_append_new(found, json_pack("{s:s, s:s, s:s}", "id", id, "found", what, "action",
-							      remove ? "remove" : "stop"));
+							       remove ? "remove" : "stop"));
 		json_decref(rec);
 	}
 	json_decref(ids);
@@ -113,8 +112,8 @@ static void gc_snapshots(struct state *st, bool dry, json_t *found)
 		if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
 			continue;
 		json_array_append_new(found, json_pack("{s:n, s:o, s:s}", "id", "found",
-						      json_sprintf("unfinished snapshot %s", de->d_name), "action",
-						      "remove"));
+						       json_sprintf("unfinished snapshot %s", de->d_name), "action",
+						       "remove"));
 		if (!dry)
 			rm_tree_at(sfd, de->d_name);
 	}
@@ -135,7 +134,7 @@ static void gc_network(bool dry, json_t *found)
 	if (sw) {
 		json_array_foreach(json_object_get(sw, dry ? "found" : "removed"), i, v)
 			json_array_append_new(found, json_pack("{s:n, s:s, s:s}", "id", "found", json_string_value(v),
-							      "action", "remove"));
+							       "action", "remove"));
 		json_decref(sw);
 	} else {
 		fprintf(stderr, "vmsan gc: the network's leftovers were not checked: %s\n", ne.message);

@@ -9,19 +9,16 @@
 
 #include "vm/vm.h"
 
-const char start_usage[] =
-	"usage: vmsan start ID [--json] [--verbose]\n\n"
-	"Starts a stopped VM on the same disk: a new network namespace (the same\n"
-	"policy), the VMM, and waits for the agent.  --timeout is armed again.\n";
-const char stop_usage[] =
-	"usage: vmsan stop ID... [--grace SECONDS] [--json]\n\n"
-	"Asks the guest to power off (processes stopped, disks synced), waits up to\n"
-	"--grace seconds (default 10) for the VMM to end, then ends it; tears the\n"
-	"network down.  The disk stays: vmsan start boots it again.\n";
-const char rm_usage[] =
-	"usage: vmsan rm ID... [-f|--force] [--json]\n\n"
-	"Removes stopped VMs: disk, logs, token, record.  --force also removes a\n"
-	"running, creating or broken VM (its VMM killed, its network torn down).\n";
+const char start_usage[] = "usage: vmsan start ID [--json] [--verbose]\n\n"
+			   "Starts a stopped VM on the same disk: a new network namespace (the same\n"
+			   "policy), the VMM, and waits for the agent.  --timeout is armed again.\n";
+const char stop_usage[] = "usage: vmsan stop ID... [--grace SECONDS] [--json]\n\n"
+			  "Asks the guest to power off (processes stopped, disks synced), waits up to\n"
+			  "--grace seconds (default 10) for the VMM to end, then ends it; tears the\n"
+			  "network down.  The disk stays: vmsan start boots it again.\n";
+const char rm_usage[] = "usage: vmsan rm ID... [-f|--force] [--json]\n\n"
+			"Removes stopped VMs: disk, logs, token, record.  --force also removes a\n"
+			"running, creating or broken VM (its VMM killed, its network torn down).\n";
 static int do_start(const char *id)
 {
 	struct verr e = { 0 };
@@ -34,8 +31,8 @@ static int do_start(const char *id)
 		goto fail;
 	if (strcmp(jstr(rec, "status"), "stopped")) {
 		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_VM_STATE",
-			 !strcmp(jstr(rec, "status"), "running") ? "it is running already" :
-								   "stop it first (vmsan stop), or vmsan rm -f",
+			 !strcmp(jstr(rec, "status"), "running") ? "it is running already"
+								 : "stop it first (vmsan stop), or vmsan rm -f",
 			 "%s is %s, not stopped", id, jstr(rec, "status"));
 		goto fail;
 	}
@@ -121,8 +118,8 @@ int do_rm(const char *id, bool force, json_t *removed)
 		return report(&e);
 	const char *status = jstr(rec, "status");
 	if (strcmp(status, "stopped") && !force) {
-		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_VM_STATE", "stop it first (vmsan stop), or use rm -f",
-			 "%s is %s", id, status);
+		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_VM_STATE", "stop it first (vmsan stop), or use rm -f", "%s is %s",
+			 id, status);
 		json_decref(rec);
 		close(lock);
 		state_release(&st);
@@ -194,8 +191,8 @@ static int each_id(const struct id_args *a, json_t *removed)
 	size_t i;
 	json_t *v;
 	json_array_foreach(a->ids, i, v) {
-		int r = removed ? do_rm(json_string_value(v), a->force, removed) :
-				  do_stop(json_string_value(v), a->grace);
+		int r = removed ? do_rm(json_string_value(v), a->force, removed)
+				: do_stop(json_string_value(v), a->grace);
 		rc = rc ? rc : r;
 	}
 	return rc;

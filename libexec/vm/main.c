@@ -19,10 +19,10 @@ static const struct command {
 	  "--runtime --from-image --vcpus --memory --disk-size --network-policy --allowed-cidr "
 	  "--denied-cidr --allowed-domain --strict-domains --dns --publish-port --bandwidth --no-netns --snapshot "
 	  "--timeout --vmm --accel --kernel --pull --project "
-	  "--json --verbose", cmd_create },
+	  "--json --verbose",
+	  cmd_create },
 	{ "start", "start a stopped VM on the same disk", start_usage, "--json --verbose", cmd_start },
-	{ "stop", "power a VM off (its disk stays) and tear its network down", stop_usage, "--grace --json",
-	  cmd_stop },
+	{ "stop", "power a VM off (its disk stays) and tear its network down", stop_usage, "--grace --json", cmd_stop },
 	{ "rm", "remove VMs (-f: even running ones)", rm_usage, "-f --force --json", cmd_rm },
 	{ "remove", "remove VMs (same as rm)", rm_usage, "-f --force --json", cmd_rm },
 	{ "run", "create a VM, run one command in it, and (--rm) remove it", run_usage, "--rm --json --verbose",
@@ -91,6 +91,7 @@ int main(int argc, char **argv)
 			return 0;
 		return commands[i].run(argc, argv);
 	}
-	fprintf(stderr, "vmsan-create: run me as vmsan-create, -start, -stop, -rm, -run, -gc, -network, -snapshot, -pause or -resume\n");
+	fprintf(stderr,
+		"vmsan-create: run me as vmsan-create, -start, -stop, -rm, -run, -gc, -network, -snapshot, -pause or -resume\n");
 	return VMSAN_EXIT_USAGE;
 }

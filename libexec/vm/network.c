@@ -7,16 +7,15 @@
 
 #include "vm/vm.h"
 
-const char network_usage[] =
-	"usage: vmsan network ID --network-policy allow-all|deny-all|custom\n"
-	"                     [--allowed-cidr CIDR,...] [--denied-cidr CIDR,...]\n"
-	"                     [--allowed-domain NAME|*.NAME,...] [--strict-domains] [--json]\n\n"
-	"Replaces a running VM's egress policy in one nftables batch: the new\n"
-	"rules apply to every packet at once, established flows included.  The\n"
-	"lists given replace the old ones (none given: none); addresses that only\n"
-	"a removed domain allowed are unreachable at once.  DNS resolvers and\n"
-	"published ports stay as they are.  Nothing changes when anything is\n"
-	"invalid.\n";
+const char network_usage[] = "usage: vmsan network ID --network-policy allow-all|deny-all|custom\n"
+			     "                     [--allowed-cidr CIDR,...] [--denied-cidr CIDR,...]\n"
+			     "                     [--allowed-domain NAME|*.NAME,...] [--strict-domains] [--json]\n\n"
+			     "Replaces a running VM's egress policy in one nftables batch: the new\n"
+			     "rules apply to every packet at once, established flows included.  The\n"
+			     "lists given replace the old ones (none given: none); addresses that only\n"
+			     "a removed domain allowed are unreachable at once.  DNS resolvers and\n"
+			     "published ports stay as they are.  Nothing changes when anything is\n"
+			     "invalid.\n";
 
 /* What vmsan network was given. */
 struct net_args {
@@ -70,7 +69,7 @@ static json_t *new_network(const struct state *st, json_t *old, struct net_args 
 	json_t *nw = json_deep_copy(old);
 	if (!strcmp(n->policy, "allow-all") &&
 	    (json_array_size(n->allowed) || json_array_size(n->denied) || json_array_size(n->domains)))
-		n->policy = "custom";      /* as create records it */
+		n->policy = "custom"; /* as create records it */
 	json_object_set_new(nw, "policy", json_string(n->policy));
 	json_object_set(nw, "allowedCidrs", n->allowed);
 	json_object_set(nw, "deniedCidrs", n->denied);
@@ -92,9 +91,10 @@ static json_t *new_network(const struct state *st, json_t *old, struct net_args 
 static void print_network(const struct net_args *n, json_t *old)
 {
 	if (json_mode) {
-		json_t *doc = json_pack("{s:b, s:s, s:s, s:s, s:O, s:O, s:b, s:[]}", "ok", 1, "vmId", n->id,
-					"previousPolicy", jstr(old, "policy"), "newPolicy", n->policy, "allowedCidrs",
-					n->allowed, "deniedCidrs", n->denied, "strictDomains", n->strict, "allowedDomains");
+		json_t *doc =
+			json_pack("{s:b, s:s, s:s, s:s, s:O, s:O, s:b, s:[]}", "ok", 1, "vmId", n->id, "previousPolicy",
+				  jstr(old, "policy"), "newPolicy", n->policy, "allowedCidrs", n->allowed,
+				  "deniedCidrs", n->denied, "strictDomains", n->strict, "allowedDomains");
 		json_array_extend(json_object_get(doc, "allowedDomains"), n->domains);
 		json_dumpf(doc, stdout, JSON_COMPACT);
 		putchar('\n');

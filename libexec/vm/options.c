@@ -65,8 +65,8 @@ int normalize_domains(json_t *list, struct verr *e)
 		char out[256], why[200];
 		if (normalize_domain(json_string_value(x), out, sizeof out, why, sizeof why)) {
 			verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_DOMAIN",
-				 "give names like example.com or *.example.com (its subdomains)", "--allowed-domain: %s",
-				 why);
+				 "give names like example.com or *.example.com (its subdomains)",
+				 "--allowed-domain: %s", why);
 			return -1;
 		}
 		json_array_set_new(list, i, json_string(out));
@@ -147,7 +147,8 @@ static int config_get(const struct state *st, const char *key, char *out, size_t
 				i++;
 			if (i == sizeof known / sizeof *known) {
 				fclose(fp);
-				verr_set(e, VMSAN_EXIT_FAIL, "ERR_CONFIG", "the settings known are: dns, dns-ttl-min, dns-ttl-max",
+				verr_set(e, VMSAN_EXIT_FAIL, "ERR_CONFIG",
+					 "the settings known are: dns, dns-ttl-min, dns-ttl-max",
 					 "%s:%d: unknown setting '%s'", files[f], ln, k);
 				return -1;
 			}
@@ -195,8 +196,8 @@ int resolve_dns(const struct state *st, json_t *dns, struct verr *e)
 		}
 	}
 	if (!json_array_size(dns) || json_array_size(dns) > 3) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_DNS", "give 1 to 3 resolvers",
-			 "%s: %zu DNS resolvers", from, json_array_size(dns));
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_DNS", "give 1 to 3 resolvers", "%s: %zu DNS resolvers",
+			 from, json_array_size(dns));
 		return -1;
 	}
 	return 0;

@@ -6,9 +6,8 @@
 
 #include "vm/vm.h"
 
-const char pause_usage[] =
-	"usage: vmsan pause ID [--json]\n       vmsan resume ID [--json]\n\n"
-	"Stops a running VM's vCPUs, or starts them again.\n";
+const char pause_usage[] = "usage: vmsan pause ID [--json]\n       vmsan resume ID [--json]\n\n"
+			   "Stops a running VM's vCPUs, or starts them again.\n";
 
 static int do_pause(const char *id, bool pause)
 {

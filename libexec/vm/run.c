@@ -14,10 +14,9 @@
 
 extern char **environ;
 
-const char run_usage[] =
-	"usage: vmsan run [--rm] [create options] [RUNTIME|IMAGE] -- CMD [ARG...]\n\n"
-	"Creates a VM (a runtime name or any image reference), runs CMD in it\n"
-	"through its agent and exits with CMD's status; --rm removes the VM after.\n";
+const char run_usage[] = "usage: vmsan run [--rm] [create options] [RUNTIME|IMAGE] -- CMD [ARG...]\n\n"
+			 "Creates a VM (a runtime name or any image reference), runs CMD in it\n"
+			 "through its agent and exits with CMD's status; --rm removes the VM after.\n";
 
 /* create's arguments from run's argv[i..dash): --rm taken out (*rm), and
  * the word that names the image or runtime as --from-image or --runtime.
@@ -69,7 +68,7 @@ static int run_in(const char *id, bool js, int argc, char **argv, int dash)
 		xargv[xn++] = argv[k];
 	pid_t pid;
 	int st = 0;
-	signal(SIGINT, SIG_IGN);   /* the command gets it, through agentctl */
+	signal(SIGINT, SIG_IGN); /* the command gets it, through agentctl */
 	if (posix_spawn(&pid, ctl, NULL, NULL, (char *const *)xargv, environ) == 0)
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 			;

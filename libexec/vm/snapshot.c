@@ -16,15 +16,14 @@
 
 #include "vm/vm.h"
 
-const char snapshot_usage[] =
-	"usage: vmsan snapshot create ID [--resume|--no-resume] [--json]\n"
-	"       vmsan snapshot list|ls [--json]\n"
-	"       vmsan snapshot delete|rm SNAPSHOT... [--json]\n\n"
-	"create pauses a running VM, saves its device state, memory and disk into\n"
-	"$VMSAN_DIR/snapshots/ID-MILLISECONDS and resumes it (--no-resume leaves it\n"
-	"paused: vmsan resume).  vmsan create --snapshot SNAPSHOT restores one into a\n"
-	"new VM (its own id, namespace, policy and agent token, the clock set), as\n"
-	"many times as wanted.  QEMU VMs only, so far.\n";
+const char snapshot_usage[] = "usage: vmsan snapshot create ID [--resume|--no-resume] [--json]\n"
+			      "       vmsan snapshot list|ls [--json]\n"
+			      "       vmsan snapshot delete|rm SNAPSHOT... [--json]\n\n"
+			      "create pauses a running VM, saves its device state, memory and disk into\n"
+			      "$VMSAN_DIR/snapshots/ID-MILLISECONDS and resumes it (--no-resume leaves it\n"
+			      "paused: vmsan resume).  vmsan create --snapshot SNAPSHOT restores one into a\n"
+			      "new VM (its own id, namespace, policy and agent token, the clock set), as\n"
+			      "many times as wanted.  QEMU VMs only, so far.\n";
 
 /* $VMSAN_DIR/snapshots, made on demand (the user's alone), as a descriptor. */
 int snapshots_dir(const struct state *st, bool create, struct verr *e)
@@ -62,8 +61,8 @@ json_t *load_snapshot(int sfd, const char *sid, struct verr *e)
 {
 	char why[160], p[128];
 	if (valid_snapshot_id(sid, why, sizeof why)) {
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_SNAPSHOT_ID", "snapshot ids look like vm-1a2b3c4d-1764000000000",
-			 "invalid snapshot id '%s': %s", sid, why);
+		verr_set(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_SNAPSHOT_ID",
+			 "snapshot ids look like vm-1a2b3c4d-1764000000000", "invalid snapshot id '%s': %s", sid, why);
 		return NULL;
 	}
 	snprintf(p, sizeof p, "%s/snapshot.json", sid);
@@ -86,11 +85,12 @@ static int write_snapshot(int sfd, const char *tmp, const char *sid, const char 
 			  const char *tok, struct verr *e)
 {
 	const char *id = jstr(rec, "id");
-	json_t *meta = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:O, s:O, s:I, s:O, s:O}", "id", sid, "vmId", id,
-				 "createdAt", when, "vmm", jstr(rec, "vmm"), "memSizeMib", jint(rec, "memSizeMib", 256), "vcpuCount",
-				 jint(rec, "vcpuCount", 1), "kernel", jstr(rec, "kernel"), "image",
-				 json_object_get(rec, "image"), "network", json_object_get(rec, "network"), "diskSize",
-				 jint(rec, "diskSize", 0), "sizes", r, "accel", json_object_get(rec, "accel") ?: json_null());
+	json_t *meta =
+		json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:O, s:O, s:I, s:O, s:O}", "id", sid, "vmId", id,
+			  "createdAt", when, "vmm", jstr(rec, "vmm"), "memSizeMib", jint(rec, "memSizeMib", 256),
+			  "vcpuCount", jint(rec, "vcpuCount", 1), "kernel", jstr(rec, "kernel"), "image",
+			  json_object_get(rec, "image"), "network", json_object_get(rec, "network"), "diskSize",
+			  jint(rec, "diskSize", 0), "sizes", r, "accel", json_object_get(rec, "accel") ?: json_null());
 	if (jstr(rec, "runtime"))
 		json_object_set_new(meta, "runtime", json_string(jstr(rec, "runtime")));
 	/* where the token is on the disk: a restore writes its own there */
@@ -127,7 +127,8 @@ static int snapshot_create(const char *id, bool resume)
 	if (json_is_true(json_object_get(json_object_get(rec, "network"), "noNetns"))) {
 		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_NOT_SUPPORTED", "snapshot VMs that have a namespace of their own",
 			 "%s runs without a namespace (--no-netns): its guest's address is its slot's, so a "
-			 "snapshot of it could not restore anywhere else", id);
+			 "snapshot of it could not restore anywhere else",
+			 id);
 		goto fail;
 	}
 	if ((sfd = snapshots_dir(&st, true, &e)) < 0 || read_token(&st, id, tok, sizeof tok) < 0) {
@@ -147,8 +148,8 @@ static int snapshot_create(const char *id, bool resume)
 	snprintf(path, sizeof path, "%.3800s/snapshots/%s", st.dir, tmp);
 	say("%s: pausing, saving state, memory and disk", id);
 	json_t *sreq = vmm_ref(id);
-	json_object_update_new(sreq, json_pack("{s:s, s:s, s:b}", "vmDisk", jstr(rec, "disk"), "dir", path, "resume",
-					       resume));
+	json_object_update_new(
+		sreq, json_pack("{s:s, s:s, s:b}", "vmDisk", jstr(rec, "disk"), "dir", path, "resume", resume));
 	r = call("fc", "snapshot", sreq, true, &e);
 	if (!r)
 		goto fail_tmp;
@@ -162,8 +163,9 @@ static int snapshot_create(const char *id, bool resume)
 		store(&st, id, json_pack("{s:b}", "paused", 1), NULL, &(struct verr){ 0 });
 	snprintf(path, sizeof path, "%.3800s/snapshots/%s", st.dir, sid);
 	if (json_mode) {
-		json_t *doc = json_pack("{s:b, s:s, s:s, s:s, s:s+, s:O, s:b}", "ok", 1, "snapshotId", sid, "vmId", id,
-					"snapshotPath", path, "memPath", path, "/memory", "sizes", r, "resumed", resume);
+		json_t *doc =
+			json_pack("{s:b, s:s, s:s, s:s, s:s+, s:O, s:b}", "ok", 1, "snapshotId", sid, "vmId", id,
+				  "snapshotPath", path, "memPath", path, "/memory", "sizes", r, "resumed", resume);
 		json_dumpf(doc, stdout, JSON_COMPACT);
 		putchar('\n');
 		json_decref(doc);
@@ -228,8 +230,9 @@ static int snapshot_list(void)
 	} else {
 		printf("%-34s %-12s %-22s %8s %10s\n", "SNAPSHOT", "VM", "CREATED", "MEMORY", "DISK USE");
 		json_array_foreach(all, i, m)
-			printf("%-34s %-12s %-22s %6lldMi %8.1fMi\n", jstr(m, "id"), jstr(m, "vmId"), jstr(m, "createdAt"),
-			       jint(m, "memSizeMib", 0), (double)jint(m, "diskUsageBytes", 0) / 1048576.0);
+			printf("%-34s %-12s %-22s %6lldMi %8.1fMi\n", jstr(m, "id"), jstr(m, "vmId"),
+			       jstr(m, "createdAt"), jint(m, "memSizeMib", 0),
+			       (double)jint(m, "diskUsageBytes", 0) / 1048576.0);
 	}
 	json_decref(all);
 	return 0;
@@ -317,13 +320,14 @@ int cmd_snapshot(int argc, char **argv)
 	}
 	if (sub && !strcmp(sub, "create"))
 		rc = json_array_size(args) == 1 ? snapshot_create(json_string_value(json_array_get(args, 0)), resume)
-					      : usage_error("snapshot create takes one VM id");
+						: usage_error("snapshot create takes one VM id");
 	else if (sub && (!strcmp(sub, "list") || !strcmp(sub, "ls")))
 		rc = json_array_size(args) ? usage_error("snapshot list takes no arguments") : snapshot_list();
 	else if (sub && (!strcmp(sub, "delete") || !strcmp(sub, "rm")))
 		rc = json_array_size(args) ? snapshot_delete(args) : usage_error("give the snapshots to delete");
 	else
-		rc = usage_error(sub ? "no such snapshot command '%s' (create, list, delete)" : "give a snapshot command%s",
+		rc = usage_error(sub ? "no such snapshot command '%s' (create, list, delete)"
+				     : "give a snapshot command%s",
 				 sub ? sub : " (create, list, delete)");
 	json_decref(args);
 	return rc;
@@ -375,7 +379,8 @@ json_t *restore_disk(struct state *st, const char *id, json_t *snap, const char 
 		goto out;
 	}
 	upd = json_pack("{s:O, s:s, s:s, s:I, s:I, s:s}", "image", json_object_get(snap, "image"), "dir", dir, "disk",
-			path, "diskSize", jint(snap, "diskSize", 0), "tokenOffset", off, "restoredFrom", jstr(snap, "id"));
+			path, "diskSize", jint(snap, "diskSize", 0), "tokenOffset", off, "restoredFrom",
+			jstr(snap, "id"));
 	if (jstr(snap, "runtime"))
 		json_object_set_new(upd, "runtime", json_string(jstr(snap, "runtime")));
 out:

@@ -197,15 +197,15 @@ int vmm_up(struct state *st, const char *id, json_t *rec, struct boot *b, struct
 	json_t *start = json_pack(
 		"{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:i, s:s,"
 		" s:{s:s, s:s, s:s, s:s, s:s, s:I, s:O}}",
-		"id", id, "vmm", jstr(rec, "vmm"), "kernel", jstr(rec, "kernel"), "vmDisk", jstr(rec, "disk"),
-		"runDir", jstr(rec, "dir"), "uid", uid, "gid", gid, "vcpus", jint(rec, "vcpuCount", 1), "memoryMib",
+		"id", id, "vmm", jstr(rec, "vmm"), "kernel", jstr(rec, "kernel"), "vmDisk", jstr(rec, "disk"), "runDir",
+		jstr(rec, "dir"), "uid", uid, "gid", gid, "vcpus", jint(rec, "vcpuCount", 1), "memoryMib",
 		jint(rec, "memSizeMib", 256), "accel", jstr(rec, "accel") ?: "auto", "agentPort", AGENT_PORT,
 		"hostname", id, "network", "netns", jstr(b->net, "netns") ?: "", "tap", jstr(b->net, "tap"), "mac",
 		jstr(b->net, "mac"), "guestIp", jstr(b->net, "guestIp"), "gatewayIp", jstr(b->net, "gatewayIp"),
 		"prefixLen", jint(b->net, "prefixLen", 30), "dns", json_object_get(nw, "dns"));
 	if (b->incoming)
 		json_object_set_new(start, "incoming", json_string(b->incoming));
-	if (!jstr(b->net, "netns"))     /* --no-netns: the VMM stays in the host's namespace */
+	if (!jstr(b->net, "netns")) /* --no-netns: the VMM stays in the host's namespace */
 		json_object_del(json_object_get(start, "network"), "netns");
 	if (jstr(img, "path"))
 		json_object_set_new(start, "imageDisk", json_string(jstr(img, "path")));
@@ -289,8 +289,7 @@ int arm_timer(struct state *st, const char *id, long long seconds, struct verr *
 	return store(st, id,
 		     json_pack("{s:{s:i, s:I}, s:s}", "timer", "pid", (int)pid, "startTime", proc_start_time((long)pid),
 			       "timeoutAt", iso),
-		     NULL,
-		     e);
+		     NULL, e);
 }
 
 /* ---- a VM opened, stopped ------------------------------------------------- */
@@ -316,7 +315,7 @@ json_t *open_vm(struct state *st, const char *id, int *lock, struct verr *e)
 	json_decref(rec);
 	if ((*lock = state_lock(st, id, e)) < 0)
 		return NULL;
-	rec = state_load(st, id, e);   /* again, under the lock */
+	rec = state_load(st, id, e); /* again, under the lock */
 	if (rec)
 		state_derive_status(rec);
 	return rec;

@@ -56,8 +56,8 @@
 
 /* util.c: what every file shares */
 extern bool json_mode, verbose;
-extern const char *cmd;                 /* the command's name: "create", ... */
-extern char libexec[];                  /* where the helpers are */
+extern const char *cmd; /* the command's name: "create", ... */
+extern char libexec[];	/* where the helpers are */
 extern volatile sig_atomic_t interrupted;
 double now_ms(void);
 void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -80,7 +80,7 @@ int set_dns_ttls(const struct state *st, json_t *nw, struct verr *e);
 /* call.c: a helper started, its reply not read yet */
 struct pending {
 	pid_t pid;
-	int out;            /* its stdout; -1: nothing pending */
+	int out; /* its stdout; -1: nothing pending */
 	const char *helper, *op;
 	bool root;
 };
@@ -93,8 +93,8 @@ void call_quiet(const char *helper, const char *op, json_t *req, bool root);
 /* agent.c */
 int agent_http_body(const char *addr, int port, const char *method, const char *path, const char *token,
 		    const char *body, int connect_ms, int timeout_ms);
-int agent_http(const char *addr, int port, const char *method, const char *path, const char *token,
-	       int connect_ms, int timeout_ms);
+int agent_http(const char *addr, int port, const char *method, const char *path, const char *token, int connect_ms,
+	       int timeout_ms);
 int wait_agent(const char *addr, int port, long long pid, long long start, double timeout_s, const char *console,
 	       struct verr *e);
 int read_token(const struct state *st, const char *id, char *tok, size_t n);
@@ -102,9 +102,9 @@ int read_token(const struct state *st, const char *id, char *tok, size_t n);
 /* steps.c: the network and the VMM, shared by create and start */
 struct boot {
 	double t_policy, t_net, t_vmm, t_vmm_init, t_boot;
-	const char *incoming;   /* a snapshot's directory to restore from */
-	json_t *net;     /* vmsan-net setup's reply */
-	json_t *vmm;     /* vmsan-fc start's reply */
+	const char *incoming; /* a snapshot's directory to restore from */
+	json_t *net;	      /* vmsan-net setup's reply */
+	json_t *vmm;	      /* vmsan-fc start's reply */
 };
 int store(struct state *st, const char *id, json_t *rec, json_t **merged, struct verr *e);
 void kill_vmm(const char *id);
@@ -128,8 +128,8 @@ json_t *restore_disk(struct state *st, const char *id, json_t *snap, const char 
 int restore_token(struct state *st, const char *id, const char *snapdir, const char *agent_addr, struct verr *e);
 
 /* the commands (main.c's table); create's and rm's also for run */
-extern const char create_usage[], start_usage[], stop_usage[], rm_usage[], run_usage[], gc_usage[],
-	network_usage[], snapshot_usage[], pause_usage[];
+extern const char create_usage[], start_usage[], stop_usage[], rm_usage[], run_usage[], gc_usage[], network_usage[],
+	snapshot_usage[], pause_usage[];
 int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_out);
 int do_rm(const char *id, bool force, json_t *removed);
 int cmd_create(int argc, char **argv);

@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (k <= 0)
 			break;
 		if (e.len > 1024 || (size_t)k != CONNECT_ENV_HEAD + e.len || e.msg != data + off + CONNECT_ENV_HEAD)
-			abort();   /* a limit or an offset the reader promised */
+			abort(); /* a limit or an offset the reader promised */
 		off += (size_t)k;
 	}
 	size_t n = size < sizeof ct - 1 ? size : sizeof ct - 1;

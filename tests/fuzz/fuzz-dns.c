@@ -90,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if ((size_t)used > k)
 			abort();
 		if ((size_t)used < k && !ch.done)
-			abort();   /* bytes left over only past the body's end */
+			abort(); /* bytes left over only past the body's end */
 		off += (size_t)used;
 		if ((size_t)used < k)
 			break;

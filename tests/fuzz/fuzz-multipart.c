@@ -42,7 +42,7 @@ static void walk(struct mp *m, const uint8_t *in, size_t size, size_t piece)
 		memmove(buf, buf + used, len - used);
 		len -= used;
 		if (ev == MP_NEED && !used && len == CAP)
-			abort();   /* stuck with a full buffer: a promise broken */
+			abort(); /* stuck with a full buffer: a promise broken */
 		if (ev == MP_NEED && !used && eof)
 			break;
 	}

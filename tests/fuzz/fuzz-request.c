@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_t *p = plan(&c);
 		char *s = json_dumps(p, JSON_COMPACT);
 		if (!s)
-			abort();   /* a plan is always a JSON document */
+			abort(); /* a plan is always a JSON document */
 		free(s);
 		json_decref(p);
 	}
@@ -51,8 +51,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct verr e3 = { 0 };
 	struct jr pr;
 	struct policy_target t = { .table = "vmsan_vm_x", .tap = "vmst1", .uplink = NULL, .guest = "198.18.0.6" };
-	jr_init(&pr, json_object_get(req, "policy") && json_is_object(json_object_get(req, "policy")) ?
-			     json_object_get(req, "policy") : req, "request.policy", &e3);
+	jr_init(&pr,
+		json_object_get(req, "policy") && json_is_object(json_object_get(req, "policy"))
+			? json_object_get(req, "policy")
+			: req,
+		"request.policy", &e3);
 	json_t *compiled = policy_compile(&pr, &t, &e3);
 	if (compiled) {
 		struct verr e4 = { 0 };

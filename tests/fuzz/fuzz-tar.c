@@ -8,14 +8,17 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-struct src { const uint8_t *p; size_t n, off; };
+struct src {
+	const uint8_t *p;
+	size_t n, off;
+};
 
 static ssize_t rd(void *ctx, void *buf, size_t n)
 {
 	struct src *s = ctx;
 	size_t k = s->n - s->off < n ? s->n - s->off : n;
 	if (k > 700)
-		k = 700;   /* short reads, as from a socket */
+		k = 700; /* short reads, as from a socket */
 	memcpy(buf, s->p + s->off, k);
 	s->off += k;
 	return (ssize_t)k;

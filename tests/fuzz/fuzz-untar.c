@@ -17,14 +17,17 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-struct src { const uint8_t *p; size_t n, off; };
+struct src {
+	const uint8_t *p;
+	size_t n, off;
+};
 
 static ssize_t rd(void *ctx, void *buf, size_t n)
 {
 	struct src *s = ctx;
 	size_t k = s->n - s->off < n ? s->n - s->off : n;
 	if (k > 700)
-		k = 700;   /* short reads, as from a socket */
+		k = 700; /* short reads, as from a socket */
 	memcpy(buf, s->p + s->off, k);
 	s->off += k;
 	return (ssize_t)k;
@@ -84,8 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[600];
 	/* "x" is what the fuzzer's archives name; top and name differ so that
 	 * a renaming slip shows */
-	struct untar_opts o = { .dirfd = dfd, .name = "got", .top = "x", .max_bytes = 1 << 20,
-				.max_entries = 200 };
+	struct untar_opts o = { .dirfd = dfd, .name = "got", .top = "x", .max_bytes = 1 << 20, .max_entries = 200 };
 	int r = untar(rd, &s, &o, &st, err, sizeof err);
 	/* the promises */
 	char buf[16] = "";
@@ -98,13 +100,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (d && (de = readdir(d)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, ".bashrc") &&
 		    (r != UNTAR_OK || strcmp(de->d_name, "got")))
-			abort();   /* a stray name, or a leftover after a failure */
+			abort(); /* a stray name, or a leftover after a failure */
 	if (d)
 		closedir(d);
 	DIR *b = fdopendir(dup(bfd));
 	while (b && (de = readdir(b)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, "dest"))
-			abort();   /* something beside the destination */
+			abort(); /* something beside the destination */
 	if (b)
 		closedir(b);
 	close(dfd);

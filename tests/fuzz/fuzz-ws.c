@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (k <= 0)
 				break;
 			if (f.len > 65536 || (f.opcode >= 8 && f.len > 125))
-				abort();   /* a limit the parser promised */
+				abort(); /* a limit the parser promised */
 			if (size - off < f.hdrlen + f.len)
 				break;
 			if (f.masked)

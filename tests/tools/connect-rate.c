@@ -26,7 +26,7 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct sockaddr_in sa = { .sin_family = AF_INET };
 	int listen_mode = argc == 4 && strcmp(argv[1], "-l") == 0;
 	const char *addr = argv[listen_mode ? 2 : 1];
 	long count = 0;

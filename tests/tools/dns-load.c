@@ -47,7 +47,7 @@ static size_t build_type(uint8_t *b, uint16_t id, const char *name, uint16_t typ
 	memset(b, 0, 12);
 	b[0] = (uint8_t)(id >> 8);
 	b[1] = (uint8_t)id;
-	b[2] = 1;               /* RD */
+	b[2] = 1; /* RD */
 	b[5] = 1;
 	for (const char *s = name; *s;) {
 		const char *dot = strchr(s, '.');
@@ -59,7 +59,7 @@ static size_t build_type(uint8_t *b, uint16_t id, const char *name, uint16_t typ
 	}
 	b[o++] = 0;
 	b[o++] = (uint8_t)(type >> 8), b[o++] = (uint8_t)type;
-	b[o++] = 0, b[o++] = 1;     /* IN */
+	b[o++] = 0, b[o++] = 1; /* IN */
 	return o;
 }
 
@@ -163,9 +163,8 @@ static void report(int64_t t0)
 			printf("%s\"%d\":%lu", first ? "" : ",", k, rcodes[k]);
 			first = 0;
 		}
-	printf("},\"p50us\":%lld,\"p99us\":%lld,\"maxus\":%lld,\"qps\":%.0f}\n",
-	       nlat ? (long long)lat[nlat / 2] : -1, nlat ? (long long)lat[nlat * 99 / 100] : -1,
-	       nlat ? (long long)lat[nlat - 1] : -1, (double)nlat / secs);
+	printf("},\"p50us\":%lld,\"p99us\":%lld,\"maxus\":%lld,\"qps\":%.0f}\n", nlat ? (long long)lat[nlat / 2] : -1,
+	       nlat ? (long long)lat[nlat * 99 / 100] : -1, nlat ? (long long)lat[nlat - 1] : -1, (double)nlat / secs);
 }
 
 int main(int argc, char **argv)

@@ -40,8 +40,10 @@ static double one_agent(const char *host, int port, const char *token, const cha
 {
 	char req[1024], body[512], buf[65536];
 	int bl = snprintf(body, sizeof body, "{\"cmd\":\"%s\"}", path ? path : "");
-	int rl = path ? snprintf(req, sizeof req, "POST /exec HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-				 "Content-Length: %d\r\nConnection: close\r\n\r\n%s", token, bl, body)
+	int rl = path ? snprintf(req, sizeof req,
+				 "POST /exec HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+				 "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+				 token, bl, body)
 		      : snprintf(req, sizeof req, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
 	inet_pton(AF_INET, host, &sin.sin_addr);
@@ -129,7 +131,8 @@ static int all(int n, const char *host, int port, const char *token, const char 
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: exec-rtt spawn|posix-spawn N PATH | all N HOST PORT TOKEN PATH | agent N HOST PORT TOKEN PATH | health N HOST PORT TOKEN\n");
+		fprintf(stderr,
+			"usage: exec-rtt spawn|posix-spawn N PATH | all N HOST PORT TOKEN PATH | agent N HOST PORT TOKEN PATH | health N HOST PORT TOKEN\n");
 		return 2;
 	}
 	int n = atoi(argv[2]);
@@ -139,7 +142,7 @@ int main(int argc, char **argv)
 	if (n < 1 || (agent && argc < 7) || (health && argc < 6))
 		return 2;
 	double *v = calloc((size_t)n, sizeof *v);
-	for (int i = 0; i < n + n / 10; i++) {   /* the first tenth warms up */
+	for (int i = 0; i < n + n / 10; i++) { /* the first tenth warms up */
 		double d = agent    ? one_agent(argv[3], atoi(argv[4]), argv[5], argv[6])
 			   : health ? one_agent(argv[3], atoi(argv[4]), argv[5], NULL)
 				    : one_spawn(argv[3], !strcmp(argv[1], "posix-spawn"));

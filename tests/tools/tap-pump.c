@@ -40,8 +40,8 @@ static int enter(const char *name)
 int main(int argc, char **argv)
 {
 	static char buf[70000];
-	struct sockaddr_ll sll = {0};
-	struct ifreq ifr = {0};
+	struct sockaddr_ll sll = { 0 };
+	struct ifreq ifr = { 0 };
 	struct pollfd p[2];
 	int tap, pkt, on = 1;
 
@@ -78,8 +78,8 @@ int main(int argc, char **argv)
 	}
 	puts("ready");
 	fflush(stdout);
-	p[0] = (struct pollfd){.fd = tap, .events = POLLIN};
-	p[1] = (struct pollfd){.fd = pkt, .events = POLLIN};
+	p[0] = (struct pollfd){ .fd = tap, .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = pkt, .events = POLLIN };
 	for (;;) {
 		if (poll(p, 2, -1) < 0)
 			continue;
@@ -90,7 +90,7 @@ int main(int argc, char **argv)
 				continue;
 			n = read(p[i].fd, buf, sizeof(buf));
 			if (n > 0 && write(p[1 - i].fd, buf, (size_t)n) < 0)
-				continue;   /* a dropped frame is what a wire does */
+				continue; /* a dropped frame is what a wire does */
 		}
 	}
 }

@@ -18,9 +18,9 @@ static void ok(int cond, const char *what, const char *detail)
 
 struct rcase {
 	const char *body;
-	size_t len;          /* 0: strlen */
-	const char *code;    /* expected error code, NULL if good */
-	const char *msg;     /* substring of the message */
+	size_t len;	  /* 0: strlen */
+	const char *code; /* expected error code, NULL if good */
+	const char *msg;  /* substring of the message */
 };
 
 /* A request with op, id (vm id), port (1-65535), on (bool), tags (array). */
@@ -40,37 +40,37 @@ static void read_fields(json_t *req, struct verr *e)
 }
 
 static const struct rcase cases[] = {
-	{"{\"op\":\"x\"}", 0, NULL, NULL},
-	{"  {\"op\":\"x\",\"id\":\"vm-1\",\"port\":80,\"on\":true,\"tags\":[]}\n", 0, NULL, NULL},
-	{"{\"op\":\"x\",\"op\":\"y\"}", 0, "ERR_REQUEST_JSON", "duplicate"},
-	{"{\"op\":\"x\",\"bogus\":1}", 0, "ERR_REQUEST_FIELD", "unknown field 'bogus'"},
-	{"{\"op\":\"x\"} {}", 0, "ERR_REQUEST_JSON", "end of file expected"},
-	{"{\"op\":\"x\"}garbage", 0, "ERR_REQUEST_JSON", NULL},
-	{"{\"op\":1}", 0, "ERR_REQUEST_FIELD", "request.op: expected a string, got an integer"},
-	{"{\"op\":\"x\",\"id\":7}", 0, "ERR_REQUEST_FIELD", "request.id: expected a string"},
-	{"{\"op\":\"x\",\"id\":\"../x\"}", 0, "ERR_REQUEST_FIELD", "request.id: VM id"},
-	{"{\"op\":\"x\",\"port\":0}", 0, "ERR_REQUEST_FIELD", "request.port: 0 is out of range"},
-	{"{\"op\":\"x\",\"port\":70000}", 0, "ERR_REQUEST_FIELD", "out of range"},
-	{"{\"op\":\"x\",\"port\":\"80\"}", 0, "ERR_REQUEST_FIELD", "expected an integer, got a string"},
-	{"{\"op\":\"x\",\"port\":80.0}", 0, "ERR_REQUEST_FIELD", "expected an integer, got a number"},
-	{"{\"op\":\"x\",\"port\":99999999999999999999999}", 0, "ERR_REQUEST_JSON", "too big"},
-	{"{\"op\":\"x\",\"on\":\"yes\"}", 0, "ERR_REQUEST_FIELD", "expected a boolean"},
-	{"{\"op\":\"x\",\"tags\":[1,2,3]}", 0, "ERR_REQUEST_FIELD", "at most 2"},
-	{"{}", 0, "ERR_REQUEST_FIELD", "missing required field 'op'"},
-	{"", 0, "ERR_REQUEST_FIELD", "missing required field 'op'"},
-	{"[]", 0, "ERR_REQUEST_JSON", "must be a JSON object"},
-	{"\"op\"", 0, "ERR_REQUEST_JSON", "'[' or '{' expected"},
-	{"{\"op\":\"\xff\"}", 0, "ERR_REQUEST_JSON", "unable to decode byte 0xff"},
-	{"{\"op\":\"a\\u0000b\"}", 0, "ERR_REQUEST_JSON", NULL},
-	{"{\"op\":\"x\"", 0, "ERR_REQUEST_JSON", NULL},
-	{"{\"op\":\"x\"}\0{}", 13, "ERR_REQUEST_JSON", NULL},
+	{ "{\"op\":\"x\"}", 0, NULL, NULL },
+	{ "  {\"op\":\"x\",\"id\":\"vm-1\",\"port\":80,\"on\":true,\"tags\":[]}\n", 0, NULL, NULL },
+	{ "{\"op\":\"x\",\"op\":\"y\"}", 0, "ERR_REQUEST_JSON", "duplicate" },
+	{ "{\"op\":\"x\",\"bogus\":1}", 0, "ERR_REQUEST_FIELD", "unknown field 'bogus'" },
+	{ "{\"op\":\"x\"} {}", 0, "ERR_REQUEST_JSON", "end of file expected" },
+	{ "{\"op\":\"x\"}garbage", 0, "ERR_REQUEST_JSON", NULL },
+	{ "{\"op\":1}", 0, "ERR_REQUEST_FIELD", "request.op: expected a string, got an integer" },
+	{ "{\"op\":\"x\",\"id\":7}", 0, "ERR_REQUEST_FIELD", "request.id: expected a string" },
+	{ "{\"op\":\"x\",\"id\":\"../x\"}", 0, "ERR_REQUEST_FIELD", "request.id: VM id" },
+	{ "{\"op\":\"x\",\"port\":0}", 0, "ERR_REQUEST_FIELD", "request.port: 0 is out of range" },
+	{ "{\"op\":\"x\",\"port\":70000}", 0, "ERR_REQUEST_FIELD", "out of range" },
+	{ "{\"op\":\"x\",\"port\":\"80\"}", 0, "ERR_REQUEST_FIELD", "expected an integer, got a string" },
+	{ "{\"op\":\"x\",\"port\":80.0}", 0, "ERR_REQUEST_FIELD", "expected an integer, got a number" },
+	{ "{\"op\":\"x\",\"port\":99999999999999999999999}", 0, "ERR_REQUEST_JSON", "too big" },
+	{ "{\"op\":\"x\",\"on\":\"yes\"}", 0, "ERR_REQUEST_FIELD", "expected a boolean" },
+	{ "{\"op\":\"x\",\"tags\":[1,2,3]}", 0, "ERR_REQUEST_FIELD", "at most 2" },
+	{ "{}", 0, "ERR_REQUEST_FIELD", "missing required field 'op'" },
+	{ "", 0, "ERR_REQUEST_FIELD", "missing required field 'op'" },
+	{ "[]", 0, "ERR_REQUEST_JSON", "must be a JSON object" },
+	{ "\"op\"", 0, "ERR_REQUEST_JSON", "'[' or '{' expected" },
+	{ "{\"op\":\"\xff\"}", 0, "ERR_REQUEST_JSON", "unable to decode byte 0xff" },
+	{ "{\"op\":\"a\\u0000b\"}", 0, "ERR_REQUEST_JSON", NULL },
+	{ "{\"op\":\"x\"", 0, "ERR_REQUEST_JSON", NULL },
+	{ "{\"op\":\"x\"}\0{}", 13, "ERR_REQUEST_JSON", NULL },
 };
 
 int main(void)
 {
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		const struct rcase *c = &cases[i];
-		struct verr e = {0};
+		struct verr e = { 0 };
 		char what[160];
 		json_t *req = request_parse(c->body, c->len ? c->len : strlen(c->body), &e);
 
@@ -82,8 +82,8 @@ int main(void)
 		if (!c->code)
 			ok(!verr_isset(&e), what, e.message);
 		else
-			ok(verr_isset(&e) && strcmp(e.code, c->code) == 0 &&
-			   e.exit == VMSAN_EXIT_USAGE && (!c->msg || strstr(e.message, c->msg)),
+			ok(verr_isset(&e) && strcmp(e.code, c->code) == 0 && e.exit == VMSAN_EXIT_USAGE &&
+				   (!c->msg || strstr(e.message, c->msg)),
 			   what, e.message);
 	}
 	printf("1..%d\n", ntest);
