@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include "untar.h"
+#include "../proto/tar.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -207,14 +208,9 @@ static int map_name(struct ux *x, const char *name, char *out, size_t outlen)
 	bool any = !strcmp(x->o->top, ".");
 	size_t o = (size_t)snprintf(out, outlen, "%s", TOP);
 	int comps = 0;
-	for (const char *p = name; *p;) {
-		while (*p == '/')
-			p++;
-		const char *s = p;
-		while (*p && *p != '/')
-			p++;
-		size_t l = (size_t)(p - s);
-		if (l == 0 || (l == 1 && s[0] == '.'))
+	size_t l;
+	for (const char *p = name, *s; (s = tar_path_next(&p, &l));) {
+		if (l == 1 && s[0] == '.')
 			continue;
 		if (l == 2 && s[0] == '.' && s[1] == '.')
 			return uerr(x, UNTAR_E_UNSAFE, name, "\"..\" in a name (refused)");

@@ -237,6 +237,16 @@ static bool lit(struct jp *p, const char *w)
 	return true;
 }
 
+/* Digits from p->i on: how many. */
+static size_t digits(struct jp *p)
+{
+	size_t d = p->i;
+
+	while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9')
+		p->i++;
+	return p->i - d;
+}
+
 static struct jv *parse_number(struct jp *p)
 {
 	size_t s = p->i;
@@ -247,26 +257,19 @@ static struct jv *parse_number(struct jp *p)
 	if (p->s[p->i] == '0')
 		p->i++;
 	else if (p->s[p->i] >= '1' && p->s[p->i] <= '9')
-		while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9')
-			p->i++;
+		digits(p);
 	else
 		return fail(p, "bad number");
 	if (p->i < p->n && p->s[p->i] == '.') {
 		p->i++;
-		size_t d = p->i;
-		while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9')
-			p->i++;
-		if (d == p->i)
+		if (!digits(p))
 			return fail(p, "bad number");
 	}
 	if (p->i < p->n && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
 		p->i++;
 		if (p->i < p->n && (p->s[p->i] == '+' || p->s[p->i] == '-'))
 			p->i++;
-		size_t d = p->i;
-		while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9')
-			p->i++;
-		if (d == p->i)
+		if (!digits(p))
 			return fail(p, "bad number");
 	}
 	char tmp[64];

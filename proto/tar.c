@@ -375,16 +375,10 @@ void tar_reader_free(struct tar_reader *t)
 
 int tar_clean_path(const char *in, char *out, size_t outlen)
 {
-	size_t o = 0;
-	const char *p = in;
-	while (*p) {
-		while (*p == '/')
-			p++;
-		const char *s = p;
-		while (*p && *p != '/')
-			p++;
-		size_t l = (size_t)(p - s);
-		if (l == 0 || (l == 1 && s[0] == '.'))
+	size_t o = 0, l;
+	const char *p = in, *s;
+	while ((s = tar_path_next(&p, &l))) {
+		if (l == 1 && s[0] == '.')
 			continue;
 		if (l == 2 && s[0] == '.' && s[1] == '.')
 			return -1;

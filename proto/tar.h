@@ -66,6 +66,23 @@ int tar_extract(struct tar_reader *t, const struct tar_extract_opts *o, struct t
 /* Split and check an archive path: no "..", no empty result for non-root
  * entries.  Writes the cleaned relative path ("" for the root itself). */
 int tar_clean_path(const char *in, char *out, size_t outlen);
+/* The next component of the path at *p (slashes skipped; *p moves past
+ * it): its start, its length in *len; NULL at the end.  Inline: the host's
+ * untar.c (over libarchive) walks names the same way, without this file. */
+static inline const char *tar_path_next(const char **p, size_t *len)
+{
+	const char *s;
+
+	while (**p == '/')
+		(*p)++;
+	if (!**p)
+		return NULL;
+	s = *p;
+	while (**p && **p != '/')
+		(*p)++;
+	*len = (size_t)(*p - s);
+	return s;
+}
 
 /* Write the file, directory or symlink `name` in dirfd (symlinks inside
  * a directory are stored, not followed; the top entry is followed when

@@ -87,6 +87,8 @@ struct rpc {
 
 /* The answer of a unary call (json: the message); returns 200. */
 int rpc_ok(struct rpc *r, const struct buf *json);
+/* An empty answer ({}) when st is 0, else st: the call's error. */
+int rpc_ok_empty(struct rpc *r, int st);
 /* An error: a unary call's HTTP status and {"code","message"}, or a
  * stream's end with that error.  Returns the HTTP status. */
 int rpc_fail(struct rpc *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

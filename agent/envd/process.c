@@ -522,18 +522,6 @@ out:
 	return st;
 }
 
-/* An empty answer ({}), or the call's error. */
-static int answer_empty(struct rpc *r, int st)
-{
-	struct buf b = { 0 };
-	if (st)
-		return st;
-	buf_puts(&b, "{}");
-	st = rpc_ok(r, &b);
-	buf_free(&b);
-	return st;
-}
-
 int proc_send_input(struct rpc *r)
 {
 	static const char *const fields[] = { "process", "input", NULL };
@@ -547,7 +535,7 @@ int proc_send_input(struct rpc *r)
 		return st;
 	st = give_input(r, p, input);
 	eproc_put(p);
-	return answer_empty(r, st);
+	return rpc_ok_empty(r, st);
 }
 
 int proc_signal(struct rpc *r)
@@ -576,7 +564,7 @@ int proc_signal(struct rpc *r)
 	eproc_put(p);
 	if (rc < 0 && errno != ESRCH)
 		return rpc_fail(r, CC_INTERNAL, "error sending signal: %s", strerror(errno));
-	return answer_empty(r, 0);
+	return rpc_ok_empty(r, 0);
 }
 
 int proc_close_stdin(struct rpc *r)
@@ -597,7 +585,7 @@ int proc_close_stdin(struct rpc *r)
 		close(take(&p->in));
 	pthread_mutex_unlock(&p->in_mu);
 	eproc_put(p);
-	return answer_empty(r, st);
+	return rpc_ok_empty(r, st);
 }
 
 int proc_update(struct rpc *r)
@@ -620,7 +608,7 @@ int proc_update(struct rpc *r)
 	else if (pty && ioctl(p->master, TIOCSWINSZ, &ws) < 0)
 		st = rpc_fail(r, CC_INTERNAL, "error resizing tty: %s", strerror(errno));
 	eproc_put(p);
-	return answer_empty(r, st);
+	return rpc_ok_empty(r, st);
 }
 
 /* ---- StreamInput: a client stream ------------------------------------- */

@@ -68,6 +68,18 @@ int rpc_ok(struct rpc *r, const struct buf *json)
 	return 200;
 }
 
+int rpc_ok_empty(struct rpc *r, int st)
+{
+	struct buf b = { 0 };
+
+	if (st)
+		return st;
+	buf_puts(&b, "{}");
+	st = rpc_ok(r, &b);
+	buf_free(&b);
+	return st;
+}
+
 void rpc_env(struct buf *out, uint8_t flags, const char *json, size_t n)
 {
 	uint8_t h[CONNECT_ENV_HEAD];

@@ -394,7 +394,6 @@ int watch_events(struct rpc *r)
 
 int watch_remove(struct rpc *r)
 {
-	struct buf b = { 0 };
 	int st = 0;
 	pthread_mutex_lock(&watchers_mu);
 	struct watcher *x = find_watcher(r, &st);
@@ -403,10 +402,5 @@ int watch_remove(struct rpc *r)
 		x->id[0] = 0;
 	}
 	pthread_mutex_unlock(&watchers_mu);
-	if (st)
-		return st;
-	buf_puts(&b, "{}");
-	st = rpc_ok(r, &b);
-	buf_free(&b);
-	return st;
+	return rpc_ok_empty(r, st);
 }
