@@ -257,8 +257,8 @@ FUZZ_REQ_SRC = libexec/vmsan-fc.c $(FC_SRC) $(addprefix libexec/lib/,reply.c req
 tests/fuzz/fuzz-request: tests/fuzz/fuzz-request.c $(FUZZ_REQ_SRC) libexec/fc/fc.h libexec/lib/vmsan.h
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined $(DEPS_CFLAGS) -Ilibexec -o $@ $< \
 		$(filter-out libexec/vmsan-fc.c,$(FUZZ_REQ_SRC)) $(JANSSON_LIBS) $(NFT_LIBS)
-tests/fuzz/fuzz-untar: tests/fuzz/fuzz-untar.c libexec/untar.c libexec/untar.h
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< libexec/untar.c $(ARCHIVE_LIBS)
+tests/fuzz/fuzz-untar: tests/fuzz/fuzz-untar.c libexec/untar.c libexec/untar.h proto/tar.c proto/tar.h
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< libexec/untar.c proto/tar.c $(ARCHIVE_LIBS)
 
 # Each target for FUZZ_SECONDS, from an empty corpus kept in tests/fuzz/corpus.
 fuzz: $(FUZZERS)

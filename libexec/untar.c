@@ -178,20 +178,7 @@ static int open_beneath(struct ux *x, const char *rel, int flags)
 		have_openat2 = 0; /* an old kernel, or a seccomp filter */
 	}
 	/* The same walk by hand: one component at a time, none followed. */
-	char tmp[UNTAR_NAME_MAX + 8];
-	snprintf(tmp, sizeof tmp, "%s", rel);
-	int fd = openat(x->tfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	char *save = NULL;
-	for (char *c = strtok_r(tmp, "/", &save); c && fd >= 0;) {
-		char *next = strtok_r(NULL, "/", &save);
-		int nfd = openat(fd, c, (next ? O_PATH | O_DIRECTORY : flags) | O_NOFOLLOW | O_CLOEXEC);
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		fd = nfd;
-		c = next;
-	}
-	return fd;
+	return tar_walk_nofollow(x->tfd, rel, flags);
 }
 
 /* A guest name -> a path under the hidden directory ("t" or "t/..."),

@@ -404,6 +404,28 @@ struct vm_open_how {
 
 static int openat2_supported = -1;
 
+int tar_walk_nofollow(int dirfd, const char *rel, int flags)
+{
+	char tmp[4096], *save = NULL;
+	int fd;
+
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s", rel) >= sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = openat(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	for (char *c = strtok_r(tmp, "/", &save); c && fd >= 0;) {
+		char *next = strtok_r(NULL, "/", &save);
+		int nfd = openat(fd, c, (next ? O_PATH | O_DIRECTORY : flags) | O_NOFOLLOW | O_CLOEXEC);
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		fd = nfd;
+		c = next;
+	}
+	return fd;
+}
+
 /* Open a directory at relative path rel beneath rootfd, never leaving it.
  * With openat2 symlinks inside the tree are followed while they stay
  * beneath; without it, no symlink is followed at all. */
@@ -421,19 +443,7 @@ static int open_beneath(int rootfd, const char *rel, int flags)
 		}
 		openat2_supported = 0;
 	}
-	char tmp[NAME_MAX_LEN + 1];
-	snprintf(tmp, sizeof tmp, "%s", rel);
-	int fd = openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	for (char *c = strtok(tmp, "/"); c && fd >= 0;) {
-		char *next = strtok(NULL, "/");
-		int nfd = openat(fd, c, (next ? O_PATH | O_DIRECTORY : flags) | O_NOFOLLOW | O_CLOEXEC);
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		fd = nfd;
-		c = next;
-	}
-	return fd;
+	return tar_walk_nofollow(rootfd, rel, flags);
 }
 
 struct xctx {

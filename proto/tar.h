@@ -66,6 +66,9 @@ int tar_extract(struct tar_reader *t, const struct tar_extract_opts *o, struct t
 /* Split and check an archive path: no "..", no empty result for non-root
  * entries.  Writes the cleaned relative path ("" for the root itself). */
 int tar_clean_path(const char *in, char *out, size_t outlen);
+/* rel opened beneath dirfd one component at a time, none followed (where
+ * openat2 is missing): flags for the last, O_PATH directories before it. */
+int tar_walk_nofollow(int dirfd, const char *rel, int flags);
 /* The next component of the path at *p (slashes skipped; *p moves past
  * it): its start, its length in *len; NULL at the end.  Inline: the host's
  * untar.c (over libarchive) walks names the same way, without this file. */
