@@ -42,27 +42,34 @@ static void argf(json_t *a, const char *fmt, ...)
 	arg(a, buf);
 }
 
+static void add_fd(json_t *a, int fd, int set, const char *opaque)
+{
+	arg(a, "-add-fd");
+	argf(a, "fd=%d,set=%d,opaque=%s", fd, set, opaque);
+}
+
+/* A virtio disk on the descriptors of fd set `set`, never locked (the
+ * descriptors were opened for QEMU, who cannot open the files). */
+static void add_disk(json_t *a, const char *id, int set, const char *opts)
+{
+	arg(a, "-drive");
+	argf(a, "id=%s,file=/dev/fdset/%d,format=raw,if=none,%s,file.locking=off", id, set, opts);
+	arg(a, "-device");
+	argf(a, "virtio-blk-device,drive=%s", id);
+}
+
 /* The devices on QEMU's command line: disks, the TAP, the snapshot's way
  * in, and QMP. */
 static void argv_devices(json_t *a, const struct vmcfg *c)
 {
 	/* The block layer probes read-only before it opens read-write: the
 	 * set holds a descriptor of each access mode. */
-	arg(a, "-add-fd");
-	argf(a, "fd=%d,set=%d,opaque=vm-rw", FD_VM_RW, SET_VM);
-	arg(a, "-add-fd");
-	argf(a, "fd=%d,set=%d,opaque=vm-ro", FD_VM_RO, SET_VM);
-	arg(a, "-drive");
-	argf(a, "id=vm,file=/dev/fdset/%d,format=raw,if=none,discard=unmap,file.locking=off", SET_VM);
-	arg(a, "-device");
-	arg(a, "virtio-blk-device,drive=vm");
+	add_fd(a, FD_VM_RW, SET_VM, "vm-rw");
+	add_fd(a, FD_VM_RO, SET_VM, "vm-ro");
+	add_disk(a, "vm", SET_VM, "discard=unmap");
 	if (c->image_disk) {
-		arg(a, "-add-fd");
-		argf(a, "fd=%d,set=%d,opaque=image-ro", FD_IMAGE, SET_IMAGE);
-		arg(a, "-drive");
-		argf(a, "id=image,file=/dev/fdset/%d,format=raw,if=none,readonly=on,file.locking=off", SET_IMAGE);
-		arg(a, "-device");
-		arg(a, "virtio-blk-device,drive=image");
+		add_fd(a, FD_IMAGE, SET_IMAGE, "image-ro");
+		add_disk(a, "image", SET_IMAGE, "readonly=on");
 	}
 	if (c->net) {
 		arg(a, "-netdev");
