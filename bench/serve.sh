@@ -80,6 +80,11 @@ while [ "$j" -lt "$rtts" ]; do
 	j=$((j + 1))
 done
 sdk rtt "$id" "$rtts" | jq '.[] * 1000 | floor' >"$work/rtt-sdk"
+# the same, the SDK's envd traffic straight to the guest's agent: what the
+# daemon's proxy costs
+agent=http://$(jq -r '.agent.addr + ":" + (.agent.port | tostring)' "$VMSAN_DIR/vms/$id.json")
+ns env E2B_API_URL=$URL E2B_SANDBOX_URL="$agent" E2B_API_KEY="$key" node "$top/tests/tools/e2b-bench.mjs" \
+	rtt "$id" "$rtts" | jq '.[] * 1000 | floor' >"$work/rtt-direct"
 vm rm -f "$id" >/dev/null
 sleep 1
 
@@ -112,10 +117,10 @@ cat <<EOF2
 | first \`true\` | $(med cli firstRun) | $(med sdk firstRun | xargs printf %.0f) | $(ratio "$(med cli firstRun)" "$(med sdk firstRun)") |
 | total | $(med cli total) | $(med sdk total | xargs printf %.0f) | $(ratio "$(med cli total)" "$(med sdk total)") |
 
-| \`true\` round trip, ms | vmsan exec ID true | commands.run('true') through the daemon | SDK/CLI |
-|---|---|---|---|
-| p50 | $(pct cli 50) | $(pct sdk 50) | $(ratio "$(pct cli 50)" "$(pct sdk 50)") |
-| p99 | $(pct cli 99) | $(pct sdk 99) | $(ratio "$(pct cli 99)" "$(pct sdk 99)") |
+| \`true\` round trip, ms | vmsan exec ID true | commands.run('true') through the daemon | SDK/CLI | commands.run('true') straight to the agent | daemon/direct |
+|---|---|---|---|---|---|
+| p50 | $(pct cli 50) | $(pct sdk 50) | $(ratio "$(pct cli 50)" "$(pct sdk 50)") | $(pct direct 50) | $(ratio "$(pct direct 50)" "$(pct sdk 50)") |
+| p99 | $(pct cli 99) | $(pct sdk 99) | $(ratio "$(pct cli 99)" "$(pct sdk 99)") | $(pct direct 99) | $(ratio "$(pct direct 99)" "$(pct sdk 99)") |
 
 | $many sandboxes created at once | wall ms |
 |---|---|

@@ -488,6 +488,8 @@ pull_semantics_image() {
 	assert_contains "$output" "removed sha256:"
 	run -0 "$VMSAN" --json images
 	assert_eq "$output" "[]"
+	# nothing of it is left in the cache's refs (its lock and busybox sum too)
+	assert_eq "$(find "$VMSAN_DIR/images/refs" -mindepth 1)" ""
 }
 
 @test "vmsan images pull: VMSAN_INSECURE_REGISTRIES turns TLS off for the listed registry only" {

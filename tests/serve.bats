@@ -466,3 +466,20 @@ JS
 	run nsx "$H" curl -s -w ' %{http_code}' -H "X-API-KEY: $KEY_A" "$URL/v2/sandboxes"
 	assert_eq "${output##* }" 200
 }
+
+@test "serve: several clients at once: three SDK programs create, run and kill side by side" {
+	local i
+	for i in 1 2 3; do
+		nsenter --net="/run/netns/$H" env E2B_API_URL="$URL" E2B_SANDBOX_URL="$URL" E2B_API_KEY="$KEY_A" \
+			node "$TOP/tests/tools/e2b-envd.mjs" serve - guest /root >"$TEST_TMP/c$i" 2>&1 &
+	done
+	wait
+	for i in 1 2 3; do
+		assert_contains "$(jq -r .stdout "$TEST_TMP/c$i")" "ok"
+		assert_eq "$(jq -r .read "$TEST_TMP/c$i")" "written by the SDK"
+	done
+	# three different guests answered, and none is left
+	assert_eq "$(for i in 1 2 3; do jq -r '.stdout | split("\n")[2]' "$TEST_TMP/c$i"; done | sort -u | wc -l)" 3
+	run sdk list
+	assert_eq "$output" '[]'
+}

@@ -16,6 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* ref_key("vmsan/base"): the name its files in refs/ share with the
+ * ref's record, so that images rm finds them all. */
+#define BASE_KEY "vmsan%2fbase"
+
 extern char **environ;
 
 #define BASE_RECIPE 1
@@ -104,7 +108,7 @@ static int busybox_sum(const struct cache *c, int fd, const char *busybox, char 
 	char sump[PATH_MAX], want[200] = "";
 	struct stat bs;
 	bbsum[0] = '\0';
-	bfmt(sump, sizeof(sump), "%s/refs/vmsan%%2Fbase.busybox", c->dir);
+	bfmt(sump, sizeof(sump), "%s/refs/%s.busybox", c->dir, BASE_KEY);
 	if (fstat(fd, &bs) == 0) {
 		snprintf(want, sizeof(want), "%llu %llu %lld %lld.%09ld ", (unsigned long long)bs.st_dev,
 			 (unsigned long long)bs.st_ino, (long long)bs.st_size, (long long)bs.st_mtim.tv_sec,
@@ -248,7 +252,7 @@ json_t *base_image(struct cache *c, const char *busybox, uint64_t disk, struct v
 		goto out;
 	snprintf(idsrc, sizeof(idsrc), "vmsan-base recipe %d format %d busybox %s", BASE_RECIPE, IMAGE_FORMAT, bbsum);
 	sha256_hex(idsrc, strlen(idsrc), digest);
-	bfmt(lockp, sizeof(lockp), "%s/refs/vmsan%%2Fbase.lock", c->dir);
+	bfmt(lockp, sizeof(lockp), "%s/refs/%s.lock", c->dir, BASE_KEY);
 	if ((lk = lock_file(c, lockp, e)) < 0)
 		goto out;
 	if ((rec = load_image(c, digest + 7, &le))) {

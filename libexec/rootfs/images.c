@@ -174,6 +174,8 @@ int drop_image(const struct cache *c, json_t *img, struct verr *e)
 		unlink(p);
 		bfmt(p, sizeof(p), "%s/refs/%s.lock", c->dir, key);
 		unlink(p);
+		bfmt(p, sizeof(p), "%s/refs/%s.busybox", c->dir, key); /* the base image's */
+		unlink(p);
 	}
 	/* Move aside first: a half-deleted image must never look whole. */
 	char from[PATH_MAX], to[PATH_MAX];
