@@ -43,6 +43,10 @@ void logj(const char *level, const char *msg, const char *fmt, ...)
 	pthread_mutex_unlock(&log_mu);
 }
 
+#ifndef GRND_INSECURE
+#define GRND_INSECURE 0x0004 /* Linux 5.6 */
+#endif
+
 void random_hex(char *out, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -50,7 +54,10 @@ void random_hex(char *out, size_t n)
 	size_t need = (n + 1) / 2;
 	if (need > sizeof b)
 		need = sizeof b;
-	if (getrandom(b, need, 0) != (ssize_t)need) {
+	/* Ids, not secrets (every route they name needs the token): taken
+	 * without waiting for the guest's entropy pool, which under TCG was
+	 * still filling a second after boot and held the first exec that long. */
+	if (getrandom(b, need, GRND_INSECURE) != (ssize_t)need) {
 		/* The kernel's CSPRNG failing is not something to paper over. */
 		logj("error", "getrandom failed", NULL);
 		abort();
