@@ -77,7 +77,7 @@ ALIASES = $(VM_LINKS) libexec/vmsan-ls
 # The wire-protocol code shared by the guest agent and the host client.
 PROTO_SRC = proto/http.c proto/ws.c proto/json.c proto/tar.c proto/tar-write.c
 PROTO_OBJ = $(PROTO_SRC:.c=.o)
-PROTO_H = proto/http.h proto/ws.h proto/json.h proto/tar.h proto/tar-impl.h proto/connect.h proto/multipart.h proto/sha256.h
+PROTO_H = proto/md.h proto/http.h proto/ws.h proto/json.h proto/tar.h proto/tar-impl.h proto/connect.h proto/multipart.h proto/sha256.h
 
 # Guest binaries: static, built with musl when musl-gcc is there (small,
 # and no NSS), else with the system libc.  zlib (inflate only) is linked

@@ -1,5 +1,6 @@
 /* SHA-256 (FIPS 180-4, section 6.2), one-shot (sha256.h). */
 #include "sha256.h"
+#include "md.h"
 
 #include <string.h>
 
@@ -19,7 +20,7 @@ static uint32_t ror(uint32_t x, int n)
 	return x >> n | x << (32 - n);
 }
 
-static void block(uint32_t h[8], const uint8_t *p)
+static void block(uint32_t *h, const uint8_t *p)
 {
 	uint32_t w[64], v[8];
 	for (int i = 0; i < 16; i++)
@@ -50,24 +51,5 @@ void sha256(const void *data, size_t len, uint8_t out[32])
 	uint32_t h[8] = {
 		0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19
 	};
-	const uint8_t *p = data;
-	size_t n = len;
-	uint8_t tail[128] = { 0 };
-	for (; n >= 64; p += 64, n -= 64)
-		block(h, p);
-	memcpy(tail, p, n);
-	tail[n] = 0x80;
-	size_t tl = n < 56 ? 64 : 128;
-	uint64_t bits = (uint64_t)len * 8;
-	for (int i = 0; i < 8; i++)
-		tail[tl - 1 - i] = (uint8_t)(bits >> (8 * i));
-	block(h, tail);
-	if (tl == 128)
-		block(h, tail + 64);
-	for (int i = 0; i < 8; i++) {
-		out[4 * i] = (uint8_t)(h[i] >> 24);
-		out[4 * i + 1] = (uint8_t)(h[i] >> 16);
-		out[4 * i + 2] = (uint8_t)(h[i] >> 8);
-		out[4 * i + 3] = (uint8_t)h[i];
-	}
+	md_hash(data, len, h, 8, block, out);
 }

@@ -1,5 +1,6 @@
 /* WebSocket framing (RFC 6455), SHA-1 (FIPS 180-4) and base64 (RFC 4648). */
 #include "ws.h"
+#include "md.h"
 
 #include <string.h>
 
@@ -132,7 +133,7 @@ static uint32_t rol(uint32_t x, int n)
 	return x << n | x >> (32 - n);
 }
 
-static void sha1_block(uint32_t h[5], const uint8_t *p)
+static void sha1_block(uint32_t *h, const uint8_t *p)
 {
 	uint32_t w[80];
 	for (int i = 0; i < 16; i++)
@@ -173,26 +174,7 @@ static void sha1_block(uint32_t h[5], const uint8_t *p)
 void sha1(const void *data, size_t len, uint8_t out[20])
 {
 	uint32_t h[5] = { 0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0 };
-	const uint8_t *p = data;
-	size_t n = len;
-	for (; n >= 64; p += 64, n -= 64)
-		sha1_block(h, p);
-	uint8_t tail[128] = { 0 };
-	memcpy(tail, p, n);
-	tail[n] = 0x80;
-	size_t tl = n < 56 ? 64 : 128;
-	uint64_t bits = (uint64_t)len * 8;
-	for (int i = 0; i < 8; i++)
-		tail[tl - 1 - i] = (uint8_t)(bits >> (8 * i));
-	sha1_block(h, tail);
-	if (tl == 128)
-		sha1_block(h, tail + 64);
-	for (int i = 0; i < 5; i++) {
-		out[4 * i] = (uint8_t)(h[i] >> 24);
-		out[4 * i + 1] = (uint8_t)(h[i] >> 16);
-		out[4 * i + 2] = (uint8_t)(h[i] >> 8);
-		out[4 * i + 3] = (uint8_t)h[i];
-	}
+	md_hash(data, len, h, 5, sha1_block, out);
 }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
