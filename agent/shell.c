@@ -218,7 +218,8 @@ static struct session *session_reserve(const struct shell_req *r, char *why, siz
 	return se;
 }
 
-/* Undo session_reserve (and what start_program opened). */
+/* Undo session_reserve (and what start_program opened, and any socket
+ * queued for the thread that never started). */
 static void session_release(struct session *se)
 {
 	pthread_mutex_lock(&sessions_mu);
@@ -226,8 +227,14 @@ static void session_release(struct session *se)
 		if (sessions[i] == se)
 			sessions[i] = NULL;
 	pthread_mutex_unlock(&sessions_mu);
+	for (int i = 0; i < se->npending; i++) {
+		close(se->pending[i].fd);
+		free(se->pending[i].data);
+	}
 	if (se->master >= 0)
 		close(se->master);
+	if (se->pidfd >= 0)
+		close(se->pidfd);
 	if (se->wake[0] >= 0) {
 		close(se->wake[0]);
 		close(se->wake[1]);
@@ -269,8 +276,8 @@ child_fail:
 	_exit(127);
 }
 
-/* The PTY, the program on it and the session's thread; 0, or -1 with
- * why and *status filled. */
+/* The PTY and the program on it (the thread comes with session_launch);
+ * 0, or -1 with why and *status filled. */
 static int start_program(struct session *se, const struct shell_req *r, char *why, size_t wl, int *status)
 {
 	char slave[64];
@@ -301,22 +308,37 @@ static int start_program(struct session *se, const struct shell_req *r, char *wh
 	se->pid = pid;
 	se->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	fcntl(se->master, F_SETFL, O_NONBLOCK);
-	pthread_t t;
-	pthread_attr_t at;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&at, 256 * 1024);
-	if (pthread_create(&t, &at, session_thread, se) != 0) {
-		kill(-pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		snprintf(why, wl, "cannot start the session thread");
-		return -1;
-	}
 	return 0;
 }
 
-/* A new session from the query: checked, reserved, started; NULL with
- * why and *status (400, 429, 500) filled. */
+/* The session's thread, which owns the session from here on and frees it
+ * when the program has ended: whoever started it must not touch it after
+ * this (a program like `true` ends, and its session is freed, at once).
+ * When the thread cannot start, the program is killed and the session,
+ * with any socket queued for it, undone. */
+static int session_launch(struct session *se)
+{
+	pthread_t t;
+	pthread_attr_t at;
+	int rc;
+
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 256 * 1024);
+	rc = pthread_create(&t, &at, session_thread, se);
+	pthread_attr_destroy(&at);
+	if (rc == 0)
+		return 0;
+	kill(-se->pid, SIGKILL);
+	waitpid(se->pid, NULL, 0);
+	logj("error", "session failed", "\"sessionId\":\"%s\",\"error\":\"cannot start the session thread\"", se->id);
+	session_release(se);
+	return -1;
+}
+
+/* A new session from the query: checked, reserved, its program started,
+ * its thread not yet (see session_launch); NULL with why and *status
+ * (400, 429, 500) filled. */
 static struct session *spawn_session(struct conn *c, const char *query, char *why, size_t wl, int *status)
 {
 	struct shell_req *r = &(struct shell_req){ .term = "xterm-256color", .cols = 80, .rows = 24 };
@@ -345,31 +367,39 @@ static struct session *find_session(const char *sid)
 	return NULL;
 }
 
-/* Hand the socket (and any bytes already read past the handshake) to
- * the session thread; false, with a close frame sent, when the session
- * is gone or has too many sockets waiting. */
+/* The socket, and any bytes already read past the handshake, queued for
+ * the session's thread to adopt; under se->mu.  False when too many
+ * sockets wait or there is no memory. */
+static bool queue_conn(struct session *se, struct conn *c)
+{
+	size_t extra = c->rlen - c->rpos;
+	char *d = extra ? malloc(extra) : NULL;
+
+	if (se->npending >= MAX_PENDING || (extra && !d)) {
+		free(d);
+		return false;
+	}
+	if (extra)
+		memcpy(d, c->rbuf + c->rpos, extra);
+	se->pending[se->npending].fd = c->fd;
+	se->pending[se->npending].data = d;
+	se->pending[se->npending].len = extra;
+	se->npending++;
+	c->fd = -1;
+	return true;
+}
+
+/* Hand the socket to a running session, found again by id under the lock
+ * (it may have ended since it was looked up); false, with a close frame
+ * sent, when the session is gone or has too many sockets waiting. */
 static bool hand_over(struct conn *c, const char *sid)
 {
-	char copy[64];
-	snprintf(copy, sizeof copy, "%s", sid);
 	pthread_mutex_lock(&sessions_mu);
-	struct session *se = find_session(copy);
+	struct session *se = find_session(sid);
 	bool ok = false;
 	if (se) {
 		pthread_mutex_lock(&se->mu);
-		if (se->npending < MAX_PENDING) {
-			size_t extra = c->rlen - c->rpos;
-			char *d = extra ? malloc(extra) : NULL;
-			if (!extra || d) {
-				if (extra)
-					memcpy(d, c->rbuf + c->rpos, extra);
-				se->pending[se->npending].fd = c->fd;
-				se->pending[se->npending].data = d;
-				se->pending[se->npending].len = extra;
-				se->npending++;
-				ok = true;
-			}
-		}
+		ok = queue_conn(se, c);
 		pthread_mutex_unlock(&se->mu);
 		if (ok)
 			(void)!write(se->wake[1], "x", 1);
@@ -380,10 +410,8 @@ static bool hand_over(struct conn *c, const char *sid)
 					       ' ',  'd', 'e',	's',  't', 'r', 'o', 'y', 'e', 'd' };
 		conn_send(c, bye, sizeof bye);
 		c->close_after = true;
-		return false;
 	}
-	c->fd = -1;
-	return true;
+	return ok;
 }
 
 bool handle_ws_shell(struct conn *c, struct http_head *hd, const char *sid, const char *query)
@@ -409,41 +437,50 @@ bool handle_ws_shell(struct conn *c, struct http_head *hd, const char *sid, cons
 		reply_ws_error(c, 400, "bad Sec-WebSocket-Key");
 		return false;
 	}
-	struct session *se = NULL;
-	if (sid) {
-		pthread_mutex_lock(&sessions_mu);
-		se = find_session(sid);
-		pthread_mutex_unlock(&sessions_mu);
-		if (!se) {
-			reply_ws_error(c, 404, "session not found");
-			return false;
-		}
-	} else {
-		int status;
-		if (!(se = spawn_session(c, query, why, sizeof why, &status))) {
-			reply_ws_error(c, status, why);
-			return false;
-		}
-	}
 	char resp[256];
 	int n = snprintf(resp, sizeof resp,
 			 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
 			 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
 			 accept);
-	char idmsg[64];
+	if (sid) {
+		pthread_mutex_lock(&sessions_mu);
+		bool found = find_session(sid) != NULL;
+		pthread_mutex_unlock(&sessions_mu);
+		if (!found) {
+			reply_ws_error(c, 404, "session not found");
+			return false;
+		}
+		if (conn_send(c, resp, (size_t)n) < 0) {
+			c->close_after = true;
+			return false;
+		}
+		return hand_over(c, sid);
+	}
+	/* A new session: its creator is its first subscriber before its
+	 * thread starts, so a program that ends at once still reports its
+	 * exit, and nothing here reads the session after the launch. */
+	int status;
+	struct session *se = spawn_session(c, query, why, sizeof why, &status);
+	if (!se) {
+		reply_ws_error(c, status, why);
+		return false;
+	}
+	char idmsg[64], hello[8 + 64];
 	int idn = snprintf(idmsg, sizeof idmsg, "{\"sessionId\":\"%s\"}", se->id);
-	char hello[8 + 64];
-	size_t hl = 0;
-	if (!sid) {
-		hl = ws_encode_header((uint8_t *)hello, WS_TEXT, true, (uint64_t)idn, NULL);
-		memcpy(hello + hl, idmsg, (size_t)idn);
-		hl += (size_t)idn;
+	size_t hl = ws_encode_header((uint8_t *)hello, WS_TEXT, true, (uint64_t)idn, NULL);
+	memcpy(hello + hl, idmsg, (size_t)idn);
+	hl += (size_t)idn;
+	bool queued = false;
+	if (conn_send(c, resp, (size_t)n) == 0 && conn_send(c, hello, hl) == 0) {
+		pthread_mutex_lock(&se->mu);
+		queued = queue_conn(se, c);
+		pthread_mutex_unlock(&se->mu);
+		if (queued)
+			(void)!write(se->wake[1], "x", 1);
 	}
-	if (conn_send(c, resp, (size_t)n) < 0 || (hl && conn_send(c, hello, hl) < 0)) {
-		c->close_after = true;
-		return false; /* a new session without subscribers ends after the grace period */
-	}
-	return hand_over(c, se->id);
+	if (!queued)
+		c->close_after = true; /* without subscribers it ends after the grace period */
+	return session_launch(se) == 0 ? queued : c->fd < 0;
 }
 
 void handle_sessions_list(struct conn *c)

@@ -511,6 +511,21 @@ line")" b
 	assert_contains "$output" "--vm ID"
 }
 
+@test "shell: a program that ends before its creator is attached still reports its exit; the agent lives on" {
+	# A session's thread frees it when its program ends; a program like
+	# `exit 7` ends before the agent has handed the creator's socket over.
+	# 100 in a row crashed the agent (a read of the freed session) within
+	# a few dozen, and the ones before that could lose their exit code.
+	local i rc codes=
+	for i in $(seq 100); do
+		rc=0
+		ctl exec -t -- sh -c 'exit 7' </dev/null >/dev/null 2>&1 || rc=$?
+		codes="$codes$rc"
+	done
+	assert_eq "$codes" "$(printf '7%.0s' $(seq 100))"
+	assert_agent_serving
+}
+
 @test "agentctl: options too long for the request are refused, not cut short or written past a buffer" {
 	local long
 	long=$(printf 'x%.0s' $(seq 6000))

@@ -338,11 +338,13 @@ int run_shell(const struct target *t, const char *session, const char *shell, co
 	char path[12000];
 	int rc = -1;
 
+	/* Usage first: options too long are refused without the agent. */
+	if (shell_path(path, sizeof path, session, shell, user, cmd, workdir, e) < 0)
+		return -1;
 	s.h = hc_open(t, e);
 	if (!s.h)
 		return -1;
-	if (shell_path(path, sizeof path, session, shell, user, cmd, workdir, e) < 0 ||
-	    shell_handshake(s.h, t, path, e) < 0)
+	if (shell_handshake(s.h, t, path, e) < 0)
 		goto out;
 	s.tty = isatty(0);
 	if (s.tty)
