@@ -637,10 +637,20 @@ static void handle_events(struct exec_run *x, struct pump *p, const struct polls
 	}
 }
 
-/* The last events: output held back, then the exit. */
+/* The last events: output already in the pipes, output held back, then
+ * the exit.  The window after the exit (wait_events) waits for output of
+ * children that outlive the command; what the command itself wrote is in
+ * the pipe before its exit is seen, and is read here whatever the window
+ * did: a guest descheduled past the window (TCG on a loaded host) must
+ * not lose it.  At most 16 pipe-fulls, so a child that keeps writing
+ * cannot hold the exit back. */
 static void stream_exit(struct exec_run *x, struct pump *p)
 {
 	struct buf *ev = &p->ev;
+	for (int k = 0; k < 16 && !p->so.eof && pump_output(&p->so, obuf, sizeof obuf, ev) > 0; k++)
+		;
+	for (int k = 0; k < 16 && !p->se.eof && pump_output(&p->se, obuf, sizeof obuf, ev) > 0; k++)
+		;
 	if (!p->so.eof || p->so.carrylen)
 		emit_data(ev, "stdout", p->so.carry, p->so.carrylen, true);
 	if (!p->se.eof || p->se.carrylen)

@@ -26,8 +26,13 @@ setup() {
 	TEST_TMP=$(mktemp -d /tmp/vmsan-test.XXXXXX)
 }
 
-# A failed test's VM goes with it, so the next test starts clean.
+# A failed test's VM goes with it, so the next test starts clean; what
+# its network looked like goes to the test's output first.
 teardown() {
+	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
+		[ -z "${ID:-}" ] || vm_net_diag "$ID"
+		[ -z "${UID_ID:-}" ] || vm_net_diag "$UID_ID" as_user "$(cut -d' ' -f4 <<<"$USER_TEST")"
+	fi
 	[ -z "${ID:-}" ] || vmsan rm -f "$ID" >/dev/null 2>&1 || true
 	if [ -n "${USER_TEST:-}" ]; then
 		# shellcheck disable=SC2086

@@ -130,3 +130,31 @@ tcp_get() { "$@" 2>/dev/null || true; }
 dns_query_bytes() {
 	printf '\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x04test\x00\x00\x01\x00\x01'
 }
+
+# vm_net_diag ID [VMSAN...]: what a failed reachability check needs to be
+# explained, on stderr: the VM namespace's rules (with the resolver's set
+# elements), routes, neighbours and connection tracking, root's record of
+# the VM's network, the host side's routes, and the guest's own view (run
+# with the vmsan command given, default `vmsan`).  Called by teardowns
+# when a test failed, so a failure that does not come again still says
+# why it happened.
+vm_net_diag() {
+	local id=$1 ns=/run/netns/vmsan-$1
+	shift
+	[ $# -gt 0 ] || set -- vmsan
+	{
+		echo "--- network of $id at $(date +%T.%N)"
+		if [ -e "$ns" ]; then
+			timeout 5 nsenter --net="$ns" sh -c 'nft list ruleset; ip -br addr; ip route; ip neigh;
+				grep -v "dport=9119 " /proc/net/nf_conntrack 2>/dev/null | head -30' 2>&1
+		else
+			echo "(no namespace $ns)"
+		fi
+		cat "/run/vmsan/net/$id.json" 2>&1
+		echo
+		[ -z "${H:-}" ] || nsx "$H" sh -c 'ip route; ip neigh' 2>&1
+		echo "--- the guest's view"
+		timeout 20 "$@" exec "$id" -- sh -c 'ip route; cat /etc/resolv.conf; cat /proc/net/arp;
+			nc -w 3 192.0.2.10 80; echo "nc: $?"' 2>&1
+	} >&2
+}
