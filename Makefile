@@ -60,7 +60,7 @@ LIB_SRC = libexec/lib/reply.c libexec/lib/request.c libexec/lib/helper.c \
 	libexec/lib/validate.c libexec/lib/state.c libexec/lib/nft.c libexec/lib/nftrule.c libexec/lib/nftnl.c \
 	libexec/lib/netplan.c libexec/lib/ext4.c libexec/lib/ext4-tree.c libexec/lib/layer.c libexec/lib/policy.c \
 	libexec/lib/sparse.c \
-	libexec/lib/dnsmsg.c libexec/lib/rootconf.c libexec/lib/caller.c libexec/lib/claim.c
+	libexec/lib/dnsmsg.c libexec/lib/rootconf.c libexec/lib/caller.c libexec/lib/claim.c libexec/lib/kvmboot.c
 LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
 
@@ -124,7 +124,7 @@ $(FLAGS_STAMP): FORCE
 %.o: %.c libexec/lib/vmsan.h libexec/lib/nft.h libexec/lib/nft-impl.h libexec/lib/netplan.h libexec/lib/ext4.h \
 	libexec/lib/ext4-impl.h \
 	libexec/lib/layer.h libexec/lib/dnsmsg.h libexec/lib/policy.h libexec/lib/rootconf.h \
-	libexec/lib/caller.h libexec/lib/claim.h libexec/untar.h $(PROTO_H) $(FLAGS_STAMP)
+	libexec/lib/caller.h libexec/lib/claim.h libexec/lib/kvmboot.h libexec/untar.h $(PROTO_H) $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 agent/.inc/zlib.h:

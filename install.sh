@@ -127,6 +127,21 @@ if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
 	say "added $SUDO_USER to group $group (log in again for it to take effect)"
 fi
 
+# /dev/kvm for group kvm, 0660, as Debian's udev rule makes it, where
+# nothing did (no udev): a VMM never runs as root and reaches KVM only
+# through the device's group.  Whether the guest boots under this KVM is
+# vmsan-fc's question (it boots the kernel once): where it does not,
+# creates fall back to TCG, and vmsan doctor says why.
+if [ -c /dev/kvm ] && [ "$(stat -c %g /dev/kvm)" = 0 ]; then
+	getent group kvm >/dev/null || groupadd --system kvm
+	chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+	say "gave /dev/kvm to group kvm (0660), as Debian's udev rule does"
+	if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+		usermod -aG kvm "$SUDO_USER"
+		say "added $SUDO_USER to group kvm"
+	fi
+fi
+
 mkdir -p "$(dirname "$sudoers")"
 tmp=$(mktemp "${sudoers}.XXXXXX")
 trap 'rm -f "$tmp"' EXIT

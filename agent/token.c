@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,10 +99,49 @@ size_t token_copy(char *out, size_t n)
 	return k;
 }
 
+/* linux/random.h's, which this libc does not carry */
+#define RND_ADD_ENTROPY _IOW('R', 0x03, int[2])
+#define RND_RESEED_CRNG _IO('R', 0x07)
+#define SEED_BYTES 64
+
+/* The host's random bytes into the guest's pool, credited, and the
+ * kernel's generator reseeded from it at once.  Every VM restored from one
+ * snapshot wakes with the snapshot's generator state: without this, two
+ * of them read the same bytes from /dev/urandom (the same keys, ids and
+ * nonces) until the kernel's next reseed, up to a minute later. */
+static int reseed(const char *hex, size_t n, char *why, size_t wl)
+{
+	struct {
+		int bits, size;
+		unsigned char buf[SEED_BYTES];
+	} in = { SEED_BYTES * 8, SEED_BYTES, { 0 } };
+	int fd, rc = -1;
+
+	if (n != 2 * SEED_BYTES || strspn(hex, "0123456789abcdef") != n) {
+		snprintf(why, wl, "seed: %d bytes in lowercase hex", SEED_BYTES);
+		return -1;
+	}
+	for (size_t i = 0; i < SEED_BYTES; i++) {
+		unsigned v;
+		sscanf(hex + 2 * i, "%2x", &v);
+		in.buf[i] = (unsigned char)v;
+	}
+	fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0 && ioctl(fd, RND_ADD_ENTROPY, &in) == 0 && ioctl(fd, RND_RESEED_CRNG) == 0)
+		rc = 0;
+	else
+		snprintf(why, wl, "cannot reseed the kernel's random number generator: %s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	explicit_bzero(&in, sizeof in);
+	return rc;
+}
+
 /* POST /restored: a VM restored from a snapshot takes a token of its own
- * (the snapshot's stops working), the host's clock (the guest's stood
- * still while it was saved) and its own name.  Body {"token":T, "sec":S,
- * "nsec":N, "hostname":H}. */
+ * (the snapshot's stops working), fresh randomness from the host (see
+ * reseed), the host's clock (the guest's stood still while it was saved)
+ * and its own name.  Body {"token":T, "seed":HEX, "sec":S, "nsec":N,
+ * "hostname":H}. */
 void handle_restored(struct conn *c, struct body *b)
 {
 	struct jarena a = { 0 };
@@ -111,11 +151,19 @@ void handle_restored(struct conn *c, struct body *b)
 	if (!req)
 		goto out;
 	for (struct jv *m = req->child; m; m = m->next)
-		if (strcmp(m->key, "token") && strcmp(m->key, "sec") && strcmp(m->key, "nsec") &&
-		    strcmp(m->key, "hostname")) {
-			respond_error(c, 400, "unknown field '%.60s' (known: token, sec, nsec, hostname)", m->key);
+		if (strcmp(m->key, "token") && strcmp(m->key, "seed") && strcmp(m->key, "sec") &&
+		    strcmp(m->key, "nsec") && strcmp(m->key, "hostname")) {
+			respond_error(c, 400, "unknown field '%.60s' (known: token, seed, sec, nsec, hostname)",
+				      m->key);
 			goto out;
 		}
+	struct jv *sv = json_get(req, "seed");
+	char why[160];
+	if (!sv || sv->t != J_STR || reseed(sv->s, sv->slen, why, sizeof why) < 0) {
+		respond_error(c, sv && sv->t == J_STR && sv->slen == 2 * SEED_BYTES ? 500 : 400, "%s",
+			      sv && sv->t == J_STR ? why : "seed: the host's random bytes, in hex, are required");
+		goto out;
+	}
 	struct jv *hv = json_get(req, "hostname");
 	if (hv && (hv->t != J_STR || !hv->slen || hv->slen > 63 ||
 		   strspn(hv->s, "abcdefghijklmnopqrstuvwxyz0123456789-") != hv->slen)) {

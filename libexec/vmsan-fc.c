@@ -23,6 +23,7 @@
  * lists every root operation and the test that attacks it. */
 #define _GNU_SOURCE
 #include "fc/fc.h"
+#include "lib/kvmboot.h"
 #include "lib/claim.h"
 
 #include <errno.h>
@@ -208,6 +209,39 @@ static bool need_root(struct verr *e)
 	return false;
 }
 
+/* KVM only where this kernel boots under it (kvmboot.h): auto falls back
+ * to TCG, --accel kvm is refused with what was seen.  The answer is
+ * root's, in KVM_BOOT_DIR; the kernel is read as the caller, QEMU runs as
+ * the VMM's uid, as for the VM itself. */
+static int kvm_boots(struct vmcfg *c, const struct caller *who, struct verr *e)
+{
+	struct kvm_boot_as as = { c->uid, c->gid, c->kvm_gid, NULL };
+	struct kvm_boot b;
+	struct verr de = { 0 }; /* no cache directory: the check runs, uncached */
+	int k, dir = -1, rc;
+
+	k = caller_open(who, AT_FDCWD, c->kernel, O_RDONLY, 0, CALLER_REG, "kernel", e);
+	if (k < 0)
+		return -1;
+	if (kvm_boot_dir(&de) == 0)
+		dir = open(KVM_BOOT_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	rc = kvm_boot_check(c->conf->qemu, k, &as, dir, &b);
+	close(k);
+	if (dir >= 0)
+		close(dir);
+	if (rc == 0 && b.boots)
+		return 0;
+	if (!strcmp(c->accel, "kvm")) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_KVM", "use --accel tcg, or auto (which falls back to TCG)",
+			 "this guest kernel does not boot under KVM here: %s", b.detail);
+		return -1;
+	}
+	c->kvm = false;
+	c->kvm_refused = true;
+	snprintf(c->kvm_why, sizeof c->kvm_why, "%s", b.detail);
+	return 0;
+}
+
 static json_t *op_start(struct jr *r, struct verr *e)
 {
 	struct rootconf conf;
@@ -251,6 +285,8 @@ static json_t *op_start(struct jr *r, struct verr *e)
 			c.kvm = false;
 		}
 	}
+	if (!strcmp(c.vmm, "qemu") && c.kvm && kvm_boots(&c, &who, e) < 0)
+		return NULL;
 	if (claim_take(c.id, &who, conf.max_vms_per_user, e) < 0 || vmm_lock(c.id, e) < 0)
 		return NULL;
 	if (vmmrec_for(c.id, &who, &old, e) < 0)

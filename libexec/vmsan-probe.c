@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -30,6 +31,7 @@
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
 
+#include "lib/kvmboot.h"
 #include "lib/nft.h"
 
 #define PROBE_TABLE "vmsan_probe"
@@ -307,8 +309,64 @@ static json_t *op_forward_policy(struct jr *r, struct verr *e)
 	return json_pack("{s:b, s:i, s:o}", "checked", 1, "chains", d.seen, "dropChains", d.drops);
 }
 
+/* kvm, or tcg: the same boot under TCG, to check the check itself */
+static int valid_accel(const char *s, char *why, size_t n)
+{
+	if (strcmp(s, "kvm") && strcmp(s, "tcg"))
+		return snprintf(why, n, "accel must be kvm or tcg, not '%.20s'", s), -1;
+	return 0;
+}
+
+static int valid_abspath(const char *s, char *why, size_t n)
+{
+	if (s[0] != '/' || strlen(s) >= 4096)
+		return snprintf(why, n, "'%.80s' is not an absolute path", s), -1;
+	return 0;
+}
+
+/* Whether a kernel boots under KVM (lib/kvmboot.h): the probe doctor
+ * trusts before it promises KVM.  Run as the caller, who must be able to
+ * open the device; as root, QEMU runs as nobody with /dev/kvm's group,
+ * as a VMM would (a VMM never runs as root). */
+static json_t *op_kvm_boot(struct jr *r, struct verr *e)
+{
+	const char *kernel = jr_string(r, "kernel", JR_REQUIRED, valid_abspath);
+	const char *qemu = jr_string(r, "qemu", JR_REQUIRED, valid_abspath);
+	const char *cache = jr_string(r, "cacheDir", JR_OPTIONAL, valid_abspath);
+	const char *accel = jr_string(r, "accel", JR_OPTIONAL, valid_accel);
+	struct kvm_boot_as as = { -1, -1, -1, accel };
+	struct kvm_boot b;
+	struct stat st;
+	int k, dir = -1, rc;
+
+	if (jr_end(r))
+		return NULL;
+	if (geteuid() == 0) {
+		as = (struct kvm_boot_as){ 65534, 65534, -1, accel };
+		if (stat("/dev/kvm", &st) == 0 && (st.st_mode & 060) == 060 && st.st_gid != 0)
+			as.kvm_gid = st.st_gid;
+	}
+	k = open(kernel, O_RDONLY | O_CLOEXEC);
+	if (k < 0) {
+		verr_sys(e, "ERR_KERNEL", "give the guest kernel vmsan create uses", "cannot open %s", kernel);
+		return NULL;
+	}
+	if (cache && (mkdir(cache, 0700) == 0 || errno == EEXIST))
+		dir = open(cache, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	rc = kvm_boot_check(qemu, k, &as, dir, &b);
+	close(k);
+	if (dir >= 0)
+		close(dir);
+	if (rc < 0) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_KVM_BOOT", NULL, "%s", b.detail);
+		return NULL;
+	}
+	return json_pack("{s:b, s:b, s:f, s:s}", "boots", b.boots, "cached", b.cached, "ms", b.ms, "detail", b.detail);
+}
+
 static const struct helper_op ops[] = {
 	{ "kvm", op_kvm },
+	{ "kvm-boot", op_kvm_boot },
 	{ "tun", op_tun },
 	{ "nftables", op_nftables },
 	{ "forward-policy", op_forward_policy },
@@ -321,6 +379,9 @@ static const struct helper helper = {
 		 "\n"
 		 "Read-only probes of the host, each a real attempt:\n"
 		 "  kvm             open the KVM device, check the API, create and drop a VM\n"
+		 "  kvm-boot        boot a guest kernel under KVM to its first panic (cached):\n"
+		 "                  {\"op\":\"kvm-boot\", \"kernel\":PATH, \"qemu\":PATH, \"cacheDir\":PATH,\n"
+		 "                   \"accel\":\"kvm\"|\"tcg\"}  (tcg: the same boot, to check the check)\n"
 		 "  tun             open /dev/net/tun read-write\n"
 		 "  nftables        commit a table, chain and set in a throwaway network\n"
 		 "                  namespace (a user namespace when not root)\n"

@@ -609,3 +609,22 @@ line")" b
 	run in_ns curl -sf "http://127.0.0.1:$PORT/health"
 	assert_eq "$status" 0
 }
+
+@test "restored: the host's seed is required and checked before anything changes (the token stays)" {
+	# Only refusals here: a valid /restored would set this host's clock.
+	local t=$TOKEN s
+	s=$(head -c 64 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	run api POST /restored -d "{\"token\":\"new-token\",\"sec\":1,\"nsec\":0}"
+	assert_contains "$output" "seed"
+	run api POST /restored -d "{\"token\":\"new-token\",\"seed\":\"${s:0:100}\",\"sec\":1,\"nsec\":0}"
+	assert_contains "$output" "seed: 64 bytes in lowercase hex"
+	run api POST /restored -d "{\"token\":\"new-token\",\"seed\":\"${s^^}\",\"sec\":1,\"nsec\":0}"
+	assert_contains "$output" "seed: 64 bytes in lowercase hex"
+	run api POST /restored -d "{\"token\":\"new-token\",\"seed\":12,\"sec\":1,\"nsec\":0}"
+	assert_contains "$output" "seed"
+	# the control: the same request with an unknown field is refused for that
+	run api POST /restored -d "{\"token\":\"new-token\",\"seed\":\"$s\",\"sec\":1,\"x\":0}"
+	assert_contains "$output" "unknown field 'x'"
+	assert_eq "$(cat "$TOKEN_FILE")" "$t"
+	assert_agent_serving
+}

@@ -156,3 +156,68 @@ teardown_extra() {
 	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "nftables") | .status')" = pass ]
 	[ "$(echo "$output" | jq -r '.checks[] | select(.name == "sudoers") | .status')" = fail ]
 }
+
+@test "kvm-boot: a kernel booted to its first panic is 'boots'; the answer is cached by QEMU and the kernel file; a file that is no kernel does not boot" {
+	require_root
+	require_cmd qemu-system-x86_64
+	load init_helper
+	local k q=/usr/bin/qemu-system-x86_64 c=$TEST_TMP/cache out
+	k=$(guest_kernel)
+	cp "$k" "$TEST_TMP/vmlinux"
+	# the check of the check: the same boot under TCG, where our kernel runs
+	out=$(jq -n --arg k "$TEST_TMP/vmlinux" --arg q "$q" --arg c "$c" \
+		'{op:"kvm-boot", kernel:$k, qemu:$q, cacheDir:$c, accel:"tcg"}' | "$LIBEXEC/vmsan-probe")
+	assert_eq "$(jq -c '[.boots, .cached]' <<<"$out")" '[true,false]'
+	assert_contains "$(jq -r .detail <<<"$out")" "booted under tcg"
+	out=$(jq -n --arg k "$TEST_TMP/vmlinux" --arg q "$q" --arg c "$c" \
+		'{op:"kvm-boot", kernel:$k, qemu:$q, cacheDir:$c, accel:"tcg"}' | "$LIBEXEC/vmsan-probe")
+	assert_eq "$(jq -c '[.boots, .cached]' <<<"$out")" '[true,true]'
+	# another kernel file (the same name, written again) is asked again
+	touch -d '2001-01-01' "$TEST_TMP/vmlinux"
+	out=$(jq -n --arg k "$TEST_TMP/vmlinux" --arg q "$q" --arg c "$c" \
+		'{op:"kvm-boot", kernel:$k, qemu:$q, cacheDir:$c, accel:"tcg"}' | "$LIBEXEC/vmsan-probe")
+	assert_eq "$(jq .cached <<<"$out")" false
+	# a file that is no kernel: QEMU refuses it, and that is 'does not boot'
+	head -c 4096 /dev/urandom >"$TEST_TMP/junk"
+	out=$(jq -n --arg k "$TEST_TMP/junk" --arg q "$q" \
+		'{op:"kvm-boot", kernel:$k, qemu:$q, accel:"tcg"}' | "$LIBEXEC/vmsan-probe")
+	assert_eq "$(jq .boots <<<"$out")" false
+	assert_contains "$(jq -r .detail <<<"$out")" "QEMU stopped"
+	# bad requests
+	run "$LIBEXEC/vmsan-probe" <<<'{"op":"kvm-boot","kernel":"rel/path","qemu":"/usr/bin/true"}'
+	assert_eq "$status" 100
+	run "$LIBEXEC/vmsan-probe" <<<"{\"op\":\"kvm-boot\",\"kernel\":\"$k\",\"qemu\":\"$q\",\"accel\":\"hvf\"}"
+	assert_eq "$status" 100
+	assert_contains "$output" "accel must be kvm or tcg"
+}
+
+@test "kvm-boot: where /dev/kvm opens but the guest kernel does not boot under it, doctor says why and promises TCG" {
+	require_root
+	require_cmd qemu-system-x86_64
+	[ -c /dev/kvm ] || skip "no /dev/kvm on this host"
+	load init_helper
+	local k q=/usr/bin/qemu-system-x86_64 out mode group
+	k=$(guest_kernel)
+	# the host's own answer, as nobody with the device's group (as a VMM)
+	mode=$(stat -c %a /dev/kvm) group=$(stat -c %G /dev/kvm)
+	getent group kvm >/dev/null || groupadd --system kvm
+	chgrp kvm /dev/kvm
+	chmod 0660 /dev/kvm
+	out=$(jq -n --arg k "$k" --arg q "$q" '{op:"kvm-boot", kernel:$k, qemu:$q}' | "$LIBEXEC/vmsan-probe") || true
+	local boots detail
+	boots=$(jq -r .boots <<<"$out")
+	detail=$(jq -r .detail <<<"$out")
+	run --separate-stderr "$VMSAN" doctor --json
+	chgrp "$group" /dev/kvm
+	chmod "$mode" /dev/kvm
+	# the control: the check ran (it reached QEMU under KVM: an answer, not an error)
+	[[ $boots =~ ^(true|false)$ ]] || { echo "no answer: $out" >&2; false; }
+	assert_eq "$(jq -r '.checks[] | select(.name == "kvm-boot") | .status' <<<"$output")" \
+		"$([ "$boots" = true ] && echo pass || echo warn)"
+	if [ "$boots" = false ]; then
+		assert_contains "$(jq -r '.checks[] | select(.name == "kvm-boot") | .detail' <<<"$output")" "${detail:0:40}"
+		assert_eq "$(jq -r .vmm.accel <<<"$output")" tcg
+	else
+		assert_eq "$(jq -r .vmm.accel <<<"$output")" kvm
+	fi
+}

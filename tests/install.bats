@@ -57,6 +57,31 @@ load test_helper
 	run ! getent group "$g"
 }
 
+@test "install.sh gives /dev/kvm to group kvm 0660 where nothing did, and leaves a group chosen already" {
+	require_root
+	require_cmd visudo
+	[ -c /dev/kvm ] || skip "no /dev/kvm on this host"
+	local p=$TEST_TMP/prefix g=vmsantest$$ mode group
+	mode=$(stat -c %a /dev/kvm) group=$(stat -c %G /dev/kvm)
+	chmod 755 "$TEST_TMP"
+	# as the kernel makes it without udev: root's alone
+	chgrp root /dev/kvm
+	chmod 0600 /dev/kvm
+	run "$TOP/install.sh" --no-deps --no-demo --prefix "$p" --sudoers "$TEST_TMP/sudoers" --group "$g"
+	local after_mode after_group
+	after_mode=$(stat -c %a /dev/kvm) after_group=$(stat -c %G /dev/kvm)
+	# a group chosen already (here: disk, as if by a local rule) is left
+	chgrp disk /dev/kvm
+	run "$TOP/install.sh" --no-deps --no-demo --prefix "$p" --sudoers "$TEST_TMP/sudoers" --group "$g"
+	local kept
+	kept=$(stat -c %G /dev/kvm)
+	chgrp "$group" /dev/kvm
+	chmod "$mode" /dev/kvm
+	"$TOP/install.sh" --uninstall --prefix "$p" --sudoers "$TEST_TMP/sudoers" --group "$g" >/dev/null 2>&1
+	assert_eq "$after_group $after_mode" "kvm 660"
+	assert_eq "$kept" disk
+}
+
 @test "install.sh refuses a sudoers rule for helpers a user could replace" {
 	require_root
 	chmod 755 "$TEST_TMP"

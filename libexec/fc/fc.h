@@ -17,6 +17,7 @@
 
 #define RAM_DIR "/dev/shm/vmsan"	     /* root's; the guests' RAM files, by id */
 #define VMM_DIR "/run/vmsan/vmm"	     /* root's alone: a directory per VM */
+#define KVM_BOOT_DIR "/run/vmsan/kvm"	     /* root's: whether a kernel boots under KVM (kvmboot.h) */
 #define FC_API_SOCK "run/firecracker.socket" /* in the jail's root */
 #define AGENT_PORT_DEFAULT 9119
 /* a jail's paths: the configured base (< ROOTCONF_PATH_MAX), two names */
@@ -37,6 +38,8 @@ struct vmcfg {
 	int ndns;
 	const char *incoming; /* a snapshot's directory to restore */
 	bool kvm;
+	bool kvm_refused;  /* auto chose TCG: the kernel does not boot under this KVM */
+	char kvm_why[512]; /* what the boot check saw */
 	long long kvm_gid; /* /dev/kvm's group, given to the VMM; -1: none */
 	const struct rootconf *conf;
 };
@@ -59,6 +62,8 @@ void vmm_dir_path(const char *id, char *out, size_t n);
 /* VMM_DIR/<id> made afresh (what an earlier run left removed); its fd. */
 int vmm_dir_make(const char *id, struct verr *e);
 int vmm_lock(const char *id, struct verr *e);
+/* KVM_BOOT_DIR made when missing, and checked to be root's. */
+int kvm_boot_dir(struct verr *e);
 int vmmrec_write(const struct vmmrec *r, struct verr *e);
 /* 1 found, 0 none, -1 unreadable (e set). */
 int vmmrec_read(const char *id, struct vmmrec *r, struct verr *e);

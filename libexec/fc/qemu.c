@@ -609,6 +609,8 @@ json_t *qemu_start(const struct vmcfg *c, const struct caller *who, struct verr 
 			  c->kvm ? "kvm" : "tcg", "pid", (json_int_t)s.qpid, "startTime", (json_int_t)s.rec.start,
 			  "uid", (json_int_t)c->uid, "gid", (json_int_t)c->gid, "console", console, "qmpSocket",
 			  s.rec.qmp, "startMs", ms_since(&s.t0), "argv", s.argv);
+	if (c->kvm_refused)
+		json_object_set_new(reply, "kvmRefused", json_string(c->kvm_why));
 	start_close(&s);
 	return reply;
 }

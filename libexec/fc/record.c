@@ -63,6 +63,11 @@ int vmm_dir_make(const char *id, struct verr *e)
 	return fd;
 }
 
+int kvm_boot_dir(struct verr *e)
+{
+	return root_dir("/run/vmsan", 0755, e) || root_dir(KVM_BOOT_DIR, 0755, e) ? -1 : 0;
+}
+
 /* One operation on an id at a time: an flock on VMM_DIR/<id>.lock, held
  * until exit (the descriptor is never closed).  Only the id's owner gets
  * this far, so only the owner can keep another operation waiting. */

@@ -400,7 +400,8 @@ out:
  * snapshot's token. */
 int restore_token(struct state *st, const char *id, const char *snapdir, const char *agent_addr, struct verr *e)
 {
-	char oldtok[300], newtok[300], body[512], tp[PATH_MAX + 16];
+	char oldtok[300], newtok[300], body[640], tp[PATH_MAX + 16], seed[129];
+	unsigned char raw[64];
 	snprintf(tp, sizeof tp, "%s/token", snapdir);
 	int tf = open(tp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	ssize_t tl = tf < 0 ? -1 : read(tf, oldtok, sizeof oldtok - 1);
@@ -409,16 +410,24 @@ int restore_token(struct state *st, const char *id, const char *snapdir, const c
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	int code = -1;
+	/* the guest's generator is the snapshot's: the agent reseeds it */
+	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+		tl = -1;
+	for (size_t i = 0; i < sizeof raw; i++)
+		snprintf(seed + 2 * i, 3, "%02x", raw[i]);
 	if (tl > 0 && read_token(st, id, newtok, sizeof newtok) == 0) {
 		oldtok[tl] = 0;
 		oldtok[strcspn(oldtok, "\r\n")] = 0;
-		snprintf(body, sizeof body, "{\"token\":\"%s\",\"sec\":%lld,\"nsec\":%ld,\"hostname\":\"%s\"}", newtok,
-			 (long long)now.tv_sec, now.tv_nsec, id);
+		snprintf(body, sizeof body,
+			 "{\"token\":\"%s\",\"seed\":\"%s\",\"sec\":%lld,\"nsec\":%ld,\"hostname\":\"%s\"}", newtok,
+			 seed, (long long)now.tv_sec, now.tv_nsec, id);
 		code = agent_http_body(agent_addr, AGENT_PORT, "POST", "/restored", oldtok, body, 2000, 5000);
 	}
 	explicit_bzero(oldtok, sizeof oldtok);
 	explicit_bzero(newtok, sizeof newtok);
 	explicit_bzero(body, sizeof body);
+	explicit_bzero(raw, sizeof raw);
+	explicit_bzero(seed, sizeof seed);
 	if (code != 200) {
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_SNAPSHOT_RESTORE", "take the snapshot again with this vmsan",
 			 "the restored guest's agent did not take its new token (HTTP %d)", code);

@@ -231,6 +231,9 @@ int vmm_up(struct state *st, const char *id, json_t *rec, struct boot *b, struct
 	if (jstr(b->vmm, "apiSocket"))
 		json_object_set_new(json_object_get(upd, "process"), "apiSocket",
 				    json_string(jstr(b->vmm, "apiSocket")));
+	/* why auto chose TCG where KVM opens (vmsan-fc's boot check) */
+	if (jstr(b->vmm, "kvmRefused"))
+		json_object_set_new(upd, "kvmRefused", json_string(jstr(b->vmm, "kvmRefused")));
 	json_t *nwu = json_deep_copy(nw);
 	json_object_set(nwu, "netns", json_object_get(b->net, "netns"));
 	json_object_set(nwu, "slot", json_object_get(b->net, "slot"));

@@ -1,0 +1,278 @@
+/* A guest kernel booted once under KVM, to know whether it boots at all
+ * (kvmboot.h says why).  The boot: QEMU's microvm machine, KVM, no disk,
+ * no network, the serial console on a pipe; the kernel panics for want of
+ * a root file system, and with panic=-1 and -no-reboot QEMU then exits 0.
+ * "Kernel panic" on the console is the proof: the kernel ran to the end of
+ * its own start, through the CPU setup, the MSRs and the FPU state that
+ * fail under a KVM that cannot run it. */
+#define _GNU_SOURCE
+#include "lib/kvmboot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#define CONSOLE_KEEP 4096 /* the console's last bytes, for the detail */
+
+/* What the answer depends on: the host kernel (its KVM), QEMU's binary,
+ * and the guest kernel's file. */
+static int boot_key(const char *qemu, int kernel_fd, const char *accel, char *key, size_t n)
+{
+	struct utsname u;
+	struct stat qs, ks;
+
+	if (uname(&u) < 0 || stat(qemu, &qs) < 0 || fstat(kernel_fd, &ks) < 0)
+		return -1;
+	snprintf(key, n, "%s; host %s %s; qemu %s %llu:%llu %lld %lld.%09ld; kernel %llu:%llu %lld %lld.%09ld",
+		 accel ? accel : "kvm", u.release, u.version, qemu, (unsigned long long)qs.st_dev,
+		 (unsigned long long)qs.st_ino, (long long)qs.st_size, (long long)qs.st_mtim.tv_sec, qs.st_mtim.tv_nsec,
+		 (unsigned long long)ks.st_dev, (unsigned long long)ks.st_ino, (long long)ks.st_size,
+		 (long long)ks.st_mtim.tv_sec, ks.st_mtim.tv_nsec);
+	return 0;
+}
+
+/* The cache file's name: FNV-1a of the key (the key itself is kept in the
+ * file and compared, so a collision only costs a boot). */
+static void key_name(const char *key, char *out, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ull;
+	snprintf(out, n, "kvm-boot-%016llx.json", (unsigned long long)h);
+}
+
+static int cache_read(int dirfd, const char *name, const char *key, struct kvm_boot *b)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	json_t *j;
+	int rc = -1;
+
+	if (fd < 0)
+		return -1;
+	j = json_loadfd(fd, 0, NULL);
+	close(fd);
+	if (json_is_object(j) && json_is_string(json_object_get(j, "key")) &&
+	    !strcmp(json_string_value(json_object_get(j, "key")), key) &&
+	    json_is_boolean(json_object_get(j, "boots"))) {
+		b->boots = json_is_true(json_object_get(j, "boots"));
+		b->ms = json_number_value(json_object_get(j, "ms"));
+		snprintf(b->detail, sizeof b->detail, "%s",
+			 json_string_value(json_object_get(j, "detail"))
+				 ? json_string_value(json_object_get(j, "detail"))
+				 : "");
+		b->cached = true;
+		rc = 0;
+	}
+	json_decref(j);
+	return rc;
+}
+
+/* Written whole under a temporary name, then renamed over. */
+static void cache_write(int dirfd, const char *name, const char *key, const struct kvm_boot *b)
+{
+	char tmp[96];
+	json_t *j = json_pack("{s:s, s:b, s:f, s:s}", "key", key, "boots", b->boots, "ms", b->ms, "detail", b->detail);
+	int fd;
+
+	snprintf(tmp, sizeof tmp, ".%s.%ld", name, (long)getpid());
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 || !j || json_dumpfd(j, fd, JSON_COMPACT) < 0 || fsync(fd) < 0 ||
+	    renameat(dirfd, tmp, dirfd, name) < 0)
+		unlinkat(dirfd, tmp, 0);
+	if (fd >= 0)
+		close(fd);
+	json_decref(j);
+}
+
+/* In the child: QEMU as `as`, the kernel on fd 3, the console on out. */
+__attribute__((noreturn)) static void boot_child(const char *qemu, int kernel_fd, const struct kvm_boot_as *as, int out)
+{
+	static char path_env[] = "PATH=/usr/bin:/bin";
+	char *envp[] = { path_env, NULL };
+	bool tcg = as->accel && !strcmp(as->accel, "tcg");
+	char *argv[] = { (char *)qemu,
+			 "-machine",
+			 "microvm,x-option-roms=off,rtc=on,acpi=off",
+			 "-accel",
+			 tcg ? "tcg" : "kvm",
+			 "-cpu",
+			 tcg ? "max" : "host",
+			 "-m",
+			 "128",
+			 "-smp",
+			 "1",
+			 "-nodefaults",
+			 "-no-user-config",
+			 "-display",
+			 "none",
+			 "-no-reboot",
+			 "-sandbox",
+			 "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+			 "-serial",
+			 "stdio",
+			 "-kernel",
+			 "/proc/self/fd/3",
+			 "-append",
+			 "console=ttyS0 reboot=t panic=-1 root=/dev/vda",
+			 NULL };
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	gid_t groups[2] = { (gid_t)as->gid, (gid_t)as->kvm_gid };
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0 ||
+	    (kernel_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(kernel_fd, 3)) < 0)
+		_exit(126);
+	closefrom(4);
+	if (as->uid >= 0 && (setgroups(as->kvm_gid >= 0 ? 2 : 1, groups) < 0 ||
+			     setresgid((gid_t)as->gid, (gid_t)as->gid, (gid_t)as->gid) < 0 ||
+			     setresuid((uid_t)as->uid, (uid_t)as->uid, (uid_t)as->uid) < 0))
+		_exit(126);
+	if (chdir("/") < 0)
+		_exit(126);
+	/* the device, as QEMU will open it: no access is no answer */
+	int kvm = tcg ? open("/dev/null", O_RDONLY | O_CLOEXEC) : open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0) {
+		dprintf(2, "cannot open /dev/kvm as uid %u: %s\n", (unsigned)getuid(), strerror(errno));
+		_exit(125);
+	}
+	close(kvm);
+	execve(qemu, argv, envp);
+	_exit(127);
+}
+
+/* The last line of what QEMU and the guest said, made printable. */
+static void last_words(const char *buf, size_t len, char *out, size_t n)
+{
+	size_t end = len, start;
+
+	while (end && (buf[end - 1] == '\n' || buf[end - 1] == '\r' || buf[end - 1] == ' '))
+		end--;
+	start = end;
+	while (start && buf[start - 1] != '\n')
+		start--;
+	if (end - start > n / 2)
+		start = end - n / 2;
+	size_t o = 0;
+	for (size_t i = start; i < end && o + 1 < n; i++)
+		out[o++] = (buf[i] >= 0x20 && buf[i] < 0x7f) ? buf[i] : '?';
+	out[o] = 0;
+}
+
+static double since_ms(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* The boot itself: b filled, or -1 when QEMU could not be run. */
+static int boot(const char *qemu, int kernel_fd, const struct kvm_boot_as *as, struct kvm_boot *b)
+{
+	char con[CONSOLE_KEEP], last[256];
+	size_t len = 0;
+	int p[2], st = 0;
+	bool timed_out = false;
+	struct timespec t0;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		snprintf(b->detail, sizeof b->detail, "cannot make a pipe: %s", strerror(errno));
+		return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pid = fork();
+	if (pid == 0)
+		boot_child(qemu, kernel_fd, as, p[1]);
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		snprintf(b->detail, sizeof b->detail, "cannot fork: %s", strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		double left = KVM_BOOT_SECS * 1e3 - since_ms(&t0);
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		char chunk[1024];
+		ssize_t r;
+
+		if (left <= 0) {
+			timed_out = true;
+			break;
+		}
+		if (poll(&pf, 1, (int)left + 1) <= 0)
+			continue;
+		r = read(p[0], chunk, sizeof chunk);
+		if (r <= 0)
+			break;
+		/* keep the last CONSOLE_KEEP bytes (a chunk is smaller) */
+		if (len + (size_t)r > sizeof con) {
+			size_t drop = len + (size_t)r - sizeof con;
+			memmove(con, con + drop, len - drop);
+			len -= drop;
+		}
+		memcpy(con + len, chunk, (size_t)r);
+		len += (size_t)r;
+	}
+	if (timed_out)
+		kill(pid, SIGKILL);
+	close(p[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	b->ms = since_ms(&t0);
+	b->cached = false;
+	b->boots = !timed_out && memmem(con, len, "Kernel panic", 12) != NULL;
+	last_words(con, len, last, sizeof last);
+	if (b->boots)
+		snprintf(b->detail, sizeof b->detail, "the guest kernel booted under %s in %.0f ms",
+			 as->accel ? as->accel : "KVM", b->ms);
+	else if (WIFEXITED(st) && WEXITSTATUS(st) == 125)
+		snprintf(b->detail, sizeof b->detail, "%s", last);
+	else if (WIFEXITED(st) && WEXITSTATUS(st) >= 126)
+		snprintf(b->detail, sizeof b->detail, "cannot run %s", qemu);
+	else
+		snprintf(b->detail, sizeof b->detail, "%s%s%s%s",
+			 timed_out ? "the guest did not reach its first panic within " : "QEMU stopped: ",
+			 timed_out ? "10 s" : "", timed_out && *last ? "; last words: " : "",
+			 *last ? last : "(no output)");
+	if (!b->boots && !(WIFEXITED(st) && WEXITSTATUS(st) >= 125) && access("/sys/module/kvm_pvm", F_OK) == 0) {
+		size_t l = strlen(b->detail);
+		snprintf(b->detail + l, sizeof b->detail - l,
+			 " (this host's KVM is PVM, which runs only guest kernels built for PVM)");
+	}
+	return WIFEXITED(st) && WEXITSTATUS(st) >= 125 ? -1 : 0;
+}
+
+int kvm_boot_check(const char *qemu, int kernel_fd, const struct kvm_boot_as *as, int cache_dirfd, struct kvm_boot *b)
+{
+	char key[1024], name[64];
+	int rc;
+
+	memset(b, 0, sizeof *b);
+	if (boot_key(qemu, kernel_fd, as->accel, key, sizeof key) < 0) {
+		snprintf(b->detail, sizeof b->detail, "cannot stat QEMU or the kernel: %s", strerror(errno));
+		return -1;
+	}
+	key_name(key, name, sizeof name);
+	if (cache_dirfd >= 0 && cache_read(cache_dirfd, name, key, b) == 0)
+		return 0;
+	rc = boot(qemu, kernel_fd, as, b);
+	if (rc == 0 && cache_dirfd >= 0)
+		cache_write(cache_dirfd, name, key, b);
+	return rc;
+}
