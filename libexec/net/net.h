@@ -16,6 +16,7 @@
 #include "lib/netplan.h"
 #include "lib/nft.h"
 #include "lib/policy.h"
+#include "lib/vmhome.h"
 
 #define RUN_DIR "/run/vmsan"
 #define NET_DIR RUN_DIR "/net"
@@ -36,6 +37,7 @@ struct vmnet {
 	json_t *dns;	/* its resolver: {pid, start, resolver, resolverStart, upstreams, ttlMin,
 				  * ttlMax, strict}, or NULL */
 	long owner;	/* the uid it was set up for (0: root) */
+	struct vmhome home; /* the VM's directory (request.vmDir), if given */
 };
 
 /* vmsan-net.c, set once in main */
@@ -95,5 +97,9 @@ json_t *leftovers(const char *id, struct verr *e);
 
 /* sweep.c */
 json_t *sweep_run(bool dry, struct verr *e);
+
+/* orphans.c: the caller's records (root: everyone's) whose VM's home is
+ * gone (torn down unless dry), or whose resolver died (listed). */
+json_t *net_orphans(bool dry, struct verr *e);
 
 #endif
