@@ -220,3 +220,224 @@ wait_gone() {
 	assert_eq "$(leftovers "$theirs")" ""
 	bystander_ok
 }
+
+# runtime_left ID: leftovers of a VM that still exists (stopped): its
+# claim stays until vmsan rm.
+runtime_left() { leftovers "$1" | grep -v "^/run/vmsan/ids/" || true; }
+
+# crashed_then_gc ID: list says it crashed (not running) with its
+# console's last lines; doctor names it; gc stops it, leaving nothing
+# running of it; the bystander still answers.
+crashed_then_gc() {
+	local id=$1 out
+	out=$(vmsan list --json | jq -c --arg id "$id" '.[] | select(.id == $id)')
+	assert_eq "$(jq -r .status <<<"$out")" error
+	assert_contains "$(jq -r .statusReason <<<"$out")" "crashed"
+	jq -e '.consoleTail | length > 0' <<<"$out" >/dev/null || { echo "no console tail: $out" >&2; return 1; }
+	run vmsan doctor
+	assert_contains "$output" "$id"
+	run vmsan gc --json
+	assert_eq "$status" 0
+	assert_eq "$(jq -r --arg id "$id" '.found[] | select(.id == $id) | .action' <<<"$output" | head -1)" stop
+	assert_eq "$(status_of "$id")" stopped
+	assert_eq "$(runtime_left "$id")" ""
+	bystander_ok
+}
+
+@test "chaos: the VMM killed (-9): list says crashed, with the console's last lines; gc stops it, nothing left" {
+	create --network-policy deny-all
+	note_slot "$ID"
+	run vmsan exec "$ID" -- echo up
+	assert_eq "$output" up
+	local pid
+	pid=$(vmm_pid "$ID")
+	[ -n "$pid" ]
+	kill -9 "$pid"
+	wait_gone "$pid"
+	crashed_then_gc "$ID"
+}
+
+@test "chaos: the VMM killed in the middle of an exec: exec fails (no hang), then as above" {
+	create --network-policy deny-all
+	note_slot "$ID"
+	local pid rc=0
+	pid=$(vmm_pid "$ID")
+	(sleep 2 && kill -9 "$pid") &
+	timeout 60 nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" exec "$ID" -- sh -c 'echo started; sleep 30' \
+		>"$TEST_TMP/exec.out" 2>&1 || rc=$?
+	wait
+	# the exec had started in the guest (control), failed, and did not hang
+	assert_contains "$(cat "$TEST_TMP/exec.out")" started
+	assert_contains "$(cat "$TEST_TMP/exec.out")" "died during the command"
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { echo "exec: $rc" >&2; false; }
+	wait_gone "$pid"
+	crashed_then_gc "$ID"
+}
+
+@test "chaos: the guest's kernel panics (out of memory with panic_on_oom): the VMM exits, list says crashed, gc" {
+	create --network-policy deny-all --memory 128
+	note_slot "$ID"
+	# first a guest that fills its memory: the OOM killer takes the hog,
+	# the VM keeps answering
+	run vmsan exec "$ID" -- sh -c 'x=aaaaaaaa; while :; do x=$x$x; done'
+	assert_eq "$status" 137
+	run vmsan exec "$ID" -- echo survived
+	assert_eq "$output" survived
+	# then a kernel panic: the VMM exits (panic=-1, -no-reboot), and the
+	# exec running then says so instead of waiting forever
+	vmsan exec "$ID" -- sh -c 'echo 1 >/proc/sys/vm/panic_on_oom' >/dev/null
+	local pid
+	pid=$(vmm_pid "$ID")
+	run timeout 120 nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" exec "$ID" -- sh -c 'x=aaaaaaaa; while :; do x=$x$x; done'
+	assert_contains "$output" "died during the command"
+	wait_gone "$pid"
+	run vmsan logs "$ID" --tail 80
+	assert_contains "$output" "Kernel panic"
+	crashed_then_gc "$ID"
+}
+
+@test "chaos: the guest agent killed (-9): vmsan-init starts it again; the VM answers; gc finds nothing" {
+	create --network-policy deny-all
+	local before after
+	before=$(vmsan exec "$ID" -- pidof vmsan-agent)
+	[ -n "$before" ]
+	run vmsan exec "$ID" -- sh -c "kill -9 $before"
+	for _ in $(seq 100); do
+		after=$(vmsan exec "$ID" -- pidof vmsan-agent 2>/dev/null) && break
+		sleep 0.2
+	done
+	[ -n "$after" ] && [ "$after" != "$before" ] || { echo "agent $before -> $after" >&2; false; }
+	assert_eq "$(status_of "$ID")" running
+	run vmsan gc --dry-run --json
+	assert_eq "$(jq --arg id "$ID" '[.found[] | select(.id == $id)] | length' <<<"$output")" 0
+}
+
+@test "chaos: the resolver (vmsan-dns) killed (-9): doctor names it, gc starts it again, names resolve again" {
+	create --network-policy custom --allowed-domain example.test
+	run vmsan exec "$ID" -- nslookup example.test
+	assert_contains "$output" 192.0.2.10
+	local pids
+	pids=$(ip netns pids "vmsan-$ID" | while read -r p; do [ "$(cat "/proc/$p/comm")" != vmsan-dns ] || echo "$p"; done)
+	[ -n "$pids" ]
+	# shellcheck disable=SC2086
+	kill -9 $pids
+	for p in $pids; do wait_gone "$p"; done
+	run vmsan exec "$ID" -- nslookup -timeout=2 example.test
+	[[ $output != *192.0.2.10* ]]
+	run vmsan doctor
+	assert_contains "$output" "resolver"
+	run vmsan gc --json
+	assert_eq "$(jq -r --arg id "$ID" '.found[] | select(.id == $id) | .action' <<<"$output")" restart
+	assert_contains "$(leftovers "$ID")" "(vmsan-dns)"
+	run vmsan exec "$ID" -- nslookup example.test
+	assert_contains "$output" 192.0.2.10
+	bystander_ok
+}
+
+# descendant PID NAME: a process NAME under PID (not another user's, nor
+# another suite's: the machine is shared).
+descendant() {
+	local p q
+	for p in $(pgrep -x "$2"); do
+		q=$p
+		while [ "$q" -gt 1 ]; do
+			[ "$q" != "$1" ] || { echo "$p"; return 0; }
+			q=$(awk '{print $4}' "/proc/$q/stat" 2>/dev/null || echo 1)
+		done
+	done
+	return 0
+}
+
+# kill_child_during HELPER: a create whose HELPER (a child of it) is
+# killed (-9) the moment it appears; the new VM's id in $ID.
+kill_child_during() {
+	local h=$1 cpid hp="" before
+	before=$(ls "$VMSAN_DIR/vms")
+	nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" create --json --network-policy custom \
+		--allowed-domain example.test >"$TEST_TMP/out" 2>&1 &
+	cpid=$!
+	for _ in $(seq 3000); do
+		hp=$(descendant "$cpid" "$h")
+		[ -z "$hp" ] || break
+		sleep 0.01
+	done
+	[ -n "$hp" ] || { echo "$h never ran" >&2; return 1; }
+	kill -9 "$hp"
+	wait "$cpid" || true
+	ID=$(comm -13 <(echo "$before") <(ls "$VMSAN_DIR/vms") | grep -E '^vm-[0-9a-f]{8}$' | head -1 || true)
+	[ -n "$ID" ] || ID=$(grep -o 'vm-[0-9a-f]\{8\}' "$TEST_TMP/out" | head -1 || true)
+	IDS+=("$ID")
+}
+
+@test "chaos: vmsan-net killed (-9) mid-setup: create fails and undoes; gc leaves nothing" {
+	kill_child_during vmsan-net
+	run cat "$TEST_TMP/out"
+	assert_contains "$output" '"ok":false'
+	run vmsan gc --json
+	assert_eq "$status" 0
+	[ -z "$ID" ] || assert_eq "$(leftovers "$ID")" ""
+	assert_eq "$(ls "$VMSAN_DIR/vms" | grep -c "${ID:-none}" || true)" 0
+	# what no record accounts for: the root sweep (run by root's gc)
+	run vmsan gc --dry-run --json
+	assert_eq "$(jq '[.found[] | select(.id == null and (.found | test("slot|interface|namespace")))] | length' <<<"$output")" 0
+	bystander_ok
+}
+
+@test "chaos: vmsan-fc killed (-9) mid-start: create fails and undoes; gc leaves nothing" {
+	kill_child_during vmsan-fc
+	run cat "$TEST_TMP/out"
+	assert_contains "$output" '"ok":false'
+	run vmsan gc --json
+	assert_eq "$status" 0
+	[ -n "$ID" ]
+	assert_eq "$(leftovers "$ID")" ""
+	bystander_ok
+}
+
+@test "chaos: a host 'reboot' (the VM's processes killed, its /run/vmsan records gone): list says crashed, root's gc cleans" {
+	create --network-policy custom --allowed-domain example.test
+	note_slot "$ID"
+	local p
+	# every process of the VM's (its VMM, its resolver) killed
+	for p in $(ip netns pids "vmsan-$ID") $(vmm_pid "$ID"); do kill -9 "$p" 2>/dev/null || true; done
+	for p in $(ip netns pids "vmsan-$ID"); do wait_gone "$p"; done
+	# /run/vmsan emptied, of this VM's records (the host's other VMs run on)
+	rm -rf "/run/vmsan/net/$ID.json" "/run/vmsan/vmm/$ID" "/run/vmsan/vmm/$ID.lock" "/run/vmsan/ids/$ID"
+	# control: what the "reboot" left behind is really there
+	run leftovers "$ID"
+	assert_contains "$output" "netns vmsan-$ID"
+	assert_contains "$output" "/dev/shm/vmsan/$ID.ram"
+	assert_contains "$output" "slot "
+	crashed_then_gc "$ID"
+	assert_eq "$(leftovers "$ID")" ""
+}
+
+@test "chaos: the host's disk fills during create: a clear error, nothing left" {
+	mkdir -p "$TEST_TMP/full"
+	mount -t tmpfs -o size=1m tmpfs "$TEST_TMP/full"
+	local d=$VMSAN_DIR
+	export VMSAN_DIR=$TEST_TMP/full/state
+	mkdir -p "$VMSAN_DIR"
+	ln -s "$d/images" "$VMSAN_DIR/images"
+	run --separate-stderr vmsan create --json --network-policy deny-all
+	[ "$status" -ne 0 ]
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_NO_SPACE
+	# control: the file system really is full of nothing of ours now
+	assert_eq "$(ls -A "$VMSAN_DIR/vms" | grep -v '\.lock$' || true)" ""
+	assert_eq "$(ip netns list | grep -c "^vmsan-vm-" || true)" "$(ls /run/vmsan/net | grep -c json || true)"
+	run vmsan gc --dry-run --json
+	assert_eq "$(jq '.found | length' <<<"$output")" 0
+}
+
+@test "chaos: the host's disk fills during a download: a clear error, no partial file" {
+	create --network-policy deny-all
+	vmsan exec "$ID" -- dd if=/dev/urandom of=/root/blob bs=1M count=3 2>/dev/null
+	mkdir -p "$TEST_TMP/full"
+	mount -t tmpfs -o size=1m tmpfs "$TEST_TMP/full"
+	run --separate-stderr vmsan download "$ID" /root/blob --dest "$TEST_TMP/full/blob" --json
+	[ "$status" -ne 0 ]
+	assert_contains "$output" "space"
+	assert_eq "$(ls -A "$TEST_TMP/full")" ""
+	run vmsan exec "$ID" -- echo still-here
+	assert_eq "$output" still-here
+}
