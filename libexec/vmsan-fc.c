@@ -464,9 +464,9 @@ static json_t *op_orphans(struct jr *r, struct verr *e)
 }
 
 static const struct helper_op ops[] = {
-	{ "orphans", op_orphans }, { "plan", op_plan },	     { "start", op_start }, { "status", op_status },
-	{ "stop", op_stop },	     { "kill", op_kill },   { "cleanup", op_cleanup },
-	{ "snapshot", op_snapshot }, { "pause", op_pause }, { "resume", op_resume },
+	{ "orphans", op_orphans }, { "plan", op_plan },	    { "start", op_start },     { "status", op_status },
+	{ "stop", op_stop },	   { "kill", op_kill },	    { "cleanup", op_cleanup }, { "snapshot", op_snapshot },
+	{ "pause", op_pause },	   { "resume", op_resume },
 };
 
 static const struct helper helper = {

@@ -573,8 +573,8 @@ static json_t *op_orphans(struct jr *r, struct verr *e)
 }
 
 static const struct helper_op ops[] = {
-	{ "orphans", op_orphans }, { "setup", op_setup },	 { "teardown", op_teardown }, { "apply-rules", op_apply_rules },
-	{ "verify", op_verify }, { "sweep", op_sweep },
+	{ "orphans", op_orphans },	   { "setup", op_setup },   { "teardown", op_teardown },
+	{ "apply-rules", op_apply_rules }, { "verify", op_verify }, { "sweep", op_sweep },
 };
 
 static const struct helper helper = {

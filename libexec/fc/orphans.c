@@ -81,7 +81,8 @@ static void one(const struct rootconf *conf, const char *id, const struct caller
 	}
 	home = vmhome_state(&rec.home, (long)rec.owner);
 	if (home == VMHOME_GONE) {
-		found(list, id, rec.owner, "remove", json_sprintf("a VMM whose VM directory %s is gone", rec.home.path));
+		found(list, id, rec.owner, "remove",
+		      json_sprintf("a VMM whose VM directory %s is gone", rec.home.path));
 		if (!dry) {
 			if (vmmrec_signal(&rec, SIGKILL) == 0)
 				vmm_wait_gone(&rec, 5);
@@ -95,7 +96,8 @@ static void one(const struct rootconf *conf, const char *id, const struct caller
 		return;
 	}
 	if (!vmmrec_alive(&rec)) {
-		found(list, id, rec.owner, "collect", json_sprintf("a VMM record whose VMM (pid %lld) is dead", rec.pid));
+		found(list, id, rec.owner, "collect",
+		      json_sprintf("a VMM record whose VMM (pid %lld) is dead", rec.pid));
 		json_object_set_new(json_array_get(list, json_array_size(list) - 1), "vmmDead", json_true());
 		if (!dry) {
 			ram_remove(id);

@@ -466,8 +466,8 @@ void state_derive_status(json_t *rec)
 	/* a running VM's process is its VMM: gone, the VM crashed (or was
 	 * killed); a creating one's is the create */
 	if (st < 0) {
-		snprintf(reason, sizeof(reason), "%sprocess %lld is gone", strcmp(status, "running") ? "" : "crashed: ",
-			 pid);
+		snprintf(reason, sizeof(reason), "%sprocess %lld is gone",
+			 strcmp(status, "running") ? "" : "crashed: ", pid);
 		goto dead;
 	}
 	if (json_is_integer(jst) && json_integer_value(jst) != st) {

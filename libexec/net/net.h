@@ -31,12 +31,12 @@ struct vmnet {
 	long slot;	  /* -1: none */
 	char host_if[IFNAMSIZ];
 	char host_addr[16], ns_addr[16];
-	json_t *ports;	/* host ports published, [P...] */
-	bool host_mode; /* --no-netns: TAP vmst<slot> and table vmsan_<id> on the host */
-	char table[32]; /* host mode: the VM's table */
-	json_t *dns;	/* its resolver: {pid, start, resolver, resolverStart, upstreams, ttlMin,
+	json_t *ports;	    /* host ports published, [P...] */
+	bool host_mode;	    /* --no-netns: TAP vmst<slot> and table vmsan_<id> on the host */
+	char table[32];	    /* host mode: the VM's table */
+	json_t *dns;	    /* its resolver: {pid, start, resolver, resolverStart, upstreams, ttlMin,
 				  * ttlMax, strict}, or NULL */
-	long owner;	/* the uid it was set up for (0: root) */
+	long owner;	    /* the uid it was set up for (0: root) */
 	struct vmhome home; /* the VM's directory (request.vmDir), if given */
 };
 
