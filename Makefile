@@ -60,7 +60,8 @@ LIB_SRC = libexec/lib/reply.c libexec/lib/request.c libexec/lib/helper.c \
 	libexec/lib/validate.c libexec/lib/state.c libexec/lib/nft.c libexec/lib/nftrule.c libexec/lib/nftnl.c \
 	libexec/lib/netplan.c libexec/lib/ext4.c libexec/lib/ext4-tree.c libexec/lib/layer.c libexec/lib/policy.c \
 	libexec/lib/sparse.c \
-	libexec/lib/dnsmsg.c libexec/lib/rootconf.c libexec/lib/caller.c libexec/lib/claim.c libexec/lib/kvmboot.c
+	libexec/lib/dnsmsg.c libexec/lib/rootconf.c libexec/lib/caller.c libexec/lib/claim.c \
+	libexec/lib/vmhome.c libexec/lib/kvmboot.c
 LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
 
@@ -146,7 +147,7 @@ agent/vmsan-init: agent/init.c $(FLAGS_STAMP)
 
 # vmsan-fc: a root core over its VMMs, one file a job (see fc/fc.h).
 FC_SRC = libexec/fc/record.c libexec/fc/util.c libexec/fc/qmp.c libexec/fc/qemu.c \
-	libexec/fc/firecracker.c libexec/fc/snapshot.c
+	libexec/fc/firecracker.c libexec/fc/snapshot.c libexec/fc/orphans.c
 FC_OBJ = $(FC_SRC:.c=.o)
 $(FC_OBJ) libexec/vmsan-fc.o: libexec/fc/fc.h
 
@@ -202,7 +203,7 @@ libexec/vmsan-nftables: libexec/vmsan-nftables.o $(LIB)
 
 # vmsan-net: a root core over its parts, one file a job (see net/net.h).
 NET_SRC = libexec/net/link.c libexec/net/netns.c libexec/net/record.c libexec/net/setup.c \
-	libexec/net/dns.c libexec/net/teardown.c libexec/net/sweep.c
+	libexec/net/dns.c libexec/net/teardown.c libexec/net/sweep.c libexec/net/orphans.c
 NET_OBJ = $(NET_SRC:.c=.o)
 $(NET_OBJ) libexec/vmsan-net.o: libexec/net/net.h
 
@@ -253,7 +254,7 @@ tests/fuzz/fuzz-dns: tests/fuzz/fuzz-dns.c libexec/lib/dnsmsg.c libexec/lib/vali
 # The root helpers' request readers: vmsan-fc's (compiled in, main renamed)
 # and the ruleset checker and policy compiler vmsan-net runs.
 FUZZ_REQ_SRC = libexec/vmsan-fc.c $(FC_SRC) $(addprefix libexec/lib/,reply.c request.c helper.c validate.c \
-	state.c nft.c nftrule.c nftnl.c netplan.c policy.c sparse.c rootconf.c caller.c claim.c)
+	state.c nft.c nftrule.c nftnl.c netplan.c policy.c sparse.c rootconf.c caller.c claim.c vmhome.c)
 tests/fuzz/fuzz-request: tests/fuzz/fuzz-request.c $(FUZZ_REQ_SRC) libexec/fc/fc.h libexec/lib/vmsan.h
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined $(DEPS_CFLAGS) -Ilibexec -o $@ $< \
 		$(filter-out libexec/vmsan-fc.c,$(FUZZ_REQ_SRC)) $(JANSSON_LIBS) $(NFT_LIBS)

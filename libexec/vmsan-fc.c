@@ -12,6 +12,9 @@
  *   cleanup   what start made that outlives the VMM (jail, RAM file, root's
  *             record) removed, and the id given up (vmsan rm)
  *   snapshot, pause, resume
+ *   orphans   root's records whose VM directory is gone (the VMM killed,
+ *             all of it removed) or whose VMM is dead (its RAM file and
+ *             record removed): the caller's, root's all (vmsan gc)
  *
  * This file is the root core: it reads the request, knows who asked, and
  * finds everything else in root's own places.  The programs it runs and
@@ -296,6 +299,9 @@ static json_t *op_start(struct jr *r, struct verr *e)
 			 c.id, old.pid);
 		return NULL;
 	}
+	/* Where the VM's state keeps it, noted for gc (fc/orphans.c). */
+	if (vmhome_take(&who, c.run_dir, "runDir", &c.home, e))
+		return NULL;
 	return !strcmp(c.vmm, "firecracker") ? fc_start(&c, &who, e) : qemu_start(&c, &who, e);
 }
 
@@ -479,10 +485,24 @@ static json_t *op_resume(struct jr *r, struct verr *e)
 	return vcpus(r, false, e);
 }
 
+/* Root's records nobody's state accounts for (fc/orphans.c): the
+ * caller's own, root's all. */
+static json_t *op_orphans(struct jr *r, struct verr *e)
+{
+	struct caller who;
+	bool dry = false;
+
+	jr_bool(r, "dryRun", JR_OPTIONAL, &dry);
+	if (jr_end(r) || !need_root(e))
+		return NULL;
+	caller_get(&who);
+	return fc_orphans(&who, dry, e);
+}
+
 static const struct helper_op ops[] = {
-	{ "plan", op_plan },	     { "start", op_start }, { "status", op_status },
-	{ "stop", op_stop },	     { "kill", op_kill },   { "cleanup", op_cleanup },
-	{ "snapshot", op_snapshot }, { "pause", op_pause }, { "resume", op_resume },
+	{ "orphans", op_orphans }, { "plan", op_plan },	    { "start", op_start },     { "status", op_status },
+	{ "stop", op_stop },	   { "kill", op_kill },	    { "cleanup", op_cleanup }, { "snapshot", op_snapshot },
+	{ "pause", op_pause },	   { "resume", op_resume },
 };
 
 static const struct helper helper = {
@@ -498,6 +518,7 @@ static const struct helper helper = {
 		 "  {\"op\":\"status\"|\"kill\"|\"pause\"|\"resume\"|\"cleanup\", \"id\":ID}\n"
 		 "  {\"op\":\"stop\", \"id\":ID, \"timeoutSec\":S}\n"
 		 "  {\"op\":\"snapshot\", \"id\":ID, \"vmDisk\":PATH, \"dir\":PATH, \"resume\":BOOL}\n"
+		 "  {\"op\":\"orphans\", \"dryRun\":BOOL}   records whose VM directory is gone or VMM dead\n"
 		 "\n"
 		 "The programs (QEMU, Firecracker, the jailer) and the jail base come from\n" ROOTCONF_PATH
 		 " (root's), never from the request.  A running VM is\n"

@@ -6,6 +6,8 @@
  * vmsan-state, so status derivation and error reporting are shared.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,9 @@ static const char usage[] = "usage: vmsan list [--json] [ID...]\n"
 			    "\n"
 			    "Lists VMs, newest first: a table, or with --json an array of VM records.\n"
 			    "Status is derived, not trusted: a VM whose process is gone shows as\n"
-			    "\"error\" whatever its record says.  A record that cannot be read is\n"
+			    "\"error\" whatever its record says (a running one's reason begins\n"
+			    "\"crashed:\", and with --json its console's last lines are in\n"
+			    "consoleTail).  A record that cannot be read is\n"
 			    "reported on stderr by file name and the others are still listed; the\n"
 			    "exit status is 1 only when a VM named on the command line is missing\n"
 			    "or unreadable.\n";
@@ -217,6 +221,51 @@ static void report_skipped(const struct state *st, json_t *errors)
 	}
 }
 
+/* A VM whose VMM died: its console's last lines (at most 10, from its
+ * last 4 KiB), as consoleTail, for what the guest printed before it. */
+#define TAIL_BYTES 4096
+#define TAIL_LINES 10
+static void console_tail(json_t *rec)
+{
+	char path[PATH_MAX], buf[TAIL_BYTES + 1];
+	const char *dir = str_or(rec, "dir", ""), *p;
+	json_t *lines;
+	off_t size;
+	ssize_t n;
+	int fd, k = 0;
+
+	if (strcmp(str_or(rec, "status", ""), "error") || strcmp(str_or(rec, "recordedStatus", ""), "running") ||
+	    !*dir || snprintf(path, sizeof path, "%s/console.log", dir) >= (int)sizeof path)
+		return;
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	size = lseek(fd, 0, SEEK_END);
+	n = size < 0 ? -1 : pread(fd, buf, TAIL_BYTES, size > TAIL_BYTES ? size - TAIL_BYTES : 0);
+	close(fd);
+	if (n < 0)
+		return;
+	buf[n] = 0;
+	/* what a guest printed, kept to printable ASCII */
+	for (ssize_t i = 0; i < n; i++)
+		if (buf[i] != '\n' && buf[i] != '\t' && ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] > 0x7e))
+			buf[i] = buf[i] == '\r' ? '\r' : '?';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = 0;
+	for (p = buf + n; p > buf && k < TAIL_LINES; p--)
+		if (p[-1] == '\n' && ++k == TAIL_LINES)
+			break;
+	lines = json_array();
+	while (*p) {
+		size_t l = strcspn(p, "\n");
+		size_t t = l && p[l - 1] == '\r' ? l - 1 : l;
+
+		json_array_append_new(lines, json_stringn(p, t));
+		p += l + (p[l] ? 1 : 0);
+	}
+	json_object_set_new(rec, "consoleTail", lines);
+}
+
 /* The VMs on stdout, as JSON or as the table: 0, or -1 when stdout
  * failed. */
 static int print_vms(json_t *vms, bool json)
@@ -273,6 +322,13 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		rc = VMSAN_EXIT_FAIL;
+	}
+	if (json) {
+		size_t i;
+		json_t *v;
+
+		json_array_foreach(vms, i, v)
+			console_tail(v);
 	}
 	if (print_vms(vms, json) < 0)
 		rc = VMSAN_EXIT_SYS;

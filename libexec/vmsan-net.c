@@ -10,6 +10,8 @@
  *   teardown     remove all of it; idempotent
  *   verify       list every leftover for an id
  *   sweep        (root only) what no runtime record accounts for
+ *   orphans      the caller's records (root: all) whose VM's directory
+ *                is gone (torn down) or whose resolver died (listed)
  *
  * It trusts nothing in its request: the id is validated before it names
  * anything and acted on only for its owner, rulesets pass
@@ -208,6 +210,7 @@ struct setup {
 	const char *id;
 	bool host_mode;
 	json_t *ruleset, *ports, *policy, *dns; /* the request's, borrowed */
+	const char *vm_dir;
 	long long mbit, owner;
 	struct vmnet v;
 	bool claimed; /* the id's claim was taken here */
@@ -226,6 +229,7 @@ static int setup_read(struct jr *r, struct setup *s)
 	jr_int(r, "bandwidthMbit", JR_OPTIONAL, 1, 100000, &s->mbit);
 	jr_int(r, "tapOwner", JR_OPTIONAL, 0, INT_MAX, &s->owner);
 	s->dns = jr_object(r, "dns", JR_OPTIONAL);
+	s->vm_dir = jr_string(r, "vmDir", JR_OPTIONAL, NULL);
 	return jr_end(r);
 }
 
@@ -375,6 +379,9 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 		return NULL;
 	vmnet_init(&s.v, s.id);
 	s.v.host_mode = s.host_mode;
+	/* Where the VM's state keeps it, noted for gc (net/orphans.c). */
+	if (s.vm_dir && vmhome_take(&who, s.vm_dir, "request.vmDir", &s.v.home, e))
+		return NULL;
 	if (setup_ports(&s, e) || ensure_dirs(e) || setup_fresh(&s, e))
 		goto out;
 	/* The id is the caller's (a claim shared with vmsan-fc), within
@@ -553,9 +560,21 @@ static json_t *op_sweep(struct jr *r, struct verr *e)
 	return sweep_run(dry, e);
 }
 
+/* The caller's records (root's: all) that nobody's state accounts for,
+ * found and collected by net/orphans.c. */
+static json_t *op_orphans(struct jr *r, struct verr *e)
+{
+	bool dry = false;
+
+	jr_bool(r, "dryRun", JR_OPTIONAL, &dry);
+	if (jr_end(r))
+		return NULL;
+	return net_orphans(dry, e);
+}
+
 static const struct helper_op ops[] = {
-	{ "setup", op_setup },	 { "teardown", op_teardown }, { "apply-rules", op_apply_rules },
-	{ "verify", op_verify }, { "sweep", op_sweep },
+	{ "orphans", op_orphans },	   { "setup", op_setup },   { "teardown", op_teardown },
+	{ "apply-rules", op_apply_rules }, { "verify", op_verify }, { "sweep", op_sweep },
 };
 
 static const struct helper helper = {
@@ -564,10 +583,12 @@ static const struct helper helper = {
 	.usage = "usage: vmsan-net OP [--verbose] < request.json\n"
 		 "\n"
 		 "  {\"op\":\"setup\", \"id\":ID, \"ruleset\":RULESET, \"publishedPorts\":[P...],\n"
-		 "   \"bandwidthMbit\":N, \"tapOwner\":UID}\n"
+		 "   \"bandwidthMbit\":N, \"tapOwner\":UID, \"dns\":{...}, \"vmDir\":DIR}\n"
 		 "  {\"op\":\"apply-rules\", \"id\":ID, \"ruleset\":RULESET}\n"
 		 "  {\"op\":\"teardown\", \"id\":ID}            idempotent\n"
 		 "  {\"op\":\"verify\", \"id\":ID}              leftovers, if any\n"
+		 "  {\"op\":\"orphans\", \"dryRun\":BOOL}     records whose VM directory is gone\n"
+		 "  {\"op\":\"sweep\", \"dryRun\":BOOL}       (root) what no record accounts for\n"
 		 "\n"
 		 "RULESET is the \"ruleset\" of vmsan-nftables compile.  Runs as root (through\n"
 		 "the sudoers rule install.sh writes).  See vmsan-net(8).\n",

@@ -40,9 +40,13 @@ struct target {
 	char port[8];
 	char token[300];
 	char vm[64];
+	long long vmm_pid, vmm_start; /* a VM's: its VMM (0: not known) */
 };
 int target_from_vm(struct target *t, const char *id, struct verr *e);
 int target_from_agent(struct target *t, const char *agent, const char *tokfile, struct verr *e);
+/* The VM's VMM has gone since its record was read (never, for an agent
+ * named by address): nothing will answer any more. */
+bool target_vmm_gone(const struct target *t);
 
 /* conn.c: one HTTP exchange with the agent, on one connection. */
 struct hc {

@@ -357,10 +357,18 @@ static int exec_turn(struct exec_run *x)
 	if (!x->head_done) {
 		int64_t left = x->head_by - now_ms();
 		wait = left > 0 ? (int)left : 0;
+	} else if (x->t->vmm_pid > 1) {
+		/* A VM that dies sends nothing, not even a reset: its VMM is
+		 * looked at each second instead. */
+		wait = 1000;
 	}
 	pr = buffered ? 1 : poll(pf, (nfds_t)np, wait);
 	if (pr < 0 && errno != EINTR)
 		return 0;
+	if (pr == 0 && x->head_done && target_vmm_gone(x->t))
+		return verr_fail(x->e, 1, "ERR_VM_CRASHED",
+				 "'vmsan logs ID' shows its console; 'vmsan gc' stops what is left of it",
+				 "exec: the VM's VMM (process %lld) died during the command", x->t->vmm_pid);
 	if (pr == 0 && !x->head_done)
 		return verr_fail(x->e, 1, "ERR_AGENT_TIMEOUT",
 				 "check the VM ('vmsan list'); VMSAN_AGENT_TIMEOUT sets the limit",

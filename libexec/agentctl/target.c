@@ -47,7 +47,14 @@ static int target_from_record(struct target *t, struct state *st, const char *id
 	snprintf(t->host, sizeof t->host, "%s", addr);
 	snprintf(t->port, sizeof t->port, "%d", (int)port);
 	snprintf(t->vm, sizeof t->vm, "%s", id);
+	t->vmm_pid = json_integer_value(json_object_get(rec, "pid"));
+	t->vmm_start = json_integer_value(json_object_get(rec, "pidStartTime"));
 	return 0;
+}
+
+bool target_vmm_gone(const struct target *t)
+{
+	return t->vmm_pid > 1 && proc_start_time((long)t->vmm_pid) != t->vmm_start;
 }
 
 int target_from_vm(struct target *t, const char *id, struct verr *e)

@@ -14,6 +14,7 @@
 #include "lib/vmsan.h"
 #include "lib/caller.h"
 #include "lib/rootconf.h"
+#include "lib/vmhome.h"
 
 #define RAM_DIR "/dev/shm/vmsan"	     /* root's; the guests' RAM files, by id */
 #define VMM_DIR "/run/vmsan/vmm"	     /* root's alone: a directory per VM */
@@ -42,6 +43,7 @@ struct vmcfg {
 	char kvm_why[512]; /* what the boot check saw */
 	long long kvm_gid; /* /dev/kvm's group, given to the VMM; -1: none */
 	const struct rootconf *conf;
+	struct vmhome home; /* runDir, as its owner's state keeps it */
 };
 
 /* What root knows of a running VM: VMM_DIR/<id>/record.json, written by
@@ -55,6 +57,7 @@ struct vmmrec {
 	char qmp[PATH_MAX];	 /* QEMU's QMP socket (in VMM_DIR/<id>) */
 	char api[JAIL_PATH_MAX]; /* Firecracker's API socket (in its jail) */
 	char ram[PATH_MAX];	 /* QEMU's guest RAM file */
+	struct vmhome home;	 /* the VM's directory (runDir), as start found it */
 };
 
 /* record.c */
@@ -112,6 +115,10 @@ json_t *fc_start(const struct vmcfg *c, const struct caller *who, struct verr *e
 json_t *fc_snapshot(const struct vmmrec *r, const struct caller *who, const struct rootconf *conf, const char *disk,
 		    const char *dir, bool resume, struct verr *e);
 void fc_jail_remove(const struct rootconf *conf, const char *id);
+
+/* orphans.c: the caller's records (root: everyone's) whose VM's home is
+ * gone or whose VMM is dead, collected unless dry. */
+json_t *fc_orphans(const struct caller *who, bool dry, struct verr *e);
 
 /* snapshot.c: the snapshot directory's files, made by the caller. */
 struct snapfiles {

@@ -434,6 +434,7 @@ static void start_init(struct fcstart *s, const struct vmcfg *c, const struct ca
 	s->rec.owner = who->uid;
 	s->rec.uid = c->uid;
 	s->rec.gid = c->gid;
+	s->rec.home = c->home;
 }
 
 /* Root's directory for the VM, and the caller's files, opened as the

@@ -450,6 +450,7 @@ static void start_init(struct qstart *s, const struct vmcfg *c, const struct cal
 	s->rec.owner = who->uid;
 	s->rec.uid = c->uid;
 	s->rec.gid = c->gid;
+	s->rec.home = c->home;
 	vmm_dir_path(c->id, s->rec.qmp, sizeof s->rec.qmp);
 	strncat(s->rec.qmp, "/qmp.sock", sizeof s->rec.qmp - strlen(s->rec.qmp) - 1);
 	ram_path(c->id, s->rec.ram, sizeof s->rec.ram);

@@ -98,6 +98,8 @@ int vmmrec_write(const struct vmmrec *r, struct verr *e)
 			      r->api, "ram", r->ram);
 	int rc;
 
+	if (j && r->home.path[0])
+		json_object_set_new(j, "vmDir", vmhome_json(&r->home));
 	snprintf(p, sizeof p, VMM_DIR "/%s/record.json", r->id);
 	snprintf(tmp, sizeof tmp, "%s.tmp", p);
 	rc = j ? json_dump_file(j, tmp, JSON_COMPACT) : -1;
@@ -142,6 +144,7 @@ int vmmrec_read(const char *id, struct vmmrec *r, struct verr *e)
 	r->gid = json_integer_value(json_object_get(j, "gid"));
 	r->pid = json_integer_value(json_object_get(j, "pid"));
 	r->start = json_integer_value(json_object_get(j, "startTime"));
+	vmhome_read(json_object_get(j, "vmDir"), &r->home);
 	json_decref(j);
 	return 1;
 }

@@ -170,3 +170,14 @@ void claim_release(const char *id)
 	unlinkat(dfd, id, 0);
 	close(dfd);
 }
+
+bool claim_in_use(const char *id)
+{
+	char p[160];
+
+	snprintf(p, sizeof p, "/run/vmsan/vmm/%s/record.json", id);
+	if (access(p, F_OK) == 0)
+		return true;
+	snprintf(p, sizeof p, "/run/vmsan/net/%s.json", id);
+	return access(p, F_OK) == 0;
+}

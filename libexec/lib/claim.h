@@ -8,6 +8,8 @@
 #ifndef VMSAN_CLAIM_H
 #define VMSAN_CLAIM_H
 
+#include <stdbool.h>
+
 #include "caller.h"
 
 #define CLAIM_DIR "/run/vmsan/ids"
@@ -22,5 +24,9 @@ int claim_check(const char *id, const struct caller *who, struct verr *e);
 /* The owner's uid, or -1 when unclaimed. */
 long claim_owner(const char *id);
 void claim_release(const char *id);
+/* Whether either root helper still has a record of id (vmsan-fc's VMM
+ * record, vmsan-net's network record): an orphan's claim goes with the
+ * last of them. */
+bool claim_in_use(const char *id);
 
 #endif

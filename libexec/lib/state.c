@@ -463,12 +463,16 @@ void state_derive_status(json_t *rec)
 	}
 	pid = json_integer_value(jpid);
 	st = proc_start_time((long)pid);
+	/* a running VM's process is its VMM: gone, the VM crashed (or was
+	 * killed); a creating one's is the create */
 	if (st < 0) {
-		snprintf(reason, sizeof(reason), "process %lld is gone", pid);
+		snprintf(reason, sizeof(reason), "%sprocess %lld is gone",
+			 strcmp(status, "running") ? "" : "crashed: ", pid);
 		goto dead;
 	}
 	if (json_is_integer(jst) && json_integer_value(jst) != st) {
-		snprintf(reason, sizeof(reason), "process %lld is gone (its pid now belongs to another process)", pid);
+		snprintf(reason, sizeof(reason), "%sprocess %lld is gone (its pid now belongs to another process)",
+			 strcmp(status, "running") ? "" : "crashed: ", pid);
 		goto dead;
 	}
 	return;

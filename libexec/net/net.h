@@ -16,6 +16,7 @@
 #include "lib/netplan.h"
 #include "lib/nft.h"
 #include "lib/policy.h"
+#include "lib/vmhome.h"
 
 #define RUN_DIR "/run/vmsan"
 #define NET_DIR RUN_DIR "/net"
@@ -30,12 +31,13 @@ struct vmnet {
 	long slot;	  /* -1: none */
 	char host_if[IFNAMSIZ];
 	char host_addr[16], ns_addr[16];
-	json_t *ports;	/* host ports published, [P...] */
-	bool host_mode; /* --no-netns: TAP vmst<slot> and table vmsan_<id> on the host */
-	char table[32]; /* host mode: the VM's table */
-	json_t *dns;	/* its resolver: {pid, start, resolver, resolverStart, upstreams, ttlMin,
+	json_t *ports;	    /* host ports published, [P...] */
+	bool host_mode;	    /* --no-netns: TAP vmst<slot> and table vmsan_<id> on the host */
+	char table[32];	    /* host mode: the VM's table */
+	json_t *dns;	    /* its resolver: {pid, start, resolver, resolverStart, upstreams, ttlMin,
 				  * ttlMax, strict}, or NULL */
-	long owner;	/* the uid it was set up for (0: root) */
+	long owner;	    /* the uid it was set up for (0: root) */
+	struct vmhome home; /* the VM's directory (request.vmDir), if given */
 };
 
 /* vmsan-net.c, set once in main */
@@ -95,5 +97,9 @@ json_t *leftovers(const char *id, struct verr *e);
 
 /* sweep.c */
 json_t *sweep_run(bool dry, struct verr *e);
+
+/* orphans.c: the caller's records (root: everyone's) whose VM's home is
+ * gone (torn down unless dry), or whose resolver died (listed). */
+json_t *net_orphans(bool dry, struct verr *e);
 
 #endif

@@ -168,6 +168,8 @@ int record_write(const struct vmnet *v, struct verr *e)
 
 	if (v->dns)
 		json_object_set(rec, "dns", v->dns);
+	if (v->home.path[0])
+		json_object_set_new(rec, "vmDir", vmhome_json(&v->home));
 	record_path(path, sizeof(path), v->id);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	rc = json_dump_file(rec, tmp, JSON_COMPACT);
@@ -203,6 +205,7 @@ int record_read(struct vmnet *v)
 		v->ports = json_incref(json_object_get(rec, "ports"));
 	if (json_is_object(json_object_get(rec, "dns")))
 		v->dns = json_incref(json_object_get(rec, "dns"));
+	vmhome_read(json_object_get(rec, "vmDir"), &v->home);
 	json_decref(rec);
 	return 1;
 }

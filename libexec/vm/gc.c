@@ -14,10 +14,13 @@
 const char gc_usage[] = "usage: vmsan gc [--dry-run] [--json]\n\n"
 			"Finds what interrupted or crashed operations left: records of creates\n"
 			"that never finished, VMs whose VMM is gone, VM directories and tokens\n"
-			"with no record; and the network's own leftovers (slots, links,\n"
-			"namespaces and published ports no VM accounts for, whoever's they were).\n"
-			"Unfinished VMs are removed; crashed ones are stopped (network torn\n"
-			"down, disk kept).  --dry-run only lists them.\n";
+			"with no record; root's records of your VMs (all users' VMs, for root)\n"
+			"whose VM directory is gone (its state removed: the VMM killed, the\n"
+			"network torn down) or whose VMM is dead, and resolvers that died\n"
+			"(started again); and, for root, the network's own leftovers (slots,\n"
+			"links, namespaces and published ports no VM accounts for, whoever's\n"
+			"they were).  Unfinished VMs are removed; crashed ones are stopped\n"
+			"(network torn down, disk kept).  --dry-run only lists them.\n";
 
 /* What is left over of VM id, or NULL when nothing is; *rec gets its
  * record (status derived) when it has one. */
@@ -123,6 +126,66 @@ static void gc_snapshots(struct state *st, bool dry, json_t *found)
 		close(sfd);
 }
 
+/* A VM of ours whose resolver died: its rules applied again, which
+ * starts a new one (vmsan-net's dns_follow).  0 done, -1 not ours or not
+ * running here (only listed). */
+static int restart_resolver(struct state *st, const char *id)
+{
+	struct verr e = { 0 };
+	int lock;
+	json_t *rec, *req, *r = NULL;
+
+	if (!st || !(rec = state_load(st, id, &e)))
+		return -1;
+	json_decref(rec);
+	if ((lock = state_lock(st, id, &e)) < 0)
+		return -1;
+	rec = state_load(st, id, &e);
+	if (rec)
+		state_derive_status(rec);
+	if (rec && !strcmp(jstr(rec, "status"), "running") &&
+	    (req = rules_request(id, jstr(rec, "dir"), json_object_get(rec, "network"), &e)))
+		r = call("net", "apply-rules", req, true, &e);
+	json_decref(rec);
+	close(lock);
+	json_decref(r);
+	return r ? 0 : -1;
+}
+
+/* Root's records that nobody's state accounts for (vmsan-net's, then
+ * vmsan-fc's orphans: each gives up the id when the other holds nothing
+ * of it): ours only, through sudo; root's gc, everyone's.  The network of
+ * a VM whose VMM was found dead goes too (vmsan-net checks it is ours). */
+static void gc_orphans(struct state *st, bool dry, json_t *found)
+{
+	static const char *const helpers[] = { "net", "fc" };
+	size_t i;
+	json_t *v;
+
+	for (int h = 0; h < 2; h++) {
+		struct verr e = { 0 };
+		json_t *r = call(helpers[h], "orphans", json_pack("{s:b}", "dryRun", dry), true, &e);
+
+		if (!r) {
+			fprintf(stderr, "vmsan gc: root's records (vmsan-%s) were not checked: %s\n", helpers[h],
+				e.message);
+			continue;
+		}
+		json_array_foreach(json_object_get(r, "found"), i, v) {
+			const char *id = jstr(v, "id"), *action = jstr(v, "action");
+
+			if (!dry && id && json_is_true(json_object_get(v, "resolverDead")) &&
+			    restart_resolver(st, id) < 0)
+				action = "leave (not a running VM of this state: vmsan network restarts it)";
+			if (!dry && id && json_is_true(json_object_get(v, "vmmDead")))
+				call_quiet("net", "teardown", json_pack("{s:s}", "id", id), true);
+			json_array_append_new(found, json_pack("{s:s?, s:s, s:s}", "id", id, "found", jstr(v, "found"),
+							       "action", action));
+		}
+		json_decref(r);
+	}
+}
+
 /* The network's own leftovers, whoever's they were: what no runtime
  * record of vmsan-net accounts for (see vmsan-net(8), sweep). */
 static void gc_network(bool dry, json_t *found)
@@ -130,7 +193,11 @@ static void gc_network(bool dry, json_t *found)
 	size_t i;
 	json_t *v;
 	struct verr ne = { 0 };
-	json_t *sw = call("net", "sweep", json_pack("{s:b}", "dryRun", dry), true, &ne);
+	json_t *sw;
+
+	if (geteuid() != 0)
+		return; /* root's job: it reads and removes every user's */
+	sw = call("net", "sweep", json_pack("{s:b}", "dryRun", dry), true, &ne);
 	if (sw) {
 		json_array_foreach(json_object_get(sw, dry ? "found" : "removed"), i, v)
 			json_array_append_new(found, json_pack("{s:n, s:s, s:s}", "id", "found", json_string_value(v),
@@ -147,18 +214,22 @@ static int do_gc(bool dry)
 	struct state st;
 	size_t i;
 	json_t *v, *found = json_array();
-	if (state_open(&st, false, &e) < 0) {
+	bool have = state_open(&st, false, &e) == 0;
+
+	/* Without a state dir (removed, or the home with it) there is
+	 * nothing of ours to look at, but root's records of our VMs may
+	 * still name it: they are orphans. */
+	if (!have && !verr_take(&e, "ERR_STATE_DIR_MISSING")) {
 		json_decref(found);
-		if (verr_take(&e, "ERR_STATE_DIR_MISSING")) {
-			if (json_mode)
-				puts("{\"ok\":true,\"found\":[]}");
-			return 0;
-		}
 		return report(&e);
 	}
-	gc_vms(&st, dry, found);
-	gc_snapshots(&st, dry, found);
-	state_release(&st);
+	if (have) {
+		gc_vms(&st, dry, found);
+		gc_snapshots(&st, dry, found);
+	}
+	gc_orphans(have ? &st : NULL, dry, found);
+	if (have)
+		state_release(&st);
 	gc_network(dry, found);
 	if (json_mode) {
 		json_t *doc = json_pack("{s:b, s:b, s:o}", "ok", 1, "dryRun", dry, "found", found);
@@ -167,7 +238,7 @@ static int do_gc(bool dry)
 		json_decref(doc);
 	} else {
 		json_array_foreach(found, i, v)
-			printf("%s%s %s (%s)\n", dry ? "would " : "", jstr(v, "action"), jstr(v, "id") ?: "network",
+			printf("%s%s %s (%s)\n", dry ? "would " : "", jstr(v, "action"), jstr(v, "id") ?: "host",
 			       jstr(v, "found"));
 		if (!json_array_size(found))
 			printf("nothing to collect\n");

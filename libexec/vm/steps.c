@@ -174,6 +174,9 @@ int net_up(const char *id, json_t *rec, struct boot *b, struct verr *e)
 	}
 	if (jint(nw, "bandwidthMbit", 0) > 0)
 		json_object_set_new(setup, "bandwidthMbit", json_integer(jint(nw, "bandwidthMbit", 0)));
+	/* root notes where our state keeps the VM: gc's sign of an orphan */
+	if (jstr(rec, "dir"))
+		json_object_set_new(setup, "vmDir", json_string(jstr(rec, "dir")));
 	if (no_netns)
 		say("network: no namespace (--no-netns), policy %s", jstr(nw, "policy"));
 	else

@@ -1,0 +1,387 @@
+#!/usr/bin/env bats
+# Faults and leftovers: each process of a VM's life killed (-9) at its
+# step, a guest that panics or fills its memory, a host disk that fills,
+# a host "reboot", a user's state removed under running VMs.  After each:
+# vmsan list says the truth, vmsan doctor names what is left, vmsan gc
+# brings the host back (checked against the real system: namespaces,
+# links, tables, /run/vmsan, processes, /dev/shm), and a bystander VM (the
+# same user, another state dir) running all along still answers exec.
+# Real guests under QEMU in the test host namespace (net_helper.bash);
+# nothing leaves the machine.
+
+bats_require_minimum_version 1.5.0
+load test_helper
+load net_helper
+load init_helper
+
+setup_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	command -v qemu-system-x86_64 >/dev/null || return 0
+	guest_suite_up
+	# the bystander: another state dir of the same user, running throughout
+	export BYSTANDER_DIR=$BATS_FILE_TMPDIR/bystander
+	mkdir -p "$BYSTANDER_DIR"
+	ln -s "$VMSAN_DIR/images" "$BYSTANDER_DIR/images"
+	BYSTANDER=$(VMSAN_DIR=$BYSTANDER_DIR nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" create --json \
+		--network-policy deny-all | jq -r .vm.id)
+	export BYSTANDER
+}
+
+teardown_file() {
+	[ -z "${BYSTANDER:-}" ] || VMSAN_DIR=$BYSTANDER_DIR nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" \
+		rm -f "$BYSTANDER" >/dev/null 2>&1 || true
+	guest_suite_down
+}
+
+setup() {
+	require_root
+	require_cmd qemu-system-x86_64
+	guest_kernel >/dev/null
+	TEST_TMP=$(mktemp -d /tmp/vmsan-test.XXXXXX)
+	IDS=()
+}
+
+teardown() {
+	local id
+	for id in "${IDS[@]}"; do
+		[ -n "$id" ] || continue
+		vmsan rm -f "$id" >/dev/null 2>&1 || true
+		VMSAN_DIR=$TEST_TMP/other vmsan rm -f "$id" >/dev/null 2>&1 || true
+		# a test that removed the state dir leaves root's records only
+		rm -f "/run/vmsan/ids/$id"
+	done
+	if [ -n "${USER_TEST:-}" ]; then
+		# shellcheck disable=SC2086
+		set -- $USER_TEST # prefix sudoers group user other
+		for id in "${IDS[@]}"; do
+			asu "$4" "$1/bin/vmsan" rm -f "$id" >/dev/null 2>&1 || true
+			asu "$5" "$1/bin/vmsan" rm -f "$id" >/dev/null 2>&1 || true
+		done
+		VMSAN_DIR=$TEST_TMP/none vmsan gc >/dev/null 2>&1 || true
+		"$TOP/install.sh" --uninstall --prefix "$1" --sudoers "$2" --group "$3" >/dev/null 2>&1 || true
+		pkill -9 -u "$4" 2>/dev/null || true
+		pkill -9 -u "$5" 2>/dev/null || true
+		userdel -r "$4" 2>/dev/null || true
+		userdel -r "$5" 2>/dev/null || true
+		groupdel "$3" 2>/dev/null || true
+		rm -rf "$1" "$2"
+	fi
+	mountpoint -q "$TEST_TMP/full" 2>/dev/null && umount "$TEST_TMP/full"
+	rm -rf "$TEST_TMP"
+}
+
+vmsan() { nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" "$@"; }
+
+# asu USER CMD...: CMD as USER, as a login would run it, in the test host.
+asu() {
+	local who=$1
+	shift
+	nsenter --net="/run/netns/$H" setpriv --reuid="$who" --regid="$who" --init-groups \
+		env -i HOME="/home/$who" PATH=/usr/bin:/bin VMSAN_DNS=192.0.2.53 "$@"
+}
+
+# create ARGS...: a VM in $VMSAN_DIR; its id in $ID (and IDS, for teardown).
+create() {
+	local out
+	out=$(vmsan create --json "$@") || { echo "$out" >&2; return 1; }
+	ID=$(jq -r .vm.id <<<"$out")
+	IDS+=("$ID")
+	echo "$out" >"$TEST_TMP/create.json"
+}
+
+# vmm_pid ID: the VMM's pid (from the process table, not from vmsan)
+vmm_pid() { pgrep -f "process=vmsan-$1" || true; }
+
+# leftovers ID: what the real system still holds of VM ID, one per line
+# (nothing when clean): namespace, root's records, the id's claim, its RAM
+# file, its VMM and resolver, its host link and tables, mounts naming it.
+leftovers() {
+	local id=$1 slot
+	ip netns list | grep -q "^vmsan-$id\b" && echo "netns vmsan-$id"
+	[ ! -e "/run/vmsan/net/$id.json" ] || echo "/run/vmsan/net/$id.json"
+	[ ! -e "/run/vmsan/vmm/$id" ] || echo "/run/vmsan/vmm/$id"
+	[ ! -e "/run/vmsan/ids/$id" ] || echo "/run/vmsan/ids/$id"
+	[ ! -e "/dev/shm/vmsan/$id.ram" ] || echo "/dev/shm/vmsan/$id.ram"
+	[ -z "$(vmm_pid "$id")" ] || echo "VMM $(vmm_pid "$id")"
+	ip netns pids "vmsan-$id" 2>/dev/null | while read -r p; do
+		echo "process $p ($(cat "/proc/$p/comm" 2>/dev/null))"
+	done
+	slot=$(cat "$TEST_TMP/slot.$id" 2>/dev/null || true)
+	if [ -n "$slot" ]; then
+		nsenter --net="/run/netns/$H" ip -o link show | grep -qE ": vms[ht]${slot}[:@]" && echo "link vmsh$slot"
+		slot_taken "$slot" && echo "slot $slot"
+	fi
+	nsenter --net="/run/netns/$H" nft list tables | grep -q "vmsan_${id//-/_}" && echo "table vmsan_${id//-/_}"
+	findmnt -rn | grep -q "$id" && echo "mount naming $id"
+	return 0
+}
+
+# slot_taken N: bit N of root's slot map is set.
+slot_taken() {
+	local n=$1 byte
+	byte=$(od -An -tu1 -j $((n / 8)) -N1 /run/vmsan/slots 2>/dev/null | tr -d ' ')
+	[ -n "$byte" ] && [ $(((byte >> (n % 8)) & 1)) = 1 ]
+}
+
+# note_slot ID: remember the VM's slot (from root's record) for leftovers.
+note_slot() { jq -r .slot "/run/vmsan/net/$1.json" >"$TEST_TMP/slot.$1"; }
+
+# bystander_ok: the other state dir's VM still runs and answers.
+bystander_ok() {
+	local out
+	out=$(VMSAN_DIR=$BYSTANDER_DIR vmsan exec "$BYSTANDER" -- echo bystander-ok) || true
+	assert_eq "$out" bystander-ok
+}
+
+# status ID: its derived status in vmsan list --json.
+status_of() { vmsan list --json | jq -r --arg id "$1" '.[] | select(.id == $id) | .status'; }
+
+# wait_gone PID: until it has exited (10 s at most).
+wait_gone() {
+	for _ in $(seq 200); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+@test "orphans: a state dir removed under a running VM; root's gc (of that state dir) collects it whole" {
+	local d=$VMSAN_DIR
+	export VMSAN_DIR=$TEST_TMP/other
+	mkdir -p "$VMSAN_DIR"
+	ln -s "$d/images" "$VMSAN_DIR/images"
+	create --network-policy custom --allowed-domain example.test
+	note_slot "$ID"
+	# control: it really runs, with its resolver, before the fault
+	run vmsan exec "$ID" -- echo up
+	assert_eq "$output" up
+	[ -n "$(vmm_pid "$ID")" ]
+	assert_contains "$(leftovers "$ID")" "(vmsan-dns)"
+	rm -rf "$VMSAN_DIR"
+	# the fault: nothing of the user's state names it any more
+	[ -n "$(vmm_pid "$ID")" ]
+	run vmsan list --json
+	assert_eq "$output" "[]"
+	run vmsan gc --dry-run --json
+	assert_eq "$status" 0
+	jq -e --arg id "$ID" '[.found[] | select(.id == $id)] | length >= 2' <<<"$output" >/dev/null ||
+		{ echo "not found: $output" >&2; false; }
+	assert_contains "$output" "VM directory"
+	run vmsan doctor
+	assert_contains "$output" "$ID"
+	# dry run: all still there
+	[ -n "$(vmm_pid "$ID")" ]
+	run vmsan gc --json
+	assert_eq "$status" 0
+	assert_eq "$(leftovers "$ID")" ""
+	run vmsan gc --dry-run --json
+	assert_eq "$(jq --arg id "$ID" '[.found[] | select(.id == $id)] | length' <<<"$output")" 0
+	bystander_ok
+}
+
+@test "orphans: a user's gc collects their own orphans through the root helpers, never another user's" {
+	require_cmd setpriv
+	local g=vmscg$$ u=vmscu$$ o=vmsco$$ p=/opt/vmsan-chaos$$
+	USER_TEST="$p /etc/sudoers.d/vmsan-chaos$$ $g $u $o"
+	"$TOP/install.sh" --no-deps --no-demo --prefix "$p" --sudoers "/etc/sudoers.d/vmsan-chaos$$" \
+		--group "$g" >/dev/null 2>&1
+	useradd -m -G "$g" "$u"
+	useradd -m -G "$g" "$o"
+	local mine theirs out
+	mine=$(asu "$u" "$p/bin/vmsan" create --json --network-policy deny-all | jq -r .vm.id)
+	theirs=$(asu "$o" "$p/bin/vmsan" create --json --network-policy deny-all | jq -r .vm.id)
+	IDS+=("$mine" "$theirs")
+	note_slot "$mine"
+	[ -n "$(vmm_pid "$mine")" ] && [ -n "$(vmm_pid "$theirs")" ]
+	# the attacker removes their own state, then tries to get root to
+	# collect the other user's VM: by its id, or by naming its directory
+	asu "$u" rm -rf "/home/$u/.vmsan"
+	out=$(asu "$u" sudo -n "$p/libexec/vmsan/vmsan-fc" orphans <<<'{"dryRun":true}')
+	jq -e '.ok' <<<"$out" >/dev/null # control: the helper's own reply
+	assert_eq "$(jq -c '[.found[].id]' <<<"$out")" "[\"$mine\"]"
+	out=$(asu "$u" sudo -n "$p/libexec/vmsan/vmsan-net" orphans <<<'{"dryRun":true}')
+	assert_eq "$(jq -c '[.found[].id]' <<<"$out")" "[\"$mine\"]"
+	local rs
+	rs=$("$TOP/libexec/vmsan-nftables" compile <<<'{"policy":"deny-all"}' | jq -c .ruleset)
+	out=$(asu "$u" sudo -n "$p/libexec/vmsan/vmsan-net" setup \
+		<<<"{\"id\":\"vm-0c0c0c0c\",\"ruleset\":$rs,\"vmDir\":\"/home/$o/.vmsan/vms/$theirs\"}" || true)
+	assert_eq "$(jq -r .ok <<<"$out")" false
+	assert_contains "$(jq -r .error.message <<<"$out")" "request.vmDir"
+	[ ! -e /run/vmsan/ids/vm-0c0c0c0c ] && [ ! -e /run/vmsan/net/vm-0c0c0c0c.json ]
+	out=$(asu "$u" sudo -n "$p/libexec/vmsan/vmsan-fc" cleanup <<<"{\"id\":\"$theirs\"}" || true)
+	assert_eq "$(jq -r .error.code <<<"$out")" ERR_NOT_OWNER
+	# the user's gc: its own orphan goes whole, the other user's VM stays
+	run asu "$u" "$p/bin/vmsan" gc --json
+	assert_eq "$status" 0
+	assert_contains "$output" "$mine"
+	assert_eq "$(leftovers "$mine")" ""
+	run asu "$o" "$p/bin/vmsan" exec "$theirs" -- echo theirs-ok
+	assert_eq "$output" theirs-ok
+	asu "$o" "$p/bin/vmsan" rm -f "$theirs" >/dev/null
+	assert_eq "$(leftovers "$theirs")" ""
+	bystander_ok
+}
+
+# runtime_left ID: leftovers of a VM that still exists (stopped): its
+# claim stays until vmsan rm.
+runtime_left() { leftovers "$1" | grep -v "^/run/vmsan/ids/" || true; }
+
+# crashed_then_gc ID: list says it crashed (not running) with its
+# console's last lines; doctor names it; gc stops it, leaving nothing
+# running of it; the bystander still answers.
+crashed_then_gc() {
+	local id=$1 out
+	out=$(vmsan list --json | jq -c --arg id "$id" '.[] | select(.id == $id)')
+	assert_eq "$(jq -r .status <<<"$out")" error
+	assert_contains "$(jq -r .statusReason <<<"$out")" "crashed"
+	jq -e '.consoleTail | length > 0' <<<"$out" >/dev/null || { echo "no console tail: $out" >&2; return 1; }
+	run vmsan doctor
+	assert_contains "$output" "$id"
+	run vmsan gc --json
+	assert_eq "$status" 0
+	assert_eq "$(jq -r --arg id "$id" '.found[] | select(.id == $id) | .action' <<<"$output" | head -1)" stop
+	assert_eq "$(status_of "$id")" stopped
+	assert_eq "$(runtime_left "$id")" ""
+	bystander_ok
+}
+
+@test "chaos: the VMM killed (-9): list says crashed, with the console's last lines; gc stops it, nothing left" {
+	create --network-policy deny-all
+	note_slot "$ID"
+	run vmsan exec "$ID" -- echo up
+	assert_eq "$output" up
+	local pid
+	pid=$(vmm_pid "$ID")
+	[ -n "$pid" ]
+	kill -9 "$pid"
+	wait_gone "$pid"
+	crashed_then_gc "$ID"
+}
+
+@test "chaos: the VMM killed in the middle of an exec: exec fails (no hang), then as above" {
+	create --network-policy deny-all
+	note_slot "$ID"
+	local pid rc=0
+	pid=$(vmm_pid "$ID")
+	(sleep 2 && kill -9 "$pid") &
+	timeout 60 nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" exec "$ID" -- sh -c 'echo started; sleep 30' \
+		>"$TEST_TMP/exec.out" 2>&1 || rc=$?
+	wait
+	# the exec had started in the guest (control), failed, and did not hang
+	assert_contains "$(cat "$TEST_TMP/exec.out")" started
+	assert_contains "$(cat "$TEST_TMP/exec.out")" "died during the command"
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { echo "exec: $rc" >&2; false; }
+	wait_gone "$pid"
+	crashed_then_gc "$ID"
+}
+
+@test "chaos: the guest's kernel panics (out of memory with panic_on_oom): the VMM exits, list says crashed, gc" {
+	create --network-policy deny-all --memory 128
+	note_slot "$ID"
+	# first a guest that fills its memory: the OOM killer takes the hog,
+	# the VM keeps answering
+	# shellcheck disable=SC2016 # the guest's shell expands it
+	run vmsan exec "$ID" -- sh -c 'x=aaaaaaaa; while :; do x=$x$x; done'
+	assert_eq "$status" 137
+	run vmsan exec "$ID" -- echo survived
+	assert_eq "$output" survived
+	# then a kernel panic: the VMM exits (panic=-1, -no-reboot), and the
+	# exec running then says so instead of waiting forever
+	vmsan exec "$ID" -- sh -c 'echo 1 >/proc/sys/vm/panic_on_oom' >/dev/null
+	local pid
+	pid=$(vmm_pid "$ID")
+	# shellcheck disable=SC2016 # the guest's shell expands it
+	run timeout 120 nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" exec "$ID" -- \
+		sh -c 'x=aaaaaaaa; while :; do x=$x$x; done'
+	assert_contains "$output" "died during the command"
+	wait_gone "$pid"
+	run vmsan logs "$ID" --tail 80
+	assert_contains "$output" "Kernel panic"
+	crashed_then_gc "$ID"
+}
+
+@test "chaos: the guest agent killed (-9): vmsan-init starts it again; the VM answers; gc finds nothing" {
+	create --network-policy deny-all
+	local before after
+	before=$(vmsan exec "$ID" -- pidof vmsan-agent)
+	[ -n "$before" ]
+	run vmsan exec "$ID" -- sh -c "kill -9 $before"
+	for _ in $(seq 100); do
+		after=$(vmsan exec "$ID" -- pidof vmsan-agent 2>/dev/null) && break
+		sleep 0.2
+	done
+	[ -n "$after" ] && [ "$after" != "$before" ] || { echo "agent $before -> $after" >&2; false; }
+	assert_eq "$(status_of "$ID")" running
+	run vmsan gc --dry-run --json
+	assert_eq "$(jq --arg id "$ID" '[.found[] | select(.id == $id)] | length' <<<"$output")" 0
+}
+
+@test "chaos: the resolver (vmsan-dns) killed (-9): doctor names it, gc starts it again, names resolve again" {
+	create --network-policy custom --allowed-domain example.test
+	run vmsan exec "$ID" -- nslookup example.test
+	assert_contains "$output" 192.0.2.10
+	local pids
+	pids=$(ip netns pids "vmsan-$ID" | while read -r p; do [ "$(cat "/proc/$p/comm")" != vmsan-dns ] || echo "$p"; done)
+	[ -n "$pids" ]
+	# shellcheck disable=SC2086
+	kill -9 $pids
+	for p in $pids; do wait_gone "$p"; done
+	run vmsan exec "$ID" -- nslookup -timeout=2 example.test
+	[[ $output != *192.0.2.10* ]]
+	run vmsan doctor
+	assert_contains "$output" "resolver"
+	run vmsan gc --json
+	assert_eq "$(jq -r --arg id "$ID" '.found[] | select(.id == $id) | .action' <<<"$output")" restart
+	assert_contains "$(leftovers "$ID")" "(vmsan-dns)"
+	run vmsan exec "$ID" -- nslookup example.test
+	assert_contains "$output" 192.0.2.10
+	bystander_ok
+}
+
+@test "chaos: a host 'reboot' (the VM's processes killed, its /run/vmsan records gone): list says crashed, root's gc cleans" {
+	create --network-policy custom --allowed-domain example.test
+	note_slot "$ID"
+	local p
+	# every process of the VM's (its VMM, its resolver) killed
+	for p in $(ip netns pids "vmsan-$ID") $(vmm_pid "$ID"); do kill -9 "$p" 2>/dev/null || true; done
+	for p in $(ip netns pids "vmsan-$ID"); do wait_gone "$p"; done
+	# /run/vmsan emptied, of this VM's records (the host's other VMs run on)
+	rm -rf "/run/vmsan/net/$ID.json" "/run/vmsan/vmm/$ID" "/run/vmsan/vmm/$ID.lock" "/run/vmsan/ids/$ID"
+	# control: what the "reboot" left behind is really there
+	run leftovers "$ID"
+	assert_contains "$output" "netns vmsan-$ID"
+	assert_contains "$output" "/dev/shm/vmsan/$ID.ram"
+	assert_contains "$output" "slot "
+	crashed_then_gc "$ID"
+	assert_eq "$(leftovers "$ID")" ""
+}
+
+@test "chaos: the host's disk fills during create: a clear error, nothing left" {
+	mkdir -p "$TEST_TMP/full"
+	mount -t tmpfs -o size=1m tmpfs "$TEST_TMP/full"
+	local d=$VMSAN_DIR
+	export VMSAN_DIR=$TEST_TMP/full/state
+	mkdir -p "$VMSAN_DIR"
+	ln -s "$d/images" "$VMSAN_DIR/images"
+	run --separate-stderr vmsan create --json --network-policy deny-all
+	[ "$status" -ne 0 ]
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_NO_SPACE
+	# control: the file system really is full of nothing of ours now
+	assert_eq "$(ls -A "$VMSAN_DIR/vms" | grep -v '\.lock$' || true)" ""
+	assert_eq "$(ip netns list | grep -c "^vmsan-vm-" || true)" "$(ls /run/vmsan/net | grep -c json || true)"
+	run vmsan gc --dry-run --json
+	assert_eq "$(jq '.found | length' <<<"$output")" 0
+}
+
+@test "chaos: the host's disk fills during a download: a clear error, no partial file" {
+	create --network-policy deny-all
+	vmsan exec "$ID" -- dd if=/dev/urandom of=/root/blob bs=1M count=3 2>/dev/null
+	mkdir -p "$TEST_TMP/full"
+	mount -t tmpfs -o size=1m tmpfs "$TEST_TMP/full"
+	run --separate-stderr vmsan download "$ID" /root/blob --dest "$TEST_TMP/full/blob" --json
+	[ "$status" -ne 0 ]
+	assert_contains "$output" "space"
+	assert_eq "$(ls -A "$TEST_TMP/full")" ""
+	run vmsan exec "$ID" -- echo still-here
+	assert_eq "$output" still-here
+}
