@@ -125,7 +125,7 @@ $(FLAGS_STAMP): FORCE
 %.o: %.c libexec/lib/vmsan.h libexec/lib/nft.h libexec/lib/nft-impl.h libexec/lib/netplan.h libexec/lib/ext4.h \
 	libexec/lib/ext4-impl.h \
 	libexec/lib/layer.h libexec/lib/dnsmsg.h libexec/lib/policy.h libexec/lib/rootconf.h \
-	libexec/lib/caller.h libexec/lib/claim.h libexec/lib/kvmboot.h libexec/untar.h $(PROTO_H) $(FLAGS_STAMP)
+	libexec/lib/caller.h libexec/lib/claim.h libexec/lib/kvmboot.h libexec/lib/vmhome.h libexec/untar.h $(PROTO_H) $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 agent/.inc/zlib.h:
