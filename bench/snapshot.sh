@@ -16,15 +16,10 @@ work=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/vmsan-bench.XXXXXX")
 VMSAN_DIR="$work/state"
 VMSAN_DNS=192.0.2.53
 export VMSAN_DIR VMSAN_DNS
+# shellcheck source=bench/common
+. "$top/bench/common"
 vmsan() { nsenter --net="/run/netns/$H" "$top/bin/vmsan" "$@"; }
-rm_all() {
-	for f in "$VMSAN_DIR"/vms/vm-*.json; do
-		[ -e "$f" ] || continue
-		f=${f##*/}
-		vmsan rm -f "${f%.json}" >/dev/null 2>&1 || true
-	done
-}
-cleanup() { rm_all; ip netns del "$H" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { bench_rm_all; ip netns del "$H" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 ip netns add "$H"
 ip -n "$H" link set lo up
@@ -48,7 +43,7 @@ for mem in 256 1024; do
 		sid=$(jq -r .snapshotId "$work/out")
 		du=$(du -sm "$VMSAN_DIR/snapshots/$sid" | cut -f1)
 		ms vmsan create --json --snapshot "$sid" >>"$work/rest"
-		rm_all
+		bench_rm_all
 		vmsan snapshot rm "$sid" >/dev/null
 		i=$((i + 1))
 	done
