@@ -25,7 +25,7 @@ teardown_file() { guest_suite_down; }
 setup() {
 	require_root
 	require_cmd qemu-system-x86_64
-	[ -n "${VM:-}" ] && [ "$VM" != null ] || skip "the suite's VM was not created"
+	if [ -z "${VM:-}" ] || [ "$VM" = null ]; then skip "the suite's VM was not created"; fi
 	TEST_TMP=$(mktemp -d /tmp/vmsan-test.XXXXXX)
 }
 
@@ -40,6 +40,7 @@ usage_error_names() {
 	assert_contains "$output" "--bogus-opt"
 }
 
+# shellcheck disable=SC2016 # the guest's shell expands them
 @test "exec: options before the id and after it; '--' hands the rest to the guest unparsed" {
 	run -0 vmsan exec --sudo "$VM" -- id -u
 	assert_eq "$output" 0
@@ -57,8 +58,7 @@ usage_error_names() {
 	run -0 vmsan exec --timeout 30 "$VM" echo --sudo
 	assert_eq "$output" "--sudo"
 	# '--sudo' alone after '--' is the command the guest is asked to run
-	run vmsan exec "$VM" -- --sudo
-	[ "$status" -ne 0 ] && [ "$status" -ne 100 ]
+	run -127 vmsan exec "$VM" -- --sudo
 	assert_contains "$output" "--sudo"
 	usage_error_names exec --bogus-opt "$VM" -- true
 	usage_error_names exec "$VM" --bogus-opt -- true
@@ -78,7 +78,7 @@ usage_error_names() {
 	assert_eq "$output" "$(printf 'one\ntwo')"
 	run -0 vmsan download --dest "$TEST_TMP/x" "$VM" /tmp/up1/a
 	assert_eq "$(cat "$TEST_TMP/x")" one
-	run -0 vmsan download "$VM" /tmp/up2/b --dest "$TEST_TMP/y" --max-bytes 1000
+	run -0 vmsan download "$VM" /tmp/up2/b --dest "$TEST_TMP/y" --max-bytes 100000
 	assert_eq "$(cat "$TEST_TMP/y")" two
 	usage_error_names upload --bogus-opt "$VM" "$TEST_TMP/a"
 	usage_error_names upload "$VM" "$TEST_TMP/a" --bogus-opt
@@ -87,11 +87,23 @@ usage_error_names() {
 }
 
 @test "connect: options before the id and after it" {
-	# --shell: the terminal's program; its exit status is connect's
-	run vmsan connect --shell /bin/false "$VM" </dev/null
+	# the agent judges --shell (/etc/shells and /bin/sh) and --session: their
+	# refusals show the options reached it from either side of the id
+	run vmsan connect --shell /bin/true "$VM" </dev/null
 	assert_eq "$status" 1
+	assert_contains "$output" "shell not allowed: /bin/true"
 	run vmsan connect "$VM" --shell /bin/true </dev/null
-	assert_eq "$status" 0
+	assert_eq "$status" 1
+	assert_contains "$output" "shell not allowed: /bin/true"
+	run vmsan connect --session 0123456789abcdef0123456789abcdef "$VM" </dev/null
+	assert_contains "$output" "session not found"
+	run vmsan connect "$VM" --session 0123456789abcdef0123456789abcdef </dev/null
+	assert_contains "$output" "session not found"
+	# a shell that runs: its exit status is connect's
+	run vmsan connect --shell /bin/sh "$VM" <<<'exit 7'
+	assert_eq "$status" 7
+	run vmsan connect "$VM" --shell /bin/sh <<<'exit 5'
+	assert_eq "$status" 5
 	usage_error_names connect --bogus-opt "$VM"
 	usage_error_names connect "$VM" --bogus-opt
 }
