@@ -145,11 +145,27 @@ static const char *take_vm_operand(const struct command *c, const char *name, in
 	while ((ch = getopt_long(*ac, av, plus, c->opts->longopts, NULL)) != -1) {
 		if (ch != '?')
 			continue;
-		bool known = optopt && strchr(so, optopt); /* known, its value missing */
-		for (const struct option *o = c->opts->longopts; optopt && o->name; o++)
-			known = known || o->val == optopt;
-		verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", fix, known ? "%s needs a value" : "unknown option %s",
-			 av[optind - 1]);
+		/* getopt says: optopt 0, a long option it does not know (the
+		 * word before optind); a long one's val, its value missing or
+		 * given to one that takes none (its name, or getopt's prefix of
+		 * it); a letter, unknown or its value missing (optind may still
+		 * be on the word before: name the letter). */
+		const char *w = av[optind - 1];
+		size_t wl = strcspn(w, "=");
+		const struct option *lo = NULL;
+		for (const struct option *o = c->opts->longopts; optopt && o->name && !lo; o++)
+			if (o->val == optopt && !strncmp(w, "--", 2) && wl - 2 <= strlen(o->name) &&
+			    !strncmp(w + 2, o->name, wl - 2))
+				lo = o;
+		if (lo)
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", fix, "--%s %s", lo->name,
+				 lo->has_arg ? "needs a value" : "takes no value");
+		else if (!optopt)
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", fix, "unknown option %s", w);
+		else
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", fix,
+				 optopt != ':' && strchr(so, optopt) ? "-%c needs a value" : "unknown option -%c",
+				 optopt);
 		return NULL;
 	}
 	if (optind >= *ac)

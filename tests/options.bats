@@ -67,6 +67,13 @@ usage_error_names() {
 	assert_contains "$output" "no VM id given"
 	run vmsan exec "$VM" -e
 	assert_eq "$status" 100
+	# before the id: a value missing, or given to an option without one, named
+	run vmsan exec -w
+	assert_eq "$status" 100
+	assert_contains "$output" "-w needs a value"
+	run vmsan exec --sudo=yes "$VM" -- true
+	assert_eq "$status" 100
+	assert_contains "$output" "--sudo takes no value"
 }
 
 @test "upload, download: options before the id and after it" {
