@@ -35,25 +35,37 @@
 
 bool json_out;
 
+/* Each command, and its options when the VM id may be among them
+ * (--vm-operand: what vmsan exec, connect, upload and download use). */
 static const struct command {
 	const char *name;
 	int (*fn)(const struct target *t, int ac, char **av, struct verr *e);
+	const struct cmd_opts *opts;
 } commands[] = {
-	{ "health", cmd_health }, { "sessions", cmd_sessions }, { "shutdown", cmd_shutdown },
-	{ "kill", cmd_kill },	  { "session-kill", cmd_kill }, { "exec", cmd_exec },
-	{ "shell", cmd_shell },	  { "upload", cmd_upload },	{ "download", cmd_download },
+	{ "health", cmd_health, NULL },
+	{ "sessions", cmd_sessions, NULL },
+	{ "shutdown", cmd_shutdown, NULL },
+	{ "kill", cmd_kill, NULL },
+	{ "session-kill", cmd_kill, NULL },
+	{ "exec", cmd_exec, &exec_opts },
+	{ "shell", cmd_shell, &shell_opts },
+	{ "upload", cmd_upload, &upload_opts },
+	{ "download", cmd_download, &download_opts },
 };
 
-/* --vm, --agent, --token-file, and whether the options ended the run. */
+/* --vm, --vm-operand, --agent, --token-file, and whether the options
+ * ended the run. */
 struct globals {
 	const char *vm, *agent, *tokfile;
+	bool vm_operand;
 	int exit; /* >= 0: done (--help, --version, a bad option) */
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: vmsan-agentctl [--json] (--vm ID | --agent HOST:PORT --token-file FILE) COMMAND ...\n"
+		"usage: vmsan-agentctl [--json] (--vm ID | --vm-operand | --agent HOST:PORT --token-file FILE)\n"
+		"                      COMMAND ...\n"
 		"\n"
 		"  health\n"
 		"  shutdown             ask vmsan-init to stop the VM (processes stopped, disks synced)\n"
@@ -65,6 +77,8 @@ static void usage(FILE *f)
 		"  upload [--dest DIR] [-u USER] [--preserve-owner] PATH...\n"
 		"  download [--dest PATH] [--max-bytes N] REMOTE_PATH\n"
 		"\n"
+		"--vm-operand: the VM id is the command's first operand (exec, shell, upload,\n"
+		"download), its options before it or after it.\n"
 		"The host side of vmsan-agent.  exec exits with the remote command's status\n"
 		"(124 when it timed out); shell with the shell's.  A token is never taken\n"
 		"on the command line: it is read from the VM's token file or --token-file.\n");
@@ -81,6 +95,8 @@ static int global_options(int argc, char **argv, struct globals *g)
 			json_out = true;
 		else if (!strcmp(argv[i], "--vm") && i + 1 < argc)
 			g->vm = argv[++i];
+		else if (!strcmp(argv[i], "--vm-operand"))
+			g->vm_operand = true;
 		else if (!strcmp(argv[i], "--agent") && i + 1 < argc)
 			g->agent = argv[++i];
 		else if (!strcmp(argv[i], "--token-file") && i + 1 < argc)
@@ -93,7 +109,7 @@ static int global_options(int argc, char **argv, struct globals *g)
 			g->exit = 0;
 		} else if (!strcmp(argv[i], "--complete")) {
 			puts("health\nshutdown\nexec\nkill\nshell\nsessions\nsession-kill\nupload\ndownload\n"
-			     "--vm\n--agent\n--token-file\n--json\n--help\n--summary\n--version");
+			     "--vm\n--vm-operand\n--agent\n--token-file\n--json\n--help\n--summary\n--version");
 			g->exit = 0;
 		} else if (!strcmp(argv[i], "--version")) {
 			printf("vmsan-agentctl %s\n", VMSAN_VERSION);
@@ -109,6 +125,56 @@ static int global_options(int argc, char **argv, struct globals *g)
 		g->exit = VMSAN_EXIT_USAGE;
 	}
 	return i;
+}
+
+/* The VM id of vmsan CMD [OPTIONS] ID [OPTIONS] ...: the command's first
+ * operand, found with the command's own option table (which options take
+ * a value) and taken out of av; "--" ends the options before it.  An
+ * unknown option before it is a usage error, named, as the command's
+ * parser would say after it.  NULL with e set. */
+static const char *take_vm_operand(const struct command *c, const char *name, int *ac, char **av, struct verr *e)
+{
+	char plus[32], fix[64];
+	const char *so = c->opts->shortopts;
+	int ch;
+
+	snprintf(plus, sizeof plus, "+%s", so + (so[0] == '+'));
+	snprintf(fix, sizeof fix, "see 'vmsan %s --help'", name);
+	optind = 0; /* glibc: start afresh, this table's ordering */
+	opterr = 0;
+	while ((ch = getopt_long(*ac, av, plus, c->opts->longopts, NULL)) != -1) {
+		if (ch != '?')
+			continue;
+		/* getopt says: optopt 0, a long option it does not know (the
+		 * word before optind); a long one's val, its value missing or
+		 * given to one that takes none (its name, or getopt's prefix of
+		 * it); a letter, unknown or its value missing (optind may still
+		 * be on the word before: name the letter). */
+		const char *w = av[optind - 1];
+		size_t wl = strcspn(w, "=");
+		const struct option *lo = NULL;
+		for (const struct option *o = c->opts->longopts; optopt && o->name && !lo; o++)
+			if (o->val == optopt && !strncmp(w, "--", 2) && wl - 2 <= strlen(o->name) &&
+			    !strncmp(w + 2, o->name, wl - 2))
+				lo = o;
+		if (lo)
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", fix, "--%s %s", lo->name,
+				 lo->has_arg ? "needs a value" : "takes no value");
+		else if (!optopt)
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", fix, "unknown option %s", w);
+		else
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_USAGE", fix,
+				 optopt != ':' && strchr(so, optopt) ? "-%c needs a value" : "unknown option -%c",
+				 optopt);
+		return NULL;
+	}
+	if (optind >= *ac)
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_USAGE", fix, "no VM id given"), NULL;
+	const char *id = av[optind];
+	/* av[*ac] is NULL: it moves down with the rest */
+	memmove(av + optind, av + optind + 1, (size_t)(*ac - optind) * sizeof *av);
+	(*ac)--;
+	return id;
 }
 
 static int target_find(struct target *t, const struct globals *g, struct verr *e)
@@ -144,17 +210,28 @@ int main(int argc, char **argv)
 		return g.exit;
 	cmd = argv[i++];
 	cmdname = strcmp(cmd, "shell") ? cmd : "connect"; /* what vmsan calls it */
-	if (target_find(&t, &g, &e) < 0)
-		return report(&e, cmdname);
 	for (k = 0; k < sizeof commands / sizeof commands[0] && strcmp(commands[k].name, cmd); k++)
 		;
 	if (k == sizeof commands / sizeof commands[0]) {
 		verr_set(&e, VMSAN_EXIT_USAGE, "ERR_USAGE", "see vmsan-agentctl --help", "unknown command '%s'", cmd);
 		return report(&e, cmdname);
 	}
-	optind = 1;
-	opterr = 0;
 	/* av[0] is the command's name, for getopt */
-	rc = commands[k].fn(&t, argc - i + 1, argv + i - 1, &e);
+	int ac = argc - i + 1;
+	char **av = argv + i - 1;
+	if (g.vm_operand && !g.vm && !g.agent) {
+		if (!commands[k].opts)
+			verr_set(&e, VMSAN_EXIT_USAGE, "ERR_USAGE", "see vmsan-agentctl --help",
+				 "%s takes no VM id among its arguments: use --vm ID", cmd);
+		else
+			g.vm = take_vm_operand(&commands[k], cmdname, &ac, av, &e);
+		if (!g.vm)
+			return report(&e, cmdname);
+	}
+	if (target_find(&t, &g, &e) < 0)
+		return report(&e, cmdname);
+	optind = 0; /* glibc: start afresh, with the command's ordering */
+	opterr = 0;
+	rc = commands[k].fn(&t, ac, av, &e);
 	return verr_isset(&e) ? report(&e, cmdname) : rc;
 }

@@ -498,11 +498,37 @@ pull_semantics_image() {
 	tar_layer "$TEST_TMP/t" "$TEST_TMP/a.tgz" gzip
 	oci_image "$TEST_TMP/oci" v1 '{}' "$TEST_TMP/a.tgz"
 	registry_start
+	oci_image "$TEST_TMP/oci2" v1 '{"Env":["Y=1"]}' "$TEST_TMP/a.tgz"
 	push "$TEST_TMP/oci" v1 test/x:v1
+	push "$TEST_TMP/oci2" v1 test/y:v1
 	run -1 "$VMSAN" images pull "$REG/test/x:v1"
 	assert_contains "$output" "does not speak TLS"
-	VMSAN_INSECURE_REGISTRIES="other:1,$REG" run -0 "$VMSAN" --json images pull "$REG/test/x:v1"
+	assert_contains "$output" "set VMSAN_INSECURE_REGISTRIES=$REG"
+	# a list without this registry: the fix says so, and does not ask for it to be set
+	VMSAN_INSECURE_REGISTRIES="other:1" run -1 "$VMSAN" images pull "$REG/test/x:v1"
+	assert_contains "$output" "does not name $REG"
+	[[ $output != *"set VMSAN_INSECURE_REGISTRIES"* ]]
+	VMSAN_INSECURE_REGISTRIES="other:1, $REG " run -0 "$VMSAN" --json images pull "$REG/test/x:v1"
 	assert_eq "$(jq -r .cached <<<"$output")" false
+	# read by vmsan-rootfs itself: every command that pulls goes through it
+	VMSAN_INSECURE_REGISTRIES=$REG run -0 rootfs pull "{\"ref\":\"$REG/test/y:v1\"}"
+	assert_eq "$(jq -r '.cached, .config.env[0]' <<<"$output" | paste -sd' ')" "false Y=1"
+}
+
+@test "a registry's error is one JSON document, its message quoted once (skopeo's Go quoting undone)" {
+	require_cmd docker-registry
+	registry_start
+	run -1 --separate-stderr "$VMSAN" --json images pull "$REG/test/x:v1"
+	assert_eq "$(jq -s length <<<"$output")" 1
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_REGISTRY_TLS
+	msg=$(jq -r .error.message <<<"$output")
+	# skopeo says: Get "https://127.0.0.1:PORT/v2/": http: server gave ...
+	assert_contains "$msg" "Get \"https://$REG/v2/\": http: server gave HTTP response"
+	[[ $msg != *\\* ]]
+	# the human form, too
+	run -1 "$VMSAN" images pull "$REG/test/x:v1"
+	assert_contains "$output" "Get \"https://$REG/v2/\""
+	[[ $output != *'\"'* ]]
 }
 
 @test "a registry with TLS and a password: its CA through certDir, credentials through auth files" {

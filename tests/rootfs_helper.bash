@@ -127,6 +127,16 @@ assert_cache_clean() {
 
 # ---- a registry on 127.0.0.1 ----------------------------------------
 
+# reg_ns CMD...: CMD in the network namespace $REG_NS when it is set (a
+# registry on the 127.0.0.1 of the namespace vmsan runs in), else here.
+reg_ns() {
+	if [ -n "${REG_NS:-}" ]; then
+		nsenter --net="/run/netns/$REG_NS" "$@"
+	else
+		"$@"
+	fi
+}
+
 # registry_start [tls]: with "tls", HTTPS with a self-signed certificate
 # for 127.0.0.1 (its CA in $REG_CERTS/ca.crt) and htpasswd auth for
 # user "vmsan", password in $REG_PASS.
@@ -169,11 +179,16 @@ registry_start() {
 		  addr: 127.0.0.1:$port
 		EOF
 		[ -z "$extra" ] || printf '%s\n' "$extra" | sed 's/^\t//' >>"$REG_DIR/config.yml"
-		docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/log" 2>&1 &
+		# not through reg_ns: $! must be the registry (nsenter execs it)
+		if [ -n "${REG_NS:-}" ]; then
+			nsenter --net="/run/netns/$REG_NS" docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/log" 2>&1 &
+		else
+			docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/log" 2>&1 &
+		fi
 		REG_PID=$!
 		local _
 		for _ in $(seq 50); do
-			if curl -sS -o /dev/null --cacert "${REG_CERTS:-$REG_DIR}/ca.crt" \
+			if reg_ns curl -sS -o /dev/null --cacert "${REG_CERTS:-$REG_DIR}/ca.crt" \
 				"$scheme://127.0.0.1:$port/v2/" 2>/dev/null; then
 				REG=127.0.0.1:$port
 				return 0
@@ -197,5 +212,5 @@ registry_stop() {
 
 # push LAYOUT TAG NAME: copy an OCI layout's image into the registry.
 push() {
-	skopeo copy --quiet --dest-tls-verify=false "oci:$1:$2" "docker://$REG/$3"
+	reg_ns skopeo copy --quiet --dest-tls-verify=false "oci:$1:$2" "docker://$REG/$3"
 }

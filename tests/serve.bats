@@ -63,6 +63,7 @@ setup() {
 teardown() {
 	local id
 	for id in ${IDS:-}; do sdk kill "$id" >/dev/null 2>&1 || vmsan rm -f "$id" >/dev/null 2>&1 || true; done
+	[ -z "${REG_PID:-}" ] || { kill "$REG_PID" 2>/dev/null; wait "$REG_PID" 2>/dev/null || true; }
 	rm -rf "$TEST_TMP"
 }
 
@@ -225,6 +226,33 @@ vm_status() {
 	run api POST /v2/sandboxes '{"templateID":"127.0.0.1:1/nothing:here"}'
 	assert_eq "${output%% *}" 502
 	assert_eq "$(find "$VMSAN_DIR/vms" -mindepth 1 -maxdepth 1 | sort)" "$before"
+}
+
+@test "serve: a template from a plain-HTTP registry: refused (502) until VMSAN_INSECURE_REGISTRIES names it" {
+	require_cmd docker-registry
+	load rootfs_helper
+	busybox_image "$TEST_TMP/img"
+	echo from-the-registry >"$TEST_TMP/img/etc/marker"
+	tar_layer "$TEST_TMP/img" "$TEST_TMP/layer.tar" gzip
+	oci_image "$TEST_TMP/oci" v1 '{"Env":["PATH=/bin:/usr/bin"]}' "$TEST_TMP/layer.tar"
+	REG_NS=$H registry_start
+	REG_NS=$H push "$TEST_TMP/oci" v1 test/srv:v1
+	# the daemon as the suite started it: the pull reached the registry, which speaks no TLS
+	run api POST /v2/sandboxes "{\"templateID\":\"$REG/test/srv:v1\"}"
+	assert_eq "${output%% *}" 502
+	assert_contains "$output" "does not speak TLS"
+	# the daemon started with the registry named: its creates pull over plain HTTP
+	serve_down
+	VMSAN_INSECURE_REGISTRIES=$REG serve_up
+	local out
+	out=$(sdk create "$REG/test/srv:v1") || { echo "$out" >&2; serve_down; serve_up; false; }
+	ID=$(jq -r .id <<<"$out")
+	IDS="${IDS:-} $ID"
+	serve_down
+	serve_up
+	run vmsan exec "$ID" -- cat /etc/marker
+	assert_eq "$output" from-the-registry
+	registry_stop
 }
 
 @test "serve: a client that stalls mid-request holds only itself" {

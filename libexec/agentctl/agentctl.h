@@ -14,6 +14,7 @@
 #ifndef VMSAN_AGENTCTL_H
 #define VMSAN_AGENTCTL_H
 
+#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -99,6 +100,14 @@ void write_all_fd(int fd, const char *p, size_t n);
 const char *clean(char *buf, size_t n, const char *s);
 /* A guest's id or signal name, used only when it looks like one. */
 bool token_ok(const char *s, size_t max, const char *alphabet);
+
+/* A command's options as getopt_long takes them: the command parses with
+ * them, and the core finds the VM id among them (--vm-operand). */
+struct cmd_opts {
+	const char *shortopts;
+	const struct option *longopts;
+};
+extern const struct cmd_opts exec_opts, shell_opts, upload_opts, download_opts;
 
 /* The commands: av[0] is the command's name, av[1..ac) its arguments. */
 int cmd_health(const struct target *t, int ac, char **av, struct verr *e);

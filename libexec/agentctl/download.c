@@ -203,17 +203,19 @@ static int run_download(const struct target *t, const char *remote, const char *
 	return rc;
 }
 
+static const struct option download_lo[] = { { "dest", required_argument, 0, 'd' },
+					     { "max-bytes", required_argument, 0, 'M' },
+					     { 0, 0, 0, 0 } };
+const struct cmd_opts download_opts = { "d:", download_lo }; /* options anywhere, as upload */
+
 /* download [--dest PATH] [--max-bytes N] REMOTE_PATH */
 int cmd_download(const struct target *t, int ac, char **av, struct verr *e)
 {
-	static const struct option lo[] = { { "dest", required_argument, 0, 'd' },
-					    { "max-bytes", required_argument, 0, 'M' },
-					    { 0, 0, 0, 0 } };
 	uint64_t max_bytes = UNTAR_MAX_BYTES_DEFAULT;
 	const char *dest = NULL;
 	int c;
 
-	while ((c = getopt_long(ac, av, "d:", lo, NULL)) != -1) { /* options anywhere, as upload */
+	while ((c = getopt_long(ac, av, download_opts.shortopts, download_opts.longopts, NULL)) != -1) {
 		if (c == 'd') {
 			dest = optarg;
 		} else if (c == 'M') {

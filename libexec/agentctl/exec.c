@@ -481,21 +481,24 @@ static int exec_timeout(struct exec_opts *o, const char *arg, struct verr *e)
 	return 0;
 }
 
-/* Options end at the command: what follows is its own. */
+static const struct option exec_lo[] = { { "env", required_argument, 0, 'e' },
+					 { "workdir", required_argument, 0, 'w' },
+					 { "user", required_argument, 0, 'u' },
+					 { "sudo", no_argument, 0, 'S' },
+					 { "timeout", required_argument, 0, 'T' },
+					 { "interactive", no_argument, 0, 'i' },
+					 { "tty", no_argument, 0, 't' },
+					 { "detach", no_argument, 0, 'd' },
+					 { 0, 0, 0, 0 } };
+/* '+': options end at the command (its first operand, or after "--"):
+ * what follows is its own. */
+const struct cmd_opts exec_opts = { "+e:w:u:itd", exec_lo };
+
 static int exec_options(struct exec_opts *o, int ac, char **av, struct verr *e)
 {
-	static const struct option lo[] = { { "env", required_argument, 0, 'e' },
-					    { "workdir", required_argument, 0, 'w' },
-					    { "user", required_argument, 0, 'u' },
-					    { "sudo", no_argument, 0, 'S' },
-					    { "timeout", required_argument, 0, 'T' },
-					    { "interactive", no_argument, 0, 'i' },
-					    { "tty", no_argument, 0, 't' },
-					    { "detach", no_argument, 0, 'd' },
-					    { 0, 0, 0, 0 } };
 	int c;
 
-	while ((c = getopt_long(ac, av, "+e:w:u:itd", lo, NULL)) != -1) {
+	while ((c = getopt_long(ac, av, exec_opts.shortopts, exec_opts.longopts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
 			if (exec_env(o, optarg, e) < 0)

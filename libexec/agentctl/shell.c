@@ -364,17 +364,19 @@ out:
 	return rc;
 }
 
+static const struct option shell_lo[] = { { "session", required_argument, 0, 's' },
+					  { "shell", required_argument, 0, 'S' },
+					  { "user", required_argument, 0, 'u' },
+					  { 0, 0, 0, 0 } };
+const struct cmd_opts shell_opts = { "+s:u:", shell_lo };
+
 /* shell [--session ID] [--shell PATH] [-u USER] */
 int cmd_shell(const struct target *t, int ac, char **av, struct verr *e)
 {
-	static const struct option lo[] = { { "session", required_argument, 0, 's' },
-					    { "shell", required_argument, 0, 'S' },
-					    { "user", required_argument, 0, 'u' },
-					    { 0, 0, 0, 0 } };
 	const char *session = NULL, *shell = NULL, *user = NULL;
 	int c;
 
-	while ((c = getopt_long(ac, av, "+s:u:", lo, NULL)) != -1) {
+	while ((c = getopt_long(ac, av, shell_opts.shortopts, shell_opts.longopts, NULL)) != -1) {
 		if (c == 's')
 			session = optarg;
 		else if (c == 'S')

@@ -188,20 +188,22 @@ static int run_upload(const struct target *t, char **paths, int npaths, const ch
 	return rc;
 }
 
+static const struct option upload_lo[] = { { "dest", required_argument, 0, 'd' },
+					   { "user", required_argument, 0, 'u' },
+					   { "preserve-owner", no_argument, 0, 'p' },
+					   { 0, 0, 0, 0 } };
+/* Options may follow the paths (the usage puts --dest last); no command
+ * follows them to protect, unlike exec's. */
+const struct cmd_opts upload_opts = { "d:u:", upload_lo };
+
 /* upload [--dest DIR] [-u USER] [--preserve-owner] PATH... */
 int cmd_upload(const struct target *t, int ac, char **av, struct verr *e)
 {
-	static const struct option lo[] = { { "dest", required_argument, 0, 'd' },
-					    { "user", required_argument, 0, 'u' },
-					    { "preserve-owner", no_argument, 0, 'p' },
-					    { 0, 0, 0, 0 } };
 	const char *dest = NULL, *user = NULL;
 	bool preserve = false;
 	int c;
 
-	/* Options may follow the paths (the usage puts --dest last); no
-	 * command follows them to protect, unlike exec's. */
-	while ((c = getopt_long(ac, av, "d:u:", lo, NULL)) != -1) {
+	while ((c = getopt_long(ac, av, upload_opts.shortopts, upload_opts.longopts, NULL)) != -1) {
 		if (c == 'd')
 			dest = optarg;
 		else if (c == 'u')

@@ -199,10 +199,16 @@ static int fc_http_as(const struct caller *vmm, const char *sock, const char *me
 		resp[got] = 0;
 		if (got > 12 && !strncmp(resp, "HTTP/1.1 ", 9))
 			status = atoi(resp + 9);
-		const char *fm = strstr(resp, "\"fault_message\"");
+		/* The fault's text, not its JSON: quoted again in our reply, the
+		 * body's \" would come out as \\\". */
+		const char *bd = strstr(resp, "\r\n\r\n");
+		json_t *doc = bd ? json_loads(bd + 4, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+		const char *fm = json_string_value(json_object_get(doc, "fault_message"));
 		snprintf(fault, fn, "%.300s", fm ? fm : "");
+		json_decref(doc);
+		/* one line of ASCII: a UTF-8 character cut at 300 would be no string */
 		for (char *p = fault; *p; p++)
-			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
 				*p = '?';
 	}
 	close(fd);

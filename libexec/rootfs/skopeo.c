@@ -1,6 +1,7 @@
 /* skopeo.c: skopeo copy fetches an image (registries, credentials, TLS,
- * oci: and oci-archive: layouts) into a directory; what it says when it
- * fails becomes one of our errors, with a fix. */
+ * the registries VMSAN_INSECURE_REGISTRIES names, oci: and oci-archive:
+ * layouts) into a directory; what it says when it fails, unquoted, becomes
+ * one of our errors, with a fix. */
 #define _GNU_SOURCE
 #include "rootfs/rootfs.h"
 
@@ -8,11 +9,85 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
+
+/* A hex digit's value, or -1. */
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+		return (c | 0x20) - 'a' + 10;
+	return -1;
+}
+
+/* The code point c as UTF-8 at out; its length. */
+static size_t put_utf8(char *out, unsigned long c)
+{
+	if (c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		c = '?';
+	if (c < 0x80)
+		return out[0] = (char)c, 1;
+	if (c < 0x800)
+		return out[0] = (char)(0xc0 | c >> 6), out[1] = (char)(0x80 | (c & 0x3f)), 2;
+	if (c < 0x10000)
+		return out[0] = (char)(0xe0 | c >> 12), out[1] = (char)(0x80 | (c >> 6 & 0x3f)),
+		       out[2] = (char)(0x80 | (c & 0x3f)), 3;
+	out[0] = (char)(0xf0 | c >> 18);
+	out[1] = (char)(0x80 | (c >> 12 & 0x3f));
+	out[2] = (char)(0x80 | (c >> 6 & 0x3f));
+	out[3] = (char)(0x80 | (c & 0x3f));
+	return 4;
+}
+
+/* One escape of Go's quoting, s just after its backslash: the code point
+ * (a byte of \x or octal above 0x7f, which is not UTF-8 alone, is '?'). */
+static unsigned long go_escape(const char **s)
+{
+	static const char simple[] = "a\ab\bf\fn\nr\rt\tv\v\\\\\"\"''";
+	char k = *(*s)++;
+	int width = k == 'x' ? 2 : k == 'u' ? 4 : k == 'U' ? 8 : 0, base = 16;
+	unsigned long c = 0;
+	if (k >= '0' && k <= '7')
+		width = 2, base = 8, c = (unsigned long)(k - '0');
+	if (!width) {
+		const char *m = k ? strchr(simple, k) : NULL;
+		return m && (m - simple) % 2 == 0 ? (unsigned char)m[1] : (unsigned char)k;
+	}
+	for (; width && hexval(**s) >= 0 && hexval(**s) < base; width--)
+		c = c * (unsigned long)base + (unsigned long)hexval(*(*s)++);
+	return (k == 'x' || base == 8) && c > 0x7f ? '?' : c;
+}
+
+/* skopeo's logger writes msg="..." as Go quotes a string (strconv.Quote):
+ * unquoted in place, s just after the opening quote, up to the closing
+ * one (no escape is shorter than what it stands for).  Left quoted, its
+ * \" would be escaped again in our JSON reply (\\\").  Control characters
+ * become spaces: the message is one line. */
+static void go_unquote(char *s)
+{
+	const char *in = s;
+	char *out = s;
+	while (*in && *in != '"') {
+		unsigned long c = (unsigned char)*in++;
+		bool esc = c == '\\' && *in;
+		if (esc)
+			c = go_escape(&in);
+		if (c < 0x20 || c == 0x7f)
+			c = ' ';
+		if (esc)
+			out += put_utf8(out, c);
+		else
+			*out++ = (char)c; /* a byte of UTF-8 as it came */
+	}
+	*out = '\0';
+}
 
 static const char *last_line_msg(char *buf)
 {
@@ -24,11 +99,8 @@ static const char *last_line_msg(char *buf)
 		m = strstr(m + 5, "msg=\"");
 	}
 	if (last) {
-		last += 5;
-		char *q = strrchr(last, '"');
-		if (q)
-			*q = '\0';
-		return last;
+		go_unquote(last + 5);
+		return last + 5;
 	}
 	size_t n = strlen(buf);
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
@@ -63,10 +135,17 @@ static void classify_pull_error(const struct ref *r, char *out, struct verr *e)
 			 "trust the registry's CA: pass --cert-dir DIR holding its ca.crt",
 			 "cannot verify registry %s: %s", r->registry, msg);
 	} else if (strcasestr(msg, "server gave HTTP response to HTTPS client")) {
-		snprintf(fix, sizeof(fix),
-			 "for a plain-HTTP registry pass --insecure-registry "
-			 "or add %s to VMSAN_INSECURE_REGISTRIES",
-			 r->registry);
+		const char *listed = getenv("VMSAN_INSECURE_REGISTRIES");
+		if (listed && *listed)
+			bfmt(fix, sizeof(fix),
+			     "VMSAN_INSECURE_REGISTRIES is '%.120s', which does not name %s: add it "
+			     "(comma-separated host:port)",
+			     listed, r->registry);
+		else
+			bfmt(fix, sizeof(fix),
+			     "for a plain-HTTP registry set VMSAN_INSECURE_REGISTRIES=%s "
+			     "(vmsan images pull also takes --insecure-registry)",
+			     r->registry);
 		verr_set(e, VMSAN_EXIT_FAIL, "ERR_REGISTRY_TLS", fix, "registry %s does not speak TLS: %s", r->registry,
 			 msg);
 	} else if (strcasestr(msg, "connection refused") || strcasestr(msg, "no such host") ||
@@ -84,6 +163,27 @@ static void classify_pull_error(const struct ref *r, char *out, struct verr *e)
 	}
 }
 
+/* Whether VMSAN_INSECURE_REGISTRIES (comma-separated host[:port]) names
+ * registry.  Read here, where every pull reaches a registry (vmsan images
+ * pull, create --from-image, run, vmsan serve's creates), and nowhere
+ * else. */
+static bool listed_insecure(const char *registry)
+{
+	const char *p = getenv("VMSAN_INSECURE_REGISTRIES");
+	size_t n = strlen(registry);
+	while (p && *p) {
+		p += strspn(p, " \t,");
+		size_t len = strcspn(p, ",");
+		size_t word = len;
+		while (word && (p[word - 1] == ' ' || p[word - 1] == '\t'))
+			word--;
+		if (word == n && strncasecmp(p, registry, n) == 0)
+			return true;
+		p += len;
+	}
+	return false;
+}
+
 /* skopeo's options for r; the buffers hold the ones with a value. */
 struct skopeo_args {
 	char dst[PATH_MAX + 8], auth[PATH_MAX + 32], certs[PATH_MAX + 32];
@@ -98,7 +198,7 @@ static void skopeo_argv(struct skopeo_args *a, const struct ref *r, const struct
 	a->argv[n++] = "copy";
 	if (!progress_on)
 		a->argv[n++] = "--quiet";
-	if (r->docker && !o->tls_verify)
+	if (r->docker && (!o->tls_verify || listed_insecure(r->registry)))
 		a->argv[n++] = "--src-tls-verify=false";
 	if (r->docker && o->auth_file) {
 		snprintf(a->auth, sizeof(a->auth), "--src-authfile=%s", o->auth_file);

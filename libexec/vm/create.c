@@ -32,6 +32,7 @@ const char create_usage[] =
 	"\n"
 	"  --runtime NAME      base (default, offline), node22, node24, python3.13\n"
 	"  --from-image REF    any OCI image: alpine:3.20, registry:5000/app:1, oci:DIR:TAG\n"
+	"                      (a registry without TLS: name it in $VMSAN_INSECURE_REGISTRIES)\n"
 	"  --vcpus N           1-32 (default 1)      --memory MIB  128-32768 (default 256)\n"
 	"  --network-policy    allow-all (default), deny-all, custom; CIDR lists make it custom\n"
 	"  --allowed-domain    names the guest may reach (*.NAME: names under NAME): its DNS\n"

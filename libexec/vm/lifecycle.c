@@ -138,12 +138,17 @@ int do_rm(const char *id, bool force, json_t *removed)
  * of the usage error reported. */
 int parse_id_args(int argc, char **argv, struct id_args *a)
 {
+	static const char *const stop_valued[] = { "--grace", NULL };
+	struct args it = ARGS_INIT(argc, argv, !strcmp(cmd, "stop") ? stop_valued : NULL);
+	const char *s, *v;
+	int r;
 	a->force = a->dry = false;
 	a->grace = 10;
 	a->ids = json_array();
-	for (int i = 1; i < argc; i++) {
-		const char *s = argv[i];
-		if (!strcmp(s, "--json"))
+	while ((r = args_next(&it, &s, &v)) > 0) {
+		if (!s)
+			json_array_append_new(a->ids, json_string(v));
+		else if (!strcmp(s, "--json"))
 			json_mode = true;
 		else if (!strcmp(s, "--verbose"))
 			verbose = true;
@@ -151,16 +156,14 @@ int parse_id_args(int argc, char **argv, struct id_args *a)
 			a->force = true;
 		else if (!strcmp(s, "--dry-run") && !strcmp(cmd, "gc"))
 			a->dry = true;
-		else if (!strcmp(s, "--grace") && !strcmp(cmd, "stop") && i + 1 < argc) {
+		else if (!strcmp(s, "--grace") && !strcmp(cmd, "stop")) {
 			struct verr e = { 0 };
-			if (num_opt("--grace", argv[++i], 0, 3600, &a->grace, &e))
+			if (num_opt("--grace", v, 0, 3600, &a->grace, &e))
 				return report(&e);
-		} else if (s[0] == '-') {
-			return usage_error("unknown option %s", s);
 		} else
-			json_array_append_new(a->ids, json_string(s));
+			return usage_error("unknown option %s", s);
 	}
-	return 0;
+	return r < 0 ? VMSAN_EXIT_USAGE : 0;
 }
 
 /* parse_id_args, and at least one id: 0, or the exit status. */

@@ -27,26 +27,21 @@ struct net_args {
 /* 0, or the exit status of the usage error reported. */
 static int network_args(int argc, char **argv, struct net_args *n)
 {
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--json")) {
-			json_mode = true;
-			continue;
-		}
-		if (!strcmp(a, "--strict-domains")) {
-			n->strict = true;
-			continue;
-		}
-		if (a[0] != '-') {
+	static const char *const valued[] = { "--network-policy", "--allowed-cidr", "--denied-cidr", "--allowed-domain",
+					      NULL };
+	struct args it = ARGS_INIT(argc, argv, valued);
+	const char *a, *v;
+	int r;
+	while ((r = args_next(&it, &a, &v)) > 0) {
+		if (!a) {
 			if (n->id)
 				return usage_error("network takes one VM id");
-			n->id = a;
-			continue;
-		}
-		if (!v)
-			return usage_error("unknown option or missing value: %s", a);
-		i++;
-		if (!strcmp(a, "--network-policy"))
+			n->id = v;
+		} else if (!strcmp(a, "--json"))
+			json_mode = true;
+		else if (!strcmp(a, "--strict-domains"))
+			n->strict = true;
+		else if (!strcmp(a, "--network-policy"))
 			n->policy = v;
 		else if (!strcmp(a, "--allowed-cidr"))
 			csv_append(n->allowed, v);
@@ -57,6 +52,8 @@ static int network_args(int argc, char **argv, struct net_args *n)
 		else
 			return usage_error("unknown option %s", a);
 	}
+	if (r < 0)
+		return VMSAN_EXIT_USAGE;
 	if (!n->id || !n->policy)
 		return usage_error(!n->id ? "give the VM's id" : "--network-policy is required");
 	return 0;

@@ -9,6 +9,44 @@
 
 #include "vm/vm.h"
 
+int args_next(struct args *a, const char **opt, const char **val)
+{
+	*opt = *val = NULL;
+	if (a->i >= a->argc)
+		return 0;
+	const char *w = a->argv[a->i++];
+	if (!a->ended && !strcmp(w, "--")) {
+		a->ended = true;
+		return args_next(a, opt, val);
+	}
+	if (a->ended || w[0] != '-' || !w[1]) {
+		*val = w;
+		return 1;
+	}
+	/* --name=value for an option that takes one; any other word with '='
+	 * is an option of that name, unknown */
+	const char *eq = strncmp(w, "--", 2) ? NULL : strchr(w, '=');
+	for (const char *const *v = a->valued; eq && v && *v; v++) {
+		if (strlen(*v) != (size_t)(eq - w) || strncmp(*v, w, (size_t)(eq - w)))
+			continue;
+		snprintf(a->name, sizeof a->name, "%s", *v);
+		*opt = a->name;
+		*val = eq + 1;
+		return 1;
+	}
+	*opt = w;
+	for (const char *const *v = a->valued; !eq && v && *v; v++) {
+		if (strcmp(*v, w))
+			continue;
+		if (a->i >= a->argc || !strcmp(a->argv[a->i], "--")) {
+			usage_error("%s needs a value", w);
+			return -1;
+		}
+		*val = a->argv[a->i++];
+	}
+	return 1;
+}
+
 /* "30s", "5m", "2h", "1d" or bare seconds; 1 s to 30 days. */
 int parse_duration(const char *s, long long *out)
 {

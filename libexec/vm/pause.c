@@ -37,14 +37,20 @@ static int do_pause(const char *id, bool pause)
 /* vmsan pause|resume ID [--json] */
 int cmd_pause(int argc, char **argv)
 {
-	const char *pid = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
+	const char *pid = NULL, *a, *v;
+	struct args it = ARGS_INIT(argc, argv, NULL);
+	int r;
+	while ((r = args_next(&it, &a, &v)) > 0) {
+		if (!a && pid)
+			return usage_error("%s takes one VM id", cmd);
+		else if (!a)
+			pid = v;
+		else if (!strcmp(a, "--json"))
 			json_mode = true;
-		else if (argv[i][0] == '-' || pid)
-			return usage_error("usage: vmsan %s ID [--json]", cmd);
 		else
-			pid = argv[i];
+			return usage_error("unknown option %s", a);
 	}
+	if (r < 0)
+		return VMSAN_EXIT_USAGE;
 	return pid ? do_pause(pid, !strcmp(cmd, "pause")) : usage_error("give the VM's id");
 }

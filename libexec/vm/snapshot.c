@@ -298,25 +298,26 @@ static int snapshot_delete(json_t *ids)
 
 int cmd_snapshot(int argc, char **argv)
 {
-	const char *sub = NULL;
+	const char *sub = NULL, *a, *v;
 	bool resume = true;
 	json_t *args = json_array();
+	struct args it = ARGS_INIT(argc, argv, NULL);
 	int rc;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "--json"))
+	while ((rc = args_next(&it, &a, &v)) > 0) {
+		if (!a && !sub)
+			sub = v;
+		else if (!a)
+			json_array_append_new(args, json_string(v));
+		else if (!strcmp(a, "--json"))
 			json_mode = true;
 		else if (!strcmp(a, "--resume"))
 			resume = true;
 		else if (!strcmp(a, "--no-resume"))
 			resume = false;
-		else if (a[0] == '-') {
+		else {
 			json_decref(args);
 			return usage_error("unknown option %s", a);
-		} else if (!sub)
-			sub = a;
-		else
-			json_array_append_new(args, json_string(a));
+		}
 	}
 	if (sub && !strcmp(sub, "create"))
 		rc = json_array_size(args) == 1 ? snapshot_create(json_string_value(json_array_get(args, 0)), resume)

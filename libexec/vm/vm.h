@@ -69,6 +69,25 @@ int report(const struct verr *e);
 void on_signal(int sig);
 
 /* options.c */
+/* A command's words as every command that takes VM ids reads them:
+ * options and operands in any order, "--" ends the options, an option's
+ * value is the next word or follows '=' (--grace=5).  valued: the options
+ * that take one, NULL-terminated. */
+struct args {
+	int argc, i;
+	char **argv;
+	const char *const *valued;
+	bool ended;
+	char name[48];
+};
+#define ARGS_INIT(ac, av, v)                                      \
+	{                                                         \
+		.argc = (ac), .argv = (av), .i = 1, .valued = (v) \
+	}
+/* 1: the next word, an option (*opt, its value in *val or NULL) or an
+ * operand (*opt NULL, the word in *val); 0: no more; -1: an option's value
+ * missing, the usage error reported. */
+int args_next(struct args *a, const char **opt, const char **val);
 int parse_duration(const char *s, long long *out);
 void csv_append(json_t *arr, const char *s);
 int normalize_domains(json_t *list, struct verr *e);
