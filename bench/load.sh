@@ -100,12 +100,22 @@ load() {
 	rm -f "$work"/out/*
 	sleep 45
 }
+# the guest's memory by kind, and its sockets in TIME_WAIT
+meminfo() {
+	# shellcheck disable=SC2016 # expanded in the guest
+	vmsan exec "$id" -- sh -c 'grep -E "^(MemFree|MemAvailable|Cached|Slab|SReclaimable|SUnreclaim|KernelStack|PageTables):" /proc/meminfo;
+		echo "TIME_WAIT: $(awk "\$4 == \"06\"" /proc/net/tcp | wc -l)"' | awk '{ print $1, $2 }'
+}
+meminfo >"$work/mem.idle"
 rounds=${BENCH_ROUNDS:-3}
 r=1
 while [ "$r" -le "$rounds" ]; do
 	load "$r"
 	r=$((r + 1))
 done
+sleep 90
+meminfo >"$work/mem.end"
+t_rest=$(up)
 vmsan exec "$id" -- cat /run/samples >"$work/samples"
 
 # at T: the first sample at or after uptime T
@@ -145,3 +155,10 @@ while read -r n t_load t_end _; do
 		row "round $n, +$d s after" "$(at "$(echo "$t_end + $d" | bc -l)")"
 	done
 done <"$work/rounds"
+row "round $rounds, +135 s after" "$(awk -v a="$t_rest" '$1 < a' "$work/samples" | tail -1)"
+cat <<EOF
+
+| the guest (kB) | idle, before round 1 | 135 s after round $rounds |
+|---|---|---|
+EOF
+paste -d' ' "$work/mem.idle" "$work/mem.end" | awk '{ sub(/:$/, "", $1); print "| " $1 " | " $2 " | " $4 " |" }'
