@@ -4,6 +4,7 @@
 #   make lint                 clang-format (the house style), shellcheck, mandoc -Tlint, cppcheck
 #   make format               clang-format -i: the house style (.clang-format) applied
 #   make bench                run bench/ (results: BENCHMARKS.md)
+#   make soak                 VM life cycles until anything leaks (SOAK_CYCLES, SOAK_PARALLEL, ...: bench/soak)
 #   make install              PREFIX=/usr/local DESTDIR= LIBEXECDIR=$(PREFIX)/libexec/vmsan
 #   make DEVELOPER=1          -Werror and stricter warnings
 #   make SANITIZE=address,undefined
@@ -297,6 +298,10 @@ lint:
 bench: all $(TESTBINS)
 	bench/run
 
+# SOAK_JSON=1 for the JSON summary; the rest of the settings are bench/soak's.
+soak: all
+	bench/soak $(if $(SOAK_JSON),--json)
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/lib \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 \
@@ -357,5 +362,5 @@ kernel:
 
 install-kernel: kernel install
 
-.PHONY: all check lint format bench install uninstall clean fuzz kernel install-kernel FORCE
+.PHONY: all check lint format bench soak install uninstall clean fuzz kernel install-kernel FORCE
 .PRECIOUS: tests/unit/%.o

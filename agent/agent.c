@@ -316,7 +316,11 @@ static bool serve_one(struct conn *c)
 	rt = route_find(path, r.arg, sizeof r.arg, &r.id);
 	if ((!rt || !rt->open) && !admit(c, &hd, path, query, &t0))
 		return false;
+	c->status = 0;
 	status = dispatch(&r, rt);
+	/* what was answered: handlers that stream or refuse return 200 */
+	if (c->status && status != 101)
+		status = c->status;
 	if (status == 101) {
 		log_request(c, &hd, path, 101, &t0);
 		return false; /* the session owns the socket now */

@@ -158,6 +158,7 @@ void body_drain(struct body *b)
 static int send_head(struct conn *c, int status, const char *ctype, long long len, const char *extra)
 {
 	char h[1024];
+	c->status = status;
 	int n = snprintf(h, sizeof h, "HTTP/1.1 %d %s\r\n%s%s%s", status, http_reason(status),
 			 ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "");
 	if (len >= 0)
@@ -172,6 +173,7 @@ static int send_head(struct conn *c, int status, const char *ctype, long long le
 int respond(struct conn *c, int status, const char *ctype, const char *body, size_t len)
 {
 	char h[512];
+	c->status = status;
 	int n = snprintf(h, sizeof h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status,
 			 http_reason(status), ctype, len, c->close_after ? "Connection: close\r\n" : "");
 	struct iovec iov[2] = { { h, (size_t)n }, { (void *)body, len } };

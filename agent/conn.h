@@ -21,6 +21,7 @@ struct conn {
 	bool close_after; /* framing lost: close after this response */
 	bool streaming;	  /* a chunked response is open */
 	bool more;	  /* send the next bytes with MSG_MORE */
+	int status;	  /* the last answer's status, for the log */
 };
 
 struct body {

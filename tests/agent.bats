@@ -164,6 +164,62 @@ teardown_extra() {
 	done
 }
 
+@test "exec: past --max-execs the agent answers 429 and the client waits for a slot: none is lost, stdin kept" {
+	agent_down
+	agent_up --max-execs 2
+	# two detached commands hold both slots for 2 s
+	ctl exec --detach -- sleep 2 >/dev/null
+	ctl exec --detach -- sleep 2 >/dev/null
+	# control: the agent itself refuses a third while they run
+	run api POST /exec -d '{"cmd":"true"}'
+	assert_contains "$output" "too many concurrent commands (limit 2)"
+	local i pids=
+	for i in $(seq 12); do
+		( rc=0
+		  ctl exec -- sh -c 'echo "n$0"; exit $(($0 % 5))' "$i" >"$TEST_TMP/c$i" 2>&1 || rc=$?
+		  echo "$rc" >"$TEST_TMP/s$i" ) &
+		pids="$pids $!"
+	done
+	# -i: our stdin is sent only once the command runs, so a retry keeps it
+	( printf 'from-stdin' | ctl exec -i -- cat >"$TEST_TMP/in" 2>&1; echo $? >"$TEST_TMP/in.rc" ) &
+	pids="$pids $!"
+	# shellcheck disable=SC2086 # a list of pids
+	wait $pids || true
+	for i in $(seq 12); do
+		assert_eq "$(cat "$TEST_TMP/c$i")" "n$i"
+		assert_eq "$(cat "$TEST_TMP/s$i")" "$((i % 5))"
+	done
+	assert_eq "$(cat "$TEST_TMP/in")" from-stdin
+	assert_eq "$(cat "$TEST_TMP/in.rc")" 0
+	# the agent did turn some away: the waits were real
+	grep -q '"path":"/exec","status":429' "$AG_LOG"
+	assert_agent_serving
+}
+
+@test "exec: a signal while waiting for a slot ends the wait; the command never runs" {
+	agent_down
+	agent_up --max-execs 1
+	ctl exec --detach -- sleep 5 >/dev/null
+	# not through a function: the signal is for agentctl itself
+	nsenter --net="/run/netns/$AG_NS" "$CTL" --agent "127.0.0.1:$PORT" --token-file "$TOKEN_FILE" \
+		exec -- touch "$TEST_TMP/ran" >"$TEST_TMP/out" 2>&1 &
+	local pid=$!
+	# control: it is waiting (the agent turned it away at least once)
+	local _
+	for _ in $(seq 50); do
+		! grep -q '"path":"/exec","status":429' "$AG_LOG" || break
+		sleep 0.1
+	done
+	grep -q '"path":"/exec","status":429' "$AG_LOG"
+	kill -TERM "$pid"
+	local rc=0
+	wait "$pid" || rc=$?
+	assert_eq "$rc" 143
+	assert_contains "$(cat "$TEST_TMP/out")" "the command did not run"
+	sleep 0.5
+	[ ! -e "$TEST_TMP/ran" ]
+}
+
 @test "exec: env, workdir, user (from /etc/passwd) and --sudo" {
 	run ctl exec -e FOO=bar -e 'SPACED=a b' -- sh -c 'echo "$FOO|$SPACED|$HOME|$USER"'
 	assert_eq "$output" "bar|a b|/root|root"

@@ -175,6 +175,7 @@ struct exec_run {
 	char *inbuf; /* -i: our stdin, on its way */
 	bool in_open, head_done;
 	int64_t head_by; /* the answer's head is due by then */
+	int pending_sig; /* came before the command had an id */
 };
 
 static char *exec_body(const struct exec_opts *o)
@@ -219,12 +220,16 @@ static int exec_send(struct exec_run *x, const char *body)
 	return 0;
 }
 
+/* A signal before the command has an id is kept: it goes to the command
+ * once it starts, or ends the wait for a slot. */
 static void exec_on_signals(struct exec_run *x)
 {
 	char s;
 	while (read(sigpipe_fds[0], &s, 1) == 1)
 		if (x->r.id[0])
 			remote_kill(x->t, x->r.id, s);
+		else
+			x->pending_sig = s;
 }
 
 static void exec_on_stdin(struct exec_run *x)
@@ -239,7 +244,11 @@ static void exec_on_stdin(struct exec_run *x)
 	}
 }
 
-/* The answer's head, as its bytes come: 1 to read on, -1 on error. */
+/* The agent is busy: nothing was started, ask again (not an error). */
+#define EXEC_BUSY (-2)
+
+/* The answer's head, as its bytes come: 1 to read on, -1 on error,
+ * EXEC_BUSY. */
 static int exec_on_head(struct exec_run *x)
 {
 	struct hc *h = x->h;
@@ -261,6 +270,12 @@ static int exec_on_head(struct exec_run *x)
 	hc_take_head(h, hl);
 	x->head_done = true;
 	h->deadline = 0;
+	/* Every slot taken (429), or every connection (503, answered before
+	 * the request is read): nothing started, so it can be asked again. */
+	if (h->status == 429 || h->status == 503) {
+		free(hc_slurp(h, NULL));
+		return EXEC_BUSY;
+	}
 	if (h->status != 200)
 		return agent_error(h, "exec", x->e);
 	return 1;
@@ -316,7 +331,12 @@ static int exec_on_events(struct exec_run *x)
 		return 0;
 	if (line_append(x, rd, (size_t)n) < 0)
 		return -1;
-	if (exec_lines(x) < 0) {
+	int over = exec_lines(x);
+	if (x->pending_sig && x->r.id[0]) {
+		remote_kill(x->t, x->r.id, x->pending_sig);
+		x->pending_sig = 0;
+	}
+	if (over < 0) {
 		if (x->r.id[0])
 			remote_kill(x->t, x->r.id, SIGKILL);
 		return verr_fail(x->e, 1, "ERR_OUTPUT_TOO_LARGE",
@@ -336,7 +356,8 @@ static int exec_on_events(struct exec_run *x)
 }
 
 /* One turn of the loop: waits for the agent, a signal or our stdin and
- * deals with what came.  1 to go on, 0 when the stream ended, -1 on error. */
+ * deals with what came.  1 to go on, 0 when the stream ended, -1 on error,
+ * EXEC_BUSY. */
 static int exec_turn(struct exec_run *x)
 {
 	struct pollfd pf[3];
@@ -348,7 +369,9 @@ static int exec_turn(struct exec_run *x)
 		isig = np;
 		pf[np++] = (struct pollfd){ .fd = sigpipe_fds[0], .events = POLLIN };
 	}
-	if (x->in_open) {
+	/* Our stdin only once the command runs: until then the request may
+	 * have to be sent again, and what it carried would be lost. */
+	if (x->in_open && x->head_done) {
 		iin = np;
 		pf[np++] = (struct pollfd){ .fd = 0, .events = POLLIN };
 	}
@@ -416,6 +439,32 @@ static int exec_finish(struct exec_run *x)
 	return r->timed_out ? EXIT_TIMEOUT : r->exit_code;
 }
 
+/* The agent was busy: wait about ms (jittered, so that those waiting do
+ * not all come back at once) for the next try.  0, or -1 with e set when
+ * a signal came first: it ends the wait as it would have ended the
+ * command, which never started. */
+static int busy_wait(int ms, int sig, struct verr *e)
+{
+	struct pollfd pf = { .fd = sigpipe_fds[0], .events = POLLIN };
+	int64_t until =
+		now_ms() + ms / 2 + (int64_t)(((unsigned)getpid() * 2654435761u ^ (unsigned)now_ms()) % (unsigned)ms);
+	int64_t left;
+	char s;
+
+	while (!sig && (left = until - now_ms()) > 0)
+		if (poll(&pf, sigpipe_fds[0] >= 0, (int)left) > 0 && read(sigpipe_fds[0], &s, 1) == 1)
+			sig = s;
+	if (sig)
+		return verr_fail(e, 128 + sig, "ERR_INTERRUPTED", NULL,
+				 "exec: %s while waiting for the agent to free a slot; the command did not run",
+				 strsignal(sig));
+	return 0;
+}
+
+/* The agent runs so many commands at once (vmsan-agent --max-execs) and
+ * answers 429 past that: a user who starts 100 at once wants 100 run, so
+ * the request is sent again, 50 ms apart doubling to 1 s, until a slot is
+ * free.  The wait is said once on a terminal. */
 static int run_exec(const struct target *t, const struct exec_opts *o, struct verr *e)
 {
 	/* Signals are passed to the remote command, which then decides. */
@@ -426,17 +475,30 @@ static int run_exec(const struct target *t, const struct exec_opts *o, struct ve
 
 	if (!body)
 		return verr_fail(e, VMSAN_EXIT_SYS, "ERR_NOMEM", NULL, "out of memory");
-	x.h = hc_open(t, e);
-	if (!x.h || exec_send(&x, body) < 0)
-		goto out;
 	sigpipe_open(sigs, 3);
 	x.inbuf = malloc(65536);
-	/* The head within the deadline; the events after it may take as
-	 * long as the command does. */
-	x.head_by = now_ms() + head_timeout_s() * 1000LL;
-	x.h->deadline = x.head_by; /* for hc_fill, with part of a head in */
-	while ((rc = exec_turn(&x)) > 0)
-		;
+	for (int delay = 50;; delay = delay < 1000 ? delay * 2 : 1000) {
+		x.h = hc_open(t, e);
+		if (!x.h || exec_send(&x, body) < 0)
+			goto out;
+		/* The head within the deadline; the events after it may
+		 * take as long as the command does. */
+		x.head_done = false;
+		x.head_by = now_ms() + head_timeout_s() * 1000LL;
+		x.h->deadline = x.head_by; /* for hc_fill, with part of a head in */
+		while ((rc = exec_turn(&x)) > 0)
+			;
+		if (rc != EXEC_BUSY)
+			break;
+		hc_close(x.h);
+		x.h = NULL;
+		if (delay == 50 && isatty(2))
+			fprintf(stderr, "vmsan exec: the agent runs as many commands as it may; waiting for a slot\n");
+		if (busy_wait(delay, x.pending_sig, e) < 0) {
+			rc = -1;
+			goto out;
+		}
+	}
 	if (rc == 0)
 		rc = exec_finish(&x);
 out:
