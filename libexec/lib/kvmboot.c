@@ -103,31 +103,31 @@ __attribute__((noreturn)) static void boot_child(const char *qemu, int kernel_fd
 	static char path_env[] = "PATH=/usr/bin:/bin";
 	char *envp[] = { path_env, NULL };
 	bool tcg = as->accel && !strcmp(as->accel, "tcg");
-	char *argv[] = { (char *)qemu,
-			 "-machine",
-			 "microvm,x-option-roms=off,rtc=on,acpi=off",
-			 "-accel",
-			 tcg ? "tcg" : "kvm",
-			 "-cpu",
-			 tcg ? "max" : "host",
-			 "-m",
-			 "128",
-			 "-smp",
-			 "1",
-			 "-nodefaults",
-			 "-no-user-config",
-			 "-display",
-			 "none",
-			 "-no-reboot",
-			 "-sandbox",
-			 "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
-			 "-serial",
-			 "stdio",
-			 "-kernel",
-			 "/proc/self/fd/3",
-			 "-append",
-			 "console=ttyS0 reboot=t panic=-1 root=/dev/vda",
-			 NULL };
+	const char *argv[] = { qemu,
+			       "-machine",
+			       "microvm,x-option-roms=off,rtc=on,acpi=off",
+			       "-accel",
+			       tcg ? "tcg" : "kvm",
+			       "-cpu",
+			       tcg ? "max" : "host",
+			       "-m",
+			       "128",
+			       "-smp",
+			       "1",
+			       "-nodefaults",
+			       "-no-user-config",
+			       "-display",
+			       "none",
+			       "-no-reboot",
+			       "-sandbox",
+			       "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+			       "-serial",
+			       "stdio",
+			       "-kernel",
+			       "/proc/self/fd/3",
+			       "-append",
+			       "console=ttyS0 reboot=t panic=-1 root=/dev/vda",
+			       NULL };
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	gid_t groups[2] = { (gid_t)as->gid, (gid_t)as->kvm_gid };
 	sigset_t none;
@@ -151,7 +151,7 @@ __attribute__((noreturn)) static void boot_child(const char *qemu, int kernel_fd
 		_exit(125);
 	}
 	close(kvm);
-	execve(qemu, argv, envp);
+	execve(qemu, (char *const *)argv, envp);
 	_exit(127);
 }
 
