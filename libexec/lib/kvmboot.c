@@ -248,7 +248,7 @@ static int boot(const char *qemu, int kernel_fd, const struct kvm_boot_as *as, s
 	else
 		snprintf(b->detail, sizeof b->detail, "%s%s%s%s",
 			 timed_out ? "the guest did not reach its first panic within " : "QEMU stopped: ",
-			 timed_out ? "10 s" : "", timed_out && *last ? "; last words: " : "",
+			 timed_out ? "10 s" : "", timed_out ? (*last ? "; last words: " : " ") : "",
 			 *last ? last : "(no output)");
 	if (!b->boots && !(WIFEXITED(st) && WEXITSTATUS(st) >= 125) && access("/sys/module/kvm_pvm", F_OK) == 0) {
 		size_t l = strlen(b->detail);
