@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 static bool is_tchar(unsigned char c)
 {
@@ -491,6 +492,29 @@ int http_send_all(int fd, const void *p, size_t n, int flags)
 		}
 		s += w;
 		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int http_sendv_all(int fd, struct iovec *iov, int cnt)
+{
+	while (cnt) {
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		while (cnt && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
 	}
 	return 0;
 }

@@ -77,5 +77,9 @@ const char *http_reason(int status);
 /* All n bytes of p sent on socket fd (send(2) with MSG_NOSIGNAL and
  * flags, again after EINTR): 0, or -1 with errno set. */
 int http_send_all(int fd, const void *p, size_t n, int flags);
+/* The same for cnt pieces in one sendmsg(2) each time (iov is used up):
+ * a chunk's size line, data and CRLF leave as one write, not three. */
+struct iovec;
+int http_sendv_all(int fd, struct iovec *iov, int cnt);
 
 #endif
