@@ -90,13 +90,14 @@ ssize_t body_peek_some(struct body *b, const void **p, size_t n)
 				return -1;
 			}
 		}
-		size_t out;
-		ssize_t used = chunked_decode(&b->ch, c->rbuf + c->rpos, c->rlen - c->rpos, &out);
+		/* the data where it lies, not moved over the framing */
+		size_t skip, out;
+		ssize_t used = chunked_span(&b->ch, c->rbuf + c->rpos, c->rlen - c->rpos, &skip, &out);
 		if (used < 0) {
 			c->close_after = true;
 			return -1;
 		}
-		b->dptr = c->rbuf + c->rpos;
+		b->dptr = c->rbuf + c->rpos + skip;
 		b->dlen = out;
 		c->rpos += (size_t)used;
 		if (b->ch.done)

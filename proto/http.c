@@ -393,6 +393,27 @@ ssize_t chunked_decode(struct chunked *c, char *buf, size_t len, size_t *out)
 	return (ssize_t)i;
 }
 
+ssize_t chunked_span(struct chunked *c, const char *buf, size_t len, size_t *skip, size_t *out)
+{
+	size_t i = 0, n = 0;
+	while (i < len && !c->done && c->state != CH_DATA) {
+		unsigned char ch = (unsigned char)buf[i++];
+		if ((c->state < CH_DATA ? size_byte(c, ch) : frame_byte(c, ch)) < 0)
+			return -1;
+	}
+	if (i < len && c->state == CH_DATA) {
+		n = len - i;
+		if (n > c->left)
+			n = (size_t)c->left;
+		c->left -= n;
+		if (!c->left)
+			c->state = CH_DATA_CR;
+	}
+	*skip = i;
+	*out = n;
+	return (ssize_t)(i + n);
+}
+
 static int hexval(int c)
 {
 	if (c >= '0' && c <= '9')

@@ -65,6 +65,11 @@ struct chunked {
  * buf and its length stored in *out.  Returns bytes consumed, or -1 when
  * the coding is malformed.  Stops consuming once done. */
 ssize_t chunked_decode(struct chunked *c, char *buf, size_t len, size_t *out);
+/* The same without moving anything: the framing at the front of buf, then
+ * at most one run of data where it lies, buf[*skip .. *skip + *out).
+ * Returns bytes consumed (*skip + *out), or -1.  Called until done, it
+ * decodes what chunked_decode does. */
+ssize_t chunked_span(struct chunked *c, const char *buf, size_t len, size_t *skip, size_t *out);
 
 /* Find a parameter in a query (the target after its '?'),
  * percent-decoded into out.  Returns its length or -1. */
