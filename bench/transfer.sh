@@ -3,7 +3,8 @@
 # vmsan download against raw TCP over the same link, the host's side of a
 # published port into the guest, with tests/tools/tcp-copy (256 KiB reads
 # and writes, as socat -b 262144; busybox's nc in the guest moves 4 KiB at
-# a time) at both ends.  One VM (deny-all, base image, MEM MiB, 1 vCPU),
+# a time) at both ends.  One VM (deny-all, base image, MEM MiB, 1 vCPU,
+# TCG),
 #  1. SMALL_MB into and out of the guest's tmpfs (/dev/shm): the protocol
 #     and the emulated CPU, no disk, ROUNDS rounds;
 #  2. BIG_MB into and out of the guest's disk (/root: the overlay's upper
@@ -47,7 +48,7 @@ trap cleanup EXIT INT TERM
 
 bench_host_ns "$H"
 vmsan images pull --runtime base >/dev/null
-vmsan create --json --network-policy deny-all --memory "$mem" --publish-port 9300,9301 >"$work/vm.json"
+vmsan create --json --accel tcg --network-policy deny-all --memory "$mem" --publish-port 9300,9301 >"$work/vm.json"
 id=$(jq -r .vm.id "$work/vm.json")
 vmsan exec "$id" -- mkdir -p /root/bin
 vmsan upload "$id" "$top/tests/tools/tcp-copy" --dest /root/bin 2>/dev/null
