@@ -98,7 +98,8 @@ ENVD_SRC = agent/envd/rpc.c agent/envd/pjson.c agent/envd/process.c agent/envd/p
 AGENT_SRC = agent/agent.c agent/conn.c agent/log.c agent/exec.c agent/spawn.c agent/files.c agent/shell.c agent/session.c agent/user.c agent/tunnel.c agent/token.c $(ENVD_SRC) $(PROTO_SRC)
 GUEST = agent/vmsan-agent agent/vmsan-init
 TESTBINS = tests/unit/test-validate tests/unit/test-request tests/tools/tap-pump tests/tools/exec-rtt \
-	tests/tools/connect-rate tests/tools/dns-load tests/tools/http-load tests/tools/tap-attach
+	tests/tools/connect-rate tests/tools/dns-load tests/tools/http-load tests/tools/tap-attach \
+	tests/tools/tcp-copy
 # Every shell file: the ones with a #! line, and the sourced library.
 SCRIPTS = $(shell grep -l '^\#!/bin/sh' bin/* libexec/vmsan-* install.sh .ci/run \
 	tests/run bench/* share/vmsan/kernel/build 2>/dev/null) libexec/lib/common.sh
@@ -234,6 +235,10 @@ libexec/vmsan-rootfs: libexec/vmsan-rootfs.o $(ROOTFS_OBJ) $(LIB)
 
 libexec/vmsan-probe: libexec/vmsan-probe.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
+
+# static like the guest's binaries: bench/transfer.sh runs it in a guest too
+tests/tools/tcp-copy: tests/tools/tcp-copy.c $(FLAGS_STAMP)
+	$(GUEST_CC) $(GUEST_CFLAGS) -o $@ tests/tools/tcp-copy.c
 
 tests/tools/%: tests/tools/%.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $<

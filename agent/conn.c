@@ -21,25 +21,7 @@ int conn_send(struct conn *c, const void *p, size_t n)
 
 static int conn_sendv(struct conn *c, struct iovec *iov, int cnt)
 {
-	while (cnt) {
-		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
-		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		while (cnt && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
+	return http_sendv_all(c->fd, iov, cnt);
 }
 
 /* Read more bytes into rbuf; 0 on EOF, -1 on error. */
@@ -73,7 +55,7 @@ void body_init(struct body *b, struct conn *c, const struct http_head *hd)
 	b->done = hd->body == BODY_NONE;
 }
 
-ssize_t body_read_some(struct body *b, void *buf, size_t n)
+ssize_t body_peek_some(struct body *b, const void **p, size_t n)
 {
 	struct conn *c = b->c;
 	if (b->done && !b->dlen)
@@ -91,7 +73,7 @@ ssize_t body_read_some(struct body *b, void *buf, size_t n)
 			k = n;
 		if (k > b->left)
 			k = (size_t)b->left;
-		memcpy(buf, c->rbuf + c->rpos, k);
+		*p = c->rbuf + c->rpos;
 		c->rpos += k;
 		b->left -= k;
 		b->total += k;
@@ -108,13 +90,14 @@ ssize_t body_read_some(struct body *b, void *buf, size_t n)
 				return -1;
 			}
 		}
-		size_t out;
-		ssize_t used = chunked_decode(&b->ch, c->rbuf + c->rpos, c->rlen - c->rpos, &out);
+		/* the data where it lies, not moved over the framing */
+		size_t skip, out;
+		ssize_t used = chunked_span(&b->ch, c->rbuf + c->rpos, c->rlen - c->rpos, &skip, &out);
 		if (used < 0) {
 			c->close_after = true;
 			return -1;
 		}
-		b->dptr = c->rbuf + c->rpos;
+		b->dptr = c->rbuf + c->rpos + skip;
 		b->dlen = out;
 		c->rpos += (size_t)used;
 		if (b->ch.done)
@@ -123,11 +106,29 @@ ssize_t body_read_some(struct body *b, void *buf, size_t n)
 	if (!b->dlen)
 		return b->done ? 0 : -2;
 	size_t k = b->dlen < n ? b->dlen : n;
-	memcpy(buf, b->dptr, k);
+	*p = b->dptr;
 	b->dptr += k;
 	b->dlen -= k;
 	b->total += k;
 	return (ssize_t)k;
+}
+
+ssize_t body_read_some(struct body *b, void *buf, size_t n)
+{
+	const void *p;
+	ssize_t r = body_peek_some(b, &p, n);
+	if (r > 0)
+		memcpy(buf, p, (size_t)r);
+	return r;
+}
+
+ssize_t body_peek(struct body *b, const void **p, size_t n)
+{
+	for (;;) {
+		ssize_t r = body_peek_some(b, p, n);
+		if (r != -2)
+			return r;
+	}
 }
 
 ssize_t body_read(struct body *b, void *buf, size_t n)

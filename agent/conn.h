@@ -40,6 +40,10 @@ void body_init(struct body *b, struct conn *c, const struct http_head *hd);
 ssize_t body_read(struct body *b, void *buf, size_t n);
 /* At most one read(2); -2 when nothing decoded yet (call again later). */
 ssize_t body_read_some(struct body *b, void *buf, size_t n);
+/* body_read and body_read_some without the copy: *p points at the bytes
+ * in the connection's buffer, valid until the next read of the body. */
+ssize_t body_peek(struct body *b, const void **p, size_t n);
+ssize_t body_peek_some(struct body *b, const void **p, size_t n);
 /* Read more bytes into rbuf; 0 on EOF, -1 on error. */
 ssize_t conn_fill(struct conn *c);
 int conn_send(struct conn *c, const void *p, size_t n);

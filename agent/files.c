@@ -121,6 +121,25 @@ static ssize_t src_read(void *ctx, void *buf, size_t n)
 	return (ssize_t)((unsigned char *)s->z.next_out - (unsigned char *)buf);
 }
 
+/* An upload's file data as it lies in the connection's buffer (tar_peek_fn),
+ * when it is not gzip'd: written from there without a copy. */
+static ssize_t src_peek(void *ctx, const void **p, size_t n)
+{
+	struct src *s = ctx;
+	if (s->inpos < s->inlen) {
+		size_t k = s->inlen - s->inpos < n ? s->inlen - s->inpos : n;
+		*p = s->in + s->inpos;
+		s->inpos += k;
+		return (ssize_t)k;
+	}
+	ssize_t r = body_peek(s->b, p, n);
+	if (r < 0) {
+		s->failed = true;
+		snprintf(s->why, sizeof s->why, "malformed request body");
+	}
+	return r;
+}
+
 static bool truthy(const char *v)
 {
 	return !strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes");
@@ -218,6 +237,8 @@ void handle_files_write(struct conn *c, struct http_head *hd, struct body *b, co
 	struct tar_reader t;
 	struct tar_stats st;
 	tar_reader_init(&t, src_read, s);
+	if (!s->gz)
+		t.peek = src_peek;
 	int r = tar_extract(&t, &o, &st, why, sizeof why);
 	tar_reader_free(&t);
 	if (r == TAR_OK && s->gz && !s->zend) {

@@ -10,8 +10,10 @@
 #     then whole commands under hyperfine: /bin/true, vmsan-agentctl exec,
 #     and ssh to an sshd in the same namespace;
 #  2. upload and download of SIZE_MB of random data through the agent
-#     (tar over HTTP, to/from files on the same disk) against raw TCP:
-#     cat FILE | nc into nc -l > FILE;
+#     (tar over HTTP, tmpfs to tmpfs) against raw TCP (cat FILE | nc into
+#     nc -l > FILE, socat) and against cp (no network: what writing the
+#     destination costs alone), each into memory freed just before;
+#     then cp once into memory freed seconds before (see below);
 #  3. the agent's binary size and idle RSS.
 # Needs root, nc (openbsd), sshd, hyperfine, bc, jq.  Prints Markdown.
 set -eu
@@ -96,15 +98,33 @@ t_ssh=$(ms 2)
 # 2. transfer, file to file on a tmpfs (the disk's writeback would be
 # measured otherwise); a raw transfer is timed until the receiver has
 # written the last byte.
+# Every transfer first removes the one destination there is, so that each
+# writes into pages freed a moment before.  Where this runs in a VM whose
+# free memory goes back to the hypervisor (virtio-balloon free page
+# reporting, about 2 s after it is freed), a page freed longer ago costs a
+# fault in the hypervisor on its first write: 1 GiB copied into a tmpfs
+# took 0.43 s into memory freed just before and 2.0-2.6 s into memory
+# freed 5 s before.  Until this was done the upload, the one transfer
+# that wrote while another destination was still there, got those pages
+# and measured them (18-107% of raw TCP); the cold cp below shows it.
 mkdir "$work/t"
-mount -t tmpfs -o size=$((size_mb * 4 + 64))m vbench "$work/t"
+mount -t tmpfs -o size=$((size_mb * 2 + 64))m vbench "$work/t"
 head -c $((size_mb * 1048576)) /dev/urandom >"$work/t/src"
 now() { date +%s%N; }
 el() { echo "scale=3; ($2 - $1) / 1000000000" | bc; }
 corrupt() { echo "bench/agent.sh: a transfer arrived corrupted" >&2; kill "$$"; }
 best() { printf '%s\n' "$@" | sort -n | head -n 1; }
+clear_dst() { rm -rf "$work/t/dst" "$work/t/up" "$work/t/down"; }
+cp_local() {
+	clear_dst
+	[ $# = 0 ] || sleep "$1"
+	s=$(now)
+	cp "$work/t/src" "$work/t/dst"
+	el "$s" "$(now)"
+	cmp -s "$work/t/src" "$work/t/dst" || corrupt
+}
 raw_nc() {
-	rm -f "$work/t/dst"
+	clear_dst
 	in_ns sh -c "nc -l 127.0.0.1 9300 >'$work/t/dst'" &
 	rx=$!
 	sleep 0.3
@@ -115,7 +135,7 @@ raw_nc() {
 	cmp -s "$work/t/src" "$work/t/dst" || corrupt
 }
 raw_socat() {
-	rm -f "$work/t/dst"
+	clear_dst
 	in_ns socat -u -b 262144 TCP-LISTEN:9301,bind=127.0.0.1,reuseaddr "CREATE:$work/t/dst" &
 	rx=$!
 	sleep 0.3
@@ -126,14 +146,14 @@ raw_socat() {
 	cmp -s "$work/t/src" "$work/t/dst" || corrupt
 }
 up() {
-	rm -rf "$work/t/up"
+	clear_dst
 	s=$(now)
 	in_ns "$ctl" --agent 127.0.0.1:9119 --token-file "$work/token" upload --dest "$work/t/up" "$work/t/src" >/dev/null
 	el "$s" "$(now)"
 	cmp -s "$work/t/src" "$work/t/up/src" || corrupt
 }
 down() {
-	rm -rf "$work/t/down"
+	clear_dst
 	mkdir "$work/t/down"
 	s=$(now)
 	in_ns "$ctl" --agent 127.0.0.1:9119 --token-file "$work/token" download --dest "$work/t/down/" "$work/t/src" >/dev/null
@@ -144,18 +164,21 @@ down() {
 # machine's state (tmpfs page allocation and other tenants swing single
 # runs by 4x here); the fastest of each over the rounds is kept.
 rounds=${BENCH_ROUNDS:-5}
-l_nc='' l_socat='' l_up='' l_down=''
+l_cp='' l_nc='' l_socat='' l_up='' l_down=''
 i=0
 while [ $i -lt "$rounds" ]; do
+	l_cp="$l_cp $(cp_local)"
 	l_nc="$l_nc $(raw_nc)"
 	l_socat="$l_socat $(raw_socat)"
 	l_up="$l_up $(up)"
-	rm -rf "$work/t/up"
 	l_down="$l_down $(down)"
-	rm -rf "$work/t/down"
 	i=$((i + 1))
 done
+t_cold=$(cp_local 5)
+clear_dst
 # shellcheck disable=SC2086 # the lists are words
+t_cp=$(best $l_cp)
+# shellcheck disable=SC2086
 t_nc_up=$(best $l_nc)
 # shellcheck disable=SC2086
 t_socat=$(best $l_socat)
@@ -207,15 +230,18 @@ vmsan-agentctl exec is $(echo "scale=1; $t_ssh / $t_ctl" | bc)x faster than ssh 
 
 | transfer of ${size_mb} MiB random data | s | MiB/s | of raw TCP |
 |---|---|---|---|
+| cp FILE FILE (no network: writing the destination alone) | $t_cp | $(mbps "$t_cp") | $(pct "$t_cp" "$raw")% |
 | cat FILE \| nc -N (raw TCP, openbsd nc) | $t_nc_up | $(mbps "$t_nc_up") | $(pct "$t_nc_up" "$raw")% |
 | socat -b 262144 FILE to TCP (raw TCP, big buffers) | $t_socat | $(mbps "$t_socat") | $(pct "$t_socat" "$raw")% |
 | vmsan upload (tar over HTTP, chunked) | $t_up | $(mbps "$t_up") | $(pct "$t_up" "$raw")% |
 | vmsan download (tar over HTTP, chunked) | $t_down | $(mbps "$t_down") | $(pct "$t_down" "$raw")% |
 
-Each time is the fastest of $rounds rounds (each round runs the four ways in
+Each time is the fastest of $rounds rounds (each round runs the five ways in
 turn), from the client's start until the last byte is in the destination
-file, tmpfs to tmpfs; "of raw TCP" is against the faster raw transfer.
-All runs, s: nc$l_nc; socat$l_socat; upload$l_up; download$l_down.
+file, tmpfs to tmpfs, each into memory freed just before; "of raw TCP" is
+against the faster raw transfer.
+All runs, s: cp$l_cp; nc$l_nc; socat$l_socat; upload$l_up; download$l_down.
+The same cp into memory freed 5 s before: $t_cold s ($(mbps "$t_cold") MiB/s).
 
 | footprint | |
 |---|---|

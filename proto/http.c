@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 static bool is_tchar(unsigned char c)
 {
@@ -392,6 +393,27 @@ ssize_t chunked_decode(struct chunked *c, char *buf, size_t len, size_t *out)
 	return (ssize_t)i;
 }
 
+ssize_t chunked_span(struct chunked *c, const char *buf, size_t len, size_t *skip, size_t *out)
+{
+	size_t i = 0, n = 0;
+	while (i < len && !c->done && c->state != CH_DATA) {
+		unsigned char ch = (unsigned char)buf[i++];
+		if ((c->state < CH_DATA ? size_byte(c, ch) : frame_byte(c, ch)) < 0)
+			return -1;
+	}
+	if (i < len && c->state == CH_DATA) {
+		n = len - i;
+		if (n > c->left)
+			n = (size_t)c->left;
+		c->left -= n;
+		if (!c->left)
+			c->state = CH_DATA_CR;
+	}
+	*skip = i;
+	*out = n;
+	return (ssize_t)(i + n);
+}
+
 static int hexval(int c)
 {
 	if (c >= '0' && c <= '9')
@@ -491,6 +513,29 @@ int http_send_all(int fd, const void *p, size_t n, int flags)
 		}
 		s += w;
 		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int http_sendv_all(int fd, struct iovec *iov, int cnt)
+{
+	while (cnt) {
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		while (cnt && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
 	}
 	return 0;
 }

@@ -65,6 +65,11 @@ struct chunked {
  * buf and its length stored in *out.  Returns bytes consumed, or -1 when
  * the coding is malformed.  Stops consuming once done. */
 ssize_t chunked_decode(struct chunked *c, char *buf, size_t len, size_t *out);
+/* The same without moving anything: the framing at the front of buf, then
+ * at most one run of data where it lies, buf[*skip .. *skip + *out).
+ * Returns bytes consumed (*skip + *out), or -1.  Called until done, it
+ * decodes what chunked_decode does. */
+ssize_t chunked_span(struct chunked *c, const char *buf, size_t len, size_t *skip, size_t *out);
 
 /* Find a parameter in a query (the target after its '?'),
  * percent-decoded into out.  Returns its length or -1. */
@@ -77,5 +82,9 @@ const char *http_reason(int status);
 /* All n bytes of p sent on socket fd (send(2) with MSG_NOSIGNAL and
  * flags, again after EINTR): 0, or -1 with errno set. */
 int http_send_all(int fd, const void *p, size_t n, int flags);
+/* The same for cnt pieces in one sendmsg(2) each time (iov is used up):
+ * a chunk's size line, data and CRLF leave as one write, not three. */
+struct iovec;
+int http_sendv_all(int fd, struct iovec *iov, int cnt);
 
 #endif

@@ -344,13 +344,19 @@ int tar_next(struct tar_reader *t, struct tar_entry **ep)
 	return r;
 }
 
-ssize_t tar_data(struct tar_reader *t, void *buf, size_t n)
+ssize_t tar_data_at(struct tar_reader *t, const void **p, void *buf, size_t n)
 {
 	if (t->e.type != '0' || !t->left)
 		return 0;
 	if (n > t->left)
 		n = (size_t)t->left;
-	ssize_t r = t->rd(t->ctx, buf, n);
+	ssize_t r;
+	if (t->peek) {
+		r = t->peek(t->ctx, p, n);
+	} else {
+		r = t->rd(t->ctx, buf, n);
+		*p = buf;
+	}
 	if (r < 0) {
 		terr(t, TAR_E_SOURCE, "reading the archive failed");
 		return -1;
@@ -361,6 +367,18 @@ ssize_t tar_data(struct tar_reader *t, void *buf, size_t n)
 	}
 	t->left -= (uint64_t)r;
 	t->consumed += (uint64_t)r;
+	return r;
+}
+
+ssize_t tar_data(struct tar_reader *t, void *buf, size_t n)
+{
+	const void *p;
+	ssize_t r;
+	tar_peek_fn peek = t->peek;
+
+	t->peek = NULL; /* into buf */
+	r = tar_data_at(t, &p, buf, n);
+	t->peek = peek;
 	return r;
 }
 
@@ -558,9 +576,10 @@ static int x_file(struct xctx *x, struct tar_reader *t, const struct tar_entry *
 	}
 	if (fd < 0)
 		return xsys(x, rel, "cannot create file");
-	char *buf = x->buf;
 	for (;;) {
-		ssize_t n = tar_data(t, buf, XBUF);
+		const void *v;
+		ssize_t n = tar_data_at(t, &v, x->buf, XBUF);
+		const char *buf = v;
 		if (n < 0) {
 			close(fd);
 			snprintf(x->err, x->errlen, "%s", t->err);

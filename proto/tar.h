@@ -11,7 +11,11 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-typedef ssize_t (*tar_read_fn)(void *ctx, void *buf, size_t n);	   /* 0 = EOF, <0 error */
+typedef ssize_t (*tar_read_fn)(void *ctx, void *buf, size_t n); /* 0 = EOF, <0 error */
+/* A source that lends up to n of its bytes where they lie, in *p (valid
+ * until its next call), so a file's data is written without a copy; the
+ * same results as tar_read_fn's. */
+typedef ssize_t (*tar_peek_fn)(void *ctx, const void **p, size_t n);
 typedef int (*tar_write_fn)(void *ctx, const void *buf, size_t n); /* 0 ok, <0 error */
 
 enum tar_err { TAR_OK = 0, TAR_E_FORMAT, TAR_E_ESCAPE, TAR_E_LIMIT, TAR_E_IO, TAR_E_SOURCE };
@@ -28,6 +32,7 @@ struct tar_entry {
 
 struct tar_reader {
 	tar_read_fn rd;
+	tar_peek_fn peek; /* optional, for file data */
 	void *ctx;
 	uint64_t left, pad; /* of the current entry's data */
 	uint64_t consumed;  /* bytes read from the source */
@@ -41,6 +46,9 @@ void tar_reader_init(struct tar_reader *t, tar_read_fn rd, void *ctx);
 int tar_next(struct tar_reader *t, struct tar_entry **e);
 /* Read the current entry's data; 0 at its end. */
 ssize_t tar_data(struct tar_reader *t, void *buf, size_t n);
+/* The same, in place when the source lends its bytes (t->peek): *p is
+ * where they are, the source's buffer or else buf. */
+ssize_t tar_data_at(struct tar_reader *t, const void **p, void *buf, size_t n);
 void tar_reader_free(struct tar_reader *t);
 
 struct tar_extract_opts {

@@ -455,6 +455,62 @@ line")" b
 	assert_eq "$(echo "$output" | jq -c '[.files, .bytes]')" "[2,3]"
 }
 
+@test "files: an upload arrives whole however its body is cut (chunks of any size, or Content-Length)" {
+	# File data is written from the connection's buffer where it lies: a
+	# file bigger than the sniffed first 64 KiB and the 256 KiB buffer,
+	# chunk and buffer edges anywhere in it, small files after it.
+	mkdir -p "$TEST_TMP/cut"
+	head -c 700001 /dev/urandom >"$TEST_TMP/cut/big"
+	printf 'x' >"$TEST_TMP/cut/one"
+	head -c 513 /dev/urandom >"$TEST_TMP/cut/odd"
+	tar -C "$TEST_TMP" -cf "$TEST_TMP/cut.tar" cut
+	# chunks of 1, 7, 511, 4099 and 65537 bytes in turn
+	python3 - "$TEST_TMP/cut.tar" "$TEST_TMP/cut.http" "$TOKEN" "$TEST_TMP/viachunks" <<'PY'
+import sys
+data = open(sys.argv[1], 'rb').read()
+out = open(sys.argv[2], 'wb')
+out.write(('POST /files/write HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n'
+           'X-Extract-Dir: %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n'
+           % (sys.argv[3], sys.argv[4])).encode())
+sizes, i, k = [1, 7, 511, 4099, 65537], 0, 0
+while i < len(data):
+    n = sizes[k % len(sizes)]
+    out.write(b'%x\r\n' % len(data[i:i + n]) + data[i:i + n] + b'\r\n')
+    i, k = i + n, k + 1
+out.write(b'0\r\n\r\n')
+PY
+	run in_ns sh -c "socat -t 30 - TCP:127.0.0.1:$PORT <'$TEST_TMP/cut.http'"
+	assert_contains "$output" "200 OK"
+	# the control: the agent's own count of what it wrote
+	assert_contains "$output" '"filesWritten":3'
+	assert_contains "$output" '"bytes":700515'
+	run api POST /files/write -H "X-Extract-Dir: $TEST_TMP/vialength" --data-binary @"$TEST_TMP/cut.tar"
+	assert_contains "$output" '"filesWritten":3'
+	run ctl upload --dest "$TEST_TMP/viactl" "$TEST_TMP/cut"
+	assert_eq "$status" 0
+	for d in viachunks vialength viactl; do
+		for f in big one odd; do
+			cmp "$TEST_TMP/cut/$f" "$TEST_TMP/$d/cut/$f"
+		done
+	done
+}
+
+@test "files: vmsan-agentctl sends each chunk of an upload in one write, size line and CRLF with its data" {
+	command -v strace >/dev/null || skip "needs strace"
+	head -c 1000000 /dev/urandom >"$TEST_TMP/onew"
+	run strace -f -e trace=sendto,sendmsg -o "$TEST_TMP/onew.trace" \
+		nsenter --net="/run/netns/$AG_NS" "$CTL" --agent "127.0.0.1:$PORT" --token-file "$TOKEN_FILE" \
+		upload --dest "$TEST_TMP/onewd" "$TEST_TMP/onew"
+	assert_eq "$status" 0
+	cmp "$TEST_TMP/onew" "$TEST_TMP/onewd/onew"
+	# the control: the trace saw the upload's data go out (in 256 KiB chunks)
+	grep -qE '(sendto|sendmsg)\(.*262144' "$TEST_TMP/onew.trace"
+	# no size line and no CRLF sent alone (each a segment of its own and
+	# a wakeup of the guest's agent under TCP_NODELAY)
+	run grep -cE 'sendto\([0-9]+, "(\\r\\n|[0-9a-f]+\\r\\n)", [0-9]+,' "$TEST_TMP/onew.trace"
+	assert_eq "$output" 0
+}
+
 @test "files: path escapes in uploads are refused and write nothing outside" {
 	mkdir -p "$TEST_TMP/src" "$TEST_TMP/outside" "$TEST_TMP/dst"
 	echo pwned >"$TEST_TMP/src/f"

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -146,9 +147,8 @@ int send_chunk(int fd, const void *p, size_t n)
 {
 	char hx[24];
 	int hl = snprintf(hx, sizeof hx, "%zx\r\n", n);
-	if (send_all(fd, hx, (size_t)hl) < 0 || send_all(fd, p, n) < 0 || send_all(fd, "\r\n", 2) < 0)
-		return -1;
-	return 0;
+	struct iovec iov[3] = { { hx, (size_t)hl }, { (void *)p, n }, { (char *)"\r\n", 2 } };
+	return http_sendv_all(fd, iov, 3);
 }
 
 ssize_t hc_fill(struct hc *h)

@@ -33,17 +33,49 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			 * uneven pieces. */
 			struct chunked ch = { 0 };
 			size_t off = (size_t)n, step = 1 + (size % 7);
+			/* chunked_span over the same bytes decodes the same
+			 * data, to the same end. */
+			struct chunked sp = { 0 };
+			const char *body = (const char *)data + n;
+			size_t blen = size - (size_t)n, soff = 0, slen = 0;
+			char *sdata = malloc(blen + 1);
+			int sbad = 0;
+			while (soff < blen && !sp.done) {
+				size_t k = blen - soff < step ? blen - soff : step, skip, out;
+				ssize_t used = chunked_span(&sp, body + soff, k, &skip, &out);
+				if (used < 0) {
+					sbad = 1;
+					break;
+				}
+				if (skip + out != (size_t)used)
+					abort();
+				memcpy(sdata + slen, body + soff + skip, out);
+				slen += out;
+				soff += (size_t)used;
+				if (used == 0)
+					break;
+			}
+			size_t dstart = off, dlen = 0;
+			int dbad = 0;
 			while (off < size && !ch.done) {
 				size_t k = size - off < step ? size - off : step, out;
 				ssize_t used = chunked_decode(&ch, copy + off, k, &out);
-				if (used < 0)
+				if (used < 0) {
+					dbad = 1;
 					break;
+				}
 				if (out > (size_t)used)
 					abort();
+				memmove(copy + dstart + dlen, copy + off, out);
+				dlen += out;
 				off += (size_t)used;
 				if (used == 0)
 					break;
 			}
+			if (sbad != dbad || sp.done != ch.done ||
+			    (!dbad && (slen != dlen || memcmp(sdata, copy + dstart, dlen))))
+				abort();
+			free(sdata);
 		}
 		free(copy);
 	}
