@@ -97,7 +97,7 @@ umed() { jq -s "map(.$1) | sort | .[length / 2 | floor]" "$work/utimings"; }
 big=$work/big
 mkdir -p "$big"
 head -c 1073741824 /dev/urandom >"$big/data"
-mke2fs -q -t ext4 -d "$big" "$work/big.ext4" 1200M
+mke2fs -q -t ext4 -d "$big" "$work/big.ext4" 1200M >/dev/null
 rm -f "$big/data"
 base_img=$(find "$VMSAN_DIR"/images -name rootfs.ext4 | head -1)
 ms() { s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo "($e - $s) / 1000000" | bc -l; }
