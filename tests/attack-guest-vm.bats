@@ -11,9 +11,7 @@ load net_helper
 load init_helper
 
 setup_file() {
-	[ "$(id -u)" = 0 ] || return 0
-	command -v qemu-system-x86_64 >/dev/null || return 0
-	guest_suite_up
+	guest_suite_start || return 0
 	# a metadata service on the fake internet, where clouds put one
 	nsx "$I" ip addr add 169.254.169.254/32 dev lo
 	nsd "$I" socat "TCP4-LISTEN:80,bind=169.254.169.254,reuseaddr,fork" "SYSTEM:echo metadata-secret"
@@ -21,19 +19,9 @@ setup_file() {
 
 teardown_file() { guest_suite_down; }
 
-setup() {
-	require_root
-	require_cmd qemu-system-x86_64
-	guest_kernel >/dev/null
-	TEST_TMP=$(mktemp -d /tmp/vmsan-test.XXXXXX)
-}
+setup() { guest_test_setup; }
 
-teardown() {
-	[ -z "${ID:-}" ] || vmsan rm -f "$ID" >/dev/null 2>&1 || true
-	rm -rf "$TEST_TMP"
-}
-
-vmsan() { nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" "$@"; }
+teardown() { guest_test_teardown; }
 
 create() {
 	local out

@@ -15,9 +15,7 @@ load net_helper
 load init_helper
 
 setup_file() {
-	[ "$(id -u)" = 0 ] || return 0
-	command -v qemu-system-x86_64 >/dev/null || return 0
-	guest_suite_up
+	guest_suite_start || return 0
 	# the bystander: another state dir of the same user, running throughout
 	export BYSTANDER_DIR=$BATS_FILE_TMPDIR/bystander
 	mkdir -p "$BYSTANDER_DIR"
@@ -34,10 +32,7 @@ teardown_file() {
 }
 
 setup() {
-	require_root
-	require_cmd qemu-system-x86_64
-	guest_kernel >/dev/null
-	TEST_TMP=$(mktemp -d /tmp/vmsan-test.XXXXXX)
+	guest_test_setup
 	IDS=()
 }
 
@@ -69,8 +64,6 @@ teardown() {
 	mountpoint -q "$TEST_TMP/full" 2>/dev/null && umount "$TEST_TMP/full"
 	rm -rf "$TEST_TMP"
 }
-
-vmsan() { nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" "$@"; }
 
 # asu USER CMD...: CMD as USER, as a login would run it, in the test host.
 asu() {

@@ -11,20 +11,13 @@ load net_helper
 load init_helper
 
 setup_file() {
-	[ "$(id -u)" = 0 ] || return 0
-	command -v qemu-system-x86_64 >/dev/null || return 0
-	guest_suite_up
+	guest_suite_start || return 0
 }
 
 # whatever a failed test left: VMs in this state dir, then the fixture
 teardown_file() { guest_suite_down; }
 
-setup() {
-	require_root
-	require_cmd qemu-system-x86_64
-	guest_kernel >/dev/null
-	TEST_TMP=$(mktemp -d /tmp/vmsan-test.XXXXXX)
-}
+setup() { guest_test_setup; }
 
 # A failed test's VM goes with it, so the next test starts clean; what
 # its network looked like goes to the test's output first.
@@ -56,9 +49,6 @@ as_user() {
 	nsenter --net="/run/netns/$H" setpriv --reuid="$u" --regid="$u" --init-groups \
 		env -i HOME="/home/$u" PATH=/usr/bin:/bin VMSAN_DNS=192.0.2.53 "$UPREFIX/bin/vmsan" "$@"
 }
-
-# vmsan ARGS...: the CLI, run in the test host namespace.
-vmsan() { nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" "$@"; }
 
 # create ARGS...: a VM; its id in $ID.
 create() {

@@ -270,3 +270,26 @@ guest_suite_down() {
 	done
 	net_fixture_down
 }
+
+# The frame of the suites that boot real guests in the test host namespace
+# (create, chaos, load, options, attack-guest-vm, serve):
+# vmsan ARGS...: the CLI, run in the test host namespace.
+vmsan() { nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" "$@"; }
+# guest_suite_start (setup_file): the fixture, where root and QEMU are;
+# 1 elsewhere (each test's setup then skips, or fails under MUST_RUN).
+guest_suite_start() {
+	[ "$(id -u)" = 0 ] && command -v qemu-system-x86_64 >/dev/null || return 1
+	guest_suite_up
+}
+# guest_test_setup / guest_test_teardown (setup, teardown): a test's
+# directory, and its VM ($ID) removed whatever the test did.
+guest_test_setup() {
+	require_root
+	require_cmd qemu-system-x86_64
+	guest_kernel >/dev/null
+	TEST_TMP=$(mktemp -d /tmp/vmsan-test.XXXXXX)
+}
+guest_test_teardown() {
+	[ -z "${ID:-}" ] || vmsan rm -f "$ID" >/dev/null 2>&1 || true
+	rm -rf "$TEST_TMP"
+}

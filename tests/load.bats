@@ -12,26 +12,14 @@ load net_helper
 load init_helper
 
 setup_file() {
-	[ "$(id -u)" = 0 ] || return 0
-	command -v qemu-system-x86_64 >/dev/null || return 0
-	guest_suite_up
+	guest_suite_start || return 0
 }
 
 teardown_file() { guest_suite_down; }
 
-setup() {
-	require_root
-	require_cmd qemu-system-x86_64
-	guest_kernel >/dev/null
-	TEST_TMP=$(mktemp -d /tmp/vmsan-test.XXXXXX)
-}
+setup() { guest_test_setup; }
 
-teardown() {
-	[ -z "${ID:-}" ] || vmsan rm -f "$ID" >/dev/null 2>&1 || true
-	rm -rf "$TEST_TMP"
-}
-
-vmsan() { nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" "$@"; }
+teardown() { guest_test_teardown; }
 
 # Remote commands are single-quoted on purpose: the guest expands them.
 # shellcheck disable=SC2016

@@ -11,9 +11,7 @@ load net_helper
 load init_helper
 
 setup_file() {
-	[ "$(id -u)" = 0 ] || return 0
-	command -v qemu-system-x86_64 >/dev/null || return 0
-	guest_suite_up
+	guest_suite_start || return 0
 	local out
 	out=$(nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" create --json --runtime base --network-policy deny-all)
 	VM=$(jq -r .vm.id <<<"$out")
@@ -30,8 +28,6 @@ setup() {
 }
 
 teardown() { rm -rf "$TEST_TMP"; }
-
-vmsan() { nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" "$@"; }
 
 # usage_error_names CMD... : vmsan CMD... exits 100 and names --bogus-opt.
 usage_error_names() {

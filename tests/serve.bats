@@ -13,9 +13,7 @@ PORT=3000
 URL=http://127.0.0.1:$PORT
 
 setup_file() {
-	[ "$(id -u)" = 0 ] || return 0
-	command -v qemu-system-x86_64 >/dev/null || return 0
-	guest_suite_up
+	guest_suite_start || return 0
 	export KEYS=$BATS_FILE_TMPDIR/api-keys
 	"$TOP/bin/vmsan" serve --new-key --keys "$KEYS" >"$BATS_FILE_TMPDIR/key-a"
 	"$TOP/bin/vmsan" serve --new-key --keys "$KEYS" >"$BATS_FILE_TMPDIR/key-b"
@@ -66,8 +64,6 @@ teardown() {
 	[ -z "${REG_PID:-}" ] || { kill "$REG_PID" 2>/dev/null; wait "$REG_PID" 2>/dev/null || true; }
 	rm -rf "$TEST_TMP"
 }
-
-vmsan() { nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" "$@"; }
 
 # sdk STEP ARGS...: one step of tests/tools/e2b.mjs with key A (KEY=... for another).
 sdk() {
