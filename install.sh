@@ -77,7 +77,7 @@ if [ $deps = 1 ]; then
 	[ $dev = 0 ] || pkgs="$pkgs bats dash shellcheck mandoc cppcheck hyperfine util-linux
 		socat dnsmasq-base bind9-dnsutils iputils-ping netcat-openbsd tcpdump bc curl docker-registry zstd
 		openssl apache2-utils
-		attr libcap2-bin tmux clang clang-format libclang-rt-14-dev openssh-server openssh-client python3 python3-yaml"
+		attr libcap2-bin tmux clang clang-format libclang-rt-14-dev openssh-server openssh-client python3 python3-yaml strace"
 	# The WebSocket tests drive the agent with node's ws package as well.
 	[ $dev = 0 ] || command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 	missing=
