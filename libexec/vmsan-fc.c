@@ -38,18 +38,6 @@
 #include <unistd.h>
 
 /* ---- validation -------------------------------------------------------- */
-static int valid_abspath(const char *s, char *why, size_t n)
-{
-	if (s[0] != '/')
-		return snprintf(why, n, "'%.80s' is not an absolute path", s), -1;
-	if (strlen(s) >= PATH_MAX / 2)
-		return snprintf(why, n, "path too long"), -1;
-	if (strstr(s, "/../") || !strcmp(s + strlen(s) - (strlen(s) >= 3 ? 3 : 0), "/..") || strchr(s, ',') ||
-	    strchr(s, '\n'))
-		return snprintf(why, n, "'%.80s' contains '..', ',' or a newline", s), -1;
-	return 0;
-}
-
 static int valid_vmm(const char *s, char *why, size_t n)
 {
 	if (strcmp(s, "qemu") && strcmp(s, "firecracker"))

@@ -317,13 +317,6 @@ static int valid_accel(const char *s, char *why, size_t n)
 	return 0;
 }
 
-static int valid_abspath(const char *s, char *why, size_t n)
-{
-	if (s[0] != '/' || strlen(s) >= 4096)
-		return snprintf(why, n, "'%.80s' is not an absolute path", s), -1;
-	return 0;
-}
-
 /* Whether a kernel boots under KVM (lib/kvmboot.h): the probe doctor
  * trusts before it promises KVM.  Run as the caller, who must be able to
  * open the device; as root, QEMU runs as nobody with /dev/kvm's group,

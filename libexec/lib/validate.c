@@ -1,6 +1,7 @@
 /* Validators for everything a user or a caller can name.  Each returns 0
  * when the value is good, else -1 with a sentence in why. */
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -345,4 +346,18 @@ int valid_timestamp(const char *s, char *why, size_t n)
 	return 0;
 no:
 	return why_fail(why, n, "'%.40s' is not a UTC timestamp like 2026-01-31T12:00:00Z", s);
+}
+
+/* A path a root helper hands on (to QEMU, Firecracker, a jail): absolute,
+ * no "..", and nothing QEMU's option syntax (",") or a line would split. */
+int valid_abspath(const char *s, char *why, size_t n)
+{
+	if (s[0] != '/')
+		return why_fail(why, n, "'%.80s' is not an absolute path", s);
+	if (strlen(s) >= PATH_MAX / 2)
+		return why_fail(why, n, "path too long");
+	if (strstr(s, "/../") || !strcmp(s + strlen(s) - (strlen(s) >= 3 ? 3 : 0), "/..") || strchr(s, ',') ||
+	    strchr(s, '\n'))
+		return why_fail(why, n, "'%.80s' contains '..', ',' or a newline", s);
+	return 0;
 }

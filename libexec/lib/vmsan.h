@@ -129,6 +129,7 @@ int helper_main(const struct helper *h, int argc, char **argv);
 /* ---- validators (validate.c) ---------------------------------------- */
 
 int valid_vm_id(const char *s, char *why, size_t n);
+int valid_abspath(const char *s, char *why, size_t n);
 int valid_snapshot_id(const char *s, char *why, size_t n);
 int valid_ifname(const char *s, char *why, size_t n); /* our prefix "vms" */
 int valid_ipv4(const char *s, char *why, size_t n);
