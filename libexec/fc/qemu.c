@@ -295,9 +295,7 @@ static int place_fds(int fds[FD_COUNT], char *msg, size_t n)
 /* Down to the VMM's uid and gid (and /dev/kvm's group when it uses KVM). */
 static int become_vmm(const struct vmcfg *c, char *msg, size_t n)
 {
-	gid_t g = (gid_t)c->gid, groups[2] = { (gid_t)c->gid, (gid_t)c->kvm_gid };
-	if (setgroups(c->kvm && c->kvm_gid >= 0 ? 2 : 1, groups) < 0 || setresgid(g, g, g) < 0 ||
-	    setresuid((uid_t)c->uid, (uid_t)c->uid, (uid_t)c->uid) < 0) {
+	if (become_uid(c->uid, c->gid, c->kvm ? c->kvm_gid : -1) < 0) {
 		snprintf(msg, n, "cannot become uid %lld gid %lld: %s", c->uid, c->gid, strerror(errno));
 		return -1;
 	}

@@ -126,3 +126,13 @@ int caller_open(const struct caller *who, int dirfd, const char *path, int flags
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	return fd;
 }
+
+int become_uid(long long uid, long long gid, long long extra_gid)
+{
+	gid_t groups[2] = { (gid_t)gid, (gid_t)extra_gid };
+
+	if (setgroups(extra_gid >= 0 ? 2 : 1, groups) < 0 || setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) < 0 ||
+	    setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0)
+		return -1;
+	return 0;
+}

@@ -40,5 +40,8 @@ int caller_open(const struct caller *who, int dirfd, const char *path, int flags
  * unlinkat, mkdirat, linkat in a caller's directory).  Not nestable. */
 int caller_fs_begin(const struct caller *who);
 void caller_fs_end(void);
+/* In a child about to run a VMM (or a boot check): for good, uid and gid,
+ * with extra_gid (-1: none) as the only other group.  0, or -1 (errno). */
+int become_uid(long long uid, long long gid, long long extra_gid);
 
 #endif

@@ -7,6 +7,7 @@
  * fail under a KVM that cannot run it. */
 #define _GNU_SOURCE
 #include "lib/kvmboot.h"
+#include "lib/caller.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -129,7 +130,6 @@ __attribute__((noreturn)) static void boot_child(const char *qemu, int kernel_fd
 			       "console=ttyS0 reboot=t panic=-1 root=/dev/vda",
 			       NULL };
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	gid_t groups[2] = { (gid_t)as->gid, (gid_t)as->kvm_gid };
 	sigset_t none;
 
 	sigemptyset(&none);
@@ -138,9 +138,7 @@ __attribute__((noreturn)) static void boot_child(const char *qemu, int kernel_fd
 	    (kernel_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(kernel_fd, 3)) < 0)
 		_exit(126);
 	closefrom(4);
-	if (as->uid >= 0 && (setgroups(as->kvm_gid >= 0 ? 2 : 1, groups) < 0 ||
-			     setresgid((gid_t)as->gid, (gid_t)as->gid, (gid_t)as->gid) < 0 ||
-			     setresuid((uid_t)as->uid, (uid_t)as->uid, (uid_t)as->uid) < 0))
+	if (as->uid >= 0 && become_uid(as->uid, as->gid, as->kvm_gid) < 0)
 		_exit(126);
 	if (chdir("/") < 0)
 		_exit(126);
