@@ -82,6 +82,11 @@ assert_gone() {
 	done
 	run vmsan exec "$ID" -- hostname
 	assert_eq "$output" "$ID"
+	# entropy from the host: the kernel's hardware RNG is virtio-rng, and reads
+	run vmsan exec "$ID" -- cat /sys/class/misc/hw_random/rng_current
+	assert_eq "$output" virtio_rng.0
+	run vmsan exec "$ID" -- sh -c 'head -c 64 /dev/hwrng | wc -c'
+	assert_eq "$output" 64
 	# the fake internet, by address and by name through the resolver
 	run vmsan exec "$ID" -- nc -w 3 192.0.2.10 80
 	assert_eq "$output" hello-from-192.0.2.10

@@ -47,6 +47,8 @@ teardown_extra() {
 	assert_contains "$argv" "-add-fd fd=6,set=2,opaque=image-ro -drive id=image,file=/dev/fdset/2,format=raw,if=none,readonly=on"
 	assert_contains "$argv" "-add-fd fd=7,set=3,opaque=console -serial file:/dev/fdset/3"
 	assert_contains "$argv" "-netdev tap,id=net0,fd=3 -device virtio-net-device,netdev=net0,mac=06:00:ac:10:00:02"
+	# entropy from QEMU's getrandom(), rate-limited: no file opened by name
+	assert_contains "$argv" "-object rng-builtin,id=rng0 -device virtio-rng-device,rng=rng0,max-bytes=65536,period=1000"
 	assert_contains "$argv" "-chardev socket,id=qmp,fd=8,server=on,wait=off -mon chardev=qmp,mode=control"
 	[[ $argv != *"$TEST_TMP"* ]]
 	[[ $argv != *-daemonize* ]]

@@ -77,6 +77,15 @@ static void argv_devices(json_t *a, const struct vmcfg *c)
 		arg(a, "-device");
 		argf(a, "virtio-net-device,netdev=net0,mac=%s", c->mac);
 	}
+	/* Entropy for the guest's kernel (its hw_random core feeds the
+	 * RNG from virtio-rng): from QEMU's getrandom(), no file opened by
+	 * name; at most 64 KiB a second, so a guest reading /dev/hwrng in a
+	 * loop costs the host little (Firecracker's /entropy, which vmsan-fc
+	 * also asks for, takes a rate limiter for the same reason). */
+	arg(a, "-object");
+	arg(a, "rng-builtin,id=rng0");
+	arg(a, "-device");
+	arg(a, "virtio-rng-device,rng=rng0,max-bytes=65536,period=1000");
 	if (c->incoming) {
 		/* the state arrives over QMP (migrate-incoming fd:) */
 		arg(a, "-incoming");
