@@ -160,6 +160,55 @@ static int read_cfg(struct jr *r, struct vmcfg *c, const struct rootconf *conf, 
 	return 0;
 }
 
+/* KVM only where this kernel boots under it (kvmboot.h): auto falls back
+ * to TCG, --accel kvm is refused with what was seen. */
+static int kvm_apply(struct vmcfg *c, const struct kvm_boot *b, struct verr *e)
+{
+	if (b->boots)
+		return 0;
+	if (!strcmp(c->accel, "kvm")) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_KVM", "use --accel tcg, or auto (which falls back to TCG)",
+			 "this guest kernel does not boot under KVM here: %s", b->detail);
+		return -1;
+	}
+	c->kvm = false;
+	c->kvm_refused = true;
+	snprintf(c->kvm_why, sizeof c->kvm_why, "%s", b->detail);
+	return 0;
+}
+
+/* The answer is root's, in KVM_BOOT_DIR (-1: not there); the kernel is
+ * read as the caller. */
+static int kvm_cache_open(const struct vmcfg *c, const struct caller *who, int *dir, struct verr *e)
+{
+	int k = caller_open(who, AT_FDCWD, c->kernel, O_RDONLY, 0, CALLER_REG, "kernel", e);
+
+	*dir = k < 0 ? -1 : open(KVM_BOOT_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return k;
+}
+
+/* start: the check runs (QEMU as the VMM's uid, as for the VM itself)
+ * unless its answer is kept. */
+static int kvm_boots(struct vmcfg *c, const struct caller *who, struct verr *e)
+{
+	struct kvm_boot_as as = { c->uid, c->gid, c->kvm_gid, NULL };
+	struct kvm_boot b;
+	struct verr de = { 0 }; /* no cache directory: the check runs, uncached */
+	int k, dir, rc;
+
+	kvm_boot_dir(&de);
+	k = kvm_cache_open(c, who, &dir, e);
+	if (k < 0)
+		return -1;
+	rc = kvm_boot_check(c->conf->qemu, k, &as, dir, &b);
+	close(k);
+	if (dir >= 0)
+		close(dir);
+	if (rc < 0)
+		b.boots = false;
+	return kvm_apply(c, &b, e);
+}
+
 /* ---- plan -------------------------------------------------------------- */
 
 static json_t *plan(const struct vmcfg *c)
@@ -180,13 +229,41 @@ static json_t *plan(const struct vmcfg *c)
 			 "jail", links, "jailer", fc_jailer_argv(c), "kernelCmdline", cmdline, "api", fc_calls(c));
 }
 
+/* plan boots nothing: it says what start would do from the boot check's
+ * kept answer, and "kvmBoot": {"checked": false} when there is none yet
+ * (start will check before it uses KVM). */
 static json_t *op_plan(struct jr *r, struct verr *e)
 {
 	struct rootconf conf;
 	struct vmcfg c;
+	struct caller who;
+	struct kvm_boot b;
+	json_t *check = NULL, *out;
+	int k, dir, rc;
+
 	if (rootconf_load(&conf, e) || read_cfg(r, &c, &conf, e) || jr_end(r))
 		return NULL;
-	return plan(&c);
+	if (!strcmp(c.vmm, "qemu") && c.kvm) {
+		caller_get(&who);
+		if ((k = kvm_cache_open(&c, &who, &dir, e)) < 0)
+			return NULL;
+		rc = kvm_boot_cached(conf.qemu, k, NULL, dir, &b);
+		close(k);
+		if (dir >= 0)
+			close(dir);
+		check = rc < 0 ? json_pack("{s:b}", "checked", 0)
+			       : json_pack("{s:b, s:b, s:s}", "checked", 1, "boots", b.boots, "detail", b.detail);
+		if (rc == 0 && kvm_apply(&c, &b, e) < 0) {
+			json_decref(check);
+			return NULL;
+		}
+	}
+	out = plan(&c);
+	if (check)
+		json_object_set_new(out, "kvmBoot", check);
+	if (c.kvm_refused)
+		json_object_set_new(out, "kvmRefused", json_string(c.kvm_why));
+	return out;
 }
 
 /* ---- start -------------------------------------------------------------- */
@@ -198,39 +275,6 @@ static bool need_root(struct verr *e)
 	verr_set(e, VMSAN_EXIT_FAIL, "ERR_PERMISSION", "run it through vmsan (sudo), or as root", "%s needs root",
 		 vmsan_prog);
 	return false;
-}
-
-/* KVM only where this kernel boots under it (kvmboot.h): auto falls back
- * to TCG, --accel kvm is refused with what was seen.  The answer is
- * root's, in KVM_BOOT_DIR; the kernel is read as the caller, QEMU runs as
- * the VMM's uid, as for the VM itself. */
-static int kvm_boots(struct vmcfg *c, const struct caller *who, struct verr *e)
-{
-	struct kvm_boot_as as = { c->uid, c->gid, c->kvm_gid, NULL };
-	struct kvm_boot b;
-	struct verr de = { 0 }; /* no cache directory: the check runs, uncached */
-	int k, dir = -1, rc;
-
-	k = caller_open(who, AT_FDCWD, c->kernel, O_RDONLY, 0, CALLER_REG, "kernel", e);
-	if (k < 0)
-		return -1;
-	if (kvm_boot_dir(&de) == 0)
-		dir = open(KVM_BOOT_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	rc = kvm_boot_check(c->conf->qemu, k, &as, dir, &b);
-	close(k);
-	if (dir >= 0)
-		close(dir);
-	if (rc == 0 && b.boots)
-		return 0;
-	if (!strcmp(c->accel, "kvm")) {
-		verr_set(e, VMSAN_EXIT_FAIL, "ERR_KVM", "use --accel tcg, or auto (which falls back to TCG)",
-			 "this guest kernel does not boot under KVM here: %s", b.detail);
-		return -1;
-	}
-	c->kvm = false;
-	c->kvm_refused = true;
-	snprintf(c->kvm_why, sizeof c->kvm_why, "%s", b.detail);
-	return 0;
 }
 
 static json_t *op_start(struct jr *r, struct verr *e)

@@ -53,13 +53,51 @@ teardown_extra() {
 	[[ $argv != *"$TEST_TMP"* ]]
 	[[ $argv != *-daemonize* ]]
 	assert_eq "$(echo "$output" | jq -r .kernelCmdline)" "console=ttyS0 reboot=t panic=-1 root=/dev/vda rw init=/vmsan/init tsc_early_khz=2100000 vmsan.lower=/dev/vdb vmsan.hostname=vm-1a2b3c4d vmsan.port=9119 vmsan.ip=$GUEST_IP/30 vmsan.gw=$HOST_IP vmsan.dns=$HOST_IP"
-	# KVM: host CPU, no TSC override; no image disk: the VM disk alone
-	run fc plan <<<"$(fc_request '.accel = "kvm" | del(.imageDisk) | .vcpus = 4 | .memoryMib = 1024')"
+	# KVM: host CPU, no TSC override; no image disk: the VM disk alone (a
+	# kernel file of its own, whose KVM boot check has no answer kept yet)
+	cp "$(guest_kernel)" "$TEST_TMP/vmlinux-kvm"
+	run fc plan <<<"$(fc_request ".accel = \"kvm\" | .kernel = \"$TEST_TMP/vmlinux-kvm\" | del(.imageDisk) | .vcpus = 4 | .memoryMib = 1024")"
+	assert_eq "$(jq -c .kvmBoot <<<"$output")" '{"checked":false}'
 	argv=$(echo "$output" | jq -r '.argv | join(" ")')
 	assert_contains "$argv" "-accel kvm -cpu host -smp 4 -m 1024"
 	[[ $argv != *id=image* ]]
 	assert_eq "$(echo "$output" | jq -r .kernelCmdline | grep -c tsc_early_khz)" 0
 	assert_contains "$(echo "$output" | jq -r .kernelCmdline)" "vmsan.lower=none"
+}
+
+@test "fc plan: says what start would do from the KVM boot check's kept answer, and boots nothing itself" {
+	[ -c /dev/kvm ] || skip "no /dev/kvm on this host"
+	vmm_prepare
+	# a kernel file of its own, which QEMU (nobody) can read by its path
+	cp "$KERNEL" "$TEST_TMP/vmlinux-own"
+	chmod 711 "$TEST_TMP"
+	local req=".kernel = \"$TEST_TMP/vmlinux-own\" | .accel = \"auto\"" kept
+	kept=$(find /run/vmsan/kvm -type f 2>/dev/null | wc -l)
+	# no answer kept for this kernel file: KVM, and the check still to come
+	run fc plan <<<"$(fc_request "$req")"
+	assert_eq "$status" 0
+	assert_eq "$(jq -c '[.accel, .kvmBoot]' <<<"$output")" '["kvm",{"checked":false}]'
+	assert_eq "$(find /run/vmsan/kvm -type f 2>/dev/null | wc -l)" "$kept"
+	# start runs the check (the control: its answer is now kept) ...
+	run fc start <<<"$(fc_request "$req | .op = \"start\"")"
+	assert_eq "$status" 0
+	local used refused
+	used=$(jq -r .accel <<<"$output") refused=$(jq -r '.kvmRefused // empty' <<<"$output")
+	"$FC" kill <<<'{"id":"vm-1a2b3c4d"}' >/dev/null
+	[ "$(find /run/vmsan/kvm -type f | wc -l)" -gt "$kept" ]
+	# ... and plan now says what start did
+	run fc plan <<<"$(fc_request "$req")"
+	assert_eq "$status" 0
+	assert_eq "$(jq -r .accel <<<"$output")" "$used"
+	assert_eq "$(jq -r .kvmBoot.checked <<<"$output")" true
+	if [ "$used" = tcg ]; then
+		assert_eq "$(jq -r .kvmRefused <<<"$output")" "$refused"
+		assert_contains "$(jq -r '.argv | join(" ")' <<<"$output")" "-accel tcg -cpu max"
+		# --accel kvm would be refused by start: so it is by plan
+		run fc plan <<<"$(fc_request "$req | .accel = \"kvm\"")"
+		assert_eq "$status" 1
+		assert_eq "$(jq -r .error.code <<<"$output")" ERR_KVM
+	fi
 }
 
 @test "fc plan: Firecracker under its jailer, the documented API calls in order, seccomp left on" {

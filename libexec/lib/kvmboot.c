@@ -256,6 +256,17 @@ static int boot(const char *qemu, int kernel_fd, const struct kvm_boot_as *as, s
 	return WIFEXITED(st) && WEXITSTATUS(st) >= 125 ? -1 : 0;
 }
 
+int kvm_boot_cached(const char *qemu, int kernel_fd, const char *accel, int cache_dirfd, struct kvm_boot *b)
+{
+	char key[1024], name[64];
+
+	memset(b, 0, sizeof *b);
+	if (cache_dirfd < 0 || boot_key(qemu, kernel_fd, accel, key, sizeof key) < 0)
+		return -1;
+	key_name(key, name, sizeof name);
+	return cache_read(cache_dirfd, name, key, b);
+}
+
 int kvm_boot_check(const char *qemu, int kernel_fd, const struct kvm_boot_as *as, int cache_dirfd, struct kvm_boot *b)
 {
 	char key[1024], name[64];

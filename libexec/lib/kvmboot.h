@@ -36,4 +36,8 @@ struct kvm_boot_as {
  * (why in b->detail). */
 int kvm_boot_check(const char *qemu, int kernel_fd, const struct kvm_boot_as *as, int cache_dirfd, struct kvm_boot *b);
 
+/* Only the cached answer, booting nothing (for a question asked without
+ * root, as vmsan-fc's plan is): 0 with b filled, -1 when none is kept. */
+int kvm_boot_cached(const char *qemu, int kernel_fd, const char *accel, int cache_dirfd, struct kvm_boot *b);
+
 #endif
