@@ -187,11 +187,12 @@ static int kvm_cache_open(const struct vmcfg *c, const struct caller *who, int *
 	return k;
 }
 
-/* start: the check runs (QEMU as the VMM's uid, as for the VM itself)
- * unless its answer is kept. */
+/* start: the check runs unless its answer is kept, its QEMU as
+ * KVM_CHECK_UID (not the caller's uid: the answer is every user's) with
+ * /dev/kvm's group where that is how the VMM gets the device. */
 static int kvm_boots(struct vmcfg *c, const struct caller *who, struct verr *e)
 {
-	struct kvm_boot_as as = { c->uid, c->gid, c->kvm_gid, NULL };
+	struct kvm_boot_as as = { KVM_CHECK_UID, KVM_CHECK_GID, c->kvm_gid, NULL };
 	struct kvm_boot b;
 	struct verr de = { 0 }; /* no cache directory: the check runs, uncached */
 	int k, dir, rc;

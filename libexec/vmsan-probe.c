@@ -335,7 +335,7 @@ static json_t *op_kvm_boot(struct jr *r, struct verr *e)
 	if (jr_end(r))
 		return NULL;
 	if (geteuid() == 0) {
-		as = (struct kvm_boot_as){ 65534, 65534, -1, accel };
+		as = (struct kvm_boot_as){ KVM_CHECK_UID, KVM_CHECK_GID, -1, accel };
 		if (stat("/dev/kvm", &st) == 0 && (st.st_mode & 060) == 060 && st.st_gid != 0)
 			as.kvm_gid = st.st_gid;
 	}

@@ -37,6 +37,12 @@ setup() {
 
 teardown() {
 	[ -z "${SOCAT_PID:-}" ] || kill "$SOCAT_PID" 2>/dev/null || true
+	[ -z "${KILLER:-}" ] || kill "$KILLER" 2>/dev/null || true
+	if [ -n "${KVM_WAS:-}" ]; then
+		chgrp "${KVM_WAS#* }" /dev/kvm
+		chmod "${KVM_WAS%% *}" /dev/kvm
+		gpasswd -d "$ATK" kvm >/dev/null 2>&1 || true
+	fi
 	rm -f "$SECRET_DIR/qmp.sock"
 	# every id the two users hold (a failed test's too): VMM, RAM, claim
 	local f
@@ -169,6 +175,62 @@ $ATK"
 	# and the RAM file lives where only root may make files
 	run as_user "$ATK" /usr/bin/touch /dev/shm/vmsan/vm-victim.ram
 	[ "$status" -ne 0 ]
+}
+
+@test "attack: the KVM boot check, whose answer every user gets, is out of its caller's reach (signals, limits, priority)" {
+	[ -c /dev/kvm ] || skip "no /dev/kvm on this host"
+	local d=/home/$ATK/k kernel honest kept out
+	kernel=$(find "$P/share/vmsan/kernels" -name 'vmlinux-*' | head -n 1)
+	[ -n "$kernel" ]
+	own_vmm_files "$ATK" "$d"
+	# /dev/kvm for group kvm, the attacker in it, as install.sh sets it up
+	KVM_WAS="$(stat -c %a /dev/kvm) $(stat -c %G /dev/kvm)"
+	getent group kvm >/dev/null || groupadd --system kvm
+	chgrp kvm /dev/kvm
+	chmod 0660 /dev/kvm
+	usermod -aG kvm "$ATK"
+	# what the check says when nobody interferes (root's probe, its own cache)
+	honest=$("$TOP/libexec/vmsan-probe" kvm-boot <<<"{\"kernel\":\"$kernel\",\"qemu\":\"$(command -v qemu-system-x86_64)\"}")
+	jq -e '.boots | type == "boolean"' <<<"$honest" >/dev/null || { echo "probe: $honest" >&2; false; }
+	rm -rf /run/vmsan/kvm
+	# 1. the attacker kills every QEMU of their uid the moment it appears,
+	# and starts the VM (the installed, shared kernel) at the lowest
+	# priority, in the idle scheduling class
+	as_user "$ATK" /bin/sh -c "while :; do pkill -KILL -u \$(id -u) qemu-system && echo killed >>$d/killer.log; sleep 0.005; done" &
+	KILLER=$!
+	out=$(fc_start_req "$ATK" vm-atk00009 "$d" ".kernel = \"$kernel\" | .accel = \"auto\"" |
+		as_user "$ATK" /bin/sh -c "exec /usr/bin/chrt --idle 0 /usr/bin/nice -n 19 /usr/bin/timeout 30 /usr/bin/sudo -n $FCH start") || true
+	ATK_IDS=vm-atk00009
+	reached "$out"
+	# control: the check ran in this start and kept its answer, and the
+	# attacker's means work on what is theirs: the VM's own QEMU, which
+	# runs as them, was killed (at its start, or once it ran)
+	kept=$(cat /run/vmsan/kvm/kvm-boot-*.json)
+	as_user "$ATK" /bin/sleep 1
+	kill "$KILLER"
+	KILLER=
+	[ -s "$d/killer.log" ] || { echo "the attacker's own VMM ran unharmed: $out" >&2; false; }
+	# the answer kept for everyone is the honest one
+	assert_eq "$(jq .boots <<<"$kept")" "$(jq .boots <<<"$honest")"
+	if [ "$(jq .boots <<<"$honest")" = false ]; then
+		assert_eq "$(jq -r .detail <<<"$kept")" "$(jq -r .detail <<<"$honest")"
+	fi
+	assert_eq "$(jq .timedOut <<<"$kept")" false
+	# 2. 250 MB of address space (a limit sudo hands on): root raises it
+	# for the check, or, where root may not (no CAP_SYS_RESOURCE, as in
+	# some containers), the check gives no answer and keeps none
+	rm -rf /run/vmsan/kvm
+	out=$(fc_start_req "$ATK" vm-atk00009 "$d" ".kernel = \"$kernel\" | .accel = \"kvm\"" |
+		as_user "$ATK" /bin/sh -c "ulimit -v 250000; exec /usr/bin/timeout 30 /usr/bin/sudo -n $FCH start") || true
+	reached "$out"
+	kept=$(cat /run/vmsan/kvm/kvm-boot-*.json 2>/dev/null || true)
+	if [ -z "$kept" ]; then
+		# control: the check ran, and said why it has no answer
+		assert_eq "$(jq -r .error.code <<<"$out")" ERR_KVM
+		assert_contains "$(jq -r .error.message <<<"$out")" "address space limited to 256000000 by its caller: no answer"
+	else
+		assert_eq "$(jq -c '[.boots, .detail]' <<<"$kept")" "$(jq -c '[.boots, .detail]' <<<"$honest")"
+	fi
 }
 
 @test "attack: another user's VM is out of reach (stop, kill, pause, snapshot, cleanup, start, status by id; no socket or pid named)" {

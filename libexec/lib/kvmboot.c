@@ -13,10 +13,12 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -26,6 +28,11 @@
 #include <jansson.h>
 
 #define CONSOLE_KEEP 4096 /* the console's last bytes, for the detail */
+/* A check that timed out says "no" for this long only: a host busy at the
+ * time (or made busy on purpose by one of its users) is not a KVM that
+ * cannot boot the kernel, yet a KVM where guests hang must not cost every
+ * start its 10 s either. */
+#define KVM_TIMEOUT_KEEP_S 600
 
 /* What the answer depends on: the host kernel (its KVM), QEMU's binary,
  * and the guest kernel's file. */
@@ -67,7 +74,9 @@ static int cache_read(int dirfd, const char *name, const char *key, struct kvm_b
 	close(fd);
 	if (json_is_object(j) && json_is_string(json_object_get(j, "key")) &&
 	    !strcmp(json_string_value(json_object_get(j, "key")), key) &&
-	    json_is_boolean(json_object_get(j, "boots"))) {
+	    json_is_boolean(json_object_get(j, "boots")) &&
+	    (!json_is_true(json_object_get(j, "timedOut")) ||
+	     (long long)time(NULL) - json_integer_value(json_object_get(j, "at")) < KVM_TIMEOUT_KEEP_S)) {
 		b->boots = json_is_true(json_object_get(j, "boots"));
 		b->ms = json_number_value(json_object_get(j, "ms"));
 		snprintf(b->detail, sizeof b->detail, "%s",
@@ -85,7 +94,8 @@ static int cache_read(int dirfd, const char *name, const char *key, struct kvm_b
 static void cache_write(int dirfd, const char *name, const char *key, const struct kvm_boot *b)
 {
 	char tmp[96];
-	json_t *j = json_pack("{s:s, s:b, s:f, s:s}", "key", key, "boots", b->boots, "ms", b->ms, "detail", b->detail);
+	json_t *j = json_pack("{s:s, s:b, s:f, s:s, s:b, s:I}", "key", key, "boots", b->boots, "ms", b->ms, "detail",
+			      b->detail, "timedOut", b->timed_out, "at", (json_int_t)time(NULL));
 	int fd;
 
 	snprintf(tmp, sizeof tmp, ".%s.%ld", name, (long)getpid());
@@ -96,6 +106,45 @@ static void cache_write(int dirfd, const char *name, const char *key, const stru
 	if (fd >= 0)
 		close(fd);
 	json_decref(j);
+}
+
+/* What the caller could have set to make QEMU fail or crawl, and that a
+ * process it started inherits through sudo: resource limits, niceness,
+ * scheduling class, cgroup (a user's delegated one may be throttled).
+ * Undone as far as this process may (root without CAP_SYS_RESOURCE, as in
+ * some containers, cannot raise a hard limit).  -1, with what was left,
+ * when a limit that can make QEMU fail stays lowered: the check is then
+ * no answer, and nothing is kept. */
+static int undo_caller_limits(char *why, size_t n)
+{
+	static const int inf[] = { RLIMIT_AS, RLIMIT_DATA, RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_NPROC, RLIMIT_MEMLOCK };
+	static const char *const name[] = { "address space", "data", "CPU time", "file size" };
+	struct rlimit r = { RLIM_INFINITY, RLIM_INFINITY };
+	struct sched_param sp = { 0 };
+
+	for (size_t i = 0; i < sizeof inf / sizeof inf[0]; i++)
+		setrlimit(inf[i], &r);
+	for (size_t i = 0; i < 4; i++) {
+		if (getrlimit(inf[i], &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
+			snprintf(why, n, "the check ran with its %s limited to %llu by its caller: no answer", name[i],
+				 (unsigned long long)r.rlim_cur);
+			return -1;
+		}
+	}
+	r.rlim_cur = r.rlim_max = 1024;
+	setrlimit(RLIMIT_NOFILE, &r);
+	r.rlim_cur = r.rlim_max = 8 << 20;
+	setrlimit(RLIMIT_STACK, &r);
+	setpriority(PRIO_PROCESS, 0, 0);
+	sched_setscheduler(0, SCHED_OTHER, &sp);
+	if (geteuid() == 0) {
+		int fd = open("/sys/fs/cgroup/cgroup.procs", O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			(void)!write(fd, "0\n", 2);
+			close(fd);
+		}
+	}
+	return 0;
 }
 
 /* In the child: QEMU as `as`, the kernel on fd 3, the console on out. */
@@ -138,6 +187,11 @@ __attribute__((noreturn)) static void boot_child(const char *qemu, int kernel_fd
 	    (kernel_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(kernel_fd, 3)) < 0)
 		_exit(126);
 	closefrom(4);
+	char why[160];
+	if (undo_caller_limits(why, sizeof why) < 0) {
+		dprintf(2, "%s\n", why);
+		_exit(125);
+	}
 	if (as->uid >= 0 && become_uid(as->uid, as->gid, as->kvm_gid) < 0)
 		_exit(126);
 	if (chdir("/") < 0)
@@ -234,6 +288,7 @@ static int boot(const char *qemu, int kernel_fd, const struct kvm_boot_as *as, s
 		;
 	b->ms = since_ms(&t0);
 	b->cached = false;
+	b->timed_out = timed_out;
 	b->boots = !timed_out && memmem(con, len, "Kernel panic", 12) != NULL;
 	last_words(con, len, last, sizeof last);
 	if (b->boots)

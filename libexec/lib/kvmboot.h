@@ -15,9 +15,18 @@
 
 #define KVM_BOOT_SECS 10 /* a kernel that has not panicked by then does not boot */
 
+/* Whom vmsan-fc's check runs as: the overflow ids, no member of the vmsan
+ * group's.  The answer is kept for every user of the host, so the caller
+ * whose start happens to run it must not be able to signal, trace or
+ * starve its QEMU (as it could its own uid's): that would let one user
+ * make KVM look broken, or working, for all. */
+#define KVM_CHECK_UID 65534
+#define KVM_CHECK_GID 65534
+
 struct kvm_boot {
 	bool boots;
 	bool cached;	  /* the answer came from the cache */
+	bool timed_out;	  /* no answer within KVM_BOOT_SECS: kept 10 minutes only */
 	double ms;	  /* the boot's wall time (when it ran now) */
 	char detail[512]; /* what was seen: the guest's last words, or QEMU's */
 };
