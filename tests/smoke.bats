@@ -37,7 +37,7 @@ life() {
 	for v in "$ID" "$ID2"; do
 		[ ! -e "$VMSAN_DIR/vms/$v.json" ] && [ ! -e "/run/netns/vmsan-$v" ]
 	done
-	ID= ID2= SID=
+	ID='' ID2='' SID=''
 }
 
 @test "smoke under TCG, forced: create, exec, snapshot, restore, rm" {
