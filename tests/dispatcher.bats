@@ -148,3 +148,36 @@ SH
 		COMP_WORDS=(vmsan doctor --j); COMP_CWORD=2; _vmsan; printf '%s\n' \"\${COMPREPLY[@]}\""
 	assert_eq "$output" "--json"
 }
+
+@test "exec: the words of the user's command are its own, global flags included (python3 --version, ls --help, echo --json)" {
+	# the real dispatcher and exec script, over an agentctl that prints
+	# what reaches it
+	local d=$BATS_TEST_TMPDIR/libexec
+	mkdir -p "$d/lib"
+	cp "$(dirname "$VMSAN")/../libexec/vmsan-exec" "$d/"
+	cp "$(dirname "$VMSAN")/../libexec/lib/common.sh" "$d/lib/"
+	# shellcheck disable=SC2016 # expanded by the stand-in, not here
+	printf '#!/bin/sh\necho "json=$VMSAN_JSON verbose=$VMSAN_VERBOSE: $*"\n' >"$d/vmsan-agentctl"
+	chmod +x "$d/vmsan-agentctl"
+	local -a cases=(
+		"ID python3 --version|json=0 verbose=0: --vm-operand exec ID python3 --version"
+		"ID ls --help|json=0 verbose=0: --vm-operand exec ID ls --help"
+		"ID -e A=1 echo --json|json=0 verbose=0: --vm-operand exec ID -e A=1 echo --json"
+		"-u root ID -ie A=1 sh -c --verbose|json=0 verbose=0: --vm-operand exec -u root ID -ie A=1 sh -c --verbose"
+		"ID -eA=1 --timeout=5 echo --json|json=0 verbose=0: --vm-operand exec ID -eA=1 --timeout=5 echo --json"
+		"--json ID --verbose echo hi|json=1 verbose=1: --json --vm-operand exec ID echo hi"
+		"ID --timeout 5 --json -- ls --json|json=1 verbose=0: --json --vm-operand exec ID --timeout 5 -- ls --json"
+	)
+	local c
+	for c in "${cases[@]}"; do
+		# shellcheck disable=SC2086 # the case's words
+		run env VMSAN_LIBEXECDIR="$d" "$VMSAN" exec ${c%%|*}
+		assert_eq "$output" "${c#*|}"
+	done
+	# --help before the user's command is exec's own
+	run env VMSAN_LIBEXECDIR="$d" "$VMSAN" exec ID --help
+	assert_contains "$output" "usage: vmsan exec ID"
+	# control: another command still takes global flags after its operands
+	run "$VMSAN" list --version
+	assert_eq "$output" "vmsan $(sed -n 's/^VMSAN_VERSION=//p' "$VMSAN")"
+}
