@@ -63,12 +63,12 @@ struct hc {
 	bool done;
 	int status;
 	char ctype[128];
-	int64_t deadline;	 /* ms, CLOCK_MONOTONIC; 0 = none */
-	volatile int *abort;	 /* a signal stops a download */
-	const struct target *t;	 /* whose agent: its VMM is watched */
-	const char *job;	 /* "command", "transfer", "session": words for a crash */
-	const char *ecode;	 /* why the last hc_* call failed ... */
-	char why[200];		 /* ... in words */
+	int64_t deadline;	/* ms, CLOCK_MONOTONIC; 0 = none */
+	volatile int *abort;	/* a signal stops a download */
+	const struct target *t; /* whose agent: its VMM is watched */
+	const char *job;	/* "command", "transfer", "session": words for a crash */
+	const char *ecode;	/* why the last hc_* call failed ... */
+	char why[200];		/* ... in words */
 };
 int64_t now_ms(void);
 int head_timeout_s(void);

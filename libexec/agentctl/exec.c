@@ -155,8 +155,8 @@ static void remote_kill(const struct target *t, const char *id, int sig)
 		return;
 	snprintf(path, sizeof path, "/exec/%s/kill", id);
 	n = snprintf(body, sizeof body, "{\"signal\":%d}", sig);
-	if (hc_send_head(h, t, "POST", path, "application/json", n, NULL) == 0 &&
-	    send_all(h, body, (size_t)n) == 0 && hc_response(h) >= 0)
+	if (hc_send_head(h, t, "POST", path, "application/json", n, NULL) == 0 && send_all(h, body, (size_t)n) == 0 &&
+	    hc_response(h) >= 0)
 		free(hc_slurp(h, NULL));
 	hc_close(h);
 }

@@ -151,8 +151,7 @@ static int shell_path(char *path, size_t n, const char *session, const char *she
 
 /* The upgrade to a WebSocket, its accept key checked: 0, -1 with e set,
  * SHELL_BUSY. */
-static int shell_handshake(struct hc *h, const struct target *t, const char *path, const char *what,
-			   struct verr *e)
+static int shell_handshake(struct hc *h, const struct target *t, const char *path, const char *what, struct verr *e)
 {
 	uint8_t rawkey[16];
 	char key[32], want[29], acc[64], head[16000];
@@ -376,7 +375,8 @@ static struct hc *shell_open(const struct target *t, const char *path, bool is_e
 		if (rc != SHELL_BUSY)
 			return NULL;
 		if (delay == 50 && isatty(2))
-			fprintf(stderr, "vmsan %s: the agent runs as many terminal sessions as it may; waiting for one\n",
+			fprintf(stderr,
+				"vmsan %s: the agent runs as many terminal sessions as it may; waiting for one\n",
 				what);
 		if (busy_wait(delay, 0, what, is_exec ? "the command did not run" : "no session was started", e) < 0)
 			return NULL;

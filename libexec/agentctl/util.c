@@ -74,6 +74,7 @@ int busy_wait(int ms, int sig, const char *what, const char *nothing, struct ver
 			sig = s;
 	if (sig)
 		return verr_fail(e, 128 + sig, "ERR_INTERRUPTED", NULL,
-				 "%s: %s while waiting for the agent to free a slot; %s", what, strsignal(sig), nothing);
+				 "%s: %s while waiting for the agent to free a slot; %s", what, strsignal(sig),
+				 nothing);
 	return 0;
 }
