@@ -321,7 +321,10 @@ transfer_killed() {
 # crash_reported WORDS: the transfer ended (not killed by timeout) with
 # ERR_VM_CRASHED, said in WORDS, and no vmsan-agentctl is left.
 crash_reported() {
-	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { echo "status $rc: $(cat "$TEST_TMP/t.err")" >&2; return 1; }
+	if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then
+		echo "status $rc: $(cat "$TEST_TMP/t.err")" >&2
+		return 1
+	fi
 	assert_eq "$(jq -r .error.code "$TEST_TMP/t.out")" ERR_VM_CRASHED
 	assert_contains "$(jq -r .error.message "$TEST_TMP/t.out")" "$1"
 	assert_eq "$(agentctl_pid "$ID")" ""

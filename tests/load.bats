@@ -62,6 +62,7 @@ teardown() { guest_test_teardown; }
 	ID=$(vmsan create --json --network-policy deny-all | jq -r .vm.id)
 	local i pids=
 	for i in $(seq 12); do
+		# shellcheck disable=SC2016 # the guest's shell expands it
 		( rc=0
 		  vmsan exec -t "$ID" -- sh -c 'sleep 2; echo "tty-$0"; exit $(($0 % 5))' "$i" </dev/null \
 			>"$TEST_TMP/t$i" 2>"$TEST_TMP/e$i" || rc=$?
