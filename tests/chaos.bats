@@ -313,8 +313,11 @@ transfer_killed() {
 	# control: the transfer had started (the kernel's count of its bytes)
 	moved=$(wait_sock "$ctl" "$field" 1048576) || return 1
 	echo "$field $moved before the kill" >&2
+	local t0=$EPOCHREALTIME
 	kill -9 "$pid"
 	wait "$job" || rc=$?
+	# how long it took to notice (a note, not a test)
+	echo "# $1 ended $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s after the VMM's kill, $field $moved" >&3
 	wait_gone "$pid"
 }
 
@@ -373,8 +376,10 @@ crash_reported() {
 		sleep 0.05
 	done
 	grep -q session-42 "$TEST_TMP/tty.out" || { exec 8>&-; cat "$TEST_TMP/tty.out" >&2; false; }
+	local t0=$EPOCHREALTIME
 	kill -9 "$pid"
 	wait "$job" || rc=$?
+	echo "# connect ended $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s after the VMM's kill" >&3
 	exec 8>&-
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { echo "connect: $rc: $(cat "$TEST_TMP/tty.out")" >&2; false; }
 	assert_contains "$(cat "$TEST_TMP/tty.out")" '"code":"ERR_VM_CRASHED"'
