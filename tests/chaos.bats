@@ -268,6 +268,127 @@ crashed_then_gc() {
 	crashed_then_gc "$ID"
 }
 
+# agentctl_pid ID: the vmsan-agentctl talking to VM ID (nothing when none).
+agentctl_pid() { pgrep -f "vmsan-agentctl .* $1( |$)" || true; }
+
+# sock_bytes PID FIELD: FIELD (bytes_acked, bytes_received) of PID's TCP
+# connection, as the kernel counts it (in the test host namespace).
+sock_bytes() {
+	nsenter --net="/run/netns/$H" ss -tinpH 2>/dev/null | awk -v p="pid=$1," -v f="$2:" '
+		index($0, p) { hit = 1 }
+		hit { for (i = 1; i <= NF; i++) if (index($i, f) == 1) { print substr($i, length(f) + 1); exit } }
+		!index($0, p) { hit = 0 }'
+}
+
+# wait_sock PID FIELD N: until PID's connection has FIELD >= N (60 s at
+# most); prints it.
+wait_sock() {
+	local v
+	for _ in $(seq 1200); do
+		v=$(sock_bytes "$1" "$2")
+		[ -n "$v" ] && [ "$v" -ge "$3" ] && { echo "$v"; return 0; }
+		sleep 0.05
+	done
+	echo "no $2 >= $3 on $1's connection: $(nsenter --net="/run/netns/$H" ss -tinpH)" >&2
+	return 1
+}
+
+# transfer_killed WHAT ARGS...: vmsan WHAT ARGS... --json (under timeout,
+# so that a hang fails), the VMM killed once its connection has moved 1
+# MiB (FIELD: bytes_acked for an upload, bytes_received for a download);
+# its status in $rc, its JSON in $TEST_TMP/t.out.
+transfer_killed() {
+	local field=$1 pid ctl moved
+	shift
+	pid=$(vmm_pid "$ID")
+	rc=0
+	timeout 90 nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" "$@" --json >"$TEST_TMP/t.out" 2>"$TEST_TMP/t.err" &
+	local job=$!
+	for _ in $(seq 400); do
+		ctl=$(agentctl_pid "$ID")
+		[ -z "$ctl" ] || break
+		sleep 0.05
+	done
+	[ -n "$ctl" ] || { echo "no vmsan-agentctl for $ID" >&2; return 1; }
+	# control: the transfer had started (the kernel's count of its bytes)
+	moved=$(wait_sock "$ctl" "$field" 1048576) || return 1
+	echo "$field $moved before the kill" >&2
+	local t0=$EPOCHREALTIME
+	kill -9 "$pid"
+	wait "$job" || rc=$?
+	# how long it took to notice (a note, not a test)
+	echo "# $1 ended $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s after the VMM's kill, $field $moved" >&3
+	wait_gone "$pid"
+}
+
+# crash_reported WORDS: the transfer ended (not killed by timeout) with
+# ERR_VM_CRASHED, said in WORDS, and no vmsan-agentctl is left.
+crash_reported() {
+	if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then
+		echo "status $rc: $(cat "$TEST_TMP/t.err")" >&2
+		return 1
+	fi
+	assert_eq "$(jq -r .error.code "$TEST_TMP/t.out")" ERR_VM_CRASHED
+	assert_contains "$(jq -r .error.message "$TEST_TMP/t.out")" "$1"
+	assert_eq "$(agentctl_pid "$ID")" ""
+}
+
+@test "chaos: the VMM killed in the middle of an upload: upload fails with ERR_VM_CRASHED (no hang), then as above" {
+	create --network-policy deny-all
+	note_slot "$ID"
+	# 1 GiB (sparse here, all of it sent): far more than the socket's buffer
+	truncate -s 1G "$TEST_TMP/big"
+	transfer_killed bytes_acked upload "$ID" "$TEST_TMP/big" --dest /root
+	crash_reported "died during the transfer"
+	crashed_then_gc "$ID"
+}
+
+@test "chaos: the VMM killed in the middle of a download: download fails with ERR_VM_CRASHED, nothing written" {
+	create --network-policy deny-all
+	note_slot "$ID"
+	vmsan exec "$ID" -- dd if=/dev/zero of=/root/big bs=1M count=0 seek=1024 2>/dev/null
+	mkdir "$TEST_TMP/dl"
+	transfer_killed bytes_received download "$ID" /root/big --dest "$TEST_TMP/dl/"
+	crash_reported "died during the transfer; nothing was written"
+	# nothing at the destination: not the file, not its hidden directory
+	assert_eq "$(ls -A "$TEST_TMP/dl")" ""
+	crashed_then_gc "$ID"
+}
+
+@test "chaos: the VMM killed during a terminal session (vmsan connect): it ends with ERR_VM_CRASHED (no hang)" {
+	require_cmd script
+	create --network-policy deny-all
+	note_slot "$ID"
+	local pid i rc=0
+	pid=$(vmm_pid "$ID")
+	# a terminal (script gives it one), its input a FIFO held open here
+	mkfifo "$TEST_TMP/in"
+	timeout 90 script -qec "nsenter --net=/run/netns/$H $TOP/bin/vmsan connect --json $ID --shell /bin/sh" \
+		/dev/null <"$TEST_TMP/in" >"$TEST_TMP/tty.out" 2>&1 &
+	local job=$!
+	exec 8>"$TEST_TMP/in"
+	# control: the session is up, its shell ran the line (typed again
+	# every 2 s: what comes before the shell reads its terminal is lost)
+	for i in $(seq 600); do
+		# shellcheck disable=SC2016 # the guest's shell expands it
+		[ $((i % 40)) != 1 ] || echo 'echo "session-$((6 * 7))"' >&8
+		! grep -q session-42 "$TEST_TMP/tty.out" || break
+		sleep 0.05
+	done
+	grep -q session-42 "$TEST_TMP/tty.out" || { exec 8>&-; cat "$TEST_TMP/tty.out" >&2; false; }
+	local t0=$EPOCHREALTIME
+	kill -9 "$pid"
+	wait "$job" || rc=$?
+	echo "# connect ended $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s after the VMM's kill" >&3
+	exec 8>&-
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { echo "connect: $rc: $(cat "$TEST_TMP/tty.out")" >&2; false; }
+	assert_contains "$(cat "$TEST_TMP/tty.out")" '"code":"ERR_VM_CRASHED"'
+	assert_contains "$(cat "$TEST_TMP/tty.out")" "died during the session"
+	assert_eq "$(agentctl_pid "$ID")" ""
+	wait_gone "$pid"
+	crashed_then_gc "$ID"
+}
+
 @test "chaos: the guest's kernel panics (out of memory with panic_on_oom): the VMM exits, list says crashed, gc" {
 	create --network-policy deny-all --memory 128
 	note_slot "$ID"

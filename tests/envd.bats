@@ -339,7 +339,7 @@ stream() {
 	assert_eq "${lines[0]}" '{"processes":[]}'
 }
 
-@test "envd: at most --max-execs processes at once: the next Start is resource_exhausted" {
+@test "envd: past --max-execs processes a Start waits for one to end (E2B's envd has no limit), within its timeout" {
 	agent_down
 	agent_up --port "$PORT" --max-execs 1
 	envelope '{"process":{"cmd":"sleep","args":["30"]},"tag":"one"}' >"$TEST_TMP/one"
@@ -348,21 +348,29 @@ stream() {
 	run rpc process.Process/List '{}'
 	assert_eq "$(echo "${lines[0]}" | jq -c '[.processes[] | {tag, cmd: .config.cmd, args: .config.args}]')" \
 		'[{"tag":"one","cmd":"sleep","args":["30"]}]'
-	run stream process.Process/Start "$TEST_TMP/one"
-	assert_contains "$output" '{"error":{"code":"resource_exhausted","message":"too many processes (limit 1)"}}'
-	# by its tag, SIGTERM; then there is room again
-	run rpc process.Process/SendSignal '{"process":{"tag":"one"},"signal":"SIGNAL_SIGTERM"}'
-	assert_eq "${lines[-1]}" 200
-	local _
-	for _ in $(seq 50); do
-		run rpc process.Process/List '{}'
-		[ "${lines[0]}" = '{"processes":[]}' ] && break
+	# a Start whose client leaves while it waits never runs
+	envelope "{\"process\":{\"cmd\":\"touch\",\"args\":[\"$TEST_TMP/left\"]}}" >"$TEST_TMP/left.env"
+	run stream process.Process/Start "$TEST_TMP/left.env" --max-time 1
+	# a Start whose Connect-Timeout-Ms passes while it waits is refused
+	envelope '{"process":{"cmd":"true"}}' >"$TEST_TMP/true"
+	run stream process.Process/Start "$TEST_TMP/true" -H 'Connect-Timeout-Ms: 1000'
+	assert_contains "$output" '{"error":{"code":"resource_exhausted","message":"too many processes (limit 1) for as'
+	# a Start without a timeout waits for "one" to end, then runs
+	stream process.Process/Start "$TEST_TMP/true" >"$TEST_TMP/waited" &
+	local job=$! _
+	# control: it is waiting (the agent says so, once for each of the three)
+	for _ in $(seq 100); do
+		[ "$(grep -c 'envd process waits for a slot' "$AG_LOG")" -lt 3 ] || break
 		sleep 0.1
 	done
+	assert_eq "$(grep -c 'envd process waits for a slot' "$AG_LOG")" 3
+	run rpc process.Process/SendSignal '{"process":{"tag":"one"},"signal":"SIGNAL_SIGTERM"}'
+	assert_eq "${lines[-1]}" 200
+	wait "$job"
+	assert_contains "$(cat "$TEST_TMP/waited")" '"status":"exit status 0"'
+	[ ! -e "$TEST_TMP/left" ]
+	run rpc process.Process/List '{}'
 	assert_eq "${lines[0]}" '{"processes":[]}'
-	envelope '{"process":{"cmd":"true"}}' >"$TEST_TMP/true"
-	run stream process.Process/Start "$TEST_TMP/true"
-	assert_contains "$output" '"status":"exit status 0"'
 }
 
 @test "envd: polled watchers: CreateWatcher, GetWatcherEvents (snake_case too), RemoveWatcher" {

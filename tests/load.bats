@@ -57,3 +57,26 @@ teardown() { guest_test_teardown; }
 	grep -q '"path":"/exec","status":429' "$VMSAN_DIR/vms/$ID/console.log"
 	assert_eq "$(vmsan exec "$ID" -- echo still-serving)" still-serving
 }
+
+@test "load: 12 exec -t at once to one VM (8 terminal sessions at a time): all run, each with its output and status" {
+	ID=$(vmsan create --json --network-policy deny-all | jq -r .vm.id)
+	local i pids=
+	for i in $(seq 12); do
+		# shellcheck disable=SC2016 # the guest's shell expands it
+		( rc=0
+		  vmsan exec -t "$ID" -- sh -c 'sleep 2; echo "tty-$0"; exit $(($0 % 5))' "$i" </dev/null \
+			>"$TEST_TMP/t$i" 2>"$TEST_TMP/e$i" || rc=$?
+		  echo "$rc" >"$TEST_TMP/s$i" ) &
+		pids="$pids $!"
+	done
+	# shellcheck disable=SC2086 # a list of pids
+	wait $pids || true
+	for i in $(seq 12); do
+		assert_eq "$(tr -d '\r' <"$TEST_TMP/t$i")" "tty-$i"
+		assert_eq "$(cat "$TEST_TMP/s$i")" "$((i % 5))"
+	done
+	# control: the agent did turn some away (past its 8 sessions), so the
+	# waits were real
+	grep -q '"path":"/ws/shell","status":429' "$VMSAN_DIR/vms/$ID/console.log"
+	assert_eq "$(vmsan exec "$ID" -- echo still-serving)" still-serving
+}

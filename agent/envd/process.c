@@ -34,6 +34,7 @@
 
 static struct eproc **table; /* cfg.max_execs slots; NULL when free */
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t table_freed = PTHREAD_COND_INITIALIZER; /* a slot became free */
 
 void proc_init(void)
 {
@@ -52,11 +53,13 @@ int64_t mono_ms(void)
 /* ---- the table -------------------------------------------------------- */
 
 /* A new process in a free slot (pid 0 until it runs: no one finds it),
- * with the table's reference; NULL when all slots are taken. */
-static struct eproc *eproc_reserve(void)
+ * with the table's reference; NULL when all slots are taken (*full) or
+ * out of memory or descriptors. */
+static struct eproc *eproc_reserve(bool *full)
 {
 	struct eproc *p = calloc(1, sizeof *p);
 	int slot = -1;
+	*full = false;
 	if (!p || pipe2(p->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		free(p);
 		return NULL;
@@ -72,6 +75,7 @@ static struct eproc *eproc_reserve(void)
 	pthread_mutex_unlock(&table_mu);
 	if (slot < 0) {
 		eproc_put(p);
+		*full = true;
 		return NULL;
 	}
 	return p;
@@ -86,9 +90,65 @@ void eproc_unlist(struct eproc *p)
 			table[i] = NULL;
 			listed = true;
 		}
+	if (listed)
+		pthread_cond_broadcast(&table_freed);
 	pthread_mutex_unlock(&table_mu);
 	if (listed)
 		eproc_put(p);
+}
+
+/* The client of r hung up (or its connection failed). */
+static bool client_gone(const struct rpc *r)
+{
+	struct pollfd pf = { .fd = r->c->fd, .events = POLLRDHUP };
+	return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* A slot for a Start, waited for: E2B's own envd has no limit on its
+ * processes, so its SDK expects a Start to run, not a refusal.  Past
+ * --max-execs a Start waits (as vmsan exec does) for a process to end,
+ * while its client is there and within its Connect-Timeout-Ms, of which
+ * the wait takes its part.  NULL, with the call failed (a client gone
+ * hears nothing), when it gave up. */
+static struct eproc *eproc_reserve_wait(struct rpc *r, int *st)
+{
+	int64_t end = r->timeout_ms ? mono_ms() + r->timeout_ms : 0, left;
+	struct eproc *p;
+	bool said = false, full;
+
+	while (!(p = eproc_reserve(&full))) {
+		if (!full) {
+			*st = rpc_fail(r, CC_RESOURCE_EXHAUSTED, "out of memory or file descriptors");
+			return NULL;
+		}
+		if (!said)
+			logj("info", "envd process waits for a slot", "\"limit\":%d,\"remote\":\"%s\"", cfg.max_execs,
+			     r->c->peer);
+		said = true;
+		left = end ? end - mono_ms() : 200;
+		if (left <= 0) {
+			*st = rpc_fail(r, CC_RESOURCE_EXHAUSTED,
+				       "too many processes (limit %d) for as long as the call's timeout",
+				       cfg.max_execs);
+			return NULL;
+		}
+		if (client_gone(r)) {
+			*st = rpc_fail(r, CC_CANCELED, "the client went away while the process waited for a slot");
+			return NULL;
+		}
+		/* woken when a slot frees, or to look at the client again */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (left < 200 ? left : 200) * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_mutex_lock(&table_mu);
+		pthread_cond_timedwait(&table_freed, &table_mu, &ts);
+		pthread_mutex_unlock(&table_mu);
+	}
+	if (end)
+		r->timeout_ms = (left = end - mono_ms()) > 0 ? left : 1;
+	return p;
 }
 
 void eproc_put(struct eproc *p)
@@ -391,8 +451,8 @@ int proc_start(struct rpc *r)
 	int st = start_parse(r, s);
 	if (!st)
 		st = start_prepare(r, s);
-	if (!st && !(p = eproc_reserve()))
-		st = rpc_fail(r, CC_RESOURCE_EXHAUSTED, "too many processes (limit %d)", cfg.max_execs);
+	if (!st)
+		p = eproc_reserve_wait(r, &st);
 	if (!st)
 		st = start_spawn(r, s);
 	if (!st)

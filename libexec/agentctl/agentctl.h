@@ -63,18 +63,32 @@ struct hc {
 	bool done;
 	int status;
 	char ctype[128];
-	int64_t deadline;    /* ms, CLOCK_MONOTONIC; 0 = none */
-	volatile int *abort; /* a signal stops a download */
-	const char *ecode;   /* why the last hc_* call failed ... */
-	char why[200];	     /* ... in words */
+	int64_t deadline;	/* ms, CLOCK_MONOTONIC; 0 = none */
+	volatile int *abort;	/* a signal stops a download */
+	const struct target *t; /* whose agent: its VMM is watched */
+	const char *job;	/* "command", "transfer", "session": words for a crash */
+	const char *ecode;	/* why the last hc_* call failed ... */
+	char why[200];		/* ... in words */
 };
 int64_t now_ms(void);
 int head_timeout_s(void);
-/* A connection to the agent, or NULL with e set. */
+/* A connection to the agent, or NULL with e set.  Every wait on it (to
+ * read or to send) is a 1 s tick at a time, and at each tick the VM's VMM
+ * is looked at: a VM that dies sends nothing, not even a reset, so
+ * without it a read or a full socket buffer would wait forever. */
 struct hc *hc_open(const struct target *t, struct verr *e);
 void hc_close(struct hc *h);
-int send_all(int fd, const void *p, size_t n);
-int send_chunk(int fd, const void *p, size_t n);
+/* 0, or -1 with h->why set (and errno). */
+int send_all(struct hc *h, const void *p, size_t n);
+int send_chunk(struct hc *h, const void *p, size_t n);
+/* The VMM has gone (see target_vmm_gone): true with h->why and h->ecode
+ * (ERR_VM_CRASHED) set. */
+bool hc_vmm_gone(struct hc *h);
+/* The last failure on h was the VMM's death. */
+bool hc_crashed(const struct hc *h);
+/* The failure h->why tells, as ours: "WHAT: why" with its code (and, for
+ * ERR_VM_CRASHED, what to do); -1. */
+int hc_fail(struct hc *h, const char *what, struct verr *e);
 /* Sends the request head; body_len < 0 means a chunked body follows. */
 int hc_send_head(struct hc *h, const struct target *t, const char *method, const char *path, const char *ctype,
 		 long long body_len, const char *extra);
@@ -100,6 +114,12 @@ void write_all_fd(int fd, const char *p, size_t n);
 const char *clean(char *buf, size_t n, const char *s);
 /* A guest's id or signal name, used only when it looks like one. */
 bool token_ok(const char *s, size_t max, const char *alphabet);
+/* The agent was busy (429, 503: nothing was started): wait about ms
+ * (jittered, so that those waiting do not all come back at once) for the
+ * next try.  0, or -1 with e set ("WHAT: ...; NOTHING", 128+N) when
+ * signal N came first (sig, or one on the signal pipe): it ends the wait
+ * as it would have ended the command, which never started. */
+int busy_wait(int ms, int sig, const char *what, const char *nothing, struct verr *e);
 
 /* A command's options as getopt_long takes them: the command parses with
  * them, and the core finds the VM id among them (--vm-operand). */

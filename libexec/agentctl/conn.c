@@ -105,6 +105,8 @@ struct hc *hc_open(const struct target *t, struct verr *e)
 		free(h);
 		return NULL;
 	}
+	h->t = t;
+	h->job = "request";
 	return h;
 }
 
@@ -117,9 +119,107 @@ void hc_close(struct hc *h)
 	free(h);
 }
 
-int send_all(int fd, const void *p, size_t n)
+bool hc_vmm_gone(struct hc *h)
 {
-	return http_send_all(fd, p, n, 0);
+	if (!target_vmm_gone(h->t))
+		return false;
+	hc_error(h, "ERR_VM_CRASHED", "the VM's VMM (process %lld) died during the %s", h->t->vmm_pid, h->job);
+	return true;
+}
+
+bool hc_crashed(const struct hc *h)
+{
+	return h->ecode && !strcmp(h->ecode, "ERR_VM_CRASHED");
+}
+
+int hc_fail(struct hc *h, const char *what, struct verr *e)
+{
+	char fix[160];
+
+	if (hc_crashed(h)) {
+		snprintf(fix, sizeof fix, "'vmsan logs %s' shows its console; 'vmsan gc' stops what is left of it",
+			 h->t->vm[0] ? h->t->vm : "ID");
+		return verr_fail(e, 1, h->ecode, fix, "%s: %s", what, h->why);
+	}
+	return verr_fail(e, 1, h->ecode ? h->ecode : "ERR_AGENT_PROTOCOL", NULL, "%s: %s", what,
+			 h->why[0] ? h->why : "the connection to the agent failed");
+}
+
+/* Until the socket is ready for events, a tick at a time: the VMM looked
+ * at each second, the deadline (when there is one) kept, a signal that
+ * stops a download heard.  0, or -1 with h->why set. */
+static int hc_wait(struct hc *h, short events)
+{
+	for (;;) {
+		struct pollfd pf = { .fd = h->fd, .events = events };
+		int tick = 1000, p;
+
+		if (h->abort && *h->abort) {
+			hc_error(h, "ERR_INTERRUPTED", "interrupted");
+			return -1;
+		}
+		if (h->deadline) {
+			int64_t left = h->deadline - now_ms();
+			if (left <= 0) {
+				hc_error(h, "ERR_AGENT_TIMEOUT", "no complete answer from the agent within %d s",
+					 head_timeout_s());
+				return -1;
+			}
+			if (left < tick)
+				tick = (int)left;
+		}
+		p = poll(&pf, 1, tick);
+		if (p > 0)
+			return 0;
+		if (p < 0 && errno != EINTR) {
+			hc_error(h, "ERR_AGENT_PROTOCOL", "poll: %s", strerror(errno));
+			return -1;
+		}
+		if (p == 0 && hc_vmm_gone(h))
+			return -1;
+	}
+}
+
+/* iov (cnt of them) sent whole, never blocking: a socket buffer that
+ * stays full waits in hc_wait.  One buffer goes as send(2), several as
+ * one sendmsg(2) (a chunk's size line, data and CRLF in one segment). */
+static int hc_sendv(struct hc *h, struct iovec *iov, int cnt)
+{
+	while (cnt) {
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+		ssize_t w = cnt == 1 ? send(h->fd, iov->iov_base, iov->iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+				     : sendmsg(h->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (hc_wait(h, POLLOUT) < 0)
+				return -1;
+			continue;
+		}
+		if (w < 0) {
+			int err = errno;
+			if (!hc_vmm_gone(h))
+				hc_error(h, "ERR_AGENT_PROTOCOL", "cannot send to the agent: %s", strerror(err));
+			errno = err;
+			return -1;
+		}
+		while (cnt && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+int send_all(struct hc *h, const void *p, size_t n)
+{
+	struct iovec iov = { (void *)p, n };
+	return n ? hc_sendv(h, &iov, 1) : 0;
 }
 
 int hc_send_head(struct hc *h, const struct target *t, const char *method, const char *path, const char *ctype,
@@ -140,15 +240,15 @@ int hc_send_head(struct hc *h, const struct target *t, const char *method, const
 	n += snprintf(head + n, sizeof head - (size_t)n, "%s\r\n", extra ? extra : "");
 	if (n >= (int)sizeof head)
 		return -1;
-	return send_all(h->fd, head, (size_t)n);
+	return send_all(h, head, (size_t)n);
 }
 
-int send_chunk(int fd, const void *p, size_t n)
+int send_chunk(struct hc *h, const void *p, size_t n)
 {
 	char hx[24];
 	int hl = snprintf(hx, sizeof hx, "%zx\r\n", n);
 	struct iovec iov[3] = { { hx, (size_t)hl }, { (void *)p, n }, { (char *)"\r\n", 2 } };
-	return http_sendv_all(fd, iov, 3);
+	return hc_sendv(h, iov, 3);
 }
 
 ssize_t hc_fill(struct hc *h)
@@ -166,31 +266,18 @@ ssize_t hc_fill(struct hc *h)
 		}
 	}
 	ssize_t r;
-	for (;;) {
-		if (h->abort && *h->abort) {
-			hc_error(h, "ERR_INTERRUPTED", "interrupted");
+	do {
+		if (hc_wait(h, POLLIN) < 0)
 			return -1;
-		}
-		if (h->deadline) {
-			int64_t left = h->deadline - now_ms();
-			struct pollfd pf = { .fd = h->fd, .events = POLLIN };
-			int p = left > 0 ? poll(&pf, 1, (int)left) : 0;
-			if (p < 0 && errno == EINTR)
-				continue;
-			if (p == 0) {
-				hc_error(h, "ERR_AGENT_TIMEOUT", "no complete answer from the agent within %d s",
-					 head_timeout_s());
-				return -1;
-			}
-		}
-		r = recv(h->fd, h->buf + h->len, sizeof h->buf - h->len, 0);
-		if (r >= 0 || errno != EINTR)
-			break;
-	}
+		r = recv(h->fd, h->buf + h->len, sizeof h->buf - h->len, MSG_DONTWAIT);
+	} while (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK));
+	int err = errno;
 	if (r > 0)
 		h->len += (size_t)r;
+	else if (hc_vmm_gone(h)) /* the end of a VM that died: say so */
+		r = -1;
 	else if (r < 0)
-		hc_error(h, "ERR_AGENT_PROTOCOL", "the connection to the agent failed: %s", strerror(errno));
+		hc_error(h, "ERR_AGENT_PROTOCOL", "the connection to the agent failed: %s", strerror(err));
 	else
 		hc_error(h, "ERR_AGENT_PROTOCOL", "the agent closed the connection");
 	return r;

@@ -76,13 +76,13 @@ static int download_request(struct hc *h, const struct target *t, const char *re
 
 	json_decref(req);
 	if (!body || hc_send_head(h, t, "POST", "/files/read", "application/json", (long long)strlen(body), NULL) < 0 ||
-	    send_all(h->fd, body, strlen(body)) < 0) {
+	    send_all(h, body, strlen(body)) < 0) {
 		free(body);
-		return verr_fail(e, 1, "ERR_AGENT_PROTOCOL", NULL, "download: cannot send the request");
+		return hc_fail(h, "download", e);
 	}
 	free(body);
 	if (hc_response(h) < 0)
-		return verr_fail(e, 1, h->ecode, NULL, "download: %s", h->why);
+		return hc_fail(h, "download", e);
 	if (h->status == 404) {
 		free(hc_slurp(h, NULL));
 		return verr_fail(e, 1, "ERR_REMOTE_NOT_FOUND", "check the path with 'vmsan exec ID -- ls -la DIR'",
@@ -111,7 +111,7 @@ static void on_dl_signal(int sig)
 
 /* Why untar failed, as our error: the signal that stopped it, the
  * connection that broke, or what was wrong with the archive. */
-static int untar_error(int x, const struct hc *h, const char *err, struct verr *e)
+static int untar_error(int x, struct hc *h, const char *err, struct verr *e)
 {
 	static const char *const codes[] = {
 		[UNTAR_E_UNSAFE] = "ERR_UNSAFE_ARCHIVE", [UNTAR_E_FORMAT] = "ERR_AGENT_PROTOCOL",
@@ -125,6 +125,11 @@ static int untar_error(int x, const struct hc *h, const char *err, struct verr *
 			  : x == UNTAR_E_EXISTS ? "remove it, or name another --dest"
 						: "nothing was written";
 
+	if (x == UNTAR_E_SOURCE && hc_crashed(h) && !dl_abort) {
+		size_t l = strlen(h->why);
+		snprintf(h->why + l, sizeof h->why - l, "; nothing was written");
+		return hc_fail(h, "download", e);
+	}
 	if (x == UNTAR_E_SOURCE && h->ecode && !dl_abort)
 		return verr_fail(e, 1, h->ecode, fix, "download: %s (%s)", err, h->why);
 	return verr_fail(e, dl_abort ? 128 + dl_abort : 1, dl_abort ? "ERR_INTERRUPTED" : codes[x], fix, "download: %s",
@@ -193,6 +198,8 @@ static int run_download(const struct target *t, const char *remote, const char *
 		return verr_fail(e, 1, "ERR_LOCAL_FILE", "create the destination directory first", "cannot open %s: %s",
 				 pl.dir, strerror(errno));
 	h = hc_open(t, e);
+	if (h)
+		h->job = "transfer";
 	if (h && download_request(h, t, remote, max_bytes, e) == 0 &&
 	    download_extract(h, rootfd, &pl, max_bytes, &st, e) == 0) {
 		download_report(remote, &pl, &st);

@@ -155,8 +155,8 @@ static void remote_kill(const struct target *t, const char *id, int sig)
 		return;
 	snprintf(path, sizeof path, "/exec/%s/kill", id);
 	n = snprintf(body, sizeof body, "{\"signal\":%d}", sig);
-	if (hc_send_head(h, t, "POST", path, "application/json", n, NULL) == 0 &&
-	    send_all(h->fd, body, (size_t)n) == 0 && hc_response(h) >= 0)
+	if (hc_send_head(h, t, "POST", path, "application/json", n, NULL) == 0 && send_all(h, body, (size_t)n) == 0 &&
+	    hc_response(h) >= 0)
 		free(hc_slurp(h, NULL));
 	hc_close(h);
 }
@@ -212,11 +212,11 @@ static int exec_send(struct exec_run *x, const char *body)
 	size_t bl = strlen(body);
 	int sent = x->o->interactive
 			   ? hc_send_head(h, x->t, "POST", "/exec", "application/json", -1, NULL) ||
-				     send_chunk(h->fd, body, bl)
+				     send_chunk(h, body, bl)
 			   : hc_send_head(h, x->t, "POST", "/exec", "application/json", (long long)bl, NULL) ||
-				     send_all(h->fd, body, bl);
+				     send_all(h, body, bl);
 	if (sent)
-		return verr_fail(x->e, 1, "ERR_AGENT_PROTOCOL", NULL, "cannot send the request: %s", strerror(errno));
+		return hc_fail(h, "exec", x->e);
 	return 0;
 }
 
@@ -236,10 +236,10 @@ static void exec_on_stdin(struct exec_run *x)
 {
 	ssize_t n = x->inbuf ? read(0, x->inbuf, 65536) : 0;
 	if (n > 0) {
-		if (send_chunk(x->h->fd, x->inbuf, (size_t)n) < 0)
+		if (send_chunk(x->h, x->inbuf, (size_t)n) < 0)
 			x->in_open = false;
 	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-		send_all(x->h->fd, "0\r\n\r\n", 5); /* EOF of stdin = end of body */
+		send_all(x->h, "0\r\n\r\n", 5); /* EOF of stdin = end of body */
 		x->in_open = false;
 	}
 }
@@ -256,12 +256,12 @@ static int exec_on_head(struct exec_run *x)
 
 	if (h->pos == h->len || (hl = http_parse_head(h->buf + h->pos, h->len - h->pos, false, &h->hd)) == 0) {
 		if (hc_fill(h) <= 0)
-			return verr_fail(x->e, 1, h->ecode, NULL, "exec: %s", h->why);
+			return hc_fail(h, "exec", x->e);
 		return 1;
 	}
 	if (hl < 0) {
 		hc_bad_head(h, hl);
-		return verr_fail(x->e, 1, h->ecode, NULL, "exec: %s", h->why);
+		return hc_fail(h, "exec", x->e);
 	}
 	if (h->hd.status == 100) {
 		h->pos += (size_t)hl;
@@ -324,6 +324,8 @@ static int exec_on_events(struct exec_run *x)
 	char rd[65536];
 	ssize_t n = hc_read(x->h, rd, sizeof rd);
 
+	if (n < 0 && hc_crashed(x->h))
+		return hc_fail(x->h, "exec", x->e);
 	if (n < 0)
 		return verr_fail(x->e, 1, "ERR_AGENT_PROTOCOL", NULL,
 				 "the connection to the agent broke mid-command (%s)", x->h->why);
@@ -361,7 +363,7 @@ static int exec_on_events(struct exec_run *x)
 static int exec_turn(struct exec_run *x)
 {
 	struct pollfd pf[3];
-	int np = 0, isig = -1, iin = -1, wait = -1, pr;
+	int np = 0, isig = -1, iin = -1, wait = 1000, pr;
 	bool buffered;
 
 	pf[np++] = (struct pollfd){ .fd = x->h->fd, .events = POLLIN };
@@ -377,21 +379,19 @@ static int exec_turn(struct exec_run *x)
 	}
 	/* Bytes already buffered need no poll. */
 	buffered = x->h->pos < x->h->len || x->h->dlen;
+	/* A tick a second: a VM that dies sends nothing, not even a reset,
+	 * so its VMM is looked at (hc_vmm_gone, as conn.c's waits do). */
 	if (!x->head_done) {
 		int64_t left = x->head_by - now_ms();
-		wait = left > 0 ? (int)left : 0;
-	} else if (x->t->vmm_pid > 1) {
-		/* A VM that dies sends nothing, not even a reset: its VMM is
-		 * looked at each second instead. */
-		wait = 1000;
+		wait = left <= 0 ? 0 : left < 1000 ? (int)left : 1000;
 	}
 	pr = buffered ? 1 : poll(pf, (nfds_t)np, wait);
 	if (pr < 0 && errno != EINTR)
 		return 0;
-	if (pr == 0 && x->head_done && target_vmm_gone(x->t))
-		return verr_fail(x->e, 1, "ERR_VM_CRASHED",
-				 "'vmsan logs ID' shows its console; 'vmsan gc' stops what is left of it",
-				 "exec: the VM's VMM (process %lld) died during the command", x->t->vmm_pid);
+	if (pr == 0 && hc_vmm_gone(x->h))
+		return hc_fail(x->h, "exec", x->e);
+	if (pr == 0 && !x->head_done && now_ms() < x->head_by)
+		return 1;
 	if (pr == 0 && !x->head_done)
 		return verr_fail(x->e, 1, "ERR_AGENT_TIMEOUT",
 				 "check the VM ('vmsan list'); VMSAN_AGENT_TIMEOUT sets the limit",
@@ -439,28 +439,6 @@ static int exec_finish(struct exec_run *x)
 	return r->timed_out ? EXIT_TIMEOUT : r->exit_code;
 }
 
-/* The agent was busy: wait about ms (jittered, so that those waiting do
- * not all come back at once) for the next try.  0, or -1 with e set when
- * a signal came first: it ends the wait as it would have ended the
- * command, which never started. */
-static int busy_wait(int ms, int sig, struct verr *e)
-{
-	struct pollfd pf = { .fd = sigpipe_fds[0], .events = POLLIN };
-	int64_t until =
-		now_ms() + ms / 2 + (int64_t)(((unsigned)getpid() * 2654435761u ^ (unsigned)now_ms()) % (unsigned)ms);
-	int64_t left;
-	char s;
-
-	while (!sig && (left = until - now_ms()) > 0)
-		if (poll(&pf, sigpipe_fds[0] >= 0, (int)left) > 0 && read(sigpipe_fds[0], &s, 1) == 1)
-			sig = s;
-	if (sig)
-		return verr_fail(e, 128 + sig, "ERR_INTERRUPTED", NULL,
-				 "exec: %s while waiting for the agent to free a slot; the command did not run",
-				 strsignal(sig));
-	return 0;
-}
-
 /* The agent runs so many commands at once (vmsan-agent --max-execs) and
  * answers 429 past that: a user who starts 100 at once wants 100 run, so
  * the request is sent again, 50 ms apart doubling to 1 s, until a slot is
@@ -479,7 +457,10 @@ static int run_exec(const struct target *t, const struct exec_opts *o, struct ve
 	x.inbuf = malloc(65536);
 	for (int delay = 50;; delay = delay < 1000 ? delay * 2 : 1000) {
 		x.h = hc_open(t, e);
-		if (!x.h || exec_send(&x, body) < 0)
+		if (!x.h)
+			goto out;
+		x.h->job = "command";
+		if (exec_send(&x, body) < 0)
 			goto out;
 		/* The head within the deadline; the events after it may
 		 * take as long as the command does. */
@@ -494,7 +475,7 @@ static int run_exec(const struct target *t, const struct exec_opts *o, struct ve
 		x.h = NULL;
 		if (delay == 50 && isatty(2))
 			fprintf(stderr, "vmsan exec: the agent runs as many commands as it may; waiting for a slot\n");
-		if (busy_wait(delay, x.pending_sig, e) < 0) {
+		if (busy_wait(delay, x.pending_sig, "exec", "the command did not run", e) < 0) {
 			rc = -1;
 			goto out;
 		}

@@ -46,34 +46,34 @@ static void tty_raw(void)
 }
 
 /* One masked frame; typed: a binary message with its type byte first. */
-static int ws_send(int fd, int op, uint8_t type, const void *p, size_t n, bool typed)
+static int ws_send(struct hc *h, int op, uint8_t type, const void *p, size_t n, bool typed)
 {
-	uint8_t h[16], mask[4];
+	uint8_t fh[16], mask[4];
 	if (getrandom(mask, 4, 0) != 4)
 		memset(mask, 0x5a, 4);
 	size_t total = n + (typed ? 1 : 0);
-	size_t hl = ws_encode_header(h, op, true, total, mask);
+	size_t hl = ws_encode_header(fh, op, true, total, mask);
 	uint8_t *frame = malloc(hl + total);
 	if (!frame)
 		return -1;
-	memcpy(frame, h, hl);
+	memcpy(frame, fh, hl);
 	if (typed)
 		frame[hl] = type;
 	if (n)
 		memcpy(frame + hl + (typed ? 1 : 0), p, n);
 	ws_unmask(frame + hl, total, mask, 0);
-	int r = send_all(fd, frame, hl + total);
+	int r = send_all(h, frame, hl + total);
 	free(frame);
 	return r;
 }
 
-static void send_resize(int fd)
+static void send_resize(struct hc *h)
 {
 	struct winsize w;
 	if (ioctl(0, TIOCGWINSZ, &w) == 0 && w.ws_col && w.ws_row) {
 		uint8_t p[4] = { (uint8_t)(w.ws_col >> 8), (uint8_t)w.ws_col, (uint8_t)(w.ws_row >> 8),
 				 (uint8_t)w.ws_row };
-		ws_send(fd, WS_BINARY, 1, p, 4, true);
+		ws_send(h, WS_BINARY, 1, p, 4, true);
 	}
 }
 
@@ -146,8 +146,12 @@ static int shell_path(char *path, size_t n, const char *session, const char *she
 	return rc;
 }
 
-/* The upgrade to a WebSocket, its accept key checked. */
-static int shell_handshake(struct hc *h, const struct target *t, const char *path, struct verr *e)
+/* Every session (or connection) taken: nothing started, ask again. */
+#define SHELL_BUSY (-2)
+
+/* The upgrade to a WebSocket, its accept key checked: 0, -1 with e set,
+ * SHELL_BUSY. */
+static int shell_handshake(struct hc *h, const struct target *t, const char *path, const char *what, struct verr *e)
 {
 	uint8_t rawkey[16];
 	char key[32], want[29], acc[64], head[16000];
@@ -163,14 +167,20 @@ static int shell_handshake(struct hc *h, const struct target *t, const char *pat
 		      "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
 		      "Sec-WebSocket-Key: %s\r\n\r\n",
 		      path, t->host, t->port, t->token, key);
-	if (hn >= (int)sizeof head || send_all(h->fd, head, (size_t)hn) < 0)
-		return verr_fail(e, 1, "ERR_AGENT_PROTOCOL", NULL, "connect: cannot send the request");
-	if (hc_response(h) < 0)
-		return verr_fail(e, 1, h->ecode, NULL, "connect: %s", h->why);
+	if (hn >= (int)sizeof head)
+		return verr_fail(e, 1, "ERR_AGENT_PROTOCOL", NULL, "%s: the request is too long", what);
+	if (send_all(h, head, (size_t)hn) < 0 || hc_response(h) < 0)
+		return hc_fail(h, what, e);
+	/* 429: every session taken; 503: every connection, answered before
+	 * the request is read.  Nothing was started. */
+	if (h->status == 429 || h->status == 503) {
+		free(hc_slurp(h, NULL));
+		return SHELL_BUSY;
+	}
 	if (h->status != 101)
-		return agent_error(h, "connect", e);
+		return agent_error(h, what, e);
 	if (http_header(&h->hd, "sec-websocket-accept", acc, sizeof acc) < 0 || strcmp(acc, want))
-		return verr_fail(e, 1, "ERR_AGENT_PROTOCOL", NULL, "connect: bad WebSocket handshake from the agent");
+		return verr_fail(e, 1, "ERR_AGENT_PROTOCOL", NULL, "%s: bad WebSocket handshake from the agent", what);
 	return 0;
 }
 
@@ -212,12 +222,12 @@ static void shell_frame(struct shell_run *s, const struct ws_frame *f, uint8_t *
 			s->exit_code = (int)json_integer_value(json_object_get(j, "exitCode"));
 		json_decref(j);
 	} else if (f->opcode == WS_PING) {
-		ws_send(s->h->fd, WS_PONG, 0, p, n, false);
+		ws_send(s->h, WS_PONG, 0, p, n, false);
 	} else if (f->opcode == WS_CLOSE) {
 		static const uint8_t cc[2] = { 0x03, 0xe8 };
 		s->destroyed =
 			n >= 2 && n - 2 == strlen("session destroyed") && !memcmp(p + 2, "session destroyed", n - 2);
-		ws_send(s->h->fd, WS_CLOSE, 0, cc, 2, false);
+		ws_send(s->h, WS_CLOSE, 0, cc, 2, false);
 		s->closed = true;
 	}
 }
@@ -265,10 +275,10 @@ static void shell_on_signals(struct shell_run *s)
 
 	while (read(sigpipe_fds[0], &sig, 1) == 1) {
 		if (sig == SIGWINCH)
-			send_resize(s->h->fd);
+			send_resize(s->h);
 		else if (sig == SIGINT) {
 			char c = 3;
-			ws_send(s->h->fd, WS_BINARY, 0, &c, 1, true);
+			ws_send(s->h, WS_BINARY, 0, &c, 1, true);
 		} else {
 			s->closed = true;
 		}
@@ -281,31 +291,39 @@ static void shell_on_stdin(struct shell_run *s)
 	ssize_t n = read(0, inb, sizeof inb);
 
 	if (n > 0)
-		ws_send(s->h->fd, WS_BINARY, 0, inb, (size_t)n, true);
+		ws_send(s->h, WS_BINARY, 0, inb, (size_t)n, true);
 	else if (n == 0 || errno != EINTR) {
 		s->in_open = false;
 		if (!s->tty) {
 			/* Like a terminal's ^D at an empty line. */
 			char eot = 4;
-			ws_send(s->h->fd, WS_BINARY, 0, &eot, 1, true);
+			ws_send(s->h, WS_BINARY, 0, &eot, 1, true);
 		}
 	}
 }
 
-/* Until the session ends, we detach, or the agent goes. */
+/* Until the session ends, we detach, or the agent goes: a VM that dies
+ * sends nothing, so its VMM is looked at each second without a byte (and
+ * by each wait to send, in conn.c). */
 static void shell_loop(struct shell_run *s)
 {
 	struct pollfd pf[3];
+	int pr;
 
-	while (!s->closed && s->msg) {
+	while (!s->closed && s->msg && !hc_crashed(s->h)) {
 		shell_frames(s);
 		if (s->closed)
 			break;
 		pf[0] = (struct pollfd){ .fd = s->h->fd, .events = POLLIN };
 		pf[1] = (struct pollfd){ .fd = sigpipe_fds[0], .events = POLLIN };
 		pf[2] = (struct pollfd){ .fd = s->in_open ? 0 : -1, .events = POLLIN };
-		if (poll(pf, 3, -1) < 0 && errno != EINTR)
+		pr = poll(pf, 3, 1000);
+		if (pr < 0 && errno != EINTR)
 			break;
+		if (pr == 0 && hc_vmm_gone(s->h))
+			break;
+		if (pr <= 0)
+			continue;
 		if (pf[1].revents)
 			shell_on_signals(s);
 		if (pf[2].revents)
@@ -316,10 +334,15 @@ static void shell_loop(struct shell_run *s)
 }
 
 /* How the session ended, as our exit status. */
-static int shell_end(const struct shell_run *s, const struct target *t, struct verr *e)
+static int shell_end(const struct shell_run *s, const struct target *t, const char *what, struct verr *e)
 {
+	if (hc_crashed(s->h)) {
+		if (s->tty)
+			fputs("\r\n", stderr); /* after the session's last line */
+		return hc_fail(s->h, what, e);
+	}
 	if (s->bad[0])
-		return verr_fail(e, 1, "ERR_AGENT_PROTOCOL", NULL, "connect: %s; disconnected%s%s", s->bad,
+		return verr_fail(e, 1, "ERR_AGENT_PROTOCOL", NULL, "%s: %s; disconnected%s%s", what, s->bad,
 				 s->sid[0] ? ", the session may live on: " : "", s->sid);
 	if (s->destroyed)
 		return s->exit_code >= 0 ? s->exit_code : 0;
@@ -329,6 +352,37 @@ static int shell_end(const struct shell_run *s, const struct target *t, struct v
 	return 0;
 }
 
+/* The session's connection, upgraded.  The agent runs so many sessions
+ * at once (vmsan-agent --max-sessions) and answers 429 past that: as
+ * exec does, the upgrade is asked again, 50 ms apart doubling to 1 s,
+ * until a session is free; the wait is said once on a terminal, and a
+ * signal ends it (128+N).  NULL with e set. */
+static struct hc *shell_open(const struct target *t, const char *path, bool is_exec, struct verr *e)
+{
+	const char *what = is_exec ? "exec" : "connect";
+
+	for (int delay = 50;; delay = delay < 1000 ? delay * 2 : 1000) {
+		struct hc *h = hc_open(t, e);
+		int rc;
+
+		if (!h)
+			return NULL;
+		h->job = is_exec ? "command" : "session";
+		rc = shell_handshake(h, t, path, what, e);
+		if (rc == 0)
+			return h;
+		hc_close(h);
+		if (rc != SHELL_BUSY)
+			return NULL;
+		if (delay == 50 && isatty(2))
+			fprintf(stderr,
+				"vmsan %s: the agent runs as many terminal sessions as it may; waiting for one\n",
+				what);
+		if (busy_wait(delay, 0, what, is_exec ? "the command did not run" : "no session was started", e) < 0)
+			return NULL;
+	}
+}
+
 int run_shell(const struct target *t, const char *session, const char *shell, const char *user, json_t *cmd,
 	      const char *workdir, struct verr *e)
 {
@@ -336,30 +390,27 @@ int run_shell(const struct target *t, const char *session, const char *shell, co
 	static const int sigs[] = { SIGWINCH, SIGTERM, SIGHUP, SIGINT };
 	struct shell_run s = { .exit_code = -1, .in_open = true };
 	char path[12000];
-	int rc = -1;
+	int rc;
 
 	/* Usage first: options too long are refused without the agent. */
 	if (shell_path(path, sizeof path, session, shell, user, cmd, workdir, e) < 0)
 		return -1;
-	s.h = hc_open(t, e);
+	s.tty = isatty(0);
+	sigpipe_open(sigs, s.tty ? 3 : 4); /* before the wait for a session */
+	s.h = shell_open(t, path, cmd != NULL, e);
 	if (!s.h)
 		return -1;
-	if (shell_handshake(s.h, t, path, e) < 0)
-		goto out;
-	s.tty = isatty(0);
 	if (s.tty)
 		tty_raw();
-	sigpipe_open(sigs, s.tty ? 3 : 4);
-	ws_send(s.h->fd, WS_BINARY, 2, NULL, 0, true); /* Ready */
-	send_resize(s.h->fd);
+	ws_send(s.h, WS_BINARY, 2, NULL, 0, true); /* Ready */
+	send_resize(s.h);
 	if (session)
 		snprintf(s.sid, sizeof s.sid, "%s", session);
 	s.msg = malloc(WS_MSG_MAX);
 	shell_loop(&s);
 	restore_tty();
 	free(s.msg);
-	rc = shell_end(&s, t, e);
-out:
+	rc = shell_end(&s, t, cmd ? "exec" : "connect", e);
 	hc_close(s.h);
 	return rc;
 }

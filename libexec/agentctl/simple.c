@@ -36,12 +36,8 @@ static int simple_request(const struct target *t, const char *method, const char
 	if (!h)
 		return -1;
 	if (hc_send_head(h, t, method, path, body ? "application/json" : NULL, (long long)bl, NULL) < 0 ||
-	    (bl && send_all(h->fd, body, bl) < 0)) {
-		verr_set(e, 1, "ERR_AGENT_PROTOCOL", NULL, "%s: cannot send the request: %s", what, strerror(errno));
-		goto out;
-	}
-	if (hc_response(h) < 0) {
-		verr_set(e, 1, h->ecode, NULL, "%s: %s", what, h->why);
+	    (bl && send_all(h, body, bl) < 0) || hc_response(h) < 0) {
+		hc_fail(h, what, e);
 		goto out;
 	}
 	if (h->status / 100 != 2) {
@@ -51,7 +47,7 @@ static int simple_request(const struct target *t, const char *method, const char
 	resp = hc_slurp(h, NULL);
 	j = resp ? json_loads(resp, 0, NULL) : NULL;
 	if (!resp) {
-		verr_set(e, 1, h->ecode, NULL, "%s: %s", what, h->why);
+		hc_fail(h, what, e);
 	} else if (!j) {
 		verr_set(e, 1, "ERR_AGENT_PROTOCOL", NULL, "%s: the agent's answer is not JSON", what);
 	} else {

@@ -25,11 +25,11 @@ static int staged_write(void *ctx, const void *p, size_t n)
 {
 	struct staged *s = ctx;
 	if (s->len + n > s->cap) {
-		if (s->len && send_chunk(s->h->fd, s->buf, s->len) < 0)
+		if (s->len && send_chunk(s->h, s->buf, s->len) < 0)
 			return -1;
 		s->len = 0;
 		if (n > s->cap)
-			return send_chunk(s->h->fd, p, n);
+			return send_chunk(s->h, p, n);
 	}
 	memcpy(s->buf + s->len, p, n);
 	s->len += n;
@@ -118,15 +118,24 @@ static int upload_send(struct hc *h, const struct target *t, char **paths, int n
 	int tr = TAR_OK, rc = -1;
 
 	s.buf = malloc(s.cap);
-	if (!s.buf || hc_send_head(h, t, "POST", "/files/write", "application/x-tar", -1, extra) < 0) {
-		verr_set(e, 1, "ERR_AGENT_PROTOCOL", NULL, "upload: cannot send the request");
+	if (!s.buf) {
+		verr_set(e, VMSAN_EXIT_SYS, "ERR_NOMEM", NULL, "out of memory");
+		goto out;
+	}
+	if (hc_send_head(h, t, "POST", "/files/write", "application/x-tar", -1, extra) < 0) {
+		hc_fail(h, "upload", e);
 		goto out;
 	}
 	for (int i = 0; i < npaths && tr == TAR_OK; i++)
 		tr = upload_one(paths[i], &s, total, err, sizeof err);
-	if (tr == TAR_OK && (tar_write_end(staged_write, &s) < 0 || (s.len && send_chunk(h->fd, s.buf, s.len) < 0) ||
-			     send_all(h->fd, "0\r\n\r\n", 5) < 0))
+	if (tr == TAR_OK && (tar_write_end(staged_write, &s) < 0 || (s.len && send_chunk(h, s.buf, s.len) < 0) ||
+			     send_all(h, "0\r\n\r\n", 5) < 0))
 		tr = TAR_E_SOURCE;
+	/* A VM that died will not answer: said now, not after a wait. */
+	if (tr == TAR_E_SOURCE && hc_crashed(h)) {
+		hc_fail(h, "upload", e);
+		goto out;
+	}
 	/* A local file that failed: end the connection without the last
 	 * chunk, so that the partial archive does not look complete.  The
 	 * agent that went away (TAR_E_SOURCE) tells why in its answer. */
@@ -147,12 +156,12 @@ static int upload_answer(struct hc *h, const char *dest, const struct tar_stats 
 	json_t *j;
 
 	if (status < 0)
-		return verr_fail(e, 1, h->ecode, NULL, "upload: %s", h->why);
+		return hc_fail(h, "upload", e);
 	if (status != 200)
 		return agent_error(h, "upload", e);
 	resp = hc_slurp(h, NULL);
 	if (!resp)
-		return verr_fail(e, 1, h->ecode, NULL, "upload: %s", h->why);
+		return hc_fail(h, "upload", e);
 	j = json_loads(resp, 0, NULL);
 	free(resp);
 	if (!j)
@@ -181,6 +190,7 @@ static int run_upload(const struct target *t, char **paths, int npaths, const ch
 	h = hc_open(t, e);
 	if (!h)
 		return -1;
+	h->job = "transfer";
 	if (upload_headers(extra, sizeof extra, dest, user, preserve, e) == 0 &&
 	    upload_send(h, t, paths, npaths, extra, &total, e) == 0)
 		rc = upload_answer(h, dest, &total, e);

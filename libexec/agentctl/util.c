@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -57,4 +58,23 @@ bool token_ok(const char *s, size_t max, const char *alphabet)
 {
 	size_t n = s ? strlen(s) : 0;
 	return n && n <= max && strspn(s, alphabet) == n;
+}
+
+int busy_wait(int ms, int sig, const char *what, const char *nothing, struct verr *e)
+{
+	struct pollfd pf = { .fd = sigpipe_fds[0], .events = POLLIN };
+	int64_t until =
+		now_ms() + ms / 2 + (int64_t)(((unsigned)getpid() * 2654435761u ^ (unsigned)now_ms()) % (unsigned)ms);
+	int64_t left;
+	char s;
+
+	while (!sig && (left = until - now_ms()) > 0)
+		if (poll(&pf, sigpipe_fds[0] >= 0, (int)left) > 0 && read(sigpipe_fds[0], &s, 1) == 1 &&
+		    s != SIGWINCH) /* a resize, for a terminal not there yet */
+			sig = s;
+	if (sig)
+		return verr_fail(e, 128 + sig, "ERR_INTERRUPTED", NULL,
+				 "%s: %s while waiting for the agent to free a slot; %s", what, strsignal(sig),
+				 nothing);
+	return 0;
 }
