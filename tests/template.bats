@@ -164,8 +164,9 @@ urandom() { vmsan exec "$1" -- sh -c 'head -c 32 /dev/urandom | od -An -tx1' | t
 	jq -e .templateKey "$t/snapshot.json" >/dev/null
 	# whole, but its device state is garbage: QEMU refuses it, the VM it
 	# was restoring into is undone, the template removed, the VM boots cold
-	head -c "$(stat -c %s "$t/state")" /dev/urandom >"$t/state"
-	local vms
+	local size vms
+	size=$(stat -c %s "$t/state")
+	head -c "$size" /dev/urandom >"$t/state"
 	vms=$(ls "$VMSAN_DIR/vms" | grep -c '\.json$')
 	mk C --vcpus 2
 	assert_eq "$(field C .start)" cold+template-made

@@ -507,8 +507,9 @@ static int template_or_disk(struct create *c, json_t *got, struct verr *e)
 	if (found) {
 		/* the image as this create named it (the template's maker may
 		 * have named the same digest otherwise) */
-		json_object_set_new(c->snap, "image", json_pack("{s:s, s:s, s:s}", "ref", jstr(got, "ref"), "digest",
-								jstr(got, "digest"), "path", jstr(got, "path")));
+		json_object_set_new(c->snap, "image",
+				    json_pack("{s:s, s:s, s:s}", "ref", jstr(got, "ref"), "digest", jstr(got, "digest"),
+					      "path", jstr(got, "path")));
 		json_object_del(c->snap, "runtime");
 		if (jstr(got, "runtime"))
 			json_object_set_new(c->snap, "runtime", json_string(jstr(got, "runtime")));
@@ -673,8 +674,8 @@ int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_out)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	while (make_record(&c, &e) < 0 ||
-	       (c.o.snapshot ? restored_disk_and_net(&c, &e) : disk_and_net(&c, &e)) < 0 || boot(&c, &e) < 0) {
+	while (make_record(&c, &e) < 0 || (c.o.snapshot ? restored_disk_and_net(&c, &e) : disk_and_net(&c, &e)) < 0 ||
+	       boot(&c, &e) < 0) {
 		if (!c.t.restoring || c.t.retried || interrupted)
 			goto fail;
 		undo_restore(&c, &e); /* and again, cold */

@@ -143,7 +143,7 @@ int num_opt(const char *name, const char *v, long long lo, long long hi, long lo
 #define SYSTEM_CONFIG "/etc/vmsan/config"
 int config_get(const struct state *st, const char *key, char *out, size_t n, bool *found, struct verr *e)
 {
-	static const char *const known[] = { "dns",	    "dns-ttl-min",   "dns-ttl-max",
+	static const char *const known[] = { "dns",	  "dns-ttl-min",   "dns-ttl-max",
 					     "templates", "templates-max", "templates_max" };
 	char user[PATH_MAX];
 	snprintf(user, sizeof user, "%.4000s/config", st->dir);
@@ -186,9 +186,10 @@ int config_get(const struct state *st, const char *key, char *out, size_t n, boo
 				i++;
 			if (i == sizeof known / sizeof *known) {
 				fclose(fp);
-				verr_set(e, VMSAN_EXIT_FAIL, "ERR_CONFIG",
-					 "the settings known are: dns, dns-ttl-min, dns-ttl-max, templates, templates-max",
-					 "%s:%d: unknown setting '%s'", files[f], ln, k);
+				verr_set(
+					e, VMSAN_EXIT_FAIL, "ERR_CONFIG",
+					"the settings known are: dns, dns-ttl-min, dns-ttl-max, templates, templates-max",
+					"%s:%d: unknown setting '%s'", files[f], ln, k);
 				return -1;
 			}
 			if (!strcmp(k, key)) {

@@ -380,8 +380,8 @@ json_t *restore_disk(struct state *st, const char *id, json_t *snap, const char 
 	struct stat sb;
 	char held[64];
 	/* the VM's directory: made here, or by create already (empty) */
-	if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || (in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(in, &sb) < 0 ||
-	    (out = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
+	if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || (in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    fstat(in, &sb) < 0 || (out = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
 		verr_sys(e, "ERR_STATE_WRITE", NULL, "cannot make %s's disk from the snapshot", id);
 		goto out;
 	}

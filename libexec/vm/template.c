@@ -32,18 +32,17 @@
 
 #define TEMPLATE_FORMAT 1 /* bump when a template's layout or key changes */
 
-const char template_usage[] =
-	"usage: vmsan template list|ls [--json]\n"
-	"       vmsan template delete|rm KEY...|--all [--json]\n\n"
-	"vmsan create keeps, per set of what the guest sees at boot (image digest,\n"
-	"kernel, vCPUs, memory, disk size, resolvers, VMM, accelerator, guest agent),\n"
-	"a template in $VMSAN_DIR/templates: a snapshot of a VM of that kind taken as\n"
-	"soon as its agent answered, before it was handed to anyone.  The next create\n"
-	"of that kind restores it (a new id, disk copy, token, clock, name and seed)\n"
-	"instead of booting.  create --cold, VMSAN_TEMPLATES=off or templates = off in\n"
-	"the config turn them off; vmsan gc removes those whose image or kernel is\n"
-	"gone and keeps at most templates-max (config, default 8), least recently\n"
-	"used first out.\n";
+const char template_usage[] = "usage: vmsan template list|ls [--json]\n"
+			      "       vmsan template delete|rm KEY...|--all [--json]\n\n"
+			      "vmsan create keeps, per set of what the guest sees at boot (image digest,\n"
+			      "kernel, vCPUs, memory, disk size, resolvers, VMM, accelerator, guest agent),\n"
+			      "a template in $VMSAN_DIR/templates: a snapshot of a VM of that kind taken as\n"
+			      "soon as its agent answered, before it was handed to anyone.  The next create\n"
+			      "of that kind restores it (a new id, disk copy, token, clock, name and seed)\n"
+			      "instead of booting.  create --cold, VMSAN_TEMPLATES=off or templates = off in\n"
+			      "the config turn them off; vmsan gc removes those whose image or kernel is\n"
+			      "gone and keeps at most templates-max (config, default 8), least recently\n"
+			      "used first out.\n";
 
 static bool valid_key(const char *s)
 {
@@ -181,7 +180,9 @@ static const char *bad_template(const struct create *c, int dfd, json_t *m)
 	const struct {
 		const char *name;
 		long long size; /* 0: any but empty */
-	} f[] = { { "state", 0 }, { "memory", c->o.mem << 20 }, { "disk.ext4", jint(m, "diskSize", 0) }, { "token", 64 } };
+	} f[] = {
+		{ "state", 0 }, { "memory", c->o.mem << 20 }, { "disk.ext4", jint(m, "diskSize", 0) }, { "token", 64 }
+	};
 	for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
 		struct stat sb;
 		if (fstatat(dfd, f[i].name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
@@ -299,11 +300,13 @@ static void trim(const struct state *st, int tfd, const char *keep, bool dry, js
 	DIR *d = fdopendir(dup(tfd));
 	struct dirent *de;
 	struct stat sb;
+	if (d) /* from the start: a dup shares the offset of a read before */
+		rewinddir(d);
 	while (d && (de = readdir(d)))
 		if (valid_key(de->d_name) && fstatat(tfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
-			json_array_append_new(all, json_pack("{s:s, s:I}", "key", de->d_name, "used",
-							     (json_int_t)sb.st_mtim.tv_sec * 1000000000 +
-								     sb.st_mtim.tv_nsec));
+			json_array_append_new(
+				all, json_pack("{s:s, s:I}", "key", de->d_name, "used",
+					       (json_int_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec));
 	if (d)
 		closedir(d);
 	long long max = templates_max(st), n = (long long)json_array_size(all);
@@ -502,8 +505,8 @@ static int template_delete(json_t *keys, bool all)
 	}
 	json_array_foreach(keys, i, v) {
 		const char *k = json_string_value(v);
-		int dfd = valid_key(k) && tfd >= 0 ? openat(tfd, k, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-						   : -1;
+		int dfd =
+			valid_key(k) && tfd >= 0 ? openat(tfd, k, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
 		if (!valid_key(k))
 			verr_set(&e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_TEMPLATE", "run 'vmsan template list'",
 				 "invalid template key '%.80s': 32 hex digits", k);

@@ -169,16 +169,16 @@ struct create_opts {
 	json_t *allowed, *denied, *domains, *dns, *ports;
 };
 struct tmpl {
-	bool on;	    /* this create may restore or make a template */
-	bool restoring;	    /* the VM comes from templates/<key> */
-	bool retried;	    /* a template's restore failed: booting cold */
-	const char *start;  /* "cold", "template", "cold+template-made" */
-	char key[40];	    /* "": no key (templates off, or not computed) */
-	char off[200];	    /* why templates are off for this create */
-	char error[1200];   /* why a template was not used or not made */
-	char note[200];	    /* anything else said of it */
+	bool on;				/* this create may restore or make a template */
+	bool restoring;				/* the VM comes from templates/<key> */
+	bool retried;				/* a template's restore failed: booting cold */
+	const char *start;			/* "cold", "template", "cold+template-made" */
+	char key[40];				/* "": no key (templates off, or not computed) */
+	char off[200];				/* why templates are off for this create */
+	char error[1200];			/* why a template was not used or not made */
+	char note[200];				/* anything else said of it */
 	char text[4 * (PATH_MAX + 100) + 1024]; /* the key's inputs, one a line */
-	unsigned long long disk; /* the VM disk's size, bytes */
+	unsigned long long disk;		/* the VM disk's size, bytes */
 };
 struct create {
 	struct create_opts o;
