@@ -104,7 +104,7 @@ urandom() { vmsan exec "$1" -- sh -c 'head -c 32 /dev/urandom | od -An -tx1' | t
 	# vmsan run with templates, and --cold through run
 	run vmsan run --rm --network-policy deny-all base -- hostname
 	assert_eq "$status" 0
-	run vmsan run --rm --cold --network-policy deny-all base -- true
+	run vmsan run --rm --network-policy deny-all --cold base -- true
 	assert_eq "$status" 0
 }
 
@@ -245,9 +245,10 @@ urandom() { vmsan exec "$1" -- sh -c 'head -c 32 /dev/urandom | od -An -tx1' | t
 	assert_eq "$status" 100
 	[ -d "$VMSAN_DIR/vms" ]
 	# an image removed: its templates go at the next gc
+	mk E --memory 304
 	for v in $(ls "$VMSAN_DIR/vms" | grep '\.json$' | sed 's/\.json$//'); do vmsan rm -f "$v" >/dev/null; done
 	[ -n "$(ls "$VMSAN_DIR/templates")" ]
-	vmsan images rm base >/dev/null
+	vmsan images rm vmsan/base >/dev/null
 	run vmsan gc --json
 	assert_contains "$output" "its image is gone"
 	assert_eq "$(ls -A "$VMSAN_DIR/templates")" ""
