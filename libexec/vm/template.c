@@ -92,7 +92,7 @@ int tmpl_init(struct create *c, struct verr *e)
 	const char *env = getenv("VMSAN_TEMPLATES"), *from = "VMSAN_TEMPLATES", *v = env;
 	char conf[64];
 	bool found = false;
-	t->start = "cold";
+	t->start = c->o.snapshot ? "snapshot" : "cold";
 	if (!(env && *env)) {
 		if (config_get(&c->st, "templates", conf, sizeof conf, &found, e) < 0)
 			return -1;
