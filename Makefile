@@ -72,7 +72,7 @@ HELPERS = libexec/vmsan-state libexec/vmsan-probe libexec/vmsan-list libexec/vms
 # vmsan-create (libexec/vm/) is the life-cycle porcelain: one binary, also
 # under each of these names (links made here, none committed); and ls is
 # vmsan-list's.
-VM_CMDS = start stop rm remove run gc network snapshot pause resume
+VM_CMDS = start stop rm remove run gc network snapshot template pause resume
 VM_LINKS = $(addprefix libexec/vmsan-,$(VM_CMDS))
 ALIASES = $(VM_LINKS) libexec/vmsan-ls
 
@@ -190,12 +190,13 @@ libexec/vmsan-state: libexec/vmsan-state.o $(LIB)
 # family (see vm/vm.h).
 VM_SRC = libexec/vm/main.c libexec/vm/util.c libexec/vm/options.c libexec/vm/call.c libexec/vm/agent.c \
 	libexec/vm/steps.c libexec/vm/create.c libexec/vm/lifecycle.c libexec/vm/snapshot.c \
-	libexec/vm/network.c libexec/vm/gc.c libexec/vm/run.c libexec/vm/pause.c
+	libexec/vm/network.c libexec/vm/gc.c libexec/vm/run.c libexec/vm/pause.c libexec/vm/template.c
 VM_OBJ = $(VM_SRC:.c=.o)
 $(VM_OBJ): libexec/vm/vm.h
 
-libexec/vmsan-create: $(VM_OBJ) $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(VM_OBJ) $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
+# template.c's key is a SHA-256: proto/'s (libvmsan's needs libcrypto)
+libexec/vmsan-create: $(VM_OBJ) proto/sha256.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(VM_OBJ) proto/sha256.o $(LIB) $(NFT_LIBS) $(JANSSON_LIBS)
 
 libexec/vmsan-list: libexec/vmsan-list.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(JANSSON_LIBS)

@@ -22,13 +22,16 @@ const char create_usage[] =
 	"                    [--allowed-domain NAME|*.NAME,...] [--strict-domains]\n"
 	"                    [--publish-port PORT[:GUEST],...] [--bandwidth NMbit] [--timeout DURATION]\n"
 	"                    [--vmm qemu|firecracker] [--accel auto|kvm|tcg] [--kernel PATH]\n"
-	"                    [--pull] [--project LABEL] [--json] [--verbose]\n"
+	"                    [--pull] [--cold] [--project LABEL] [--json] [--verbose]\n"
 	"\n"
 	"Creates a microVM and returns once its agent answers: the image's disk shared\n"
 	"read-only, a writable disk of its own (sparse, --disk-size, default 10G), its own\n"
 	"network namespace with the egress policy enforced, and the VMM as an\n"
 	"unprivileged user.  --json (or --verbose) reports how long each step took.\n"
-	"A failed or interrupted create removes everything it made.\n"
+	"A failed or interrupted create removes everything it made.  The first create\n"
+	"of a kind (image, kernel, size, resolvers) saves its VM, just booted, as a\n"
+	"template; the next ones of that kind restore it instead of booting (vmsan\n"
+	"template list).\n"
 	"\n"
 	"  --runtime NAME      base (default, offline), node22, node24, python3.13\n"
 	"  --from-image REF    any OCI image: alpine:3.20, registry:5000/app:1, oci:DIR:TAG\n"
@@ -50,15 +53,10 @@ const char create_usage[] =
 	"                      memory and running processes; a new id, namespace and token\n"
 	"  --no-netns          no namespace of its own: TAP vmst<slot> in this namespace, the\n"
 	"                      same policy enforced on its traffic (no --bandwidth)\n"
+	"  --cold              boot, and make no template (also VMSAN_TEMPLATES=off, or\n"
+	"                      templates = off in the config file)\n"
 	"  --timeout           30s, 5m, 2h, 1d: the VM is stopped then (network torn down)\n"
 	"  --vmm               qemu (default without Firecracker) or firecracker\n";
-
-struct create_opts {
-	const char *runtime, *image, *disk, *policy, *vmm, *accel, *kernel, *project, *snapshot;
-	long long vcpus, mem, bandwidth, timeout;
-	bool pull, no_netns, policy_given, sized, strict;
-	json_t *allowed, *denied, *domains, *dns, *ports;
-};
 
 static void free_opts(struct create_opts *o)
 {
@@ -220,7 +218,7 @@ static int parse_create(int argc, char **argv, int i, struct create_opts *o, str
 			a = name;
 			v = eq + 1;
 		} else if (!strcmp(a, "--json") || !strcmp(a, "--verbose") || !strcmp(a, "--pull") ||
-			   !strcmp(a, "--no-netns") || !strcmp(a, "--strict-domains")) {
+			   !strcmp(a, "--no-netns") || !strcmp(a, "--strict-domains") || !strcmp(a, "--cold")) {
 			if (!strcmp(a, "--json"))
 				json_mode = true;
 			else if (!strcmp(a, "--strict-domains"))
@@ -229,6 +227,8 @@ static int parse_create(int argc, char **argv, int i, struct create_opts *o, str
 				verbose = true;
 			else if (!strcmp(a, "--no-netns"))
 				o->no_netns = true;
+			else if (!strcmp(a, "--cold"))
+				o->cold = true;
 			else
 				o->pull = true;
 			continue;
@@ -288,18 +288,24 @@ static int find_kernel(const struct state *st, const char *given, char *out, siz
 	return -1;
 }
 
-static void print_created(json_t *rec, json_t *timing)
+static void print_created(struct create *c)
 {
+	json_t *rec = c->rec, *timing = c->timing;
 	if (json_mode) {
 		json_t *doc = json_pack("{s:b, s:O, s:O}", "ok", 1, "vm", rec, "timing", timing);
+		tmpl_report(c, doc);
 		json_dumpf(doc, stdout, JSON_COMPACT);
 		putchar('\n');
 		json_decref(doc);
 		return;
 	}
 	const char *id = jstr(rec, "id");
-	printf("%s running (%s/%s) in %.2f s\n", id, jstr(rec, "vmm"), jstr(rec, "accelUsed"),
-	       json_real_value(json_object_get(timing, "totalMs")) / 1e3);
+	const char *start = c->t.start ? c->t.start : "cold";
+	printf("%s running (%s/%s) in %.2f s%s\n", id, jstr(rec, "vmm"), jstr(rec, "accelUsed"),
+	       json_real_value(json_object_get(timing, "totalMs")) / 1e3,
+	       !strcmp(start, "template")	      ? ", from a template"
+	       : !strcmp(start, "cold+template-made") ? ", booted (template made)"
+						      : "");
 	if (verbose) {
 		const char *k;
 		json_t *v;
@@ -308,19 +314,6 @@ static void print_created(json_t *rec, json_t *timing)
 	}
 	printf("  vmsan exec %s -- uname -a\n  vmsan connect %s\n  vmsan rm -f %s\n", id, id, id);
 }
-
-/* What create holds from step to step. */
-struct create {
-	struct create_opts o;
-	struct state st;
-	struct boot b;
-	char kernel[PATH_MAX], id[80], snapdir[PATH_MAX];
-	json_t *rec; /* the VM's record, as last stored */
-	json_t *timing;
-	json_t *snap;	  /* --snapshot: its record */
-	int lock, snapfd; /* the VM's lock; the snapshot's, shared */
-	bool made;	  /* the record exists: undoing removes all it names */
-};
 
 /* --snapshot: held (shared lock) so that no delete takes it from under
  * the copy; its settings are the new VM's. */
@@ -432,9 +425,8 @@ static int make_record(struct create *c, struct verr *e)
 	return 0;
 }
 
-/* 2-5, restoring: the snapshot's disk with a token of its own, then
- * policy and network. */
-static int restored_disk_and_net(struct create *c, struct verr *e)
+/* The snapshot's (or template's) disk with a token of its own. */
+static int restored_disk(struct create *c, struct verr *e)
 {
 	double t = now_ms();
 	json_t *upd = restore_disk(&c->st, c->id, c->snap, c->snapdir, e);
@@ -446,15 +438,20 @@ static int restored_disk_and_net(struct create *c, struct verr *e)
 		return -1;
 	json_decref(c->rec);
 	c->rec = merged;
-	if (interrupted || net_up(c->id, c->rec, &c->b, e) < 0)
-		return -1;
 	c->b.incoming = c->snapdir;
 	return 0;
 }
 
-/* vmsan-rootfs vmdisk's request: the image (pulled and built unless
- * cached), the VM's own disk and token. */
-static json_t *vmdisk_request(const struct create *c)
+/* 2-5, restoring --snapshot: its disk, then policy and network. */
+static int restored_disk_and_net(struct create *c, struct verr *e)
+{
+	if (restored_disk(c, e) < 0 || interrupted || net_up(c->id, c->rec, &c->b, e) < 0)
+		return -1;
+	return 0;
+}
+
+/* vmsan-rootfs pull's request: the image, pulled and built unless cached. */
+static json_t *pull_request(const struct create *c)
 {
 	const struct create_opts *o = &c->o;
 	json_t *preq = o->image ? json_pack("{s:s}", "ref", o->image)
@@ -463,24 +460,82 @@ static json_t *vmdisk_request(const struct create *c)
 		json_object_set_new(preq, "pull", json_true());
 	if (isatty(STDERR_FILENO))
 		json_object_set_new(preq, "progress", json_true());
+	return preq;
+}
+
+/* vmsan-rootfs vmdisk's request: the VM's own disk and token, over the
+ * image digest names (pulled already), else over the image it pulls. */
+static json_t *vmdisk_request(const struct create *c, const char *digest)
+{
 	char guest[PATH_MAX + 8];
 	snprintf(guest, sizeof guest, "%s/guest", libexec);
-	json_t *dreq = json_pack("{s:s, s:s, s:o}", "id", c->id, "guestDir", guest, "pull", preq);
-	if (o->disk)
-		json_object_set_new(dreq, "diskSize", json_string(o->disk));
+	json_t *dreq = json_pack("{s:s, s:s}", "id", c->id, "guestDir", guest);
+	if (digest)
+		json_object_set_new(dreq, "image", json_string(digest));
+	else
+		json_object_set_new(dreq, "pull", pull_request(c));
+	if (c->o.disk)
+		json_object_set_new(dreq, "diskSize", json_string(c->o.disk));
 	return dreq;
 }
 
+/* The record's disk and image from vmdisk's reply (disk) and the image's
+ * (img), stored. */
+static int store_disk(struct create *c, json_t *img, json_t *disk, struct verr *e)
+{
+	json_t *upd = json_pack("{s:{s:s, s:s, s:s}, s:s, s:s, s:I, s:I}", "image", "ref", jstr(img, "ref"), "digest",
+				jstr(img, "digest"), "path", jstr(img, "path"), "dir", jstr(disk, "dir"), "disk",
+				jstr(disk, "disk"), "diskSize", jint(disk, "diskSize", 0), "tokenOffset",
+				jint(disk, "tokenOffset", 0));
+	if (jstr(img, "runtime"))
+		json_object_set_new(upd, "runtime", json_string(jstr(img, "runtime")));
+	json_t *merged = NULL;
+	if (store(&c->st, c->id, upd, &merged, e) < 0)
+		return -1;
+	json_decref(c->rec);
+	c->rec = merged;
+	return 0;
+}
+
+/* With templates, the image pulled (got) decides: its key's template
+ * restored, else the VM's own disk made over it. */
+static int template_or_disk(struct create *c, json_t *got, struct verr *e)
+{
+	int found = tmpl_find(c, got, e);
+	if (found < 0)
+		return -1;
+	if (found) {
+		/* the image as this create named it (the template's maker may
+		 * have named the same digest otherwise) */
+		json_object_set_new(c->snap, "image",
+				    json_pack("{s:s, s:s, s:s}", "ref", jstr(got, "ref"), "digest", jstr(got, "digest"),
+					      "path", jstr(got, "path")));
+		json_object_del(c->snap, "runtime");
+		if (jstr(got, "runtime"))
+			json_object_set_new(c->snap, "runtime", json_string(jstr(got, "runtime")));
+		return restored_disk(c, e);
+	}
+	double t = now_ms();
+	json_t *disk = call("rootfs", "vmdisk", vmdisk_request(c, jstr(got, "digest")), false, e);
+	int rc = disk ? store_disk(c, got, disk, e) : -1;
+	json_object_set_new(c->timing, "diskMs", json_real(now_ms() - t));
+	json_decref(disk);
+	return rc;
+}
+
 /* 2-5: the image's disk, then the VM's own disk and token (one
- * vmsan-rootfs process for both), made while the policy is compiled and
- * the network set up: neither needs the other (a user's network step runs
+ * vmsan-rootfs process for both; with templates, the image first: its
+ * digest is in the key), made while the policy is compiled and the
+ * network set up: neither needs the other (a user's network step runs
  * through sudo, ~5 ms of process start alone).  The disk goes into the
  * record. */
 static int disk_and_net(struct create *c, struct verr *e)
 {
 	pause_at("image");
 	struct pending dp;
-	if (call_start("rootfs", "vmdisk", vmdisk_request(c), false, &dp, e) < 0)
+	bool tpl = c->t.on;
+	if (call_start("rootfs", tpl ? "pull" : "vmdisk", tpl ? pull_request(c) : vmdisk_request(c, NULL), false, &dp,
+		       e) < 0)
 		return -1;
 	/* the VM's directory (vmdisk makes it too) first: the resolver's log
 	 * goes there */
@@ -491,31 +546,26 @@ static int disk_and_net(struct create *c, struct verr *e)
 	int nrc = interrupted ? -1 : net_up(c->id, c->rec, &c->b, e);
 	double t_net_done = now_ms();
 	struct verr de = { 0 };
-	json_t *disk = call_finish(&dp, &de);
-	if (nrc < 0 || !disk || interrupted) {
-		if (nrc == 0 && !disk)
+	json_t *got = call_finish(&dp, &de);
+	if (nrc < 0 || !got || interrupted) {
+		if (nrc == 0 && !got)
 			*e = de;
-		json_decref(disk);
+		json_decref(got);
 		return -1;
 	}
-	json_t *img = json_object_get(disk, "image");
+	json_t *img = tpl ? got : json_object_get(got, "image");
 	/* imageMs: the pull inside vmsan-rootfs (beside the network);
 	 * diskMs: what the disk added after the network was up. */
 	json_object_set_new(c->timing, "imageMs", json_real(json_real_value(json_object_get(img, "seconds")) * 1e3));
-	json_object_set_new(c->timing, "diskMs", json_real(now_ms() - t_net_done));
-	json_t *upd = json_pack("{s:{s:s, s:s, s:s}, s:s, s:s, s:I, s:I}", "image", "ref", jstr(img, "ref"), "digest",
-				jstr(img, "digest"), "path", jstr(img, "path"), "dir", jstr(disk, "dir"), "disk",
-				jstr(disk, "disk"), "diskSize", jint(disk, "diskSize", 0), "tokenOffset",
-				jint(disk, "tokenOffset", 0));
-	if (jstr(img, "runtime"))
-		json_object_set_new(upd, "runtime", json_string(jstr(img, "runtime")));
-	json_decref(disk);
-	json_t *merged = NULL;
-	if (store(&c->st, c->id, upd, &merged, e) < 0)
-		return -1;
-	json_decref(c->rec);
-	c->rec = merged;
-	return 0;
+	int rc;
+	if (tpl) {
+		rc = template_or_disk(c, got, e);
+	} else {
+		json_object_set_new(c->timing, "diskMs", json_real(now_ms() - t_net_done));
+		rc = store_disk(c, img, got, e);
+	}
+	json_decref(got);
+	return rc;
 }
 
 /* 6. VMM and boot, with the disk in the record; a restored guest given its
@@ -553,7 +603,10 @@ static int running(struct create *c, double t_start, struct verr *e)
 	json_object_set_new(c->timing, "finishMs", json_real(now_ms() - t));
 	double total = now_ms() - t_start;
 	json_object_set_new(c->timing, "totalMs", json_real(total));
-	json_object_set_new(c->timing, "controlPlaneMs", json_real(total - c->b.t_boot - c->b.t_vmm_init));
+	/* vmsan's own work: not the VMM's start, the boot, or a template's
+	 * making (templateMs, once per kind) */
+	double tpl = json_real_value(json_object_get(c->timing, "templateMs"));
+	json_object_set_new(c->timing, "controlPlaneMs", json_real(total - c->b.t_boot - c->b.t_vmm_init - tpl));
 	json_decref(c->rec);
 	c->rec = merged;
 	state_derive_status(c->rec);
@@ -577,6 +630,32 @@ static void create_release(struct create *c)
 
 /* create: its steps, in order; whatever failed or was interrupted, all
  * that was made is removed.  For run (rec_out), the record and id. */
+/* A template's restore that failed: the VM undone, the template removed,
+ * create back to before its record (it boots cold next). */
+static void undo_restore(struct create *c, struct verr *e)
+{
+	say("%s: the template did not restore: %s", c->id, e->message);
+	tmpl_drop(c, e);
+	json_t *cur = state_load(&c->st, c->id, &(struct verr){ 0 });
+	remove_all(&c->st, c->id, cur ? cur : c->rec);
+	json_decref(cur);
+	json_decref(c->rec);
+	json_decref(c->b.net);
+	json_decref(c->b.vmm);
+	json_decref(c->snap);
+	c->rec = c->snap = NULL;
+	memset(&c->b, 0, sizeof c->b);
+	if (c->lock >= 0)
+		close(c->lock);
+	if (c->snapfd >= 0)
+		close(c->snapfd);
+	c->lock = c->snapfd = -1;
+	c->snapdir[0] = 0;
+	c->made = false;
+	json_object_clear(c->timing);
+	memset(e, 0, sizeof *e);
+}
+
 int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_out)
 {
 	struct verr e = { 0 };
@@ -592,12 +671,20 @@ int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_out)
 		goto fail;
 	if (!c.o.vmm)
 		c.o.vmm = "qemu";
+	if (tmpl_init(&c, &e) < 0)
+		goto fail;
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	if (make_record(&c, &e) < 0 || (c.snap ? restored_disk_and_net(&c, &e) : disk_and_net(&c, &e)) < 0 ||
-	    boot(&c, &e) < 0 || running(&c, t_start, &e) < 0)
+	while (make_record(&c, &e) < 0 || (c.o.snapshot ? restored_disk_and_net(&c, &e) : disk_and_net(&c, &e)) < 0 ||
+	       boot(&c, &e) < 0) {
+		if (!c.t.restoring || c.t.retried || interrupted)
+			goto fail;
+		undo_restore(&c, &e); /* and again, cold */
+	}
+	tmpl_make(&c); /* before anyone has the VM */
+	if (interrupted || running(&c, t_start, &e) < 0)
 		goto fail;
 	close(c.lock); /* released before anything is said, as ever */
 	c.lock = -1;
@@ -605,7 +692,7 @@ int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_out)
 		*rec_out = json_incref(c.rec);
 		snprintf(id_out, 80, "%s", c.id);
 	} else {
-		print_created(c.rec, c.timing);
+		print_created(&c);
 	}
 	create_release(&c);
 	return 0;

@@ -226,6 +226,7 @@ static int do_gc(bool dry)
 	if (have) {
 		gc_vms(&st, dry, found);
 		gc_snapshots(&st, dry, found);
+		gc_templates(&st, dry, found);
 	}
 	gc_orphans(have ? &st : NULL, dry, found);
 	if (have)

@@ -18,7 +18,7 @@ static const struct command {
 	{ "create", "create a VM and wait until its agent answers", create_usage,
 	  "--runtime --from-image --vcpus --memory --disk-size --network-policy --allowed-cidr "
 	  "--denied-cidr --allowed-domain --strict-domains --dns --publish-port --bandwidth --no-netns --snapshot "
-	  "--timeout --vmm --accel --kernel --pull --project "
+	  "--timeout --vmm --accel --kernel --pull --cold --project "
 	  "--json --verbose",
 	  cmd_create },
 	{ "start", "start a stopped VM on the same disk", start_usage, "--json --verbose", cmd_start },
@@ -32,6 +32,8 @@ static const struct command {
 	  "--network-policy --allowed-cidr --denied-cidr --allowed-domain --strict-domains --json", cmd_network },
 	{ "snapshot", "save a running VM (create), list and delete snapshots", snapshot_usage,
 	  "create list ls delete rm --resume --no-resume --json", cmd_snapshot },
+	{ "template", "list and delete the templates create starts VMs from", template_usage,
+	  "list ls delete rm --all --json", cmd_template },
 	{ "pause", "stop a running VM's vCPUs", pause_usage, "--json", cmd_pause },
 	{ "resume", "start a paused VM's vCPUs again", pause_usage, "--json", cmd_pause },
 };
@@ -92,6 +94,6 @@ int main(int argc, char **argv)
 		return commands[i].run(argc, argv);
 	}
 	fprintf(stderr,
-		"vmsan-create: run me as vmsan-create, -start, -stop, -rm, -run, -gc, -network, -snapshot, -pause or -resume\n");
+		"vmsan-create: run me as vmsan-create, -start, -stop, -rm, -run, -gc, -network, -snapshot, -template, -pause or -resume\n");
 	return VMSAN_EXIT_USAGE;
 }

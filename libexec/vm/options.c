@@ -141,9 +141,10 @@ int num_opt(const char *name, const char *v, long long lo, long long hi, long lo
  * directory's config (the later wins).  Lines are "key = value"; # starts
  * a comment.  *out is NULL when no file sets it. */
 #define SYSTEM_CONFIG "/etc/vmsan/config"
-static int config_get(const struct state *st, const char *key, char *out, size_t n, bool *found, struct verr *e)
+int config_get(const struct state *st, const char *key, char *out, size_t n, bool *found, struct verr *e)
 {
-	static const char *const known[] = { "dns", "dns-ttl-min", "dns-ttl-max" };
+	static const char *const known[] = { "dns",	  "dns-ttl-min",   "dns-ttl-max",
+					     "templates", "templates-max", "templates_max" };
 	char user[PATH_MAX];
 	snprintf(user, sizeof user, "%.4000s/config", st->dir);
 	const char *files[] = { SYSTEM_CONFIG, user };
@@ -185,9 +186,10 @@ static int config_get(const struct state *st, const char *key, char *out, size_t
 				i++;
 			if (i == sizeof known / sizeof *known) {
 				fclose(fp);
-				verr_set(e, VMSAN_EXIT_FAIL, "ERR_CONFIG",
-					 "the settings known are: dns, dns-ttl-min, dns-ttl-max",
-					 "%s:%d: unknown setting '%s'", files[f], ln, k);
+				verr_set(
+					e, VMSAN_EXIT_FAIL, "ERR_CONFIG",
+					"the settings known are: dns, dns-ttl-min, dns-ttl-max, templates, templates-max",
+					"%s:%d: unknown setting '%s'", files[f], ln, k);
 				return -1;
 			}
 			if (!strcmp(k, key)) {

@@ -16,7 +16,8 @@ extern char **environ;
 
 const char run_usage[] = "usage: vmsan run [--rm] [create options] [RUNTIME|IMAGE] -- CMD [ARG...]\n\n"
 			 "Creates a VM (a runtime name or any image reference), runs CMD in it\n"
-			 "through its agent and exits with CMD's status; --rm removes the VM after.\n";
+			 "through its agent and exits with CMD's status; --rm removes the VM after.\n"
+			 "Its create starts from a template as vmsan create does (--cold: it boots).\n";
 
 /* create's arguments from run's argv[i..dash): --rm taken out (*rm), and
  * the word that names the image or runtime as --from-image or --runtime.
@@ -26,7 +27,7 @@ static const char **create_args(int argc, char **argv, int i, int dash, bool *rm
 {
 	const char **cargv = calloc((size_t)argc + 4, sizeof *cargv);
 	const char *what = NULL;
-	static const char *const flags[] = { "--rm", "--pull", "--json", "--verbose" };
+	static const char *const flags[] = { "--rm", "--pull", "--json", "--verbose", "--cold" };
 	*cn = 0;
 	for (int k = i; k < dash; k++) {
 		bool prev_takes_value = k > i && argv[k - 1][0] == '-' && !strchr(argv[k - 1], '=');

@@ -40,7 +40,7 @@ int snapshots_dir(const struct state *st, bool create, struct verr *e)
 	return fd;
 }
 
-static long long du_at(int dfd, const char *name)
+long long du_at(int dfd, const char *name)
 {
 	long long sum = 0;
 	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -79,40 +79,62 @@ json_t *load_snapshot(int sfd, const char *sid, struct verr *e)
 	return meta;
 }
 
-/* The snapshot's record and token into its directory tmp (in sfd), then
- * tmp renamed sid: a snapshot appears whole or not at all. */
-static int write_snapshot(int sfd, const char *tmp, const char *sid, const char *when, json_t *rec, json_t *r,
-			  const char *tok, struct verr *e)
+json_t *snapshot_meta(json_t *rec, const char *sid, const char *when, json_t *sizes)
 {
-	const char *id = jstr(rec, "id");
-	json_t *meta =
-		json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:O, s:O, s:I, s:O, s:O}", "id", sid, "vmId", id,
-			  "createdAt", when, "vmm", jstr(rec, "vmm"), "memSizeMib", jint(rec, "memSizeMib", 256),
-			  "vcpuCount", jint(rec, "vcpuCount", 1), "kernel", jstr(rec, "kernel"), "image",
-			  json_object_get(rec, "image"), "network", json_object_get(rec, "network"), "diskSize",
-			  jint(rec, "diskSize", 0), "sizes", r, "accel", json_object_get(rec, "accel") ?: json_null());
+	json_t *meta = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:O, s:O, s:I, s:O, s:O}", "id", sid, "vmId",
+				 jstr(rec, "id"), "createdAt", when, "vmm", jstr(rec, "vmm"), "memSizeMib",
+				 jint(rec, "memSizeMib", 256), "vcpuCount", jint(rec, "vcpuCount", 1), "kernel",
+				 jstr(rec, "kernel"), "image", json_object_get(rec, "image"), "network",
+				 json_object_get(rec, "network"), "diskSize", jint(rec, "diskSize", 0), "sizes", sizes,
+				 "accel", json_object_get(rec, "accel") ?: json_null());
 	if (jstr(rec, "runtime"))
 		json_object_set_new(meta, "runtime", json_string(jstr(rec, "runtime")));
 	/* where the token is on the disk: a restore writes its own there */
 	json_object_set_new(meta, "tokenOffset", json_integer(jint(rec, "tokenOffset", 0)));
+	return meta;
+}
+
+int snapshot_files(int dirfd, const char *tmp, json_t *meta, const char *tok, struct verr *e)
+{
 	char mp[160];
 	snprintf(mp, sizeof mp, "%s/snapshot.json", tmp);
-	int mfd = openat(sfd, mp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int mfd = openat(dirfd, mp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	snprintf(mp, sizeof mp, "%s/token", tmp);
-	int tfd = openat(sfd, mp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int tfd = openat(dirfd, mp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	bool ok = mfd >= 0 && tfd >= 0 && json_dumpfd(meta, mfd, JSON_INDENT(2) | JSON_SORT_KEYS) == 0 &&
 		  write(tfd, tok, strlen(tok)) == (ssize_t)strlen(tok) && fsync(mfd) == 0 && fsync(tfd) == 0;
 	if (mfd >= 0)
 		close(mfd);
 	if (tfd >= 0)
 		close(tfd);
-	json_decref(meta);
-	if (!ok || renameat(sfd, tmp, sfd, sid) < 0) {
+	if (!ok)
 		verr_sys(e, "ERR_STATE_WRITE", "check free space on the state directory's file system",
 			 "cannot write the snapshot");
-		return -1;
+	return ok ? 0 : -1;
+}
+
+json_t *save_vm(const char *id, json_t *rec, const char *path, bool resume, struct verr *e)
+{
+	json_t *sreq = vmm_ref(id);
+	json_object_update_new(
+		sreq, json_pack("{s:s, s:s, s:b}", "vmDisk", jstr(rec, "disk"), "dir", path, "resume", resume));
+	return call("fc", "snapshot", sreq, true, e);
+}
+
+/* The snapshot's record and token into its directory tmp (in sfd), then
+ * tmp renamed sid: a snapshot appears whole or not at all. */
+static int write_snapshot(int sfd, const char *tmp, const char *sid, const char *when, json_t *rec, json_t *r,
+			  const char *tok, struct verr *e)
+{
+	json_t *meta = snapshot_meta(rec, sid, when, r);
+	int rc = snapshot_files(sfd, tmp, meta, tok, e);
+	json_decref(meta);
+	if (rc == 0 && renameat(sfd, tmp, sfd, sid) < 0) {
+		verr_sys(e, "ERR_STATE_WRITE", "check free space on the state directory's file system",
+			 "cannot write the snapshot");
+		rc = -1;
 	}
-	return 0;
+	return rc;
 }
 
 static int snapshot_create(const char *id, bool resume)
@@ -147,10 +169,7 @@ static int snapshot_create(const char *id, bool resume)
 	}
 	snprintf(path, sizeof path, "%.3800s/snapshots/%s", st.dir, tmp);
 	say("%s: pausing, saving state, memory and disk", id);
-	json_t *sreq = vmm_ref(id);
-	json_object_update_new(
-		sreq, json_pack("{s:s, s:s, s:b}", "vmDisk", jstr(rec, "disk"), "dir", path, "resume", resume));
-	r = call("fc", "snapshot", sreq, true, &e);
+	r = save_vm(id, rec, path, resume, &e);
 	if (!r)
 		goto fail_tmp;
 	utc_iso(now.tv_sec, when);
@@ -360,8 +379,9 @@ json_t *restore_disk(struct state *st, const char *id, json_t *snap, const char 
 		snprintf(tok + 2 * i, 3, "%02x", raw[i]);
 	struct stat sb;
 	char held[64];
-	if (mkdir(dir, 0700) < 0 || (in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(in, &sb) < 0 ||
-	    (out = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
+	/* the VM's directory: made here, or by create already (empty) */
+	if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || (in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    fstat(in, &sb) < 0 || (out = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
 		verr_sys(e, "ERR_STATE_WRITE", NULL, "cannot make %s's disk from the snapshot", id);
 		goto out;
 	}

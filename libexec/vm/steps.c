@@ -202,7 +202,7 @@ int vmm_up(struct state *st, const char *id, json_t *rec, struct boot *b, struct
 		" s:{s:s, s:s, s:s, s:s, s:s, s:I, s:O}}",
 		"id", id, "vmm", jstr(rec, "vmm"), "kernel", jstr(rec, "kernel"), "vmDisk", jstr(rec, "disk"), "runDir",
 		jstr(rec, "dir"), "uid", uid, "gid", gid, "vcpus", jint(rec, "vcpuCount", 1), "memoryMib",
-		jint(rec, "memSizeMib", 256), "accel", jstr(rec, "accel") ?: "auto", "agentPort", AGENT_PORT,
+		jint(rec, "memSizeMib", 256), "accel", b->accel ?: jstr(rec, "accel") ?: "auto", "agentPort", AGENT_PORT,
 		"hostname", id, "network", "netns", jstr(b->net, "netns") ?: "", "tap", jstr(b->net, "tap"), "mac",
 		jstr(b->net, "mac"), "guestIp", jstr(b->net, "guestIp"), "gatewayIp", jstr(b->net, "gatewayIp"),
 		"prefixLen", jint(b->net, "prefixLen", 30), "dns", json_object_get(nw, "dns"));

@@ -11,6 +11,10 @@
  *   steps.c      the shared VM steps: the record stored, the network up,
  *                the VMM up, a VM taken down or removed, stopped
  *   create.c     create (its options, then its steps, in order)
+ *   template.c   create's automatic templates: the key of what the guest
+ *                sees at boot, a template found (restored as a snapshot)
+ *                or made from a VM just booted; vmsan template list|rm,
+ *                and what gc removes of them
  *   lifecycle.c  start, stop, rm
  *   snapshot.c   snapshot create|list|delete, and create --snapshot's disk
  *   network.c    a running VM's egress policy, changed live
@@ -95,6 +99,7 @@ int strict_needs_domains(bool strict, json_t *domains, struct verr *e);
 int num_opt(const char *name, const char *v, long long lo, long long hi, long long *out, struct verr *e);
 int resolve_dns(const struct state *st, json_t *dns, struct verr *e);
 int set_dns_ttls(const struct state *st, json_t *nw, struct verr *e);
+int config_get(const struct state *st, const char *key, char *out, size_t n, bool *found, struct verr *e);
 
 /* call.c: a helper started, its reply not read yet */
 struct pending {
@@ -122,6 +127,7 @@ int read_token(const struct state *st, const char *id, char *tok, size_t n);
 struct boot {
 	double t_policy, t_net, t_vmm, t_vmm_init, t_boot;
 	const char *incoming; /* a snapshot's directory to restore from */
+	const char *accel;    /* the VMM's accelerator, if not the record's */
 	json_t *net;	      /* vmsan-net setup's reply */
 	json_t *vmm;	      /* vmsan-fc start's reply */
 };
@@ -140,15 +146,72 @@ json_t *open_running_vm(struct state *st, const char *id, int *lock, struct verr
 json_t *vmm_ref(const char *id);
 int stop_vm(struct state *st, const char *id, json_t *rec, long long grace, struct verr *e);
 
-/* snapshot.c: what create --snapshot needs */
+/* snapshot.c: what create --snapshot needs, and templates share */
 int snapshots_dir(const struct state *st, bool create, struct verr *e);
 json_t *load_snapshot(int sfd, const char *sid, struct verr *e);
+long long du_at(int dfd, const char *name);
+/* A running VM saved into dir (its path; empty, the caller's), resumed
+ * after when resume: vmsan-fc snapshot's reply. */
+json_t *save_vm(const char *id, json_t *rec, const char *path, bool resume, struct verr *e);
+/* A snapshot's record for the VM rec as saved (sizes: save_vm's reply). */
+json_t *snapshot_meta(json_t *rec, const char *sid, const char *when, json_t *sizes);
+/* snapshot.json (meta) and token (tok) written and synced into tmp, a
+ * directory in dirfd. */
+int snapshot_files(int dirfd, const char *tmp, json_t *meta, const char *tok, struct verr *e);
 json_t *restore_disk(struct state *st, const char *id, json_t *snap, const char *snapdir, struct verr *e);
 int restore_token(struct state *st, const char *id, const char *snapdir, const char *agent_addr, struct verr *e);
 
+/* create.c and template.c: what create holds from step to step */
+struct create_opts {
+	const char *runtime, *image, *disk, *policy, *vmm, *accel, *kernel, *project, *snapshot;
+	long long vcpus, mem, bandwidth, timeout;
+	bool pull, no_netns, policy_given, sized, strict, cold;
+	json_t *allowed, *denied, *domains, *dns, *ports;
+};
+struct tmpl {
+	bool on;				/* this create may restore or make a template */
+	bool restoring;				/* the VM comes from templates/<key> */
+	bool retried;				/* a template's restore failed: booting cold */
+	const char *start;			/* "cold", "template", "cold+template-made" */
+	char key[40];				/* "": no key (templates off, or not computed) */
+	char off[200];				/* why templates are off for this create */
+	char error[1200];			/* why a template was not used or not made */
+	char note[200];				/* anything else said of it */
+	char text[4 * (PATH_MAX + 100) + 1024]; /* the key's inputs, one a line */
+	unsigned long long disk;		/* the VM disk's size, bytes */
+};
+struct create {
+	struct create_opts o;
+	struct state st;
+	struct boot b;
+	char kernel[PATH_MAX], id[80], snapdir[PATH_MAX];
+	json_t *rec; /* the VM's record, as last stored */
+	json_t *timing;
+	json_t *snap;	  /* --snapshot or a template: its record */
+	int lock, snapfd; /* the VM's lock; the snapshot's, shared */
+	bool made;	  /* the record exists: undoing removes all it names */
+	struct tmpl t;
+};
+
+/* template.c */
+#define TEMPLATES_MAX_DEFAULT 8
+/* Whether this create may use or make a template (VMSAN_TEMPLATES, the
+ * config's templates, --cold, and what has none), why not in c->t.off. */
+int tmpl_init(struct create *c, struct verr *e);
+/* The key of what the guest will see (img: vmsan-rootfs pull's reply);
+ * 1 with a valid template held (c->snap, c->snapdir, c->snapfd), 0 with
+ * none (a bad one removed), -1 with e set. */
+int tmpl_find(struct create *c, json_t *img, struct verr *e);
+/* The VM just booted, saved as the key's template; never fails create. */
+void tmpl_make(struct create *c);
+/* A template whose restore failed: removed, so that no create uses it. */
+void tmpl_drop(struct create *c, const struct verr *why);
+void tmpl_report(struct create *c, json_t *doc);
+void gc_templates(struct state *st, bool dry, json_t *found);
+
 /* the commands (main.c's table); create's and rm's also for run */
 extern const char create_usage[], start_usage[], stop_usage[], rm_usage[], run_usage[], gc_usage[], network_usage[],
-	snapshot_usage[], pause_usage[];
+	snapshot_usage[], pause_usage[], template_usage[];
 int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_out);
 int do_rm(const char *id, bool force, json_t *removed);
 int cmd_create(int argc, char **argv);
@@ -160,6 +223,7 @@ int cmd_gc(int argc, char **argv);
 int cmd_network(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
+int cmd_template(int argc, char **argv);
 
 /* lifecycle.c: ID... with the few flags start, stop, rm and gc take */
 struct id_args {
