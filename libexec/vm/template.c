@@ -120,7 +120,9 @@ int tmpl_init(struct create *c, struct verr *e)
 /* The key's inputs: all the guest sees at boot.  The image by digest
  * (what vmsan-rootfs resolved: an image pulled again under the same
  * reference is another key); the kernel, the guest's init and agent (they
- * are on the VM's disk) and QEMU by file identity; the host's kernel (KVM's
+ * are on the VM's disk), QEMU and vmsan-fc (which gives QEMU its devices:
+ * a saved state restores only into the same set) by file identity; the
+ * host's kernel (KVM's
  * behaviour, and the KVM boot check's verdict, follow it); the sizes; the
  * resolvers (on the kernel's command line).  The guest's address, gateway
  * and agent port are the same in every VM's namespace; the hostname, token,
@@ -129,7 +131,8 @@ int tmpl_init(struct create *c, struct verr *e)
 static int key_text(struct create *c, json_t *img)
 {
 	struct tmpl *t = &c->t;
-	char kern[PATH_MAX + 100], qemu[PATH_MAX + 100], init[PATH_MAX + 100], agent[PATH_MAX + 100];
+	char kern[PATH_MAX + 100], qemu[PATH_MAX + 100], init[PATH_MAX + 100], agent[PATH_MAX + 100],
+		fc[PATH_MAX + 100];
 	char p[PATH_MAX + 32], dns[200] = "", why[128];
 	unsigned long long disk;
 	struct rootconf rc;
@@ -141,6 +144,8 @@ static int key_text(struct create *c, json_t *img)
 	t->disk = disk;
 	file_id(c->kernel, kern, sizeof kern);
 	file_id(rootconf_load(&rc, &(struct verr){ 0 }) == 0 ? rc.qemu : "unknown", qemu, sizeof qemu);
+	snprintf(p, sizeof p, "%s/vmsan-fc", libexec);
+	file_id(p, fc, sizeof fc);
 	snprintf(p, sizeof p, "%s/guest/vmsan-init", libexec);
 	file_id(p, init, sizeof init);
 	snprintf(p, sizeof p, "%s/guest/vmsan-agent", libexec);
@@ -151,9 +156,9 @@ static int key_text(struct create *c, json_t *img)
 		memset(&u, 0, sizeof u);
 	snprintf(t->text, sizeof t->text,
 		 "format %d\nimage %s\nkernel %s\nvmm %s %s\naccel %s\nhost %s %s %s\nvcpus %lld\nmemory %lld\n"
-		 "disk %llu\ndns %s\nnetns own\nagent port %d\nguest init %s\nguest agent %s\n",
+		 "disk %llu\ndns %s\nnetns own\nagent port %d\nguest init %s\nguest agent %s\ndevices %s\n",
 		 TEMPLATE_FORMAT, jstr(img, "digest") ?: "?", kern, c->o.vmm, qemu, c->o.accel ? c->o.accel : "auto",
-		 u.release, u.version, u.machine, c->o.vcpus, c->o.mem, disk, dns, AGENT_PORT, init, agent);
+		 u.release, u.version, u.machine, c->o.vcpus, c->o.mem, disk, dns, AGENT_PORT, init, agent, fc);
 	uint8_t h[32];
 	sha256(t->text, strlen(t->text), h);
 	for (int k = 0; k < 16; k++)

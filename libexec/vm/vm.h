@@ -177,7 +177,7 @@ struct tmpl {
 	char off[200];				/* why templates are off for this create */
 	char error[1200];			/* why a template was not used or not made */
 	char note[200];				/* anything else said of it */
-	char text[4 * (PATH_MAX + 100) + 1024]; /* the key's inputs, one a line */
+	char text[5 * (PATH_MAX + 100) + 1024]; /* the key's inputs, one a line */
 	unsigned long long disk;		/* the VM disk's size, bytes */
 };
 struct create {
