@@ -56,6 +56,23 @@ urandom() { vmsan exec "$1" -- sh -c 'head -c 32 /dev/urandom | od -An -tx1' | t
 	assert_eq "$output" "$A"
 	run vmsan exec "$A" -- date +%s
 	[ $(($(date +%s) - output)) -lt 5 ]
+	# and a token of its own: every VM restored from the template holds the
+	# template's in its memory, which must not open the maker (control: its
+	# own opens it)
+	[ "$(cat "$VMSAN_DIR/vms/$A.token")" != "$(cat "$VMSAN_DIR/templates/$key/token")" ]
+	run nsenter --net="/run/netns/$H" "$TOP/libexec/vmsan-agentctl" \
+		--agent "$(jq -r .agent.addr "$VMSAN_DIR/vms/$A.json"):9119" \
+		--token-file "$VMSAN_DIR/templates/$key/token" exec -- true
+	[ "$status" -ne 0 ]
+	run nsenter --net="/run/netns/$H" "$TOP/libexec/vmsan-agentctl" \
+		--agent "$(jq -r .agent.addr "$VMSAN_DIR/vms/$A.json"):9119" \
+		--token-file "$VMSAN_DIR/vms/$A.token" exec -- echo own
+	assert_eq "$output" own
+	# which it keeps across a stop and start (its disk holds it too)
+	vmsan stop "$A" >/dev/null
+	vmsan start "$A" >/dev/null
+	run vmsan exec "$A" -- echo up
+	assert_eq "$output" up
 	# the same kind again: restored from it (the control: start, restoredMs)
 	mk B --network-policy custom --allowed-cidr 192.0.2.20/32
 	mk C

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -337,10 +338,62 @@ static void trim(const struct state *st, int tfd, const char *keep, bool dry, js
 	json_decref(all);
 }
 
+/* Token `to` for VM id where it is kept: its state file, and its disk's
+ * /vmsan/agent.token (at tokenOffset, where it must hold `from`), which
+ * the guest's init reads at boot and never writes. */
+static int put_token(struct create *c, const char *from, const char *to, struct verr *e)
+{
+	char name[96], tmp[112], held[64];
+	long long off = jint(c->rec, "tokenOffset", 0);
+	int d = open(jstr(c->rec, "disk") ?: "", O_RDWR | O_NOFOLLOW | O_CLOEXEC), fd;
+	if (d < 0 || off <= 0 || pread(d, held, 64, (off_t)off) != 64 || memcmp(held, from, 64) ||
+	    pwrite(d, to, 64, (off_t)off) != 64 || fsync(d) < 0) {
+		if (d >= 0)
+			close(d);
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_TOKEN", NULL,
+				 "%s's disk does not hold its token where its record says", c->id);
+	}
+	close(d);
+	snprintf(name, sizeof name, "%s.token", c->id);
+	snprintf(tmp, sizeof tmp, ".%s.token.%d", c->id, (int)getpid());
+	fd = openat(c->st.vmsfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, to, 64) != 64 || fsync(fd) < 0 || renameat(c->st.vmsfd, tmp, c->st.vmsfd, name) < 0) {
+		verr_sys(e, "ERR_STATE_WRITE", NULL, "cannot write %s's token", c->id);
+		unlinkat(c->st.vmsfd, tmp, 0);
+	}
+	if (fd >= 0)
+		close(fd);
+	return verr_isset(e) ? -1 : 0;
+}
+
+/* The maker's token, drawn anew once the template holds the old one:
+ * every VM restored from the template has that one in its guest memory,
+ * and it must not open the maker.  Undone where the agent does not take
+ * it. */
+static int new_token(struct create *c, const char *tpath, const char *old, struct verr *e)
+{
+	char tok[65];
+	unsigned char raw[32];
+	int rc = -1;
+	if (strlen(old) != 64 || getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_TOKEN", NULL, "cannot draw a token for %s", c->id);
+	for (size_t i = 0; i < sizeof raw; i++)
+		snprintf(tok + 2 * i, 3, "%02x", raw[i]);
+	if (put_token(c, old, tok, e) == 0) {
+		rc = restore_token(&c->st, c->id, tpath, jstr(c->b.net, "agentAddr"), e);
+		if (rc < 0)
+			put_token(c, tok, old, &(struct verr){ 0 });
+	}
+	explicit_bzero(raw, sizeof raw);
+	explicit_bzero(tok, sizeof tok);
+	return rc;
+}
+
 /* The VM just booted (its agent answered; nobody has had it yet) saved as
  * its key's template and resumed; it is then given the host's clock (it
- * stood still while saved) and a seed of its own (its generator's state
- * is in the template).  A failure is said, never fatal. */
+ * stood still while saved), a seed of its own (its generator's state is
+ * in the template) and a token of its own.  A failure is said, never
+ * fatal. */
 void tmpl_make(struct create *c)
 {
 	struct tmpl *t = &c->t;
@@ -372,8 +425,7 @@ void tmpl_make(struct create *c)
 	meta = snapshot_meta(c->rec, t->key, when, r);
 	json_object_update_new(meta, json_pack("{s:i, s:s, s:s, s:s}", "format", TEMPLATE_FORMAT, "templateKey", t->key,
 					       "keyText", t->text, "accelUsed", jstr(c->b.vmm, "accel") ?: ""));
-	if (snapshot_files(tfd, tmp, meta, tok, &e) < 0 ||
-	    restore_token(&c->st, c->id, path, jstr(c->b.net, "agentAddr"), &e) < 0)
+	if (snapshot_files(tfd, tmp, meta, tok, &e) < 0 || new_token(c, path, tok, &e) < 0)
 		goto out;
 	if (renameat2(tfd, tmp, tfd, t->key, RENAME_NOREPLACE) < 0) {
 		if (errno != EEXIST && errno != ENOTEMPTY)
