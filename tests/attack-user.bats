@@ -37,7 +37,8 @@ setup() {
 
 teardown() {
 	[ -z "${SOCAT_PID:-}" ] || kill "$SOCAT_PID" 2>/dev/null || true
-	[ -z "${KILLER:-}" ] || kill "$KILLER" 2>/dev/null || true
+	[ -z "${KILLER:-}" ] || rm -f "$KILLER"
+	wait
 	if [ -n "${KVM_WAS:-}" ]; then
 		chgrp "${KVM_WAS#* }" /dev/kvm
 		chmod "${KVM_WAS%% *}" /dev/kvm
@@ -196,8 +197,11 @@ $ATK"
 	# 1. the attacker kills every QEMU of their uid the moment it appears,
 	# and starts the VM (the installed, shared kernel) at the lowest
 	# priority, in the idle scheduling class
-	as_user "$ATK" /bin/sh -c "while :; do pkill -KILL -u \$(id -u) qemu-system && echo killed >>$d/killer.log; sleep 0.005; done" &
-	KILLER=$!
+	# (by command line: QEMU renames itself vmsan-<id> once it runs; the
+	# loop runs while $d/armed is there, so it ends with the test)
+	as_user "$ATK" /usr/bin/touch "$d/armed"
+	as_user "$ATK" /bin/sh -c "while [ -e $d/armed ]; do pkill -KILL -u \$(id -u) -f '^[^ ]*qemu-system' && echo killed >>$d/killer.log; sleep 0.005; done" &
+	KILLER=$d/armed
 	out=$(fc_start_req "$ATK" vm-atk00009 "$d" ".kernel = \"$kernel\" | .accel = \"auto\"" |
 		as_user "$ATK" /bin/sh -c "exec /usr/bin/chrt --idle 0 /usr/bin/nice -n 19 /usr/bin/timeout 30 /usr/bin/sudo -n $FCH start") || true
 	ATK_IDS=vm-atk00009
@@ -207,7 +211,8 @@ $ATK"
 	# runs as them, was killed (at its start, or once it ran)
 	kept=$(cat /run/vmsan/kvm/kvm-boot-*.json)
 	as_user "$ATK" /bin/sleep 1
-	kill "$KILLER"
+	rm -f "$KILLER"
+	wait
 	KILLER=
 	[ -s "$d/killer.log" ] || { echo "the attacker's own VMM ran unharmed: $out" >&2; false; }
 	# the answer kept for everyone is the honest one
