@@ -77,6 +77,7 @@ void slot_free(long slot);
 int record_path(char *buf, size_t n, const char *id);
 int record_write(const struct vmnet *v, struct verr *e);
 int record_read(struct vmnet *v);
+void record_tmp_remove(const char *id);
 
 /* setup.c */
 int host_side(struct vmnet *v, struct verr *e);

@@ -84,6 +84,24 @@ static void sweep_elem(unsigned port, const char *addr, void *arg)
 		json_array_append_new(sw->stale, json_pack("{s:i, s:s}", "port", (int)port, "addr", addr));
 }
 
+/* <id>.json.tmp with no <id>.json: a setup killed before its first record
+ * was renamed into place.  An id's first record is written under the slot
+ * lock (slot_take), which sweep holds; later ones only while the record
+ * exists. */
+static void sweep_tmp(struct sweep *sw, const char *name, size_t idlen)
+{
+	char id[64], path[160];
+
+	memcpy(id, name, idlen);
+	id[idlen] = 0;
+	record_path(path, sizeof path, id);
+	if (valid_vm_id(id, NULL, 0) != 0 || access(path, F_OK) == 0)
+		return;
+	json_array_append_new(sw->found, json_sprintf("temporary record " NET_DIR "/%s", name));
+	if (!sw->dry)
+		record_tmp_remove(id);
+}
+
 /* The records: which ids, slots and addresses are someone's. */
 static void sweep_records(struct sweep *sw)
 {
@@ -97,6 +115,10 @@ static void sweep_records(struct sweep *sw)
 		char id[64];
 		struct vmnet v;
 
+		if (n > 9 && n - 9 < sizeof id && !strcmp(d->d_name + n - 9, ".json.tmp")) {
+			sweep_tmp(sw, d->d_name, n - 9);
+			continue;
+		}
 		if (n <= 5 || n - 5 >= sizeof id || strcmp(d->d_name + n - 5, ".json"))
 			continue;
 		memcpy(id, d->d_name, n - 5);
@@ -231,7 +253,8 @@ static int sweep_ports(struct sweep *sw, struct verr *e)
  * record names is a leftover: a VM id's record lost, or a crash between
  * steps.  Found: taken slots without a record (their vmsh<N> link too),
  * vmsh<N> links of slots no record holds, vmsan-vm-* namespaces without a
- * record, and published-port elements pointing at no recorded VM. */
+ * record, published-port elements pointing at no recorded VM, and
+ * temporary records with no record. */
 json_t *sweep_run(bool dry, struct verr *e)
 {
 	unsigned char map[NET_SLOTS / 8];
