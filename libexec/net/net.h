@@ -67,6 +67,7 @@ void leave_ns(void);
 int netns_create(struct vmnet *v, struct verr *e);
 int netns_exists(const struct vmnet *v);
 void netns_delete(const struct vmnet *v);
+void netns_kill_all(const char *nspath, bool dry, json_t *found);
 
 /* record.c */
 void vmnet_init(struct vmnet *v, const char *id);

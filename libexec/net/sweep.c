@@ -16,40 +16,6 @@
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
 
-/* Every process whose network namespace is the one bound at nspath:
- * listed, and killed unless dry. */
-static void kill_in_ns(const char *nspath, bool dry, json_t *found)
-{
-	struct stat ns, st;
-	DIR *proc;
-	struct dirent *d;
-
-	if (stat(nspath, &ns) || !(proc = opendir("/proc")))
-		return;
-	while ((d = readdir(proc))) {
-		char path[64], comm[32] = "";
-		char *end;
-		long pid = strtol(d->d_name, &end, 10);
-		FILE *f;
-
-		if (pid <= 1 || *end || pid == (long)getpid())
-			continue;
-		snprintf(path, sizeof path, "/proc/%ld/ns/net", pid);
-		if (stat(path, &st) || st.st_ino != ns.st_ino || st.st_dev != ns.st_dev)
-			continue;
-		snprintf(path, sizeof path, "/proc/%ld/comm", pid);
-		if ((f = fopen(path, "re"))) {
-			if (fgets(comm, sizeof comm, f))
-				comm[strcspn(comm, "\n")] = 0;
-			fclose(f);
-		}
-		json_array_append_new(found, json_sprintf("process %ld (%s) in it", pid, comm));
-		if (!dry)
-			kill((pid_t)pid, SIGKILL);
-	}
-	closedir(proc);
-}
-
 struct sweep {
 	bool dry;
 	json_t *owned;	/* id -> true, nsAddr -> id, from the records */
@@ -206,7 +172,7 @@ static void sweep_netns(struct sweep *sw)
 		vmnet_init(&v, id);
 		json_array_append_new(sw->found, json_sprintf("network namespace %s", v.netns));
 		/* what still runs in it (a resolver, a VMM) keeps it alive */
-		kill_in_ns(v.nspath, sw->dry, sw->found);
+		netns_kill_all(v.nspath, sw->dry, sw->found);
 		if (!sw->dry)
 			netns_delete(&v);
 	}
