@@ -430,6 +430,8 @@ static json_t *op_teardown(struct jr *r, struct verr *e)
 		had = netns_exists(&v);
 	if (had)
 		teardown(&v);
+	/* a setup killed before its first record was in place left this */
+	record_tmp_remove(id);
 	json_decref(v.ports);
 	json_decref(v.dns);
 	return json_pack("{s:s, s:b}", "id", id, "removed", had);

@@ -13,6 +13,7 @@ bats_require_minimum_version 1.5.0
 load test_helper
 load net_helper
 load init_helper
+load leftovers_helper
 
 setup_file() {
 	guest_suite_start || return 0
@@ -81,43 +82,6 @@ create() {
 	IDS+=("$ID")
 	echo "$out" >"$TEST_TMP/create.json"
 }
-
-# vmm_pid ID: the VMM's pid (from the process table, not from vmsan)
-vmm_pid() { pgrep -f "process=vmsan-$1" || true; }
-
-# leftovers ID: what the real system still holds of VM ID, one per line
-# (nothing when clean): namespace, root's records, the id's claim, its RAM
-# file, its VMM and resolver, its host link and tables, mounts naming it.
-leftovers() {
-	local id=$1 slot
-	ip netns list | grep -q "^vmsan-$id\b" && echo "netns vmsan-$id"
-	[ ! -e "/run/vmsan/net/$id.json" ] || echo "/run/vmsan/net/$id.json"
-	[ ! -e "/run/vmsan/vmm/$id" ] || echo "/run/vmsan/vmm/$id"
-	[ ! -e "/run/vmsan/ids/$id" ] || echo "/run/vmsan/ids/$id"
-	[ ! -e "/dev/shm/vmsan/$id.ram" ] || echo "/dev/shm/vmsan/$id.ram"
-	[ -z "$(vmm_pid "$id")" ] || echo "VMM $(vmm_pid "$id")"
-	ip netns pids "vmsan-$id" 2>/dev/null | while read -r p; do
-		echo "process $p ($(cat "/proc/$p/comm" 2>/dev/null))"
-	done
-	slot=$(cat "$TEST_TMP/slot.$id" 2>/dev/null || true)
-	if [ -n "$slot" ]; then
-		nsenter --net="/run/netns/$H" ip -o link show | grep -qE ": vms[ht]${slot}[:@]" && echo "link vmsh$slot"
-		slot_taken "$slot" && echo "slot $slot"
-	fi
-	nsenter --net="/run/netns/$H" nft list tables | grep -q "vmsan_${id//-/_}" && echo "table vmsan_${id//-/_}"
-	findmnt -rn | grep -q "$id" && echo "mount naming $id"
-	return 0
-}
-
-# slot_taken N: bit N of root's slot map is set.
-slot_taken() {
-	local n=$1 byte
-	byte=$(od -An -tu1 -j $((n / 8)) -N1 /run/vmsan/slots 2>/dev/null | tr -d ' ')
-	[ -n "$byte" ] && [ $(((byte >> (n % 8)) & 1)) = 1 ]
-}
-
-# note_slot ID: remember the VM's slot (from root's record) for leftovers.
-note_slot() { jq -r .slot "/run/vmsan/net/$1.json" >"$TEST_TMP/slot.$1"; }
 
 # bystander_ok: the other state dir's VM still runs and answers.
 bystander_ok() {

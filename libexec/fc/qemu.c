@@ -434,7 +434,7 @@ static bool qemu_restore(const char *qmp, int statefd, char *err, size_t n)
 struct qstart {
 	const struct vmcfg *c;
 	const struct caller *who;
-	int fds[FD_COUNT], rundir, vdir, lfd, pe[2], pp[2], statefd, memfd;
+	int fds[FD_COUNT], rundir, vdir, lfd, pe[2], pp[2], pg[2], statefd, memfd;
 	bool ram;
 	pid_t qpid;
 	json_t *argv;
@@ -450,7 +450,7 @@ static void start_init(struct qstart *s, const struct vmcfg *c, const struct cal
 	for (int i = 0; i < FD_COUNT; i++)
 		s->fds[i] = -1;
 	s->rundir = s->vdir = s->lfd = s->statefd = s->memfd = -1;
-	s->pe[0] = s->pe[1] = s->pp[0] = s->pp[1] = -1;
+	s->pe[0] = s->pe[1] = s->pp[0] = s->pp[1] = s->pg[0] = s->pg[1] = -1;
 	s->qpid = -1;
 	snprintf(s->rec.id, sizeof s->rec.id, "%s", c->id);
 	snprintf(s->rec.vmm, sizeof s->rec.vmm, "qemu");
@@ -499,14 +499,31 @@ static int start_ram(struct qstart *s, struct verr *e)
 	return 0;
 }
 
+/* The VMM's process waits at the gate until root's record names it: if
+ * vmsan-fc dies before (killed between its fork and its record), the gate
+ * reads end of file and the process goes without running QEMU, instead of
+ * a VMM nothing names (nothing would stop it, nor free its memory). */
+static void wait_gate(int gate[2])
+{
+	char go = 0;
+
+	close(gate[1]);
+	while (read(gate[0], &go, 1) < 0 && errno == EINTR)
+		;
+	if (go != 'g')
+		_exit(0);
+	close(gate[0]);
+}
+
 /* QEMU started, detached: an intermediate process starts a session, forks
  * QEMU and exits, so QEMU belongs to no one's session and init reaps it.
- * Root's record names the VMM before anything else can fail. */
+ * Root's record names the VMM before it runs (wait_gate) and before
+ * anything else can fail. */
 static int start_qemu(struct qstart *s, struct verr *e)
 {
 	pid_t mid;
 
-	if (pipe2(s->pe, O_CLOEXEC) < 0 || pipe2(s->pp, O_CLOEXEC) < 0) {
+	if (pipe2(s->pe, O_CLOEXEC) < 0 || pipe2(s->pp, O_CLOEXEC) < 0 || pipe2(s->pg, O_CLOEXEC) < 0) {
 		verr_sys(e, "ERR_SYSTEM", NULL, "pipe");
 		return -1;
 	}
@@ -517,6 +534,7 @@ static int start_qemu(struct qstart *s, struct verr *e)
 		setsid();
 		pid_t q = fork();
 		if (q == 0) {
+			wait_gate(s->pg);
 			dup2(s->lfd, 2);
 			exec_vmm(s->c, s->argv, s->fds, s->pe[1]);
 		}
@@ -525,7 +543,8 @@ static int start_qemu(struct qstart *s, struct verr *e)
 	}
 	close(s->pe[1]);
 	close(s->pp[1]);
-	s->pe[1] = s->pp[1] = -1;
+	close(s->pg[0]);
+	s->pe[1] = s->pp[1] = s->pg[0] = -1;
 	/* QEMU has its copies: ours of the listening QMP socket would keep it
 	 * answering connections nobody serves if QEMU died. */
 	close_fds(s->fds);
@@ -538,7 +557,13 @@ static int start_qemu(struct qstart *s, struct verr *e)
 	waitpid(mid, NULL, 0);
 	s->rec.pid = s->qpid;
 	s->rec.start = proc_start_time(s->qpid);
-	return vmmrec_write(&s->rec, e) < 0 ? -1 : 0;
+	if (vmmrec_write(&s->rec, e) < 0)
+		return -1; /* the gate closes unopened (start_close): no QEMU */
+	if (write(s->pg[1], "g", 1) != 1) {
+		verr_sys(e, "ERR_SYSTEM", NULL, "cannot start the VMM of %s", s->c->id);
+		return -1;
+	}
+	return 0;
 }
 
 /* QEMU up (QMP answers) with no word from its start on the error pipe;
@@ -572,7 +597,8 @@ static int start_up(struct qstart *s, struct verr *e)
 
 static void start_close(struct qstart *s)
 {
-	int fds[] = { s->vdir, s->statefd, s->memfd, s->rundir, s->lfd, s->pe[0], s->pe[1], s->pp[0], s->pp[1] };
+	int fds[] = { s->vdir,	s->statefd, s->memfd, s->rundir, s->lfd,  s->pe[0],
+		      s->pe[1], s->pp[0],   s->pp[1], s->pg[0],	 s->pg[1] };
 	for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);

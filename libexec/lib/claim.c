@@ -1,6 +1,6 @@
 /* VM ids claimed per uid (claim.h).  A claim is a file named by the id
- * holding the owner's uid, written to a temporary name and linked into
- * place, so a claim is there whole or not at all and two claims of one
+ * holding the owner's uid, written to a file with no name (O_TMPFILE) and
+ * linked into place, so a claim is there whole or not at all and two claims of one
  * id cannot both win (link fails with EEXIST).  Counting a uid's claims
  * reads them all under an flock, which also orders two claims of one
  * user racing the limit. */
@@ -104,7 +104,7 @@ int claim_check(const char *id, const struct caller *who, struct verr *e)
 int claim_take(const char *id, const struct caller *who, long max_per_user, struct verr *e)
 {
 	int dfd = claim_dir(e), lk = -1, fd = -1, rc = -1;
-	char tmp[96], line[32];
+	char line[32];
 	long owner;
 
 	if (dfd < 0)
@@ -141,17 +141,16 @@ int claim_take(const char *id, const struct caller *who, long max_per_user, stru
 			 "you have %ld VMs, the most a user may have", max_per_user);
 		goto out;
 	}
-	snprintf(tmp, sizeof tmp, ".%s.%ld", id, (long)getpid());
-	unlinkat(dfd, tmp, 0);
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* A file with no name until it is whole: killed before the link, we
+	 * leave nothing behind (a named temporary file stayed for good). */
+	fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
 	snprintf(line, sizeof line, "%u\n", (unsigned)who->uid);
 	if (fd < 0 || write(fd, line, strlen(line)) != (ssize_t)strlen(line) || fsync(fd) != 0 ||
-	    linkat(dfd, tmp, dfd, id, 0) != 0) {
+	    linkat(fd, "", dfd, id, AT_EMPTY_PATH) != 0) {
 		verr_sys(e, "ERR_RUNTIME", NULL, "cannot claim %s in " CLAIM_DIR, id);
 	} else {
 		rc = 0;
 	}
-	unlinkat(dfd, tmp, 0);
 out:
 	if (fd >= 0)
 		close(fd);

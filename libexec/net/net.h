@@ -67,6 +67,7 @@ void leave_ns(void);
 int netns_create(struct vmnet *v, struct verr *e);
 int netns_exists(const struct vmnet *v);
 void netns_delete(const struct vmnet *v);
+void netns_kill_all(const char *nspath, bool dry, json_t *found);
 
 /* record.c */
 void vmnet_init(struct vmnet *v, const char *id);
@@ -77,6 +78,7 @@ void slot_free(long slot);
 int record_path(char *buf, size_t n, const char *id);
 int record_write(const struct vmnet *v, struct verr *e);
 int record_read(struct vmnet *v);
+void record_tmp_remove(const char *id);
 
 /* setup.c */
 int host_side(struct vmnet *v, struct verr *e);

@@ -4,9 +4,11 @@
 #define _GNU_SOURCE
 #include "net/net.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +88,43 @@ int netns_create(struct vmnet *v, struct verr *e)
 int netns_exists(const struct vmnet *v)
 {
 	return access(v->nspath, F_OK) == 0;
+}
+
+/* Every process whose network namespace is the one bound at nspath:
+ * listed in found (if given), and killed unless dry.  In a VM's namespace
+ * only the VM's own run (its VMM, its resolver): whatever runs there keeps
+ * the namespace alive after its name is gone. */
+void netns_kill_all(const char *nspath, bool dry, json_t *found)
+{
+	struct stat ns, st;
+	DIR *proc;
+	struct dirent *d;
+
+	if (stat(nspath, &ns) || !(proc = opendir("/proc")))
+		return;
+	while ((d = readdir(proc))) {
+		char path[64], comm[32] = "";
+		char *end;
+		long pid = strtol(d->d_name, &end, 10);
+		FILE *f;
+
+		if (pid <= 1 || *end || pid == (long)getpid())
+			continue;
+		snprintf(path, sizeof path, "/proc/%ld/ns/net", pid);
+		if (stat(path, &st) || st.st_ino != ns.st_ino || st.st_dev != ns.st_dev)
+			continue;
+		snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+		if ((f = fopen(path, "re"))) {
+			if (fgets(comm, sizeof comm, f))
+				comm[strcspn(comm, "\n")] = 0;
+			fclose(f);
+		}
+		if (found)
+			json_array_append_new(found, json_sprintf("process %ld (%s) in it", pid, comm));
+		if (!dry)
+			kill((pid_t)pid, SIGKILL);
+	}
+	closedir(proc);
 }
 
 void netns_delete(const struct vmnet *v)

@@ -157,6 +157,16 @@ int record_path(char *buf, size_t n, const char *id)
 	return snprintf(buf, n, NET_DIR "/%s.json", id) < (int)n ? 0 : -1;
 }
 
+/* The temporary file record_write renames into place: a vmsan-net killed
+ * between writing and renaming leaves it (teardown and sweep remove it). */
+void record_tmp_remove(const char *id)
+{
+	char path[170];
+
+	if (snprintf(path, sizeof path, NET_DIR "/%s.json.tmp", id) < (int)sizeof path)
+		unlink(path);
+}
+
 int record_write(const struct vmnet *v, struct verr *e)
 {
 	char path[160], tmp[170];

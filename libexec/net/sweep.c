@@ -16,40 +16,6 @@
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
 
-/* Every process whose network namespace is the one bound at nspath:
- * listed, and killed unless dry. */
-static void kill_in_ns(const char *nspath, bool dry, json_t *found)
-{
-	struct stat ns, st;
-	DIR *proc;
-	struct dirent *d;
-
-	if (stat(nspath, &ns) || !(proc = opendir("/proc")))
-		return;
-	while ((d = readdir(proc))) {
-		char path[64], comm[32] = "";
-		char *end;
-		long pid = strtol(d->d_name, &end, 10);
-		FILE *f;
-
-		if (pid <= 1 || *end || pid == (long)getpid())
-			continue;
-		snprintf(path, sizeof path, "/proc/%ld/ns/net", pid);
-		if (stat(path, &st) || st.st_ino != ns.st_ino || st.st_dev != ns.st_dev)
-			continue;
-		snprintf(path, sizeof path, "/proc/%ld/comm", pid);
-		if ((f = fopen(path, "re"))) {
-			if (fgets(comm, sizeof comm, f))
-				comm[strcspn(comm, "\n")] = 0;
-			fclose(f);
-		}
-		json_array_append_new(found, json_sprintf("process %ld (%s) in it", pid, comm));
-		if (!dry)
-			kill((pid_t)pid, SIGKILL);
-	}
-	closedir(proc);
-}
-
 struct sweep {
 	bool dry;
 	json_t *owned;	/* id -> true, nsAddr -> id, from the records */
@@ -84,6 +50,24 @@ static void sweep_elem(unsigned port, const char *addr, void *arg)
 		json_array_append_new(sw->stale, json_pack("{s:i, s:s}", "port", (int)port, "addr", addr));
 }
 
+/* <id>.json.tmp with no <id>.json: a setup killed before its first record
+ * was renamed into place.  An id's first record is written under the slot
+ * lock (slot_take), which sweep holds; later ones only while the record
+ * exists. */
+static void sweep_tmp(struct sweep *sw, const char *name, size_t idlen)
+{
+	char id[64], path[160];
+
+	memcpy(id, name, idlen);
+	id[idlen] = 0;
+	record_path(path, sizeof path, id);
+	if (valid_vm_id(id, NULL, 0) != 0 || access(path, F_OK) == 0)
+		return;
+	json_array_append_new(sw->found, json_sprintf("temporary record " NET_DIR "/%s", name));
+	if (!sw->dry)
+		record_tmp_remove(id);
+}
+
 /* The records: which ids, slots and addresses are someone's. */
 static void sweep_records(struct sweep *sw)
 {
@@ -97,6 +81,10 @@ static void sweep_records(struct sweep *sw)
 		char id[64];
 		struct vmnet v;
 
+		if (n > 9 && n - 9 < sizeof id && !strcmp(d->d_name + n - 9, ".json.tmp")) {
+			sweep_tmp(sw, d->d_name, n - 9);
+			continue;
+		}
 		if (n <= 5 || n - 5 >= sizeof id || strcmp(d->d_name + n - 5, ".json"))
 			continue;
 		memcpy(id, d->d_name, n - 5);
@@ -184,7 +172,7 @@ static void sweep_netns(struct sweep *sw)
 		vmnet_init(&v, id);
 		json_array_append_new(sw->found, json_sprintf("network namespace %s", v.netns));
 		/* what still runs in it (a resolver, a VMM) keeps it alive */
-		kill_in_ns(v.nspath, sw->dry, sw->found);
+		netns_kill_all(v.nspath, sw->dry, sw->found);
 		if (!sw->dry)
 			netns_delete(&v);
 	}
@@ -231,7 +219,8 @@ static int sweep_ports(struct sweep *sw, struct verr *e)
  * record names is a leftover: a VM id's record lost, or a crash between
  * steps.  Found: taken slots without a record (their vmsh<N> link too),
  * vmsh<N> links of slots no record holds, vmsan-vm-* namespaces without a
- * record, and published-port elements pointing at no recorded VM. */
+ * record, published-port elements pointing at no recorded VM, and
+ * temporary records with no record. */
 json_t *sweep_run(bool dry, struct verr *e)
 {
 	unsigned char map[NET_SLOTS / 8];

@@ -35,8 +35,12 @@ void teardown(struct vmnet *v)
 	/* Deleting the namespace takes the TAP, the uplink, its veth peer on
 	 * the host, the qdiscs and the VM's table with it. */
 	had_ns = netns_exists(v);
-	if (had_ns)
+	if (had_ns) {
+		/* what runs there that no record names: a resolver started by a
+		 * setup killed before its record said so, a VMM likewise */
+		netns_kill_all(v->nspath, false, NULL);
 		netns_delete(v);
+	}
 	/* When the namespace existed, its destruction (asynchronous, in the
 	 * kernel) takes the veth pair with it; deleting the host end here
 	 * would only wait for the same RCU grace periods.  Without it (a

@@ -1,0 +1,217 @@
+#!/usr/bin/env bats
+# The root helpers killed (-9) inside their own run, at each step that
+# makes something: vmsan-net setup and vmsan-fc start during a create,
+# vmsan-net teardown and vmsan-fc stop/kill/cleanup during rm and stop.
+# After each: the command failed, `vmsan gc` (root's: orphans and sweep)
+# ran, and the host holds nothing of the VM (tests/leftovers_helper.bash
+# reads it from the system: namespace, links, slot, tables, /run/vmsan
+# records and their temporary files, the id's claim, RAM file, VMM and
+# resolver processes, mounts).
+#
+# How the kill lands where it should, every time: strace delivers SIGKILL
+# on entry to the Nth call of one system call (-e inject=SC:signal=KILL:
+# when=N).  strace counts per traced process, so the porcelain itself is
+# traced (as root it runs its helpers directly, no sudo between) and each
+# helper it starts counts from its own start.  For a create, strace
+# attaches only once the porcelain has stopped itself right before the
+# step (VMSAN_CREATE_PAUSE=network or vmm, the hook create.bats uses):
+# what ran before (vmsan-rootfs, mke2fs) is not traced, and the porcelain
+# makes none of the chosen calls from there on.  The control of each case
+# reads strace's log: exactly one process was killed, it is the helper
+# doing the step (its execve), and what the step follows was made (the
+# call before it succeeded in that helper).  A case "with the porcelain"
+# also kills the porcelain at its next helper start (clone3 #2: the
+# helpers fork with clone, QEMU never runs in these cases): nothing undoes
+# the step then, and gc alone must collect it.
+#
+# Real guests under QEMU (TCG) in the test host namespace; nothing leaves
+# the machine.
+
+bats_require_minimum_version 1.5.0
+load test_helper
+load net_helper
+load init_helper
+load leftovers_helper
+
+setup_file() {
+	guest_suite_start || return 0
+}
+
+teardown_file() {
+	guest_suite_down
+}
+
+setup() {
+	guest_test_setup
+	require_cmd strace
+	ID=
+}
+
+teardown() {
+	# a failed test's leftovers, so that the next one starts clean
+	if [ -n "${ID:-}" ]; then
+		pkill -9 -f "process=vmsan-$ID" 2>/dev/null || true
+		vmsan rm -f "$ID" >/dev/null 2>&1 || true
+		vmsan gc >/dev/null 2>&1 || true
+	fi
+	rm -rf "$TEST_TMP"
+}
+
+# wait_state PID FIELD-TEST: until /proc/PID/status matches (10 s at most).
+wait_status() {
+	for _ in $(seq 400); do
+		grep -qE "$2" "/proc/$1/status" 2>/dev/null && return 0
+		sleep 0.025
+	done
+	echo "pid $1 never matched $2" >&2
+	return 1
+}
+
+TRACED=execve,write,linkat,rename,pwrite64,mount,umount2,unshare,sendmsg,sendto,ioctl,clone,clone3,bind,ftruncate,mkdirat,connect,kill,unlink,unlinkat,pidfd_send_signal
+
+# create_killed PAUSE SC N [both]: a create whose helper is killed on entry
+# to its Nth SC, strace attached at step PAUSE; with "both" the porcelain
+# is killed too before it undoes anything.  Sets ID, RC (create's exit
+# status), LOG (strace's log), SLOT (the VM's slot, if it got one).
+create_killed() {
+	local pause=$1 sc=$2 n=$3 both=${4:-} pid spid
+	local inj=(-e "inject=$sc:signal=KILL:when=$n")
+	[ -z "$both" ] || inj+=(-e "inject=clone3:signal=KILL:when=2")
+	LOG=$TEST_TMP/strace.log
+	slots_set >"$TEST_TMP/slots.before"
+	VMSAN_CREATE_PAUSE=$pause nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" create --json --verbose --accel tcg \
+		--network-policy custom --allowed-domain example.test >"$TEST_TMP/create.out" 2>"$TEST_TMP/create.err" &
+	pid=$!
+	wait_status "$pid" '^State:.*T \(stopped\)'
+	timeout 120 strace -f -qq -s 300 -o "$LOG" -e trace="$TRACED" "${inj[@]}" -p "$pid" 2>"$TEST_TMP/strace.err" &
+	spid=$!
+	wait_status "$pid" '^TracerPid:[[:space:]]*[1-9]'
+	kill -CONT "$pid"
+	RC=0
+	wait "$pid" || RC=$?
+	wait "$spid" || true
+	ID=$(grep -o 'vm-[0-9a-f]\{8\}: record made' "$TEST_TMP/create.err" | cut -d: -f1)
+	[ -n "$ID" ] || { cat "$TEST_TMP/create.err" >&2; return 1; }
+	SLOT=$(grep -oE 'slot\\?":[0-9]+' "$LOG" | head -1 | grep -oE '[0-9]+$' || true)
+	[ -n "$SLOT" ] || SLOT=$(comm -13 <(sort "$TEST_TMP/slots.before") <(slots_set | sort) | head -1)
+	[ -z "$SLOT" ] || echo "$SLOT" >"$TEST_TMP/slot.$ID"
+}
+
+# killed_in HELPER OP SC N MADE [both]: the control of a kill: the create
+# failed; the one process killed (besides the porcelain, with "both") is
+# HELPER doing OP, on entry to its Nth SC; MADE (a regex) matched one of
+# its calls before (what the step follows was made).
+killed_in() {
+	local helper=$1 op=$2 sc=$3 n=$4 made=$5 both=${6:-} hp killed got
+	[ "$RC" -ne 0 ] || { echo "create succeeded" >&2; return 1; }
+	hp=$(grep -E "^[0-9]+ +execve\(\"[^\"]*/$helper\", \[\"[^\"]*\", \"$op\"" "$LOG" | awk '{ print $1 }' | head -1)
+	[ -n "$hp" ] || { echo "no $helper $op in the log" >&2; return 1; }
+	# what the helper started (its resolver) is killed by the undo or gc:
+	# its processes are left out
+	local kids=" $hp " k
+	for _ in 1 2 3; do
+		for k in $kids; do
+			kids+=" $(grep -E "^$k +(clone\(|<\.\.\. clone resumed>).* += [0-9]+$" "$LOG" | awk '{ print $NF }' | tr '\n' ' ')"
+		done
+	done
+	killed=$(grep -E '^[0-9]+ +\+\+\+ killed by SIGKILL' "$LOG" | awk '{ print $1 }' | sort -n |
+		while read -r k; do [ "$k" != "$hp" ] && [[ "$kids " == *" $k "* ]] || echo "$k"; done | tr '\n' ' ')
+	if [ -n "$both" ]; then
+		grep -qE '^[0-9]+ +\+\+\+ killed by SIGKILL' "$LOG" || return 1
+		[[ " $killed" == *" $hp "* ]] || { echo "killed: $killed, not $helper $hp" >&2; return 1; }
+		[ "$(wc -w <<<"$killed")" = 2 ] || { echo "killed: $killed (wanted $hp and the porcelain)" >&2; return 1; }
+	else
+		assert_eq "$killed" "$hp "
+	fi
+	# the kill came on entry to the Nth call: N-1 returned, the Nth did not
+	got=$(grep -cE "^$hp +$sc\(" "$LOG")
+	assert_eq "$got" "$n"
+	grep -E "^$hp +$sc\(" "$LOG" | tail -1 | grep -q ' <unfinished ...>\|= ?$' ||
+		{ echo "the ${n}th $sc returned:" >&2; grep -E "^$hp +$sc\(" "$LOG" | tail -1 >&2; return 1; }
+	grep -qE "^$hp +$made" "$LOG" || {
+		echo "$helper made nothing matching $made before the kill; its calls:" >&2
+		grep -E "^$hp " "$LOG" | cut -c1-160 | tail -25 >&2
+		return 1
+	}
+}
+
+# gc_then_clean: root's gc, then nothing of $ID on the host (and no slot
+# taken that was free before the create).
+gc_then_clean() {
+	removed_left "$ID" >"$TEST_TMP/before-gc"
+	run vmsan gc --json
+	assert_eq "$status" 0
+	echo "$output" >"$TEST_TMP/gc.json"
+	local left
+	left=$(removed_left "$ID")
+	[ -z "$left" ] || {
+		echo "left after gc:" >&2
+		echo "$left" >&2
+		echo "(before gc: $(tr '\n' ';' <"$TEST_TMP/before-gc"); gc: $output)" >&2
+		return 1
+	}
+	assert_eq "$(comm -13 <(sort "$TEST_TMP/slots.before") <(slots_set | sort) | tr '\n' ' ')" ""
+	# a record of what each case left for gc, for BENCHMARKS.md
+	printf '%s\t%s\t%s\n' "$BATS_TEST_DESCRIPTION" "$(tr '\n' ';' <"$TEST_TMP/before-gc")" \
+		"$(jq -c '[.found[] | .found]' <<<"$output")" >>"${MIDKILL_REPORT:-/dev/null}"
+}
+
+# net_case SC N MADE [both] / fc_case SC N MADE [both]: one create killed
+# in vmsan-net setup / vmsan-fc start, controlled, collected.
+net_case() {
+	create_killed network "$1" "$2" "${4:-}"
+	killed_in vmsan-net setup "$1" "$2" "$3" "${4:-}"
+	gc_then_clean
+}
+fc_case() {
+	create_killed vmm "$1" "$2" "${4:-}"
+	killed_in vmsan-fc start "$1" "$2" "$3" "${4:-}"
+	gc_then_clean
+}
+
+# ---- vmsan-net setup, in a create ------------------------------------------
+# Its steps (net/*.c): the id's claim (a file written, then linked into
+# place), the slot (bitmap bit, cursor), the first record (with the slot),
+# the host table, the namespace (unshare, bind mount), the veth pair, the
+# TAP, the VM's ruleset, the resolver (fork), the record naming it.
+
+@test "midkill: vmsan-net setup killed at each step of a create; gc leaves nothing" {
+	net_case linkat 1 'write\([0-9]+, "0\\n", 2\) += 2'
+	net_case pwrite64 1 'linkat\(.*\) += 0'
+	net_case pwrite64 2 'pwrite64\(.*\) += 1'
+	net_case rename 1 'pwrite64\(.*, 4, 4096\) += 4'
+	net_case mount 2 'unshare\(CLONE_NEWNET\) += 0'
+	net_case sendmsg 3 'sendmsg\(.*nlmsg_len=108, nlmsg_type=(RTM_NEWLINK|0x10 ).*\) += [0-9]+'
+	net_case ioctl 3 'ioctl\([0-9]+, TUNSETIFF, .*\) += 0'
+	net_case sendto 2 'ioctl\([0-9]+, TUNSETIFF, .*\) += 0'
+	net_case clone 1 'sendto\(.*\) += [0-9]+'
+	net_case rename 2 'clone\(.*\) += [0-9]+'
+}
+
+@test "midkill: vmsan-net setup and the porcelain killed at each step of a create; gc alone leaves nothing" {
+	net_case linkat 1 'write\([0-9]+, "0\\n", 2\) += 2' both
+	net_case pwrite64 2 'pwrite64\(.*\) += 1' both
+	net_case rename 1 'pwrite64\(.*, 4, 4096\) += 4' both
+	net_case mount 2 'unshare\(CLONE_NEWNET\) += 0' both
+	net_case sendmsg 3 'sendmsg\(.*nlmsg_len=108, nlmsg_type=(RTM_NEWLINK|0x10 ).*\) += [0-9]+' both
+	net_case clone 1 'sendto\(.*\) += [0-9]+' both
+	net_case rename 2 'clone\(.*\) += [0-9]+' both
+}
+
+# ---- vmsan-fc start, in a create (--accel tcg: no KVM boot check) ----------
+# Its steps (fc/qemu.c): root's directory for the VM, the QMP socket, the
+# RAM file, the VMM forked, root's record naming it, QMP asked.
+
+@test "midkill: vmsan-fc start killed at each step of a create; gc leaves nothing" {
+	fc_case bind 1 'mkdirat\(.*\) += 0'
+	fc_case ftruncate 1 'bind\(.*qmp.sock.*\) += 0'
+	fc_case clone 1 'ftruncate\(.*\) += 0'
+	fc_case rename 1 'clone\(.*\) += [0-9]+'
+}
+
+@test "midkill: vmsan-fc start and the porcelain killed at each step of a create; gc alone leaves nothing" {
+	fc_case ftruncate 1 'bind\(.*qmp.sock.*\) += 0' both
+	fc_case clone 1 'ftruncate\(.*\) += 0' both
+	fc_case rename 1 'clone\(.*\) += [0-9]+' both
+}
+
