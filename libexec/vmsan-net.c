@@ -614,8 +614,19 @@ int main(int argc, char **argv)
 	orig_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (orig_ns < 0)
 		return VMSAN_EXIT_SYS;
-	/* A terminal's ^Z must not stop us holding a lock (SIGSTOP still
-	 * can: lock_file bounds what that costs the others). */
+	/* A caller must not stop or interrupt root's work half done (through
+	 * the terminal, or the signals sudo relays: a setup ended between its
+	 * record and the element it names can leave what a later teardown
+	 * takes for its own): those signals are held until exit, as vmsan-fc
+	 * holds them; a resolver started gets an empty mask.  A terminal's ^Z
+	 * must not stop us holding a lock (SIGSTOP still can: lock_file bounds
+	 * what that costs the others). */
+	sigset_t hold;
+	sigemptyset(&hold);
+	int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+		sigaddset(&hold, sigs[i]);
+	sigprocmask(SIG_BLOCK, &hold, NULL);
 	signal(SIGTSTP, SIG_IGN);
 	signal(SIGTTIN, SIG_IGN);
 	signal(SIGTTOU, SIG_IGN);

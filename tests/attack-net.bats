@@ -241,3 +241,34 @@ clean() {
 	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0001 '{"policy":"deny-all"}')"
 	assert_eq "$status" 0 || { echo "$output"; false; }
 }
+
+@test "a member cannot stop vmsan-net half way: SIGTERM, SIGINT and SIGHUP sent to their sudo wait for the end of its work" {
+	require_cmd strace
+	local sig out log=$BATS_TEST_TMPDIR/strace.log pid
+	for sig in TERM INT HUP; do
+		# root's strace holds the helper 3 s in its first rename (its
+		# record, half way through the setup), while the member signals
+		# their sudo, which relays the signal to the helper
+		strace -f -qq -o "$log" -e trace=kill,rename -e inject=rename:delay_enter=3000000:when=1 -- \
+			nsenter --net="/run/netns/$H" setpriv --reuid="$UA" --regid="$UA" --init-groups \
+			env -i PATH=/usr/bin:/bin HOME="/home/$UA" sudo -n "$UPREFIX/libexec/vmsan/vmsan-net" setup \
+			<<<"$(setup_req vm-7e5f0001 '{"policy":"deny-all"}')" >"$BATS_TEST_TMPDIR/reply" 2>/dev/null &
+		pid=$!
+		sleep 1.5
+		setpriv --reuid="$UA" --regid="$UA" --init-groups pkill "-$sig" -U "$UA" -x sudo
+		wait "$pid" || true
+		out=$(cat "$BATS_TEST_TMPDIR/reply")
+		# control: sudo relayed the member's signal to the helper, which
+		# was then in the delayed rename (it had begun its work)
+		grep -q "kill([0-9]*, SIG$sig)" "$log" || { cat "$log" >&2; false; }
+		grep -q '^[0-9]* *rename(' "$log"
+		# the helper finished its work and said so; then the owner tears
+		# it down whole
+		assert_eq "$(jq -c .ok <<<"$out")" true
+		[ -e /run/vmsan/net/vm-7e5f0001.json ]
+		run --separate-stderr net "$UA" teardown '{"id":"vm-7e5f0001"}'
+		assert_eq "$status" 0
+		assert_eq "$(root_net verify '{"id":"vm-7e5f0001"}' | jq .clean)" true
+		rm -f /run/vmsan/ids/vm-7e5f0001 # the id's claim is vmsan-fc's to give back
+	done
+}

@@ -105,6 +105,9 @@ static pid_t dns_spawn(const struct vmnet *v, const char *path, int in, int out,
 		_exit(127);
 	closefrom(4);
 	signal(SIGPIPE, SIG_DFL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL); /* vmsan-net holds some */
 	execl(path, "vmsan-dns", (char *)NULL);
 	_exit(127);
 }
