@@ -215,3 +215,34 @@ fc_case() {
 	fc_case rename 1 'clone\(.*\) += [0-9]+' both
 }
 
+
+# ---- vmsan-net teardown, in an rm --------------------------------------------
+
+@test "midkill: vmsan-net teardown killed at its record's removal: the record it leaves never names a slot another VM has since taken" {
+	local a b slot_a slot_b rec
+	a=$(vmsan create --json --accel tcg --network-policy deny-all | jq -r .vm.id)
+	ID=$a
+	slot_a=$(jq .slot "/run/vmsan/net/$a.json")
+	rec=/run/vmsan/net/$a.json
+	# the kill: on entry to the one call that removes root's record of $a
+	LOG=$TEST_TMP/strace.log
+	nsenter --net="/run/netns/$H" strace -f -qq -o "$LOG" -P "$rec" -e trace=unlink -e inject=unlink:signal=KILL -- \
+		"$TOP/bin/vmsan" rm -f "$a" >/dev/null 2>&1 || true
+	# control: vmsan-net was killed there, and the namespace had gone first
+	grep -qE '^[0-9]+ +unlink\("'"$rec"'"\) += \?' "$LOG" || { cat "$LOG" >&2; false; }
+	grep -qE '^[0-9]+ +\+\+\+ killed by SIGKILL' "$LOG"
+	[ -e "$rec" ] && [ ! -e "/run/netns/vmsan-$a" ]
+	# the slot is still the record's: no other VM can be given it
+	slot_taken "$slot_a" || { echo "slot $slot_a was freed while $rec names it" >&2; false; }
+	b=$(vmsan create --json --accel tcg --network-policy deny-all | jq -r .vm.id)
+	slot_b=$(jq .slot "/run/vmsan/net/$b.json")
+	[ "$slot_b" != "$slot_a" ]
+	# a second rm finishes the job, and the other VM goes on
+	vmsan rm -f "$a" >/dev/null || vmsan gc >/dev/null
+	[ -z "$(removed_left "$a")" ] || { removed_left "$a" >&2; false; }
+	run vmsan exec "$b" -- echo up
+	assert_eq "$output" up
+	slot_taken "$slot_b"
+	vmsan rm -f "$b" >/dev/null
+	ID=
+}

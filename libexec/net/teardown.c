@@ -26,10 +26,11 @@ void teardown(struct vmnet *v)
 		if (v->slot >= 0) {
 			nft_table_delete(v->table, &ignore);
 			delete_link(v->host_if);
-			slot_free(v->slot);
 		}
 		record_path(path, sizeof(path), v->id);
-		unlink(path);
+		unlink(path); /* before the slot, as below */
+		if (v->slot >= 0)
+			slot_free(v->slot);
 		return;
 	}
 	/* Deleting the namespace takes the TAP, the uplink, its veth peer on
@@ -45,13 +46,16 @@ void teardown(struct vmnet *v)
 	 * kernel) takes the veth pair with it; deleting the host end here
 	 * would only wait for the same RCU grace periods.  Without it (a
 	 * half-made setup), delete a host end that is there. */
-	if (v->slot >= 0) {
-		if (!had_ns)
-			delete_link(v->host_if);
-		slot_free(v->slot);
-	}
+	if (v->slot >= 0 && !had_ns)
+		delete_link(v->host_if);
+	/* The record goes before the slot: a teardown killed between the two
+	 * leaves a slot no record names (the sweep frees it), never a record
+	 * naming a slot that another VM may take, which a second teardown
+	 * would free, and its link delete, from under that VM. */
 	record_path(path, sizeof(path), v->id);
 	unlink(path);
+	if (v->slot >= 0)
+		slot_free(v->slot);
 }
 
 json_t *leftovers(const char *id, struct verr *e)
