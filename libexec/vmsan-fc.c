@@ -323,7 +323,10 @@ static json_t *op_start(struct jr *r, struct verr *e)
 	}
 	if (!strcmp(c.vmm, "qemu") && c.kvm && kvm_boots(&c, &who, e) < 0)
 		return NULL;
-	if (claim_take(c.id, &who, conf.max_vms_per_user, e) < 0 || vmm_lock(c.id, e) < 0)
+	/* Where the VM's state keeps it, noted for gc (fc/orphans.c). */
+	if (vmhome_take(&who, c.run_dir, "runDir", &c.home, e))
+		return NULL;
+	if (claim_take(c.id, &who, conf.max_vms_per_user, &c.home, e) < 0 || vmm_lock(c.id, e) < 0)
 		return NULL;
 	if (vmmrec_for(c.id, &who, &old, e) < 0)
 		return NULL;
@@ -332,9 +335,6 @@ static json_t *op_start(struct jr *r, struct verr *e)
 			 c.id, old.pid);
 		return NULL;
 	}
-	/* Where the VM's state keeps it, noted for gc (fc/orphans.c). */
-	if (vmhome_take(&who, c.run_dir, "runDir", &c.home, e))
-		return NULL;
 	return !strcmp(c.vmm, "firecracker") ? fc_start(&c, &who, e) : qemu_start(&c, &who, e);
 }
 

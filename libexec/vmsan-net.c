@@ -387,7 +387,7 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 	/* The id is the caller's (a claim shared with vmsan-fc), within
 	 * their limit of VMs; a claim made here goes again if setup fails. */
 	s.claimed = claim_owner(s.id) < 0;
-	if (claim_take(s.id, &who, conf.max_vms_per_user, e)) {
+	if (claim_take(s.id, &who, conf.max_vms_per_user, &s.v.home, e)) {
 		s.claimed = false;
 		goto out;
 	}

@@ -136,6 +136,30 @@ wait_gone() {
 	bystander_ok
 }
 
+@test "orphans: a stopped VM whose state dir is removed: gc gives its id's claim back" {
+	local d=$VMSAN_DIR
+	export VMSAN_DIR=$TEST_TMP/other
+	mkdir -p "$VMSAN_DIR"
+	ln -s "$d/images" "$VMSAN_DIR/images"
+	create --network-policy deny-all
+	vmsan stop "$ID" >/dev/null
+	# control: stopped, its network and VMM gone, the claim alone is root's
+	# record of it, and it notes the VM's home
+	[ ! -e "/run/vmsan/net/$ID.json" ] && [ ! -e "/run/vmsan/vmm/$ID/record.json" ]
+	assert_eq "$(head -n 1 "/run/vmsan/ids/$ID")" 0
+	assert_eq "$(sed -n 2p "/run/vmsan/ids/$ID" | jq -r .path)" "$VMSAN_DIR/vms/$ID"
+	rm -rf "$VMSAN_DIR"
+	run vmsan gc --dry-run --json
+	assert_contains "$output" "the claim of a stopped VM whose directory $VMSAN_DIR/vms/$ID is gone"
+	[ -e "/run/vmsan/ids/$ID" ]
+	run vmsan gc --json
+	assert_eq "$status" 0
+	[ ! -e "/run/vmsan/ids/$ID" ]
+	assert_eq "$(removed_left "$ID")" ""
+	ID=
+	bystander_ok
+}
+
 @test "orphans: a user's gc collects their own orphans through the root helpers, never another user's" {
 	require_cmd setpriv
 	local g=vmscg$$ u=vmscu$$ o=vmsco$$ p=/opt/vmsan-chaos$$

@@ -176,7 +176,7 @@ fc_case() {
 # TAP, the VM's ruleset, the resolver (fork), the record naming it.
 
 @test "midkill: vmsan-net setup killed at each step of a create; gc leaves nothing" {
-	net_case linkat 1 'write\([0-9]+, "0\\n", 2\) += 2'
+	net_case linkat 1 'write\([0-9]+, "0\\n.*\) += [0-9]+'
 	net_case pwrite64 1 'linkat\(.*\) += 0'
 	net_case pwrite64 2 'pwrite64\(.*\) += 1'
 	net_case rename 1 'pwrite64\(.*, 4, 4096\) += 4'
@@ -189,7 +189,7 @@ fc_case() {
 }
 
 @test "midkill: vmsan-net setup and the porcelain killed at each step of a create; gc alone leaves nothing" {
-	net_case linkat 1 'write\([0-9]+, "0\\n", 2\) += 2' both
+	net_case linkat 1 'write\([0-9]+, "0\\n.*\) += [0-9]+' both
 	net_case pwrite64 2 'pwrite64\(.*\) += 1' both
 	net_case rename 1 'pwrite64\(.*, 4, 4096\) += 4' both
 	net_case mount 2 'unshare\(CLONE_NEWNET\) += 0' both

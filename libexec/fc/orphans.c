@@ -7,7 +7,8 @@
  * it; of the second only what lived as long as the VMM (its RAM file and
  * root's record): the VM itself is still its owner's, to start or remove.
  * A user sees and collects only records naming them as owner; root sees
- * all, and also RAM files and lock files no record names.  An id another
+ * all, and also RAM files and lock files no record names.  A stopped
+ * VM's claim goes when its home is gone (stopped_claims).  An id another
  * operation holds (its lock) is left for the next run. */
 #define _GNU_SOURCE
 #include "fc/fc.h"
@@ -145,6 +146,47 @@ static void unrecorded(const char *dir, const char *suffix, bool dry, json_t *li
 		closedir(d);
 }
 
+/* Claims no record of root's accounts for (a stopped VM's: its VMM and
+ * its network are gone) whose VM home, noted in the claim, is gone for
+ * its owner: the VM can no longer be started or removed, and its claim
+ * would count against its owner's limit until the host restarts.  A
+ * claim with no home noted (made by an older vmsan) is left alone. */
+static void stopped_claims(const struct caller *who, bool dry, json_t *list)
+{
+	DIR *d = opendir(CLAIM_DIR);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		struct vmhome home;
+		char id[64];
+		long owner;
+		bool made;
+		int lock;
+
+		if (strlen(de->d_name) >= sizeof id || de->d_name[0] == '.' || valid_vm_id(de->d_name, NULL, 0))
+			continue;
+		memcpy(id, de->d_name, strlen(de->d_name) + 1);
+		owner = claim_owner(id);
+		if (claim_in_use(id) || owner < 0 || (!who->root && owner != (long)who->uid))
+			continue;
+		claim_home(id, &home);
+		if (!home.path[0] || (lock = try_lock(id, &made)) < 0)
+			continue;
+		/* again, under the lock: a start may have made a record since */
+		if (!claim_in_use(id) && vmhome_state(&home, owner) == VMHOME_GONE) {
+			found(list, id, owner, "remove",
+			      json_sprintf("the claim of a stopped VM whose directory %s is gone", home.path));
+			if (!dry)
+				claim_release(id);
+			unlock(id, lock, !dry || made);
+		} else {
+			unlock(id, lock, made);
+		}
+	}
+	if (d)
+		closedir(d);
+}
+
 json_t *fc_orphans(const struct caller *who, bool dry, struct verr *e)
 {
 	struct rootconf conf;
@@ -166,6 +208,7 @@ json_t *fc_orphans(const struct caller *who, bool dry, struct verr *e)
 	}
 	if (d)
 		closedir(d);
+	stopped_claims(who, dry, list);
 	if (who->root) {
 		unrecorded(RAM_DIR, ".ram", dry, list);
 		unrecorded(VMM_DIR, ".lock", dry, list);

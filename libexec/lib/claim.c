@@ -1,5 +1,5 @@
 /* VM ids claimed per uid (claim.h).  A claim is a file named by the id
- * holding the owner's uid, written to a file with no name (O_TMPFILE) and
+ * holding the owner's uid (and, on a second line, the VM's home as JSON), written to a file with no name (O_TMPFILE) and
  * linked into place, so a claim is there whole or not at all and two claims of one
  * id cannot both win (link fails with EEXIST).  Counting a uid's claims
  * reads them all under an flock, which also orders two claims of one
@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -101,10 +102,35 @@ int claim_check(const char *id, const struct caller *who, struct verr *e)
 	return -1;
 }
 
-int claim_take(const char *id, const struct caller *who, long max_per_user, struct verr *e)
+void claim_home(const char *id, struct vmhome *h)
+{
+	char buf[PATH_MAX + 200], *nl;
+	int dfd = open(CLAIM_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = dfd < 0 ? -1 : openat(dfd, id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+	json_t *j = NULL;
+
+	memset(h, 0, sizeof *h);
+	if (n > 0) {
+		buf[n] = 0;
+		if ((nl = strchr(buf, '\n')) && nl[1] == '{')
+			j = json_loads(nl + 1, JSON_DISABLE_EOF_CHECK, NULL);
+		if (j)
+			vmhome_read(j, h);
+		json_decref(j);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+}
+
+int claim_take(const char *id, const struct caller *who, long max_per_user, const struct vmhome *home, struct verr *e)
 {
 	int dfd = claim_dir(e), lk = -1, fd = -1, rc = -1;
-	char line[32];
+	json_t *hj = home ? vmhome_json(home) : NULL;
+	char *hs = hj ? json_dumps(hj, JSON_COMPACT) : NULL;
+	char line[PATH_MAX + 200];
 	long owner;
 
 	if (dfd < 0)
@@ -144,7 +170,7 @@ int claim_take(const char *id, const struct caller *who, long max_per_user, stru
 	/* A file with no name until it is whole: killed before the link, we
 	 * leave nothing behind (a named temporary file stayed for good). */
 	fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-	snprintf(line, sizeof line, "%u\n", (unsigned)who->uid);
+	snprintf(line, sizeof line, "%u\n%s%s", (unsigned)who->uid, hs ? hs : "", hs ? "\n" : "");
 	if (fd < 0 || write(fd, line, strlen(line)) != (ssize_t)strlen(line) || fsync(fd) != 0 ||
 	    linkat(fd, "", dfd, id, AT_EMPTY_PATH) != 0) {
 		verr_sys(e, "ERR_RUNTIME", NULL, "cannot claim %s in " CLAIM_DIR, id);
@@ -157,6 +183,8 @@ out:
 	if (lk >= 0)
 		close(lk);
 	close(dfd);
+	json_decref(hj);
+	free(hs);
 	return rc;
 }
 

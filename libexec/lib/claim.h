@@ -11,13 +11,19 @@
 #include <stdbool.h>
 
 #include "caller.h"
+#include "vmhome.h"
 
 #define CLAIM_DIR "/run/vmsan/ids"
 
 /* Claims id for who, or checks it is theirs already: ERR_ID_TAKEN for
  * another uid's, ERR_VM_LIMIT when who has max_per_user ids (root: no
  * limit).  0, or -1 with e set. */
-int claim_take(const char *id, const struct caller *who, long max_per_user, struct verr *e);
+int claim_take(const char *id, const struct caller *who, long max_per_user, const struct vmhome *home, struct verr *e);
+/* The VM's home a new claim noted (home may be NULL: none), as its second
+ * line, so that a stopped VM's claim, which no other record of root's
+ * accounts for, can be told an orphan once its directory is gone (path
+ * "" when none was noted). */
+void claim_home(const char *id, struct vmhome *h);
 /* 1: who owns id (root owns all); 0: no claim; -1: another uid's
  * (ERR_NOT_OWNER set). */
 int claim_check(const char *id, const struct caller *who, struct verr *e);
