@@ -323,8 +323,10 @@ static json_t *op_start(struct jr *r, struct verr *e)
 	}
 	if (!strcmp(c.vmm, "qemu") && c.kvm && kvm_boots(&c, &who, e) < 0)
 		return NULL;
-	/* Where the VM's state keeps it, noted for gc (fc/orphans.c). */
-	if (vmhome_take(&who, c.run_dir, "runDir", &c.home, e))
+	/* Another's id is refused before anything of the caller's is opened;
+	 * where the VM's state keeps it is noted for gc (fc/orphans.c), in
+	 * the claim too. */
+	if (claim_available(c.id, &who, e) < 0 || vmhome_take(&who, c.run_dir, "runDir", &c.home, e))
 		return NULL;
 	if (claim_take(c.id, &who, conf.max_vms_per_user, &c.home, e) < 0 || vmm_lock(c.id, e) < 0)
 		return NULL;

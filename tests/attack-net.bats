@@ -88,7 +88,7 @@ clean() {
 	assert_eq "$status" 0
 	assert_eq "$(jq .ok <<<"$output")" true
 	assert_eq "$(jq .owner /run/vmsan/net/vm-7e5f0001.json)" "$uid"
-	assert_eq "$(cat /run/vmsan/ids/vm-7e5f0001)" "$uid"
+	assert_eq "$(head -n 1 /run/vmsan/ids/vm-7e5f0001)" "$uid"
 	assert_contains "$(nsenter --net=/run/netns/vmsan-vm-7e5f0001 ip -d link show vmstap0)" "user $UA "
 	run --separate-stderr net "$UA" verify '{"id":"vm-7e5f0001"}'
 	assert_eq "$status" 0

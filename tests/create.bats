@@ -365,7 +365,7 @@ assert_gone() {
 	# socket) in /run/vmsan/vmm, owned by the user's uid in its record
 	assert_eq "$(find "/home/$u/.vmsan" ! -user "$u" | head -3)" ""
 	assert_eq "$(jq .owner "/run/vmsan/vmm/$UID_ID/record.json")" "$(id -u "$u")"
-	assert_eq "$(cat "/run/vmsan/ids/$UID_ID")" "$(id -u "$u")"
+	assert_eq "$(head -n 1 "/run/vmsan/ids/$UID_ID")" "$(id -u "$u")"
 	run as_user "$u" exec "$UID_ID" -- hostname
 	assert_eq "$output" "$UID_ID"
 	run as_user "$u" network "$UID_ID" --network-policy allow-all

@@ -195,7 +195,7 @@ root"
 	run fcid kill
 	assert_eq "$(echo "$output" | jq .wasRunning)" false
 	# cleanup gives the id up
-	[ "$(cat /run/vmsan/ids/vm-1a2b3c4d)" = 0 ]
+	[ "$(head -n 1 /run/vmsan/ids/vm-1a2b3c4d)" = 0 ]
 	run fcid cleanup
 	assert_eq "$status" 0
 	[ ! -e /run/vmsan/ids/vm-1a2b3c4d ]

@@ -89,6 +89,19 @@ static long count_owned(int dfd, uid_t uid)
 	return n;
 }
 
+static int id_taken(const char *id, struct verr *e)
+{
+	return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_ID_TAKEN", "choose another id (or let vmsan make one)",
+			 "the id %s is taken by another user", id);
+}
+
+int claim_available(const char *id, const struct caller *who, struct verr *e)
+{
+	long owner = claim_owner(id);
+
+	return owner < 0 || owner == (long)who->uid || (who->root && owner == 0) ? 0 : id_taken(id, e);
+}
+
 int claim_check(const char *id, const struct caller *who, struct verr *e)
 {
 	long owner = claim_owner(id);
@@ -151,12 +164,7 @@ int claim_take(const char *id, const struct caller *who, long max_per_user, cons
 	}
 	owner = read_owner(dfd, id);
 	if (owner >= 0) {
-		if (owner == (long)who->uid || (who->root && owner == 0)) {
-			rc = 0;
-		} else {
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_ID_TAKEN", "choose another id (or let vmsan make one)",
-				 "the id %s is taken by another user", id);
-		}
+		rc = owner == (long)who->uid || (who->root && owner == 0) ? 0 : id_taken(id, e);
 		goto out;
 	}
 	if (!who->root && count_owned(dfd, who->uid) >= max_per_user) {

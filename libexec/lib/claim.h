@@ -24,6 +24,10 @@ int claim_take(const char *id, const struct caller *who, long max_per_user, cons
  * accounts for, can be told an orphan once its directory is gone (path
  * "" when none was noted). */
 void claim_home(const char *id, struct vmhome *h);
+/* 0 when claim_take could give id to who (unclaimed, or theirs), else -1
+ * with the ERR_ID_TAKEN it would say: asked before anything of the
+ * caller's is looked at. */
+int claim_available(const char *id, const struct caller *who, struct verr *e);
 /* 1: who owns id (root owns all); 0: no claim; -1: another uid's
  * (ERR_NOT_OWNER set). */
 int claim_check(const char *id, const struct caller *who, struct verr *e);
