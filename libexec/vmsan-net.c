@@ -324,24 +324,28 @@ static int setup_links(struct setup *s, struct verr *e)
 	return rc;
 }
 
-/* The published ports into the host table's map.  A port another VM holds
- * is ERR_PORT_CONFLICT; the record then keeps only the ports this VM
- * published: only those may be removed on the way out. */
-static int setup_publish(struct vmnet *v, struct verr *e)
+/* The ports wanted into the host table's map, one at a time, and into
+ * v->ports (the record's list, empty until then) only once published and
+ * recorded after each: teardown removes the record's ports by number, so
+ * the record must never name one this VM did not publish (another VM's,
+ * refused as ERR_PORT_CONFLICT, or taken by one while a setup killed half
+ * way had it listed).  Killed between an element and its record, we leave
+ * an element no record names, which the sweep removes. */
+static int setup_publish(struct vmnet *v, json_t *want, struct verr *e)
 {
 	size_t i;
 	json_t *p;
 
-	json_array_foreach(v->ports, i, p) {
-		if (!nft_map_port_addr(NET_TABLE, NET_PUB_MAP, (unsigned)json_integer_value(p), v->ns_addr, true, e))
-			continue;
-		if (verr_take(e, "ERR_NFT_EXISTS"))
-			verr_set(e, VMSAN_EXIT_FAIL, "ERR_PORT_CONFLICT", "publish another host port",
-				 "host port %lld is already published by another VM", json_integer_value(p));
-		while (json_array_size(v->ports) > i)
-			json_array_remove(v->ports, i);
-		record_write(v, &(struct verr){ 0 });
-		return -1;
+	json_array_foreach(want, i, p) {
+		if (nft_map_port_addr(NET_TABLE, NET_PUB_MAP, (unsigned)json_integer_value(p), v->ns_addr, true, e)) {
+			if (verr_take(e, "ERR_NFT_EXISTS"))
+				verr_set(e, VMSAN_EXIT_FAIL, "ERR_PORT_CONFLICT", "publish another host port",
+					 "host port %lld is already published by another VM", json_integer_value(p));
+			return -1;
+		}
+		json_array_append(v->ports, p);
+		if (record_write(v, e))
+			return -1;
 	}
 	return 0;
 }
@@ -373,7 +377,7 @@ static json_t *setup_reply(const struct vmnet *v)
 static json_t *op_setup(struct jr *r, struct verr *e)
 {
 	struct setup s = { .owner = -1 };
-	json_t *reply = NULL;
+	json_t *reply = NULL, *want = NULL;
 
 	if (setup_read(r, &s) || setup_check(&s, e))
 		return NULL;
@@ -384,6 +388,9 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 		return NULL;
 	if (setup_ports(&s, e) || ensure_dirs(e) || setup_fresh(&s, e))
 		goto out;
+	/* the record lists a port only once it is published (setup_publish) */
+	want = s.v.ports;
+	s.v.ports = json_array();
 	/* The id is the caller's (a claim shared with vmsan-fc), within
 	 * their limit of VMs; a claim made here goes again if setup fails. */
 	s.claimed = claim_owner(s.id) < 0;
@@ -395,7 +402,7 @@ static json_t *op_setup(struct jr *r, struct verr *e)
 		goto out;
 	/* From here on, the record says what to undo.  The resolver last: it
 	 * is the one thing here that runs on. */
-	if (setup_links(&s, e) || setup_publish(&s.v, e) ||
+	if (setup_links(&s, e) || setup_publish(&s.v, want, e) ||
 	    (s.dns && (dns_start(&s.v, s.dns, e) || record_write(&s.v, e)))) {
 		teardown(&s.v);
 		goto out;
@@ -405,6 +412,7 @@ out:
 	if (!reply && s.claimed)
 		claim_release(s.id);
 	json_decref(s.v.ports);
+	json_decref(want);
 	json_decref(s.v.dns);
 	return reply;
 }

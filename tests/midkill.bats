@@ -79,8 +79,10 @@ create_killed() {
 	[ -z "$both" ] || inj+=(-e "inject=clone3:signal=KILL:when=2")
 	LOG=$TEST_TMP/strace.log
 	slots_set >"$TEST_TMP/slots.before"
+	# shellcheck disable=SC2086 # CREATE_ARGS: words on purpose
 	VMSAN_CREATE_PAUSE=$pause nsenter --net="/run/netns/$H" "$TOP/bin/vmsan" create --json --verbose --accel tcg \
-		--network-policy custom --allowed-domain example.test >"$TEST_TMP/create.out" 2>"$TEST_TMP/create.err" &
+		${CREATE_ARGS:---network-policy custom --allowed-domain example.test} >"$TEST_TMP/create.out" \
+		2>"$TEST_TMP/create.err" &
 	pid=$!
 	wait_status "$pid" '^State:.*T \(stopped\)'
 	timeout 120 strace -f -qq -s 300 -o "$LOG" -e trace="$TRACED" "${inj[@]}" -p "$pid" 2>"$TEST_TMP/strace.err" &
@@ -243,6 +245,27 @@ fc_case() {
 	run vmsan exec "$b" -- echo up
 	assert_eq "$output" up
 	slot_taken "$slot_b"
+	vmsan rm -f "$b" >/dev/null
+	ID=
+}
+
+@test "midkill: vmsan-net setup killed before it publishes a port: its record does not name the port, so gc cannot take it from the VM that publishes it next" {
+	local a b addr
+	# killed after its first record (with the slot) and before the port is
+	# published: at the namespace's bind mount, the porcelain too (nothing
+	# undoes it before gc)
+	CREATE_ARGS="--network-policy deny-all --publish-port 18181:80" create_killed network mount 2 both
+	killed_in vmsan-net setup mount 2 'unshare\(CLONE_NEWNET\) += 0' both
+	a=$ID
+	assert_eq "$(jq -c .ports "/run/vmsan/net/$a.json")" "[]"
+	# another VM publishes the port meanwhile, then gc collects the first
+	b=$(vmsan create --json --accel tcg --network-policy deny-all --publish-port 18181:80 | jq -r .vm.id)
+	addr=$(jq -r .nsAddr "/run/vmsan/net/$b.json")
+	run vmsan gc --json
+	assert_eq "$status" 0
+	assert_eq "$(removed_left "$a")" ""
+	nsenter --net="/run/netns/$H" nft list map ip vmsan pub | grep -q "18181 : $addr" ||
+		{ nsenter --net="/run/netns/$H" nft list map ip vmsan pub >&2; false; }
 	vmsan rm -f "$b" >/dev/null
 	ID=
 }
