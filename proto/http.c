@@ -517,6 +517,22 @@ int http_send_all(int fd, const void *p, size_t n, int flags)
 	return 0;
 }
 
+int iov_advance(struct iovec **iov, int cnt, size_t sent)
+{
+	struct iovec *v = *iov;
+	while (cnt && sent >= v->iov_len) {
+		sent -= v->iov_len;
+		v++;
+		cnt--;
+	}
+	if (cnt) {
+		v->iov_base = (char *)v->iov_base + sent;
+		v->iov_len -= sent;
+	}
+	*iov = v;
+	return cnt;
+}
+
 int http_sendv_all(int fd, struct iovec *iov, int cnt)
 {
 	while (cnt) {
@@ -527,15 +543,7 @@ int http_sendv_all(int fd, struct iovec *iov, int cnt)
 				continue;
 			return -1;
 		}
-		while (cnt && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
+		cnt = iov_advance(&iov, cnt, (size_t)w);
 	}
 	return 0;
 }

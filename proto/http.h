@@ -86,5 +86,8 @@ int http_send_all(int fd, const void *p, size_t n, int flags);
  * a chunk's size line, data and CRLF leave as one write, not three. */
 struct iovec;
 int http_sendv_all(int fd, struct iovec *iov, int cnt);
+/* The cnt buffers at *iov with sent bytes of them gone (*iov moved past
+ * those sent whole, the next one cut): how many are left. */
+int iov_advance(struct iovec **iov, int cnt, size_t sent);
 
 #endif

@@ -203,15 +203,7 @@ static int hc_sendv(struct hc *h, struct iovec *iov, int cnt)
 			errno = err;
 			return -1;
 		}
-		while (cnt && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
+		cnt = iov_advance(&iov, cnt, (size_t)w);
 	}
 	return 0;
 }

@@ -104,15 +104,7 @@ static void gc_snapshots(struct state *st, bool dry, json_t *found)
 	int sfd = snapshots_dir(st, false, &(struct verr){ 0 });
 	DIR *sd = sfd < 0 ? NULL : fdopendir(dup(sfd));
 	while (sd && (de = readdir(sd))) {
-		size_t n = strlen(de->d_name);
-		const char *dot = n > 5 ? strrchr(de->d_name, '.') : NULL;
-		if (de->d_name[0] != '.' || !dot || strcmp(dot, ".tmp"))
-			continue;
-		const char *p = dot - 1;
-		while (p > de->d_name && isdigit((unsigned char)*p))
-			p--;
-		long pid = *p == '.' ? strtol(p + 1, NULL, 10) : 0;
-		if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+		if (!tmp_abandoned(de->d_name, ".tmp"))
 			continue;
 		json_array_append_new(found, json_pack("{s:n, s:o, s:s}", "id", "found",
 						       json_sprintf("unfinished snapshot %s", de->d_name), "action",

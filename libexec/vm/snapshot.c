@@ -300,17 +300,8 @@ static int snapshot_delete(json_t *ids)
 		close(sfd);
 		state_release(&st);
 	}
-	if (!rc) {
-		if (json_mode) {
-			json_t *doc = json_pack("{s:b, s:O}", "ok", 1, "deleted", gone);
-			json_dumpf(doc, stdout, JSON_COMPACT);
-			putchar('\n');
-			json_decref(doc);
-		} else {
-			json_array_foreach(gone, i, v)
-				printf("Snapshot deleted: %s\n", json_string_value(v));
-		}
-	}
+	if (!rc)
+		report_deleted(gone, "Snapshot");
 	json_decref(gone);
 	return rc;
 }

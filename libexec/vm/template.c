@@ -588,15 +588,8 @@ static int template_delete(json_t *keys, bool all)
 		close(tfd);
 	if (have)
 		state_release(&st);
-	if (!rc && json_mode) {
-		json_t *doc = json_pack("{s:b, s:O}", "ok", 1, "deleted", gone);
-		json_dumpf(doc, stdout, JSON_COMPACT);
-		putchar('\n');
-		json_decref(doc);
-	} else if (!rc) {
-		json_array_foreach(gone, i, v)
-			printf("Template deleted: %s\n", json_string_value(v));
-	}
+	if (!rc)
+		report_deleted(gone, "Template");
 	json_decref(gone);
 	return rc;
 }
@@ -670,13 +663,8 @@ void gc_templates(struct state *st, bool dry, json_t *found)
 	struct dirent *de;
 	while (d && (de = readdir(d))) {
 		char why[400] = "";
-		const char *dot = strrchr(de->d_name, '.');
-		if (de->d_name[0] == '.' && dot && (!strcmp(dot, ".tmp") || !strcmp(dot, ".bad"))) {
-			const char *p = dot - 1;
-			while (p > de->d_name && isdigit((unsigned char)*p))
-				p--;
-			long pid = *p == '.' ? strtol(p + 1, NULL, 10) : 0;
-			if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+		if (de->d_name[0] == '.') {
+			if (!tmp_abandoned(de->d_name, ".tmp") && !tmp_abandoned(de->d_name, ".bad"))
 				continue;
 			snprintf(why, sizeof why, "unfinished template %s", de->d_name);
 		} else if (!valid_key(de->d_name) || !stale(tfd, de->d_name, why, sizeof why)) {

@@ -1,6 +1,8 @@
 /* What every command shares: its name, the output mode, messages. */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,4 +66,30 @@ void on_signal(int sig)
 {
 	(void)sig;
 	interrupted = 1;
+}
+
+bool tmp_abandoned(const char *name, const char *suffix)
+{
+	const char *dot = strrchr(name, '.'), *p;
+	if (name[0] != '.' || !dot || dot == name || strcmp(dot, suffix))
+		return false;
+	for (p = dot - 1; p > name && isdigit((unsigned char)*p); p--)
+		;
+	long pid = *p == '.' && p + 1 < dot ? strtol(p + 1, NULL, 10) : 0;
+	return !(pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH));
+}
+
+void report_deleted(json_t *gone, const char *what)
+{
+	size_t i;
+	json_t *v;
+	if (json_mode) {
+		json_t *doc = json_pack("{s:b, s:O}", "ok", 1, "deleted", gone);
+		json_dumpf(doc, stdout, JSON_COMPACT);
+		putchar('\n');
+		json_decref(doc);
+		return;
+	}
+	json_array_foreach(gone, i, v)
+		printf("%s deleted: %s\n", what, json_string_value(v));
 }

@@ -69,6 +69,11 @@ void pause_at(const char *step);
 const char *jstr(json_t *o, const char *k);
 long long jint(json_t *o, const char *k, long long dflt);
 int report(const struct verr *e);
+/* Whether a ".NAME.PID<suffix>" work directory (a snapshot's or template's
+ * being made) is unfinished and its maker gone: gc's to remove. */
+bool tmp_abandoned(const char *name, const char *suffix);
+/* {ok, deleted} with --json, else "<what> deleted: ID" a line. */
+void report_deleted(json_t *gone, const char *what);
 #define usage_error(...) report_usage(cmd, json_mode, __VA_ARGS__)
 void on_signal(int sig);
 
