@@ -39,6 +39,7 @@ setup() {
 
 teardown() {
 	local id
+	[ -z "${STRAY:-}" ] || kill -9 "$STRAY" 2>/dev/null || true
 	for id in "${IDS[@]}"; do
 		[ -n "$id" ] || continue
 		vmsan rm -f "$id" >/dev/null 2>&1 || true
@@ -435,6 +436,36 @@ crash_reported() {
 	run vmsan gc --json
 	assert_eq "$(jq -r --arg id "$ID" '.found[] | select(.id == $id) | .action' <<<"$output")" restart
 	assert_contains "$(leftovers "$ID")" "(vmsan-dns)"
+	run vmsan exec "$ID" -- nslookup example.test
+	assert_contains "$output" 192.0.2.10
+	bystander_ok
+}
+
+@test "chaos: a resolver left running by a slot no record holds (its namespace gone): root's gc kills it, a VM's own resolver stays" {
+	create --network-policy custom --allowed-domain example.test
+	local own stray slot=32000
+	own=$(ip netns pids "vmsan-$ID" | while read -r p; do [ "$(cat "/proc/$p/comm")" != vmsan-dns ] || echo "$p"; done | head -1)
+	[ -n "$own" ]
+	# the leftover: a process of slot 32000's resolver uid, in no namespace
+	# of a VM (what a setup killed between starting its resolver and
+	# recording it left before teardown killed what runs in the namespace)
+	run slot_taken "$slot"
+	[ "$status" -ne 0 ]
+	setpriv --reuid=$((DNS_UID_BASE + slot)) --regid=$((DNS_UID_BASE + slot)) --clear-groups \
+		sleep 600 </dev/null >/dev/null 2>&1 &
+	stray=$! STRAY=$!
+	sleep 0.2
+	run vmsan gc --dry-run --json
+	assert_contains "$output" "resolver process $stray of slot $slot, which no record holds"
+	[[ $output != *"resolver process $own "* ]]
+	kill -0 "$stray"
+	run vmsan gc --json
+	assert_eq "$status" 0
+	wait "$stray" || true
+	run kill -0 "$stray"
+	[ "$status" -ne 0 ]
+	# control: the VM's own resolver runs on and answers
+	kill -0 "$own"
 	run vmsan exec "$ID" -- nslookup example.test
 	assert_contains "$output" 192.0.2.10
 	bystander_ok

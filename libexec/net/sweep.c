@@ -179,6 +179,36 @@ static void sweep_netns(struct sweep *sw)
 	closedir(dir);
 }
 
+/* Resolvers (vmsan-dns runs as NET_DNS_UID_BASE + its slot) of slots no
+ * record holds: a setup killed between starting one and recording it
+ * (before teardown killed what runs in the namespace), whose namespace is
+ * gone, is found by nothing else, and would run until the host restarts. */
+static void sweep_resolvers(struct sweep *sw)
+{
+	DIR *dir = opendir("/proc");
+	struct dirent *d;
+
+	while (dir && (d = readdir(dir))) {
+		char *end, ifn[IFNAMSIZ], path[64];
+		long pid = strtol(d->d_name, &end, 10);
+		struct stat st;
+
+		snprintf(path, sizeof path, "/proc/%.20s", d->d_name);
+		if (*end || pid <= 1 || stat(path, &st) != 0 || st.st_uid < NET_DNS_UID_BASE ||
+		    st.st_uid >= NET_DNS_UID_BASE + NET_SLOTS)
+			continue;
+		snprintf(ifn, sizeof ifn, NET_HOST_PREFIX "%u", (unsigned)(st.st_uid - NET_DNS_UID_BASE));
+		if (json_object_get(sw->slots, ifn))
+			continue;
+		json_array_append_new(sw->found, json_sprintf("resolver process %ld of slot %u, which no record holds",
+							      pid, (unsigned)(st.st_uid - NET_DNS_UID_BASE)));
+		if (!sw->dry)
+			kill((pid_t)pid, SIGKILL);
+	}
+	if (dir)
+		closedir(dir);
+}
+
 /* --no-netns tables (vmsan_<id>) of VMs that have no record. */
 static int sweep_tables(struct sweep *sw, struct verr *e)
 {
@@ -219,8 +249,8 @@ static int sweep_ports(struct sweep *sw, struct verr *e)
  * record names is a leftover: a VM id's record lost, or a crash between
  * steps.  Found: taken slots without a record (their vmsh<N> link too),
  * vmsh<N> links of slots no record holds, vmsan-vm-* namespaces without a
- * record, published-port elements pointing at no recorded VM, and
- * temporary records with no record. */
+ * record, resolvers of slots no record holds, published-port elements
+ * pointing at no recorded VM, and temporary records with no record. */
 json_t *sweep_run(bool dry, struct verr *e)
 {
 	unsigned char map[NET_SLOTS / 8];
@@ -239,6 +269,7 @@ json_t *sweep_run(bool dry, struct verr *e)
 	if (sweep_slots(&sw, lock, map, e) || sweep_links(&sw, e))
 		goto out;
 	sweep_netns(&sw);
+	sweep_resolvers(&sw);
 	if (sweep_tables(&sw, e) || sweep_ports(&sw, e))
 		goto out;
 	reply = json_pack("{s:b, s:O}", "dryRun", dry, dry ? "found" : "removed", sw.found);
