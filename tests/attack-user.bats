@@ -223,7 +223,13 @@ $ATK"
 	assert_eq "$(jq .timedOut <<<"$kept")" false
 	# 2. 250 MB of address space (a limit sudo hands on): root raises it
 	# for the check, or, where root may not (no CAP_SYS_RESOURCE, as in
-	# some containers), the check gives no answer and keeps none
+	# some containers), the check gives no answer and keeps none.  Not with
+	# a helper built with AddressSanitizer: its shadow memory alone wants
+	# more address space than that, before main
+	if ldd "$FCH" | grep -q libasan; then
+		echo "# part 2 (ulimit -v) left out: $FCH is built with AddressSanitizer" >&3
+		return 0
+	fi
 	rm -rf /run/vmsan/kvm
 	out=$(fc_start_req "$ATK" vm-atk00009 "$d" ".kernel = \"$kernel\" | .accel = \"kvm\"" |
 		as_user "$ATK" /bin/sh -c "ulimit -v 250000; exec /usr/bin/timeout 30 /usr/bin/sudo -n $FCH start") || true
