@@ -179,26 +179,6 @@ static void sweep_netns(struct sweep *sw)
 	closedir(dir);
 }
 
-/* A process that has ended and waits to be reaped (a resolver whose
- * parent ended is reaped by init, when init gets to it): nothing to kill. */
-static bool zombie(long pid)
-{
-	char path[48], buf[512], *rp;
-	int fd;
-	ssize_t n;
-
-	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return true; /* gone already */
-	buf[n] = 0;
-	rp = strrchr(buf, ')');
-	return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
-}
-
 /* Resolvers (vmsan-dns runs as NET_DNS_UID_BASE + its slot) of slots no
  * record holds: a setup killed between starting one and recording it
  * (before teardown killed what runs in the namespace), whose namespace is
@@ -218,7 +198,9 @@ static void sweep_resolvers(struct sweep *sw)
 		    st.st_uid >= NET_DNS_UID_BASE + NET_SLOTS)
 			continue;
 		snprintf(ifn, sizeof ifn, NET_HOST_PREFIX "%u", (unsigned)(st.st_uid - NET_DNS_UID_BASE));
-		if (json_object_get(sw->slots, ifn) || zombie(pid))
+		/* one that has ended waits for init to reap it (its parent gone):
+		 * nothing to kill (proc_start_time: -1 for a zombie or none) */
+		if (json_object_get(sw->slots, ifn) || proc_start_time(pid) < 0)
 			continue;
 		json_array_append_new(sw->found, json_sprintf("resolver process %ld of slot %u, which no record holds",
 							      pid, (unsigned)(st.st_uid - NET_DNS_UID_BASE)));
