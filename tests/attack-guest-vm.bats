@@ -14,7 +14,7 @@ setup_file() {
 	guest_suite_start || return 0
 	# a metadata service on the fake internet, where clouds put one
 	nsx "$I" ip addr add 169.254.169.254/32 dev lo
-	nsd "$I" socat "TCP4-LISTEN:80,bind=169.254.169.254,reuseaddr,fork" "SYSTEM:echo metadata-secret"
+	net_serve "$I" 80,bind=169.254.169.254 "echo metadata-secret"
 }
 
 teardown_file() { guest_suite_down; }

@@ -24,8 +24,8 @@ setup_file() {
 	useradd -m -G "$G" "$UB"
 	useradd -m "$UO"
 	# a host service the published ports must not take over
-	nsd "$H" socat TCP4-LISTEN:5432,reuseaddr,fork SYSTEM:'echo postgres'
-	nsd "$H" socat TCP6-LISTEN:6379,ipv6only=1,reuseaddr,fork SYSTEM:'echo redis'
+	net_serve "$H" 5432 'echo postgres'
+	nsd "$H" socat -t "$ANSWER_WAIT" TCP6-LISTEN:6379,ipv6only=1,reuseaddr,fork SYSTEM:'echo redis'
 	sleep 0.2
 }
 

@@ -100,7 +100,7 @@ dns() { # dns N SERVER [tcp]: the answer's address bytes, hex
 @test "guests cannot reach each other" {
 	vm_up 1 '{"policy":"allow-all","agentPort":7000}'
 	vm_up 2 '{"policy":"allow-all","agentPort":7000}'
-	in_guest 1 socat TCP4-LISTEN:7000,reuseaddr,fork SYSTEM:'echo agent-1' &
+	in_guest 1 socat -t "$ANSWER_WAIT" TCP4-LISTEN:7000,reuseaddr,fork SYSTEM:'echo agent-1' &
 	sleep 0.2
 	a1=$(jq -r .agentAddr "$BATS_TEST_TMPDIR/s1.json")
 	# The host reaches VM 1's agent; VM 2 does not.
@@ -132,7 +132,7 @@ dns() { # dns N SERVER [tcp]: the answer's address bytes, hex
 
 @test "the agent port is reachable from the host only, not from outside" {
 	vm_up 1 '{"policy":"deny-all","agentPort":7000}'
-	in_guest 1 socat TCP4-LISTEN:7000,reuseaddr,fork SYSTEM:'echo agent' &
+	in_guest 1 socat -t "$ANSWER_WAIT" TCP4-LISTEN:7000,reuseaddr,fork SYSTEM:'echo agent' &
 	sleep 0.2
 	a1=$(jq -r .agentAddr "$BATS_TEST_TMPDIR/s1.json")
 	assert_eq "$(tcp_get nsx "$H" nc -w 2 "$a1" 7000 </dev/null)" "agent"
@@ -151,7 +151,7 @@ dns() { # dns N SERVER [tcp]: the answer's address bytes, hex
 
 @test "published ports reach the guest from outside and from the host (127.0.0.1 too), even under deny-all" {
 	vm_up 1 '{"policy":"deny-all","publishedPorts":[{"hostPort":8080,"guestPort":80}]}'
-	in_guest 1 socat TCP4-LISTEN:80,reuseaddr,fork SYSTEM:'echo published' &
+	in_guest 1 socat -t "$ANSWER_WAIT" TCP4-LISTEN:80,reuseaddr,fork SYSTEM:'echo published' &
 	sleep 0.2
 	assert_eq "$(tcp_get nsx "$I" nc -w 2 203.0.113.1 8080 </dev/null)" "published"
 	assert_eq "$(tcp_get nsx "$H" nc -w 2 203.0.113.1 8080 </dev/null)" "published"
@@ -359,7 +359,7 @@ dns() { # dns N SERVER [tcp]: the answer's address bytes, hex
 @test "169.254.169.254 (cloud metadata) is never reached unless an allowed CIDR names it; another address of the same fake host is" {
 	# The fake internet's host answers on a metadata address and on 192.0.2.10.
 	nsx "$I" ip addr add 169.254.169.254/32 dev lo
-	nsd "$I" socat TCP4-LISTEN:80,bind=169.254.169.254,reuseaddr,fork SYSTEM:'echo metadata'
+	net_serve "$I" 80,bind=169.254.169.254 'echo metadata'
 	sleep 0.2
 	assert_eq "$(tcp_get nsx "$H" nc -w 2 169.254.169.254 80 </dev/null)" "metadata"
 	for p in '{"policy":"allow-all"}' '{"policy":"custom","allowedCidrs":["0.0.0.0/0"]}' \
@@ -487,7 +487,24 @@ PY
 	[ ! -e /run/vmsan/net/vm-7e57000a.json ]
 	# the controls: a free port, and root below 1024
 	vm_up 1 '{"policy":"deny-all","publishedPorts":[{"hostPort":81,"guestPort":80}]}'
-	in_guest 1 socat TCP4-LISTEN:80,reuseaddr,fork SYSTEM:'echo published' &
+	in_guest 1 socat -t "$ANSWER_WAIT" TCP4-LISTEN:80,reuseaddr,fork SYSTEM:'echo published' &
 	sleep 0.2
 	assert_eq "$(tcp_get nsx "$I" nc -w 2 203.0.113.1 81 </dev/null)" "published"
+}
+
+# The fixture itself: create.bats' guests read nothing now and then from
+# a service here that answered late (see ANSWER_WAIT in net_helper.bash).
+@test "the fake internet answers a client that half-closes at once (busybox nc, stdin at EOF) however late its answer comes" {
+	require_cmd busybox
+	vm_up 1 '{"policy":"allow-all","dnsResolvers":["192.0.2.53"]}'
+	net_serve "$I" 8181,bind=192.0.2.10 "sleep 1.2; echo late"
+	# control: socat's default wait after the client's half-close (0.5 s)
+	nsd "$I" socat TCP4-LISTEN:8182,bind=192.0.2.10,reuseaddr,fork "SYSTEM:sleep 1.2; echo late"
+	sleep 0.3
+	run in_guest 1 busybox nc -w 3 192.0.2.10 8182 </dev/null
+	assert_eq "$status" 0
+	assert_eq "$output" ""
+	run in_guest 1 busybox nc -w 3 192.0.2.10 8181 </dev/null
+	assert_eq "$status" 0
+	assert_eq "$output" late
 }

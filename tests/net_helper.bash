@@ -31,6 +31,21 @@ nsx() { local ns=$1; shift; timeout 5 nsenter --net="/run/netns/$ns" "$@"; }
 # nsd NS CMD...: a daemon in a namespace, for the whole suite.
 nsd() { local ns=$1; shift; nsenter --net="/run/netns/$ns" "$@" </dev/null >/dev/null 2>&1 & }
 
+# ANSWER_WAIT: socat's -t for every service that answers a connection
+# with a command's output (net_serve, and the guests' own listeners).  A
+# client whose stdin is at EOF (each `nc` a test runs without input, in
+# a guest or a namespace) half-closes as soon as it connects; socat then
+# gives the command 0.5 s (its default -t) to answer and closes without
+# it, and the client prints nothing and exits 0.  A host stalled that
+# long (a VM's hypervisor, a loaded machine) made create.bats read an
+# empty answer now and then, and no rule of the product was involved: a
+# dropped packet makes nc say "timed out".  30 s costs nothing: socat
+# ends when the command does.
+ANSWER_WAIT=30
+# net_serve NS LISTEN-OPTS CMD: a TCP service in NS for the whole suite,
+# answering each connection with CMD's output (LISTEN-OPTS: PORT[,bind=A]).
+net_serve() { nsd "$1" socat -t "$ANSWER_WAIT" "TCP4-LISTEN:$2,reuseaddr,fork" "SYSTEM:$3"; }
+
 net_fixture_up() {
 	export NET_SFX=$$
 	export H=vth$NET_SFX I=vti$NET_SFX
@@ -49,12 +64,12 @@ net_fixture_up() {
 		for a in 192.0.2.10 192.0.2.20 192.0.2.53 192.0.2.54; do ip addr add $a/32 dev lo; done'
 	local d=$BATS_FILE_TMPDIR
 	for a in 192.0.2.10 192.0.2.20; do
-		nsd "$I" socat "TCP4-LISTEN:80,bind=$a,reuseaddr,fork" "SYSTEM:echo hello-from-$a"
-		nsd "$I" socat "TCP4-LISTEN:853,bind=$a,reuseaddr,fork" "SYSTEM:echo dot-$a"
+		net_serve "$I" "80,bind=$a" "echo hello-from-$a"
+		net_serve "$I" "853,bind=$a" "echo dot-$a"
 		nsd "$I" socat "UDP4-RECVFROM:5000,bind=$a,fork" "SYSTEM:echo udp-$a"
 	done
 	# The test host's own service: guests must never reach it.
-	nsd "$H" socat "TCP4-LISTEN:2222,reuseaddr,fork" "SYSTEM:echo host-service"
+	net_serve "$H" 2222 "echo host-service"
 	for a in 192.0.2.53 192.0.2.54; do
 		nsd "$I" dnsmasq --no-resolv --no-hosts --no-daemon --bind-interfaces \
 			--listen-address="$a" --interface=lo --pid-file= --user=root \
