@@ -259,6 +259,13 @@ static int run_setter(int sp, struct mnl_socket *nl, pid_t pid, const struct con
 	}
 	tv.tv_sec = 0;
 	setsockopt(sp, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	/* A new resolver has allowed nothing yet: the set is emptied of what
+	 * a replaced one left (vmsan-net keeps the set through a rules
+	 * change, for the resolver that stays) before it is said ready. */
+	if (nft_addr_set_update(nl, NET_TABLE, NET_DNS_SET, NFT_ADDR_SYNC, NULL, 0, e)) {
+		kill(pid, SIGKILL);
+		return -1;
+	}
 	printf("{\"ok\":true,\"pid\":%ld,\"resolver\":%ld}\n", (long)getpid(), (long)pid);
 	fflush(stdout);
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -539,10 +539,12 @@ static json_t *op_apply_rules(struct jr *r, struct verr *e)
 	}
 	if (enter_ns(v.nspath, e))
 		goto out;
-	rc = nft_ruleset_apply(ruleset, false, e);
+	/* A resolver that stays keeps what it allowed through the rules'
+	 * replacement (until it has re-synced the set to its new list, a
+	 * new connection to those addresses would be dropped); a new one
+	 * starts from an empty set; without domains the set goes. */
+	rc = nft_ruleset_apply_keeping(ruleset, false, dns_stays(&v, dns) ? NET_DNS_SET : NULL, e);
 	leave_ns();
-	/* The new rules hold a new, empty set: the resolver (re)fills it
-	 * with what its list still justifies, or goes with the list. */
 	if (rc || dns_follow(&v, dns, e) || record_write(&v, e))
 		goto out;
 	reply = json_pack("{s:s, s:b}", "id", id, "applied", 1);

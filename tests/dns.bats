@@ -33,7 +33,7 @@ setup_file() {
 		-keyout "$BATS_FILE_TMPDIR/tls.key" -out "$BATS_FILE_TMPDIR/tls.crt" 2>/dev/null
 	nsd "$I" openssl s_server -accept 192.0.2.10:443 -cert "$BATS_FILE_TMPDIR/tls.crt" \
 		-key "$BATS_FILE_TMPDIR/tls.key" -www -quiet
-	nsd "$I" socat TCP4-LISTEN:8080,bind=192.0.2.10,reuseaddr,fork "SYSTEM:echo other-port"
+	net_serve "$I" 8080,bind=192.0.2.10 "echo other-port"
 	# an HTTP server that answers "GET /N" with N bytes
 	nsx "$I" ip addr add 192.0.2.30/32 dev lo
 	nsd "$I" "$TOP/tests/tools/http-load" -l 192.0.2.30 80
@@ -258,6 +258,44 @@ upstream_saw() { grep -c "query\[A\] $1 from" "$BATS_FILE_TMPDIR/dns-up.log" || 
 	alive "$new"
 	assert_eq "$(rcode 1 other.test)" NXDOMAIN
 	assert_eq "$(q 1 example.test)" 192.0.2.10
+}
+
+@test "a live change that keeps the resolver never drops an address it allowed: the set's elements go into the new rules' own transaction" {
+	require_cmd strace
+	local c rq log=$BATS_TEST_TMPDIR/strace.log out=$BATS_TEST_TMPDIR/apply.json bg
+	dvm 1 '["example.test"]'
+	pid=$(setter 1)
+	assert_eq "$(q 1 example.test)" 192.0.2.10
+	assert_eq "$(get 1 192.0.2.10 80)" hello-from-192.0.2.10
+	# a CIDR added, the list kept: apply-rules is held 6 s on its way to
+	# the resolver (root's strace delays every connect), so its new table
+	# stands before the resolver heard of it
+	c=$(policy '["example.test"]' '{"allowedCidrs":["192.0.2.20/32"]}' | "$LIBEXEC/vmsan-nftables" compile)
+	rq=$(jq -c --arg id vm-7e570001 --argjson dns "$(dns_req 1 '["example.test"]')" \
+		'{op:"apply-rules", id:$id, ruleset:.ruleset, dns:$dns}' <<<"$c")
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" timeout 30 nsenter --net="/run/netns/$H" \
+		strace -f -o "$log" -e trace=connect -e inject=connect:delay_enter=6000000 \
+		"$LIBEXEC/vmsan-net" <<<"$rq" >"$out" 2>&1 3>&- &
+	bg=$!
+	for _ in $(seq 100); do
+		ip netns exec vmsan-vm-7e570001 nft list ruleset 2>/dev/null | grep -q 192.0.2.20 && break
+		sleep 0.05
+	done
+	# control: the new rules are in, and the helper has not yet reached
+	# the resolver
+	ip netns exec vmsan-vm-7e570001 nft list ruleset | grep -q 192.0.2.20
+	kill -0 "$bg"
+	[ ! -s "$out" ]
+	# in that window, the name's address (and the new CIDR) answer
+	assert_eq "$(get 1 192.0.2.10 80)" hello-from-192.0.2.10
+	assert_eq "$(get 1 192.0.2.20 80)" hello-from-192.0.2.20
+	kill -0 "$bg"
+	wait "$bg"
+	jq -e '.applied == true' "$out" >/dev/null
+	grep -q 'connect(.*vmsan-dns-ctl' "$log"
+	# the same resolver took the list; what it justifies is still allowed
+	assert_eq "$(jq .dns.pid "/run/vmsan/net/vm-7e570001.json")" "$pid"
+	assert_eq "$(get 1 192.0.2.10 80)" hello-from-192.0.2.10
 }
 
 @test "3000 random names at 1000 queries/s: answered, yet the set and the resolver's memory stay bounded" {

@@ -53,6 +53,11 @@ char *nft_ruleset_render(json_t *rs);
  * is replaced whole or not at all.  With keep_if_exists, an existing table
  * is left alone (the shared host table). */
 int nft_ruleset_apply(json_t *rs, bool keep_if_exists, struct verr *e);
+/* The same, and the elements set KEEP_SET of the table being replaced
+ * holds (an ipv4_addr set with timeouts, in the new ruleset too) go into
+ * the new one in the same transaction, each with the time it had left: a
+ * live change drops nothing vmsan-dns allowed before it re-syncs. */
+int nft_ruleset_apply_keeping(json_t *rs, bool keep_if_exists, const char *keep_set, struct verr *e);
 /* Deletes table NAME (families ip and ip6) if it exists. */
 int nft_table_delete(const char *name, struct verr *e);
 /* 1 if table NAME exists, 0 if not, -1 on error. */

@@ -321,10 +321,21 @@ int nft_table_exists(const char *name, struct verr *e)
 	return table_exists(name, NFPROTO_IPV4, e);
 }
 
+static void msg_addr_elems(struct batch *bt, const char *table, const char *set, uint16_t type,
+			   const struct nft_addr_elem *el, size_t n);
+static int addr_set_read(const char *table, const char *set, struct nft_addr_elem **el, size_t *n, struct verr *e);
+
 int nft_ruleset_apply(json_t *rs, bool keep_if_exists, struct verr *e)
 {
+	return nft_ruleset_apply_keeping(rs, keep_if_exists, NULL, e);
+}
+
+int nft_ruleset_apply_keeping(json_t *rs, bool keep_if_exists, const char *keep_set, struct verr *e)
+{
 	const char *table = json_string_value(json_object_get(rs, "table"));
+	struct nft_addr_elem *kept = NULL;
 	struct batch bt = { 0 };
+	size_t nkept = 0;
 	int rc;
 
 	if (keep_if_exists) {
@@ -332,7 +343,10 @@ int nft_ruleset_apply(json_t *rs, bool keep_if_exists, struct verr *e)
 		if (rc != 0)
 			return rc < 0 ? -1 : 0;
 	}
+	if (keep_set && addr_set_read(table, keep_set, &kept, &nkept, e))
+		return -1;
 	if (batch_init(&bt) != 0) {
+		free(kept);
 		verr_sys(e, "ERR_NOMEM", NULL, "cannot allocate a batch");
 		return -1;
 	}
@@ -342,6 +356,9 @@ int nft_ruleset_apply(json_t *rs, bool keep_if_exists, struct verr *e)
 	msg_table(&bt, table, NFT_MSG_DELTABLE, 0);
 	msg_table(&bt, table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
 	msg_sets(&bt, table, json_object_get(rs, "sets"));
+	if (nkept)
+		msg_addr_elems(&bt, table, keep_set, NFT_MSG_NEWSETELEM, kept, nkept);
+	free(kept);
 	msg_chains(&bt, table, json_object_get(rs, "chains"));
 	msg_rules(&bt, table, json_object_get(rs, "rules"));
 	if (json_object_get(rs, "ip6")) {
@@ -505,6 +522,73 @@ int nft_map_walk(const char *table, const char *set, void (*fn)(unsigned port, c
 		mnl_socket_close(nl);
 	nftnl_set_free(s);
 	return rc;
+}
+
+/* Dump callback: the elements of an ipv4_addr set with timeouts, each with
+ * the time it has left. */
+struct addr_read {
+	struct nft_addr_elem *el;
+	size_t n;
+};
+
+static int addr_elems_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct addr_read *r = data;
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nftnl_set_elems_iter *it;
+	struct nftnl_set_elem *el;
+
+	if (!s)
+		return MNL_CB_ERROR;
+	if (nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
+		nftnl_set_free(s);
+		return MNL_CB_ERROR;
+	}
+	it = nftnl_set_elems_iter_create(s);
+	while (it && (el = nftnl_set_elems_iter_next(it)) && r->n < NFT_ADDR_MAX) {
+		uint32_t klen = 0;
+		const uint32_t *key = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY, &klen);
+		uint64_t left = nftnl_set_elem_get_u64(el, NFTNL_SET_ELEM_EXPIRATION);
+
+		/* an element with no time left is on its way out */
+		if (key && klen == 4 && left > 0)
+			r->el[r->n++] = (struct nft_addr_elem){ ntohl(*key), left };
+	}
+	nftnl_set_elems_iter_destroy(it);
+	nftnl_set_free(s);
+	return MNL_CB_OK;
+}
+
+/* The elements set SET of TABLE holds now (a missing table or set holds
+ * none), at most NFT_ADDR_MAX: *el is the caller's to free. */
+static int addr_set_read(const char *table, const char *set, struct nft_addr_elem **el, size_t *n, struct verr *e)
+{
+	struct mnl_socket *nl = nft_socket(e);
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct addr_read r = { calloc(NFT_ADDR_MAX, sizeof *r.el), 0 };
+	char buf[8192];
+	struct nlmsghdr *nlh;
+	int rc = -1;
+
+	if (nl && s && r.el) {
+		nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
+		nftnl_set_set_str(s, NFTNL_SET_NAME, set);
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_IPV4, NLM_F_DUMP | NLM_F_ACK, 1);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+		rc = dump(nl, nlh, addr_elems_cb, &r, "the resolver's set", e);
+	} else if (nl) {
+		verr_sys(e, "ERR_NOMEM", NULL, "cannot read the resolver's set");
+	}
+	if (nl)
+		mnl_socket_close(nl);
+	nftnl_set_free(s);
+	if (rc) {
+		free(r.el);
+		return -1;
+	}
+	*el = r.el;
+	*n = r.n;
+	return 0;
 }
 
 struct table_walk {

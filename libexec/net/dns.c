@@ -268,21 +268,32 @@ out_nons:
 	return rc;
 }
 
-/* After the rules changed: the resolver as request.dns (NULL: none) says. */
+/* Whether the running resolver stays for request.dns (its settings are
+ * the same: only the list may change), so the set it filled can outlive
+ * the rules' replacement. */
+bool dns_stays(struct vmnet *v, json_t *dns)
+{
+	return dns && dns_alive(v) &&
+	       json_equal(json_object_get(v->dns, "upstreams"), json_object_get(dns, "upstreams")) &&
+	       json_integer_value(json_object_get(v->dns, "ttlMin")) ==
+		       (json_object_get(dns, "ttlMin") ? json_integer_value(json_object_get(dns, "ttlMin"))
+						       : NET_DNS_TTL_MIN) &&
+	       json_integer_value(json_object_get(v->dns, "ttlMax")) ==
+		       (json_object_get(dns, "ttlMax") ? json_integer_value(json_object_get(dns, "ttlMax"))
+						       : NET_DNS_TTL_MAX) &&
+	       json_is_true(json_object_get(v->dns, "strict")) == json_is_true(json_object_get(dns, "strict"));
+}
+
+/* After the rules changed: the resolver as request.dns (NULL: none) says.
+ * A new one starts from an empty set (vmsan-dns flushes it), whatever the
+ * replacement kept. */
 int dns_follow(struct vmnet *v, json_t *dns, struct verr *e)
 {
 	if (!dns) {
 		dns_stop(v);
 		return 0;
 	}
-	if (dns_alive(v) && json_equal(json_object_get(v->dns, "upstreams"), json_object_get(dns, "upstreams")) &&
-	    json_integer_value(json_object_get(v->dns, "ttlMin")) ==
-		    (json_object_get(dns, "ttlMin") ? json_integer_value(json_object_get(dns, "ttlMin"))
-						    : NET_DNS_TTL_MIN) &&
-	    json_integer_value(json_object_get(v->dns, "ttlMax")) ==
-		    (json_object_get(dns, "ttlMax") ? json_integer_value(json_object_get(dns, "ttlMax"))
-						    : NET_DNS_TTL_MAX) &&
-	    json_is_true(json_object_get(v->dns, "strict")) == json_is_true(json_object_get(dns, "strict"))) {
+	if (dns_stays(v, dns)) {
 		struct verr ignore = { 0 };
 
 		if (dns_update(v, json_object_get(dns, "domains"), &ignore) == 0)

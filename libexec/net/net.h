@@ -91,6 +91,7 @@ int ports_free(json_t *ports, struct verr *e);
 bool dns_alive(const struct vmnet *v);
 void dns_stop(struct vmnet *v);
 int dns_start(struct vmnet *v, json_t *dns, struct verr *e);
+bool dns_stays(struct vmnet *v, json_t *dns);
 int dns_follow(struct vmnet *v, json_t *dns, struct verr *e);
 
 /* teardown.c */
