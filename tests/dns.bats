@@ -328,6 +328,14 @@ upstream_saw() { grep -c "query\[A\] $1 from" "$BATS_FILE_TMPDIR/dns-up.log" || 
 	dvm 1 '["*.many.test"]'
 	load=$(timeout 60 nsenter --net="/run/netns/vtg${NET_SFX}1" "$TOP/tests/tools/dns-load" $UP 9000 2000 'h%i.many.test')
 	echo "$load"
+	# a resolver slower than 2000 answers/s (a sanitizer's build, a host
+	# busy with other work: 1300/s was seen) lets queries time out; this
+	# test is about the set, not speed (bench/dns.sh is): the same
+	# names again, slower, and each must have been answered by then
+	if [ "$(jq .answered <<<"$load")" -lt 8950 ]; then
+		load=$(timeout 60 nsenter --net="/run/netns/vtg${NET_SFX}1" "$TOP/tests/tools/dns-load" $UP 9000 500 'h%i.many.test')
+		echo "again, slower: $load"
+	fi
 	[ "$(jq .answered <<<"$load")" -ge 8950 ]
 	assert_eq "$(jq -r '.rcodes["0"]' <<<"$load")" "$(jq .answered <<<"$load")"
 	n=$(set_of 1 | grep -o expires | wc -l)
