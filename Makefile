@@ -62,7 +62,7 @@ LIB_SRC = libexec/lib/reply.c libexec/lib/request.c libexec/lib/helper.c \
 	libexec/lib/netplan.c libexec/lib/ext4.c libexec/lib/ext4-tree.c libexec/lib/layer.c libexec/lib/policy.c \
 	libexec/lib/sparse.c \
 	libexec/lib/dnsmsg.c libexec/lib/rootconf.c libexec/lib/caller.c libexec/lib/claim.c \
-	libexec/lib/vmhome.c libexec/lib/kvmboot.c
+	libexec/lib/vmhome.c libexec/lib/kvmboot.c libexec/lib/rootproc.c
 LIB_OBJ = $(LIB_SRC:.c=.o)
 LIB = libexec/lib/libvmsan.a
 

@@ -28,6 +28,7 @@
 #include "fc/fc.h"
 #include "lib/kvmboot.h"
 #include "lib/claim.h"
+#include "lib/rootproc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -321,6 +322,15 @@ static json_t *op_start(struct jr *r, struct verr *e)
 			c.kvm = false;
 		}
 	}
+	/* Firecracker has no other accelerator, and its jailer makes a
+	 * /dev/kvm node in the jail owned by the VMM's uid (the caller's,
+	 * who could keep a link to it): only for a caller who may open
+	 * /dev/kvm already */
+	if (!who.root && !strcmp(c.vmm, "firecracker") && !c.kvm) {
+		verr_set(e, VMSAN_EXIT_FAIL, "ERR_PERMISSION", "join /dev/kvm's group, or use --vmm qemu --accel tcg",
+			 "Firecracker needs /dev/kvm, and you may not open it");
+		return NULL;
+	}
 	if (!strcmp(c.vmm, "qemu") && c.kvm && kvm_boots(&c, &who, e) < 0)
 		return NULL;
 	/* Another's id is refused before anything of the caller's is opened;
@@ -462,7 +472,11 @@ static json_t *op_cleanup(struct jr *r, struct verr *e)
 	char lock[160];
 	snprintf(lock, sizeof lock, VMM_DIR "/%s.lock", id);
 	unlink(lock);
-	claim_release(id);
+	/* The id stays claimed while vmsan-net holds a record of it (a
+	 * network not torn down yet): a claim given up before would let its
+	 * owner make networks past the limit on VMs (setup, cleanup, again). */
+	if (!claim_in_use(id))
+		claim_release(id);
 	return json_pack("{s:s, s:b}", "id", id, "removed", had);
 }
 
@@ -566,15 +580,20 @@ static const struct helper helper = {
 
 int main(int argc, char **argv)
 {
+	struct verr e = { 0 };
+
 	/* A caller must not stop or interrupt root's work half done (through
-	 * the terminal, or signals sudo relays): the signals that would are
-	 * held until exit; a VMM or jailer started gets an empty mask. */
-	sigset_t hold;
-	sigemptyset(&hold);
-	int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU };
-	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
-		sigaddset(&hold, sigs[i]);
-	sigprocmask(SIG_BLOCK, &hold, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	 * the terminal, or signals sudo relays): every signal that would is
+	 * held until exit; a VMM or jailer started gets them back. */
+	rootproc_hold_signals();
+	/* as root, nothing runs under the limits, umask or pace the caller
+	 * chose (plan, run unprivileged, needs no more) */
+	if (geteuid() == 0 && !helper_answers_only(argc, argv)) {
+		if (rootproc_reset(&e)) {
+			vmsan_prog = helper.name;
+			return reply_error(&e);
+		}
+		rootproc_detach();
+	}
 	return helper_main(&helper, argc, argv);
 }

@@ -31,6 +31,7 @@
 #include "net/net.h"
 #include "lib/claim.h"
 #include "lib/rootconf.h"
+#include "lib/rootproc.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -237,6 +238,14 @@ static int setup_read(struct jr *r, struct setup *s)
  * the ruleset, the resolver's settings, the TAP's owner. */
 static int setup_check(const struct setup *s, struct verr *e)
 {
+	/* the VM's table on the host is named after the id, whole: a longer
+	 * one would be cut, and two VMs would share (and replace, and
+	 * delete) one table */
+	if (s->host_mode && strlen(s->id) > NET_HOST_ID_MAX)
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the VM a shorter id",
+				 "request.id: a VM without a namespace needs an id of at most %d characters (its "
+				 "nftables table is named after it)",
+				 NET_HOST_ID_MAX);
 	if (s->host_mode && s->dns)
 		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD",
 				 "allowed domains need the VM's own namespace", "request.dns: not with hostMode");
@@ -610,44 +619,33 @@ static const struct helper helper = {
 
 int main(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++)
-		if (argv[i][0] == '-')
-			return helper_main(&helper, argc, argv); /* --help etc. */
-	if (geteuid() != 0) {
-		struct verr e = { 0 };
+	struct verr e = { 0 };
 
-		vmsan_prog = helper.name;
+	/* A caller must not stop or interrupt root's work half done (a setup
+	 * ended between its record and the element it names leaves what a
+	 * later teardown takes for its own): every signal sudo relays is
+	 * held until exit, as vmsan-fc holds them (SIGSTOP still can stop
+	 * us: lock_file bounds what that costs the others). */
+	rootproc_hold_signals();
+	/* --help and the like answer and run no op: no root needed.  Any
+	 * other command line (an op, --verbose) runs only after all of what
+	 * follows: an op must never see a caller or settings not set. */
+	if (helper_answers_only(argc, argv))
+		return helper_main(&helper, argc, argv);
+	vmsan_prog = helper.name;
+	if (geteuid() != 0) {
 		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_PERMISSION", "run it through vmsan (sudo), or as root",
 			 "vmsan-net needs root");
 		return reply_error(&e);
 	}
+	if (rootproc_reset(&e))
+		return reply_error(&e);
+	rootproc_detach();
 	orig_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (orig_ns < 0)
 		return VMSAN_EXIT_SYS;
-	/* A caller must not stop or interrupt root's work half done (through
-	 * the terminal, or the signals sudo relays: a setup ended between its
-	 * record and the element it names can leave what a later teardown
-	 * takes for its own): those signals are held until exit, as vmsan-fc
-	 * holds them; a resolver started gets an empty mask.  A terminal's ^Z
-	 * must not stop us holding a lock (SIGSTOP still can: lock_file bounds
-	 * what that costs the others). */
-	sigset_t hold;
-	sigemptyset(&hold);
-	int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
-	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
-		sigaddset(&hold, sigs[i]);
-	sigprocmask(SIG_BLOCK, &hold, NULL);
-	signal(SIGTSTP, SIG_IGN);
-	signal(SIGTTIN, SIG_IGN);
-	signal(SIGTTOU, SIG_IGN);
 	caller_get(&who);
-	{
-		struct verr e = { 0 };
-
-		if (rootconf_load(&conf, &e)) {
-			vmsan_prog = helper.name;
-			return reply_error(&e);
-		}
-	}
+	if (rootconf_load(&conf, &e))
+		return reply_error(&e);
 	return helper_main(&helper, argc, argv);
 }

@@ -44,6 +44,11 @@ static json_t *op_compile(struct jr *r, struct verr *e)
 		jr_int(&h, "slot", JR_REQUIRED, 0, NET_SLOTS - 1, &slot);
 		if (jr_end(&h))
 			return NULL;
+		if (strlen(id) > NET_HOST_ID_MAX) {
+			verr_set(e, VMSAN_EXIT_USAGE, "ERR_REQUEST_FIELD", "give the VM a shorter id",
+				 "hostMode.id: at most %d characters (the table is named after it)", NET_HOST_ID_MAX);
+			return NULL;
+		}
 		netplan_host_target(id, (unsigned)slot, &t, table, tap, host, guest);
 	}
 	return policy_compile(r, &t, e);

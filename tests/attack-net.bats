@@ -50,7 +50,7 @@ setup_extra() {
 
 teardown_extra() {
 	local id
-	for id in vm-7e5f0001 vm-7e5f0002 vm-7e5f0003; do
+	for id in vm-7e5f0001 vm-7e5f0002 vm-7e5f0003 vm-7e5fe00000000000000025; do
 		echo "{\"op\":\"teardown\",\"id\":\"$id\"}" | nsx "$H" "$LIBEXEC/vmsan-net" >/dev/null 2>&1 || true
 		rm -f "/run/vmsan/ids/$id"
 	done
@@ -64,6 +64,13 @@ net() {
 	local u=$1 op=$2
 	nsenter --net="/run/netns/$H" setpriv --reuid="$u" --regid="$u" --init-groups \
 		env -i PATH=/usr/bin:/bin HOME="/home/$u" sudo -n "$UPREFIX/libexec/vmsan/vmsan-net" "$op" <<<"${3:-}"
+}
+# net_args USER ARGS...: the same with any command line (stdin: the request)
+net_args() {
+	local u=$1
+	shift
+	nsenter --net="/run/netns/$H" setpriv --reuid="$u" --regid="$u" --init-groups \
+		env -i PATH=/usr/bin:/bin HOME="/home/$u" sudo -n "$UPREFIX/libexec/vmsan/vmsan-net" "$@"
 }
 # root_net OP JSON: the same helper as root itself
 root_net() { nsenter --net="/run/netns/$H" "$UPREFIX/libexec/vmsan/vmsan-net" "$1" <<<"$2"; }
@@ -242,10 +249,10 @@ clean() {
 	assert_eq "$status" 0 || { echo "$output"; false; }
 }
 
-@test "a member cannot stop vmsan-net half way: SIGTERM, SIGINT and SIGHUP sent to their sudo wait for the end of its work" {
+@test "a member cannot stop vmsan-net half way: every signal sudo relays (TERM, INT, HUP, USR1, USR2, ALRM) waits for the end of its work" {
 	require_cmd strace
 	local sig out log=$BATS_TEST_TMPDIR/strace.log pid
-	for sig in TERM INT HUP; do
+	for sig in TERM INT HUP USR1 USR2 ALRM; do
 		# root's strace holds the helper 3 s in its first rename (its
 		# record, half way through the setup), while the member signals
 		# their sudo, which relays the signal to the helper
@@ -257,10 +264,18 @@ clean() {
 		sleep 1.5
 		setpriv --reuid="$UA" --regid="$UA" --init-groups pkill "-$sig" -U "$UA" -x sudo
 		wait "$pid" || true
+		# (sudo may be gone before the helper's work is done: SIGALRM)
+		for _ in $(seq 50); do [ -s "$BATS_TEST_TMPDIR/reply" ] && break; sleep 0.1; done
 		out=$(cat "$BATS_TEST_TMPDIR/reply")
 		# control: sudo relayed the member's signal to the helper, which
-		# was then in the delayed rename (it had begun its work)
-		grep -q "kill([0-9]*, SIG$sig)" "$log" || { cat "$log" >&2; false; }
+		# was then in the delayed rename (it had begun its work); a
+		# SIGALRM is sudo's timeout: it sends SIGHUP, SIGTERM, then
+		# SIGKILL to the process it started
+		if [ "$sig" = ALRM ]; then
+			grep -q "kill([0-9]*, SIGKILL)" "$log" || { cat "$log" >&2; false; }
+		else
+			grep -q "kill([0-9]*, SIG$sig)" "$log" || { cat "$log" >&2; false; }
+		fi
 		grep -q '^[0-9]* *rename(' "$log"
 		# the helper finished its work and said so; then the owner tears
 		# it down whole
@@ -271,4 +286,109 @@ clean() {
 		assert_eq "$(root_net verify '{"id":"vm-7e5f0001"}' | jq .clean)" true
 		rm -f /run/vmsan/ids/vm-7e5f0001 # the id's claim is vmsan-fc's to give back
 	done
+}
+
+@test "a flag on the command line (--verbose) runs no op before the helper knows its caller: root's VM stays root's" {
+	local out
+	root_net setup "$(setup_req vm-7e5f0002 '{"policy":"deny-all"}')" >/dev/null
+	# control: the plain request reaches the helper, which refuses it
+	run --separate-stderr net "$UA" teardown '{"id":"vm-7e5f0002"}'
+	assert_eq "$status" 1
+	assert_eq "$(code "$output")" ERR_NOT_OWNER
+	# with a flag before or after the op (it skipped the helper's setting
+	# up, ran as a caller of uid 0 and removed root's network)
+	for args in "--verbose teardown" "teardown --verbose"; do
+		# shellcheck disable=SC2086 # the words are the point
+		run --separate-stderr net_args "$UA" $args <<<'{"id":"vm-7e5f0002"}'
+		assert_eq "$status" 1
+		assert_eq "$(code "$output")" ERR_NOT_OWNER
+		[ -e /run/vmsan/net/vm-7e5f0002.json ]
+	done
+	# and a loosened ruleset stays out, for a VM with a namespace and one without
+	run --separate-stderr net_args "$UA" --verbose apply-rules \
+		<<<"$(setup_req vm-7e5f0002 '{"policy":"allow-all"}' | jq -c '{id, ruleset}')"
+	assert_eq "$(code "$output")" ERR_NOT_OWNER
+	out=$(nsenter --net=/run/netns/vmsan-vm-7e5f0002 nft list chain ip vmsan forward)
+	[[ $out != *"accept"*"}"* ]] || [[ $out == *drop* ]]
+	assert_eq "$(root_net verify '{"id":"vm-7e5f0002"}' | jq .clean)" false
+	# answer-only flags still answer, as anyone
+	run --separate-stderr net_args "$UA" --version
+	assert_eq "$status" 0
+	assert_contains "$output" vmsan-net
+	root_net teardown '{"id":"vm-7e5f0002"}' >/dev/null
+	rm -f /run/vmsan/ids/vm-7e5f0002
+}
+
+@test "limits a member lowers before sudo do not cut vmsan-net short: a file size limit is raised, or refused before anything is made" {
+	local out
+	# 7 blocks of 512 bytes, hard and soft (sudo cannot raise a hard one
+	# without CAP_SYS_RESOURCE): the slot map's cursor is written at
+	# 4 KiB, where the helper died with SIGXFSZ, the slot taken and no
+	# record naming it
+	# shellcheck disable=SC2016 # $0 is the inner shell's
+	out=$(nsenter --net="/run/netns/$H" setpriv --reuid="$UA" --regid="$UA" --init-groups \
+		env -i PATH=/usr/bin:/bin HOME="/home/$UA" sh -c 'ulimit -f 7; exec sudo -n "$0" setup' \
+		"$UPREFIX/libexec/vmsan/vmsan-net" <<<"$(setup_req vm-7e5f0001 '{"policy":"deny-all"}')" 2>/dev/null || true)
+	if [ "$(jq -c .ok <<<"$out")" = true ]; then
+		# raised (root here may): the work was done whole
+		[ -e /run/vmsan/net/vm-7e5f0001.json ]
+		run --separate-stderr net "$UA" teardown '{"id":"vm-7e5f0001"}'
+		assert_eq "$status" 0
+		rm -f /run/vmsan/ids/vm-7e5f0001
+	else
+		# the helper saw the limit (control: it names it) and refused
+		# before making anything
+		assert_eq "$(code "$out")" ERR_LIMITS || { echo "reply: $out" >&2; false; }
+		assert_contains "$(jq -r .error.message <<<"$out")" "file size"
+		[ ! -e /run/vmsan/ids/vm-7e5f0001 ]
+		[ ! -e /run/vmsan/net/vm-7e5f0001.json ]
+	fi
+	# whichever: no slot was left taken, nothing of the VM is left
+	clean vm-7e5f0001
+	assert_eq "$(root_net sweep '{"dryRun":true}' | jq -c .found)" "[]"
+}
+
+@test "a member's umask does not reach what root makes: a directory every user shares is made 0711/0755, not 000" {
+	require_cmd strace
+	local log=$BATS_TEST_TMPDIR/strace.log
+	# umask 0777 through sudo (which keeps the stricter one): the helper's
+	# own files and directories are made with root's 022
+	# shellcheck disable=SC2016 # $0 is the inner shell's
+	strace -f -qq -o "$log" -e trace=umask -- \
+		nsenter --net="/run/netns/$H" setpriv --reuid="$UA" --regid="$UA" --init-groups \
+		env -i PATH=/usr/bin:/bin HOME="/home/$UA" sh -c 'umask 0777; exec sudo -n "$0" setup' \
+		"$UPREFIX/libexec/vmsan/vmsan-net" <<<"$(setup_req vm-7e5f0001 '{"policy":"deny-all"}')" \
+		>"$BATS_TEST_TMPDIR/reply" 2>/dev/null || true
+	# control: the helper started under the member's umask (its umask call
+	# returned the 0777 it had)
+	grep -q 'umask(022) *= 0777' "$log" || { grep umask "$log" >&2; false; }
+	assert_eq "$(jq -c .ok "$BATS_TEST_TMPDIR/reply")" true
+	# what it made is usable: its namespace's bind mount and root's record
+	assert_eq "$(stat -c %a /run/vmsan/net/vm-7e5f0001.json)" 644
+	run --separate-stderr net "$UA" teardown '{"id":"vm-7e5f0001"}'
+	assert_eq "$status" 0
+	rm -f /run/vmsan/ids/vm-7e5f0001
+	clean vm-7e5f0001
+}
+
+@test "a VM without a namespace needs an id its table name holds whole: a longer one would share (and replace, and delete) another's table" {
+	local long=vm-7e5fe000000000000000000x26 short=vm-7e5fe00000000000000025
+	[ "${#long}" -gt 25 ]
+	[ "${#short}" -le 25 ]
+	# the victim's table, then the attacker's id that began alike (both
+	# were cut to vmsan_vm_7e5fe00000000000000000 before)
+	run --separate-stderr net "$UB" setup "{\"id\":\"$long\",\"hostMode\":true,\"policy\":{\"policy\":\"deny-all\"}}"
+	assert_eq "$status" 100
+	assert_eq "$(code "$output")" ERR_REQUEST_FIELD
+	assert_contains "$(jq -r .error.message <<<"$output")" "at most 25 characters"
+	[ ! -e "/run/vmsan/net/$long.json" ]
+	[ ! -e "/run/vmsan/ids/$long" ]
+	# control: the same request with an id that fits is made, and torn down
+	run --separate-stderr net "$UB" setup "{\"id\":\"$short\",\"hostMode\":true,\"policy\":{\"policy\":\"deny-all\"}}"
+	assert_eq "$status" 0 || { echo "$output" >&2; false; }
+	assert_eq "$(jq -r .table <<<"$output")" "vmsan_${short//-/_}"
+	run --separate-stderr net "$UB" teardown "{\"id\":\"$short\"}"
+	assert_eq "$status" 0
+	rm -f "/run/vmsan/ids/$short"
+	clean "$short"
 }

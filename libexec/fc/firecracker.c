@@ -10,6 +10,7 @@
  * go. */
 #define _GNU_SOURCE
 #include "fc/fc.h"
+#include "lib/rootproc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -495,7 +496,7 @@ static int spawn_wait(const char **av, int logfd, int *st)
 	char *envp[] = { path_env, NULL };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t sa;
-	sigset_t none;
+	sigset_t none, dfl;
 	pid_t pid;
 	int rc;
 
@@ -504,9 +505,11 @@ static int spawn_wait(const char **av, int logfd, int *st)
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, logfd, 2);
 	sigemptyset(&none);
+	rootproc_child_sigdefault(&dfl);
 	posix_spawnattr_init(&sa);
 	posix_spawnattr_setsigmask(&sa, &none);
-	posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK);
+	posix_spawnattr_setsigdefault(&sa, &dfl);
+	posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	rc = av ? posix_spawn(&pid, av[0], &fa, &sa, (char *const *)av, envp) : ENOMEM;
 	posix_spawnattr_destroy(&sa);
 	posix_spawn_file_actions_destroy(&fa);

@@ -3,6 +3,7 @@
  * snapshot (device state over QMP, RAM file and disk copied). */
 #define _GNU_SOURCE
 #include "fc/fc.h"
+#include "lib/rootproc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -340,7 +341,6 @@ static void exec_qemu(json_t *argv, char *msg, size_t n)
 	static char path_env[] = "PATH=/usr/bin:/bin";
 	char *envp[] = { path_env, NULL };
 	size_t argc = json_array_size(argv);
-	sigset_t none;
 	char **av;
 	int devnull;
 
@@ -363,8 +363,7 @@ static void exec_qemu(json_t *argv, char *msg, size_t n)
 	}
 	/* nothing of ours but the descriptors QEMU was told of */
 	close_range(FD_COUNT, ~0U, CLOSE_RANGE_CLOEXEC);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	rootproc_child_signals();
 	execve(av[0], av, envp);
 	snprintf(msg, n, "cannot run %s: %s", av[0], strerror(errno));
 }

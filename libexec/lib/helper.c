@@ -109,6 +109,17 @@ static json_t *run_op(const struct helper *h, struct jr *r, const char *argop, s
 	return hop->fn(r, e);
 }
 
+bool helper_answers_only(int argc, char **argv)
+{
+	static const char *const answers[] = { "--help", "-h", "--summary", "--complete", "--version" };
+
+	for (int i = 1; i < argc; i++)
+		for (size_t k = 0; k < sizeof answers / sizeof *answers; k++)
+			if (!strcmp(argv[i], answers[k]))
+				return true;
+	return false;
+}
+
 int helper_main(const struct helper *h, int argc, char **argv)
 {
 	const char *argop = NULL;

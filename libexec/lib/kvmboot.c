@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "lib/kvmboot.h"
 #include "lib/caller.h"
+#include "lib/rootproc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -179,10 +180,8 @@ __attribute__((noreturn)) static void boot_child(const char *qemu, int kernel_fd
 			       "console=ttyS0 reboot=t panic=-1 root=/dev/vda",
 			       NULL };
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	sigset_t none;
 
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	rootproc_child_signals();
 	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0 ||
 	    (kernel_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(kernel_fd, 3)) < 0)
 		_exit(126);

@@ -17,6 +17,7 @@
 #define NET_UPLINK "vmsnet0"
 #define NET_HOST_PREFIX "vmsh"
 #define NET_HOST_TAP_PREFIX "vmst" /* --no-netns: the TAP, in the host's namespace */
+#define NET_HOST_ID_MAX 25	   /* --no-netns: "vmsan_" + the id names its table (31 at most) */
 #define NET_TAP_ADDR "172.16.0.1"
 #define NET_GUEST_ADDR "172.16.0.2"
 #define NET_GUEST_CIDR "172.16.0.2/32"

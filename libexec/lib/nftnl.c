@@ -435,15 +435,15 @@ int nft_map_port_addr(const char *table, const char *set, unsigned port, const c
 	return rc;
 }
 
-/* Dump callback: one message of set elements, each handed to the caller. */
-struct map_walk {
-	void (*fn)(unsigned port, const char *addr, void *arg);
+/* Dump callback: one message of set elements, each handed to each(). */
+struct elems_walk {
+	void (*each)(struct nftnl_set_elem *el, void *arg);
 	void *arg;
 };
 
-static int map_elems_cb(const struct nlmsghdr *nlh, void *data)
+static int elems_cb(const struct nlmsghdr *nlh, void *data)
 {
-	struct map_walk *w = data;
+	struct elems_walk *w = data;
 	struct nftnl_set *s = nftnl_set_alloc();
 	struct nftnl_set_elems_iter *it;
 	struct nftnl_set_elem *el;
@@ -455,19 +455,8 @@ static int map_elems_cb(const struct nlmsghdr *nlh, void *data)
 		return MNL_CB_ERROR;
 	}
 	it = nftnl_set_elems_iter_create(s);
-	while (it && (el = nftnl_set_elems_iter_next(it))) {
-		uint32_t klen = 0, dlen = 0;
-		const uint16_t *key = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY, &klen);
-		const uint32_t *val = nftnl_set_elem_get(el, NFTNL_SET_ELEM_DATA, &dlen);
-		char addr[16];
-		uint32_t a;
-
-		if (!key || klen < 2 || !val || dlen != 4)
-			continue;
-		a = ntohl(*val);
-		snprintf(addr, sizeof addr, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
-		w->fn(ntohs(*key), addr, w->arg);
-	}
+	while (it && (el = nftnl_set_elems_iter_next(it)))
+		w->each(el, w->arg);
 	nftnl_set_elems_iter_destroy(it);
 	nftnl_set_free(s);
 	return MNL_CB_OK;
@@ -501,12 +490,14 @@ static int dump(struct mnl_socket *nl, const struct nlmsghdr *nlh, mnl_cb_t cb, 
 	return -1;
 }
 
-int nft_map_walk(const char *table, const char *set, void (*fn)(unsigned port, const char *addr, void *arg), void *arg,
-		 struct verr *e)
+/* each() for every element of set SET of TABLE (a missing table or set
+ * has none). */
+static int elems_walk(const char *table, const char *set, void (*each)(struct nftnl_set_elem *el, void *arg), void *arg,
+		      const char *what, struct verr *e)
 {
 	struct mnl_socket *nl = nft_socket(e);
 	struct nftnl_set *s = nftnl_set_alloc();
-	struct map_walk w = { fn, arg };
+	struct elems_walk w = { each, arg };
 	char buf[8192];
 	struct nlmsghdr *nlh;
 	int rc = -1;
@@ -516,7 +507,9 @@ int nft_map_walk(const char *table, const char *set, void (*fn)(unsigned port, c
 		nftnl_set_set_str(s, NFTNL_SET_NAME, set);
 		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_IPV4, NLM_F_DUMP | NLM_F_ACK, 1);
 		nftnl_set_elems_nlmsg_build_payload(nlh, s);
-		rc = dump(nl, nlh, map_elems_cb, &w, "the published ports", e);
+		rc = dump(nl, nlh, elems_cb, &w, what, e);
+	} else if (nl) {
+		verr_sys(e, "ERR_NOMEM", NULL, "cannot list %s", what);
 	}
 	if (nl)
 		mnl_socket_close(nl);
@@ -524,65 +517,65 @@ int nft_map_walk(const char *table, const char *set, void (*fn)(unsigned port, c
 	return rc;
 }
 
-/* Dump callback: the elements of an ipv4_addr set with timeouts, each with
- * the time it has left. */
+/* A port -> address map's element, to the caller's fn. */
+struct map_walk {
+	void (*fn)(unsigned port, const char *addr, void *arg);
+	void *arg;
+};
+
+static void map_elem(struct nftnl_set_elem *el, void *arg)
+{
+	struct map_walk *w = arg;
+	uint32_t klen = 0, dlen = 0;
+	const uint16_t *key = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY, &klen);
+	const uint32_t *val = nftnl_set_elem_get(el, NFTNL_SET_ELEM_DATA, &dlen);
+	char addr[16];
+	uint32_t a;
+
+	if (!key || klen < 2 || !val || dlen != 4)
+		return;
+	a = ntohl(*val);
+	snprintf(addr, sizeof addr, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+	w->fn(ntohs(*key), addr, w->arg);
+}
+
+int nft_map_walk(const char *table, const char *set, void (*fn)(unsigned port, const char *addr, void *arg), void *arg,
+		 struct verr *e)
+{
+	struct map_walk w = { fn, arg };
+
+	return elems_walk(table, set, map_elem, &w, "the published ports", e);
+}
+
+/* An ipv4_addr set's element with the time it has left (none: on its way
+ * out, left out), up to NFT_ADDR_MAX. */
 struct addr_read {
 	struct nft_addr_elem *el;
 	size_t n;
 };
 
-static int addr_elems_cb(const struct nlmsghdr *nlh, void *data)
+static void addr_elem(struct nftnl_set_elem *el, void *arg)
 {
-	struct addr_read *r = data;
-	struct nftnl_set *s = nftnl_set_alloc();
-	struct nftnl_set_elems_iter *it;
-	struct nftnl_set_elem *el;
+	struct addr_read *r = arg;
+	uint32_t klen = 0;
+	const uint32_t *key = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY, &klen);
+	uint64_t left = nftnl_set_elem_get_u64(el, NFTNL_SET_ELEM_EXPIRATION);
 
-	if (!s)
-		return MNL_CB_ERROR;
-	if (nftnl_set_elems_nlmsg_parse(nlh, s) < 0) {
-		nftnl_set_free(s);
-		return MNL_CB_ERROR;
-	}
-	it = nftnl_set_elems_iter_create(s);
-	while (it && (el = nftnl_set_elems_iter_next(it)) && r->n < NFT_ADDR_MAX) {
-		uint32_t klen = 0;
-		const uint32_t *key = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY, &klen);
-		uint64_t left = nftnl_set_elem_get_u64(el, NFTNL_SET_ELEM_EXPIRATION);
-
-		/* an element with no time left is on its way out */
-		if (key && klen == 4 && left > 0)
-			r->el[r->n++] = (struct nft_addr_elem){ ntohl(*key), left };
-	}
-	nftnl_set_elems_iter_destroy(it);
-	nftnl_set_free(s);
-	return MNL_CB_OK;
+	if (key && klen == 4 && left > 0 && r->n < NFT_ADDR_MAX)
+		r->el[r->n++] = (struct nft_addr_elem){ ntohl(*key), left };
 }
 
 /* The elements set SET of TABLE holds now (a missing table or set holds
- * none), at most NFT_ADDR_MAX: *el is the caller's to free. */
+ * none): *el is the caller's to free. */
 static int addr_set_read(const char *table, const char *set, struct nft_addr_elem **el, size_t *n, struct verr *e)
 {
-	struct mnl_socket *nl = nft_socket(e);
-	struct nftnl_set *s = nftnl_set_alloc();
 	struct addr_read r = { calloc(NFT_ADDR_MAX, sizeof *r.el), 0 };
-	char buf[8192];
-	struct nlmsghdr *nlh;
-	int rc = -1;
 
-	if (nl && s && r.el) {
-		nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
-		nftnl_set_set_str(s, NFTNL_SET_NAME, set);
-		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_IPV4, NLM_F_DUMP | NLM_F_ACK, 1);
-		nftnl_set_elems_nlmsg_build_payload(nlh, s);
-		rc = dump(nl, nlh, addr_elems_cb, &r, "the resolver's set", e);
-	} else if (nl) {
+	if (!r.el) {
 		verr_sys(e, "ERR_NOMEM", NULL, "cannot read the resolver's set");
+		return -1;
 	}
-	if (nl)
-		mnl_socket_close(nl);
-	nftnl_set_free(s);
-	if (rc) {
+	if (elems_walk(table, set, addr_elem, &r, "the resolver's set", e)) {
 		free(r.el);
 		return -1;
 	}

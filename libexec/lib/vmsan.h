@@ -125,6 +125,9 @@ extern int vmsan_verbose;
 void vmsan_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 int helper_main(const struct helper *h, int argc, char **argv);
+/* Whether the command line holds a flag helper_main answers without
+ * running an op (--help, -h, --summary, --complete, --version). */
+bool helper_answers_only(int argc, char **argv);
 
 /* ---- validators (validate.c) ---------------------------------------- */
 

@@ -4,6 +4,7 @@
  * record (v->dns) names its processes by pid and start time. */
 #define _GNU_SOURCE
 #include "net/net.h"
+#include "lib/rootproc.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -104,10 +105,7 @@ static pid_t dns_spawn(const struct vmnet *v, const char *path, int in, int out,
 	    (logfd >= 0 ? dup2(logfd, 3) : close(3) * 0) < 0)
 		_exit(127);
 	closefrom(4);
-	signal(SIGPIPE, SIG_DFL);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL); /* vmsan-net holds some */
+	rootproc_child_signals(); /* vmsan-net holds or ignores some */
 	execl(path, "vmsan-dns", (char *)NULL);
 	_exit(127);
 }

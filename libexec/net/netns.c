@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int enter_ns(const char *path, struct verr *e)
@@ -108,11 +109,20 @@ void netns_kill_all(const char *nspath, bool dry, json_t *found)
 		long pid = strtol(d->d_name, &end, 10);
 		FILE *f;
 
+		int pfd;
+
 		if (pid <= 1 || *end || pid == (long)getpid())
 			continue;
-		snprintf(path, sizeof path, "/proc/%ld/ns/net", pid);
-		if (stat(path, &st) || st.st_ino != ns.st_ino || st.st_dev != ns.st_dev)
+		/* the process taken before it is looked at: a pid reused after
+		 * the look is not the one signalled */
+		pfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+		if (pfd < 0)
 			continue;
+		snprintf(path, sizeof path, "/proc/%ld/ns/net", pid);
+		if (stat(path, &st) || st.st_ino != ns.st_ino || st.st_dev != ns.st_dev) {
+			close(pfd);
+			continue;
+		}
 		snprintf(path, sizeof path, "/proc/%ld/comm", pid);
 		if ((f = fopen(path, "re"))) {
 			if (fgets(comm, sizeof comm, f))
@@ -122,7 +132,8 @@ void netns_kill_all(const char *nspath, bool dry, json_t *found)
 		if (found)
 			json_array_append_new(found, json_sprintf("process %ld (%s) in it", pid, comm));
 		if (!dry)
-			kill((pid_t)pid, SIGKILL);
+			syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+		close(pfd);
 	}
 	closedir(proc);
 }
