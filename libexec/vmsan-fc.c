@@ -462,7 +462,11 @@ static json_t *op_cleanup(struct jr *r, struct verr *e)
 	char lock[160];
 	snprintf(lock, sizeof lock, VMM_DIR "/%s.lock", id);
 	unlink(lock);
-	claim_release(id);
+	/* vmsan-net's record still there (its teardown failed, or was
+	 * killed): the id stays claimed until it goes too (vmsan-net
+	 * orphans, once the VM's directory is gone, or its teardown) */
+	if (!claim_in_use(id))
+		claim_release(id);
 	return json_pack("{s:s, s:b}", "id", id, "removed", had);
 }
 
