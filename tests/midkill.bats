@@ -302,7 +302,7 @@ killer() {
 	rm "$LX/vmsan-$1"
 	cat >"$LX/vmsan-$1" <<EOS
 #!/bin/sh
-[ "\$1" != "$2" ] || exec strace -f -qq -s 200 -o "$LOG" -e trace="$TRACED,openat" -e inject="$3:signal=KILL:when=$4" "$TOP/libexec/vmsan-$1" "\$@"
+[ "\$1" != "$2" ] || exec strace -f -qq -s 200 -o "$LOG" -e trace="$TRACED,openat,$3" -e inject="$3:signal=KILL:when=$4" "$TOP/libexec/vmsan-$1" "\$@"
 exec "$TOP/libexec/vmsan-$1" "\$@"
 EOS
 	chmod 755 "$LX/vmsan-$1"
@@ -410,4 +410,41 @@ bystander_up() {
 	td_case stop net teardown unlink 1 'umount2\(.*\) += 0'
 	td_case stop net teardown unlink 2 'unlink\("/run/netns/.*"\) += 0'
 	td_case stop net teardown pwrite64 1 'unlink\("/run/vmsan/net/.*"\) += 0'
+}
+
+# ---- the KVM boot check's answer, kept by vmsan-fc start ---------------------
+
+@test "midkill: vmsan-fc start killed as it keeps the KVM boot check's answer: no file of it is left, and the next start keeps it" {
+	[ -c /dev/kvm ] || skip "no /dev/kvm on this host"
+	local hp out
+	# no answer kept for this QEMU and kernel: the check runs
+	rm -f /run/vmsan/kvm/kvm-boot-*.json
+	ls -A /run/vmsan/kvm 2>/dev/null | sort >"$TEST_TMP/kvm.before"
+	# killed on entry to the call that puts the answer in place (a rename
+	# of a named temporary file, or the link of one with no name)
+	killer fc start renameat,linkat 1
+	RC=0
+	VMSAN_LIBEXECDIR=$LX vmsan create --json --verbose --accel auto --network-policy deny-all \
+		>"$TEST_TMP/create.out" 2>"$TEST_TMP/create.err" || RC=$?
+	ID=$(grep -o 'vm-[0-9a-f]\{8\}: record made' "$TEST_TMP/create.err" | cut -d: -f1)
+	[ "$RC" -ne 0 ] && [ -n "$ID" ] || { cat "$TEST_TMP/create.err" >&2; false; }
+	# control: vmsan-fc start was killed there, its answer written whole
+	hp=$(grep -E '^[0-9]+ +execve\("[^"]*/vmsan-fc", \["[^"]*", "start"' "$LOG" | awk '{ print $1 }' | head -1)
+	[ -n "$hp" ]
+	assert_eq "$(grep -E '^[0-9]+ +\+\+\+ killed by SIGKILL' "$LOG" | awk '{ print $1 }')" "$hp"
+	grep -E "^$hp +(renameat|linkat)\(" "$LOG" | tail -1 | grep -q ' = ?$' || { grep -E "^$hp " "$LOG" | tail -5 >&2; false; }
+	grep -qE "^$hp +write\([0-9]+, \"kvm; host " "$LOG" ||
+		{ grep -E "^$hp +write" "$LOG" | tail -5 >&2; false; }
+	# nothing of the answer's file is left where root keeps them
+	assert_eq "$(ls -A /run/vmsan/kvm | sort | comm -13 "$TEST_TMP/kvm.before" -)" ""
+	run vmsan gc --json
+	assert_eq "$status" 0
+	assert_eq "$(removed_left "$ID")" ""
+	# the next start checks again and keeps its answer
+	out=$(vmsan create --json --accel auto --network-policy deny-all)
+	ID=$(jq -r .vm.id <<<"$out")
+	assert_eq "$(ls /run/vmsan/kvm/kvm-boot-*.json | wc -l)" 1
+	jq -e '.boots | type == "boolean"' /run/vmsan/kvm/kvm-boot-*.json >/dev/null
+	vmsan rm -f "$ID" >/dev/null
+	ID=
 }
