@@ -419,7 +419,7 @@ bystander_up() {
 	local hp out
 	# no answer kept for this QEMU and kernel: the check runs
 	rm -f /run/vmsan/kvm/kvm-boot-*.json
-	ls -A /run/vmsan/kvm 2>/dev/null | sort >"$TEST_TMP/kvm.before"
+	find /run/vmsan/kvm -mindepth 1 2>/dev/null | sort >"$TEST_TMP/kvm.before"
 	# killed on entry to the call that puts the answer in place (a rename
 	# of a named temporary file, or the link of one with no name)
 	killer fc start renameat,linkat 1
@@ -436,14 +436,14 @@ bystander_up() {
 	grep -qE "^$hp +write\([0-9]+, \"kvm; host " "$LOG" ||
 		{ grep -E "^$hp +write" "$LOG" | tail -5 >&2; false; }
 	# nothing of the answer's file is left where root keeps them
-	assert_eq "$(ls -A /run/vmsan/kvm | sort | comm -13 "$TEST_TMP/kvm.before" -)" ""
+	assert_eq "$(find /run/vmsan/kvm -mindepth 1 | sort | comm -13 "$TEST_TMP/kvm.before" -)" ""
 	run vmsan gc --json
 	assert_eq "$status" 0
 	assert_eq "$(removed_left "$ID")" ""
 	# the next start checks again and keeps its answer
 	out=$(vmsan create --json --accel auto --network-policy deny-all)
 	ID=$(jq -r .vm.id <<<"$out")
-	assert_eq "$(ls /run/vmsan/kvm/kvm-boot-*.json | wc -l)" 1
+	assert_eq "$(find /run/vmsan/kvm -name 'kvm-boot-*.json' | wc -l)" 1
 	jq -e '.boots | type == "boolean"' /run/vmsan/kvm/kvm-boot-*.json >/dev/null
 	vmsan rm -f "$ID" >/dev/null
 	ID=
