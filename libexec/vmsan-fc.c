@@ -472,9 +472,11 @@ static json_t *op_cleanup(struct jr *r, struct verr *e)
 	char lock[160];
 	snprintf(lock, sizeof lock, VMM_DIR "/%s.lock", id);
 	unlink(lock);
-	/* The id stays claimed while vmsan-net holds a record of it (a
-	 * network not torn down yet): a claim given up before would let its
-	 * owner make networks past the limit on VMs (setup, cleanup, again). */
+	/* vmsan-net's record still there (its teardown failed, or was
+	 * killed, or not run yet): the id stays claimed until it goes too
+	 * (vmsan-net orphans, once the VM's directory is gone, or its
+	 * teardown); a claim given up before would also let its owner make
+	 * networks past the limit on VMs (setup, cleanup, again) */
 	if (!claim_in_use(id))
 		claim_release(id);
 	return json_pack("{s:s, s:b}", "id", id, "removed", had);

@@ -204,6 +204,101 @@ wait_gone() {
 	bystander_ok
 }
 
+# users_up: an installed vmsan (install.sh into a temporary prefix, its
+# sudoers rule, its group) and two members, $U and $O (the other); the
+# test's teardown undoes it.
+users_up() {
+	require_cmd setpriv
+	G=vmscg$$ U=vmscu$$ O=vmsco$$ P=/opt/vmsan-chaos$$
+	USER_TEST="$P /etc/sudoers.d/vmsan-chaos$$ $G $U $O"
+	"$TOP/install.sh" --no-deps --no-demo --prefix "$P" --sudoers "/etc/sudoers.d/vmsan-chaos$$" \
+		--group "$G" >/dev/null 2>&1
+	useradd -m -G "$G" "$U"
+	useradd -m -G "$G" "$O"
+	chmod 755 "$TEST_TMP"
+}
+
+# stopped_of USER DIR: a VM of USER's in state dir DIR, created and
+# stopped through the installed vmsan; its id on stdout.
+stopped_of() {
+	local id
+	id=$(asu "$1" env VMSAN_DIR="$2" "$P/bin/vmsan" create --json --network-policy deny-all | jq -r .vm.id)
+	[ -n "$id" ] && [ "$id" != null ] || return 1
+	asu "$1" env VMSAN_DIR="$2" "$P/bin/vmsan" stop "$id" >/dev/null
+	echo "$id"
+}
+
+@test "orphans: a member cannot have another's stopped VM's claim given up: not by their gc, not through the helper, not by moving what they own on its home's path" {
+	users_up
+	local uid a1 a2 a3 out shared=$TEST_TMP/shared bdir=$TEST_TMP/bdir
+	uid=$(id -u "$U")
+	# the other makes a shared directory (theirs, sticky, open to all) and
+	# a directory of theirs with a symlink to one of the user's
+	install -d -o "$O" -m 1777 "$shared"
+	install -d -o "$O" -m 755 "$bdir"
+	asu "$U" mkdir -p "/home/$U/s3"
+	asu "$O" ln -s "/home/$U/s3" "$bdir/link"
+	a1=$(stopped_of "$U" "/home/$U/.vmsan")
+	IDS+=("$a1")
+	a2=$(stopped_of "$U" "$shared/u")
+	IDS+=("$a2")
+	a3=$(stopped_of "$U" "$bdir/link")
+	IDS+=("$a3")
+	# control: each is stopped, its claim alone is root's record of it
+	for id in "$a1" "$a2" "$a3"; do
+		assert_eq "$(head -n 1 "/run/vmsan/ids/$id")" "$uid"
+		[ ! -e "/run/vmsan/net/$id.json" ] && [ ! -e "/run/vmsan/vmm/$id/record.json" ]
+	done
+	# the homes noted: a3's by the path the symlink led to; none for a2,
+	# whose path goes through a directory of the other's
+	assert_eq "$(sed -n 2p "/run/vmsan/ids/$a1" | jq -r .path)" "/home/$U/.vmsan/vms/$a1"
+	assert_eq "$(sed -n 2p "/run/vmsan/ids/$a3" | jq -r .path)" "/home/$U/s3/vms/$a3"
+	assert_eq "$(sed -n 2p "/run/vmsan/ids/$a2")" ""
+	# the user's state dir of a1 is removed: its home is gone for real
+	asu "$U" rm -rf "/home/$U/.vmsan"
+	# the other's gc, and the helper asked directly with forged fields
+	run asu "$O" "$P/bin/vmsan" gc --json
+	assert_eq "$status" 0
+	out=$(asu "$O" sudo -n "$P/libexec/vmsan/vmsan-fc" orphans <<<'{"dryRun":false}')
+	assert_eq "$(jq -c '.found' <<<"$out")" "[]" # control: the helper's own reply
+	out=$(asu "$O" sudo -n "$P/libexec/vmsan/vmsan-fc" orphans \
+		<<<"{\"dryRun\":false,\"uid\":$uid,\"owner\":$uid,\"id\":\"$a1\",\"home\":{\"path\":\"/home/$U/.vmsan/vms/$a1\"}}" || true)
+	assert_eq "$(jq -r .error.code <<<"$out")" ERR_REQUEST_FIELD
+	run asu "$O" sudo -n SUDO_UID="$uid" "$P/libexec/vmsan/vmsan-fc" orphans <<<'{"dryRun":false}'
+	[ "$status" -ne 0 ] || assert_eq "$(jq -c .found <<<"$output")" "[]" # sudo's refusal, or the caller unchanged
+	out=$(asu "$O" sudo -n "$P/libexec/vmsan/vmsan-net" orphans <<<'{"dryRun":false}')
+	jq -e .ok <<<"$out" >/dev/null
+	for id in "$a1" "$a2" "$a3"; do
+		assert_eq "$(head -n 1 "/run/vmsan/ids/$id")" "$uid"
+	done
+	# what the other owns on the way to the user's two other homes: the
+	# shared directory's entry moved away, the symlink pointed elsewhere
+	asu "$O" mv "$shared/u" "$shared/moved"
+	asu "$O" ln -sfn "/home/$O" "$bdir/link"
+	asu "$U" test ! -e "$shared/u/vms/$a2"
+	asu "$U" test ! -e "$bdir/link/vms/$a3"
+	# the user's gc, then root's: a1's claim goes (control: gc reached
+	# the stopped VMs' claims and gives up those whose home is gone); the
+	# two the other "moved" stay the user's
+	run asu "$U" "$P/bin/vmsan" gc --json
+	assert_eq "$status" 0
+	assert_contains "$output" "the claim of a stopped VM whose directory /home/$U/.vmsan/vms/$a1 is gone"
+	[ ! -e "/run/vmsan/ids/$a1" ]
+	run vmsan gc --json
+	assert_eq "$status" 0
+	assert_eq "$(head -n 1 "/run/vmsan/ids/$a2")" "$uid"
+	assert_eq "$(head -n 1 "/run/vmsan/ids/$a3")" "$uid"
+	# put back, they are the user's to remove
+	asu "$O" mv "$shared/moved" "$shared/u"
+	asu "$O" ln -sfn "/home/$U/s3" "$bdir/link"
+	asu "$U" env VMSAN_DIR="$shared/u" "$P/bin/vmsan" rm "$a2" >/dev/null
+	asu "$U" env VMSAN_DIR="$bdir/link" "$P/bin/vmsan" rm "$a3" >/dev/null
+	for id in "$a1" "$a2" "$a3"; do
+		assert_eq "$(removed_left "$id")" ""
+	done
+	bystander_ok
+}
+
 # runtime_left ID: leftovers of a VM that still exists (stopped): its
 # claim stays until vmsan rm.
 runtime_left() { leftovers "$1" | grep -v "^/run/vmsan/ids/" || true; }

@@ -24,6 +24,12 @@
 # helpers fork with clone, QEMU never runs in these cases): nothing undoes
 # the step then, and gc alone must collect it.
 #
+# On the teardown side (vmsan stop, vmsan rm) no pause is needed: the
+# porcelain finds its helpers in $VMSAN_LIBEXECDIR, and there one helper
+# is a wrapper that runs it under strace for one operation only (killer),
+# so the count is that helper's alone.  A bystander VM runs beside each
+# case and must still answer exec after it.
+#
 # Real guests under QEMU (TCG) in the test host namespace; nothing leaves
 # the machine.
 
@@ -45,6 +51,7 @@ setup() {
 	guest_test_setup
 	require_cmd strace
 	ID=
+	BYST=
 }
 
 teardown() {
@@ -54,6 +61,7 @@ teardown() {
 		vmsan rm -f "$ID" >/dev/null 2>&1 || true
 		vmsan gc >/dev/null 2>&1 || true
 	fi
+	[ -z "${BYST:-}" ] || vmsan rm -f "$BYST" >/dev/null 2>&1 || true
 	rm -rf "$TEST_TMP"
 }
 
@@ -142,6 +150,10 @@ killed_in() {
 # gc_then_clean: root's gc, then nothing of $ID on the host (and no slot
 # taken that was free before the create).
 gc_then_clean() {
+	# while root holds a record of the id, the id stays its owner's
+	if [ -e "/run/vmsan/net/$ID.json" ] || [ -e "/run/vmsan/vmm/$ID/record.json" ]; then
+		[ -e "/run/vmsan/ids/$ID" ] || { echo "a record of $ID is left, its claim is not" >&2; return 1; }
+	fi
 	removed_left "$ID" >"$TEST_TMP/before-gc"
 	run vmsan gc --json
 	assert_eq "$status" 0
@@ -269,5 +281,170 @@ fc_case() {
 	nsenter --net="/run/netns/$H" nft list map ip vmsan pub | grep -q "18181 : $addr" ||
 		{ nsenter --net="/run/netns/$H" nft list map ip vmsan pub >&2; false; }
 	vmsan rm -f "$b" >/dev/null
+	ID=
+}
+
+# ---- vmsan stop and vmsan rm: vmsan-fc stop/kill/cleanup, vmsan-net teardown --
+# The porcelain finds its helpers in $VMSAN_LIBEXECDIR: here a directory of
+# links to the real ones, but for one helper a wrapper that runs it under
+# strace for one operation only, killed on entry to its Nth SC (the
+# helper's own count: its other operations, the porcelain and the other
+# helpers are not traced).
+
+# killer HELPER OP SC N: that directory in $LX; the trace goes to $LOG.
+killer() {
+	LX=$TEST_TMP/lx
+	LOG=$TEST_TMP/strace.log
+	rm -rf "$LX" "$LOG"
+	mkdir -p "$LX"
+	local f
+	for f in "$TOP"/libexec/*; do ln -s "$f" "$LX/${f##*/}"; done
+	rm "$LX/vmsan-$1"
+	cat >"$LX/vmsan-$1" <<EOS
+#!/bin/sh
+[ "\$1" != "$2" ] || exec strace -f -qq -s 200 -o "$LOG" -e trace="$TRACED,openat,$3" -e inject="$3:signal=KILL:when=$4" "$TOP/libexec/vmsan-$1" "\$@"
+exec "$TOP/libexec/vmsan-$1" "\$@"
+EOS
+	chmod 755 "$LX/vmsan-$1"
+}
+
+# td_case CMD HELPER OP SC N MADE: a VM (its resolver, a published port)
+# stopped or removed (CMD: stop, rm) with vmsan-HELPER OP killed on entry
+# to its Nth SC.  Control: that helper was killed there (the one process
+# killed, N calls made, the last unfinished) and MADE (a regex) matched one
+# of its calls before.  Then root's gc; a VM stopped must be stopped with
+# nothing of it running (its claim alone left), and the user's stop again
+# and rm take the rest; nothing of it is left, no slot is taken that was
+# free, and the bystander ($BYST) still answers exec.
+td_case() {
+	local cmd=$1 helper=$2 op=$3 sc=$4 n=$5 made=$6 hp killed out
+	ID=$(vmsan create --json --accel tcg --network-policy custom --allowed-domain example.test \
+		--publish-port 18183:80 | jq -r .vm.id)
+	note_slot "$ID"
+	killer "$helper" "$op" "$sc" "$n"
+	RC=0
+	if [ "$cmd" = rm ]; then
+		VMSAN_LIBEXECDIR=$LX vmsan rm -f "$ID" >"$TEST_TMP/cmd.out" 2>&1 || RC=$?
+	else
+		VMSAN_LIBEXECDIR=$LX vmsan stop "$ID" >"$TEST_TMP/cmd.out" 2>&1 || RC=$?
+	fi
+	hp=$(grep -E "^[0-9]+ +execve\(\"[^\"]*/vmsan-$helper\", \[\"[^\"]*\", \"$op\"" "$LOG" | awk '{ print $1 }' | head -1)
+	[ -n "$hp" ] || { echo "no vmsan-$helper $op traced ($cmd: $(cat "$TEST_TMP/cmd.out"))" >&2; return 1; }
+	killed=$(grep -E '^[0-9]+ +\+\+\+ killed by SIGKILL' "$LOG" | awk '{ print $1 }' | tr '\n' ' ')
+	assert_eq "$killed" "$hp "
+	assert_eq "$(grep -cE "^$hp +$sc\(" "$LOG")" "$n"
+	grep -E "^$hp +$sc\(" "$LOG" | tail -1 | grep -q ' <unfinished ...>\|= ?$' ||
+		{ echo "the ${n}th $sc returned:" >&2; grep -E "^$hp +$sc\(" "$LOG" | tail -1 >&2; return 1; }
+	grep -qE "^$hp +$made" "$LOG" || {
+		echo "vmsan-$helper made nothing matching $made before the kill; its calls:" >&2
+		grep -E "^$hp " "$LOG" | cut -c1-160 | tail -25 >&2
+		return 1
+	}
+	# while root holds a record of the id, the id stays its owner's
+	if [ -e "/run/vmsan/net/$ID.json" ] || [ -e "/run/vmsan/vmm/$ID/record.json" ]; then
+		[ -e "/run/vmsan/ids/$ID" ] || { echo "a record of $ID is left, its claim is not" >&2; return 1; }
+	fi
+	removed_left "$ID" >"$TEST_TMP/before-gc"
+	run vmsan gc --json
+	assert_eq "$status" 0
+	if [ "$cmd" = stop ]; then
+		out=$(leftovers "$ID" | grep -v "^/run/vmsan/ids/$ID\$" || true)
+		[ -z "$out" ] || { echo "left of the stopped $ID after gc: $out (gc: $output)" >&2; return 1; }
+		assert_eq "$(vmsan list --json | jq -r --arg id "$ID" '.[] | select(.id == $id) | .status')" stopped
+		vmsan stop "$ID" >/dev/null
+	fi
+	vmsan rm -f "$ID" >/dev/null 2>&1 || [ "$cmd" = rm ]
+	out=$(removed_left "$ID")
+	[ -z "$out" ] || {
+		echo "left of $ID: $out (before gc: $(tr '\n' ';' <"$TEST_TMP/before-gc"); gc: $output)" >&2
+		return 1
+	}
+	run vmsan exec "$BYST" -- echo bystander-ok
+	assert_eq "$output" bystander-ok
+	printf '%s\t%s %s %s %s %s\t%s\n' "$BATS_TEST_DESCRIPTION" "$cmd" "$helper" "$op" "$sc" "$n" \
+		"$(tr '\n' ';' <"$TEST_TMP/before-gc")" >>"${MIDKILL_REPORT:-/dev/null}"
+	ID=
+}
+
+# bystander_up: another VM, running beside each case ($BYST).
+bystander_up() {
+	BYST=$(vmsan create --json --accel tcg --network-policy deny-all | jq -r .vm.id)
+	[ -n "$BYST" ] && [ "$BYST" != null ]
+}
+
+@test "midkill: vmsan-fc kill and cleanup killed at each step of an rm; gc leaves nothing, another VM untouched" {
+	bystander_up
+	td_case rm fc kill pidfd_send_signal 1 'openat\(.*record\.json", O_RDONLY\) += [0-9]+'
+	td_case rm fc kill unlinkat 1 'pidfd_send_signal\(.*\) += 0'
+	td_case rm fc kill unlinkat 2 'unlinkat\([0-9]+, "vm-[0-9a-f]+\.ram", 0\) += 0'
+	td_case rm fc kill unlinkat 3 'unlinkat\([0-9]+, "(qmp\.sock|record\.json)", 0\) += 0'
+	td_case rm fc kill unlinkat 4 'unlinkat\([0-9]+, "(qmp\.sock|record\.json)", 0\) += 0'
+	td_case rm fc cleanup unlinkat 1 'openat\(.*\.lock", .*\) += [0-9]+'
+	td_case rm fc cleanup unlink 1 'unlinkat\([0-9]+, "vm-[0-9a-f]+\.ram", 0\) += -1 ENOENT'
+	td_case rm fc cleanup unlinkat 3 'unlink\(".*\.lock"\) += 0'
+}
+
+@test "midkill: vmsan-net teardown killed at each step of an rm; gc leaves nothing, another VM untouched" {
+	bystander_up
+	td_case rm net teardown sendto 1 'bind\(.*AF_NETLINK.*\) += 0'
+	td_case rm net teardown kill 1 'sendto\(.*\) += [0-9]+'
+	td_case rm net teardown umount2 1 'kill\(.*SIGKILL\) += 0'
+	td_case rm net teardown unlink 1 'umount2\(.*\) += 0'
+	td_case rm net teardown unlink 2 'unlink\("/run/netns/.*"\) += 0'
+	td_case rm net teardown pwrite64 1 'unlink\("/run/vmsan/net/.*"\) += 0'
+}
+
+@test "midkill: vmsan-fc stop killed at each step of a stop; gc, then the VM stopped with nothing running, another VM untouched" {
+	bystander_up
+	td_case stop fc stop unlinkat 1 'openat\(.*record\.json", O_RDONLY\) += [0-9]+'
+	td_case stop fc stop unlinkat 2 'unlinkat\([0-9]+, "vm-[0-9a-f]+\.ram", 0\) += 0'
+	td_case stop fc stop unlinkat 3 'unlinkat\([0-9]+, "(qmp\.sock|record\.json)", 0\) += 0'
+	td_case stop fc stop unlinkat 4 'unlinkat\([0-9]+, "(qmp\.sock|record\.json)", 0\) += 0'
+}
+
+@test "midkill: vmsan-net teardown killed at each step of a stop; gc, then the VM stopped with nothing running, another VM untouched" {
+	bystander_up
+	td_case stop net teardown sendto 1 'bind\(.*AF_NETLINK.*\) += 0'
+	td_case stop net teardown kill 1 'sendto\(.*\) += [0-9]+'
+	td_case stop net teardown umount2 1 'kill\(.*SIGKILL\) += 0'
+	td_case stop net teardown unlink 1 'umount2\(.*\) += 0'
+	td_case stop net teardown unlink 2 'unlink\("/run/netns/.*"\) += 0'
+	td_case stop net teardown pwrite64 1 'unlink\("/run/vmsan/net/.*"\) += 0'
+}
+
+# ---- the KVM boot check's answer, kept by vmsan-fc start ---------------------
+
+@test "midkill: vmsan-fc start killed as it keeps the KVM boot check's answer: no file of it is left, and the next start keeps it" {
+	[ -c /dev/kvm ] || skip "no /dev/kvm on this host"
+	local hp out
+	# no answer kept for this QEMU and kernel: the check runs
+	rm -f /run/vmsan/kvm/kvm-boot-*.json
+	find /run/vmsan/kvm -mindepth 1 2>/dev/null | sort >"$TEST_TMP/kvm.before"
+	# killed on entry to the call that puts the answer in place (a rename
+	# of a named temporary file, or the link of one with no name)
+	killer fc start renameat,linkat 1
+	RC=0
+	VMSAN_LIBEXECDIR=$LX vmsan create --json --verbose --accel auto --network-policy deny-all \
+		>"$TEST_TMP/create.out" 2>"$TEST_TMP/create.err" || RC=$?
+	ID=$(grep -o 'vm-[0-9a-f]\{8\}: record made' "$TEST_TMP/create.err" | cut -d: -f1)
+	[ "$RC" -ne 0 ] && [ -n "$ID" ] || { cat "$TEST_TMP/create.err" >&2; false; }
+	# control: vmsan-fc start was killed there, its answer written whole
+	hp=$(grep -E '^[0-9]+ +execve\("[^"]*/vmsan-fc", \["[^"]*", "start"' "$LOG" | awk '{ print $1 }' | head -1)
+	[ -n "$hp" ]
+	assert_eq "$(grep -E '^[0-9]+ +\+\+\+ killed by SIGKILL' "$LOG" | awk '{ print $1 }')" "$hp"
+	grep -E "^$hp +(renameat|linkat)\(" "$LOG" | tail -1 | grep -q ' = ?$' || { grep -E "^$hp " "$LOG" | tail -5 >&2; false; }
+	grep -qE "^$hp +write\([0-9]+, \"kvm; host " "$LOG" ||
+		{ grep -E "^$hp +write" "$LOG" | tail -5 >&2; false; }
+	# nothing of the answer's file is left where root keeps them
+	assert_eq "$(find /run/vmsan/kvm -mindepth 1 | sort | comm -13 "$TEST_TMP/kvm.before" -)" ""
+	run vmsan gc --json
+	assert_eq "$status" 0
+	assert_eq "$(removed_left "$ID")" ""
+	# the next start checks again and keeps its answer
+	out=$(vmsan create --json --accel auto --network-policy deny-all)
+	ID=$(jq -r .vm.id <<<"$out")
+	assert_eq "$(find /run/vmsan/kvm -name 'kvm-boot-*.json' | wc -l)" 1
+	jq -e '.boots | type == "boolean"' /run/vmsan/kvm/kvm-boot-*.json >/dev/null
+	vmsan rm -f "$ID" >/dev/null
 	ID=
 }

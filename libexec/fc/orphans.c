@@ -61,6 +61,26 @@ static void found(json_t *list, const char *id, long long owner, const char *act
 	json_array_append_new(list, f);
 }
 
+/* Root's: a VMM directory with no record in it, under the id's lock (a
+ * start makes the directory before its record, holding that lock): what
+ * a removal killed after the record (vmmrec_remove) left. */
+static void unrecorded_dir(const char *id, bool dry, json_t *list)
+{
+	char p[160];
+	bool made;
+	int lock;
+
+	snprintf(p, sizeof p, VMM_DIR "/%s/record.json", id);
+	if ((lock = try_lock(id, &made)) < 0)
+		return;
+	if (access(p, F_OK) != 0 && errno == ENOENT) {
+		found(list, id, -1, "remove", json_sprintf(VMM_DIR "/%s with no VMM record", id));
+		if (!dry)
+			vmmrec_remove(id);
+	}
+	unlock(id, lock, made);
+}
+
 /* One record, under its id's lock: found in list, collected unless dry.
  * The claim goes with a VM whose home is gone once no root record of
  * it is left. */
@@ -68,10 +88,13 @@ static void one(const struct rootconf *conf, const char *id, const struct caller
 {
 	struct vmmrec rec;
 	bool made;
-	int lock, home;
+	int lock, home, got;
 	struct verr ignore = { 0 };
 
-	if (vmmrec_read(id, &rec, &ignore) <= 0 || (!who->root && rec.owner != (long long)who->uid))
+	got = vmmrec_read(id, &rec, &ignore);
+	if (got == 0 && who->root)
+		unrecorded_dir(id, dry, list);
+	if (got <= 0 || (!who->root && rec.owner != (long long)who->uid))
 		return;
 	if ((lock = try_lock(id, &made)) < 0)
 		return;

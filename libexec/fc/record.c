@@ -151,9 +151,16 @@ int vmmrec_read(const char *id, struct vmmrec *r, struct verr *e)
 
 void vmmrec_remove(const char *id)
 {
-	int base = open(VMM_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	/* the lock file stays: a waiter holds its inode (cleanup removes it) */
+	int base = open(VMM_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), dir;
+	/* the lock file stays: a waiter holds its inode (cleanup removes it).
+	 * The record goes first: killed after it, what is left is a
+	 * directory with no record, which root's gc removes (fc/orphans.c). */
 	if (base >= 0) {
+		dir = openat(base, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dir >= 0) {
+			unlinkat(dir, "record.json", 0);
+			close(dir);
+		}
 		rm_tree_at(base, id);
 		close(base);
 	}

@@ -91,22 +91,32 @@ static int cache_read(int dirfd, const char *name, const char *key, struct kvm_b
 	return rc;
 }
 
-/* Written whole under a temporary name, then renamed over. */
-static void cache_write(int dirfd, const char *name, const char *key, const struct kvm_boot *b)
+/* Written whole into a file with no name (O_TMPFILE), then linked into
+ * place: killed at any point, nothing is left behind (a named temporary
+ * file stayed for good).  An answer there already (one that timed out,
+ * kept for a while only) is replaced: removed, then linked; a reader
+ * in between finds none and boots once more.  Where the directory's file
+ * system has no O_TMPFILE, the answer is not kept.  0 kept, -1 not
+ * (the next check boots again). */
+static int cache_write(int dirfd, const char *name, const char *key, const struct kvm_boot *b)
 {
-	char tmp[96];
+	char self[64];
 	json_t *j = json_pack("{s:s, s:b, s:f, s:s, s:b, s:I}", "key", key, "boots", b->boots, "ms", b->ms, "detail",
 			      b->detail, "timedOut", b->timed_out, "at", (json_int_t)time(NULL));
-	int fd;
+	int fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644), rc = -1;
 
-	snprintf(tmp, sizeof tmp, ".%s.%ld", name, (long)getpid());
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0 || !j || json_dumpfd(j, fd, JSON_COMPACT) < 0 || fsync(fd) < 0 ||
-	    renameat(dirfd, tmp, dirfd, name) < 0)
-		unlinkat(dirfd, tmp, 0);
+	/* linked through /proc (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH,
+	 * which vmsan-probe run by a user lacks) */
+	snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+	if (fd >= 0 && j && json_dumpfd(j, fd, JSON_COMPACT) == 0 && fchmod(fd, 0644) == 0 && fsync(fd) == 0) {
+		rc = linkat(AT_FDCWD, self, dirfd, name, AT_SYMLINK_FOLLOW);
+		if (rc < 0 && errno == EEXIST && unlinkat(dirfd, name, 0) == 0)
+			rc = linkat(AT_FDCWD, self, dirfd, name, AT_SYMLINK_FOLLOW);
+	}
 	if (fd >= 0)
 		close(fd);
 	json_decref(j);
+	return rc;
 }
 
 /* What the caller could have set to make QEMU fail or crawl, and that a
