@@ -109,6 +109,15 @@ create_killed() {
 	[ -z "$SLOT" ] || echo "$SLOT" >"$TEST_TMP/slot.$ID"
 }
 
+# worker_of PID: the worker of root helper PID (lib/rootproc.c: the work
+# runs in a child of a session of its own; the process sudo started only
+# waits for it), from its first clone3 in $LOG
+worker_of() {
+	local w
+	w=$(grep -E "^$1 +(clone3\(|<\.\.\. clone3 resumed>).* = [0-9]+$" "$LOG" | head -1 | awk '{ print $NF }')
+	echo "${w:-$1}"
+}
+
 # killed_in HELPER OP SC N MADE [both]: the control of a kill: the create
 # failed; the one process killed (besides the porcelain, with "both") is
 # HELPER doing OP, on entry to its Nth SC; MADE (a regex) matched one of
@@ -118,6 +127,7 @@ killed_in() {
 	[ "$RC" -ne 0 ] || { echo "create succeeded" >&2; return 1; }
 	hp=$(grep -E "^[0-9]+ +execve\(\"[^\"]*/$helper\", \[\"[^\"]*\", \"$op\"" "$LOG" | awk '{ print $1 }' | head -1)
 	[ -n "$hp" ] || { echo "no $helper $op in the log" >&2; return 1; }
+	hp=$(worker_of "$hp")
 	# what the helper started (its resolver) is killed by the undo or gc:
 	# its processes are left out
 	local kids=" $hp " k
@@ -330,6 +340,7 @@ td_case() {
 	fi
 	hp=$(grep -E "^[0-9]+ +execve\(\"[^\"]*/vmsan-$helper\", \[\"[^\"]*\", \"$op\"" "$LOG" | awk '{ print $1 }' | head -1)
 	[ -n "$hp" ] || { echo "no vmsan-$helper $op traced ($cmd: $(cat "$TEST_TMP/cmd.out"))" >&2; return 1; }
+	hp=$(worker_of "$hp")
 	killed=$(grep -E '^[0-9]+ +\+\+\+ killed by SIGKILL' "$LOG" | awk '{ print $1 }' | tr '\n' ' ')
 	assert_eq "$killed" "$hp "
 	assert_eq "$(grep -cE "^$hp +$sc\(" "$LOG")" "$n"
@@ -431,6 +442,7 @@ bystander_up() {
 	# control: vmsan-fc start was killed there, its answer written whole
 	hp=$(grep -E '^[0-9]+ +execve\("[^"]*/vmsan-fc", \["[^"]*", "start"' "$LOG" | awk '{ print $1 }' | head -1)
 	[ -n "$hp" ]
+	hp=$(worker_of "$hp")
 	assert_eq "$(grep -E '^[0-9]+ +\+\+\+ killed by SIGKILL' "$LOG" | awk '{ print $1 }')" "$hp"
 	grep -E "^$hp +(renameat|linkat)\(" "$LOG" | tail -1 | grep -q ' = ?$' || { grep -E "^$hp " "$LOG" | tail -5 >&2; false; }
 	grep -qE "^$hp +write\([0-9]+, \"kvm; host " "$LOG" ||
