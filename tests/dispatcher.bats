@@ -181,3 +181,30 @@ SH
 	run "$VMSAN" list --version
 	assert_eq "$output" "vmsan $(sed -n 's/^VMSAN_VERSION=//p' "$VMSAN")"
 }
+
+@test "run reads create's words as create does: each flag of create's usage takes no value, wherever it stands" {
+	# the flags: the bracketed option words of create's usage that take no value
+	local flags
+	flags=$("$TOP/libexec/vmsan-create" --help | grep -o '\[--[a-z-]*\]' | tr -d '[]')
+	assert_contains "$flags" --no-netns
+	assert_contains "$flags" --strict-domains
+	# the control: create's own check of --vcpus is reached through run
+	run --separate-stderr "$TOP/libexec/vmsan-run" --vcpus 99 base -- true
+	assert_eq "$status" 100
+	assert_contains "$stderr" 'invalid --vcpus: "99"'
+	local f
+	for f in $flags; do
+		# before the image: the image is not taken as the flag's value
+		run --separate-stderr "$TOP/libexec/vmsan-run" "$f" base --vcpus 99 -- true
+		assert_eq "$status" 100
+		assert_contains "$stderr$output" 'invalid --vcpus: '
+	done
+	# the image word after a flag named: --strict-domains needs domains
+	run --separate-stderr "$TOP/libexec/vmsan-run" --rm --strict-domains base -- true
+	assert_eq "$status" 100
+	assert_contains "$stderr" "--strict-domains checks connections to allowed domains"
+	# one image or runtime
+	run --separate-stderr "$TOP/libexec/vmsan-run" base alpine -- true
+	assert_eq "$status" 100
+	assert_contains "$stderr" "one image or runtime: 'base' and 'alpine'"
+}

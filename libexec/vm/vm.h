@@ -218,6 +218,8 @@ void gc_templates(struct state *st, bool dry, json_t *found);
 extern const char create_usage[], start_usage[], stop_usage[], rm_usage[], run_usage[], gc_usage[], network_usage[],
 	snapshot_usage[], pause_usage[], template_usage[];
 int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_out);
+/* Whether a is one of create's options that take no value (--cold, ...). */
+bool create_flag(const char *a);
 int do_rm(const char *id, bool force, json_t *removed);
 int cmd_create(int argc, char **argv);
 int cmd_start(int argc, char **argv);
