@@ -655,7 +655,93 @@ PY
 	assert_eq "$status" 0
 	run ctl upload --dest "/$long" -u nobody "$TOKEN_FILE"
 	assert_eq "$status" 100
-	assert_contains "$output" "--dest and --user are too long"
+	assert_contains "$output" "--dest is 6001 bytes long: a path in the guest is at most 4095 (PATH_MAX)"
+	run ctl upload --dest "$TEST_TMP/short" -u "$long" "$TOKEN_FILE"
+	assert_eq "$status" 100
+	assert_contains "$output" "--user is 6000 bytes long: at most 127"
+	assert_agent_serving
+}
+
+# long_path N: a path of N bytes under $TEST_TMP/d, in components of 200.
+long_path() {
+	local p=$TEST_TMP/d c200
+	c200=$(printf 'y%.0s' $(seq 200))
+	while [ $((${#p} + 202)) -le "$1" ]; do p=$p/$c200; done
+	p=$p/$(printf 'z%.0s' $(seq $(($1 - ${#p} - 1))))
+	echo "$p"
+}
+
+@test "files: an upload's --dest works up to PATH_MAX (4095 bytes), longer is refused naming it; the agent refuses a header too long rather than drop it" {
+	local d3000 d4095 d4096
+	d3000=$(long_path 3000) d4095=$(long_path 4095) d4096=$(long_path 4096)
+	assert_eq "${#d3000} ${#d4095} ${#d4096}" "3000 4095 4096"
+	# the control: a short one
+	run ctl upload --dest "$TEST_TMP/short" "$TOKEN_FILE"
+	assert_eq "$status" 0
+	# 1.5 to 4.4 KB were cut from the request head ("cannot send")
+	run ctl upload --dest "$d3000" "$TOKEN_FILE"
+	assert_eq "$status" 0
+	run ctl upload --dest "$d4095" "$TOKEN_FILE"
+	assert_eq "$status" 0
+	# each file where it was sent (its path is --dest's and /agent.token)
+	assert_eq "$(find "$TEST_TMP/d" -name agent.token | awk '{ print length($0) }' | sort -n | tr '\n' ' ')" \
+		"3012 4107 "
+	run ctl upload --dest "$d4096" "$TOKEN_FILE"
+	assert_eq "$status" 100
+	assert_contains "$output" "--dest is 4096 bytes long: a path in the guest is at most 4095 (PATH_MAX)"
+	# the agent: a header over its buffer was taken as absent (the files
+	# went to / or kept root as owner); now refused
+	local marker=vmsan-test-marker-$$
+	mkdir "$TEST_TMP/src"
+	echo m >"$TEST_TMP/src/$marker"
+	tar -C "$TEST_TMP/src" -cf "$TEST_TMP/m.tar" "$marker"
+	run api POST /files/write -H "X-Extract-Dir: $(long_path 5000)" --data-binary @"$TEST_TMP/m.tar"
+	local landed=no
+	[ ! -e "/$marker" ] || landed=yes
+	rm -f "/$marker"
+	assert_eq "$landed" no
+	assert_contains "$output" "X-Extract-Dir is longer than 4095 bytes"
+	run api POST /files/write -H "X-Extract-Dir: $TEST_TMP/owned" -H "X-Owner: $(printf 'u%.0s' $(seq 128))" \
+		--data-binary @"$TEST_TMP/m.tar"
+	assert_contains "$output" "X-Owner is longer than 127 bytes"
+	[ ! -e "$TEST_TMP/owned/$marker" ]
+	# the control: the same request, its header short, writes
+	run api POST /files/write -H "X-Extract-Dir: $TEST_TMP/owned" -H "X-Owner: nobody" --data-binary @"$TEST_TMP/m.tar"
+	assert_eq "$(stat -c %U "$TEST_TMP/owned/$marker")" nobody
+	assert_agent_serving
+}
+
+@test "agentctl: two ways of naming the agent, sessions' extra words, session-kill --signal and an empty id are refused before any request" {
+	# the controls: the commands, well formed, reach the agent
+	run ctl sessions
+	assert_eq "$status" 0
+	run ctl session-kill 0123456789abcdef
+	assert_eq "$status" 1
+	assert_contains "$output" "session not found"
+	run ctl kill 0123456789abcdef
+	assert_eq "$status" 1
+	assert_contains "$output" "command not found"
+	run ctl sessions extra
+	assert_eq "$status" 100
+	assert_contains "$output" "sessions takes no arguments"
+	run ctl session-kill --signal TERM 0123456789abcdef
+	assert_eq "$status" 100
+	assert_contains "$output" "session-kill takes no --signal"
+	local c
+	for c in kill session-kill; do
+		run ctl "$c" ''
+		assert_eq "$status" 100
+		assert_contains "$output" "is not an id"
+	done
+	run in_ns "$CTL" --vm vm-00000000 --vm-operand exec vm-00000001 -- true
+	assert_eq "$status" 100
+	assert_contains "$output" "--vm and --vm-operand each name the agent"
+	run ctl --vm-operand exec vm-00000001 -- true
+	assert_eq "$status" 100
+	assert_contains "$output" "--vm-operand and --agent each name the agent"
+	run in_ns "$CTL" --vm vm-00000000 --token-file "$TOKEN_FILE" health
+	assert_eq "$status" 100
+	assert_contains "$output" "--token-file goes with --agent"
 	assert_agent_serving
 }
 
