@@ -609,3 +609,40 @@ pull_semantics_image() {
 	assert_eq "$status" 0
 	[ -z "$(ls "$tdir")" ]
 }
+
+@test "empty layers anywhere: a 0-byte blob, a compressed empty stream and an empty tar, after and before others (RUN true), from a layout and a registry" {
+	require_cmd docker-registry
+	mkdir -p "$TEST_TMP/t1/etc" "$TEST_TMP/t2/etc"
+	echo one >"$TEST_TMP/t1/etc/one"
+	echo two >"$TEST_TMP/t2/etc/two"
+	tar_layer "$TEST_TMP/t1" "$TEST_TMP/a.tgz" gzip
+	tar_layer "$TEST_TMP/t2" "$TEST_TMP/b.tgz" gzip
+	: >"$TEST_TMP/zero"
+	gzip -n <"$TEST_TMP/zero" >"$TEST_TMP/zero.gz"
+	tar -cf "$TEST_TMP/empty.tar" -T /dev/null
+	gzip -n <"$TEST_TMP/empty.tar" >"$TEST_TMP/empty.tgz"
+	local l
+	for l in zero zero.gz empty.tgz; do
+		rm -rf "$TEST_TMP/oci"
+		oci_image "$TEST_TMP/oci" v1 '{"Cmd":["/bin/sh"]}' "$TEST_TMP/a.tgz" "$TEST_TMP/$l" "$TEST_TMP/b.tgz"
+		run rootfs pull "{\"ref\":\"oci:$TEST_TMP/oci:v1\"}"
+		echo "$l: $output"
+		assert_eq "$status" 0
+		img=$(jq -r .path <<<"$output")
+		# the layers before and after the empty one are both in
+		run -0 dfs "$img" 'cat /etc/one'
+		assert_eq "$output" one
+		run -0 dfs "$img" 'cat /etc/two'
+		assert_eq "$output" two
+	done
+	# through a registry (skopeo compresses an uncompressed layer on push)
+	registry_start
+	rm -rf "$TEST_TMP/oci"
+	oci_image "$TEST_TMP/oci" v1 '{"Cmd":["/bin/sh"]}' "$TEST_TMP/a.tgz" "$TEST_TMP/zero" "$TEST_TMP/zero.gz" \
+		"$TEST_TMP/b.tgz"
+	push "$TEST_TMP/oci" v1 test/empty:v1
+	run -0 rootfs pull "{\"ref\":\"$REG/test/empty:v1\",\"tlsVerify\":false}"
+	run -0 dfs "$(jq -r .path <<<"$output")" 'cat /etc/two'
+	assert_eq "$output" two
+	assert_cache_clean
+}
