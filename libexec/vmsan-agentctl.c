@@ -215,7 +215,7 @@ static int target_find(struct target *t, const struct globals *g, struct verr *e
  * else "vmsan CMD: message" and its fix on stderr. */
 static int report(struct verr *e, const char *cmd)
 {
-	e->message[699] = 0; /* messages are cut there, as they always were */
+	verr_cut(e, 699); /* messages are cut there, as they always were */
 	return json_out ? reply_error(e) : report_error(cmd, false, e);
 }
 

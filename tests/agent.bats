@@ -828,3 +828,15 @@ long_path() {
 	assert_eq "$(cat "$TOKEN_FILE")" "$t"
 	assert_agent_serving
 }
+
+@test "agentctl: a message cut at 699 bytes ends at a whole UTF-8 character: --json still replies one document" {
+	local k pre
+	k=$(printf '\xc3\xa9%.0s' $(seq 500))
+	for pre in "" x; do
+		run -1 ctl --json upload "$TEST_TMP/$pre$k"
+		assert_one_json "$output"
+		assert_eq "$(jq -r .error.code <<<"$output")" ERR_LOCAL_FILE
+		assert_contains "$(jq -r .error.message <<<"$output")" "cannot upload $TEST_TMP/$pre"
+		[ "$(jq -j .error.message <<<"$output" | wc -c)" -ge 698 ]
+	done
+}

@@ -646,3 +646,22 @@ pull_semantics_image() {
 	assert_eq "$output" two
 	assert_cache_clean
 }
+
+@test "a skopeo error cut at the message's 767 bytes ends at a whole UTF-8 character: the reply is one JSON document" {
+	# skopeo names the --cert-dir it cannot read (here a file): a path of
+	# 2-byte characters, its message over 768 bytes; one of two offsets
+	# cuts it inside a character, which lost the whole reply
+	local k pre d
+	k=$(printf '\xc3\xa9%.0s' $(seq 100))
+	for pre in "" x; do
+		d=$TEST_TMP/$pre$k/$k/$k
+		mkdir -p "$d"
+		echo junk >"$d/$k"
+		run -1 rootfs pull "{\"ref\":\"127.0.0.1:1/x:y\",\"certDir\":\"$d/$k\"}"
+		assert_one_json "$output"
+		assert_eq "$(jq -r .error.code <<<"$output")" ERR_PULL
+		assert_contains "$(jq -r .error.message <<<"$output")" "$TEST_TMP/$pre$k"
+		# cut: 767 bytes, or 766 when the last character was dropped
+		[ "$(jq -j .error.message <<<"$output" | wc -c)" -ge 766 ]
+	done
+}
