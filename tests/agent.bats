@@ -840,3 +840,29 @@ long_path() {
 		[ "$(jq -j .error.message <<<"$output" | wc -c)" -ge 698 ]
 	done
 }
+
+@test "download: a hidden name found taken, then getrandom failing: the cleanup touches no directory the download did not make" {
+	require_cmd strace
+	echo x >"$TEST_TMP/src"
+	mkdir "$TEST_TMP/dl"
+	local dl=("$CTL" --agent "127.0.0.1:$PORT" --token-file "$TOKEN_FILE" download --dest "$TEST_TMP/dl/a" "$TEST_TMP/src")
+	# how many getrandom calls come before the hidden directory's mkdirat
+	in_ns strace -f -qq -e trace=getrandom,mkdirat -o "$TEST_TMP/trace1" "${dl[@]}"
+	local n
+	n=$(sed -n '/mkdirat(.*\.vmsan-download-/q; /getrandom(/p' "$TEST_TMP/trace1" | wc -l)
+	[ "$n" -ge 1 ]
+	rm -rf "$TEST_TMP/dl/a"
+	# the first name "taken" (EEXIST: another's directory), the next
+	# getrandom failing: the download fails, and the other's name, which
+	# the cleanup removed, is not touched again
+	run in_ns strace -f -qq -o "$TEST_TMP/trace2" -e inject=mkdirat:error=EEXIST:when=1 \
+		-e inject=getrandom:error=EIO:when=$((n + 1)) "${dl[@]}"
+	assert_eq "$status" 1
+	assert_contains "$output" getrandom
+	local name
+	name=$(sed -n 's/.*mkdirat([^"]*"\(\.vmsan-download-[0-9a-f]*\)".*EEXIST.*(INJECTED).*/\1/p' "$TEST_TMP/trace2")
+	[ -n "$name" ] # the control: the name was tried, and found taken
+	assert_eq "$(grep -c -- "$name" "$TEST_TMP/trace2")" 1
+	[ ! -e "$TEST_TMP/dl/a" ]
+	assert_eq "$(find "$TEST_TMP/dl" -mindepth 1 | wc -l)" 0
+}
