@@ -208,3 +208,31 @@ SH
 	assert_eq "$status" 100
 	assert_contains "$stderr" "one image or runtime: 'base' and 'alpine'"
 }
+
+@test "snapshot and template read their words alike: SUB first, --json and their own flags anywhere, others' flags refused" {
+	local c
+	for c in snapshot template; do
+		run --separate-stderr "$VMSAN" "$c" list extra
+		assert_eq "$status" 100
+		assert_contains "$stderr" "$c list takes no arguments"
+		run --separate-stderr "$VMSAN" "$c" --bogus list
+		assert_eq "$status" 100
+		assert_contains "$stderr" "unknown option --bogus"
+		run --separate-stderr "$VMSAN" "$c" frob
+		assert_eq "$status" 100
+		assert_contains "$stderr" "no such $c command 'frob'"
+		run -0 "$TOP/libexec/vmsan-$c" ls --json
+		assert_eq "$output" "[]"
+		run -0 "$TOP/libexec/vmsan-$c" --json -- list
+		assert_eq "$output" "[]"
+	done
+	# each its own flags
+	run --separate-stderr "$VMSAN" template list --resume
+	assert_contains "$stderr" "unknown option --resume"
+	run --separate-stderr "$VMSAN" snapshot delete --all
+	assert_contains "$stderr" "unknown option --all"
+	run --separate-stderr "$VMSAN" template --all list
+	assert_contains "$stderr" "template list takes no arguments"
+	run --separate-stderr "$VMSAN" snapshot create --no-resume
+	assert_contains "$stderr" "snapshot create takes one VM id"
+}
