@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,11 @@ static int check_abs_path(const char *p, char *why, size_t n)
 		return -1;
 	}
 	char tmp[4200];
-	if (strlen(p) >= 4096 || tar_clean_path(p, tmp, sizeof tmp) < 0) {
+	if (strlen(p) >= PATH_MAX) {
+		snprintf(why, n, "the path is %zu bytes long: at most %d (PATH_MAX)", strlen(p), PATH_MAX - 1);
+		return -1;
+	}
+	if (tar_clean_path(p, tmp, sizeof tmp) < 0) {
 		snprintf(why, n, "path traversal (\"..\") is not allowed: '%.200s'", p);
 		return -1;
 	}
@@ -155,10 +160,19 @@ static int upload_opts(struct conn *c, struct http_head *hd, const char *query, 
 	char dir[4200] = "/", why[256], owner[128] = "", preserve[16] = "";
 	int rootfd = -1;
 
-	/* Header values point into the read buffer: copy them first. */
-	if (http_header(hd, "x-extract-dir", dir, 4097) == 0 || !dir[0])
+	/* Header values point into the read buffer: copy them first.  One
+	 * too long for its buffer is refused, never taken as absent (the
+	 * files would land in / or keep root's owner). */
+	ssize_t dl = http_header(hd, "x-extract-dir", dir, PATH_MAX),
+		ol = http_header(hd, "x-owner", owner, sizeof owner);
+	if (dl == -2 || ol == -2) {
+		c->close_after = true;
+		respond_error(c, 400, "%s is longer than %zu bytes", dl == -2 ? "X-Extract-Dir" : "X-Owner",
+			      dl == -2 ? (size_t)PATH_MAX - 1 : sizeof owner - 1);
+		return -1;
+	}
+	if (dl <= 0)
 		snprintf(dir, sizeof dir, "/");
-	http_header(hd, "x-owner", owner, sizeof owner);
 	if (query && !owner[0])
 		http_query(query, "user", owner, sizeof owner);
 	http_header(hd, "x-preserve-owner", preserve, sizeof preserve);

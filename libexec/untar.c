@@ -564,22 +564,24 @@ static int finish(struct ux *x)
 	return UNTAR_OK;
 }
 
-/* The hidden directory: a new name, made by us, 0700, and opened. */
+/* The hidden directory: a new name, made by us, 0700, and opened.
+ * x->tname names it only once it is ours (the cleanup removes what it
+ * names): a name found taken, then a failure, leaves it empty. */
 static int make_hidden(struct ux *x)
 {
+	char name[sizeof x->tname];
 	for (int i = 0; i < 16; i++) {
 		uint8_t rnd[8];
 		if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd)
 			return usys(x, NULL, "getrandom");
-		snprintf(x->tname, sizeof x->tname, ".vmsan-download-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
-			 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-		if (mkdirat(x->o->dirfd, x->tname, 0700) == 0)
+		snprintf(name, sizeof name, ".vmsan-download-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+			 rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+		if (mkdirat(x->o->dirfd, name, 0700) == 0) {
+			memcpy(x->tname, name, sizeof name);
 			break;
-		if (errno != EEXIST || i == 15) {
-			int r = usys(x, NULL, "cannot create a directory to download into");
-			x->tname[0] = 0;
-			return r;
 		}
+		if (errno != EEXIST || i == 15)
+			return usys(x, NULL, "cannot create a directory to download into");
 	}
 	x->tfd = openat(x->o->dirfd, x->tname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (x->tfd < 0)

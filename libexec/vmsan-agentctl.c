@@ -73,7 +73,7 @@ static void usage(FILE *f)
 		"  kill EXEC_ID [--signal SIG]\n"
 		"  shell [--session ID] [--shell PATH] [-u USER]\n"
 		"  sessions\n"
-		"  session-kill SESSION_ID\n"
+		"  session-kill SESSION_ID (no --signal: it is hung up, then killed)\n"
 		"  upload [--dest DIR] [-u USER] [--preserve-owner] PATH...\n"
 		"  download [--dest PATH] [--max-bytes N] REMOTE_PATH\n"
 		"\n"
@@ -177,6 +177,30 @@ static const char *take_vm_operand(const struct command *c, const char *name, in
 	return id;
 }
 
+/* --vm, --vm-operand and --agent are three ways of naming the agent: one
+ * at a time (the first would win, and the id or address given with the
+ * other be ignored); --token-file is --agent's. */
+static int target_named_once(const struct globals *g, struct verr *e)
+{
+	const char *given[3];
+	int n = 0;
+
+	if (g->vm)
+		given[n++] = "--vm";
+	if (g->vm_operand)
+		given[n++] = "--vm-operand";
+	if (g->agent)
+		given[n++] = "--agent";
+	if (n > 1)
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_USAGE", "give one of them",
+				 "%s and %s%s%s each name the agent", given[0], given[1], n > 2 ? " and " : "",
+				 n > 2 ? given[2] : "");
+	if (g->tokfile && !g->agent)
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_USAGE", "drop --token-file: the VM's own token is read",
+				 "--token-file goes with --agent");
+	return 0;
+}
+
 static int target_find(struct target *t, const struct globals *g, struct verr *e)
 {
 	if (g->vm)
@@ -191,7 +215,7 @@ static int target_find(struct target *t, const struct globals *g, struct verr *e
  * else "vmsan CMD: message" and its fix on stderr. */
 static int report(struct verr *e, const char *cmd)
 {
-	e->message[699] = 0; /* messages are cut there, as they always were */
+	verr_cut(e, 699); /* messages are cut there, as they always were */
 	return json_out ? reply_error(e) : report_error(cmd, false, e);
 }
 
@@ -219,7 +243,9 @@ int main(int argc, char **argv)
 	/* av[0] is the command's name, for getopt */
 	int ac = argc - i + 1;
 	char **av = argv + i - 1;
-	if (g.vm_operand && !g.vm && !g.agent) {
+	if (target_named_once(&g, &e) < 0)
+		return report(&e, cmdname);
+	if (g.vm_operand) {
 		if (!commands[k].opts)
 			verr_set(&e, VMSAN_EXIT_USAGE, "ERR_USAGE", "see vmsan-agentctl --help",
 				 "%s takes no VM id among its arguments: use --vm ID", cmd);

@@ -290,6 +290,7 @@ int main(int argc, char **argv)
 	pid_t self, pid;
 	int sp[2];
 
+	vmsan_prog = "vmsan-dns"; /* in libvmsan's own messages */
 	if (argc > 1)
 		return flags(argc, argv);
 	signal(SIGPIPE, SIG_IGN);

@@ -262,7 +262,7 @@ ssize_t http_header(const struct http_head *hd, const char *name, char *out, siz
 	for (int i = 0; i < hd->nheaders; i++)
 		if (ieq(hd->h[i].name, hd->h[i].nlen, name)) {
 			if (hd->h[i].vlen >= outlen)
-				return -1;
+				return -2;
 			memcpy(out, hd->h[i].value, hd->h[i].vlen);
 			out[hd->h[i].vlen] = 0;
 			return (ssize_t)hd->h[i].vlen;

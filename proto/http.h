@@ -49,7 +49,8 @@ struct http_head {
 ssize_t http_parse_head(char *buf, size_t len, bool is_request, struct http_head *hd);
 
 /* Case-insensitive header lookup; copies the value (NUL-terminated) and
- * returns its length, or -1 when absent or too long for out. */
+ * returns its length, or -1 when absent, -2 when too long for out (out
+ * untouched). */
 ssize_t http_header(const struct http_head *hd, const char *name, char *out, size_t outlen);
 
 /* Chunked transfer coding, decoded in place. */

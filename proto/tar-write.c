@@ -179,7 +179,11 @@ static int write_dir(struct wctx *w, int fd, const char *arc, const struct stat 
 	int dfd = dup(fd);
 	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!d) {
+		int saved = errno;
+		if (dfd >= 0)
+			close(dfd); /* fdopendir took it only on success */
 		free(child);
+		errno = saved;
 		return werr(w->err, w->errlen, arc, "cannot list directory");
 	}
 	struct dirent *de;

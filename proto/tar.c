@@ -649,7 +649,8 @@ static int x_dir(struct xctx *x, const struct tar_entry *e, int pfd, const char 
 		x->dirs = nd;
 		x->capdirs = cap;
 	}
-	x->dirs[x->ndirs].path = strdup(rel);
+	if (!(x->dirs[x->ndirs].path = strdup(rel)))
+		return xerr(x, TAR_E_IO, rel, "out of memory");
 	x->dirs[x->ndirs].mode = final_mode(x, e->mode);
 	x->dirs[x->ndirs++].mtime = e->mtime;
 	st->dirs++;

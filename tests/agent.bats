@@ -655,7 +655,93 @@ PY
 	assert_eq "$status" 0
 	run ctl upload --dest "/$long" -u nobody "$TOKEN_FILE"
 	assert_eq "$status" 100
-	assert_contains "$output" "--dest and --user are too long"
+	assert_contains "$output" "--dest is 6001 bytes long: a path in the guest is at most 4095 (PATH_MAX)"
+	run ctl upload --dest "$TEST_TMP/short" -u "$long" "$TOKEN_FILE"
+	assert_eq "$status" 100
+	assert_contains "$output" "--user is 6000 bytes long: at most 127"
+	assert_agent_serving
+}
+
+# long_path N: a path of N bytes under $TEST_TMP/d, in components of 200.
+long_path() {
+	local p=$TEST_TMP/d c200
+	c200=$(printf 'y%.0s' $(seq 200))
+	while [ $((${#p} + 202)) -le "$1" ]; do p=$p/$c200; done
+	p=$p/$(printf 'z%.0s' $(seq $(($1 - ${#p} - 1))))
+	echo "$p"
+}
+
+@test "files: an upload's --dest works up to PATH_MAX (4095 bytes), longer is refused naming it; the agent refuses a header too long rather than drop it" {
+	local d3000 d4095 d4096
+	d3000=$(long_path 3000) d4095=$(long_path 4095) d4096=$(long_path 4096)
+	assert_eq "${#d3000} ${#d4095} ${#d4096}" "3000 4095 4096"
+	# the control: a short one
+	run ctl upload --dest "$TEST_TMP/short" "$TOKEN_FILE"
+	assert_eq "$status" 0
+	# 1.5 to 4.4 KB were cut from the request head ("cannot send")
+	run ctl upload --dest "$d3000" "$TOKEN_FILE"
+	assert_eq "$status" 0
+	run ctl upload --dest "$d4095" "$TOKEN_FILE"
+	assert_eq "$status" 0
+	# each file where it was sent (its path is --dest's and /agent.token)
+	assert_eq "$(find "$TEST_TMP/d" -name agent.token | awk '{ print length($0) }' | sort -n | tr '\n' ' ')" \
+		"3012 4107 "
+	run ctl upload --dest "$d4096" "$TOKEN_FILE"
+	assert_eq "$status" 100
+	assert_contains "$output" "--dest is 4096 bytes long: a path in the guest is at most 4095 (PATH_MAX)"
+	# the agent: a header over its buffer was taken as absent (the files
+	# went to / or kept root as owner); now refused
+	local marker=vmsan-test-marker-$$
+	mkdir "$TEST_TMP/src"
+	echo m >"$TEST_TMP/src/$marker"
+	tar -C "$TEST_TMP/src" -cf "$TEST_TMP/m.tar" "$marker"
+	run api POST /files/write -H "X-Extract-Dir: $(long_path 5000)" --data-binary @"$TEST_TMP/m.tar"
+	local landed=no
+	[ ! -e "/$marker" ] || landed=yes
+	rm -f "/$marker"
+	assert_eq "$landed" no
+	assert_contains "$output" "X-Extract-Dir is longer than 4095 bytes"
+	run api POST /files/write -H "X-Extract-Dir: $TEST_TMP/owned" -H "X-Owner: $(printf 'u%.0s' $(seq 128))" \
+		--data-binary @"$TEST_TMP/m.tar"
+	assert_contains "$output" "X-Owner is longer than 127 bytes"
+	[ ! -e "$TEST_TMP/owned/$marker" ]
+	# the control: the same request, its header short, writes
+	run api POST /files/write -H "X-Extract-Dir: $TEST_TMP/owned" -H "X-Owner: nobody" --data-binary @"$TEST_TMP/m.tar"
+	assert_eq "$(stat -c %U "$TEST_TMP/owned/$marker")" nobody
+	assert_agent_serving
+}
+
+@test "agentctl: two ways of naming the agent, sessions' extra words, session-kill --signal and an empty id are refused before any request" {
+	# the controls: the commands, well formed, reach the agent
+	run ctl sessions
+	assert_eq "$status" 0
+	run ctl session-kill 0123456789abcdef
+	assert_eq "$status" 1
+	assert_contains "$output" "session not found"
+	run ctl kill 0123456789abcdef
+	assert_eq "$status" 1
+	assert_contains "$output" "command not found"
+	run ctl sessions extra
+	assert_eq "$status" 100
+	assert_contains "$output" "sessions takes no arguments"
+	run ctl session-kill --signal TERM 0123456789abcdef
+	assert_eq "$status" 100
+	assert_contains "$output" "session-kill takes no --signal"
+	local c
+	for c in kill session-kill; do
+		run ctl "$c" ''
+		assert_eq "$status" 100
+		assert_contains "$output" "is not an id"
+	done
+	run in_ns "$CTL" --vm vm-00000000 --vm-operand exec vm-00000001 -- true
+	assert_eq "$status" 100
+	assert_contains "$output" "--vm and --vm-operand each name the agent"
+	run ctl --vm-operand exec vm-00000001 -- true
+	assert_eq "$status" 100
+	assert_contains "$output" "--vm-operand and --agent each name the agent"
+	run in_ns "$CTL" --vm vm-00000000 --token-file "$TOKEN_FILE" health
+	assert_eq "$status" 100
+	assert_contains "$output" "--token-file goes with --agent"
 	assert_agent_serving
 }
 
@@ -741,4 +827,42 @@ PY
 	assert_contains "$output" "unknown field 'x'"
 	assert_eq "$(cat "$TOKEN_FILE")" "$t"
 	assert_agent_serving
+}
+
+@test "agentctl: a message cut at 699 bytes ends at a whole UTF-8 character: --json still replies one document" {
+	local k pre
+	k=$(printf '\xc3\xa9%.0s' $(seq 500))
+	for pre in "" x; do
+		run -1 ctl --json upload "$TEST_TMP/$pre$k"
+		assert_one_json "$output"
+		assert_eq "$(jq -r .error.code <<<"$output")" ERR_LOCAL_FILE
+		assert_contains "$(jq -r .error.message <<<"$output")" "cannot upload $TEST_TMP/$pre"
+		[ "$(jq -j .error.message <<<"$output" | wc -c)" -ge 698 ]
+	done
+}
+
+@test "download: a hidden name found taken, then getrandom failing: the cleanup touches no directory the download did not make" {
+	require_cmd strace
+	echo x >"$TEST_TMP/src"
+	mkdir "$TEST_TMP/dl"
+	local dl=("$CTL" --agent "127.0.0.1:$PORT" --token-file "$TOKEN_FILE" download --dest "$TEST_TMP/dl/a" "$TEST_TMP/src")
+	# how many getrandom calls come before the hidden directory's mkdirat
+	in_ns strace -f -qq -e trace=getrandom,mkdirat -o "$TEST_TMP/trace1" "${dl[@]}"
+	local n
+	n=$(sed -n '/mkdirat(.*\.vmsan-download-/q; /getrandom(/p' "$TEST_TMP/trace1" | wc -l)
+	[ "$n" -ge 1 ]
+	rm -rf "$TEST_TMP/dl/a"
+	# the first name "taken" (EEXIST: another's directory), the next
+	# getrandom failing: the download fails, and the other's name, which
+	# the cleanup removed, is not touched again
+	run in_ns strace -f -qq -o "$TEST_TMP/trace2" -e inject=mkdirat:error=EEXIST:when=1 \
+		-e inject=getrandom:error=EIO:when=$((n + 1)) "${dl[@]}"
+	assert_eq "$status" 1
+	assert_contains "$output" getrandom
+	local name
+	name=$(sed -n 's/.*mkdirat([^"]*"\(\.vmsan-download-[0-9a-f]*\)".*EEXIST.*(INJECTED).*/\1/p' "$TEST_TMP/trace2")
+	[ -n "$name" ] # the control: the name was tried, and found taken
+	assert_eq "$(grep -c -- "$name" "$TEST_TMP/trace2")" 1
+	[ ! -e "$TEST_TMP/dl/a" ]
+	assert_eq "$(find "$TEST_TMP/dl" -mindepth 1 | wc -l)" 0
 }

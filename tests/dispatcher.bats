@@ -181,3 +181,58 @@ SH
 	run "$VMSAN" list --version
 	assert_eq "$output" "vmsan $(sed -n 's/^VMSAN_VERSION=//p' "$VMSAN")"
 }
+
+@test "run reads create's words as create does: each flag of create's usage takes no value, wherever it stands" {
+	# the flags: the bracketed option words of create's usage that take no value
+	local flags
+	flags=$("$TOP/libexec/vmsan-create" --help | grep -o '\[--[a-z-]*\]' | tr -d '[]')
+	assert_contains "$flags" --no-netns
+	assert_contains "$flags" --strict-domains
+	# the control: create's own check of --vcpus is reached through run
+	run --separate-stderr "$TOP/libexec/vmsan-run" --vcpus 99 base -- true
+	assert_eq "$status" 100
+	assert_contains "$stderr" 'invalid --vcpus: "99"'
+	local f
+	for f in $flags; do
+		# before the image: the image is not taken as the flag's value
+		run --separate-stderr "$TOP/libexec/vmsan-run" "$f" base --vcpus 99 -- true
+		assert_eq "$status" 100
+		assert_contains "$stderr$output" 'invalid --vcpus: '
+	done
+	# the image word after a flag named: --strict-domains needs domains
+	run --separate-stderr "$TOP/libexec/vmsan-run" --rm --strict-domains base -- true
+	assert_eq "$status" 100
+	assert_contains "$stderr" "--strict-domains checks connections to allowed domains"
+	# one image or runtime
+	run --separate-stderr "$TOP/libexec/vmsan-run" base alpine -- true
+	assert_eq "$status" 100
+	assert_contains "$stderr" "one image or runtime: 'base' and 'alpine'"
+}
+
+@test "snapshot and template read their words alike: SUB first, --json and their own flags anywhere, others' flags refused" {
+	local c
+	for c in snapshot template; do
+		run --separate-stderr "$VMSAN" "$c" list extra
+		assert_eq "$status" 100
+		assert_contains "$stderr" "$c list takes no arguments"
+		run --separate-stderr "$VMSAN" "$c" --bogus list
+		assert_eq "$status" 100
+		assert_contains "$stderr" "unknown option --bogus"
+		run --separate-stderr "$VMSAN" "$c" frob
+		assert_eq "$status" 100
+		assert_contains "$stderr" "no such $c command 'frob'"
+		run -0 "$TOP/libexec/vmsan-$c" ls --json
+		assert_eq "$output" "[]"
+		run -0 "$TOP/libexec/vmsan-$c" --json -- list
+		assert_eq "$output" "[]"
+	done
+	# each its own flags
+	run --separate-stderr "$VMSAN" template list --resume
+	assert_contains "$stderr" "unknown option --resume"
+	run --separate-stderr "$VMSAN" snapshot delete --all
+	assert_contains "$stderr" "unknown option --all"
+	run --separate-stderr "$VMSAN" template --all list
+	assert_contains "$stderr" "template list takes no arguments"
+	run --separate-stderr "$VMSAN" snapshot create --no-resume
+	assert_contains "$stderr" "snapshot create takes one VM id"
+}

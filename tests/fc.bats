@@ -419,6 +419,37 @@ PY
 	[ "$(wc -l <"$TEST_TMP/jailer.log")" -eq 1 ]     # the one run above, before the chmod
 }
 
+@test "fc start (Firecracker): a jail whose root/ cannot be made is removed again, and nothing runs" {
+	require_cmd strace
+	vmm_prepare
+	fc_fake
+	local jail=$TEST_TMP/jail/firecracker/vm-1a2b3c4d
+	# which of vmsan-fc's own mkdirat calls makes the jail's root/ (a run
+	# that succeeds, traced, then stopped and cleaned up)
+	# (vmsan-fc alone, not -f: the daemonized Firecracker would hold strace)
+	strace -qq -e trace=mkdirat -o "$TEST_TMP/trace1" "$FC" start <<<"$(fcstart)" >/dev/null
+	fcid stop '"timeoutSec":5' >/dev/null
+	"$FC" cleanup <<<'{"id":"vm-1a2b3c4d"}' >/dev/null
+	local n
+	n=$(grep -n 'mkdirat(.*"root", 0755)' "$TEST_TMP/trace1" | cut -d: -f1)
+	[ -n "$n" ]
+	[ ! -e "$jail" ] # what cleanup leaves
+	# that mkdirat fails: start fails naming it, the id's jail is gone
+	run strace -qq -e trace=mkdirat -o "$TEST_TMP/trace2" -e inject=mkdirat:error=ENOSPC:when="$n" \
+		"$FC" start <<<"$(fcstart)"
+	assert_eq "$status" 111
+	assert_eq "$(jq -r .error.code <<<"$output")" ERR_JAIL
+	assert_contains "$output" "cannot create root in the jail base"
+	grep -q 'mkdirat(.*"root", 0755) *= -1 ENOSPC .*(INJECTED)' "$TEST_TMP/trace2" # the control
+	[ ! -e "$jail" ]
+	[ -d "$TEST_TMP/jail/firecracker" ] # every VM's: kept
+	[ -z "$(pgrep -f 'firecracker --id vm-1a2b3c4d' || true)" ]
+	# the next start makes the jail and runs
+	run fc start <<<"$(fcstart)"
+	assert_eq "$status" 0
+	[ -d "$jail/root" ]
+}
+
 @test "fc snapshot (Firecracker): PATCH /vm Paused, PUT /snapshot/create, Resumed; a restore is PUT /snapshot/load into a fresh Firecracker" {
 	vmm_prepare
 	fc_fake

@@ -101,3 +101,19 @@ reply_msg() { echo "$output" | jq -r .error.message; }
 	assert_one_json "$output"
 	assert_contains "$stderr" "vmsan-state: unknown op 'nope'"
 }
+
+@test "a message cut at its 767 bytes ends at a whole UTF-8 character: the reply is still one JSON document (vmsan-dns, vmsan-state)" {
+	local k pre
+	k=$(printf '\xc3\xa9%.0s' $(seq 400))
+	for pre in "" x; do
+		run -1 "$LIBEXEC/vmsan-dns" <<<"{\"id\":\"vm-0123abcd\",\"uid\":1,\"gid\":1,\"upstreams\":[\"192.0.2.1\"],\"domains\":[],\"$pre$k\":1}"
+		assert_one_json "$output"
+		assert_eq "$(reply_code)" ERR_DNS
+		assert_contains "$(reply_msg)" "unknown field '$pre"
+		[ "$(jq -j .error.message <<<"$output" | wc -c)" -ge 766 ]
+		run -100 "$LIBEXEC/vmsan-state" <<<"{\"op\":\"get\",\"id\":\"vm-1\",\"$pre$k\":1}"
+		assert_one_json "$output"
+		assert_eq "$(reply_code)" ERR_REQUEST_FIELD
+		[ "$(jq -j .error.message <<<"$output" | wc -c)" -ge 766 ]
+	done
+}

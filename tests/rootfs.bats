@@ -609,3 +609,59 @@ pull_semantics_image() {
 	assert_eq "$status" 0
 	[ -z "$(ls "$tdir")" ]
 }
+
+@test "empty layers anywhere: a 0-byte blob, a compressed empty stream and an empty tar, after and before others (RUN true), from a layout and a registry" {
+	require_cmd docker-registry
+	mkdir -p "$TEST_TMP/t1/etc" "$TEST_TMP/t2/etc"
+	echo one >"$TEST_TMP/t1/etc/one"
+	echo two >"$TEST_TMP/t2/etc/two"
+	tar_layer "$TEST_TMP/t1" "$TEST_TMP/a.tgz" gzip
+	tar_layer "$TEST_TMP/t2" "$TEST_TMP/b.tgz" gzip
+	: >"$TEST_TMP/zero"
+	gzip -n <"$TEST_TMP/zero" >"$TEST_TMP/zero.gz"
+	tar -cf "$TEST_TMP/empty.tar" -T /dev/null
+	gzip -n <"$TEST_TMP/empty.tar" >"$TEST_TMP/empty.tgz"
+	local l
+	for l in zero zero.gz empty.tgz; do
+		rm -rf "$TEST_TMP/oci"
+		oci_image "$TEST_TMP/oci" v1 '{"Cmd":["/bin/sh"]}' "$TEST_TMP/a.tgz" "$TEST_TMP/$l" "$TEST_TMP/b.tgz"
+		run rootfs pull "{\"ref\":\"oci:$TEST_TMP/oci:v1\"}"
+		echo "$l: $output"
+		assert_eq "$status" 0
+		img=$(jq -r .path <<<"$output")
+		# the layers before and after the empty one are both in
+		run -0 dfs "$img" 'cat /etc/one'
+		assert_eq "$output" one
+		run -0 dfs "$img" 'cat /etc/two'
+		assert_eq "$output" two
+	done
+	# through a registry (skopeo compresses an uncompressed layer on push)
+	registry_start
+	rm -rf "$TEST_TMP/oci"
+	oci_image "$TEST_TMP/oci" v1 '{"Cmd":["/bin/sh"]}' "$TEST_TMP/a.tgz" "$TEST_TMP/zero" "$TEST_TMP/zero.gz" \
+		"$TEST_TMP/b.tgz"
+	push "$TEST_TMP/oci" v1 test/empty:v1
+	run -0 rootfs pull "{\"ref\":\"$REG/test/empty:v1\",\"tlsVerify\":false}"
+	run -0 dfs "$(jq -r .path <<<"$output")" 'cat /etc/two'
+	assert_eq "$output" two
+	assert_cache_clean
+}
+
+@test "a skopeo error cut at the message's 767 bytes ends at a whole UTF-8 character: the reply is one JSON document" {
+	# skopeo names the --cert-dir it cannot read (here a file): a path of
+	# 2-byte characters, its message over 768 bytes; one of two offsets
+	# cuts it inside a character, which lost the whole reply
+	local k pre d
+	k=$(printf '\xc3\xa9%.0s' $(seq 100))
+	for pre in "" x; do
+		d=$TEST_TMP/$pre$k/$k/$k
+		mkdir -p "$d"
+		echo junk >"$d/$k"
+		run -1 rootfs pull "{\"ref\":\"127.0.0.1:1/x:y\",\"certDir\":\"$d/$k\"}"
+		assert_one_json "$output"
+		assert_eq "$(jq -r .error.code <<<"$output")" ERR_PULL
+		assert_contains "$(jq -r .error.message <<<"$output")" "$TEST_TMP/$pre$k"
+		# cut: 767 bytes, or 766 when the last character was dropped
+		[ "$(jq -j .error.message <<<"$output" | wc -c)" -ge 766 ]
+	done
+}

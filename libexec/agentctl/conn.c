@@ -214,25 +214,40 @@ int send_all(struct hc *h, const void *p, size_t n)
 	return n ? hc_sendv(h, &iov, 1) : 0;
 }
 
+/* fmt appended to head (*n of cap bytes used); false when it does not fit. */
+static bool head_add(char *head, size_t cap, size_t *n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static bool head_add(char *head, size_t cap, size_t *n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int w = vsnprintf(head + *n, cap - *n, fmt, ap);
+	va_end(ap);
+	if (w < 0 || (size_t)w >= cap - *n)
+		return false;
+	*n += (size_t)w;
+	return true;
+}
+
+/* The head is built whole, up to the agent's own limit on one. */
 int hc_send_head(struct hc *h, const struct target *t, const char *method, const char *path, const char *ctype,
 		 long long body_len, const char *extra)
 {
-	char head[2048];
-	int n = snprintf(
-		head, sizeof head,
-		"%s %s HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Bearer %s\r\nUser-Agent: vmsan-agentctl/" VMSAN_VERSION
-		"\r\nConnection: close\r\n",
-		method, path, t->host, t->port, t->token);
-	if (ctype)
-		n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: %s\r\n", ctype);
-	if (body_len >= 0)
-		n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %lld\r\n", body_len);
-	else
-		n += snprintf(head + n, sizeof head - (size_t)n, "Transfer-Encoding: chunked\r\n");
-	n += snprintf(head + n, sizeof head - (size_t)n, "%s\r\n", extra ? extra : "");
-	if (n >= (int)sizeof head)
+	char head[HTTP_HEAD_MAX];
+	size_t n = 0;
+	bool fits = head_add(head, sizeof head, &n,
+			     "%s %s HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Bearer %s\r\n"
+			     "User-Agent: vmsan-agentctl/" VMSAN_VERSION "\r\nConnection: close\r\n",
+			     method, path, t->host, t->port, t->token) &&
+		    (!ctype || head_add(head, sizeof head, &n, "Content-Type: %s\r\n", ctype)) &&
+		    (body_len < 0 ? head_add(head, sizeof head, &n, "Transfer-Encoding: chunked\r\n")
+				  : head_add(head, sizeof head, &n, "Content-Length: %lld\r\n", body_len)) &&
+		    head_add(head, sizeof head, &n, "%s\r\n", extra ? extra : "");
+	if (!fits) {
+		hc_error(h, "ERR_USAGE", "the request's head is over the agent's limit of %d bytes", HTTP_HEAD_MAX);
 		return -1;
-	return send_all(h, head, (size_t)n);
+	}
+	return send_all(h, head, n);
 }
 
 int send_chunk(struct hc *h, const void *p, size_t n)

@@ -69,11 +69,11 @@ int cmd_health(const struct target *t, int ac, char **av, struct verr *e)
 	return simple_request(t, "GET", "/health", NULL, "health", e);
 }
 
-/* Its arguments are ignored, as they always were. */
 int cmd_sessions(const struct target *t, int ac, char **av, struct verr *e)
 {
-	(void)ac;
 	(void)av;
+	if (ac != 1)
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL, "sessions takes no arguments");
 	return simple_request(t, "GET", "/shell/sessions", NULL, "sessions", e);
 }
 
@@ -85,30 +85,36 @@ int cmd_shutdown(const struct target *t, int ac, char **av, struct verr *e)
 	return simple_request(t, "POST", "/shutdown", "", "shutdown", e);
 }
 
-/* kill EXEC_ID [--signal SIG], session-kill SESSION_ID (which takes
- * --signal and ignores it). */
+/* kill EXEC_ID [--signal SIG], session-kill SESSION_ID: the agent ends a
+ * session its own way (SIGHUP, then SIGKILL, to its process group), so
+ * session-kill refuses --signal rather than drop it. */
 int cmd_kill(const struct target *t, int ac, char **av, struct verr *e)
 {
 	static const struct option lo[] = { { "signal", required_argument, 0, 's' }, { 0, 0, 0, 0 } };
 	const char *cmd = av[0], *sig = NULL, *id;
+	bool session = strcmp(cmd, "kill") != 0;
 	char path[128], body[96];
 	json_t *b;
 	char *s;
 	int c;
 
 	while ((c = getopt_long(ac, av, "+s:", lo, NULL)) != -1) {
-		if (c == 's')
+		if (c == 's' && !session)
 			sig = optarg;
+		else if (c == 's')
+			return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_USAGE", "drop --signal",
+					 "session-kill takes no --signal: a session is hung up (SIGHUP), then killed");
 		else
 			return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL, "unknown option %s", av[optind - 1]);
 	}
 	if (optind != ac - 1)
 		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_USAGE", NULL, "%s takes one id", cmd);
 	id = av[optind];
-	for (const char *p = id; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')) || strlen(id) > 64)
-			return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_ID", NULL, "'%s' is not an id", id);
-	if (strcmp(cmd, "kill")) {
+	if (!token_ok(id, 64, "0123456789abcdef"))
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_ID",
+				 "give the id exec --detach or sessions printed",
+				 "'%.64s' is not an id (1 to 64 hex digits)", id);
+	if (session) {
 		snprintf(path, sizeof path, "/shell/sessions/%s/kill", id);
 		return simple_request(t, "POST", path, "", "session-kill", e);
 	}

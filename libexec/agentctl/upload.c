@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,8 @@
 #include <unistd.h>
 
 #include "../proto/tar.h"
+
+#define UPLOAD_USER_MAX 127 /* the agent's X-Owner */
 
 /* The archive is written in pieces; they go out as chunks of up to cap. */
 struct staged {
@@ -51,7 +54,9 @@ static int upload_check(char **paths, int npaths, const char *dest, struct verr 
 	return 0;
 }
 
-/* The request's own headers: where, and whose, the files become. */
+/* The request's own headers: where, and whose, the files become.  Each
+ * value within what the agent takes: a path of PATH_MAX, a user of 127
+ * bytes. */
 static int upload_headers(char *extra, size_t n, const char *dest, const char *user, bool preserve, struct verr *e)
 {
 	size_t el = 0;
@@ -62,14 +67,19 @@ static int upload_headers(char *extra, size_t n, const char *dest, const char *u
 			if ((unsigned char)*p < 0x20 || *p == 0x7f)
 				return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_DEST", NULL,
 						 "--dest contains a control character");
+		if (strlen(dest) >= PATH_MAX)
+			return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_DEST", "give a shorter path",
+					 "--dest is %zu bytes long: a path in the guest is at most %d (PATH_MAX)",
+					 strlen(dest), PATH_MAX - 1);
 		el += (size_t)snprintf(extra + el, n - el, "X-Extract-Dir: %s\r\n", dest);
 	}
-	if (user && el < n)
+	if (user && strlen(user) > UPLOAD_USER_MAX)
+		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_USER", "give a user name or uid",
+				 "--user is %zu bytes long: at most %d", strlen(user), UPLOAD_USER_MAX);
+	if (user)
 		el += (size_t)snprintf(extra + el, n - el, "X-Owner: %s\r\n", user);
-	if (preserve && el < n)
+	if (preserve)
 		el += (size_t)snprintf(extra + el, n - el, "X-Preserve-Owner: true\r\n");
-	if (el >= n)
-		return verr_fail(e, VMSAN_EXIT_USAGE, "ERR_VALIDATION_DEST", NULL, "--dest and --user are too long");
 	return 0;
 }
 
@@ -181,7 +191,7 @@ static int run_upload(const struct target *t, char **paths, int npaths, const ch
 		      bool preserve, struct verr *e)
 {
 	struct tar_stats total = { 0 };
-	char extra[4400];
+	char extra[PATH_MAX + UPLOAD_USER_MAX + 128]; /* upload_headers' three at most */
 	struct hc *h;
 	int rc = -1;
 

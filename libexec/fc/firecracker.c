@@ -243,7 +243,8 @@ static int root_subdir(int dfd, const char *name, bool fresh, struct verr *e)
 
 /* The jail's root, chroot-base/<exe>/<id>/root, every directory made by
  * root now (an earlier run's jail of this id removed first: the id is the
- * caller's, claimed). */
+ * caller's, claimed).  On failure the id's directory, made here, is
+ * removed again; chroot-base and <exe> are every VM's and stay. */
 static int jail_make(const struct vmcfg *c, struct verr *e)
 {
 	struct stat st;
@@ -260,9 +261,10 @@ static int jail_make(const struct vmcfg *c, struct verr *e)
 			 "the jail base %s is not root's directory", c->conf->chroot_base);
 		goto out;
 	}
-	if ((x = root_subdir(base, exe_name(c->conf), false, e)) < 0 || (idfd = root_subdir(x, c->id, true, e)) < 0 ||
-	    (rfd = root_subdir(idfd, "root", false, e)) < 0)
+	if ((x = root_subdir(base, exe_name(c->conf), false, e)) < 0)
 		goto out;
+	if ((idfd = root_subdir(x, c->id, true, e)) < 0 || (rfd = root_subdir(idfd, "root", false, e)) < 0)
+		rm_tree_at(x, c->id); /* the id's jail: this call's, or an old one it could not replace */
 out:
 	if (base >= 0)
 		close(base);

@@ -47,6 +47,8 @@ static inline bool verr_isset(const struct verr *e)
 {
 	return e->code != NULL;
 }
+/* The message cut to at most max bytes, at a whole UTF-8 character. */
+void verr_cut(struct verr *e, size_t max);
 /* If e holds error `code`, clear it and return true: for callers to whom
  * that error is an expected answer (no state directory yet = no VMs). */
 bool verr_take(struct verr *e, const char *code);

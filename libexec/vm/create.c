@@ -22,7 +22,7 @@ const char create_usage[] =
 	"                    [--allowed-domain NAME|*.NAME,...] [--strict-domains]\n"
 	"                    [--publish-port PORT[:GUEST],...] [--bandwidth NMbit] [--timeout DURATION]\n"
 	"                    [--vmm qemu|firecracker] [--accel auto|kvm|tcg] [--kernel PATH]\n"
-	"                    [--pull] [--cold] [--project LABEL] [--json] [--verbose]\n"
+	"                    [--no-netns] [--pull] [--cold] [--project LABEL] [--json] [--verbose]\n"
 	"\n"
 	"Creates a microVM and returns once its agent answers: the image's disk shared\n"
 	"read-only, a writable disk of its own (sparse, --disk-size, default 10G), its own\n"
@@ -197,6 +197,30 @@ static int check_create(struct create_opts *o, struct verr *e)
 	return 0;
 }
 
+/* create's options that take no value, and what each sets: the one list
+ * of them, which run's reading of create's words asks too (create_flag).
+ * NULL: a is not one. */
+static bool *flag_field(struct create_opts *o, const char *a)
+{
+	const struct {
+		const char *name;
+		bool *set;
+	} flags[] = {
+		{ "--json", &json_mode }, { "--verbose", &verbose },	  { "--pull", &o->pull },
+		{ "--cold", &o->cold },	  { "--no-netns", &o->no_netns }, { "--strict-domains", &o->strict },
+	};
+	for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
+		if (!strcmp(flags[k].name, a))
+			return flags[k].set;
+	return NULL;
+}
+
+bool create_flag(const char *a)
+{
+	struct create_opts o = { 0 };
+	return flag_field(&o, a) != NULL;
+}
+
 static int parse_create(int argc, char **argv, int i, struct create_opts *o, struct verr *e)
 {
 	memset(o, 0, sizeof *o);
@@ -217,20 +241,8 @@ static int parse_create(int argc, char **argv, int i, struct create_opts *o, str
 			snprintf(name, sizeof name, "%.*s", (int)(eq - a), a);
 			a = name;
 			v = eq + 1;
-		} else if (!strcmp(a, "--json") || !strcmp(a, "--verbose") || !strcmp(a, "--pull") ||
-			   !strcmp(a, "--no-netns") || !strcmp(a, "--strict-domains") || !strcmp(a, "--cold")) {
-			if (!strcmp(a, "--json"))
-				json_mode = true;
-			else if (!strcmp(a, "--strict-domains"))
-				o->strict = true;
-			else if (!strcmp(a, "--verbose"))
-				verbose = true;
-			else if (!strcmp(a, "--no-netns"))
-				o->no_netns = true;
-			else if (!strcmp(a, "--cold"))
-				o->cold = true;
-			else
-				o->pull = true;
+		} else if (flag_field(o, a)) {
+			*flag_field(o, a) = true;
 			continue;
 		} else if (v) {
 			i++;

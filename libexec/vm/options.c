@@ -47,6 +47,35 @@ int args_next(struct args *a, const char **opt, const char **val)
 	return 1;
 }
 
+int sub_args(int argc, char **argv, const struct sub_flag *flags, const char **sub, json_t *operands)
+{
+	struct args it = ARGS_INIT(argc, argv, NULL);
+	const char *a, *v;
+	int rc;
+	*sub = NULL;
+	while ((rc = args_next(&it, &a, &v)) > 0) {
+		const struct sub_flag *f = flags;
+		while (a && f && f->name && strcmp(f->name, a))
+			f++;
+		if (!a && !*sub)
+			*sub = v;
+		else if (!a)
+			json_array_append_new(operands, json_string(v));
+		else if (!strcmp(a, "--json"))
+			json_mode = true;
+		else if (f && f->name)
+			*f->set = f->value;
+		else
+			return usage_error("unknown option %s", a);
+	}
+	return rc < 0 ? VMSAN_EXIT_USAGE : 0;
+}
+
+bool sub_is(const char *sub, const char *name, const char *alias)
+{
+	return sub && (!strcmp(sub, name) || (alias && !strcmp(sub, alias)));
+}
+
 /* "30s", "5m", "2h", "1d" or bare seconds; 1 s to 30 days. */
 int parse_duration(const char *s, long long *out)
 {

@@ -21,24 +21,34 @@ const char run_usage[] = "usage: vmsan run [--rm] [create options] [RUNTIME|IMAG
 
 /* create's arguments from run's argv[i..dash): --rm taken out (*rm), and
  * the word that names the image or runtime as --from-image or --runtime.
- * A word that is not the value of the option before it names the image:
- * options take a value unless written --opt=value or one of the flags. */
-static const char **create_args(int argc, char **argv, int i, int dash, bool *rm, int *cn)
+ * Read as create reads them: an option takes the next word as its value
+ * unless written --opt=value or one of create's flags (create_flag), and
+ * a word that is no option's value names the image.  0, or the exit
+ * status of the error reported (a second such word). */
+static int create_args(int argc, char **argv, int i, int dash, bool *rm, const char ***out, int *cn)
 {
 	const char **cargv = calloc((size_t)argc + 4, sizeof *cargv);
 	const char *what = NULL;
-	static const char *const flags[] = { "--rm", "--pull", "--json", "--verbose", "--cold" };
+	struct verr e = { 0 };
+	if (!cargv)
+		return verr_sys(&e, "ERR_NOMEM", NULL, "cannot start vmsan run"), report(&e);
 	*cn = 0;
 	for (int k = i; k < dash; k++) {
-		bool prev_takes_value = k > i && argv[k - 1][0] == '-' && !strchr(argv[k - 1], '=');
-		for (size_t f = 0; prev_takes_value && f < sizeof flags / sizeof *flags; f++)
-			prev_takes_value = strcmp(argv[k - 1], flags[f]) != 0;
-		if (!strcmp(argv[k], "--rm"))
+		const char *w = argv[k];
+		if (!strcmp(w, "--rm")) {
 			*rm = true;
-		else if (argv[k][0] != '-' && !prev_takes_value)
-			what = argv[k];
-		else
-			cargv[(*cn)++] = argv[k];
+		} else if (w[0] != '-') {
+			if (what) {
+				free(cargv);
+				return usage_error("vmsan run takes one image or runtime: '%s' and '%s' given", what,
+						   w);
+			}
+			what = w;
+		} else {
+			cargv[(*cn)++] = w;
+			if (!create_flag(w) && !strchr(w, '=') && k + 1 < dash)
+				cargv[(*cn)++] = argv[++k];
+		}
 	}
 	if (what) {
 		static const char *const rts[] = { "base", "node22", "node24", "python3.13" };
@@ -48,7 +58,8 @@ static const char **create_args(int argc, char **argv, int i, int dash, bool *rm
 		cargv[(*cn)++] = rt ? "--runtime" : "--from-image";
 		cargv[(*cn)++] = what;
 	}
-	return cargv;
+	*out = cargv;
+	return 0;
 }
 
 /* CMD (argv after dash) in VM id through vmsan-agentctl: its exit status. */
@@ -92,7 +103,10 @@ int cmd_run(int argc, char **argv)
 		}
 	if (dash < 0 || dash == argc - 1)
 		return usage_error("vmsan run needs a command after '--'");
-	const char **cargv = create_args(argc, argv, i, dash, &rm, &cn);
+	const char **cargv;
+	int bad = create_args(argc, argv, i, dash, &rm, &cargv, &cn);
+	if (bad)
+		return bad;
 	bool js = json_mode;
 	json_mode = false;
 	json_t *rec = NULL;

@@ -308,33 +308,21 @@ static int snapshot_delete(json_t *ids)
 
 int cmd_snapshot(int argc, char **argv)
 {
-	const char *sub = NULL, *a, *v;
 	bool resume = true;
+	const struct sub_flag flags[] = { { "--resume", &resume, true }, { "--no-resume", &resume, false }, { 0 } };
+	const char *sub;
 	json_t *args = json_array();
-	struct args it = ARGS_INIT(argc, argv, NULL);
-	int rc;
-	while ((rc = args_next(&it, &a, &v)) > 0) {
-		if (!a && !sub)
-			sub = v;
-		else if (!a)
-			json_array_append_new(args, json_string(v));
-		else if (!strcmp(a, "--json"))
-			json_mode = true;
-		else if (!strcmp(a, "--resume"))
-			resume = true;
-		else if (!strcmp(a, "--no-resume"))
-			resume = false;
-		else {
-			json_decref(args);
-			return usage_error("unknown option %s", a);
-		}
+	int rc = sub_args(argc, argv, flags, &sub, args);
+	if (rc) {
+		json_decref(args);
+		return rc;
 	}
-	if (sub && !strcmp(sub, "create"))
+	if (sub_is(sub, "create", NULL))
 		rc = json_array_size(args) == 1 ? snapshot_create(json_string_value(json_array_get(args, 0)), resume)
 						: usage_error("snapshot create takes one VM id");
-	else if (sub && (!strcmp(sub, "list") || !strcmp(sub, "ls")))
+	else if (sub_is(sub, "list", "ls"))
 		rc = json_array_size(args) ? usage_error("snapshot list takes no arguments") : snapshot_list();
-	else if (sub && (!strcmp(sub, "delete") || !strcmp(sub, "rm")))
+	else if (sub_is(sub, "delete", "rm"))
 		rc = json_array_size(args) ? snapshot_delete(args) : usage_error("give the snapshots to delete");
 	else
 		rc = usage_error(sub ? "no such snapshot command '%s' (create, list, delete)"

@@ -596,32 +596,18 @@ static int template_delete(json_t *keys, bool all)
 
 int cmd_template(int argc, char **argv)
 {
-	const char *sub = NULL, *a, *v;
 	bool all = false;
+	const struct sub_flag flags[] = { { "--all", &all, true }, { 0 } };
+	const char *sub;
 	json_t *args = json_array();
-	struct args it = ARGS_INIT(argc, argv, NULL);
-	int rc;
-	while ((rc = args_next(&it, &a, &v)) > 0) {
-		if (!a && !sub)
-			sub = v;
-		else if (!a)
-			json_array_append_new(args, json_string(v));
-		else if (!strcmp(a, "--json"))
-			json_mode = true;
-		else if (!strcmp(a, "--all"))
-			all = true;
-		else {
-			json_decref(args);
-			return usage_error("unknown option %s", a);
-		}
+	int rc = sub_args(argc, argv, flags, &sub, args);
+	if (rc) {
+		json_decref(args);
+		return rc;
 	}
-	bool list = sub && (!strcmp(sub, "list") || !strcmp(sub, "ls"));
-	bool del = sub && (!strcmp(sub, "delete") || !strcmp(sub, "rm"));
-	if (rc < 0)
-		rc = VMSAN_EXIT_USAGE;
-	else if (list)
+	if (sub_is(sub, "list", "ls"))
 		rc = json_array_size(args) || all ? usage_error("template list takes no arguments") : template_list();
-	else if (del)
+	else if (sub_is(sub, "delete", "rm"))
 		rc = !json_array_size(args) == !all ? usage_error("give the templates to delete, or --all")
 						    : template_delete(args, all);
 	else

@@ -97,6 +97,18 @@ struct args {
  * operand (*opt NULL, the word in *val); 0: no more; -1: an option's value
  * missing, the usage error reported. */
 int args_next(struct args *a, const char **opt, const char **val);
+/* The words of a command with subcommands (snapshot, template): the
+ * first operand is the subcommand (*sub, NULL if none), the others go
+ * into operands (strings); --json, and the command's flags (flags: each
+ * sets *set to value; a NULL name ends them), anywhere.  0, or the exit
+ * status of the usage error reported. */
+struct sub_flag {
+	const char *name;
+	bool *set, value;
+};
+int sub_args(int argc, char **argv, const struct sub_flag *flags, const char **sub, json_t *operands);
+/* Whether sub is name or its alias (NULL: none). */
+bool sub_is(const char *sub, const char *name, const char *alias);
 int parse_duration(const char *s, long long *out);
 void csv_append(json_t *arr, const char *s);
 int normalize_domains(json_t *list, struct verr *e);
@@ -218,6 +230,8 @@ void gc_templates(struct state *st, bool dry, json_t *found);
 extern const char create_usage[], start_usage[], stop_usage[], rm_usage[], run_usage[], gc_usage[], network_usage[],
 	snapshot_usage[], pause_usage[], template_usage[];
 int do_create(int argc, char **argv, int i, json_t **rec_out, char *id_out);
+/* Whether a is one of create's options that take no value (--cold, ...). */
+bool create_flag(const char *a);
 int do_rm(const char *id, bool force, json_t *removed);
 int cmd_create(int argc, char **argv);
 int cmd_start(int argc, char **argv);

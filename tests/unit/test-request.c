@@ -66,8 +66,50 @@ static const struct rcase cases[] = {
 	{ "{\"op\":\"x\"}\0{}", 13, "ERR_REQUEST_JSON", NULL },
 };
 
+/* An error's message as the reply carries it: valid UTF-8 whatever it was
+ * given (jansson refuses anything else, and the reply is lost), a
+ * character the 768-byte buffer cuts dropped whole. */
+struct mcase {
+	size_t pad;	  /* 'a's before text */
+	const char *text; /* then this */
+	const char *want; /* the message's end, after the 'a's */
+};
+
+static const struct mcase mcases[] = {
+	{ 765, "\xc3\xa9", "\xc3\xa9" },		 /* e-acute ends at byte 767: kept */
+	{ 766, "\xc3\xa9", "" },			 /* cut after its first byte: dropped */
+	{ 765, "\xe2\x82\xac", "" },			 /* euro sign cut after two */
+	{ 764, "\xf0\x9f\x98\x80", "" },		 /* emoji cut after three */
+	{ 763, "\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80" }, /* whole */
+	{ 0, "x\xffy", "x?y" },				 /* not UTF-8: replaced, the rest kept */
+	{ 0, "\xc3(", "?(" },				 /* a lead byte without its continuation */
+	{ 0, "\xed\xa0\x80", "???" },			 /* a surrogate */
+	{ 0, "\xc0\xaf", "??" },			 /* an overlong '/' */
+	{ 0, "\xf4\x90\x80\x80", "????" },		 /* past U+10FFFF */
+	{ 0, "ok \xe2\x9c\x93", "ok \xe2\x9c\x93" },	 /* valid: untouched */
+};
+
+static void message_cases(void)
+{
+	for (size_t i = 0; i < sizeof(mcases) / sizeof(*mcases); i++) {
+		const struct mcase *c = &mcases[i];
+		char in[1024], want[1024], what[96];
+		struct verr e = { 0 };
+		memset(in, 'a', c->pad);
+		snprintf(in + c->pad, sizeof in - c->pad, "%s", c->text);
+		memset(want, 'a', c->pad);
+		snprintf(want + c->pad, sizeof want - c->pad, "%s", c->want);
+		verr_set(&e, VMSAN_EXIT_FAIL, "ERR_X", NULL, "%s", in);
+		json_t *j = json_string(e.message);
+		snprintf(what, sizeof what, "message case %zu: %zu 'a's then %zu bytes", i, c->pad, strlen(c->text));
+		ok(j && !strcmp(e.message, want), what, e.message + c->pad);
+		json_decref(j);
+	}
+}
+
 int main(void)
 {
+	message_cases();
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		const struct rcase *c = &cases[i];
 		struct verr e = { 0 };
