@@ -261,7 +261,8 @@ tests/fuzz/fuzz-dns: tests/fuzz/fuzz-dns.c libexec/lib/dnsmsg.c libexec/lib/vali
 # The root helpers' request readers: vmsan-fc's (compiled in, main renamed)
 # and the ruleset checker and policy compiler vmsan-net runs.
 FUZZ_REQ_SRC = libexec/vmsan-fc.c $(FC_SRC) $(addprefix libexec/lib/,reply.c request.c helper.c validate.c \
-	state.c nft.c nftrule.c nftnl.c netplan.c policy.c sparse.c rootconf.c caller.c claim.c vmhome.c kvmboot.c)
+	state.c nft.c nftrule.c nftnl.c netplan.c policy.c sparse.c rootconf.c caller.c claim.c vmhome.c kvmboot.c \
+	rootproc.c)
 tests/fuzz/fuzz-request: tests/fuzz/fuzz-request.c $(FUZZ_REQ_SRC) libexec/fc/fc.h libexec/lib/vmsan.h
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined $(DEPS_CFLAGS) -Ilibexec -o $@ $< \
 		$(filter-out libexec/vmsan-fc.c,$(FUZZ_REQ_SRC)) $(JANSSON_LIBS) $(NFT_LIBS)
