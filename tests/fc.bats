@@ -426,16 +426,17 @@ PY
 	local jail=$TEST_TMP/jail/firecracker/vm-1a2b3c4d
 	# which of vmsan-fc's own mkdirat calls makes the jail's root/ (a run
 	# that succeeds, traced, then stopped and cleaned up)
-	# (vmsan-fc alone, not -f: the daemonized Firecracker would hold strace)
-	strace -qq -e trace=mkdirat -o "$TEST_TMP/trace1" "$FC" start <<<"$(fcstart)" >/dev/null
+	# (vmsan-fc's own processes, its worker too: strace leaves each
+	# process that execs, else the daemonized Firecracker would hold it)
+	strace -f --detach-on=execve -qq -e trace=mkdirat -o "$TEST_TMP/trace1" "$FC" start <<<"$(fcstart)" >/dev/null
 	fcid stop '"timeoutSec":5' >/dev/null
 	"$FC" cleanup <<<'{"id":"vm-1a2b3c4d"}' >/dev/null
 	local n
-	n=$(grep -n 'mkdirat(.*"root", 0755)' "$TEST_TMP/trace1" | cut -d: -f1)
+	n=$(grep 'mkdirat(' "$TEST_TMP/trace1" | grep -n 'mkdirat(.*"root", 0755)' | cut -d: -f1)
 	[ -n "$n" ]
 	[ ! -e "$jail" ] # what cleanup leaves
 	# that mkdirat fails: start fails naming it, the id's jail is gone
-	run strace -qq -e trace=mkdirat -o "$TEST_TMP/trace2" -e inject=mkdirat:error=ENOSPC:when="$n" \
+	run strace -f --detach-on=execve -qq -e trace=mkdirat -o "$TEST_TMP/trace2" -e inject=mkdirat:error=ENOSPC:when="$n" \
 		"$FC" start <<<"$(fcstart)"
 	assert_eq "$status" 111
 	assert_eq "$(jq -r .error.code <<<"$output")" ERR_JAIL
