@@ -123,7 +123,7 @@ worker_of() {
 # HELPER doing OP, on entry to its Nth SC; MADE (a regex) matched one of
 # its calls before (what the step follows was made).
 killed_in() {
-	local helper=$1 op=$2 sc=$3 n=$4 made=$5 both=${6:-} hp killed got
+	local helper=$1 op=$2 sc=$3 n=$4 made=$5 both=${6:-} hp killed
 	[ "$RC" -ne 0 ] || { echo "create succeeded" >&2; return 1; }
 	hp=$(grep -E "^[0-9]+ +execve\(\"[^\"]*/$helper\", \[\"[^\"]*\", \"$op\"" "$LOG" | awk '{ print $1 }' | head -1)
 	[ -n "$hp" ] || { echo "no $helper $op in the log" >&2; return 1; }
@@ -145,13 +145,19 @@ killed_in() {
 	else
 		assert_eq "$killed" "$hp "
 	fi
-	# the kill came on entry to the Nth call: N-1 returned, the Nth did not
-	got=$(grep -cE "^$hp +$sc\(" "$LOG")
-	assert_eq "$got" "$n"
+	killed_at "$hp" "$sc" "$n" "$made" "$helper"
+}
+
+# killed_at PID SC N MADE NAME: PID was killed on entry to its Nth SC (N-1
+# returned, the Nth did not), after a call matching MADE (what the step
+# follows was made).
+killed_at() {
+	local hp=$1 sc=$2 n=$3 made=$4 name=$5
+	assert_eq "$(grep -cE "^$hp +$sc\(" "$LOG")" "$n"
 	grep -E "^$hp +$sc\(" "$LOG" | tail -1 | grep -q ' <unfinished ...>\|= ?$' ||
 		{ echo "the ${n}th $sc returned:" >&2; grep -E "^$hp +$sc\(" "$LOG" | tail -1 >&2; return 1; }
 	grep -qE "^$hp +$made" "$LOG" || {
-		echo "$helper made nothing matching $made before the kill; its calls:" >&2
+		echo "$name made nothing matching $made before the kill; its calls:" >&2
 		grep -E "^$hp " "$LOG" | cut -c1-160 | tail -25 >&2
 		return 1
 	}
@@ -343,14 +349,7 @@ td_case() {
 	hp=$(worker_of "$hp")
 	killed=$(grep -E '^[0-9]+ +\+\+\+ killed by SIGKILL' "$LOG" | awk '{ print $1 }' | tr '\n' ' ')
 	assert_eq "$killed" "$hp "
-	assert_eq "$(grep -cE "^$hp +$sc\(" "$LOG")" "$n"
-	grep -E "^$hp +$sc\(" "$LOG" | tail -1 | grep -q ' <unfinished ...>\|= ?$' ||
-		{ echo "the ${n}th $sc returned:" >&2; grep -E "^$hp +$sc\(" "$LOG" | tail -1 >&2; return 1; }
-	grep -qE "^$hp +$made" "$LOG" || {
-		echo "vmsan-$helper made nothing matching $made before the kill; its calls:" >&2
-		grep -E "^$hp " "$LOG" | cut -c1-160 | tail -25 >&2
-		return 1
-	}
+	killed_at "$hp" "$sc" "$n" "$made" "vmsan-$helper"
 	# while root holds a record of the id, the id stays its owner's
 	if [ -e "/run/vmsan/net/$ID.json" ] || [ -e "/run/vmsan/vmm/$ID/record.json" ]; then
 		[ -e "/run/vmsan/ids/$ID" ] || { echo "a record of $ID is left, its claim is not" >&2; return 1; }
