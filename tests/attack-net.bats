@@ -392,3 +392,35 @@ clean() {
 	rm -f "/run/vmsan/ids/$short"
 	clean "$short"
 }
+
+@test "vmsan-fc cleanup keeps an id claimed while its network stands: setup, cleanup, setup again cannot pass the per-user limit" {
+	local uid max=64 i out fc=$UPREFIX/libexec/vmsan/vmsan-fc
+	uid=$(id -u "$UA")
+	[ ! -e /etc/vmsan/root.conf ] || max=$(sed -n 's/^max-vms-per-user *= *//p' /etc/vmsan/root.conf)
+	mkdir -p /run/vmsan/ids
+	# the user holds max - 2 ids already (as claims vmsan-fc would have made)
+	for i in $(seq 3 "$max"); do printf '%s\n' "$uid" >"/run/vmsan/ids/vm-7e5fe$(printf %03d "$i")"; done
+	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0001 '{"policy":"deny-all"}')"
+	assert_eq "$status" 0
+	# vmsan-fc cleanup of that id, through sudo, its network still there:
+	# it answers (control), and the id stays theirs
+	out=$(nsenter --net="/run/netns/$H" setpriv --reuid="$UA" --regid="$UA" --init-groups \
+		env -i PATH=/usr/bin:/bin HOME="/home/$UA" sudo -n "$fc" cleanup <<<'{"id":"vm-7e5f0001"}')
+	assert_eq "$(jq .ok <<<"$out")" true
+	[ -e /run/vmsan/ids/vm-7e5f0001 ]
+	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0002 '{"policy":"deny-all"}')"
+	assert_eq "$status" 0
+	# the limit holds: a third network is refused (before, the cleanup had
+	# given the first id up, and networks went on past the limit)
+	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0003 '{"policy":"deny-all"}')"
+	assert_eq "$status" 1
+	assert_eq "$(code "$output")" ERR_VM_LIMIT
+	clean vm-7e5f0003
+	# torn down, then cleaned up: the id goes
+	run --separate-stderr net "$UA" teardown '{"id":"vm-7e5f0001"}'
+	assert_eq "$status" 0
+	out=$(nsenter --net="/run/netns/$H" setpriv --reuid="$UA" --regid="$UA" --init-groups \
+		env -i PATH=/usr/bin:/bin HOME="/home/$UA" sudo -n "$fc" cleanup <<<'{"id":"vm-7e5f0001"}')
+	assert_eq "$(jq .ok <<<"$out")" true
+	[ ! -e /run/vmsan/ids/vm-7e5f0001 ]
+}
