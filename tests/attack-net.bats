@@ -348,7 +348,7 @@ clean() {
 	assert_eq "$(root_net sweep '{"dryRun":true}' | jq -c .found)" "[]"
 }
 
-@test "a member's umask does not reach what root makes: a directory every user shares is made 0711/0755, not 000" {
+@test "a member's umask does not reach what root makes (umask 022 from the start): its record is made 0644, not 000" {
 	require_cmd strace
 	local log=$BATS_TEST_TMPDIR/strace.log
 	# umask 0777 through sudo (which keeps the stricter one): the helper's
