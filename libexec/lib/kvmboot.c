@@ -128,20 +128,20 @@ static int cache_write(int dirfd, const char *name, const char *key, const struc
  * no answer, and nothing is kept. */
 static int undo_caller_limits(char *why, size_t n)
 {
-	static const int inf[] = { RLIMIT_AS, RLIMIT_DATA, RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_NPROC, RLIMIT_MEMLOCK };
-	static const char *const name[] = { "address space", "data", "CPU time", "file size" };
+	static const int more[] = { RLIMIT_NPROC, RLIMIT_MEMLOCK }; /* as far as it may */
 	struct rlimit r = { RLIM_INFINITY, RLIM_INFINITY };
 	struct sched_param sp = { 0 };
+	int res = 0;
+	const char *lowered = rootproc_unlimit(&res);
 
-	for (size_t i = 0; i < sizeof inf / sizeof inf[0]; i++)
-		setrlimit(inf[i], &r);
-	for (size_t i = 0; i < 4; i++) {
-		if (getrlimit(inf[i], &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
-			snprintf(why, n, "the check ran with its %s limited to %llu by its caller: no answer", name[i],
-				 (unsigned long long)r.rlim_cur);
-			return -1;
-		}
+	if (lowered) {
+		getrlimit(res, &r);
+		snprintf(why, n, "the check ran with its %s limited to %llu by its caller: no answer", lowered,
+			 (unsigned long long)r.rlim_cur);
+		return -1;
 	}
+	for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
+		setrlimit(more[i], &r);
 	r.rlim_cur = r.rlim_max = 1024;
 	setrlimit(RLIMIT_NOFILE, &r);
 	r.rlim_cur = r.rlim_max = 8 << 20;

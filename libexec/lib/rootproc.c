@@ -120,6 +120,17 @@ static void all_cpus(void)
 	CPU_FREE(set);
 }
 
+const char *rootproc_unlimit(int *res)
+{
+	for (size_t i = 0; i < sizeof unlimited / sizeof *unlimited; i++)
+		if (raise_to(unlimited[i].res, RLIM_INFINITY)) {
+			if (res)
+				*res = unlimited[i].res;
+			return unlimited[i].name;
+		}
+	return NULL;
+}
+
 int rootproc_reset(struct verr *e)
 {
 	struct sched_param sp = { 0 };
@@ -128,11 +139,12 @@ int rootproc_reset(struct verr *e)
 	umask(022);
 	if (chdir("/") != 0)
 		return verr_fail(e, VMSAN_EXIT_SYS, "ERR_SYSTEM", NULL, "cannot change to /: %s", strerror(errno));
-	for (size_t i = 0; i < sizeof unlimited / sizeof *unlimited; i++)
-		if (raise_to(unlimited[i].res, RLIM_INFINITY))
-			return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_LIMITS",
-					 "run vmsan without lowered limits (ulimit -a shows them)",
-					 "its caller limited its %s: a root helper does not run so", unlimited[i].name);
+	const char *lowered = rootproc_unlimit(NULL);
+
+	if (lowered)
+		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_LIMITS",
+				 "run vmsan without lowered limits (ulimit -a shows them)",
+				 "its caller limited its %s: a root helper does not run so", lowered);
 	if (raise_to(RLIMIT_NOFILE, 1024) || raise_to(RLIMIT_STACK, 8 << 20))
 		return verr_fail(e, VMSAN_EXIT_FAIL, "ERR_LIMITS", "run vmsan without lowered limits (ulimit -n, -s)",
 				 "its caller limited its open files below 1024 or its stack below 8 MiB: a root "

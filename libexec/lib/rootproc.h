@@ -17,6 +17,10 @@ void rootproc_child_signals(void);
 /* The same for posix_spawn: the signals to set to their default
  * (POSIX_SPAWN_SETSIGDEF), beside an empty mask. */
 void rootproc_child_sigdefault(sigset_t *set);
+/* The file size, CPU time, address space and data limits raised to
+ * unlimited as far as this process may: NULL, or the name of the first
+ * that stays lowered ("file size (ulimit -f)"), its resource in *res. */
+const char *rootproc_unlimit(int *res);
 /* umask 022, cwd /, the resource limits that could end or starve it (and
  * the VMM it starts) unlimited, at least 1024 descriptors and an 8 MiB
  * stack, no core dump, niceness 0, SCHED_OTHER, every CPU, best-effort
