@@ -80,6 +80,22 @@ setup_req() {
 	"$LIBEXEC/vmsan-nftables" compile <<<"$2" |
 		jq -c --arg id "$1" --argjson x "${3:-{\}}" '{id:$id, ruleset:.ruleset, publishedPorts:[.publishedPorts[][0]]} + $x'
 }
+# hold_all_but N: user A holds every id of root.conf's max-vms-per-user
+# but N already (as claims vmsan-fc would have made)
+hold_all_but() {
+	local uid max=64 i
+	uid=$(id -u "$UA")
+	[ ! -e /etc/vmsan/root.conf ] || max=$(sed -n 's/^max-vms-per-user *= *//p' /etc/vmsan/root.conf)
+	mkdir -p /run/vmsan/ids
+	for i in $(seq $(($1 + 1)) "$max"); do printf '%s\n' "$uid" >"/run/vmsan/ids/vm-7e5fe$(printf %03d "$i")"; done
+}
+# refused_at_limit ID: user A's setup of ID refused (ERR_VM_LIMIT), nothing of it left
+refused_at_limit() {
+	run --separate-stderr net "$UA" setup "$(setup_req "$1" '{"policy":"deny-all"}')"
+	assert_eq "$status" 1
+	assert_eq "$(code "$output")" ERR_VM_LIMIT
+	clean "$1"
+}
 # clean ID: verify (as root) finds nothing of it, and it has no claim
 clean() {
 	local out
@@ -175,18 +191,10 @@ clean() {
 }
 
 @test "the per-user limit of VM networks (root.conf's max-vms-per-user, 64 by default) holds at setup" {
-	local uid max=64 i
-	uid=$(id -u "$UA")
-	[ ! -e /etc/vmsan/root.conf ] || max=$(sed -n 's/^max-vms-per-user *= *//p' /etc/vmsan/root.conf)
-	mkdir -p /run/vmsan/ids
-	# the user holds max - 1 ids already (as claims vmsan-fc would have made)
-	for i in $(seq 2 "$max"); do printf '%s\n' "$uid" >"/run/vmsan/ids/vm-7e5fe$(printf %03d "$i")"; done
+	hold_all_but 1
 	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0001 '{"policy":"deny-all"}')"
 	assert_eq "$status" 0
-	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0002 '{"policy":"deny-all"}')"
-	assert_eq "$status" 1
-	assert_eq "$(code "$output")" ERR_VM_LIMIT
-	clean vm-7e5f0002
+	refused_at_limit vm-7e5f0002
 	# another user is not limited by A's VMs
 	run --separate-stderr net "$UB" setup "$(setup_req vm-7e5f0003 '{"policy":"deny-all"}')"
 	assert_eq "$status" 0
@@ -394,12 +402,8 @@ clean() {
 }
 
 @test "vmsan-fc cleanup keeps an id claimed while its network stands: setup, cleanup, setup again cannot pass the per-user limit" {
-	local uid max=64 i out fc=$UPREFIX/libexec/vmsan/vmsan-fc
-	uid=$(id -u "$UA")
-	[ ! -e /etc/vmsan/root.conf ] || max=$(sed -n 's/^max-vms-per-user *= *//p' /etc/vmsan/root.conf)
-	mkdir -p /run/vmsan/ids
-	# the user holds max - 2 ids already (as claims vmsan-fc would have made)
-	for i in $(seq 3 "$max"); do printf '%s\n' "$uid" >"/run/vmsan/ids/vm-7e5fe$(printf %03d "$i")"; done
+	local out fc=$UPREFIX/libexec/vmsan/vmsan-fc
+	hold_all_but 2
 	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0001 '{"policy":"deny-all"}')"
 	assert_eq "$status" 0
 	# vmsan-fc cleanup of that id, through sudo, its network still there:
@@ -412,10 +416,7 @@ clean() {
 	assert_eq "$status" 0
 	# the limit holds: a third network is refused (before, the cleanup had
 	# given the first id up, and networks went on past the limit)
-	run --separate-stderr net "$UA" setup "$(setup_req vm-7e5f0003 '{"policy":"deny-all"}')"
-	assert_eq "$status" 1
-	assert_eq "$(code "$output")" ERR_VM_LIMIT
-	clean vm-7e5f0003
+	refused_at_limit vm-7e5f0003
 	# torn down, then cleaned up: the id goes
 	run --separate-stderr net "$UA" teardown '{"id":"vm-7e5f0001"}'
 	assert_eq "$status" 0
